@@ -1,0 +1,56 @@
+"""The ``headwater`` command: a thin layer over the library.
+
+Each subcommand lives in its own module under :mod:`headwater.cli` and exposes ``register(subparsers)``;
+this module only assembles them and turns :class:`~headwater.errors.HeadwaterError` into a message and
+exit status 2 (exit 1 is reserved for "the job ran and something failed").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from headwater import __version__
+from headwater.errors import HeadwaterError
+
+__all__ = ["main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every subcommand registered."""
+    from headwater.cli import upstream
+
+    parser = argparse.ArgumentParser(
+        prog="headwater",
+        description=(
+            "A Python package index: mirror PyPI into a static tree, serve hosted and proxied "
+            "indexes, and refuse dependency confusion."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"headwater {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    upstream.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        status: int = args.run(args)
+    except HeadwaterError as exc:
+        print(f"headwater: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("headwater: interrupted", file=sys.stderr)
+        return 130
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

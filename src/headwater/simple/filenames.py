@@ -1,0 +1,118 @@
+"""Distribution filenames: safety checks and wheel / sdist parsing.
+
+Specs: binary-distribution-format (PEP 427) "File name convention", source-distribution-format
+(PEP 625) "Source distribution file name". The parsing itself is :mod:`packaging.utils`, which pip
+vendors; this module adds the checks a mirror needs before a filename becomes a path on disk, and
+one error type that names the input.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import msgspec
+from packaging.tags import Tag
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+from headwater.errors import InvalidInput
+from headwater.simple.names import NormalizedName
+
+__all__ = [
+    "LEGACY_SUFFIXES",
+    "MAX_FILENAME_LENGTH",
+    "DistributionFilename",
+    "InvalidFilename",
+    "check_safe_filename",
+    "parse_filename",
+]
+
+# PyPI still lists files in formats no installer builds any more; a mirror must store them without
+# understanding them (standards.md N5).
+LEGACY_SUFFIXES = (".egg", ".exe", ".msi", ".rpm", ".tar.bz2", ".tbz", ".tgz", ".tar.xz", ".zip", ".dmg")
+# A filename is one path component on every file system we write to: 255 bytes is the common cap.
+MAX_FILENAME_LENGTH = 255
+# Control characters (C0, DEL, C1) are refused everywhere (warehouse does the same for uploads).
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\]")
+
+
+class InvalidFilename(InvalidInput):
+    """A distribution filename is unsafe or cannot be parsed."""
+
+
+class DistributionFilename(msgspec.Struct, frozen=True, kw_only=True):
+    """What a wheel or sdist filename says about the file."""
+
+    filename: str
+    kind: Literal["wheel", "sdist"]
+    name: NormalizedName
+    version: Version
+    build: tuple[int, str] | tuple[()] = ()
+    tags: frozenset[Tag] = frozenset()
+
+
+def check_safe_filename(filename: str) -> str:
+    """Return ``filename`` if it can safely be one path component; raise otherwise.
+
+    Refuses empty names, ``.`` and ``..``, separators (``/``, ``\\``), NUL and other control
+    characters, leading dots (hidden files, ``..foo``), and names over 255 UTF-8 bytes.
+
+    Raises:
+        InvalidFilename: with the reason and the offending name (shown with repr, so control
+            characters are visible).
+    """
+    if not filename:
+        raise InvalidFilename("empty distribution filename")
+    if _UNSAFE.search(filename):
+        raise InvalidFilename(
+            f"unsafe distribution filename {filename[:120]!r}: path separators and control "
+            "characters are not allowed in a filename"
+        )
+    if filename.startswith("."):
+        raise InvalidFilename(
+            f"unsafe distribution filename {filename[:120]!r}: a filename may not start with '.'"
+        )
+    if len(filename.encode("utf-8", "surrogatepass")) > MAX_FILENAME_LENGTH:
+        raise InvalidFilename(
+            f"distribution filename too long ({len(filename)} characters, at most "
+            f"{MAX_FILENAME_LENGTH} bytes): {filename[:60]!r}..."
+        )
+    return filename
+
+
+def parse_filename(filename: str) -> DistributionFilename:
+    """Parse a wheel (``.whl``) or sdist (``.tar.gz``, legacy ``.zip``) filename.
+
+    Accepts the older forms the wheel spec says consumers MUST accept (uppercase, ``.`` in the
+    name); use :func:`headwater.simple.names.wheel_escape` to check that a filename is in the
+    normalized form PyPI now requires for uploads.
+
+    Raises:
+        InvalidFilename: the name is unsafe, or is not a wheel or sdist filename, or its version is
+            not PEP 440.
+    """
+    check_safe_filename(filename)
+    try:
+        if filename.endswith(".whl"):
+            name, version, build, tags = parse_wheel_filename(filename)
+            return DistributionFilename(
+                filename=filename, kind="wheel", name=NormalizedName(name), version=version,
+                build=build, tags=tags,
+            )
+        if filename.endswith((".tar.gz", ".zip")):
+            name, version = parse_sdist_filename(filename)
+            return DistributionFilename(
+                filename=filename, kind="sdist", name=NormalizedName(name), version=version
+            )
+    except (InvalidWheelFilename, InvalidSdistFilename) as exc:
+        raise InvalidFilename(f"cannot parse distribution filename {filename!r}: {exc}") from exc
+    raise InvalidFilename(
+        f"{filename!r} is neither a wheel (.whl) nor an sdist (.tar.gz, .zip); legacy formats "
+        f"({', '.join(LEGACY_SUFFIXES)}) are stored but not parsed"
+    )
