@@ -1,0 +1,33 @@
+"""The ``headwater`` console script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from headwater import __version__
+from headwater.cli.main import main
+
+SCRIPT = Path(sys.executable).with_name("headwater")
+
+
+def test_version_from_the_installed_script() -> None:
+    result = subprocess.run([str(SCRIPT), "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == f"headwater {__version__}"
+
+
+def test_help_lists_commands() -> None:
+    result = subprocess.run([str(SCRIPT), "--help"], capture_output=True, text=True, check=True)
+    assert "usage: headwater" in result.stdout
+    assert "test-upstream" in result.stdout
+
+
+def test_no_command_prints_help_and_fails(capsys: object) -> None:
+    assert main([]) == 2
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    result = subprocess.run([str(SCRIPT), "frobnicate"], capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert "invalid choice: 'frobnicate'" in result.stderr
