@@ -1,0 +1,609 @@
+"""PEP 691 JSON: parse Simple API pages into the model, render the model as conformant JSON.
+
+Pure: bytes in, model out; model in, bytes out. Parsing decodes with msgspec into lenient *wire*
+structs that mirror what real indexes serve (hyphenated keys, PyPI's private ``_last-serial``,
+deprecated and stale spellings), then builds the frozen :mod:`headwater.simple.model`.
+Rendering emits the newest JSON headwater speaks (API 1.4, or 1.5 when a page carries PEP 752
+namespaces), compact, with only the keys the spec defines plus ``_last-serial``.
+
+Spec: https://packaging.python.org/en/latest/specifications/simple-repository-api/ (JSON
+serialization; PEP 691, 700, 714, 740, 792; PEP 708 ``tracks``/``alternate-locations``; PEP 752).
+
+Choices a caller may need to know:
+
+* ``"core-metadata": {}`` (a dict with no digests) parses as ``True``: the spec says a dict means
+  the metadata file exists, and the model spells "exists, digest unknown" as ``True``.
+* ``"yanked": ""`` parses as not yanked: the JSON spec says a *truthy* value means yanked and a
+  reason must be non-empty (HTML's empty ``data-yanked`` is a different rule).
+* ``"namespaces": null`` parses as ``()`` (the index speaks PEP 752 and names no namespace); an
+  absent key parses as ``None`` (the index said nothing about namespaces).
+* ``_last-serial`` is accepted as an integer or a string of digits (bandersnatch-built trees write
+  strings).
+* A file whose ``size`` is unknown (``None``, e.g. a page first read from HTML) is rendered
+  *without* the ``size`` key. ``size`` is mandatory since API 1.1, but inventing ``0`` would make
+  clients that check sizes reject a good file; omitting the key is the honest answer, and pip, uv
+  and pypi-simple treat a missing size as unknown. Callers that have the file should fill it in.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin
+
+import msgspec
+from packaging.version import Version
+
+from headwater.simple.filenames import InvalidFilename, check_safe_filename, parse_filename
+from headwater.simple.model import (
+    JSON_API_VERSION,
+    JSON_API_VERSION_NAMESPACES,
+    File,
+    InvalidPage,
+    Namespace,
+    ProjectList,
+    ProjectListEntry,
+    ProjectPage,
+    ProjectStatus,
+    RejectedEntry,
+    check_api_version,
+)
+from headwater.simple.names import (
+    MAX_NAME_LENGTH,
+    InvalidName,
+    NormalizedName,
+    normalize_name,
+)
+
+__all__ = [
+    "parse_project_list_json",
+    "parse_project_page_json",
+    "render_project_list_json",
+    "render_project_page_json",
+]
+
+# --------------------------------------------------------------------------------------------------
+# Wire structs: what indexes actually send. Unknown keys are ignored by msgspec, as the spec
+# requires ("Clients MUST ignore keys that they don't understand", item 26).
+
+_Serial = int | str | None
+
+
+class _WireStatus(msgspec.Struct):
+    # PEP 792's text says ``state``; its example, the living spec and PyPI say ``status``.
+    status: str | None = None
+    state: str | None = None
+    reason: str | None = None
+
+
+class _WireMeta(msgspec.Struct):
+    api_version: str | None = msgspec.field(default=None, name="api-version")
+    last_serial: _Serial = msgspec.field(default=None, name="_last-serial")
+    # PEP 708: ``tracks`` lives under meta.
+    tracks: list[str] | None = None
+    # The spec's JSON example still shows these stale forms under meta (section 1.9).
+    project_status: str | _WireStatus | None = msgspec.field(default=None, name="project-status")
+    project_status_reason: str | None = msgspec.field(default=None, name="project-status-reason")
+
+
+class _WireFile(msgspec.Struct):
+    # Spec: "filename", "url" and "hashes" are mandatory ("hashes" even when empty).
+    filename: str
+    url: str
+    hashes: dict[str, str]
+    requires_python: str | None = msgspec.field(default=None, name="requires-python")
+    yanked: bool | str | None = None
+    core_metadata: bool | dict[str, str] | None = msgspec.field(default=None, name="core-metadata")
+    # PEP 714: clients MAY fall back to the deprecated name; PyPI also sends this misspelling.
+    data_dist_info_metadata: bool | dict[str, str] | None = msgspec.field(
+        default=None, name="data-dist-info-metadata"
+    )
+    dist_info_metadata: bool | dict[str, str] | None = msgspec.field(
+        default=None, name="dist-info-metadata"
+    )
+    gpg_sig: bool | None = msgspec.field(default=None, name="gpg-sig")
+    size: int | None = None
+    upload_time: datetime | None = msgspec.field(default=None, name="upload-time")
+    provenance: str | None = None
+
+
+class _WireNamespace(msgspec.Struct):
+    name: str
+    owned: bool
+
+
+class _WirePage(msgspec.Struct):
+    name: str
+    files: list[_WireFile]
+    meta: _WireMeta | None = None
+    versions: list[str] | None = None
+    project_status: _WireStatus | None = msgspec.field(default=None, name="project-status")
+    # PEP 708: ``alternate-locations`` is top level.
+    alternate_locations: list[str] | None = msgspec.field(default=None, name="alternate-locations")
+    # PEP 752. UNSET tells "absent" (no PEP 752 support) from "null".
+    namespaces: list[_WireNamespace] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class _WireList(msgspec.Struct):
+    # Fast path: entries decode straight into the model struct (PyPI's serials are integers).
+    projects: list[ProjectListEntry]
+    meta: _WireMeta | None = None
+
+
+class _WireListEntryLenient(msgspec.Struct):
+    name: Any = None
+    last_serial: Any = msgspec.field(default=None, name="_last-serial")
+
+
+class _WireListLenient(msgspec.Struct):
+    # Slow path when one entry does not fit the fast path: each entry is checked by hand so one
+    # hostile entry is rejected instead of refusing the whole list.
+    projects: list[Any]
+    meta: _WireMeta | None = None
+
+
+_page_decoder = msgspec.json.Decoder(_WirePage)
+_list_decoder = msgspec.json.Decoder(_WireList)
+_list_decoder_lenient = msgspec.json.Decoder(_WireListLenient)
+_any_decoder = msgspec.json.Decoder()
+
+# msgspec names the failing location like "$.files[12].url"; we use the index to name the file.
+_FILE_PATH = re.compile(r"\$\.files\[(\d+)\]")
+
+
+def _decode_error(exc: msgspec.MsgspecError, data: bytes, what: str) -> InvalidPage:
+    """Turn a msgspec error into an InvalidPage that says what is wrong and where."""
+    message = str(exc)
+    if message.startswith("Expected `object`, got") and "$." not in message:
+        kind = message.removeprefix("Expected `object`, got ").strip("`")
+        # Spec (item 25): "All JSON responses will be an object rather than including an array
+        # as the top level".
+        return InvalidPage(f"{what}: a Simple API JSON response must be an object, got {kind}")
+    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+        return InvalidPage(f"{what} is not valid JSON: {message}")
+    match = _FILE_PATH.search(message)
+    if match:
+        index = int(match.group(1))
+        filename = _filename_at(data, index)
+        named = f"file entry #{index}" + (f" ({filename!r})" if filename else "")
+        return InvalidPage(f"{what}: {named} is malformed: {message}")
+    return InvalidPage(f"{what} is malformed: {message}")
+
+
+def _filename_at(data: bytes, index: int) -> str | None:
+    """Best effort: the filename of ``files[index]`` in a page that failed typed decoding."""
+    try:
+        raw = _any_decoder.decode(data)
+        name = raw["files"][index]["filename"]
+    except (msgspec.MsgspecError, LookupError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def _serial(value: Any, what: str) -> int | None:
+    """PyPI sends integers; bandersnatch-built trees send strings of digits."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise InvalidPage(f"{what}: _last-serial must be an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    raise InvalidPage(f"{what}: _last-serial must be an integer, got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Project list
+
+
+def _fast_normalize(name: str) -> NormalizedName | None:
+    """Normalize a valid name; ``None`` if invalid. Cheap string tests before the regexes.
+
+    Most names on PyPI are lowercase letters and digits with single hyphens, or become so when
+    lowercased; for those, validity and normal form are settled without a regex.
+    """
+    if 0 < len(name) <= MAX_NAME_LENGTH and name.isascii():
+        lowered = name.lower()
+        # "a valid name consists only of ASCII letters and numbers, period, underscore and hyphen.
+        # It must start and end with a letter or number" -- already normalized when the only
+        # separators are single hyphens.
+        if lowered.isalnum():
+            return NormalizedName(lowered)
+        if (
+            lowered.replace("-", "").isalnum()
+            and lowered[0] != "-"
+            and lowered[-1] != "-"
+            and "--" not in lowered
+        ):
+            return NormalizedName(lowered)
+    try:
+        return normalize_name(name)
+    except InvalidName:
+        return None
+
+
+def parse_project_list_json(data: bytes) -> ProjectList:
+    """Parse a PEP 691 root page (``/simple/``) into a :class:`ProjectList`.
+
+    Entries whose name fails the name-format spec, whose name is not a string, or whose
+    normalized name repeats an earlier entry are left out and recorded in ``rejected``; one hostile
+    entry does not cost the whole list. ``api_version`` is what the page declared (``"1.0"`` when it
+    declared nothing).
+
+    Raises:
+        InvalidPage: ``data`` is not JSON, not an object, or has no ``projects`` list.
+        UnsupportedAPIVersion: the page declares a major version other than 1.
+    """
+    what = "JSON project list"
+    try:
+        wire: _WireList | _WireListLenient = _list_decoder.decode(data)
+    except msgspec.ValidationError:
+        try:
+            wire = _list_decoder_lenient.decode(data)
+        except msgspec.MsgspecError as exc:
+            raise _decode_error(exc, data, what) from exc
+    except msgspec.MsgspecError as exc:
+        raise _decode_error(exc, data, what) from exc
+
+    meta = wire.meta
+    api_version, _ = check_api_version(meta.api_version if meta else None, what=what)
+    last_serial = _serial(meta.last_serial, what) if meta else None
+
+    entries = wire.projects if isinstance(wire, _WireList) else _lenient_entries(wire.projects)
+    kept: list[ProjectListEntry] = []
+    rejected: list[RejectedEntry] = []
+    seen: dict[str, str] = {}
+    for entry in entries:
+        if isinstance(entry, RejectedEntry):
+            rejected.append(entry)
+            continue
+        name = entry.name
+        normalized = _fast_normalize(name)
+        if normalized is None:
+            rejected.append(RejectedEntry(name, "not a valid project name (name-format spec)"))
+            continue
+        first = seen.get(normalized)
+        if first is not None:
+            rejected.append(
+                RejectedEntry(
+                    name, f"duplicate: {first!r} on the same page also normalizes to {normalized!r}"
+                )
+            )
+            continue
+        seen[normalized] = name
+        kept.append(entry)
+    return ProjectList(
+        projects=tuple(kept),
+        last_serial=last_serial,
+        api_version=api_version,
+        rejected=tuple(rejected),
+    )
+
+
+def _lenient_entries(raw: list[Any]) -> list[ProjectListEntry | RejectedEntry]:
+    """Check entries one by one; malformed ones become RejectedEntry."""
+    out: list[ProjectListEntry | RejectedEntry] = []
+    for index, item in enumerate(raw):
+        try:
+            entry = msgspec.convert(item, _WireListEntryLenient)
+        except msgspec.ValidationError:
+            out.append(RejectedEntry(repr(item)[:200], f"projects[{index}] is not an object"))
+            continue
+        if not isinstance(entry.name, str):
+            out.append(RejectedEntry(repr(item)[:200], f"projects[{index}] has no string 'name'"))
+            continue
+        try:
+            serial = _serial(entry.last_serial, "")
+        except InvalidPage:
+            out.append(
+                RejectedEntry(entry.name, f"projects[{index}] has a non-integer _last-serial")
+            )
+            continue
+        out.append(ProjectListEntry(entry.name, serial))
+    return out
+
+
+class _OutMeta(msgspec.Struct, omit_defaults=True):
+    api_version: str = msgspec.field(name="api-version")
+    last_serial: int | None = msgspec.field(default=None, name="_last-serial")
+    tracks: list[str] | None = None
+
+
+class _OutNameOnly(msgspec.Struct):
+    name: str
+
+
+class _OutList(msgspec.Struct):
+    meta: _OutMeta
+    projects: list[ProjectListEntry | _OutNameOnly]
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def render_project_list_json(project_list: ProjectList) -> bytes:
+    """Render a root page as compact PEP 691 JSON (API 1.4).
+
+    Each entry is ``{"name": ..., "_last-serial": ...}``, the serial omitted when unknown; names are
+    rendered as given (the spec leaves display versus normalized to the index).
+    """
+    entries: list[ProjectListEntry | _OutNameOnly] = [
+        entry if entry.last_serial is not None else _OutNameOnly(entry.name)
+        for entry in project_list.projects
+    ]
+    out = _OutList(
+        meta=_OutMeta(api_version=JSON_API_VERSION, last_serial=project_list.last_serial),
+        projects=entries,
+    )
+    return _encoder.encode(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# Project page
+
+_ABSOLUTE = ("https://", "http://")
+
+
+def _lower_keys(hashes: dict[str, str]) -> dict[str, str]:
+    # Spec: hash names "SHOULD always be normalized to be lowercase"; we normalize what we read.
+    for key in hashes:
+        if not key.islower():
+            return {k.lower(): v for k, v in hashes.items()}
+    return hashes
+
+
+def _core_metadata(wire: _WireFile) -> dict[str, str] | bool | None:
+    # PEP 714: "Clients MUST" read core-metadata when present and "MAY" fall back to the old name.
+    value = wire.core_metadata
+    if value is None:
+        value = wire.data_dist_info_metadata
+        if value is None:
+            value = wire.dist_info_metadata
+    if isinstance(value, dict):
+        # A dict means the file exists; an empty one carries no digest, which the model spells True.
+        return _lower_keys(value) if value else True
+    return value
+
+
+def _upload_time(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is UTC:
+        return value
+    if value.tzinfo is None:
+        # Spec: upload-time is UTC; a page that forgot the "Z" still means UTC.
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _build_file(wire: _WireFile, index: int, base_url: str | None, what: str) -> File:
+    try:
+        check_safe_filename(wire.filename)
+    except InvalidFilename as exc:
+        raise InvalidPage(f"{what}: file entry #{index}: {exc}") from exc
+    url = wire.url
+    if base_url is not None and not url.startswith(_ABSOLUTE):
+        # Spec (item 5): URLs may be relative; they are relative to the page's URL.
+        url = urljoin(base_url, url)
+    yanked = wire.yanked
+    return File(
+        filename=wire.filename,
+        url=url,
+        hashes=_lower_keys(wire.hashes),
+        requires_python=wire.requires_python,
+        # Spec: "either a boolean ... or a non-empty string"; "a truthy value" means yanked.
+        yanked=bool(yanked),
+        yanked_reason=yanked if isinstance(yanked, str) and yanked else None,
+        core_metadata=_core_metadata(wire),
+        gpg_sig=wire.gpg_sig,
+        size=wire.size,
+        upload_time=_upload_time(wire.upload_time),
+        provenance=wire.provenance,
+    )
+
+
+def _status(wire: _WirePage, what: str) -> tuple[ProjectStatus, str | None]:
+    marker: str | None = None
+    reason: str | None = None
+    if wire.project_status is not None:
+        marker = wire.project_status.status or wire.project_status.state
+        reason = wire.project_status.reason
+    elif wire.meta is not None and (
+        wire.meta.project_status is not None or wire.meta.project_status_reason is not None
+    ):
+        stale = wire.meta.project_status
+        if isinstance(stale, _WireStatus):
+            marker, reason = stale.status or stale.state, stale.reason
+        else:
+            marker = stale
+        reason = wire.meta.project_status_reason or reason
+    if marker is None:
+        return ProjectStatus.ACTIVE, reason
+    try:
+        return ProjectStatus(marker), reason
+    except ValueError:
+        # Spec: "status MUST be a valid project status marker"; a guess could offer the files of a
+        # quarantined project.
+        known = ", ".join(s.value for s in ProjectStatus)
+        raise InvalidPage(
+            f"{what}: unknown project-status marker {marker!r} (known: {known}); refusing the page "
+            "rather than guess whether its files may be offered"
+        ) from None
+
+
+def parse_project_page_json(data: bytes, *, base_url: str | None = None) -> ProjectPage:
+    """Parse a PEP 691 project detail page into a :class:`ProjectPage`.
+
+    ``base_url`` is the page's own URL; when given, relative file URLs are resolved against it.
+    ``api_version`` is what the page declared (``"1.0"`` if nothing) and ``versions`` is the list as
+    the page gave it (``None`` when absent).
+
+    Raises:
+        InvalidPage: not JSON, not an object, missing ``name`` or ``files``, a name that fails the
+            name-format spec, a file entry without ``filename``/``url``/``hashes`` or with an unsafe
+            filename (the message names the entry), an unknown project-status marker.
+        UnsupportedAPIVersion: the page declares a major version other than 1.
+    """
+    what = "JSON project page" + (f" {base_url}" if base_url else "")
+    try:
+        wire = _page_decoder.decode(data)
+    except msgspec.MsgspecError as exc:
+        raise _decode_error(exc, data, what) from exc
+    meta = wire.meta
+    api_version, _ = check_api_version(meta.api_version if meta else None, what=what)
+    try:
+        name = normalize_name(wire.name)
+    except InvalidName as exc:
+        raise InvalidPage(f"{what}: {exc}") from exc
+    what = f"JSON project page for {name!r}"
+    files = tuple(
+        _build_file(wire_file, index, base_url, what) for index, wire_file in enumerate(wire.files)
+    )
+    status, reason = _status(wire, what)
+    namespaces: tuple[Namespace, ...] | None
+    if wire.namespaces is msgspec.UNSET:
+        namespaces = None
+    elif wire.namespaces is None:
+        namespaces = ()
+    else:
+        namespaces = tuple(Namespace(name=ns.name, owned=ns.owned) for ns in wire.namespaces)
+    return ProjectPage(
+        name=name,
+        files=files,
+        versions=tuple(wire.versions) if wire.versions is not None else None,
+        status=status,
+        status_reason=reason,
+        tracks=tuple(meta.tracks) if meta and meta.tracks else (),
+        alternate_locations=tuple(wire.alternate_locations or ()),
+        namespaces=namespaces,
+        last_serial=_serial(meta.last_serial, what) if meta else None,
+        api_version=api_version,
+    )
+
+
+class _OutFile(msgspec.Struct, omit_defaults=True):
+    filename: str
+    url: str
+    hashes: dict[str, str]
+    requires_python: str | None = msgspec.field(default=None, name="requires-python")
+    core_metadata: dict[str, str] | bool | None = msgspec.field(default=None, name="core-metadata")
+    gpg_sig: bool | None = msgspec.field(default=None, name="gpg-sig")
+    yanked: bool | str = False
+    size: int | None = None
+    upload_time: str | None = msgspec.field(default=None, name="upload-time")
+    provenance: str | None = None
+
+
+class _OutStatus(msgspec.Struct, omit_defaults=True):
+    status: str
+    reason: str | None = None
+
+
+class _OutNamespace(msgspec.Struct):
+    name: str
+    owned: bool
+
+
+class _OutPage(msgspec.Struct, omit_defaults=True):
+    meta: _OutMeta
+    name: str
+    versions: list[str]
+    files: list[_OutFile]
+    project_status: _OutStatus | None = msgspec.field(default=None, name="project-status")
+    alternate_locations: list[str] | None = msgspec.field(default=None, name="alternate-locations")
+    namespaces: list[_OutNamespace] | None = None
+
+
+def _format_time(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    # PEP 700: "yyyy-mm-ddThh:mm:ss.ffffffZ".
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+        f"{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}Z"
+    )
+
+
+def _out_file(file: File) -> _OutFile:
+    core = file.core_metadata
+    return _OutFile(
+        filename=file.filename,
+        url=file.url,
+        hashes=file.hashes,
+        requires_python=file.requires_python,
+        # The model's empty dict means "exists, no digest"; spell it as the spec's boolean.
+        core_metadata=core if core != {} else True,
+        gpg_sig=file.gpg_sig,
+        # Spec: "either a boolean ... or a non-empty string"; not yanked is omitted.
+        yanked=(file.yanked_reason or True) if file.yanked else False,
+        size=file.size,
+        upload_time=_format_time(file.upload_time),
+        provenance=file.provenance,
+    )
+
+
+def _version_key(filename: str) -> str | None:
+    """The substring packaging reads as the version, or None when it cannot be a wheel/sdist."""
+    if filename.endswith(".whl"):
+        dashes = filename.count("-")
+        if dashes not in (4, 5):
+            return None
+        return "w" + filename.split("-", dashes - 2)[1]
+    for suffix in (".tar.gz", ".zip"):
+        if filename.endswith(suffix):
+            return "s" + filename[: -len(suffix)].rpartition("-")[2]
+    return None
+
+
+def _derive_versions(files: tuple[File, ...]) -> list[str]:
+    """Versions of the wheels and sdists among ``files``, sorted; legacy files are skipped.
+
+    Spec (item 30): "every file MUST belong to a listed version". Parses each distinct version once:
+    two files whose version substrings match have the same version if both parse.
+    """
+    found: dict[str, Version] = {}
+    done: set[str] = set()
+    for file in files:
+        key = _version_key(file.filename)
+        if key is None or key in done:
+            continue
+        try:
+            parsed = parse_filename(file.filename)
+        except InvalidFilename:
+            continue  # legacy formats (.egg, .exe, ...) and unparseable names carry no version
+        done.add(key)
+        found[str(parsed.version)] = parsed.version
+    return [text for text, _ in sorted(found.items(), key=lambda item: item[1])]
+
+
+def render_project_page_json(page: ProjectPage) -> bytes:
+    """Render a project page as compact PEP 691 JSON.
+
+    Declares API 1.4, or 1.5 when ``page.namespaces`` is not None (PEP 752: only indexes that
+    support namespaces emit the key). ``versions`` is always present (derived from the filenames
+    when the page has none). Never emits ``dist-info-metadata`` (PEP 714: pip 22.3 crashed on it).
+    A file of unknown size is rendered without ``size`` (see the module docstring).
+    """
+    status = None
+    if page.status is not ProjectStatus.ACTIVE or page.status_reason is not None:
+        status = _OutStatus(status=page.status.value, reason=page.status_reason)
+    out = _OutPage(
+        meta=_OutMeta(
+            api_version=JSON_API_VERSION
+            if page.namespaces is None
+            else JSON_API_VERSION_NAMESPACES,
+            last_serial=page.last_serial,
+            tracks=list(page.tracks) or None,
+        ),
+        name=page.name,
+        versions=list(page.versions) if page.versions is not None else _derive_versions(page.files),
+        files=[_out_file(file) for file in page.files],
+        project_status=status,
+        alternate_locations=list(page.alternate_locations) or None,
+        namespaces=None
+        if page.namespaces is None
+        else [_OutNamespace(name=ns.name, owned=ns.owned) for ns in page.namespaces],
+    )
+    return _encoder.encode(out)
