@@ -57,8 +57,7 @@ _FILE_KINDS = (wheels.PURE_TAG, _SDIST, *_PLATFORM_TAGS)
 _REQUIRES_PYTHON = (None, ">=3.8", ">=3.9", "<4,>=3.7", ">=3.10")
 # Words for synthetic names: lowercase letters only and unique, so a normalized synthetic name
 # ("word-word-word") can be mapped back to its index without a 700,000-entry dictionary.
-_WORDS = tuple(
-    """
+_WORD_TEXT = """
     alpha amber anvil apex arrow aspen atlas aurora badger beacon birch blaze bloom bolt breeze
     brook cactus canyon cedar cipher cinder citrus cloud clover cobalt comet coral cosmos crane
     crest crystal dahlia delta dune echo ember falcon fern fjord flare flint forge fox frost
@@ -68,8 +67,8 @@ _WORDS = tuple(
     onyx orbit orchid otter pebble pepper pixel plasma prism pulsar quartz quill raven reef ridge
     river robin saffron sage sequoia shale signal slate solar sparrow spruce stellar summit tango
     thistle thunder tidal topaz tundra vector velvet vertex willow yarrow zenith zephyr
-    """.split()
-)
+"""
+_WORDS = tuple(_WORD_TEXT.split())
 _WORD_INDEX = {word: i for i, word in enumerate(_WORDS)}
 _SEPARATORS = ("-", "_", ".", "-", "_")
 
@@ -559,16 +558,15 @@ class Corpus:
     def _materialize(self, index: int) -> Project:
         display = self._synthetic_display(index)
         name = normalize_name(display)
-        rng = random.Random(f"{self.seed}:{index}")
+        # Test data, not secrets: a seeded PRNG is the point (same seed, same corpus).
+        rng = random.Random(f"{self.seed}:{index}")  # noqa: S311
         requires_python = rng.choice(_REQUIRES_PYTHON)
         project = Project(name, display, index + 1, requires_python=requires_python)
         major, minor, patch = rng.randint(0, 3), rng.randint(0, 9), 0
         for j in range(self.releases_per_project):
             version = f"{major}.{minor}.{patch}"
             project.releases[version] = []
-            when = _EPOCH + timedelta(
-                minutes=index, days=j, microseconds=rng.randint(0, 999_999)
-            )
+            when = _EPOCH + timedelta(minutes=index, days=j, microseconds=rng.randint(0, 999_999))
             for kind in _FILE_KINDS[: self.files_per_release]:
                 self._add_generated(project, version, kind, requires_python, None, when)
             if rng.random() < 0.3:
@@ -592,14 +590,18 @@ class Corpus:
         filename = _generated_filename(name, version, kind)
         build: Callable[[], bytes]
         if self.metadata_only:
+
             def build() -> bytes:
                 return wheels.placeholder_body(filename, seed)
         elif kind == _SDIST:
+
             def build() -> bytes:
                 return wheels.build_sdist(name, display, version, metadata=metadata)
         else:
+
             def build() -> bytes:
                 return wheels.build_wheel(name, display, version, tag=kind, metadata=metadata)
+
         dist = DistFile(
             filename=filename,
             project=name,
