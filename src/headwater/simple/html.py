@@ -1,0 +1,509 @@
+"""The HTML form of the Simple Repository API: parse into, and render from, :mod:`.model`.
+
+Specs: simple-repository-api (PEP 503 pages, PEP 592 yanking, PEP 629 versioning, PEP 658/714
+core metadata, PEP 740 provenance, PEP 792 project status), PEP 708 (tracks, alternate locations),
+PEP 833 (the HTML form is frozen at 1.4).
+
+Parsing is a small tokenizer over the raw text rather than :mod:`html.parser`: the pages are
+machine-written and need only anchors, ``<meta>`` and comments, and a handful of compiled regexes
+read a 10,000-file page several times faster (``bench/bench_html.py`` has the numbers). The
+tokenizer still honours the parts of HTML that change what counts as a link: comments, raw-text
+elements (``<script>``, ``<style>``, ``<title>``, ...), quoted and unquoted attributes, any letter
+case, character references, and ``<base href>``.
+
+Rendering emits one conformant HTML5 document, escaping every value that came from an upstream or
+a publisher.
+"""
+
+from __future__ import annotations
+
+import re
+from html import escape, unescape
+from urllib.parse import unquote, urljoin
+
+from headwater.simple.filenames import InvalidFilename, check_safe_filename
+from headwater.simple.model import (
+    HTML_API_VERSION,
+    File,
+    InvalidPage,
+    ProjectList,
+    ProjectListEntry,
+    ProjectPage,
+    ProjectStatus,
+    RejectedEntry,
+    check_api_version,
+)
+from headwater.simple.names import (
+    MAX_NAME_LENGTH,
+    is_valid_name,
+    normalize_name,
+)
+
+__all__ = [
+    "parse_project_list_html",
+    "parse_project_page_html",
+    "render_project_list_html",
+    "render_project_page_html",
+]
+
+# --------------------------------------------------------------------------------------------
+# Tokenizer
+
+# The inside of a start tag, up to (not including) its ">". HTML5: a quote only opens a value right
+# after "="; elsewhere it is an ordinary character. Possessive/atomic groups keep a hostile page
+# (unclosed quotes, no ">") from making the regex backtrack; "<" outside a quoted value ends the
+# attempt so one broken tag cannot swallow the rest of the page.
+_ATTRS = r"""(?:[^>"'=<]++|=\s*+(?>"[^"]*+"|'[^']*+'|[^\s>]*+)|["'])*+"""
+
+# One token per match; everything between matches is text we do not need.
+_TOKEN = re.compile(
+    # HTML5 comments: "<!-->" and "<!--->" are complete (empty) comments; "--!>" also closes one;
+    # an unclosed comment runs to the end of the document.
+    r"<!--(?:-?>|(?P<comment>.*?)(?:--!?>|\Z))"
+    # Raw text / RCDATA elements: nothing inside them is markup, so "<a" there is not a link.
+    r"|<(?P<raw>script|style|title|textarea|xmp|iframe|noembed|noframes)(?=[\s/>])"
+    + _ATTRS
+    + r">.*?(?:</(?P=raw)\s*>|\Z)"
+    # An anchor: its attributes and its text, up to </a>, the next <a> (unclosed anchors) or EOF.
+    r"|<a(?=[\s/>])(?P<a>" + _ATTRS + r")>(?P<text>(?:[^<]++|<(?!/?a[\s/>]))*+)(?:</a\s*>)?"
+    # <meta> and <base>: attributes only.
+    r"|<(?P<tag>meta|base)(?=[\s/>])(?P<attrs>" + _ATTRS + r")>"
+    # Any other tag, end tag, doctype or bogus comment: consumed whole, so an "<a" inside one of
+    # its attribute values is not mistaken for a link.
+    r"|</?[a-z!?]" + _ATTRS + r">",
+    re.IGNORECASE | re.DOTALL,
+)
+# One attribute: name, then a double-quoted, single-quoted or unquoted value (or none).
+_ATTR = re.compile(r"""([^\s"'>/=][^\s"'>/=]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
+_TAG = re.compile(r"<[^>]*>?")
+_SERIAL = re.compile(r"\s*SERIAL\s+([0-9]{1,20})\s*\Z")
+# PEP 503: "#<hashname>=<hashvalue>"; hash names are hashlib names (letters, digits, "_").
+_HASH = re.compile(r"([A-Za-z0-9_]{1,32})=([0-9A-Fa-f]{1,256})\Z")
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+# Meta names, lowercased. PEP 708's text spells the alternate-locations meta with a hyphen, its
+# example (and PyPI's old implementation) with a colon: read both (standards.md section 1.9).
+_META_VERSION = "pypi:repository-version"
+_META_STATUS = "pypi:project-status"
+_META_STATUS_REASON = "pypi:project-status-reason"
+_META_TRACKS = "pypi:tracks"
+_META_ALTERNATES = ("pypi:alternate-locations", "pypi-alternate-locations")
+
+
+def _decode(data: bytes | str, what: str) -> str:
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidPage(
+            f"{what} is not UTF-8 (bad byte at offset {exc.start}); headwater reads Simple API "
+            "pages as UTF-8, the encoding every index serves - check the upstream's response"
+        ) from exc
+
+
+def _attributes(raw: str) -> dict[str, str]:
+    """Attribute names (lowercased) to unescaped values; HTML5: the first of duplicates wins."""
+    attrs: dict[str, str] = {}
+    for name, dq, sq, uq in _ATTR.findall(raw):
+        key = name.lower()
+        if key not in attrs:
+            value = dq or sq or uq
+            attrs[key] = unescape(value) if "&" in value else value
+    return attrs
+
+
+def _anchor_text(raw: str) -> str:
+    if "<" in raw:
+        raw = _TAG.sub("", raw)
+    if "&" in raw:
+        raw = unescape(raw)
+    return raw.strip()
+
+
+def _resolve(url: str, base: str | None) -> str:
+    if base is None or _ABSOLUTE.match(url):
+        return url
+    return urljoin(base, url)
+
+
+class _Head:
+    """What the <meta> tags, <base> and the SERIAL comment of a page said."""
+
+    __slots__ = (
+        "_base_seen", "alternates", "base", "serial",
+        "status", "status_reason", "tracks", "version",
+    )  # fmt: skip
+
+    def __init__(self, base: str | None) -> None:
+        self.base = base
+        self.version: str | None = None
+        self.status: str | None = None
+        self.status_reason: str | None = None
+        self.tracks: list[str] = []
+        self.alternates: list[str] = []
+        self.serial: int | None = None
+        self._base_seen = False
+
+    def tag(self, tag: str, raw_attrs: str) -> None:
+        attrs = _attributes(raw_attrs)
+        if tag.lower() == "base":
+            # HTML5: only the first <base> with an href counts.
+            href = attrs.get("href")
+            if href is not None and not self._base_seen:
+                self._base_seen = True
+                self.base = urljoin(self.base, href.strip()) if self.base else href.strip()
+            return
+        name = attrs.get("name", "").strip().lower()
+        content = attrs.get("content")
+        if not name.startswith("pypi") or content is None:
+            return
+        # The first of a repeated single-valued meta wins, as the first duplicate attribute does.
+        if name == _META_VERSION:
+            if self.version is None:
+                self.version = content.strip()
+        elif name == _META_STATUS:
+            if self.status is None:
+                self.status = content.strip()
+        elif name == _META_STATUS_REASON:
+            if self.status_reason is None:
+                self.status_reason = content
+        elif name == _META_TRACKS:
+            self.tracks.append(content.strip())
+        elif name in _META_ALTERNATES:
+            self.alternates.append(content.strip())
+
+    def comment(self, text: str) -> None:
+        # PyPI ends every simple page with "<!--SERIAL 12345-->" (its last_serial).
+        m = _SERIAL.match(text)
+        if m is not None and self.serial is None:
+            self.serial = int(m[1])
+
+
+def _urls(values: list[str], base: str | None) -> tuple[str, ...]:
+    """Resolve and deduplicate (order kept) the URLs of repeated metas."""
+    return tuple(dict.fromkeys(_resolve(v, base) for v in values if v))
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+
+
+def parse_project_list_html(data: bytes | str, *, base_url: str | None = None) -> ProjectList:
+    """Parse a root (project list) page.
+
+    Spec (Project List): one anchor per project whose text is the project name. An anchor with
+    empty text falls back to the last path segment of its href. Entries with invalid names, and
+    later entries whose normalized name repeats an earlier one, are left out and listed in
+    ``ProjectList.rejected`` with the reason, so one hostile entry cannot cost the whole list.
+    ``<!--SERIAL n-->`` becomes ``last_serial``. ``base_url`` is accepted for symmetry with
+    :func:`parse_project_page_html`; the list model keeps names, not URLs.
+
+    Raises:
+        UnsupportedAPIVersion: the page declares a major API version other than 1.
+        InvalidPage: the page is not UTF-8, or its declared version is not ``MAJOR.MINOR``.
+    """
+    text = _decode(data, "project list page")
+    head = _Head(base_url)
+    projects: list[ProjectListEntry] = []
+    rejected: list[RejectedEntry] = []
+    seen: dict[str, str] = {}
+    for m in _TOKEN.finditer(text):
+        raw_text = m["text"]
+        if raw_text is not None:
+            name = _anchor_text(raw_text)
+            if not name:
+                href = _attributes(m["a"]).get("href", "")
+                name = unquote(href.partition("#")[0].partition("?")[0].rstrip("/")).rpartition(
+                    "/"
+                )[2]
+            # isascii: names.is_valid_name's case-insensitive regex also admits the Kelvin sign
+            # and the long s, which lowercase to ASCII letters; no valid name has them.
+            if not (name.isascii() and is_valid_name(name)):
+                rejected.append(RejectedEntry(name, "not a valid project name"))
+                continue
+            key = normalize_name(name)
+            first = seen.get(key)
+            if first is not None:
+                rejected.append(
+                    RejectedEntry(name, f"duplicate of {first!r} (both normalize to {key!r})")
+                )
+                continue
+            seen[key] = name
+            projects.append(ProjectListEntry(name))
+        elif m["tag"] is not None:
+            head.tag(m["tag"], m["attrs"])
+        elif m["comment"] is not None:
+            head.comment(m["comment"])
+    version, _newer = check_api_version(head.version, what="HTML project list")
+    return ProjectList(
+        projects=tuple(projects),
+        last_serial=head.serial,
+        api_version=version,
+        rejected=tuple(rejected),
+    )
+
+
+def _core_metadata(value: str) -> dict[str, str] | bool:
+    # PEP 658/714: "true", or "<hashname>=<hexdigest>" of the .metadata file.
+    value = value.strip()
+    m = _HASH.match(value)
+    if m is not None:
+        return {m[1].lower(): m[2].lower()}
+    # Spec: the attribute's presence means the .metadata file is served; an unreadable digest
+    # (or "true") still says that much. "false" is no spec value, but means what it says.
+    return value.lower() != "false"
+
+
+def _file(raw_attrs: str, raw_text: str, base: str | None, project: str) -> File | None:
+    attrs = _attributes(raw_attrs)
+    href = attrs.get("href")
+    if href is None:
+        return None  # <a name=...>: not a link to a file
+    href = href.strip()
+    url, _, fragment = href.partition("#")
+    url = _resolve(url, base)
+    hashes: dict[str, str] = {}
+    # PEP 503: "#<hashname>=<hashvalue>"; "<hashname> is the lowercase name of the hash function".
+    m = _HASH.match(fragment) if fragment else None
+    if m is not None:
+        hashes[m[1].lower()] = m[2].lower()
+    # Spec: the anchor text "MUST match the final path component (the filename) of the URL".
+    filename = _anchor_text(raw_text) or unquote(url.partition("?")[0].rpartition("/")[2])
+    try:
+        check_safe_filename(filename)
+    except InvalidFilename as exc:
+        raise InvalidPage(
+            f"project page for {project!r} lists an unsafe file: {exc}; nothing from this page "
+            "was used - fix or drop the file upstream"
+        ) from exc
+    yanked = attrs.get("data-yanked")
+    # PEP 714: read data-core-metadata; fall back to the older data-dist-info-metadata.
+    metadata = attrs.get("data-core-metadata")
+    if metadata is None:
+        metadata = attrs.get("data-dist-info-metadata")
+    gpg = attrs.get("data-gpg-sig")
+    provenance = attrs.get("data-provenance")
+    return File(
+        filename=filename,
+        url=url,
+        hashes=hashes,
+        requires_python=attrs.get("data-requires-python"),
+        # PEP 592: the attribute may have no value (yanked, no reason) or a reason.
+        yanked=yanked is not None,
+        yanked_reason=yanked or None,
+        core_metadata=None if metadata is None else _core_metadata(metadata),
+        gpg_sig=None if gpg is None else gpg.strip().lower() == "true",
+        provenance=provenance.strip() if provenance else None,
+    )
+
+
+def parse_project_page_html(
+    data: bytes | str, *, name: str, base_url: str | None = None
+) -> ProjectPage:
+    """Parse a project detail page for the project ``name`` (the page itself does not say).
+
+    Reads every ``<a href>`` as a file: anchor text is the filename (falling back to the URL's last
+    path component), ``#<hash>=<hex>`` becomes ``hashes`` (names and digests lowercased),
+    ``data-requires-python``, ``data-yanked``, ``data-core-metadata`` (falling back to
+    ``data-dist-info-metadata``), ``data-gpg-sig`` and ``data-provenance`` their fields; the
+    PyPI metas give api-version ("1.0" when absent), project status, tracks and alternate
+    locations; ``<!--SERIAL n-->`` gives ``last_serial``. Relative URLs are resolved against
+    ``base_url`` (and a ``<base href>``) when given, and left relative otherwise. The declared
+    version is kept in ``api_version``: a newer minor is accepted, and the caller may warn.
+
+    Raises:
+        InvalidName: ``name`` is not a valid project name.
+        UnsupportedAPIVersion: the page declares a major API version other than 1.
+        InvalidPage: the page is not UTF-8, declares a malformed version or an unknown project
+            status, or lists a filename that is unsafe as a path component.
+    """
+    project = normalize_name(name)
+    text = _decode(data, f"project page for {project!r}")
+    head = _Head(base_url)
+    files: list[File] = []
+    for m in _TOKEN.finditer(text):
+        raw_text = m["text"]
+        if raw_text is not None:
+            file = _file(m["a"], raw_text, head.base, project)
+            if file is not None:
+                files.append(file)
+        elif m["tag"] is not None:
+            head.tag(m["tag"], m["attrs"])
+        elif m["comment"] is not None:
+            head.comment(m["comment"])
+    version, _newer = check_api_version(head.version, what=f"HTML project page for {project!r}")
+    status = ProjectStatus.ACTIVE
+    if head.status is not None:
+        try:
+            status = ProjectStatus(head.status.lower())
+        except ValueError:
+            raise InvalidPage(
+                f"project page for {project!r} declares an unknown project status "
+                f"{head.status[:80]!r}; PEP 792 allows only "
+                f"{', '.join(s.value for s in ProjectStatus)} - refusing rather than guessing "
+                "whether its files may be offered"
+            ) from None
+    return ProjectPage(
+        name=project,
+        files=tuple(files),
+        status=status,
+        status_reason=head.status_reason,
+        tracks=_urls(head.tracks, head.base),
+        alternate_locations=_urls(head.alternates, head.base),
+        last_serial=head.serial,
+        api_version=version,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+# Spec: the hash SHOULD be one hashlib guarantees; sha256 is recommended. Secure ones first; shake_*
+# (variable length) cannot be named by a bare "<name>=<hex>".
+_HASH_PREFERENCE = (
+    "sha256", "sha512", "sha384", "sha224",
+    "sha3_256", "sha3_512", "sha3_384", "sha3_224",
+    "blake2b", "blake2s", "sha1", "md5",
+)  # fmt: skip
+_HEX = re.compile(r"[0-9A-Fa-f]+\Z")
+# A valid name per the name-format spec, ASCII only, one per line: the list renderer checks a
+# whole 700,000-name list in one regex pass.
+_NAME_LINES = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0," + str(MAX_NAME_LENGTH - 2) + r"}[A-Za-z0-9])?\n)*+\Z"
+)
+_SEPARATORS = re.compile(r"[-_.]+")
+
+
+def _esc(value: str) -> str:
+    # Quote-safe escaping for attribute values and text. "\r" as a character reference, because
+    # an HTML parser normalizes a literal CR (or CRLF) to LF.
+    value = escape(value, quote=True)
+    return value.replace("\r", "&#13;") if "\r" in value else value
+
+
+def _pick_hash(hashes: dict[str, str]) -> tuple[str, str] | None:
+    """The digest to put in an HTML page: sha256 if present, else the best guaranteed one."""
+    digest = hashes.get("sha256")
+    if digest is not None and _HEX.match(digest):
+        return "sha256", digest
+    for algo in _HASH_PREFERENCE[1:]:
+        digest = hashes.get(algo)
+        if digest is not None and _HEX.match(digest):
+            return algo, digest
+    return None
+
+
+def _render_file(file: File) -> str:
+    url = file.url
+    picked = _pick_hash(file.hashes) if file.hashes else None
+    if picked is not None:
+        # A model URL normally has no fragment; if it has one, the hash replaces it.
+        url = f"{url.partition('#')[0]}#{picked[0]}={picked[1]}"
+    parts = [f'<a href="{_esc(url)}"']
+    if file.requires_python is not None:
+        # Spec: "<" and ">" MUST be HTML-encoded; _esc does that, and "&" and quotes too.
+        parts.append(f' data-requires-python="{_esc(file.requires_python)}"')
+    if file.yanked:
+        # PEP 592: an empty value means yanked without a reason.
+        parts.append(f' data-yanked="{_esc(file.yanked_reason or "")}"')
+    metadata = file.core_metadata
+    if metadata is not None and metadata is not False:
+        value = "true"
+        if isinstance(metadata, dict):
+            picked_md = _pick_hash(metadata)
+            if picked_md is not None:
+                value = _esc(f"{picked_md[0]}={picked_md[1]}")
+        # PEP 714: HTML MUST use data-core-metadata and MAY also emit data-dist-info-metadata,
+        # which MUST then be equal; pip < 23.2 reads only the old name.
+        parts.append(f' data-core-metadata="{value}" data-dist-info-metadata="{value}"')
+    if file.gpg_sig is not None:
+        parts.append(' data-gpg-sig="true"' if file.gpg_sig else ' data-gpg-sig="false"')
+    if file.provenance is not None:
+        parts.append(f' data-provenance="{_esc(file.provenance)}"')
+    parts.append(f">{_esc(file.filename)}</a><br>\n")
+    return "".join(parts)
+
+
+def render_project_page_html(page: ProjectPage) -> bytes:
+    """Render a project detail page as a UTF-8 HTML5 document.
+
+    Declares ``pypi:repository-version`` 1.4 whatever ``page.api_version`` says (PEP 833 froze the
+    HTML form at 1.4). Each file is one anchor: href is the URL plus ``#sha256=<hex>`` (or the best
+    other hashlib-guaranteed digest present), text is the filename, and the optional fields become
+    their ``data-*`` attributes; ``core_metadata`` ``False`` and ``None`` both render as no
+    attribute (HTML has no "no metadata" value). Status metas appear when the status is not
+    active (and the reason whenever set); ``tracks``/``alternate_locations`` as repeated metas;
+    ``<!--SERIAL n-->`` only when ``last_serial`` is set. Fields HTML cannot carry (size,
+    upload time, versions, namespaces, extra hashes) are dropped. Every value is escaped.
+    """
+    name = _esc(page.name)
+    out = [
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="pypi:repository-version" content="{HTML_API_VERSION}">\n'
+    ]
+    if page.status is not ProjectStatus.ACTIVE:
+        # PEP 792: the status SHOULD be present when it is not active.
+        out.append(f'<meta name="pypi:project-status" content="{_esc(page.status.value)}">\n')
+    if page.status_reason is not None:
+        out.append(
+            f'<meta name="pypi:project-status-reason" content="{_esc(page.status_reason)}">\n'
+        )
+    out.extend(f'<meta name="pypi:tracks" content="{_esc(url)}">\n' for url in page.tracks)
+    out.extend(
+        f'<meta name="pypi:alternate-locations" content="{_esc(url)}">\n'
+        for url in page.alternate_locations
+    )
+    out.append(f"<title>Links for {name}</title>\n</head>\n<body>\n<h1>Links for {name}</h1>\n")
+    out.extend(_render_file(file) for file in page.files)
+    out.append("</body>\n</html>\n")
+    if page.last_serial is not None:
+        out.append(f"<!--SERIAL {int(page.last_serial)}-->\n")
+    return "".join(out).encode("utf-8")
+
+
+def render_project_list_html(project_list: ProjectList) -> bytes:
+    """Render the root page: one ``<a href="{normalized}/">{name}</a>`` per project.
+
+    The href is relative, so the page works under any prefix; the text is the name as given.
+    ``<!--SERIAL n-->`` is emitted only when ``last_serial`` is set.
+
+    Raises:
+        InvalidPage: an entry's name is not a valid (ASCII) project name, or two entries share a
+            normalized name; the message names the entry.
+    """
+    names = [entry.name for entry in project_list.projects]
+    # All names at once: one regex pass validates, one substitution normalizes, one escape
+    # (a no-op for valid names, kept as defence in depth) escapes - ~10x faster than per entry.
+    joined = "\n".join(names) + "\n" if names else ""
+    if joined.count("\n") != len(names) or _NAME_LINES.match(joined) is None:
+        for entry_name in names:
+            if "\n" in entry_name or not (entry_name.isascii() and is_valid_name(entry_name)):
+                raise InvalidPage(
+                    f"cannot render project list: entry {entry_name[:80]!r} is not a valid "
+                    "project name; drop it (parsers put such entries in ProjectList.rejected)"
+                )
+    # joined ends with "\n": drop the empty piece after it.
+    normalized = _SEPARATORS.sub("-", joined).lower().split("\n")[:-1]
+    if len(set(normalized)) != len(normalized):
+        first: dict[str, str] = {}
+        for entry_name, key in zip(names, normalized, strict=False):
+            if key in first:
+                raise InvalidPage(
+                    f"cannot render project list: {entry_name!r} and {first[key]!r} both "
+                    f"normalize to {key!r}; keep one entry per project"
+                )
+            first[key] = entry_name
+    shown = escape(joined, quote=True).split("\n")[:-1]
+    body = "".join(
+        [f'<a href="{key}/">{text}</a><br>\n' for key, text in zip(normalized, shown, strict=False)]
+    )
+    tail = "</body>\n</html>\n"
+    if project_list.last_serial is not None:
+        tail += f"<!--SERIAL {int(project_list.last_serial)}-->\n"
+    head = (
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="pypi:repository-version" content="{HTML_API_VERSION}">\n'
+        "<title>Simple index</title>\n</head>\n<body>\n"
+    )
+    return (head + body + tail).encode("utf-8")
