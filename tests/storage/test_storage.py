@@ -1,0 +1,187 @@
+"""The Storage contract, run against every implementation; then what only the file system does."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headwater.storage import FileStorage, InvalidKey, MemoryStorage, NotFound, Storage
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coro)
+
+
+@pytest.fixture(params=["memory", "filesystem"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    if request.param == "memory":
+        return MemoryStorage()
+    return FileStorage(tmp_path / "root")
+
+
+async def _collect(storage: Storage, prefix: str = "") -> list[str]:
+    return sorted([key async for key in storage.iter_keys(prefix)])
+
+
+def test_write_read_stat_delete(storage: Storage) -> None:
+    async def go() -> None:
+        await storage.write_bytes("web/simple/foo/index.html", b"<html>")
+        assert await storage.read_bytes("web/simple/foo/index.html") == b"<html>"
+        st = await storage.stat("web/simple/foo/index.html")
+        assert st is not None and st.size == 6
+        await storage.write_bytes("web/simple/foo/index.html", b"new")
+        assert await storage.read_bytes("web/simple/foo/index.html") == b"new"
+        assert await storage.delete("web/simple/foo/index.html") is True
+        assert await storage.delete("web/simple/foo/index.html") is False
+        assert await storage.stat("web/simple/foo/index.html") is None
+        with pytest.raises(NotFound, match=r"web/simple/foo/index\.html"):
+            await storage.read_bytes("web/simple/foo/index.html")
+
+    run(go())
+
+
+def test_streaming_write_and_ranged_read(storage: Storage) -> None:
+    data = bytes(range(256)) * 4096  # 1 MiB, crosses the write buffer
+
+    async def go() -> None:
+        async with storage.writer("web/packages/ab/cd/ef/big.whl") as w:
+            for offset in range(0, len(data), 10_000):
+                await w.write(data[offset : offset + 10_000])
+        whole = b"".join(
+            [c async for c in storage.open_read("web/packages/ab/cd/ef/big.whl", chunk_size=7000)]
+        )
+        assert whole == data
+        part = b"".join(
+            [
+                c
+                async for c in storage.open_read(
+                    "web/packages/ab/cd/ef/big.whl", start=100, end=5000
+                )
+            ]
+        )
+        assert part == data[100:5000]
+
+    run(go())
+
+
+def test_failed_write_leaves_nothing(storage: Storage) -> None:
+    async def go() -> None:
+        await storage.write_bytes("a/keep", b"old")
+        with pytest.raises(RuntimeError):
+            async with storage.writer("a/keep") as w:
+                await w.write(b"half")
+                raise RuntimeError("download broke")
+        assert await storage.read_bytes("a/keep") == b"old"
+        with pytest.raises(RuntimeError):
+            async with storage.writer("a/new") as w:
+                await w.write(b"half")
+                raise RuntimeError("download broke")
+        assert await storage.stat("a/new") is None
+        assert await _collect(storage) == ["a/keep"]
+
+    run(go())
+
+
+def test_aborted_write_publishes_nothing(storage: Storage) -> None:
+    async def go() -> None:
+        async with storage.writer("x/y") as w:
+            await w.write(b"bad bytes")
+            w.abort()  # e.g. the hash did not match
+        assert await storage.stat("x/y") is None
+
+    run(go())
+
+
+def test_iter_keys_by_prefix(storage: Storage) -> None:
+    async def go() -> None:
+        for key in [
+            "web/simple/a/index.html",
+            "web/simple/b/index.html",
+            "web/packages/x",
+            "state/serial",
+        ]:
+            await storage.write_bytes(key, b"1")
+        assert await _collect(storage, "web/simple") == [
+            "web/simple/a/index.html",
+            "web/simple/b/index.html",
+        ]
+        assert await _collect(storage, "web/simple/") == [
+            "web/simple/a/index.html",
+            "web/simple/b/index.html",
+        ]
+        assert len(await _collect(storage)) == 4
+
+    run(go())
+
+
+@pytest.mark.parametrize(
+    "key", ["", "/etc/passwd", "../x", "a/../../x", "a//b", "a/./b", "a\\b", "a\x00b", "a\nb"]
+)
+def test_unsafe_keys_refused(storage: Storage, key: str) -> None:
+    with pytest.raises(InvalidKey):
+        run(storage.write_bytes(key, b"x"))
+    with pytest.raises(InvalidKey):
+        run(storage.read_bytes(key))
+
+
+# --- file system only -----------------------------------------------------------------------------
+
+
+def test_temp_files_live_outside_the_tree_and_are_removed(tmp_path: Path) -> None:
+    fs = FileStorage(tmp_path)
+
+    async def go() -> None:
+        async with fs.writer("web/simple/index.html") as w:
+            await w.write(b"partial")
+            # While writing, nothing is visible under web/ yet.
+            assert not (tmp_path / "web/simple/index.html").exists()
+            temps = list((tmp_path / ".headwater-tmp").iterdir())
+            assert len(temps) == 1 and temps[0].read_bytes() == b""  # buffered, not yet flushed
+        assert (tmp_path / "web/simple/index.html").read_bytes() == b"partial"
+        assert list((tmp_path / ".headwater-tmp").iterdir()) == []
+        assert await _collect(fs) == ["web/simple/index.html"]  # temp dir is never listed
+
+    run(go())
+
+
+def test_temp_dir_is_not_a_key(tmp_path: Path) -> None:
+    with pytest.raises(InvalidKey, match="temp"):
+        run(FileStorage(tmp_path).write_bytes(".headwater-tmp/x", b"1"))
+
+
+def test_sync_fsyncs_each_written_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fs = FileStorage(tmp_path)
+    synced: list[int] = []
+    real_fsync: Callable[[int], None] = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+
+    async def go() -> None:
+        for i in range(5):
+            await fs.write_bytes(f"web/packages/{i}/f", b"x")
+        assert synced == []  # batched: no fsync per write
+        await fs.sync()
+        files_and_dirs = len(synced)
+        assert files_and_dirs == 5 + 5  # five files, five distinct parent directories
+        await fs.sync()
+        assert len(synced) == files_and_dirs  # nothing new to sync
+
+    run(go())
+
+
+def test_clean_temp_removes_leftovers(tmp_path: Path) -> None:
+    (tmp_path / ".headwater-tmp").mkdir()
+    (tmp_path / ".headwater-tmp" / "dead.tmp").write_bytes(b"from a crash")
+    assert FileStorage(tmp_path).clean_temp() == 1
+    assert list((tmp_path / ".headwater-tmp").iterdir()) == []
+
+
+def test_implementations_satisfy_the_protocol(tmp_path: Path) -> None:
+    assert isinstance(MemoryStorage(), Storage)
+    assert isinstance(FileStorage(tmp_path), Storage)
