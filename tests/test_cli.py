@@ -28,6 +28,8 @@ def test_no_command_prints_help_and_fails(capsys: object) -> None:
 
 
 def test_unknown_command_is_a_usage_error() -> None:
-    result = subprocess.run([str(SCRIPT), "frobnicate"], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(SCRIPT), "frobnicate"], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 2
     assert "invalid choice: 'frobnicate'" in result.stderr

@@ -16,7 +16,9 @@ BIN = Path(sys.executable).parent
     "command",
     [
         pytest.param([str(BIN / "ruff"), "check", "src", "tests", "bench"], id="ruff-check"),
-        pytest.param([str(BIN / "ruff"), "format", "--check", "src", "tests", "bench"], id="ruff-format"),
+        pytest.param(
+            [str(BIN / "ruff"), "format", "--check", "src", "tests", "bench"], id="ruff-format"
+        ),
         pytest.param([sys.executable, "-m", "mypy"], id="mypy-strict"),
     ],
 )

@@ -45,7 +45,9 @@ hostile_text = st.text(
 hex_digest = st.binary(min_size=32, max_size=32).map(bytes.hex)
 versions = st.builds(
     lambda a, b, c: f"{a}.{b}.{c}",
-    st.integers(0, 30), st.integers(0, 30), st.integers(0, 300),
+    st.integers(0, 30),
+    st.integers(0, 30),
+    st.integers(0, 300),
 )
 upload_times = st.datetimes(
     min_value=datetime(2005, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
@@ -65,7 +67,11 @@ def files(draw: st.DrawFn, name: NormalizedName | None = None, version: str | No
     stem = project.replace("-", "_")
     filename = draw(
         st.sampled_from(
-            [f"{stem}-{ver}-py3-none-any.whl", f"{stem}-{ver}.tar.gz", f"{stem}-{ver}-cp312-cp312-manylinux_2_28_x86_64.whl"]
+            [
+                f"{stem}-{ver}-py3-none-any.whl",
+                f"{stem}-{ver}.tar.gz",
+                f"{stem}-{ver}-cp312-cp312-manylinux_2_28_x86_64.whl",
+            ]
         )
     )
     yanked = draw(st.booleans())
@@ -73,10 +79,14 @@ def files(draw: st.DrawFn, name: NormalizedName | None = None, version: str | No
         filename=filename,
         url=f"https://files.example/packages/{draw(hex_digest)[:6]}/{filename}",
         hashes=draw(st.one_of(st.just({}), st.builds(lambda h: {"sha256": h}, hex_digest))),
-        requires_python=draw(st.none() | st.sampled_from([">=3.8", "<4,>=3.9", "!=3.0.*,>=2.7", ">3 , <3.14"])),
+        requires_python=draw(
+            st.none() | st.sampled_from([">=3.8", "<4,>=3.9", "!=3.0.*,>=2.7", ">3 , <3.14"])
+        ),
         yanked=yanked,
         yanked_reason=draw(hostile_text) if yanked and draw(st.booleans()) else None,
-        core_metadata=draw(st.none() | st.booleans() | st.builds(lambda h: {"sha256": h}, hex_digest)),
+        core_metadata=draw(
+            st.none() | st.booleans() | st.builds(lambda h: {"sha256": h}, hex_digest)
+        ),
         gpg_sig=draw(st.none() | st.booleans()),
         size=draw(st.integers(0, 2**40)),
         upload_time=draw(st.none() | upload_times),
@@ -107,7 +117,9 @@ def project_pages(draw: st.DrawFn, max_files: int = 8) -> ProjectPage:
         alternate_locations=tuple(draw(st.lists(https_urls, max_size=2, unique=True))),
         namespaces=draw(
             st.none()
-            | st.lists(st.builds(Namespace, name=normalized_names, owned=st.booleans()), max_size=2).map(tuple)
+            | st.lists(
+                st.builds(Namespace, name=normalized_names, owned=st.booleans()), max_size=2
+            ).map(tuple)
         ),
         last_serial=draw(st.none() | st.integers(0, 2**40)),
     )

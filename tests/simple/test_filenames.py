@@ -12,8 +12,19 @@ from headwater.simple.filenames import InvalidFilename, check_safe_filename, par
     ("filename", "kind", "name", "version"),
     [
         ("foo_bar-1.0-py3-none-any.whl", "wheel", "foo-bar", "1.0"),
-        pytest.param("Foo.Bar-1.0-py2.py3-none-any.whl", "wheel", "foo-bar", "1.0", id="N2-older-form-accepted"),
-        ("numpy-2.1.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "wheel", "numpy", "2.1.0"),
+        pytest.param(
+            "Foo.Bar-1.0-py2.py3-none-any.whl",
+            "wheel",
+            "foo-bar",
+            "1.0",
+            id="N2-older-form-accepted",
+        ),
+        (
+            "numpy-2.1.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            "wheel",
+            "numpy",
+            "2.1.0",
+        ),
         ("foo-1.0-1build-py3-none-any.whl", "wheel", "foo", "1.0"),
         ("foo_bar-1.0.tar.gz", "sdist", "foo-bar", "1.0"),
         pytest.param("Foo_Bar-1.0.tar.gz", "sdist", "foo-bar", "1.0", id="N3-legacy-case"),

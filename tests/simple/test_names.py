@@ -79,7 +79,10 @@ def test_validity_agrees_with_the_spec_regex(text: str) -> None:
     assert is_valid_name(text) == bool(spec.match(text))
 
 
-@pytest.mark.parametrize(("name", "expected"), [("a-b", True), ("a--b", False), ("A", False), ("a.b", False), ("a-", False)])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("a-b", True), ("a--b", False), ("A", False), ("a.b", False), ("a-", False)],
+)
 def test_is_normalized(name: str, expected: bool) -> None:
     assert is_normalized(name) is expected
 

@@ -35,7 +35,18 @@ __all__ = [
 
 # PyPI still lists files in formats no installer builds any more; a mirror must store them without
 # understanding them (standards.md N5).
-LEGACY_SUFFIXES = (".egg", ".exe", ".msi", ".rpm", ".tar.bz2", ".tbz", ".tgz", ".tar.xz", ".zip", ".dmg")
+LEGACY_SUFFIXES = (
+    ".egg",
+    ".exe",
+    ".msi",
+    ".rpm",
+    ".tar.bz2",
+    ".tbz",
+    ".tgz",
+    ".tar.xz",
+    ".zip",
+    ".dmg",
+)
 # A filename is one path component on every file system we write to: 255 bytes is the common cap.
 MAX_FILENAME_LENGTH = 255
 # Control characters (C0, DEL, C1) are refused everywhere (warehouse does the same for uploads).
@@ -102,8 +113,12 @@ def parse_filename(filename: str) -> DistributionFilename:
         if filename.endswith(".whl"):
             name, version, build, tags = parse_wheel_filename(filename)
             return DistributionFilename(
-                filename=filename, kind="wheel", name=NormalizedName(name), version=version,
-                build=build, tags=tags,
+                filename=filename,
+                kind="wheel",
+                name=NormalizedName(name),
+                version=version,
+                build=build,
+                tags=tags,
             )
         if filename.endswith((".tar.gz", ".zip")):
             name, version = parse_sdist_filename(filename)

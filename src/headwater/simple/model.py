@@ -25,13 +25,13 @@ __all__ = [
     "SUPPORTED_MAJOR",
     "File",
     "InvalidPage",
-    "UnsupportedAPIVersion",
     "Namespace",
     "ProjectList",
     "ProjectListEntry",
     "ProjectPage",
     "ProjectStatus",
     "RejectedEntry",
+    "UnsupportedAPIVersion",
     "check_api_version",
 ]
 
