@@ -402,18 +402,23 @@ def _build_file(wire: _WireFile, index: int, base_url: str | None, what: str) ->
     )
 
 
+def _marker(wire: _WireStatus) -> str | None:
+    # PEP 792's text spells the key "state"; everything else spells it "status".
+    return wire.status if wire.status is not None else wire.state
+
+
 def _status(wire: _WirePage, what: str) -> tuple[ProjectStatus, str | None]:
     marker: str | None = None
     reason: str | None = None
     if wire.project_status is not None:
-        marker = wire.project_status.status or wire.project_status.state
+        marker = _marker(wire.project_status)
         reason = wire.project_status.reason
     elif wire.meta is not None and (
         wire.meta.project_status is not None or wire.meta.project_status_reason is not None
     ):
         stale = wire.meta.project_status
         if isinstance(stale, _WireStatus):
-            marker, reason = stale.status or stale.state, stale.reason
+            marker, reason = _marker(stale), stale.reason
         else:
             marker = stale
         reason = wire.meta.project_status_reason or reason
