@@ -180,7 +180,10 @@ def _synthetic_words(index: int) -> list[int]:
 def _synthetic_index(name: str, seed: int) -> int | None:
     parts = name.split("-")
     base = len(_WORDS)
-    offset = sum(base**n for n in range(1, len(parts)))
+    offset, block = 0, 1
+    for _ in range(1, len(parts)):
+        block *= base
+        offset += block
     value = 0
     for part in parts:
         digit = _WORD_INDEX.get(part)
