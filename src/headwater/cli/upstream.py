@@ -1,19 +1,95 @@
-"""``headwater test-upstream``: serve a generated PyPI-like corpus on loopback (filled in by the
-test-upstream work; see :mod:`headwater.testing`)."""
+"""``headwater test-upstream``: serve a generated PyPI-like corpus on loopback.
+
+A thin layer over :mod:`headwater.testing`: build the corpus, start
+:class:`~headwater.testing.upstream.Upstream`, print its URL (one line, flushed, so a parent
+process can read it), serve until interrupted. See docs/test-upstream.md.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
+import sys
+import time
 from typing import Any
+
+__all__ = ["register", "run"]
 
 
 def register(subparsers: Any) -> None:
     """Add the ``test-upstream`` subcommand."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "test-upstream", help="serve a generated PyPI-like index for tests and benchmarks"
+        "test-upstream",
+        help="serve a generated PyPI-like index for tests and benchmarks",
+        description=(
+            "Serve a deterministic PyPI-like index on loopback: /simple/ (JSON and HTML), the "
+            "/pypi/<project>/json API, files and .metadata, and a control API under /_upstream/."
+        ),
     )
+    parser.add_argument("--projects", type=int, default=100, help="synthetic projects (100)")
+    parser.add_argument("--releases", type=int, default=3, help="releases per project (3)")
+    parser.add_argument("--files", type=int, default=2, help="files per release (2)")
+    parser.add_argument("--seed", type=int, default=0, help="seed: same seed, same bytes (0)")
+    parser.add_argument(
+        "--metadata-only",
+        action="store_true",
+        help="small placeholder file bodies instead of real wheels (for 700,000 projects)",
+    )
+    parser.add_argument(
+        "--from-dir", metavar="DIR", help="serve the wheels/sdists in DIR instead of generating"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port (0: pick a free one)")
+    parser.add_argument("--no-serials", action="store_true", help="serve no PyPI serials")
+    parser.add_argument("--html-only", action="store_true", help="serve no JSON (text/html only)")
+    parser.add_argument("--no-metadata", action="store_true", help="serve no PEP 658 .metadata")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    """Build the corpus and serve it until SIGINT/SIGTERM; returns the exit status."""
+    from headwater.testing.corpus import Corpus
+    from headwater.testing.upstream import Upstream, new_event_loop
+
+    started = time.perf_counter()
+    if args.from_dir:
+        corpus = Corpus.from_directory(args.from_dir, seed=args.seed)
+    else:
+        corpus = Corpus.generate(
+            args.projects,
+            args.releases,
+            args.files,
+            seed=args.seed,
+            metadata_only=args.metadata_only,
+        )
+    upstream = Upstream(
+        corpus,
+        host=args.host,
+        port=args.port,
+        serials=not args.no_serials,
+        json=not args.html_only,
+        metadata=not args.no_metadata,
+    )
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await upstream.start()
+        print(upstream.url, flush=True)
+        print(
+            f"serving {upstream.simple_url} (serial {corpus.serial}, ready in "
+            f"{time.perf_counter() - started:.2f}s); Ctrl-C to stop",
+            file=sys.stderr,
+            flush=True,
+        )
+        await upstream.serve_forever(stop)
+
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(serve())
+    finally:
+        loop.close()
+    return 0
