@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 import httptools
 import msgspec
@@ -449,8 +449,11 @@ class Upstream:
         if not self.json:
             return TEXT_HTML  # an index that predates PEP 691 ignores Accept
         fmt = None
-        if request.query:
-            fmt = dict(parse_qsl(request.query)).get("format")
+        for pair in request.query.split("&") if request.query else ():
+            key, _, value = pair.partition("=")
+            if key == "format":
+                # unquote, not unquote_plus: the "+" in "v1+json" is literal (item 51).
+                fmt = unquote(value)
         return select_content_type(request.headers.get("accept"), fmt)
 
     def _root(self, request: _Request, flags: set[FaultKind]) -> _Reply:
