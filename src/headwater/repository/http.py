@@ -1,0 +1,301 @@
+"""A remote index over HTTP: the client side of the Simple API, with retries.
+
+The only place headwater talks to an upstream. Requests send a descriptive User-Agent (PEP 381's
+mirroring protocol asks for one) and the PEP 691 Accept header; answers are parsed by
+:mod:`headwater.simple.pages` from their Content-Type. Transient failures (connection errors,
+timeouts, truncated bodies, 5xx, 429, stale serials) are retried with exponential backoff and jitter;
+a 404 is an answer, not a failure. aiohttp exceptions never escape: they become
+:class:`~headwater.repository.errors.UpstreamError` with the URL and what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TypeVar
+from urllib.parse import urljoin
+
+import aiohttp
+import msgspec
+
+from headwater import __version__
+from headwater.repository.errors import (
+    IntegrityError,
+    StaleResponse,
+    UpstreamError,
+    UpstreamNotFound,
+)
+from headwater.simple.model import ProjectList, ProjectPage
+from headwater.simple.names import NormalizedName
+from headwater.simple.negotiation import CLIENT_ACCEPT
+from headwater.simple.pages import parse_project_list, parse_project_page
+from headwater.storage.base import Writer
+
+__all__ = ["USER_AGENT", "Fetched", "HttpRepository", "RetryPolicy", "client_session"]
+
+USER_AGENT = f"headwater/{__version__} (+https://github.com/headwater-index/headwater)"
+SERIAL_HEADER = "X-PyPI-Last-Serial"
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+T = TypeVar("T")
+
+
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How hard to try. Delays grow ``backoff * 2**attempt`` up to ``max_backoff``, with jitter."""
+
+    attempts: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based); full jitter."""
+        ceiling = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+
+
+class Fetched(msgspec.Struct, frozen=True, kw_only=True):
+    """A parsed page with the response facts a mirror keeps: ETag and serial header."""
+
+    page: ProjectPage | None = None
+    project_list: ProjectList | None = None
+    etag: str | None = None
+    serial: int | None = None
+    not_modified: bool = False
+
+
+def _serial_header(headers: Mapping[str, str]) -> int | None:
+    value = headers.get(SERIAL_HEADER)
+    if value is None:
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+class HttpRepository:
+    """A remote Simple API index at ``base_url`` (e.g. ``https://pypi.org/simple/``).
+
+    The session is passed in: whoever creates it closes it (the engine's lifespan), so one pool
+    serves every request of a sync.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        session: aiohttp.ClientSession,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.session = session
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"HttpRepository({self.base_url!r})"
+
+    def project_url(self, name: NormalizedName) -> str:
+        """The URL of a project's page (always the normalized form: clients MUST NOT rely on
+        redirects, item 2)."""
+        return f"{self.base_url}{name}/"
+
+    async def _with_retries(self, url: str, attempt_once: Callable[[], Awaitable[T]]) -> T:
+        last: UpstreamError | None = None
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                return await attempt_once()
+            except UpstreamError as exc:
+                if not exc.retryable:
+                    raise
+                last = exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last = UpstreamError(_describe(exc, url), url=url, retryable=True)
+                last.__cause__ = exc
+            if attempt < self.retry.attempts:
+                await self._sleep(self.retry.delay(attempt))
+        assert last is not None
+        raise type(last)(
+            f"{last} (gave up after {self.retry.attempts} attempts)",
+            url=url,
+            status=last.status,
+            retryable=True,
+        ) from last
+
+    async def project_list(self, *, etag: str | None = None) -> Fetched:
+        """Fetch and parse the root page. With ``etag``, a 304 gives ``Fetched(not_modified=True)``.
+
+        Raises:
+            UpstreamError: after retries; InvalidPage: the page is malformed (not retried).
+        """
+        url = self.base_url
+
+        async def once() -> Fetched:
+            headers = {"Accept": CLIENT_ACCEPT, "User-Agent": USER_AGENT}
+            if etag:
+                headers["If-None-Match"] = etag
+            async with self.session.get(url, headers=headers, allow_redirects=True) as resp:
+                if resp.status == 304:
+                    return Fetched(
+                        not_modified=True, etag=etag, serial=_serial_header(resp.headers)
+                    )
+                _check_status(resp, url, "the project list")
+                body = await resp.read()
+                parsed = parse_project_list(
+                    body, resp.headers.get("Content-Type"), base_url=str(resp.url)
+                )
+                return Fetched(
+                    project_list=parsed,
+                    etag=resp.headers.get("ETag"),
+                    serial=_serial_header(resp.headers),
+                )
+
+        return await self._with_retries(url, once)
+
+    async def project_page(
+        self, name: NormalizedName, *, min_serial: int | None = None, etag: str | None = None
+    ) -> Fetched:
+        """Fetch and parse one project's page.
+
+        ``min_serial`` is the serial the project list gave: an answer whose serial (header, or the
+        page's ``_last-serial``) is lower is a stale cache copy, retried with backoff and never
+        returned. With ``etag``, a 304 gives ``Fetched(not_modified=True)``.
+
+        Raises:
+            UpstreamNotFound: 404/410 (the project is gone). StaleResponse: still stale after
+            retries. UpstreamError: other failures after retries. InvalidPage: malformed page.
+        """
+        url = self.project_url(name)
+
+        async def once() -> Fetched:
+            headers = {"Accept": CLIENT_ACCEPT, "User-Agent": USER_AGENT}
+            if etag:
+                headers["If-None-Match"] = etag
+            async with self.session.get(url, headers=headers, allow_redirects=True) as resp:
+                serial = _serial_header(resp.headers)
+                if resp.status == 304:
+                    return Fetched(not_modified=True, etag=etag, serial=serial)
+                _check_status(resp, url, f"project {name!r}")
+                body = await resp.read()
+                page = parse_project_page(
+                    body, resp.headers.get("Content-Type"), name=name, base_url=str(resp.url)
+                )
+                seen = serial if serial is not None else page.last_serial
+                if min_serial is not None and seen is not None and seen < min_serial:
+                    raise StaleResponse(
+                        f"{url} answered with serial {seen}, older than the {min_serial} the index "
+                        "listed (a stale cache copy); not storing it",
+                        url=url,
+                        retryable=True,
+                    )
+                return Fetched(page=page, etag=resp.headers.get("ETag"), serial=seen)
+
+        return await self._with_retries(url, once)
+
+    async def fetch_verified(
+        self,
+        url: str,
+        *,
+        sha256: str | None,
+        size: int | None,
+        sink: Callable[[], AbstractAsyncContextManager[Writer]],
+    ) -> int:
+        """Download ``url`` into a fresh ``sink`` per attempt, checking size and sha256.
+
+        ``sink()`` opens a fresh atomic write (e.g. ``lambda: storage.writer(key)``); this method
+        raises inside it on a mismatch, so nothing unverified is ever published. Returns the
+        number of bytes.
+
+        Raises:
+            IntegrityError: the bytes do not match (after retries: a CDN may serve a bad copy once).
+            UpstreamNotFound, UpstreamError: as for pages.
+        """
+
+        async def once() -> int:
+            digest = hashlib.sha256()
+            received = 0
+            async with self.session.get(url, headers={"User-Agent": USER_AGENT}) as resp:
+                _check_status(resp, url, "file")
+                async with sink() as writer:
+                    async for chunk in resp.content.iter_chunked(1 << 16):
+                        received += len(chunk)
+                        if size is not None and received > size:
+                            raise IntegrityError(
+                                f"{url} is larger than the {size} bytes its page promised; discarded",
+                                url=url,
+                                retryable=True,
+                            )
+                        digest.update(chunk)
+                        await writer.write(chunk)
+                    if size is not None and received != size:
+                        raise IntegrityError(
+                            f"{url} has {received} bytes, its page promised {size}; discarded",
+                            url=url,
+                            retryable=True,
+                        )
+                    if sha256 is not None and digest.hexdigest() != sha256:
+                        raise IntegrityError(
+                            f"{url} has sha256 {digest.hexdigest()}, its page promised {sha256}; discarded",
+                            url=url,
+                            retryable=True,
+                        )
+            return received
+
+        return await self._with_retries(url, once)
+
+    def resolve(self, url: str, page_url: str) -> str:
+        """An absolute URL for a (possibly relative) file URL found on ``page_url``."""
+        return urljoin(page_url, url)
+
+
+def _check_status(resp: aiohttp.ClientResponse, url: str, what: str) -> None:
+    if resp.status == 200:
+        return
+    if resp.status in (404, 410):
+        raise UpstreamNotFound(
+            f"{url}: {what} not found (HTTP {resp.status})", url=url, status=resp.status
+        )
+    retryable = resp.status in _RETRY_STATUS
+    raise UpstreamError(
+        f"{url}: HTTP {resp.status} {resp.reason or ''} for {what}".rstrip(),
+        url=url,
+        status=resp.status,
+        retryable=retryable,
+    )
+
+
+def _describe(exc: BaseException, url: str) -> str:
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return f"{url}: timed out"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return f"{url}: the response body was cut short ({exc})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"{url}: the server closed the connection"
+    if isinstance(exc, aiohttp.ClientConnectionError):
+        return f"{url}: connection failed ({exc})"
+    return f"{url}: {type(exc).__name__}: {exc}"
+
+
+@asynccontextmanager
+async def client_session(
+    *, connections: int = 64, read_timeout: float = 60.0
+) -> AsyncIterator[aiohttp.ClientSession]:
+    """An aiohttp session sized for a sync: one pool of ``connections``, per-read timeout."""
+    connector = aiohttp.TCPConnector(
+        limit=connections, limit_per_host=connections, ttl_dns_cache=300
+    )
+    session = aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(
+            total=None, sock_connect=read_timeout, sock_read=read_timeout
+        ),
+        auto_decompress=True,
+        raise_for_status=False,
+    )
+    try:
+        yield session
+    finally:
+        await session.close()
