@@ -1,0 +1,173 @@
+"""What a mirror remembers between runs: the upstream serial each project was synced at.
+
+Kept beside ``web/`` (never served) as a snapshot plus a journal of small chunks::
+
+    state/mirror.json             {"format": 1, "upstream": URL, "serial": N, "projects": {...}}
+    state/journal/00000001.json   projects completed since the snapshot, in batches
+
+A sync appends a journal chunk after each batch of projects is durable, so a killed sync resumes
+where it stopped; a finished sync folds the journal into a new snapshot. Each chunk is small and
+written once (no O(n²) todo file rewritten per project), and everything goes through
+:class:`~headwater.storage.base.Storage`, so the same scheme works on an object store.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from headwater.errors import HeadwaterError
+from headwater.simple.names import NormalizedName, is_normalized
+from headwater.storage.base import NotFound, Storage
+from headwater.sync.layout import STATE_DIR
+
+__all__ = ["MirrorState", "ProjectState", "StateError"]
+
+SNAPSHOT = f"{STATE_DIR}/mirror.json"
+JOURNAL = f"{STATE_DIR}/journal"
+FORMAT = 1
+
+
+class StateError(HeadwaterError):
+    """The mirror's state is unreadable or belongs to another upstream."""
+
+
+class ProjectState(msgspec.Struct, frozen=True, array_like=True):
+    """A synced project: upstream's serial for it (None without serials) and the page's ETag."""
+
+    serial: int | None
+    etag: str | None = None
+
+
+class _Snapshot(msgspec.Struct, kw_only=True):
+    format: int = FORMAT
+    upstream: str
+    serial: int | None = None
+    projects: dict[str, ProjectState] = msgspec.field(default_factory=dict)
+
+
+class _Chunk(msgspec.Struct, kw_only=True):
+    done: dict[str, ProjectState] = msgspec.field(default_factory=dict)
+    deleted: list[str] = msgspec.field(default_factory=list)
+
+
+_encoder = msgspec.json.Encoder()
+_snapshot_decoder = msgspec.json.Decoder(_Snapshot)
+_chunk_decoder = msgspec.json.Decoder(_Chunk)
+
+
+class MirrorState:
+    """Load, update and commit a mirror's state in ``storage``.
+
+    Call :meth:`load` first. :meth:`record` and :meth:`forget` buffer changes in memory;
+    :meth:`flush` writes them as one journal chunk (the caller makes the pages they describe durable
+    first); :meth:`commit` writes a new snapshot and removes the journal.
+    """
+
+    def __init__(self, storage: Storage, upstream: str) -> None:
+        self.storage = storage
+        self.upstream = upstream
+        self.projects: dict[NormalizedName, ProjectState] = {}
+        self.serial: int | None = None
+        self._pending = _Chunk()
+        self._chunks: list[str] = []
+        self._next_chunk = 1
+
+    async def load(self) -> None:
+        """Read the snapshot and replay the journal.
+
+        Raises:
+            StateError: the state is corrupt, from a newer headwater, or from another upstream.
+        """
+        try:
+            raw = await self.storage.read_bytes(SNAPSHOT)
+        except NotFound:
+            snapshot = _Snapshot(upstream=self.upstream)
+        else:
+            try:
+                snapshot = _snapshot_decoder.decode(raw)
+            except msgspec.DecodeError as exc:
+                raise StateError(
+                    f"{SNAPSHOT} is corrupt ({exc}); run `headwater verify --repair` to rebuild the "
+                    "state from the tree, or remove state/ to resync everything"
+                ) from exc
+            if snapshot.format > FORMAT:
+                raise StateError(
+                    f"{SNAPSHOT} was written by a newer headwater (format {snapshot.format})"
+                )
+            if snapshot.upstream.rstrip("/") != self.upstream.rstrip("/"):
+                raise StateError(
+                    f"this tree was mirrored from {snapshot.upstream}, but the configuration says "
+                    f"{self.upstream}; mirror into a new target, or remove state/ to start over"
+                )
+        self.serial = snapshot.serial
+        self.projects = {
+            NormalizedName(k): v for k, v in snapshot.projects.items() if is_normalized(k)
+        }
+        self._chunks = sorted([key async for key in self.storage.iter_keys(JOURNAL)])
+        for key in self._chunks:
+            try:
+                chunk = _chunk_decoder.decode(await self.storage.read_bytes(key))
+            except msgspec.DecodeError:
+                # A chunk is written atomically, so a bad one is damage, not a torn write; the
+                # projects it named are simply synced again.
+                continue
+            self._apply(chunk)
+        if self._chunks:
+            last = self._chunks[-1].rsplit("/", 1)[1].split(".", 1)[0]
+            self._next_chunk = int(last) + 1 if last.isdigit() else len(self._chunks) + 1
+
+    def _apply(self, chunk: _Chunk) -> None:
+        for name, state in chunk.done.items():
+            if is_normalized(name):
+                self.projects[NormalizedName(name)] = state
+        for name in chunk.deleted:
+            self.projects.pop(NormalizedName(name), None)
+
+    def serials(self) -> dict[NormalizedName, int | None]:
+        """Project -> synced serial, the shape :func:`headwater.sync.plan.plan_sync` takes."""
+        return {name: state.serial for name, state in self.projects.items()}
+
+    def record(self, name: NormalizedName, state: ProjectState) -> None:
+        """Note that ``name`` is synced at ``state`` (durable at the next :meth:`flush`)."""
+        self.projects[name] = state
+        self._pending.done[name] = state
+        if name in self._pending.deleted:
+            self._pending.deleted.remove(name)
+
+    def forget(self, name: NormalizedName) -> None:
+        """Note that ``name`` was removed from the tree."""
+        self.projects.pop(name, None)
+        self._pending.done.pop(name, None)
+        self._pending.deleted.append(name)
+
+    @property
+    def pending(self) -> int:
+        """How many changes :meth:`flush` would write."""
+        return len(self._pending.done) + len(self._pending.deleted)
+
+    async def flush(self) -> None:
+        """Write buffered changes as one journal chunk (nothing if there are none)."""
+        if not self.pending:
+            return
+        key = f"{JOURNAL}/{self._next_chunk:08d}.json"
+        await self.storage.write_bytes(key, _encoder.encode(self._pending))
+        self._chunks.append(key)
+        self._next_chunk += 1
+        self._pending = _Chunk()
+
+    async def commit(self, serial: int | None) -> None:
+        """Write a snapshot of everything (with the upstream ``serial`` reached) and drop the
+        journal. The snapshot is made durable before the journal is removed."""
+        self.serial = serial
+        snapshot = _Snapshot(
+            upstream=self.upstream,
+            serial=serial,
+            projects=dict(sorted(self.projects.items())),
+        )
+        await self.storage.write_bytes(SNAPSHOT, _encoder.encode(snapshot))
+        await self.storage.sync()
+        for key in self._chunks:
+            await self.storage.delete(key)
+        self._chunks = []
+        self._next_chunk = 1
+        self._pending = _Chunk()
