@@ -32,7 +32,6 @@ import asyncio
 import hashlib
 import json
 import os
-import resource
 import shutil
 import signal
 import socket
@@ -103,6 +102,7 @@ class RunResult:
     p99_ms: float
     rss_after_import_mib: float
     peak_rss_mib: float
+    completed: int = 0
     first_error: str | None = None
     server_cpu_pct: float | None = None
 
@@ -195,6 +195,14 @@ def process_cpu_seconds(pid: int) -> float:
 # --------------------------------------------------------------------------------------- client
 
 
+def hwm_mib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def rss_mib() -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -218,19 +226,32 @@ def check(body_len: int, digest: str | None, expected: str | None, size: int) ->
 
 
 async def run_client(
-    client: str, workload: str, concurrency: int, base_url: str, manifest: dict[str, Any]
+    client: str,
+    workload: str,
+    concurrency: int,
+    base_url: str,
+    manifest: dict[str, Any],
+    time_limit: float | None = None,
 ) -> RunResult:
-    """Drive ``client`` with ``concurrency`` workers over one pool; return the measurements."""
+    """Drive ``client`` with ``concurrency`` workers over one pool; return the measurements.
+
+    With ``time_limit`` (seconds) workers stop starting requests once it has passed, so a very slow
+    client is measured over part of the workload (``completed`` < ``requests``) instead of holding
+    up the whole matrix; its requests/s and latencies are still what it achieved.
+    """
     total, _, _, stream = WORKLOADS[workload]
     entries = manifest[workload]
     latencies: list[float] = []
     errors = 0
     first_error: str | None = None
     next_index = 0
+    deadline: float | None = None
 
     async def worker(fetch: Fetch) -> None:
         nonlocal errors, first_error, next_index
         while next_index < total:
+            if deadline is not None and time.perf_counter() > deadline:
+                return
             path, digest, size = entries[next_index % len(entries)]
             next_index += 1
             start = time.perf_counter()
@@ -244,7 +265,9 @@ async def run_client(
             latencies.append(time.perf_counter() - start)
 
     async def drive(fetch: Fetch) -> float:
+        nonlocal deadline
         start = time.perf_counter()
+        deadline = None if time_limit is None else start + time_limit
         async with asyncio.TaskGroup() as tg:
             for _ in range(concurrency):
                 tg.create_task(worker(fetch))
@@ -327,8 +350,8 @@ async def run_client(
     else:
         raise ValueError(f"unknown client {client!r}; choose one of {', '.join(CLIENTS)}")
 
-    # ru_maxrss is KiB on Linux: the high-water mark of this whole process.
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not getrusage's ru_maxrss: that survives execve and would start at the parent's RSS.
+    peak = hwm_mib()
     lat = sorted(latencies)
     ok = len(lat)
     size = WORKLOADS[workload][1]
@@ -338,6 +361,7 @@ async def run_client(
         workload=workload,
         concurrency=concurrency,
         requests=total,
+        completed=ok + errors,
         errors=errors,
         wall_s=round(wall, 3),
         rps=round(ok / wall, 1),
@@ -369,6 +393,7 @@ def median_result(runs: list[RunResult]) -> dict[str, Any]:
         values = [getattr(r, key) for r in runs if getattr(r, key) is not None]
         out[key] = round(statistics.median(values), 2) if values else None
     out["errors"] = max(r.errors for r in runs)
+    out["completed"] = min(r.completed for r in runs)
     out["first_error"] = next((r.first_error for r in runs if r.first_error), None)
     out["runs"] = len(runs)
     return out
@@ -409,6 +434,11 @@ def run_all(args: argparse.Namespace) -> int:
                                 "--manifest",
                                 os.path.join(root, "manifest.json"),
                                 *(["--uvloop"] if args.uvloop else []),
+                                *(
+                                    ["--time-limit", str(args.time_limit)]
+                                    if args.time_limit
+                                    else []
+                                ),
                             ],
                             capture_output=True,
                             text=True,
@@ -446,13 +476,14 @@ def run_all(args: argparse.Namespace) -> int:
 
 def markdown_table(results: list[dict[str, Any]]) -> str:
     head = (
-        "| workload | conc | client | wall s | req/s | MiB/s | p50 ms | p99 ms | errors "
+        "| workload | conc | client | done | wall s | req/s | MiB/s | p50 ms | p99 ms | errors "
         "| peak RSS MiB | nginx CPU % |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in results:
         lines.append(
             f"| {r['workload']} | {r['concurrency']} | {r['client']} {r['version']} "
+            f"| {r['completed']}/{r['requests']} "
             f"| {r['wall_s']} | {r['rps']:.0f} | {r['mib_per_s']:.0f} | {r['p50_ms']} "
             f"| {r['p99_ms']} | {r['errors']} | {r['peak_rss_mib']} | {r['server_cpu_pct']} |"
         )
@@ -469,9 +500,13 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("--concurrency", type=int, required=True)
     one.add_argument("--base-url", required=True)
     one.add_argument("--manifest", required=True)
+    one.add_argument("--time-limit", type=float, help="stop starting requests after this many s")
     one.add_argument("--uvloop", action="store_true", help="run on uvloop instead of asyncio")
     every = sub.add_parser("all", help="start nginx and run the whole matrix")
     every.add_argument("--runs", type=int, default=3)
+    every.add_argument(
+        "--time-limit", type=float, help="cap each run (s); capped runs report completed < requests"
+    )
     every.add_argument("--clients", nargs="+", choices=CLIENTS, default=list(CLIENTS))
     every.add_argument("--workloads", nargs="+", choices=sorted(WORKLOADS), default=list(WORKLOADS))
     every.add_argument("--concurrency", nargs="+", type=int, default=list(CONCURRENCIES))
@@ -488,7 +523,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_all(args)
     with open(args.manifest) as fh:
         manifest = json.load(fh)
-    coro = run_client(args.client, args.workload, args.concurrency, args.base_url, manifest)
+    coro = run_client(
+        args.client, args.workload, args.concurrency, args.base_url, manifest, args.time_limit
+    )
     if args.uvloop:
         import uvloop
 
