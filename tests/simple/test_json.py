@@ -10,8 +10,12 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from headwater.simple.json import (
+    _all_valid_and_distinct,
+    _fast_normalize,
     parse_project_list_json,
     parse_project_page_json,
     render_project_list_json,
@@ -27,7 +31,8 @@ from headwater.simple.model import (
     ProjectStatus,
     UnsupportedAPIVersion,
 )
-from headwater.simple.names import normalize_name
+from headwater.simple.names import InvalidName, normalize_name
+from tests.simple.strategies import names
 
 DATA = Path(__file__).parent.parent / "data" / "json"
 SHA = "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"
@@ -712,3 +717,25 @@ def test_captured_pages_render_and_reparse(name: str) -> None:
     page = _captured(name)
     again = parse_project_page_json(render_project_page_json(page))
     assert again == msgspec.structs.replace(page, api_version="1.4")
+
+
+# --- the fast name checks agree with headwater.simple.names ---------------------------------------
+
+_name_text = st.text(alphabet="aZ09._-\n é", max_size=12) | names
+
+
+@given(_name_text)
+def test_item_6_fast_normalize_agrees_with_normalize_name(name: str) -> None:
+    try:
+        expected: str | None = normalize_name(name)
+    except InvalidName:
+        expected = None
+    assert _fast_normalize(name) == expected
+
+
+@given(st.lists(_name_text, max_size=6))
+def test_item_6_bulk_check_agrees_with_entry_by_entry(raw: list[str]) -> None:
+    entries = [ProjectListEntry(n) for n in raw]
+    normalized = [_fast_normalize(n) for n in raw]
+    one_by_one = None not in normalized and len(set(normalized)) == len(raw)
+    assert _all_valid_and_distinct(entries) == one_by_one
