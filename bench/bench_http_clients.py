@@ -105,6 +105,7 @@ class RunResult:
     completed: int = 0
     first_error: str | None = None
     server_cpu_pct: float | None = None
+    loadavg: float | None = None
 
 
 # --------------------------------------------------------------------------------------- server
@@ -389,6 +390,7 @@ def median_result(runs: list[RunResult]) -> dict[str, Any]:
         "peak_rss_mib",
         "rss_after_import_mib",
         "server_cpu_pct",
+        "loadavg",
     ):
         values = [getattr(r, key) for r in runs if getattr(r, key) is not None]
         out[key] = round(statistics.median(values), 2) if values else None
@@ -397,6 +399,50 @@ def median_result(runs: list[RunResult]) -> dict[str, Any]:
     out["first_error"] = next((r.first_error for r in runs if r.first_error), None)
     out["runs"] = len(runs)
     return out
+
+
+def run_child(
+    args: argparse.Namespace,
+    python: str,
+    client: str,
+    workload: str,
+    concurrency: int,
+    base_url: str,
+    manifest: str,
+    nginx_pid: int,
+) -> RunResult | None:
+    """Run one measurement in a fresh interpreter; None (and the error printed) if it failed."""
+    cpu0 = process_cpu_seconds(nginx_pid)
+    load0 = os.getloadavg()[0]
+    command = [
+        python,
+        __file__,
+        "one",
+        "--client",
+        client,
+        "--workload",
+        workload,
+        "--concurrency",
+        str(concurrency),
+        "--base-url",
+        base_url,
+        "--manifest",
+        manifest,
+    ]
+    if args.uvloop:
+        command.append("--uvloop")
+    if args.time_limit:
+        command += ["--time-limit", str(args.time_limit)]
+    child = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
+    cpu = process_cpu_seconds(nginx_pid) - cpu0
+    if child.returncode != 0:
+        print(f"{client} {workload} c={concurrency} FAILED:\n{child.stderr}", file=sys.stderr)
+        return None
+    run = RunResult(**json.loads(child.stdout))
+    run.server_cpu_pct = round(100 * cpu / run.wall_s, 1)
+    # The 1-minute load average before and after: other work on the machine shows up here.
+    run.loadavg = round(max(load0, os.getloadavg()[0]), 2)
+    return run
 
 
 def run_all(args: argparse.Namespace) -> int:
@@ -414,47 +460,24 @@ def run_all(args: argparse.Namespace) -> int:
     try:
         for workload in args.workloads:
             for concurrency in args.concurrency:
-                for client in args.clients:
-                    runs: list[RunResult] = []
-                    for _ in range(args.runs):
-                        cpu0 = process_cpu_seconds(nginx.pid)
-                        child = subprocess.run(
-                            [
-                                pythons[client],
-                                __file__,
-                                "one",
-                                "--client",
-                                client,
-                                "--workload",
-                                workload,
-                                "--concurrency",
-                                str(concurrency),
-                                "--base-url",
-                                base_url,
-                                "--manifest",
-                                os.path.join(root, "manifest.json"),
-                                *(["--uvloop"] if args.uvloop else []),
-                                *(
-                                    ["--time-limit", str(args.time_limit)]
-                                    if args.time_limit
-                                    else []
-                                ),
-                            ],
-                            capture_output=True,
-                            text=True,
-                            timeout=1800,
-                            check=False,
+                # Interleave clients run by run, so load from anything else on the machine
+                # falls on every client alike rather than on whichever ran at the time.
+                by_client: dict[str, list[RunResult]] = {c: [] for c in args.clients}
+                for _ in range(args.runs):
+                    for client in args.clients:
+                        run = run_child(
+                            args,
+                            pythons[client],
+                            client,
+                            workload,
+                            concurrency,
+                            base_url,
+                            os.path.join(root, "manifest.json"),
+                            nginx.pid,
                         )
-                        cpu = process_cpu_seconds(nginx.pid) - cpu0
-                        if child.returncode != 0:
-                            print(
-                                f"{client} {workload} c={concurrency} FAILED:\n{child.stderr}",
-                                file=sys.stderr,
-                            )
-                            break
-                        run = RunResult(**json.loads(child.stdout))
-                        run.server_cpu_pct = round(100 * cpu / run.wall_s, 1)
-                        runs.append(run)
+                        if run is not None:
+                            by_client[client].append(run)
+                for runs in by_client.values():
                     if runs:
                         med = median_result(runs)
                         results.append(med)

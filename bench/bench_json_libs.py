@@ -431,6 +431,9 @@ def run_one(lib: str, doc: str, op: str, mode: str, path: str) -> dict[str, Any]
         out["roundtrip_ok"] = fingerprint(decode(encoded), doc) == out["fingerprint"]
     out["times_ms"] = [round(t * 1000, 1) for t in times]
     out["median_ms"] = round(statistics.median(times) * 1000, 1)
+    # The minimum is the run least disturbed by anything else on the machine.
+    out["min_ms"] = round(min(times) * 1000, 1)
+    out["loadavg"] = round(os.getloadavg()[0], 2)
     return out
 
 
@@ -476,14 +479,15 @@ def run_all(args: argparse.Namespace) -> int:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| document | op | library | median ms (5 runs) | heap peak MiB | retained MiB "
-        "| peak RSS growth MiB |",
-        "|---|---|---|---|---|---|---|",
+        "| document | op | library | median ms (5 runs) | min ms | heap peak MiB | retained MiB "
+        "| peak RSS growth MiB | load avg |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['doc']} | {r['op']} | {r['lib']} | {r['median_ms']} | {r['heap_peak_mib']} "
-            f"| {r.get('heap_retained_mib', '')} | {r.get('peak_rss_growth_mib', '')} |"
+            f"| {r['doc']} | {r['op']} | {r['lib']} | {r['median_ms']} | {r['min_ms']} "
+            f"| {r['heap_peak_mib']} | {r.get('heap_retained_mib', '')} "
+            f"| {r.get('peak_rss_growth_mib', '')} | {r['loadavg']} |"
         )
     return "\n".join(lines)
 
