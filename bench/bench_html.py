@@ -42,10 +42,12 @@ TARGETS = {  # seconds, peak MB (None: no target)
 }
 
 _WORDS = (
-    "py django flask zope requests numpy data tool kit azure aws google cloud sdk core utils "
-    "client server api http json yaml test pytest plugin lib async io odoo addon sphinx theme "
-    "ml torch tensor vision text nlp graph db sql orm cli auth oauth jwt log config parser"
-).split()
+    "py", "django", "flask", "zope", "requests", "numpy", "data", "tool", "kit", "azure", "aws",
+    "google", "cloud", "sdk", "core", "utils", "client", "server", "api", "http", "json", "yaml",
+    "test", "pytest", "plugin", "lib", "async", "io", "odoo", "addon", "sphinx", "theme", "ml",
+    "torch", "tensor", "vision", "text", "nlp", "graph", "db", "sql", "orm", "cli", "auth",
+    "oauth", "jwt", "log", "config", "parser",
+)  # fmt: skip
 _SEPS = ("-", "_", ".", "")
 
 
