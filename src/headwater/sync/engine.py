@@ -1,0 +1,398 @@
+"""The mirror engine: execute a sync plan into a static tree.
+
+Order of writes, for every project (DESIGN.md, "Data on disk"): its files (each streamed to a temp
+file, checked against the page's size and sha256, then renamed into place), a durability barrier,
+its pages, then its entry in the state journal. After all projects: the root page, last-modified,
+the state snapshot with the upstream serial. A reader of the tree therefore never sees a page that
+points at a missing or unverified file, and a sync killed at any point resumes from the journal.
+Deletions run the other way: pages first, then files.
+
+Concurrency: one TaskGroup; ``workers`` bounds page fetches and file downloads separately, so a
+project with many files does not starve the others. fsync is batched by a group barrier: every
+project waiting for durability shares the next fsync batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import msgspec
+
+from headwater.errors import HeadwaterError
+from headwater.repository.errors import StaleResponse, UpstreamError, UpstreamNotFound
+from headwater.repository.http import HttpRepository
+from headwater.simple.model import File, InvalidPage, ProjectList, ProjectListEntry, ProjectPage
+from headwater.simple.names import NormalizedName
+from headwater.storage.base import Storage
+from headwater.sync.layout import (
+    file_key,
+    file_url_from_project_page,
+    metadata_key,
+    sha256_of_file_key,
+)
+from headwater.sync.plan import Plan, ProjectTask, plan_sync
+from headwater.sync.state import MirrorState, ProjectState
+from headwater.sync.tree import Tree
+
+__all__ = ["Mirror", "NullReporter", "Reporter", "Summary"]
+
+FileFilter = Callable[[ProjectPage], ProjectPage]
+_FLUSH_EVERY = 256  # projects per journal chunk
+_FLUSH_SECONDS = 5.0
+
+
+class Summary(msgspec.Struct, kw_only=True):
+    """What a sync did; ``failed`` maps project names to the reason (non-empty => exit status 1)."""
+
+    synced: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    files_downloaded: int = 0
+    files_present: int = 0
+    files_removed: int = 0
+    bytes_downloaded: int = 0
+    failed: dict[str, str] = msgspec.field(default_factory=dict)
+    serial: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class Reporter(Protocol):
+    """Progress hooks (resolvelib style). Called from the event loop; keep them cheap."""
+
+    def planned(self, plan: Plan) -> None: ...
+    def project_done(self, name: str, error: str | None) -> None: ...
+    def file_done(self, size: int) -> None: ...
+    def finished(self, summary: Summary) -> None: ...
+
+
+class NullReporter:
+    """Reports nothing."""
+
+    def planned(self, plan: Plan) -> None:
+        pass
+
+    def project_done(self, name: str, error: str | None) -> None:
+        pass
+
+    def file_done(self, size: int) -> None:
+        pass
+
+    def finished(self, summary: Summary) -> None:
+        pass
+
+
+class MirrorError(HeadwaterError):
+    """The sync could not start or finish (as opposed to one project failing)."""
+
+
+class _Barrier:
+    """Group fsync: a caller returns once a storage sync that *started after it arrived* is done,
+    so concurrent callers share batches and nobody returns before its own writes are durable."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._lock = asyncio.Lock()
+        self._started = 0
+        self._completed = 0
+
+    async def sync(self) -> None:
+        target = self._started + 1
+        async with self._lock:
+            if self._completed >= target:
+                return
+            self._started += 1
+            number = self._started
+            await self._storage.sync()
+            self._completed = number
+
+
+class Mirror:
+    """Sync ``upstream`` into ``storage``.
+
+    Args:
+        upstream: the remote index (its session is owned by the caller).
+        storage: where the tree lives (``web/`` and ``state/`` keys).
+        workers: concurrent page fetches, and separately concurrent file downloads.
+        wanted: project filter (``None``: every project).
+        file_filter: narrows each upstream page before anything is downloaded.
+        metadata: mirror PEP 658 ``.metadata`` files.
+        tracks: write PEP 708 ``tracks`` (the upstream project URL) on every page.
+        reporter: progress hooks.
+    """
+
+    def __init__(
+        self,
+        upstream: HttpRepository,
+        storage: Storage,
+        *,
+        workers: int = 16,
+        wanted: Callable[[NormalizedName], bool] | None = None,
+        file_filter: FileFilter | None = None,
+        metadata: bool = True,
+        tracks: bool = True,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.upstream = upstream
+        self.storage = storage
+        self.tree = Tree(storage)
+        self.state = MirrorState(storage, upstream.base_url)
+        self.wanted = wanted
+        self.file_filter = file_filter
+        self.metadata = metadata
+        self.tracks = tracks
+        self.reporter: Reporter = reporter or NullReporter()
+        self._pages = asyncio.Semaphore(workers)
+        self._downloads = asyncio.Semaphore(workers)
+        self._barrier = _Barrier(storage)
+        self._flush_lock = asyncio.Lock()
+        self._last_flush = time.monotonic()
+        self.summary = Summary()
+
+    async def plan(self, only: list[NormalizedName] | None = None) -> tuple[Plan, ProjectList]:
+        """Load state, fetch the upstream project list, and decide what to do.
+
+        Raises:
+            MirrorError: the project list cannot be fetched, or stays older than what the tree has.
+        """
+        await self.state.load()
+        upstream_list = await self._fresh_project_list()
+        plan = plan_sync(upstream_list, self.state.serials(), wanted=self.wanted, only=only)
+        return plan, upstream_list
+
+    async def _fresh_project_list(self) -> ProjectList:
+        retry = self.upstream.retry
+        for attempt in range(1, retry.attempts + 1):
+            try:
+                fetched = await self.upstream.project_list()
+            except (UpstreamError, InvalidPage) as exc:
+                raise MirrorError(
+                    f"cannot read the project list of {self.upstream.base_url}: {exc}. Nothing was "
+                    "changed in the tree; check the upstream URL and try again."
+                ) from exc
+            assert fetched.project_list is not None
+            listed = fetched.project_list
+            serial = listed.last_serial if listed.last_serial is not None else fetched.serial
+            if serial is None or self.state.serial is None or serial >= self.state.serial:
+                return listed
+            if attempt < retry.attempts:  # a stale CDN copy of /simple/: wait and ask again
+                await asyncio.sleep(retry.delay(attempt))
+        raise MirrorError(
+            f"{self.upstream.base_url} keeps serving a project list at serial {serial}, older than "
+            f"the {self.state.serial} this tree already has (a stale cache); nothing was changed. "
+            "Try again later."
+        )
+
+    async def run(self, only: list[NormalizedName] | None = None) -> Summary:
+        """Plan and execute a sync; return the summary (``failed`` lists projects that failed)."""
+        started = time.monotonic()
+        plan, upstream_list = await self.plan(only)
+        self.reporter.planned(plan)
+        self.summary = Summary(unchanged=plan.unchanged)
+        async with asyncio.TaskGroup() as group:
+            for task in plan.sync:
+                group.create_task(self._sync_guarded(task))
+            for name in plan.delete:
+                group.create_task(self._delete_guarded(name))
+        await self._barrier.sync()
+        await self.state.flush()
+        await self.tree.write_root(self._root(upstream_list))
+        await self.tree.write_last_modified()
+        await self._barrier.sync()
+        serial = plan.upstream_serial if self.summary.ok else self.state.serial
+        await self.state.commit(serial if only is None else self.state.serial)
+        self.summary.serial = self.state.serial
+        self.summary.seconds = time.monotonic() - started
+        self.reporter.finished(self.summary)
+        return self.summary
+
+    def _root(self, upstream_list: ProjectList) -> ProjectList:
+        """Every project the tree has, with display names and serials from upstream's list."""
+        have = self.state.projects
+        entries: list[ProjectListEntry] = []
+        seen: set[str] = set()
+        for entry in upstream_list.projects:
+            name = entry.normalized
+            if name in have and name not in seen:
+                seen.add(name)
+                entries.append(ProjectListEntry(entry.name, have[name].serial))
+        for name, state in have.items():  # in the tree, no longer listed (e.g. --project runs)
+            if name not in seen:
+                entries.append(ProjectListEntry(name, state.serial))
+        return ProjectList(projects=tuple(entries), last_serial=upstream_list.last_serial)
+
+    # -- one project --------------------------------------------------------------------------------
+
+    async def _sync_guarded(self, task: ProjectTask) -> None:
+        try:
+            await self._sync_project(task)
+        except (HeadwaterError, OSError) as exc:
+            self.summary.failed[task.name] = str(exc)
+            self.reporter.project_done(task.name, str(exc))
+        else:
+            self.reporter.project_done(task.name, None)
+
+    async def _sync_project(self, task: ProjectTask) -> None:
+        previous = self.state.projects.get(task.name)
+        etag = previous.etag if previous is not None and task.reason == "no-serial" else None
+        async with self._pages:
+            try:
+                fetched = await self.upstream.project_page(
+                    task.name, min_serial=task.serial, etag=etag
+                )
+            except UpstreamNotFound:
+                # Listed a moment ago, gone now: deleted upstream. Apply the deletion.
+                await self._delete_project(task.name)
+                return
+            except StaleResponse as exc:
+                raise UpstreamError(
+                    f"{exc}; the tree keeps its current copy of {task.name}", url=exc.url
+                ) from exc
+        if fetched.not_modified:
+            self.summary.unchanged += 1
+            await self._record(task.name, ProjectState(task.serial, etag))
+            return
+        assert fetched.page is not None
+        upstream_page = fetched.page
+        if self.file_filter is not None:
+            upstream_page = self.file_filter(upstream_page)
+        files = await self._fetch_files(upstream_page)
+        await self._barrier.sync()  # the files are durable before any page points at them
+        old = await self.tree.read_project(task.name)
+        page = msgspec.structs.replace(
+            upstream_page,
+            files=tuple(files),
+            tracks=(self.upstream.project_url(task.name),) if self.tracks else upstream_page.tracks,
+            namespaces=None,  # PEP 752: only the namespace's own repository may say
+            last_serial=fetched.serial if fetched.serial is not None else task.serial,
+        )
+        await self.tree.write_project(page)
+        if old is not None:
+            await self._remove_unreferenced(old, page)
+        self.summary.synced += 1
+        await self._record(task.name, ProjectState(page.last_serial, fetched.etag))
+
+    async def _fetch_files(self, page: ProjectPage) -> list[File]:
+        """Fetch every file of ``page``; all are tried even when one fails (what succeeded is kept
+        for the next run), then any failure fails the project so its page is not written."""
+        results: list[File | None] = [None] * len(page.files)
+        errors: list[str] = []
+
+        async def one(index: int, file: File) -> None:
+            try:
+                results[index] = await self._fetch_file(page.name, file)
+            except (HeadwaterError, OSError) as exc:
+                errors.append(str(exc))
+
+        async with asyncio.TaskGroup() as group:
+            for index, file in enumerate(page.files):
+                group.create_task(one(index, file))
+        if errors:
+            shown = "; ".join(errors[:3]) + ("; ..." if len(errors) > 3 else "")
+            raise MirrorError(
+                f"{len(errors)} of {len(page.files)} files failed, so the page of {page.name} was "
+                f"not updated (the tree keeps its previous copy): {shown}"
+            )
+        return [f for f in results if f is not None]
+
+    async def _fetch_file(self, project: NormalizedName, file: File) -> File:
+        sha256 = file.hashes.get("sha256")
+        if sha256 is None:
+            raise UpstreamError(
+                f"{project}: {file.filename} has no sha256 on the upstream page, so it cannot be "
+                "verified; refusing to mirror it",
+                url=file.url,
+            )
+        key = file_key(sha256, file.filename)  # checks the digest and the filename are safe
+        existing = await self.storage.stat(key)
+        # The key is the sha256 and a file is only published there after it was verified, so a
+        # file already present with the promised size is the right one (verify re-hashes).
+        if existing is not None and (file.size is None or existing.size == file.size):
+            size = existing.size
+            self.summary.files_present += 1
+        else:
+            async with self._downloads:
+                size = await self.upstream.fetch_verified(
+                    file.url, sha256=sha256, size=file.size, sink=lambda: self.storage.writer(key)
+                )
+            self.tree.written.append(key)
+            self.summary.files_downloaded += 1
+            self.summary.bytes_downloaded += size
+            self.reporter.file_done(size)
+        core_metadata = await self._fetch_metadata(file, sha256) if self.metadata else None
+        return msgspec.structs.replace(
+            file,
+            url=file_url_from_project_page(sha256, file.filename),
+            core_metadata=core_metadata,
+            gpg_sig=None,  # signatures are not mirrored; do not promise them
+            size=size,
+        )
+
+    async def _fetch_metadata(self, file: File, sha256: str) -> dict[str, str] | None:
+        if not file.has_metadata:
+            return None
+        promised = file.core_metadata if isinstance(file.core_metadata, dict) else {}
+        meta_sha = promised.get("sha256")
+        key = metadata_key(sha256, file.filename)
+        if meta_sha is not None and await self.storage.stat(key) is not None:
+            return {"sha256": meta_sha}
+        async with self._downloads:
+            await self.upstream.fetch_verified(
+                file.metadata_url, sha256=meta_sha, size=None, sink=lambda: self.storage.writer(key)
+            )
+        self.tree.written.append(key)
+        if meta_sha is None:
+            meta_sha = hashlib.sha256(await self.storage.read_bytes(key)).hexdigest()
+        return {"sha256": meta_sha}
+
+    async def _remove_unreferenced(self, old: ProjectPage, new: ProjectPage) -> None:
+        keep = {f.url for f in new.files}
+        for file in old.files:
+            if file.url in keep:
+                continue
+            key = "web/" + file.url.removeprefix("../../")
+            if sha256_of_file_key(key) is None:
+                continue  # not one of ours; never delete outside the packages tree
+            await self.tree.remove_file(key)
+            await self.tree.remove_file(key + ".metadata")
+            self.summary.files_removed += 1
+
+    async def _record(self, name: NormalizedName, state: ProjectState) -> None:
+        self.state.record(name, state)
+        await self._maybe_flush()
+
+    async def _maybe_flush(self) -> None:
+        due = (
+            self.state.pending >= _FLUSH_EVERY
+            or time.monotonic() - self._last_flush > _FLUSH_SECONDS
+        )
+        if not due or self._flush_lock.locked():
+            return
+        async with self._flush_lock:
+            await self._barrier.sync()  # pages the chunk describes are durable first
+            await self.state.flush()
+            self._last_flush = time.monotonic()
+
+    # -- deletions ------------------------------------------------------------------------------------
+
+    async def _delete_guarded(self, name: NormalizedName) -> None:
+        try:
+            await self._delete_project(name)
+        except (HeadwaterError, OSError) as exc:
+            self.summary.failed[name] = f"could not delete: {exc}"
+
+    async def _delete_project(self, name: NormalizedName) -> None:
+        old = await self.tree.read_project(name)
+        await self.tree.remove_project(name)  # pages first: nothing served points at what goes next
+        if old is not None:
+            await self._remove_unreferenced(old, msgspec.structs.replace(old, files=()))
+        self.state.forget(name)
+        self.summary.deleted += 1
+        await self._maybe_flush()
