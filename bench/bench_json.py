@@ -24,13 +24,93 @@ import tempfile
 import time
 from pathlib import Path
 
-_WORDS = (
-    "py django flask data sci kit torch tensor net http json yaml async aio test lint type core "
-    "utils tools cli api client server sdk auth cloud aws azure gcp db sql redis mongo kafka queue "
-    "task job web view form admin rest graph ml ai nlp vision image audio video stream log trace "
-    "metric monitor config env secret cache pool retry proto grpc zope plone odoo sphinx ext "
-    "plugin hook oslo openstack jupyter lab notebook widget plot chart geo map time date math num"
-).split()
+_WORDS = [
+    "py",
+    "django",
+    "flask",
+    "data",
+    "sci",
+    "kit",
+    "torch",
+    "tensor",
+    "net",
+    "http",
+    "json",
+    "yaml",
+    "async",
+    "aio",
+    "test",
+    "lint",
+    "type",
+    "core",
+    "utils",
+    "tools",
+    "cli",
+    "api",
+    "client",
+    "server",
+    "sdk",
+    "auth",
+    "cloud",
+    "aws",
+    "azure",
+    "gcp",
+    "db",
+    "sql",
+    "redis",
+    "mongo",
+    "kafka",
+    "queue",
+    "task",
+    "job",
+    "web",
+    "view",
+    "form",
+    "admin",
+    "rest",
+    "graph",
+    "ml",
+    "ai",
+    "nlp",
+    "vision",
+    "image",
+    "audio",
+    "video",
+    "stream",
+    "log",
+    "trace",
+    "metric",
+    "monitor",
+    "config",
+    "env",
+    "secret",
+    "cache",
+    "pool",
+    "retry",
+    "proto",
+    "grpc",
+    "zope",
+    "plone",
+    "odoo",
+    "sphinx",
+    "ext",
+    "plugin",
+    "hook",
+    "oslo",
+    "openstack",
+    "jupyter",
+    "lab",
+    "notebook",
+    "widget",
+    "plot",
+    "chart",
+    "geo",
+    "map",
+    "time",
+    "date",
+    "math",
+    "num",
+]
 
 
 def _name(rng: random.Random) -> str:
@@ -121,22 +201,22 @@ def _one(case: str, path: str) -> None:
     from headwater.simple import json as hj
 
     data = Path(path).read_bytes()
-    if case == "parse_list":
-        start = time.perf_counter()
+    if case in ("parse_list", "parse_list_hostile"):
+        start, cpu = time.perf_counter(), time.process_time()
         result = hj.parse_project_list_json(data)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         extra = f"projects={len(result.projects)} rejected={len(result.rejected)}"
     elif case == "render_list":
         parsed = hj.parse_project_list_json(data)
         del data
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         out = hj.render_project_list_json(parsed)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         extra = f"bytes={len(out)}"
     elif case == "parse_page":
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         page = hj.parse_project_page_json(data)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         extra = f"files={len(page.files)}"
     elif case in ("render_page", "render_page_derive_versions"):
         import msgspec
@@ -144,13 +224,13 @@ def _one(case: str, path: str) -> None:
         page = hj.parse_project_page_json(data)
         if case == "render_page_derive_versions":
             page = msgspec.structs.replace(page, versions=None)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         out = hj.render_project_page_json(page)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         extra = f"bytes={len(out)}"
     else:
         raise SystemExit(f"unknown case {case!r}")
-    print(json.dumps({"seconds": elapsed, "peak_mb": _peak_rss_mb(), "extra": extra}))
+    print(json.dumps({"seconds": elapsed, "cpu": cpu, "peak_mb": _peak_rss_mb(), "extra": extra}))
 
 
 def _peak_rss_mb() -> float:
@@ -180,12 +260,19 @@ def main() -> None:
         _one(*args.one)
         return
     if args.make:
-        (Path(args.make[0]) / "root.json").write_bytes(make_project_list(args.projects))
+        root = make_project_list(args.projects)
+        (Path(args.make[0]) / "root.json").write_bytes(root)
+        # The same list with one invalid name and one duplicate: the entry-by-entry path.
+        hostile = root.replace(
+            b'"projects":[', b'"projects":[{"name":"bad name"},{"name":"Py-Core"},', 1
+        )
+        (Path(args.make[0]) / "root-hostile.json").write_bytes(hostile)
         (Path(args.make[0]) / "page.json").write_bytes(make_project_page(args.files))
         return
 
     targets = {
         "parse_list": 1.5,
+        "parse_list_hostile": 1.5,
         "render_list": None,
         "parse_page": 0.1,
         "render_page": 0.1,
@@ -196,8 +283,16 @@ def main() -> None:
         page_path = Path(tmp) / "page.json"
         # Generated in a subprocess too, so this parent stays small while it spawns the runs.
         subprocess.run(
-            [sys.executable, __file__, "--make", tmp, "--projects", str(args.projects)]
-            + ["--files", str(args.files)],
+            [
+                sys.executable,
+                __file__,
+                "--make",
+                tmp,
+                "--projects",
+                str(args.projects),
+                "--files",
+                str(args.files),
+            ],
             check=True,
         )
         print(
@@ -206,7 +301,9 @@ def main() -> None:
             f"{args.runs} fresh subprocesses per case; python {sys.version.split()[0]}"
         )
         for case, target in targets.items():
-            path = list_path if "list" in case else page_path
+            path = page_path
+            if "list" in case:
+                path = list_path.with_name("root-hostile.json") if "hostile" in case else list_path
             runs = []
             for _ in range(args.runs):
                 proc = subprocess.run(
@@ -217,11 +314,13 @@ def main() -> None:
                 )
                 runs.append(json.loads(proc.stdout))
             median = statistics.median(r["seconds"] for r in runs)
+            cpu = statistics.median(r["cpu"] for r in runs)
             peak = max(r["peak_mb"] for r in runs)
             verdict = "" if target is None else ("  OK" if median <= target else "  OVER TARGET")
             limit = "" if target is None else f" (target <= {target * 1000:.0f} ms)"
             print(
-                f"{case:30s} median {median * 1000:8.1f} ms{limit}  peak RSS {peak:6.1f} MB  "
+                f"{case:28s} median {median * 1000:7.1f} ms (cpu {cpu * 1000:7.1f} ms){limit}  "
+                f"peak RSS {peak:6.1f} MB  "
                 f"[{runs[0]['extra']}]{verdict}"
             )
 
