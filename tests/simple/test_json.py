@@ -752,3 +752,8 @@ def test_item_6_one_hostile_name_in_a_large_list(hostile: str) -> None:
     assert len(parsed.projects) == len(names) - 1
     assert [r.value for r in parsed.rejected] == [hostile]
     assert parsed.projects[-1] == ProjectListEntry("q--49", 2051)
+
+
+def test_item_29_rendered_name_is_normalized_even_from_a_sloppy_model() -> None:
+    sloppy = _demo_page(name="Demo_Pkg")
+    assert _render(sloppy)["name"] == "demo-pkg"

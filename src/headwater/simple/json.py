@@ -666,6 +666,9 @@ def render_project_page_json(page: ProjectPage) -> bytes:
     support namespaces emit the key). ``versions`` is always present (derived from the filenames
     when the page has none). Never emits ``dist-info-metadata`` (PEP 714: pip 22.3 crashed on it).
     A file of unknown size is rendered without ``size`` (see the module docstring).
+
+    Raises:
+        InvalidName: ``page.name`` is not a valid project name (a model built by hand, wrongly).
     """
     status = None
     if page.status is not ProjectStatus.ACTIVE or page.status_reason is not None:
@@ -678,7 +681,8 @@ def render_project_page_json(page: ProjectPage) -> bytes:
             last_serial=page.last_serial,
             tracks=list(page.tracks) or None,
         ),
-        name=page.name,
+        # Spec: "name: The normalized name of the project" (a no-op for a well-made model).
+        name=normalize_name(page.name),
         versions=list(page.versions) if page.versions is not None else _derive_versions(page.files),
         files=[_out_file(file) for file in page.files],
         project_status=status,
