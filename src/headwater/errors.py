@@ -10,8 +10,19 @@ safe, and what to do::
     │   ├── simple.InvalidFilename            a wheel/sdist filename cannot be parsed
     │   ├── simple.InvalidPage                a Simple API page (JSON or HTML) is malformed or unsafe
     │   │   └── simple.UnsupportedAPIVersion  the page declares a major api-version we do not speak
-    │   └── simple.NotAcceptable              content negotiation found nothing the client accepts
-    └── testing.CorpusError                   the test upstream's corpus cannot do what was asked
+    │   ├── simple.NotAcceptable              content negotiation found nothing the client accepts
+    │   ├── storage.InvalidKey                a storage key is not a safe relative path
+    │   └── testing.faults.InvalidFault       a fault description for the test upstream is invalid
+    ├── config.ConfigError                    the configuration file is missing or invalid
+    ├── storage.StorageError                  a storage operation failed
+    │   └── storage.NotFound                  the key does not exist (also KeyError)
+    ├── repository.UpstreamError              a request to a remote index failed (after retries)
+    │   ├── UpstreamNotFound                  404/410
+    │   ├── StaleResponse                     older than the serial the index listed
+    │   └── IntegrityError                    bytes differ from the promised hash or size
+    ├── sync.state.StateError                 a mirror's state is unreadable or from another upstream
+    ├── sync.engine.MirrorError               a sync could not start, or a project's files failed
+    └── testing.corpus.CorpusError            the test upstream's corpus cannot do what was asked
 
 Third-party exceptions are converted at the edge with ``raise ... from``.
 """

@@ -125,6 +125,8 @@ class Mirror:
         file_filter: narrows each upstream page before anything is downloaded.
         metadata: mirror PEP 658 ``.metadata`` files.
         tracks: write PEP 708 ``tracks`` (the upstream project URL) on every page.
+        diff_key: where to write the keys this sync wrote or removed, one per line (for
+            ``rsync --files-from=... --delete-missing-args``).
         reporter: progress hooks.
     """
 
@@ -138,6 +140,7 @@ class Mirror:
         file_filter: FileFilter | None = None,
         metadata: bool = True,
         tracks: bool = True,
+        diff_key: str | None = None,
         reporter: Reporter | None = None,
     ) -> None:
         self.upstream = upstream
@@ -148,6 +151,7 @@ class Mirror:
         self.file_filter = file_filter
         self.metadata = metadata
         self.tracks = tracks
+        self.diff_key = diff_key
         self.reporter: Reporter = reporter or NullReporter()
         self._pages = asyncio.Semaphore(workers)
         self._downloads = asyncio.Semaphore(workers)
@@ -208,6 +212,9 @@ class Mirror:
         await self._barrier.sync()
         serial = plan.upstream_serial if self.summary.ok else self.state.serial
         await self.state.commit(serial if only is None else self.state.serial)
+        if self.diff_key is not None:
+            changed = sorted(set(self.tree.written) | set(self.tree.removed))
+            await self.storage.write_bytes(self.diff_key, "".join(f"{k}\n" for k in changed).encode())
         self.summary.serial = self.state.serial
         self.summary.seconds = time.monotonic() - started
         self.reporter.finished(self.summary)

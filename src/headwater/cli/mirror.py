@@ -1,0 +1,123 @@
+"""``headwater mirror``: sync configured mirrors (or one given on the command line) into static trees."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from headwater.cli.progress import make_reporter
+from headwater.config import Config, ConfigError, MirrorConfig, find_config, load_config
+from headwater.repository.http import HttpRepository, RetryPolicy, client_session
+from headwater.simple.names import NormalizedName, normalize_name
+from headwater.storage.filesystem import FileStorage
+from headwater.sync.engine import Mirror, Summary
+
+__all__ = ["register", "selected_mirrors"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``mirror`` subcommand."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "mirror",
+        help="sync upstream indexes into static trees",
+        description=(
+            "Sync every [mirror.NAME] in the configuration (or --upstream into --target) into a "
+            "static tree that nginx, a CDN or rsync can serve and copy. Exit status: 0 all good, "
+            "1 some projects failed (the rest was synced), 2 nothing could be done."
+        ),
+    )
+    parser.add_argument(
+        "--config", help="configuration file (default: $HEADWATER_CONFIG or ./headwater.toml)"
+    )
+    parser.add_argument("--name", action="append", help="only this [mirror.NAME] (repeatable)")
+    parser.add_argument(
+        "--upstream", help="an upstream simple URL, instead of a configuration file"
+    )
+    parser.add_argument("--target", help="the tree's directory, with --upstream")
+    parser.add_argument(
+        "--project", action="append", metavar="NAME", help="sync only this project (repeatable)"
+    )
+    parser.add_argument("--workers", type=int, help="override the configured concurrency")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    parser.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
+    parser.set_defaults(run=run)
+
+
+def selected_mirrors(args: argparse.Namespace) -> dict[str, MirrorConfig]:
+    """The mirrors the command line selects.
+
+    Raises:
+        ConfigError: no configuration and no --upstream/--target, or an unknown --name.
+    """
+    if args.upstream or args.target:
+        if not (args.upstream and args.target):
+            raise ConfigError("--upstream and --target go together")
+        return {"command-line": MirrorConfig(upstream=args.upstream, target=args.target)}
+    path = find_config(args.config)
+    if path is None:
+        raise ConfigError(
+            "no configuration: pass --config FILE, set $HEADWATER_CONFIG, create ./headwater.toml, "
+            "or give --upstream URL --target DIR"
+        )
+    config: Config = load_config(path)
+    if not config.mirror:
+        raise ConfigError(f"{path} has no [mirror.NAME] table; see docs/configuration.md")
+    names = args.name or list(config.mirror)
+    unknown = [n for n in names if n not in config.mirror]
+    if unknown:
+        raise ConfigError(
+            f"{path} has no [mirror.{unknown[0]}] (it has: {', '.join(config.mirror)})"
+        )
+    return {n: config.mirror[n] for n in names}
+
+
+async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summary | None:
+    workers = args.workers or cfg.workers
+    only: list[NormalizedName] | None = (
+        [normalize_name(p) for p in args.project] if args.project else None
+    )
+    async with client_session(connections=workers * 2, read_timeout=cfg.timeout) as session:
+        upstream = HttpRepository(cfg.upstream, session, retry=RetryPolicy(attempts=cfg.retries))
+        storage = FileStorage(cfg.target)
+        storage.clean_temp()
+        mirror = Mirror(
+            upstream,
+            storage,
+            workers=workers,
+            metadata=cfg.metadata,
+            tracks=cfg.tracks,
+            diff_key=cfg.diff_file,
+            reporter=make_reporter(f"mirror {name}", quiet=args.quiet),
+        )
+        if args.dry_run:
+            plan, _ = await mirror.plan(only)
+            print(f"mirror {name}: {cfg.upstream} -> {cfg.target}")
+            print(f"  sync {len(plan.sync)}, delete {len(plan.delete)}, unchanged {plan.unchanged}")
+            for task in plan.sync:
+                print(f"  sync   {task.name} ({task.reason}, serial {task.serial})")
+            for deleted in plan.delete:
+                print(f"  delete {deleted}")
+            return None
+        return await mirror.run(only)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Sync each selected mirror; exit 1 if any project failed anywhere."""
+    status = 0
+    for name, cfg in selected_mirrors(args).items():
+        summary = asyncio.run(_sync(name, cfg, args))
+        if summary is None:
+            continue
+        print(
+            f"mirror {name}: synced {summary.synced}, unchanged {summary.unchanged}, deleted "
+            f"{summary.deleted}, failed {len(summary.failed)}; downloaded {summary.files_downloaded} "
+            f"files ({summary.bytes_downloaded} bytes), {summary.files_present} already present; "
+            f"{summary.seconds:.2f}s; serial {summary.serial}"
+        )
+        if summary.failed:
+            status = 1
+            for project, reason in sorted(summary.failed.items()):
+                print(f"  failed {project}: {reason}", file=sys.stderr)
+    return status

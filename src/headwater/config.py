@@ -1,0 +1,130 @@
+"""The headwater configuration file (TOML).
+
+One file configures everything; every option has a default and unknown keys are errors (a typo must
+not silently turn a filter off). Found at ``--config``, else ``$HEADWATER_CONFIG``, else
+``./headwater.toml``. See ``docs/configuration.md`` for every option.
+
+Example::
+
+    [mirror.pypi]
+    upstream = "https://pypi.org/simple/"
+    target = "/srv/headwater/pypi"
+    workers = 16
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import msgspec
+
+from headwater.errors import HeadwaterError
+
+__all__ = ["Config", "ConfigError", "MirrorConfig", "find_config", "load_config", "parse_config"]
+
+ENV_VAR = "HEADWATER_CONFIG"
+DEFAULT_FILE = "headwater.toml"
+
+
+class ConfigError(HeadwaterError):
+    """The configuration file is missing, unreadable, or has invalid or unknown keys."""
+
+
+class MirrorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="kebab"):
+    """One ``[mirror.NAME]`` table: sync ``upstream`` into the static tree at ``target``."""
+
+    #: The upstream index's simple URL (PyPI, another headwater, any PEP 691/503 index).
+    upstream: str
+    #: Directory of the tree (``web/`` is served; ``state/`` beside it is not).
+    target: str
+    #: Concurrent page fetches, and separately concurrent file downloads.
+    workers: int = 16
+    #: Seconds to wait for a connection or for the next bytes of a response.
+    timeout: float = 60.0
+    #: Attempts per request before a project is counted as failed.
+    retries: int = 5
+    #: Mirror PEP 658 ``.metadata`` files.
+    metadata: bool = True
+    #: Write PEP 708 ``tracks`` (the upstream project URL) on every mirrored page.
+    tracks: bool = True
+    #: Where to write the list of keys the last sync wrote or removed (relative to ``target``).
+    diff_file: str = "state/last-sync.diff"
+
+    def __post_init__(self) -> None:
+        if not self.upstream.startswith(("http://", "https://")):
+            raise ValueError(f"upstream must be an http(s) URL, got {self.upstream!r}")
+        if not 1 <= self.workers <= 1024:
+            raise ValueError(f"workers must be between 1 and 1024, got {self.workers}")
+        if self.timeout <= 0 or self.retries < 1:
+            raise ValueError("timeout must be positive and retries at least 1")
+
+
+class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The whole file."""
+
+    mirror: dict[str, MirrorConfig] = msgspec.field(default_factory=dict)
+
+
+def parse_config(text: str, *, source: str = "<config>", base: Path | None = None) -> Config:
+    """Parse TOML ``text``; relative ``target`` paths are resolved against ``base``.
+
+    Raises:
+        ConfigError: naming ``source``, the key path and what is wrong.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    unknown = sorted(set(data) - set(Config.__struct_fields__))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown table or key {unknown[0]!r} at the top level (known: "
+            f"{', '.join(Config.__struct_fields__)}). See docs/configuration.md."
+        )
+    mirrors = data.get("mirror", {})
+    if not isinstance(mirrors, dict):
+        raise ConfigError(f"{source}: 'mirror' must be a table of [mirror.NAME] tables")
+    config = Config()
+    for name, table in mirrors.items():
+        try:
+            config.mirror[name] = msgspec.convert(table, MirrorConfig)
+        except msgspec.ValidationError as exc:
+            # msgspec says e.g. "Object contains unknown field `wrokers`" or "... - at `$.workers`".
+            detail = str(exc).replace("`$.", "`")
+            raise ConfigError(
+                f"{source}: [mirror.{name}]: {detail}. See docs/configuration.md."
+            ) from exc
+    if base is not None:
+        for mirror in config.mirror.values():
+            mirror.target = (
+                str((base / mirror.target).resolve())
+                if not Path(mirror.target).is_absolute()
+                else mirror.target
+            )
+    return config
+
+
+def find_config(explicit: str | None) -> Path | None:
+    """The config file to use: ``explicit``, else ``$HEADWATER_CONFIG``, else ``./headwater.toml``
+    if it exists, else None."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    default = Path(DEFAULT_FILE)
+    return default if default.is_file() else None
+
+
+def load_config(path: Path) -> Config:
+    """Read and parse the file at ``path``.
+
+    Raises:
+        ConfigError: the file cannot be read or is invalid.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror or exc}") from exc
+    return parse_config(text, source=str(path), base=path.parent)

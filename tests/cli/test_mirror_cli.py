@@ -1,0 +1,86 @@
+"""``headwater mirror`` as a user runs it: a subprocess, a config file, exit statuses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from headwater.simple.json import parse_project_list_json
+from headwater.testing.corpus import Corpus
+from headwater.testing.upstream import Upstream
+
+HEADWATER = str(Path(sys.executable).with_name("headwater"))
+
+
+def headwater(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HEADWATER, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_mirror_from_config_then_dry_run_then_failure(tmp_path: Path) -> None:
+    corpus = Corpus.generate(5, releases=1, files=2, seed=4)
+    with Upstream(corpus).running() as up:
+        (tmp_path / "headwater.toml").write_text(
+            f'[mirror.local]\nupstream = "{up.simple_url}"\ntarget = "tree"\nworkers = 4\nretries = 2\n'
+        )
+        done = headwater("mirror", "--quiet", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert (
+            "mirror local: synced 5, unchanged 0, deleted 0, failed 0; downloaded 10 files"
+            in done.stdout
+        )
+        assert "event=finished" in done.stderr  # structured log lines when not on a terminal
+        listing = parse_project_list_json((tmp_path / "tree/web/simple/index.v1_json").read_bytes())
+        assert len(listing.projects) == 5
+        diff = (tmp_path / "tree/state/last-sync.diff").read_text().splitlines()
+        assert (
+            "web/simple/index.v1_json" in diff
+            and sum(k.startswith("web/packages/") and not k.endswith(".metadata") for k in diff)
+            == 10
+        )
+
+        name = corpus.project_list().projects[0].normalized
+        corpus.add_release(name, "7.0")
+        plan = headwater("mirror", "--dry-run", cwd=tmp_path)
+        assert plan.returncode == 0, plan.stderr
+        assert f"sync   {name} (changed" in plan.stdout
+        assert not list(
+            (tmp_path / "tree/web/packages").glob("*/*/*/*7.0*")
+        )  # dry run changed nothing
+
+        other = corpus.project_list().projects[1].normalized
+        corpus.add_release(other, "8.0")
+        up.add_fault("status", f"/simple/{other}/", status=500)
+        failed = headwater("mirror", "--quiet", cwd=tmp_path)
+        assert failed.returncode == 1  # unlike bandersnatch, a failed project fails the run
+        assert f"failed {other}: " in failed.stderr and "HTTP 500" in failed.stderr
+        assert "synced 1," in failed.stdout  # the other changed project still synced
+
+
+def test_config_errors_are_clear(tmp_path: Path) -> None:
+    (tmp_path / "headwater.toml").write_text(
+        '[mirror.x]\nupstream = "https://example/simple/"\ntarget = "t"\nwrokers = 3\n'
+    )
+    result = headwater("mirror", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "[mirror.x]: Object contains unknown field `wrokers`" in result.stderr
+    none = headwater("mirror", cwd=tmp_path / ".." / "..")
+    assert none.returncode == 2 and "no configuration" in none.stderr
+
+
+def test_dead_upstream_changes_nothing(tmp_path: Path) -> None:
+    result = headwater(
+        "mirror",
+        "--upstream",
+        "http://127.0.0.1:9/simple/",
+        "--target",
+        "t",
+        "--quiet",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "cannot read the project list of http://127.0.0.1:9/simple/" in result.stderr
+    assert "Nothing was changed" in result.stderr
+    assert not (tmp_path / "t/web").exists()
