@@ -570,17 +570,20 @@ def _file_rule(
 ) -> tuple[Version | None, tuple[DropReason, str] | None]:
     """The file's version (if known) and the first file rule that drops it (if any)."""
     config = c.config
-    if config.yanked == "drop" and file.yanked:
-        return None, (DropReason.YANKED, 'yanked files are not mirrored (yanked = "drop")')
     try:
         parsed = parse_filename(file.filename)
     except InvalidFilename:
         parsed = None
     if parsed is not None and parsed.name != page.name:
         parsed = None  # a file for another project: judge it like any unparsable name
-    version = parsed.version if parsed is not None else None
     if parsed is None:
         version = _legacy_version(file.filename, page.name, listed)
+    else:
+        version = parsed.version
+    # The version is known before any rule drops the file, so ``versions`` can be pruned.
+    if config.yanked == "drop" and file.yanked:
+        return version, (DropReason.YANKED, 'yanked files are not mirrored (yanked = "drop")')
+    if parsed is None:
         if c.needs_tags:
             return version, (
                 DropReason.LEGACY,
