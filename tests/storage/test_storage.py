@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -222,3 +223,15 @@ def test_clean_temp_removes_leftovers(tmp_path: Path) -> None:
 def test_implementations_satisfy_the_protocol(tmp_path: Path) -> None:
     assert isinstance(MemoryStorage(), Storage)
     assert isinstance(FileStorage(tmp_path), Storage)
+
+
+def test_digest(storage: Storage) -> None:
+    data = b"x" * 3_000_000
+
+    async def go() -> None:
+        await storage.write_bytes("f", data)
+        assert await storage.digest("f") == (hashlib.sha256(data).hexdigest(), len(data))
+        with pytest.raises(NotFound):
+            await storage.digest("missing")
+
+    run(go())

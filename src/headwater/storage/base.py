@@ -96,6 +96,10 @@ class Storage(Protocol):
         """Size and mtime of ``key``, or None if it does not exist."""
         ...
 
+    async def digest(self, key: str) -> tuple[str, int]:
+        """The sha256 (hex) and size of ``key``'s content. Raises NotFound."""
+        ...
+
     def writer(self, key: str) -> AbstractAsyncContextManager[Writer]:
         """Open an atomic streaming write to ``key`` (replacing any existing object)."""
         ...

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import hashlib
 import itertools
 import os
 import sys
@@ -168,6 +169,15 @@ class FileStorage:
             return None
         return Stat(size=st.st_size, mtime=st.st_mtime)
 
+    async def digest(self, key: str) -> tuple[str, int]:
+        path = self.path(key)
+        try:
+            return await asyncio.to_thread(_hash_file, path)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise NotFound(f"{key} not found in {self.root}") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
     def _open_temp(self) -> tuple[int, Path]:
         if not self._tmp_ready:
             self._tmp.mkdir(parents=True, exist_ok=True)
@@ -277,6 +287,16 @@ class FileStorage:
             leftover.unlink(missing_ok=True)
             removed += 1
         return removed
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):  # hashlib releases the GIL on large updates
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def _discard(fd: int, tmp: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,6 +47,10 @@ class MemoryStorage:
     async def stat(self, key: str) -> Stat | None:
         found = self.objects.get(check_key(key))
         return None if found is None else Stat(size=len(found[0]), mtime=found[1])
+
+    async def digest(self, key: str) -> tuple[str, int]:
+        data = await self.read_bytes(key)
+        return hashlib.sha256(data).hexdigest(), len(data)
 
     @asynccontextmanager
     async def writer(self, key: str) -> AsyncIterator[_MemoryWriter]:
