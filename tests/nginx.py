@@ -174,7 +174,7 @@ def start_nginx(directory: Path, http_text: Callable[[int], str] | str) -> Nginx
             raise NginxStartError(
                 f"nginx -t refused the config:\n{check.stderr}\n--- config:\n{site}"
             )
-        process = subprocess.Popen([*base], stdin=subprocess.DEVNULL)  # noqa: S603
+        process = subprocess.Popen([*base], stdin=subprocess.DEVNULL)
         if _wait_ready(process, port):
             return Nginx(process=process, port=port, directory=directory)
         if process.poll() is None:
