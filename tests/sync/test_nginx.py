@@ -862,3 +862,12 @@ def test_missing_nginx_fails_with_setup_hint(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr("os.access", lambda *_args: False)
     with pytest.raises(pytest.fail.Exception, match="scripts/setup-system"):
         require_nginx()
+
+
+def test_docs_example_is_current() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "nginx.md").read_text(encoding="utf-8")
+    example = docs.split("## Example output", 1)[1].split("```nginx\n", 1)[1].split("```", 1)[0]
+    expected = render_nginx_config(
+        NginxConfig(root="/srv/headwater", server_name=("pypi.example.org",))
+    )
+    assert example == expected

@@ -240,8 +240,8 @@ def render_negotiation_maps() -> str:
     out += [
         "",
         "# ... as a six-digit key: q (4 digits, truncated to 3 decimals), specificity, preference;",
-        "# captures are one digit, so $30 is capture 3 then a literal 0.",
-        "# 000000 when the type is not acceptable (absent, or q=0).",
+        "# 000000 when the type is not acceptable (absent, or q=0). Captures are one digit:",
+        "# $30 is capture 3, then a literal 0.",
     ]
     for served in _TYPES:
         out += [
