@@ -61,7 +61,12 @@ def run(p: ProjectPage, **options: Any) -> tuple[list[str], dict[str, str]]:
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        pytest.param({"prerelease": False}, "unknown field `prerelease`", id="unknown-key"),
+        pytest.param(
+            {"prerelease": False},
+            "unknown field `prerelease`; did you mean 'prereleases'?",
+            id="unknown-key",
+        ),
+        pytest.param({"colour": 1}, "unknown field `colour`", id="unknown-key-no-hint"),
         pytest.param({"latest": "3"}, "Expected `int | null`", id="wrong-type"),
         pytest.param({"latest": 0}, "latest = 0", id="latest-zero"),
         pytest.param({"allow": ["not a name"]}, "allow: 'not a name'", id="bad-name"),

@@ -16,6 +16,7 @@ The options, their defaults and the decisions behind them are documented in ``do
 
 from __future__ import annotations
 
+import difflib
 import enum
 import fnmatch
 import functools
@@ -155,7 +156,12 @@ class FilterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         try:
             return msgspec.convert(table, cls)
         except msgspec.ValidationError as exc:
-            raise InvalidFilter(f"{_TABLE}: {exc}") from exc
+            hint = ""
+            unknown = re.search(r"unknown field `([^`]*)`", str(exc))
+            if unknown:
+                close = difflib.get_close_matches(unknown[1], cls.__struct_fields__, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InvalidFilter(f"{_TABLE}: {exc}{hint}") from exc
 
     def with_requirements(self, texts: Mapping[str, str]) -> FilterConfig:
         """Return this config with the requirements files' contents merged into ``requirements``.
