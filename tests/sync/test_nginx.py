@@ -83,7 +83,7 @@ def build_tree(root: Path) -> dict[str, list[Dist]]:
         files: list[File] = []
         for version in versions:
             meta = core_metadata(display, version)
-            built = [
+            built: list[tuple[str, bytes, bytes | None]] = [
                 (
                     f"{name.replace('-', '_')}-{version}-py3-none-any.whl",
                     build_wheel(name, display, version, metadata=meta),
@@ -147,12 +147,6 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list
     return root, build_tree(root)
 
 
-def _site(root: Path, prefix: str = "/") -> str:
-    return render_nginx_config(
-        NginxConfig(root=str(root), listen=("127.0.0.1:{port}",), prefix=prefix)
-    ).replace("127.0.0.1:{port}", "127.0.0.1:{port}")
-
-
 @pytest.fixture(scope="module")
 def server(
     tree: tuple[Path, dict[str, list[Dist]]], tmp_path_factory: pytest.TempPathFactory
@@ -203,13 +197,17 @@ def get(url: str, headers: dict[str, str] | None = None, *, decompress: bool = T
     return asyncio.run(_fetch_all([(url, headers)], decompress=decompress))[0]
 
 
-def _expected_file(root: Path, content_type: str | None, project: str | None = "foo-bar") -> bytes:
-    ext = {JSON_V1: "json", HTML_V1: "html", TEXT_HTML: "plain-html"}
-    assert content_type is not None
-    return (
-        root
-        / layout.page_key(None if project is None else NormalizedName(project), ext[content_type])
-    ).read_bytes()  # type: ignore[arg-type]
+_PAGE_FORMATS: dict[str, layout.PageFormat] = {
+    JSON_V1: "json",
+    HTML_V1: "html",
+    TEXT_HTML: "plain-html",
+}
+
+
+def _expected_file(root: Path, content_type: str, project: str | None = "foo-bar") -> bytes:
+    """The bytes of the page file the tree holds for ``content_type``."""
+    name = None if project is None else NormalizedName(project)
+    return (root / layout.page_key(name, _PAGE_FORMATS[content_type])).read_bytes()
 
 
 # ------------------------------------------------------------------------- content negotiation
@@ -613,14 +611,17 @@ def test_tls_http2(tree: tuple[Path, dict[str, list[Dist]]], tmp_path: Path) -> 
         check=True,
         capture_output=True,
     )
-    config = lambda port: render_nginx_config(  # noqa: E731
-        NginxConfig(
-            root=str(tree[0]),
-            listen=(f"127.0.0.1:{port}",),
-            tls_certificate=str(cert),
-            tls_key=str(key),
+
+    def config(port: int) -> str:
+        return render_nginx_config(
+            NginxConfig(
+                root=str(tree[0]),
+                listen=(f"127.0.0.1:{port}",),
+                tls_certificate=str(cert),
+                tls_key=str(key),
+            )
         )
-    )
+
     assert "listen 127.0.0.1:1 ssl http2;" in config(1)
     running = start_nginx(tmp_path / "nginx", config)
     try:
