@@ -872,3 +872,22 @@ def test_docs_example_is_current() -> None:
         NginxConfig(root="/srv/headwater", server_name=("pypi.example.org",))
     )
     assert example == expected
+
+
+def test_setup_system_is_idempotent_and_skips_apt_when_installed(tmp_path: Path) -> None:
+    require_nginx()
+    marker = tmp_path / "apt-called"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for tool in ("apt-get", "sudo"):
+        (fake / tool).write_text(f'#!/bin/sh\necho "$@" >> {marker}\nexit 1\n')
+        (fake / tool).chmod(0o755)
+    script = Path(__file__).parents[2] / "scripts" / "setup-system"
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
+    for _ in range(2):
+        result = subprocess.run(
+            ["bash", str(script)], env=env, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert "already installed: nginx" in result.stdout
+    assert not marker.exists()  # no apt-get update when nothing is missing
