@@ -595,3 +595,17 @@ def test_captured_pages_survive_render_and_reparse(path: Path) -> None:
     assert (again.status, again.status_reason, again.last_serial) == (
         page.status, page.status_reason, page.last_serial,
     )  # fmt: skip
+
+
+def test_item_12_identical_one_letter_names_are_duplicates() -> None:
+    # One-character strings are shared objects in CPython: duplicates must be found by value.
+    parsed = parse_project_list_html(page_html('<a href="a/">a</a><a href="a/">a</a><a>A</a>'))
+    assert [p.name for p in parsed.projects] == ["a"]
+    assert [r.value for r in parsed.rejected] == ["a", "A"]
+
+
+def test_item_12_valid_list_with_one_bad_name_keeps_the_rest() -> None:
+    body = "".join(f'<a href="p{i}/">P_{i}</a>' for i in range(50)) + '<a href="x/">bad name</a>'
+    parsed = parse_project_list_html(page_html(body))
+    assert len(parsed.projects) == 50 and parsed.projects[0].normalized == "p-0"
+    assert [r.value for r in parsed.rejected] == ["bad name"]

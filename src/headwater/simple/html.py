@@ -39,7 +39,6 @@ from headwater.simple.model import (
 )
 from headwater.simple.names import (
     MAX_NAME_LENGTH,
-    InvalidName,
     is_valid_name,
     normalize_name,
 )
@@ -216,6 +215,42 @@ class _Head:
             self.serial = int(m[1])
 
 
+# A valid name per the name-format spec, ASCII only, one per line: the list renderer checks a
+# whole 700,000-name list in one regex pass.
+_NAME_LINES = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0," + str(MAX_NAME_LENGTH - 2) + r"}[A-Za-z0-9])?\n)*+\Z"
+)
+
+
+def _lines(names: list[str]) -> str:
+    """The names one per line, each line ending in "\n" (so "" for no names)."""
+    names.append("")
+    try:
+        return "\n".join(names)
+    finally:
+        names.pop()
+
+
+def _all_valid(joined: str, count: int) -> bool:
+    """Whether every line of ``joined`` is a valid ASCII name (and no name held a newline)."""
+    return joined.count("\n") == count and _NAME_LINES.match(joined) is not None
+
+
+def _normalize_lines(joined: str) -> list[str]:
+    """Normalize every line of a validated ``joined`` at once; one normalized name per line.
+
+    Name normalization spec: lowercase, runs of "-", "_", "." become one "-". The names are
+    validated ASCII, so plain str.replace does it, several times faster than a regex substitution
+    per name.
+    """
+    flat = joined.lower().replace("_", "-").replace(".", "-")
+    while "--" in flat:
+        flat = flat.replace("--", "-")
+    keys = flat.split("\n")
+    keys.pop()  # the empty piece after the last "\n"
+    return keys
+
+
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a parser builds many small acyclic objects.
@@ -259,45 +294,60 @@ def parse_project_list_html(data: bytes | str, *, base_url: str | None = None) -
     """
     text = _decode(data, "project list page")
     head = _Head(base_url)
-    projects: list[ProjectListEntry] = []
-    rejected: list[RejectedEntry] = []
-    seen: dict[str, str] = {}
+    names: list[str] = []
     with _gc_paused():
         for comment, _raw, anchor, raw_attrs, raw_text, tag, tag_attrs in _TOKEN.findall(text):
             if anchor:
-                name = (
-                    _anchor_text(raw_text)
-                    if "<" in raw_text or "&" in raw_text
-                    else raw_text.strip()
-                ) or _last_segment(_value(_attributes(raw_attrs), "href") or "")
-                # isascii: names.is_valid_name's case-insensitive regex also admits the Kelvin
-                # sign and the long s, which lowercase to ASCII letters; no valid name has them.
-                try:
-                    if not name.isascii():
-                        raise InvalidName(name)
-                    key = normalize_name(name)
-                except InvalidName:
-                    rejected.append(RejectedEntry(name, "not a valid project name"))
-                    continue
-                first = seen.get(key)
-                if first is not None:
-                    rejected.append(
-                        RejectedEntry(name, f"duplicate of {first!r} (both normalize to {key!r})")
+                names.append(
+                    (
+                        _anchor_text(raw_text)
+                        if "<" in raw_text or "&" in raw_text
+                        else raw_text.strip()
                     )
-                    continue
-                seen[key] = name
-                projects.append(ProjectListEntry(name))
+                    or _last_segment(_value(_attributes(raw_attrs), "href") or "")
+                )
             elif tag:
                 head.tag(tag, tag_attrs)
             elif comment:
                 head.comment(comment)
-    version, _newer = check_api_version(head.version, what="HTML project list")
+        version, _newer = check_api_version(head.version, what="HTML project list")
+        projects, rejected = _list_entries(names)
     return ProjectList(
         projects=tuple(projects),
         last_serial=head.serial,
         api_version=version,
         rejected=tuple(rejected),
     )
+
+
+def _list_entries(names: list[str]) -> tuple[list[ProjectListEntry], list[RejectedEntry]]:
+    """Validate, normalize and deduplicate the names of a root page (first occurrence wins)."""
+    joined = _lines(names)
+    keys: list[str | None]
+    if _all_valid(joined, len(names)):
+        keys = list(_normalize_lines(joined))
+    else:
+        keys = []
+        for name in names:
+            # isascii: names.is_valid_name's case-insensitive regex also admits the Kelvin
+            # sign and the long s, which lowercase to ASCII letters; no valid name has them.
+            keys.append(normalize_name(name) if name.isascii() and is_valid_name(name) else None)
+    projects: list[ProjectListEntry] = []
+    rejected: list[RejectedEntry] = []
+    seen: dict[str, str] = {}
+    for name, key in zip(names, keys, strict=True):
+        if key is None:
+            rejected.append(RejectedEntry(name, "not a valid project name"))
+            continue
+        first = seen.get(key)
+        if first is not None:
+            rejected.append(
+                RejectedEntry(name, f"duplicate of {first!r} (both normalize to {key!r})")
+            )
+            continue
+        seen[key] = name
+        projects.append(ProjectListEntry(name))
+    return projects, rejected
 
 
 def _core_metadata(value: str) -> dict[str, str] | bool:
@@ -440,11 +490,6 @@ _HASH_PREFERENCE = (
     "blake2b", "blake2s", "sha1", "md5",
 )  # fmt: skip
 _HEX = re.compile(r"[0-9A-Fa-f]+\Z")
-# A valid name per the name-format spec, ASCII only, one per line: the list renderer checks a
-# whole 700,000-name list in one regex pass.
-_NAME_LINES = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0," + str(MAX_NAME_LENGTH - 2) + r"}[A-Za-z0-9])?\n)*+\Z"
-)
 
 
 def _esc(value: str) -> str:
@@ -548,23 +593,15 @@ def render_project_list_html(project_list: ProjectList) -> bytes:
     count = len(names)
     # All names at once, one name per line: one regex pass validates, a few str.replace calls
     # normalize, one escape escapes - several times faster than the same work per entry.
-    names.append("")
-    joined = "\n".join(names)
-    names.pop()
-    if joined.count("\n") != count or _NAME_LINES.match(joined) is None:
+    joined = _lines(names)
+    if not _all_valid(joined, count):
         for entry_name in names:
             if "\n" in entry_name or not (entry_name.isascii() and is_valid_name(entry_name)):
                 raise InvalidPage(
                     f"cannot render project list: entry {entry_name[:80]!r} is not a valid "
                     "project name; drop it (parsers put such entries in ProjectList.rejected)"
                 )
-    # Name normalization spec: lowercase, runs of "-", "_", "." become one "-". The names are
-    # validated ASCII, so plain replaces do it, several times faster than a regex substitution.
-    flat = joined.lower().replace("_", "-").replace(".", "-")
-    while "--" in flat:
-        flat = flat.replace("--", "-")
-    normalized = flat.split("\n")
-    normalized.pop()  # joined ends with "\n"
+    normalized = _normalize_lines(joined)
     if len(set(normalized)) != count:
         first: dict[str, str] = {}
         for entry_name, key in zip(names, normalized, strict=True):
