@@ -6,7 +6,7 @@ PEP 833 (the HTML form is frozen at 1.4).
 
 Parsing is a small tokenizer over the raw text rather than :mod:`html.parser`: the pages are
 machine-written and need only anchors, ``<meta>`` and comments, and a handful of compiled regexes
-read a 10,000-file page several times faster (``bench/bench_html.py`` has the numbers). The
+read a 10,000-file page 2-3 times faster, into the model (``bench/bench_html.py`` measures). The
 tokenizer still honours the parts of HTML that change what counts as a link: comments, raw-text
 elements (``<script>``, ``<style>``, ``<title>``, ...), quoted and unquoted attributes, any letter
 case, character references, and ``<base href>``.
@@ -215,15 +215,16 @@ class _Head:
             self.serial = int(m[1])
 
 
-# A valid name per the name-format spec, ASCII only, one per line: the list renderer checks a
-# whole 700,000-name list in one regex pass.
+# A valid name per the name-format spec, ASCII only, one per line: the root-page parser and
+# renderer check a whole 700,000-name list in one regex pass.
 _NAME_LINES = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0," + str(MAX_NAME_LENGTH - 2) + r"}[A-Za-z0-9])?\n)*+\Z"
 )
 
 
 def _lines(names: list[str]) -> str:
-    """The names one per line, each line ending in "\n" (so "" for no names)."""
+    """The names one per line, each line ending in "\n" (so "" for no names); ``names`` is left
+    as it was (the "" appended for the final newline is popped again)."""
     names.append("")
     try:
         return "\n".join(names)
