@@ -609,3 +609,9 @@ def test_item_12_valid_list_with_one_bad_name_keeps_the_rest() -> None:
     parsed = parse_project_list_html(page_html(body))
     assert len(parsed.projects) == 50 and parsed.projects[0].normalized == "p-0"
     assert [r.value for r in parsed.rejected] == ["bad name"]
+
+
+def test_no_break_space_does_not_separate_attributes() -> None:
+    # HTML whitespace is ASCII whitespace: "\u00a0" is part of the unquoted value.
+    file = one_file("data-requires-python=~=3.8\u00a0data-yanked")
+    assert (file.requires_python, file.yanked) == ("~=3.8\u00a0data-yanked", False)

@@ -78,8 +78,9 @@ _TOKEN = re.compile(
     # Any other tag, end tag, doctype or bogus comment: consumed whole, so an "<a" inside one of
     # its attribute values is not mistaken for a link.
     r"|</?[a-zA-Z!?]" + _ATTRS + r">",
-    # Not IGNORECASE as a whole: it makes the scan twice as slow; only tag names need it.
-    re.DOTALL,
+    # Not IGNORECASE as a whole: it makes the scan twice as slow; only tag names need it. ASCII:
+    # HTML's whitespace is ASCII whitespace (a no-break space does not separate attributes).
+    re.DOTALL | re.ASCII,
 )
 # Its groups, as findall returns them: (comment, raw-text tag, "a", anchor attributes, anchor
 # text, "meta"/"base", their attributes).
@@ -88,7 +89,8 @@ _TOKEN = re.compile(
 # (name, value) pairs ready for dict() with no per-value work in Python.
 _ATTR = re.compile(
     r"""([^\s"'>/=][^\s"'>/=]*)"""
-    r"""(?:\s*=\s*["']?+((?<=")[^"]*|(?<=')[^']*|(?<!["'])[^\s>]*)["']?)?"""
+    r"""(?:\s*=\s*["']?+((?<=")[^"]*|(?<=')[^']*|(?<!["'])[^\s>]*)["']?)?""",
+    re.ASCII,
 )
 _TAG = re.compile(r"<[^>]*>?")
 _SERIAL = re.compile(r"\s*SERIAL\s+([0-9]{1,20})\s*\Z")
