@@ -119,14 +119,24 @@ def _decode(data: bytes | str, what: str) -> str:
         ) from exc
 
 
+# The attribute names a file anchor carries on PyPI and conformant indexes.
+_FILE_ATTRIBUTES = frozenset(
+    {
+        "href", "data-requires-python", "data-yanked", "data-core-metadata",
+        "data-dist-info-metadata", "data-gpg-sig", "data-provenance",
+    }
+)  # fmt: skip
+
+
 def _attributes(raw: str) -> dict[str, str]:
     """Attribute names (lowercased) to values (still escaped: read them with :func:`_value`).
 
     HTML5: the first of duplicate attributes wins, hence the reversed pairs.
     """
     attrs = dict(reversed(_ATTR.findall(raw)))
-    # Names are lowercase on every real page; fold them only when one is not.
-    if attrs and not "".join(attrs).islower():
+    # Names are lowercase on every real page; fold them only when one is not. The subset test
+    # settles the usual case in C, before building a string of all the names.
+    if not attrs.keys() <= _FILE_ATTRIBUTES and not "".join(attrs).islower():
         attrs = {key.lower(): value for key, value in reversed(_ATTR.findall(raw))}
     return attrs
 
