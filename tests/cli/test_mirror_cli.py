@@ -84,3 +84,23 @@ def test_dead_upstream_changes_nothing(tmp_path: Path) -> None:
     assert "cannot read the project list of http://127.0.0.1:9/simple/" in result.stderr
     assert "Nothing was changed" in result.stderr
     assert not (tmp_path / "t/web").exists()
+
+
+def test_two_mirrors_never_write_one_tree(tmp_path: Path) -> None:
+    from headwater.storage import FileStorage
+
+    with Upstream(Corpus.generate(2, releases=1, files=1, seed=1)).running() as up:
+        with FileStorage(tmp_path / "t").exclusive():
+            busy = headwater(
+                "mirror", "--upstream", up.simple_url, "--target", "t", "--quiet", cwd=tmp_path
+            )
+        assert busy.returncode == 2
+        assert (
+            "another headwater process (pid " in busy.stderr
+            and "nothing was changed" in busy.stderr
+        )
+        assert not (tmp_path / "t/web").exists()
+        free = headwater(
+            "mirror", "--upstream", up.simple_url, "--target", "t", "--quiet", cwd=tmp_path
+        )
+        assert free.returncode == 0, free.stderr

@@ -81,7 +81,6 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
     async with client_session(connections=workers * 2, read_timeout=cfg.timeout) as session:
         upstream = HttpRepository(cfg.upstream, session, retry=RetryPolicy(attempts=cfg.retries))
         storage = FileStorage(cfg.target)
-        storage.clean_temp()
         mirror = Mirror(
             upstream,
             storage,
@@ -92,7 +91,7 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
             reporter=make_reporter(f"mirror {name}", quiet=args.quiet),
         )
         if args.dry_run:
-            plan, _ = await mirror.plan(only)
+            plan, _ = await mirror.plan(only)  # reads only: no lock needed
             print(f"mirror {name}: {cfg.upstream} -> {cfg.target}")
             print(f"  sync {len(plan.sync)}, delete {len(plan.delete)}, unchanged {plan.unchanged}")
             for task in plan.sync:
@@ -100,7 +99,9 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
             for deleted in plan.delete:
                 print(f"  delete {deleted}")
             return None
-        return await mirror.run(only)
+        with storage.exclusive():
+            storage.clean_temp()  # leftovers of a killed run; safe only while we hold the lock
+            return await mirror.run(only)
 
 
 def run(args: argparse.Namespace) -> int:

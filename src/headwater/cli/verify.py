@@ -66,6 +66,18 @@ async def _verify(
     report = await verify_tree(storage, workers=args.workers, resume=not args.restart)
     if not args.repair or report.ok:
         return report
+    with storage.exclusive():
+        return await _repair(name, cfg, target, storage, report, args)
+
+
+async def _repair(
+    name: str,
+    cfg: MirrorConfig | None,
+    target: str,
+    storage: FileStorage,
+    report: Report,
+    args: argparse.Namespace,
+) -> Report:
     for problem in report.problems:
         if problem.kind in ("orphan", "corrupt"):
             await storage.delete(problem.key)

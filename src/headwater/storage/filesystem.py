@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import hashlib
 import itertools
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -275,6 +276,31 @@ class FileStorage:
             if _SYNCFS(fd) != 0:
                 err = ctypes.get_errno()
                 raise StorageError(f"syncfs on {self.root} failed: {os.strerror(err)}")
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str = "state/.lock") -> Iterator[None]:
+        """Hold an exclusive lock on the tree for this process (released when the process dies).
+
+        Raises:
+            StorageError: another process holds it.
+        """
+        path = self.path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                raise StorageError(
+                    f"another headwater process (pid {holder}) is working on {self.root}; wait for "
+                    "it to finish (nothing was changed)"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
         finally:
             os.close(fd)
 

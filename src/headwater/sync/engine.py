@@ -26,9 +26,12 @@ from headwater.errors import HeadwaterError
 from headwater.repository.errors import StaleResponse, UpstreamError, UpstreamNotFound
 from headwater.repository.http import HttpRepository
 from headwater.simple.model import File, InvalidPage, ProjectList, ProjectListEntry, ProjectPage
-from headwater.simple.names import NormalizedName
+from headwater.simple.names import NormalizedName, is_normalized
 from headwater.storage.base import Storage
 from headwater.sync.layout import (
+    PAGE_FILES,
+    ROOT_INDEX_DIR,
+    STATE_DIR,
     file_key,
     file_url_from_project_page,
     metadata_key,
@@ -37,10 +40,12 @@ from headwater.sync.layout import (
 from headwater.sync.plan import Plan, ProjectTask, plan_sync
 from headwater.sync.state import MirrorState, ProjectState
 from headwater.sync.tree import Tree
+from headwater.sync.verify import sweep_orphans
 
 __all__ = ["Mirror", "NullReporter", "Reporter", "Summary"]
 
 FileFilter = Callable[[ProjectPage], ProjectPage]
+IN_PROGRESS = f"{STATE_DIR}/in-progress"
 _FLUSH_EVERY = 256  # projects per journal chunk
 _FLUSH_SECONDS = 5.0
 
@@ -158,6 +163,8 @@ class Mirror:
         self._barrier = _Barrier(storage)
         self._flush_lock = asyncio.Lock()
         self._last_flush = time.monotonic()
+        self._gone: set[NormalizedName] = set()
+        self.interrupted = False
         self.summary = Summary()
 
     async def plan(self, only: list[NormalizedName] | None = None) -> tuple[Plan, ProjectList]:
@@ -167,6 +174,9 @@ class Mirror:
             MirrorError: the project list cannot be fetched, or stays older than what the tree has.
         """
         await self.state.load()
+        self.interrupted = await self.storage.stat(IN_PROGRESS) is not None
+        if self.interrupted:
+            await self._reconcile()
         upstream_list = await self._fresh_project_list()
         plan = plan_sync(upstream_list, self.state.serials(), wanted=self.wanted, only=only)
         return plan, upstream_list
@@ -198,31 +208,64 @@ class Mirror:
         """Plan and execute a sync; return the summary (``failed`` lists projects that failed)."""
         started = time.monotonic()
         plan, upstream_list = await self.plan(only)
+        # A marker that outlives a run means the run was interrupted: plan() has already
+        # reconciled the state with the pages on disk, and files the run downloaded for pages it
+        # never wrote, or old files it never removed, are swept at the end of this run.
+        interrupted = self.interrupted
+        await self.storage.write_bytes(IN_PROGRESS, b"a sync is running, or was interrupted\n")
         self.reporter.planned(plan)
         self.summary = Summary(unchanged=plan.unchanged)
+        self._gone = set(plan.delete)
         async with asyncio.TaskGroup() as group:
             for task in plan.sync:
                 group.create_task(self._sync_guarded(task))
-            for name in plan.delete:
-                group.create_task(self._delete_guarded(name))
         await self._barrier.sync()
-        await self.state.flush()
+        # The root stops listing projects about to be deleted before their pages go, so the
+        # root never points at a missing page, even if this process is killed in between.
         await self.tree.write_root(self._root(upstream_list))
+        await self._barrier.sync()
+        async with asyncio.TaskGroup() as group:
+            for name in sorted(self._gone):
+                group.create_task(self._delete_guarded(name))
         await self.tree.write_last_modified()
         await self._barrier.sync()
         serial = plan.upstream_serial if self.summary.ok else self.state.serial
         await self.state.commit(serial if only is None else self.state.serial)
+        if interrupted:
+            swept = await sweep_orphans(self.storage, list(self.state.projects))
+            self.tree.removed.extend(swept)
+            self.summary.files_removed += len(swept)
+        await self.storage.delete(IN_PROGRESS)
         if self.diff_key is not None:
             changed = sorted(set(self.tree.written) | set(self.tree.removed))
-            await self.storage.write_bytes(self.diff_key, "".join(f"{k}\n" for k in changed).encode())
+            await self.storage.write_bytes(
+                self.diff_key, "".join(f"{k}\n" for k in changed).encode()
+            )
         self.summary.serial = self.state.serial
         self.summary.seconds = time.monotonic() - started
         self.reporter.finished(self.summary)
         return self.summary
 
+    async def _reconcile(self) -> None:
+        """After an interrupted run, make the state know every project page in the tree.
+
+        A run killed after writing a project's page but before journaling it leaves a page the
+        state does not know. Such projects are added with an unknown serial, so the plan resyncs
+        them (or deletes them if upstream no longer lists them), and the orphan sweep at the end of
+        the run keeps their files.
+        """
+        suffix = "/" + PAGE_FILES["json"]
+        async for key in self.storage.iter_keys(ROOT_INDEX_DIR):
+            parts = key.split("/")
+            if len(parts) == 4 and key.endswith(suffix) and is_normalized(parts[2]):
+                name = NormalizedName(parts[2])
+                if name not in self.state.projects:
+                    self.state.projects[name] = ProjectState(None)
+
     def _root(self, upstream_list: ProjectList) -> ProjectList:
-        """Every project the tree has, with display names and serials from upstream's list."""
-        have = self.state.projects
+        """Every project the tree has (less those about to be deleted), with display names and
+        serials from upstream's list."""
+        have = {n: s for n, s in self.state.projects.items() if n not in self._gone}
         entries: list[ProjectListEntry] = []
         seen: set[str] = set()
         for entry in upstream_list.projects:
@@ -255,8 +298,10 @@ class Mirror:
                     task.name, min_serial=task.serial, etag=etag
                 )
             except UpstreamNotFound:
-                # Listed a moment ago, gone now: deleted upstream. Apply the deletion.
-                await self._delete_project(task.name)
+                # Listed a moment ago, gone now: deleted upstream. Deleted after the root is
+                # rewritten without it (see run()).
+                if task.name in self.state.projects:
+                    self._gone.add(task.name)
                 return
             except StaleResponse as exc:
                 raise UpstreamError(

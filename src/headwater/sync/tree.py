@@ -18,7 +18,7 @@ from headwater.simple.json import (
 from headwater.simple.model import InvalidPage, ProjectList, ProjectPage
 from headwater.simple.names import NormalizedName
 from headwater.storage.base import NotFound, Storage
-from headwater.sync.layout import LAST_MODIFIED, PAGE_FILES, page_key
+from headwater.sync.layout import LAST_MODIFIED, page_key
 
 __all__ = ["Tree"]
 
@@ -51,12 +51,14 @@ class Tree:
             return None
 
     async def write_project(self, page: ProjectPage) -> None:
-        """Write the project's page in every format (JSON first: it is what the tree reads back)."""
+        """Write the project's page in every format. JSON goes last and is removed first: it is what
+        the tree reads back, so "the JSON page exists" implies every format exists, even after a
+        crash between two writes."""
         html = render_project_page_html(page)
         for fmt, body in (
-            ("json", render_project_page_json(page)),
-            ("html", html),
             ("plain-html", html),
+            ("html", html),
+            ("json", render_project_page_json(page)),
         ):
             key = page_key(page.name, fmt)  # type: ignore[arg-type]
             await self.storage.write_bytes(key, body)
@@ -64,7 +66,7 @@ class Tree:
 
     async def remove_project(self, name: NormalizedName) -> None:
         """Remove the project's pages (its files are the caller's business, after this)."""
-        for fmt in PAGE_FILES:
+        for fmt in ("json", "html", "plain-html"):
             key = page_key(name, fmt)  # type: ignore[arg-type]
             if await self.storage.delete(key):
                 self.removed.append(key)
@@ -73,9 +75,9 @@ class Tree:
         """Write the root page in every format."""
         html = render_project_list_html(project_list)
         for fmt, body in (
-            ("json", render_project_list_json(project_list)),
-            ("html", html),
             ("plain-html", html),
+            ("html", html),
+            ("json", render_project_list_json(project_list)),
         ):
             key = page_key(None, fmt)  # type: ignore[arg-type]
             await self.storage.write_bytes(key, body)

@@ -13,19 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Iterable, Iterator
 from posixpath import normpath
 from typing import Literal
 
 import msgspec
 
 from headwater.simple.json import parse_project_page_json
-from headwater.simple.model import InvalidPage
+from headwater.simple.model import InvalidPage, ProjectPage
 from headwater.simple.names import NormalizedName
 from headwater.storage.base import NotFound, Storage
 from headwater.sync.layout import PAGE_FILES, STATE_DIR, WEB, page_key, sha256_of_file_key
 from headwater.sync.tree import Tree
 
-__all__ = ["Problem", "Report", "verify_tree"]
+__all__ = ["Problem", "Report", "page_file_keys", "sweep_orphans", "verify_tree"]
 
 CHECKPOINT = f"{STATE_DIR}/verify-checkpoint.json"
 Kind = Literal["missing", "corrupt", "orphan", "missing-page", "bad-page", "missing-root"]
@@ -64,6 +65,36 @@ class Report(msgspec.Struct, kw_only=True):
 class _Checkpoint(msgspec.Struct):
     done_through: str
     problems: list[Problem]
+
+
+def page_file_keys(page: ProjectPage) -> Iterator[tuple[str, str | None, str]]:
+    """The tree keys a project page points at: each file and its ``.metadata``, with the sha256
+    the page promises (None if it promises none) and a name for messages. URLs that leave the
+    tree (absolute URLs elsewhere) are skipped: they are not this tree's to check."""
+    for file in page.files:
+        key = normpath(f"{WEB}/simple/{page.name}/{file.url.partition('#')[0]}")
+        if sha256_of_file_key(key) is None:
+            continue
+        yield key, file.hashes.get("sha256"), file.filename
+        if isinstance(file.core_metadata, dict):
+            yield key + ".metadata", file.core_metadata.get("sha256"), f"{file.filename}.metadata"
+        elif file.core_metadata is True:
+            yield key + ".metadata", None, f"{file.filename}.metadata"
+
+
+async def sweep_orphans(storage: Storage, names: Iterable[NormalizedName]) -> list[str]:
+    """Remove every file under ``web/packages/`` that no page of ``names`` points at; return the
+    removed keys. Run after an interrupted sync, when no other writer touches the tree."""
+    referenced: set[str] = set()
+    tree = Tree(storage)
+    for name in names:
+        page = await tree.read_project(name)
+        if page is not None:
+            referenced.update(key for key, _, _ in page_file_keys(page))
+    removed = [key async for key in storage.iter_keys(f"{WEB}/packages") if key not in referenced]
+    for key in removed:
+        await storage.delete(key)
+    return removed
 
 
 async def verify_tree(storage: Storage, *, workers: int = 8, resume: bool = True) -> Report:
@@ -143,25 +174,10 @@ async def verify_tree(storage: Storage, *, workers: int = 8, resume: bool = True
                 report.problems.append(Problem("bad-page", page_key(name, "json"), name, str(exc)))
             return
         checks = []
-        for file in page.files:
-            key = normpath(f"{WEB}/simple/{name}/{file.url.partition('#')[0]}")
-            if sha256_of_file_key(key) is None:
-                continue  # an absolute URL elsewhere: not this tree's to check
+        for key, sha256, what in page_file_keys(page):
             referenced.add(key)
-            if isinstance(file.core_metadata, dict) or file.core_metadata is True:
-                referenced.add(key + ".metadata")
-            if not hash_it:
-                continue
-            checks.append(check_file(name, key, file.hashes.get("sha256"), file.filename))
-            if isinstance(file.core_metadata, dict) or file.core_metadata is True:
-                meta = (
-                    file.core_metadata.get("sha256")
-                    if isinstance(file.core_metadata, dict)
-                    else None
-                )
-                checks.append(
-                    check_file(name, key + ".metadata", meta, f"{file.filename}.metadata")
-                )
+            if hash_it:
+                checks.append(check_file(name, key, sha256, what))
         await asyncio.gather(*checks)
         if hash_it:
             report.projects += 1

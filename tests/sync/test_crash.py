@@ -1,0 +1,110 @@
+"""Crash safety: SIGKILL the mirror at random points; after every kill the tree is consistent
+(no page points at a missing or wrong file, the root points only at existing pages), and a resumed
+sync finishes clean."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from posixpath import normpath
+
+from headwater.simple.json import parse_project_list_json, parse_project_page_json
+from headwater.storage import FileStorage
+from headwater.sync.verify import verify_tree
+from headwater.testing.corpus import Corpus
+from headwater.testing.upstream import Upstream
+from tests.sync.test_engine import check_tree
+
+HEADWATER = str(Path(sys.executable).with_name("headwater"))
+
+
+def assert_consistent(root: Path) -> int:
+    """The invariant a reader relies on at any instant; returns how many pages were checked."""
+    simple = root / "web/simple"
+    if not simple.exists():
+        return 0
+    pages = 0
+    for page_file in simple.glob("*/index.v1_json"):
+        page = parse_project_page_json(page_file.read_bytes())
+        for fmt in ("index.html", "index.v1_html"):
+            assert (page_file.parent / fmt).exists(), f"{page_file.parent.name}: {fmt} missing"
+        for file in page.files:
+            path = root / normpath(f"web/simple/{page.name}/{file.url}")
+            assert path.exists(), f"{page.name} points at missing {file.filename}"
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == file.hashes["sha256"], (
+                file.filename
+            )
+            if isinstance(file.core_metadata, dict):
+                meta = path.with_name(path.name + ".metadata")
+                assert hashlib.sha256(meta.read_bytes()).hexdigest() == file.core_metadata["sha256"]
+        pages += 1
+    root_page = simple / "index.v1_json"
+    if root_page.exists():
+        for entry in parse_project_list_json(root_page.read_bytes()).projects:
+            assert (simple / entry.normalized / "index.v1_json").exists(), (
+                f"root lists missing {entry.name}"
+            )
+    return pages
+
+
+def test_sigkill_at_random_points_never_breaks_the_tree(tmp_path: Path) -> None:
+    rng = random.Random(20261122)
+    corpus = Corpus.generate(120, releases=2, files=1, seed=9)
+    target = tmp_path / "tree"
+    kills = 0
+    with Upstream(corpus).running() as up:
+        # Slow some downloads so kills land in every phase (downloads, pages, journal, root).
+        up.add_fault("delay", "/packages/*", delay=0.05, rate=0.5, seed=1)
+        names = [e.normalized for e in corpus.project_list().projects]
+        for round_ in range(12):
+            if round_:  # upstream changes between runs, so every run has work, deletions too
+                victim = rng.choice(names)
+                if corpus.get(victim) is not None:
+                    corpus.delete_project(victim)
+                for name in rng.sample(names, 25):
+                    if corpus.get(name) is not None:
+                        corpus.add_release(name, f"50.{round_}")
+            proc = subprocess.Popen(
+                [
+                    HEADWATER,
+                    "mirror",
+                    "--upstream",
+                    up.simple_url,
+                    "--target",
+                    str(target),
+                    "--quiet",
+                    "--workers",
+                    "8",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(rng.uniform(0.3, 1.5))
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                kills += 1
+            proc.wait(timeout=30)
+            assert_consistent(target)
+        assert kills >= 6, "the mirror finished too fast for the kills to test anything"
+        final = subprocess.run(
+            [HEADWATER, "mirror", "--upstream", up.simple_url, "--target", str(target), "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert final.returncode == 0, final.stderr[-3000:]
+    assert asyncio.run(verify_tree(FileStorage(target))).ok
+    tree = check_tree(target)
+    expected = {
+        e.normalized: sorted(f.filename for f in corpus.get(e.normalized).files())  # type: ignore[union-attr]
+        for e in corpus.project_list().projects
+    }
+    assert tree == expected
