@@ -615,3 +615,11 @@ def test_no_break_space_does_not_separate_attributes() -> None:
     # HTML whitespace is ASCII whitespace: "\u00a0" is part of the unquoted value.
     file = one_file("data-requires-python=~=3.8\u00a0data-yanked")
     assert (file.requires_python, file.yanked) == ("~=3.8\u00a0data-yanked", False)
+
+
+def test_fast_path_agrees_with_general_path_on_captured_pages() -> None:
+    for name in ("pypi-requests.html", "pypi-pip.html", "crafted-pypi-2026-style.html"):
+        html = (DATA / name).read_text()
+        general = html.replace("<a href=", '<a class="x" href=')
+        assert general != html
+        assert parse_project_page_html(general, name="x") == parse_project_page_html(html, name="x")

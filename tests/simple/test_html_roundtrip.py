@@ -232,3 +232,16 @@ def test_cross_check_sees_escaped_hostile_text() -> None:
     assert [p.filename for p in theirs.packages] == ["demo-1.0.tar.gz"]
     assert theirs.packages[0].yanked_reason == reason
     assert theirs.packages[0].requires_python == "<4 & >=3"
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(project_pages())
+def test_fast_and_general_attribute_paths_agree(page: ProjectPage) -> None:
+    # Canonical anchors take the parser's fast path; an extra attribute in front forces the
+    # general attribute scan. Both must read the same page.
+    html = render_project_page_html(page).decode()
+    general = html.replace("<a href=", '<a rel="internal" href=')
+    assert general != html or not page.files
+    assert parse_project_page_html(general, name=page.name) == parse_project_page_html(
+        html, name=page.name
+    )
