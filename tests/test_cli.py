@@ -20,7 +20,8 @@ def test_version_from_the_installed_script() -> None:
 def test_help_lists_commands() -> None:
     result = subprocess.run([str(SCRIPT), "--help"], capture_output=True, text=True, check=True)
     assert "usage: headwater" in result.stdout
-    assert "test-upstream" in result.stdout
+    for command in ("mirror", "verify", "nginx-config", "test-upstream"):
+        assert command in result.stdout
 
 
 def test_no_command_prints_help_and_fails(capsys: object) -> None:

@@ -10,6 +10,10 @@ Example::
     upstream = "https://pypi.org/simple/"
     target = "/srv/headwater/pypi"
     workers = 16
+
+    [mirror.pypi.filters]
+    allow_requirements = ["requirements.txt"]
+    python_versions = ["3.11", "3.12"]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 import msgspec
 
 from headwater.errors import HeadwaterError
+from headwater.sync.filters import FilterConfig, InvalidFilter
 
 __all__ = ["Config", "ConfigError", "MirrorConfig", "find_config", "load_config", "parse_config"]
 
@@ -32,7 +37,7 @@ class ConfigError(HeadwaterError):
     """The configuration file is missing, unreadable, or has invalid or unknown keys."""
 
 
-class MirrorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="kebab"):
+class MirrorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """One ``[mirror.NAME]`` table: sync ``upstream`` into the static tree at ``target``."""
 
     #: The upstream index's simple URL (PyPI, another headwater, any PEP 691/503 index).
@@ -51,6 +56,8 @@ class MirrorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, ren
     tracks: bool = True
     #: Where to write the list of keys the last sync wrote or removed (relative to ``target``).
     diff_file: str = "state/last-sync.diff"
+    #: Which projects and files to mirror (``[mirror.NAME.filters]``; see docs/filters.md).
+    filters: FilterConfig = msgspec.field(default_factory=FilterConfig)
 
     def __post_init__(self) -> None:
         if not self.upstream.startswith(("http://", "https://")):
@@ -97,13 +104,33 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
                 f"{source}: [mirror.{name}]: {detail}. See docs/configuration.md."
             ) from exc
     if base is not None:
-        for mirror in config.mirror.values():
+        for name, mirror in config.mirror.items():
+            if mirror.filters.allow_requirements:
+                mirror.filters = _load_requirements(
+                    mirror.filters, base, f"{source}: [mirror.{name}.filters]"
+                )
             mirror.target = (
                 str((base / mirror.target).resolve())
                 if not Path(mirror.target).is_absolute()
                 else mirror.target
             )
     return config
+
+
+def _load_requirements(filters: FilterConfig, base: Path, where: str) -> FilterConfig:
+    texts: dict[str, str] = {}
+    for relative in filters.allow_requirements:
+        path = base / relative
+        try:
+            texts[relative] = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"{where}: cannot read requirements file {path}: {exc.strerror or exc}"
+            ) from exc
+    try:
+        return filters.with_requirements(texts)
+    except InvalidFilter as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def find_config(explicit: str | None) -> Path | None:

@@ -12,6 +12,8 @@ safe, and what to do::
     │   │   └── simple.UnsupportedAPIVersion  the page declares a major api-version we do not speak
     │   ├── simple.NotAcceptable              content negotiation found nothing the client accepts
     │   ├── storage.InvalidKey                a storage key is not a safe relative path
+    │   ├── sync.filters.InvalidFilter        a [mirror.NAME.filters] option or requirements file is malformed
+    │   ├── sync.nginx.InvalidNginxConfig     nginx-config options would give a broken or unsafe config
     │   └── testing.faults.InvalidFault       a fault description for the test upstream is invalid
     ├── config.ConfigError                    the configuration file is missing or invalid
     ├── storage.StorageError                  a storage operation failed

@@ -9,6 +9,7 @@ from pathlib import Path
 from headwater.simple.json import parse_project_list_json
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
+from tests.sync.test_engine import check_tree
 
 HEADWATER = str(Path(sys.executable).with_name("headwater"))
 
@@ -104,3 +105,51 @@ def test_two_mirrors_never_write_one_tree(tmp_path: Path) -> None:
             "mirror", "--upstream", up.simple_url, "--target", "t", "--quiet", cwd=tmp_path
         )
         assert free.returncode == 0, free.stderr
+
+
+def test_filters_and_changing_them(tmp_path: Path) -> None:
+    corpus = Corpus.generate(6, releases=3, files=1, seed=12)
+    names = [e.normalized for e in corpus.project_list().projects]
+    (tmp_path / "requirements.txt").write_text(f"{names[0]}\n{names[1].upper()}>=0  # a comment\n")
+    with Upstream(corpus).running() as up:
+        base = f'[mirror.m]\nupstream = "{up.simple_url}"\ntarget = "tree"\n[mirror.m.filters]\n'
+        config = tmp_path / "headwater.toml"
+        config.write_text(
+            base + f'allow_requirements = ["requirements.txt"]\nallow = ["{names[2]}"]\n'
+        )
+        first = headwater("mirror", "--quiet", cwd=tmp_path)
+        assert first.returncode == 0, first.stderr
+        tree = check_tree(tmp_path / "tree")
+        assert sorted(tree) == sorted(names[:3])
+        assert all(len(files) == 3 for files in tree.values())
+
+        # Narrow the filters: one project fewer, and only the newest release of each.
+        config.write_text(base + f'allow = ["{names[0]}", "{names[2]}"]\nlatest = 1\n')
+        second = headwater("mirror", "--quiet", cwd=tmp_path)
+        assert second.returncode == 0, second.stderr
+        assert "deleted 1," in second.stdout
+        tree = check_tree(tmp_path / "tree")
+        assert sorted(tree) == sorted([names[0], names[2]])
+        assert all(len(files) == 1 for files in tree.values())
+        remaining = [
+            p
+            for p in (tmp_path / "tree/web/packages").rglob("*")
+            if p.is_file() and p.suffix != ".metadata"
+        ]
+        assert len(remaining) == 2  # files the filters no longer keep are gone from disk
+
+        unchanged = headwater("mirror", "--quiet", cwd=tmp_path)
+        assert "synced 0, unchanged 2" in unchanged.stdout
+
+
+def test_bad_filter_config_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "headwater.toml").write_text(
+        '[mirror.m]\nupstream = "https://example/simple/"\ntarget = "t"\n'
+        '[mirror.m.filters]\nallow_requirements = ["missing.txt"]\n'
+    )
+    result = headwater("mirror", cwd=tmp_path)
+    assert result.returncode == 2
+    assert (
+        "[mirror.m.filters]: cannot read requirements file" in result.stderr
+        and "missing.txt" in result.stderr
+    )

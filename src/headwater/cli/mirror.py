@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import sys
 from typing import Any
+
+import msgspec
 
 from headwater.cli.progress import make_reporter
 from headwater.config import Config, ConfigError, MirrorConfig, find_config, load_config
@@ -13,6 +16,7 @@ from headwater.repository.http import HttpRepository, RetryPolicy, client_sessio
 from headwater.simple.names import NormalizedName, normalize_name
 from headwater.storage.filesystem import FileStorage
 from headwater.sync.engine import Mirror, Summary
+from headwater.sync.filters import FilterConfig, filter_page, project_filter
 
 __all__ = ["register", "selected_mirrors"]
 
@@ -81,10 +85,16 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
     async with client_session(connections=workers * 2, read_timeout=cfg.timeout) as session:
         upstream = HttpRepository(cfg.upstream, session, retry=RetryPolicy(attempts=cfg.retries))
         storage = FileStorage(cfg.target)
+        filters = cfg.filters
         mirror = Mirror(
             upstream,
             storage,
             workers=workers,
+            wanted=project_filter(filters),
+            file_filter=None
+            if filters == FilterConfig()
+            else lambda page: filter_page(page, filters).page,
+            filters_fingerprint=hashlib.sha256(msgspec.json.encode(filters)).hexdigest()[:16],
             metadata=cfg.metadata,
             tracks=cfg.tracks,
             diff_key=cfg.diff_file,

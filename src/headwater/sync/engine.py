@@ -128,6 +128,8 @@ class Mirror:
         workers: concurrent page fetches, and separately concurrent file downloads.
         wanted: project filter (``None``: every project).
         file_filter: narrows each upstream page before anything is downloaded.
+        filters_fingerprint: identifies ``wanted`` and ``file_filter``; when it differs from the
+            one the tree was synced with, every project is synced again so the tree matches.
         metadata: mirror PEP 658 ``.metadata`` files.
         tracks: write PEP 708 ``tracks`` (the upstream project URL) on every page.
         diff_key: where to write the keys this sync wrote or removed, one per line (for
@@ -143,6 +145,7 @@ class Mirror:
         workers: int = 16,
         wanted: Callable[[NormalizedName], bool] | None = None,
         file_filter: FileFilter | None = None,
+        filters_fingerprint: str | None = None,
         metadata: bool = True,
         tracks: bool = True,
         diff_key: str | None = None,
@@ -154,6 +157,7 @@ class Mirror:
         self.state = MirrorState(storage, upstream.base_url)
         self.wanted = wanted
         self.file_filter = file_filter
+        self.filters_fingerprint = filters_fingerprint
         self.metadata = metadata
         self.tracks = tracks
         self.diff_key = diff_key
@@ -178,7 +182,14 @@ class Mirror:
         if self.interrupted:
             await self._reconcile()
         upstream_list = await self._fresh_project_list()
-        plan = plan_sync(upstream_list, self.state.serials(), wanted=self.wanted, only=only)
+        changed = self.state.filters != self.filters_fingerprint and bool(self.state.projects)
+        plan = plan_sync(
+            upstream_list,
+            self.state.serials(),
+            wanted=self.wanted,
+            only=only,
+            resync_all=changed and only is None,
+        )
         return plan, upstream_list
 
     async def _fresh_project_list(self) -> ProjectList:
@@ -229,8 +240,11 @@ class Mirror:
                 group.create_task(self._delete_guarded(name))
         await self.tree.write_last_modified()
         await self._barrier.sync()
-        serial = plan.upstream_serial if self.summary.ok else self.state.serial
-        await self.state.commit(serial if only is None else self.state.serial)
+        complete = self.summary.ok and only is None
+        await self.state.commit(
+            plan.upstream_serial if complete else self.state.serial,
+            filters=self.filters_fingerprint if complete else self.state.filters,
+        )
         if interrupted:
             swept = await sweep_orphans(self.storage, list(self.state.projects))
             self.tree.removed.extend(swept)

@@ -17,7 +17,7 @@ from headwater.simple.names import NormalizedName, is_normalized, normalize_name
 
 __all__ = ["Plan", "ProjectTask", "plan_sync"]
 
-Reason = Literal["new", "changed", "no-serial", "requested", "stale-state"]
+Reason = Literal["new", "changed", "no-serial", "requested", "stale-state", "filters-changed"]
 
 
 class ProjectTask(msgspec.Struct, frozen=True):
@@ -51,6 +51,7 @@ def plan_sync(
     *,
     wanted: Callable[[NormalizedName], bool] | None = None,
     only: Collection[NormalizedName] | None = None,
+    resync_all: bool = False,
 ) -> Plan:
     """Decide which projects to sync and which to delete.
 
@@ -61,7 +62,8 @@ def plan_sync(
     upstream or the upstream was reset: resynced, never trusted. ``wanted`` is the project filter;
     projects in the tree that it no longer wants are deleted. ``only`` restricts the plan to those
     projects (``headwater mirror --project``): they are synced even if unchanged, and nothing else is
-    synced or deleted.
+    synced or deleted. ``resync_all`` (the filters changed since the last sync) syncs every wanted
+    project again, so files the filters no longer keep are removed from the tree.
     """
     tasks: list[ProjectTask] = []
     seen: set[NormalizedName] = set()
@@ -93,6 +95,8 @@ def plan_sync(
             tasks.append(ProjectTask(normalized, serial, "changed"))
         elif serial < have:
             tasks.append(ProjectTask(normalized, serial, "stale-state"))
+        elif resync_all:
+            tasks.append(ProjectTask(normalized, serial, "filters-changed"))
         else:
             unchanged += 1
     if only_set is not None:

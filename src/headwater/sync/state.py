@@ -42,6 +42,8 @@ class _Snapshot(msgspec.Struct, kw_only=True):
     format: int = FORMAT
     upstream: str
     serial: int | None = None
+    #: Fingerprint of the filters the tree was last fully synced with.
+    filters: str | None = None
     projects: dict[str, ProjectState] = msgspec.field(default_factory=dict)
 
 
@@ -68,6 +70,7 @@ class MirrorState:
         self.upstream = upstream
         self.projects: dict[NormalizedName, ProjectState] = {}
         self.serial: int | None = None
+        self.filters: str | None = None
         self._pending = _Chunk()
         self._chunks: list[str] = []
         self._next_chunk = 1
@@ -100,6 +103,7 @@ class MirrorState:
                     f"{self.upstream}; mirror into a new target, or remove state/ to start over"
                 )
         self.serial = snapshot.serial
+        self.filters = snapshot.filters
         self.projects = {
             NormalizedName(k): v for k, v in snapshot.projects.items() if is_normalized(k)
         }
@@ -155,13 +159,16 @@ class MirrorState:
         self._next_chunk += 1
         self._pending = _Chunk()
 
-    async def commit(self, serial: int | None) -> None:
-        """Write a snapshot of everything (with the upstream ``serial`` reached) and drop the
-        journal. The snapshot is made durable before the journal is removed."""
+    async def commit(self, serial: int | None, *, filters: str | None = None) -> None:
+        """Write a snapshot of everything (with the upstream ``serial`` reached and the
+        fingerprint of the ``filters`` every project now reflects) and drop the journal. The
+        snapshot is made durable before the journal is removed."""
         self.serial = serial
+        self.filters = filters
         snapshot = _Snapshot(
             upstream=self.upstream,
             serial=serial,
+            filters=filters,
             projects=dict(sorted(self.projects.items())),
         )
         await self.storage.write_bytes(SNAPSHOT, _encoder.encode(snapshot))

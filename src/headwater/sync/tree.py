@@ -67,7 +67,7 @@ class Tree:
     async def remove_project(self, name: NormalizedName) -> None:
         """Remove the project's pages (its files are the caller's business, after this)."""
         for fmt in ("json", "html", "plain-html"):
-            key = page_key(name, fmt)  # type: ignore[arg-type]
+            key = page_key(name, fmt)
             if await self.storage.delete(key):
                 self.removed.append(key)
 
