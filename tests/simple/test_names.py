@@ -89,3 +89,17 @@ def test_is_normalized(name: str, expected: bool) -> None:
 
 def test_wheel_escape() -> None:
     assert wheel_escape(normalize_name("Foo.Bar-baz")) == "foo_bar_baz"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("\u212a", id="kelvin-sign-casefolds-to-k"),
+        pytest.param("a\u017fb", id="long-s-casefolds-to-s"),
+        pytest.param("\u0130stanbul", id="dotted-capital-i"),
+    ],
+)
+def test_item_6_unicode_that_casefolds_to_ascii_is_refused(name: str) -> None:
+    assert not is_valid_name(name)
+    with pytest.raises(InvalidName):
+        normalize_name(name)

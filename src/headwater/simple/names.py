@@ -25,7 +25,7 @@ NormalizedName = NewType("NormalizedName", str)
 # Name format spec: "A valid name consists only of ASCII letters and numbers, period, underscore and
 # hyphen. It must start and end with a letter or number." The anchor is \Z, not $ (fixed Aug 2025):
 # "$" also matches before a trailing newline, which would let "foo\n" through.
-_VALID = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE)
+_VALID = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE | re.ASCII)
 # Name normalization spec: "the name should be lowercased with all runs of the characters ., -, or _
 # replaced with a single - character."
 _SEPARATORS = re.compile(r"[-_.]+")
