@@ -384,6 +384,12 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python_headwater": platform.python_version(),
         "bandersnatch": bs_version,
+        "headwater_commit": subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip(),
         "loadavg_start": os.getloadavg(),
     }
 
@@ -579,6 +585,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.plan_driver:
         return plan_driver(*args.plan_driver)
+    # SIGTERM unwinds like Ctrl-C, so the upstream processes are stopped by their finally blocks.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     # The driver (and its /proc sampling) shares the upstream's core, never the measured one.
     os.sched_setaffinity(0, {int(UPSTREAM_CORE)})
     args.tools = [t for t in args.tools.split(",") if t]
