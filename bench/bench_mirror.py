@@ -354,11 +354,12 @@ def print_table(rows: list[Row]) -> None:
             ratio_m = f"{row.peak_mb / other.peak_mb:.2f}"
         runs = ",".join(f"{r.seconds:.2f}" for r in row.runs)
         counts = row.runs[-1].counts
-        shown = (
-            f"{counts.get('files', '-')}/{counts.get('metadata', '-')}/{counts.get('json_pages', '-')}"
-            if counts
-            else ""
-        )
+        if "sync" in counts:
+            shown = f"sync {counts['sync']}"
+        elif counts:
+            shown = f"{counts['files']}/{counts['metadata']}/{counts['json_pages']}"
+        else:
+            shown = ""
         verdict = "" if row.passed is None else ("PASS " if row.passed else "MISS ")
         print(
             f"{row.case:<24} {row.tool:<13} {row.seconds:>9.2f} {runs:>24} {row.peak_mb:>8.0f} "
@@ -488,8 +489,8 @@ def plan_case(scratch: Path, args: argparse.Namespace) -> list[Row]:
         upstream.project_list()  # rebuild the mutated root list before timing, as PyPI serves it
         print(f"  plan setup: {len(listing)} projects, {changed} mutated, "
               f"{time.perf_counter() - started:.1f}s", flush=True)  # fmt: skip
-        driver = Row("plan 700k: Mirror.plan()", "headwater", [])
-        dry = Row("plan 700k: mirror --dry-run", "headwater", [])
+        driver = Row(f"plan {len(listing)}: plan()", "headwater", [])
+        dry = Row(f"plan {len(listing)}: --dry-run", "headwater", [])
         for index in range(-args.warmup, args.runs):
             run = measure([str(PYTHON), str(Path(__file__).resolve()), "--plan-driver",
                            f"{upstream.url}/simple/", str(target)])  # fmt: skip
