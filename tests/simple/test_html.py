@@ -21,6 +21,7 @@ from headwater.simple.html import (
 from headwater.simple.model import (
     File,
     InvalidPage,
+    NewerAPIVersionWarning,
     ProjectList,
     ProjectListEntry,
     ProjectPage,
@@ -91,7 +92,8 @@ def test_item_10_greater_major_hard_fails(parse: str) -> None:
 
 def test_item_10_greater_minor_is_accepted_and_kept() -> None:
     html = page_html("", '<meta name="pypi:repository-version" content="1.99">')
-    assert parse_project_page_html(html, name="demo").api_version == "1.99"
+    with pytest.warns(NewerAPIVersionWarning, match="1.99"):
+        assert parse_project_page_html(html, name="demo").api_version == "1.99"
 
 
 def test_item_10_malformed_version_is_invalid_page() -> None:

@@ -25,6 +25,7 @@ from headwater.simple.model import (
     File,
     InvalidPage,
     Namespace,
+    NewerAPIVersionWarning,
     ProjectList,
     ProjectListEntry,
     ProjectPage,
@@ -120,7 +121,8 @@ def test_item_10_higher_major_hard_fails(version: str) -> None:
 
 
 def test_item_10_higher_minor_accepted_and_reported() -> None:
-    assert parse_project_page_json(_page(meta={"api-version": "1.9"})).api_version == "1.9"
+    with pytest.warns(NewerAPIVersionWarning, match="1.9"):
+        assert parse_project_page_json(_page(meta={"api-version": "1.9"})).api_version == "1.9"
 
 
 def test_item_10_malformed_version_refused() -> None:

@@ -11,12 +11,13 @@ Spec: https://packaging.python.org/en/latest/specifications/simple-repository-ap
 from __future__ import annotations
 
 import enum
+import warnings
 from datetime import datetime
 
 import msgspec
 
 from headwater.errors import InvalidInput
-from headwater.simple.names import NormalizedName, normalize_name
+from headwater.simple.names import NormalizedName, is_normalized, normalize_name
 
 __all__ = [
     "HTML_API_VERSION",
@@ -26,6 +27,7 @@ __all__ = [
     "File",
     "InvalidPage",
     "Namespace",
+    "NewerAPIVersionWarning",
     "ProjectList",
     "ProjectListEntry",
     "ProjectPage",
@@ -55,11 +57,17 @@ class UnsupportedAPIVersion(InvalidPage):
     """A page declares a major API version headwater does not speak."""
 
 
+class NewerAPIVersionWarning(UserWarning):
+    """A page declares a newer minor API version than headwater knows; it is read as far as
+    headwater understands it (the spec's "SHOULD warn")."""
+
+
 def check_api_version(version: str | None, *, what: str) -> tuple[str, bool]:
     """Check a page's declared api-version; return it (``"1.0"`` if absent) and whether it is newer.
 
     Spec (Versioning): clients "MUST assume 1.0" when the version is absent, "MUST hard-fail" on a
-    greater major, and "SHOULD warn" on a greater minor; the second element tells the caller to warn.
+    greater major, and "SHOULD warn" on a greater minor: a newer minor emits
+    :class:`NewerAPIVersionWarning` (and the second element is True).
 
     Raises:
         UnsupportedAPIVersion: the major version is greater than :data:`SUPPORTED_MAJOR`.
@@ -78,7 +86,16 @@ def check_api_version(version: str | None, *, what: str) -> tuple[str, bool]:
             "point it at an index that serves version 1."
         )
     newest_minor = int(JSON_API_VERSION_NAMESPACES.partition(".")[2])
-    return version, major == SUPPORTED_MAJOR and minor > newest_minor
+    newer = major == SUPPORTED_MAJOR and minor > newest_minor
+    if newer:
+        warnings.warn(
+            NewerAPIVersionWarning(
+                f"{what} declares Simple API version {version}, newer than the "
+                f"{JSON_API_VERSION_NAMESPACES} headwater knows; reading what it understands"
+            ),
+            stacklevel=3,
+        )
+    return version, newer
 
 
 class ProjectStatus(enum.StrEnum):
@@ -159,7 +176,7 @@ class ProjectPage(msgspec.Struct, frozen=True, kw_only=True):
     api_version: str = JSON_API_VERSION
 
 
-class ProjectListEntry(msgspec.Struct, frozen=True, array_like=False):
+class ProjectListEntry(msgspec.Struct, frozen=True, gc=False):
     """One project on the root page: its name as the index gave it, and PyPI's ``_last-serial``."""
 
     name: str
@@ -168,7 +185,7 @@ class ProjectListEntry(msgspec.Struct, frozen=True, array_like=False):
     @property
     def normalized(self) -> NormalizedName:
         """The normalized name (the entry was validated when parsed or built)."""
-        return normalize_name(self.name)
+        return NormalizedName(self.name) if is_normalized(self.name) else normalize_name(self.name)
 
 
 class RejectedEntry(msgspec.Struct, frozen=True):
