@@ -225,3 +225,15 @@ def test_stale_once_then_fresh_is_used() -> None:
         assert fetched.page is not None and "99.0" in (fetched.page.versions or ())
 
     with_repo(t)
+
+
+def test_item_2_requests_the_normalized_url_without_redirects() -> None:
+    corpus = Corpus()
+    corpus.add_release("Foo_Bar.baz", "1.0", files=1)
+
+    async def t(repo: HttpRepository, up: Upstream) -> None:
+        fetched = await repo.project_page(normalize_name("Foo_Bar.baz"))
+        assert fetched.page is not None and fetched.page.name == "foo-bar-baz"
+        assert up.stats == {"/simple/foo-bar-baz/": 1}  # no request to the display name, no 301 hop
+
+    with_repo(t, corpus)

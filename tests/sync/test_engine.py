@@ -150,3 +150,29 @@ def test_indexes_without_serials_or_json(tmp_path: Path, options: dict[str, bool
             assert second.ok and second.files_downloaded == 0
 
     asyncio.run(go())
+
+
+def test_item_54_yank_state_is_mutable(tmp_path: Path) -> None:
+    corpus = Corpus.generate(1, releases=2, files=1, seed=30)
+    name = corpus.project_list().projects[0].normalized
+    version = sorted(corpus.get(name).releases)[0]  # type: ignore[union-attr]
+
+    def yanked() -> list[tuple[str, bool, str | None]]:
+        page = parse_project_page_json(
+            (tmp_path / page_key(NormalizedName(name), "json")).read_bytes()
+        )
+        return sorted((f.filename, f.yanked, f.yanked_reason) for f in page.files)
+
+    async def go() -> None:
+        async with Upstream(corpus) as up:
+            await mirror_once(up, tmp_path)
+            assert not any(y for _, y, _ in yanked())
+            corpus.yank(name, version, "bad build")
+            await mirror_once(up, tmp_path)
+            assert [(y, r) for f, y, r in yanked() if version in f] == [(True, "bad build")]
+            corpus.unyank(name, version)
+            summary = await mirror_once(up, tmp_path)
+            assert summary.files_downloaded == 0  # same files, only the flag changed
+            assert not any(y for _, y, _ in yanked())
+
+    asyncio.run(go())
