@@ -29,7 +29,7 @@ def test_mirror_from_config_then_dry_run_then_failure(tmp_path: Path) -> None:
         done = headwater("mirror", "--quiet", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert (
-            "mirror local: synced 5, unchanged 0, deleted 0, failed 0; downloaded 10 files"
+            "mirror local: synced 5, unchanged 0, deleted 0, failed 0, refused 0; downloaded 10 files"
             in done.stdout
         )
         assert "event=finished" in done.stderr  # structured log lines when not on a terminal

@@ -123,12 +123,14 @@ def run(args: argparse.Namespace) -> int:
             continue
         print(
             f"mirror {name}: synced {summary.synced}, unchanged {summary.unchanged}, deleted "
-            f"{summary.deleted}, failed {len(summary.failed)}; downloaded {summary.files_downloaded} "
+            f"{summary.deleted}, failed {len(summary.failed)}, refused {len(summary.refused)}; downloaded {summary.files_downloaded} "
             f"files ({summary.bytes_downloaded} bytes), {summary.files_present} already present; "
             f"{summary.seconds:.2f}s; serial {summary.serial}"
         )
-        if summary.failed:
+        if not summary.ok:
             status = 1
             for project, reason in sorted(summary.failed.items()):
                 print(f"  failed {project}: {reason}", file=sys.stderr)
+            for entry, reason in sorted(summary.refused.items()):
+                print(f"  refused {entry!r}: {reason}", file=sys.stderr)
     return status

@@ -79,6 +79,7 @@ class LogReporter:
             unchanged=summary.unchanged,
             deleted=summary.deleted,
             failed=len(summary.failed),
+            refused=len(summary.refused),
             files=summary.files_downloaded,
             bytes=summary.bytes_downloaded,
             seconds=f"{summary.seconds:.2f}",

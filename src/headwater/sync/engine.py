@@ -51,7 +51,9 @@ _FLUSH_SECONDS = 5.0
 
 
 class Summary(msgspec.Struct, kw_only=True):
-    """What a sync did; ``failed`` maps project names to the reason (non-empty => exit status 1)."""
+    """What a sync did. ``failed`` maps projects that could not be synced to the reason;
+    ``refused`` maps entries of the upstream's project list that were not even tried (invalid or
+    hostile names) to the reason. Either non-empty means exit status 1."""
 
     synced: int = 0
     unchanged: int = 0
@@ -61,12 +63,13 @@ class Summary(msgspec.Struct, kw_only=True):
     files_removed: int = 0
     bytes_downloaded: int = 0
     failed: dict[str, str] = msgspec.field(default_factory=dict)
+    refused: dict[str, str] = msgspec.field(default_factory=dict)
     serial: int | None = None
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.refused
 
 
 class Reporter(Protocol):
@@ -226,6 +229,9 @@ class Mirror:
         await self.storage.write_bytes(IN_PROGRESS, b"a sync is running, or was interrupted\n")
         self.reporter.planned(plan)
         self.summary = Summary(unchanged=plan.unchanged)
+        for rejected in upstream_list.rejected:
+            # A name the spec does not allow never reaches a path; the run says it was refused.
+            self.summary.refused[rejected.value[:200]] = rejected.reason
         self._gone = set(plan.delete)
         async with asyncio.TaskGroup() as group:
             for task in plan.sync:
@@ -240,7 +246,7 @@ class Mirror:
                 group.create_task(self._delete_guarded(name))
         await self.tree.write_last_modified()
         await self._barrier.sync()
-        complete = self.summary.ok and only is None
+        complete = not self.summary.failed and only is None
         await self.state.commit(
             plan.upstream_serial if complete else self.state.serial,
             filters=self.filters_fingerprint if complete else self.state.filters,
