@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from headwater.config import parse_config
 from headwater.errors import InvalidInput
 from headwater.simple.model import File, ProjectPage, ProjectStatus
 from headwater.simple.names import NormalizedName, normalize_name
@@ -123,7 +124,10 @@ def test_docs_have_examples() -> None:
 
 @pytest.mark.parametrize("example", _doc_examples())
 def test_docs_examples_parse(example: str) -> None:
-    table = tomllib.loads(example)["mirror"]["filters"]
+    # Accepted by the real config loader, under a [mirror.pypi] table like a user writes it.
+    full = '[mirror.pypi]\nupstream = "https://pypi.org/simple/"\ntarget = "t"\n' + example
+    assert parse_config(full).mirror["pypi"].filters is not None
+    table = tomllib.loads(example)["mirror"]["pypi"]["filters"]
     config = msgspec.convert(table, FilterConfig)
     assert config == FilterConfig.from_table(table)
     assert config != FilterConfig()  # every example configures something
