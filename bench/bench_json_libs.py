@@ -35,6 +35,7 @@ import gc
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -465,6 +466,7 @@ def run_all(args: argparse.Namespace) -> int:
                     row.update({k: v for k, v in json.loads(child.stdout).items() if v is not None})
                 print(json.dumps(row), file=sys.stderr)
                 rows.append(row)
+    shutil.rmtree(data, ignore_errors=True)
     for doc in DOCS:
         prints = {r["fingerprint"] for r in rows if r["doc"] == doc and r["op"] == "decode"}
         if len(prints) != 1:
