@@ -235,3 +235,15 @@ def test_digest(storage: Storage) -> None:
             await storage.digest("missing")
 
     run(go())
+
+
+def test_write_many_in_order(storage: Storage) -> None:
+    async def go() -> None:
+        await storage.write_many([("p/a", b"1"), ("p/b", b"2"), ("p/a", b"3")])
+        assert await storage.read_bytes("p/a") == b"3"  # later items win: written in order
+        assert await storage.read_bytes("p/b") == b"2"
+        with pytest.raises(InvalidKey):
+            await storage.write_many([("ok", b"x"), ("../bad", b"y")])
+        assert await storage.stat("ok") is None  # a bad key anywhere writes nothing
+
+    run(go())

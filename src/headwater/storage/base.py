@@ -9,7 +9,7 @@ loss once it returns (the mirror calls it before committing pages that point at 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
@@ -106,6 +106,11 @@ class Storage(Protocol):
 
     async def write_bytes(self, key: str, data: bytes) -> None:
         """Atomically replace ``key`` with ``data``."""
+        ...
+
+    async def write_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Atomically replace each key with its data, in order (each write is atomic on its own;
+        a crash may leave a prefix of the list done)."""
         ...
 
     async def delete(self, key: str) -> bool:

@@ -19,7 +19,7 @@ import hashlib
 import itertools
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -230,6 +230,14 @@ class FileStorage:
 
     async def write_bytes(self, key: str, data: bytes) -> None:
         await asyncio.to_thread(self._write_whole, self.path(key), data)
+
+    async def write_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        targets = [(self.path(key), data) for key, data in items]  # check every key first
+        await asyncio.to_thread(self._write_all_whole, targets)
+
+    def _write_all_whole(self, targets: list[tuple[Path, bytes]]) -> None:
+        for target, data in targets:
+            self._write_whole(target, data)
 
     async def delete(self, key: str) -> bool:
         path = self.path(key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from headwater.storage.base import NotFound, Stat, check_key
@@ -62,6 +62,12 @@ class MemoryStorage:
 
     async def write_bytes(self, key: str, data: bytes) -> None:
         self.objects[check_key(key)] = (bytes(data), time.time())
+
+    async def write_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        for key, _ in items:  # check every key before writing any, like the file system
+            check_key(key)
+        for key, data in items:
+            await self.write_bytes(key, data)
 
     async def delete(self, key: str) -> bool:
         return self.objects.pop(check_key(key), None) is not None

@@ -337,7 +337,8 @@ class Mirror:
             upstream_page = self.file_filter(upstream_page)
         files = await self._fetch_files(upstream_page)
         await self._barrier.sync()  # the files are durable before any page points at them
-        old = await self.tree.read_project(task.name)
+        # Only a project the tree already had can have an old page (and old files) to replace.
+        old = await self.tree.read_project(task.name) if previous is not None else None
         page = msgspec.structs.replace(
             upstream_page,
             files=tuple(files),

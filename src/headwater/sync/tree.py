@@ -55,14 +55,13 @@ class Tree:
         the tree reads back, so "the JSON page exists" implies every format exists, even after a
         crash between two writes."""
         html = render_project_page_html(page)
-        for fmt, body in (
-            ("plain-html", html),
-            ("html", html),
-            ("json", render_project_page_json(page)),
-        ):
-            key = page_key(page.name, fmt)  # type: ignore[arg-type]
-            await self.storage.write_bytes(key, body)
-            self.written.append(key)
+        items = [
+            (page_key(page.name, "plain-html"), html),
+            (page_key(page.name, "html"), html),
+            (page_key(page.name, "json"), render_project_page_json(page)),
+        ]
+        await self.storage.write_many(items)
+        self.written.extend(key for key, _ in items)
 
     async def remove_project(self, name: NormalizedName) -> None:
         """Remove the project's pages (its files are the caller's business, after this)."""
@@ -72,16 +71,15 @@ class Tree:
                 self.removed.append(key)
 
     async def write_root(self, project_list: ProjectList) -> None:
-        """Write the root page in every format."""
+        """Write the root page in every format (JSON last, as for projects)."""
         html = render_project_list_html(project_list)
-        for fmt, body in (
-            ("plain-html", html),
-            ("html", html),
-            ("json", render_project_list_json(project_list)),
-        ):
-            key = page_key(None, fmt)  # type: ignore[arg-type]
-            await self.storage.write_bytes(key, body)
-            self.written.append(key)
+        items = [
+            (page_key(None, "plain-html"), html),
+            (page_key(None, "html"), html),
+            (page_key(None, "json"), render_project_list_json(project_list)),
+        ]
+        await self.storage.write_many(items)
+        self.written.extend(key for key, _ in items)
 
     async def write_last_modified(self, when: datetime | None = None) -> None:
         """``web/last-modified`` in bandersnatch's format (``%Y%m%dT%H:%M:%S``, UTC)."""
