@@ -12,8 +12,8 @@ import pytest
 
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
+from tests.clients import clean_env, installed_version, make_venv, run_ok
 from tests.nginx import Nginx, start_nginx
-from tests.sync.test_nginx import _clean_env, _installed_version, _run, _venv
 
 HEADWATER = str(Path(sys.executable).with_name("headwater"))
 
@@ -74,8 +74,8 @@ def _newest(corpus: Corpus) -> tuple[str, str, str]:
 def test_pip_installs_from_the_mirrored_tree(served: tuple[Nginx, Corpus], tmp_path: Path) -> None:
     server, corpus = served
     name, version, module = _newest(corpus)
-    python = _venv(tmp_path / "venv")
-    _run(
+    python = make_venv(tmp_path / "venv")
+    run_ok(
         [
             str(python),
             "-m",
@@ -87,9 +87,9 @@ def test_pip_installs_from_the_mirrored_tree(served: tuple[Nginx, Corpus], tmp_p
             server.url + "/simple/",
             name,
         ],
-        _clean_env(tmp_path),
+        clean_env(tmp_path),
     )
-    assert _installed_version(python, module) == version
+    assert installed_version(python, module) == version
     lines = [line for line in server.access_lines() if "pip/" in line]
     assert any(
         line.startswith(f'GET /simple/{name}/ 200 "application/vnd.pypi.simple.v1+json"')
@@ -98,24 +98,16 @@ def test_pip_installs_from_the_mirrored_tree(served: tuple[Nginx, Corpus], tmp_p
 
 
 @pytest.mark.slow
-def test_uv_installs_from_the_mirrored_tree(served: tuple[Nginx, Corpus], tmp_path: Path) -> None:
+def test_uv_installs_from_the_mirrored_tree(
+    served: tuple[Nginx, Corpus], tmp_path: Path, uv: Path
+) -> None:
     server, corpus = served
     name, version, module = _newest(corpus)
-    env = _clean_env(tmp_path)
-    tools = _venv(tmp_path / "tools")
-    got_uv = subprocess.run(
-        [str(tools), "-m", "pip", "install", "--quiet", "uv"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if got_uv.returncode != 0:
-        pytest.fail(f"could not install uv with pip (needs PyPI): {got_uv.stderr[-2000:]}")
-    target = _venv(tmp_path / "target", pip=False)
-    _run(
+    env = clean_env(tmp_path)
+    target = make_venv(tmp_path / "target", pip=False)
+    run_ok(
         [
-            str(tools.parent / "uv"),
+            str(uv),
             "pip",
             "install",
             "--no-config",
@@ -128,4 +120,4 @@ def test_uv_installs_from_the_mirrored_tree(served: tuple[Nginx, Corpus], tmp_pa
         ],
         env,
     )
-    assert _installed_version(target, module) == version
+    assert installed_version(target, module) == version

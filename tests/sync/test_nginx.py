@@ -13,7 +13,6 @@ import hashlib
 import os
 import random
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,6 +52,7 @@ from headwater.sync.nginx import (
     render_nginx_config,
 )
 from headwater.testing.wheels import build_sdist, build_wheel, core_metadata
+from tests.clients import clean_env, installed_version, make_venv, run_ok
 from tests.nginx import Nginx, require_nginx, start_nginx
 
 # --------------------------------------------------------------------------------------- the tree
@@ -645,49 +645,13 @@ def test_tls_http2(tree: tuple[Path, dict[str, list[Dist]]], tmp_path: Path) -> 
 # ------------------------------------------------------------------------------ real clients
 
 
-def _clean_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "VIRTUAL_ENV"))}
-    env.update(
-        PIP_CONFIG_FILE=os.devnull,
-        PIP_DISABLE_PIP_VERSION_CHECK="1",
-        HOME=str(tmp),
-        UV_NO_CONFIG="1",
-        UV_CACHE_DIR=str(tmp / "uv-cache"),
-    )
-    return env
-
-
-def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=300)
-    assert result.returncode == 0, f"{cmd}\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def _venv(path: Path, *, pip: bool = True) -> Path:
-    args = [sys.executable, "-m", "venv", str(path)]
-    if not pip:
-        args.insert(3, "--without-pip")
-    subprocess.run(args, check=True, capture_output=True)
-    return path / "bin" / "python"
-
-
-def _installed_version(python: Path, module: str) -> str:
-    out = subprocess.run(
-        [str(python), "-c", f"import {module}; print({module}.__version__)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()
-
-
 @pytest.mark.slow
 def test_pip_install_and_download_use_json_and_pep_658(server: Nginx, tmp_path: Path) -> None:
-    python = _venv(tmp_path / "venv")
-    env = _clean_env(tmp_path)
+    python = make_venv(tmp_path / "venv")
+    env = clean_env(tmp_path)
     index = server.url + "/simple/"
     before = len(server.access_lines())
-    _run(
+    run_ok(
         [
             str(python),
             "-m",
@@ -702,7 +666,7 @@ def test_pip_install_and_download_use_json_and_pep_658(server: Nginx, tmp_path: 
         ],
         env,
     )
-    assert _installed_version(python, "foo_bar") == "2.0"
+    assert installed_version(python, "foo_bar") == "2.0"
     installed = [line for line in server.access_lines()[before:] if "pip/" in line]
     # pip asked with its Accept and got JSON (items 43, 50).
     assert any(
@@ -710,7 +674,7 @@ def test_pip_install_and_download_use_json_and_pep_658(server: Nginx, tmp_path: 
         for line in installed
     ), installed
     before = len(server.access_lines())
-    _run(
+    run_ok(
         [
             str(python),
             "-m",
@@ -739,23 +703,11 @@ def test_pip_install_and_download_use_json_and_pep_658(server: Nginx, tmp_path: 
 
 
 @pytest.mark.slow
-def test_uv_pip_install(server: Nginx, tmp_path: Path) -> None:
-    env = _clean_env(tmp_path)
-    tools = _venv(tmp_path / "tools")
-    # uv comes from the machine's own pip configuration (not the index under test).
-    installed = subprocess.run(
-        [str(tools), "-m", "pip", "install", "--quiet", "uv"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    if installed.returncode != 0:
-        pytest.fail(f"could not install uv with pip (needs PyPI): {installed.stderr[-2000:]}")
-    uv = tools.parent / "uv"
-    target = _venv(tmp_path / "target", pip=False)
+def test_uv_pip_install(server: Nginx, tmp_path: Path, uv: Path) -> None:
+    env = clean_env(tmp_path)
+    target = make_venv(tmp_path / "target", pip=False)
     before = len(server.access_lines())
-    _run(
+    run_ok(
         [
             str(uv),
             "pip",
@@ -770,7 +722,7 @@ def test_uv_pip_install(server: Nginx, tmp_path: Path) -> None:
         ],
         env,
     )
-    assert _installed_version(target, "foo_bar") == "2.0"
+    assert installed_version(target, "foo_bar") == "2.0"
     lines = [line for line in server.access_lines()[before:] if "uv/" in line]
     assert any(
         line.startswith('GET /simple/foo-bar/ 200 "application/vnd.pypi.simple.v1+json"')

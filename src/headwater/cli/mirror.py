@@ -18,7 +18,19 @@ from headwater.storage.filesystem import FileStorage
 from headwater.sync.engine import Mirror, Summary
 from headwater.sync.filters import FilterConfig, filter_page, project_filter
 
-__all__ = ["register", "selected_mirrors"]
+__all__ = ["add_selection_arguments", "register", "selected_mirrors"]
+
+
+def add_selection_arguments(parser: argparse.ArgumentParser, *, upstream: str, target: str) -> None:
+    """The options that pick mirrors: from the configuration (--config, --name) or given directly
+    (--upstream, --target); and --quiet for log lines instead of a progress bar."""
+    parser.add_argument(
+        "--config", help="configuration file (default: $HEADWATER_CONFIG or ./headwater.toml)"
+    )
+    parser.add_argument("--name", action="append", help="only this [mirror.NAME] (repeatable)")
+    parser.add_argument("--upstream", help=upstream)
+    parser.add_argument("--target", help=target)
+    parser.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
 
 
 def register(subparsers: Any) -> None:
@@ -32,20 +44,16 @@ def register(subparsers: Any) -> None:
             "1 some projects failed (the rest was synced), 2 nothing could be done."
         ),
     )
-    parser.add_argument(
-        "--config", help="configuration file (default: $HEADWATER_CONFIG or ./headwater.toml)"
+    add_selection_arguments(
+        parser,
+        upstream="an upstream simple URL, instead of a configuration file",
+        target="the tree's directory, with --upstream",
     )
-    parser.add_argument("--name", action="append", help="only this [mirror.NAME] (repeatable)")
-    parser.add_argument(
-        "--upstream", help="an upstream simple URL, instead of a configuration file"
-    )
-    parser.add_argument("--target", help="the tree's directory, with --upstream")
     parser.add_argument(
         "--project", action="append", metavar="NAME", help="sync only this project (repeatable)"
     )
     parser.add_argument("--workers", type=int, help="override the configured concurrency")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
-    parser.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
     parser.set_defaults(run=run)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from headwater.cli.mirror import selected_mirrors
+from headwater.cli.mirror import add_selection_arguments, selected_mirrors
 from headwater.cli.progress import make_reporter
 from headwater.config import ConfigError, MirrorConfig
 from headwater.repository.http import HttpRepository, RetryPolicy, client_session
@@ -34,13 +34,10 @@ def register(subparsers: Any) -> None:
             "upstream. Exit status: 0 clean (or fully repaired), 1 problems remain, 2 error."
         ),
     )
-    parser.add_argument(
-        "--config", help="configuration file (default: $HEADWATER_CONFIG or ./headwater.toml)"
-    )
-    parser.add_argument("--name", action="append", help="only this [mirror.NAME] (repeatable)")
-    parser.add_argument("--target", help="a tree's directory, instead of a configuration file")
-    parser.add_argument(
-        "--upstream", help="with --target: where --repair fetches from (default: the tree's state)"
+    add_selection_arguments(
+        parser,
+        upstream="with --target: where --repair fetches from (default: the tree's state)",
+        target="a tree's directory, instead of a configuration file",
     )
     parser.add_argument("--repair", action="store_true", help="fix what is found")
     parser.add_argument("--workers", type=int, default=8, help="files hashed at once (8)")
@@ -48,7 +45,6 @@ def register(subparsers: Any) -> None:
         "--restart", action="store_true", help="ignore a checkpoint left by an interrupted verify"
     )
     parser.add_argument("--format", choices=["text", "json"], default="text")
-    parser.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
     parser.set_defaults(run=run)
 
 

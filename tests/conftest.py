@@ -1,0 +1,27 @@
+"""Fixtures shared across the suite."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.clients import make_venv
+
+
+@pytest.fixture(scope="session")
+def uv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A uv executable, installed once per test session into its own venv (from the machine's own
+    package index configuration: uv is a tool here, not the index under test)."""
+    python = make_venv(tmp_path_factory.mktemp("uv-tool"))
+    installed = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "uv"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    if installed.returncode != 0:
+        pytest.fail(f"could not install uv with pip (needs PyPI): {installed.stderr[-2000:]}")
+    return python.parent / "uv"
