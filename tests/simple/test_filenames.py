@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from packaging.version import Version
 
 from headwater.simple.filenames import InvalidFilename, check_safe_filename, parse_filename
@@ -83,3 +85,23 @@ def test_hostile_filenames_refused(filename: str) -> None:
 @pytest.mark.parametrize("filename", ["foo-1.0.tar.bz2", "foo-1.0.win32.exe", "foo-1.0-py2.7.egg"])
 def test_N5_legacy_files_are_safe_to_store(filename: str) -> None:
     assert check_safe_filename(filename) == filename
+
+
+def _reference_is_safe(filename: str) -> bool:
+    """The rules check_safe_filename documents, written the slow, obvious way."""
+    return (
+        filename != ""
+        and not filename.startswith(".")
+        and not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "/\\" for c in filename)
+        and len(filename.encode("utf-8", "surrogatepass")) <= 255
+    )
+
+
+@given(st.text(max_size=300) | st.text(alphabet="abc./\\-_ \x00\x7f", max_size=300))
+def test_fast_path_agrees_with_the_documented_rules(filename: str) -> None:
+    try:
+        check_safe_filename(filename)
+        accepted = True
+    except InvalidFilename:
+        accepted = False
+    assert accepted == _reference_is_safe(filename)

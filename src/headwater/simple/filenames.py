@@ -51,6 +51,10 @@ LEGACY_SUFFIXES = (
 MAX_FILENAME_LENGTH = 255
 # Control characters (C0, DEL, C1) are refused everywhere (warehouse does the same for uploads).
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\]")
+# The shape of nearly every real filename: printable ASCII without separators, not starting with
+# ".", at most 255 characters (= bytes). Accepting it in one match keeps the per-file cost of a
+# 10,000-file page low; anything else takes the detailed path that says what is wrong.
+_PLAIN = re.compile(r"[A-Za-z0-9_+!~-][\x20-\x2e\x30-\x5b\x5d-\x7e]{0,254}\Z")
 
 
 class InvalidFilename(InvalidInput):
@@ -78,6 +82,8 @@ def check_safe_filename(filename: str) -> str:
         InvalidFilename: with the reason and the offending name (shown with repr, so control
             characters are visible).
     """
+    if _PLAIN.match(filename):
+        return filename
     if not filename:
         raise InvalidFilename("empty distribution filename")
     if _UNSAFE.search(filename):
