@@ -501,7 +501,7 @@ def plan_case(scratch: Path, args: argparse.Namespace) -> list[Row]:
             if report["sync"] != changed:
                 driver.note = f"WRONG PLAN: {report['sync']} to sync, expected {changed}"
             whole = measure([*headwater_cmd(upstream, target, args.workers), "--dry-run"])
-            print(f"  plan run {index + 1}: plan() {run.seconds:.2f}s {run.tree_peak_mb:.0f} MB; "
+            print(f"  plan {'warm-up' if index < 0 else f'run {index + 1}'}: plan() {run.seconds:.2f}s {run.tree_peak_mb:.0f} MB; "
                   f"--dry-run {whole.seconds:.2f}s {whole.tree_peak_mb:.0f} MB", flush=True)  # fmt: skip
             if index >= 0:
                 driver.runs.append(run)
