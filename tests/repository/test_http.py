@@ -160,15 +160,24 @@ def _first_file(up: Upstream) -> Any:
     return next(iter(project.files()))
 
 
-def test_verified_download() -> None:
+@pytest.mark.parametrize(
+    "known_size", [True, False], ids=["small-read-whole", "unknown-size-streamed"]
+)
+def test_verified_download(known_size: bool) -> None:
     async def t(repo: HttpRepository, up: Upstream) -> None:
         storage = MemoryStorage()
         dist = _first_file(up)
-        n = await repo.fetch_verified(
-            up.url + dist.path, sha256=dist.sha256, size=dist.size, sink=lambda: storage.writer("f")
+        n, body = await repo.fetch_verified(
+            up.url + dist.path,
+            sha256=dist.sha256,
+            size=dist.size if known_size else None,
+            storage=storage,
+            key="f",
         )
         assert n == dist.size
-        assert hashlib.sha256(await storage.read_bytes("f")).hexdigest() == dist.sha256
+        stored = await storage.read_bytes("f")
+        assert hashlib.sha256(stored).hexdigest() == dist.sha256
+        assert body == (stored if known_size else None)
 
     with_repo(t)
 
@@ -180,7 +189,7 @@ def test_bad_download_publishes_nothing_and_is_retried(kind: str) -> None:
         dist = _first_file(up)
         up.add_fault(kind, dist.path, times=1)
         await repo.fetch_verified(
-            up.url + dist.path, sha256=dist.sha256, size=dist.size, sink=lambda: storage.writer("f")
+            up.url + dist.path, sha256=dist.sha256, size=dist.size, storage=storage, key="f"
         )
         assert up.requests(dist.path) == 2
         assert hashlib.sha256(await storage.read_bytes("f")).hexdigest() == dist.sha256
@@ -198,7 +207,8 @@ def test_always_corrupt_download_fails_with_both_hashes() -> None:
                 up.url + dist.path,
                 sha256=dist.sha256,
                 size=dist.size,
-                sink=lambda: storage.writer("f"),
+                storage=storage,
+                key="f",
             )
         assert await storage.stat("f") is None
 

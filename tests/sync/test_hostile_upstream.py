@@ -10,7 +10,7 @@ import hashlib
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -127,7 +127,9 @@ HOSTILE_NAMES = ["../evil", "/etc/passwd", "nul\x00name", "a" * 300, "spaced nam
 
 
 @asynccontextmanager
-async def hostile_index(extra: dict[str, dict[str, Any]] | None = None) -> AsyncIterator[str]:
+async def hostile_index(
+    extra: dict[str, dict[str, Any]] | None = None, extra_routes: dict[str, bytes] | None = None
+) -> AsyncIterator[str]:
     pages = {**HOSTILE_PAGES, **(extra or {})}
 
     async def root(request: web.Request) -> web.Response:
@@ -148,6 +150,8 @@ async def hostile_index(extra: dict[str, dict[str, Any]] | None = None) -> Async
     app.router.add_get("/simple/", root)
     app.router.add_get("/simple/{name}/", project)
     app.router.add_get("/files/{sha}", files)
+    for path, body in (extra_routes or {}).items():
+        app.router.add_get(path, _static(body))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -157,6 +161,13 @@ async def hostile_index(extra: dict[str, dict[str, Any]] | None = None) -> Async
         yield f"http://127.0.0.1:{port}/simple/"
     finally:
         await runner.cleanup()
+
+
+def _static(body: bytes) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/octet-stream")
+
+    return handler
 
 
 def _mirror(url: str, root: Path, file_filter: Callable[[Any], Any] | None = None) -> Summary:
@@ -209,6 +220,43 @@ def test_a_page_with_100000_files(tmp_path: Path) -> None:
     assert "big" not in summary.failed
     page = json.loads((tmp_path / "web/simple/big/index.v1_json").read_text())
     assert [f["filename"] for f in page["files"]] == ["big-99.999-py3-none-any.whl"]
+
+
+BIG = bytes(range(256)) * 12_000  # 3 MB: many chunks, read whole (under the 4 MiB threshold)
+BIG_SHA = hashlib.sha256(BIG).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("promised", "ok"),
+    [(len(BIG), True), (1000, False)],
+    ids=["big-file", "body-longer-than-promised"],
+)
+def test_file_bodies_are_read_in_full_and_capped(tmp_path: Path, promised: int, ok: bool) -> None:
+    page = {
+        "meta": {"api-version": "1.1"},
+        "name": "big-file",
+        "versions": ["1.0"],
+        "files": [
+            {
+                "filename": "big_file-1.0.tar.gz",
+                "url": "/big",
+                "hashes": {"sha256": BIG_SHA},
+                "size": promised,
+            }
+        ],
+    }
+
+    async def serve_and_mirror() -> Summary:
+        async with hostile_index({"big-file": page}, extra_routes={"/big": BIG}) as url:
+            return await asyncio.to_thread(_mirror, url, tmp_path)
+
+    summary = asyncio.run(serve_and_mirror())
+    if ok:
+        assert "big-file" not in summary.failed
+        assert [p.read_bytes() == BIG for p in tmp_path.rglob("big_file-1.0.tar.gz")] == [True]
+    else:
+        assert "larger than the 1000 bytes its page promised" in summary.failed["big-file"]
+        assert not list(tmp_path.rglob("big_file-1.0.tar.gz"))
 
 
 def test_exit_status_says_so(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import TypeVar
 from urllib.parse import urljoin
 
@@ -32,12 +32,15 @@ from headwater.simple.model import ProjectList, ProjectPage
 from headwater.simple.names import NormalizedName
 from headwater.simple.negotiation import CLIENT_ACCEPT
 from headwater.simple.pages import parse_project_list, parse_project_page
-from headwater.storage.base import Writer
+from headwater.storage.base import Storage
 
 __all__ = ["USER_AGENT", "Fetched", "HttpRepository", "RetryPolicy", "client_session"]
 
 USER_AGENT = f"headwater/{__version__} (+https://github.com/headwater-index/headwater)"
 SERIAL_HEADER = "X-PyPI-Last-Serial"
+# Files a page says are at most this big are read whole and written in one go; larger (or of
+# unknown size) are streamed to storage chunk by chunk, so memory stays flat for any file.
+_SMALL_FILE = 4 << 20
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 T = TypeVar("T")
 
@@ -201,50 +204,74 @@ class HttpRepository:
         *,
         sha256: str | None,
         size: int | None,
-        sink: Callable[[], AbstractAsyncContextManager[Writer]],
-    ) -> int:
-        """Download ``url`` into a fresh ``sink`` per attempt, checking size and sha256.
-
-        ``sink()`` opens a fresh atomic write (e.g. ``lambda: storage.writer(key)``); this method
-        raises inside it on a mismatch, so nothing unverified is ever published. Returns the
-        number of bytes.
+        storage: Storage,
+        key: str,
+    ) -> tuple[int, bytes | None]:
+        """Download ``url`` to ``key`` in ``storage``, checking size and sha256 before it is
+        published (an atomic write that a mismatch discards, so nothing unverified is ever
+        visible). Returns the size, and the bytes themselves when the file was small enough to
+        be read whole (files the page says are at most 4 MiB: one write instead of a stream).
 
         Raises:
             IntegrityError: the bytes do not match (after retries: a CDN may serve a bad copy once).
             UpstreamNotFound, UpstreamError: as for pages.
         """
 
-        async def once() -> int:
+        def check(received: int, digest: str | None) -> None:
+            if size is not None and received != size:
+                raise IntegrityError(
+                    f"{url} has {received} bytes, its page promised {size}; discarded",
+                    url=url,
+                    retryable=True,
+                )
+            if sha256 is not None and digest != sha256:
+                raise IntegrityError(
+                    f"{url} has sha256 {digest}, its page promised {sha256}; discarded",
+                    url=url,
+                    retryable=True,
+                )
+
+        def too_large() -> IntegrityError:
+            return IntegrityError(
+                f"{url} is larger than the {size} bytes its page promised; discarded",
+                url=url,
+                retryable=True,
+            )
+
+        async def small() -> tuple[int, bytes | None]:
+            assert size is not None
+            chunks: list[bytes] = []
+            received = 0
+            async with self.session.get(url, headers={"User-Agent": USER_AGENT}) as resp:
+                _check_status(resp, url, "file")
+                async for chunk in resp.content.iter_chunked(1 << 16):
+                    received += len(chunk)
+                    if received > size:  # never hold more than promised, whatever is sent
+                        raise too_large()
+                    chunks.append(chunk)
+            body = b"".join(chunks)
+            check(len(body), hashlib.sha256(body).hexdigest())
+            await storage.write_bytes(key, body)
+            return len(body), body
+
+        async def streamed() -> tuple[int, bytes | None]:
             digest = hashlib.sha256()
             received = 0
             async with self.session.get(url, headers={"User-Agent": USER_AGENT}) as resp:
                 _check_status(resp, url, "file")
-                async with sink() as writer:
+                async with storage.writer(key) as writer:
                     async for chunk in resp.content.iter_chunked(1 << 16):
                         received += len(chunk)
                         if size is not None and received > size:
-                            raise IntegrityError(
-                                f"{url} is larger than the {size} bytes its page promised; discarded",
-                                url=url,
-                                retryable=True,
-                            )
+                            raise too_large()
                         digest.update(chunk)
                         await writer.write(chunk)
-                    if size is not None and received != size:
-                        raise IntegrityError(
-                            f"{url} has {received} bytes, its page promised {size}; discarded",
-                            url=url,
-                            retryable=True,
-                        )
-                    if sha256 is not None and digest.hexdigest() != sha256:
-                        raise IntegrityError(
-                            f"{url} has sha256 {digest.hexdigest()}, its page promised {sha256}; discarded",
-                            url=url,
-                            retryable=True,
-                        )
-            return received
+                    check(received, digest.hexdigest())
+            return received, None
 
-        return await self._with_retries(url, once)
+        return await self._with_retries(
+            url, small if size is not None and size <= _SMALL_FILE else streamed
+        )
 
     def resolve(self, url: str, page_url: str) -> str:
         """An absolute URL for a (possibly relative) file URL found on ``page_url``."""

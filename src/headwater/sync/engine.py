@@ -41,6 +41,7 @@ from headwater.sync.plan import Plan, ProjectTask, plan_sync
 from headwater.sync.state import MirrorState, ProjectState
 from headwater.sync.tree import Tree
 from headwater.sync.verify import sweep_orphans
+from headwater.sync.wheels import wheel_metadata
 
 __all__ = ["Mirror", "NullReporter", "Reporter", "Summary"]
 
@@ -385,6 +386,7 @@ class Mirror:
             )
         key = file_key(sha256, file.filename)  # checks the digest and the filename are safe
         existing = await self.storage.stat(key)
+        body: bytes | None = None
         # The key is the sha256 and a file is only published there after it was verified, so a
         # file already present with the promised size is the right one (verify re-hashes).
         if existing is not None and (file.size is None or existing.size == file.size):
@@ -392,14 +394,14 @@ class Mirror:
             self.summary.files_present += 1
         else:
             async with self._downloads:
-                size = await self.upstream.fetch_verified(
-                    file.url, sha256=sha256, size=file.size, sink=lambda: self.storage.writer(key)
+                size, body = await self.upstream.fetch_verified(
+                    file.url, sha256=sha256, size=file.size, storage=self.storage, key=key
                 )
             self.tree.written.append(key)
             self.summary.files_downloaded += 1
             self.summary.bytes_downloaded += size
             self.reporter.file_done(size)
-        core_metadata = await self._fetch_metadata(file, sha256) if self.metadata else None
+        core_metadata = await self._fetch_metadata(file, sha256, body) if self.metadata else None
         return msgspec.structs.replace(
             file,
             url=file_url_from_project_page(sha256, file.filename),
@@ -408,7 +410,16 @@ class Mirror:
             size=size,
         )
 
-    async def _fetch_metadata(self, file: File, sha256: str) -> dict[str, str] | None:
+    async def _fetch_metadata(
+        self, file: File, sha256: str, body: bytes | None
+    ) -> dict[str, str] | None:
+        """Mirror the file's PEP 658 ``.metadata`` when its page promises one.
+
+        For a wheel that was just downloaded, the metadata file is its ``.dist-info/METADATA``
+        (PEP 658 serves exactly that file), so it is taken from the verified wheel when it matches
+        the digest the page promises; otherwise, and for everything else, it is fetched and
+        verified like any file.
+        """
         if not file.has_metadata:
             return None
         promised = file.core_metadata if isinstance(file.core_metadata, dict) else {}
@@ -416,13 +427,20 @@ class Mirror:
         key = metadata_key(sha256, file.filename)
         if meta_sha is not None and await self.storage.stat(key) is not None:
             return {"sha256": meta_sha}
-        async with self._downloads:
-            await self.upstream.fetch_verified(
-                file.metadata_url, sha256=meta_sha, size=None, sink=lambda: self.storage.writer(key)
-            )
+        extracted = wheel_metadata(file.filename, body) if body is not None else None
+        if extracted is not None and meta_sha in (None, hashlib.sha256(extracted).hexdigest()):
+            await self.storage.write_bytes(key, extracted)
+            data: bytes | None = extracted
+        else:
+            async with self._downloads:
+                _, data = await self.upstream.fetch_verified(
+                    file.metadata_url, sha256=meta_sha, size=None, storage=self.storage, key=key
+                )
         self.tree.written.append(key)
         if meta_sha is None:
-            meta_sha = hashlib.sha256(await self.storage.read_bytes(key)).hexdigest()
+            meta_sha = hashlib.sha256(
+                data if data is not None else await self.storage.read_bytes(key)
+            ).hexdigest()
         return {"sha256": meta_sha}
 
     async def _remove_unreferenced(self, old: ProjectPage, new: ProjectPage) -> None:
