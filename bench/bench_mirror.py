@@ -284,6 +284,10 @@ TOOLS = {"headwater": headwater_cmd, "bandersnatch": bandersnatch_cmd}
 
 
 def run_tool(tool: str, upstream: Upstream, target: Path, workers: int) -> Run:
+    # Write back everything dirty first (untimed): headwater's syncfs flushes the whole filesystem,
+    # so it would otherwise pay for the tree bandersnatch just wrote without syncing, and for the
+    # previous run's tree the script just deleted.
+    os.sync()
     run = measure(TOOLS[tool](upstream, target, workers))
     run.counts = count_tree(target)
     if run.status != 0:
@@ -500,6 +504,7 @@ def plan_case(scratch: Path, args: argparse.Namespace) -> list[Row]:
             run.counts = {"sync": report["sync"], "unchanged": report["unchanged"]}
             if report["sync"] != changed:
                 driver.note = f"WRONG PLAN: {report['sync']} to sync, expected {changed}"
+            os.sync()
             whole = measure([*headwater_cmd(upstream, target, args.workers), "--dry-run"])
             print(f"  plan {'warm-up' if index < 0 else f'run {index + 1}'}: plan() {run.seconds:.2f}s {run.tree_peak_mb:.0f} MB; "
                   f"--dry-run {whole.seconds:.2f}s {whole.tree_peak_mb:.0f} MB", flush=True)  # fmt: skip
