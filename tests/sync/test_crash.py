@@ -54,14 +54,28 @@ def assert_consistent(root: Path) -> int:
     return pages
 
 
+def _wait_for_writes(marker: Path, since: float, proc: subprocess.Popen[bytes]) -> None:
+    """Return once the run has planned and begun writing (it rewrites the in-progress marker)."""
+    deadline = time.time() + 30
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if marker.stat().st_mtime >= since:
+                return
+        except FileNotFoundError:
+            pass
+        time.sleep(0.005)
+
+
 def test_sigkill_at_random_points_never_breaks_the_tree(tmp_path: Path) -> None:
     rng = random.Random(20261122)
     corpus = Corpus.generate(120, releases=2, files=1, seed=9)
     target = tmp_path / "tree"
     kills = 0
     with Upstream(corpus).running() as up:
-        # Slow some downloads so kills land in every phase (downloads, pages, journal, root).
+        # Slow the upstream so a run lasts long enough for kills to land in every phase
+        # (downloads, pages, journal, root, deletions), however fast the mirror itself gets.
         up.add_fault("delay", "/packages/*", delay=0.05, rate=0.5, seed=1)
+        up.add_fault("delay", "/simple/*/", delay=0.03, rate=0.5, seed=2)
         names = [e.normalized for e in corpus.project_list().projects]
         for round_ in range(12):
             if round_:  # upstream changes between runs, so every run has work, deletions too
@@ -71,6 +85,7 @@ def test_sigkill_at_random_points_never_breaks_the_tree(tmp_path: Path) -> None:
                 for name in rng.sample(names, 25):
                     if corpus.get(name) is not None:
                         corpus.add_release(name, f"50.{round_}")
+            started = time.time()
             proc = subprocess.Popen(
                 [
                     HEADWATER,
@@ -86,13 +101,17 @@ def test_sigkill_at_random_points_never_breaks_the_tree(tmp_path: Path) -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            time.sleep(rng.uniform(0.3, 1.5))
+            if round_ % 4 == 3:
+                time.sleep(rng.uniform(0.05, 0.4))  # sometimes while it is still planning
+            else:
+                _wait_for_writes(target / "state/in-progress", started, proc)
+                time.sleep(rng.uniform(0.0, 0.4))  # somewhere in downloads, pages, root, deletions
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
                 kills += 1
             proc.wait(timeout=30)
             assert_consistent(target)
-        assert kills >= 6, "the mirror finished too fast for the kills to test anything"
+        assert kills >= 9, f"only {kills} of 12 runs were killed: the kills tested too little"
         final = subprocess.run(
             [HEADWATER, "mirror", "--upstream", up.simple_url, "--target", str(target), "--quiet"],
             capture_output=True,
