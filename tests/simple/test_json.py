@@ -14,8 +14,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from headwater.simple.json import (
-    _fast_normalize,
-    _normalize_all,
     parse_project_list_json,
     parse_project_page_json,
     render_project_list_json,
@@ -32,7 +30,7 @@ from headwater.simple.model import (
     ProjectStatus,
     UnsupportedAPIVersion,
 )
-from headwater.simple.names import InvalidName, normalize_name
+from headwater.simple.names import InvalidName, normalize_many, normalize_name, normalize_or_none
 from tests.simple.strategies import names
 
 DATA = Path(__file__).parent.parent / "data" / "json"
@@ -732,12 +730,12 @@ def test_item_6_fast_normalize_agrees_with_normalize_name(name: str) -> None:
         expected: str | None = normalize_name(name)
     except InvalidName:
         expected = None
-    assert _fast_normalize(name) == expected
+    assert normalize_or_none(name) == expected
 
 
 @given(st.lists(_name_text, max_size=6))
 def test_item_6_bulk_normalize_agrees_with_one_by_one(raw: list[str]) -> None:
-    assert _normalize_all(raw) == [_fast_normalize(n) for n in raw]
+    assert normalize_many(raw) == [normalize_or_none(n) for n in raw]
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ from headwater.simple.model import (
 from headwater.simple.names import (
     MAX_NAME_LENGTH,
     is_valid_name,
+    normalize_many,
     normalize_name,
 )
 
@@ -335,16 +336,7 @@ def parse_project_list_html(data: bytes | str, *, base_url: str | None = None) -
 
 def _list_entries(names: list[str]) -> tuple[list[ProjectListEntry], list[RejectedEntry]]:
     """Validate, normalize and deduplicate the names of a root page (first occurrence wins)."""
-    joined = _lines(names)
-    keys: list[str | None]
-    if _all_valid(joined, len(names)):
-        keys = list(_normalize_lines(joined))
-    else:
-        keys = []
-        for name in names:
-            # isascii: names.is_valid_name's case-insensitive regex also admits the Kelvin
-            # sign and the long s, which lowercase to ASCII letters; no valid name has them.
-            keys.append(normalize_name(name) if name.isascii() and is_valid_name(name) else None)
+    keys = normalize_many(names)
     projects: list[ProjectListEntry] = []
     rejected: list[RejectedEntry] = []
     seen: dict[str, str] = {}

@@ -32,7 +32,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urljoin
 
 import msgspec
@@ -53,9 +53,8 @@ from headwater.simple.model import (
     check_api_version,
 )
 from headwater.simple.names import (
-    MAX_NAME_LENGTH,
     InvalidName,
-    NormalizedName,
+    normalize_many,
     normalize_name,
 )
 
@@ -201,29 +200,6 @@ def _serial(value: Any, what: str) -> int | None:
 # Project list
 
 
-def _fast_normalize(name: str) -> NormalizedName | None:
-    """Validate and normalize ``name`` with string methods only; ``None`` if invalid.
-
-    Same answers as :func:`headwater.simple.names.normalize_name` (a property test checks it) at a
-    fraction of the cost: the root list has 700,000 names and a regex per name busts the budget.
-    """
-    if not (0 < len(name) <= MAX_NAME_LENGTH and name.isascii()):
-        return None
-    lowered = name.lower()
-    if lowered.isalnum():
-        return NormalizedName(lowered)
-    # Name normalization spec: "lowercased with all runs of the characters ., -, or _ replaced
-    # with a single - character". Name format spec: "ASCII letters and numbers, period, underscore
-    # and hyphen. It must start and end with a letter or number."
-    dashed = lowered.replace("_", "-").replace(".", "-")
-    if dashed[0] == "-" or dashed[-1] == "-" or not dashed.replace("-", "").isalnum():
-        return None
-    return NormalizedName(_DASH_RUNS.sub("-", dashed) if "--" in dashed else dashed)
-
-
-_DASH_RUNS = re.compile(r"-{2,}")
-
-
 def parse_project_list_json(data: bytes) -> ProjectList:
     """Parse a PEP 691 root page (``/simple/``) into a :class:`ProjectList`.
 
@@ -276,61 +252,11 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _normalize_all(names: list[str]) -> list[NormalizedName | None]:
-    """:func:`_fast_normalize` of every name (``None`` where invalid), done in bulk.
-
-    Works on all names joined by newlines (a character no valid name has), so a 700,000-name list
-    costs a few passes in C when every name is valid, and one cheap comprehension otherwise,
-    instead of 700,000 Python calls. A property test checks it against :func:`_fast_normalize`.
-    """
-    if not names:
-        return []
-    joined = "\n".join(names)
-    dashed = joined.lower().replace("_", "-").replace(".", "-")
-    parts: list[str | None] = list(dashed.split("\n"))
-    if len(parts) != len(names):
-        # A name holds a newline (so is invalid), and the parts no longer line up with the names.
-        return [_fast_normalize(name) for name in names]
-    all_valid = (
-        # isascii first: str.lower() maps some non-ASCII letters (KELVIN SIGN) to ASCII ones.
-        joined.isascii()
-        and max(map(len, names)) <= MAX_NAME_LENGTH
-        # Only letters, digits and separators; no name empty or starting or ending with one.
-        and dashed.replace("-", "").replace("\n", "").isalnum()
-        and dashed[0] not in "-\n"
-        and dashed[-1] not in "-\n"
-        and "\n-" not in dashed
-        and "-\n" not in dashed
-        and "\n\n" not in dashed
-    )
-    if not all_valid:
-        parts = [
-            part
-            if (
-                0 < len(name) <= MAX_NAME_LENGTH
-                and name.isascii()
-                and part[0] != "-"
-                and part[-1] != "-"
-                and part.replace("-", "").isalnum()
-            )
-            else None
-            for name, part in zip(names, dashed.split("\n"), strict=True)
-        ]
-    if "--" in dashed:
-        # Name normalization spec: "all runs of the characters ., -, or _ replaced with a single -".
-        parts = [
-            _DASH_RUNS.sub("-", part) if part is not None and "--" in part else part
-            for part in parts
-        ]
-    # Each part is a validated, normalized name (or None): exactly what NormalizedName promises.
-    return cast("list[NormalizedName | None]", parts)
-
-
 def _checked_entries(
     entries: list[ProjectListEntry], rejected: list[RejectedEntry]
 ) -> tuple[tuple[ProjectListEntry, ...], tuple[RejectedEntry, ...]]:
     """Keep entries with valid, not yet seen names; reject the rest with a reason."""
-    normalized = _normalize_all([entry.name for entry in entries])
+    normalized = normalize_many([entry.name for entry in entries])
     if not rejected and None not in normalized and len(set(normalized)) == len(normalized):
         return tuple(entries), ()  # the normal case: nothing to reject
     kept: list[ProjectListEntry] = []
