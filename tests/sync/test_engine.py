@@ -176,3 +176,47 @@ def test_item_54_yank_state_is_mutable(tmp_path: Path) -> None:
             assert not any(y for _, y, _ in yanked())
 
     asyncio.run(go())
+
+
+def test_projects_in_flight_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Memory must not grow with the number of projects: at most workers * 2 are being synced at
+    # any moment, whatever the plan's size.
+    corpus = Corpus.generate(60, releases=1, files=1, seed=31)
+    in_flight = 0
+    peak = 0
+    real = Mirror._sync_project
+
+    async def counting(self: Mirror, task: Any) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            await real(self, task)
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr(Mirror, "_sync_project", counting)
+
+    async def go() -> Summary:
+        async with Upstream(corpus) as up:
+            up.add_fault("delay", "/simple/*/", delay=0.01)
+            return await mirror_once(up, tmp_path)  # workers=4
+
+    summary = asyncio.run(go())
+    assert summary.synced == 60
+    assert 1 < peak <= 8
+
+
+def test_nothing_changed_writes_nothing(tmp_path: Path) -> None:
+    corpus = Corpus.generate(3, releases=1, files=1, seed=32)
+
+    async def go() -> None:
+        async with Upstream(corpus) as up:
+            await mirror_once(up, tmp_path)
+            before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+            summary = await mirror_once(up, tmp_path)
+            assert summary.ok and summary.unchanged == 3
+            after = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+            assert after == before  # not a byte rewritten: cron no-op runs cost one request
+
+    asyncio.run(go())

@@ -159,6 +159,7 @@ class Mirror:
         self.storage = storage
         self.tree = Tree(storage)
         self.state = MirrorState(storage, upstream.base_url)
+        self.workers = workers
         self.wanted = wanted
         self.file_filter = file_filter
         self.filters_fingerprint = filters_fingerprint
@@ -223,6 +224,14 @@ class Mirror:
         """Plan and execute a sync; return the summary (``failed`` lists projects that failed)."""
         started = time.monotonic()
         plan, upstream_list = await self.plan(only)
+        if plan.empty and not self.interrupted and self.state.filters == self.filters_fingerprint:
+            # Nothing changed upstream: write nothing (no-op runs are how cron jobs spend their
+            # lives; they should cost one request and no disk writes).
+            self.summary = Summary(unchanged=plan.unchanged, serial=self.state.serial)
+            self.summary.refused.update({r.value[:200]: r.reason for r in upstream_list.rejected})
+            self.summary.seconds = time.monotonic() - started
+            self.reporter.finished(self.summary)
+            return self.summary
         # A marker that outlives a run means the run was interrupted: plan() has already
         # reconciled the state with the pages on disk, and files the run downloaded for pages it
         # never wrote, or old files it never removed, are swept at the end of this run.
@@ -234,9 +243,18 @@ class Mirror:
             # A name the spec does not allow never reaches a path; the run says it was refused.
             self.summary.refused[rejected.value[:200]] = rejected.reason
         self._gone = set(plan.delete)
+        # A fixed pool of project workers pulls from the plan, so memory stays bounded however many
+        # projects there are (one task per project would hold 700,000 pending pages on a first
+        # sync of PyPI). Page fetches and downloads are further bounded by their semaphores.
+        pending = iter(plan.sync)
+
+        async def project_worker() -> None:
+            for task in pending:  # a shared iterator: each worker takes the next project
+                await self._sync_guarded(task)
+
         async with asyncio.TaskGroup() as group:
-            for task in plan.sync:
-                group.create_task(self._sync_guarded(task))
+            for _ in range(min(self.workers * 2, len(plan.sync))):
+                group.create_task(project_worker())
         await self._barrier.sync()
         # The root stops listing projects about to be deleted before their pages go, so the
         # root never points at a missing page, even if this process is killed in between.
@@ -385,7 +403,10 @@ class Mirror:
                 url=file.url,
             )
         key = file_key(sha256, file.filename)  # checks the digest and the filename are safe
-        existing = await self.storage.stat(key)
+        # Only a project the tree had, or a run after an interrupted one, can find its files
+        # already there; a first sync skips the check.
+        known = self.interrupted or project in self.state.projects
+        existing = await self.storage.stat(key) if known else None
         body: bytes | None = None
         # The key is the sha256 and a file is only published there after it was verified, so a
         # file already present with the promised size is the right one (verify re-hashes).
