@@ -527,12 +527,12 @@ def _write_state(target: Path, upstream_url: str, listing: list[tuple[str, int]]
     """A local state as if every listed project had been synced at its listed serial."""
     from headwater.simple.names import normalize_name
     from headwater.storage.filesystem import FileStorage
-    from headwater.sync.state import MirrorState, ProjectState
+    from headwater.sync.state import MirrorState
 
     async def write() -> None:
         state = MirrorState(FileStorage(target), upstream_url)
         await state.load()
-        state.projects = {normalize_name(name): ProjectState(serial) for name, serial in listing}
+        state.serials = {normalize_name(name): serial for name, serial in listing}
         await state.commit(max(serial for _, serial in listing))
 
     asyncio.run(write())

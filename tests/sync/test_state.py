@@ -30,7 +30,7 @@ async def fresh(storage: MemoryStorage | FileStorage, upstream: str = UP) -> Mir
 
 def test_empty_state() -> None:
     state = run(fresh(MemoryStorage()))
-    assert state.projects == {} and state.serial is None
+    assert state.serials == {} and state.serial is None
 
 
 def test_journal_survives_a_crash_before_commit() -> None:
@@ -45,8 +45,8 @@ def test_journal_survives_a_crash_before_commit() -> None:
         state.record(normalize_name("c"), ProjectState(7))  # never flushed: lost in the crash
         # crash here: a new process loads the state
         again = await fresh(storage)
-        assert again.serials() == {"a": 5, "b": 6}
-        assert again.projects[normalize_name("a")].etag == '"e1"'
+        assert again.serials == {"a": 5, "b": 6}
+        assert again.etags == {"a": '"e1"'}
 
     run(go())
 
@@ -64,12 +64,12 @@ def test_commit_folds_the_journal_into_a_snapshot() -> None:
         await state.commit(42)
         assert [k async for k in storage.iter_keys(JOURNAL)] == []
         again = await fresh(storage)
-        assert again.serials() == {"a": 5} and again.serial == 42
+        assert again.serials == {"a": 5} and again.serial == 42
         # The journal continues after a commit and is replayed over the snapshot.
         again.record(normalize_name("c"), ProjectState(50))
         await again.flush()
         third = await fresh(storage)
-        assert third.serials() == {"a": 5, "c": 50}
+        assert third.serials == {"a": 5, "c": 50}
 
     run(go())
 
@@ -105,7 +105,7 @@ def test_damaged_chunk_is_skipped() -> None:
         await state.flush()
         await storage.write_bytes(f"{JOURNAL}/00000002.json", b"garbage")
         state2 = await fresh(storage)
-        assert state2.serials() == {"a": 1}
+        assert state2.serials == {"a": 1}
         state2.record(normalize_name("b"), ProjectState(2))
         await state2.flush()  # does not overwrite the damaged chunk's number
         assert sorted([k async for k in storage.iter_keys(JOURNAL)])[-1].endswith("00000003.json")

@@ -187,10 +187,10 @@ class Mirror:
         if self.interrupted:
             await self._reconcile()
         upstream_list = await self._fresh_project_list()
-        changed = self.state.filters != self.filters_fingerprint and bool(self.state.projects)
+        changed = self.state.filters != self.filters_fingerprint and bool(self.state.serials)
         plan = plan_sync(
             upstream_list,
-            self.state.serials(),
+            self.state.serials,
             wanted=self.wanted,
             only=only,
             resync_all=changed and only is None,
@@ -271,7 +271,7 @@ class Mirror:
             filters=self.filters_fingerprint if complete else self.state.filters,
         )
         if interrupted:
-            swept = await sweep_orphans(self.storage, list(self.state.projects))
+            swept = await sweep_orphans(self.storage, list(self.state.serials))
             self.tree.removed.extend(swept)
             self.summary.files_removed += len(swept)
         await self.storage.delete(IN_PROGRESS)
@@ -298,23 +298,23 @@ class Mirror:
             parts = key.split("/")
             if len(parts) == 4 and key.endswith(suffix) and is_normalized(parts[2]):
                 name = NormalizedName(parts[2])
-                if name not in self.state.projects:
-                    self.state.projects[name] = ProjectState(None)
+                if name not in self.state.serials:
+                    self.state.serials[name] = None
 
     def _root(self, upstream_list: ProjectList) -> ProjectList:
         """Every project the tree has (less those about to be deleted), with display names and
         serials from upstream's list."""
-        have = {n: s for n, s in self.state.projects.items() if n not in self._gone}
+        have = {n: s for n, s in self.state.serials.items() if n not in self._gone}
         entries: list[ProjectListEntry] = []
         seen: set[str] = set()
         for entry in upstream_list.projects:
             name = entry.normalized
             if name in have and name not in seen:
                 seen.add(name)
-                entries.append(ProjectListEntry(entry.name, have[name].serial))
-        for name, state in have.items():  # in the tree, no longer listed (e.g. --project runs)
+                entries.append(ProjectListEntry(entry.name, have[name]))
+        for name, serial in have.items():  # in the tree, no longer listed (e.g. --project runs)
             if name not in seen:
-                entries.append(ProjectListEntry(name, state.serial))
+                entries.append(ProjectListEntry(name, serial))
         return ProjectList(projects=tuple(entries), last_serial=upstream_list.last_serial)
 
     # -- one project --------------------------------------------------------------------------------
@@ -329,8 +329,8 @@ class Mirror:
             self.reporter.project_done(task.name, None)
 
     async def _sync_project(self, task: ProjectTask) -> None:
-        previous = self.state.projects.get(task.name)
-        etag = previous.etag if previous is not None and task.reason == "no-serial" else None
+        known = task.name in self.state.serials
+        etag = self.state.etags.get(task.name) if task.reason == "no-serial" else None
         async with self._pages:
             try:
                 fetched = await self.upstream.project_page(
@@ -339,7 +339,7 @@ class Mirror:
             except UpstreamNotFound:
                 # Listed a moment ago, gone now: deleted upstream. Deleted after the root is
                 # rewritten without it (see run()).
-                if task.name in self.state.projects:
+                if task.name in self.state.serials:
                     self._gone.add(task.name)
                 return
             except StaleResponse as exc:
@@ -357,7 +357,7 @@ class Mirror:
         files = await self._fetch_files(upstream_page)
         await self._barrier.sync()  # the files are durable before any page points at them
         # Only a project the tree already had can have an old page (and old files) to replace.
-        old = await self.tree.read_project(task.name) if previous is not None else None
+        old = await self.tree.read_project(task.name) if known else None
         page = msgspec.structs.replace(
             upstream_page,
             files=tuple(files),
@@ -405,7 +405,7 @@ class Mirror:
         key = file_key(sha256, file.filename)  # checks the digest and the filename are safe
         # Only a project the tree had, or a run after an interrupted one, can find its files
         # already there; a first sync skips the check.
-        known = self.interrupted or project in self.state.projects
+        known = self.interrupted or project in self.state.serials
         existing = await self.storage.stat(key) if known else None
         body: bytes | None = None
         # The key is the sha256 and a file is only published there after it was verified, so a

@@ -26,7 +26,7 @@ __all__ = ["MirrorState", "ProjectState", "StateError"]
 
 SNAPSHOT = f"{STATE_DIR}/mirror.json"
 JOURNAL = f"{STATE_DIR}/journal"
-FORMAT = 1
+FORMAT = 2
 
 
 class StateError(HeadwaterError):
@@ -46,7 +46,11 @@ class _Snapshot(msgspec.Struct, kw_only=True):
     serial: int | None = None
     #: Fingerprint of the filters the tree was last fully synced with.
     filters: str | None = None
-    projects: dict[str, ProjectState] = msgspec.field(default_factory=dict)
+    # Parallel arrays, not a dict of structs: a PyPI-sized state (700,000 projects) decodes
+    # several times faster and smaller, and becomes the serials dict with one C-level zip.
+    names: list[str] = msgspec.field(default_factory=list)
+    serials: list[int | None] = msgspec.field(default_factory=list)
+    etags: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class _Chunk(msgspec.Struct, kw_only=True):
@@ -70,7 +74,11 @@ class MirrorState:
     def __init__(self, storage: Storage, upstream: str) -> None:
         self.storage = storage
         self.upstream = upstream
-        self.projects: dict[NormalizedName, ProjectState] = {}
+        #: Project -> the upstream serial it was synced at (None without serials): the tree's
+        #: projects, in the shape :func:`headwater.sync.plan.plan_sync` takes.
+        self.serials: dict[NormalizedName, int | None] = {}
+        #: Project -> the ETag of its page, for conditional requests to indexes without serials.
+        self.etags: dict[NormalizedName, str] = {}
         self.serial: int | None = None
         self.filters: str | None = None
         self._pending = _Chunk()
@@ -108,16 +116,23 @@ class MirrorState:
         self.filters = snapshot.filters
         # Names become paths: keep only keys that are valid and normalized (checked in bulk, since
         # a PyPI-sized state has 700,000 of them).
-        names = list(snapshot.projects)
+        names = snapshot.names
+        if len(snapshot.serials) != len(names):
+            raise StateError(
+                f"{SNAPSHOT} is corrupt (names and serials differ in length); remove state/ to resync"
+            )
         normalized = normalize_many(names)
         if normalized == names:  # the normal case, compared in C
-            self.projects = cast("dict[NormalizedName, ProjectState]", snapshot.projects)
+            self.serials = dict(
+                zip(cast("list[NormalizedName]", names), snapshot.serials, strict=True)
+            )
         else:
-            self.projects = {
-                NormalizedName(name): snapshot.projects[name]
-                for name, normal in zip(names, normalized, strict=True)
+            self.serials = {
+                NormalizedName(name): serial
+                for name, normal, serial in zip(names, normalized, snapshot.serials, strict=True)
                 if normal == name
             }
+        self.etags = {NormalizedName(k): v for k, v in snapshot.etags.items() if k in self.serials}
         self._chunks = sorted([key async for key in self.storage.iter_keys(JOURNAL)])
         for key in self._chunks:
             try:
@@ -134,24 +149,29 @@ class MirrorState:
     def _apply(self, chunk: _Chunk) -> None:
         for name, state in chunk.done.items():
             if is_normalized(name):
-                self.projects[NormalizedName(name)] = state
+                self._set(NormalizedName(name), state)
         for name in chunk.deleted:
-            self.projects.pop(NormalizedName(name), None)
+            self.serials.pop(NormalizedName(name), None)
+            self.etags.pop(NormalizedName(name), None)
 
-    def serials(self) -> dict[NormalizedName, int | None]:
-        """Project -> synced serial, the shape :func:`headwater.sync.plan.plan_sync` takes."""
-        return {name: state.serial for name, state in self.projects.items()}
+    def _set(self, name: NormalizedName, state: ProjectState) -> None:
+        self.serials[name] = state.serial
+        if state.etag is None:
+            self.etags.pop(name, None)
+        else:
+            self.etags[name] = state.etag
 
     def record(self, name: NormalizedName, state: ProjectState) -> None:
         """Note that ``name`` is synced at ``state`` (durable at the next :meth:`flush`)."""
-        self.projects[name] = state
+        self._set(name, state)
         self._pending.done[name] = state
         if name in self._pending.deleted:
             self._pending.deleted.remove(name)
 
     def forget(self, name: NormalizedName) -> None:
         """Note that ``name`` was removed from the tree."""
-        self.projects.pop(name, None)
+        self.serials.pop(name, None)
+        self.etags.pop(name, None)
         self._pending.done.pop(name, None)
         self._pending.deleted.append(name)
 
@@ -176,11 +196,14 @@ class MirrorState:
         snapshot is made durable before the journal is removed."""
         self.serial = serial
         self.filters = filters
+        names = sorted(self.serials)
         snapshot = _Snapshot(
             upstream=self.upstream,
             serial=serial,
             filters=filters,
-            projects=dict(sorted(self.projects.items())),
+            names=list(names),
+            serials=[self.serials[n] for n in names],
+            etags={str(k): v for k, v in self.etags.items()},
         )
         await self.storage.write_bytes(SNAPSHOT, _encoder.encode(snapshot))
         await self.storage.sync()
