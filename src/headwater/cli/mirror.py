@@ -102,7 +102,11 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
             file_filter=None
             if filters == FilterConfig()
             else lambda page: filter_page(page, filters).page,
-            filters_fingerprint=hashlib.sha256(msgspec.json.encode(filters)).hexdigest()[:16],
+            # No filters, no fingerprint: a tree synced without filters matches a state that never
+            # recorded any (adding or removing filters is what triggers a full resync).
+            filters_fingerprint=None
+            if filters == FilterConfig()
+            else hashlib.sha256(msgspec.json.encode(filters)).hexdigest()[:16],
             metadata=cfg.metadata,
             tracks=cfg.tracks,
             diff_key=cfg.diff_file,

@@ -110,18 +110,16 @@ def plan_sync(
         for name in skipped:
             del listed[name]
     missing = object()
-    same = (
-        set()
+    # One pass picks the projects to sync: everything, if the filters changed; otherwise those
+    # without serials on either side or whose serial differs from the tree's.
+    changed = (
+        list(listed.items())
         if resync_all
-        else {n for n, s in listed.items() if s is not None and local.get(n, missing) == s}
+        else [(n, s) for n, s in listed.items() if s is None or local.get(n, missing) != s]
     )
-    tasks = [
-        ProjectTask(n, s, _reason(s, local.get(n, missing), missing))
-        for n, s in listed.items()
-        if n not in same
-    ]
-    unchanged = len(same)
-    delete = tuple(sorted(n for n in local if n not in listed))
+    tasks = [ProjectTask(n, s, _reason(s, local.get(n, missing), missing)) for n, s in changed]
+    unchanged = len(listed) - len(changed)
+    delete = tuple(sorted(local.keys() - listed.keys()))
     return Plan(
         sync=tuple(tasks),
         delete=delete,
