@@ -259,6 +259,28 @@ def test_file_bodies_are_read_in_full_and_capped(tmp_path: Path, promised: int, 
         assert not list(tmp_path.rglob("big_file-1.0.tar.gz"))
 
 
+@pytest.mark.parametrize("tracks", [True, False])
+def test_upstream_tracks_are_never_copied(tmp_path: Path, tracks: bool) -> None:
+    # PEP 708: tracks is set by the operator of the repository that serves the page.
+    page = _page("tracked", [_file("tracked-1.0-py3-none-any.whl")])
+    page["meta"]["tracks"] = ["https://elsewhere.example/simple/tracked/"]
+
+    async def serve_and_mirror() -> tuple[Summary, str]:
+        async with hostile_index({"tracked": page}) as url:
+
+            async def go() -> Summary:
+                async with client_session() as session:
+                    repo = HttpRepository(url, session, retry=FAST)
+                    return await Mirror(repo, FileStorage(tmp_path), tracks=tracks).run()
+
+            return await go(), url
+
+    summary, url = asyncio.run(serve_and_mirror())
+    assert "tracked" not in summary.failed
+    written = json.loads((tmp_path / "web/simple/tracked/index.v1_json").read_text())
+    assert written["meta"].get("tracks", []) == ([f"{url}tracked/"] if tracks else [])
+
+
 def test_exit_status_says_so(tmp_path: Path) -> None:
     async def serve_and_run() -> subprocess.CompletedProcess[str]:
         async with hostile_index() as url:

@@ -361,7 +361,9 @@ class Mirror:
         page = msgspec.structs.replace(
             upstream_page,
             files=tuple(files),
-            tracks=(self.upstream.project_url(task.name),) if self.tracks else upstream_page.tracks,
+            # PEP 708: tracks is this repository's operator speaking; the upstream's own tracks
+            # describe the upstream, so they are never copied.
+            tracks=(self.upstream.project_url(task.name),) if self.tracks else (),
             namespaces=None,  # PEP 752: only the namespace's own repository may say
             last_serial=fetched.serial if fetched.serial is not None else task.serial,
         )
