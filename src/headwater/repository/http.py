@@ -16,7 +16,6 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TypeVar
-from urllib.parse import urljoin
 
 import aiohttp
 import msgspec
@@ -272,10 +271,6 @@ class HttpRepository:
         return await self._with_retries(
             url, small if size is not None and size <= _SMALL_FILE else streamed
         )
-
-    def resolve(self, url: str, page_url: str) -> str:
-        """An absolute URL for a (possibly relative) file URL found on ``page_url``."""
-        return urljoin(page_url, url)
 
 
 def _check_status(resp: aiohttp.ClientResponse, url: str, what: str) -> None:
