@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["clean_env", "installed_version", "make_venv", "run_ok"]
+__all__ = ["clean_env", "installed_version", "make_venv", "pip_install", "run_ok", "uv_install"]
 
 
 def clean_env(home: Path) -> dict[str, str]:
@@ -50,3 +50,46 @@ def installed_version(python: Path, module: str) -> str:
         check=True,
     )
     return out.stdout.strip()
+
+
+def pip_install(index: str, requirement: str, home: Path) -> Path:
+    """``pip install`` ``requirement`` from ``index`` into a fresh venv under ``home``, isolated
+    from this machine's pip configuration; returns the venv's python."""
+    python = make_venv(home / "pip-venv")
+    run_ok(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--isolated",
+            "--no-cache-dir",
+            "--index-url",
+            index,
+            requirement,
+        ],
+        clean_env(home),
+    )
+    return python
+
+
+def uv_install(uv: Path, index: str, requirement: str, home: Path) -> Path:
+    """``uv pip install`` ``requirement`` from ``index`` into a fresh venv under ``home``, with no
+    uv configuration or cache from this machine; returns the venv's python."""
+    python = make_venv(home / "uv-venv", pip=False)
+    run_ok(
+        [
+            str(uv),
+            "pip",
+            "install",
+            "--no-config",
+            "--no-cache",
+            "--index-url",
+            index,
+            "--python",
+            str(python),
+            requirement,
+        ],
+        clean_env(home),
+    )
+    return python

@@ -12,7 +12,7 @@ import pytest
 
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
-from tests.clients import clean_env, installed_version, make_venv, run_ok
+from tests.clients import installed_version, pip_install, uv_install
 from tests.nginx import Nginx, start_nginx
 
 HEADWATER = str(Path(sys.executable).with_name("headwater"))
@@ -74,21 +74,7 @@ def _newest(corpus: Corpus) -> tuple[str, str, str]:
 def test_pip_installs_from_the_mirrored_tree(served: tuple[Nginx, Corpus], tmp_path: Path) -> None:
     server, corpus = served
     name, version, module = _newest(corpus)
-    python = make_venv(tmp_path / "venv")
-    run_ok(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--isolated",
-            "--no-cache-dir",
-            "--index-url",
-            server.url + "/simple/",
-            name,
-        ],
-        clean_env(tmp_path),
-    )
+    python = pip_install(server.url + "/simple/", name, tmp_path)
     assert installed_version(python, module) == version
     lines = [line for line in server.access_lines() if "pip/" in line]
     assert any(
@@ -103,21 +89,5 @@ def test_uv_installs_from_the_mirrored_tree(
 ) -> None:
     server, corpus = served
     name, version, module = _newest(corpus)
-    env = clean_env(tmp_path)
-    target = make_venv(tmp_path / "target", pip=False)
-    run_ok(
-        [
-            str(uv),
-            "pip",
-            "install",
-            "--no-config",
-            "--no-cache",
-            "--index-url",
-            server.url + "/simple/",
-            "--python",
-            str(target),
-            name,
-        ],
-        env,
-    )
-    assert installed_version(target, module) == version
+    python = uv_install(uv, server.url + "/simple/", name, tmp_path)
+    assert installed_version(python, module) == version

@@ -52,7 +52,7 @@ from headwater.sync.nginx import (
     render_nginx_config,
 )
 from headwater.testing.wheels import build_sdist, build_wheel, core_metadata
-from tests.clients import clean_env, installed_version, make_venv, run_ok
+from tests.clients import clean_env, installed_version, make_venv, run_ok, uv_install
 from tests.nginx import Nginx, require_nginx, start_nginx
 
 # --------------------------------------------------------------------------------------- the tree
@@ -704,25 +704,9 @@ def test_pip_install_and_download_use_json_and_pep_658(server: Nginx, tmp_path: 
 
 @pytest.mark.slow
 def test_uv_pip_install(server: Nginx, tmp_path: Path, uv: Path) -> None:
-    env = clean_env(tmp_path)
-    target = make_venv(tmp_path / "target", pip=False)
     before = len(server.access_lines())
-    run_ok(
-        [
-            str(uv),
-            "pip",
-            "install",
-            "--no-config",
-            "--no-cache",
-            "--index-url",
-            server.url + "/simple/",
-            "--python",
-            str(target),
-            "foo-bar",
-        ],
-        env,
-    )
-    assert installed_version(target, "foo_bar") == "2.0"
+    python = uv_install(uv, server.url + "/simple/", "foo-bar", tmp_path)
+    assert installed_version(python, "foo_bar") == "2.0"
     lines = [line for line in server.access_lines()[before:] if "uv/" in line]
     assert any(
         line.startswith('GET /simple/foo-bar/ 200 "application/vnd.pypi.simple.v1+json"')
