@@ -1,0 +1,1 @@
+"""The database of hosted indexes: schema, migrations, and a synchronous access API."""

@@ -1,0 +1,1 @@
+"""``headwater serve``: the ASGI index server for mirrored trees and hosted indexes."""
