@@ -6,7 +6,7 @@ import pytest
 
 from headwater.simple.filenames import InvalidFilename
 from headwater.simple.names import normalize_name
-from headwater.sync.layout import (
+from headwater.storage.layout import (
     file_key,
     file_url_from_project_page,
     metadata_key,

@@ -15,7 +15,7 @@ from headwater.repository.http import HttpRepository, RetryPolicy, client_sessio
 from headwater.storage.base import NotFound
 from headwater.storage.filesystem import FileStorage
 from headwater.sync.engine import Mirror
-from headwater.sync.layout import page_key
+from headwater.storage.layout import page_key
 from headwater.sync.state import SNAPSHOT
 from headwater.sync.verify import Report, verify_tree
 

@@ -23,7 +23,7 @@ from headwater.simple.json import parse_project_page_json
 from headwater.simple.model import InvalidPage, ProjectPage
 from headwater.simple.names import NormalizedName
 from headwater.storage.base import NotFound, Storage
-from headwater.sync.layout import PAGE_FILES, STATE_DIR, WEB, page_key, sha256_of_file_key
+from headwater.storage.layout import PAGE_FILES, STATE_DIR, WEB, page_key, sha256_of_file_key
 from headwater.sync.tree import Tree
 
 __all__ = ["Problem", "Report", "page_file_keys", "sweep_orphans", "verify_tree"]

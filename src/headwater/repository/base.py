@@ -1,0 +1,96 @@
+"""What a served source gives the server: rendered pages and file locations.
+
+The server never renders or parses on its hot path. A source hands it a :class:`RenderedPage` (the
+exact bytes of one page in one format, with its validators) and a :class:`FileRef` (where a
+distribution file's bytes are). Mirror trees already hold rendered pages on disk; hosted indexes
+render theirs from the database once per change. Both keep them in memory, so a warm page costs a
+dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+from headwater.simple.names import NormalizedName
+from headwater.storage.base import Storage
+
+__all__ = ["FileRef", "PageFormat", "RenderedPage", "ServedSource", "etag_of"]
+
+#: ``json`` is application/vnd.pypi.simple.v1+json; ``html`` serves both HTML media types.
+PageFormat = Literal["json", "html"]
+
+# Below this size gzip saves less than its header and the CPU is wasted.
+_GZIP_MIN = 512
+
+
+def etag_of(body: bytes) -> str:
+    """A strong ETag (quoted) for ``body``: 128 bits of its BLAKE2b digest."""
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+class RenderedPage:
+    """One page in one format, immutable once built. The gzip form is made on first request and
+    kept (pages are requested far more often than they change)."""
+
+    __slots__ = ("_gzipped", "body", "etag", "last_modified", "serial")
+
+    def __init__(
+        self, body: bytes, *, serial: int | None = None, last_modified: float | None = None
+    ) -> None:
+        self.body = body
+        self.serial = serial
+        self.last_modified = last_modified
+        self.etag = etag_of(body)
+        self._gzipped: bytes | None = None
+
+    def gzipped(self) -> bytes | None:
+        """The body gzip-compressed, or None when the page is too small to be worth it."""
+        if len(self.body) < _GZIP_MIN:
+            return None
+        if self._gzipped is None:
+            # Level 6 is gzip's default: most of level 9's ratio for a fraction of its time; mtime=0
+            # keeps the bytes identical across processes, so one ETag fits every worker.
+            self._gzipped = gzip.compress(self.body, compresslevel=6, mtime=0)
+        return self._gzipped
+
+
+class FileRef:
+    """Where a distribution file (or its ``.metadata``) is: a storage key, its size and mtime, and
+    the local path when the storage is a local directory (so the server can hand the file to the
+    kernel instead of copying it through Python)."""
+
+    __slots__ = ("key", "local_path", "mtime", "size", "storage")
+
+    def __init__(
+        self, storage: Storage, key: str, size: int, mtime: float, local_path: Path | None
+    ) -> None:
+        self.storage = storage
+        self.key = key
+        self.size = size
+        self.mtime = mtime
+        self.local_path = local_path
+
+
+@runtime_checkable
+class ServedSource(Protocol):
+    """A source the server can serve as an index on its own: a mirror tree or a hosted index."""
+
+    #: ``mirror`` or ``hosted`` (``proxy`` and ``directory`` arrive with the policy work).
+    kind: str
+    name: str
+
+    async def page(self, project: NormalizedName | None, fmt: PageFormat) -> RenderedPage | None:
+        """The root page (``project`` None) or a project's page, or None if there is no such
+        project. Raises StorageError (or DatabaseError) when the source cannot be read."""
+        ...
+
+    async def file(self, path: str) -> FileRef | None:
+        """The file at ``path`` below ``packages/`` (e.g. ``ab/cd/ef.../name.whl``), or None."""
+        ...
+
+    async def check(self) -> None:
+        """Readiness: raise if the source cannot serve (storage or database unreachable)."""
+        ...

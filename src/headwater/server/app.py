@@ -1,0 +1,327 @@
+"""The ASGI application: every index's pages and files, plus health, metrics and uploads.
+
+URLs (``<index>`` is a configured mirror or hosted index; the default index is also served
+without the prefix)::
+
+    /<index>/simple/                    the project list (PEP 503/691)
+    /<index>/simple/<project>/          a project page
+    /<index>/packages/<aa>/<bb>/<rest>/<filename>[.metadata]
+    /<index>/v1+json/simple/...         the same pages with a fixed format (endpoint configuration)
+    /<index>/v1+html/simple/...
+    /<index>/legacy/                    uploads (hosted indexes; twine's legacy API)
+    /health, /health/live, /health/ready, /metrics
+
+Page and file GETs are the hot path: they are answered by this module in raw ASGI with the page
+bytes cached in memory (see :mod:`headwater.repository.base`). Everything else goes to a Starlette
+application (``rest``), which is where uploads and the management API live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, unquote
+
+from headwater.repository.base import PageFormat, ServedSource
+from headwater.server.files import send_file
+from headwater.server.metrics import Metrics
+from headwater.server.responses import header, if_none_match, send_bytes, send_redirect, send_text
+from headwater.server.settings import ServeSettings
+from headwater.server.types import ASGIApp, Headers, Message, Receive, Scope, Send
+from headwater.simple.names import is_valid_name, normalize_name
+from headwater.simple.negotiation import JSON_V1, NotAcceptable, select_content_type
+
+__all__ = ["IndexApp"]
+
+_VARY = b"Accept, Accept-Encoding"
+_FIXED_FORMATS = {
+    "v1+json": "application/vnd.pypi.simple.v1+json",
+    "v1+html": "application/vnd.pypi.simple.v1+html",
+}
+_GET_HEAD = frozenset({"GET", "HEAD"})
+
+
+class IndexApp:
+    """The whole server as one ASGI callable.
+
+    ``sources`` maps index names to what serves them; ``default`` is the one also served at
+    ``/simple/``. ``rest`` answers every request the hot path does not (a Starlette app);
+    ``on_startup`` / ``on_shutdown`` run in the ASGI lifespan of each worker process.
+    """
+
+    def __init__(
+        self,
+        settings: ServeSettings,
+        sources: Mapping[str, ServedSource],
+        *,
+        default: str | None,
+        rest: ASGIApp | None = None,
+        metrics: Metrics | None = None,
+        page_max_age: Mapping[str, int] | None = None,
+        on_startup: list[Any] | None = None,
+        on_shutdown: list[Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sources = dict(sources)
+        self.default = default
+        self.rest = rest
+        self.metrics = metrics or Metrics()
+        self._cache_control = {
+            name: f"max-age={(page_max_age or {}).get(name, settings.page_max_age)}, public".encode()
+            for name in self.sources
+        }
+        self._legacy_hosts = frozenset(h.lower() for h in settings.legacy_hosts)
+        self._base_url = (settings.base_url or "").rstrip("/")
+        self._hsts = settings.tls_certificate is not None
+        self._on_startup = on_startup or []
+        self._on_shutdown = on_shutdown or []
+        self._flusher: asyncio.Task[None] | None = None
+
+    # -- ASGI entry ---------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    for hook in self._on_startup:
+                        await hook()
+                    self._flusher = asyncio.create_task(self._flush_metrics())
+                except Exception as exc:  # the server prints this and does not start
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._flusher is not None:
+                    self._flusher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._flusher
+                for hook in self._on_shutdown:
+                    with contextlib.suppress(Exception):
+                        await hook()
+                await asyncio.to_thread(self.metrics.flush)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _flush_metrics(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(self.metrics.flush)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        method = scope["method"]
+        head = method == "HEAD"
+        if self._legacy_hosts:
+            host = (header(scope, b"host") or b"").decode("latin-1").rsplit(":", 1)[0].lower()
+            if host in self._legacy_hosts:
+                await self._to_canonical(scope, send, head=head)
+                self.metrics.observe("-", "redirect", 301, time.perf_counter() - started, 0)
+                return
+        if self._hsts:
+            send = _with_hsts(send)
+        if method in _GET_HEAD:
+            answered = await self._fast(scope, send, head)
+            if answered is not None:
+                index, what, status, sent = answered
+                self.metrics.observe(index, what, status, time.perf_counter() - started, sent)
+                return
+        await self._slow(scope, receive, send, started)
+
+    async def _slow(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
+        status = 500
+        sent = 0
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        path: str = scope["path"]
+        first = path.split("/", 2)[1] if path.count("/") >= 1 else ""
+        index = first if first in self.sources else "-"
+        what = "upload" if path.endswith(("/legacy/", "/legacy")) else "api"
+        if first in ("health", "metrics"):
+            what = first
+        try:
+            if self.rest is None:
+                await send_text(counting_send, 404, f"{path[:200]} not found")
+            else:
+                await self.rest(scope, receive, counting_send)
+        finally:
+            self.metrics.observe(index, what, status, time.perf_counter() - started, sent)
+
+    async def _to_canonical(self, scope: Scope, send: Send, *, head: bool) -> None:
+        location = self._base_url + quote(scope["path"], safe="/:@!$&'()*+,;=-._~")
+        if scope.get("query_string"):
+            location += "?" + scope["query_string"].decode("latin-1")
+        # 301 for reads as PEP 449's hosts did; 308 keeps the method and body of anything else.
+        status = 301 if scope["method"] in _GET_HEAD else 308
+        await send_redirect(send, location, status=status, head=head)
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    async def _fast(self, scope: Scope, send: Send, head: bool) -> tuple[str, str, int, int] | None:
+        """Answer page and file GET/HEADs; None when the request is not one (``rest`` answers)."""
+        path: str = scope["path"]
+        parts = path.split("/")
+        # parts[0] is "" (the path starts with "/").
+        if len(parts) < 2:
+            return None
+        if parts[1] in self.sources:
+            index, rest_at = parts[1], 2
+        elif self.default is not None and parts[1] in ("simple", "packages", *_FIXED_FORMATS):
+            index, rest_at = self.default, 1
+        elif path == "/":
+            return ("-", "other", *await self._landing(send, head))
+        else:
+            return None
+        source = self.sources[index]
+        section = parts[rest_at] if len(parts) > rest_at else ""
+        fixed: str | None = None
+        if section in _FIXED_FORMATS:
+            fixed = _FIXED_FORMATS[section]
+            rest_at += 1
+            section = parts[rest_at] if len(parts) > rest_at else ""
+        prefix = "/".join(parts[:rest_at])
+        if section == "simple":
+            status, sent = await self._page(
+                scope, send, source, index, parts[rest_at + 1 :], prefix, fixed, head
+            )
+            return (index, "page", status, sent)
+        if section == "packages":
+            ref = await source.file("/".join(parts[rest_at + 1 :]))
+            if ref is None:
+                await send_text(send, 404, f"no file {path[:300]} in index {index!r}", head=head)
+                return (index, "file", 404, 0)
+            return (index, "file", 200, await send_file(scope, send, ref, head=head))
+        if section == "" and rest_at == 2 and len(parts) <= 3:
+            await send_redirect(send, f"/{index}/simple/", head=head)
+            return (index, "page", 301, 0)
+        return None
+
+    async def _page(
+        self,
+        scope: Scope,
+        send: Send,
+        source: ServedSource,
+        index: str,
+        tail: list[str],
+        prefix: str,
+        fixed: str | None,
+        head: bool,
+    ) -> tuple[int, int]:
+        query = scope.get("query_string") or b""
+        suffix = "?" + query.decode("latin-1") if query else ""
+        # tail: [""] for the root, [name, ""] for a project, [] / [name] when the slash is missing.
+        if not tail:
+            await send_redirect(send, f"{prefix}/simple/{suffix}", head=head)
+            return (301, 0)
+        project = None
+        if tail != [""]:
+            raw = tail[0]
+            if len(tail) > 2 or (len(tail) == 2 and tail[1] != "") or not is_valid_name(raw):
+                await send_text(send, 404, f"no project at {scope['path'][:300]}", head=head)
+                return (404, 0)
+            project = normalize_name(raw)
+            if project != raw or len(tail) == 1:
+                # PEP 503: the normalized URL is canonical; other spellings redirect to it.
+                await send_redirect(send, f"{prefix}/simple/{project}/{suffix}", head=head)
+                return (301, 0)
+        try:
+            content_type = fixed or select_content_type(
+                (header(scope, b"accept") or b"").decode("latin-1") or None,
+                _format_param(query),
+            )
+        except NotAcceptable as exc:
+            await send_text(send, 406, str(exc), head=head)
+            return (406, 0)
+        fmt: PageFormat = "json" if content_type == JSON_V1 else "html"
+        page = await source.page(project, fmt)
+        if page is None:
+            what = f"project {project!r}" if project else "a project list"
+            await send_text(send, 404, f"index {index!r} has no {what}", head=head)
+            return (404, 0)
+        headers: Headers = [
+            (b"content-type", content_type.encode()),
+            (b"vary", _VARY),
+            (b"cache-control", self._cache_control[index]),
+            (b"access-control-allow-origin", b"*"),
+            (b"access-control-expose-headers", b"X-PyPI-Last-Serial"),
+        ]
+        if page.serial is not None:
+            headers.append((b"x-pypi-last-serial", str(page.serial).encode()))
+        body = page.body
+        etag = page.etag
+        accept_encoding = header(scope, b"accept-encoding")
+        if accept_encoding is not None and b"gzip" in accept_encoding:
+            gzipped = page.gzipped()
+            if gzipped is not None:
+                body = gzipped
+                # A different representation needs its own strong validator.
+                etag = etag[:-1] + '-gz"'
+                headers.append((b"content-encoding", b"gzip"))
+        headers.append((b"etag", etag.encode()))
+        if if_none_match(header(scope, b"if-none-match"), etag):
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return (304, 0)
+        await send_bytes(send, 200, headers, body, head=head)
+        return (200, 0 if head else len(body))
+
+    async def _landing(self, send: Send, head: bool) -> tuple[int, int]:
+        """``/``: which indexes this server has and how to point pip and uv at them."""
+        items = "".join(
+            f'<li><a href="/{html.escape(name)}/simple/">{html.escape(name)}</a> '
+            f"({html.escape(source.kind)})</li>"
+            for name, source in sorted(self.sources.items())
+        )
+        body = (
+            "<!DOCTYPE html><html><head><title>headwater</title></head><body>"
+            f"<h1>headwater</h1><p>Indexes:</p><ul>{items}</ul>"
+            "<p>pip install --index-url http://HOST/INDEX/simple/ NAME<br>"
+            "uv pip install --index-url http://HOST/INDEX/simple/ NAME</p></body></html>"
+        ).encode()
+        headers: Headers = [(b"content-type", b"text/html; charset=utf-8")]
+        await send_bytes(send, 200, headers, body, head=head)
+        return (200, len(body))
+
+
+def _format_param(query: bytes) -> str | None:
+    """The ``?format=`` parameter (item 51), if any."""
+    if b"format=" not in query:
+        return None
+    # A literal "+" is kept (not read as a space): the spec's own example is
+    # ?format=application/vnd.pypi.simple.v1+json, unencoded.
+    for pair in query.decode("latin-1").split("&"):
+        key, _, value = pair.partition("=")
+        if key == "format":
+            return unquote(value)
+    return None
+
+
+def _with_hsts(send: Send) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [
+                *message.get("headers", []),
+                (b"strict-transport-security", b"max-age=31536000"),
+            ]
+        await send(message)
+
+    return wrapped

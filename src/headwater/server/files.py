@@ -1,0 +1,107 @@
+"""Serving distribution files and ``.metadata``: HEAD, conditional GET, single byte ranges.
+
+Files are content-addressed and never change once written, so they are cached as immutable. When
+the storage is a local directory and the ASGI server offers the ``http.response.pathsend``
+extension (granian does), the server sends the file itself, without copying it through Python;
+otherwise the bytes are streamed from storage in chunks, so memory stays flat for any file size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from headwater.repository.base import FileRef
+from headwater.server.responses import header, if_none_match, send_text
+from headwater.server.types import Headers, Scope, Send
+
+__all__ = ["FILE_CACHE_CONTROL", "parse_range", "send_file"]
+
+#: A year, immutable: the URL names the content's hash, so the bytes behind it never change.
+FILE_CACHE_CONTROL = b"max-age=31536000, immutable, public"
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
+
+
+def parse_range(value: str, size: int) -> tuple[int, int] | bool | None:
+    """Interpret a Range header for a file of ``size`` bytes (RFC 9110 14.2).
+
+    Returns ``(start, end)`` (end exclusive) for one satisfiable range, ``None`` to ignore the
+    header and send the whole file (several ranges, or a unit we do not know: ignoring is allowed),
+    or ``False`` when the range cannot be satisfied (the caller answers 416).
+    """
+    found = _RANGE.match(value.strip())
+    if found is None:
+        return None
+    first, last = found.groups()
+    if not first and not last:
+        return None
+    if not first:  # suffix range: the last N bytes
+        length = int(last)
+        if length == 0:
+            return False
+        return (max(0, size - length), size)
+    start = int(first)
+    end = size if not last else min(size, int(last) + 1)
+    if start >= size or (last and int(last) < start):
+        return False
+    return (start, end)
+
+
+def _content_type(key: str) -> bytes:
+    if key.endswith(".metadata"):
+        # PEP 658: the core metadata file; an RFC 822-style text document.
+        return b"text/plain; charset=utf-8"
+    return b"application/octet-stream"
+
+
+async def send_file(scope: Scope, send: Send, ref: FileRef, *, head: bool) -> int:
+    """Answer a GET or HEAD for ``ref``; returns the number of body bytes sent."""
+    etag = '"' + hashlib.blake2b(ref.key.encode(), digest_size=12).hexdigest() + '"'
+    headers: Headers = [
+        (b"content-type", _content_type(ref.key)),
+        (b"etag", etag.encode()),
+        (b"cache-control", FILE_CACHE_CONTROL),
+        (b"accept-ranges", b"bytes"),
+        (b"access-control-allow-origin", b"*"),
+    ]
+    if if_none_match(header(scope, b"if-none-match"), etag):
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return 0
+    span: tuple[int, int] | None = None
+    requested = header(scope, b"range")
+    if_range = header(scope, b"if-range")
+    if requested is not None and (if_range is None or if_range.decode("latin-1") == etag):
+        parsed = parse_range(requested.decode("latin-1"), ref.size)
+        if parsed is False:
+            await send_text(
+                send,
+                416,
+                f"range {requested.decode('latin-1')[:100]!r} is outside the file ({ref.size} bytes)",
+                head=head,
+                extra=[(b"content-range", f"bytes */{ref.size}".encode())],
+            )
+            return 0
+        if isinstance(parsed, tuple):
+            span = parsed
+    status = 200
+    start, end = 0, ref.size
+    if span is not None:
+        start, end = span
+        status = 206
+        headers.append((b"content-range", f"bytes {start}-{end - 1}/{ref.size}".encode()))
+    headers.append((b"content-length", str(end - start).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    if head:
+        await send({"type": "http.response.body", "body": b""})
+        return 0
+    extensions = scope.get("extensions") or {}
+    if span is None and ref.local_path is not None and "http.response.pathsend" in extensions:
+        await send({"type": "http.response.pathsend", "path": str(ref.local_path)})
+        return ref.size
+    sent = 0
+    async for chunk in ref.storage.open_read(ref.key, start=start, end=end, chunk_size=1 << 18):
+        sent += len(chunk)
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+    return sent

@@ -1,0 +1,59 @@
+"""Small raw-ASGI response helpers for the hot path (no Request/Response objects per request)."""
+
+from __future__ import annotations
+
+from headwater.server.types import Headers, Scope, Send
+
+__all__ = ["header", "if_none_match", "send_bytes", "send_redirect", "send_text"]
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The first request header called ``name`` (lowercase bytes), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def if_none_match(value: bytes | None, etag: str) -> bool:
+    """Whether an If-None-Match header matches ``etag`` (weak comparison, as RFC 9110 13.1.2 asks
+    for GET and HEAD)."""
+    if value is None:
+        return False
+    text = value.decode("latin-1").strip()
+    if text == "*":
+        return True
+    wanted = etag.removeprefix("W/")
+    return any(candidate.strip().removeprefix("W/") == wanted for candidate in text.split(","))
+
+
+async def send_bytes(
+    send: Send, status: int, headers: Headers, body: bytes, *, head: bool = False
+) -> None:
+    """Send a complete response; for HEAD, the headers of the GET response and no body."""
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def send_text(
+    send: Send, status: int, text: str, *, head: bool = False, extra: Headers | None = None
+) -> None:
+    """A plain-text response (errors and refusals a person reads in pip's output)."""
+    headers: Headers = [(b"content-type", b"text/plain; charset=utf-8")]
+    if extra:
+        headers.extend(extra)
+    await send_bytes(send, status, headers, (text.rstrip("\n") + "\n").encode(), head=head)
+
+
+async def send_redirect(
+    send: Send, location: str, *, status: int = 301, head: bool = False
+) -> None:
+    """A redirect to ``location`` (already escaped), with a one-line body for people."""
+    await send_text(
+        send,
+        status,
+        f"moved to {location}",
+        head=head,
+        extra=[(b"location", location.encode("latin-1"))],
+    )

@@ -1,0 +1,112 @@
+"""Settings of ``headwater serve``: the ``[serve]`` and ``[hosted.NAME]`` tables of the config file.
+
+Every option has a default, so ``headwater serve`` with no config file runs: a data directory
+``./headwater-data`` holding a SQLite database and one hosted index called ``main``, served at
+``/main/simple/`` and, as the default index, at ``/simple/``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "RESERVED_NAMES",
+    "HostedSettings",
+    "ServeSettings",
+    "check_index_name",
+    "parse_listen",
+]
+
+#: Top-level URL segments the server uses itself; no index may be called one of these.
+RESERVED_NAMES = frozenset(
+    {"simple", "packages", "legacy", "health", "metrics", "api", "static", "v1+json", "v1+html"}
+)
+_INDEX_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?\Z")
+
+
+def check_index_name(name: str) -> str:
+    """Return ``name`` if it can be an index name (the first segment of its URLs); raise otherwise.
+
+    Raises:
+        ValueError: naming the name and the rule.
+    """
+    if not _INDEX_NAME.match(name):
+        raise ValueError(
+            f"index name {name!r} must be 1-64 lowercase letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit"
+        )
+    if name in RESERVED_NAMES:
+        raise ValueError(f"index name {name!r} is reserved for the server's own URLs")
+    return name
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:8080`` for IPv6) -> (host, port).
+
+    Raises:
+        ValueError: the value is not host:port with a port in 1..65535.
+    """
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise ValueError(f"listen must be HOST:PORT (e.g. 127.0.0.1:8080), got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+class HostedSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One ``[hosted.NAME]`` table: an index that accepts uploads."""
+
+    #: Who may read: ``anonymous`` (anyone) or ``token`` (a token with the ``read`` scope).
+    read: Literal["anonymous", "token"] = "anonymous"
+    #: Largest accepted upload, in bytes (PyPI's default limit is 100 MiB).
+    max_upload_size: int = 1 << 30
+    #: Seconds a client (or CDN) may reuse a page without asking again.
+    page_max_age: int = 60
+
+    def __post_init__(self) -> None:
+        if self.max_upload_size < 1:
+            raise ValueError("max_upload_size must be positive")
+        if self.page_max_age < 0:
+            raise ValueError("page_max_age must not be negative")
+
+
+class ServeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The ``[serve]`` table."""
+
+    #: Address to listen on.
+    listen: str = "127.0.0.1:8080"
+    #: Server processes; one per core is the usual choice.
+    workers: int = 1
+    #: Where hosted files, the SQLite database and run-time state live.
+    data_dir: str = "headwater-data"
+    #: Database URL; default ``sqlite:///<data_dir>/headwater.sqlite3``. PostgreSQL:
+    #: ``postgresql://user:password@host/dbname``.
+    database: str | None = None
+    #: The canonical public URL (e.g. ``https://pypi.example.org``); legacy hosts redirect here.
+    base_url: str | None = None
+    #: Old host names that get a permanent redirect to ``base_url``, path kept (PEP 449's lesson).
+    legacy_hosts: list[str] = msgspec.field(default_factory=list)
+    #: PEM certificate chain and private key: serve HTTPS directly.
+    tls_certificate: str | None = None
+    tls_key: str | None = None
+    #: The index also served at ``/simple/`` (default: the only index, or ``main``).
+    default_index: str | None = None
+    #: Seconds a mirror tree's page may be served from memory before storage is asked again.
+    revalidate: float = 1.0
+    #: Seconds clients may reuse a mirror tree's page (PyPI uses 600).
+    page_max_age: int = 600
+
+    def __post_init__(self) -> None:
+        parse_listen(self.listen)
+        if not 1 <= self.workers <= 256:
+            raise ValueError(f"workers must be between 1 and 256, got {self.workers}")
+        if (self.tls_certificate is None) != (self.tls_key is None):
+            raise ValueError("tls_certificate and tls_key go together: give both or neither")
+        if self.legacy_hosts and not self.base_url:
+            raise ValueError("legacy_hosts need base_url: the URL they redirect to")
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
+        if self.revalidate < 0 or self.page_max_age < 0:
+            raise ValueError("revalidate and page_max_age must not be negative")

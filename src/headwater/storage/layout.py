@@ -1,0 +1,89 @@
+"""Where things live in a static tree (bandersnatch-compatible), as storage keys.
+
+::
+
+    web/simple/index.html, index.v1_html, index.v1_json
+    web/simple/<normalized>/index.html, index.v1_html, index.v1_json
+    web/packages/<sha256[0:2]>/<sha256[2:4]>/<sha256[4:]>/<filename>[.metadata]
+    web/last-modified
+    state/...                         (not served: serials, journal, locks)
+
+``index.html`` and ``index.v1_html`` hold the same bytes: the first is what a plain web server
+serves for a directory, the second what a PEP 691-aware config picks for the HTML media types.
+File URLs on pages are relative (``../../packages/...``) so a tree can be served under any prefix
+and copied anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final, Literal
+
+from headwater.simple.filenames import check_safe_filename
+from headwater.simple.names import NormalizedName
+
+__all__ = [
+    "LAST_MODIFIED",
+    "PAGE_FILES",
+    "ROOT_INDEX_DIR",
+    "STATE_DIR",
+    "WEB",
+    "file_key",
+    "file_url_from_project_page",
+    "metadata_key",
+    "page_key",
+    "sha256_of_file_key",
+]
+
+WEB: Final = "web"
+STATE_DIR: Final = "state"
+ROOT_INDEX_DIR: Final = f"{WEB}/simple"
+LAST_MODIFIED: Final = f"{WEB}/last-modified"
+PageFormat = Literal["json", "html", "plain-html"]
+#: Format -> the file name of a page in its directory.
+PAGE_FILES: Final[dict[str, str]] = {
+    "json": "index.v1_json",
+    "html": "index.v1_html",
+    "plain-html": "index.html",
+}
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+
+
+def page_key(name: NormalizedName | None, fmt: PageFormat) -> str:
+    """The key of a project page (or of the root page when ``name`` is None)."""
+    directory = ROOT_INDEX_DIR if name is None else f"{ROOT_INDEX_DIR}/{name}"
+    return f"{directory}/{PAGE_FILES[fmt]}"
+
+
+def _check_sha256(sha256: str) -> str:
+    if not _SHA256.match(sha256):
+        raise ValueError(f"not a lowercase hex sha256 digest: {sha256[:80]!r}")
+    return sha256
+
+
+def file_key(sha256: str, filename: str) -> str:
+    """The key of a distribution file, addressed by its sha256 (checked) and safe filename."""
+    _check_sha256(sha256)
+    check_safe_filename(filename)
+    return f"{WEB}/packages/{sha256[:2]}/{sha256[2:4]}/{sha256[4:]}/{filename}"
+
+
+def metadata_key(sha256: str, filename: str) -> str:
+    """The key of a file's PEP 658 core metadata (``<file>.metadata``)."""
+    return file_key(sha256, filename) + ".metadata"
+
+
+def file_url_from_project_page(sha256: str, filename: str) -> str:
+    """The relative URL of a file as written on ``web/simple/<name>/`` pages."""
+    return "../../" + file_key(sha256, filename).removeprefix(f"{WEB}/")
+
+
+def sha256_of_file_key(key: str) -> str | None:
+    """The sha256 a ``web/packages/...`` key is addressed by, or None if the key is not one."""
+    parts = key.split("/")
+    if len(parts) != 6 or parts[0] != WEB or parts[1] != "packages":
+        return None
+    digest = parts[2] + parts[3] + parts[4]
+    if len(parts[2]) != 2 or len(parts[3]) != 2:
+        return None
+    return digest if _SHA256.match(digest) else None
