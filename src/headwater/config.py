@@ -25,6 +25,7 @@ from pathlib import Path
 import msgspec
 
 from headwater.errors import HeadwaterError
+from headwater.server.settings import HostedSettings, ServeSettings
 from headwater.sync.filters import FilterConfig, InvalidFilter
 
 __all__ = ["Config", "ConfigError", "MirrorConfig", "find_config", "load_config", "parse_config"]
@@ -72,6 +73,10 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The whole file."""
 
     mirror: dict[str, MirrorConfig] = msgspec.field(default_factory=dict)
+    #: ``[serve]``: how ``headwater serve`` listens and where it keeps data.
+    serve: ServeSettings = msgspec.field(default_factory=ServeSettings)
+    #: ``[hosted.NAME]``: indexes that accept uploads.
+    hosted: dict[str, HostedSettings] = msgspec.field(default_factory=dict)
 
 
 def parse_config(text: str, *, source: str = "<config>", base: Path | None = None) -> Config:
@@ -103,7 +108,31 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
             raise ConfigError(
                 f"{source}: [mirror.{name}]: {detail}. See docs/configuration.md."
             ) from exc
+    serve = data.get("serve", {})
+    if not isinstance(serve, dict):
+        raise ConfigError(f"{source}: 'serve' must be a table ([serve])")
+    try:
+        config.serve = msgspec.convert(serve, ServeSettings)
+    except msgspec.ValidationError as exc:
+        detail = str(exc).replace("`$.", "`")
+        raise ConfigError(f"{source}: [serve]: {detail}. See docs/configuration.md.") from exc
+    hosted = data.get("hosted", {})
+    if not isinstance(hosted, dict):
+        raise ConfigError(f"{source}: 'hosted' must be a table of [hosted.NAME] tables")
+    for name, table in hosted.items():
+        try:
+            config.hosted[name] = msgspec.convert(table, HostedSettings)
+        except msgspec.ValidationError as exc:
+            detail = str(exc).replace("`$.", "`")
+            raise ConfigError(
+                f"{source}: [hosted.{name}]: {detail}. See docs/configuration.md."
+            ) from exc
     if base is not None:
+        serve_settings = config.serve
+        for key in ("data_dir", "tls_certificate", "tls_key"):
+            value = getattr(serve_settings, key)
+            if value is not None and not Path(value).is_absolute():
+                setattr(serve_settings, key, str((base / value).resolve()))
         for name, mirror in config.mirror.items():
             if mirror.filters.allow_requirements:
                 mirror.filters = _load_requirements(

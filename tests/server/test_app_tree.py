@@ -26,7 +26,12 @@ PIP_ACCEPT = f"{JSON}, {HTML}; q=0.1, text/html; q=0.01"
 
 
 def make_app(tree: Path, **settings: Any) -> IndexApp:
-    source = TreeSource("pypi", FileStorage(tree), revalidate=settings.pop("revalidate", 1.0))
+    source = TreeSource(
+        "pypi",
+        FileStorage(tree),
+        revalidate=settings.pop("revalidate", 1.0),
+        memory_file_size=settings.pop("memory_file_size", 256 << 10),
+    )
     return IndexApp(ServeSettings(**settings), {"pypi": source}, default="pypi")
 
 
@@ -254,10 +259,16 @@ def test_item_pep658_metadata_file(tree: Path, corpus: Corpus) -> None:
         ("items=0-1", 200, (0, None)),
     ],
 )
+@pytest.mark.parametrize("in_memory", [True, False], ids=["memory", "streamed"])
 def test_range_requests(
-    tree: Path, corpus: Corpus, range_header: str, status: int, span: tuple[int, int | None] | None
+    tree: Path,
+    corpus: Corpus,
+    range_header: str,
+    status: int,
+    span: tuple[int, int | None] | None,
+    in_memory: bool,
 ) -> None:
-    app = make_app(tree)
+    app = make_app(tree, memory_file_size=1 << 20 if in_memory else 0)
     path, _ = _a_file(app, corpus)
     whole = get(app, path).body
     answer = get(app, path, headers={"Range": range_header})
@@ -270,8 +281,19 @@ def test_range_requests(
         assert answer.headers["content-range"] == f"bytes */{len(whole)}"
 
 
-def test_pathsend_used_when_the_server_offers_it(tree: Path, corpus: Corpus) -> None:
+def test_small_files_are_served_from_memory(tree: Path, corpus: Corpus) -> None:
     app = make_app(tree)
+    path, _ = _a_file(app, corpus)
+    first = asyncio.run(call(app, "GET", path, extensions={"http.response.pathsend": {}}))
+    again = asyncio.run(call(app, "GET", path, extensions={"http.response.pathsend": {}}))
+    assert first.body == again.body and first.body
+    assert not [m for m in again.messages if m["type"] == "http.response.pathsend"]
+    source = app.sources["pypi"]
+    assert isinstance(source, TreeSource) and source.files.used >= len(first.body)
+
+
+def test_pathsend_used_when_the_server_offers_it(tree: Path, corpus: Corpus) -> None:
+    app = make_app(tree, memory_file_size=0)
     path, _ = _a_file(app, corpus)
     answer = asyncio.run(call(app, "GET", path, extensions={"http.response.pathsend": {}}))
     sent = [m for m in answer.messages if m["type"] == "http.response.pathsend"]

@@ -19,7 +19,7 @@ __all__ = ["main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every subcommand registered."""
-    from headwater.cli import mirror, nginx_config, upstream, verify
+    from headwater.cli import mirror, nginx_config, serve, upstream, verify
 
     parser = argparse.ArgumentParser(
         prog="headwater",
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     mirror.register(subparsers)
     nginx_config.register(subparsers)
+    serve.register(subparsers)
     upstream.register(subparsers)
     verify.register(subparsers)
     return parser

@@ -62,16 +62,24 @@ class FileRef:
     the local path when the storage is a local directory (so the server can hand the file to the
     kernel instead of copying it through Python)."""
 
-    __slots__ = ("key", "local_path", "mtime", "size", "storage")
+    __slots__ = ("body", "key", "local_path", "mtime", "size", "storage")
 
     def __init__(
-        self, storage: Storage, key: str, size: int, mtime: float, local_path: Path | None
+        self,
+        storage: Storage,
+        key: str,
+        size: int,
+        mtime: float,
+        local_path: Path | None,
+        body: bytes | None = None,
     ) -> None:
         self.storage = storage
         self.key = key
         self.size = size
         self.mtime = mtime
         self.local_path = local_path
+        #: The whole content, when the source keeps this (small) file in memory.
+        self.body = body
 
 
 @runtime_checkable

@@ -90,15 +90,61 @@ class PageCache:
         self._entries.clear()
 
 
+class FileCache:
+    """Small files kept in memory, within a byte budget, oldest evicted first.
+
+    Distribution files are content-addressed and never change, so keeping their bytes is safe; an
+    entry is still re-checked against storage every ``revalidate`` seconds so that a file the
+    mirror deletes stops being served. Most wheels and every ``.metadata`` are small, and serving
+    them from memory avoids a thread hop and a file open per request.
+    """
+
+    def __init__(self, *, revalidate: float, max_file: int, budget: int) -> None:
+        self.revalidate = revalidate
+        self.max_file = max_file
+        self.budget = budget
+        self.used = 0
+        self._entries: OrderedDict[str, tuple[FileRef, float]] = OrderedDict()
+
+    def get(self, path: str) -> tuple[FileRef, float] | None:
+        """The entry for ``path`` and when it was last checked, fresh or not."""
+        return self._entries.get(path)
+
+    def put(self, path: str, ref: FileRef, now: float) -> None:
+        old = self._entries.pop(path, None)
+        if old is not None and old[0].body is not None:
+            self.used -= len(old[0].body)
+        self._entries[path] = (ref, now)
+        if ref.body is not None:
+            self.used += len(ref.body)
+        while self.used > self.budget or len(self._entries) > 100_000:
+            _, (evicted, _) = self._entries.popitem(last=False)
+            if evicted.body is not None:
+                self.used -= len(evicted.body)
+
+
 class TreeSource:
     """A mirror tree in ``storage`` (keys ``web/simple/...``, ``web/packages/...``)."""
 
     kind = "mirror"
 
-    def __init__(self, name: str, storage: Storage, *, revalidate: float = 1.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        storage: Storage,
+        *,
+        revalidate: float = 1.0,
+        memory_file_size: int = 256 << 10,
+        memory_budget: int = 128 << 20,
+    ) -> None:
+        """``memory_file_size``: files up to this size are kept in memory, within
+        ``memory_budget`` bytes in all."""
         self.name = name
         self.storage = storage
         self.cache = PageCache(revalidate=revalidate)
+        self.files = FileCache(
+            revalidate=max(revalidate, 1.0), max_file=memory_file_size, budget=memory_budget
+        )
         self._local = storage if isinstance(storage, FileStorage) else None
 
     def __repr__(self) -> str:
@@ -128,6 +174,10 @@ class TreeSource:
         return page
 
     async def file(self, path: str) -> FileRef | None:
+        now = time.monotonic()
+        cached = self.files.get(path)
+        if cached is not None and now - cached[1] < self.files.revalidate:
+            return cached[0]
         found = _FILE_PATH.match(path)
         if found is None:
             return None
@@ -139,8 +189,21 @@ class TreeSource:
         stat = await self.storage.stat(key)
         if stat is None:
             return None
+        if cached is not None and (cached[0].size, cached[0].mtime) == (stat.size, stat.mtime):
+            self.files.put(path, cached[0], now)  # still there, unchanged: keep the bytes
+            return cached[0]
         local = self._local.path(key) if self._local is not None else None
-        return FileRef(self.storage, key, stat.size, stat.mtime, local)
+        body = None
+        if stat.size <= self.files.max_file:
+            try:
+                body = await self.storage.read_bytes(key)
+            except NotFound:
+                return None
+        ref = FileRef(
+            self.storage, key, len(body) if body is not None else stat.size, stat.mtime, local, body
+        )
+        self.files.put(path, ref, now)
+        return ref
 
     async def check(self) -> None:
         """Ready when the tree's root page exists (a tree never synced is not servable)."""

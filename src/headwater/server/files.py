@@ -95,6 +95,9 @@ async def send_file(scope: Scope, send: Send, ref: FileRef, *, head: bool) -> in
     if head:
         await send({"type": "http.response.body", "body": b""})
         return 0
+    if ref.body is not None:
+        await send({"type": "http.response.body", "body": ref.body[start:end]})
+        return end - start
     extensions = scope.get("extensions") or {}
     if span is None and ref.local_path is not None and "http.response.pathsend" in extensions:
         await send({"type": "http.response.pathsend", "path": str(ref.local_path)})

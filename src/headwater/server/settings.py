@@ -15,6 +15,7 @@ import msgspec
 __all__ = [
     "RESERVED_NAMES",
     "HostedSettings",
+    "ServePlan",
     "ServeSettings",
     "check_index_name",
     "parse_listen",
@@ -110,3 +111,27 @@ class ServeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
         if self.revalidate < 0 or self.page_max_age < 0:
             raise ValueError("revalidate and page_max_age must not be negative")
+
+
+class ServePlan(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Everything a server process needs, resolved from the config file and the command line.
+
+    ``headwater serve`` builds it once and hands it to every worker process (as JSON in an
+    environment variable), so workers never re-read a config file that may have changed since.
+    """
+
+    settings: ServeSettings
+    #: Mirror name -> the tree's directory (absolute).
+    mirrors: dict[str, str] = msgspec.field(default_factory=dict)
+    hosted: dict[str, HostedSettings] = msgspec.field(default_factory=dict)
+    #: The index served at ``/simple/``.
+    default: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in (*self.mirrors, *self.hosted):
+            check_index_name(name)
+        both = set(self.mirrors) & set(self.hosted)
+        if both:
+            raise ValueError(f"{sorted(both)} name both a mirror and a hosted index; rename one")
+        if self.default is not None and self.default not in {*self.mirrors, *self.hosted}:
+            raise ValueError(f"default_index {self.default!r} is not a configured index")

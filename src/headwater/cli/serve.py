@@ -1,0 +1,134 @@
+"""``headwater serve``: run the index server.
+
+With no configuration file it runs on embedded defaults: a data directory ``./headwater-data``
+with a SQLite database and one hosted index, ``main``, also served as the default index at
+``/simple/``. Flags override the ``[serve]`` table of the config file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from headwater.config import Config, ConfigError, find_config, load_config
+from headwater.server.settings import HostedSettings, ServePlan, check_index_name
+
+__all__ = ["build_plan", "register"]
+
+DEFAULT_HOSTED = "main"
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``serve`` subcommand."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve mirrored trees and hosted indexes over HTTP",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config", help="configuration file (default: $HEADWATER_CONFIG, ./headwater.toml)"
+    )
+    parser.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:8080)")
+    parser.add_argument(
+        "--workers", type=int, help="server processes (default 1; one per core is usual)"
+    )
+    parser.add_argument("--data-dir", help="where hosted files and the SQLite database live")
+    parser.add_argument("--database", help="database URL (sqlite:///PATH or postgresql://...)")
+    parser.add_argument("--base-url", help="canonical public URL (legacy hosts redirect to it)")
+    parser.add_argument("--tls-certificate", help="PEM certificate chain: serve HTTPS")
+    parser.add_argument("--tls-key", help="PEM private key for --tls-certificate")
+    parser.add_argument("--default-index", help="the index also served at /simple/")
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="also serve the static tree at PATH (a headwater or bandersnatch mirror) as index NAME",
+    )
+    parser.set_defaults(run=run)
+
+
+def build_plan(args: argparse.Namespace) -> ServePlan:
+    """The serve plan from the config file (if any) and the flags.
+
+    Raises:
+        ConfigError: the file, a flag, or their combination is invalid.
+    """
+    path = find_config(args.config)
+    config = load_config(path) if path is not None else Config()
+    overrides = {
+        key: value
+        for key, value in {
+            "listen": args.listen,
+            "workers": args.workers,
+            "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None,
+            "database": args.database,
+            "base_url": args.base_url,
+            "tls_certificate": args.tls_certificate,
+            "tls_key": args.tls_key,
+            "default_index": args.default_index,
+        }.items()
+        if value is not None
+    }
+    try:
+        settings = msgspec.structs.replace(config.serve, **overrides)
+        settings.__post_init__()  # replace() does not re-validate
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"serve options: {exc}") from exc
+    if not Path(settings.data_dir).is_absolute():
+        settings = msgspec.structs.replace(
+            settings, data_dir=str(Path(settings.data_dir).resolve())
+        )
+    mirrors = {name: mirror.target for name, mirror in config.mirror.items()}
+    for spec in args.tree:
+        name, sep, tree = spec.partition("=")
+        if not sep or not name or not tree:
+            raise ConfigError(f"--tree wants NAME=PATH, got {spec!r}")
+        mirrors[name] = str(Path(tree).resolve())
+    hosted = dict(config.hosted)
+    if not hosted and not mirrors:
+        hosted[DEFAULT_HOSTED] = HostedSettings()
+    default = settings.default_index
+    if default is None:
+        names = [*hosted, *mirrors]
+        default = (
+            DEFAULT_HOSTED if DEFAULT_HOSTED in hosted else names[0] if len(names) == 1 else None
+        )
+    try:
+        for name in (*mirrors, *hosted):
+            check_index_name(name)
+        return ServePlan(settings=settings, mirrors=mirrors, hosted=hosted, default=default)
+    except ValueError as exc:
+        raise ConfigError(f"serve: {exc}") from exc
+
+
+def _announce(plan: ServePlan) -> None:
+    settings = plan.settings
+    scheme = "https" if settings.tls_certificate else "http"
+    base = (settings.base_url or f"{scheme}://{settings.listen}").rstrip("/")
+    lines = [
+        f"headwater: serving {base}/ with {settings.workers} worker(s); data in {settings.data_dir}"
+    ]
+    for name in plan.mirrors:
+        lines.append(f"  mirror  {name:<12} {base}/{name}/simple/")
+    for name in plan.hosted:
+        lines.append(f"  hosted  {name:<12} {base}/{name}/simple/   upload: {base}/{name}/legacy/")
+    if plan.default:
+        lines.append(f"  pip install --index-url {base}/simple/ PROJECT")
+        lines.append(f"  uv pip install --index-url {base}/simple/ PROJECT")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``headwater serve``."""
+    from headwater.server.run import run_server
+
+    plan = build_plan(args)
+    _announce(plan)
+    run_server(plan)
+    return 0

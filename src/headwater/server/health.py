@@ -1,0 +1,80 @@
+"""``/health`` and ``/metrics``: what load balancers and Prometheus ask.
+
+- ``/health/live``: 200 while the process answers at all (restart it when this fails).
+- ``/health/ready`` (and ``/health``): 200 when every index can serve, with each check's result
+  in a JSON body; 503 naming what failed otherwise (take the process out of rotation). Checks run
+  concurrently with a time limit, so a hung database cannot hang the probe.
+- ``/metrics``: Prometheus text for the whole server (every worker process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from headwater.repository.base import ServedSource
+from headwater.server.metrics import Metrics, collect, render
+
+__all__ = ["health_routes"]
+
+CHECK_TIMEOUT = 2.0
+
+
+async def _run_check(check: Callable[[], Awaitable[None]]) -> str:
+    try:
+        await asyncio.wait_for(check(), CHECK_TIMEOUT)
+    except TimeoutError:
+        return f"no answer within {CHECK_TIMEOUT:g} s"
+    except Exception as exc:  # any failure is a "not ready", reported, never raised
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
+def health_routes(
+    sources: Mapping[str, ServedSource],
+    metrics: Metrics,
+    extra_checks: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
+) -> list[Route]:
+    """The health and metrics routes over ``sources`` (plus e.g. a ``database`` check)."""
+    checks: dict[str, Callable[[], Awaitable[None]]] = {
+        f"index:{name}": source.check for name, source in sources.items()
+    }
+    checks.update(extra_checks or {})
+
+    async def live(request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def ready(request: Request) -> Response:
+        started = time.perf_counter()
+        names = list(checks)
+        results = await asyncio.gather(*(_run_check(checks[n]) for n in names))
+        report = dict(zip(names, results, strict=True))
+        ok = all(result == "ok" for result in report.values())
+        body = {
+            "status": "ok" if ok else "unavailable",
+            "checks": report,
+            "seconds": round(time.perf_counter() - started, 4),
+        }
+        return Response(
+            msgspec.json.encode(body) + b"\n",
+            status_code=200 if ok else 503,
+            media_type="application/json",
+            headers={"cache-control": "no-store"},
+        )
+
+    async def prometheus(request: Request) -> Response:
+        text = render(await asyncio.to_thread(collect, metrics))
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return [
+        Route("/health", ready, methods=["GET", "HEAD"]),
+        Route("/health/ready", ready, methods=["GET", "HEAD"]),
+        Route("/health/live", live, methods=["GET", "HEAD"]),
+        Route("/metrics", prometheus, methods=["GET"]),
+    ]
