@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import html
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -64,6 +64,7 @@ class IndexApp:
         page_max_age: Mapping[str, int] | None = None,
         on_startup: list[Any] | None = None,
         on_shutdown: list[Any] | None = None,
+        read_guards: Mapping[str, Callable[[Scope], Awaitable[bool]]] | None = None,
     ) -> None:
         self.settings = settings
         self.sources = dict(sources)
@@ -80,6 +81,8 @@ class IndexApp:
         self._on_startup = on_startup or []
         self._on_shutdown = on_shutdown or []
         self._flusher: asyncio.Task[None] | None = None
+        # Private indexes: index -> "may this request read?" (checks its token).
+        self._read_guards = dict(read_guards or {})
 
     # -- ASGI entry ---------------------------------------------------------------------------
 
@@ -192,6 +195,17 @@ class IndexApp:
         else:
             return None
         source = self.sources[index]
+        guard = self._read_guards.get(index)
+        if guard is not None and not await guard(scope):
+            await send_text(
+                send,
+                401,
+                f"index {index!r} is private: send a token with the read scope "
+                "(e.g. https://__token__:TOKEN@HOST/INDEX/simple/)",
+                head=head,
+                extra=[(b"www-authenticate", f'Basic realm="headwater {index}"'.encode())],
+            )
+            return (index, "page", 401, 0)
         section = parts[rest_at] if len(parts) > rest_at else ""
         fixed: str | None = None
         if section in _FIXED_FORMATS:

@@ -1,0 +1,205 @@
+"""A hosted index: projects uploaded to headwater, served from the database and storage.
+
+The database is the truth (projects, files, status, yanks, serials); files live in storage with
+the same content-addressed layout as a mirror tree (``web/packages/<aa>/<bb>/<rest>/<filename>``),
+so a file URL means the same thing in a hosted index and in a tree.
+
+Pages are rendered by :mod:`headwater.simple` the first time they are asked for and kept in memory
+until the index changes. Each server process asks the database for the index's last serial at
+most once per ``revalidate`` seconds; any change clears this index's cached pages. A process sees
+its own writes at once; other processes within ``revalidate`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from headwater.repository.base import FileRef, PageFormat, RenderedPage
+from headwater.repository.tree import TreeSource
+from headwater.simple.html import render_project_list_html, render_project_page_html
+from headwater.simple.json import render_project_list_json, render_project_page_json
+from headwater.simple.model import (
+    File,
+    Namespace,
+    ProjectList,
+    ProjectListEntry,
+    ProjectPage,
+    ProjectStatus,
+)
+from headwater.simple.names import NormalizedName
+from headwater.storage.base import Storage
+from headwater.storage.layout import file_key, file_url_from_project_page
+
+__all__ = ["HostedSource", "render_record"]
+
+
+class HostedDatabase(Protocol):
+    """What a hosted source reads from :class:`headwater.db.Database` (synchronous calls)."""
+
+    def last_serial(self, index: str) -> int: ...
+    def project(self, index: str, name: NormalizedName) -> Any: ...
+    def projects(self, index: str) -> list[Any]: ...
+    def ping(self) -> None: ...
+
+
+def render_record(record: Any, *, namespaces: tuple[Namespace, ...] | None = None) -> ProjectPage:
+    """The model page of a project record from the database.
+
+    PEP 792: a quarantined project offers no files. PEP 700: size and upload-time on every file.
+    PEP 658: ``core_metadata`` carries the sha256 of the ``.metadata`` file when there is one.
+    """
+    status = ProjectStatus(record.status)
+    files: list[File] = []
+    if status is not ProjectStatus.QUARANTINED:
+        for rec in record.files:
+            yanked = rec.yanked is not False and rec.yanked is not None
+            files.append(
+                File(
+                    filename=rec.filename,
+                    url=file_url_from_project_page(rec.sha256, rec.filename),
+                    hashes={"sha256": rec.sha256},
+                    requires_python=rec.requires_python,
+                    yanked=yanked,
+                    yanked_reason=rec.yanked if isinstance(rec.yanked, str) and rec.yanked else None,
+                    core_metadata={"sha256": rec.metadata_sha256} if rec.metadata_sha256 else False,
+                    size=rec.size,
+                    upload_time=rec.upload_time,
+                )
+            )
+    files.sort(key=lambda f: f.filename)
+    return ProjectPage(
+        name=record.name,
+        files=tuple(files),
+        status=status,
+        status_reason=record.status_reason or None,
+        tracks=tuple(record.tracks or ()),
+        alternate_locations=tuple(record.alternate_locations or ()),
+        namespaces=namespaces,
+        last_serial=record.last_serial,
+    )
+
+
+_RENDER_PAGE: dict[str, Callable[[ProjectPage], bytes]] = {
+    "json": render_project_page_json,
+    "html": render_project_page_html,
+}
+_RENDER_LIST: dict[str, Callable[[ProjectList], bytes]] = {
+    "json": render_project_list_json,
+    "html": render_project_list_html,
+}
+
+
+class HostedSource:
+    """A hosted index named ``name``: pages from ``db``, files from ``storage``."""
+
+    kind = "hosted"
+
+    def __init__(
+        self,
+        name: str,
+        db: HostedDatabase,
+        storage: Storage,
+        *,
+        revalidate: float = 1.0,
+        private: bool = False,
+    ) -> None:
+        """``private``: reading needs a token with the ``read`` scope (checked by the server)."""
+        self.name = name
+        self.db = db
+        self.storage = storage
+        self.revalidate = revalidate
+        self.private = private
+        self._files = TreeSource(name, storage, revalidate=revalidate)
+        self._pages: dict[tuple[NormalizedName | None, str], RenderedPage | None] = {}
+        self._pending: dict[tuple[NormalizedName | None, str], asyncio.Future[RenderedPage | None]] = {}
+        self._blocked: frozenset[str] = frozenset()  # file keys of quarantined projects
+        self._serial = -1
+        self._checked = float("-inf")
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"HostedSource({self.name!r})"
+
+    async def _fresh(self) -> None:
+        """Clear cached pages if the index changed (asking the database at most once per
+        ``revalidate`` seconds)."""
+        now = time.monotonic()
+        if now - self._checked < self.revalidate:
+            return
+        async with self._lock:
+            if time.monotonic() - self._checked < self.revalidate:
+                return
+            serial = await asyncio.to_thread(self.db.last_serial, self.name)
+            self._checked = time.monotonic()
+            if serial != self._serial:
+                self._serial = serial
+                self._pages.clear()
+                self._blocked = await asyncio.to_thread(self._quarantined_keys)
+
+    def _quarantined_keys(self) -> frozenset[str]:
+        keys: set[str] = set()
+        for summary in self.db.projects(self.name):
+            if str(summary.status) == ProjectStatus.QUARANTINED.value:
+                record = self.db.project(self.name, summary.name)
+                if record is not None:
+                    keys.update(file_key(f.sha256, f.filename) for f in record.files)
+        return frozenset(keys)
+
+    def changed(self) -> None:
+        """This process just changed the index: forget cached pages now."""
+        self._checked = float("-inf")
+
+    async def page(self, project: NormalizedName | None, fmt: PageFormat) -> RenderedPage | None:
+        await self._fresh()
+        key = (project, fmt)
+        if key in self._pages:
+            return self._pages[key]
+        pending = self._pending.get(key)
+        if pending is not None:  # someone is rendering this page already: share the result
+            return await asyncio.shield(pending)
+        future: asyncio.Future[RenderedPage | None] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            serial = self._serial
+            page = await self._render(project, fmt)
+            if serial == self._serial:  # the index did not change while rendering
+                self._pages[key] = page
+            future.set_result(page)
+            return page
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._pending[key]
+
+    async def _render(self, project: NormalizedName | None, fmt: PageFormat) -> RenderedPage | None:
+        if project is None:
+            summaries = await asyncio.to_thread(self.db.projects, self.name)
+            listing = ProjectList(
+                projects=tuple(
+                    ProjectListEntry(str(s.name), s.last_serial)
+                    for s in sorted(summaries, key=lambda s: s.name)
+                ),
+                last_serial=self._serial,
+            )
+            return RenderedPage(_RENDER_LIST[fmt](listing), serial=self._serial)
+        record = await asyncio.to_thread(self.db.project, self.name, project)
+        if record is None:
+            return None
+        page = render_record(record)
+        return RenderedPage(_RENDER_PAGE[fmt](page), serial=record.last_serial)
+
+    async def file(self, path: str) -> FileRef | None:
+        await self._fresh()
+        ref = await self._files.file(path)
+        if ref is not None and ref.key in self._blocked:
+            return None  # PEP 792: a quarantined project MUST NOT offer any files
+        return ref
+
+    async def check(self) -> None:
+        await asyncio.to_thread(self.db.ping)
+
