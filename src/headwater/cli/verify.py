@@ -14,8 +14,8 @@ from headwater.config import ConfigError, MirrorConfig
 from headwater.repository.http import HttpRepository, RetryPolicy, client_session
 from headwater.storage.base import NotFound
 from headwater.storage.filesystem import FileStorage
-from headwater.sync.engine import Mirror
 from headwater.storage.layout import page_key
+from headwater.sync.engine import Mirror
 from headwater.sync.state import SNAPSHOT
 from headwater.sync.verify import Report, verify_tree
 
