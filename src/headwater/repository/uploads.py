@@ -1,0 +1,165 @@
+"""Accepting a distribution into a hosted index: who may, what is checked, the order of writes.
+
+The HTTP layer (``server/upload.py``) has already streamed the body to a local temp file, checked
+the form and the digests, and read the distribution's own metadata. This module decides, with
+the database, whether the upload is allowed, and makes it visible atomically:
+
+1. refuse what the project's state forbids (PEP 792: archived and quarantined projects accept no
+   uploads), what the user may not do (owners only; PEP 752 namespaces: 409 for non-grantees),
+   and filenames that exist with other content or were deleted (never reusable, as on PyPI);
+2. write the file and its ``.metadata`` to storage (content-addressed keys, atomic writes);
+3. record the file in the database, which is what makes it visible; the database's uniqueness
+   settles two concurrent uploads of one filename. A loser's blob, if its content differs, is
+   removed again.
+
+A crash between 2 and 3 leaves an unreferenced blob and nothing visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from headwater.errors import HeadwaterError
+from headwater.simple.model import ProjectStatus
+from headwater.simple.names import NormalizedName
+from headwater.storage.base import Storage
+from headwater.storage.layout import file_key, metadata_key
+
+__all__ = ["Accepted", "Candidate", "UploadRefused", "accept_upload"]
+
+_CHUNK = 1 << 20
+
+
+class UploadRefused(HeadwaterError):
+    """The upload is not allowed; ``status`` is the HTTP status, the message its reason phrase."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Accepted(enum.Enum):
+    CREATED = "created"
+    #: The same filename with the same content was already there: a no-op (twine re-uploads).
+    IDENTICAL = "identical"
+
+
+class Candidate(msgspec.Struct, frozen=True, kw_only=True):
+    """An upload that passed the form, digest and artifact checks."""
+
+    index: str
+    project: NormalizedName
+    display_name: str
+    version: str
+    filename: str
+    path: Path
+    size: int
+    sha256: str
+    blake2_256: str | None = None
+    requires_python: str | None = None
+    metadata: bytes | None = None
+    metadata_sha256: str | None = None
+    user: str
+    admin: bool = False
+
+
+async def _copy_into(storage: Storage, key: str, path: Path) -> None:
+    async with storage.writer(key) as writer:
+        handle = await asyncio.to_thread(path.open, "rb")
+        try:
+            while chunk := await asyncio.to_thread(handle.read, _CHUNK):
+                await writer.write(chunk)
+        finally:
+            await asyncio.to_thread(handle.close)
+
+
+def _check_allowed(db: Any, c: Candidate) -> Accepted | None:
+    """The refusals that need the database (runs in a thread). IDENTICAL when it is a no-op."""
+    record = db.project(c.index, c.project)
+    if record is not None:
+        for existing in record.files:
+            if existing.filename == c.filename:
+                if existing.sha256 == c.sha256:
+                    return Accepted.IDENTICAL
+                raise UploadRefused(
+                    400,
+                    f"File already exists ({c.filename!r} with different content). A filename can "
+                    "be used once: upload a new version.",
+                )
+        status = ProjectStatus(record.status)
+        if status in (ProjectStatus.ARCHIVED, ProjectStatus.QUARANTINED):
+            raise UploadRefused(
+                400,
+                f"project {c.project!r} is {status.value}: it accepts no uploads (PEP 792). An "
+                "admin can set it active again with `headwater project status`.",
+            )
+        if not c.admin and c.user not in db.owners(c.index, c.project):
+            raise UploadRefused(
+                403,
+                f"The user {c.user!r} isn't allowed to upload to project {c.project!r}: ask an "
+                f"owner to run `headwater project owner add {c.index} {c.project} {c.user}`.",
+            )
+        return None
+    namespace = db.namespace_covering(c.index, c.project)
+    if namespace is not None and not c.admin and not namespace.open and c.user != namespace.owner:
+        # PEP 752: "uploads ... MUST fail with a 409" for names in a namespace the uploader
+        # has no grant for.
+        raise UploadRefused(
+            409,
+            f"{c.project!r} is in the namespace {namespace.name!r} reserved by "
+            f"{namespace.owner!r} (PEP 752): only its grantee may create projects in it.",
+        )
+    return None
+
+
+async def accept_upload(db: Any, storage: Storage, c: Candidate) -> Accepted:
+    """Make ``c`` part of its index, or raise :class:`UploadRefused`.
+
+    ``db`` is a :class:`headwater.db.Database` (called in threads); ``storage`` the index's storage.
+    """
+    early = await asyncio.to_thread(_check_allowed, db, c)
+    if early is Accepted.IDENTICAL:
+        return early
+    key = file_key(c.sha256, c.filename)
+    await _copy_into(storage, key, c.path)
+    if c.metadata is not None:
+        await storage.write_bytes(metadata_key(c.sha256, c.filename), c.metadata)
+    from headwater.db import AddResult, NewFile  # the db package is a peer of storage
+
+    new = NewFile(
+        filename=c.filename,
+        version=c.version,
+        sha256=c.sha256,
+        blake2_256=c.blake2_256,
+        size=c.size,
+        upload_time=datetime.now(UTC),
+        requires_python=c.requires_python,
+        metadata_sha256=c.metadata_sha256,
+        storage_key=key,
+        display_name=c.display_name,
+    )
+    result = await asyncio.to_thread(db.add_file, c.index, c.project, new, uploader=c.user)
+    if result is AddResult.CREATED:
+        return Accepted.CREATED
+    if result is AddResult.IDENTICAL:
+        return Accepted.IDENTICAL
+    # Lost a race, or refused: our blob is referenced by nothing (its key names its content).
+    await storage.delete(key)
+    await storage.delete(metadata_key(c.sha256, c.filename))
+    if result is AddResult.CONFLICT:
+        raise UploadRefused(
+            400, f"File already exists ({c.filename!r} with different content)."
+        )
+    if result is AddResult.PREVIOUSLY_DELETED:
+        raise UploadRefused(
+            400,
+            f"This filename has already been used, use a different version: {c.filename!r} was "
+            "deleted and a filename is never reused.",
+        )
+    raise UploadRefused(400, f"project {c.project!r} accepts no uploads ({result.value})")
