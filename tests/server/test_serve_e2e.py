@@ -59,3 +59,36 @@ def test_serve_answers_with_negotiation_and_announces_itself(live: Live, corpus:
         page = parse_project_page_json(answer.read())
     assert page.name == name
     assert "pip install --index-url" in live.output()
+
+
+@pytest.mark.slow
+def test_headwater_mirrors_a_headwater(live: Live, tree: Path, tmp_path: Path) -> None:
+    """The serial headers and pages are enough for `headwater mirror` to follow a headwater."""
+    import subprocess
+
+    from headwater.simple.json import parse_project_list_json
+    from tests.server.live import HEADWATER
+
+    target = tmp_path / "copy"
+    done = subprocess.run(
+        [
+            HEADWATER,
+            "mirror",
+            "--upstream",
+            f"{live.url}/pypi/simple/",
+            "--target",
+            str(target),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    original = parse_project_list_json((tree / "web/simple/index.v1_json").read_bytes())
+    copied = parse_project_list_json((target / "web/simple/index.v1_json").read_bytes())
+    assert [p.name for p in copied.projects] == [p.name for p in original.projects]
+    assert copied.last_serial == original.last_serial
+    files = sorted(p.name for p in (target / "web/packages").rglob("*") if p.is_file())
+    assert files == sorted(p.name for p in (tree / "web/packages").rglob("*") if p.is_file())
