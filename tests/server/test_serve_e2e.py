@@ -3,6 +3,7 @@ to real pip and uv in fresh venvs, isolated from this machine's configuration.""
 
 from __future__ import annotations
 
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,3 +93,107 @@ def test_headwater_mirrors_a_headwater(live: Live, tree: Path, tmp_path: Path) -
     assert copied.last_serial == original.last_serial
     files = sorted(p.name for p in (target / "web/packages").rglob("*") if p.is_file())
     assert files == sorted(p.name for p in (tree / "web/packages").rglob("*") if p.is_file())
+
+
+def _self_signed(work: Path) -> tuple[Path, Path]:
+    import shutil
+    import subprocess
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("openssl is needed to make a test certificate (Debian package openssl)")
+    cert, key = work / "cert.pem", work / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def test_tls_serves_https_with_hsts(tree: Path, tmp_path: Path) -> None:
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    args = [
+        "--tree",
+        f"pypi={tree}",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--tls-certificate",
+        str(cert),
+        "--tls-key",
+        str(key),
+    ]
+    # The readiness probe in serve() speaks plain HTTP; with TLS on, wait on the log instead.
+    import subprocess
+    import time
+
+    from tests.nginx import free_port
+    from tests.server.live import HEADWATER
+
+    port = free_port()
+    process = subprocess.Popen(
+        [HEADWATER, "serve", "--listen", f"127.0.0.1:{port}", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"https://127.0.0.1:{port}/pypi/simple/", context=context, timeout=2
+                ) as answer:
+                    assert answer.status == 200
+                    assert answer.headers["Strict-Transport-Security"] == "max-age=31536000"
+                    break
+            except (urllib.error.URLError, ConnectionError) as exc:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no HTTPS answer: {exc}") from exc
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def test_legacy_host_redirect_over_the_wire(tree: Path, tmp_path: Path) -> None:
+    args = [
+        "--tree",
+        f"pypi={tree}",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--config",
+        str(tmp_path / "hw.toml"),
+    ]
+    (tmp_path / "hw.toml").write_text(
+        '[serve]\nbase_url = "https://pypi.example.org"\nlegacy_hosts = ["old.example.org"]\n'
+    )
+    with serve(args, tmp_path) as server:
+        import http.client
+
+        connection = http.client.HTTPConnection(server.url.removeprefix("http://"), timeout=5)
+        connection.request("GET", "/pypi/simple/x/?a=1", headers={"Host": "old.example.org"})
+        answer = connection.getresponse()
+        answer.read()
+        connection.close()
+        assert answer.status == 301
+        assert answer.headers["Location"] == "https://pypi.example.org/pypi/simple/x/?a=1"
