@@ -52,6 +52,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -153,8 +154,8 @@ def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def tree_rss(root: int) -> int:
-    """Summed RSS in bytes of ``root`` and all its descendants, from /proc."""
+def _children() -> dict[int, list[int]]:
+    """ppid -> pids, from /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -165,6 +166,42 @@ def tree_rss(root: int) -> int:
             continue
         # The command name may contain spaces and parentheses: split after the last ')'.
         children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    return children
+
+
+def _tree(root: int) -> list[int]:
+    children, pids, todo = _children(), [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        todo.extend(children.get(pid, []))
+    return pids
+
+
+def tree_cpu(roots: list[int]) -> int:
+    """CPU time (user + system, clock ticks) used so far by ``roots`` and their descendants."""
+    total = 0
+    for root in roots:
+        for pid in _tree(root):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # Fields 14 and 15 of proc(5) (utime, stime), counted from the state field (3).
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def busy_ticks() -> int:
+    """Clock ticks all CPUs spent not idle since boot (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is already in user).
+    return sum(values[:8]) - values[3] - values[4]
+
+
+def tree_rss(root: int) -> int:
+    """Summed RSS in bytes of ``root`` and all its descendants, from /proc."""
+    children = _children()
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
@@ -308,6 +345,10 @@ class Server:
     version: str = ""
     note: str = ""
 
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
     def page_url(self, project: str) -> str:
         return f"{self.url}{self.page_prefix}{project}/"
 
@@ -385,6 +426,8 @@ def _clean_env() -> dict[str, str]:
 
 def start_devpi(files: list[Path], scratch: Path) -> Server:
     server_dir, client_dir = scratch / "devpi-server", scratch / "devpi-client"
+    for stale in (server_dir, client_dir):  # a reused --scratch: start from an empty devpi
+        shutil.rmtree(stale, ignore_errors=True)
     env = _clean_env()
     run([str(DEVPI_BIN / "devpi-init"), "--serverdir", str(server_dir), "--no-root-pypi"], env=env)
     port = free_port()
@@ -419,14 +462,14 @@ def upload(repository_url: str, user: str, password: str, files: list[Path]) -> 
 def start_pypiserver(flat: Path, scratch: Path) -> Server:
     port = free_port()
     cmd = [str(PYPISERVER), "run", "--interface", "127.0.0.1", "--port", str(port),
-           "--server", "waitress", "--authenticate", ".", "--passwords", ".",
+           "--server", "auto", "--backend", "cached-dir", "--authenticate", ".", "--passwords", ".",
            "--hash-algo", "sha256", "--disable-fallback", str(flat)]  # fmt: skip
     proc = popen(cmd, scratch / "pypiserver.log", env=_clean_env())
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/simple/", proc)
     return Server("pypiserver", url, "/simple/", [proc], signal.SIGTERM,
                   venv_version(PYPISERVER.parent, "pypiserver"),
-                  "one process, waitress (default threads)")  # fmt: skip
+                  "one process: waitress via --server auto, cached-dir backend")  # fmt: skip
 
 
 # -- checking answers ----------------------------------------------------------------------------
@@ -542,20 +585,40 @@ class Measure:
     p99_ms: float
     bad_status: int
     socket_errors: int
+    server_cores: float = 0.0  # CPU the server's processes used, in cores
+    wrk_cores: float = 0.0
+    other_cores: float = 0.0  # everything else on the machine: the noise from other users
 
 
-def wrk(url: str, script: Path, duration: int, threads: int) -> Measure:
+def wrk(url: str, script: Path, duration: int, threads: int, server_pids: list[int]) -> Measure:
+    """One wrk run; also how many cores the server, wrk and everything else kept busy."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    busy0, server0 = busy_ticks(), tree_cpu(server_pids)
+    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
     out = subprocess.run(
         ["wrk", f"-t{threads}", "-c64", f"-d{duration}s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+    seconds = time.monotonic() - started
+    usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy = (busy_ticks() - busy0) / ticks / seconds
+    server = (tree_cpu(server_pids) - server0) / ticks / seconds
+    client = (usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime) / seconds
     result = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+)", out)
     p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.MULTILINE)
     if result is None or p99 is None:
         raise SystemExit(f"could not read wrk output:\n{out}")
     requests, micros, status, errors = (int(g) for g in result.groups())
-    return Measure(requests / (micros / 1e6), float(p99.group(1)) * _UNITS[p99.group(2)],
-                   status, errors)  # fmt: skip
+    return Measure(
+        rps=requests / (micros / 1e6),
+        p99_ms=float(p99.group(1)) * _UNITS[p99.group(2)],
+        bad_status=status,
+        socket_errors=errors,
+        server_cores=server,
+        wrk_cores=client,
+        other_cores=max(0.0, busy - server - client),
+    )
 
 
 @dataclass
@@ -596,7 +659,10 @@ def verdicts(rows: dict[tuple[str, str], Row], case: str) -> dict[str, Any]:
 
 
 def print_table(rows: dict[tuple[str, str], Row], cases: list[str], servers: list[str]) -> None:
-    header = f"{'case':<5} {'server':<11} {'req/s':>9} {'runs req/s':>26} {'p99 ms':>8} {'errors':>6}  content type"
+    header = (
+        f"{'case':<5} {'server':<11} {'req/s':>9} {'runs req/s':>22} {'p99 ms':>8} {'errors':>6} "
+        f"{'srv':>5} {'wrk':>5} {'other':>5}  content type"
+    )
     print(header)
     print("-" * len(header))
     for case in cases:
@@ -605,8 +671,13 @@ def print_table(rows: dict[tuple[str, str], Row], cases: list[str], servers: lis
             if row is None:
                 continue
             runs = ",".join(f"{m.rps:.0f}" for m in row.runs)
-            print(f"{case:<5} {server:<11} {row.rps:>9,.0f} {runs:>26} {row.p99:>8.2f} "
-                  f"{row.errors:>6}  {row.content_type}")  # fmt: skip
+            cores = [statistics.median(getattr(m, f"{k}_cores") for m in row.runs)
+                     for k in ("server", "wrk", "other")]  # fmt: skip
+            print(f"{case:<5} {server:<11} {row.rps:>9,.0f} {runs:>22} {row.p99:>8.2f} "
+                  f"{row.errors:>6} {cores[0]:>5.2f} {cores[1]:>5.2f} {cores[2]:>5.2f}  "
+                  f"{row.content_type}")  # fmt: skip
+    print("srv, wrk, other: CPU cores kept busy during the runs (medians) by the server's")
+    print("processes, by wrk, and by everything else on the machine (other users' noise).")
     print()
     print(f"targets: headwater >= {NGINX_SHARE:.0%} of nginx's req/s, >= {DEVPI_TIMES:g}x devpi's, "
           f"p99 <= {P99_MS:g} ms")  # fmt: skip
@@ -693,18 +764,18 @@ def pages_main(args: argparse.Namespace) -> int:
                         case, server.name,
                         content_type=",".join(checks[server.name]["content_types"][case]),
                     )  # fmt: skip
-                    wrk(server.url, script, 2, args.threads)  # warm-up, discarded
+                    wrk(server.url, script, 2, args.threads, server.pids)  # warm-up, discarded
             for index in range(args.runs):
                 for case in cases:
                     shift = index % len(running)
                     for server in running[shift:] + running[:shift]:
-                        m = wrk(
-                            server.url, scripts[(server.name, case)], args.duration, args.threads
-                        )
+                        script = scripts[(server.name, case)]
+                        m = wrk(server.url, script, args.duration, args.threads, server.pids)
                         rows[(case, server.name)].runs.append(m)
                         print(f"  run {index + 1} {case:<4} {server.name:<10} {m.rps:>9,.0f} req/s "
                               f"p99 {m.p99_ms:7.2f} ms  errors {m.bad_status + m.socket_errors}  "
-                              f"load {_load()}", flush=True)  # fmt: skip
+                              f"cores: server {m.server_cores:.2f} wrk {m.wrk_cores:.2f} "
+                              f"other {m.other_cores:.2f}", flush=True)  # fmt: skip
         finally:
             for server in running:
                 server.stop()

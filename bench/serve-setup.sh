@@ -4,7 +4,8 @@
 #   bench/serve-setup.sh [DIR]      (default: bench/.serve-venvs)
 #
 # DIR/devpi       devpi-server (+ devpi-client, for devpi-init and user/index set-up)
-# DIR/pypiserver  pypiserver with waitress (its recommended production WSGI server)
+# DIR/pypiserver  pypiserver with waitress (picked by its default --server auto) and watchdog
+#                 (its cached-dir backend, which keeps listings and digests in memory)
 # DIR/twine       twine: loads the same files into devpi, and drives `bench_serve.py uploads`
 #
 # Each tool has its own venv (Python 3.12 from pyenv, or $SERVE_BENCH_PYTHON) so none of their
@@ -36,7 +37,7 @@ make_venv() {  # make_venv NAME REQUIREMENT...
 }
 
 make_venv devpi 'devpi-server>=6,<7' 'devpi-client>=7,<8'
-make_venv pypiserver 'pypiserver>=2,<3' 'waitress>=3,<4'
+make_venv pypiserver 'pypiserver[cache]>=2,<3' 'waitress>=3,<4'
 make_venv twine 'twine>=5,<7'
 
 for pair in devpi:devpi-server pypiserver:pypiserver twine:twine; do
