@@ -1,0 +1,630 @@
+"""Receiving a legacy upload (``twine upload``) safely: the multipart body, then the form.
+
+Three steps, each usable on its own:
+
+1. :func:`receive_upload` streams a ``multipart/form-data`` body: the form fields are collected in
+   memory (bounded by ``max_fields_size``), the ``content`` file part goes to a temporary file under
+   ``spool_dir`` while sha256, blake2b-256 and md5 are computed on the way. Memory stays flat
+   whatever the file's size: the file is written in batches of ``write_batch`` bytes by a worker
+   thread (which also does the hashing), so the event loop only copies bytes into a buffer.
+2. :func:`validate_form` applies the protocol checks of PyPI's legacy upload API (standards.md
+   U2-U7, U9, U11) and checks every digest the client sent against the ones computed.
+3. :func:`inspect_upload` reads the distribution itself (:mod:`headwater.repository.artifacts`, in a
+   thread) and checks that the file, the form and the core metadata name the same thing.
+
+Every refusal is an :class:`UploadRejected` carrying the HTTP status and a one-line reason phrase:
+twine shows the reason phrase to the user, and relies on a few of them (U9, U10). On any failure
+:func:`receive_upload` removes the temporary file itself; after success the caller owns it and
+calls :meth:`Upload.cleanup` (or uses the upload as a context manager).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import tempfile
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal
+
+from packaging.version import InvalidVersion, Version
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from headwater.errors import InvalidInput
+from headwater.repository.artifacts import (
+    Distribution,
+    InvalidDistribution,
+    Limits,
+    inspect_distribution,
+)
+from headwater.simple.filenames import InvalidFilename, check_safe_filename
+from headwater.simple.names import is_valid_name, normalize_name
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
+
+__all__ = [
+    "WRITE_BATCH",
+    "Upload",
+    "UploadForm",
+    "UploadRejected",
+    "inspect_upload",
+    "receive_upload",
+    "validate_form",
+]
+
+#: Bytes of file content gathered before one write (and hash update) in a worker thread.
+WRITE_BATCH = 1024 * 1024
+# Each part also costs its bookkeeping; counted against max_fields_size so that a flood of empty
+# parts is bounded too.
+_PART_OVERHEAD = 64
+# Fields that carry the protocol rather than core metadata; a second value is refused.
+_SINGLE = (
+    ":action",
+    "protocol_version",
+    "filetype",
+    "pyversion",
+    "metadata_version",
+    "name",
+    "version",
+    "md5_digest",
+    "sha256_digest",
+    "blake2_256_digest",
+    "comment",
+    "attestations",
+)
+_PROTOCOL = frozenset((*_SINGLE, "gpg_signature"))
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}\Z")
+_MD5_B64 = re.compile(r"[A-Za-z0-9_-]{22}\Z")
+_DEFAULT_LIMITS = Limits()
+# HTTP reason phrases are one line of visible latin-1 (RFC 9112 reason-phrase).
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\xa0-\xff]")
+
+
+class UploadRejected(InvalidInput):
+    """An upload is refused; ``status`` is the HTTP status, ``reason`` the reason phrase to send."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def reason(self) -> str:
+        """The message as an HTTP reason phrase: one line of printable latin-1, at most 500 chars."""
+        return _UNPRINTABLE.sub("?", " ".join(str(self).split()))[:500]
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A received upload: the form fields and the spooled ``content`` file with its digests."""
+
+    #: Every form field except the file parts, values in the order received.
+    fields: Mapping[str, tuple[str, ...]]
+    #: The ``filename`` of the ``content`` part, exactly as the client sent it (not yet checked).
+    filename: str
+    #: The temporary file holding the content; removed by :meth:`cleanup`.
+    path: Path
+    size: int
+    sha256: str
+    blake2_256: str
+    #: Hex, like the others (the form's ``md5_digest`` is urlsafe base64; see :func:`validate_form`).
+    md5: str
+    #: Names of other file parts (such as ``gpg_signature``), counted and discarded.
+    discarded_files: tuple[str, ...] = ()
+
+    def cleanup(self) -> None:
+        """Remove the temporary file (no error if it is already gone)."""
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> Upload:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.cleanup()
+
+
+@dataclass(frozen=True, slots=True)
+class UploadForm:
+    """An upload whose form passed the legacy-API protocol checks and whose digests match."""
+
+    upload: Upload
+    filename: str
+    filetype: Literal["sdist", "bdist_wheel"]
+    #: ``source`` for an sdist; the Python tag the client sent for a wheel.
+    pyversion: str
+    metadata_version: str
+    #: The project name and version as the client sent them (checked for syntax only).
+    name: str
+    version: str
+    comment: str | None = None
+    #: PEP 740: the ``attestations`` field, checked to be a non-empty JSON array; not verified.
+    attestations: str | None = None
+    #: The digests the client sent (all matched the file).
+    sha256_digest: str | None = None
+    blake2_256_digest: str | None = None
+    md5_digest: str | None = None
+    #: The other (core metadata) fields, e.g. ``summary``, ``requires_dist`` (U6).
+    metadata: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+# --- step 1: the multipart body ---------------------------------------------------------------
+
+
+async def receive_upload(
+    chunks: AsyncIterator[bytes],
+    content_type: str,
+    spool_dir: Path,
+    *,
+    max_file_size: int,
+    max_fields_size: int,
+    write_batch: int = WRITE_BATCH,
+) -> Upload:
+    """Read a ``multipart/form-data`` upload body from ``chunks`` (U1, U3).
+
+    Form fields are decoded as UTF-8 and kept in memory; their names and values together may take
+    at most ``max_fields_size`` bytes. Parts with a filename other than ``content`` (twine's
+    ``gpg_signature``) count against the same limit and are discarded. The ``content`` part is
+    written to a new file under ``spool_dir`` and hashed as it arrives.
+
+    Raises:
+        UploadRejected: 400 for a wrong content type, malformed or truncated multipart, a client
+            that disconnected (the iterator raised), a part without a name, a field that is not
+            UTF-8, two ``content`` parts or none; 413 when the file exceeds ``max_file_size`` or
+            the fields exceed ``max_fields_size``. The temporary file is removed first.
+    """
+    boundary = _boundary(content_type)
+    receiver = _Receiver(spool_dir, max_file_size, max_fields_size)
+    try:
+        parser = MultipartParser(boundary, callbacks=receiver.callbacks())
+        async for chunk in chunks:
+            parser.write(chunk)
+            if len(receiver.pending) >= write_batch:
+                await receiver.flush()
+        if not receiver.ended:
+            raise UploadRejected(
+                400,
+                "Malformed upload: the multipart body ended before its closing boundary "
+                "(truncated upload?); upload the file again",
+            )
+        await receiver.flush()
+        return receiver.result()
+    except UploadRejected:
+        receiver.discard()
+        raise
+    except FormParserError as exc:
+        receiver.discard()
+        raise UploadRejected(
+            400, f"Malformed multipart upload body ({exc}); upload with twine or a current client"
+        ) from exc
+    except Exception as exc:
+        receiver.discard()
+        raise UploadRejected(
+            400,
+            "Upload interrupted: the request body could not be read to the end "
+            f"({type(exc).__name__}); upload the file again",
+        ) from exc
+    except BaseException:
+        # Cancellation (the server is stopping, the client went away): leave nothing behind.
+        receiver.discard()
+        raise
+
+
+def _boundary(content_type: str) -> bytes:
+    kind, options = parse_options_header(content_type)
+    if kind != b"multipart/form-data":
+        raise UploadRejected(
+            400,
+            f"Invalid content type {content_type[:100]!r}: uploads are multipart/form-data "
+            "(as twine sends them)",
+        )
+    boundary = options.get(b"boundary", b"")
+    # RFC 2046: 1 to 70 characters.
+    if not boundary or len(boundary) > 70:
+        raise UploadRejected(
+            400, "Invalid content type: multipart/form-data needs a boundary of 1-70 characters"
+        )
+    return boundary
+
+
+class _Receiver:
+    """The multipart callbacks' state: which part we are in and where its bytes go."""
+
+    def __init__(self, spool_dir: Path, max_file_size: int, max_fields_size: int) -> None:
+        self._spool_dir = spool_dir
+        self._max_file_size = max_file_size
+        self._max_fields_size = max_fields_size
+        self._fields: dict[str, list[str]] = {}
+        self._fields_size = 0
+        self._discarded: list[str] = []
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+        self._headers: dict[bytes, bytes] = {}
+        self._part: Literal["field", "content", "discard"] = "discard"
+        self._part_name = ""
+        self._value = bytearray()
+        self._filename: str | None = None
+        self._path: Path | None = None
+        self._file: int | None = None
+        self._size = 0
+        self._sha256 = hashlib.sha256()
+        self._blake2 = hashlib.blake2b(digest_size=32)
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        #: File bytes received but not yet written; handed to a thread by :meth:`flush`.
+        self.pending = bytearray()
+        self.ended = False
+
+    def callbacks(self) -> MultipartCallbacks:
+        return {
+            "on_part_begin": self._on_part_begin,
+            "on_header_field": self._on_header_field,
+            "on_header_value": self._on_header_value,
+            "on_header_end": self._on_header_end,
+            "on_headers_finished": self._on_headers_finished,
+            "on_part_data": self._on_part_data,
+            "on_part_end": self._on_part_end,
+            "on_end": self._on_end,
+        }
+
+    # multipart callbacks (run inside parser.write, on the event loop: no blocking I/O here)
+
+    def _on_part_begin(self) -> None:
+        self._headers = {}
+        self._count_fields(_PART_OVERHEAD)
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _on_header_end(self) -> None:
+        self._headers[bytes(self._header_field).lower()] = bytes(self._header_value)
+        self._header_field.clear()
+        self._header_value.clear()
+
+    def _on_headers_finished(self) -> None:
+        disposition, options = parse_options_header(
+            self._headers.get(b"content-disposition", b"").decode("latin-1")
+        )
+        name = options.get(b"name")
+        if disposition != b"form-data" or name is None:
+            raise UploadRejected(
+                400, "Malformed upload: a multipart part has no Content-Disposition form-data name"
+            )
+        self._part_name = _decode(name, "a form field name")
+        self._count_fields(len(name))
+        filename = options.get(b"filename")
+        if filename is None:
+            self._part = "field"
+            self._value = bytearray()
+        elif self._part_name == "content":
+            if self._filename is not None:
+                raise UploadRejected(400, "Malformed upload: more than one 'content' file part")
+            self._part = "content"
+            self._filename = _decode(filename, "the content part's filename")
+            self._open_spool()
+        else:
+            self._part = "discard"
+            self._discarded.append(self._part_name)
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._part == "content":
+            self._size += end - start
+            if self._size > self._max_file_size:
+                raise UploadRejected(
+                    413,
+                    f"File too large. Limit for this index is {self._max_file_size} bytes; "
+                    "ask the index operator to raise it",
+                )
+            self.pending += memoryview(data)[start:end]
+        else:
+            self._count_fields(end - start)
+            if self._part == "field":
+                self._value += memoryview(data)[start:end]
+
+    def _on_part_end(self) -> None:
+        if self._part == "field":
+            value = _decode(bytes(self._value), f"form field {self._part_name!r}")
+            self._fields.setdefault(self._part_name, []).append(value)
+            self._value = bytearray()
+        self._part = "discard"
+
+    def _on_end(self) -> None:
+        self.ended = True
+
+    def _count_fields(self, n: int) -> None:
+        self._fields_size += n
+        if self._fields_size > self._max_fields_size:
+            raise UploadRejected(
+                413,
+                f"Form fields too large: more than {self._max_fields_size} bytes besides the "
+                "file; shorten the metadata (usually the description)",
+            )
+
+    # the spool file
+
+    def _open_spool(self) -> None:
+        # mkstemp: a new name, created O_EXCL with mode 0600, so no other upload can share it.
+        fd, name = tempfile.mkstemp(prefix=".upload-", suffix=".part", dir=self._spool_dir)
+        self._file = fd
+        self._path = Path(name)
+
+    def _write(self, batch: bytearray) -> None:
+        # Worker thread: hashlib releases the GIL for large buffers, os.write blocks.
+        assert self._file is not None
+        self._sha256.update(batch)
+        self._blake2.update(batch)
+        self._md5.update(batch)
+        view = memoryview(batch)
+        while view:
+            view = view[os.write(self._file, view) :]
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, bytearray()
+        try:
+            await asyncio.to_thread(self._write, batch)
+        except OSError as exc:
+            # Our failure, not the client's: 5xx, which twine retries.
+            raise UploadRejected(
+                500, f"The index could not store the upload ({exc.strerror}); try again later"
+            ) from exc
+
+    def result(self) -> Upload:
+        if self._path is None or self._filename is None or self._file is None:
+            raise UploadRejected(
+                400, "Upload has no 'content' file part; send the distribution file as 'content'"
+            )
+        os.close(self._file)
+        self._file = None
+        return Upload(
+            fields={name: tuple(values) for name, values in self._fields.items()},
+            filename=self._filename,
+            path=self._path,
+            size=self._size,
+            sha256=self._sha256.hexdigest(),
+            blake2_256=self._blake2.hexdigest(),
+            md5=self._md5.hexdigest(),
+            discarded_files=tuple(self._discarded),
+        )
+
+    def discard(self) -> None:
+        if self._file is not None:
+            os.close(self._file)
+            self._file = None
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
+        self.pending = bytearray()
+
+
+def _decode(raw: bytes, what: str) -> str:
+    try:
+        # parse_options_header works on latin-1 text; undo that to read the UTF-8 bytes sent.
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UploadRejected(400, f"Malformed upload: {what} is not valid UTF-8") from None
+
+
+# --- step 2: the form ---------------------------------------------------------------------------
+
+
+def validate_form(upload: Upload) -> UploadForm:
+    """Check the form of a received upload against the legacy upload protocol.
+
+    ``:action`` must be ``file_upload`` and ``protocol_version`` 1 (U2); ``filetype`` ``sdist`` or
+    ``bdist_wheel`` with a ``.tar.gz``/``.zip`` or ``.whl`` filename that is safe as one path
+    component (U5, U11); ``pyversion`` ``source`` for an sdist (the default) and present for a
+    wheel (U5); ``metadata_version``, ``name`` and ``version`` present, the name valid and the
+    version PEP 440 (U6); at least one digest, each well-formed and equal to the digest of the
+    received bytes (U4); ``attestations``, if given, a non-empty JSON array (U7). The file itself
+    is not read: see :func:`inspect_upload`.
+
+    Raises:
+        UploadRejected: 410 for the retired actions ``submit``, ``submit_pkg_info`` and
+            ``doc_upload``; 400 for everything else, with PyPI-like wording where twine users
+            know it (e.g. "The digest supplied does not match a digest calculated from the
+            uploaded file.").
+    """
+    fields = upload.fields
+    for name, values in fields.items():
+        if name in _SINGLE and len(values) > 1:
+            raise UploadRejected(400, f"Invalid upload: field {name!r} is given more than once")
+        if any("\x00" in value for value in values):
+            raise UploadRejected(400, f"Invalid upload: field {name!r} contains a null byte")
+
+    def get(name: str) -> str | None:
+        values = fields.get(name)
+        return values[0].strip() if values else None
+
+    _check_action(get(":action"), get("protocol_version"))
+    filename = _check_filename(upload.filename)
+    filetype = get("filetype")
+    if filetype not in ("sdist", "bdist_wheel"):
+        raise UploadRejected(
+            400, f"Invalid value for filetype: {filetype!r}. Error: Use 'sdist' or 'bdist_wheel'."
+        )
+    suffixes = (".tar.gz", ".zip") if filetype == "sdist" else (".whl",)
+    if not filename.endswith(suffixes):
+        raise UploadRejected(
+            400,
+            f"Invalid file extension for {filetype} {filename!r}: use {' or '.join(suffixes)} "
+            "(PEP 527, PEP 625)",
+        )
+    pyversion = get("pyversion")
+    if filetype == "sdist":
+        if pyversion and pyversion != "source":
+            raise UploadRejected(
+                400,
+                "Invalid value for pyversion. Error: Use 'source' as Python version for an sdist.",
+            )
+        pyversion = "source"
+    elif not pyversion:
+        raise UploadRejected(
+            400,
+            "Invalid value for pyversion. Error: Python version is required for binary "
+            "distribution uploads.",
+        )
+    required = {key: get(key) for key in ("metadata_version", "name", "version")}
+    for key, value in required.items():
+        if not value:
+            raise UploadRejected(400, f"Invalid value for {key}. Error: This field is required.")
+    name, version = required["name"] or "", required["version"] or ""
+    if not is_valid_name(name):
+        raise UploadRejected(
+            400,
+            f"Invalid value for name: {name[:100]!r}. Error: Start and end with a letter or "
+            "numeral containing only ASCII numeric and '.', '_' and '-'.",
+        )
+    try:
+        Version(version)
+    except InvalidVersion:
+        raise UploadRejected(
+            400, f"Invalid value for version: {version[:100]!r}. Error: Use a PEP 440 version."
+        ) from None
+    digests = _check_digests(upload, get)
+    attestations = _check_attestations(get("attestations"))
+    return UploadForm(
+        upload=upload,
+        filename=filename,
+        filetype="sdist" if filetype == "sdist" else "bdist_wheel",
+        pyversion=pyversion,
+        metadata_version=required["metadata_version"] or "",
+        name=name,
+        version=version,
+        comment=get("comment"),
+        attestations=attestations,
+        sha256_digest=digests[0],
+        blake2_256_digest=digests[1],
+        md5_digest=digests[2],
+        metadata={k: v for k, v in fields.items() if k not in _PROTOCOL},
+    )
+
+
+def _check_action(action: str | None, protocol_version: str | None) -> None:
+    if action in ("submit", "submit_pkg_info"):
+        raise UploadRejected(
+            410,
+            "Project pre-registration is no longer required or supported, upload your files "
+            "instead.",
+        )
+    if action == "doc_upload":
+        raise UploadRejected(
+            410,
+            "Uploading documentation is no longer supported; host documentation elsewhere "
+            "(for example on Read the Docs).",
+        )
+    if action != "file_upload":
+        raise UploadRejected(
+            400, f"Invalid or missing ':action' {action!r}: only 'file_upload' is supported."
+        )
+    # PyPI treats a missing protocol_version as 1.
+    if protocol_version not in (None, "1"):
+        raise UploadRejected(400, "Unknown protocol version.")
+
+
+def _check_filename(filename: str) -> str:
+    try:
+        return check_safe_filename(filename)
+    except InvalidFilename as exc:
+        raise UploadRejected(400, f"Invalid distribution filename: {exc}") from exc
+
+
+def _check_digests(
+    upload: Upload, get: Callable[[str], str | None]
+) -> tuple[str | None, str | None, str | None]:
+    sha256, blake2, md5 = get("sha256_digest"), get("blake2_256_digest"), get("md5_digest")
+    if not (sha256 or blake2 or md5):
+        raise UploadRejected(400, "Include at least one message digest.")
+    for value, label in ((sha256, "SHA256"), (blake2, "BLAKE2")):
+        if value and not _HEX64.match(value):
+            raise UploadRejected(
+                400, f"Invalid {label} digest {value[:80]!r}: use 64 hexadecimal characters."
+            )
+    if md5 and not _MD5_B64.match(md5):
+        raise UploadRejected(
+            400, f"Invalid md5_digest {md5[:80]!r}: use urlsafe base64 without padding."
+        )
+    # U4: md5 is urlsafe base64 without padding (a Python 2 era choice); the others are hex.
+    md5_b64 = base64.urlsafe_b64encode(bytes.fromhex(upload.md5)).rstrip(b"=").decode()
+    # Hex digests compare case-insensitively; base64 is case-sensitive.
+    pairs = (
+        (sha256 and sha256.lower(), upload.sha256),
+        (blake2 and blake2.lower(), upload.blake2_256),
+        (md5, md5_b64),
+    )
+    for given, computed in pairs:
+        if given and not hmac.compare_digest(given, computed):
+            raise UploadRejected(
+                400,
+                "The digest supplied does not match a digest calculated from the uploaded file.",
+            )
+    return sha256, blake2, md5
+
+
+def _check_attestations(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    # PEP 740: "a JSON array containing one or more attestation objects".
+    if not isinstance(value, list) or not value or not all(isinstance(a, dict) for a in value):
+        raise UploadRejected(
+            400, "Invalid attestations supplied during upload: expected a JSON array of objects."
+        )
+    return raw
+
+
+# --- step 3: the file against the form ---------------------------------------------------------
+
+
+async def inspect_upload(form: UploadForm, *, limits: Limits = _DEFAULT_LIMITS) -> Distribution:
+    """Read the uploaded file in a worker thread and check it agrees with the form.
+
+    The distribution's own filename checks and metadata checks are
+    :func:`headwater.repository.artifacts.inspect_distribution`'s; here the form's ``name``,
+    ``version`` and ``filetype`` must also be the distribution's (a client sending one project's
+    name with another's file is refused, whatever the permission check later decides).
+
+    Raises:
+        UploadRejected: 400, with the artifact's own message when the file is refused.
+    """
+    try:
+        dist = await asyncio.to_thread(
+            inspect_distribution, form.upload.path, form.filename, limits=limits
+        )
+    except InvalidDistribution as exc:
+        raise UploadRejected(400, f"Invalid distribution file. {exc}") from exc
+    if normalize_name(form.name) != dist.name:
+        raise UploadRejected(
+            400,
+            f"The name in the upload form ({form.name!r}) is not the project in the file "
+            f"({dist.display_name!r}); upload with a client that reads it from the file",
+        )
+    if Version(form.version) != Version(dist.version):
+        raise UploadRejected(
+            400,
+            f"The version in the upload form ({form.version!r}) is not the version in the file "
+            f"({dist.version!r})",
+        )
+    if form.filetype != dist.filetype:
+        raise UploadRejected(
+            400,
+            f"The filetype in the upload form ({form.filetype!r}) does not match {dist.filename!r}",
+        )
+    return dist
