@@ -331,8 +331,10 @@ def _read_zip_sdist(
     with _open_zip(path, filename, size, limits) as archive:
         root = _sdist_root((info.filename for info in archive.infolist()), filename, parsed)
         for info in archive.infolist():
-            mode = info.external_attr >> 16
-            if info.create_system == 3 and mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            # Unix mode in the high 16 bits; many writers leave the file-type bits at 0, which
+            # unpackers treat as a regular file.
+            kind = stat.S_IFMT(info.external_attr >> 16)
+            if info.create_system == 3 and kind not in (0, stat.S_IFREG, stat.S_IFDIR):
                 raise InvalidDistribution(
                     f"{filename}: member {info.filename!r} is a link or special file; an sdist "
                     "may hold regular files and directories only"
