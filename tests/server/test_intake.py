@@ -10,6 +10,8 @@ import asyncio
 import base64
 import hashlib
 import os
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -590,3 +592,117 @@ def test_200_mb_upload_memory_stays_flat(spool: Path) -> None:
     )
     assert growth < 32 * MiB
     assert lag < 0.25
+
+
+# --- the body real twine sends (loopback; skipped when no twine is available) -----------------
+
+
+def _find_twine() -> str | None:
+    candidates = [
+        os.environ.get("HEADWATER_TWINE"),
+        shutil.which("twine"),
+        str(Path(__file__).parents[2] / "bench" / ".serve-venvs" / "twine" / "bin" / "twine"),
+    ]
+    return next((c for c in candidates if c and Path(c).is_file()), None)
+
+
+TWINE = _find_twine()
+
+
+async def _serve_once(
+    spool: Path, results: list[object], max_file_size: int
+) -> tuple[asyncio.Server, int]:
+    """A one-route HTTP/1.1 server on loopback that runs the intake on each POST."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        headers = {
+            k.strip().lower(): v.strip()
+            for k, _, v in (
+                line.partition(":") for line in head.decode("latin-1").split("\r\n")[1:]
+            )
+        }
+        length = int(headers["content-length"])
+
+        async def body() -> AsyncIterator[bytes]:
+            left = length
+            while left:
+                chunk = await reader.read(min(left, 65536))
+                if not chunk:
+                    raise ConnectionResetError("client closed")
+                left -= len(chunk)
+                yield chunk
+
+        try:
+            upload = await receive_upload(
+                body(),
+                headers["content-type"],
+                spool,
+                max_file_size=max_file_size,
+                max_fields_size=MiB,
+            )
+            with upload:
+                form = validate_form(upload)
+                results.append((form, await inspect_upload(form)))
+            status = "200 OK"
+        except UploadRejected as exc:
+            results.append(exc)
+            status = f"{exc.status} {exc.reason}"
+        writer.write(
+            f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+def _twine_upload(
+    tmp_path: Path, spool: Path, files: list[Path], max_file_size: int = 10 * MiB
+) -> tuple[subprocess.CompletedProcess[str], list[object]]:
+    assert TWINE is not None
+    results: list[object] = []
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWINE_", "PIP_"))}
+    env.update(HOME=str(tmp_path), PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring")
+
+    async def go() -> subprocess.CompletedProcess[str]:
+        server, port = await _serve_once(spool, results, max_file_size)
+        async with server:
+            cmd = [
+                TWINE, "upload", "--non-interactive", "--disable-progress-bar",
+                "--repository-url", f"http://127.0.0.1:{port}/legacy/",
+                "-u", "__token__", "-p", "secret", *map(str, files),
+            ]  # fmt: skip
+            return await asyncio.to_thread(
+                subprocess.run, cmd, env=env, capture_output=True, text=True, timeout=120
+            )
+
+    return asyncio.run(go()), results
+
+
+@pytest.mark.skipif(TWINE is None, reason="no twine found (set HEADWATER_TWINE)")
+def test_u1_to_u7_real_twine_body_accepted(tmp_path: Path, spool: Path) -> None:
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / WHEEL_NAME).write_bytes(WHEEL)
+    (dist / "foo-1.0.tar.gz").write_bytes(SDIST)
+    done, results = _twine_upload(tmp_path, spool, sorted(dist.iterdir()))
+    assert done.returncode == 0, done.stdout + done.stderr
+    kinds = sorted(
+        (form.filetype, artifact.filename)  # type: ignore[attr-defined]
+        for form, artifact in results  # type: ignore[misc]
+    )
+    assert kinds == [("bdist_wheel", WHEEL_NAME), ("sdist", "foo-1.0.tar.gz")]
+    assert list(spool.iterdir()) == []
+
+
+@pytest.mark.skipif(TWINE is None, reason="no twine found (set HEADWATER_TWINE)")
+def test_u9_twine_shows_the_reason_phrase(tmp_path: Path, spool: Path) -> None:
+    path = tmp_path / WHEEL_NAME
+    path.write_bytes(WHEEL)
+    done, results = _twine_upload(tmp_path, spool, [path], max_file_size=100)
+    assert done.returncode != 0
+    assert isinstance(results[0], UploadRejected) and results[0].status == 413
+    assert "File too large. Limit for this index is 100 bytes" in done.stdout + done.stderr
+    assert list(spool.iterdir()) == []
