@@ -1,0 +1,612 @@
+"""The synchronous API of the hosted-index database: :class:`Database`.
+
+One :class:`Database` per process, shared by its threads (the server calls it through
+``asyncio.to_thread``); several processes may share one database. Every method is one transaction:
+reads see one snapshot, writes hold the database's write lock (see :mod:`headwater.db.engine`), so
+a method either happens completely or not at all.
+
+Serials: every change to an index's content (a new project or file, a yank or unyank, a deletion,
+a status, alternate-locations or tracks) appends a row to the journal and gets a new serial. Serials
+grow with commit order across the whole database (one sequence for all indexes), like PyPI's
+changelog; a mirror follows an index with :meth:`Database.changes_since`. Changes of owners,
+namespaces, users and tokens are not content and take no serial.
+
+Names: project arguments are normalized on the way in (any valid spelling works;
+:class:`headwater.simple.InvalidName` for an invalid one) and come back normalized, with the
+display name beside them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from headwater.db import migrate
+from headwater.db import schema as t
+from headwater.db._checks import (
+    check_index,
+    check_sha256,
+    check_urls,
+    journal,
+    name_of,
+    now,
+    project_row,
+    require_project,
+    require_user,
+)
+from headwater.db.access import AccessControl
+from headwater.db.engine import make_engine, reading, shown_url, unavailable, writing
+from headwater.db.errors import InvalidArgument, NotFound
+from headwater.db.records import (
+    AddResult,
+    Change,
+    FileRecord,
+    NewFile,
+    ProjectRecord,
+    ProjectSummary,
+)
+from headwater.simple.model import ProjectStatus
+from headwater.simple.names import NormalizedName
+
+__all__ = ["Database"]
+
+_REFUSED = {
+    ProjectStatus.ARCHIVED: AddResult.ARCHIVED,
+    ProjectStatus.QUARANTINED: AddResult.QUARANTINED,
+}
+
+
+def _file_record(row: Row[Any]) -> FileRecord:
+    return FileRecord(
+        filename=row.filename,
+        version=row.version,
+        sha256=row.sha256,
+        blake2_256=row.blake2_256,
+        size=row.size,
+        upload_time=row.upload_time,
+        requires_python=row.requires_python,
+        metadata_sha256=row.metadata_sha256,
+        yanked=row.yanked_reason if row.yanked else False,
+        storage_key=row.storage_key,
+        uploader=row.uploader,
+    )
+
+
+class Database(AccessControl):
+    """A headwater database (SQLite or PostgreSQL). Make one with :meth:`connect`."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        """Wrap an engine made by :func:`headwater.db.engine.make_engine` (use :meth:`connect`)."""
+        self._engine = engine
+
+    @classmethod
+    def connect(cls, url: str) -> Self:
+        """Open the database at ``url`` (``sqlite:///PATH`` or ``postgresql://...``) and check that
+        it answers. The schema is not checked: call :meth:`check_schema` or :meth:`upgrade`.
+
+        Raises:
+            DatabaseError: the URL is malformed or names an unsupported database.
+            DatabaseUnavailable: the database does not answer (the URL is shown without password).
+        """
+        db = cls(make_engine(url))
+        try:
+            db.ping()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @property
+    def url(self) -> str:
+        """The database URL with its password masked."""
+        return shown_url(self._engine)
+
+    def __repr__(self) -> str:
+        return f"Database({self.url!r})"
+
+    def close(self) -> None:
+        """Close every pooled connection. The object may be used again (it reconnects)."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def ping(self) -> None:
+        """Raise :class:`DatabaseUnavailable` unless the database answers a query."""
+        try:
+            with self._engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise unavailable(self._engine, exc) from exc
+
+    # --- schema ----------------------------------------------------------------------------
+
+    def upgrade(self) -> tuple[str | None, str]:
+        """Apply every migration the database lacks (idempotent; safe from several processes at
+        once). Returns (revision before, revision after). ``headwater db upgrade`` calls this.
+
+        Raises:
+            DatabaseUnavailable: the database failed; the schema is left at the previous revision.
+        """
+        return migrate.upgrade(self._engine)
+
+    def check_schema(self) -> None:
+        """Raise unless the schema is exactly what this headwater needs.
+
+        Raises:
+            SchemaOutOfDate: "database at URL is at revision X, headwater needs Y: run
+                `headwater db upgrade`" (or a newer headwater's revision).
+        """
+        migrate.check_schema(self._engine)
+
+    # --- serials ---------------------------------------------------------------------------
+
+    def last_serial(self, index: str) -> int:
+        """The serial of the index's newest change (0 if it never changed)."""
+        with reading(self._engine) as conn:
+            value = conn.execute(
+                sa.select(sa.func.max(t.journal.c.serial)).where(t.journal.c.index == index)
+            ).scalar()
+        return int(value or 0)
+
+    def project_serial(self, index: str, name: str) -> int | None:
+        """The serial of the project's newest change (also after it was deleted); None if the
+        project never existed."""
+        project = name_of(name)
+        with reading(self._engine) as conn:
+            value = conn.execute(
+                sa.select(sa.func.max(t.journal.c.serial)).where(
+                    t.journal.c.index == index, t.journal.c.project == project
+                )
+            ).scalar()
+        return None if value is None else int(value)
+
+    def changes_since(self, index: str, serial: int, *, limit: int = 10_000) -> list[Change]:
+        """The index's changes with a serial above ``serial``, oldest first, at most ``limit``."""
+        with reading(self._engine) as conn:
+            rows = conn.execute(
+                sa.select(t.journal)
+                .where(t.journal.c.index == index, t.journal.c.serial > serial)
+                .order_by(t.journal.c.serial)
+                .limit(limit)
+            ).all()
+        return [
+            Change(
+                serial=row.serial,
+                index=index,
+                project=NormalizedName(row.project),
+                action=row.action,
+                version=row.version,
+                filename=row.filename,
+                actor=row.actor,
+                time=row.time,
+            )
+            for row in rows
+        ]
+
+    # --- reading projects ------------------------------------------------------------------
+
+    def project(self, index: str, name: str) -> ProjectRecord | None:
+        """The project with its files (sorted by filename), or None."""
+        project = name_of(name)
+        with reading(self._engine) as conn:
+            row = project_row(conn, index, project)
+            if row is None:
+                return None
+            file_rows = conn.execute(
+                sa.select(t.files)
+                .where(t.files.c.project_id == row.id)
+                .order_by(t.files.c.filename)
+            ).all()
+        return ProjectRecord(
+            name=NormalizedName(row.name),
+            display_name=row.display_name,
+            status=ProjectStatus(row.status),
+            status_reason=row.status_reason,
+            alternate_locations=tuple(row.alternate_locations),
+            tracks=tuple(row.tracks),
+            last_serial=row.last_serial,
+            files=tuple(_file_record(f) for f in file_rows),
+        )
+
+    def projects(self, index: str) -> list[ProjectSummary]:
+        """Every project of the index, by name, whatever its status (the caller hides
+        quarantined ones where it must)."""
+        with reading(self._engine) as conn:
+            rows = conn.execute(
+                sa.select(
+                    t.projects.c.name,
+                    t.projects.c.display_name,
+                    t.projects.c.last_serial,
+                    t.projects.c.status,
+                )
+                .where(t.projects.c.index == index)
+                .order_by(t.projects.c.name)
+            ).all()
+        return [
+            ProjectSummary(
+                name=NormalizedName(row.name),
+                display_name=row.display_name,
+                last_serial=row.last_serial,
+                status=ProjectStatus(row.status),
+            )
+            for row in rows
+        ]
+
+    # --- adding files ----------------------------------------------------------------------
+
+    def add_file(
+        self, index: str, name: str, new: NewFile, *, uploader: str | None = None
+    ) -> AddResult:
+        """Add ``new`` to project ``name`` of ``index``, creating the project if needed (its
+        first uploader becomes an owner).
+
+        Returns CREATED, or why nothing changed: IDENTICAL (same filename and sha256 there),
+        CONFLICT (same filename, other content, in this or another project), PREVIOUSLY_DELETED
+        (filenames are never reused), ARCHIVED or QUARANTINED (PEP 792: no uploads). Permission
+        checks (owners, namespaces) are the caller's. Two concurrent adds of one filename: one
+        CREATED, the other IDENTICAL or CONFLICT.
+
+        Raises:
+            InvalidArgument: a malformed index name, digest, size or time.
+            NotFound: ``uploader`` is not a user.
+        """
+        check_index(index)
+        project = name_of(name)
+        self._check_new_file(new)
+        with writing(self._engine) as conn:
+            row = project_row(conn, index, project)
+            if row is not None and ProjectStatus(row.status) in _REFUSED:
+                return _REFUSED[ProjectStatus(row.status)]
+            early = self._existing(conn, index, new, None if row is None else row.id)
+            if early is not None:
+                return early
+            if uploader is not None:
+                require_user(conn, uploader)
+            if row is None:
+                row = self._create_project(conn, index, project, new.display_name, uploader)
+            try:
+                # A savepoint: PostgreSQL aborts the whole transaction on a failed insert.
+                with conn.begin_nested():
+                    conn.execute(
+                        sa.insert(t.files).values(self._file_values(index, row.id, new, uploader))
+                    )
+            except sa.exc.IntegrityError:
+                # Unreachable while writes hold the write lock; the unique constraint is the
+                # last word if anything ever inserts without it.
+                return self._existing(conn, index, new, row.id) or AddResult.CONFLICT
+            journal(
+                conn,
+                index,
+                project,
+                "add file",
+                version=new.version,
+                filename=new.filename,
+                actor=uploader,
+            )
+        return AddResult.CREATED
+
+    @staticmethod
+    def _check_new_file(new: NewFile) -> None:
+        check_sha256(new.sha256, "sha256")
+        if new.blake2_256 is not None:
+            check_sha256(new.blake2_256, "blake2_256")
+        if new.metadata_sha256 is not None:
+            check_sha256(new.metadata_sha256, "metadata_sha256")
+        if new.size < 0:
+            raise InvalidArgument(f"a file size cannot be negative ({new.size})")
+        if new.upload_time.tzinfo is None:
+            raise InvalidArgument("upload_time must be an aware (UTC) datetime")
+        if (
+            not new.filename
+            or "/" in new.filename
+            or "\\" in new.filename
+            or not new.filename.isprintable()
+        ):
+            raise InvalidArgument(f"invalid filename {new.filename[:80]!r}")
+
+    @staticmethod
+    def _existing(
+        conn: Connection, index: str, new: NewFile, project_id: int | None
+    ) -> AddResult | None:
+        deleted = conn.execute(
+            sa.select(t.deleted_files.c.filename).where(
+                t.deleted_files.c.index == index, t.deleted_files.c.filename == new.filename
+            )
+        ).first()
+        if deleted is not None:
+            return AddResult.PREVIOUSLY_DELETED
+        there = conn.execute(
+            sa.select(t.files.c.sha256, t.files.c.project_id).where(
+                t.files.c.index == index, t.files.c.filename == new.filename
+            )
+        ).first()
+        if there is None:
+            return None
+        if there.sha256 == new.sha256 and there.project_id == project_id:
+            return AddResult.IDENTICAL
+        return AddResult.CONFLICT
+
+    @staticmethod
+    def _create_project(
+        conn: Connection,
+        index: str,
+        project: NormalizedName,
+        display: str | None,
+        uploader: str | None,
+    ) -> Row[Any]:
+        display_name = display if display and name_of(display) == project else project
+        conn.execute(
+            sa.insert(t.projects).values(
+                index=index,
+                name=project,
+                display_name=display_name,
+                status=ProjectStatus.ACTIVE.value,
+                status_reason="",
+                alternate_locations=[],
+                tracks=[],
+                last_serial=0,
+                created=now(),
+            )
+        )
+        row = require_project(conn, index, project)
+        if uploader is not None:
+            conn.execute(sa.insert(t.owners).values(project_id=row.id, user=uploader))
+        journal(conn, index, project, "create", actor=uploader)
+        return row
+
+    @staticmethod
+    def _file_values(
+        index: str, project_id: int, new: NewFile, uploader: str | None
+    ) -> dict[str, Any]:
+        return {
+            "project_id": project_id,
+            "index": index,
+            "filename": new.filename,
+            "version": new.version,
+            "sha256": new.sha256,
+            "blake2_256": new.blake2_256,
+            "size": new.size,
+            "upload_time": new.upload_time,
+            "requires_python": new.requires_python,
+            "metadata_sha256": new.metadata_sha256,
+            "yanked": False,
+            "yanked_reason": "",
+            "storage_key": new.storage_key,
+            "uploader": uploader,
+        }
+
+    # --- yanking ---------------------------------------------------------------------------
+
+    def yank(
+        self,
+        index: str,
+        name: str,
+        *,
+        filename: str | None = None,
+        version: str | None = None,
+        reason: str = "",
+        actor: str | None = None,
+    ) -> list[str]:
+        """Yank one file, or every file of a release (PEP 592); return the filenames that changed
+        (none: nothing changed and no serial was taken).
+
+        Raises:
+            InvalidArgument: neither ``filename`` nor ``version`` given.
+            NotFound: no such project, or no file matches.
+        """
+        return self._set_yanked(index, name, filename, version, True, reason, actor)
+
+    def unyank(
+        self,
+        index: str,
+        name: str,
+        *,
+        filename: str | None = None,
+        version: str | None = None,
+        actor: str | None = None,
+    ) -> list[str]:
+        """Undo :meth:`yank` for a file or a release; return the filenames that changed."""
+        return self._set_yanked(index, name, filename, version, False, "", actor)
+
+    def _set_yanked(
+        self,
+        index: str,
+        name: str,
+        filename: str | None,
+        version: str | None,
+        yanked: bool,
+        reason: str,
+        actor: str | None,
+    ) -> list[str]:
+        project = name_of(name)
+        with writing(self._engine) as conn:
+            row = require_project(conn, index, project)
+            rows = self._matching_files(conn, index, row, filename, version)
+            changed = [
+                f.filename
+                for f in rows
+                if bool(f.yanked) != yanked or (yanked and f.yanked_reason != reason)
+            ]
+            if not changed:
+                return []
+            conn.execute(
+                sa.update(t.files)
+                .where(t.files.c.project_id == row.id, t.files.c.filename.in_(changed))
+                .values(yanked=yanked, yanked_reason=reason if yanked else "")
+            )
+            journal(
+                conn,
+                index,
+                project,
+                "yank" if yanked else "unyank",
+                version=version,
+                filename=filename,
+                actor=actor,
+            )
+        return changed
+
+    @staticmethod
+    def _matching_files(
+        conn: Connection, index: str, row: Row[Any], filename: str | None, version: str | None
+    ) -> Sequence[Row[Any]]:
+        if filename is None and version is None:
+            raise InvalidArgument("name a file or a release (filename= or version=)")
+        query = sa.select(t.files).where(t.files.c.project_id == row.id)
+        if filename is not None:
+            query = query.where(t.files.c.filename == filename)
+        if version is not None:
+            query = query.where(t.files.c.version == version)
+        rows = conn.execute(query.order_by(t.files.c.filename)).all()
+        if not rows:
+            what = f"file {filename!r}" if filename is not None else f"release {version!r}"
+            raise NotFound(f"no {what} in project {row.name!r} of index {index!r}")
+        return rows
+
+    # --- deleting --------------------------------------------------------------------------
+
+    def delete_file(
+        self, index: str, name: str, filename: str, *, actor: str | None = None
+    ) -> list[str]:
+        """Delete one file; its filename can never be uploaded again. Returns the storage keys
+        no file of the index refers to any more (the caller deletes those blobs, after this
+        returns: the database is the truth).
+
+        Raises:
+            NotFound: no such project or file.
+        """
+        return self._delete(index, name, filename, None, actor)
+
+    def delete_release(
+        self, index: str, name: str, version: str, *, actor: str | None = None
+    ) -> list[str]:
+        """Delete every file of a release; like :meth:`delete_file`."""
+        return self._delete(index, name, None, version, actor)
+
+    def delete_project(self, index: str, name: str, *, actor: str | None = None) -> list[str]:
+        """Delete a project with its files and owners; its filenames stay unusable. Returns the
+        storage keys no longer referred to.
+
+        Raises:
+            NotFound: no such project.
+        """
+        project = name_of(name)
+        with writing(self._engine) as conn:
+            row = require_project(conn, index, project)
+            rows = conn.execute(sa.select(t.files).where(t.files.c.project_id == row.id)).all()
+            serial = journal(conn, index, project, "delete project", actor=actor)
+            keys = self._forget(conn, index, project, rows, serial)
+            conn.execute(sa.delete(t.owners).where(t.owners.c.project_id == row.id))
+            conn.execute(sa.delete(t.projects).where(t.projects.c.id == row.id))
+        return keys
+
+    def _delete(
+        self, index: str, name: str, filename: str | None, version: str | None, actor: str | None
+    ) -> list[str]:
+        project = name_of(name)
+        with writing(self._engine) as conn:
+            row = require_project(conn, index, project)
+            rows = self._matching_files(conn, index, row, filename, version)
+            action = "delete file" if filename is not None else "delete release"
+            serial = journal(
+                conn, index, project, action, version=version, filename=filename, actor=actor
+            )
+            return self._forget(conn, index, project, rows, serial)
+
+    @staticmethod
+    def _forget(
+        conn: Connection, index: str, project: NormalizedName, rows: Sequence[Row[Any]], serial: int
+    ) -> list[str]:
+        if not rows:
+            return []
+        conn.execute(
+            sa.insert(t.deleted_files),
+            [
+                {
+                    "index": index,
+                    "filename": r.filename,
+                    "project": project,
+                    "sha256": r.sha256,
+                    "serial": serial,
+                }
+                for r in rows
+            ],
+        )
+        conn.execute(sa.delete(t.files).where(t.files.c.id.in_([r.id for r in rows])))
+        keys = sorted({r.storage_key for r in rows})
+        still = {
+            k
+            for (k,) in conn.execute(
+                sa.select(t.files.c.storage_key).where(
+                    t.files.c.index == index, t.files.c.storage_key.in_(keys)
+                )
+            ).all()
+        }
+        return [k for k in keys if k not in still]
+
+    # --- project settings ------------------------------------------------------------------
+
+    def set_status(
+        self,
+        index: str,
+        name: str,
+        status: ProjectStatus | str,
+        reason: str = "",
+        *,
+        actor: str | None = None,
+    ) -> int | None:
+        """Set the project's PEP 792 status and reason; return the new serial, or None if they
+        were already so.
+
+        Raises:
+            InvalidArgument: not a PEP 792 status marker.
+            NotFound: no such project.
+        """
+        try:
+            marker = ProjectStatus(status)
+        except ValueError:
+            raise InvalidArgument(
+                f"invalid project status {status!r}: use one of {[s.value for s in ProjectStatus]}"
+            ) from None
+        return self._set(
+            index, name, "status", {"status": marker.value, "status_reason": reason}, actor
+        )
+
+    def set_alternate_locations(
+        self, index: str, name: str, urls: Iterable[str], *, actor: str | None = None
+    ) -> int | None:
+        """Set the project's PEP 708 alternate-locations; return the new serial or None."""
+        return self._set(
+            index,
+            name,
+            "alternate-locations",
+            {"alternate_locations": check_urls(urls, "alternate-locations")},
+            actor,
+        )
+
+    def set_tracks(
+        self, index: str, name: str, urls: Iterable[str], *, actor: str | None = None
+    ) -> int | None:
+        """Set the project's PEP 708 tracks (the operator's statement; admins only); return the
+        new serial or None."""
+        return self._set(index, name, "tracks", {"tracks": check_urls(urls, "tracks")}, actor)
+
+    def _set(
+        self, index: str, name: str, action: str, values: dict[str, Any], actor: str | None
+    ) -> int | None:
+        project = name_of(name)
+        with writing(self._engine) as conn:
+            row = require_project(conn, index, project)
+            if all(getattr(row, key) == value for key, value in values.items()):
+                return None
+            conn.execute(sa.update(t.projects).where(t.projects.c.id == row.id).values(**values))
+            return journal(conn, index, project, action, actor=actor)

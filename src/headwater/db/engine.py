@@ -1,0 +1,144 @@
+"""Engines and transactions: the same behaviour on SQLite and PostgreSQL.
+
+- URLs: ``sqlite:///relative/path``, ``sqlite:////absolute/path``, ``postgresql://user:pw@host/db``
+  (psycopg 3 is used whatever driver the URL names; ``postgresql+psycopg://`` is accepted too).
+  In-memory SQLite is refused: every pooled connection would see its own empty database.
+- SQLite connections: WAL (readers never block the writer, several processes can share the file),
+  foreign keys on, a busy timeout, ``synchronous=NORMAL`` (durable across process crashes; WAL
+  keeps the file consistent across power loss).
+- Every write transaction holds the database's one write lock: ``BEGIN IMMEDIATE`` on SQLite, a
+  transaction-scoped advisory lock on PostgreSQL. Writes are short and rare next to reads, and
+  serializing them makes serials grow in commit order (a follower reading the journal never misses
+  a serial that commits late) and makes check-then-insert (namespace overlap, filename reuse) safe.
+- Read transactions see one snapshot (SQLite WAL; PostgreSQL REPEATABLE READ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from headwater.db.errors import DatabaseError, DatabaseUnavailable, mask_url
+
+__all__ = ["BUSY_TIMEOUT_MS", "make_engine", "reading", "shown_url", "unavailable", "writing"]
+
+#: How long a SQLite writer waits for another's lock before failing.
+BUSY_TIMEOUT_MS = 30_000
+# pg_advisory_xact_lock key of the write lock: "headwater" in ASCII, read as a number.
+_PG_WRITE_LOCK = 0x68656164776174
+_WRITE = "headwater_write"
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Take transactions out of the sqlite3 module's hands: it would BEGIN DEFERRED lazily, and a
+    # deferred transaction that later writes can fail with SQLITE_BUSY without waiting.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` configured as the module docstring says.
+
+    Raises:
+        DatabaseError: the URL is malformed, names another kind of database, or in-memory SQLite.
+    """
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise DatabaseError(
+            f"cannot parse the database URL {mask_url(url)!r}: use sqlite:///PATH or "
+            "postgresql://USER:PASSWORD@HOST/DATABASE"
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database in (None, "", ":memory:") or parsed.database.startswith("file::memory"):
+            raise DatabaseError(
+                "an in-memory SQLite database cannot be shared between connections: give a file "
+                "path (sqlite:///PATH)"
+            )
+        engine = sa.create_engine(
+            parsed.set(drivername="sqlite+pysqlite"),
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+            pool_pre_ping=False,
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    if backend == "postgresql":
+        return sa.create_engine(
+            parsed.set(drivername="postgresql+psycopg"),
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": 10},
+        )
+    raise DatabaseError(
+        f"unsupported database {mask_url(url)!r}: headwater speaks SQLite (sqlite:///PATH) and "
+        "PostgreSQL (postgresql://...)"
+    )
+
+
+def shown_url(engine: Engine) -> str:
+    """The engine's URL as a user wrote it: no driver name, password masked."""
+    url = engine.url
+    return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
+
+
+def unavailable(engine: Engine, exc: BaseException) -> DatabaseUnavailable:
+    """The error to raise for a driver failure ``exc`` on ``engine``."""
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = detail[0] if detail else type(exc).__name__
+    return DatabaseUnavailable(
+        f"database {shown_url(engine)} failed: {first}. Nothing "
+        "was changed by this call; check that the database is running and reachable, then retry."
+    )
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction holding the write lock; commits on success, rolls back on error.
+
+    Raises:
+        DatabaseUnavailable: the database could not be reached or failed.
+    """
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_WRITE_LOCK)))
+                yield conn
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise unavailable(engine, exc) from exc
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction that sees one snapshot.
+
+    Raises:
+        DatabaseUnavailable: the database could not be reached or failed.
+    """
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise unavailable(engine, exc) from exc

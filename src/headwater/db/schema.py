@@ -1,0 +1,197 @@
+"""The tables of a headwater database (SQLAlchemy Core), at the newest migration.
+
+The migrations in :mod:`headwater.db.migrations` build exactly this schema; a test compares them.
+Every table has an ``index`` column (the hosted index's name): one database serves many indexes.
+Project names are stored normalized (``name``) beside the name the first upload gave
+(``display_name``).
+
+- ``journal``: one row per change to an index; its ``serial`` is the change's serial (PyPI's
+  changelog). Serials grow with commit order because every write holds the write lock.
+- ``projects``, ``files``: what a hosted index serves. A filename is unique per index.
+- ``deleted_files``: filenames that were deleted; like PyPI, they can never be uploaded again.
+- ``users``, ``tokens``, ``owners``, ``namespaces``: who may do what.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "UTCDateTime",
+    "deleted_files",
+    "files",
+    "journal",
+    "metadata",
+    "namespaces",
+    "owners",
+    "projects",
+    "tokens",
+    "users",
+]
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """An aware UTC datetime on every database (SQLite stores naive text; we store UTC there)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: headwater stores aware UTC times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Stable constraint names, so migrations can refer to them on every database.
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_NAME = 200  # headwater.simple.names.MAX_NAME_LENGTH
+_INDEX = 100
+_FILENAME = 255
+_SHA = 64
+
+journal = sa.Table(
+    "journal",
+    metadata,
+    sa.Column("serial", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("index", sa.String(_INDEX), nullable=False),
+    sa.Column("project", sa.String(_NAME), nullable=False),
+    sa.Column("action", sa.String(50), nullable=False),
+    sa.Column("version", sa.String(200), nullable=True),
+    sa.Column("filename", sa.String(_FILENAME), nullable=True),
+    sa.Column("actor", sa.String(100), nullable=True),
+    sa.Column("time", UTCDateTime, nullable=False),
+    sa.Index(None, "index", "serial"),
+    sa.Index(None, "index", "project", "serial"),
+    # SQLite: AUTOINCREMENT, so a serial is never handed out twice even after rows are deleted.
+    sqlite_autoincrement=True,
+)
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("index", sa.String(_INDEX), nullable=False),
+    sa.Column("name", sa.String(_NAME), nullable=False),
+    sa.Column("display_name", sa.String(_NAME), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, server_default="active"),
+    sa.Column("status_reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("alternate_locations", sa.JSON, nullable=False),
+    sa.Column("tracks", sa.JSON, nullable=False),
+    sa.Column("last_serial", sa.Integer, nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("index", "name"),
+)
+
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "project_id",
+        sa.Integer,
+        sa.ForeignKey("projects.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("index", sa.String(_INDEX), nullable=False),
+    sa.Column("filename", sa.String(_FILENAME), nullable=False),
+    sa.Column("version", sa.String(200), nullable=False),
+    sa.Column("sha256", sa.String(_SHA), nullable=False),
+    sa.Column("blake2_256", sa.String(_SHA), nullable=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("upload_time", UTCDateTime, nullable=False),
+    sa.Column("requires_python", sa.Text, nullable=True),
+    sa.Column("metadata_sha256", sa.String(_SHA), nullable=True),
+    sa.Column("yanked", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("yanked_reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("storage_key", sa.String(1000), nullable=False),
+    sa.Column("uploader", sa.String(100), nullable=True),
+    # The database settles two uploads of one filename: exactly one insert wins.
+    sa.UniqueConstraint("index", "filename"),
+)
+
+deleted_files = sa.Table(
+    "deleted_files",
+    metadata,
+    sa.Column("index", sa.String(_INDEX), primary_key=True),
+    sa.Column("filename", sa.String(_FILENAME), primary_key=True),
+    sa.Column("project", sa.String(_NAME), nullable=False),
+    sa.Column("sha256", sa.String(_SHA), nullable=False),
+    sa.Column("serial", sa.Integer, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("created", UTCDateTime, nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "user",
+        sa.String(100),
+        sa.ForeignKey("users.name", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("secret_sha256", sa.String(_SHA), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("indexes", sa.JSON, nullable=True),
+    sa.Column("projects", sa.JSON, nullable=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("expires", UTCDateTime, nullable=True),
+    sa.Column("revoked", UTCDateTime, nullable=True),
+)
+
+owners = sa.Table(
+    "owners",
+    metadata,
+    sa.Column(
+        "project_id",
+        sa.Integer,
+        sa.ForeignKey("projects.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "user",
+        sa.String(100),
+        sa.ForeignKey("users.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+)
+
+namespaces = sa.Table(
+    "namespaces",
+    metadata,
+    sa.Column("index", sa.String(_INDEX), primary_key=True),
+    sa.Column("name", sa.String(_NAME), primary_key=True),
+    sa.Column(
+        "owner", sa.String(100), sa.ForeignKey("users.name", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("open", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created", UTCDateTime, nullable=False),
+)
