@@ -265,6 +265,12 @@ def test_part_without_name(spool: Path) -> None:
     assert rejected.status == 400 and "Content-Disposition" in rejected.reason
 
 
+def test_missing_spool_directory_is_the_servers_fault(tmp_path: Path) -> None:
+    with pytest.raises(UploadRejected) as caught:
+        receive(multipart(twine_fields()), tmp_path / "missing")
+    assert caught.value.status == 500 and "could not store the upload" in caught.value.reason
+
+
 def test_client_disconnect_removes_spool_file(spool: Path) -> None:
     body = multipart(twine_fields())
 

@@ -185,7 +185,8 @@ async def receive_upload(
         UploadRejected: 400 for a wrong content type, malformed or truncated multipart, a client
             that disconnected (the iterator raised), a part without a name, a field that is not
             UTF-8, two ``content`` parts or none; 413 when the file exceeds ``max_file_size`` or
-            the fields exceed ``max_fields_size``. The temporary file is removed first.
+            the fields exceed ``max_fields_size``; 500 when the spool file cannot be created or
+            written (twine retries 5xx). The temporary file is removed first.
     """
     boundary = _boundary(content_type)
     receiver = _Receiver(spool_dir, max_file_size, max_fields_size)
@@ -360,7 +361,13 @@ class _Receiver:
 
     def _open_spool(self) -> None:
         # mkstemp: a new name, created O_EXCL with mode 0600, so no other upload can share it.
-        fd, name = tempfile.mkstemp(prefix=".upload-", suffix=".part", dir=self._spool_dir)
+        try:
+            fd, name = tempfile.mkstemp(prefix=".upload-", suffix=".part", dir=self._spool_dir)
+        except OSError as exc:
+            # Our failure (missing or full spool directory), not the client's: a 5xx.
+            raise UploadRejected(
+                500, f"The index could not store the upload ({exc.strerror}); try again later"
+            ) from exc
         self._file = fd
         self._path = Path(name)
 
