@@ -9,8 +9,9 @@
     db.add_file("main", "acme-tools", NewFile(...), uploader="alice")
 
 :class:`Database` is synchronous and thread-safe (call it through ``asyncio.to_thread``); several
-processes may share one database. See :mod:`headwater.db.database` for serials and transactions,
-:mod:`headwater.db.access` for users, tokens, owners and namespaces, :mod:`headwater.db.engine` for
+processes may share one database. See :mod:`headwater.db.database` for serials, transactions,
+reading projects and adding files, :mod:`headwater.db.changes` for yanks, deletions and project
+settings, :mod:`headwater.db.access` for users, tokens, owners and namespaces, :mod:`headwater.db.engine` for
 SQLite and PostgreSQL specifics, and ``docs/database.md``.
 """
 
