@@ -210,7 +210,7 @@ class Database(ProjectChanges, AccessControl):
     def project(self, index: str, name: str) -> ProjectRecord | None:
         """The project with its files (sorted by filename), or None."""
         project = name_of(name)
-        with reading(self._engine) as conn:
+        with reading(self._engine, snapshot=True) as conn:
             row = project_row(conn, index, project)
             if row is None:
                 return None

@@ -10,7 +10,7 @@
   transaction-scoped advisory lock on PostgreSQL. Writes are short and rare next to reads, and
   serializing them makes serials grow in commit order (a follower reading the journal never misses
   a serial that commits late) and makes check-then-insert (namespace overlap, filename reuse) safe.
-- Read transactions see one snapshot (SQLite WAL; PostgreSQL REPEATABLE READ).
+- Reads that take several statements see one snapshot (SQLite WAL; PostgreSQL REPEATABLE READ).
 """
 
 from __future__ import annotations
@@ -129,15 +129,17 @@ def writing(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
-def reading(engine: Engine) -> Iterator[Connection]:
-    """A read-only transaction that sees one snapshot.
+def reading(engine: Engine, *, snapshot: bool = False) -> Iterator[Connection]:
+    """A read-only transaction. With ``snapshot``, all its statements see one snapshot (needed
+    when a read takes several statements; SQLite transactions always do, PostgreSQL needs
+    REPEATABLE READ, which costs two more round trips, so single statements go without).
 
     Raises:
         DatabaseUnavailable: the database could not be reached or failed.
     """
     try:
         with engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
+            if snapshot and conn.dialect.name == "postgresql":
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 yield conn
