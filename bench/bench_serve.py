@@ -289,8 +289,8 @@ class Dist:
     sha256: str
 
 
-def build_tree(root: Path, projects: int, seed: int) -> list[Dist]:
-    """Mirror a generated corpus into a tree at ``root``; the files it holds, by project."""
+def build_tree(root: Path, projects: int, seed: int) -> None:
+    """Mirror a generated corpus (through the test upstream) into a tree at ``root``."""
     from headwater.repository.http import HttpRepository, RetryPolicy, client_session
     from headwater.storage import FileStorage
     from headwater.sync.engine import Mirror
@@ -306,14 +306,31 @@ def build_tree(root: Path, projects: int, seed: int) -> list[Dist]:
             if not summary.ok:
                 raise SystemExit(f"building the tree failed: {summary.failed}")
 
-    asyncio.run(go())
+    async def bounded() -> None:
+        try:
+            await asyncio.wait_for(go(), timeout=300)
+        except TimeoutError:
+            raise SystemExit(
+                "headwater mirror did not finish the benchmark tree in 300 s; build one with "
+                "`headwater mirror` and pass it with --tree"
+            ) from None
+
+    asyncio.run(bounded())
+
+
+def read_tree(root: Path) -> list[Dist]:
+    """Every file of a headwater tree, by project, from its JSON project pages."""
     dists: list[Dist] = []
-    for page in sorted((root / "web" / "simple").iterdir()):
-        if not page.is_dir():
-            continue
-        data = json.loads((page / "index.v1_json").read_bytes())
-        for item in data["files"]:
-            dists.append(Dist(page.name, item["filename"], item["hashes"]["sha256"]))
+    simple = root / "web" / "simple"
+    if not simple.is_dir():
+        raise SystemExit(f"{root} is not a headwater tree: {simple} is missing")
+    for page in sorted(simple.iterdir()):
+        if page.is_dir():
+            data = json.loads((page / "index.v1_json").read_bytes())
+            for item in data["files"]:
+                dists.append(Dist(page.name, item["filename"], item["hashes"]["sha256"]))
+    if not dists:
+        raise SystemExit(f"{root} holds no files")
     return dists
 
 
@@ -721,10 +738,14 @@ def pages_main(args: argparse.Namespace) -> int:
     with scratch_dir(args.scratch, "headwater-bench-serve-") as scratch:
         try:
             started = time.perf_counter()
-            tree = scratch / "tree"
-            if tree.exists():
-                shutil.rmtree(tree)
-            dists = build_tree(tree, args.projects, args.seed)
+            if args.tree:
+                tree = Path(args.tree).resolve()
+            else:
+                tree = scratch / "tree"
+                if tree.exists():
+                    shutil.rmtree(tree)
+                build_tree(tree, args.projects, args.seed)
+            dists = read_tree(tree)
             flat = scratch / "flat"
             if flat.exists():
                 shutil.rmtree(flat)
@@ -805,7 +826,9 @@ def pages_main(args: argparse.Namespace) -> int:
     document = {
         "machine": info,
         "args": vars(args),
-        "corpus": {"projects": args.projects, "files": len(dists)} if running else {},
+        "corpus": {"projects": len({d.project for d in dists}), "files": len(dists)}
+        if running
+        else {},
         "rows": [
             {
                 "case": r.case,
@@ -1036,6 +1059,7 @@ def main() -> int:
     for p in (parser, pages):
         p.add_argument("--projects", type=int, default=50, help="projects in the corpus (50)")
         p.add_argument("--seed", type=int, default=1)
+        p.add_argument("--tree", help="serve this existing headwater tree instead of building one")
         p.add_argument("--runs", type=int, default=3, help="measured runs per case and server (3)")
         p.add_argument("--duration", type=int, default=10, help="seconds per wrk run (10)")
         p.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
