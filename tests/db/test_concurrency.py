@@ -5,10 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
-
-import pytest
 
 from headwater.db import AddResult, Database
 from tests.db.factories import new_file
@@ -86,27 +83,27 @@ def test_concurrent_writers_get_distinct_serials_in_commit_order(db: Database) -
 
 
 _RACER = """
-import sys, time
+import sys
 from datetime import UTC, datetime
 from headwater.db import Database, NewFile
-url, digest, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+url, digest = sys.argv[1], sys.argv[2]
 db = Database.connect(url)
 new = NewFile(filename=%r, version="1.0", sha256=digest * 64, size=1,
               upload_time=datetime.now(UTC), storage_key="k/" + digest)
-time.sleep(max(0.0, start - time.time()))
-print(db.add_file("main", "acme-tools", new).name)
+print("ready", flush=True)
+sys.stdin.readline()
+print(db.add_file("main", "acme-tools", new).name, flush=True)
 db.close()
 """
 
 
-@pytest.mark.slow
 def test_u9_processes_racing_for_one_filename_one_wins(db: Database) -> None:
     # Several server processes share one database: the database, not a process lock, decides.
-    start = time.time() + 2.5  # every process has imported and connected by then
-    digests = ["a", "b", "a", "b"]
+    digests = ["a", "b", "a"]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _RACER % FILENAME, _url(db), d, str(start)],
+            [sys.executable, "-c", _RACER % FILENAME, _url(db), d],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -114,11 +111,27 @@ def test_u9_processes_racing_for_one_filename_one_wins(db: Database) -> None:
         for d in digests
     ]
     outcomes = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        outcomes.append(out.strip())
-    counts = Counter(outcomes)
-    assert counts["CREATED"] == 1, outcomes
-    assert counts["IDENTICAL"] == 1 and counts["CONFLICT"] == 2, outcomes
+    try:
+        for proc in procs:  # every process has imported and connected...
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        for proc in procs:  # ...then all go at once
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+            outcomes.append(out.strip())
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert Counter(outcomes)["CREATED"] == 1, outcomes
+    record = db.project("main", "acme-tools")
+    assert record is not None
+    won = record.files[0].sha256[0]
+    for digest, outcome in zip(digests, outcomes, strict=True):
+        if outcome != "CREATED":
+            assert outcome == ("IDENTICAL" if digest == won else "CONFLICT"), outcomes
     assert db.last_serial("main") == 2

@@ -318,3 +318,17 @@ def test_pep_708_alternate_locations_and_tracks(db: Database) -> None:
     record = db.project("main", "acme")
     assert record is not None
     assert record.alternate_locations == ()
+
+
+def test_text_no_database_can_store_alike_is_refused(db: Database) -> None:
+    # PostgreSQL text cannot hold NUL; SQLite can: refuse it on both, before anything is written.
+    with pytest.raises(InvalidArgument, match="version"):
+        db.add_file("main", "acme", new_file("acme-1.0.tar.gz", version="1.0\x00"))
+    db.add_file("main", "acme", new_file("acme-1.0.tar.gz"))
+    with pytest.raises(InvalidArgument, match="yank reason"):
+        db.yank("main", "acme", version="1.0", reason="bad\x00")
+    with pytest.raises(InvalidArgument, match="status reason"):
+        db.set_status("main", "acme", "archived", "x" * 10_001)
+    record = db.project("main", "acme")
+    assert record is not None
+    assert (record.status, record.files[0].yanked) == (ProjectStatus.ACTIVE, False)

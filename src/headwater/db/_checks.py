@@ -15,6 +15,8 @@ from headwater.simple.names import NormalizedName, normalize_name
 
 __all__ = [
     "check_index",
+    "check_sha256",
+    "check_text",
     "check_urls",
     "check_user_name",
     "journal",
@@ -64,6 +66,17 @@ def check_sha256(value: str, what: str) -> str:
     if not isinstance(value, str) or _HEX64.match(value) is None:
         raise InvalidArgument(f"{what} must be 64 lowercase hex digits, not {_shown(value)}")
     return value
+
+
+def check_text(value: str | None, what: str, *, limit: int = 10_000) -> None:
+    """Refuse free text no database can store alike: NUL (PostgreSQL text cannot hold it) and
+    text over ``limit`` characters."""
+    if value is None:
+        return
+    if not isinstance(value, str) or "\x00" in value or len(value) > limit:
+        raise InvalidArgument(
+            f"invalid {what}: text of at most {limit} characters without NUL, not {_shown(value)}"
+        )
 
 
 def check_urls(urls: Iterable[str], what: str) -> list[str]:

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine, Row
 from headwater.db import schema as t
 from headwater.db._checks import (
     check_index,
+    check_text,
     check_user_name,
     name_of,
     now,
@@ -131,6 +132,7 @@ class AccessControl:
                 or past ``expires``.
             NotFound: no such user.
         """
+        check_text(description, "description", limit=1000)
         scope_set = frozenset(scopes)
         if not scope_set or not scope_set <= SCOPES:
             raise InvalidArgument(
