@@ -150,6 +150,19 @@ def test_mask_url() -> None:
     assert mask_url("postgresql://u:pw@h:5/d?x=1") == "postgresql://u:***@h:5/d?x=1"
     assert mask_url("postgresql://u@h/d") == "postgresql://u@h/d"
     assert mask_url("sqlite:///a/b") == "sqlite:///a/b"
+    assert mask_url("postgresql://h/d?user=u&password=pw") == "postgresql://h/d?user=u&password=***"
+
+
+def test_wrong_postgresql_password_is_unavailable_and_masked(
+    _session_databases: dict[str, Database],
+) -> None:
+    url = _session_databases["postgresql"]._engine.url.set(
+        drivername="postgresql", password="wrong-password-123"
+    )
+    with pytest.raises(DatabaseUnavailable, match="password authentication failed") as caught:
+        Database.connect(url.render_as_string(hide_password=False))
+    assert "wrong-password-123" not in str(caught.value)
+    assert ":***@127.0.0.1" in str(caught.value)
 
 
 def test_ping_and_close_then_reuse(db: Database) -> None:

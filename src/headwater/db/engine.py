@@ -97,7 +97,9 @@ def make_engine(url: str) -> Engine:
 def shown_url(engine: Engine) -> str:
     """The engine's URL as a user wrote it: no driver name, password masked."""
     url = engine.url
-    return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
+    return mask_url(
+        url.set(drivername=url.get_backend_name()).render_as_string(hide_password=False)
+    )
 
 
 def unavailable(engine: Engine, exc: BaseException) -> DatabaseUnavailable:

@@ -15,7 +15,7 @@ Bad arguments (an invalid project or user name, an unknown scope or status) rais
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from headwater.errors import HeadwaterError, InvalidInput
 
@@ -64,13 +64,23 @@ class InvalidArgument(InvalidInput):
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for messages and logs)."""
+    """``url`` with its password (in the authority or a ``password=`` parameter) replaced by
+    ``***``, for messages and logs."""
     try:
         parts = urlsplit(url)
+        password = parts.password
     except ValueError:
         return "<unparsable database URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+    has_param = any(k.lower() == "password" for k, _ in parse_qsl(parts.query))
+    if password is None and not has_param:
+        return url  # unchanged (urlunsplit would drop the empty authority of sqlite:///)
+    if password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    if parts.query:
+        query = [
+            (key, "***" if key.lower() == "password" else value)
+            for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    return urlunsplit(parts)
