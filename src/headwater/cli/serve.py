@@ -8,6 +8,7 @@ with a SQLite database and one hosted index, ``main``, also served as the defaul
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -124,11 +125,46 @@ def _announce(plan: ServePlan) -> None:
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
+def prepare_database(plan: ServePlan) -> str | None:
+    """Before any worker starts: create or migrate the database (one process does it, so
+    workers never race), and on a fresh database create the ``admin`` user with a token, kept
+    in ``<data_dir>/admin-token`` (mode 0600). Returns the token's file when one was made."""
+    from headwater.cli.admin import ensure_admin_token
+    from headwater.db import Database
+    from headwater.server.factory import database_url
+
+    data_dir = Path(plan.settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database.connect(database_url(plan))
+    try:
+        db.upgrade()
+        token = ensure_admin_token(db, plan)
+    finally:
+        db.close()
+    if token is None:
+        return None
+    path = data_dir / "admin-token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return str(path)
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``headwater serve``."""
     from headwater.server.run import run_server
 
     plan = build_plan(args)
+    token_file = prepare_database(plan) if plan.hosted else None
     _announce(plan)
+    if token_file:
+        base = (plan.settings.base_url or f"http://{plan.settings.listen}").rstrip("/")
+        print(
+            f"  first start: user 'admin' created; its token is in {token_file}\n"
+            f"  twine upload --repository-url {base}/legacy/ -u __token__ "
+            f'-p "$(cat {token_file})" dist/*',
+            file=sys.stderr,
+            flush=True,
+        )
     run_server(plan)
     return 0

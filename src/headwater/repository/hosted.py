@@ -63,7 +63,9 @@ def render_record(record: Any, *, namespaces: tuple[Namespace, ...] | None = Non
                     hashes={"sha256": rec.sha256},
                     requires_python=rec.requires_python,
                     yanked=yanked,
-                    yanked_reason=rec.yanked if isinstance(rec.yanked, str) and rec.yanked else None,
+                    yanked_reason=rec.yanked
+                    if isinstance(rec.yanked, str) and rec.yanked
+                    else None,
                     core_metadata={"sha256": rec.metadata_sha256} if rec.metadata_sha256 else False,
                     size=rec.size,
                     upload_time=rec.upload_time,
@@ -114,7 +116,9 @@ class HostedSource:
         self.private = private
         self._files = TreeSource(name, storage, revalidate=revalidate)
         self._pages: dict[tuple[NormalizedName | None, str], RenderedPage | None] = {}
-        self._pending: dict[tuple[NormalizedName | None, str], asyncio.Future[RenderedPage | None]] = {}
+        self._pending: dict[
+            tuple[NormalizedName | None, str], asyncio.Future[RenderedPage | None]
+        ] = {}
         self._blocked: frozenset[str] = frozenset()  # file keys of quarantined projects
         self._serial = -1
         self._checked = float("-inf")
@@ -180,9 +184,11 @@ class HostedSource:
         if project is None:
             summaries = await asyncio.to_thread(self.db.projects, self.name)
             listing = ProjectList(
+                # Item 61: quarantined projects are left off the project list, as on PyPI.
                 projects=tuple(
                     ProjectListEntry(str(s.name), s.last_serial)
                     for s in sorted(summaries, key=lambda s: s.name)
+                    if str(s.status) != ProjectStatus.QUARANTINED.value
                 ),
                 last_serial=self._serial,
             )
@@ -202,4 +208,3 @@ class HostedSource:
 
     async def check(self) -> None:
         await asyncio.to_thread(self.db.ping)
-

@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from headwater.db import AddResult, NewFile
 from headwater.errors import HeadwaterError
 from headwater.simple.model import ProjectStatus
 from headwater.simple.names import NormalizedName
@@ -130,8 +131,6 @@ async def accept_upload(db: Any, storage: Storage, c: Candidate) -> Accepted:
     await _copy_into(storage, key, c.path)
     if c.metadata is not None:
         await storage.write_bytes(metadata_key(c.sha256, c.filename), c.metadata)
-    from headwater.db import AddResult, NewFile  # the db package is a peer of storage
-
     new = NewFile(
         filename=c.filename,
         version=c.version,
@@ -153,9 +152,7 @@ async def accept_upload(db: Any, storage: Storage, c: Candidate) -> Accepted:
     await storage.delete(key)
     await storage.delete(metadata_key(c.sha256, c.filename))
     if result is AddResult.CONFLICT:
-        raise UploadRefused(
-            400, f"File already exists ({c.filename!r} with different content)."
-        )
+        raise UploadRefused(400, f"File already exists ({c.filename!r} with different content).")
     if result is AddResult.PREVIOUSLY_DELETED:
         raise UploadRefused(
             400,

@@ -6,23 +6,31 @@ plan arrives as JSON in ``HEADWATER_SERVE_PLAN``, written by ``headwater serve``
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
+from headwater.db import Database
 from headwater.errors import HeadwaterError
 from headwater.repository.base import ServedSource
+from headwater.repository.hosted import HostedSource
 from headwater.repository.tree import TreeSource
+from headwater.server.api import api_routes
 from headwater.server.app import IndexApp
+from headwater.server.auth import Authenticator, token_allows
 from headwater.server.health import health_routes
 from headwater.server.metrics import Metrics
 from headwater.server.settings import ServePlan
+from headwater.server.types import Scope
+from headwater.server.upload import UploadEndpoint
 from headwater.storage.filesystem import FileStorage
 
-__all__ = ["PLAN_ENV", "app_from_env", "build_app", "run_dir"]
+__all__ = ["PLAN_ENV", "app_from_env", "build_app", "database_url", "hosted_storage", "run_dir"]
 
 PLAN_ENV = "HEADWATER_SERVE_PLAN"
 
@@ -32,23 +40,99 @@ def run_dir(plan: ServePlan) -> Path:
     return Path(plan.settings.data_dir) / "run"
 
 
-def build_app(plan: ServePlan) -> IndexApp:
-    """The whole ASGI application for ``plan``."""
+def database_url(plan: ServePlan) -> str:
+    """The configured database, or SQLite in the data directory."""
+    if plan.settings.database:
+        return plan.settings.database
+    return f"sqlite:///{Path(plan.settings.data_dir) / 'headwater.sqlite3'}"
+
+
+def hosted_storage(plan: ServePlan, index: str) -> FileStorage:
+    """Where a hosted index keeps its files: ``<data_dir>/hosted/<index>`` (a tree layout)."""
+    return FileStorage(Path(plan.settings.data_dir) / "hosted" / index)
+
+
+def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
+    """The whole ASGI application for ``plan``. ``db`` is opened from the plan when not given
+    (and only when the plan has hosted indexes); the app closes what it opened."""
     sources: dict[str, ServedSource] = {}
     page_max_age: dict[str, int] = {}
     for name, target in plan.mirrors.items():
         sources[name] = TreeSource(name, FileStorage(target), revalidate=plan.settings.revalidate)
     metrics = Metrics(run_dir(plan) / "metrics")
-    routes: list[BaseRoute] = list(health_routes(sources, metrics))
-    rest = Starlette(routes=routes)
+    routes: list[BaseRoute] = []
+    on_startup: list[Callable[[], Awaitable[None]]] = []
+    on_shutdown: list[Callable[[], Awaitable[None]]] = []
+    read_guards: dict[str, Callable[[Scope], Awaitable[bool]]] = {}
+    extra_checks: dict[str, Callable[[], Awaitable[None]]] = {}
+    if plan.hosted:
+        owned = db is None
+        database = db if db is not None else Database.connect(database_url(plan))
+        auth = Authenticator(database)
+        hosted: dict[str, HostedSource] = {}
+        for name, settings in plan.hosted.items():
+            hosted[name] = HostedSource(
+                name,
+                database,
+                hosted_storage(plan, name),
+                revalidate=plan.settings.revalidate,
+                private=settings.read == "token",
+            )
+            sources[name] = hosted[name]
+            page_max_age[name] = settings.page_max_age
+            if settings.read == "token":
+                read_guards[name] = _read_guard(auth, name)
+        upload = UploadEndpoint(
+            database,
+            hosted,
+            plan.hosted,
+            auth,
+            metrics,
+            run_dir(plan) / "uploads",
+            default=plan.default if plan.default in hosted else None,
+        )
+        routes += [
+            Route("/{index}/legacy/", upload, methods=["POST"]),
+            Route("/{index}/legacy", upload, methods=["POST"]),  # U1: PyPI redirects; we accept
+            Route("/legacy/", upload, methods=["POST"]),
+            Route("/legacy", upload, methods=["POST"]),
+            *api_routes(database, hosted, auth),
+        ]
+
+        async def check_database() -> None:
+            await asyncio.to_thread(database.ping)
+
+        async def check_schema() -> None:
+            await asyncio.to_thread(database.check_schema)
+
+        extra_checks["database"] = check_database
+        on_startup.append(check_schema)
+        if owned:
+
+            async def close() -> None:
+                await asyncio.to_thread(database.close)
+
+            on_shutdown.append(close)
+    routes += health_routes(sources, metrics, extra_checks)
     return IndexApp(
         plan.settings,
         sources,
         default=plan.default,
-        rest=rest,
+        rest=Starlette(routes=routes),
         metrics=metrics,
         page_max_age=page_max_age,
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        read_guards=read_guards,
     )
+
+
+def _read_guard(auth: Authenticator, index: str) -> Callable[[Scope], Awaitable[bool]]:
+    async def guard(scope: Scope) -> bool:
+        token = await auth.token(scope, cached=True)
+        return token is not None and token_allows(token, "read", index)
+
+    return guard
 
 
 def app_from_env() -> IndexApp:

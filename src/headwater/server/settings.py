@@ -23,7 +23,19 @@ __all__ = [
 
 #: Top-level URL segments the server uses itself; no index may be called one of these.
 RESERVED_NAMES = frozenset(
-    {"simple", "packages", "legacy", "health", "metrics", "api", "static", "v1+json", "v1+html"}
+    {
+        "simple",
+        "packages",
+        "legacy",
+        "health",
+        "metrics",
+        "api",
+        "static",
+        "namespaces",
+        "namespace",
+        "v1+json",
+        "v1+html",
+    }
 )
 _INDEX_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?\Z")
 

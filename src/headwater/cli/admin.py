@@ -1,0 +1,320 @@
+"""Operator commands over the database of hosted indexes: ``db``, ``user``, ``token``,
+``project`` and ``namespace``.
+
+They act on the database (and a hosted index's storage, for deletions) directly, with the same
+``--config`` / ``--data-dir`` / ``--database`` as ``headwater serve``; the HTTP management API
+(``/api/...``) does the same things for token holders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from headwater.db import SCOPES, Database, DatabaseError
+from headwater.server.factory import database_url, hosted_storage
+from headwater.server.settings import ServePlan
+
+__all__ = ["ensure_admin_token", "register"]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", help="configuration file (default: $HEADWATER_CONFIG, ./headwater.toml)"
+    )
+    parser.add_argument(
+        "--data-dir", help="the server's data directory (holds the SQLite database)"
+    )
+    parser.add_argument("--database", help="database URL (sqlite:///PATH or postgresql://...)")
+
+
+def _plan(args: argparse.Namespace) -> ServePlan:
+    from headwater.cli.serve import build_plan
+
+    defaults: dict[str, Any] = {
+        "listen": None,
+        "workers": None,
+        "base_url": None,
+        "tls_certificate": None,
+        "tls_key": None,
+        "default_index": None,
+        "tree": [],
+    }
+    for key, value in defaults.items():
+        if not hasattr(args, key):
+            setattr(args, key, value)
+    return build_plan(args)
+
+
+def _database(args: argparse.Namespace, *, upgrade: bool = True) -> tuple[ServePlan, Database]:
+    plan = _plan(args)
+    url = database_url(plan)
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    db = Database.connect(url)
+    if upgrade and url.startswith("sqlite:"):
+        db.upgrade()  # the embedded database is created on first use
+    else:
+        db.check_schema()
+    return plan, db
+
+
+def _command(
+    subparsers: Any, name: str, help_text: str, run: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=help_text, description=help_text
+    )
+    _common(parser)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(value)).decode() + "\n")
+
+
+def ensure_admin_token(db: Database, plan: ServePlan) -> str | None:
+    """On a fresh database (no users yet), create the user ``admin`` with an admin token and
+    return the token (to be shown once); None when users exist already."""
+    if db.users():
+        return None
+    db.create_user("admin")
+    _, token = db.create_token(
+        "admin", scopes={"admin"}, description="created by the first `headwater serve`"
+    )
+    return token
+
+
+# -- db ----------------------------------------------------------------------------------------
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    plan = _plan(args)
+    db = Database.connect(database_url(plan))
+    before, after = db.upgrade()
+    print(f"database {db.url}: revision {before or '(empty)'} -> {after}")
+    return 0
+
+
+def _db_check(args: argparse.Namespace) -> int:
+    plan = _plan(args)
+    db = Database.connect(database_url(plan))
+    db.check_schema()
+    print(f"database {db.url}: schema is current")
+    return 0
+
+
+# -- users and tokens --------------------------------------------------------------------------
+
+
+def _user_create(args: argparse.Namespace) -> int:
+    _, db = _database(args)
+    user = db.create_user(args.name)
+    print(f"user {user.name} created")
+    return 0
+
+
+def _user_list(args: argparse.Namespace) -> int:
+    _, db = _database(args)
+    for user in db.users():
+        print(user.name)
+    return 0
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    _, db = _database(args)
+    if args.user not in {u.name for u in db.users()}:
+        db.create_user(args.user)
+        print(f"headwater: created user {args.user}", file=sys.stderr)
+    expires = datetime.now(UTC) + timedelta(days=args.expires_days) if args.expires_days else None
+    token_id, token = db.create_token(
+        args.user,
+        indexes=args.index or None,
+        projects=args.project or None,
+        scopes=set(args.scope or ["upload"]),
+        description=args.description,
+        expires=expires,
+    )
+    print(f"headwater: token {token_id} for {args.user}; it is shown only now", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    _, db = _database(args)
+    _print_json(db.tokens(args.user))
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    _, db = _database(args)
+    if not db.revoke_token(args.id):
+        print(f"headwater: no active token {args.id}", file=sys.stderr)
+        return 1
+    print(f"token {args.id} revoked")
+    return 0
+
+
+# -- projects ----------------------------------------------------------------------------------
+
+
+def _delete_blobs(plan: ServePlan, index: str, keys: list[str]) -> None:
+    storage = hosted_storage(plan, index)
+
+    async def go() -> None:
+        for key in keys:
+            for each in (key, key + ".metadata"):
+                await storage.delete(each)  # False when absent: fine
+
+    asyncio.run(go())
+
+
+def _project(args: argparse.Namespace) -> int:
+    plan, db = _database(args)
+    index, name, actor = args.index, args.project, "cli"
+    action = args.action
+    if action == "show":
+        record = db.project(index, name)
+        if record is None:
+            print(f"headwater: no project {name!r} in {index!r}", file=sys.stderr)
+            return 1
+        _print_json({"project": record, "owners": db.owners(index, name)})
+        return 0
+    if action in ("yank", "unyank"):
+        if not (args.file or args.version):
+            raise DatabaseError(f"{action}: give --file FILENAME or --version VERSION")
+        if action == "yank":
+            changed = db.yank(
+                index,
+                name,
+                filename=args.file,
+                version=args.version,
+                reason=args.reason,
+                actor=actor,
+            )
+        else:
+            changed = db.unyank(index, name, filename=args.file, version=args.version, actor=actor)
+        print(f"{action}: {', '.join(changed) or 'nothing changed'}")
+        return 0
+    if action == "delete":
+        if args.file:
+            keys = db.delete_file(index, name, args.file, actor=actor)
+        elif args.version:
+            keys = db.delete_release(index, name, args.version, actor=actor)
+        else:
+            keys = db.delete_project(index, name, actor=actor)
+        _delete_blobs(plan, index, keys)
+        print(f"deleted; {len(keys)} file(s) removed from storage")
+        return 0
+    if action == "status":
+        db.set_status(index, name, args.value[0] if args.value else "", args.reason, actor=actor)
+        print(f"{index}/{name}: status {args.value[0] if args.value else ''}")
+        return 0
+    if action == "alternate-locations":
+        db.set_alternate_locations(index, name, args.value, actor=actor)
+    elif action == "tracks":
+        db.set_tracks(index, name, args.value, actor=actor)
+    elif action == "owner-add":
+        for user in args.value:
+            db.add_owner(index, name, user)
+    elif action == "owner-remove":
+        for user in args.value:
+            db.remove_owner(index, name, user)
+    print(f"{index}/{name}: {action} done")
+    return 0
+
+
+def _namespace(args: argparse.Namespace) -> int:
+    _, db = _database(args)
+    if args.action == "list":
+        _print_json(db.namespaces(args.index))
+    elif args.action == "grant":
+        if not args.owner:
+            raise DatabaseError("namespace grant: give --owner USER")
+        grant = db.grant_namespace(args.index, args.namespace, args.owner, open=args.open)
+        print(f"namespace {grant.name} of {grant.index} granted to {grant.owner}")
+    elif args.action == "revoke":
+        if not db.revoke_namespace(args.index, args.namespace):
+            print(f"headwater: no namespace {args.namespace} in {args.index}", file=sys.stderr)
+            return 1
+        print(f"namespace {args.namespace} revoked")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``db``, ``user``, ``token``, ``project`` and ``namespace`` commands."""
+    db = subparsers.add_parser("db", help="database schema: upgrade or check")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    _command(
+        db_sub, "upgrade", "create or migrate the database to this headwater's schema", _db_upgrade
+    )
+    _command(db_sub, "check", "exit non-zero unless the database schema is current", _db_check)
+
+    user = subparsers.add_parser("user", help="users of hosted indexes")
+    user_sub = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    create = _command(user_sub, "create", "create a user", _user_create)
+    create.add_argument("name")
+    _command(user_sub, "list", "list users", _user_list)
+
+    token = subparsers.add_parser("token", help="API tokens (for twine, pip, uv and the API)")
+    token_sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    create = _command(
+        token_sub, "create", "create a token and print it (once) on stdout", _token_create
+    )
+    create.add_argument("--user", required=True, help="the token's user (created if missing)")
+    create.add_argument(
+        "--scope", action="append", choices=sorted(SCOPES), help="repeatable; default upload"
+    )
+    create.add_argument("--index", action="append", help="limit to these indexes (repeatable)")
+    create.add_argument("--project", action="append", help="limit to these projects (repeatable)")
+    create.add_argument("--description", default="")
+    create.add_argument("--expires-days", type=int, help="expire after this many days")
+    listing = _command(token_sub, "list", "list tokens (never their secrets)", _token_list)
+    listing.add_argument("--user")
+    revoke = _command(token_sub, "revoke", "revoke a token by its id", _token_revoke)
+    revoke.add_argument("id")
+
+    project = _command(
+        subparsers,
+        "project",
+        "manage a hosted project: yank, delete, status, owners, PEP 708 URLs",
+        _project,
+    )
+    project.add_argument(
+        "action",
+        choices=[
+            "show",
+            "yank",
+            "unyank",
+            "delete",
+            "status",
+            "alternate-locations",
+            "tracks",
+            "owner-add",
+            "owner-remove",
+        ],
+    )
+    project.add_argument("index")
+    project.add_argument("project")
+    project.add_argument("value", nargs="*", help="status marker, URLs, or user names")
+    project.add_argument("--file", help="one file (yank, unyank, delete)")
+    project.add_argument("--version", help="every file of a release (yank, unyank, delete)")
+    project.add_argument("--reason", default="", help="why (yank, status)")
+
+    namespace = _command(
+        subparsers, "namespace", "PEP 752 namespace grants of a hosted index", _namespace
+    )
+    namespace.add_argument("action", choices=["list", "grant", "revoke"])
+    namespace.add_argument("index")
+    namespace.add_argument("namespace", nargs="?")
+    namespace.add_argument("--owner")
+    namespace.add_argument("--open", action="store_true", help="anyone may create projects in it")

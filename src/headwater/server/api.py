@@ -1,0 +1,251 @@
+"""The management API of hosted indexes (JSON over HTTP, token in Basic auth), and PEP 752's
+namespace endpoints.
+
+::
+
+    GET    /api/<index>/projects/<project>                      the project, its files, owners
+    POST   /api/<index>/projects/<project>/yank                 {"filename"|"version", "reason"}
+    POST   /api/<index>/projects/<project>/unyank               {"filename"|"version"}
+    DELETE /api/<index>/projects/<project>/files/<filename>
+    DELETE /api/<index>/projects/<project>/releases/<version>
+    DELETE /api/<index>/projects/<project>
+    PUT    /api/<index>/projects/<project>/status               {"status", "reason"}  (PEP 792)
+    PUT    /api/<index>/projects/<project>/alternate-locations  {"urls": [...]}       (PEP 708)
+    PUT    /api/<index>/projects/<project>/tracks               {"urls": [...]}       (admin only)
+    PUT    /api/<index>/projects/<project>/owners/<user>        add an owner
+    DELETE /api/<index>/projects/<project>/owners/<user>        remove an owner
+    GET    /<index>/namespaces                                  PEP 752: [{"name"}]
+    GET    /<index>/namespace/<namespace>                       PEP 752: {name, parent, children, owner}
+
+Project changes need the ``manage`` scope and ownership of the project, or ``admin``; ``tracks``
+is the operator's statement about where a project comes from (PEP 708), so it needs ``admin``.
+Errors are JSON ``{"error": "..."}`` with a status that says what kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from headwater.db import Database, DatabaseError, InvalidArgument
+from headwater.db import NotFound as DbNotFound
+from headwater.repository.hosted import HostedSource
+from headwater.server.auth import Authenticator, token_allows
+from headwater.simple.names import is_valid_name, normalize_name
+
+__all__ = ["api_routes"]
+
+_ENCODER = msgspec.json.Encoder()
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(
+        _ENCODER.encode(value) + b"\n",
+        status_code=status,
+        media_type="application/json",
+        headers={"cache-control": "no-store"},
+    )
+
+
+def api_routes(
+    db: Database, hosted: Mapping[str, HostedSource], auth: Authenticator
+) -> list[Route]:
+    """The management and namespace routes over the hosted indexes."""
+
+    def source_of(request: Request) -> tuple[str, HostedSource]:
+        index = request.path_params["index"]
+        source = hosted.get(index)
+        if source is None:
+            raise ApiError(404, f"no hosted index called {index!r}")
+        return index, source
+
+    def project_of(request: Request) -> str:
+        raw = request.path_params["project"]
+        if not is_valid_name(raw):
+            raise ApiError(404, f"{raw!r} is not a valid project name")
+        return normalize_name(raw)
+
+    async def allowed(request: Request, index: str, project: str, *, admin: bool = False) -> str:
+        token = await auth.token(request.scope)
+        if token is None:
+            raise ApiError(401, "send a token (Basic auth, user __token__) with the manage scope")
+        if admin:
+            if not token_allows(token, "admin", index):
+                raise ApiError(403, "this change needs a token with the admin scope")
+            return str(token.user)
+        if "admin" in token.scopes and token_allows(token, "admin", index):
+            return str(token.user)
+        if not token_allows(token, "manage", index, project):
+            raise ApiError(403, f"this token has no manage scope for {index}/{project}")
+        owners = await asyncio.to_thread(db.owners, index, project)
+        if token.user not in owners:
+            raise ApiError(403, f"user {token.user!r} is not an owner of {index}/{project}")
+        return str(token.user)
+
+    async def body(request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        if not raw:
+            return {}
+        try:
+            value = msgspec.json.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise ApiError(400, f"the body is not JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise ApiError(400, "the body must be a JSON object")
+        return value
+
+    def endpoint(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                return _json({"error": str(exc)}, exc.status)
+            except DbNotFound as exc:
+                return _json({"error": str(exc)}, 404)
+            except InvalidArgument as exc:
+                return _json({"error": str(exc)}, 400)
+            except DatabaseError as exc:
+                return _json({"error": str(exc)}, 409)
+
+        return wrapped
+
+    async def show(request: Request) -> Response:
+        index, _ = source_of(request)
+        project = project_of(request)
+        record = await asyncio.to_thread(db.project, index, project)
+        if record is None:
+            raise ApiError(404, f"no project {project!r} in {index!r}")
+        owners = await asyncio.to_thread(db.owners, index, project)
+        return _json({"project": record, "owners": owners})
+
+    async def delete_blobs(source: HostedSource, keys: list[str]) -> None:
+        for key in keys:
+            for each in (key, key + ".metadata"):
+                await source.storage.delete(each)  # False when absent: fine
+
+    def change(
+        action: Callable[[Request, str, str, str, dict[str, Any]], Any], *, admin: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def handler(request: Request) -> Response:
+            index, source = source_of(request)
+            project = project_of(request)
+            actor = await allowed(request, index, project, admin=admin)
+            data = await body(request)
+            result = await asyncio.to_thread(action, request, index, project, actor, data)
+            if isinstance(result, tuple) and result and result[0] == "deleted":
+                await delete_blobs(source, result[1])
+                result = {"deleted": len(result[1])}
+            source.changed()
+            return _json({"ok": True, "result": result})
+
+        return handler
+
+    def yank(request: Request, index: str, project: str, actor: str, data: dict[str, Any]) -> Any:
+        return db.yank(
+            index,
+            project,
+            filename=data.get("filename"),
+            version=data.get("version"),
+            reason=str(data.get("reason", "")),
+            actor=actor,
+        )
+
+    def unyank(request: Request, index: str, project: str, actor: str, data: dict[str, Any]) -> Any:
+        return db.unyank(
+            index, project, filename=data.get("filename"), version=data.get("version"), actor=actor
+        )
+
+    def delete_file(
+        request: Request, index: str, project: str, actor: str, data: dict[str, Any]
+    ) -> Any:
+        filename = request.path_params["filename"]
+        return ("deleted", db.delete_file(index, project, filename, actor=actor))
+
+    def delete_release(
+        request: Request, index: str, project: str, actor: str, data: dict[str, Any]
+    ) -> Any:
+        version = request.path_params["version"]
+        return ("deleted", db.delete_release(index, project, version, actor=actor))
+
+    def delete_project(
+        request: Request, index: str, project: str, actor: str, data: dict[str, Any]
+    ) -> Any:
+        return ("deleted", db.delete_project(index, project, actor=actor))
+
+    def status(request: Request, index: str, project: str, actor: str, data: dict[str, Any]) -> Any:
+        if "status" not in data:
+            raise ApiError(400, 'give {"status": "active|archived|deprecated|quarantined"}')
+        return db.set_status(
+            index, project, str(data["status"]), str(data.get("reason", "")), actor=actor
+        )
+
+    def urls(data: dict[str, Any]) -> list[str]:
+        value = data.get("urls")
+        if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
+            raise ApiError(400, 'give {"urls": ["https://...", ...]}')
+        return value
+
+    def alternates(
+        request: Request, index: str, project: str, actor: str, data: dict[str, Any]
+    ) -> Any:
+        return db.set_alternate_locations(index, project, urls(data), actor=actor)
+
+    def tracks(request: Request, index: str, project: str, actor: str, data: dict[str, Any]) -> Any:
+        return db.set_tracks(index, project, urls(data), actor=actor)
+
+    def add_owner(
+        request: Request, index: str, project: str, actor: str, data: dict[str, Any]
+    ) -> Any:
+        return db.add_owner(index, project, request.path_params["user"])
+
+    def remove_owner(
+        request: Request, index: str, project: str, actor: str, data: dict[str, Any]
+    ) -> Any:
+        return db.remove_owner(index, project, request.path_params["user"])
+
+    async def namespaces(request: Request) -> Response:
+        index, _ = source_of(request)
+        grants = await asyncio.to_thread(db.namespaces, index)
+        return _json([{"name": g.name} for g in sorted(grants, key=lambda g: g.name)])
+
+    async def namespace(request: Request) -> Response:
+        index, _ = source_of(request)
+        wanted = normalize_name(request.path_params["namespace"])
+        grants = await asyncio.to_thread(db.namespaces, index)
+        found = next((g for g in grants if g.name == wanted), None)
+        if found is None:
+            raise ApiError(404, f"no namespace {wanted!r} in {index!r}")
+        # Grants never overlap within an index (PEP 752), so a namespace has no granted parent
+        # or children here; the keys are there for clients that expect them.
+        return _json({"name": found.name, "parent": None, "children": [], "owner": found.owner})
+
+    base = "/api/{index}/projects/{project}"
+    return [
+        Route(base, endpoint(show), methods=["GET"]),
+        Route(base, endpoint(change(delete_project)), methods=["DELETE"]),
+        Route(base + "/yank", endpoint(change(yank)), methods=["POST"]),
+        Route(base + "/unyank", endpoint(change(unyank)), methods=["POST"]),
+        Route(base + "/files/{filename}", endpoint(change(delete_file)), methods=["DELETE"]),
+        Route(base + "/releases/{version}", endpoint(change(delete_release)), methods=["DELETE"]),
+        Route(base + "/status", endpoint(change(status)), methods=["PUT"]),
+        Route(base + "/alternate-locations", endpoint(change(alternates)), methods=["PUT"]),
+        Route(base + "/tracks", endpoint(change(tracks, admin=True)), methods=["PUT"]),
+        Route(base + "/owners/{user}", endpoint(change(add_owner)), methods=["PUT"]),
+        Route(base + "/owners/{user}", endpoint(change(remove_owner)), methods=["DELETE"]),
+        Route("/{index}/namespaces", endpoint(namespaces), methods=["GET"]),
+        Route("/{index}/namespace/{namespace}", endpoint(namespace), methods=["GET"]),
+    ]

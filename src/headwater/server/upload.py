@@ -1,0 +1,132 @@
+"""``POST /<index>/legacy/``: uploads as twine sends them (standards.md section 4.3).
+
+The order: credentials (before a byte of the body is read), the body streamed to a spool file
+with its digests, the form, the distribution itself, then the permission and state checks and the
+writes of :mod:`headwater.repository.uploads`. Every refusal is a status with a one-line reason
+in a ``text/plain`` body. ASGI has no way to set the HTTP reason phrase, so twine prints the
+standard phrase ("400 Bad Request") and shows our reason with ``--verbose``; ``--skip-existing``
+reads "File already exists" from the body, which twine checks as well as the phrase (U10).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from headwater.db import Database
+from headwater.repository.artifacts import metadata_for_pep658
+from headwater.repository.hosted import HostedSource
+from headwater.repository.uploads import Accepted, Candidate, UploadRefused, accept_upload
+from headwater.server.auth import Authenticator, basic_credentials, token_allows
+from headwater.server.intake import UploadRejected, inspect_upload, receive_upload, validate_form
+from headwater.server.metrics import Metrics
+from headwater.server.settings import HostedSettings
+
+__all__ = ["UploadEndpoint"]
+
+#: Form fields (core metadata as text) are small; PyPI caps descriptions at a few MiB.
+MAX_FIELDS_SIZE = 16 << 20
+
+
+def _refuse(status: int, reason: str, *, challenge: str | None = None) -> Response:
+    headers = {"www-authenticate": f'Basic realm="{challenge}"'} if challenge else None
+    return PlainTextResponse(reason.rstrip() + "\n", status_code=status, headers=headers)
+
+
+class UploadEndpoint:
+    """The upload route for every hosted index."""
+
+    def __init__(
+        self,
+        db: Database,
+        hosted: Mapping[str, HostedSource],
+        settings: Mapping[str, HostedSettings],
+        auth: Authenticator,
+        metrics: Metrics,
+        spool_dir: Path,
+        *,
+        default: str | None,
+    ) -> None:
+        self.db = db
+        self.hosted = hosted
+        self.settings = settings
+        self.auth = auth
+        self.metrics = metrics
+        self.spool_dir = spool_dir
+        self.default = default
+
+    async def __call__(self, request: Request) -> Response:
+        index = request.path_params.get("index", self.default)
+        source = self.hosted.get(index) if index else None
+        if source is None or index is None:
+            return _refuse(404, f"{request.url.path} is not the upload URL of a hosted index")
+        response = await self._upload(request, index, source)
+        result = "created" if response.status_code == 200 else "refused"
+        if response.status_code == 200 and bytes(response.body).startswith(b"OK (already"):
+            result = "identical"
+        self.metrics.upload(index, result)
+        return response
+
+    async def _upload(self, request: Request, index: str, source: HostedSource) -> Response:
+        # U8: Basic auth, "__token__" and the token, as twine sends it.
+        if basic_credentials(request.headers.get("authorization", "").encode()) is None:
+            return _refuse(
+                401,
+                f"uploading to {index!r} needs credentials: user __token__, password a token from "
+                "`headwater token create`",
+                challenge=f"headwater {index}",
+            )
+        token = await self.auth.token(request.scope)
+        if token is None:
+            return _refuse(403, "Invalid or non-existent authentication information.")
+        if not token_allows(token, "upload", index):
+            return _refuse(403, f"this token does not allow uploads to index {index!r}")
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        settings = self.settings[index]
+        try:
+            upload = await receive_upload(
+                request.stream(),
+                request.headers.get("content-type", ""),
+                self.spool_dir,
+                max_file_size=settings.max_upload_size,
+                max_fields_size=MAX_FIELDS_SIZE,
+            )
+        except UploadRejected as exc:
+            return _refuse(exc.status, exc.reason)
+        with upload:
+            try:
+                form = validate_form(upload)
+                dist = await inspect_upload(form)
+            except UploadRejected as exc:
+                return _refuse(exc.status, exc.reason)
+            if not token_allows(token, "upload", index, dist.name):
+                return _refuse(403, f"this token does not allow uploads to project {dist.name!r}")
+            metadata = metadata_for_pep658(dist)
+            candidate = Candidate(
+                index=index,
+                project=dist.name,
+                display_name=dist.display_name,
+                version=dist.version,
+                filename=dist.filename,
+                path=upload.path,
+                size=upload.size,
+                sha256=upload.sha256,
+                blake2_256=upload.blake2_256,
+                requires_python=dist.requires_python,
+                metadata=metadata,
+                metadata_sha256=hashlib.sha256(metadata).hexdigest() if metadata else None,
+                user=token.user,
+                admin="admin" in token.scopes,
+            )
+            try:
+                accepted = await accept_upload(self.db, source.storage, candidate)
+            except UploadRefused as exc:
+                return _refuse(exc.status, str(exc))
+        source.changed()
+        if accepted is Accepted.IDENTICAL:
+            return PlainTextResponse(f"OK (already uploaded: {dist.filename})\n")
+        return PlainTextResponse(f"OK: {dist.filename} is in {index}/{dist.name}\n")
