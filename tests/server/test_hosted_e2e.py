@@ -1,0 +1,260 @@
+"""Hosted indexes end to end: the real ``headwater serve`` on embedded defaults (SQLite, a data
+directory, the hosted index ``main``), real twine uploading, real pip and uv installing, pypi-simple
+reading, and the uploads and calls it must refuse."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pypi_simple import PyPISimple
+
+from headwater.simple.json import parse_project_list_json, parse_project_page_json
+from tests.clients import installed_version, pip_install, uv_install
+from tests.server.hosting import Reply, api, cli, dists, post_upload, request, twine
+from tests.server.live import Live, serve
+
+JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
+
+
+@dataclass
+class Hosted:
+    live: Live
+    data: Path
+    admin: str
+    work: Path
+
+    @property
+    def upload_url(self) -> str:
+        return self.live.url + "/main/legacy/"
+
+    def token(self, user: str, *scope: str, project: str | None = None) -> str:
+        args = ["token", "create", "--data-dir", str(self.data), "--user", user]
+        for each in scope or ("upload",):
+            args += ["--scope", each]
+        if project:
+            args += ["--project", project]
+        return cli(*args).stdout.strip()
+
+    def page(self, project: str) -> Reply:
+        return request(f"{self.live.url}/main/simple/{project}/", headers=JSON)
+
+    def stored(self) -> list[str]:
+        return sorted(p.name for p in (self.data / "hosted").rglob("*") if p.is_file())
+
+    def spool_is_empty(self) -> bool:
+        uploads = self.data / "run" / "uploads"
+        return not uploads.exists() or not any(uploads.iterdir())
+
+
+@pytest.fixture(scope="module")
+def hosted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosted]:
+    work = tmp_path_factory.mktemp("hosted")
+    data = work / "headwater-data"
+    (work / "headwater.toml").write_text("[hosted.main]\nmax_upload_size = 200000\n")
+    with serve(["--workers", "2", "--data-dir", str(data)], work) as live:
+        token = (data / "admin-token").read_text().strip()
+        assert oct((data / "admin-token").stat().st_mode & 0o777) == "0o600"
+        assert "first start: user 'admin' created" in live.output()
+        yield Hosted(live, data, token, work)
+
+
+@pytest.mark.slow
+def test_twine_upload_then_pip_and_uv_install(hosted: Hosted, tmp_path: Path, uv: Path) -> None:
+    files = dists(tmp_path / "dist", "Hello_World", "1.0")
+    done = twine(hosted.upload_url, hosted.admin, files)
+    assert done.returncode == 0, done.stdout + done.stderr
+    page = parse_project_page_json(hosted.page("hello-world").body)
+    assert sorted(f.filename for f in page.files) == sorted(p.name for p in files)
+    for file, path in zip(sorted(page.files, key=lambda f: f.filename), sorted(files), strict=True):
+        assert file.hashes["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert file.size == path.stat().st_size  # PEP 700
+        assert file.upload_time is not None
+    wheel = next(f for f in page.files if f.filename.endswith(".whl"))
+    assert isinstance(wheel.core_metadata, dict)  # PEP 658, from the wheel itself
+    metadata = request(f"{hosted.live.url}/main/simple/hello-world/{wheel.metadata_url}")
+    assert hashlib.sha256(metadata.body).hexdigest() == wheel.core_metadata["sha256"]
+    python = pip_install(hosted.live.url + "/simple/", "hello-world", tmp_path / "pip")
+    assert installed_version(python, "hello_world") == "1.0"
+    python = uv_install(uv, hosted.live.url + "/main/simple/", "hello-world", tmp_path / "uv")
+    assert installed_version(python, "hello_world") == "1.0"
+
+
+def test_u9_reupload_identical_is_a_no_op_and_skip_existing_works(
+    hosted: Hosted, tmp_path: Path
+) -> None:
+    files = dists(tmp_path / "a", "reup", "1.0")
+    assert twine(hosted.upload_url, hosted.admin, files).returncode == 0
+    serial = int(hosted.page("reup").headers["x-pypi-last-serial"])
+    again = twine(hosted.upload_url, hosted.admin, files)
+    assert again.returncode == 0, again.stdout + again.stderr
+    # Same filename, other content: refused with PyPI's words, and --skip-existing skips it.
+    other = dists(tmp_path / "b", "reup", "1.0")
+    other[0].write_bytes(other[0].read_bytes() + b"\0")  # still a zip: trailing bytes are allowed
+    refused = twine(hosted.upload_url, hosted.admin, other[:1])
+    assert refused.returncode != 0
+    assert "File already exists" in refused.stdout + refused.stderr
+    skipped = twine(hosted.upload_url, hosted.admin, other[:1], "--skip-existing")
+    assert skipped.returncode == 0, skipped.stdout + skipped.stderr
+    assert "Skipping" in skipped.stdout + skipped.stderr
+    assert int(hosted.page("reup").headers["x-pypi-last-serial"]) == serial
+
+
+def test_pypi_simple_reads_every_page(hosted: Hosted, tmp_path: Path) -> None:
+    assert (
+        twine(hosted.upload_url, hosted.admin, dists(tmp_path, "readable", "2.0")).returncode == 0
+    )
+    with PyPISimple(hosted.live.url + "/main/simple/") as client:
+        index = client.get_index_page()
+        assert "readable" in index.projects
+        for project in index.projects:
+            page = client.get_project_page(project)
+            assert page.packages, project
+            for package in page.packages:
+                assert package.digests["sha256"]
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "phrase"),
+    [
+        ("no-credentials", 401, "needs credentials"),
+        ("bad-token", 403, "Invalid or non-existent authentication information"),
+        ("name-mismatch", 400, "name"),
+        ("version-mismatch", 400, "version"),
+        ("traversal-filename", 400, "filename"),
+        ("non-normalized-filename", 400, ""),
+        ("wrong-digest", 400, "digest"),
+        ("missing-digest", 400, "digest"),
+        ("corrupt-archive", 400, ""),
+        ("oversized", 413, "too large"),
+        ("submit-action", 410, ""),
+    ],
+)
+def test_hostile_uploads_are_refused_and_nothing_is_stored(
+    hosted: Hosted, tmp_path: Path, case: str, status: int, phrase: str
+) -> None:
+    wheel, _ = dists(tmp_path, "victim", "1.0")
+    before = hosted.stored()
+    token: str | None = hosted.admin
+    overrides: dict[str, str | None] = {}
+    if case == "no-credentials":
+        token = None
+    elif case == "bad-token":
+        token = "hw_0000000000000000_" + "x" * 43
+    elif case == "name-mismatch":
+        overrides["name"] = "other-project"
+    elif case == "version-mismatch":
+        overrides["version"] = "9.9"
+    elif case == "traversal-filename":
+        overrides["filename"] = "../../victim-1.0-py3-none-any.whl"
+    elif case == "non-normalized-filename":
+        renamed = tmp_path / "Victim-1.0-py3-none-any.whl"
+        wheel.rename(renamed)
+        wheel = renamed
+    elif case == "wrong-digest":
+        overrides["sha256_digest"] = "0" * 64
+    elif case == "missing-digest":
+        overrides["sha256_digest"] = None
+    elif case == "corrupt-archive":
+        wheel.write_bytes(b"PK\x03\x04 this is not a zip")
+        overrides["sha256_digest"] = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    elif case == "oversized":
+        wheel.write_bytes(wheel.read_bytes() + b"\0" * 250_000)
+        overrides["sha256_digest"] = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    elif case == "submit-action":
+        overrides[":action"] = "submit"
+    reply = post_upload(hosted.upload_url, token, wheel, **overrides)
+    assert reply.status == status, reply.text
+    assert phrase.lower() in reply.text.lower()
+    assert hosted.stored() == before
+    assert hosted.spool_is_empty()
+    assert hosted.page("victim").status == 404
+    assert request(hosted.live.url + "/health").status == 200  # and the server keeps serving
+
+
+def test_tokens_are_scoped_to_projects_and_owners(hosted: Hosted, tmp_path: Path) -> None:
+    alice = hosted.token("alice")
+    assert (
+        twine(hosted.upload_url, alice, dists(tmp_path / "a", "alices-tool", "1.0")).returncode == 0
+    )
+    bob = hosted.token("bob")
+    wheel = dists(tmp_path / "b", "alices-tool", "1.1")[0]
+    reply = post_upload(hosted.upload_url, bob, wheel)
+    assert reply.status == 403 and "isn't allowed to upload" in reply.text
+    # A token limited to another project cannot upload this one, even for its owner.
+    narrow = hosted.token("alice", project="something-else")
+    reply = post_upload(hosted.upload_url, narrow, wheel)
+    assert reply.status == 403 and "alices-tool" in reply.text
+    # Once alice makes bob an owner, he can.
+    owner = api(
+        f"{hosted.live.url}/api/main/projects/alices-tool/owners/bob",
+        "PUT",
+        hosted.token("alice", "manage"),
+    )
+    assert owner.status == 200, owner.text
+    assert post_upload(hosted.upload_url, bob, wheel).status == 200
+
+
+def test_pep752_namespace_uploads_by_others_get_409(hosted: Hosted, tmp_path: Path) -> None:
+    hosted.token("carol")  # creates the user
+    cli("namespace", "grant", "main", "acme", "--owner", "carol", "--data-dir", str(hosted.data))
+    dave = hosted.token("dave")
+    reply = post_upload(hosted.upload_url, dave, dists(tmp_path / "d", "Acme.Foo", "1.0")[0])
+    assert reply.status == 409 and "acme" in reply.text
+    # PEP 752: the grant covers "acme" and "acme-*", not "acmefoo".
+    assert (
+        post_upload(hosted.upload_url, dave, dists(tmp_path / "e", "acmefoo", "1.0")[0]).status
+        == 200
+    )
+    carol = hosted.token("carol")
+    assert (
+        post_upload(hosted.upload_url, carol, dists(tmp_path / "f", "acme-foo", "1.0")[0]).status
+        == 200
+    )
+    listed = json.loads(request(hosted.live.url + "/main/namespaces").body)
+    assert listed == [{"name": "acme"}]
+    detail = json.loads(request(hosted.live.url + "/main/namespace/acme").body)
+    assert detail["owner"] == "carol"
+
+
+def test_yank_status_and_delete_through_the_api(hosted: Hosted, tmp_path: Path) -> None:
+    files = dists(tmp_path, "managed", "1.0")
+    assert twine(hosted.upload_url, hosted.admin, files).returncode == 0
+    base = f"{hosted.live.url}/api/main/projects/managed"
+    erin = hosted.token("erin", "manage")
+    assert api(base + "/yank", "POST", erin, {"version": "1.0"}).status == 403  # not an owner
+    yanked = api(base + "/yank", "POST", hosted.admin, {"version": "1.0", "reason": "broken build"})
+    assert yanked.status == 200, yanked.text
+    page = parse_project_page_json(hosted.page("managed").body)
+    assert all(f.yanked and f.yanked_reason == "broken build" for f in page.files)
+    assert (
+        api(
+            base + "/status", "PUT", hosted.admin, {"status": "quarantined", "reason": "malware?"}
+        ).status
+        == 200
+    )
+    page = parse_project_page_json(hosted.page("managed").body)
+    assert page.files == () and page.status.value == "quarantined"  # PEP 792
+    listing = parse_project_list_json(request(hosted.live.url + "/main/simple/", headers=JSON).body)
+    assert "managed" not in {p.normalized for p in listing.projects}  # item 61
+    assert api(base + "/status", "PUT", hosted.admin, {"status": "archived"}).status == 200
+    reply = post_upload(hosted.upload_url, hosted.admin, dists(tmp_path / "n", "managed", "1.1")[0])
+    assert reply.status == 400 and "archived" in reply.text
+    assert (
+        api(base + "/tracks", "PUT", erin, {"urls": ["https://pypi.org/simple/managed/"]}).status
+        == 403
+    )
+    deleted = api(f"{base}/files/{files[0].name}", "DELETE", hosted.admin)
+    assert deleted.status == 200, deleted.text
+    assert files[0].name not in hosted.stored()
+    reused = post_upload(hosted.upload_url, hosted.admin, files[0])
+    assert reused.status == 400  # a deleted filename is never reused
+
+
+def test_metrics_count_uploads(hosted: Hosted) -> None:
+    text = request(hosted.live.url + "/metrics").text
+    assert 'headwater_uploads_total{index="main",result="created"}' in text
