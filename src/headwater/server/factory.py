@@ -92,10 +92,10 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
             default=plan.default if plan.default in hosted else None,
         )
         routes += [
-            Route("/{index}/legacy/", upload, methods=["POST"]),
-            Route("/{index}/legacy", upload, methods=["POST"]),  # U1: PyPI redirects; we accept
-            Route("/legacy/", upload, methods=["POST"]),
-            Route("/legacy", upload, methods=["POST"]),
+            Route("/{index}/legacy/", upload.handle, methods=["POST"]),
+            Route("/{index}/legacy", upload.handle, methods=["POST"]),  # U1: PyPI redirects; we accept
+            Route("/legacy/", upload.handle, methods=["POST"]),
+            Route("/legacy", upload.handle, methods=["POST"]),
             *api_routes(database, hosted, auth),
         ]
 

@@ -59,7 +59,7 @@ class UploadEndpoint:
         self.spool_dir = spool_dir
         self.default = default
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         index = request.path_params.get("index", self.default)
         source = self.hosted.get(index) if index else None
         if source is None or index is None:
