@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 from pypi_simple import PyPISimple
@@ -76,7 +77,8 @@ def test_twine_upload_then_pip_and_uv_install(hosted: Hosted, tmp_path: Path, uv
         assert file.upload_time is not None
     wheel = next(f for f in page.files if f.filename.endswith(".whl"))
     assert isinstance(wheel.core_metadata, dict)  # PEP 658, from the wheel itself
-    metadata = request(f"{hosted.live.url}/main/simple/hello-world/{wheel.metadata_url}")
+    metadata = request(urljoin(f"{hosted.live.url}/main/simple/hello-world/", wheel.metadata_url))
+    assert metadata.status == 200
     assert hashlib.sha256(metadata.body).hexdigest() == wheel.core_metadata["sha256"]
     python = pip_install(hosted.live.url + "/simple/", "hello-world", tmp_path / "pip")
     assert installed_version(python, "hello_world") == "1.0"
