@@ -25,3 +25,22 @@ def uv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if installed.returncode != 0:
         pytest.fail(f"could not install uv with pip (needs PyPI): {installed.stderr[-2000:]}")
     return python.parent / "uv"
+
+
+@pytest.fixture(scope="session")
+def twine6(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """twine 6.2, the last twine whose ``--skip-existing`` works with indexes other than PyPI
+    (twine 7 refuses the flag for them before uploading anything)."""
+    python = make_venv(tmp_path_factory.mktemp("twine6-tool"))
+    installed = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "twine==6.2.0"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    if installed.returncode != 0:
+        pytest.fail(
+            f"could not install twine 6.2 with pip (needs PyPI): {installed.stderr[-2000:]}"
+        )
+    return python.parent / "twine"

@@ -100,7 +100,7 @@ def test_u9_reupload_identical_is_a_no_op_and_skip_existing_works(
     refused = twine(hosted.upload_url, hosted.admin, other[:1])
     assert refused.returncode != 0
     assert "File already exists" in refused.stdout + refused.stderr
-    skipped = twine(hosted.upload_url, hosted.admin, other[:1], "--skip-existing")
+    skipped = twine(hosted.upload_url, hosted.admin, other[:1], "--skip-existing", program=twine6)
     assert skipped.returncode == 0, skipped.stdout + skipped.stderr
     assert "Skipping" in skipped.stdout + skipped.stderr
     assert int(hosted.page("reup").headers["x-pypi-last-serial"]) == serial
