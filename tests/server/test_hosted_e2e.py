@@ -87,7 +87,7 @@ def test_twine_upload_then_pip_and_uv_install(hosted: Hosted, tmp_path: Path, uv
 
 
 def test_u9_reupload_identical_is_a_no_op_and_skip_existing_works(
-    hosted: Hosted, tmp_path: Path
+    hosted: Hosted, tmp_path: Path, twine6: Path
 ) -> None:
     files = dists(tmp_path / "a", "reup", "1.0")
     assert twine(hosted.upload_url, hosted.admin, files).returncode == 0
