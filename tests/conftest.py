@@ -29,11 +29,11 @@ def uv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def twine6(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """twine 6.2, the last twine whose ``--skip-existing`` works with indexes other than PyPI
-    (twine 7 refuses the flag for them before uploading anything)."""
+    """twine 6.1, the last twine whose ``--skip-existing`` works with indexes other than PyPI
+    (twine 6.2 and 7 refuse the flag for them before uploading anything)."""
     python = make_venv(tmp_path_factory.mktemp("twine6-tool"))
     installed = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "twine==6.2.0"],
+        [str(python), "-m", "pip", "install", "--quiet", "twine==6.1.0"],
         capture_output=True,
         text=True,
         check=False,
@@ -41,6 +41,6 @@ def twine6(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     if installed.returncode != 0:
         pytest.fail(
-            f"could not install twine 6.2 with pip (needs PyPI): {installed.stderr[-2000:]}"
+            f"could not install twine 6.1 with pip (needs PyPI): {installed.stderr[-2000:]}"
         )
     return python.parent / "twine"
