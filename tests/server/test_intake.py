@@ -181,10 +181,16 @@ def test_u5_sdist_pyversion_defaults_to_source(spool: Path) -> None:
     "digests",
     [
         {"sha256_digest": None, "blake2_256_digest": None, "md5_digest": md5_b64(WHEEL)},
+        # twine (6.x) sends md5 as hex, and PyPI takes it.
+        {
+            "sha256_digest": None,
+            "blake2_256_digest": None,
+            "md5_digest": hashlib.md5(WHEEL, usedforsecurity=False).hexdigest(),
+        },
         {"sha256_digest": hashlib.sha256(WHEEL).hexdigest().upper(), "blake2_256_digest": None},
         {"sha256_digest": None},
     ],
-    ids=["U4-md5-only-base64", "U4-sha256-uppercase-hex", "U4-blake2-only"],
+    ids=["U4-md5-only-base64", "U4-md5-only-hex", "U4-sha256-uppercase-hex", "U4-blake2-only"],
 )
 def test_u4_any_one_matching_digest_is_enough(spool: Path, digests: dict[str, str | None]) -> None:
     with receive(multipart(twine_fields(**digests)), spool) as upload:
@@ -371,12 +377,13 @@ FORM_CASES: list[tuple[str, dict[str, str | None], str, int, str]] = [
         "digest supplied does not match",
     ),
     (
-        "U4-md5-hex-instead-of-base64",
-        {"md5_digest": hashlib.md5(WHEEL, usedforsecurity=False).hexdigest()},
+        "U4-md5-hex-wrong",
+        {"md5_digest": "0" * 32},
         WHEEL_NAME,
         400,
-        "urlsafe base64",
+        "digest supplied does not match",
     ),
+    ("U4-md5-malformed", {"md5_digest": "not-a-digest"}, WHEEL_NAME, 400, "Invalid md5_digest"),
     ("U4-sha256-malformed", {"sha256_digest": "xyz"}, WHEEL_NAME, 400, "Invalid SHA256 digest"),
     ("U5-filetype-unknown", {"filetype": "bdist_egg"}, WHEEL_NAME, 400, "filetype"),
     ("U5-filetype-missing", {"filetype": None}, WHEEL_NAME, 400, "filetype"),

@@ -84,6 +84,7 @@ _SINGLE = (
 _PROTOCOL = frozenset((*_SINGLE, "gpg_signature"))
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}\Z")
 _MD5_B64 = re.compile(r"[A-Za-z0-9_-]{22}\Z")
+_MD5_HEX = re.compile(r"[0-9A-Fa-f]{32}\Z")
 _DEFAULT_LIMITS = Limits()
 # HTTP reason phrases are one line of visible latin-1 (RFC 9112 reason-phrase).
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\xa0-\xff]")
@@ -563,17 +564,24 @@ def _check_digests(
             raise UploadRejected(
                 400, f"Invalid {label} digest {value[:80]!r}: use 64 hexadecimal characters."
             )
-    if md5 and not _MD5_B64.match(md5):
+    # U4 says md5 is urlsafe base64 without padding, but twine (up to 6.x at least) sends the
+    # 32-character hex digest, and PyPI accepts it: take either form.
+    if md5 and not (_MD5_B64.match(md5) or _MD5_HEX.match(md5)):
         raise UploadRejected(
-            400, f"Invalid md5_digest {md5[:80]!r}: use urlsafe base64 without padding."
+            400,
+            f"Invalid md5_digest {md5[:80]!r}: use 32 hexadecimal characters or urlsafe base64 "
+            "without padding.",
         )
-    # U4: md5 is urlsafe base64 without padding (a Python 2 era choice); the others are hex.
-    md5_b64 = base64.urlsafe_b64encode(bytes.fromhex(upload.md5)).rstrip(b"=").decode()
+    if md5 and _MD5_HEX.match(md5):
+        md5_given, md5_computed = md5.lower(), upload.md5
+    else:
+        md5_given = md5
+        md5_computed = base64.urlsafe_b64encode(bytes.fromhex(upload.md5)).rstrip(b"=").decode()
     # Hex digests compare case-insensitively; base64 is case-sensitive.
     pairs = (
         (sha256 and sha256.lower(), upload.sha256),
         (blake2 and blake2.lower(), upload.blake2_256),
-        (md5, md5_b64),
+        (md5_given, md5_computed),
     )
     for given, computed in pairs:
         if given and not hmac.compare_digest(given, computed):
