@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
@@ -15,6 +16,7 @@ import pytest
 from pypi_simple import PyPISimple
 
 from headwater.simple.json import parse_project_list_json, parse_project_page_json
+from headwater.simple.model import ProjectPage
 from tests.clients import installed_version, pip_install, uv_install
 from tests.server.hosting import Reply, api, cli, dists, post_upload, request, twine
 from tests.server.live import Live, serve
@@ -43,6 +45,16 @@ class Hosted:
 
     def page(self, project: str) -> Reply:
         return request(f"{self.live.url}/main/simple/{project}/", headers=JSON)
+
+    def settled_page(self, project: str, done: Callable[[ProjectPage], bool]) -> ProjectPage:
+        """The project's JSON page once ``done`` holds: with two worker processes, the one that
+        did not make a change sees it within ``revalidate`` (1 s)."""
+        deadline = time.monotonic() + 5
+        while True:
+            page = parse_project_page_json(self.page(project).body)
+            if done(page) or time.monotonic() > deadline:
+                return page
+            time.sleep(0.1)
 
     def stored(self) -> list[str]:
         return sorted(p.name for p in (self.data / "hosted").rglob("*") if p.is_file())
@@ -231,7 +243,7 @@ def test_yank_status_and_delete_through_the_api(hosted: Hosted, tmp_path: Path) 
     assert api(base + "/yank", "POST", erin, {"version": "1.0"}).status == 403  # not an owner
     yanked = api(base + "/yank", "POST", hosted.admin, {"version": "1.0", "reason": "broken build"})
     assert yanked.status == 200, yanked.text
-    page = parse_project_page_json(hosted.page("managed").body)
+    page = hosted.settled_page("managed", lambda p: all(f.yanked for f in p.files))
     assert all(f.yanked and f.yanked_reason == "broken build" for f in page.files)
     assert (
         api(
@@ -239,8 +251,9 @@ def test_yank_status_and_delete_through_the_api(hosted: Hosted, tmp_path: Path) 
         ).status
         == 200
     )
-    page = parse_project_page_json(hosted.page("managed").body)
+    page = hosted.settled_page("managed", lambda p: p.status.value == "quarantined")
     assert page.files == () and page.status.value == "quarantined"  # PEP 792
+    time.sleep(1.2)  # past the revalidation window, every worker has seen the change
     listing = parse_project_list_json(request(hosted.live.url + "/main/simple/", headers=JSON).body)
     assert "managed" not in {p.normalized for p in listing.projects}  # item 61
     assert api(base + "/status", "PUT", hosted.admin, {"status": "archived"}).status == 200
