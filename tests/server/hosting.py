@@ -75,10 +75,12 @@ def request(
     req = urllib.request.Request(url, data=body, method=method, headers=all_headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as answer:
-            return Reply(answer.status, answer.read(), dict(answer.headers))
+            return Reply(
+                answer.status, answer.read(), {k.lower(): v for k, v in answer.headers.items()}
+            )
     except urllib.error.HTTPError as exc:
         with exc:
-            return Reply(exc.code, exc.read(), dict(exc.headers))
+            return Reply(exc.code, exc.read(), {k.lower(): v for k, v in exc.headers.items()})
 
 
 def api(url: str, method: str, token: str | None, data: dict[str, Any] | None = None) -> Reply:

@@ -50,7 +50,7 @@ def test_private_index_needs_a_read_token(tmp_path: Path) -> None:
         assert twine(live.url + "/private/legacy/", admin, files).returncode == 0
         anonymous = request(live.url + "/private/simple/secret-sauce/")
         assert anonymous.status == 401
-        assert anonymous.headers["WWW-Authenticate"].startswith("Basic")
+        assert anonymous.headers["www-authenticate"].startswith("Basic")
         # An upload-only token cannot read; a read token can.
         assert (
             request(
