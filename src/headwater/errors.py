@@ -12,6 +12,9 @@ safe, and what to do::
     │   │   └── simple.UnsupportedAPIVersion  the page declares a major api-version we do not speak
     │   ├── simple.NotAcceptable              content negotiation found nothing the client accepts
     │   ├── storage.InvalidKey                a storage key is not a safe relative path
+    │   ├── db.InvalidArgument                an argument to the database API is malformed
+    │   ├── repository.artifacts.InvalidDistribution  an uploaded wheel/sdist is malformed, unsafe or mislabelled
+    │   ├── server.intake.UploadRejected      an upload's body or form is refused (carries the HTTP status)
     │   ├── sync.filters.InvalidFilter        a [mirror.NAME.filters] option or requirements file is malformed
     │   ├── sync.nginx.InvalidNginxConfig     nginx-config options would give a broken or unsafe config
     │   └── testing.faults.InvalidFault       a fault description for the test upstream is invalid
@@ -24,6 +27,12 @@ safe, and what to do::
     │   └── IntegrityError                    bytes differ from the promised hash or size
     ├── sync.state.StateError                 a mirror's state is unreadable or from another upstream
     ├── sync.engine.MirrorError               a sync could not start, or a project's files failed
+    ├── db.DatabaseError                      the hosted-index database failed or refused a change
+    │   ├── DatabaseUnavailable               cannot connect (URL shown, password masked)
+    │   ├── SchemaOutOfDate                   not at this headwater's revision: run `headwater db upgrade`
+    │   ├── NotFound (also KeyError)          no such project, file, release, user or token
+    │   └── Conflict                          the user exists already, or a namespace grant overlaps
+    ├── repository.uploads.UploadRefused      an upload is not allowed (owners, namespaces, status, reuse)
     └── testing.corpus.CorpusError            the test upstream's corpus cannot do what was asked
 
 Third-party exceptions are converted at the edge with ``raise ... from``.
