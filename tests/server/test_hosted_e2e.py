@@ -229,6 +229,12 @@ def test_pep752_namespace_uploads_by_others_get_409(hosted: Hosted, tmp_path: Pa
         post_upload(hosted.upload_url, carol, dists(tmp_path / "f", "acme-foo", "1.0")[0]).status
         == 200
     )
+    # JSON 1.5: project pages say which namespace covers them, and whether its grantee owns them.
+    covered = json.loads(hosted.page("acme-foo").body)
+    assert covered["meta"]["api-version"] == "1.5"
+    assert covered["namespaces"] == [{"name": "acme", "owned": True}]
+    outside = json.loads(hosted.page("acmefoo").body)
+    assert outside["namespaces"] is None
     listed = json.loads(request(hosted.live.url + "/main/namespaces").body)
     assert listed == [{"name": "acme"}]
     detail = json.loads(request(hosted.live.url + "/main/namespace/acme").body)

@@ -95,6 +95,10 @@ def test_item_8_api_version_1_5_only_with_namespaces() -> None:
     assert out["meta"]["api-version"] == "1.5"
     assert out["namespaces"] == [{"name": "demo", "owned": True}]
     assert "namespaces" not in _render(_demo_page())
+    # An index that supports namespaces says so even for a project in none: null, not absent.
+    empty = _render(_demo_page(namespaces=()))
+    assert "namespaces" in empty and empty["namespaces"] is None
+    assert empty["meta"]["api-version"] == "1.5"
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,8 @@ class HostedDatabase(Protocol):
     def last_serial(self, index: str) -> int: ...
     def project(self, index: str, name: NormalizedName) -> Any: ...
     def projects(self, index: str) -> list[Any]: ...
+    def namespace_covering(self, index: str, name: str) -> Any: ...
+    def owners(self, index: str, name: str) -> list[str]: ...
     def ping(self) -> None: ...
 
 
@@ -193,11 +195,27 @@ class HostedSource:
                 last_serial=self._serial,
             )
             return RenderedPage(_RENDER_LIST[fmt](listing), serial=self._serial)
-        record = await asyncio.to_thread(self.db.project, self.name, project)
+        found = await asyncio.to_thread(self._project_with_namespace, project)
+        if found is None:
+            return None
+        record, namespaces = found
+        page = render_record(record, namespaces=namespaces)
+        return RenderedPage(_RENDER_PAGE[fmt](page), serial=record.last_serial)
+
+    def _project_with_namespace(
+        self, project: NormalizedName
+    ) -> tuple[Any, tuple[Namespace, ...]] | None:
+        """The record and its PEP 752 namespace entry: hosted indexes support namespaces, so
+        every page says which one covers the project (``owned``: the namespace's grantee owns
+        the project), or that none does."""
+        record = self.db.project(self.name, project)
         if record is None:
             return None
-        page = render_record(record)
-        return RenderedPage(_RENDER_PAGE[fmt](page), serial=record.last_serial)
+        grant = self.db.namespace_covering(self.name, project)
+        if grant is None:
+            return record, ()
+        owned = grant.owner in self.db.owners(self.name, project)
+        return record, (Namespace(name=str(grant.name), owned=owned),)
 
     async def file(self, path: str) -> FileRef | None:
         await self._fresh()

@@ -518,7 +518,9 @@ class _OutPage(msgspec.Struct, omit_defaults=True):
     files: list[_OutFile]
     project_status: _OutStatus | None = msgspec.field(default=None, name="project-status")
     alternate_locations: list[str] | None = msgspec.field(default=None, name="alternate-locations")
-    namespaces: list[_OutNamespace] | None = None
+    # UNSET: the index does not support namespaces (the key is left out, as PEP 752 requires);
+    # None: it does, and this project is in none (``"namespaces": null``).
+    namespaces: list[_OutNamespace] | None | msgspec.UnsetType = msgspec.UNSET
 
 
 def _format_time(value: datetime | None) -> str | None:
@@ -589,7 +591,7 @@ def render_project_page_json(page: ProjectPage) -> bytes:
     """Render a project page as compact PEP 691 JSON.
 
     Declares API 1.4, or 1.5 when ``page.namespaces`` is not None (PEP 752: only indexes that
-    support namespaces emit the key). ``versions`` is always present (derived from the filenames
+    support namespaces emit the key; an empty tuple is rendered as ``"namespaces": null``). ``versions`` is always present (derived from the filenames
     when the page has none). Never emits ``dist-info-metadata`` (PEP 714: pip 22.3 crashed on it).
     A file of unknown size is rendered without ``size`` (see the module docstring).
 
@@ -613,8 +615,8 @@ def render_project_page_json(page: ProjectPage) -> bytes:
         files=[_out_file(file) for file in page.files],
         project_status=status,
         alternate_locations=list(page.alternate_locations) or None,
-        namespaces=None
+        namespaces=msgspec.UNSET
         if page.namespaces is None
-        else [_OutNamespace(name=ns.name, owned=ns.owned) for ns in page.namespaces],
+        else [_OutNamespace(name=ns.name, owned=ns.owned) for ns in page.namespaces] or None,
     )
     return _encoder.encode(out)
