@@ -520,7 +520,7 @@ class _OutPage(msgspec.Struct, omit_defaults=True):
     alternate_locations: list[str] | None = msgspec.field(default=None, name="alternate-locations")
     # UNSET: the index does not support namespaces (the key is left out, as PEP 752 requires);
     # None: it does, and this project is in none (``"namespaces": null``).
-    namespaces: list[_OutNamespace] | None | msgspec.UnsetType = msgspec.UNSET
+    namespaces: list[_OutNamespace] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 def _format_time(value: datetime | None) -> str | None:
