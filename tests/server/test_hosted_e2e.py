@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +69,7 @@ class Hosted:
 def hosted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosted]:
     work = tmp_path_factory.mktemp("hosted")
     data = work / "headwater-data"
-    (work / "headwater.toml").write_text("[hosted.main]\nmax_upload_size = 200000\n")
+    (work / "headwater.toml").write_text("[hosted.main]\nmax_upload_size = 1000000\n")
     with serve(["--workers", "2", "--data-dir", str(data)], work) as live:
         token = (data / "admin-token").read_text().strip()
         assert oct((data / "admin-token").stat().st_mode & 0o777) == "0o600"
@@ -144,6 +145,7 @@ def test_pypi_simple_reads_every_page(hosted: Hosted, tmp_path: Path) -> None:
         ("wrong-digest", 400, "digest"),
         ("missing-digest", 400, "digest"),
         ("corrupt-archive", 400, ""),
+        ("zip-bomb", 400, "zip bomb"),
         ("oversized", 413, "too large"),
         ("submit-action", 410, ""),
     ],
@@ -176,8 +178,13 @@ def test_hostile_uploads_are_refused_and_nothing_is_stored(
     elif case == "corrupt-archive":
         wheel.write_bytes(b"PK\x03\x04 this is not a zip")
         overrides["sha256_digest"] = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    elif case == "zip-bomb":
+        # A valid wheel with one extra member that expands 1000x to 150 MB.
+        with zipfile.ZipFile(wheel, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("victim/padding.bin", b"\0" * 150_000_000)
+        overrides["sha256_digest"] = hashlib.sha256(wheel.read_bytes()).hexdigest()
     elif case == "oversized":
-        wheel.write_bytes(wheel.read_bytes() + b"\0" * 250_000)
+        wheel.write_bytes(wheel.read_bytes() + b"\0" * 1_050_000)
         overrides["sha256_digest"] = hashlib.sha256(wheel.read_bytes()).hexdigest()
     elif case == "submit-action":
         overrides[":action"] = "submit"

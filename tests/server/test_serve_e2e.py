@@ -197,3 +197,16 @@ def test_legacy_host_redirect_over_the_wire(tree: Path, tmp_path: Path) -> None:
         connection.close()
         assert answer.status == 301
         assert answer.headers["Location"] == "https://pypi.example.org/pypi/simple/x/?a=1"
+
+
+def test_pypi_simple_reads_every_page_of_a_served_tree(live: Live, corpus: Corpus) -> None:
+    from pypi_simple import PyPISimple
+
+    with PyPISimple(live.url + "/pypi/simple/") as client:
+        index = client.get_index_page()
+        assert sorted(index.projects) == sorted(p.name for p in corpus.project_list().projects)
+        for project in index.projects:
+            page = client.get_project_page(project)
+            assert page.packages, project
+            assert all(package.digests["sha256"] for package in page.packages)
+            assert page.last_serial is not None
