@@ -93,7 +93,9 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
         )
         routes += [
             Route("/{index}/legacy/", upload.handle, methods=["POST"]),
-            Route("/{index}/legacy", upload.handle, methods=["POST"]),  # U1: PyPI redirects; we accept
+            Route(
+                "/{index}/legacy", upload.handle, methods=["POST"]
+            ),  # U1: PyPI redirects; we accept
             Route("/legacy/", upload.handle, methods=["POST"]),
             Route("/legacy", upload.handle, methods=["POST"]),
             *api_routes(database, hosted, auth),

@@ -572,6 +572,7 @@ def _check_digests(
             f"Invalid md5_digest {md5[:80]!r}: use 32 hexadecimal characters or urlsafe base64 "
             "without padding.",
         )
+    md5_given: str | None
     if md5 and _MD5_HEX.match(md5):
         md5_given, md5_computed = md5.lower(), upload.md5
     else:
