@@ -13,6 +13,7 @@ its own writes at once; other processes within ``revalidate`` seconds.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -30,7 +31,7 @@ from headwater.simple.model import (
     ProjectStatus,
 )
 from headwater.simple.names import NormalizedName
-from headwater.storage.base import Storage
+from headwater.storage.base import Storage, StorageError
 from headwater.storage.layout import file_key, file_url_from_project_page
 
 __all__ = ["HostedSource", "render_record"]
@@ -225,4 +226,9 @@ class HostedSource:
         return ref
 
     async def check(self) -> None:
+        """Ready when the database answers and the storage takes a write and gives it back."""
         await asyncio.to_thread(self.db.ping)
+        probe = f"state/health-probe-{os.getpid()}"
+        await self.storage.write_bytes(probe, b"ok")
+        if await self.storage.read_bytes(probe) != b"ok":
+            raise StorageError(f"hosted index {self.name!r}: storage gave back other bytes")
