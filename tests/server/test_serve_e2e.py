@@ -15,6 +15,7 @@ from headwater.simple.json import parse_project_page_json
 from headwater.testing.corpus import Corpus
 from tests.clients import installed_version, pip_install, uv_install
 from tests.server.live import Live, serve
+from tests.tls import self_signed
 
 
 @pytest.fixture(scope="module")
@@ -95,43 +96,10 @@ def test_headwater_mirrors_a_headwater(live: Live, tree: Path, tmp_path: Path) -
     assert files == sorted(p.name for p in (tree / "web/packages").rglob("*") if p.is_file())
 
 
-def _self_signed(work: Path) -> tuple[Path, Path]:
-    import shutil
-    import subprocess
-
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.fail("openssl is needed to make a test certificate (Debian package openssl)")
-    cert, key = work / "cert.pem", work / "key.pem"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
 def test_tls_serves_https_with_hsts(tree: Path, tmp_path: Path) -> None:
     import ssl
 
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     args = [
         "--tree",
         f"pypi={tree}",

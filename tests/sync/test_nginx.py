@@ -54,6 +54,7 @@ from headwater.sync.nginx import (
 from headwater.testing.wheels import build_sdist, build_wheel, core_metadata
 from tests.clients import clean_env, installed_version, make_venv, run_ok, uv_install
 from tests.nginx import Nginx, require_nginx, start_nginx
+from tests.tls import self_signed
 
 # --------------------------------------------------------------------------------------- the tree
 
@@ -590,27 +591,7 @@ def test_prefix(tree: tuple[Path, dict[str, list[Dist]]], tmp_path: Path) -> Non
 
 
 def test_tls_http2(tree: tuple[Path, dict[str, list[Dist]]], tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed(tmp_path)
 
     def config(port: int) -> str:
         return render_nginx_config(
