@@ -186,12 +186,12 @@ def test_projects_in_flight_are_bounded(tmp_path: Path, monkeypatch: pytest.Monk
     peak = 0
     real = Mirror._sync_project
 
-    async def counting(self: Mirror, task: Any) -> None:
+    async def counting(self: Mirror, task: Any) -> Any:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
         try:
-            await real(self, task)
+            return await real(self, task)  # what the committer publishes
         finally:
             in_flight -= 1
 

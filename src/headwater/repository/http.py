@@ -4,8 +4,11 @@ The only place headwater talks to an upstream. Requests send a descriptive User-
 mirroring protocol asks for one) and the PEP 691 Accept header; answers are parsed by
 :mod:`headwater.simple.pages` from their Content-Type. Transient failures (connection errors,
 timeouts, truncated bodies, 5xx, 429, stale serials) are retried with exponential backoff and jitter;
-a 404 is an answer, not a failure. aiohttp exceptions never escape: they become
+a 404 is an answer, not a failure. Transport exceptions never escape: they become
 :class:`~headwater.repository.errors.UpstreamError` with the URL and what to do.
+
+The transport is :class:`headwater.repository._client.HttpClient`, a lean keep-alive HTTP/1.1
+client (see its module for why not aiohttp); :func:`client_session` creates and closes one.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-import aiohttp
 import msgspec
 
 from headwater import __version__
+from headwater.repository._client import ClientError, HttpClient, Response
 from headwater.repository.errors import (
     IntegrityError,
     StaleResponse,
@@ -33,7 +36,7 @@ from headwater.simple.negotiation import CLIENT_ACCEPT
 from headwater.simple.pages import parse_project_list, parse_project_page
 from headwater.storage.base import Storage
 
-__all__ = ["USER_AGENT", "Fetched", "HttpRepository", "RetryPolicy", "client_session"]
+__all__ = ["USER_AGENT", "Fetched", "HttpClient", "HttpRepository", "RetryPolicy", "client_session"]
 
 USER_AGENT = f"headwater/{__version__} (+https://github.com/headwater-index/headwater)"
 SERIAL_HEADER = "X-PyPI-Last-Serial"
@@ -67,8 +70,13 @@ class Fetched(msgspec.Struct, frozen=True, kw_only=True):
     not_modified: bool = False
 
 
+_PAGE_HEADERS = {"Accept": CLIENT_ACCEPT, "User-Agent": USER_AGENT, "Accept-Encoding": "gzip"}
+# Files are asked for as they are: their hashes are of the stored bytes.
+_FILE_HEADERS = {"User-Agent": USER_AGENT}
+
+
 def _serial_header(headers: Mapping[str, str]) -> int | None:
-    value = headers.get(SERIAL_HEADER)
+    value = headers.get(SERIAL_HEADER.lower())  # the client's header names are lower case
     if value is None:
         return None
     try:
@@ -80,14 +88,14 @@ def _serial_header(headers: Mapping[str, str]) -> int | None:
 class HttpRepository:
     """A remote Simple API index at ``base_url`` (e.g. ``https://pypi.org/simple/``).
 
-    The session is passed in: whoever creates it closes it (the engine's lifespan), so one pool
-    serves every request of a sync.
+    The session (an :class:`HttpClient`) is passed in: whoever creates it closes it (the engine's
+    lifespan), so one pool serves every request of a sync.
     """
 
     def __init__(
         self,
         base_url: str,
-        session: aiohttp.ClientSession,
+        session: HttpClient,
         *,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -114,7 +122,7 @@ class HttpRepository:
                 if not exc.retryable:
                     raise
                 last = exc
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except (ClientError, TimeoutError) as exc:
                 last = UpstreamError(_describe(exc, url), url=url, retryable=True)
                 last.__cause__ = exc
             if attempt < self.retry.attempts:
@@ -136,10 +144,8 @@ class HttpRepository:
         url = self.base_url
 
         async def once() -> Fetched:
-            headers = {"Accept": CLIENT_ACCEPT, "User-Agent": USER_AGENT}
-            if etag:
-                headers["If-None-Match"] = etag
-            async with self.session.get(url, headers=headers, allow_redirects=True) as resp:
+            headers = {**_PAGE_HEADERS, "If-None-Match": etag} if etag else _PAGE_HEADERS
+            async with await self.session.get(url, headers) as resp:
                 if resp.status == 304:
                     return Fetched(
                         not_modified=True, etag=etag, serial=_serial_header(resp.headers)
@@ -147,11 +153,11 @@ class HttpRepository:
                 _check_status(resp, url, "the project list")
                 body = await resp.read()
                 parsed = parse_project_list(
-                    body, resp.headers.get("Content-Type"), base_url=str(resp.url)
+                    body, resp.headers.get("content-type"), base_url=resp.url
                 )
                 return Fetched(
                     project_list=parsed,
-                    etag=resp.headers.get("ETag"),
+                    etag=resp.headers.get("etag"),
                     serial=_serial_header(resp.headers),
                 )
 
@@ -173,17 +179,15 @@ class HttpRepository:
         url = self.project_url(name)
 
         async def once() -> Fetched:
-            headers = {"Accept": CLIENT_ACCEPT, "User-Agent": USER_AGENT}
-            if etag:
-                headers["If-None-Match"] = etag
-            async with self.session.get(url, headers=headers, allow_redirects=True) as resp:
+            headers = {**_PAGE_HEADERS, "If-None-Match": etag} if etag else _PAGE_HEADERS
+            async with await self.session.get(url, headers) as resp:
                 serial = _serial_header(resp.headers)
                 if resp.status == 304:
                     return Fetched(not_modified=True, etag=etag, serial=serial)
                 _check_status(resp, url, f"project {name!r}")
                 body = await resp.read()
                 page = parse_project_page(
-                    body, resp.headers.get("Content-Type"), name=name, base_url=str(resp.url)
+                    body, resp.headers.get("content-type"), name=name, base_url=resp.url
                 )
                 seen = serial if serial is not None else page.last_serial
                 if min_serial is not None and seen is not None and seen < min_serial:
@@ -193,9 +197,58 @@ class HttpRepository:
                         url=url,
                         retryable=True,
                     )
-                return Fetched(page=page, etag=resp.headers.get("ETag"), serial=seen)
+                return Fetched(page=page, etag=resp.headers.get("etag"), serial=seen)
 
         return await self._with_retries(url, once)
+
+    def small_enough(self, size: int | None) -> bool:
+        """Whether a file of ``size`` (as its page promises) may be read whole with
+        :meth:`fetch_bytes` rather than streamed to storage."""
+        return size is not None and size <= _SMALL_FILE
+
+    async def fetch_bytes(self, url: str, *, sha256: str | None, size: int) -> bytes:
+        """Download a small file (see :meth:`small_enough`) into memory, checked against ``size``
+        and ``sha256``; the caller writes it (e.g. together with its ``.metadata``, in one
+        storage call). Never holds more than ``size`` bytes, whatever the server sends.
+
+        Raises:
+            IntegrityError: the bytes do not match (after retries).
+            UpstreamNotFound, UpstreamError: as for pages.
+        """
+        return await self._with_retries(
+            url, lambda: self._fetch_small(url, sha256=sha256, size=size)
+        )
+
+    async def _fetch_small(self, url: str, *, sha256: str | None, size: int) -> bytes:
+        async with await self.session.get(url, _FILE_HEADERS) as resp:
+            _check_status(resp, url, "file")
+            chunks: list[bytes] = []
+            received = 0
+            async for chunk in resp.iter_chunks():
+                received += len(chunk)
+                if received > size:  # never hold more than promised, whatever is sent
+                    raise IntegrityError(
+                        f"{url} is larger than the {size} bytes its page promised; discarded",
+                        url=url,
+                        retryable=True,
+                    )
+                chunks.append(chunk)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if len(body) != size:
+            raise IntegrityError(
+                f"{url} has {len(body)} bytes, its page promised {size}; discarded",
+                url=url,
+                retryable=True,
+            )
+        if sha256 is not None:
+            digest = hashlib.sha256(body).hexdigest()
+            if digest != sha256:
+                raise IntegrityError(
+                    f"{url} has sha256 {digest}, its page promised {sha256}; discarded",
+                    url=url,
+                    retryable=True,
+                )
+        return body
 
     async def fetch_verified(
         self,
@@ -239,27 +292,17 @@ class HttpRepository:
 
         async def small() -> tuple[int, bytes | None]:
             assert size is not None
-            chunks: list[bytes] = []
-            received = 0
-            async with self.session.get(url, headers={"User-Agent": USER_AGENT}) as resp:
-                _check_status(resp, url, "file")
-                async for chunk in resp.content.iter_chunked(1 << 16):
-                    received += len(chunk)
-                    if received > size:  # never hold more than promised, whatever is sent
-                        raise too_large()
-                    chunks.append(chunk)
-            body = b"".join(chunks)
-            check(len(body), hashlib.sha256(body).hexdigest())
+            body = await self._fetch_small(url, sha256=sha256, size=size)
             await storage.write_bytes(key, body)
             return len(body), body
 
         async def streamed() -> tuple[int, bytes | None]:
             digest = hashlib.sha256()
             received = 0
-            async with self.session.get(url, headers={"User-Agent": USER_AGENT}) as resp:
+            async with await self.session.get(url, _FILE_HEADERS) as resp:
                 _check_status(resp, url, "file")
                 async with storage.writer(key) as writer:
-                    async for chunk in resp.content.iter_chunked(1 << 16):
+                    async for chunk in resp.iter_chunks():
                         received += len(chunk)
                         if size is not None and received > size:
                             raise too_large()
@@ -273,7 +316,7 @@ class HttpRepository:
         )
 
 
-def _check_status(resp: aiohttp.ClientResponse, url: str, what: str) -> None:
+def _check_status(resp: Response, url: str, what: str) -> None:
     if resp.status == 200:
         return
     if resp.status in (404, 410):
@@ -290,34 +333,23 @@ def _check_status(resp: aiohttp.ClientResponse, url: str, what: str) -> None:
 
 
 def _describe(exc: BaseException, url: str) -> str:
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+    if isinstance(exc, TimeoutError):
         return f"{url}: timed out"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return f"{url}: the response body was cut short ({exc})"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return f"{url}: the server closed the connection"
-    if isinstance(exc, aiohttp.ClientConnectionError):
-        return f"{url}: connection failed ({exc})"
+    if isinstance(exc, ClientError):
+        return f"{url}: {exc}"
     return f"{url}: {type(exc).__name__}: {exc}"
 
 
 @asynccontextmanager
 async def client_session(
     *, connections: int = 64, read_timeout: float = 60.0
-) -> AsyncIterator[aiohttp.ClientSession]:
-    """An aiohttp session sized for a sync: one pool of ``connections``, per-read timeout."""
-    connector = aiohttp.TCPConnector(
-        limit=connections, limit_per_host=connections, ttl_dns_cache=300
-    )
-    session = aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(
-            total=None, sock_connect=read_timeout, sock_read=read_timeout
-        ),
-        auto_decompress=True,
-        raise_for_status=False,
+) -> AsyncIterator[HttpClient]:
+    """An HTTP client sized for a sync: one pool of ``connections``; ``read_timeout`` bounds
+    connecting and every wait for the next bytes of an answer. Closed on exit."""
+    client = HttpClient(
+        connections=connections, connect_timeout=read_timeout, read_timeout=read_timeout
     )
     try:
-        yield session
+        yield client
     finally:
-        await session.close()
+        await client.close()

@@ -8,8 +8,12 @@ points at a missing or unverified file, and a sync killed at any point resumes f
 Deletions run the other way: pages first, then files.
 
 Concurrency: one TaskGroup; ``workers`` bounds page fetches and file downloads separately, so a
-project with many files does not starve the others. fsync is batched by a group barrier: every
-project waiting for durability shares the next fsync batch.
+project with many files does not starve the others. A project whose files are all on disk is handed
+to one committer task and its worker moves on to the next project: the committer takes every
+project ready so far as one batch, makes their files durable with one barrier (a single ``syncfs``
+for the batch), writes their pages in one storage call, and journals them. Durability therefore
+overlaps the downloads instead of stalling them, and the number of ``syncfs`` calls follows how
+long one takes, not the number of projects.
 """
 
 from __future__ import annotations
@@ -49,6 +53,9 @@ FileFilter = Callable[[ProjectPage], ProjectPage]
 IN_PROGRESS = f"{STATE_DIR}/in-progress"
 _FLUSH_EVERY = 256  # projects per journal chunk
 _FLUSH_SECONDS = 5.0
+# Projects waiting for the committer before workers wait for it: bounds memory (a parsed page
+# each) while leaving the committer batches large enough that one syncfs serves many projects.
+_MAX_READY = 512
 
 
 class Summary(msgspec.Struct, kw_only=True):
@@ -123,6 +130,52 @@ class _Barrier:
             self._completed = number
 
 
+class _Ready(msgspec.Struct):
+    """A project whose files are on disk (not yet durable) and whose page is ready to write."""
+
+    page: ProjectPage
+    known: bool
+    etag: str | None
+
+
+class _Committer:
+    """Publishes ready projects in batches: one barrier for the batch's files, then its pages in
+    one storage call, then the journal. Runs as one task; :meth:`add` waits only when
+    ``_MAX_READY`` projects are already queued."""
+
+    def __init__(self, mirror: Mirror) -> None:
+        self._mirror = mirror
+        self._ready: list[_Ready] = []
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._closing = False
+
+    async def add(self, item: _Ready) -> None:
+        while len(self._ready) >= _MAX_READY:
+            self._room.clear()
+            await self._room.wait()
+        self._ready.append(item)
+        self._wake.set()
+
+    def close(self) -> None:
+        """No more projects: the committer publishes what is queued and returns."""
+        self._closing = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            if not self._ready:
+                if self._closing:
+                    return
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            batch, self._ready = self._ready, []
+            self._room.set()
+            await self._mirror._publish(batch)
+
+
 class Mirror:
     """Sync ``upstream`` into ``storage``.
 
@@ -173,6 +226,7 @@ class Mirror:
         self._flush_lock = asyncio.Lock()
         self._last_flush = time.monotonic()
         self._gone: set[NormalizedName] = set()
+        self._committer = _Committer(self)
         self.interrupted = False
         self.summary = Summary()
 
@@ -252,9 +306,15 @@ class Mirror:
             for task in pending:  # a shared iterator: each worker takes the next project
                 await self._sync_guarded(task)
 
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(self.workers * 2, len(plan.sync))):
-                group.create_task(project_worker())
+        self._committer = _Committer(self)
+        async with asyncio.TaskGroup() as outer:
+            outer.create_task(self._committer.run())
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for _ in range(min(self.workers * 2, len(plan.sync))):
+                        group.create_task(project_worker())
+            finally:
+                self._committer.close()  # publish what is queued, even if a worker crashed
         await self._barrier.sync()
         # The root stops listing projects about to be deleted before their pages go, so the
         # root never points at a missing page, even if this process is killed in between.
@@ -321,14 +381,19 @@ class Mirror:
 
     async def _sync_guarded(self, task: ProjectTask) -> None:
         try:
-            await self._sync_project(task)
+            ready = await self._sync_project(task)
         except (HeadwaterError, OSError) as exc:
             self.summary.failed[task.name] = str(exc)
             self.reporter.project_done(task.name, str(exc))
-        else:
+            return
+        if ready is None:
             self.reporter.project_done(task.name, None)
+        else:
+            await self._committer.add(ready)  # reported when its page is published
 
-    async def _sync_project(self, task: ProjectTask) -> None:
+    async def _sync_project(self, task: ProjectTask) -> _Ready | None:
+        """Fetch the project's page and files; return what the committer must publish, or None
+        when there is nothing to publish (not modified, or gone upstream)."""
         known = task.name in self.state.serials
         etag = self.state.etags.get(task.name) if task.reason == "no-serial" else None
         async with self._pages:
@@ -341,7 +406,7 @@ class Mirror:
                 # rewritten without it (see run()).
                 if task.name in self.state.serials:
                     self._gone.add(task.name)
-                return
+                return None
             except StaleResponse as exc:
                 raise UpstreamError(
                     f"{exc}; the tree keeps its current copy of {task.name}", url=exc.url
@@ -349,15 +414,12 @@ class Mirror:
         if fetched.not_modified:
             self.summary.unchanged += 1
             await self._record(task.name, ProjectState(task.serial, etag))
-            return
+            return None
         assert fetched.page is not None
         upstream_page = fetched.page
         if self.file_filter is not None:
             upstream_page = self.file_filter(upstream_page)
         files = await self._fetch_files(upstream_page)
-        await self._barrier.sync()  # the files are durable before any page points at them
-        # Only a project the tree already had can have an old page (and old files) to replace.
-        old = await self.tree.read_project(task.name) if known else None
         page = msgspec.structs.replace(
             upstream_page,
             files=tuple(files),
@@ -367,11 +429,53 @@ class Mirror:
             namespaces=None,  # PEP 752: only the namespace's own repository may say
             last_serial=fetched.serial if fetched.serial is not None else task.serial,
         )
-        await self.tree.write_project(page)
-        if old is not None:
-            await self._remove_unreferenced(old, page)
-        self.summary.synced += 1
-        await self._record(task.name, ProjectState(page.last_serial, fetched.etag))
+        return _Ready(page, known, fetched.etag)
+
+    async def _publish(self, batch: list[_Ready]) -> None:
+        """Make a batch of projects visible: files durable first, then pages, then the journal.
+        A project whose page cannot be written fails alone; the others are published."""
+        try:
+            await self._barrier.sync()  # the files are durable before any page points at them
+        except (HeadwaterError, OSError) as exc:
+            for item in batch:  # no page may point at files that may not be durable
+                self.summary.failed[item.page.name] = f"could not make its files durable: {exc}"
+                self.reporter.project_done(item.page.name, str(exc))
+            return
+        # Only a project the tree already had can have an old page (and old files) to replace;
+        # read them before anything is overwritten.
+        olds: list[ProjectPage | None] = []
+        for item in batch:
+            olds.append(await self.tree.read_project(item.page.name) if item.known else None)
+        try:
+            await self.tree.write_projects([item.page for item in batch])
+            written = [True] * len(batch)
+        except (HeadwaterError, OSError):
+            # Find which: write them one by one (rewriting a page is harmless).
+            written = []
+            for item in batch:
+                try:
+                    await self.tree.write_project(item.page)
+                except (HeadwaterError, OSError) as exc:
+                    self.summary.failed[item.page.name] = str(exc)
+                    self.reporter.project_done(item.page.name, str(exc))
+                    written.append(False)
+                else:
+                    written.append(True)
+        for item, old, ok in zip(batch, olds, written, strict=True):
+            if not ok:
+                continue
+            name = item.page.name
+            try:
+                if old is not None:
+                    await self._remove_unreferenced(old, item.page)
+            except (HeadwaterError, OSError) as exc:
+                self.summary.failed[name] = f"could not remove replaced files: {exc}"
+                self.reporter.project_done(name, str(exc))
+                continue  # not journaled: the next run syncs it again and retries the removal
+            self.summary.synced += 1
+            self.state.record(name, ProjectState(item.page.last_serial, item.etag))
+            self.reporter.project_done(name, None)
+        await self._maybe_flush()
 
     async def _fetch_files(self, page: ProjectPage) -> list[File]:
         """Fetch every file of ``page``; all are tried even when one fails (what succeeded is kept
@@ -424,7 +528,9 @@ class Mirror:
             self.summary.files_downloaded += 1
             self.summary.bytes_downloaded += size
             self.reporter.file_done(size)
-        core_metadata = await self._fetch_metadata(file, sha256, body) if self.metadata else None
+        core_metadata = (
+            await self._fetch_metadata(file, sha256, body, known) if self.metadata else None
+        )
         return msgspec.structs.replace(
             file,
             url=file_url_from_project_page(sha256, file.filename),
@@ -434,7 +540,7 @@ class Mirror:
         )
 
     async def _fetch_metadata(
-        self, file: File, sha256: str, body: bytes | None
+        self, file: File, sha256: str, body: bytes | None, known: bool
     ) -> dict[str, str] | None:
         """Mirror the file's PEP 658 ``.metadata`` when its page promises one.
 
@@ -448,7 +554,8 @@ class Mirror:
         promised = file.core_metadata if isinstance(file.core_metadata, dict) else {}
         meta_sha = promised.get("sha256")
         key = metadata_key(sha256, file.filename)
-        if meta_sha is not None and await self.storage.stat(key) is not None:
+        # As for files: only a project the tree had (or a resumed run) can find it present.
+        if meta_sha is not None and known and await self.storage.stat(key) is not None:
             return {"sha256": meta_sha}
         extracted = wheel_metadata(file.filename, body) if body is not None else None
         if extracted is not None and meta_sha in (None, hashlib.sha256(extracted).hexdigest()):

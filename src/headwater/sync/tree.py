@@ -6,6 +6,7 @@ model pages whose file URLs already point into the tree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from headwater.simple.html import render_project_list_html, render_project_page_html
@@ -54,12 +55,17 @@ class Tree:
         """Write the project's page in every format. JSON goes last and is removed first: it is what
         the tree reads back, so "the JSON page exists" implies every format exists, even after a
         crash between two writes."""
-        html = render_project_page_html(page)
-        items = [
-            (page_key(page.name, "plain-html"), html),
-            (page_key(page.name, "html"), html),
-            (page_key(page.name, "json"), render_project_page_json(page)),
-        ]
+        await self.write_projects([page])
+
+    async def write_projects(self, pages: Sequence[ProjectPage]) -> None:
+        """Write several projects' pages (each as :meth:`write_project` does) in one storage call,
+        so a batch costs one trip to the storage's worker thread, not one per project."""
+        items: list[tuple[str, bytes]] = []
+        for page in pages:
+            html = render_project_page_html(page)
+            items.append((page_key(page.name, "plain-html"), html))
+            items.append((page_key(page.name, "html"), html))
+            items.append((page_key(page.name, "json"), render_project_page_json(page)))
         await self.storage.write_many(items)
         self.written.extend(key for key, _ in items)
 
