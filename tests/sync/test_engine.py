@@ -14,8 +14,8 @@ from headwater.repository.http import HttpRepository, RetryPolicy, client_sessio
 from headwater.simple.json import parse_project_list_json, parse_project_page_json
 from headwater.simple.names import NormalizedName
 from headwater.storage import FileStorage
+from headwater.storage.layout import page_key
 from headwater.sync.engine import Mirror, Summary
-from headwater.sync.layout import page_key
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
 

@@ -1,7 +1,7 @@
 """``headwater nginx-config`` end to end: a real nginx serving a real tree to aiohttp, pip and uv.
 
 The tree is built by hand with the renderers and real wheels (headwater.testing.wheels), laid out
-as headwater.sync.layout says; nginx runs on a loopback port with the generated config
+as headwater.storage.layout says; nginx runs on a loopback port with the generated config
 (tests/nginx.py). Item numbers are those of standards.md section 1.
 """
 
@@ -43,7 +43,7 @@ from headwater.simple.negotiation import (
     NotAcceptable,
     select_content_type,
 )
-from headwater.sync import layout
+from headwater.storage import layout
 from headwater.sync.nginx import (
     FILE_CACHE_CONTROL,
     PAGE_CACHE_CONTROL,

@@ -32,7 +32,7 @@ from headwater.repository.http import HttpRepository
 from headwater.simple.model import File, InvalidPage, ProjectList, ProjectListEntry, ProjectPage
 from headwater.simple.names import NormalizedName, is_normalized
 from headwater.storage.base import Storage
-from headwater.sync.layout import (
+from headwater.storage.layout import (
     PAGE_FILES,
     ROOT_INDEX_DIR,
     STATE_DIR,

@@ -3,7 +3,7 @@
 Pure: :class:`NginxConfig` in, text out (:func:`render_nginx_config`); nothing here touches the
 filesystem. The output is two parts for nginx's ``http`` context (e.g. a file in
 ``/etc/nginx/conf.d/``): ``map`` blocks that choose a page's representation from ``Accept`` and
-``?format=``, and a ``server`` block that serves ``<root>/web`` (see :mod:`headwater.sync.layout`).
+``?format=``, and a ``server`` block that serves ``<root>/web`` (see :mod:`headwater.storage.layout`).
 
 How negotiation works without perl or lua (items 43-53 of ``standards.md``): the maps find, for each
 media range headwater understands (``v1+json``/``latest+json``, ``v1+html``/``latest+html``,

@@ -20,7 +20,7 @@ import msgspec
 from headwater.errors import HeadwaterError
 from headwater.simple.names import NormalizedName, is_normalized, normalize_many
 from headwater.storage.base import NotFound, Storage
-from headwater.sync.layout import STATE_DIR
+from headwater.storage.layout import STATE_DIR
 
 __all__ = ["MirrorState", "ProjectState", "StateError"]
 

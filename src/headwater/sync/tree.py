@@ -19,7 +19,7 @@ from headwater.simple.json import (
 from headwater.simple.model import InvalidPage, ProjectList, ProjectPage
 from headwater.simple.names import NormalizedName
 from headwater.storage.base import NotFound, Storage
-from headwater.sync.layout import LAST_MODIFIED, page_key
+from headwater.storage.layout import LAST_MODIFIED, page_key
 
 __all__ = ["Tree"]
 
