@@ -55,7 +55,7 @@ _FLUSH_EVERY = 256  # projects per journal chunk
 _FLUSH_SECONDS = 5.0
 # Projects waiting for the committer before workers wait for it: bounds memory (a parsed page
 # each) while leaving the committer batches large enough that one syncfs serves many projects.
-_MAX_READY = 512
+_MAX_READY = 64
 
 
 class Summary(msgspec.Struct, kw_only=True):
