@@ -333,3 +333,35 @@ def test_legacy_host_redirects_keep_the_path(tree: Path) -> None:
 def test_landing_page_lists_indexes(tree: Path) -> None:
     answer = get(make_app(tree), "/")
     assert answer.status == 200 and b"/pypi/simple/" in answer.body
+
+
+def test_pypi_legacy_json_for_bandersnatch(tree: Path, corpus: Corpus) -> None:
+    app = make_app(tree)
+    name = first_project(corpus)
+    answer = get(app, f"/pypi/pypi/{name}/json", headers={"Host": "mirror.example:8080"})
+    assert answer.status == 200 and answer.headers["content-type"] == "application/json"
+    body = msgspec.json.decode(answer.body)
+    page = parse_project_page_json(get(app, f"/pypi/simple/{name}/", headers={"Accept": JSON}).body)
+    assert body["last_serial"] == page.last_serial == int(answer.headers["x-pypi-last-serial"])
+    files = [f for release in body["releases"].values() for f in release]
+    assert sorted(f["filename"] for f in files) == sorted(f.filename for f in page.files)
+    for entry in files:
+        assert entry["url"].startswith("http://mirror.example:8080/pypi/packages/")
+        path = entry["url"].removeprefix("http://mirror.example:8080")
+        downloaded = get(app, path)
+        assert hashlib.sha256(downloaded.body).hexdigest() == entry["digests"]["sha256"]
+    assert body["info"]["version"] in body["releases"]
+    assert body["urls"] == body["releases"][body["info"]["version"]]
+    assert get(app, f"/pypi/pypi/{name}/nope").status == 404
+    assert get(app, "/pypi/pypi/no-such-project/json").status == 404
+
+
+def test_pypi_json_of_the_default_index_beside_an_index_called_pypi(
+    tree: Path, corpus: Corpus
+) -> None:
+    # bandersnatch asks <base>/pypi/<project>/json; here the default index is itself "pypi".
+    name = first_project(corpus)
+    answer = get(make_app(tree), f"/pypi/{name}/json", headers={"Host": "h"})
+    assert answer.status == 200
+    urls = [f["url"] for r in msgspec.json.decode(answer.body)["releases"].values() for f in r]
+    assert urls and all(u.startswith("http://h/packages/") for u in urls)  # host-root files

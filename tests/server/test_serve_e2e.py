@@ -178,3 +178,66 @@ def test_pypi_simple_reads_every_page_of_a_served_tree(live: Live, corpus: Corpu
             assert page.packages, project
             assert all(package.digests["sha256"] for package in page.packages)
             assert page.last_serial is not None
+
+
+@pytest.fixture(scope="session")
+def bandersnatch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """bandersnatch 8.2 in its own Python 3.12 venv (bench/bandersnatch-setup.sh)."""
+    import subprocess
+
+    venv = tmp_path_factory.mktemp("bandersnatch") / "venv"
+    script = Path(__file__).parents[2] / "bench" / "bandersnatch-setup.sh"
+    done = subprocess.run(
+        [str(script), str(venv)], capture_output=True, text=True, timeout=600, check=False
+    )
+    if done.returncode != 0:
+        pytest.fail(f"could not install bandersnatch (needs Python 3.12 and PyPI):\n{done.stderr}")
+    return venv / "bin" / "bandersnatch"
+
+
+@pytest.mark.slow
+def test_bandersnatch_mirrors_a_headwater(
+    live: Live, tree: Path, tmp_path: Path, bandersnatch: Path
+) -> None:
+    """bandersnatch 8 lists projects from the simple JSON root and reads /pypi/<p>/json. It
+    insists that file URLs are at /packages/ on the host, so it mirrors the default index."""
+    import subprocess
+
+    target = tmp_path / "bandersnatch-tree"
+    conf = tmp_path / "bandersnatch.conf"
+    conf.write_text(
+        "[mirror]\n"
+        f"directory = {target}\n"
+        f"master = {live.url}\n"
+        "allow-non-https = true\n"
+        "workers = 2\n"
+        "json = false\n"
+        "release-files = true\n"
+        "simple-format = ALL\n"
+        "hash-index = false\n"
+        "stop-on-error = true\n"
+        "storage-backend = filesystem\n"
+        "timeout = 30\n"
+        "global-timeout = 600\n"
+    )
+    done = subprocess.run(
+        [str(bandersnatch), "-c", str(conf), "mirror"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ours = sorted(
+        p.name
+        for p in (tree / "web/packages").rglob("*")
+        if p.is_file() and not p.name.endswith(".metadata")
+    )
+    theirs = sorted(
+        p.name
+        for p in (target / "web/packages").rglob("*")
+        if p.is_file() and not p.name.endswith(".metadata")
+    )
+    assert theirs == ours
+    assert int((target / "generation").read_text()) > 0

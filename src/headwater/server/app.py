@@ -8,6 +8,7 @@ without the prefix)::
     /<index>/packages/<aa>/<bb>/<rest>/<filename>[.metadata]
     /<index>/v1+json/simple/...         the same pages with a fixed format (endpoint configuration)
     /<index>/v1+html/simple/...
+    /<index>/pypi/<project>/json        PyPI's legacy JSON API (what bandersnatch reads)
     /<index>/legacy/                    uploads (hosted indexes; twine's legacy API)
     /health, /health/live, /health/ready, /metrics
 
@@ -26,14 +27,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
-from headwater.repository.base import PageFormat, ServedSource
+from headwater.repository.base import PageFormat, RenderedPage, ServedSource
 from headwater.server.files import send_file
 from headwater.server.metrics import Metrics
 from headwater.server.responses import header, if_none_match, send_bytes, send_redirect, send_text
 from headwater.server.settings import ServeSettings
 from headwater.server.types import ASGIApp, Headers, Message, Receive, Scope, Send
+from headwater.simple.json import parse_project_page_json
 from headwater.simple.names import is_valid_name, normalize_name
 from headwater.simple.negotiation import JSON_V1, NotAcceptable, select_content_type
+from headwater.simple.pypi_json import render_pypi_json
 
 __all__ = ["IndexApp"]
 
@@ -43,6 +46,7 @@ _FIXED_FORMATS = {
     "v1+html": "application/vnd.pypi.simple.v1+html",
 }
 _GET_HEAD = frozenset({"GET", "HEAD"})
+_SECTIONS = frozenset({"", "simple", "packages", "pypi", "legacy", *_FIXED_FORMATS})
 
 
 class IndexApp:
@@ -81,6 +85,7 @@ class IndexApp:
         self._on_startup = on_startup or []
         self._on_shutdown = on_shutdown or []
         self._flusher: asyncio.Task[None] | None = None
+        self._pypi_cache: dict[tuple[str, str, str], tuple[str, RenderedPage]] = {}
         # Private indexes: index -> "may this request read?" (checks its token).
         self._read_guards = dict(read_guards or {})
 
@@ -186,9 +191,21 @@ class IndexApp:
         # parts[0] is "" (the path starts with "/").
         if len(parts) < 2:
             return None
-        if parts[1] in self.sources:
+        if parts[1] in self.sources and not (
+            # /pypi/<project>/json of the default index, when an index is also called "pypi":
+            # a second segment that is none of an index's sections is a project name.
+            parts[1] == "pypi"
+            and self.default is not None
+            and len(parts) > 2
+            and parts[2] not in _SECTIONS
+        ):
             index, rest_at = parts[1], 2
-        elif self.default is not None and parts[1] in ("simple", "packages", *_FIXED_FORMATS):
+        elif self.default is not None and parts[1] in (
+            "simple",
+            "packages",
+            "pypi",
+            *_FIXED_FORMATS,
+        ):
             index, rest_at = self.default, 1
         elif path == "/":
             return ("-", "other", *await self._landing(send, head))
@@ -217,6 +234,10 @@ class IndexApp:
             status, sent = await self._page(
                 scope, send, source, index, parts[rest_at + 1 :], prefix, fixed, head
             )
+            return (index, "page", status, sent)
+        if section == "pypi" and fixed is None:
+            tail = parts[rest_at + 1 :]
+            status, sent = await self._pypi_json(scope, send, source, index, tail, prefix, head)
             return (index, "page", status, sent)
         if section == "packages":
             ref = await source.file("/".join(parts[rest_at + 1 :]))
@@ -298,6 +319,51 @@ class IndexApp:
         await send_bytes(send, 200, headers, body, head=head)
         return (200, 0 if head else len(body))
 
+    async def _pypi_json(
+        self,
+        scope: Scope,
+        send: Send,
+        source: ServedSource,
+        index: str,
+        tail: list[str],
+        prefix: str,
+        head: bool,
+    ) -> tuple[int, int]:
+        """``/<index>/pypi/<project>/json``: PyPI's legacy JSON API, which bandersnatch reads
+        to mirror an index; made from the JSON page and kept until the page changes."""
+        if len(tail) not in (2, 3) or tail[1] != "json" or tail[2:] not in ([], [""]):
+            await send_text(send, 404, f"no such URL: {scope['path'][:300]}", head=head)
+            return (404, 0)
+        if not is_valid_name(tail[0]):
+            await send_text(send, 404, f"{tail[0][:100]!r} is not a project name", head=head)
+            return (404, 0)
+        project = normalize_name(tail[0])
+        page = await source.page(project, "json")
+        if page is None:
+            await send_text(send, 404, f"index {index!r} has no project {project!r}", head=head)
+            return (404, 0)
+        base = self._base_url or _request_base(scope)
+        key = (index, project, base)
+        cached = self._pypi_cache.get(key)
+        if cached is None or cached[0] != page.etag:
+            model = parse_project_page_json(page.body)
+            body = render_pypi_json(model, page_url=f"{base}{prefix}/simple/{project}/")
+            cached = (page.etag, RenderedPage(body, serial=page.serial))
+            if len(self._pypi_cache) > 10_000:
+                self._pypi_cache.clear()
+            self._pypi_cache[key] = cached
+        rendered = cached[1]
+        headers: Headers = [
+            (b"content-type", b"application/json"),
+            (b"cache-control", self._cache_control[index]),
+            (b"access-control-allow-origin", b"*"),
+            (b"etag", rendered.etag.encode()),
+        ]
+        if rendered.serial is not None:
+            headers.append((b"x-pypi-last-serial", str(rendered.serial).encode()))
+        await send_bytes(send, 200, headers, rendered.body, head=head)
+        return (200, 0 if head else len(rendered.body))
+
     async def _landing(self, send: Send, head: bool) -> tuple[int, int]:
         """``/``: which indexes this server has and how to point pip and uv at them."""
         items = "".join(
@@ -327,6 +393,15 @@ def _format_param(query: bytes) -> str | None:
         if key == "format":
             return unquote(value)
     return None
+
+
+def _request_base(scope: Scope) -> str:
+    """``scheme://host`` as the client addressed this server (for absolute URLs)."""
+    host = header(scope, b"host")
+    if host is None:
+        server = scope.get("server") or ("127.0.0.1", 80)
+        host = f"{server[0]}:{server[1]}".encode()
+    return f"{scope.get('scheme', 'http')}://{host.decode('latin-1')}"
 
 
 def _with_hsts(send: Send) -> Send:
