@@ -34,3 +34,24 @@ def test_unknown_command_is_a_usage_error() -> None:
     )
     assert result.returncode == 2
     assert "invalid choice: 'frobnicate'" in result.stderr
+
+
+def test_the_parser_does_not_import_the_database_or_the_server() -> None:
+    """`headwater mirror` must not pay for SQLAlchemy, Starlette or granian at start-up (the
+    mirror benchmark compares its memory with bandersnatch's)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, headwater.cli.main as m; m.build_parser(); "
+        "print(sorted(k for k in ('sqlalchemy', 'starlette', 'granian', 'alembic') if k in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_token_scopes_offered_by_the_cli_are_the_databases() -> None:
+    from headwater.cli.admin import SCOPES as CLI_SCOPES
+    from headwater.db import SCOPES
+
+    assert set(CLI_SCOPES) == set(SCOPES)
