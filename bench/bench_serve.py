@@ -938,8 +938,10 @@ def uploads_main(args: argparse.Namespace) -> int:
                 time.sleep(1.0)  # let freed memory settle before the "after" sample
                 rounds[-1]["rss_after_mb"] = tree_rss(proc.pid) / 2**20
         finally:
-            samples = sampler.finish() if sampler.is_alive() else sampler.samples
-            stop(proc, signal.SIGINT)
+            try:
+                samples = sampler.finish() if sampler.is_alive() else sampler.samples
+            finally:
+                stop(proc, signal.SIGINT)  # never leave the server running
     info["loadavg_end"] = os.getloadavg()
     base_mb = baseline / 2**20
     peak_mb = max((s for _, s in samples), default=0) / 2**20
