@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import sys
 from typing import Any
 
 import msgspec
 
-from headwater.cli.progress import make_reporter
+from headwater.cli.progress import make_reporter, run_async
 from headwater.config import Config, ConfigError, MirrorConfig, find_config, load_config
 from headwater.repository.http import HttpRepository, RetryPolicy, client_session
 from headwater.simple.names import NormalizedName, normalize_name
@@ -130,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     """Sync each selected mirror; exit 1 if any project failed anywhere."""
     status = 0
     for name, cfg in selected_mirrors(args).items():
-        summary = asyncio.run(_sync(name, cfg, args))
+        summary = run_async(_sync(name, cfg, args))
         if summary is None:
             continue
         print(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
-from typing import TextIO
+from collections.abc import Coroutine
+from typing import Any, TextIO, TypeVar
 
 from rich.console import Console
 from rich.filesize import decimal
@@ -20,7 +22,9 @@ from rich.progress import (
 from headwater.sync.engine import Summary
 from headwater.sync.plan import Plan
 
-__all__ = ["LogReporter", "RichReporter", "make_reporter"]
+__all__ = ["LogReporter", "RichReporter", "make_reporter", "run_async"]
+
+T = TypeVar("T")
 
 
 class LogReporter:
@@ -148,3 +152,14 @@ def make_reporter(label: str, *, quiet: bool = False) -> LogReporter | RichRepor
     if not quiet and sys.stderr.isatty():
         return RichReporter(label)
     return LogReporter(label)
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to completion on uvloop when it is installed (the ``fast`` extra), else
+    on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)

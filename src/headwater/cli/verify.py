@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
 import msgspec
 
 from headwater.cli.mirror import add_selection_arguments, selected_mirrors
-from headwater.cli.progress import make_reporter
+from headwater.cli.progress import make_reporter, run_async
 from headwater.config import ConfigError, MirrorConfig
 from headwater.repository.http import HttpRepository, RetryPolicy, client_session
 from headwater.storage.base import NotFound
@@ -105,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         trees = {n: (c, c.target) for n, c in selected_mirrors(args).items()}
     status = 0
     for name, (cfg, target) in trees.items():
-        report = asyncio.run(_verify(name, cfg, target, args))
+        report = run_async(_verify(name, cfg, target, args))
         if args.format == "json":
             print(msgspec.json.encode({"tree": name, **msgspec.structs.asdict(report)}).decode())
         else:

@@ -1,4 +1,4 @@
-"""Errors of remote repositories, converted from aiohttp at the edge.
+"""Errors of remote repositories, converted from the HTTP transport's errors at the edge.
 
 ::
 
