@@ -221,6 +221,17 @@ def test_tokens_are_scoped_to_projects_and_owners(hosted: Hosted, tmp_path: Path
     )
     assert owner.status == 200, owner.text
     assert post_upload(hosted.upload_url, bob, wheel).status == 200
+    # PEP 708: an owner says where else the project lives; the page carries it.
+    where = ["https://pypi.example.org/simple/alices-tool/"]
+    alternates = api(
+        f"{hosted.live.url}/api/main/projects/alices-tool/alternate-locations",
+        "PUT",
+        hosted.token("alice", "manage"),
+        {"urls": where},
+    )
+    assert alternates.status == 200, alternates.text
+    page = hosted.settled_page("alices-tool", lambda p: bool(p.alternate_locations))
+    assert list(page.alternate_locations) == where
 
 
 def test_pep752_namespace_uploads_by_others_get_409(hosted: Hosted, tmp_path: Path) -> None:

@@ -59,18 +59,23 @@ def _plan(args: argparse.Namespace) -> ServePlan:
     return build_plan(args)
 
 
-def _database(args: argparse.Namespace, *, upgrade: bool = True) -> tuple[ServePlan, Database]:
+def _connect(plan: ServePlan) -> Database:
+    """The plan's database; for SQLite, its directory is made first (a new data directory)."""
+    from pathlib import Path
+
     from headwater.db import Database
     from headwater.server.factory import database_url
 
-    plan = _plan(args)
     url = database_url(plan)
     if url.startswith("sqlite:///"):
-        from pathlib import Path
-
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    db = Database.connect(url)
-    if upgrade and url.startswith("sqlite:"):
+    return Database.connect(url)
+
+
+def _database(args: argparse.Namespace, *, upgrade: bool = True) -> tuple[ServePlan, Database]:
+    plan = _plan(args)
+    db = _connect(plan)
+    if upgrade and db.url.startswith("sqlite:"):
         db.upgrade()  # the embedded database is created on first use
     else:
         db.check_schema()
@@ -108,22 +113,14 @@ def ensure_admin_token(db: Database, plan: ServePlan) -> str | None:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    from headwater.db import Database
-    from headwater.server.factory import database_url
-
-    plan = _plan(args)
-    db = Database.connect(database_url(plan))
+    db = _connect(_plan(args))
     before, after = db.upgrade()
     print(f"database {db.url}: revision {before or '(empty)'} -> {after}")
     return 0
 
 
 def _db_check(args: argparse.Namespace) -> int:
-    from headwater.db import Database
-    from headwater.server.factory import database_url
-
-    plan = _plan(args)
-    db = Database.connect(database_url(plan))
+    db = _connect(_plan(args))
     db.check_schema()
     print(f"database {db.url}: schema is current")
     return 0
