@@ -48,8 +48,8 @@ class AddResult(enum.Enum):
     QUARANTINED = "quarantined"
 
 
-class NewFile(msgspec.Struct, frozen=True, kw_only=True):
-    """A file to add to a project. ``display_name`` names a project the upload creates."""
+class _FileFacts(msgspec.Struct, frozen=True, kw_only=True):
+    """What a file is: the facts an upload establishes and a record keeps."""
 
     filename: str
     version: str
@@ -61,21 +61,17 @@ class NewFile(msgspec.Struct, frozen=True, kw_only=True):
     requires_python: str | None = None
     #: PEP 658: sha256 of the ``.metadata`` file served beside the file, if any.
     metadata_sha256: str | None = None
+
+
+class NewFile(_FileFacts, frozen=True, kw_only=True):
+    """A file to add to a project. ``display_name`` names a project the upload creates."""
+
     display_name: str | None = None
 
 
-class FileRecord(msgspec.Struct, frozen=True, kw_only=True):
+class FileRecord(_FileFacts, frozen=True, kw_only=True):
     """A file of a hosted project. ``yanked`` is False, or the reason (possibly empty) it was yanked."""
 
-    filename: str
-    version: str
-    sha256: str
-    size: int
-    upload_time: datetime
-    storage_key: str
-    blake2_256: str | None = None
-    requires_python: str | None = None
-    metadata_sha256: str | None = None
     yanked: bool | str = False
     uploader: str | None = None
 
