@@ -87,6 +87,9 @@ def render_record(record: Any, *, namespaces: tuple[Namespace, ...] | None = Non
     )
 
 
+#: Cached rendered pages (and "no such project" answers) per index and process, at most.
+_MAX_PAGES = 50_000
+
 _RENDER_PAGE: dict[str, Callable[[ProjectPage], bytes]] = {
     "json": render_project_page_json,
     "html": render_project_page_html,
@@ -173,6 +176,9 @@ class HostedSource:
             serial = self._serial
             page = await self._render(project, fmt)
             if serial == self._serial:  # the index did not change while rendering
+                if len(self._pages) >= _MAX_PAGES:
+                    # Requests for made-up names must not grow memory without bound.
+                    self._pages.clear()
                 self._pages[key] = page
             future.set_result(page)
             return page
