@@ -32,12 +32,32 @@ _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 @functools.cache
+def _server_url_or_error() -> str | RuntimeError:
+    # The failure is cached too: every database test would otherwise wait for the same timeout.
+    try:
+        return _run_script()
+    except RuntimeError as exc:
+        return exc
+
+
 def _server_url() -> str:
+    outcome = _server_url_or_error()
+    if isinstance(outcome, RuntimeError):
+        raise outcome
+    return outcome
+
+
+def _run_script() -> str:
     try:
         done = subprocess.run(
-            [str(_SCRIPT)], capture_output=True, text=True, timeout=120, check=False
+            [str(_SCRIPT)], capture_output=True, text=True, timeout=150, check=False
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except subprocess.TimeoutExpired as exc:
+        said = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
+        raise RuntimeError(
+            f"scripts/postgres did not finish in {exc.timeout:.0f} s; it said:\n{(said or '').strip()}"
+        ) from exc
+    except OSError as exc:
         raise RuntimeError(f"scripts/postgres could not run: {exc}") from exc
     if done.returncode != 0:
         raise RuntimeError(f"scripts/postgres exited {done.returncode}:\n{done.stderr.strip()}")

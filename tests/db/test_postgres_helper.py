@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import psycopg
@@ -35,19 +40,64 @@ def test_fresh_databases_are_distinct_empty_and_dropped() -> None:
 
 def test_a_server_that_cannot_start_fails_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(postgres, "_SCRIPT", Path("/nonexistent/scripts/postgres"))
-    postgres._server_url.cache_clear()
+    postgres._server_url_or_error.cache_clear()
     try:
         with pytest.raises(pytest.fail.Exception, match="PostgreSQL is needed"):
             postgres.server_url()
     finally:
-        postgres._server_url.cache_clear()
+        postgres._server_url_or_error.cache_clear()
+
+
+def test_a_failure_is_reported_once_not_per_test(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls = tmp_path / "calls"
+    script = tmp_path / "postgres"
+    script.write_text(f"#!/bin/sh\necho run >>{calls}\necho 'cluster broken' >&2\nexit 1\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(postgres, "_SCRIPT", script)
+    postgres._server_url_or_error.cache_clear()
+    try:
+        for _ in range(3):
+            with pytest.raises(pytest.fail.Exception, match="cluster broken"):
+                postgres.server_url()
+        assert calls.read_text().count("run") == 1
+    finally:
+        postgres._server_url_or_error.cache_clear()
+
+
+_SCRIPT_LOCK = Path("/tmp/headwater-scripts-postgres.lock")
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("pg_ctlcluster") is None,
+    reason="restarting the cluster needs root and Debian's cluster tools",
+)
+def test_the_server_the_script_starts_does_not_hold_its_lock() -> None:
+    # The CI failure of 2026-11-22: the postmaster inherited the script's lock descriptor, so every
+    # later scripts/postgres waited for the lock until its 120 s timeout.
+    postgres.server_url()
+    listed = subprocess.run(
+        ["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    version, cluster = listed[0], listed[1]
+    subprocess.run(["pg_ctlcluster", version, cluster, "stop", "-m", "fast"], check=True)
+    script = Path(postgres.__file__).resolve().parent.parent / "scripts" / "postgres"
+    subprocess.run([str(script)], capture_output=True, timeout=60, check=True)  # starts it
+    with _SCRIPT_LOCK.open() as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError if the server has it
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    started = time.monotonic()
+    again = subprocess.run([str(script)], capture_output=True, text=True, timeout=30, check=True)
+    assert again.stdout.startswith("postgresql://")
+    assert time.monotonic() - started < 20
 
 
 def test_a_server_off_loopback_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HEADWATER_TEST_POSTGRES_URL", "postgresql://u:pw@db.example.com/x")
-    postgres._server_url.cache_clear()
+    postgres._server_url_or_error.cache_clear()
     try:
         with pytest.raises(pytest.fail.Exception, match="must be on loopback"):
             postgres.server_url()
     finally:
-        postgres._server_url.cache_clear()
+        postgres._server_url_or_error.cache_clear()
