@@ -14,10 +14,21 @@ import hashlib
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
+from headwater.errors import HeadwaterError
+from headwater.simple.model import ProjectPage
 from headwater.simple.names import NormalizedName
 from headwater.storage.base import Storage
 
-__all__ = ["FileRef", "PageFormat", "RenderedPage", "ServedSource", "etag_of"]
+__all__ = [
+    "FileRef",
+    "PageFormat",
+    "ProjectSource",
+    "RenderedPage",
+    "ServedSource",
+    "SourceProject",
+    "SourceUnavailable",
+    "etag_of",
+]
 
 #: ``json`` is application/vnd.pypi.simple.v1+json; ``html`` serves both HTML media types.
 PageFormat = Literal["json", "html"]
@@ -101,4 +112,71 @@ class ServedSource(Protocol):
 
     async def check(self) -> None:
         """Readiness: raise if the source cannot serve (storage or database unreachable)."""
+        ...
+
+
+class SourceUnavailable(HeadwaterError):
+    """A source cannot say whether it has a project (its upstream or database is down and nothing
+    usable is cached). An index never falls through to another source because of this (PEP 766):
+    the project is refused with this message, which names the source and the failure."""
+
+    def __init__(self, message: str, *, source: str) -> None:
+        super().__init__(message)
+        self.source = source
+
+
+class SourceProject:
+    """What one source says about one project, for an index composed of several sources.
+
+    ``page`` is the project page in served form (file URLs relative to the page, i.e.
+    ``../../packages/<aa>/<bb>/<rest>/<filename>``, exactly as the source serves it), or None when
+    the source does not have the project. ``claimed`` is True when the source holds the name even
+    without a page (a hosted project that was deleted, or a name inside one of its PEP 752
+    namespaces): the index then never takes the name from another source. ``version`` changes
+    whenever the page changes (an ETag or serial), so an index can cache what it built from it.
+    ``stale`` says why the page is an old copy (the upstream failed), None when it is fresh.
+    ``url`` is the URL that identifies this page for PEP 708 (the upstream project URL of a proxy
+    or mirror; None when the source is the origin, and the index fills in its own URL).
+    """
+
+    __slots__ = ("claimed", "page", "stale", "url", "version")
+
+    def __init__(
+        self,
+        page: ProjectPage | None,
+        *,
+        version: str,
+        claimed: bool = False,
+        stale: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        self.page = page
+        self.version = version
+        self.claimed = claimed or page is not None
+        self.stale = stale
+        self.url = url
+
+
+@runtime_checkable
+class ProjectSource(ServedSource, Protocol):
+    """A source an index can be composed of: it serves on its own (:class:`ServedSource`) and
+    also answers with the model of a project page, for the policy to decide on."""
+
+    #: PEP 708's "local" repository (a directory of files): always mergeable.
+    local: bool
+
+    async def project(self, name: NormalizedName) -> SourceProject:
+        """What this source has for ``name``.
+
+        Raises:
+            SourceUnavailable: the source cannot tell (and has no usable cached copy).
+        """
+        ...
+
+    async def project_names(self) -> list[NormalizedName]:
+        """Every project this source has (for the root page of a composed index).
+
+        Raises:
+            SourceUnavailable: the source cannot tell.
+        """
         ...
