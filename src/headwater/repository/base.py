@@ -46,14 +46,21 @@ class RenderedPage:
     """One page in one format, immutable once built. The gzip form is made on first request and
     kept (pages are requested far more often than they change)."""
 
-    __slots__ = ("_gzipped", "body", "etag", "last_modified", "serial")
+    __slots__ = ("_gzipped", "body", "etag", "last_modified", "serial", "stale")
 
     def __init__(
-        self, body: bytes, *, serial: int | None = None, last_modified: float | None = None
+        self,
+        body: bytes,
+        *,
+        serial: int | None = None,
+        last_modified: float | None = None,
+        stale: str | None = None,
     ) -> None:
         self.body = body
         self.serial = serial
         self.last_modified = last_modified
+        #: Why this is an old copy (a proxy's upstream failed); the server says so in a header.
+        self.stale = stale
         self.etag = etag_of(body)
         self._gzipped: bytes | None = None
 
