@@ -18,7 +18,14 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from headwater.repository.base import FileRef, PageFormat, RenderedPage
+from headwater.db.errors import DatabaseError
+from headwater.repository.base import (
+    FileRef,
+    PageFormat,
+    RenderedPage,
+    SourceProject,
+    SourceUnavailable,
+)
 from headwater.repository.tree import TreeSource
 from headwater.simple.html import render_project_list_html, render_project_page_html
 from headwater.simple.json import render_project_list_json, render_project_page_json
@@ -44,6 +51,8 @@ class HostedDatabase(Protocol):
     def project(self, index: str, name: NormalizedName) -> Any: ...
     def projects(self, index: str) -> list[Any]: ...
     def namespace_covering(self, index: str, name: str) -> Any: ...
+    def namespaces(self, index: str) -> list[Any]: ...
+    def project_serial(self, index: str, name: str) -> int | None: ...
     def owners(self, index: str, name: str) -> list[str]: ...
     def ping(self) -> None: ...
 
@@ -104,6 +113,7 @@ class HostedSource:
     """A hosted index named ``name``: pages from ``db``, files from ``storage``."""
 
     kind = "hosted"
+    local = False
 
     def __init__(
         self,
@@ -126,6 +136,7 @@ class HostedSource:
             tuple[NormalizedName | None, str], asyncio.Future[RenderedPage | None]
         ] = {}
         self._blocked: frozenset[str] = frozenset()  # file keys of quarantined projects
+        self._models: dict[NormalizedName, SourceProject] = {}
         self._serial = -1
         self._checked = float("-inf")
         self._lock = asyncio.Lock()
@@ -147,6 +158,7 @@ class HostedSource:
             if serial != self._serial:
                 self._serial = serial
                 self._pages.clear()
+                self._models.clear()
                 self._blocked = await asyncio.to_thread(self._quarantined_keys)
 
     def _quarantined_keys(self) -> frozenset[str]:
@@ -223,6 +235,55 @@ class HostedSource:
             return record, ()
         owned = grant.owner in self.db.owners(self.name, project)
         return record, (Namespace(name=str(grant.name), owned=owned),)
+
+    async def project(self, name: NormalizedName) -> SourceProject:
+        """The project as a model for a composed index. A project that was deleted here, or a
+        name inside one of this index's PEP 752 namespaces, is ``claimed`` without a page: the
+        index then never takes the name from another source."""
+        try:
+            await self._fresh()
+            cached = self._models.get(name)
+            if cached is not None:
+                return cached
+            serial = self._serial
+            found = await asyncio.to_thread(self._project_with_namespace, name)
+            claimed = False
+            if found is None:
+                claimed = await asyncio.to_thread(self._holds_name, name)
+        except (OSError, DatabaseError) as exc:
+            raise SourceUnavailable(
+                f"hosted index {self.name!r}: the database cannot be read: {exc}", source=self.name
+            ) from exc
+        page = render_record(found[0], namespaces=found[1]) if found is not None else None
+        result = SourceProject(page, version=f"{self.name}@{serial}", claimed=claimed)
+        if serial == self._serial:
+            if len(self._models) >= _MAX_PAGES:
+                self._models.clear()
+            self._models[name] = result
+        return result
+
+    def _holds_name(self, name: NormalizedName) -> bool:
+        if self.db.project_serial(self.name, name) is not None:
+            return True  # the project existed here and was deleted
+        return self.db.namespace_covering(self.name, name) is not None
+
+    async def project_names(self) -> list[NormalizedName]:
+        try:
+            summaries = await asyncio.to_thread(self.db.projects, self.name)
+        except (OSError, DatabaseError) as exc:
+            raise SourceUnavailable(
+                f"hosted index {self.name!r}: the database cannot be read: {exc}", source=self.name
+            ) from exc
+        return [
+            NormalizedName(str(s.name))
+            for s in summaries
+            if str(s.status) != ProjectStatus.QUARANTINED.value
+        ]
+
+    async def namespace_grants(self) -> list[str]:
+        """The PEP 752 namespaces granted on this index (each covers ``ns`` and ``ns-*``)."""
+        grants = await asyncio.to_thread(self.db.namespaces, self.name)
+        return [str(grant.name) for grant in grants]
 
     async def file(self, path: str) -> FileRef | None:
         await self._fresh()

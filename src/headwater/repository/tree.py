@@ -14,8 +14,16 @@ from collections import OrderedDict
 
 import msgspec
 
-from headwater.repository.base import FileRef, PageFormat, RenderedPage
+from headwater.repository.base import (
+    FileRef,
+    PageFormat,
+    RenderedPage,
+    SourceProject,
+    SourceUnavailable,
+)
 from headwater.simple.filenames import check_safe_filename
+from headwater.simple.json import parse_project_list_json, parse_project_page_json
+from headwater.simple.model import InvalidPage, ProjectPage
 from headwater.simple.names import NormalizedName
 from headwater.storage.base import NotFound, Stat, Storage
 from headwater.storage.filesystem import FileStorage
@@ -127,6 +135,7 @@ class TreeSource:
     """A mirror tree in ``storage`` (keys ``web/simple/...``, ``web/packages/...``)."""
 
     kind = "mirror"
+    local = False
 
     def __init__(
         self,
@@ -146,6 +155,9 @@ class TreeSource:
             revalidate=max(revalidate, 1.0), max_file=memory_file_size, budget=memory_budget
         )
         self._local = storage if isinstance(storage, FileStorage) else None
+        # Parsed pages for indexes composed of sources, keyed by the rendered page's ETag.
+        self._models: OrderedDict[NormalizedName, tuple[str, ProjectPage]] = OrderedDict()
+        self._names: tuple[str, list[NormalizedName]] | None = None
 
     def __repr__(self) -> str:
         return f"TreeSource({self.name!r}, {self.storage!r})"
@@ -204,6 +216,53 @@ class TreeSource:
         )
         self.files.put(path, ref, now)
         return ref
+
+    async def project(self, name: NormalizedName) -> SourceProject:
+        """The tree's page of ``name`` as a model (parsed once per page version). The mirror wrote
+        ``tracks`` (the upstream project URL) on it; that URL identifies the page for PEP 708."""
+        try:
+            rendered = await self.page(name, "json")
+        except OSError as exc:
+            raise SourceUnavailable(
+                f"mirror {self.name!r} cannot be read: {exc}", source=self.name
+            ) from exc
+        if rendered is None:
+            return SourceProject(None, version="absent")
+        cached = self._models.get(name)
+        if cached is not None and cached[0] == rendered.etag:
+            self._models.move_to_end(name)
+            model = cached[1]
+        else:
+            try:
+                model = parse_project_page_json(rendered.body)
+            except InvalidPage as exc:
+                raise SourceUnavailable(
+                    f"mirror {self.name!r} has a malformed page for {name!r}: {exc}; run "
+                    "`headwater verify --repair` or sync again",
+                    source=self.name,
+                ) from exc
+            self._models[name] = (rendered.etag, model)
+            if len(self._models) > 20_000:
+                self._models.popitem(last=False)
+        return SourceProject(
+            model,
+            version=rendered.etag,
+            url=model.tracks[0] if model.tracks else None,
+        )
+
+    async def project_names(self) -> list[NormalizedName]:
+        rendered = await self.page(None, "json")
+        if rendered is None:
+            return []
+        if self._names is None or self._names[0] != rendered.etag:
+            try:
+                listing = parse_project_list_json(rendered.body)
+            except InvalidPage as exc:
+                raise SourceUnavailable(
+                    f"mirror {self.name!r} has a malformed root page: {exc}", source=self.name
+                ) from exc
+            self._names = (rendered.etag, [entry.normalized for entry in listing.projects])
+        return self._names[1]
 
     async def check(self) -> None:
         """Ready when the tree's root page exists (a tree never synced is not servable)."""
