@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
@@ -21,6 +22,7 @@ from headwater.storage.base import Storage
 
 __all__ = [
     "FileRef",
+    "FileStream",
     "PageFormat",
     "ProjectSource",
     "RenderedPage",
@@ -75,12 +77,25 @@ class RenderedPage:
         return self._gzipped
 
 
+class FileStream(Protocol):
+    """The bytes of a file that is still arriving (a proxy's first download of it), to be sent
+    as they come. Iterating yields exactly ``FileRef.size`` bytes in all, or raises part-way (the
+    bytes failed their check, or the upstream failed): the sender must then abort the response,
+    so a client never receives a complete but wrong file. The sender calls :meth:`aclose` when it
+    is done or gives up, whether or not it read anything (a HEAD, a 304, a client that went away)."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class FileRef:
     """Where a distribution file (or its ``.metadata``) is: a storage key, its size and mtime, and
     the local path when the storage is a local directory (so the server can hand the file to the
-    kernel instead of copying it through Python)."""
+    kernel instead of copying it through Python). ``stream`` is set instead when the file is not
+    stored yet and its bytes arrive while it is sent (``size`` is then what the page promised)."""
 
-    __slots__ = ("body", "key", "local_path", "mtime", "size", "storage")
+    __slots__ = ("body", "key", "local_path", "mtime", "size", "storage", "stream")
 
     def __init__(
         self,
@@ -90,6 +105,8 @@ class FileRef:
         mtime: float,
         local_path: Path | None,
         body: bytes | None = None,
+        *,
+        stream: FileStream | None = None,
     ) -> None:
         self.storage = storage
         self.key = key
@@ -98,6 +115,8 @@ class FileRef:
         self.local_path = local_path
         #: The whole content, when the source keeps this (small) file in memory.
         self.body = body
+        #: The bytes as they arrive, when the file is not in storage yet (see FileStream).
+        self.stream = stream
 
 
 @runtime_checkable

@@ -4,6 +4,11 @@ Files are content-addressed and never change once written, so they are cached as
 the storage is a local directory and the ASGI server offers the ``http.response.pathsend``
 extension (granian does), the server sends the file itself, without copying it through Python;
 otherwise the bytes are streamed from storage in chunks, so memory stays flat for any file size.
+
+A file a proxy is still downloading (``FileRef.stream``) is sent as its bytes arrive, always whole
+(200, no Range: the bytes before a range's start are not there yet). If the stream fails part-way
+(the bytes did not match the hash on the page), the error propagates and the ASGI server drops the
+connection: the client sees a body shorter than its Content-Length, never a complete wrong file.
 """
 
 from __future__ import annotations
@@ -55,7 +60,24 @@ def _content_type(key: str) -> bytes:
 
 
 async def send_file(scope: Scope, send: Send, ref: FileRef, *, head: bool) -> int:
-    """Answer a GET or HEAD for ``ref``; returns the number of body bytes sent."""
+    """Answer a GET or HEAD for ``ref``; returns the number of body bytes sent.
+
+    Raises:
+        Exception: whatever ``ref.stream`` raises part-way (after the response started; the
+            server then aborts the connection).
+    """
+    stream = ref.stream
+    if stream is None:
+        return await _send_file(scope, send, ref, head=head)
+    try:
+        return await _send_file(scope, send, ref, head=head)
+    finally:
+        # Always let go of a stream (a HEAD, a 304 or a failed send read none or part of it): the
+        # download behind it then carries on into the cache without this reader.
+        await stream.aclose()
+
+
+async def _send_file(scope: Scope, send: Send, ref: FileRef, *, head: bool) -> int:
     etag = '"' + hashlib.blake2b(ref.key.encode(), digest_size=12).hexdigest() + '"'
     headers: Headers = [
         (b"content-type", _content_type(ref.key)),
@@ -71,7 +93,11 @@ async def send_file(scope: Scope, send: Send, ref: FileRef, *, head: bool) -> in
     span: tuple[int, int] | None = None
     requested = header(scope, b"range")
     if_range = header(scope, b"if-range")
-    if requested is not None and (if_range is None or if_range.decode("latin-1") == etag):
+    if (
+        requested is not None
+        and ref.stream is None
+        and (if_range is None or if_range.decode("latin-1") == etag)
+    ):
         parsed = parse_range(requested.decode("latin-1"), ref.size)
         if parsed is False:
             await send_text(
@@ -98,11 +124,17 @@ async def send_file(scope: Scope, send: Send, ref: FileRef, *, head: bool) -> in
     if ref.body is not None:
         await send({"type": "http.response.body", "body": ref.body[start:end]})
         return end - start
+    sent = 0
+    if ref.stream is not None:
+        async for chunk in ref.stream:
+            sent += len(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return sent
     extensions = scope.get("extensions") or {}
     if span is None and ref.local_path is not None and "http.response.pathsend" in extensions:
         await send({"type": "http.response.pathsend", "path": str(ref.local_path)})
         return ref.size
-    sent = 0
     async for chunk in ref.storage.open_read(ref.key, start=start, end=end, chunk_size=1 << 18):
         sent += len(chunk)
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
