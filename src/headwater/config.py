@@ -21,14 +21,23 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Any, TypeVar
 
 import msgspec
 
 from headwater.errors import HeadwaterError
-from headwater.server.settings import HostedSettings, ServeSettings
+from headwater.server.settings import (
+    DirectorySettings,
+    HostedSettings,
+    IndexSettings,
+    ProxySettings,
+    ServeSettings,
+)
 from headwater.sync.filters import FilterConfig, InvalidFilter
 
 __all__ = ["Config", "ConfigError", "MirrorConfig", "find_config", "load_config", "parse_config"]
+
+T = TypeVar("T")
 
 ENV_VAR = "HEADWATER_CONFIG"
 DEFAULT_FILE = "headwater.toml"
@@ -77,6 +86,12 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     serve: ServeSettings = msgspec.field(default_factory=ServeSettings)
     #: ``[hosted.NAME]``: indexes that accept uploads.
     hosted: dict[str, HostedSettings] = msgspec.field(default_factory=dict)
+    #: ``[proxy.NAME]``: remote indexes fetched on demand and cached.
+    proxy: dict[str, ProxySettings] = msgspec.field(default_factory=dict)
+    #: ``[directory.NAME]``: local folders of distribution files.
+    directory: dict[str, DirectorySettings] = msgspec.field(default_factory=dict)
+    #: ``[index.NAME]``: indexes composed of the sources above, under a policy.
+    index: dict[str, IndexSettings] = msgspec.field(default_factory=dict)
 
 
 def parse_config(text: str, *, source: str = "<config>", base: Path | None = None) -> Config:
@@ -116,23 +131,36 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
     except msgspec.ValidationError as exc:
         detail = str(exc).replace("`$.", "`")
         raise ConfigError(f"{source}: [serve]: {detail}. See docs/configuration.md.") from exc
-    hosted = data.get("hosted", {})
-    if not isinstance(hosted, dict):
-        raise ConfigError(f"{source}: 'hosted' must be a table of [hosted.NAME] tables")
-    for name, table in hosted.items():
+    config.hosted = _tables(data, "hosted", HostedSettings, source)
+    config.proxy = _tables(data, "proxy", ProxySettings, source)
+    config.directory = _tables(data, "directory", DirectorySettings, source)
+    indexes = data.get("index", {})
+    if not isinstance(indexes, dict):
+        raise ConfigError(f"{source}: 'index' must be a table of [index.NAME] tables")
+    for name, table in indexes.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [index.{name}] must be a table")
+        rules = {key: value for key, value in table.items() if key != "sources"}
         try:
-            config.hosted[name] = msgspec.convert(table, HostedSettings)
+            config.index[name] = msgspec.convert(
+                {"sources": table.get("sources"), "rules": rules}, IndexSettings
+            )
         except msgspec.ValidationError as exc:
-            detail = str(exc).replace("`$.", "`")
-            raise ConfigError(
-                f"{source}: [hosted.{name}]: {detail}. See docs/configuration.md."
-            ) from exc
+            detail = str(exc).replace("`$.", "`").replace("`rules.", "`")
+            raise ConfigError(f"{source}: [index.{name}]: {detail}. See docs/policy.md.") from exc
     if base is not None:
         serve_settings = config.serve
         for key in ("data_dir", "tls_certificate", "tls_key"):
             value = getattr(serve_settings, key)
             if value is not None and not Path(value).is_absolute():
                 setattr(serve_settings, key, str((base / value).resolve()))
+        for directory in config.directory.values():
+            directory.path = str((base / directory.path).resolve())
+        for index in config.index.values():
+            for key in ("routes-file", "routes_file"):
+                value = index.rules.get(key)
+                if isinstance(value, str) and not Path(value).is_absolute():
+                    index.rules[key] = str((base / value).resolve())
         for name, mirror in config.mirror.items():
             if mirror.filters.allow_requirements:
                 mirror.filters = _load_requirements(
@@ -144,6 +172,23 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
                 else mirror.target
             )
     return config
+
+
+def _tables(data: dict[str, Any], kind: str, struct: type[T], source: str) -> dict[str, T]:
+    """The ``[KIND.NAME]`` tables of ``data`` converted to ``struct``."""
+    tables = data.get(kind, {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{source}: {kind!r} must be a table of [{kind}.NAME] tables")
+    converted: dict[str, T] = {}
+    for name, table in tables.items():
+        try:
+            converted[name] = msgspec.convert(table, struct)
+        except msgspec.ValidationError as exc:
+            detail = str(exc).replace("`$.", "`")
+            raise ConfigError(
+                f"{source}: [{kind}.{name}]: {detail}. See docs/configuration.md."
+            ) from exc
+    return converted
 
 
 def _load_requirements(filters: FilterConfig, base: Path, where: str) -> FilterConfig:

@@ -8,13 +8,16 @@ Every option has a default, so ``headwater serve`` with no config file runs: a d
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
 __all__ = [
     "RESERVED_NAMES",
+    "DirectorySettings",
     "HostedSettings",
+    "IndexSettings",
+    "ProxySettings",
     "ServePlan",
     "ServeSettings",
     "check_index_name",
@@ -85,6 +88,52 @@ class HostedSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("page_max_age must not be negative")
 
 
+class ProxySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One ``[proxy.NAME]`` table: a remote index fetched on demand and cached (docs/proxy.md)."""
+
+    #: The remote index's simple URL (PyPI, another headwater, any PEP 691/503 index).
+    url: str
+    #: Seconds a cached page is served before it is revalidated upstream (with its ETag).
+    ttl: float = 600.0
+    #: Largest total size of cached files in bytes; least recently used files go first. None: no cap.
+    max_size: int | None = None
+    #: Serve only what is cached; never ask the upstream.
+    offline: bool = False
+    #: Seconds to wait for the upstream to connect or send the next bytes.
+    timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must be an http(s) URL, got {self.url!r}")
+        if self.ttl < 0 or self.timeout <= 0:
+            raise ValueError("ttl must not be negative and timeout must be positive")
+        if self.max_size is not None and self.max_size < 1:
+            raise ValueError("max_size must be positive (or left out for no cap)")
+
+
+class DirectorySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One ``[directory.NAME]`` table: a local folder of distribution files (PEP 708 "local")."""
+
+    path: str
+
+
+class IndexSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One ``[index.NAME]`` table: ordered sources under a policy (docs/policy.md).
+
+    ``rules`` holds the rest of the table as written (policy, routes, routes-file, cooldown):
+    :func:`headwater.policy.rules_from_config` checks it, once the sources are known.
+    """
+
+    sources: list[str]
+    rules: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise ValueError("sources must name at least one source")
+        if len(set(self.sources)) != len(self.sources):
+            raise ValueError(f"sources {self.sources} name a source twice")
+
+
 class ServeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The ``[serve]`` table."""
 
@@ -136,14 +185,39 @@ class ServePlan(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Mirror name -> the tree's directory (absolute).
     mirrors: dict[str, str] = msgspec.field(default_factory=dict)
     hosted: dict[str, HostedSettings] = msgspec.field(default_factory=dict)
+    proxies: dict[str, ProxySettings] = msgspec.field(default_factory=dict)
+    #: Directory source name -> the folder (absolute).
+    directories: dict[str, str] = msgspec.field(default_factory=dict)
+    #: Indexes composed of the sources above.
+    indexes: dict[str, IndexSettings] = msgspec.field(default_factory=dict)
     #: The index served at ``/simple/``.
     default: str | None = None
 
+    def all_names(self) -> list[str]:
+        """Every index name the server answers: each source on its own, and each composed index."""
+        return [*self.mirrors, *self.hosted, *self.proxies, *self.directories, *self.indexes]
+
     def __post_init__(self) -> None:
-        for name in (*self.mirrors, *self.hosted):
-            check_index_name(name)
-        both = set(self.mirrors) & set(self.hosted)
-        if both:
-            raise ValueError(f"{sorted(both)} name both a mirror and a hosted index; rename one")
-        if self.default is not None and self.default not in {*self.mirrors, *self.hosted}:
+        seen: dict[str, str] = {}
+        for kind, names in (
+            ("mirror", self.mirrors),
+            ("hosted index", self.hosted),
+            ("proxy", self.proxies),
+            ("directory", self.directories),
+            ("index", self.indexes),
+        ):
+            for name in names:
+                check_index_name(name)
+                if name in seen:
+                    raise ValueError(f"{name!r} names both a {seen[name]} and a {kind}; rename one")
+                seen[name] = kind
+        for name, index in self.indexes.items():
+            for source in index.sources:
+                if source not in seen or seen[source] == "index":
+                    known = sorted(n for n, k in seen.items() if k != "index")
+                    raise ValueError(
+                        f"[index.{name}] sources: {source!r} is not a configured mirror, hosted "
+                        f"index, proxy or directory (known: {', '.join(known) or 'none'})"
+                    )
+        if self.default is not None and self.default not in seen:
             raise ValueError(f"default_index {self.default!r} is not a configured index")
