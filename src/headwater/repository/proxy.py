@@ -1,0 +1,791 @@
+"""A caching proxy of a remote index: pages fetched on demand and revalidated, files kept forever.
+
+What a proxy keeps in its storage (a directory per proxy; several worker processes share it)::
+
+    web/packages/<aa>/<bb>/<rest>/<filename>[.metadata]   files, checked, content-addressed
+    state/pages/<project>/page.json     the upstream page as last fetched (the model, as JSON)
+    state/pages/<project>/meta.json     its upstream URL, ETag, when it was last confirmed, absence
+    state/root/names.txt, meta.json     the upstream project list (one name a line)
+
+**Pages.** A page is fetched the first time it is asked for (PEP 691 JSON preferred, HTML
+accepted) and served in *served form*: rendered by headwater in JSON and HTML, with file URLs into
+the proxy's own tree (``../../packages/<sha256 path>/<filename>``) and ``tracks`` set to the
+upstream project URL (PEP 708 provenance). Only files with a sha256 on the upstream page are
+served: the others cannot be verified or content-addressed, so they are left off the page (and
+logged). After ``ttl`` seconds the page is revalidated with its ETag (``If-None-Match``); a 304
+only renews the clock. A 404/410 means the project is absent, and that answer is kept for the TTL
+too. Concurrent requests for a page that must be fetched share one upstream request, whatever
+format they asked for.
+
+**Upstream failures.** A connection error, a timeout, a 5xx (after one quick retry) or a page that
+does not parse is a failure: a cached page is then served *stale* (``RenderedPage.stale`` /
+``SourceProject.stale`` say why, naming the upstream and the failure) and the upstream is tried
+again after ``retry_interval`` seconds; with nothing cached, :class:`SourceUnavailable` is raised,
+naming the upstream and the failure. A failure is never an empty page and never "absent": an index
+must not hand the name to another source because this one is down (PEP 766).
+
+**Offline.** The upstream is never contacted; cached pages are served as they are, anything not
+cached is absent (pages) or missing (files).
+
+**Files** are fetched on their first request, streamed to that client while they are written to
+the cache, and kept (see :mod:`headwater.repository._proxy_files` for the streaming, the hash
+checks and the size cap with least-recently-used eviction).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import msgspec
+
+from headwater.errors import InvalidInput
+from headwater.repository._client import ClientError, HttpClient
+from headwater.repository._proxy_files import Downloads, LruCache, Target
+from headwater.repository.base import (
+    FileRef,
+    PageFormat,
+    RenderedPage,
+    SourceProject,
+    SourceUnavailable,
+)
+from headwater.repository.errors import UpstreamError
+from headwater.repository.http import USER_AGENT, RetryPolicy
+from headwater.repository.tree import TreeSource
+from headwater.simple.filenames import InvalidFilename, check_safe_filename, parse_filename
+from headwater.simple.html import render_project_list_html, render_project_page_html
+from headwater.simple.json import render_project_list_json, render_project_page_json
+from headwater.simple.model import File, ProjectList, ProjectListEntry, ProjectPage
+from headwater.simple.names import NormalizedName, is_normalized, normalize_or_none
+from headwater.simple.negotiation import CLIENT_ACCEPT
+from headwater.simple.pages import parse_project_list, parse_project_page
+from headwater.storage.base import NotFound, Storage, StorageError
+from headwater.storage.layout import WEB, file_url_from_project_page
+
+__all__ = ["ProxySource"]
+
+log = logging.getLogger("headwater.proxy")
+
+_PAGE_HEADERS = {"Accept": CLIENT_ACCEPT, "User-Agent": USER_AGENT, "Accept-Encoding": "gzip"}
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+# packages/<2 hex>/<2 hex>/<60 hex>/<filename>: anything else is not a file of this proxy.
+_FILE_PATH = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{60})/([^/]+)\Z")
+# A legacy filename's project: everything before the first "-<digit>" ("foo-bar-1.0.egg").
+_LEGACY_NAME = re.compile(r"(.+?)-\d")
+_PARSE_IN_THREAD = 256 << 10  # pages larger than this are parsed off the event loop
+_MAX_ENTRIES = 10_000  # project pages kept in memory per process
+T = TypeVar("T")
+
+
+class _Meta(msgspec.Struct, frozen=True, kw_only=True):
+    """What is known about one upstream page besides its content."""
+
+    url: str
+    #: Wall-clock time of the upstream's last answer (200, 304 or 404) for this page.
+    checked: float
+    etag: str | None = None
+    absent: bool = False
+    #: blake2b of the stored page (tells another process's newer copy apart).
+    digest: str = ""
+
+
+class _Entry:
+    """One project as this process knows it: the upstream page and its served form."""
+
+    __slots__ = ("files", "meta", "rendered", "retry_at", "served", "stale")
+
+    def __init__(self, meta: _Meta, served: ProjectPage | None, files: dict[str, File]) -> None:
+        self.meta = meta
+        self.served = served
+        #: path below packages/ -> the upstream's File, for every file on the served page.
+        self.files = files
+        self.rendered: dict[str, RenderedPage] = {}
+        #: Why the page is an old copy (the last revalidation failed), and when to try again.
+        self.stale: str | None = None
+        self.retry_at = float("-inf")
+
+    def page(self, fmt: PageFormat) -> RenderedPage | None:
+        if self.served is None:
+            return None
+        rendered = self.rendered.get(fmt)
+        if rendered is None:
+            render = render_project_page_json if fmt == "json" else render_project_page_html
+            rendered = RenderedPage(render(self.served), serial=self.served.last_serial)
+            self.rendered[fmt] = rendered
+        if self.stale is None:
+            return rendered
+        return RenderedPage(rendered.body, serial=rendered.serial, stale=self.stale)
+
+
+class _Root:
+    """The upstream project list as this process knows it."""
+
+    __slots__ = ("meta", "names", "rendered", "retry_at", "stale")
+
+    def __init__(self, meta: _Meta, names: list[NormalizedName]) -> None:
+        self.meta = meta
+        self.names = names
+        self.rendered: dict[str, RenderedPage] = {}
+        self.stale: str | None = None
+        self.retry_at = float("-inf")
+
+    def page(self, fmt: PageFormat) -> RenderedPage | None:
+        if self.meta.absent:
+            return None
+        rendered = self.rendered.get(fmt)
+        if rendered is None:
+            listing = ProjectList(projects=tuple(ProjectListEntry(n) for n in self.names))
+            render = render_project_list_json if fmt == "json" else render_project_list_html
+            rendered = RenderedPage(render(listing))
+            self.rendered[fmt] = rendered
+        if self.stale is None:
+            return rendered
+        return RenderedPage(rendered.body, stale=self.stale)
+
+
+class _Answer(msgspec.Struct, frozen=True, kw_only=True):
+    status: int  # 200, 304 or 404 (404 stands for 410 too)
+    body: bytes = b""
+    content_type: str | None = None
+    etag: str | None = None
+    url: str = ""
+
+
+def _meta_key(name: NormalizedName) -> str:
+    return f"state/pages/{name}/meta.json"
+
+
+def _page_key(name: NormalizedName) -> str:
+    return f"state/pages/{name}/page.json"
+
+
+_ROOT_META = "state/root/meta.json"
+_ROOT_NAMES = "state/root/names.txt"
+_META = msgspec.json.Decoder(_Meta)
+_PAGE = msgspec.json.Decoder(ProjectPage)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+class ProxySource:
+    """A remote Simple API index at ``url``, fetched on demand and cached in ``storage``.
+
+    Args:
+        name: the source's name (in messages and logs).
+        url: the upstream index URL (``https://pypi.org/simple/``).
+        storage: where pages and files are kept (shared by the server's worker processes).
+        ttl: seconds a page is served before it is revalidated with the upstream.
+        max_size: cap in bytes on the cached files (least recently used evicted); None: no cap.
+        offline: never contact the upstream; serve only what is cached.
+        timeout: seconds to wait to connect, and for each next bytes of an answer.
+        connections: at most this many upstream connections at once.
+        retry_interval: after a failure, seconds before the upstream is tried again for the same
+            page (a stale copy, or the failure, is served meanwhile).
+        max_page_size: a page (after decompression) larger than this is refused as hostile.
+        retry: how hard to try one request (default: twice, a quarter second apart).
+        clock: wall-clock time (for tests).
+
+    Raises:
+        ValueError: ``url`` is not an http(s) URL, or a number is out of range.
+    """
+
+    kind = "proxy"
+    local = False
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        storage: Storage,
+        *,
+        ttl: float = 600.0,
+        max_size: int | None = None,
+        offline: bool = False,
+        timeout: float = 30.0,
+        connections: int = 32,
+        retry_interval: float = 10.0,
+        max_page_size: int = 256 << 20,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidInput(
+                f"proxy {name!r}: upstream url {url!r} is not an http(s) URL; give the index URL, "
+                "e.g. https://pypi.org/simple/"
+            )
+        if ttl < 0 or timeout <= 0 or connections < 1 or (max_size is not None and max_size < 0):
+            raise InvalidInput(
+                f"proxy {name!r}: ttl and max-size must be >= 0, timeout > 0, connections >= 1"
+            )
+        self.name = name
+        self.url = url if url.endswith("/") else url + "/"
+        self.storage = storage
+        self.ttl = ttl
+        self.max_size = max_size
+        self.offline = offline
+        self.timeout = timeout
+        self.connections = connections
+        self.retry_interval = retry_interval
+        self.max_page_size = max_page_size
+        self._retry = retry or RetryPolicy(attempts=2, backoff=0.25, max_backoff=1.0)
+        self._clock = clock
+        self._client: HttpClient | None = None
+        self._files = TreeSource(name, storage, revalidate=1.0)
+        self._lru = LruCache(name, storage, max_size=max_size)
+        self._downloads = Downloads(
+            name,
+            storage,
+            self._http,
+            retry=self._retry,
+            timeout=timeout,
+            on_stored=self._lru.stored,
+        )
+        self._entries: dict[NormalizedName, _Entry] = {}
+        self._failures: dict[NormalizedName | None, tuple[float, str]] = {}
+        self._root: _Root | None = None
+        self._pending: dict[NormalizedName | None, asyncio.Task[Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"ProxySource({self.name!r}, {self.url!r})"
+
+    def project_url(self, name: NormalizedName) -> str:
+        """The upstream URL of a project's page (the URL this source's pages ``track``)."""
+        return f"{self.url}{name}/"
+
+    def _http(self) -> HttpClient:
+        if self._client is None:
+            self._client = HttpClient(
+                connections=self.connections,
+                connect_timeout=self.timeout,
+                read_timeout=self.timeout,
+            )
+        return self._client
+
+    # -- the served-source interface ------------------------------------------------------------
+
+    async def page(self, project: NormalizedName | None, fmt: PageFormat) -> RenderedPage | None:
+        """The root page or a project page in served form; None when absent.
+
+        Raises:
+            SourceUnavailable: the upstream failed and nothing usable is cached.
+        """
+        if project is None:
+            return (await self._root_entry()).page(fmt)
+        entry = self._entries.get(project)
+        if entry is None or not self._usable(entry.meta, entry.retry_at):
+            entry = await self._entry(project)
+        return entry.page(fmt)
+
+    async def project(self, name: NormalizedName) -> SourceProject:
+        """What the upstream has for ``name`` (model in served form; ``url`` = upstream URL).
+
+        Raises:
+            SourceUnavailable: the upstream failed and nothing usable is cached.
+        """
+        entry = self._entries.get(name)
+        if entry is None or not self._usable(entry.meta, entry.retry_at):
+            entry = await self._entry(name)
+        return SourceProject(
+            entry.served,
+            version=entry.meta.digest if entry.served is not None else "absent",
+            stale=entry.stale,
+            url=self.project_url(name),
+        )
+
+    async def project_names(self) -> list[NormalizedName]:
+        """Every project on the upstream's root page (parsed once per TTL).
+
+        Raises:
+            SourceUnavailable: the upstream failed and no project list is cached.
+        """
+        return (await self._root_entry()).names
+
+    async def file(self, path: str) -> FileRef | None:
+        """The file at ``path`` below ``packages/``: from the cache, or fetched and streamed.
+
+        Raises:
+            SourceUnavailable: the file must be fetched and the upstream failed, or sent bytes
+                that do not match the page (nothing was cached).
+        """
+        ref = await self._files.file(path)
+        if ref is not None:
+            await self._lru.touch(ref.key, ref.local_path)
+            return ref
+        if self.offline:
+            return None
+        target = await self._target(path)
+        if target is None:
+            return None
+        try:
+            stream, size = await self._downloads.start(target)
+        except UpstreamError as exc:
+            raise SourceUnavailable(
+                f"proxy {self.name!r}: cannot fetch {target.url}: {exc}; nothing was cached",
+                source=self.name,
+            ) from exc
+        if stream is not None and size is not None:
+            return FileRef(self.storage, target.key, size, self._clock(), None, stream=stream)
+        return await self._files.file(path)
+
+    async def check(self) -> None:
+        """Ready when the cache storage takes a write and gives it back (an unreachable upstream
+        does not make the proxy unready: it serves what it has cached)."""
+        probe = f"state/health-probe-{os.getpid()}"
+        await self.storage.write_bytes(probe, b"ok")
+        if await self.storage.read_bytes(probe) != b"ok":
+            raise StorageError(f"proxy {self.name!r}: storage gave back other bytes")
+
+    async def aclose(self) -> None:
+        """Cancel fetches in progress and close the upstream connections."""
+        for task in list(self._pending.values()):
+            task.cancel()
+        await self._downloads.aclose()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    # -- project pages --------------------------------------------------------------------------
+
+    def _usable(self, meta: _Meta, retry_at: float) -> bool:
+        """Whether a cached answer may be served without asking the upstream now."""
+        if self.offline:
+            return True
+        now = self._clock()
+        return now - meta.checked < self.ttl or now < retry_at
+
+    async def _single(self, key: NormalizedName | None, make: Callable[[], Any]) -> Any:
+        """Run ``make()`` once for every concurrent caller with the same ``key``. The work runs
+        in its own task, so a caller that goes away does not cancel it for the others."""
+        task = self._pending.get(key)
+        if task is None:
+            task = asyncio.create_task(make())
+            self._pending[key] = task
+            task.add_done_callback(lambda _: self._pending.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _entry(self, name: NormalizedName) -> _Entry:
+        entry: _Entry = await self._single(name, lambda: self._refresh(name))
+        return entry
+
+    async def _refresh(self, name: NormalizedName) -> _Entry:
+        entry = self._entries.get(name)
+        if entry is not None and self._usable(entry.meta, entry.retry_at):
+            return entry  # refreshed by the task that finished just before this one started
+        # Another worker process may have fetched it since: look at the shared storage first.
+        stored = await self._read_meta(_meta_key(name))
+        if stored is not None and (entry is None or stored.checked > entry.meta.checked):
+            entry = await self._load(name, stored, entry)
+        if entry is not None and self._usable(entry.meta, float("-inf")):
+            return self._keep(name, entry)
+        if self.offline:
+            absent = _Meta(url=self.project_url(name), checked=0.0, absent=True)
+            return self._keep(name, _Entry(absent, None, {}))
+        now = self._clock()
+        failed = self._failures.get(name)
+        if failed is not None and now < failed[0] and (entry is None or entry.served is None):
+            raise SourceUnavailable(failed[1], source=self.name)
+        url = self.project_url(name)
+        etag = entry.meta.etag if entry is not None and entry.served is not None else None
+        try:
+            answer = await self._get_page(url, etag)
+            if answer.status == 304 and entry is not None:
+                meta = msgspec.structs.replace(entry.meta, checked=now)
+                await self._write_meta(_meta_key(name), meta)
+                entry.meta, entry.stale = meta, None
+                return self._keep(name, entry)
+            if answer.status in (304, 404):
+                meta = _Meta(url=url, checked=now, absent=True)
+                with contextlib.suppress(NotFound):
+                    await self.storage.delete(_page_key(name))
+                await self._write_meta(_meta_key(name), meta)
+                return self._keep(name, _Entry(meta, None, {}))
+            page = await self._parse(
+                lambda: parse_project_page(
+                    answer.body, answer.content_type, name=name, base_url=answer.url
+                ),
+                answer.body,
+            )
+        except (UpstreamError, InvalidInput) as exc:
+            return self._failed(name, entry, url, exc)
+        data = msgspec.json.encode(page)
+        meta = _Meta(url=url, checked=now, etag=answer.etag, digest=_digest(data))
+        # The page before its meta: a reader that sees the new meta finds the new page.
+        await self.storage.write_bytes(_page_key(name), data)
+        await self._write_meta(_meta_key(name), meta)
+        served, files, left_off = self._serve(page, url)
+        if left_off:
+            log.warning(
+                "proxy %r: %d file(s) of %r left off the page: %s",
+                self.name,
+                len(left_off),
+                name,
+                "; ".join(left_off[:3]) + ("; ..." if len(left_off) > 3 else ""),
+            )
+        self._failures.pop(name, None)
+        return self._keep(name, _Entry(meta, served, files))
+
+    def _failed(
+        self, name: NormalizedName, entry: _Entry | None, url: str, exc: Exception
+    ) -> _Entry:
+        now = self._clock()
+        what = _describe(exc)
+        if entry is not None and entry.served is not None:
+            fetched = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.meta.checked))
+            entry.stale = (
+                f"proxy {self.name!r}: upstream {url} failed ({what}); serving the copy "
+                f"confirmed at {fetched}"
+            )
+            entry.retry_at = now + self.retry_interval
+            log.warning("%s", entry.stale)
+            return self._keep(name, entry)
+        message = (
+            f"proxy {self.name!r}: upstream {url} failed ({what}) and nothing is cached for "
+            f"{name!r}; refusing rather than answering 'absent' (check the upstream, or its URL "
+            "in the configuration)"
+        )
+        self._failures[name] = (now + self.retry_interval, message)
+        if len(self._failures) > _MAX_ENTRIES:
+            self._failures.clear()
+        raise SourceUnavailable(message, source=self.name) from exc
+
+    def _keep(self, name: NormalizedName, entry: _Entry) -> _Entry:
+        if name not in self._entries and len(self._entries) >= _MAX_ENTRIES:
+            self._entries.pop(next(iter(self._entries)))  # the oldest kept
+        self._entries[name] = entry
+        return entry
+
+    async def _load(self, name: NormalizedName, meta: _Meta, entry: _Entry | None) -> _Entry | None:
+        """The entry for what another process (or a previous run) stored."""
+        if meta.absent:
+            return _Entry(meta, None, {})
+        if entry is not None and entry.meta.digest == meta.digest and entry.served is not None:
+            entry.meta, entry.stale = meta, None
+            return entry
+        try:
+            data = await self.storage.read_bytes(_page_key(name))
+            page = _PAGE.decode(data)
+        except (NotFound, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning(
+                "proxy %r: cached page of %r unreadable (%s); fetching again", self.name, name, exc
+            )
+            return entry
+        served, files, _ = self._serve(page, meta.url)
+        return _Entry(msgspec.structs.replace(meta, digest=_digest(data)), served, files)
+
+    def _serve(self, page: ProjectPage, url: str) -> tuple[ProjectPage, dict[str, File], list[str]]:
+        """The served form of an upstream page, its files by path, and what was left off (why).
+
+        Only sha256 is kept of the hashes: it is what the proxy checks. ``.metadata`` is offered
+        when the upstream gives its sha256 (so it can be checked too). PEP 740 provenance URLs
+        and GPG signatures point at the upstream and are not proxied: they are dropped.
+        """
+        files: list[File] = []
+        by_path: dict[str, File] = {}
+        left_off: list[str] = []
+        for file in page.files:
+            sha = file.hashes.get("sha256", "").lower()
+            if not _SHA256.match(sha):
+                left_off.append(f"{file.filename[:100]!r} has no sha256 to check it against")
+                continue
+            scheme = urlsplit(file.url).scheme.lower()
+            if scheme not in ("http", "https"):
+                left_off.append(f"{file.filename[:100]!r} has a non-http URL {file.url[:100]!r}")
+                continue
+            try:
+                rel = file_url_from_project_page(sha, file.filename)
+            except ValueError as exc:
+                left_off.append(str(exc))
+                continue
+            core = file.core_metadata
+            md = core.get("sha256", "").lower() if isinstance(core, dict) else ""
+            files.append(
+                File(
+                    filename=file.filename,
+                    url=rel,
+                    hashes={"sha256": sha},
+                    requires_python=file.requires_python,
+                    yanked=file.yanked,
+                    yanked_reason=file.yanked_reason,
+                    core_metadata={"sha256": md} if _SHA256.match(md) else False,
+                    size=file.size,
+                    upload_time=file.upload_time,
+                )
+            )
+            by_path[rel.removeprefix("../../packages/")] = file
+        served = ProjectPage(
+            name=page.name,
+            files=tuple(files),
+            versions=page.versions,
+            status=page.status,
+            status_reason=page.status_reason,
+            tracks=(url,),
+            alternate_locations=page.alternate_locations,
+            namespaces=page.namespaces,
+            last_serial=page.last_serial,
+        )
+        return served, by_path, left_off
+
+    # -- the project list -------------------------------------------------------------------------
+
+    async def _root_entry(self) -> _Root:
+        root = self._root
+        if root is not None and self._usable(root.meta, root.retry_at):
+            return root
+        found: _Root = await self._single(None, self._refresh_root)
+        return found
+
+    async def _refresh_root(self) -> _Root:
+        root = self._root
+        if root is not None and self._usable(root.meta, root.retry_at):
+            return root
+        stored = await self._read_meta(_ROOT_META)
+        if stored is not None and (root is None or stored.checked > root.meta.checked):
+            root = await self._load_root(stored) or root
+        if root is not None and self._usable(root.meta, float("-inf")):
+            self._root = root
+            return root
+        if self.offline:
+            # Never fetched: the projects that are cached are all this proxy can serve.
+            self._root = _Root(_Meta(url=self.url, checked=0.0), await self._cached_names())
+            return self._root
+        now = self._clock()
+        failed = self._failures.get(None)
+        if failed is not None and now < failed[0] and root is None:
+            raise SourceUnavailable(failed[1], source=self.name)
+        etag = root.meta.etag if root is not None and not root.meta.absent else None
+        try:
+            answer = await self._get_page(self.url, etag)
+            if answer.status == 304 and root is not None:
+                meta = msgspec.structs.replace(root.meta, checked=now)
+                await self._write_meta(_ROOT_META, meta)
+                root.meta, root.stale = meta, None
+                self._root = root
+                return root
+            if answer.status in (304, 404):
+                self._root = _Root(_Meta(url=self.url, checked=now, absent=True), [])
+                await self._write_meta(_ROOT_META, self._root.meta)
+                return self._root
+            listing = await self._parse(
+                lambda: parse_project_list(answer.body, answer.content_type, base_url=answer.url),
+                answer.body,
+            )
+        except (UpstreamError, InvalidInput) as exc:
+            return self._root_failed(root, exc)
+        if listing.rejected:
+            log.warning(
+                "proxy %r: %d invalid name(s) left off the project list of %s (first: %r)",
+                self.name,
+                len(listing.rejected),
+                self.url,
+                listing.rejected[0].value[:100],
+            )
+        names = list(dict.fromkeys(entry.normalized for entry in listing.projects))
+        data = "\n".join(names).encode()
+        meta = _Meta(url=self.url, checked=now, etag=answer.etag, digest=_digest(data))
+        await self.storage.write_bytes(_ROOT_NAMES, data)
+        await self._write_meta(_ROOT_META, meta)
+        self._failures.pop(None, None)
+        self._root = _Root(meta, names)
+        return self._root
+
+    def _root_failed(self, root: _Root | None, exc: Exception) -> _Root:
+        now = self._clock()
+        what = _describe(exc)
+        if root is not None and not root.meta.absent:
+            fetched = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(root.meta.checked))
+            root.stale = (
+                f"proxy {self.name!r}: upstream {self.url} failed ({what}); serving the project "
+                f"list confirmed at {fetched}"
+            )
+            root.retry_at = now + self.retry_interval
+            log.warning("%s", root.stale)
+            self._root = root
+            return root
+        message = (
+            f"proxy {self.name!r}: upstream {self.url} failed ({what}) and no project list is "
+            "cached (check the upstream, or its URL in the configuration)"
+        )
+        self._failures[None] = (now + self.retry_interval, message)
+        raise SourceUnavailable(message, source=self.name) from exc
+
+    async def _load_root(self, meta: _Meta) -> _Root | None:
+        if meta.absent:
+            return _Root(meta, [])
+        if self._root is not None and self._root.meta.digest == meta.digest:
+            self._root.meta, self._root.stale = meta, None
+            return self._root
+        try:
+            data = await self.storage.read_bytes(_ROOT_NAMES)
+        except NotFound:
+            return None
+        names = [
+            NormalizedName(n)
+            for n in data.decode("utf-8", "replace").split("\n")
+            if is_normalized(n)
+        ]
+        return _Root(msgspec.structs.replace(meta, digest=_digest(data)), names)
+
+    async def _cached_names(self) -> list[NormalizedName]:
+        names: set[NormalizedName] = set()
+        async for key in self.storage.iter_keys("state/pages"):
+            parts = key.split("/")
+            if len(parts) == 4 and parts[3] == "page.json" and is_normalized(parts[2]):
+                names.add(NormalizedName(parts[2]))
+        return sorted(names)
+
+    # -- files ---------------------------------------------------------------------------------
+
+    async def _target(self, path: str) -> Target | None:
+        """What to fetch for ``path`` (below packages/), from the page that lists it; None when
+        no page of this proxy lists such a file."""
+        found = _FILE_PATH.match(path)
+        if found is None:
+            return None
+        filename = found.group(4)
+        metadata = filename.endswith(".metadata")
+        dist = filename.removesuffix(".metadata") if metadata else filename
+        try:
+            check_safe_filename(dist)
+        except InvalidFilename:
+            return None
+        dist_path = path.removesuffix(".metadata") if metadata else path
+        for project in _projects_of(dist):
+            entry = self._entries.get(project)
+            upstream = entry.files.get(dist_path) if entry is not None else None
+            if upstream is None:
+                entry = await self._entry(project)
+                upstream = entry.files.get(dist_path)
+            if upstream is None:
+                continue
+            base = upstream.url.partition("#")[0]
+            sha = found.group(1) + found.group(2) + found.group(3)
+            if not metadata:
+                return Target(
+                    url=base, key=f"{WEB}/packages/{path}", sha256=sha, size=upstream.size
+                )
+            core = upstream.core_metadata
+            md = core.get("sha256", "").lower() if isinstance(core, dict) else ""
+            if not _SHA256.match(md):
+                return None
+            return Target(
+                url=base + ".metadata", key=f"{WEB}/packages/{path}", sha256=md, size=None
+            )
+        return None
+
+    # -- upstream I/O ----------------------------------------------------------------------------
+
+    async def _get_page(self, url: str, etag: str | None) -> _Answer:
+        """GET a page (conditionally with ``etag``), retried per the retry policy.
+
+        Raises:
+            UpstreamError: connection failure, timeout, an unexpected status or an oversized page.
+        """
+        headers = {**_PAGE_HEADERS, "If-None-Match": etag} if etag else _PAGE_HEADERS
+        last: UpstreamError | None = None
+        for attempt in range(1, self._retry.attempts + 1):
+            try:
+                return await self._get_page_once(url, headers)
+            except UpstreamError as exc:
+                if not exc.retryable:
+                    raise
+                last = exc
+            except (ClientError, TimeoutError) as exc:
+                last = UpstreamError(f"{exc or 'timed out'}", url=url, retryable=True)
+                last.__cause__ = exc
+            if attempt < self._retry.attempts:
+                await asyncio.sleep(self._retry.delay(attempt))
+        assert last is not None
+        raise last
+
+    async def _get_page_once(self, url: str, headers: dict[str, str]) -> _Answer:
+        async with await self._http().get(url, headers) as resp:
+            if resp.status == 304:
+                return _Answer(status=304, etag=resp.headers.get("etag"))
+            if resp.status in (404, 410):
+                return _Answer(status=404)
+            if resp.status != 200:
+                raise UpstreamError(
+                    f"HTTP {resp.status} {resp.reason}".rstrip(),
+                    url=url,
+                    status=resp.status,
+                    retryable=resp.status in _RETRY_STATUS,
+                )
+            cap = self.max_page_size
+            declared = resp.headers.get("content-length", "")
+            if (
+                declared.isdigit()
+                and int(declared) > cap
+                and "content-encoding" not in resp.headers
+            ):
+                raise UpstreamError(_too_large(declared, cap), url=url)
+            chunks: list[bytes] = []
+            total = 0
+            async for chunk in resp.iter_chunks():
+                total += len(chunk)
+                if total > cap:  # counted after decompression: a gzip bomb stops here too
+                    raise UpstreamError(_too_large(f"more than {cap}", cap), url=url)
+                chunks.append(chunk)
+            return _Answer(
+                status=200,
+                body=b"".join(chunks),
+                content_type=resp.headers.get("content-type"),
+                etag=resp.headers.get("etag"),
+                url=resp.url,
+            )
+
+    async def _parse(self, parse: Callable[[], T], body: bytes) -> T:
+        if len(body) > _PARSE_IN_THREAD:
+            return await asyncio.to_thread(parse)
+        return parse()
+
+    async def _read_meta(self, key: str) -> _Meta | None:
+        try:
+            return _META.decode(await self.storage.read_bytes(key))
+        except NotFound:
+            return None
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("proxy %r: %s is unreadable (%s); ignoring it", self.name, key, exc)
+            return None
+
+    async def _write_meta(self, key: str, meta: _Meta) -> None:
+        await self.storage.write_bytes(key, msgspec.json.encode(meta))
+
+
+def _too_large(size: str, cap: int) -> str:
+    return (
+        f"the page is {size} bytes, over the proxy's limit of {cap}; refused as hostile "
+        "(raise max_page_size if the upstream really serves such pages)"
+    )
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).replace("\n", " ")
+    return text[:300] if text else type(exc).__name__
+
+
+def _projects_of(filename: str) -> list[NormalizedName]:
+    """The project(s) a distribution filename may belong to (wheels and sdists say it; legacy
+    formats are guessed from the text before the version)."""
+    try:
+        return [parse_filename(filename).name]
+    except InvalidFilename:
+        pass
+    guesses: list[NormalizedName] = []
+    found = _LEGACY_NAME.match(filename)
+    for text in (found.group(1) if found else None, filename.partition("-")[0]):
+        name = normalize_or_none(text) if text else None
+        if name is not None and name not in guesses:
+            guesses.append(name)
+    return guesses
