@@ -194,6 +194,8 @@ class ProxySource:
             page (a stale copy, or the failure, is served meanwhile).
         max_page_size: a page (after decompression) larger than this is refused as hostile.
         retry: how hard to try one request (default: twice, a quarter second apart).
+        touch_interval: with ``max_size``, a served file's access time is recorded at most
+            once per this many seconds per process.
         clock: wall-clock time (for tests).
 
     Raises:
@@ -217,6 +219,7 @@ class ProxySource:
         retry_interval: float = 10.0,
         max_page_size: int = 256 << 20,
         retry: RetryPolicy | None = None,
+        touch_interval: float = 300.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         parts = urlsplit(url)
@@ -243,7 +246,7 @@ class ProxySource:
         self._clock = clock
         self._client: HttpClient | None = None
         self._files = TreeSource(name, storage, revalidate=1.0)
-        self._lru = LruCache(name, storage, max_size=max_size)
+        self._lru = LruCache(name, storage, max_size=max_size, touch_interval=touch_interval)
         self._downloads = Downloads(
             name,
             storage,
