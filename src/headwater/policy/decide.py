@@ -260,7 +260,10 @@ def _conflict(
 def _unavailable(
     project: NormalizedName, down: list[Observation], rules: Rules, the_plan: Plan
 ) -> Refused:
-    failures = "; ".join(f"{label(rules, o.source)}: {detail(o.error)}" for o in down)
+    if len(down) == 1:
+        failures = detail(down[0].error)
+    else:
+        failures = "; ".join(f"{o.source!r}: {detail(o.error)}" for o in down)
     message = (
         f"index {rules.index!r}: {project!r} cannot be served because "
         f"{labels(rules, [o.source for o in down])} did not answer ({failures}); headwater never "
@@ -328,12 +331,13 @@ def _claimed(
         choice = candidates[0]
         route = Route((project,), (choice,))
         where = " (before any route matching it)" if the_plan.route is not None else ""
-        fix = f"to take {project} from {choice}, add to headwater.toml{where}: " + route_toml(
-            rules, project, [choice]
+        fix = (
+            f"only if the copy on {choice} is the project you mean, add to headwater.toml{where}: "
+            + route_toml(rules, project, [choice])
         )
         if holders:
-            fix = f"publish {project} on {holders[0]} again, or " + fix
+            fix = f"publish {project} on {holders[0]} again; or, " + fix
     else:
         fix = f"publish {project} on {(holders or list(the_plan.sources))[0]} again"
-    involved = tuple(dict.fromkeys((holders + elsewhere) or list(the_plan.sources)))
+    involved = tuple(dict.fromkeys((holders or list(the_plan.sources)) + elsewhere))
     return Refused("claimed", project, involved, one_line(message), one_line(fix), 409, route=route)
