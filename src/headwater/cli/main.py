@@ -19,7 +19,7 @@ __all__ = ["main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every subcommand registered."""
-    from headwater.cli import admin, mirror, nginx_config, serve, upstream, verify
+    from headwater.cli import admin, check, mirror, nginx_config, serve, upstream, verify
 
     parser = argparse.ArgumentParser(
         prog="headwater",
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"headwater {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     admin.register(subparsers)
+    check.register(subparsers)
     mirror.register(subparsers)
     nginx_config.register(subparsers)
     serve.register(subparsers)

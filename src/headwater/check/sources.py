@@ -1,0 +1,223 @@
+"""Where ``headwater check`` looks names up: one :class:`CheckSource` per index.
+
+The audit only needs "what does this index say about this project": :class:`Lookup`. Three
+implementations:
+
+- :class:`HttpSource`: a remote index over HTTP (:class:`~headwater.repository.http.HttpRepository`
+  on one keep-alive pool per index host; :func:`http_sources` creates and closes the pools);
+- :class:`DirectorySource`: a ``--find-links`` directory of distribution files (PEP 708 "local");
+- :class:`ProjectSourceLookup`: any :class:`~headwater.repository.base.ProjectSource` (a mirror
+  tree, a hosted index, a proxy), so a headwater configuration's own sources can be checked in
+  process without HTTP.
+
+A failure is a :class:`Lookup` in state ``unavailable`` naming the index and what failed, never an
+exception and never "absent": the audit must not call a name safe because an index was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+import msgspec
+
+from headwater.check.model import IndexSpec
+from headwater.errors import InvalidInput
+from headwater.repository._client import HttpClient
+from headwater.repository.base import ProjectSource, SourceUnavailable
+from headwater.repository.errors import UpstreamError, UpstreamNotFound
+from headwater.repository.http import HttpRepository, RetryPolicy
+from headwater.simple.filenames import InvalidFilename, parse_filename
+from headwater.simple.model import File, ProjectPage
+from headwater.simple.names import NormalizedName
+
+__all__ = [
+    "CheckSource",
+    "DirectorySource",
+    "HttpSource",
+    "Lookup",
+    "ProjectSourceLookup",
+    "http_sources",
+]
+
+
+class Lookup(msgspec.Struct, frozen=True, kw_only=True):
+    """What one index said about one project. ``url`` is the project's page URL (PEP 708's
+    "fetched URL"); ``error`` says what failed when ``state`` is ``unavailable``."""
+
+    state: Literal["found", "absent", "unavailable"]
+    url: str
+    page: ProjectPage | None = None
+    claimed: bool = False
+    error: str | None = None
+
+
+@runtime_checkable
+class CheckSource(Protocol):
+    """An index the audit can ask about a project."""
+
+    spec: IndexSpec
+
+    async def lookup(self, project: NormalizedName) -> Lookup:
+        """What the index has for ``project``; failures are a ``unavailable`` lookup, not raised."""
+        ...
+
+
+class HttpSource:
+    """A remote Simple API index (JSON preferred, HTML accepted)."""
+
+    def __init__(self, spec: IndexSpec, repository: HttpRepository) -> None:
+        self.spec = spec
+        self.repository = repository
+
+    def __repr__(self) -> str:
+        return f"HttpSource({self.spec.name!r}, {self.spec.display_url!r})"
+
+    async def lookup(self, project: NormalizedName) -> Lookup:
+        url = self.repository.project_url(project)
+        try:
+            fetched = await self.repository.project_page(project)
+        except UpstreamNotFound:
+            return Lookup(state="absent", url=url)
+        except UpstreamError as exc:
+            return Lookup(state="unavailable", url=url, error=_explain(exc))
+        except InvalidInput as exc:  # a malformed page: the index cannot be read for this name
+            return Lookup(state="unavailable", url=url, error=f"unreadable page: {exc}")
+        return Lookup(state="found", url=url, page=fetched.page)
+
+
+def _explain(exc: UpstreamError) -> str:
+    text = str(exc)
+    if exc.status in (401, 403):
+        text += (
+            " (the index wants credentials; headwater check sends none yet: check through a "
+            "headwater index that proxies it, or an index URL that needs no login)"
+        )
+    return text
+
+
+class DirectorySource:
+    """A ``--find-links`` directory: the distribution files directly in it, grouped by project
+    (PEP 708 "local": always mergeable). Read once, off the event loop; hashes are computed only
+    for the projects asked about."""
+
+    def __init__(self, spec: IndexSpec) -> None:
+        self.spec = spec
+        self._files: dict[NormalizedName, list[Path]] | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"DirectorySource({self.spec.name!r}, {self.spec.url!r})"
+
+    def _scan(self) -> dict[NormalizedName, list[Path]]:
+        found: dict[NormalizedName, list[Path]] = {}
+        for path in sorted(Path(self.spec.url).iterdir()):
+            if not path.is_file():
+                continue
+            try:
+                name = parse_filename(path.name).name
+            except InvalidFilename:
+                continue  # not a wheel or sdist: pip ignores it too
+            found.setdefault(name, []).append(path)
+        return found
+
+    async def lookup(self, project: NormalizedName) -> Lookup:
+        url = Path(self.spec.url).as_uri() + "/"
+        try:
+            async with self._lock:
+                if self._files is None:
+                    self._files = await asyncio.to_thread(self._scan)
+            paths = self._files.get(project)
+            if not paths:
+                return Lookup(state="absent", url=url)
+            page = await asyncio.to_thread(_directory_page, project, paths)
+        except OSError as exc:
+            return Lookup(state="unavailable", url=url, error=f"cannot read {self.spec.url}: {exc}")
+        return Lookup(state="found", url=url, page=page)
+
+
+def _directory_page(project: NormalizedName, paths: Sequence[Path]) -> ProjectPage:
+    files = []
+    versions: dict[str, None] = {}
+    for path in paths:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        files.append(
+            File(
+                filename=path.name,
+                url=path.as_uri(),
+                hashes={"sha256": digest.hexdigest()},
+                size=path.stat().st_size,
+            )
+        )
+        versions[str(parse_filename(path.name).version)] = None
+    return ProjectPage(name=project, files=tuple(files), versions=tuple(versions))
+
+
+class ProjectSourceLookup:
+    """Any composed-index source (:class:`~headwater.repository.base.ProjectSource`) as an index
+    to check: its page model, whether it holds the name, and its PEP 708 URL."""
+
+    def __init__(self, spec: IndexSpec, source: ProjectSource) -> None:
+        self.spec = spec
+        self.source = source
+
+    def __repr__(self) -> str:
+        return f"ProjectSourceLookup({self.spec.name!r})"
+
+    async def lookup(self, project: NormalizedName) -> Lookup:
+        url = f"{self.spec.url}{project}/"
+        try:
+            answer = await self.source.project(project)
+        except SourceUnavailable as exc:
+            return Lookup(state="unavailable", url=url, error=str(exc))
+        if answer.page is None:
+            return Lookup(state="absent", url=answer.url or url, claimed=answer.claimed)
+        return Lookup(state="found", url=answer.url or url, page=answer.page, claimed=True)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+
+
+@asynccontextmanager
+async def http_sources(
+    specs: Sequence[IndexSpec],
+    *,
+    read_timeout: float = 30.0,
+    connections: int = 32,
+    retry: RetryPolicy | None = None,
+) -> AsyncIterator[list[CheckSource]]:
+    """A source for each spec: HTTP for remote indexes (one pool of at most ``connections``
+    per host, so two indexes on one host share it), a directory source for local ones. Pools are
+    closed on exit.
+
+    ``read_timeout`` bounds connecting and each wait for an answer's next bytes; ``retry`` defaults
+    to three attempts with short backoff (a check should fail fast, not wait out an outage).
+    """
+    retry = retry or RetryPolicy(attempts=3, backoff=0.2, max_backoff=2.0)
+    async with AsyncExitStack() as stack:
+        pools: dict[tuple[str, str, int | None], HttpClient] = {}
+        sources: list[CheckSource] = []
+        for spec in specs:
+            if spec.local:
+                sources.append(DirectorySource(spec))
+                continue
+            key = _origin(spec.url)
+            pool = pools.get(key)
+            if pool is None:
+                pool = HttpClient(
+                    connections=connections, connect_timeout=read_timeout, read_timeout=read_timeout
+                )
+                stack.push_async_callback(pool.close)
+                pools[key] = pool
+            sources.append(HttpSource(spec, HttpRepository(spec.url, pool, retry=retry)))
+        yield sources

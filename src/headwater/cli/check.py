@@ -1,0 +1,160 @@
+"""``headwater check``: audit requirements for dependency confusion against the indexes a client
+would use. Exit status: 0 no risk, 1 at least one risk (an unavailable index included), 2 the check
+could not run (bad input, no index). See docs/check.md.
+
+Only argparse is imported when the parser is built; the check itself is imported when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+_DEFAULT_INPUTS = ("pylock.toml", "pyproject.toml", "requirements.txt")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``check`` subcommand."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "check",
+        help="audit requirements for dependency confusion against your indexes",
+        description=(
+            "For every name in requirements.txt, pyproject.toml or pylock.toml files, ask every "
+            "index the client would use (from the command line, the files, and pip's or uv's "
+            "configuration) whether it serves the name, and report the confusion risks: served "
+            "by several remote indexes without PEP 708 agreement (confusion), a higher version "
+            "on the public index (shadowed), a private name nobody holds on the public index "
+            "(unclaimed), no index has it (missing), an index failed (unavailable). Exit status: "
+            "0 no risk, 1 at least one risk, 2 the check could not run."
+        ),
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="REQUIREMENTS",
+        help="requirements.txt, pyproject.toml or pylock.toml files (default: the first of "
+        + ", ".join(_DEFAULT_INPUTS)
+        + " in the current directory)",
+    )
+    parser.add_argument("--index-url", "-i", help="the primary index (replaces pip's/uv's default)")
+    parser.add_argument(
+        "--extra-index-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="another index, as pip/uv's option (repeatable)",
+    )
+    parser.add_argument(
+        "--find-links",
+        "-f",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory of distribution files, a local source (repeatable)",
+    )
+    parser.add_argument(
+        "--from",
+        dest="client",
+        choices=["auto", "pip", "uv", "none"],
+        default="auto",
+        help="read indexes from pip's or uv's configuration and follow its rules; none: only "
+        "the command line and the files (auto: uv if a pyproject.toml has [tool.uv], else pip)",
+    )
+    parser.add_argument(
+        "--public",
+        default=None,
+        metavar="URL",
+        help="the public index, where anyone can register a name (https://pypi.org/simple/)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=["table", "text", "json"],
+        default="table",
+        help="table (rich on a terminal, plain text otherwise), text, or json",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds to wait to connect or for the next bytes of an answer (30)",
+    )
+    parser.set_defaults(run=run)
+
+
+def _inputs(given: list[str]) -> list[Path]:
+    from headwater.check import CheckError
+
+    if given:
+        return [Path(p) for p in given]
+    for name in _DEFAULT_INPUTS:
+        if Path(name).is_file():
+            return [Path(name)]
+    raise CheckError(
+        "no requirements given and none of "
+        + ", ".join(_DEFAULT_INPUTS)
+        + " in the current directory; name the files to check"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the check; print the report; return the exit status."""
+    from headwater.check import (
+        DEFAULT_PUBLIC,
+        CheckError,
+        Client,
+        CommandLineIndexes,
+        ConfigPaths,
+        RequirementSet,
+        check_over_http,
+        plan_pins,
+        read_requirements,
+        render_json,
+        render_text,
+        resolve_indexes,
+        write_table,
+    )
+    from headwater.cli.progress import run_async
+
+    if not args.timeout > 0:
+        raise CheckError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    paths = _inputs(args.inputs)
+    inputs = RequirementSet()
+    for path in paths:
+        inputs = inputs + read_requirements(path, environ=os.environ)
+    if args.client == "auto":
+        client = Client.UV if inputs.uv_project else Client.PIP
+    else:
+        client = Client(args.client)
+    public = args.public or DEFAULT_PUBLIC
+    if "://" not in public:
+        raise CheckError(f"--public {public!r} is not a URL; write it as https://host/simple/")
+    plan = resolve_indexes(
+        client,
+        command_line=CommandLineIndexes(
+            index_url=args.index_url,
+            extra_index_urls=tuple(args.extra_index_url),
+            find_links=tuple(args.find_links),
+        ),
+        directives=inputs.directives,
+        environ=os.environ if client is not Client.NONE else {},
+        paths=ConfigPaths.from_environ(os.environ, Path.cwd()),
+        public=public,
+        skip_files=[p for p in paths if p.name == "pyproject.toml"],
+    )
+    plan = plan_pins(inputs.requirements, plan)
+    report = run_async(check_over_http(inputs.requirements, plan, read_timeout=args.timeout))
+    if args.format == "json":
+        sys.stdout.buffer.write(render_json(report))
+        sys.stdout.flush()
+    elif args.format == "table" and sys.stdout.isatty():
+        color = "NO_COLOR" not in os.environ
+        write_table(report, sys.stdout, color=color)
+    else:
+        sys.stdout.write(render_text(report))
+    return report.exit_status
