@@ -23,6 +23,7 @@ Not risks: ``ok`` (one remote index, plus any local ones, or agreement), ``prote
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -228,13 +229,11 @@ def assess(
             )
             highest[spec.name] = top
             found.append(spec)
-    risks: list[Risk] = []
-    notes: list[str] = []
-    advice: list[str] = []
+    notes: dict[Risk, str] = {}  # why each risk applies
+    advice: dict[Risk, str] = {}  # what to do about it
     if failures:
-        risks.append(Risk.UNAVAILABLE)
-        notes.append("; ".join(f"{f.index!r} failed: {f.error}" for f in failures))
-        advice.append(
+        notes[Risk.UNAVAILABLE] = "; ".join(f"{f.index!r} failed: {f.error}" for f in failures)
+        advice[Risk.UNAVAILABLE] = (
             f"make {', '.join(repr(f.index) for f in failures)} answer and run the check again; "
             "a failing index is never taken as safe"
         )
@@ -242,9 +241,9 @@ def assess(
     remote = [spec for spec in found if not spec.local]
     private = [spec for spec in found if not spec.public]
     public_found = next((spec for spec in found if spec.public), None)
-    consulted = [spec for spec, lookup in observed if lookup.state != "unavailable"]
+    owner = (private or remote or found)[0].name if found else ""
 
-    if not failures and consulted:
+    if not failures and observed:
         observations = [
             Observation(
                 source=spec.name,
@@ -258,42 +257,41 @@ def assess(
         decision = decide(p, observations, _rules([s for s, _ in observed]), now=now)
         if isinstance(decision, Refused):
             decision_text = decision.message
-            risks.append(Risk.CONFUSION)
-            notes.append(
-                f"served by {_names(remote or found)} without PEP 708 tracks / "
-                f"alternate-locations agreement ({decision.message})"
+            notes[Risk.CONFUSION] = (
+                f"served by {_names(remote or found)}, and PEP 708 does not let them merge "
+                f"({_why(decision.message)})"
             )
-            first = (private or remote or found)[0].name
-            advice.append(
-                f"take it from one index only: in uv mark the others 'explicit = true' and pin "
-                f"{p} = {{ index = '{first}' }} in [tool.uv.sources]; in headwater {decision.fix}"
+            advice[Risk.CONFUSION] = (
+                f"take it from one index only: in headwater route it ([[index.NAME.routes]] "
+                f"projects = ['{p}'] sources = ['{owner}']); in uv mark the other indexes "
+                f"explicit = true and pin {p} = {{ index = '{owner}' }} in [tool.uv.sources]; "
+                "pip cannot pin, so serve its indexes through one headwater index"
             )
         elif isinstance(decision, Served | NotServed):
             decision_text = decision.reason
 
     # Shadowing: the public copy is newer than every private one and pip would prefer it.
-    if public_found is not None and private and Risk.UNAVAILABLE not in risks:
+    if public_found is not None and private and not failures:
         public_top = highest.get(public_found.name)
         private_tops = [v for s in private if (v := highest.get(s.name)) is not None]
         if public_top is not None and (not private_tops or public_top > max(private_tops)):
             best_private = max(private_tops) if private_tops else None
             first_index = next((s for s in found if not s.local), None)
             uv_hit = first_index is not None and first_index.public
-            clients = "pip and uv" if uv_hit else "pip"
-            risks.append(Risk.SHADOWED)
-            notes.append(
+            notes[Risk.SHADOWED] = (
                 f"{public_found.name!r} has {public_top}, higher than "
-                f"{best_private or 'anything'} on {_names(private)}: {clients} would install the "
-                "public one (pip merges indexes and takes the highest version"
+                f"{best_private or 'anything'} on {_names(private)}: "
                 + (
-                    "; uv's first-index reaches the public index first)"
+                    "pip and uv would install the public one (pip takes the highest version "
+                    "of all indexes; uv's first-index reaches the public index first)"
                     if uv_hit
-                    else "; uv's first-index would not)"
+                    else "pip would install the public one (it takes the highest version of all "
+                    "indexes); uv's first-index would not"
                 )
             )
-            advice.append(
-                f"pin {p} to {private[0].name!r} (a headwater route, or uv [tool.uv.sources]) or "
-                "hash-pin it; never let pip merge the public index for it"
+            advice[Risk.SHADOWED] = (
+                f"pin {p} to {owner!r} (a headwater route, or uv [tool.uv.sources]) or hash-pin "
+                "it; never let pip merge the public index for it"
             )
 
     # Unclaimed: a private name the public index does not have.
@@ -302,63 +300,74 @@ def assess(
         public_lookup is None or public_lookup.state == "absent"
     )
     if private and public_absent and not failures:
-        risks.append(Risk.UNCLAIMED)
-        notes.append(
+        notes[Risk.UNCLAIMED] = (
             f"{_names(private)} serves it but the public index does not: anyone can register "
             f"{p} there (the Birsan attack)"
         )
-        advice.append(
+        advice[Risk.UNCLAIMED] = (
             f"register {p} on the public index (a placeholder) or a PEP 752 namespace covering "
-            f"it, and route it to {private[0].name!r} in headwater"
+            f"it, and route it to {owner!r} in headwater"
         )
 
     if not found and not failures:
-        risks.append(Risk.MISSING)
         where = (
             f"the index it is pinned to ({', '.join(wanted.pinned_to)})"
             if wanted.pinned_to
             else "no index"
         )
-        notes.append(f"{where} serves it")
-        advice.append(
+        notes[Risk.MISSING] = f"{where} serves it"
+        advice[Risk.MISSING] = (
             "fix the name or the index configuration; until then, whoever registers it on the "
             "public index is what gets installed"
         )
 
+    facts: list[str] = []
     if wanted.pinned_to:
-        pins = f"pinned to {', '.join(repr(n) for n in wanted.pinned_to)} ({'; '.join(wanted.pin_origins)})"
-        notes.insert(0, pins)
-        # A pin means the client never consults another index for this name: neither public
-        # copies nor an unclaimed public name can reach it.
-        risks = [r for r in risks if r not in (Risk.UNCLAIMED, Risk.SHADOWED, Risk.CONFUSION)]
+        pinned = ", ".join(repr(n) for n in wanted.pinned_to)
+        facts.append(f"pinned to {pinned} ({'; '.join(wanted.pin_origins)})")
+        # The client never consults another index for a pinned name: public copies and an
+        # unclaimed public name cannot reach it.
+        for risk in (Risk.UNCLAIMED, Risk.SHADOWED, Risk.CONFUSION):
+            notes.pop(risk, None)
 
-    if wanted.hashes and found and Risk.UNAVAILABLE not in risks:
+    if wanted.hashes and found and not failures:
         holders = [
             spec
             for spec, lookup in observed
             if lookup.page is not None and _hash_matches(lookup.page, wanted.hashes)
         ]
         if len(holders) == 1:
-            notes.insert(
-                0,
+            text = (
                 f"hash-pinned: its hashes match files of {holders[0].name!r} only, so no other "
-                "file can be installed",
+                "file can be installed"
             )
-            risks = [r for r in risks if r is Risk.UNAVAILABLE]
-            if not risks:
-                return finding([Risk.PROTECTED], "; ".join(notes))
-        elif not holders:
-            notes.append("no file on any index matches its --hash values: the install would fail")
+            if notes:
+                text += f" (without the hashes: {', '.join(notes)})"
+            return finding([Risk.PROTECTED], "; ".join([*facts, text]))
+        if not holders:
+            facts.append("no file on any index matches its --hash values: the install would fail")
 
-    if not risks:
+    if not notes:
         if len(remote) > 1:
             message = f"served by {_names(found)}, which agree ({decision_text})"
         elif found:
             message = f"served by {_names(found)} only"
-            if reference and reference[1].state == "found":
+            if public_lookup is not None and public_lookup.state == "found":
                 message += " (the public index has the name too, but the client does not use it)"
         else:
             message = "not served"
-        return finding([Risk.OK], "; ".join([*notes, message]))
-    ordered = sorted(set(risks), key=_ORDER.index)
-    return finding(ordered, "; ".join(notes), "; ".join(dict.fromkeys(advice)))
+        return finding([Risk.OK], "; ".join([*facts, message]))
+    ordered = sorted(notes, key=_ORDER.index)
+    told = [advice[r] for r in ordered if r in advice]
+    if Risk.CONFUSION in notes:  # its advice (one index only) covers shadowing too
+        told = [advice[r] for r in ordered if r in advice and r is not Risk.SHADOWED]
+    return finding(ordered, "; ".join([*facts, *(notes[r] for r in ordered)]), "; ".join(told))
+
+
+_REASON = re.compile(r"do not agree \((.+)\); headwater")
+
+
+def _why(message: str) -> str:
+    """The reason inside a policy refusal (``... do not agree (REASON); headwater ...``)."""
+    match = _REASON.search(message)
+    return match.group(1) if match else message
