@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from headwater.config import Config, ConfigError, find_config, load_config
-from headwater.server.settings import HostedSettings, ServePlan, check_index_name
+from headwater.server.settings import HostedSettings, ServePlan
 
 __all__ = ["build_plan", "register"]
 
@@ -92,20 +92,40 @@ def build_plan(args: argparse.Namespace) -> ServePlan:
             raise ConfigError(f"--tree wants NAME=PATH, got {spec!r}")
         mirrors[name] = str(Path(tree).resolve())
     hosted = dict(config.hosted)
-    if not hosted and not mirrors:
+    if not hosted and not mirrors and not config.proxy and not config.directory:
         hosted[DEFAULT_HOSTED] = HostedSettings()
     default = settings.default_index
     if default is None:
-        names = [*hosted, *mirrors]
-        default = (
-            DEFAULT_HOSTED if DEFAULT_HOSTED in hosted else names[0] if len(names) == 1 else None
-        )
+        names = [*hosted, *mirrors, *config.proxy, *config.directory]
+        if len(config.index) == 1:
+            default = next(iter(config.index))  # the composed index is what clients should use
+        elif not config.index:
+            default = (
+                DEFAULT_HOSTED
+                if DEFAULT_HOSTED in hosted
+                else names[0]
+                if len(names) == 1
+                else None
+            )
     try:
-        for name in (*mirrors, *hosted):
-            check_index_name(name)
-        return ServePlan(settings=settings, mirrors=mirrors, hosted=hosted, default=default)
+        plan = ServePlan(
+            settings=settings,
+            mirrors=mirrors,
+            hosted=hosted,
+            proxies=dict(config.proxy),
+            directories={name: d.path for name, d in config.directory.items()},
+            indexes=dict(config.index),
+            default=default,
+        )
     except ValueError as exc:
         raise ConfigError(f"serve: {exc}") from exc
+    if plan.indexes:
+        # Imported here: the server is heavy, and building the parser must stay light.
+        from headwater.server.factory import index_rules
+
+        for name in plan.indexes:
+            index_rules(plan, name)  # a bad policy table fails here, before any worker starts
+    return plan
 
 
 def _announce(plan: ServePlan) -> None:
@@ -119,6 +139,14 @@ def _announce(plan: ServePlan) -> None:
         lines.append(f"  mirror  {name:<12} {base}/{name}/simple/")
     for name in plan.hosted:
         lines.append(f"  hosted  {name:<12} {base}/{name}/simple/   upload: {base}/{name}/legacy/")
+    for name, proxy in plan.proxies.items():
+        lines.append(f"  proxy   {name:<12} {base}/{name}/simple/   of {proxy.url}")
+    for name in plan.directories:
+        lines.append(f"  folder  {name:<12} {base}/{name}/simple/")
+    for name, index in plan.indexes.items():
+        lines.append(
+            f"  index   {name:<12} {base}/{name}/simple/   from {', '.join(index.sources)}"
+        )
     if plan.default:
         lines.append(f"  pip install --index-url {base}/simple/ PROJECT")
         lines.append(f"  uv pip install --index-url {base}/simple/ PROJECT")

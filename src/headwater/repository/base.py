@@ -48,7 +48,7 @@ class RenderedPage:
     """One page in one format, immutable once built. The gzip form is made on first request and
     kept (pages are requested far more often than they change)."""
 
-    __slots__ = ("_gzipped", "body", "etag", "last_modified", "serial", "stale")
+    __slots__ = ("_gzipped", "body", "etag", "headers", "last_modified", "serial", "stale")
 
     def __init__(
         self,
@@ -57,8 +57,11 @@ class RenderedPage:
         serial: int | None = None,
         last_modified: float | None = None,
         stale: str | None = None,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
     ) -> None:
         self.body = body
+        #: Extra response headers (lowercase names), e.g. which sources a composed page came from.
+        self.headers = headers
         self.serial = serial
         self.last_modified = last_modified
         #: Why this is an old copy (a proxy's upstream failed); the server says so in a header.

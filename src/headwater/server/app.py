@@ -27,9 +27,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
-from headwater.repository.base import PageFormat, RenderedPage, ServedSource
+from headwater.repository.base import PageFormat, RenderedPage, ServedSource, SourceUnavailable
+from headwater.repository.index import Refusal
 from headwater.server.files import send_file
 from headwater.server.metrics import Metrics
+from headwater.server.refusals import send_refusal
 from headwater.server.responses import header, if_none_match, send_bytes, send_redirect, send_text
 from headwater.server.settings import ServeSettings
 from headwater.server.types import ASGIApp, Headers, Message, Receive, Scope, Send
@@ -46,6 +48,11 @@ _FIXED_FORMATS = {
     "v1+html": "application/vnd.pypi.simple.v1+html",
 }
 _GET_HEAD = frozenset({"GET", "HEAD"})
+_NO_STORE = (b"cache-control", b"no-store")
+_UNAVAILABLE_FIX = (
+    "wait for the upstream to come back, or set offline = true on the proxy to serve only what "
+    "it has cached; headwater never takes the project from another source instead"
+)
 _SECTIONS = frozenset({"", "simple", "packages", "pypi", "legacy", *_FIXED_FORMATS})
 
 
@@ -240,7 +247,11 @@ class IndexApp:
             status, sent = await self._pypi_json(scope, send, source, index, tail, prefix, head)
             return (index, "page", status, sent)
         if section == "packages":
-            ref = await source.file("/".join(parts[rest_at + 1 :]))
+            try:
+                ref = await source.file("/".join(parts[rest_at + 1 :]))
+            except SourceUnavailable as exc:
+                await send_text(send, 503, str(exc), head=head, extra=[_NO_STORE])
+                return (index, "file", 503, 0)
             if ref is None:
                 await send_text(send, 404, f"no file {path[:300]} in index {index!r}", head=head)
                 return (index, "file", 404, 0)
@@ -287,7 +298,36 @@ class IndexApp:
             await send_text(send, 406, str(exc), head=head)
             return (406, 0)
         fmt: PageFormat = "json" if content_type == JSON_V1 else "html"
-        page = await source.page(project, fmt)
+        try:
+            page = await source.page(project, fmt)
+        except Refusal as exc:
+            refused = exc.refused
+            status = await send_refusal(
+                scope,
+                send,
+                project_url=f"{prefix}/simple/{project}/",
+                kind=refused.kind,
+                status=refused.status,
+                message=refused.message,
+                fix=refused.fix,
+                head=head,
+            )
+            return (status, 0)
+        except SourceUnavailable as exc:
+            if project is None:
+                await send_text(send, 503, str(exc), head=head, extra=[_NO_STORE])
+                return (503, 0)
+            status = await send_refusal(
+                scope,
+                send,
+                project_url=f"{prefix}/simple/{project}/",
+                kind="unavailable",
+                status=503,
+                message=f"index {index!r} cannot serve {project!r}: {exc}",
+                fix=_UNAVAILABLE_FIX,
+                head=head,
+            )
+            return (status, 0)
         if page is None:
             what = f"project {project!r}" if project else "a project list"
             await send_text(send, 404, f"index {index!r} has no {what}", head=head)
@@ -301,6 +341,10 @@ class IndexApp:
         ]
         if page.serial is not None:
             headers.append((b"x-pypi-last-serial", str(page.serial).encode()))
+        headers.extend(page.headers)
+        if page.stale is not None:
+            headers.append((b"warning", b'110 - "Response is Stale"'))
+            headers.append((b"x-headwater-stale", _one_line(page.stale)))
         body = page.body
         etag = page.etag
         accept_encoding = header(scope, b"accept-encoding")
@@ -338,7 +382,16 @@ class IndexApp:
             await send_text(send, 404, f"{tail[0][:100]!r} is not a project name", head=head)
             return (404, 0)
         project = normalize_name(tail[0])
-        page = await source.page(project, "json")
+        try:
+            page = await source.page(project, "json")
+        except Refusal as exc:
+            refused = exc.refused
+            text = f"{refused.message}\nTo resolve: {refused.fix}"
+            await send_text(send, refused.status, text, head=head, extra=[_NO_STORE])
+            return (refused.status, 0)
+        except SourceUnavailable as exc:
+            await send_text(send, 503, str(exc), head=head, extra=[_NO_STORE])
+            return (503, 0)
         if page is None:
             await send_text(send, 404, f"index {index!r} has no project {project!r}", head=head)
             return (404, 0)
@@ -380,6 +433,11 @@ class IndexApp:
         headers: Headers = [(b"content-type", b"text/html; charset=utf-8")]
         await send_bytes(send, 200, headers, body, head=head)
         return (200, len(body))
+
+
+def _one_line(text: str) -> bytes:
+    """``text`` as a header value: one line of latin-1."""
+    return " ".join(text.split()).encode("latin-1", "replace")[:1000]
 
 
 def _format_param(query: bytes) -> str | None:

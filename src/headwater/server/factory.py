@@ -17,8 +17,12 @@ from starlette.routing import BaseRoute, Route
 
 from headwater.db import Database
 from headwater.errors import HeadwaterError
-from headwater.repository.base import ServedSource
+from headwater.policy import Rules, SourceKind, SourceSpec, rules_from_config
+from headwater.repository.base import ProjectSource, ServedSource
+from headwater.repository.directory import DirectorySource
 from headwater.repository.hosted import HostedSource
+from headwater.repository.index import ComposedIndex
+from headwater.repository.proxy import ProxySource
 from headwater.repository.tree import TreeSource
 from headwater.server.api import api_routes
 from headwater.server.app import IndexApp
@@ -28,9 +32,19 @@ from headwater.server.metrics import Metrics
 from headwater.server.settings import ServePlan
 from headwater.server.types import Scope
 from headwater.server.upload import UploadEndpoint
+from headwater.simple.names import NormalizedName
 from headwater.storage.filesystem import FileStorage
 
-__all__ = ["PLAN_ENV", "app_from_env", "build_app", "database_url", "hosted_storage", "run_dir"]
+__all__ = [
+    "PLAN_ENV",
+    "app_from_env",
+    "build_app",
+    "database_url",
+    "hosted_storage",
+    "index_rules",
+    "proxy_storage",
+    "run_dir",
+]
 
 PLAN_ENV = "HEADWATER_SERVE_PLAN"
 
@@ -50,6 +64,47 @@ def database_url(plan: ServePlan) -> str:
 def hosted_storage(plan: ServePlan, index: str) -> FileStorage:
     """Where a hosted index keeps its files: ``<data_dir>/hosted/<index>`` (a tree layout)."""
     return FileStorage(Path(plan.settings.data_dir) / "hosted" / index)
+
+
+def proxy_storage(plan: ServePlan, name: str) -> FileStorage:
+    """Where a proxy keeps what it fetched: ``<data_dir>/proxy/<name>``."""
+    return FileStorage(Path(plan.settings.data_dir) / "proxy" / name)
+
+
+def _source_kind(plan: ServePlan, name: str) -> SourceKind:
+    if name in plan.hosted:
+        return SourceKind.HOSTED
+    if name in plan.mirrors:
+        return SourceKind.MIRROR
+    if name in plan.proxies:
+        return SourceKind.PROXY
+    return SourceKind.DIRECTORY
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise HeadwaterError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def index_rules(plan: ServePlan, name: str) -> Rules:
+    """The policy rules of the composed index ``name``.
+
+    Raises:
+        HeadwaterError: the ``[index.NAME]`` table is invalid (the message names the key).
+    """
+    index = plan.indexes[name]
+    specs = [SourceSpec(name=s, kind=_source_kind(plan, s)) for s in index.sources]
+    return rules_from_config(
+        name, index.rules, specs, where=f"[index.{name}]", read_file=_read_file
+    )
+
+
+def _base_url(plan: ServePlan) -> str:
+    settings = plan.settings
+    scheme = "https" if settings.tls_certificate else "http"
+    return (settings.base_url or f"{scheme}://{settings.listen}").rstrip("/")
 
 
 def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
@@ -81,6 +136,10 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
             sources[name] = hosted[name]
             page_max_age[name] = settings.page_max_age
             if settings.read == "token":
+                read_guards[name] = _read_guard(auth, name)
+        for name, index in plan.indexes.items():
+            if any(s in read_guards for s in index.sources):
+                # A composed index shows what its private sources hold: it is private too.
                 read_guards[name] = _read_guard(auth, name)
         upload = UploadEndpoint(
             database,
@@ -115,6 +174,44 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
                 await asyncio.to_thread(database.close)
 
             on_shutdown.append(close)
+    for name, proxy in plan.proxies.items():
+        proxied = ProxySource(
+            name,
+            proxy.url,
+            proxy_storage(plan, name),
+            ttl=proxy.ttl,
+            max_size=proxy.max_size,
+            offline=proxy.offline,
+            timeout=proxy.timeout,
+        )
+        sources[name] = proxied
+        page_max_age[name] = min(plan.settings.page_max_age, int(proxy.ttl))
+        on_shutdown.append(proxied.aclose)
+    for name, path in plan.directories.items():
+        sources[name] = DirectorySource(
+            name, Path(path), revalidate=max(plan.settings.revalidate, 1.0)
+        )
+    base = _base_url(plan)
+
+    def own_url(source: str, project: NormalizedName) -> str:
+        return f"{base}/{source}/simple/{project}/"
+
+    for name, index in plan.indexes.items():
+        members: list[ProjectSource] = []
+        for member in index.sources:
+            source = sources[member]
+            assert isinstance(source, ProjectSource)
+            members.append(source)
+        sources[name] = ComposedIndex(
+            name,
+            members,
+            index_rules(plan, name),
+            project_url=own_url,
+            revalidate=plan.settings.revalidate,
+        )
+        page_max_age[name] = min(
+            page_max_age.get(member, plan.settings.page_max_age) for member in index.sources
+        )
     routes += health_routes(sources, metrics, extra_checks)
     return IndexApp(
         plan.settings,

@@ -1,0 +1,308 @@
+"""An index composed of ordered sources under a policy: what pip and uv see at ``/<index>/simple/``.
+
+For each project the index asks :func:`headwater.policy.plan` which sources to consult and how
+(``first``: in order, stopping at the first that has or claims the name; ``all``: every one), asks
+those sources (:class:`~headwater.repository.base.ProjectSource`), and hands what they said to
+:func:`headwater.policy.decide`, a pure function. The decision is served, refused (raised as
+:class:`Refusal` for the server to turn into a response that pip and uv print), or a plain 404.
+
+Sources keep their own caches (a tree stats its page, a hosted index watches its serial, a proxy
+revalidates after its TTL), so deciding is cheap; the index also keeps each decision and its
+rendered pages for ``revalidate`` seconds, so a warm page costs a dictionary lookup, as it does for
+a single source.
+
+Files are content-addressed (``packages/<aa>/<bb>/<rest>/<filename>``): the index serves a file
+only if it is on the decided page of its project, from a source the decision took it from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import msgspec
+
+from headwater.errors import HeadwaterError
+from headwater.policy import (
+    Decision,
+    NotServed,
+    Observation,
+    Refused,
+    Rules,
+    Served,
+    decide,
+    plan,
+)
+from headwater.repository.base import (
+    FileRef,
+    PageFormat,
+    ProjectSource,
+    RenderedPage,
+    SourceUnavailable,
+)
+from headwater.repository.hosted import HostedSource
+from headwater.simple.filenames import InvalidFilename, parse_filename
+from headwater.simple.html import render_project_list_html, render_project_page_html
+from headwater.simple.json import render_project_list_json, render_project_page_json
+from headwater.simple.model import ProjectList, ProjectListEntry, ProjectPage
+from headwater.simple.names import NormalizedName
+
+__all__ = ["ComposedIndex", "Refusal", "Resolution"]
+
+_RENDER_PAGE: dict[str, Callable[[ProjectPage], bytes]] = {
+    "json": render_project_page_json,
+    "html": render_project_page_html,
+}
+_RENDER_LIST: dict[str, Callable[[ProjectList], bytes]] = {
+    "json": render_project_list_json,
+    "html": render_project_list_html,
+}
+#: Decisions kept per process (requests for made-up names must not grow memory without bound).
+_MAX_ENTRIES = 50_000
+
+
+class Refusal(HeadwaterError):
+    """The policy refused a project; ``refused`` says why, which sources, and the fix."""
+
+    def __init__(self, refused: Refused) -> None:
+        super().__init__(refused.message)
+        self.refused = refused
+
+
+class Resolution(msgspec.Struct, frozen=True):
+    """A decision with everything the sources said (for ``headwater check`` and logs)."""
+
+    decision: Decision
+    observations: tuple[Observation, ...]
+    versions: tuple[str, ...]
+
+
+class _Entry:
+    __slots__ = ("checked", "filenames", "pages", "resolution")
+
+    def __init__(self, resolution: Resolution, checked: float) -> None:
+        self.resolution = resolution
+        self.checked = checked
+        self.pages: dict[str, RenderedPage] = {}
+        decision = resolution.decision
+        self.filenames: frozenset[str] = (
+            frozenset(f.filename for f in decision.page.files)
+            if isinstance(decision, Served)
+            else frozenset()
+        )
+
+
+class ComposedIndex:
+    """The index ``name``: ``sources`` (in priority order) under ``rules``.
+
+    ``project_url(source, project)`` gives the URL that identifies a source's own page of a
+    project for PEP 708 when the source is the origin (a hosted index): its served URL.
+    """
+
+    kind = "index"
+    local = False
+
+    def __init__(
+        self,
+        name: str,
+        sources: Sequence[ProjectSource],
+        rules: Rules,
+        *,
+        project_url: Callable[[str, NormalizedName], str],
+        revalidate: float = 1.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.name = name
+        self.sources = {source.name: source for source in sources}
+        self.rules = rules
+        self.revalidate = revalidate
+        self._project_url = project_url
+        self._clock = clock
+        self._entries: dict[NormalizedName, _Entry] = {}
+        self._pending: dict[NormalizedName, asyncio.Future[_Entry]] = {}
+        self._root: tuple[float, tuple[int, ...], dict[str, RenderedPage]] | None = None
+        self._rules_checked = float("-inf")
+        self._hosted = [s for s in sources if isinstance(s, HostedSource)]
+
+    def __repr__(self) -> str:
+        return f"ComposedIndex({self.name!r}, {list(self.sources)!r}, {self.rules.policy!r})"
+
+    # -- deciding ------------------------------------------------------------------------------
+
+    async def _current_rules(self) -> Rules:
+        """The rules with the hosted sources' PEP 752 namespace grants as they are now (asked
+        at most once per ``revalidate`` seconds)."""
+        if not self._hosted or time.monotonic() - self._rules_checked < self.revalidate:
+            return self.rules
+        grants: list[tuple[str, str]] = []
+        for source in self._hosted:
+            try:
+                grants.extend((ns, source.name) for ns in await source.namespace_grants())
+            except Exception:
+                # Keep the last known grants: readiness reports the database, not every page.
+                return self.rules
+        self._rules_checked = time.monotonic()
+        namespaces = tuple(sorted(grants))
+        if namespaces != self.rules.namespaces:
+            self.rules = msgspec.structs.replace(self.rules, namespaces=namespaces)
+        return self.rules
+
+    async def _observe(self, source_name: str, project: NormalizedName) -> tuple[Observation, str]:
+        source = self.sources[source_name]
+        try:
+            said = await source.project(project)
+        except SourceUnavailable as exc:
+            return (
+                Observation(source=source_name, state="unavailable", error=str(exc)),
+                "unavailable",
+            )
+        if said.page is None:
+            return (
+                Observation(source=source_name, state="absent", claimed=said.claimed),
+                said.version,
+            )
+        url = said.url or self._project_url(source_name, project)
+        return (
+            Observation(
+                source=source_name, state="found", page=said.page, url=url, stale=said.stale
+            ),
+            said.version,
+        )
+
+    async def resolve(self, project: NormalizedName) -> Resolution:
+        """Ask the sources the policy names and decide (no caching: see :meth:`_entry`)."""
+        rules = await self._current_rules()
+        chosen = plan(project, rules)
+        observed: list[tuple[Observation, str]] = []
+        if chosen.mode == "all":
+            observed = list(
+                await asyncio.gather(*(self._observe(name, project) for name in chosen.sources))
+            )
+        else:
+            for name in chosen.sources:
+                seen = await self._observe(name, project)
+                observed.append(seen)
+                if seen[0].state != "absent" or seen[0].claimed:
+                    break
+        decision = decide(project, [o for o, _ in observed], rules, now=self._clock())
+        if _worth_explaining(decision) and len(chosen.sources) < len(self.sources):
+            # The name is claimed, or nothing in the plan has it: say who else has it, so the
+            # refusal can name them (they are never served from).
+            others = [name for name in self.sources if name not in chosen.sources]
+            extra = await asyncio.gather(*(self._observe(name, project) for name in others))
+            if any(o.state == "found" for o, _ in extra):
+                observed.extend(extra)
+                decision = decide(project, [o for o, _ in observed], rules, now=self._clock())
+        return Resolution(
+            decision=decision,
+            observations=tuple(o for o, _ in observed),
+            versions=tuple(v for _, v in observed),
+        )
+
+    async def _entry(self, project: NormalizedName) -> _Entry:
+        now = time.monotonic()
+        entry = self._entries.get(project)
+        if entry is not None and now - entry.checked < self.revalidate:
+            return entry
+        pending = self._pending.get(project)
+        if pending is not None:  # someone is deciding this project already: share the result
+            return await asyncio.shield(pending)
+        future: asyncio.Future[_Entry] = asyncio.get_running_loop().create_future()
+        self._pending[project] = future
+        try:
+            resolution = await self.resolve(project)
+            if entry is not None and entry.resolution.versions == resolution.versions:
+                entry.checked = time.monotonic()  # nothing changed: keep the rendered pages
+                fresh = entry
+            else:
+                fresh = _Entry(resolution, time.monotonic())
+                if len(self._entries) >= _MAX_ENTRIES:
+                    self._entries.clear()
+                self._entries[project] = fresh
+            future.set_result(fresh)
+            return fresh
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._pending[project]
+
+    # -- serving -------------------------------------------------------------------------------
+
+    async def page(self, project: NormalizedName | None, fmt: PageFormat) -> RenderedPage | None:
+        if project is None:
+            return await self._root_page(fmt)
+        entry = await self._entry(project)
+        rendered = entry.pages.get(fmt)
+        if rendered is not None:
+            return rendered
+        decision = entry.resolution.decision
+        if isinstance(decision, Refused):
+            raise Refusal(decision)
+        if isinstance(decision, NotServed):
+            return None
+        stale = "; ".join(decision.stale) or None
+        rendered = RenderedPage(
+            _RENDER_PAGE[fmt](decision.page),
+            serial=decision.page.last_serial,
+            stale=stale,
+            headers=((b"x-headwater-sources", ",".join(decision.sources).encode()),),
+        )
+        entry.pages[fmt] = rendered
+        return rendered
+
+    async def _root_page(self, fmt: PageFormat) -> RenderedPage:
+        now = time.monotonic()
+        if self._root is not None and now - self._root[0] < self.revalidate:
+            cached = self._root[2].get(fmt)
+            if cached is not None:
+                return cached
+        lists: list[list[NormalizedName]] = []
+        for source in self.sources.values():
+            try:
+                lists.append(await source.project_names())
+            except SourceUnavailable:
+                lists.append([])  # the list is a convenience; project pages decide
+        identity = tuple(id(names) for names in lists)
+        if self._root is not None and self._root[1] == identity:
+            self._root = (now, identity, self._root[2])
+            cached = self._root[2].get(fmt)
+            if cached is not None:
+                return cached
+        else:
+            self._root = (now, identity, {})
+        names = sorted(set().union(*lists)) if lists else []
+        listing = ProjectList(projects=tuple(ProjectListEntry(name) for name in names))
+        rendered = RenderedPage(_RENDER_LIST[fmt](listing))
+        self._root[2][fmt] = rendered
+        return rendered
+
+    async def file(self, path: str) -> FileRef | None:
+        filename = path.rsplit("/", 1)[-1].removesuffix(".metadata")
+        try:
+            project = parse_filename(filename).name
+        except (InvalidFilename, ValueError):
+            return None
+        entry = await self._entry(project)
+        decision = entry.resolution.decision
+        if not isinstance(decision, Served) or filename not in entry.filenames:
+            return None
+        for name in decision.sources:
+            ref = await self.sources[name].file(path)
+            if ref is not None:
+                return ref
+        return None
+
+    async def check(self) -> None:
+        """Ready when every source is."""
+        for source in self.sources.values():
+            await source.check()
+
+
+def _worth_explaining(decision: Decision) -> bool:
+    if isinstance(decision, NotServed):
+        return True
+    return isinstance(decision, Refused) and decision.kind == "claimed"
