@@ -45,7 +45,7 @@ def test_pyproject_dependencies_extras_groups_build_and_uv(tmp_path: Path) -> No
     path = tmp_path / "pyproject.toml"
     path.write_text(PYPROJECT)
     got = read_requirements(path)
-    by_project = {r.project: r for r in got.requirements}
+    by_project = {str(r.project): r for r in got.requirements}
     # The project's own name (my-app[gpu]) is a self-reference, not a requirement.
     assert list(by_project) == [
         "foo-bar",

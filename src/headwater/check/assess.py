@@ -257,10 +257,15 @@ def assess(
         decision = decide(p, observations, _rules([s for s, _ in observed]), now=now)
         if isinstance(decision, Refused):
             decision_text = decision.message
-            notes[Risk.CONFUSION] = (
-                f"served by {_names(remote or found)}, and PEP 708 does not let them merge "
-                f"({_why(decision.message)})"
-            )
+        if isinstance(decision, Refused) and found:
+            if decision.kind == "conflict":
+                why = (
+                    f"served by {_names(remote or found)}, and PEP 708 does not let them merge "
+                    f"({_why(decision.message)})"
+                )
+            else:  # a source holds the name (a deleted hosted project) that another serves
+                why = _why(decision.message)
+            notes[Risk.CONFUSION] = why
             advice[Risk.CONFUSION] = (
                 f"take it from one index only: in headwater route it ([[index.NAME.routes]] "
                 f"projects = ['{p}'] sources = ['{owner}']); in uv mark the other indexes "
@@ -368,6 +373,7 @@ _REASON = re.compile(r"do not agree \((.+)\); headwater")
 
 
 def _why(message: str) -> str:
-    """The reason inside a policy refusal (``... do not agree (REASON); headwater ...``)."""
+    """The reason inside a policy refusal (``... do not agree (REASON); headwater ...``), or the
+    refusal without the name of the check's own index."""
     match = _REASON.search(message)
-    return match.group(1) if match else message
+    return match.group(1) if match else message.removeprefix("index 'check': ")

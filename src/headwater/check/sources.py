@@ -29,7 +29,7 @@ import msgspec
 from headwater.check.model import IndexSpec
 from headwater.errors import InvalidInput
 from headwater.repository._client import HttpClient
-from headwater.repository.base import ProjectSource, SourceUnavailable
+from headwater.repository.base import SourceProject, SourceUnavailable
 from headwater.repository.errors import UpstreamError, UpstreamNotFound
 from headwater.repository.http import HttpRepository, RetryPolicy
 from headwater.simple.filenames import InvalidFilename, parse_filename
@@ -40,6 +40,7 @@ __all__ = [
     "CheckSource",
     "DirectorySource",
     "HttpSource",
+    "KnowsProjects",
     "Lookup",
     "ProjectSourceLookup",
     "http_sources",
@@ -161,11 +162,20 @@ def _directory_page(project: NormalizedName, paths: Sequence[Path]) -> ProjectPa
     return ProjectPage(name=project, files=tuple(files), versions=tuple(versions))
 
 
-class ProjectSourceLookup:
-    """Any composed-index source (:class:`~headwater.repository.base.ProjectSource`) as an index
-    to check: its page model, whether it holds the name, and its PEP 708 URL."""
+class KnowsProjects(Protocol):
+    """The part of :class:`~headwater.repository.base.ProjectSource` the check needs."""
 
-    def __init__(self, spec: IndexSpec, source: ProjectSource) -> None:
+    async def project(self, name: NormalizedName) -> SourceProject:
+        """What the source has for ``name`` (raises SourceUnavailable when it cannot tell)."""
+        ...
+
+
+class ProjectSourceLookup:
+    """Any composed-index source (a :class:`~headwater.repository.base.ProjectSource`: mirror
+    tree, hosted index, proxy) as an index to check: its page model, whether it holds the name,
+    and its PEP 708 URL."""
+
+    def __init__(self, spec: IndexSpec, source: KnowsProjects) -> None:
         self.spec = spec
         self.source = source
 
