@@ -184,6 +184,44 @@ def test_ttl_then_etag_revalidation_and_a_304_only_renews_the_clock(tmp_path: Pa
     run(t)
 
 
+def test_worker_processes_share_what_one_of_them_fetched(tmp_path: Path) -> None:
+    """Two proxies on one storage (as two worker processes): what one fetched or revalidated,
+    the other serves without asking the upstream."""
+    corpus = Corpus.generate(2, releases=1, files=1, seed=27)
+    name = first(corpus)
+    clock = Clock()
+
+    async def t() -> None:
+        async with Upstream(corpus) as up:
+            one = make_proxy(up.simple_url, tmp_path, ttl=60, clock=clock)
+            two = make_proxy(up.simple_url, tmp_path, ttl=60, clock=clock)
+            path = f"/simple/{name}/"
+            try:
+                page = await one.page(name, "json")
+                assert page is not None
+                shared = await two.page(name, "json")
+                assert shared is not None and shared.body == page.body
+                assert up.requests(path) == 1
+                clock.advance(61)
+                assert await one.page(name, "json") is page  # revalidated: 304
+                assert up.requests(path) == 2
+                again = await two.page(name, "json")  # sees the renewed clock in storage
+                assert again is not None and again.body == page.body
+                assert up.requests(path) == 2
+                file = (await model(one, name)).files[0]
+                ref = await one.file(packages_path(file))
+                assert ref is not None
+                await read(ref)
+                warm = await two.file(packages_path(file))
+                assert warm is not None and warm.stream is None
+                assert sum(up.requests(p) for p in up.stats if p.startswith("/packages/")) == 1
+            finally:
+                await one.aclose()
+                await two.aclose()
+
+    run(t)
+
+
 def test_absent_project_is_remembered_for_the_ttl(tmp_path: Path) -> None:
     clock = Clock()
 
