@@ -17,6 +17,7 @@ safe, and what to do::
     │   ├── server.intake.UploadRejected      an upload's body or form is refused (carries the HTTP status)
     │   ├── sync.filters.InvalidFilter        a [mirror.NAME.filters] option or requirements file is malformed
     │   ├── sync.nginx.InvalidNginxConfig     nginx-config options would give a broken or unsafe config
+    │   ├── check.InvalidRequirements         a requirements/pyproject/pylock or pip/uv config file is malformed
     │   └── testing.faults.InvalidFault       a fault description for the test upstream is invalid
     ├── config.ConfigError                    the configuration file is missing or invalid
     ├── storage.StorageError                  a storage operation failed
@@ -33,6 +34,7 @@ safe, and what to do::
     │   ├── NotFound (also KeyError)          no such project, file, release, user or token
     │   └── Conflict                          the user exists already, or a namespace grant overlaps
     ├── repository.uploads.UploadRefused      an upload is not allowed (owners, namespaces, status, reuse)
+    ├── check.CheckError                      `headwater check` cannot run (no index, a pin to an unknown one)
     └── testing.corpus.CorpusError            the test upstream's corpus cannot do what was asked
 
 Third-party exceptions are converted at the edge with ``raise ... from``.
