@@ -236,13 +236,13 @@ def test_the_public_index_is_recognised_whatever_its_spelling(tmp_path: Path) ->
     ]
 
 
-def test_an_index_that_is_not_a_url_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(CheckError, match=r"'private\.example/simple' is not a URL"):
+@pytest.mark.parametrize("url", ["private.example/simple", "ftp://private.example/simple/"])
+def test_an_index_that_is_not_an_http_url_is_an_error(tmp_path: Path, url: str) -> None:
+    with pytest.raises(CheckError) as caught:
         resolve_indexes(
-            Client.NONE,
-            command_line=CommandLineIndexes(index_url="private.example/simple"),
-            paths=_paths(tmp_path),
+            Client.NONE, command_line=CommandLineIndexes(index_url=url), paths=_paths(tmp_path)
         )
+    assert f"--index-url: index URL {url!r} is not an http(s) URL" in str(caught.value)
 
 
 def test_credentials_are_masked_for_display(tmp_path: Path) -> None:

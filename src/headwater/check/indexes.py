@@ -442,9 +442,9 @@ def _plan(client: Client, ordered: list[_Entry], links: list[_Entry], public: st
     seen: set[str] = set()
     warnings: list[str] = []
     for entry in ordered:
-        if "://" not in entry.url:
+        if urlsplit(entry.url).scheme.lower() not in ("http", "https"):
             raise CheckError(
-                f"{entry.origin}: index URL {entry.url!r} is not a URL; write it as "
+                f"{entry.origin}: index URL {entry.url!r} is not an http(s) URL; write it as "
                 "https://host/simple/"
             )
         key = normalize_index_url(entry.url)
