@@ -163,14 +163,27 @@ def decide(
                 return _claimed(project, held, found, rules, the_plan)
             return _serve(project, found, rule, rules, the_plan, now)
         if held:
-            others = [o for o in observations if o.state == "found" and o.source not in consulted]
+            others = _found_elsewhere(by_source, consulted, rules)
             rest = tuple(s for s in the_plan.sources if s not in consulted)
             return _claimed(project, held, others, rules, the_plan, rest=rest)
     if the_plan.claims:
-        others = [o for o in observations if o.state == "found" and o.source not in consulted]
+        others = _found_elsewhere(by_source, consulted, rules)
         if others:
             return _claimed(project, [], others, rules, the_plan)
     return NotServed(project, f"{the_plan.why}: no source has {project!r}")
+
+
+def _found_elsewhere(
+    by_source: dict[str, Observation], consulted: list[str], rules: Rules
+) -> list[Observation]:
+    """Sources outside those consulted that have the project, in index order (for messages)."""
+    return [
+        obs
+        for spec in rules.sources
+        if spec.name not in consulted
+        and (obs := by_source.get(spec.name)) is not None
+        and obs.state == "found"
+    ]
 
 
 def _serve(

@@ -142,10 +142,14 @@ def _tracked(project: NormalizedName, part: Part) -> frozenset[str] | None:
 
     PEP 708: tracked URLs "MUST have the exact same normalized name" and be the project URL; an
     entry naming another project does not count (an empty set means it tracks nothing valid)."""
-    if not part.page.tracks:
+    # A page that tracks the URL it was fetched from says nothing about another project: a proxy
+    # or mirror states its own upstream that way (provenance), and that must not make it a tracker.
+    own = _location(part)
+    tracks = [url for url in part.page.tracks if normalize_url(url) != own]
+    if not tracks:
         return None
     valid = set()
-    for url in part.page.tracks:
+    for url in tracks:
         key = normalize_url(url)
         segment = key.rstrip("/").rpartition("/")[2]
         if normalize_or_none(segment) == project:
