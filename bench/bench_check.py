@@ -89,7 +89,11 @@ def main() -> int:
             if result.returncode not in (0, 1):
                 print(result.stderr, file=sys.stderr)
                 return 2
-            summary = json.loads(result.stdout)["summary"]
+            try:
+                summary = json.loads(result.stdout)["summary"]
+            except ValueError:
+                print(f"unreadable JSON ({len(result.stdout)} characters):\n{result.stderr}")
+                return 2
             requests = sum(sum(up.stats.values()) for up in (up_private, up_public, up_extra))
             label = "warm-up" if run == 0 else f"run {run}"
             print(f"{label}: {elapsed:.2f} s, {requests} page requests, exit {result.returncode}")
