@@ -18,8 +18,10 @@ safe, and what to do::
     │   ├── sync.filters.InvalidFilter        a [mirror.NAME.filters] option or requirements file is malformed
     │   ├── sync.nginx.InvalidNginxConfig     nginx-config options would give a broken or unsafe config
     │   ├── check.InvalidRequirements         a requirements/pyproject/pylock or pip/uv config file is malformed
-    │   └── testing.faults.InvalidFault       a fault description for the test upstream is invalid
+    │   ├── testing.faults.InvalidFault       a fault description for the test upstream is invalid
+    │   └── testing.policy_scenarios.InvalidScenario  a policy scenario file is malformed
     ├── config.ConfigError                    the configuration file is missing or invalid
+    ├── policy.PolicyError                    an index's policy rules (routes, namespaces) are invalid
     ├── storage.StorageError                  a storage operation failed
     │   └── storage.NotFound                  the key does not exist (also KeyError)
     ├── repository.UpstreamError              a request to a remote index failed (after retries)
