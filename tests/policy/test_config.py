@@ -122,6 +122,11 @@ def test_bad_tables_are_refused_naming_the_key(text: str, words: list[str]) -> N
         assert word in str(caught.value)
 
 
+def test_routes_file_needs_the_source_urls() -> None:
+    with pytest.raises(PolicyError, match=r"'routes-file' cannot be used here.*source_urls"):
+        parse("routes-file = 'routes.json'", read_file=lambda path: b"{}")
+
+
 def test_unreadable_routes_file_names_the_file() -> None:
     def missing(path: str) -> bytes:
         raise FileNotFoundError(2, "No such file or directory", path)

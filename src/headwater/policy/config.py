@@ -136,8 +136,13 @@ def _routes_file(
 ) -> tuple[Route, ...]:
     if not isinstance(path, str) or not path:
         raise PolicyError(f"{what} 'routes-file' must be a file name, got {path!r}")
-    if read_file is None or source_urls is None:
+    if read_file is None:
         raise PolicyError(f"{what} 'routes-file' cannot be read here (no file access given)")
+    if source_urls is None:
+        raise PolicyError(
+            f"{what} 'routes-file' cannot be used here: the URLs of the index's sources, which "
+            "its repositories name, were not given (source_urls)"
+        )
     try:
         data = read_file(path)
     except OSError as exc:
