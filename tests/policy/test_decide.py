@@ -126,6 +126,10 @@ def test_observations_must_cover_the_plan() -> None:
         decide(FOO, [Observation("internal", "found")], r, now=NOW)
     with pytest.raises(PolicyError, match="needs an observation of source 'pypi'"):
         decide(FOO, [absent("internal")], rules("internal", "pypi", policy="pep708"), now=NOW)
+    with pytest.raises(PolicyError, match="carries the page of 'other'"):
+        decide(FOO, [found("internal", page("other"))], r, now=NOW)
+    with pytest.raises(PolicyError, match="timezone-aware"):
+        decide(FOO, [found("internal", PRIVATE)], r, now=NOW.replace(tzinfo=None))
 
 
 def test_order_of_observations_does_not_matter() -> None:

@@ -26,7 +26,7 @@ from headwater.policy.messages import detail, label, labels, one_line, route_tom
 from headwater.policy.plan import Plan, plan
 from headwater.policy.rules import PolicyError, Route, Rules
 from headwater.simple.model import ProjectPage, ProjectStatus
-from headwater.simple.names import NormalizedName
+from headwater.simple.names import NormalizedName, normalize_or_none
 
 __all__ = ["Decision", "NotServed", "Observation", "Refused", "Served", "decide"]
 
@@ -91,7 +91,9 @@ class NotServed(msgspec.Struct, frozen=True):
 Decision: TypeAlias = Served | Refused | NotServed
 
 
-def _index(observations: Sequence[Observation], rules: Rules) -> dict[str, Observation]:
+def _index(
+    project: NormalizedName, observations: Sequence[Observation], rules: Rules
+) -> dict[str, Observation]:
     by_source: dict[str, Observation] = {}
     for obs in observations:
         if rules.source(obs.source) is None:
@@ -105,6 +107,12 @@ def _index(observations: Sequence[Observation], rules: Rules) -> dict[str, Obser
             raise PolicyError(f"observation of {obs.source!r} has unknown state {obs.state!r}")
         if obs.state == "found" and obs.page is None:
             raise PolicyError(f"observation of {obs.source!r} is 'found' but carries no page")
+        if obs.page is not None and normalize_or_none(obs.page.name) != project:
+            # A source answering with another project's page must never be served for this one.
+            raise PolicyError(
+                f"observation of {obs.source!r} for {project!r} carries the page of "
+                f"{obs.page.name!r}"
+            )
         by_source[obs.source] = obs
     return by_source
 
@@ -139,8 +147,10 @@ def decide(
         PolicyError: an observation names an unknown source or is malformed, or a source the
             decision needs was not observed.
     """
+    if now.utcoffset() is None:
+        raise PolicyError("decide: 'now' must be timezone-aware (upload-times are UTC)")
     the_plan = plan(project, rules)
-    by_source = _index(observations, rules)
+    by_source = _index(project, observations, rules)
     consulted: list[str] = []
     for names, rule in _tiers(the_plan, rules):
         tier: list[Observation] = []
