@@ -30,9 +30,12 @@ class Live:
 
 
 @contextmanager
-def serve(args: list[str], work: Path, *, env: dict[str, str] | None = None) -> Iterator[Live]:
-    """``headwater serve ARGS --listen 127.0.0.1:<free port>``; waits until it answers."""
-    port = free_port()
+def serve(
+    args: list[str], work: Path, *, env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[Live]:
+    """``headwater serve ARGS --listen 127.0.0.1:<port>`` (a free port unless given); waits until
+    it answers."""
+    port = port if port is not None else free_port()
     log = work / f"serve-{port}.log"
     handle = log.open("w")
     process = subprocess.Popen(

@@ -237,9 +237,8 @@ class HostedSource:
         return record, (Namespace(name=str(grant.name), owned=owned),)
 
     async def project(self, name: NormalizedName) -> SourceProject:
-        """The project as a model for a composed index. A project that was deleted here, or a
-        name inside one of this index's PEP 752 namespaces, is ``claimed`` without a page: the
-        index then never takes the name from another source."""
+        """The project as a model for a composed index. A project that was deleted here is
+        ``claimed`` without a page: the index then never takes the name from another source."""
         try:
             await self._fresh()
             cached = self._models.get(name)
@@ -263,9 +262,9 @@ class HostedSource:
         return result
 
     def _holds_name(self, name: NormalizedName) -> bool:
-        if self.db.project_serial(self.name, name) is not None:
-            return True  # the project existed here and was deleted
-        return self.db.namespace_covering(self.name, name) is not None
+        # The project existed here and was deleted. (Names inside this index's PEP 752
+        # namespaces are claimed through the index's rules, which the policy plans with.)
+        return self.db.project_serial(self.name, name) is not None
 
     async def project_names(self) -> list[NormalizedName]:
         try:

@@ -10,7 +10,8 @@ What a proxy keeps in its storage (a directory per proxy; several worker process
 **Pages.** A page is fetched the first time it is asked for (PEP 691 JSON preferred, HTML
 accepted) and served in *served form*: rendered by headwater in JSON and HTML, with file URLs into
 the proxy's own tree (``../../packages/<sha256 path>/<filename>``) and ``tracks`` set to the
-upstream project URL (PEP 708 provenance). Only files with a sha256 on the upstream page are
+upstream project URL (PEP 708 provenance), or kept as the upstream page has them when it tracks
+another index (it extends that project; the proxy does too). Only files with a sha256 on the upstream page are
 served: the others cannot be verified or content-addressed, so they are left off the page (and
 logged). After ``ttl`` seconds the page is revalidated with its ETag (``If-None-Match``); a 304
 only renews the clock. A 404/410 means the project is absent, and that answer is kept for the TTL
@@ -533,7 +534,10 @@ class ProxySource:
             versions=page.versions,
             status=page.status,
             status_reason=page.status_reason,
-            tracks=(url,),
+            # PEP 708 D3: tracks point at the namespace owner. An upstream that tracks another
+            # index (a piwheels-like extender) keeps its tracks; otherwise the upstream owns the
+            # project, and the proxy says it serves that project (provenance).
+            tracks=page.tracks or (url,),
             alternate_locations=page.alternate_locations,
             namespaces=page.namespaces,
             last_serial=page.last_serial,
