@@ -96,8 +96,17 @@ def index_rules(plan: ServePlan, name: str) -> Rules:
     """
     index = plan.indexes[name]
     specs = [SourceSpec(name=s, kind=_source_kind(plan, s)) for s in index.sources]
+    # For a PEP 708 mapping file (routes-file): which URL names which source.
+    base = _base_url(plan)
+    urls = {proxy.url: source for source, proxy in plan.proxies.items()}
+    urls.update({f"{base}/{source}/simple/": source for source in plan.hosted})
     return rules_from_config(
-        name, index.rules, specs, where=f"[index.{name}]", read_file=_read_file
+        name,
+        index.rules,
+        specs,
+        where=f"[index.{name}]",
+        read_file=_read_file,
+        source_urls=urls,
     )
 
 
