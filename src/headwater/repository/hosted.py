@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from headwater.db.errors import DatabaseError
+from headwater.repository._flight import SingleFlight
 from headwater.repository.base import (
     FileRef,
     PageFormat,
@@ -132,9 +133,9 @@ class HostedSource:
         self.private = private
         self._files = TreeSource(name, storage, revalidate=revalidate)
         self._pages: dict[tuple[NormalizedName | None, str], RenderedPage | None] = {}
-        self._pending: dict[
-            tuple[NormalizedName | None, str], asyncio.Future[RenderedPage | None]
-        ] = {}
+        self._rendering: SingleFlight[tuple[NormalizedName | None, str], RenderedPage | None] = (
+            SingleFlight()
+        )
         self._blocked: frozenset[str] = frozenset()  # file keys of quarantined projects
         self._models: dict[NormalizedName, SourceProject] = {}
         self._serial = -1
@@ -179,27 +180,20 @@ class HostedSource:
         key = (project, fmt)
         if key in self._pages:
             return self._pages[key]
-        pending = self._pending.get(key)
-        if pending is not None:  # someone is rendering this page already: share the result
-            return await asyncio.shield(pending)
-        future: asyncio.Future[RenderedPage | None] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
-        try:
-            serial = self._serial
-            page = await self._render(project, fmt)
-            if serial == self._serial:  # the index did not change while rendering
-                if len(self._pages) >= _MAX_PAGES:
-                    # Requests for made-up names must not grow memory without bound.
-                    self._pages.clear()
-                self._pages[key] = page
-            future.set_result(page)
-            return page
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it themselves
-            raise
-        finally:
-            del self._pending[key]
+        # Concurrent requests for a page that is not cached share one rendering.
+        return await self._rendering.run(key, lambda: self._render_and_keep(project, fmt))
+
+    async def _render_and_keep(
+        self, project: NormalizedName | None, fmt: PageFormat
+    ) -> RenderedPage | None:
+        serial = self._serial
+        page = await self._render(project, fmt)
+        if serial == self._serial:  # the index did not change while rendering
+            if len(self._pages) >= _MAX_PAGES:
+                # Requests for made-up names must not grow memory without bound.
+                self._pages.clear()
+            self._pages[(project, fmt)] = page
+        return page
 
     async def _render(self, project: NormalizedName | None, fmt: PageFormat) -> RenderedPage | None:
         if project is None:
