@@ -37,8 +37,10 @@ from headwater.storage.filesystem import FileStorage
 
 __all__ = [
     "PLAN_ENV",
+    "Sources",
     "app_from_env",
     "build_app",
+    "build_sources",
     "database_url",
     "hosted_storage",
     "index_rules",
@@ -116,75 +118,46 @@ def _base_url(plan: ServePlan) -> str:
     return (settings.base_url or f"{scheme}://{settings.listen}").rstrip("/")
 
 
-def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
-    """The whole ASGI application for ``plan``. ``db`` is opened from the plan when not given
-    (and only when the plan has hosted indexes); the app closes what it opened."""
-    sources: dict[str, ServedSource] = {}
-    page_max_age: dict[str, int] = {}
+class Sources:
+    """Every source of a plan, built: mirror trees, hosted indexes (over ``database``),
+    proxies, directories and composed indexes, by name. ``hosted`` and ``proxies`` are the same
+    objects by kind (the server wires uploads and shutdown to them)."""
+
+    def __init__(self) -> None:
+        self.all: dict[str, ServedSource] = {}
+        self.hosted: dict[str, HostedSource] = {}
+        self.proxies: dict[str, ProxySource] = {}
+        self.indexes: dict[str, ComposedIndex] = {}
+
+    async def aclose(self) -> None:
+        """Close what the sources hold open (the proxies' upstream connections)."""
+        for proxy in self.proxies.values():
+            await proxy.aclose()
+
+
+def build_sources(plan: ServePlan, database: Database | None) -> Sources:
+    """The sources of ``plan``; ``database`` is required when the plan has hosted indexes.
+
+    Raises:
+        HeadwaterError: an ``[index.NAME]`` table is invalid.
+    """
+    built = Sources()
+    sources = built.all
     for name, target in plan.mirrors.items():
         sources[name] = TreeSource(name, FileStorage(target), revalidate=plan.settings.revalidate)
-    metrics = Metrics(run_dir(plan) / "metrics")
-    routes: list[BaseRoute] = []
-    on_startup: list[Callable[[], Awaitable[None]]] = []
-    on_shutdown: list[Callable[[], Awaitable[None]]] = []
-    read_guards: dict[str, Callable[[Scope], Awaitable[bool]]] = {}
-    extra_checks: dict[str, Callable[[], Awaitable[None]]] = {}
     if plan.hosted:
-        owned = db is None
-        database = db if db is not None else Database.connect(database_url(plan))
-        auth = Authenticator(database)
-        hosted: dict[str, HostedSource] = {}
+        if database is None:
+            raise HeadwaterError("hosted indexes need a database")
         for name, settings in plan.hosted.items():
-            hosted[name] = HostedSource(
+            built.hosted[name] = sources[name] = HostedSource(
                 name,
                 database,
                 hosted_storage(plan, name),
                 revalidate=plan.settings.revalidate,
                 private=settings.read == "token",
             )
-            sources[name] = hosted[name]
-            page_max_age[name] = settings.page_max_age
-            if settings.read == "token":
-                read_guards[name] = _read_guard(auth, name)
-        for name, index in plan.indexes.items():
-            if any(s in read_guards for s in index.sources):
-                # A composed index shows what its private sources hold: it is private too.
-                read_guards[name] = _read_guard(auth, name)
-        upload = UploadEndpoint(
-            database,
-            hosted,
-            plan.hosted,
-            auth,
-            metrics,
-            run_dir(plan) / "uploads",
-            default=plan.default if plan.default in hosted else None,
-        )
-        routes += [
-            Route("/{index}/legacy/", upload.handle, methods=["POST"]),
-            Route(
-                "/{index}/legacy", upload.handle, methods=["POST"]
-            ),  # U1: PyPI redirects; we accept
-            Route("/legacy/", upload.handle, methods=["POST"]),
-            Route("/legacy", upload.handle, methods=["POST"]),
-            *api_routes(database, hosted, auth),
-        ]
-
-        async def check_database() -> None:
-            await asyncio.to_thread(database.ping)
-
-        async def check_schema() -> None:
-            await asyncio.to_thread(database.check_schema)
-
-        extra_checks["database"] = check_database
-        on_startup.append(check_schema)
-        if owned:
-
-            async def close() -> None:
-                await asyncio.to_thread(database.close)
-
-            on_shutdown.append(close)
     for name, proxy in plan.proxies.items():
-        proxied = ProxySource(
+        built.proxies[name] = sources[name] = ProxySource(
             name,
             proxy.url,
             proxy_storage(plan, name),
@@ -193,9 +166,6 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
             offline=proxy.offline,
             timeout=proxy.timeout,
         )
-        sources[name] = proxied
-        page_max_age[name] = min(plan.settings.page_max_age, int(proxy.ttl))
-        on_shutdown.append(proxied.aclose)
     for name, path in plan.directories.items():
         sources[name] = DirectorySource(
             name, Path(path), revalidate=max(plan.settings.revalidate, 1.0)
@@ -211,13 +181,79 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
             source = sources[member]
             assert isinstance(source, ProjectSource)
             members.append(source)
-        sources[name] = ComposedIndex(
+        built.indexes[name] = sources[name] = ComposedIndex(
             name,
             members,
             index_rules(plan, name),
             project_url=own_url,
             revalidate=plan.settings.revalidate,
         )
+    return built
+
+
+def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
+    """The whole ASGI application for ``plan``. ``db`` is opened from the plan when not given
+    (and only when the plan has hosted indexes); the app closes what it opened."""
+    page_max_age: dict[str, int] = {}
+    metrics = Metrics(run_dir(plan) / "metrics")
+    routes: list[BaseRoute] = []
+    on_startup: list[Callable[[], Awaitable[None]]] = []
+    on_shutdown: list[Callable[[], Awaitable[None]]] = []
+    read_guards: dict[str, Callable[[Scope], Awaitable[bool]]] = {}
+    extra_checks: dict[str, Callable[[], Awaitable[None]]] = {}
+    database: Database | None = None
+    if plan.hosted:
+        database = db if db is not None else Database.connect(database_url(plan))
+    built = build_sources(plan, database)
+    sources = built.all
+    if database is not None:
+        auth = Authenticator(database)
+        for name, settings in plan.hosted.items():
+            page_max_age[name] = settings.page_max_age
+            if settings.read == "token":
+                read_guards[name] = _read_guard(auth, name)
+        for name, index in plan.indexes.items():
+            if any(s in read_guards for s in index.sources):
+                # A composed index shows what its private sources hold: it is private too.
+                read_guards[name] = _read_guard(auth, name)
+        upload = UploadEndpoint(
+            database,
+            built.hosted,
+            plan.hosted,
+            auth,
+            metrics,
+            run_dir(plan) / "uploads",
+            default=plan.default if plan.default in built.hosted else None,
+        )
+        routes += [
+            Route("/{index}/legacy/", upload.handle, methods=["POST"]),
+            Route(
+                "/{index}/legacy", upload.handle, methods=["POST"]
+            ),  # U1: PyPI redirects; we accept
+            Route("/legacy/", upload.handle, methods=["POST"]),
+            Route("/legacy", upload.handle, methods=["POST"]),
+            *api_routes(database, built.hosted, auth),
+        ]
+        opened = database
+
+        async def check_database() -> None:
+            await asyncio.to_thread(opened.ping)
+
+        async def check_schema() -> None:
+            await asyncio.to_thread(opened.check_schema)
+
+        extra_checks["database"] = check_database
+        on_startup.append(check_schema)
+        if db is None:
+
+            async def close() -> None:
+                await asyncio.to_thread(opened.close)
+
+            on_shutdown.append(close)
+    for name, proxy in plan.proxies.items():
+        page_max_age[name] = min(plan.settings.page_max_age, int(proxy.ttl))
+    on_shutdown.append(built.aclose)
+    for name, index in plan.indexes.items():
         page_max_age[name] = min(
             page_max_age.get(member, plan.settings.page_max_age) for member in index.sources
         )
