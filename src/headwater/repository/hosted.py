@@ -281,8 +281,9 @@ class HostedSource:
     async def file(self, path: str) -> FileRef | None:
         await self._fresh()
         ref = await self._files.file(path)
-        if ref is not None and ref.key in self._blocked:
-            return None  # PEP 792: a quarantined project MUST NOT offer any files
+        if ref is not None and ref.key.removesuffix(".metadata") in self._blocked:
+            # PEP 792: a quarantined project MUST NOT offer any files (nor their .metadata).
+            return None
         return ref
 
     async def check(self) -> None:

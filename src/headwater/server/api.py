@@ -17,7 +17,8 @@ namespace endpoints.
     GET    /<index>/namespaces                                  PEP 752: [{"name"}]
     GET    /<index>/namespace/<namespace>                       PEP 752: {name, parent, children, owner}
 
-Project changes need the ``manage`` scope and ownership of the project, or ``admin``; ``tracks``
+Reading a project of a private index (``read = "token"``) needs the ``read`` scope, as its pages
+do. Project changes need the ``manage`` scope and ownership of the project, or ``admin``; ``tracks``
 is the operator's statement about where a project comes from (PEP 708), so it needs ``admin``.
 Errors are JSON ``{"error": "..."}`` with a status that says what kind.
 """
@@ -45,17 +46,22 @@ _ENCODER = msgspec.json.Encoder()
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, challenge: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        #: The Basic auth realm to ask for credentials in (a 401).
+        self.challenge = challenge
 
 
-def _json(value: Any, status: int = 200) -> Response:
+def _json(value: Any, status: int = 200, *, challenge: str | None = None) -> Response:
+    headers = {"cache-control": "no-store"}
+    if challenge is not None:
+        headers["www-authenticate"] = f'Basic realm="{challenge}"'
     return Response(
         _ENCODER.encode(value) + b"\n",
         status_code=status,
         media_type="application/json",
-        headers={"cache-control": "no-store"},
+        headers=headers,
     )
 
 
@@ -76,6 +82,23 @@ def api_routes(
         if not is_valid_name(raw):
             raise ApiError(404, f"{raw!r} is not a valid project name")
         return normalize_name(raw)
+
+    async def readable(request: Request, index: str, source: HostedSource) -> None:
+        """A private index (``read = "token"``) shows a project's record to holders of a token
+        with the read scope only, as it does its pages (401 without a token, 403 without the
+        scope)."""
+        if not source.private:
+            return
+        token = await auth.token(request.scope)
+        if token is None:
+            raise ApiError(
+                401,
+                f"index {index!r} is private: send a token with the read scope (Basic auth, "
+                "user __token__)",
+                challenge=f"headwater {index}",
+            )
+        if not token_allows(token, "read", index):
+            raise ApiError(403, f"this token has no read scope for the private index {index!r}")
 
     async def allowed(request: Request, index: str, project: str, *, admin: bool = False) -> str:
         token = await auth.token(request.scope)
@@ -113,7 +136,7 @@ def api_routes(
             try:
                 return await handler(request)
             except ApiError as exc:
-                return _json({"error": str(exc)}, exc.status)
+                return _json({"error": str(exc)}, exc.status, challenge=exc.challenge)
             except DbNotFound as exc:
                 return _json({"error": str(exc)}, 404)
             except InvalidArgument as exc:
@@ -124,7 +147,8 @@ def api_routes(
         return wrapped
 
     async def show(request: Request) -> Response:
-        index, _ = source_of(request)
+        index, source = source_of(request)
+        await readable(request, index, source)
         project = project_of(request)
         record = await asyncio.to_thread(db.project, index, project)
         if record is None:
@@ -218,11 +242,13 @@ def api_routes(
         return db.remove_owner(index, project, request.path_params["user"])
 
     async def namespaces(request: Request) -> Response:
+        # (On a private index the server's read guard has checked the token already.)
         index, _ = source_of(request)
         grants = await asyncio.to_thread(db.namespaces, index)
         return _json([{"name": g.name} for g in sorted(grants, key=lambda g: g.name)])
 
     async def namespace(request: Request) -> Response:
+        # (On a private index the server's read guard has checked the token already.)
         index, _ = source_of(request)
         wanted = normalize_name(request.path_params["namespace"])
         grants = await asyncio.to_thread(db.namespaces, index)
