@@ -35,6 +35,7 @@ from headwater.policy import (
     decide,
     plan,
 )
+from headwater.repository._flight import SingleFlight
 from headwater.repository.base import (
     FileRef,
     PageFormat,
@@ -121,7 +122,7 @@ class ComposedIndex:
         self._project_url = project_url
         self._clock = clock
         self._entries: dict[NormalizedName, _Entry] = {}
-        self._pending: dict[NormalizedName, asyncio.Future[_Entry]] = {}
+        self._deciding: SingleFlight[NormalizedName, _Entry] = SingleFlight()
         self._root: tuple[float, tuple[int, ...], dict[str, RenderedPage]] | None = None
         self._rules_checked = float("-inf")
         self._hosted = [s for s in sources if isinstance(s, HostedSource)]
@@ -202,33 +203,22 @@ class ComposedIndex:
         )
 
     async def _entry(self, project: NormalizedName) -> _Entry:
-        now = time.monotonic()
         entry = self._entries.get(project)
-        if entry is not None and now - entry.checked < self.revalidate:
+        if entry is not None and time.monotonic() - entry.checked < self.revalidate:
             return entry
-        pending = self._pending.get(project)
-        if pending is not None:  # someone is deciding this project already: share the result
-            return await asyncio.shield(pending)
-        future: asyncio.Future[_Entry] = asyncio.get_running_loop().create_future()
-        self._pending[project] = future
-        try:
-            resolution = await self.resolve(project)
-            if entry is not None and entry.resolution.versions == resolution.versions:
-                entry.checked = time.monotonic()  # nothing changed: keep the rendered pages
-                fresh = entry
-            else:
-                fresh = _Entry(resolution, time.monotonic())
-                if len(self._entries) >= _MAX_ENTRIES:
-                    self._entries.clear()
-                self._entries[project] = fresh
-            future.set_result(fresh)
-            return fresh
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it themselves
-            raise
-        finally:
-            del self._pending[project]
+        # Concurrent requests for a project that must be decided share one decision.
+        return await self._deciding.run(project, lambda: self._decide(project, entry))
+
+    async def _decide(self, project: NormalizedName, entry: _Entry | None) -> _Entry:
+        resolution = await self.resolve(project)
+        if entry is not None and entry.resolution.versions == resolution.versions:
+            entry.checked = time.monotonic()  # nothing changed: keep the rendered pages
+            return entry
+        fresh = _Entry(resolution, time.monotonic())
+        if len(self._entries) >= _MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[project] = fresh
+        return fresh
 
     # -- serving -------------------------------------------------------------------------------
 

@@ -43,13 +43,14 @@ import os
 import re
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
 
 from headwater.errors import InvalidInput
 from headwater.repository._client import ClientError, HttpClient
+from headwater.repository._flight import SingleFlight
 from headwater.repository._proxy_files import Downloads, LruCache, Target
 from headwater.repository.base import (
     FileRef,
@@ -259,7 +260,9 @@ class ProxySource:
         self._entries: dict[NormalizedName, _Entry] = {}
         self._failures: dict[NormalizedName | None, tuple[float, str]] = {}
         self._root: _Root | None = None
-        self._pending: dict[NormalizedName | None, asyncio.Task[Any]] = {}
+        # Concurrent requests for a page that must be fetched share one fetch (any format).
+        self._fetching: SingleFlight[NormalizedName, _Entry] = SingleFlight()
+        self._fetching_root: SingleFlight[None, _Root] = SingleFlight()
 
     def __repr__(self) -> str:
         return f"ProxySource({self.name!r}, {self.url!r})"
@@ -353,8 +356,8 @@ class ProxySource:
 
     async def aclose(self) -> None:
         """Cancel fetches in progress and close the upstream connections."""
-        for task in list(self._pending.values()):
-            task.cancel()
+        await self._fetching.aclose()
+        await self._fetching_root.aclose()
         await self._downloads.aclose()
         if self._client is not None:
             await self._client.close()
@@ -369,19 +372,8 @@ class ProxySource:
         now = self._clock()
         return now - meta.checked < self.ttl or now < retry_at
 
-    async def _single(self, key: NormalizedName | None, make: Callable[[], Any]) -> Any:
-        """Run ``make()`` once for every concurrent caller with the same ``key``. The work runs
-        in its own task, so a caller that goes away does not cancel it for the others."""
-        task = self._pending.get(key)
-        if task is None:
-            task = asyncio.create_task(make())
-            self._pending[key] = task
-            task.add_done_callback(lambda _: self._pending.pop(key, None))
-        return await asyncio.shield(task)
-
     async def _entry(self, name: NormalizedName) -> _Entry:
-        entry: _Entry = await self._single(name, lambda: self._refresh(name))
-        return entry
+        return await self._fetching.run(name, lambda: self._refresh(name))
 
     async def _refresh(self, name: NormalizedName) -> _Entry:
         entry = self._entries.get(name)
@@ -550,8 +542,7 @@ class ProxySource:
         root = self._root
         if root is not None and self._usable(root.meta, root.retry_at):
             return root
-        found: _Root = await self._single(None, self._refresh_root)
-        return found
+        return await self._fetching_root.run(None, self._refresh_root)
 
     async def _refresh_root(self) -> _Root:
         root = self._root
