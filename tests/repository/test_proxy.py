@@ -7,10 +7,9 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from headwater.simple.names import NormalizedName, normalize_name
 from headwater.storage import FileStorage
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
+from tests.nginx import free_port
 from tests.server.asgi import call
 
 FAST = RetryPolicy(attempts=2, backoff=0.001, max_backoff=0.002)
@@ -56,8 +56,36 @@ def make_proxy(url: str, root: Path, **options: Any) -> ProxySource:
     return ProxySource("pypi", url, FileStorage(root), **options)
 
 
+@contextlib.asynccontextmanager
+async def opened(url: str, root: Path, **options: Any) -> AsyncIterator[ProxySource]:
+    """A proxy of ``url`` cached in ``root`` (see :func:`make_proxy`), closed on the way out."""
+    proxy = make_proxy(url, root, **options)
+    try:
+        yield proxy
+    finally:
+        await proxy.aclose()
+
+
+@contextlib.asynccontextmanager
+async def proxied(
+    corpus: Corpus, root: Path, *, json: bool = True, **options: Any
+) -> AsyncIterator[tuple[Upstream, ProxySource]]:
+    """The test upstream serving ``corpus`` (``json``: PEP 691 too) and a proxy of it."""
+    async with Upstream(corpus, json=json) as up, opened(up.simple_url, root, **options) as proxy:
+        yield up, proxy
+
+
 def first(corpus: Corpus) -> NormalizedName:
     return corpus.project_list().projects[0].normalized
+
+
+def names_of(corpus: Corpus) -> list[NormalizedName]:
+    return [p.normalized for p in corpus.project_list().projects]
+
+
+def file_requests(up: Upstream) -> int:
+    """How many file (not page) requests the upstream answered."""
+    return sum(up.requests(p) for p in up.stats if p.startswith("/packages/"))
 
 
 async def read(ref: FileRef) -> bytes:
@@ -93,7 +121,7 @@ async def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-def run(test: Callable[[], Awaitable[None]]) -> None:
+def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(test())
 
 
@@ -105,45 +133,36 @@ def test_pages_are_served_in_served_form_with_tracks(tmp_path: Path) -> None:
     name = first(corpus)
 
     async def t() -> None:
-        async with Upstream(corpus) as up:
-            proxy = make_proxy(up.simple_url, tmp_path)
-            try:
-                page = await model(proxy, name)
-                html = await proxy.page(name, "html")
-                assert html is not None
-                from_html = parse_project_page_html(html.body, name=name)
-                upstream = corpus.project_page(name, up.url)
-                assert upstream is not None
-                assert page.tracks == (f"{up.simple_url}{name}/",)
-                assert from_html.tracks == page.tracks
-                assert [f.filename for f in page.files] == [f.filename for f in upstream.files]
-                for served, original in zip(page.files, upstream.files, strict=True):
-                    sha = original.hashes["sha256"]
-                    assert (
-                        served.url
-                        == f"../../packages/{sha[:2]}/{sha[2:4]}/{sha[4:]}/{served.filename}"
-                    )
-                    assert served.hashes == {"sha256": sha}
-                    assert served.size == original.size
-                    assert served.upload_time == original.upload_time
-                assert [f.url.partition("#")[0] for f in from_html.files] == [
-                    f.url for f in page.files
-                ]
-                # One upstream request for both formats, and none for the second JSON request.
-                assert await proxy.page(name, "json") is not None
-                assert up.requests(f"/simple/{name}/") == 1
-                listing = await proxy.page(None, "json")
-                assert listing is not None
-                names = {p.normalized for p in parse_project_list_json(listing.body).projects}
-                assert names == {p.normalized for p in corpus.project_list().projects}
-                assert await proxy.project_names() == [
-                    p.normalized for p in corpus.project_list().projects
-                ]
-                project = await proxy.project(name)
-                assert project.url == f"{up.simple_url}{name}/" and project.stale is None
-                assert project.page is not None and project.page.files == page.files
-            finally:
-                await proxy.aclose()
+        async with proxied(corpus, tmp_path) as (up, proxy):
+            page = await model(proxy, name)
+            html = await proxy.page(name, "html")
+            assert html is not None
+            from_html = parse_project_page_html(html.body, name=name)
+            upstream = corpus.project_page(name, up.url)
+            assert upstream is not None
+            assert page.tracks == (f"{up.simple_url}{name}/",)
+            assert from_html.tracks == page.tracks
+            assert [f.filename for f in page.files] == [f.filename for f in upstream.files]
+            for served, original in zip(page.files, upstream.files, strict=True):
+                sha = original.hashes["sha256"]
+                assert (
+                    served.url == f"../../packages/{sha[:2]}/{sha[2:4]}/{sha[4:]}/{served.filename}"
+                )
+                assert served.hashes == {"sha256": sha}
+                assert served.size == original.size
+                assert served.upload_time == original.upload_time
+            assert [f.url.partition("#")[0] for f in from_html.files] == [f.url for f in page.files]
+            # One upstream request for both formats, and none for the second JSON request.
+            assert await proxy.page(name, "json") is not None
+            assert up.requests(f"/simple/{name}/") == 1
+            listing = await proxy.page(None, "json")
+            assert listing is not None
+            names = {p.normalized for p in parse_project_list_json(listing.body).projects}
+            assert names == {p.normalized for p in corpus.project_list().projects}
+            assert await proxy.project_names() == names_of(corpus)
+            project = await proxy.project(name)
+            assert project.url == f"{up.simple_url}{name}/" and project.stale is None
+            assert project.page is not None and project.page.files == page.files
 
     run(t)
 
@@ -154,32 +173,26 @@ def test_ttl_then_etag_revalidation_and_a_304_only_renews_the_clock(tmp_path: Pa
     clock = Clock()
 
     async def t() -> None:
-        async with Upstream(corpus) as up:
-            proxy = make_proxy(up.simple_url, tmp_path, ttl=60, clock=clock)
+        async with proxied(corpus, tmp_path, ttl=60, clock=clock) as (up, proxy):
             path = f"/simple/{name}/"
-            try:
-                before = await proxy.page(name, "json")
-                clock.advance(59)
-                assert await proxy.page(name, "json") is before
-                assert up.requests(path) == 1
-                clock.advance(2)  # past the TTL: revalidated; unchanged upstream answers 304
-                assert await proxy.page(name, "json") is before  # nothing re-rendered
-                assert up.requests(path) == 2
-                meta = msgspec.json.decode(
-                    (tmp_path / f"state/pages/{name}/meta.json").read_bytes()
-                )
-                assert meta["checked"] == clock.now and meta["etag"]
-                clock.advance(59)  # the 304 renewed the clock
-                assert await proxy.page(name, "json") is before
-                assert up.requests(path) == 2
-                corpus.add_release(name, "9.0")
-                assert await proxy.page(name, "json") is before  # still within the TTL
-                clock.advance(2)
-                after = await model(proxy, name)
-                assert up.requests(path) == 3
-                assert "9.0" in (after.versions or ())
-            finally:
-                await proxy.aclose()
+            before = await proxy.page(name, "json")
+            clock.advance(59)
+            assert await proxy.page(name, "json") is before
+            assert up.requests(path) == 1
+            clock.advance(2)  # past the TTL: revalidated; unchanged upstream answers 304
+            assert await proxy.page(name, "json") is before  # nothing re-rendered
+            assert up.requests(path) == 2
+            meta = msgspec.json.decode((tmp_path / f"state/pages/{name}/meta.json").read_bytes())
+            assert meta["checked"] == clock.now and meta["etag"]
+            clock.advance(59)  # the 304 renewed the clock
+            assert await proxy.page(name, "json") is before
+            assert up.requests(path) == 2
+            corpus.add_release(name, "9.0")
+            assert await proxy.page(name, "json") is before  # still within the TTL
+            clock.advance(2)
+            after = await model(proxy, name)
+            assert up.requests(path) == 3
+            assert "9.0" in (after.versions or ())
 
     run(t)
 
@@ -192,55 +205,49 @@ def test_worker_processes_share_what_one_of_them_fetched(tmp_path: Path) -> None
     clock = Clock()
 
     async def t() -> None:
-        async with Upstream(corpus) as up:
-            one = make_proxy(up.simple_url, tmp_path, ttl=60, clock=clock)
-            two = make_proxy(up.simple_url, tmp_path, ttl=60, clock=clock)
+        async with (
+            proxied(corpus, tmp_path, ttl=60, clock=clock) as (up, one),
+            opened(up.simple_url, tmp_path, ttl=60, clock=clock) as two,
+        ):
             path = f"/simple/{name}/"
-            try:
-                page = await one.page(name, "json")
-                assert page is not None
-                shared = await two.page(name, "json")
-                assert shared is not None and shared.body == page.body
-                assert up.requests(path) == 1
-                clock.advance(61)
-                assert await one.page(name, "json") is page  # revalidated: 304
-                assert up.requests(path) == 2
-                again = await two.page(name, "json")  # sees the renewed clock in storage
-                assert again is not None and again.body == page.body
-                assert up.requests(path) == 2
-                file = (await model(one, name)).files[0]
-                ref = await one.file(packages_path(file))
-                assert ref is not None
-                await read(ref)
-                warm = await two.file(packages_path(file))
-                assert warm is not None and warm.stream is None
-                assert sum(up.requests(p) for p in up.stats if p.startswith("/packages/")) == 1
-            finally:
-                await one.aclose()
-                await two.aclose()
+            page = await one.page(name, "json")
+            assert page is not None
+            shared = await two.page(name, "json")
+            assert shared is not None and shared.body == page.body
+            assert up.requests(path) == 1
+            clock.advance(61)
+            assert await one.page(name, "json") is page  # revalidated: 304
+            assert up.requests(path) == 2
+            again = await two.page(name, "json")  # sees the renewed clock in storage
+            assert again is not None and again.body == page.body
+            assert up.requests(path) == 2
+            file = (await model(one, name)).files[0]
+            ref = await one.file(packages_path(file))
+            assert ref is not None
+            await read(ref)
+            warm = await two.file(packages_path(file))
+            assert warm is not None and warm.stream is None
+            assert file_requests(up) == 1
 
     run(t)
 
 
 def test_absent_project_is_remembered_for_the_ttl(tmp_path: Path) -> None:
+    corpus = Corpus.generate(1, seed=13)
     clock = Clock()
 
     async def t() -> None:
-        async with Upstream(Corpus.generate(1, seed=13)) as up:
-            proxy = make_proxy(up.simple_url, tmp_path, ttl=60, clock=clock)
-            try:
-                missing = normalize_name("no-such-project")
-                assert await proxy.page(missing, "json") is None
-                assert await proxy.page(missing, "html") is None
-                project = await proxy.project(missing)
-                assert project.page is None and not project.claimed
-                assert up.requests("/simple/no-such-project/") == 1
-                clock.advance(61)
-                up.corpus.add_release("no-such-project", "1.0")
-                assert await proxy.page(missing, "json") is not None
-                assert up.requests("/simple/no-such-project/") == 2
-            finally:
-                await proxy.aclose()
+        async with proxied(corpus, tmp_path, ttl=60, clock=clock) as (up, proxy):
+            missing = normalize_name("no-such-project")
+            assert await proxy.page(missing, "json") is None
+            assert await proxy.page(missing, "html") is None
+            project = await proxy.project(missing)
+            assert project.page is None and not project.claimed
+            assert up.requests("/simple/no-such-project/") == 1
+            clock.advance(61)
+            up.corpus.add_release("no-such-project", "1.0")
+            assert await proxy.page(missing, "json") is not None
+            assert up.requests("/simple/no-such-project/") == 2
 
     run(t)
 
@@ -252,18 +259,14 @@ def test_hundred_concurrent_requests_for_an_uncached_page_make_one_upstream_requ
     name = first(corpus)
 
     async def t() -> None:
-        async with Upstream(corpus) as up:
+        async with proxied(corpus, tmp_path) as (up, proxy):
             up.add_fault("delay", f"/simple/{name}/", delay=0.2)
-            proxy = make_proxy(up.simple_url, tmp_path)
-            try:
-                pages = await asyncio.gather(
-                    *(proxy.page(name, "json" if i % 2 else "html") for i in range(100))
-                )
-                assert all(page is not None for page in pages)
-                assert len({page.body for page in pages if page is not None}) == 2
-                assert up.requests(f"/simple/{name}/") == 1
-            finally:
-                await proxy.aclose()
+            pages = await asyncio.gather(
+                *(proxy.page(name, "json" if i % 2 else "html") for i in range(100))
+            )
+            assert all(page is not None for page in pages)
+            assert len({page.body for page in pages if page is not None}) == 2
+            assert up.requests(f"/simple/{name}/") == 1
 
     run(t)
 
@@ -276,29 +279,39 @@ def test_twenty_concurrent_cold_requests_make_one_download(tmp_path: Path) -> No
     name = first(corpus)
 
     async def t() -> None:
-        async with Upstream(corpus) as up:
-            proxy = make_proxy(up.simple_url, tmp_path)
-            try:
-                file = (await model(proxy, name)).files[0]
-                up.add_fault("delay", "/packages/*", delay=0.2)
+        async with proxied(corpus, tmp_path) as (up, proxy):
+            file = (await model(proxy, name)).files[0]
+            up.add_fault("delay", "/packages/*", delay=0.2)
 
-                async def fetch() -> bytes:
-                    ref = await proxy.file(packages_path(file))
-                    assert ref is not None
-                    return await read(ref)
+            async def fetch() -> bytes:
+                ref = await proxy.file(packages_path(file))
+                assert ref is not None
+                return await read(ref)
 
-                bodies = await asyncio.gather(*(fetch() for _ in range(20)))
-                assert {hashlib.sha256(b).hexdigest() for b in bodies} == {file.hashes["sha256"]}
-                assert sum(up.requests(p) for p in up.stats if p.startswith("/packages/")) == 1
-                assert cached(tmp_path, file).read_bytes() == bodies[0]
-                # Warm: from the cache, no stream, no upstream request.
-                warm = await proxy.file(packages_path(file))
-                assert warm is not None and warm.stream is None
-                assert sum(up.requests(p) for p in up.stats if p.startswith("/packages/")) == 1
-            finally:
-                await proxy.aclose()
+            bodies = await asyncio.gather(*(fetch() for _ in range(20)))
+            assert {hashlib.sha256(b).hexdigest() for b in bodies} == {file.hashes["sha256"]}
+            assert file_requests(up) == 1
+            assert cached(tmp_path, file).read_bytes() == bodies[0]
+            # Warm: from the cache, no stream, no upstream request.
+            warm = await proxy.file(packages_path(file))
+            assert warm is not None and warm.stream is None
+            assert file_requests(up) == 1
 
     run(t)
+
+
+@contextlib.asynccontextmanager
+async def aiohttp_serving(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` (aiohttp) on a loopback port; its ``/simple/`` URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/simple/"
+    finally:
+        await runner.cleanup()
 
 
 @contextlib.asynccontextmanager
@@ -337,16 +350,11 @@ async def slow_upstream(body: bytes, held: asyncio.Event) -> AsyncIterator[tuple
     app = web.Application()
     app.router.add_get("/simple/slow/", project)
     app.router.add_get(f"/files/{filename}", file)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/simple/", sha
-    finally:
-        held.set()
-        await runner.cleanup()
+    async with aiohttp_serving(app) as url:
+        try:
+            yield url, sha
+        finally:
+            held.set()
 
 
 def test_a_cold_file_streams_to_the_client_before_the_download_completes(tmp_path: Path) -> None:
@@ -354,27 +362,23 @@ def test_a_cold_file_streams_to_the_client_before_the_download_completes(tmp_pat
 
     async def t() -> None:
         held = asyncio.Event()
-        async with slow_upstream(body, held) as (url, sha):
-            proxy = make_proxy(url, tmp_path)
-            try:
-                page = await model(proxy, normalize_name("slow"))
-                big = page.files[0]
-                assert big.hashes["sha256"] == sha
-                ref = await proxy.file(packages_path(big))
-                assert ref is not None and ref.stream is not None and ref.size == len(body)
-                iterator = ref.stream.__aiter__()
-                head = await asyncio.wait_for(iterator.__anext__(), 5)
-                # The client has bytes while the upstream has sent only 64 KiB of 3 MiB.
-                assert 0 < len(head) <= 64 << 10
-                assert body.startswith(head)
-                assert not cached(tmp_path, big).exists()
-                held.set()
-                rest = b"".join([chunk async for chunk in iterator])
-                await ref.stream.aclose()
-                assert head + rest == body
-                assert cached(tmp_path, big).read_bytes() == body
-            finally:
-                await proxy.aclose()
+        async with slow_upstream(body, held) as (url, sha), opened(url, tmp_path) as proxy:
+            page = await model(proxy, normalize_name("slow"))
+            big = page.files[0]
+            assert big.hashes["sha256"] == sha
+            ref = await proxy.file(packages_path(big))
+            assert ref is not None and ref.stream is not None and ref.size == len(body)
+            iterator = ref.stream.__aiter__()
+            head = await asyncio.wait_for(iterator.__anext__(), 5)
+            # The client has bytes while the upstream has sent only 64 KiB of 3 MiB.
+            assert 0 < len(head) <= 64 << 10
+            assert body.startswith(head)
+            assert not cached(tmp_path, big).exists()
+            held.set()
+            rest = b"".join([chunk async for chunk in iterator])
+            await ref.stream.aclose()
+            assert head + rest == body
+            assert cached(tmp_path, big).read_bytes() == body
 
     run(t)
 
@@ -384,41 +388,37 @@ def test_wrong_bytes_abort_the_stream_and_nothing_is_cached(tmp_path: Path) -> N
     name = first(corpus)
 
     async def t() -> None:
-        async with Upstream(corpus) as up:
-            proxy = make_proxy(up.simple_url, tmp_path)
-            try:
-                file = (await model(proxy, name)).files[0]
-                up.add_fault("corrupt", "/packages/*")
-                ref = await proxy.file(packages_path(file))
-                assert ref is not None and ref.stream is not None
-                received = b""
-                with pytest.raises(IntegrityError, match="sha256"):
-                    async for chunk in ref.stream:
-                        received += chunk
-                await ref.stream.aclose()
-                assert len(received) < ref.size  # never a complete (wrong) file
-                assert not cached(tmp_path, file).exists()
-                assert not list((tmp_path / ".headwater-tmp").iterdir())
-                # Through the app: the response starts, then is aborted short of its length.
-                app = IndexApp(ServeSettings(), {"pypi": proxy}, default="pypi")
-                sent: list[dict[str, Any]] = []
-                with pytest.raises(IntegrityError):
-                    await call_raw(app, f"/pypi/packages/{packages_path(file)}", sent)
-                start = sent[0]
-                assert start["status"] == 200
-                length = int(dict(start["headers"])[b"content-length"])
-                body = b"".join(m.get("body", b"") for m in sent[1:])
-                assert len(body) < length
-                assert not any(m.get("more_body") is False for m in sent[1:])
-                # The upstream recovers: the next request fetches and caches the right bytes.
-                up.faults.clear()
-                ref = await proxy.file(packages_path(file))
-                assert ref is not None
-                good = await read(ref)
-                assert hashlib.sha256(good).hexdigest() == file.hashes["sha256"]
-                assert cached(tmp_path, file).read_bytes() == good
-            finally:
-                await proxy.aclose()
+        async with proxied(corpus, tmp_path) as (up, proxy):
+            file = (await model(proxy, name)).files[0]
+            up.add_fault("corrupt", "/packages/*")
+            ref = await proxy.file(packages_path(file))
+            assert ref is not None and ref.stream is not None
+            received = b""
+            with pytest.raises(IntegrityError, match="sha256"):
+                async for chunk in ref.stream:
+                    received += chunk
+            await ref.stream.aclose()
+            assert len(received) < ref.size  # never a complete (wrong) file
+            assert not cached(tmp_path, file).exists()
+            assert not list((tmp_path / ".headwater-tmp").iterdir())
+            # Through the app: the response starts, then is aborted short of its length.
+            app = IndexApp(ServeSettings(), {"pypi": proxy}, default="pypi")
+            sent: list[dict[str, Any]] = []
+            with pytest.raises(IntegrityError):
+                await call_raw(app, f"/pypi/packages/{packages_path(file)}", sent)
+            start = sent[0]
+            assert start["status"] == 200
+            length = int(dict(start["headers"])[b"content-length"])
+            body = b"".join(m.get("body", b"") for m in sent[1:])
+            assert len(body) < length
+            assert not any(m.get("more_body") is False for m in sent[1:])
+            # The upstream recovers: the next request fetches and caches the right bytes.
+            up.faults.clear()
+            ref = await proxy.file(packages_path(file))
+            assert ref is not None
+            good = await read(ref)
+            assert hashlib.sha256(good).hexdigest() == file.hashes["sha256"]
+            assert cached(tmp_path, file).read_bytes() == good
 
     run(t)
 
@@ -447,19 +447,15 @@ def test_a_head_request_still_fills_the_cache(tmp_path: Path) -> None:
     name = first(corpus)
 
     async def t() -> None:
-        async with Upstream(corpus) as up:
-            proxy = make_proxy(up.simple_url, tmp_path)
+        async with proxied(corpus, tmp_path) as (_, proxy):
             app = IndexApp(ServeSettings(), {"pypi": proxy}, default="pypi")
-            try:
-                file = (await model(proxy, name)).files[0]
-                answer = await call(app, "HEAD", f"/pypi/packages/{packages_path(file)}")
-                assert answer.status == 200 and answer.body == b""
-                assert answer.headers["content-length"] == str(file.size)
-                await wait_for(cached(tmp_path, file).exists)
-                data = cached(tmp_path, file).read_bytes()
-                assert hashlib.sha256(data).hexdigest() == file.hashes["sha256"]
-            finally:
-                await proxy.aclose()
+            file = (await model(proxy, name)).files[0]
+            answer = await call(app, "HEAD", f"/pypi/packages/{packages_path(file)}")
+            assert answer.status == 200 and answer.body == b""
+            assert answer.headers["content-length"] == str(file.size)
+            await wait_for(cached(tmp_path, file).exists)
+            data = cached(tmp_path, file).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == file.hashes["sha256"]
 
     run(t)
 
@@ -473,37 +469,31 @@ def test_stale_copy_with_a_reason_when_the_upstream_fails(tmp_path: Path) -> Non
     clock = Clock()
 
     async def t() -> None:
-        async with Upstream(corpus) as up:
-            proxy = make_proxy(up.simple_url, tmp_path, ttl=60, clock=clock, retry_interval=30)
-            try:
-                fresh = await proxy.page(name, "json")
-                assert fresh is not None and fresh.stale is None
-                await proxy.page(None, "json")
-                up.add_fault("status", "*", status=503)
-                clock.advance(61)
-                stale = await proxy.page(name, "json")
-                assert stale is not None and stale.body == fresh.body
-                assert stale.stale is not None
-                assert f"{up.simple_url}{name}/" in stale.stale and "503" in stale.stale
-                assert "\n" not in stale.stale
-                project = await proxy.project(name)
-                assert project.stale == stale.stale and project.page is not None
-                root = await proxy.page(None, "html")
-                assert root is not None and root.stale is not None and up.simple_url in root.stale
-                assert await proxy.project_names() == [
-                    p.normalized for p in corpus.project_list().projects
-                ]
-                # 2 attempts (one quick retry), then no new attempt within retry_interval.
-                assert up.requests(f"/simple/{name}/") == 1 + 2
-                await proxy.page(name, "html")
-                assert up.requests(f"/simple/{name}/") == 3
-                # The upstream comes back: after retry_interval the page is fresh again.
-                up.faults.clear()
-                clock.advance(31)
-                again = await proxy.page(name, "json")
-                assert again is not None and again.stale is None
-            finally:
-                await proxy.aclose()
+        async with proxied(corpus, tmp_path, ttl=60, clock=clock, retry_interval=30) as (up, proxy):
+            fresh = await proxy.page(name, "json")
+            assert fresh is not None and fresh.stale is None
+            await proxy.page(None, "json")
+            up.add_fault("status", "*", status=503)
+            clock.advance(61)
+            stale = await proxy.page(name, "json")
+            assert stale is not None and stale.body == fresh.body
+            assert stale.stale is not None
+            assert f"{up.simple_url}{name}/" in stale.stale and "503" in stale.stale
+            assert "\n" not in stale.stale
+            project = await proxy.project(name)
+            assert project.stale == stale.stale and project.page is not None
+            root = await proxy.page(None, "html")
+            assert root is not None and root.stale is not None and up.simple_url in root.stale
+            assert await proxy.project_names() == names_of(corpus)
+            # 2 attempts (one quick retry), then no new attempt within retry_interval.
+            assert up.requests(f"/simple/{name}/") == 1 + 2
+            await proxy.page(name, "html")
+            assert up.requests(f"/simple/{name}/") == 3
+            # The upstream comes back: after retry_interval the page is fresh again.
+            up.faults.clear()
+            clock.advance(31)
+            again = await proxy.page(name, "json")
+            assert again is not None and again.stale is None
 
     run(t)
 
@@ -511,14 +501,10 @@ def test_stale_copy_with_a_reason_when_the_upstream_fails(tmp_path: Path) -> Non
 def test_nothing_cached_and_upstream_down_raises_naming_upstream_and_failure(
     tmp_path: Path,
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens here once the socket closes
-    url = f"http://127.0.0.1:{port}/simple/"
+    url = f"http://127.0.0.1:{free_port()}/simple/"  # nothing listens there
 
     async def t() -> None:
-        proxy = make_proxy(url, tmp_path)
-        try:
+        async with opened(url, tmp_path) as proxy:
             for call_page in (
                 lambda: proxy.page(normalize_name("foo"), "json"),
                 lambda: proxy.project(normalize_name("foo")),
@@ -530,20 +516,14 @@ def test_nothing_cached_and_upstream_down_raises_naming_upstream_and_failure(
                 assert raised.value.source == "pypi"
             with pytest.raises(SourceUnavailable, match=f"{url}.*nothing is cached|{url}"):
                 await proxy.project_names()
-        finally:
-            await proxy.aclose()
 
     run(t)
 
     async def five_hundreds() -> None:
-        async with Upstream(Corpus.generate(1, seed=20)) as up:
+        async with proxied(Corpus.generate(1, seed=20), tmp_path / "b") as (up, proxy):
             up.add_fault("status", "*", status=502)
-            proxy = make_proxy(up.simple_url, tmp_path / "b")
-            try:
-                with pytest.raises(SourceUnavailable, match="HTTP 502"):
-                    await proxy.page(first(up.corpus), "json")
-            finally:
-                await proxy.aclose()
+            with pytest.raises(SourceUnavailable, match="HTTP 502"):
+                await proxy.page(first(up.corpus), "json")
 
     run(five_hundreds)
 
@@ -555,18 +535,15 @@ def test_restart_serves_the_cache_with_the_upstream_down_then_offline(tmp_path: 
     clock = Clock()
 
     async def t() -> None:
-        async with Upstream(corpus) as up:
+        async with proxied(corpus, tmp_path, clock=clock, ttl=60) as (up, proxy):
             url = up.simple_url
-            proxy = make_proxy(url, tmp_path, clock=clock, ttl=60)
             file = (await model(proxy, name)).files[0]
             ref = await proxy.file(packages_path(file))
             assert ref is not None
             expected = await read(ref)
             await proxy.page(None, "json")
-            await proxy.aclose()
         # The upstream is gone. A new process on the same storage:
-        proxy = make_proxy(url, tmp_path, clock=clock, ttl=60)
-        try:
+        async with opened(url, tmp_path, clock=clock, ttl=60) as proxy:
             page = await proxy.page(name, "json")
             assert page is not None and page.stale is None  # within the TTL: fresh
             ref = await proxy.file(packages_path(file))
@@ -576,10 +553,7 @@ def test_restart_serves_the_cache_with_the_upstream_down_then_offline(tmp_path: 
             assert stale is not None and stale.stale is not None and url in stale.stale
             with pytest.raises(SourceUnavailable):
                 await proxy.page(other, "json")
-        finally:
-            await proxy.aclose()
-        offline = make_proxy(url, tmp_path, clock=clock, ttl=60, offline=True)
-        try:
+        async with opened(url, tmp_path, clock=clock, ttl=60, offline=True) as offline:
             page = await offline.page(name, "json")
             assert page is not None and page.stale is None
             assert await offline.page(other, "json") is None  # not cached: absent
@@ -590,8 +564,6 @@ def test_restart_serves_the_cache_with_the_upstream_down_then_offline(tmp_path: 
                 await offline.file(packages_path(others[0]).replace(file.filename, "x.whl")) is None
             )
             assert name in await offline.project_names()
-        finally:
-            await offline.aclose()
 
     run(t)
 
@@ -601,16 +573,12 @@ def test_offline_never_contacts_the_upstream(tmp_path: Path) -> None:
     name = first(corpus)
 
     async def t() -> None:
-        async with Upstream(corpus) as up:
-            proxy = make_proxy(up.simple_url, tmp_path, offline=True)
-            try:
-                assert await proxy.page(name, "json") is None
-                assert await proxy.project_names() == []
-                sha = "a" * 64
-                assert await proxy.file(f"aa/aa/{sha[4:]}/{name}-1.0-py3-none-any.whl") is None
-                assert up.stats == {}
-            finally:
-                await proxy.aclose()
+        async with proxied(corpus, tmp_path, offline=True) as (up, proxy):
+            assert await proxy.page(name, "json") is None
+            assert await proxy.project_names() == []
+            sha = "a" * 64
+            assert await proxy.file(f"aa/aa/{sha[4:]}/{name}-1.0-py3-none-any.whl") is None
+            assert up.stats == {}
 
     run(t)
 
@@ -620,17 +588,15 @@ def test_offline_never_contacts_the_upstream(tmp_path: Path) -> None:
 
 def test_lru_cap_evicts_the_least_recently_used_files(tmp_path: Path) -> None:
     corpus = Corpus.generate(3, releases=1, files=1, seed=23)
-    names = [p.normalized for p in corpus.project_list().projects]
+    names = names_of(corpus)
 
     async def t() -> None:
         async with Upstream(corpus) as up:
-            probe = make_proxy(up.simple_url, tmp_path / "probe")
-            files = [(await model(probe, n)).files[0] for n in names]
-            await probe.aclose()
+            async with opened(up.simple_url, tmp_path / "probe") as probe:
+                files = [(await model(probe, n)).files[0] for n in names]
             sizes = [f.size or 0 for f in files]
             cap = int(max(sizes) * 2.5)
-            proxy = make_proxy(up.simple_url, tmp_path, max_size=cap, touch_interval=0)
-            try:
+            async with opened(up.simple_url, tmp_path, max_size=cap, touch_interval=0) as proxy:
                 a, b, c = files
                 for f in (a, b):
                     ref = await proxy.file(packages_path(f))
@@ -657,8 +623,6 @@ def test_lru_cap_evicts_the_least_recently_used_files(tmp_path: Path) -> None:
                 ref = await proxy.file(packages_path(b))
                 assert ref is not None and ref.stream is not None
                 assert hashlib.sha256(await read(ref)).hexdigest() == b.hashes["sha256"]
-            finally:
-                await proxy.aclose()
 
     run(t)
 
@@ -671,21 +635,15 @@ def test_html_only_upstream(tmp_path: Path) -> None:
     name = first(corpus)
 
     async def t() -> None:
-        async with Upstream(corpus, json=False) as up:
-            proxy = make_proxy(up.simple_url, tmp_path)
-            try:
-                page = await model(proxy, name)
-                assert page.files and all(f.url.startswith("../../packages/") for f in page.files)
-                assert page.tracks == (f"{up.simple_url}{name}/",)
-                ref = await proxy.file(packages_path(page.files[0]))
-                assert ref is not None
-                data = await read(ref)
-                assert hashlib.sha256(data).hexdigest() == page.files[0].hashes["sha256"]
-                assert await proxy.project_names() == [
-                    p.normalized for p in corpus.project_list().projects
-                ]
-            finally:
-                await proxy.aclose()
+        async with proxied(corpus, tmp_path, json=False) as (up, proxy):
+            page = await model(proxy, name)
+            assert page.files and all(f.url.startswith("../../packages/") for f in page.files)
+            assert page.tracks == (f"{up.simple_url}{name}/",)
+            ref = await proxy.file(packages_path(page.files[0]))
+            assert ref is not None
+            data = await read(ref)
+            assert hashlib.sha256(data).hexdigest() == page.files[0].hashes["sha256"]
+            assert await proxy.project_names() == names_of(corpus)
 
     run(t)
 
@@ -703,15 +661,8 @@ async def hostile(pages: dict[str, tuple[bytes, str]]) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/simple/"
-    finally:
-        await runner.cleanup()
+    async with aiohttp_serving(app) as url:
+        yield url
 
 
 def test_hostile_upstream_pages(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -743,31 +694,27 @@ def test_hostile_upstream_pages(tmp_path: Path, caplog: pytest.LogCaptureFixture
     }
 
     async def t() -> None:
-        async with hostile(pages) as url:
-            proxy = make_proxy(url, tmp_path, max_page_size=1 << 20)
-            try:
-                with caplog.at_level("WARNING", logger="headwater.proxy"):
-                    served = await model(proxy, normalize_name("evil"))
-                assert [f.filename for f in served.files] == ["evil-4.0.tar.gz", "evil-5.0.tar.gz"]
-                assert served.files[0].hashes == {"sha256": good}
-                assert "no sha256" in caplog.text and "evil-2.0.tar.gz" in caplog.text
-                assert "file:///etc/passwd" in caplog.text
-                for name, why in [
-                    ("broken", "malformed|invalid|JSON"),
-                    ("other", "evil"),
-                    ("huge", "over the proxy's limit"),
-                    ("plain", "text/plain"),
-                    ("traversal", "unsafe distribution filename"),
-                    ("slash", "unsafe distribution filename"),
-                    ("dot", "may not start with"),
-                    ("nul", "unsafe distribution filename"),
-                ]:
-                    with pytest.raises(SourceUnavailable, match=why):
-                        await proxy.page(normalize_name(name), "json")
-                    assert not (tmp_path / f"state/pages/{name}").exists()
-                assert not list((tmp_path / ".headwater-tmp").glob("*"))
-            finally:
-                await proxy.aclose()
+        async with hostile(pages) as url, opened(url, tmp_path, max_page_size=1 << 20) as proxy:
+            with caplog.at_level("WARNING", logger="headwater.proxy"):
+                served = await model(proxy, normalize_name("evil"))
+            assert [f.filename for f in served.files] == ["evil-4.0.tar.gz", "evil-5.0.tar.gz"]
+            assert served.files[0].hashes == {"sha256": good}
+            assert "no sha256" in caplog.text and "evil-2.0.tar.gz" in caplog.text
+            assert "file:///etc/passwd" in caplog.text
+            for name, why in [
+                ("broken", "malformed|invalid|JSON"),
+                ("other", "evil"),
+                ("huge", "over the proxy's limit"),
+                ("plain", "text/plain"),
+                ("traversal", "unsafe distribution filename"),
+                ("slash", "unsafe distribution filename"),
+                ("dot", "may not start with"),
+                ("nul", "unsafe distribution filename"),
+            ]:
+                with pytest.raises(SourceUnavailable, match=why):
+                    await proxy.page(normalize_name(name), "json")
+                assert not (tmp_path / f"state/pages/{name}").exists()
+            assert not list((tmp_path / ".headwater-tmp").glob("*"))
 
     run(t)
 
@@ -780,28 +727,24 @@ def test_served_through_the_asgi_app(tmp_path: Path) -> None:
     name = first(corpus)
 
     async def t() -> None:
-        async with Upstream(corpus) as up:
-            proxy = make_proxy(up.simple_url, tmp_path)
+        async with proxied(corpus, tmp_path) as (_, proxy):
             app = IndexApp(ServeSettings(), {"pypi": proxy}, default="pypi")
-            try:
-                answer = await call(app, "GET", f"/pypi/simple/{name}/", headers={"Accept": JSON})
-                assert answer.status == 200 and answer.headers["content-type"] == JSON
-                page = parse_project_page_json(answer.body)
-                root = await call(app, "GET", "/pypi/simple/", headers={"Accept": "text/html"})
-                assert root.status == 200 and f'href="{name}/"'.encode() in root.body
-                for file in page.files:
-                    url = f"/pypi/simple/{name}/{file.url}"
-                    path = os.path.normpath(url)
-                    cold = await call(app, "GET", path)
-                    assert cold.status == 200
-                    assert hashlib.sha256(cold.body).hexdigest() == file.hashes["sha256"]
-                    assert cold.headers["content-length"] == str(len(cold.body))
-                    warm = await call(app, "GET", path, headers={"Range": "bytes=0-9"})
-                    assert warm.status == 206 and warm.body == cold.body[:10]
-                missing = await call(app, "GET", f"/pypi/simple/{'nope' * 3}/")
-                assert missing.status == 404
-            finally:
-                await proxy.aclose()
+            answer = await call(app, "GET", f"/pypi/simple/{name}/", headers={"Accept": JSON})
+            assert answer.status == 200 and answer.headers["content-type"] == JSON
+            page = parse_project_page_json(answer.body)
+            root = await call(app, "GET", "/pypi/simple/", headers={"Accept": "text/html"})
+            assert root.status == 200 and f'href="{name}/"'.encode() in root.body
+            for file in page.files:
+                url = f"/pypi/simple/{name}/{file.url}"
+                path = os.path.normpath(url)
+                cold = await call(app, "GET", path)
+                assert cold.status == 200
+                assert hashlib.sha256(cold.body).hexdigest() == file.hashes["sha256"]
+                assert cold.headers["content-length"] == str(len(cold.body))
+                warm = await call(app, "GET", path, headers={"Range": "bytes=0-9"})
+                assert warm.status == 206 and warm.body == cold.body[:10]
+            missing = await call(app, "GET", f"/pypi/simple/{'nope' * 3}/")
+            assert missing.status == 404
 
     run(t)
 
@@ -811,9 +754,7 @@ def uvicorn_serving(app: Any) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a loopback port from a thread."""
     import uvicorn
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
