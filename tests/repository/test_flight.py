@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -30,8 +31,14 @@ class Work:
         return self.result
 
 
-def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(test())
+def on_a_loop(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
+    """The test, run on a new event loop."""
+
+    @functools.wraps(test)
+    def run() -> None:
+        asyncio.run(test())
+
+    return run
 
 
 async def settle() -> None:
@@ -40,119 +47,107 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def test_concurrent_callers_share_one_computation_per_key() -> None:
-    async def t() -> None:
-        flight: SingleFlight[str, object] = SingleFlight()
-        a, b = Work(result=object()), Work(result=object())
-        callers = [asyncio.create_task(flight.run("a", a)) for _ in range(50)]
-        callers.append(asyncio.create_task(flight.run("b", b)))
-        await settle()
-        assert (a.started, b.started) == (1, 1)  # one each, and both at once
-        assert "a" in flight and "b" in flight and len(flight) == 2
-        assert not any(c.done() for c in callers)
-        a.release.set()
-        b.release.set()
-        results = await asyncio.gather(*callers)
-        assert all(r is a.result for r in results[:50])  # the very same object
-        assert results[50] is b.result
-        assert a.started == 1
-
-    run(t)
+@on_a_loop
+async def test_concurrent_callers_share_one_computation_per_key() -> None:
+    flight: SingleFlight[str, object] = SingleFlight()
+    a, b = Work(result=object()), Work(result=object())
+    callers = [asyncio.create_task(flight.run("a", a)) for _ in range(50)]
+    callers.append(asyncio.create_task(flight.run("b", b)))
+    await settle()
+    assert (a.started, b.started) == (1, 1)  # one each, and both at once
+    assert "a" in flight and "b" in flight and len(flight) == 2
+    assert not any(c.done() for c in callers)
+    a.release.set()
+    b.release.set()
+    results = await asyncio.gather(*callers)
+    assert all(r is a.result for r in results[:50])  # the very same object
+    assert results[50] is b.result
+    assert a.started == 1
 
 
-def test_an_exception_reaches_every_waiter_and_is_not_kept() -> None:
-    async def t() -> None:
-        flight: SingleFlight[str, object] = SingleFlight()
-        failing = Work(error=RuntimeError("upstream down"))
-        callers = [asyncio.create_task(flight.run("k", failing)) for _ in range(10)]
-        await settle()
-        failing.release.set()
-        outcomes = await asyncio.gather(*callers, return_exceptions=True)
-        assert failing.started == 1
-        assert all(isinstance(o, RuntimeError) and str(o) == "upstream down" for o in outcomes)
-        assert "k" not in flight
-        # The next caller computes again (the error was not cached) and gets the new result.
-        working = Work(result="page")
-        working.release.set()
-        assert await flight.run("k", working) == "page"
-        assert working.started == 1
-
-    run(t)
+@on_a_loop
+async def test_an_exception_reaches_every_waiter_and_is_not_kept() -> None:
+    flight: SingleFlight[str, object] = SingleFlight()
+    failing = Work(error=RuntimeError("upstream down"))
+    callers = [asyncio.create_task(flight.run("k", failing)) for _ in range(10)]
+    await settle()
+    failing.release.set()
+    outcomes = await asyncio.gather(*callers, return_exceptions=True)
+    assert failing.started == 1
+    assert all(isinstance(o, RuntimeError) and str(o) == "upstream down" for o in outcomes)
+    assert "k" not in flight
+    # The next caller computes again (the error was not cached) and gets the new result.
+    working = Work(result="page")
+    working.release.set()
+    assert await flight.run("k", working) == "page"
+    assert working.started == 1
 
 
-def test_a_cancelled_first_caller_neither_cancels_nor_strands_the_others() -> None:
-    async def t() -> None:
-        flight: SingleFlight[str, object] = SingleFlight()
-        work = Work(result="page")
-        first = asyncio.create_task(flight.run("k", work))
-        await settle()
-        others = [asyncio.create_task(flight.run("k", work)) for _ in range(5)]
-        await settle()
-        first.cancel()
-        await settle()
-        assert first.cancelled()
-        assert not any(o.done() for o in others)  # still waiting, not cancelled with it
-        assert "k" in flight  # the computation goes on
-        work.release.set()
-        async with asyncio.timeout(5):  # hanging forever would fail here
-            assert await asyncio.gather(*others) == ["page"] * 5
-        assert (work.started, work.finished) == (1, 1)
-
-    run(t)
+@on_a_loop
+async def test_a_cancelled_first_caller_neither_cancels_nor_strands_the_others() -> None:
+    flight: SingleFlight[str, object] = SingleFlight()
+    work = Work(result="page")
+    first = asyncio.create_task(flight.run("k", work))
+    await settle()
+    others = [asyncio.create_task(flight.run("k", work)) for _ in range(5)]
+    await settle()
+    first.cancel()
+    await settle()
+    assert first.cancelled()
+    assert not any(o.done() for o in others)  # still waiting, not cancelled with it
+    assert "k" in flight  # the computation goes on
+    work.release.set()
+    async with asyncio.timeout(5):  # hanging forever would fail here
+        assert await asyncio.gather(*others) == ["page"] * 5
+    assert (work.started, work.finished) == (1, 1)
 
 
-def test_the_computation_finishes_when_every_caller_went_away() -> None:
-    async def t() -> None:
-        flight: SingleFlight[str, object] = SingleFlight()
-        work = Work(result="page")
-        callers = [asyncio.create_task(flight.run("k", work)) for _ in range(3)]
-        await settle()
-        for caller in callers:
-            caller.cancel()
-        await settle()
-        assert all(c.cancelled() for c in callers)
-        work.release.set()
-        await settle()
-        assert work.finished == 1  # e.g. a proxy's fetch still lands in its cache
-        assert "k" not in flight and len(flight) == 0
-
-    run(t)
+@on_a_loop
+async def test_the_computation_finishes_when_every_caller_went_away() -> None:
+    flight: SingleFlight[str, object] = SingleFlight()
+    work = Work(result="page")
+    callers = [asyncio.create_task(flight.run("k", work)) for _ in range(3)]
+    await settle()
+    for caller in callers:
+        caller.cancel()
+    await settle()
+    assert all(c.cancelled() for c in callers)
+    work.release.set()
+    await settle()
+    assert work.finished == 1  # e.g. a proxy's fetch still lands in its cache
+    assert "k" not in flight and len(flight) == 0
 
 
-def test_the_key_is_free_when_the_waiters_resume() -> None:
-    async def t() -> None:
-        flight: SingleFlight[str, object] = SingleFlight()
-        work = Work(result=1)
-        seen: list[bool] = []
+@on_a_loop
+async def test_the_key_is_free_when_the_waiters_resume() -> None:
+    flight: SingleFlight[str, object] = SingleFlight()
+    work = Work(result=1)
+    seen: list[bool] = []
 
-        async def caller() -> None:
-            await flight.run("k", work)
-            seen.append("k" in flight)
+    async def caller() -> None:
+        await flight.run("k", work)
+        seen.append("k" in flight)
 
-        callers = [asyncio.create_task(caller()) for _ in range(3)]
-        await settle()
-        work.release.set()
-        await asyncio.gather(*callers)
-        assert seen == [False, False, False]
-        again = Work(result=2)
-        again.release.set()
-        assert await flight.run("k", again) == 2  # a new computation, not the old result
-        assert (work.started, again.started) == (1, 1)
-
-    run(t)
+    callers = [asyncio.create_task(caller()) for _ in range(3)]
+    await settle()
+    work.release.set()
+    await asyncio.gather(*callers)
+    assert seen == [False, False, False]
+    again = Work(result=2)
+    again.release.set()
+    assert await flight.run("k", again) == 2  # a new computation, not the old result
+    assert (work.started, again.started) == (1, 1)
 
 
-def test_aclose_cancels_running_computations_and_their_callers() -> None:
-    async def t() -> None:
-        flight: SingleFlight[str, object] = SingleFlight()
-        work = Work(result="page")
-        callers = [asyncio.create_task(flight.run(key, work)) for key in ("a", "b")]
-        await settle()
-        assert work.started == 2
-        await flight.aclose()
-        assert len(flight) == 0 and work.finished == 0
-        for caller in callers:
-            with pytest.raises(asyncio.CancelledError):
-                await caller
-
-    run(t)
+@on_a_loop
+async def test_aclose_cancels_running_computations_and_their_callers() -> None:
+    flight: SingleFlight[str, object] = SingleFlight()
+    work = Work(result="page")
+    callers = [asyncio.create_task(flight.run(key, work)) for key in ("a", "b")]
+    await settle()
+    assert work.started == 2
+    await flight.aclose()
+    assert len(flight) == 0 and work.finished == 0
+    for caller in callers:
+        with pytest.raises(asyncio.CancelledError):
+            await caller

@@ -25,7 +25,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +46,7 @@ from headwater.testing.policy_scenarios import (
 )
 from tests.clients import clean_env, make_venv
 from tests.nginx import free_port
-from tests.server.live import serve
+from tests.server.live import Live, serve
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[1] / "data" / "policy").glob("*.toml"))
 _JSON = "application/vnd.pypi.simple.v1+json"
@@ -77,7 +77,7 @@ def _build(filename: str, display: str, scenario_sha256: str) -> bytes:
 
 def _fill(
     db: Database,
-    root: Path,
+    data: Path,
     source: ScenarioSource,
     *,
     shift: datetime,
@@ -85,7 +85,9 @@ def _fill(
     urls: dict[str, str],
     realized: Realized,
 ) -> None:
-    """Put the source's projects in hosted index ``source.name`` of ``db``, files under ``root``."""
+    """Put the source's projects in hosted index ``source.name`` of ``db``, its files in the
+    hosted storage below the data directory ``data``."""
+    root = data / "hosted" / source.name
 
     def rewrite(url: str) -> str:
         # Compared as PEP 708 compares them (scheme and host case, trailing slash).
@@ -150,6 +152,14 @@ def _toml(value: object) -> str:
     return json.dumps(value)  # JSON strings, lists and numbers are TOML too
 
 
+def _serve(
+    work: Path, name: str, config: str, data: Path, port: int
+) -> AbstractContextManager[Live]:
+    """``headwater serve`` on ``port`` with ``config`` (written to ``work/name``) and ``data``."""
+    (work / name).write_text(config)
+    return serve(["--config", str(work / name), "--data-dir", str(data)], work, port=port)
+
+
 @contextmanager
 def realize(scenario: Scenario, work: Path) -> Iterator[Realized]:
     now = datetime.now(UTC)
@@ -170,35 +180,19 @@ def realize(scenario: Scenario, work: Path) -> Iterator[Realized]:
         else:
             urls[source.url] = f"{main_base}/{source.name}/simple/"
     realized = Realized(scenario, f"{main_base}/{scenario.index}/simple/")
+
+    def fill(db: Database, data: Path, source: ScenarioSource) -> None:
+        _fill(db, data, source, shift=now, now=scenario.now, urls=urls, realized=realized)
+
     with ExitStack() as stack:
         if remote:
             up_data = work / "upstream-data"
             db = _database(up_data)
             for source in remote:
-                _fill(
-                    db,
-                    up_data / "hosted" / source.name,
-                    source,
-                    shift=now,
-                    now=scenario.now,
-                    urls=urls,
-                    realized=realized,
-                )
+                fill(db, up_data, source)
             db.close()
             config = "".join(f"[hosted.{s.name}]\n" for s in remote)
-            (work / "upstream.toml").write_text(config)
-            stack.enter_context(
-                serve(
-                    [
-                        "--config",
-                        str(work / "upstream.toml"),
-                        "--data-dir",
-                        str(up_data),
-                    ],
-                    work,
-                    port=upstream_port,
-                )
-            )
+            stack.enter_context(_serve(work, "upstream.toml", config, up_data, upstream_port))
         data = work / "data"
         db = _database(data)
         lines = [f'[serve]\nbase_url = "{main_base}"\n']
@@ -211,15 +205,7 @@ def realize(scenario: Scenario, work: Path) -> Iterator[Realized]:
                 lines.append(f'[proxy.{source.name}]\nurl = "{up}"\nttl = 0\n')
             elif source.kind == "hosted":
                 lines.append(f"[hosted.{source.name}]\n")
-                _fill(
-                    db,
-                    data / "hosted" / source.name,
-                    source,
-                    shift=now,
-                    now=scenario.now,
-                    urls=urls,
-                    realized=realized,
-                )
+                fill(db, data, source)
                 if source.namespaces:
                     db.create_user(f"{source.name}-owner")
                     for namespace in source.namespaces:
@@ -244,19 +230,7 @@ def realize(scenario: Scenario, work: Path) -> Iterator[Realized]:
         for route in table["routes"]:
             lines.append(f"[[index.{scenario.index}.routes]]\n")
             lines.extend(f"{key} = {_toml(value)}\n" for key, value in route.items())
-        (work / "headwater.toml").write_text("".join(lines))
-        stack.enter_context(
-            serve(
-                [
-                    "--config",
-                    str(work / "headwater.toml"),
-                    "--data-dir",
-                    str(data),
-                ],
-                work,
-                port=main_port,
-            )
-        )
+        stack.enter_context(_serve(work, "headwater.toml", "".join(lines), data, main_port))
         yield realized
 
 
