@@ -122,7 +122,11 @@ def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
 
 
 class Downloads:
-    """Cold-file downloads of one proxy (single-flight per storage key)."""
+    """Cold-file downloads of one proxy (single-flight per storage key).
+
+    Not :class:`~headwater.repository._flight.SingleFlight`: callers of one download do not
+    get the same answer (the first streams the bytes as they arrive, the others wait for the
+    stored file), and a download outlives its first reader by design."""
 
     def __init__(
         self,
