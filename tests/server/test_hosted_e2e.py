@@ -4,8 +4,11 @@ reading, and the uploads and calls it must refuse."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import os
+import socket
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -19,7 +22,16 @@ from pypi_simple import PyPISimple, UnexpectedRepoVersionWarning
 from headwater.simple.json import parse_project_list_json, parse_project_page_json
 from headwater.simple.model import ProjectPage
 from tests.clients import installed_version, pip_install, uv_install
-from tests.server.hosting import Reply, api, cli, dists, post_upload, request, twine
+from tests.server.hosting import (
+    Reply,
+    api,
+    cli,
+    dists,
+    post_upload,
+    request,
+    twine,
+    upload_form,
+)
 from tests.server.live import Live, serve
 
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
@@ -141,16 +153,18 @@ def test_pypi_simple_reads_every_page(hosted: Hosted, tmp_path: Path) -> None:
     [
         ("no-credentials", 401, "needs credentials"),
         ("bad-token", 403, "Invalid or non-existent authentication information"),
-        ("name-mismatch", 400, "name"),
-        ("version-mismatch", 400, "version"),
-        ("traversal-filename", 400, "filename"),
-        ("non-normalized-filename", 400, ""),
-        ("wrong-digest", 400, "digest"),
-        ("missing-digest", 400, "digest"),
-        ("corrupt-archive", 400, ""),
+        ("token-for-another-project", 403, "does not allow uploads to project 'victim'"),
+        ("token-for-another-index", 403, "does not allow uploads to index 'main'"),
+        ("name-mismatch", 400, "is not the project in the file"),
+        ("version-mismatch", 400, "is not the version in the file"),
+        ("traversal-filename", 400, "Invalid distribution filename"),
+        ("non-normalized-filename", 400, "the filename is not normalized"),
+        ("wrong-digest", 400, "does not match a digest calculated"),
+        ("missing-digest", 400, "Include at least one message digest"),
+        ("corrupt-archive", 400, "corrupt zip archive"),
         ("zip-bomb", 400, "zip bomb"),
         ("oversized", 413, "too large"),
-        ("submit-action", 410, ""),
+        ("submit-action", 410, "no longer required or supported"),
     ],
 )
 def test_hostile_uploads_are_refused_and_nothing_is_stored(
@@ -164,6 +178,13 @@ def test_hostile_uploads_are_refused_and_nothing_is_stored(
         token = None
     elif case == "bad-token":
         token = "hw_0000000000000000_" + "x" * 43
+    elif case == "token-for-another-project":
+        token = hosted.token("mallory", project="someone-else")
+    elif case == "token-for-another-index":
+        token = cli(
+            "token", "create", "--data-dir", str(hosted.data), "--user", "mallory",
+            "--scope", "upload", "--index", "staging",
+        ).stdout.strip()  # fmt: skip
     elif case == "name-mismatch":
         overrides["name"] = "other-project"
     elif case == "version-mismatch":
@@ -295,6 +316,81 @@ def test_yank_status_and_delete_through_the_api(hosted: Hosted, tmp_path: Path) 
     assert files[0].name not in hosted.stored()
     reused = post_upload(hosted.upload_url, hosted.admin, files[0])
     assert reused.status == 400  # a deleted filename is never reused
+
+
+def test_unyank_delete_release_and_project_and_tracks_through_the_api(
+    hosted: Hosted, tmp_path: Path
+) -> None:
+    old = dists(tmp_path / "1", "lifecycle", "1.0")
+    new = dists(tmp_path / "2", "lifecycle", "2.0")
+    assert twine(hosted.upload_url, hosted.admin, [*old, *new]).returncode == 0
+    owner = hosted.token("frank", "manage", project="lifecycle")
+    assert api(f"{hosted.live.url}/api/main/projects/lifecycle/owners/frank", "PUT",
+               hosted.admin).status == 200  # fmt: skip
+    base = f"{hosted.live.url}/api/main/projects/lifecycle"
+
+    def versions(page: ProjectPage) -> set[str]:
+        return {f.filename.split("-")[1].removesuffix(".tar.gz") for f in page.files}
+
+    # Yank and unyank by an owner, over HTTP.
+    assert api(base + "/yank", "POST", owner, {"version": "1.0", "reason": "bad"}).status == 200
+    page = hosted.settled_page("lifecycle", lambda p: any(f.yanked for f in p.files))
+    assert {f.filename for f in page.files if f.yanked} == {p.name for p in old}
+    unyanked = api(base + "/unyank", "POST", owner, {"version": "1.0"})
+    assert unyanked.status == 200, unyanked.text
+    page = hosted.settled_page("lifecycle", lambda p: not any(f.yanked for f in p.files))
+    assert not any(f.yanked for f in page.files) and versions(page) == {"1.0", "2.0"}
+    # PEP 708: tracks is the operator's (admin), not an owner's.
+    tracked = ["https://pypi.org/simple/lifecycle/"]
+    assert api(base + "/tracks", "PUT", owner, {"urls": tracked}).status == 403
+    assert api(base + "/tracks", "PUT", hosted.admin, {"urls": tracked}).status == 200
+    page = hosted.settled_page("lifecycle", lambda p: bool(p.tracks))
+    assert list(page.tracks) == tracked
+    # Deleting a release removes its files and their blobs; the other release stays.
+    gone = api(base + "/releases/1.0", "DELETE", owner)
+    assert gone.status == 200 and json.loads(gone.body)["result"] == {"deleted": 2}, gone.text
+    page = hosted.settled_page("lifecycle", lambda p: versions(p) == {"2.0"})
+    assert versions(page) == {"2.0"}
+    assert not {p.name for p in old} & set(hosted.stored())
+    assert {p.name for p in new} <= set(hosted.stored())
+    # Deleting the project removes the rest; its name stays held (no page, no reuse of files).
+    dropped = api(base, "DELETE", owner)
+    assert dropped.status == 200, dropped.text
+    time.sleep(1.2)  # past the revalidation window, every worker has seen the change
+    assert [hosted.page("lifecycle").status for _ in range(4)] == [404] * 4
+    assert not {p.name for p in new} & set(hosted.stored())
+    reused = post_upload(hosted.upload_url, hosted.admin, new[0])
+    assert reused.status == 400 and "already been used" in reused.text
+    assert new[0].name not in hosted.stored()  # the refused upload's blob is removed again
+    assert hosted.spool_is_empty()
+
+
+def test_an_interrupted_upload_leaves_nothing_behind(hosted: Hosted, tmp_path: Path) -> None:
+    wheel, _ = dists(tmp_path, "cut-short", "1.0")
+    with zipfile.ZipFile(wheel, "a") as archive:  # big enough to arrive in several pieces
+        archive.writestr("cut_short/noise.bin", os.urandom(600_000))
+    body, content_type = upload_form(wheel)
+    before = hosted.stored()
+    host, port = hosted.live.url.removeprefix("http://").split(":")
+    auth = base64.b64encode(f"__token__:{hosted.admin}".encode()).decode()
+    head = (
+        f"POST /main/legacy/ HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Basic {auth}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(head + body[: len(body) // 2])
+        time.sleep(0.5)  # the server has spooled what arrived
+    # The client is gone mid-body: the spool file goes, nothing is stored, no page appears.
+    deadline = time.monotonic() + 5
+    while not hosted.spool_is_empty() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert hosted.spool_is_empty()
+    assert hosted.stored() == before
+    assert hosted.page("cut-short").status == 404
+    assert request(hosted.live.url + "/health").status == 200
+    # The same file, sent whole, is accepted: nothing of the first attempt is in the way.
+    assert post_upload(hosted.upload_url, hosted.admin, wheel).status == 200
 
 
 def test_metrics_count_uploads(hosted: Hosted) -> None:
