@@ -71,8 +71,9 @@ def test_json_report_schema_origins_and_exit_status(world: World, tmp_path: Path
     for entry in data["requirements"]:
         assert set(entry) == {
             "name", "project", "required_by", "risk", "risks", "message", "advice",
-            "served_by", "unavailable", "pinned_to", "decision",
+            "served_by", "unavailable", "pinned_to", "decision", "index",
         }  # fmt: skip
+        assert entry["index"] is None
         assert bool(entry["advice"]) == (entry["risk"] in {"confusion", "unclaimed"})
     assert data["summary"] == {
         "projects": 4,

@@ -14,8 +14,12 @@ The risks, most severe first (a finding lists all that apply; ``risk`` is the fi
   can register it there (the Birsan attack).
 - ``missing``: no index serves it: the install fails today, and whoever registers the name on the
   public index is what gets installed tomorrow.
+- ``refused`` (``--config`` only): the headwater index refuses the name (its sources conflict, or
+  one holds the name another serves): installs through it fail until the configuration changes.
 
-Not risks: ``ok`` (one remote index, plus any local ones, or agreement), ``protected`` (its
+Not risks: ``ok`` (one remote index, plus any local ones, or agreement), ``guarded``
+(``--config`` only: other sources have the name too, and the index's policy serves it from one
+only), ``protected`` (its
 ``--hash`` values match files of one index only, so no other file can be installed: Birsan (d)),
 ``direct`` (a URL, path or editable requirement: not from an index).
 """
@@ -47,7 +51,17 @@ from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.model import ProjectPage
 from headwater.simple.names import NormalizedName
 
-__all__ = ["RISKS", "Failure", "Finding", "Risk", "Serving", "Wanted", "assess"]
+__all__ = [
+    "RISKS",
+    "Failure",
+    "Finding",
+    "Risk",
+    "Serving",
+    "Wanted",
+    "assess",
+    "hash_matches",
+    "serving",
+]
 
 
 class Risk(enum.StrEnum):
@@ -58,13 +72,24 @@ class Risk(enum.StrEnum):
     SHADOWED = "shadowed"
     UNCLAIMED = "unclaimed"
     MISSING = "missing"
+    REFUSED = "refused"
+    GUARDED = "guarded"
     PROTECTED = "protected"
     DIRECT = "direct"
     OK = "ok"
 
 
 #: The verdicts that make ``headwater check`` exit with status 1.
-RISKS = frozenset({Risk.UNAVAILABLE, Risk.CONFUSION, Risk.SHADOWED, Risk.UNCLAIMED, Risk.MISSING})
+RISKS = frozenset(
+    {
+        Risk.UNAVAILABLE,
+        Risk.CONFUSION,
+        Risk.SHADOWED,
+        Risk.UNCLAIMED,
+        Risk.MISSING,
+        Risk.REFUSED,
+    }
+)
 _ORDER = list(Risk)
 
 
@@ -115,6 +140,8 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
     pinned_to: tuple[str, ...] = ()
     #: The policy's one-line reason or refusal (for the JSON report).
     decision: str | None = None
+    #: ``--config``: the headwater index the finding is about (None: the client's indexes).
+    index: str | None = None
 
     @property
     def is_risk(self) -> bool:
@@ -149,6 +176,22 @@ def _highest(page: ProjectPage, specifier: SpecifierSet) -> tuple[int, Version |
     finals = [v for v in allowed if not v.is_prerelease]
     pool = finals or allowed
     return count, max(pool) if pool else None
+
+
+def serving(index: str, page: ProjectPage, specifier: str) -> Serving:
+    """How ``index`` serves ``page``: its number of versions and the highest one ``specifier``
+    allows (an invalid specifier allows everything)."""
+    try:
+        allowed = SpecifierSet(specifier)
+    except InvalidSpecifier:
+        allowed = SpecifierSet()
+    count, top = _highest(page, allowed)
+    return Serving(index=index, versions=count, highest=str(top) if top else None)
+
+
+def hash_matches(page: ProjectPage, hashes: frozenset[str]) -> bool:
+    """Whether a file of ``page`` has one of ``hashes`` (``algorithm:hexdigest``)."""
+    return _hash_matches(page, hashes)
 
 
 def _hash_matches(page: ProjectPage, hashes: frozenset[str]) -> bool:

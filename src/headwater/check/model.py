@@ -30,6 +30,8 @@ class Client(enum.StrEnum):
     PIP = "pip"
     UV = "uv"
     NONE = "none"
+    #: ``--config``: the indexes of a headwater configuration, run in process.
+    HEADWATER = "headwater"
 
 
 class Pin(msgspec.Struct, frozen=True, kw_only=True):

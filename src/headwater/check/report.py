@@ -3,7 +3,7 @@ text otherwise (CI logs).
 
 JSON schema ``headwater-check/1`` (documented in docs/check.md; fields are only ever added)::
 
-    {"schema": "headwater-check/1", "client": "pip"|"uv"|"none", "public": URL,
+    {"schema": "headwater-check/1", "client": "pip"|"uv"|"none"|"headwater", "public": URL,
      "exit_status": 0|1,
      "summary": {"projects": N, "risks": N, "by_risk": {RISK: N, ...}},
      "indexes": [{"name", "url", "origin", "kind": "remote"|"local", "public", "used",
@@ -11,10 +11,11 @@ JSON schema ``headwater-check/1`` (documented in docs/check.md; fields are only 
      "requirements": [{"name", "project", "required_by": [...], "risk", "risks": [...],
                        "message", "advice", "served_by": [{"index", "versions", "highest"}],
                        "unavailable": [{"index", "error"}], "pinned_to": [...],
-                       "decision"}],
+                       "decision", "index"}],
      "warnings": [...]}
 
-Index URLs are shown with passwords masked.
+Index URLs are shown with passwords masked. ``index`` is the headwater index a finding is about
+(``--config``; null otherwise); ``client`` is ``headwater`` then.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ _STYLE = {
     Risk.SHADOWED: "yellow",
     Risk.UNCLAIMED: "yellow",
     Risk.MISSING: "red",
+    Risk.REFUSED: "bold red",
+    Risk.GUARDED: "green",
     Risk.PROTECTED: "green",
     Risk.DIRECT: "cyan",
     Risk.OK: "green",
@@ -57,6 +60,7 @@ def _finding_dict(finding: Finding) -> dict[str, Any]:
         "unavailable": [msgspec.to_builtins(f) for f in finding.unavailable],
         "pinned_to": list(finding.pinned_to),
         "decision": finding.decision,
+        "index": finding.index,
     }
 
 
@@ -113,6 +117,17 @@ def _summary(report: Report) -> str:
     return text + (f" ({detail})" if detail else "")
 
 
+def _label(finding: Finding) -> str:
+    name = finding.names[0] if finding.names else finding.project
+    return f"{finding.index}: {name}" if finding.index else name
+
+
+def _title(report: Report) -> str:
+    if report.client == "headwater":
+        return "Indexes of the configuration, and their sources"
+    return f"Indexes (as {report.client} would use them)"
+
+
 def _index_lines(report: Report) -> list[tuple[str, str, str]]:
     rows = []
     for spec in report.indexes:
@@ -122,7 +137,11 @@ def _index_lines(report: Report) -> list[tuple[str, str, str]]:
         if spec.public:
             tags.append("public")
         if not spec.used:
-            tags.append("not used by the client")
+            tags.append(
+                "asked only whether it has a name"
+                if report.client == "headwater"
+                else "not used by the client"
+            )
         if spec.explicit:
             tags.append("explicit")
         suffix = f" [{', '.join(tags)}]" if tags else ""
@@ -132,7 +151,7 @@ def _index_lines(report: Report) -> list[tuple[str, str, str]]:
 
 def render_text(report: Report) -> str:
     """Plain aligned text: the indexes with their origins, one block per project, a summary."""
-    lines = [f"Indexes (as {report.client} would use them):"]
+    lines = [f"{_title(report)}:"]
     rows = _index_lines(report)
     width_name = max((len(r[0]) for r in rows), default=0)
     width_url = max((len(r[1]) for r in rows), default=0)
@@ -141,9 +160,9 @@ def render_text(report: Report) -> str:
     )
     lines.append("")
     width_risk = max((len(str(f.risk)) for f in report.findings), default=4)
-    width_project = max((len(f.names[0]) for f in report.findings if f.names), default=7)
+    width_project = max((len(_label(f)) for f in report.findings), default=7)
     for finding in report.findings:
-        name = finding.names[0] if finding.names else finding.project
+        name = _label(finding)
         lines.append(f"{finding.risk!s:<{width_risk}}  {name:<{width_project}}  {_served(finding)}")
         pad = " " * (width_risk + 2)
         lines.append(f"{pad}{finding.message}")
@@ -163,7 +182,7 @@ def write_table(report: Report, stream: IO[str], *, color: bool) -> None:
 
     # Everything shown is Text, never markup: messages contain "[tool.uv.sources]".
     console = Console(file=stream, no_color=not color, highlight=False, soft_wrap=False)
-    indexes = Table(title=f"Indexes (as {report.client} would use them)", title_justify="left")
+    indexes = Table(title=_title(report), title_justify="left")
     for column in ("index", "url", "from"):
         indexes.add_column(column, overflow="fold")
     for row in _index_lines(report):
@@ -180,7 +199,7 @@ def write_table(report: Report, stream: IO[str], *, color: bool) -> None:
             why.append("\nwhat to do: ", style="bold")
             why.append(finding.advice)
         table.add_row(
-            Text(finding.names[0] if finding.names else finding.project),
+            Text(_label(finding)),
             Text(_served(finding)),
             Text(" ".join(str(r) for r in finding.risks), style=_STYLE.get(finding.risk, "")),
             why,

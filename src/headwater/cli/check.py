@@ -11,7 +11,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from headwater.check import Report, RequirementSet
 
 __all__ = ["register"]
 
@@ -40,6 +43,26 @@ def register(subparsers: Any) -> None:
         help="requirements.txt, pyproject.toml or pylock.toml files (default: the first of "
         + ", ".join(_DEFAULT_INPUTS)
         + " in the current directory)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="TOML",
+        help="check the [index.NAME] indexes of this headwater configuration, in process, as "
+        "`headwater serve` would answer (instead of the indexes pip or uv would use)",
+    )
+    parser.add_argument(
+        "--index",
+        dest="config_indexes",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --config: the index to check (repeatable; default: every [index.NAME])",
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="with --config: the server's data directory, if `headwater serve` is started with "
+        "--data-dir (hosted indexes' database and files, proxy caches)",
     )
     parser.add_argument("--index-url", "-i", help="the primary index (replaces pip's/uv's default)")
     parser.add_argument(
@@ -114,10 +137,7 @@ def run(args: argparse.Namespace) -> int:
         check_over_http,
         plan_pins,
         read_requirements,
-        render_json,
-        render_text,
         resolve_indexes,
-        write_table,
     )
     from headwater.cli.progress import run_async
 
@@ -127,6 +147,13 @@ def run(args: argparse.Namespace) -> int:
     inputs = RequirementSet()
     for path in paths:
         inputs = inputs + read_requirements(path, environ=os.environ)
+    for flag, given in (("--index", args.config_indexes), ("--data-dir", args.data_dir)):
+        if given and not args.config:
+            raise CheckError(f"{flag} is about a headwater configuration: give --config too")
+    if args.config:
+        report = _check_config(args, inputs)
+        _print(report, args.format)
+        return report.exit_status
     if args.client == "auto":
         client = Client.UV if inputs.uv_project else Client.PIP
     else:
@@ -149,14 +176,60 @@ def run(args: argparse.Namespace) -> int:
     )
     plan = plan_pins(inputs.requirements, plan)
     report = run_async(check_over_http(inputs.requirements, plan, read_timeout=args.timeout))
-    if args.format == "json":
+    _print(report, args.format)
+    return report.exit_status
+
+
+def _check_config(args: argparse.Namespace, inputs: RequirementSet) -> Report:
+    """``--config``: the configuration's indexes, built and asked in process."""
+    from headwater.check import DEFAULT_PUBLIC, CheckError
+    from headwater.check.configured import check_config
+    from headwater.cli.progress import run_async
+    from headwater.cli.serve import plan_from_config
+
+    mixed = [
+        flag
+        for flag, given in (
+            ("--index-url", args.index_url),
+            ("--extra-index-url", args.extra_index_url),
+            ("--find-links", args.find_links),
+            ("--from", args.client != "auto"),
+        )
+        if given
+    ]
+    if mixed:
+        raise CheckError(
+            f"{', '.join(mixed)} and --config cannot be combined: --config checks a headwater "
+            "configuration's indexes, the others the indexes pip or uv would use; run the check "
+            "once for each"
+        )
+    public = args.public or DEFAULT_PUBLIC
+    if "://" not in public:
+        raise CheckError(f"--public {public!r} is not a URL; write it as https://host/simple/")
+    plan = plan_from_config(args.config, data_dir=args.data_dir)
+    return run_async(
+        check_config(
+            inputs.requirements,
+            plan,
+            indexes=args.config_indexes,
+            where=args.config,
+            public=public,
+            directives=[d.origin for d in inputs.directives],
+            read_timeout=args.timeout,
+        )
+    )
+
+
+def _print(report: Report, fmt: str) -> None:
+    from headwater.check import render_json, render_text, write_table
+
+    if fmt == "json":
         _write_all(render_json(report))
-    elif args.format == "table" and sys.stdout.isatty():
+    elif fmt == "table" and sys.stdout.isatty():
         color = "NO_COLOR" not in os.environ
         write_table(report, sys.stdout, color=color)
     else:
         _write_all(render_text(report).encode("utf-8"))
-    return report.exit_status
 
 
 def _write_all(data: bytes) -> None:

@@ -18,7 +18,7 @@ import msgspec
 from headwater.config import Config, ConfigError, find_config, load_config
 from headwater.server.settings import HostedSettings, ServePlan
 
-__all__ = ["build_plan", "register"]
+__all__ = ["build_plan", "plan_from_config", "register"]
 
 DEFAULT_HOSTED = "main"
 
@@ -126,6 +126,29 @@ def build_plan(args: argparse.Namespace) -> ServePlan:
         for name in plan.indexes:
             index_rules(plan, name)  # a bad policy table fails here, before any worker starts
     return plan
+
+
+def plan_from_config(config: str, *, data_dir: str | None = None) -> ServePlan:
+    """What ``headwater serve --config CONFIG [--data-dir DATA_DIR]`` would serve.
+
+    Raises:
+        ConfigError: the file is missing or invalid.
+    """
+    if not Path(config).is_file():
+        raise ConfigError(f"configuration file {config} does not exist")
+    flags = argparse.Namespace(
+        config=config,
+        listen=None,
+        workers=None,
+        data_dir=data_dir,
+        database=None,
+        base_url=None,
+        tls_certificate=None,
+        tls_key=None,
+        default_index=None,
+        tree=[],
+    )
+    return build_plan(flags)
 
 
 def _announce(plan: ServePlan) -> None:

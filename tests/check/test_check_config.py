@@ -1,0 +1,195 @@
+"""``headwater check --config``: a headwater configuration's indexes, checked in process.
+
+Every policy scenario file (tests/data/policy) is realized as for the server's end-to-end test
+(an upstream headwater for the remote sources, hosted indexes filled with real distributions,
+directories, proxies; tests/server/test_index_e2e.py ``realize``), then the real CLI checks the
+scenario's projects against the configuration it wrote, and must say what the server does:
+served from the same sources, refused with the same kind, missing where the server answers 404.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headwater.simple.names import normalize_name
+from headwater.testing.policy_scenarios import Scenario, load_scenario
+from tests.check.conftest import clean_env, run_check
+from tests.server.test_index_e2e import SCENARIOS, Realized, realize
+
+
+def _public(realized: Realized, work: Path) -> str:
+    """The URL the scenario's config gives its public proxy (a source named pypi), else a dead
+    one (then names served only from one's own sources are reported unavailable)."""
+    config = (work / "headwater.toml").read_text()
+    for block in config.split("[proxy.")[1:]:
+        name, _, rest = block.partition("]")
+        if name == "pypi":
+            return rest.split('url = "', 1)[1].split('"', 1)[0]
+    return "http://127.0.0.1:9/simple/"
+
+
+def _check(work: Path, projects: list[str], *extra: str) -> tuple[int, dict[str, Any]]:
+    (work / "requirements.txt").write_text("".join(f"{p}\n" for p in projects))
+    result = run_check(
+        [
+            "requirements.txt",
+            "--config",
+            str(work / "headwater.toml"),
+            "--data-dir",
+            str(work / "data"),
+            "--format",
+            "json",
+            "--timeout",
+            "5",
+            *extra,
+        ],
+        env=clean_env(work),
+        cwd=work,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return result.returncode, data
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_check_config_says_what_the_server_does(path: Path, tmp_path: Path) -> None:
+    scenario: Scenario = load_scenario(path.read_text(), name=path.name)
+    with realize(scenario, tmp_path) as realized:
+        public = _public(realized, tmp_path)
+        projects = [e.project for e in scenario.expect]
+        status, data = _check(tmp_path, projects, "--public", public)
+    assert data["client"] == "headwater"
+    # Spellings of one name (Foo_Bar, foo.bar) are one finding, as they are one project.
+    findings = {(r["index"], r["project"]): r for r in data["requirements"]}
+    for expect in scenario.expect:
+        what = f"{path.name}: {expect.project}"
+        finding = findings[(scenario.index, normalize_name(expect.project))]
+        if expect.outcome == "served":
+            assert finding["risk"] in ("ok", "guarded", "unclaimed", "unavailable"), what
+            served = [s["index"] for s in finding["served_by"]]
+            if expect.sources:
+                assert served == list(expect.sources), f"{what}: {finding}"
+            if finding["risk"] == "unavailable":  # only the public index may fail here
+                assert [u["index"] for u in finding["unavailable"]] == ["public"], what
+        elif expect.outcome == "not-found":
+            assert finding["risk"] == "missing", f"{what}: {finding}"
+        else:
+            want = "unavailable" if expect.refusal == "unavailable" else "refused"
+            assert finding["risk"] == want, f"{what}: {finding}"
+            for source in expect.sources:
+                assert source in finding["message"], f"{what}: {source} not named"
+            assert finding["advice"], what
+    risky = any(
+        r["risk"] in ("refused", "unavailable", "missing", "unclaimed") for r in findings.values()
+    )
+    assert status == (1 if risky else 0)
+
+
+def test_birsan_guarded_and_refused_in_the_text_report(tmp_path: Path) -> None:
+    scenario = load_scenario(
+        next(p for p in SCENARIOS if p.stem == "birsan").read_text(), name="birsan.toml"
+    )
+    with realize(scenario, tmp_path) as realized:
+        public = _public(realized, tmp_path)
+        (tmp_path / "requirements.txt").write_text("Foo_Bar\nbilling-client\n")
+        result = run_check(
+            [
+                "--config",
+                str(tmp_path / "headwater.toml"),
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--public",
+                public,
+            ],
+            env=clean_env(tmp_path),
+            cwd=tmp_path,
+        )
+    out = result.stdout
+    assert result.returncode == 1, result.stderr
+    assert "Indexes of the configuration, and their sources" in out
+    # Foo_Bar is on the public index too (version 9999): served from internal only.
+    assert "guarded  main: Foo_Bar" in out
+    assert "'pypi' has it too and is not served" in out
+    # billing-client was deleted from internal; pypi has it: the index refuses, and says how to
+    # resolve it, as pip and uv users see it.
+    assert "refused  main: billing-client" in out
+    assert "what to do:" in out
+
+
+def test_config_mode_refuses_client_index_options(tmp_path: Path) -> None:
+    (tmp_path / "headwater.toml").write_text('[proxy.pypi]\nurl = "http://127.0.0.1:9/simple/"\n')
+    (tmp_path / "requirements.txt").write_text("requests\n")
+    env = clean_env(tmp_path)
+    mixed = run_check(
+        ["--config", "headwater.toml", "--index-url", "http://127.0.0.1:9/simple/"],
+        env=env,
+        cwd=tmp_path,
+    )
+    assert mixed.returncode == 2
+    assert "--index-url and --config cannot be combined" in mixed.stderr
+    lonely = run_check(["--index", "main"], env=env, cwd=tmp_path)
+    assert lonely.returncode == 2
+    assert "--index is about a headwater configuration: give --config too" in lonely.stderr
+    no_index = run_check(["--config", "headwater.toml"], env=env, cwd=tmp_path)
+    assert no_index.returncode == 2
+    assert "defines no [index.NAME]" in no_index.stderr
+
+
+def test_config_mode_names_a_wrong_index_and_a_missing_database(tmp_path: Path) -> None:
+    (tmp_path / "headwater.toml").write_text(
+        '[serve]\ndata_dir = "data"\n'
+        "[hosted.internal]\n"
+        '[proxy.pypi]\nurl = "http://127.0.0.1:9/simple/"\n'
+        '[index.main]\nsources = ["internal", "pypi"]\n'
+    )
+    (tmp_path / "requirements.txt").write_text("requests\n")
+    env = clean_env(tmp_path)
+    wrong = run_check(["--config", "headwater.toml", "--index", "internal"], env=env, cwd=tmp_path)
+    assert wrong.returncode == 2
+    assert "--index 'internal': a hosted, not an [index.NAME]" in wrong.stderr
+    assert "indexes: main" in wrong.stderr
+    missing = run_check(["--config", "headwater.toml"], env=env, cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "database" in missing.stderr and "does not exist" in missing.stderr
+    assert not (tmp_path / "data" / "headwater.sqlite3").exists()  # the check created nothing
+    # An old or foreign database is named, not used.
+    (tmp_path / "data").mkdir()
+    sqlite3.connect(tmp_path / "data" / "headwater.sqlite3").close()
+    foreign = run_check(["--config", "headwater.toml"], env=env, cwd=tmp_path)
+    assert foreign.returncode == 2
+    assert "cannot read the hosted indexes' database" in foreign.stderr
+
+
+def test_index_options_in_the_files_are_reported_not_used(tmp_path: Path) -> None:
+    scenario = load_scenario(
+        next(p for p in SCENARIOS if p.stem == "torchtriton").read_text(), name="torchtriton.toml"
+    )
+    with realize(scenario, tmp_path) as realized:
+        public = _public(realized, tmp_path)
+        (tmp_path / "requirements.txt").write_text(
+            "--extra-index-url http://127.0.0.1:9/elsewhere/\ntorchtriton\n"
+        )
+        result = run_check(
+            [
+                "--config",
+                str(tmp_path / "headwater.toml"),
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--public",
+                public,
+                "--format",
+                "json",
+            ],
+            env=clean_env(tmp_path),
+            cwd=tmp_path,
+        )
+    data = json.loads(result.stdout)
+    assert any("index option ignored" in w for w in data["warnings"]), data["warnings"]
+    [finding] = data["requirements"]
+    assert finding["index"] == scenario.index
+    assert "127.0.0.1:9/elsewhere" not in json.dumps(data["indexes"])
