@@ -1,15 +1,25 @@
-"""SingleFlight: one computation per key shared by concurrent callers, on a real event loop."""
+"""SingleFlight: one computation per key shared by concurrent callers, on a real event loop;
+and the composed index and the hosted source through it."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections.abc import Callable, Coroutine
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from headwater.policy import Rules, SourceKind, SourceSpec
 from headwater.repository._flight import SingleFlight
+from headwater.repository.base import FileRef, PageFormat, RenderedPage, SourceProject
+from headwater.repository.hosted import HostedSource
+from headwater.repository.index import ComposedIndex
+from headwater.simple.model import File, ProjectPage
+from headwater.simple.names import NormalizedName, normalize_name
+from headwater.storage.memory import MemoryStorage
 
 
 class Work:
@@ -151,3 +161,105 @@ async def test_aclose_cancels_running_computations_and_their_callers() -> None:
     for caller in callers:
         with pytest.raises(asyncio.CancelledError):
             await caller
+
+
+# -- where it is used: a cancelled first request leaves the others their answer ----------------
+
+
+class GatedSource:
+    """A directory-like source whose answer for a project waits for ``release``."""
+
+    kind = "directory"
+    local = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.asked = 0
+        self.release = asyncio.Event()
+
+    async def project(self, name: NormalizedName) -> SourceProject:
+        self.asked += 1
+        await self.release.wait()
+        file = File(filename=f"{name}-1.0.tar.gz", url=f"{name}-1.0.tar.gz")
+        return SourceProject(ProjectPage(name=name, files=(file,)), version="1")
+
+    async def project_names(self) -> list[NormalizedName]:
+        return []
+
+    async def page(self, project: NormalizedName | None, fmt: PageFormat) -> RenderedPage | None:
+        return None
+
+    async def file(self, path: str) -> FileRef | None:
+        return None
+
+    async def check(self) -> None:
+        return None
+
+
+@on_a_loop
+async def test_a_composed_index_decides_once_for_concurrent_requests() -> None:
+    source = GatedSource("local")
+    rules = Rules(index="main", sources=(SourceSpec(name="local", kind=SourceKind.DIRECTORY),))
+    index = ComposedIndex("main", [source], rules, project_url=lambda s, p: f"http://x/{s}/{p}/")
+    name = normalize_name("demo")
+    first = asyncio.create_task(index.page(name, "json"))
+    await settle()
+    others = [asyncio.create_task(index.page(name, ("json", "html")[i % 2])) for i in range(20)]
+    await settle()
+    first.cancel()  # the first client went away while the sources were asked
+    await settle()
+    source.release.set()
+    async with asyncio.timeout(5):
+        pages = await asyncio.gather(*others)
+    assert source.asked == 1
+    assert all(p is not None and b"demo-1.0.tar.gz" in p.body for p in pages)
+
+
+class GatedDatabase:
+    """The part of the database a hosted source reads; ``project`` blocks until ``release``."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def last_serial(self, index: str) -> int:
+        return 1
+
+    def projects(self, index: str) -> list[Any]:
+        return []
+
+    def project(self, index: str, name: NormalizedName) -> Any:
+        self.asked += 1
+        self.entered.set()
+        self.release.wait(10)
+        return SimpleNamespace(
+            name=name,
+            status="active",
+            status_reason=None,
+            files=[],
+            tracks=[],
+            alternate_locations=[],
+            last_serial=1,
+        )
+
+    def namespace_covering(self, index: str, name: str) -> Any:
+        return None
+
+
+@on_a_loop
+async def test_a_hosted_page_is_rendered_once_for_concurrent_requests() -> None:
+    db = GatedDatabase()
+    hosted = HostedSource("private", db, MemoryStorage())  # type: ignore[arg-type]
+    name = normalize_name("demo")
+    first = asyncio.create_task(hosted.page(name, "json"))
+    assert await asyncio.to_thread(db.entered.wait, 5)
+    others = [asyncio.create_task(hosted.page(name, "json")) for _ in range(20)]
+    await settle()
+    first.cancel()
+    await settle()
+    db.release.set()
+    async with asyncio.timeout(5):
+        pages = await asyncio.gather(*others)
+    assert db.asked == 1
+    assert all(p is not None and p is pages[0] for p in pages)
