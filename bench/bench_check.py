@@ -13,7 +13,14 @@ public index is in use). One warm-up run (the upstreams render and cache their p
 timed runs; the median wall time is compared with the target. The process environment carries no
 pip/uv configuration (PIP_CONFIG_FILE=/dev/null, UV_NO_CONFIG=1), so only the given indexes count.
 
-    .venv/bin/python bench/bench_check.py [--runs 5] [--names 500]
+    .venv/bin/python bench/bench_check.py [--runs 5] [--names 500] [--config]
+
+With ``--config`` the same three upstreams become ``[proxy.NAME]`` sources of one headwater
+``[index.main]`` under the ``pep708`` policy (which consults every source for every name) with
+``ttl = 0`` (every page revalidated upstream on every run, as the plain check fetches it), and
+the check runs in process on that configuration::
+
+    headwater check reqs.txt --config headwater.toml --public PUBLIC --format json
 """
 
 from __future__ import annotations
@@ -60,6 +67,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--names", type=int, default=500)
+    parser.add_argument(
+        "--config", action="store_true", help="check a headwater configuration's index instead"
+    )
     args = parser.parse_args()
     private, public, extra, wanted = _corpora(args.names)
     with contextlib.ExitStack() as stack:
@@ -76,6 +86,19 @@ def main() -> int:
             "--public", up_public.simple_url,
             "--format", "json",
         ]  # fmt: skip
+        if args.config:
+            proxies = (("private", up_private), ("public", up_public), ("extra", up_extra))
+            (work / "headwater.toml").write_text(
+                f'[serve]\ndata_dir = "{work / "data"}"\n'
+                + "".join(
+                    f'[proxy.{name}]\nurl = "{up.simple_url}"\nttl = 0\n' for name, up in proxies
+                )
+                + '[index.main]\nsources = ["private", "public", "extra"]\npolicy = "pep708"\n'
+            )
+            command = [
+                str(SCRIPT), "check", "reqs.txt", "--config", "headwater.toml",
+                "--public", up_public.simple_url, "--format", "json",
+            ]  # fmt: skip
         times: list[float] = []
         summary: dict[str, object] = {}
         for run in range(args.runs + 1):
@@ -103,7 +126,8 @@ def main() -> int:
     load = os.getloadavg()[0]
     print(f"findings: {summary}")
     print(
-        f"headwater check, {args.names} requirements x 3 indexes: median {median:.2f} s "
+        f"headwater check{' --config' if args.config else ''}, {args.names} requirements x 3 "
+        f"{'sources' if args.config else 'indexes'}: median {median:.2f} s "
         f"(min {min(times):.2f}, max {max(times):.2f}, {args.runs} runs; load average {load:.2f})"
     )
     verdict = "OK" if median <= TARGET_S else "MISSED"
