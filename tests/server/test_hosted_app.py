@@ -182,3 +182,42 @@ def test_ready_fails_naming_the_database_when_it_is_gone(tmp_path: Path) -> None
         assert hosted.get("/health/live").status == 200
     finally:
         db.close()
+
+
+def test_database_outage_is_a_503_with_a_reason_and_stores_nothing(tmp_path: Path) -> None:
+    with fresh_database() as url:
+        db = Database.connect(url)
+        db.upgrade()
+        hosted = Hosted(tmp_path, db)
+        kept, _ = dists(tmp_path / "kept", "kept", "1.0")
+        assert hosted.upload(kept).status == 200
+        wheel, _ = dists(tmp_path / "dist", "during-outage", "1.0")
+    # The database is gone (fresh_database dropped it): every answer is a 503 saying so, which
+    # twine retries and pip reports; nothing half-made is left.
+    try:
+        before = sorted(p.name for p in (hosted.data / "hosted").rglob("*") if p.is_file())
+        upload = hosted.upload(wheel)
+        assert upload.status == 503, upload.body
+        assert b"database" in upload.body and b"Try again" in upload.body
+        after = sorted(p.name for p in (hosted.data / "hosted").rglob("*") if p.is_file())
+        assert after == before
+        spool = hosted.data / "run" / "uploads"
+        assert not spool.exists() or not any(spool.iterdir())
+        change = hosted.send(
+            "POST", "/api/main/projects/kept/yank", hosted.admin, b'{"version": "1.0"}'
+        )
+        assert change.status == 503, change.body  # not a 409: nothing conflicted
+        assert b"database" in change.body
+        listing = hosted.get("/main/simple/", **JSON)
+        assert listing.status == 503, listing.body
+        assert listing.headers["cache-control"] == "no-store"
+        assert b"database cannot be read" in listing.body
+        # A project page: the refusal as every installer is shown one (pip: a 200 it will not
+        # read, naming the problem; others: a redirect to a 503 carrying it).
+        as_pip = hosted.get("/main/simple/kept/", **{"User-Agent": "pip/26.0"})
+        assert as_pip.status == 200 and as_pip.headers["x-headwater-refused"] == "unavailable"
+        assert "database cannot be read" in as_pip.headers["content-type"]
+        file_url = "/main/packages/" + "ab" * 2 + "/" + "cd" * 30 + "/kept-1.0-py3-none-any.whl"
+        assert hosted.get(file_url).status == 503
+    finally:
+        db.close()

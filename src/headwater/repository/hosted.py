@@ -176,12 +176,25 @@ class HostedSource:
         self._checked = float("-inf")
 
     async def page(self, project: NormalizedName | None, fmt: PageFormat) -> RenderedPage | None:
-        await self._fresh()
-        key = (project, fmt)
-        if key in self._pages:
-            return self._pages[key]
-        # Concurrent requests for a page that is not cached share one rendering.
-        return await self._rendering.run(key, lambda: self._render_and_keep(project, fmt))
+        """The rendered page (None: no such project).
+
+        Raises:
+            SourceUnavailable: the database cannot be read (the server answers 503).
+        """
+        try:
+            await self._fresh()
+            key = (project, fmt)
+            if key in self._pages:
+                return self._pages[key]
+            # Concurrent requests for a page that is not cached share one rendering.
+            return await self._rendering.run(key, lambda: self._render_and_keep(project, fmt))
+        except (OSError, DatabaseError) as exc:
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: Exception) -> SourceUnavailable:
+        return SourceUnavailable(
+            f"hosted index {self.name!r}: the database cannot be read: {exc}", source=self.name
+        )
 
     async def _render_and_keep(
         self, project: NormalizedName | None, fmt: PageFormat
@@ -244,9 +257,7 @@ class HostedSource:
             if found is None:
                 claimed = await asyncio.to_thread(self._holds_name, name)
         except (OSError, DatabaseError) as exc:
-            raise SourceUnavailable(
-                f"hosted index {self.name!r}: the database cannot be read: {exc}", source=self.name
-            ) from exc
+            raise self._unavailable(exc) from exc
         page = render_record(found[0], namespaces=found[1]) if found is not None else None
         result = SourceProject(page, version=f"{self.name}@{serial}", claimed=claimed)
         if serial == self._serial:
@@ -264,9 +275,7 @@ class HostedSource:
         try:
             summaries = await asyncio.to_thread(self.db.projects, self.name)
         except (OSError, DatabaseError) as exc:
-            raise SourceUnavailable(
-                f"hosted index {self.name!r}: the database cannot be read: {exc}", source=self.name
-            ) from exc
+            raise self._unavailable(exc) from exc
         return [
             NormalizedName(str(s.name))
             for s in summaries
@@ -279,7 +288,10 @@ class HostedSource:
         return [str(grant.name) for grant in grants]
 
     async def file(self, path: str) -> FileRef | None:
-        await self._fresh()
+        try:
+            await self._fresh()  # (which files are blocked: it must not be skipped)
+        except DatabaseError as exc:
+            raise self._unavailable(exc) from exc
         ref = await self._files.file(path)
         if ref is not None and ref.key.removesuffix(".metadata") in self._blocked:
             # PEP 792: a quarantined project MUST NOT offer any files (nor their .metadata).

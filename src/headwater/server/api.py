@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from headwater.db import Database, DatabaseError, InvalidArgument
+from headwater.db import Database, DatabaseError, DatabaseUnavailable, InvalidArgument
 from headwater.db import NotFound as DbNotFound
 from headwater.repository.hosted import HostedSource
 from headwater.server.auth import Authenticator, token_allows
@@ -139,6 +139,14 @@ def api_routes(
                 return _json({"error": str(exc)}, exc.status, challenge=exc.challenge)
             except DbNotFound as exc:
                 return _json({"error": str(exc)}, 404)
+            except DatabaseUnavailable:
+                return _json(
+                    {
+                        "error": "the index cannot reach its database; nothing was changed. Try "
+                        "again later (the operator sees why at /health/ready)"
+                    },
+                    503,
+                )
             except InvalidArgument as exc:
                 return _json({"error": str(exc)}, 400)
             except DatabaseError as exc:

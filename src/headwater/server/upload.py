@@ -17,7 +17,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from headwater.db import Database
+from headwater.db import Database, DatabaseUnavailable
 from headwater.repository.artifacts import metadata_for_pep658
 from headwater.repository.hosted import HostedSource
 from headwater.repository.uploads import Accepted, Candidate, UploadRefused, accept_upload
@@ -64,7 +64,16 @@ class UploadEndpoint:
         source = self.hosted.get(index) if index else None
         if source is None or index is None:
             return _refuse(404, f"{request.url.path} is not the upload URL of a hosted index")
-        response = await self._upload(request, index, source)
+        try:
+            response = await self._upload(request, index, source)
+        except DatabaseUnavailable:
+            # The file is visible only once its row is committed, so it is not in the index; the
+            # spool file went with the request. A 5xx, which twine retries.
+            response = _refuse(
+                503,
+                f"Index {index!r} cannot reach its database; the file was not added. Try again later "
+                "(the operator sees why at /health/ready)",
+            )
         result = "created" if response.status_code == 200 else "refused"
         if response.status_code == 200 and bytes(response.body).startswith(b"OK (already"):
             result = "identical"
