@@ -151,6 +151,35 @@ def plan_from_config(config: str, *, data_dir: str | None = None) -> ServePlan:
     return build_plan(flags)
 
 
+def _check_tls(certificate: str | None, key: str | None) -> None:
+    """Load the certificate and key as the server will, so that a missing file or a key of
+    another certificate is refused before anything starts.
+
+    Raises:
+        ConfigError: naming the file and what is wrong with it.
+    """
+    if certificate is None or key is None:
+        return
+    import ssl
+
+    for what, path, kind in (
+        ("tls_certificate", certificate, "certificate chain"),
+        ("tls_key", key, "private key"),
+    ):
+        if not Path(path).is_file():
+            raise ConfigError(
+                f"{what} {path!r} is not a file: give the PEM {kind} file (e.g. Let's Encrypt's "
+                "fullchain.pem and privkey.pem)"
+            )
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certificate, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"tls_certificate {certificate!r} and tls_key {key!r} cannot be used together "
+            f"({exc}): give a PEM certificate chain and the PEM private key it was made for"
+        ) from exc
+
+
 def _announce(plan: ServePlan) -> None:
     settings = plan.settings
     scheme = "https" if settings.tls_certificate else "http"
@@ -206,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
     from headwater.server.run import run_server
 
     plan = build_plan(args)
+    _check_tls(plan.settings.tls_certificate, plan.settings.tls_key)
     token_file = prepare_database(plan) if plan.hosted else None
     _announce(plan)
     if token_file:
