@@ -217,6 +217,15 @@ def test_database_outage_is_a_503_with_a_reason_and_stores_nothing(tmp_path: Pat
         as_pip = hosted.get("/main/simple/kept/", **{"User-Agent": "pip/26.0"})
         assert as_pip.status == 200 and as_pip.headers["x-headwater-refused"] == "unavailable"
         assert "database cannot be read" in as_pip.headers["content-type"]
+        as_uv = hosted.get("/main/simple/kept/", **{"User-Agent": "uv/0.13", **JSON})
+        assert as_uv.status == 302 and as_uv.headers["cache-control"] == "no-store"
+        location = as_uv.headers["location"]
+        path, _, query = location.partition("?")
+        followed = asyncio.run(
+            call(hosted.app, "GET", path, query=query, headers={"User-Agent": "uv/0.13", **JSON})
+        )
+        assert followed.status == 503 and b"database cannot be read" in followed.body
+        assert followed.headers["cache-control"] == "no-store"
         file_url = "/main/packages/" + "ab" * 2 + "/" + "cd" * 30 + "/kept-1.0-py3-none-any.whl"
         assert hosted.get(file_url).status == 503
     finally:

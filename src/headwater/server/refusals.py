@@ -75,5 +75,5 @@ async def send_refusal(
         await send_text(send, status, text, head=head, extra=no_store)
         return status
     location = f"{project_url}?{REFUSED_PARAM}={_query_safe(message)}&fix={_query_safe(fix)}"
-    await send_redirect(send, location, status=302, head=head)
+    await send_redirect(send, location, status=302, head=head, extra=no_store)
     return 302

@@ -47,7 +47,12 @@ async def send_text(
 
 
 async def send_redirect(
-    send: Send, location: str, *, status: int = 301, head: bool = False
+    send: Send,
+    location: str,
+    *,
+    status: int = 301,
+    head: bool = False,
+    extra: Headers | None = None,
 ) -> None:
     """A redirect to ``location`` (already escaped), with a one-line body for people."""
     await send_text(
@@ -55,5 +60,5 @@ async def send_redirect(
         status,
         f"moved to {location}",
         head=head,
-        extra=[(b"location", location.encode("latin-1"))],
+        extra=[(b"location", location.encode("latin-1")), *(extra or [])],
     )
