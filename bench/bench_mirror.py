@@ -130,6 +130,8 @@ class Run:
     tree_peak_mb: float
     maxrss_mb: float
     status: int
+    user_s: float = 0.0  # CPU time of the command (user, system), from /usr/bin/time
+    sys_s: float = 0.0
     output: str = ""
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -149,7 +151,8 @@ def _child_env() -> dict[str, str]:
 def measure(cmd: list[str]) -> Run:
     """Run ``cmd`` pinned to the mirror core; wall time, peak tree RSS and max RSS."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as timing:
-        full = ["/usr/bin/time", "-f", "%M", "-o", timing.name, "taskset", "-c", MIRROR_CORE, *cmd]
+        full = ["/usr/bin/time", "-f", "%U %S %M", "-o", timing.name,
+                "taskset", "-c", MIRROR_CORE, *cmd]  # fmt: skip
         started = time.perf_counter()
         proc = subprocess.Popen(
             full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_child_env()
@@ -163,13 +166,16 @@ def measure(cmd: list[str]) -> Run:
             time.sleep(0.05)
         seconds = time.perf_counter() - started
         reader.join()
-        lines = Path(timing.name).read_text().split()
-        maxrss_kb = int(lines[-1]) if lines and lines[-1].isdigit() else 0
+        # The last line is "user sys maxrss" (earlier lines say how a failed command exited).
+        fields = (Path(timing.name).read_text().strip().splitlines() or [""])[-1].split()
+        user, system, maxrss_kb = (float(f) for f in fields) if len(fields) == 3 else (0, 0, 0)
     return Run(
         seconds=seconds,
         tree_peak_mb=sampler.peak / 2**20,
         maxrss_mb=maxrss_kb / 1024,
         status=proc.returncode,
+        user_s=user,
+        sys_s=system,
         output="".join(output[-20:]),
     )
 
@@ -296,9 +302,21 @@ def run_tool(tool: str, upstream: Upstream, target: Path, workers: int) -> Run:
 
 
 def fresh(scratch: Path, name: str) -> Path:
+    """An empty target: a tree already at ``scratch/name`` is moved aside, not deleted.
+
+    Deleting it here would tax the next measured run: this file system (ext4 without a journal)
+    skips inodes freed in the last 60 s (360 s while their inode table block is dirty) when it
+    allocates new ones, checking each skipped one in the buffer cache, so every file created in
+    the next minute scans past the tens of thousands just freed (``recently_deleted()`` in
+    ``fs/ext4/ialloc.c``; a perf profile put 12 s of system time there in a 2,000-project run).
+    No mirror run meets that in practice, so the trees are moved to ``.trash/`` and deleted
+    after the last measured run (see :func:`scratch_dir`).
+    """
     target = scratch / name
     if target.exists():
-        shutil.rmtree(target)
+        trash = scratch / ".trash"
+        trash.mkdir(exist_ok=True)
+        target.rename(trash / f"{name}-{time.monotonic_ns()}")
     conf = target.with_suffix(".conf")
     conf.unlink(missing_ok=True)
     return target
@@ -415,8 +433,9 @@ def full_sync_case(
             target = fresh(scratch, f"{case}-{tool}")
             run = run_tool(tool, upstream, target, args.workers)
             label = "warm-up" if index < 0 else f"run {index + 1}"
-            print(f"  {case} {tool} {label}: {run.seconds:.2f}s, {run.tree_peak_mb:.0f} MB, "
-                  f"{run.counts}", flush=True)  # fmt: skip
+            print(f"  {case} {tool} {label}: {run.seconds:.2f}s (cpu {run.user_s:.2f} user "
+                  f"{run.sys_s:.2f} sys), {run.tree_peak_mb:.0f} MB, {run.counts}, "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
             if run.counts["json_pages"] != expected or run.counts["files"] != expected:
                 rows[
                     tool
@@ -564,7 +583,10 @@ def plan_driver(upstream_url: str, target: str) -> int:
 def scratch_dir(path: str | None) -> Iterator[Path]:
     if path:
         Path(path).mkdir(parents=True, exist_ok=True)
-        yield Path(path)
+        try:
+            yield Path(path)
+        finally:
+            shutil.rmtree(Path(path) / ".trash", ignore_errors=True)  # see fresh()
         return
     tmp = Path(tempfile.mkdtemp(prefix="headwater-bench-mirror-"))
     try:
