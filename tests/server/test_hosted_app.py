@@ -118,6 +118,8 @@ def test_private_index_api_and_namespaces_need_a_read_token(
         "/api/main/projects/secret-tool",
         "/main/namespaces",
         "/main/namespace/secret",
+        "/namespaces",  # the default index's, at the root like its /simple/
+        "/namespace/secret",
     ):
         anonymous = hosted.get(path)
         assert anonymous.status == 401, (path, anonymous.body)
@@ -135,7 +137,14 @@ def test_public_index_api_and_namespaces_are_anonymous(tmp_path: Path, sqlite_db
     assert hosted.upload(wheel).status == 200
     shown = hosted.get("/api/main/projects/open-tool")
     assert shown.status == 200 and msgspec.json.decode(shown.body)["owners"] == ["alice"]
-    assert hosted.get("/main/namespaces").status == 200
+    sqlite_db.grant_namespace("main", "open", owner="alice")
+    listed = hosted.get("/main/namespaces")
+    assert listed.status == 200 and msgspec.json.decode(listed.body) == [{"name": "open"}]
+    # PEP 752's endpoints of the default index are at the root too, as its /simple/ is.
+    assert hosted.get("/namespaces").body == listed.body
+    detail = hosted.get("/namespace/Open")
+    assert detail.status == 200 and msgspec.json.decode(detail.body)["owner"] == "alice"
+    assert hosted.get("/namespace/closed").status == 404
 
 
 def test_ready_fails_naming_the_index_when_its_storage_cannot_be_written(

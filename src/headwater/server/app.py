@@ -54,6 +54,8 @@ _UNAVAILABLE_FIX = (
     "it has cached; headwater never takes the project from another source instead"
 )
 _SECTIONS = frozenset({"", "simple", "packages", "pypi", "legacy", *_FIXED_FORMATS})
+#: PEP 752's endpoints, answered by ``rest``; the default index's are at the root too.
+_NAMESPACE_SECTIONS = ("namespaces", "namespace")
 
 
 class IndexApp:
@@ -169,6 +171,12 @@ class IndexApp:
 
         path: str = scope["path"]
         first = path.split("/", 2)[1] if path.count("/") >= 1 else ""
+        if first in _NAMESPACE_SECTIONS and self.default is not None:
+            # /namespaces of the default index is /<default>/namespaces (its read guard ran in
+            # _fast, as for its pages).
+            path = f"/{self.default}{path}"
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+            first = self.default
         index = first if first in self.sources else "-"
         what = "upload" if path.endswith(("/legacy/", "/legacy")) else "api"
         if first in ("health", "metrics"):
@@ -212,6 +220,7 @@ class IndexApp:
             "packages",
             "pypi",
             *_FIXED_FORMATS,
+            *_NAMESPACE_SECTIONS,
         ):
             index, rest_at = self.default, 1
         elif path == "/":
