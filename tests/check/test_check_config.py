@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,10 @@ import pytest
 from headwater.simple.names import normalize_name
 from headwater.testing.policy_scenarios import Scenario, load_scenario
 from tests.check.conftest import clean_env, run_check
-from tests.server.test_index_e2e import SCENARIOS, Realized, realize
+from tests.server.test_index_e2e import SCENARIOS, realize
 
 
-def _public(realized: Realized, work: Path) -> str:
+def _public(work: Path) -> str:
     """The URL the scenario's config gives its public proxy (a source named pypi), else a dead
     one (then names served only from one's own sources are reported unavailable)."""
     config = (work / "headwater.toml").read_text()
@@ -33,17 +34,22 @@ def _public(realized: Realized, work: Path) -> str:
     return "http://127.0.0.1:9/simple/"
 
 
-def _check(work: Path, projects: list[str], *extra: str) -> tuple[int, dict[str, Any]]:
-    (work / "requirements.txt").write_text("".join(f"{p}\n" for p in projects))
-    result = run_check(
+def _scenario(stem: str) -> Scenario:
+    path = next(p for p in SCENARIOS if p.stem == stem)
+    return load_scenario(path.read_text(), name=path.name)
+
+
+def _run(work: Path, requirements: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``headwater check`` of ``requirements`` against the realized scenario's configuration."""
+    (work / "requirements.txt").write_text(requirements)
+    return run_check(
         [
-            "requirements.txt",
             "--config",
             str(work / "headwater.toml"),
             "--data-dir",
             str(work / "data"),
-            "--format",
-            "json",
+            "--public",
+            _public(work),
             "--timeout",
             "5",
             *extra,
@@ -51,6 +57,10 @@ def _check(work: Path, projects: list[str], *extra: str) -> tuple[int, dict[str,
         env=clean_env(work),
         cwd=work,
     )
+
+
+def _check(work: Path, projects: list[str]) -> tuple[int, dict[str, Any]]:
+    result = _run(work, "".join(f"{p}\n" for p in projects), "--format", "json")
     assert result.returncode in (0, 1), result.stderr
     data: dict[str, Any] = json.loads(result.stdout)
     return result.returncode, data
@@ -59,10 +69,8 @@ def _check(work: Path, projects: list[str], *extra: str) -> tuple[int, dict[str,
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 def test_check_config_says_what_the_server_does(path: Path, tmp_path: Path) -> None:
     scenario: Scenario = load_scenario(path.read_text(), name=path.name)
-    with realize(scenario, tmp_path) as realized:
-        public = _public(realized, tmp_path)
-        projects = [e.project for e in scenario.expect]
-        status, data = _check(tmp_path, projects, "--public", public)
+    with realize(scenario, tmp_path):
+        status, data = _check(tmp_path, [e.project for e in scenario.expect])
     assert data["client"] == "headwater"
     # Spellings of one name (Foo_Bar, foo.bar) are one finding, as they are one project.
     findings = {(r["index"], r["project"]): r for r in data["requirements"]}
@@ -91,24 +99,8 @@ def test_check_config_says_what_the_server_does(path: Path, tmp_path: Path) -> N
 
 
 def test_birsan_guarded_and_refused_in_the_text_report(tmp_path: Path) -> None:
-    scenario = load_scenario(
-        next(p for p in SCENARIOS if p.stem == "birsan").read_text(), name="birsan.toml"
-    )
-    with realize(scenario, tmp_path) as realized:
-        public = _public(realized, tmp_path)
-        (tmp_path / "requirements.txt").write_text("Foo_Bar\nbilling-client\n")
-        result = run_check(
-            [
-                "--config",
-                str(tmp_path / "headwater.toml"),
-                "--data-dir",
-                str(tmp_path / "data"),
-                "--public",
-                public,
-            ],
-            env=clean_env(tmp_path),
-            cwd=tmp_path,
-        )
+    with realize(_scenario("birsan"), tmp_path):
+        result = _run(tmp_path, "Foo_Bar\nbilling-client\n")
     out = result.stdout
     assert result.returncode == 1, result.stderr
     assert "Indexes of the configuration, and their sources" in out
@@ -166,27 +158,13 @@ def test_config_mode_names_a_wrong_index_and_a_missing_database(tmp_path: Path) 
 
 
 def test_index_options_in_the_files_are_reported_not_used(tmp_path: Path) -> None:
-    scenario = load_scenario(
-        next(p for p in SCENARIOS if p.stem == "torchtriton").read_text(), name="torchtriton.toml"
-    )
-    with realize(scenario, tmp_path) as realized:
-        public = _public(realized, tmp_path)
-        (tmp_path / "requirements.txt").write_text(
-            "--extra-index-url http://127.0.0.1:9/elsewhere/\ntorchtriton\n"
-        )
-        result = run_check(
-            [
-                "--config",
-                str(tmp_path / "headwater.toml"),
-                "--data-dir",
-                str(tmp_path / "data"),
-                "--public",
-                public,
-                "--format",
-                "json",
-            ],
-            env=clean_env(tmp_path),
-            cwd=tmp_path,
+    scenario = _scenario("torchtriton")
+    with realize(scenario, tmp_path):
+        result = _run(
+            tmp_path,
+            "--extra-index-url http://127.0.0.1:9/elsewhere/\ntorchtriton\n",
+            "--format",
+            "json",
         )
     data = json.loads(result.stdout)
     assert any("index option ignored" in w for w in data["warnings"]), data["warnings"]

@@ -59,6 +59,7 @@ __all__ = [
     "Serving",
     "Wanted",
     "assess",
+    "finding_for",
     "hash_matches",
     "serving",
 ]
@@ -178,6 +179,32 @@ def _highest(page: ProjectPage, specifier: SpecifierSet) -> tuple[int, Version |
     return count, max(pool) if pool else None
 
 
+def finding_for(
+    wanted: Wanted,
+    risks: Sequence[Risk],
+    message: str,
+    advice: str = "",
+    *,
+    served: Sequence[Serving] = (),
+    failures: Sequence[Failure] = (),
+    decision: str | None = None,
+) -> Finding:
+    """The finding on ``wanted``: ``risks`` most severe first (the first is its verdict)."""
+    return Finding(
+        project=wanted.project,
+        names=wanted.names,
+        required_by=wanted.origins,
+        risk=risks[0],
+        risks=tuple(risks),
+        message=message,
+        advice=advice,
+        served_by=tuple(served),
+        unavailable=tuple(failures),
+        pinned_to=wanted.pinned_to,
+        decision=decision,
+    )
+
+
 def serving(index: str, page: ProjectPage, specifier: str) -> Serving:
     """How ``index`` serves ``page``: its number of versions and the highest one ``specifier``
     allows (an invalid specifier allows everything)."""
@@ -237,17 +264,13 @@ def assess(
     decision_text: str | None = None
 
     def finding(risks: Sequence[Risk], message: str, advice: str = "") -> Finding:
-        return Finding(
-            project=p,
-            names=wanted.names,
-            required_by=wanted.origins,
-            risk=risks[0],
-            risks=tuple(risks),
-            message=message,
-            advice=advice,
-            served_by=tuple(served),
-            unavailable=tuple(failures),
-            pinned_to=wanted.pinned_to,
+        return finding_for(
+            wanted,
+            risks,
+            message,
+            advice,
+            served=served,
+            failures=failures,
             decision=decision_text,
         )
 

@@ -30,7 +30,16 @@ from pathlib import Path
 
 import msgspec
 
-from headwater.check.assess import Failure, Finding, Risk, Serving, Wanted, hash_matches, serving
+from headwater.check.assess import (
+    Failure,
+    Finding,
+    Risk,
+    Serving,
+    Wanted,
+    finding_for,
+    hash_matches,
+    serving,
+)
 from headwater.check.audit import Report, wanted_projects
 from headwater.check.errors import CheckError
 from headwater.check.indexes import IndexPlan, normalize_index_url
@@ -271,17 +280,8 @@ async def _judge(
         failures: Sequence[Failure] = (),
         decision: str | None = None,
     ) -> Finding:
-        return Finding(
-            project=p,
-            names=item.names,
-            required_by=item.origins,
-            risk=risks[0],
-            risks=tuple(risks),
-            message=message,
-            advice=advice,
-            served_by=tuple(served),
-            unavailable=tuple(failures),
-            decision=decision,
+        return finding_for(
+            item, risks, message, advice, served=served, failures=failures, decision=decision
         )
 
     if item.direct is not None:
