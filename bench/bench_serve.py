@@ -63,6 +63,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -1050,6 +1051,122 @@ def upload_round(
     return result
 
 
+# -- one big upload ------------------------------------------------------------------------------
+
+
+def write_big_wheel(target: Path, size: int) -> tuple[Dist, Path]:
+    """A valid wheel of about ``size`` bytes (a stored, incompressible data file), written to
+    disk in 1 MiB blocks so the benchmark itself never holds it."""
+    import base64
+    import zipfile
+
+    from headwater.testing import wheels
+
+    display, version = "bench-big", "1.0.0"
+    module = "bench_big"
+    dist_info = f"{module}-{version}.dist-info"
+    filename = f"{module}-{version}-py3-none-any.whl"
+    path = target / filename
+    metadata = wheels.core_metadata(display, version)
+    wheel_file = b"Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    record: list[str] = []
+    block = 1 << 20
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        digest = hashlib.sha256()
+        with archive.open(f"{module}/data.bin", "w", force_zip64=True) as member:
+            left = size
+            while left > 0:
+                chunk = os.urandom(min(block, left))
+                member.write(chunk)
+                digest.update(chunk)
+                left -= len(chunk)
+        encoded = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+        record.append(f"{module}/data.bin,sha256={encoded},{size}")
+        for name, data in (
+            (f"{module}/__init__.py", b""),
+            (f"{dist_info}/METADATA", metadata),
+            (f"{dist_info}/WHEEL", wheel_file),
+        ):
+            archive.writestr(name, data)
+            encoded = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            record.append(f"{name},sha256={encoded.decode()},{len(data)}")
+        record.append(f"{dist_info}/RECORD,,")
+        archive.writestr(f"{dist_info}/RECORD", "\n".join(record) + "\n")
+    whole = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(block), b""):
+            whole.update(chunk)
+    return Dist("bench-big", filename, whole.hexdigest()), path
+
+
+def big_upload_main(args: argparse.Namespace) -> int:
+    """One ``twine upload`` of a ``--size-mb`` wheel to ``headwater serve`` (one worker): the
+    server's RSS must not grow with the file (issue 4: a 1 GB file must not need 1 GB)."""
+    twine = TWINE if TWINE.exists() else ROOT / ".venv" / "bin" / "twine"
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    print(f"load average at start: {_load()}", flush=True)
+    with scratch_dir(args.scratch, "headwater-bench-big-") as scratch:
+        data = scratch / "headwater-data"
+        started = time.perf_counter()
+        dist, path = write_big_wheel(scratch, args.size_mb * 10**6)
+        print(f"built {path.name}: {path.stat().st_size / 1e6:,.0f} MB in "
+              f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = popen([str(HEADWATER), "serve", "--data-dir", str(data), "--listen",
+                      f"127.0.0.1:{port}", "--workers", "1"],
+                     scratch / "headwater.log", cwd=scratch, env=_clean_env())  # fmt: skip
+        sampler = RssSampler(proc.pid)
+        try:
+            wait_http(f"{url}/main/simple/", proc)
+            token = create_token(scratch, data)
+            for _ in range(20):
+                get(f"{url}/main/simple/")
+            sampler.start()
+            time.sleep(1.0)
+            idle = tree_rss(proc.pid)
+            started = time.perf_counter()
+            done = subprocess.run(
+                [str(twine), "upload", "--non-interactive", "--disable-progress-bar",
+                 "--config-file", "/dev/null", "--repository-url", f"{url}/main/legacy/",
+                 "-u", "__token__", "-p", token, str(path)],
+                capture_output=True, text=True, check=False, env=_clean_env(),
+            )  # fmt: skip
+            seconds = time.perf_counter() - started
+            page_url = f"{url}/main/simple/{dist.project}/"
+            status, headers, body = get(page_url, PIP_ACCEPT)
+            listed = page_files(page_url, status, headers, body).get(dist.filename)
+            download = hashlib.sha256()
+            if listed is not None:
+                with urllib.request.urlopen(listed[0], timeout=300) as answer:
+                    for chunk in iter(lambda: answer.read(1 << 20), b""):
+                        download.update(chunk)
+        finally:
+            try:
+                samples = sampler.finish() if sampler.is_alive() else sampler.samples
+            finally:
+                stop(proc, signal.SIGINT)
+    peak = max((rss for _, rss in samples), default=idle)
+    ok = (
+        done.returncode == 0
+        and listed is not None
+        and listed[1] == dist.sha256
+        and download.hexdigest() == dist.sha256
+    )
+    growth = (peak - idle) / 2**20
+    flat = growth <= 100
+    if done.returncode:
+        print(done.stdout[-2000:], done.stderr[-2000:], file=sys.stderr)
+    print(f"twine upload of {args.size_mb:,} MB: exit {done.returncode}, {seconds:.1f} s "
+          f"({args.size_mb / seconds:,.0f} MB/s); listed with its sha256 and downloaded intact: "
+          f"{'yes' if ok else 'NO'}")  # fmt: skip
+    print(f"server RSS (all processes): idle {idle / 2**20:.0f} MB, peak {peak / 2**20:.0f} MB "
+          f"(+{growth:.0f} MB; target: independent of the file size, <= +100 MB) "
+          f"{'PASS' if flat else 'MISS'}")  # fmt: skip
+    print(f"load average at end: {_load()}")
+    return 0 if ok and flat else 1
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -1058,6 +1175,9 @@ def main() -> int:
     sub = parser.add_subparsers(dest="command")
     pages = sub.add_parser("pages", help="pages and file downloads, four servers (default)")
     uploads = sub.add_parser("uploads", help="concurrent twine uploads to headwater serve")
+    big = sub.add_parser("big-upload", help="one large twine upload; server memory must stay flat")
+    big.add_argument("--size-mb", type=int, default=1000, help="size of the wheel (1000 MB)")
+    big.add_argument("--scratch", help="working directory (default: a temporary directory)")
     for p in (parser, pages):
         p.add_argument("--projects", type=int, default=50, help="projects in the corpus (50)")
         p.add_argument("--seed", type=int, default=1)
@@ -1090,6 +1210,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.command == "uploads":
         return uploads_main(args)
+    if args.command == "big-upload":
+        return big_upload_main(args)
     return pages_main(args)
 
 
