@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -18,10 +22,14 @@ def run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
 
 
-@pytest.fixture(params=["memory", "filesystem"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+@pytest.fixture(params=["memory", "filesystem", "filesystem-named-temps"])
+def storage(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Storage:
     if request.param == "memory":
         return MemoryStorage()
+    if request.param == "filesystem-named-temps":  # as where O_TMPFILE does not exist
+        monkeypatch.setattr(filesystem, "_O_TMPFILE", 0)
     return FileStorage(tmp_path / "root")
 
 
@@ -133,7 +141,45 @@ def test_unsafe_keys_refused(storage: Storage, key: str) -> None:
 # --- file system only -----------------------------------------------------------------------------
 
 
-def test_temp_files_live_outside_the_tree_and_are_removed(tmp_path: Path) -> None:
+def _all_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_unnamed_files_until_published(tmp_path: Path) -> None:
+    if not filesystem._O_TMPFILE:
+        pytest.fail("O_TMPFILE is missing: headwater's default write path needs Linux")
+    fs = FileStorage(tmp_path)
+
+    async def go() -> None:
+        async with fs.writer("web/simple/index.html") as w:
+            await w.write(b"x" * (2 << 20))  # past the write buffer: bytes are on disk
+            # While writing, nothing has a name anywhere: not under web/, not in the temp dir.
+            assert _all_files(tmp_path) == []
+        assert (tmp_path / "web/simple/index.html").read_bytes() == b"x" * (2 << 20)
+        assert _all_files(tmp_path) == ["web/simple/index.html"]
+        assert fs._tmpfile  # the unnamed-file path was taken, not the fallback
+
+    run(go())
+
+
+def test_replacing_a_key_is_atomic_and_leaves_no_temp(storage: Storage, tmp_path: Path) -> None:
+    async def go() -> None:
+        await storage.write_bytes("web/simple/a/index.html", b"old")
+        await storage.write_many([("web/simple/a/index.html", b"new"), ("web/simple/b/x", b"b")])
+        async with storage.writer("web/simple/a/index.html") as w:
+            await w.write(b"newer")
+        assert await storage.read_bytes("web/simple/a/index.html") == b"newer"
+        assert await _collect(storage) == ["web/simple/a/index.html", "web/simple/b/x"]
+        if isinstance(storage, FileStorage):  # linked under a temp name, then renamed over
+            assert _all_files(tmp_path / "root") == ["web/simple/a/index.html", "web/simple/b/x"]
+
+    run(go())
+
+
+def test_named_temp_files_live_outside_the_tree_and_are_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(filesystem, "_O_TMPFILE", 0)  # a system without unnamed files
     fs = FileStorage(tmp_path)
 
     async def go() -> None:
@@ -148,6 +194,52 @@ def test_temp_files_live_outside_the_tree_and_are_removed(tmp_path: Path) -> Non
         assert await _collect(fs) == ["web/simple/index.html"]  # temp dir is never listed
 
     run(go())
+
+
+def test_file_system_without_unnamed_files_falls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_open = os.open
+    refused: list[str] = []
+
+    def no_tmpfile(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if filesystem._O_TMPFILE and flags & filesystem._O_TMPFILE == filesystem._O_TMPFILE:
+            refused.append(str(path))
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", no_tmpfile)
+    fs = FileStorage(tmp_path)
+
+    async def go() -> None:
+        await fs.write_bytes("web/a/f", b"1")
+        await fs.write_bytes("web/b/g", b"2")
+        assert await fs.read_bytes("web/a/f") == b"1" and await fs.read_bytes("web/b/g") == b"2"
+
+    run(go())
+    assert len(refused) == (1 if filesystem._O_TMPFILE else 0)  # asked once, then remembered
+    assert _all_files(tmp_path) == ["web/a/f", "web/b/g"]
+
+
+def test_a_killed_writer_leaves_nothing(tmp_path: Path) -> None:
+    """SIGKILL in the middle of a streamed write: no file at the key, none in the temp dir."""
+    script = f"""
+import asyncio, os, signal
+from headwater.storage import FileStorage
+
+async def main():
+    fs = FileStorage({str(tmp_path)!r})
+    async with fs.writer("web/packages/ab/cd/ef/big.whl") as w:
+        await w.write(b"x" * (3 << 20))
+        await w.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+    done = subprocess.run([sys.executable, "-c", script], check=False, timeout=60)
+    assert done.returncode == -signal.SIGKILL
+    assert _all_files(tmp_path) == []
+    assert FileStorage(tmp_path).clean_temp() == 0
 
 
 def test_temp_dir_is_not_a_key(tmp_path: Path) -> None:
