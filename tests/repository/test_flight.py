@@ -263,3 +263,22 @@ async def test_a_hosted_page_is_rendered_once_for_concurrent_requests() -> None:
         pages = await asyncio.gather(*others)
     assert db.asked == 1
     assert all(p is not None and p is pages[0] for p in pages)
+
+
+@on_a_loop
+async def test_closing_a_composed_index_ends_its_decisions_and_their_requests() -> None:
+    source = GatedSource("local")
+    rules = Rules(index="main", sources=(SourceSpec(name="local", kind=SourceKind.DIRECTORY),))
+    index = ComposedIndex("main", [source], rules, project_url=lambda s, p: f"http://x/{s}/{p}/")
+    requests = [asyncio.create_task(index.page(normalize_name("demo"), "json")) for _ in range(3)]
+    await settle()
+    assert source.asked == 1
+    async with asyncio.timeout(5):  # the source never answers: only aclose ends the wait
+        await index.aclose()
+        results = await asyncio.gather(*requests, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
+    # A request after shutdown starts afresh (nothing half-decided was kept).
+    source.release.set()
+    async with asyncio.timeout(5):
+        page = await index.page(normalize_name("demo"), "json")
+    assert page is not None and source.asked == 2

@@ -298,6 +298,10 @@ class HostedSource:
             return None
         return ref
 
+    async def aclose(self) -> None:
+        """Cancel page renderings in progress (at shutdown; the database is the caller's)."""
+        await self._rendering.aclose()
+
     async def check(self) -> None:
         """Ready when the database answers and the storage takes a write and gives it back."""
         await asyncio.to_thread(self.db.ping)

@@ -291,6 +291,10 @@ class ComposedIndex:
         for source in self.sources.values():
             await source.check()
 
+    async def aclose(self) -> None:
+        """Cancel decisions in progress (at shutdown; the sources are closed by their owner)."""
+        await self._deciding.aclose()
+
 
 def _worth_explaining(decision: Decision) -> bool:
     if isinstance(decision, NotServed):

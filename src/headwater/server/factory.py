@@ -130,7 +130,12 @@ class Sources:
         self.indexes: dict[str, ComposedIndex] = {}
 
     async def aclose(self) -> None:
-        """Close what the sources hold open (the proxies' upstream connections)."""
+        """Stop work in progress and close what the sources hold open: composed indexes'
+        decisions first, then hosted renderings, then the proxies' upstream connections."""
+        for index in self.indexes.values():
+            await index.aclose()
+        for hosted in self.hosted.values():
+            await hosted.aclose()
         for proxy in self.proxies.values():
             await proxy.aclose()
 
