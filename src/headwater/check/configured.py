@@ -109,8 +109,12 @@ def _open_database(plan: ServePlan) -> Database:
             )
     try:
         database = Database.connect(url)
+    except HeadwaterError as exc:
+        raise CheckError(f"cannot read the hosted indexes' database: {exc}") from exc
+    try:
         database.check_schema()
     except HeadwaterError as exc:
+        database.close()
         raise CheckError(f"cannot read the hosted indexes' database: {exc}") from exc
     return database
 
