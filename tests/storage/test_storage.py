@@ -9,6 +9,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -339,3 +341,46 @@ def test_write_many_in_order(storage: Storage) -> None:
         assert await storage.stat("ok") is None  # a bad key anywhere writes nothing
 
     run(go())
+
+
+def test_batch_thread_keeps_order_and_hands_back_errors() -> None:
+    worker = filesystem._BatchThread()
+    seen: list[int] = []
+
+    def boom() -> None:
+        raise PermissionError("denied")
+
+    async def go() -> None:
+        seen.clear()
+        futures = [worker.run(seen.append, i) for i in range(200)]
+        failing = worker.run(boom)
+        after = worker.run(len, seen)
+        await asyncio.gather(*futures)
+        with pytest.raises(PermissionError, match="denied"):
+            await failing
+        assert await after == 200  # queued after the 200 appends and the failure: ran after them
+        assert seen == list(range(200))
+        cancelled = worker.run(seen.append, -1)
+        cancelled.cancel()  # the job still runs; its outcome is dropped without an error
+        await worker.run(len, seen)
+
+    run(go())
+    run(go())  # a second event loop: results reach the loop that asked
+
+
+def test_batch_thread_exits_when_idle_and_restarts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(filesystem, "_IDLE_EXIT", 0.05)
+    fs = FileStorage(tmp_path)
+
+    def alive() -> int:
+        return sum(t.name == "headwater-storage" and t.is_alive() for t in threading.enumerate())
+
+    run(fs.write_bytes("a", b"1"))
+    deadline = time.monotonic() + 10
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert alive() == 0
+    run(fs.write_bytes("b", b"2"))  # a new loop, a new thread
+    assert run(fs.read_bytes("b")) == b"2" and run(fs.read_bytes("a")) == b"1"
