@@ -396,8 +396,38 @@ class FileStorage:
         await self._thread.run(self._write_all_whole, targets)
 
     def _write_all_whole(self, targets: list[tuple[str, bytes]]) -> None:
+        previous: tuple[str, bytes] | None = None
         for target, data in targets:
-            self._write_whole(target, data)
+            if previous is not None and previous[1] == data:
+                # The same bytes as the item before (a project's index.html and index.v1_html):
+                # a second name for that file, not a second file. Each name is still replaced
+                # atomically, and a later write of either gives that one a new file.
+                self._link_copy(previous[0], target)
+            else:
+                self._write_whole(target, data)
+            previous = (target, data)
+
+    def _link_copy(self, source: str, target: str) -> None:
+        try:
+            try:
+                os.link(source, target)
+            except FileExistsError:
+                tmp = self._temp_name()
+                os.link(source, tmp)
+                try:
+                    os.replace(tmp, target)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
+                    raise
+            except FileNotFoundError:  # a directory of its own
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                os.link(source, target)
+        except OSError as exc:
+            raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        self._dirty = True
+        if self.durability == "fsync":
+            self._unsynced_dirs.add(Path(target).parent)
 
     async def delete(self, key: str) -> bool:
         path = self._target(key)
