@@ -23,11 +23,9 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
 from packaging.version import InvalidVersion, Version
 
@@ -35,6 +33,12 @@ from headwater.errors import InvalidInput
 from headwater.simple.filenames import LEGACY_SUFFIXES, InvalidFilename, parse_filename
 from headwater.simple.model import File, ProjectPage
 from headwater.simple.names import InvalidName, NormalizedName, normalize_name
+
+if TYPE_CHECKING:
+    # Imported where used: a mirror without requirement files or Python-version filters never
+    # needs them, and they are a tenth of the ``headwater`` command's import time.
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
 
 __all__ = [
     "DropReason",
@@ -323,6 +327,8 @@ _TRAILING_OPTION = re.compile(r"\s+--?[A-Za-z]")
 
 
 def _parse_requirement(line: str, *, where: str) -> Requirement:
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         return Requirement(line)
     except InvalidRequirement as exc:
@@ -441,6 +447,8 @@ def _tag_runs_on(tag: Tag, target: tuple[int, int]) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _requires_python_admits(spec: str, targets: tuple[tuple[int, int], ...]) -> bool | None:
     """Whether ``Requires-Python: spec`` admits some X.Y.z of a target; ``None`` if unparsable."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
     try:
         specifiers = SpecifierSet(spec)
     except InvalidSpecifier:
