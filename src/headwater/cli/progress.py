@@ -6,21 +6,14 @@ import asyncio
 import sys
 import time
 from collections.abc import Coroutine
-from typing import Any, TextIO, TypeVar
-
-from rich.console import Console
-from rich.filesize import decimal
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from headwater.sync.engine import Summary
 from headwater.sync.plan import Plan
+
+if TYPE_CHECKING:  # rich is imported by RichReporter: log lines (cron, CI, --quiet) never need it
+    from rich.console import Console
+    from rich.progress import TaskID
 
 __all__ = ["LogReporter", "RichReporter", "make_reporter", "run_async"]
 
@@ -95,6 +88,15 @@ class RichReporter:
     """A live progress bar: projects done of total, files and bytes downloaded, rate, ETA."""
 
     def __init__(self, label: str, console: Console | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
         self.console = console or Console(stderr=True)
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -122,6 +124,8 @@ class RichReporter:
         )
 
     def _refresh(self, advance: int = 0) -> None:
+        from rich.filesize import decimal
+
         if self._task is None:
             return
         elapsed = max(time.monotonic() - self._start, 1e-6)
