@@ -489,9 +489,12 @@ class Mirror:
             except (HeadwaterError, OSError) as exc:
                 errors.append(str(exc))
 
-        async with asyncio.TaskGroup() as group:
-            for index, file in enumerate(page.files):
-                group.create_task(one(index, file))
+        if len(page.files) == 1:  # most projects of a release: no task group for one file
+            await one(0, page.files[0])
+        else:
+            async with asyncio.TaskGroup() as group:
+                for index, file in enumerate(page.files):
+                    group.create_task(one(index, file))
         if errors:
             shown = "; ".join(errors[:3]) + ("; ..." if len(errors) > 3 else "")
             raise MirrorError(
@@ -513,24 +516,40 @@ class Mirror:
         # already there; a first sync skips the check.
         known = self.interrupted or project in self.state.serials
         existing = await self.storage.stat(key) if known else None
-        body: bytes | None = None
+        core_metadata: dict[str, str] | None = None
         # The key is the sha256 and a file is only published there after it was verified, so a
         # file already present with the promised size is the right one (verify re-hashes).
         if existing is not None and (file.size is None or existing.size == file.size):
             size = existing.size
             self.summary.files_present += 1
+            if self.metadata:
+                core_metadata = await self._fetch_metadata(file, sha256, known)
+        elif self.upstream.small_enough(file.size):
+            # Read whole: the file and its .metadata (when the wheel has it) reach storage in one
+            # call, one trip to the storage thread for both.
+            assert file.size is not None
+            async with self._downloads:
+                body = await self.upstream.fetch_bytes(file.url, sha256=sha256, size=file.size)
+            size = len(body)
+            writes = [(key, body)]
+            extracted = self._metadata_in(file, body) if self.metadata else None
+            if extracted is not None:
+                writes.append((metadata_key(sha256, file.filename), extracted[0]))
+                core_metadata = extracted[1]
+            await self.storage.write_many(writes)
+            self._downloaded(key, size)
+            if extracted is not None:
+                self.tree.written.append(writes[1][0])
+            elif self.metadata:
+                core_metadata = await self._fetch_metadata(file, sha256, known)
         else:
             async with self._downloads:
-                size, body = await self.upstream.fetch_verified(
+                size, _ = await self.upstream.fetch_verified(
                     file.url, sha256=sha256, size=file.size, storage=self.storage, key=key
                 )
-            self.tree.written.append(key)
-            self.summary.files_downloaded += 1
-            self.summary.bytes_downloaded += size
-            self.reporter.file_done(size)
-        core_metadata = (
-            await self._fetch_metadata(file, sha256, body, known) if self.metadata else None
-        )
+            self._downloaded(key, size)
+            if self.metadata:
+                core_metadata = await self._fetch_metadata(file, sha256, known)
         return msgspec.structs.replace(
             file,
             url=file_url_from_project_page(sha256, file.filename),
@@ -539,16 +558,32 @@ class Mirror:
             size=size,
         )
 
-    async def _fetch_metadata(
-        self, file: File, sha256: str, body: bytes | None, known: bool
-    ) -> dict[str, str] | None:
-        """Mirror the file's PEP 658 ``.metadata`` when its page promises one.
+    def _downloaded(self, key: str, size: int) -> None:
+        self.tree.written.append(key)
+        self.summary.files_downloaded += 1
+        self.summary.bytes_downloaded += size
+        self.reporter.file_done(size)
 
-        For a wheel that was just downloaded, the metadata file is its ``.dist-info/METADATA``
-        (PEP 658 serves exactly that file), so it is taken from the verified wheel when it matches
-        the digest the page promises; otherwise, and for everything else, it is fetched and
-        verified like any file.
-        """
+    @staticmethod
+    def _metadata_in(file: File, body: bytes) -> tuple[bytes, dict[str, str]] | None:
+        """The PEP 658 ``.metadata`` of a just-downloaded (verified) wheel, taken from the wheel:
+        its ``.dist-info/METADATA`` is that file byte for byte. Only when the page promises a
+        ``.metadata`` and the extracted bytes match the digest it gives (when it gives one)."""
+        if not file.has_metadata:
+            return None
+        promised = file.core_metadata if isinstance(file.core_metadata, dict) else {}
+        meta_sha = promised.get("sha256")
+        extracted = wheel_metadata(file.filename, body)
+        if extracted is None:
+            return None
+        digest = hashlib.sha256(extracted).hexdigest()
+        if meta_sha is not None and digest != meta_sha:
+            return None  # fetched and verified on its own instead
+        return extracted, {"sha256": digest}
+
+    async def _fetch_metadata(self, file: File, sha256: str, known: bool) -> dict[str, str] | None:
+        """Mirror the file's PEP 658 ``.metadata`` when its page promises one: fetched and
+        verified like any file (a just-downloaded wheel's comes from :meth:`_metadata_in`)."""
         if not file.has_metadata:
             return None
         promised = file.core_metadata if isinstance(file.core_metadata, dict) else {}
@@ -557,15 +592,10 @@ class Mirror:
         # As for files: only a project the tree had (or a resumed run) can find it present.
         if meta_sha is not None and known and await self.storage.stat(key) is not None:
             return {"sha256": meta_sha}
-        extracted = wheel_metadata(file.filename, body) if body is not None else None
-        if extracted is not None and meta_sha in (None, hashlib.sha256(extracted).hexdigest()):
-            await self.storage.write_bytes(key, extracted)
-            data: bytes | None = extracted
-        else:
-            async with self._downloads:
-                _, data = await self.upstream.fetch_verified(
-                    file.metadata_url, sha256=meta_sha, size=None, storage=self.storage, key=key
-                )
+        async with self._downloads:
+            _, data = await self.upstream.fetch_verified(
+                file.metadata_url, sha256=meta_sha, size=None, storage=self.storage, key=key
+            )
         self.tree.written.append(key)
         if meta_sha is None:
             meta_sha = hashlib.sha256(
