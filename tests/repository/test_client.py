@@ -180,3 +180,41 @@ def test_invalid_answer() -> None:
 
     with pytest.raises(ClientError, match="invalid HTTP answer"):
         asyncio.run(go())
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/simple/foo/",
+        "HTTP://Example.org/simple/?page=2#frag",
+        "https://example.org/packages/a%20b/x.whl?sig=1&t=2",
+        "http://[::1]:9000/simple/",
+        "http://user:pw@example.org/simple/",
+        "http://example.org",
+        "http://example.org?x=1",
+        "http://example.org/a\r\nX-Injected: 1",
+        "http://example.org/a b/",
+        "http://example.org/p@q/",
+    ],
+)
+def test_request_target_matches_urlsplit(url: str) -> None:
+    """The per-upstream cached parse gives what parsing the whole URL gives, and never lets a
+    CR/LF reach the request line."""
+    from urllib.parse import urlsplit
+
+    from headwater.repository._client import _request_target
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host = parts.netloc.rsplit("@", 1)[-1]
+    assert _request_target(url) == ((parts.scheme.lower(), parts.hostname, port), host, target)
+    assert "\r" not in _request_target(url)[2] and "\n" not in _request_target(url)[2]
+
+
+def test_request_target_refuses_other_schemes() -> None:
+    from headwater.repository._client import _request_target
+
+    for url in ("ftp://example.org/x", "file:///etc/passwd", "example.org/simple/"):
+        with pytest.raises(ValueError, match="not an http or https URL"):
+            _request_target(url)

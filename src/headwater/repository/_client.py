@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
+import re
 import ssl
 import zlib
 from collections import deque
@@ -313,6 +315,43 @@ class Response:
             self._client._release(conn)
 
 
+# Anything urlsplit would strip or that must never reach a request line.
+_NOT_PLAIN = re.compile(r"[\x00-\x20\x7f?#@\\]")
+
+
+@functools.lru_cache(maxsize=64)
+def _origin(prefix: str) -> tuple[Origin, str]:
+    """The pool key and Host header of ``scheme://netloc`` (parsed once per upstream)."""
+    parts = urlsplit(prefix)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{prefix!r} is not an http or https URL")
+    port = parts.port or (443 if scheme == "https" else 80)
+    return (scheme, parts.hostname, port), parts.netloc.rsplit("@", 1)[-1]
+
+
+def _request_target(url: str) -> tuple[Origin, str, str]:
+    """Origin, Host header and request target (path and query, no fragment) of ``url``.
+
+    A mirror asks one upstream for thousands of paths: the ``scheme://netloc`` part is parsed
+    once (cached), the path is taken as it is. A URL with anything unusual before its path
+    (userinfo, a query without a path, spaces or control characters) goes through ``urlsplit``
+    whole, as before.
+    """
+    slash = url.find("/", url.find("://") + 3) if "://" in url else -1
+    if slash > 0 and not _NOT_PLAIN.search(url, 0, slash):
+        origin, host = _origin(url[:slash])
+        target = url[slash:].partition("#")[0]
+        if not _NOT_PLAIN.search(target.replace("?", "", 1)):
+            return origin, host, target
+    parts = urlsplit(url)
+    origin, host = _origin(f"{parts.scheme}://{parts.netloc}")
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    return origin, host, target
+
+
 class HttpClient:
     """A pool of keep-alive connections, at most ``connections`` in use at once.
 
@@ -353,17 +392,7 @@ class HttpClient:
         raise ClientError(f"more than {_MAX_REDIRECTS} redirects")
 
     async def _get_once(self, url: str, headers: Mapping[str, str]) -> Response:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{url!r} is not an http or https URL")
-        default = 443 if scheme == "https" else 80
-        port = parts.port or default
-        origin = (scheme, parts.hostname, port)
-        host = parts.netloc.rsplit("@", 1)[-1]
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
+        origin, host, target = _request_target(url)
         lines = [f"GET {target} HTTP/1.1\r\nHost: {host}\r\n"]
         lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
         lines.append("\r\n")
