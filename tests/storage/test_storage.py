@@ -407,3 +407,33 @@ def test_write_many_same_bytes_twice(storage: Storage, tmp_path: Path) -> None:
         assert await storage.read_bytes("p/a/index.v1_html") == html
 
     run(go())
+
+
+def test_batch_thread_idle_exit_never_strands_a_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs queued just as the thread gives up waiting still run (no write hangs)."""
+    monkeypatch.setattr(filesystem, "_IDLE_EXIT", 0.001)
+    fs = FileStorage(tmp_path)
+
+    async def go() -> None:
+        for i in range(300):
+            await fs.write_bytes(f"k/{i % 7}", b"x")
+            await asyncio.sleep(0.0005 * (i % 5))  # around the idle timeout
+
+    run(asyncio.wait_for(go(), timeout=60))
+
+
+def test_storage_works_in_a_forked_child(tmp_path: Path) -> None:
+    fs = FileStorage(tmp_path)
+    run(fs.write_bytes("parent", b"1"))  # the parent's storage thread is running
+    pid = os.fork()
+    if pid == 0:  # the child has no copy of that thread: its storage must start its own
+        try:
+            run(asyncio.wait_for(fs.write_bytes("child", b"2"), timeout=30))
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert (tmp_path / "child").read_bytes() == b"2"

@@ -41,10 +41,11 @@ import queue
 import stat as stat_module
 import sys
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from headwater.storage.base import InvalidKey, NotFound, Stat, StorageError, check_key
 
@@ -90,6 +91,14 @@ class _BatchThread:
     """
 
     def __init__(self) -> None:
+        self._reset()
+        _AFTER_FORK.add(self)
+
+    def _after_fork(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        """A fresh queue and no thread (also in a forked child, which has no copy of the thread)."""
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._running = False
@@ -113,10 +122,16 @@ class _BatchThread:
             try:
                 batch = [self._jobs.get(timeout=_IDLE_EXIT)]
             except queue.Empty:
+                # Say "not running" first, then look: a job queued after the look finds
+                # _running False and starts a thread; one queued before it is seen here.
                 with self._lock:
-                    if self._jobs.empty():  # run() sees _running False and starts a new thread
-                        self._running = False
+                    self._running = False
+                if self._jobs.empty():
+                    return
+                with self._lock:
+                    if self._running:  # run() started another thread meanwhile: it serves
                         return
+                    self._running = True
                 continue
             while True:
                 try:
@@ -134,6 +149,44 @@ class _BatchThread:
             for loop, outcomes in settled.items():
                 with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
                     loop.call_soon_threadsafe(_settle, outcomes)
+
+
+class _ForkAware(Protocol):
+    def _after_fork(self) -> None: ...
+
+
+# Objects holding per-process resources (a worker thread) that a forked child does not have:
+# each forgets them in the child and starts its own on first use.
+_AFTER_FORK: weakref.WeakSet[_ForkAware] = weakref.WeakSet()
+
+
+_PROC_FD = -1  # /proc/self/fd, the source directory of linkat for every FileStorage
+
+
+_PROC_FD_LOCK = threading.Lock()
+
+
+def _proc_self_fd() -> int:
+    global _PROC_FD
+    if _PROC_FD < 0:
+        with _PROC_FD_LOCK:  # storages' threads may ask at once: open it once
+            if _PROC_FD < 0:
+                _PROC_FD = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+    return _PROC_FD
+
+
+def _after_fork_in_child() -> None:
+    global _PROC_FD
+    if _PROC_FD >= 0:  # the parent's /proc/<pid>/fd: its fd numbers are not the child's
+        with contextlib.suppress(OSError):
+            os.close(_PROC_FD)
+        _PROC_FD = -1
+    for holder in list(_AFTER_FORK):
+        holder._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
@@ -217,7 +270,6 @@ class FileStorage:
         self._names = itertools.count()
         # Unnamed files until the first sign that this system cannot make them (then named temps).
         self._tmpfile = _O_TMPFILE != 0
-        self._proc_fd = -1  # /proc/self/fd, the source directory for linkat (opened once)
         self._thread = _BatchThread()
         self._prefix = f"{self.root}/"
         self._unsynced_files: list[Path] = []
@@ -314,11 +366,6 @@ class FileStorage:
         tmp = self._temp_name()
         return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), tmp
 
-    def _link_source(self) -> int:
-        if self._proc_fd < 0:
-            self._proc_fd = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
-        return self._proc_fd
-
     @asynccontextmanager
     async def writer(self, key: str) -> AsyncIterator[_FileWriter]:
         target = self._target(key)
@@ -366,7 +413,7 @@ class FileStorage:
         # linkat(AT_FDCWD... "/proc/self/fd/N", AT_SYMLINK_FOLLOW): the documented way to name an
         # O_TMPFILE file without privileges. It refuses to replace: an existing key gets the file
         # under a temp name first, then the rename replaces it atomically.
-        source = self._link_source()
+        source = _proc_self_fd()
         try:
             os.link(str(fd), target, src_dir_fd=source, follow_symlinks=True)
         except FileExistsError:
