@@ -437,3 +437,96 @@ def test_storage_works_in_a_forked_child(tmp_path: Path) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert (tmp_path / "child").read_bytes() == b"2"
+
+
+def test_a_failed_publish_never_closes_another_writers_file(tmp_path: Path) -> None:
+    """A publish that fails closes its file once: the number must not be closed again after
+    another writer was given it (its bytes would land in a third writer's file)."""
+    fs = FileStorage(tmp_path, durability="none")
+    (tmp_path / "d" / "x").mkdir(parents=True)  # key "d" is a directory: publishing it fails
+    queue_run = fs._thread.run
+    first_done = asyncio.Event()
+    finished = asyncio.Event()
+
+    async def others() -> None:
+        async with fs.writer("b") as b:
+            await first_done.wait()
+            async with fs.writer("c") as c:  # opened after A's failure: may reuse A's number
+                await b.write(b"B" * 10)
+                await b.flush()
+                await c.write(b"C" * 10)
+        finished.set()
+
+    def run(fn: Callable[..., Any], *args: Any) -> Any:
+        future = queue_run(fn, *args)
+        if getattr(fn, "__name__", "") == "_publish":  # B opens right behind A's publish
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(others()))
+        return future
+
+    fs._thread.run = run  # type: ignore[method-assign]
+
+    async def go() -> None:
+        with pytest.raises(filesystem.StorageError, match="Is a directory"):
+            async with fs.writer("d") as a:
+                await a.write(b"A")
+        first_done.set()
+        async with asyncio.timeout(10):
+            await finished.wait()
+
+    asyncio.run(go())
+    assert (tmp_path / "b").read_bytes() == b"B" * 10
+    assert (tmp_path / "c").read_bytes() == b"C" * 10
+
+
+def test_a_worker_thread_that_cannot_start_does_not_wedge_the_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fs = FileStorage(tmp_path, durability="none")
+    start = threading.Thread.start
+    calls = []
+
+    def failing_once(self: threading.Thread) -> None:
+        calls.append(self.name)
+        if len(calls) == 1:
+            raise RuntimeError("can't start new thread")
+        start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", failing_once)
+
+    async def go() -> None:
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            await fs.write_bytes("a", b"first")
+        async with asyncio.timeout(5):  # hung forever before: the storage thought it had a thread
+            await fs.write_bytes("b", b"second")
+
+    asyncio.run(go())
+    assert (tmp_path / "b").read_bytes() == b"second"
+    assert not (tmp_path / "a").exists()  # the failed call's write was not done behind its back
+
+
+def test_identical_pages_are_copies_where_hard_links_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vfat, exFAT, FUSE object stores: link(2) fails; the second name gets a copy."""
+    fs = FileStorage(tmp_path, durability="none")
+    real_link = os.link
+
+    def no_plain_links(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("src_dir_fd") is not None:  # naming an unnamed file: allowed
+            real_link(src, dst, *args, **kwargs)
+            return
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_plain_links)
+    page = b"<html>same</html>"
+    asyncio.run(
+        fs.write_many([("web/simple/x/index.html", page), ("web/simple/x/index.v1_html", page)])
+    )
+    asyncio.run(
+        fs.write_many([("web/simple/y/index.html", page), ("web/simple/y/index.v1_html", page)])
+    )
+    for name in ("x", "y"):
+        html = tmp_path / "web" / "simple" / name / "index.html"
+        v1 = tmp_path / "web" / "simple" / name / "index.v1_html"
+        assert html.read_bytes() == v1.read_bytes() == page
+        assert html.stat().st_ino != v1.stat().st_ino

@@ -130,3 +130,49 @@ def test_oversized_or_encrypted_metadata_is_refused() -> None:
     huge = bytearray(data)
     huge[central + 24 : central + 28] = (wheels._MAX_METADATA + 1).to_bytes(4, "little")
     assert wheel_metadata(_NAME, bytes(huge)) is None
+
+
+def test_a_deflate_stream_longer_than_its_header_says_is_never_inflated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A zip bomb: 200 MiB of zeros whose central directory claims 100 bytes. The fast reader
+    stops at what the header promises; the archive must not reach zipfile, whose read() would
+    inflate all of it before comparing sizes."""
+    import struct
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("pkg-1.0.dist-info/METADATA", b"\0" * (200 << 20))
+    data = bytearray(buffer.getvalue())
+    central = data.rfind(b"PK\x01\x02")
+    struct.pack_into("<L", data, central + 24, 100)  # uncompressed size: 100 bytes
+    monkeypatch.setattr(wheels, "_read_with_zipfile", lambda *a: pytest.fail("reached zipfile"))
+    assert wheel_metadata("pkg-1.0-py3-none-any.whl", bytes(data)) is None
+
+
+def test_zip64_sizes_of_the_metadata_member_are_read_through_zipfile() -> None:
+    """Sizes of 0xFFFFFFFF in the central directory mean "see the zip64 extra field": not an
+    oversized member to refuse."""
+    import struct
+    import zlib
+
+    metadata = core_metadata("pkg", "1.0")
+    name = b"pkg-1.0.dist-info/METADATA"
+    crc = zlib.crc32(metadata)
+    local = (
+        struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, crc, len(metadata),
+                    len(metadata), len(name), 0)
+        + name
+        + metadata
+    )  # fmt: skip
+    zip64 = struct.pack("<HHQQ", 1, 16, len(metadata), len(metadata))  # usize, csize
+    central = (
+        struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 45, 45, 0, 0, 0, 0, crc, 0xFFFFFFFF,
+                    0xFFFFFFFF, len(name), len(zip64), 0, 0, 0, 0, 0)
+        + name
+        + zip64
+    )  # fmt: skip
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(central), len(local), 0)
+    data = local + central + end
+    assert wheels._read_with_zipfile(data, normalize_name("pkg")) == metadata
+    assert wheel_metadata("pkg-1.0-py3-none-any.whl", data) == metadata

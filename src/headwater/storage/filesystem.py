@@ -73,6 +73,17 @@ _O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)
 _NO_TMPFILE = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS})
 
 
+# What link(2) fails with where the file system has no hard links (vfat, exFAT, FUSE object
+# stores, some SMB mounts) or the link would cross a mount inside the tree.
+_NO_HARDLINKS = frozenset(
+    {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EXDEV, errno.EMLINK}
+)
+
+
+class _NoHardLinks(Exception):
+    """This file system refused a hard link: write a copy instead."""
+
+
 T = TypeVar("T")
 _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
 _IDLE_EXIT = 2.0  # seconds a batch thread waits for work before it exits
@@ -112,9 +123,16 @@ class _BatchThread:
             with self._lock:
                 if not self._running:
                     self._running = True
-                    threading.Thread(
-                        target=self._main, name="headwater-storage", daemon=True
-                    ).start()
+                    try:
+                        threading.Thread(
+                            target=self._main, name="headwater-storage", daemon=True
+                        ).start()
+                    except BaseException:
+                        # No thread (e.g. a process limit): the next call tries again, and
+                        # this job, still queued, is skipped by whichever thread runs later.
+                        self._running = False
+                        future.cancel()
+                        raise
         return future
 
     def _main(self) -> None:
@@ -141,6 +159,8 @@ class _BatchThread:
             settled: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]]
             settled = {}
             for loop, future, fn, args in batch:
+                if future.cancelled():  # its caller got an error before it could run
+                    continue
                 try:
                     outcome: tuple[asyncio.Future[Any], bool, Any] = (future, True, fn(*args))
                 except BaseException as exc:  # handed to the awaiting task, as to_thread does
@@ -269,8 +289,15 @@ class FileStorage:
         self._tmp_ready = False
         self._names = itertools.count()
         # Unnamed files until the first sign that this system cannot make them (then named temps).
-        self._tmpfile = _O_TMPFILE != 0
+        # linkat names them through /proc/self/fd: without /proc (a chroot, a minimal
+        # container) they could be made but never named.
+        self._tmpfile = _O_TMPFILE != 0 and os.path.isdir("/proc/self/fd")
+        # Second names for identical pages until the file system refuses hard links.
+        self._hardlinks = True
         self._thread = _BatchThread()
+        # stat() gets a lane of its own: a server's per-request stat must not wait behind a
+        # large write or a cache flush queued on the write thread.
+        self._stat_thread = _BatchThread()
         self._prefix = f"{self.root}/"
         self._unsynced_files: list[Path] = []
         self._unsynced_dirs: set[Path] = set()
@@ -326,7 +353,7 @@ class FileStorage:
             handle.close()
 
     async def stat(self, key: str) -> Stat | None:
-        st = await self._thread.run(_stat_file, self._target(key))
+        st = await self._stat_thread.run(_stat_file, self._target(key))
         return None if st is None else Stat(size=st.st_size, mtime=st.st_mtime)
 
     async def digest(self, key: str) -> tuple[str, int]:
@@ -369,18 +396,31 @@ class FileStorage:
     @asynccontextmanager
     async def writer(self, key: str) -> AsyncIterator[_FileWriter]:
         target = self._target(key)
-        fd, tmp = await self._thread.run(self._open_unpublished, target)
+        opening = self._thread.run(self._open_unpublished, target)
+        try:
+            fd, tmp = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # The open still happens on the thread: drop the file it makes.
+            opening.add_done_callback(self._discard_opened)
+            raise
         writer = _FileWriter(fd, self._thread)
-        published = False
+        handed_over = False  # _publish owns (and closes) the file from the moment it is queued
         try:
             yield writer
             if not writer.aborted:
                 await writer.flush()
+                handed_over = True
                 await self._thread.run(self._publish, fd, tmp, target)
-                published = True
         finally:
-            if not published:
+            if not handed_over:
+                # Queued after every write of this file (one thread, in order): never closes
+                # a descriptor number that another file has been given since.
                 await self._thread.run(_discard, fd, tmp)
+
+    def _discard_opened(self, opening: asyncio.Future[tuple[int, str | None]]) -> None:
+        if not opening.cancelled() and opening.exception() is None:
+            fd, tmp = opening.result()
+            self._thread.run(_discard, fd, tmp)
 
     def _publish(self, fd: int, tmp: str | None, target: str) -> None:
         """Give the finished file ``fd`` the name ``target`` (replacing any file there) and close
@@ -445,11 +485,15 @@ class FileStorage:
     def _write_all_whole(self, targets: list[tuple[str, bytes]]) -> None:
         previous: tuple[str, bytes] | None = None
         for target, data in targets:
-            if previous is not None and previous[1] == data:
+            if self._hardlinks and previous is not None and previous[1] == data:
                 # The same bytes as the item before (a project's index.html and index.v1_html):
                 # a second name for that file, not a second file. Each name is still replaced
                 # atomically, and a later write of either gives that one a new file.
-                self._link_copy(previous[0], target)
+                try:
+                    self._link_copy(previous[0], target)
+                except _NoHardLinks:
+                    self._hardlinks = False  # this file system cannot: copies from now on
+                    self._write_whole(target, data)
             else:
                 self._write_whole(target, data)
             previous = (target, data)
@@ -471,6 +515,8 @@ class FileStorage:
                 _make_dirs(target.rpartition("/")[0])
                 os.link(source, target)
         except OSError as exc:
+            if exc.errno in _NO_HARDLINKS:
+                raise _NoHardLinks from exc
             raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
         self._dirty = True
         if self.durability == "fsync":

@@ -62,10 +62,14 @@ def wheel_metadata(filename: str, data: bytes) -> bytes | None:
         return None
     try:
         return _read_fast(data, project)
-    except (_Unsupported, struct.error, zlib.error, ValueError, UnicodeDecodeError):
-        # Not a shape the fast reader knows, or damaged: zipfile gives the answer (and refuses
-        # what is really broken), so both paths agree on every archive.
+    except (_Unsupported, struct.error, UnicodeDecodeError):
+        # Not a shape the fast reader knows: zipfile gives the answer.
         return _read_with_zipfile(data, project)
+    except (zlib.error, ValueError):
+        # A member that contradicts its own headers (a deflate stream longer than promised is
+        # how a zip bomb looks): no metadata. Never handed to zipfile, whose read() would
+        # inflate the whole stream before checking its size.
+        return None
 
 
 def _read_fast(data: bytes, project: NormalizedName) -> bytes | None:
@@ -101,9 +105,11 @@ def _read_fast(data: bytes, project: NormalizedName) -> bytes | None:
     if found is None:
         return None
     flags, method, crc, csize, usize, local, raw = found
+    if 0xFFFFFFFF in (csize, usize, local):
+        raise _Unsupported  # zip64 sizes in the extra field: zipfile reads them
     if usize > _MAX_METADATA or flags & _FLAG_ENCRYPTED:
         return None
-    if method not in (_STORED, _DEFLATED) or 0xFFFFFFFF in (csize, usize, local):
+    if method not in (_STORED, _DEFLATED):
         raise _Unsupported
     header = _LOCAL.unpack_from(data, local)
     name_start = local + _LOCAL.size
