@@ -906,6 +906,35 @@ def create_token(scratch: Path, data: Path) -> str:
     return lines[-1]
 
 
+@contextmanager
+def upload_server(
+    scratch: Path, data: Path, workers: int
+) -> Iterator[tuple[str, subprocess.Popen[Any], str, RssSampler]]:
+    """``headwater serve`` on embedded defaults in ``data``, warmed up (every worker answered a
+    few reads), an upload token, and an RSS sampler already running; (url, process, token,
+    sampler). On exit the sampler stops (its ``samples`` stay) and the server is stopped."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = popen([str(HEADWATER), "serve", "--data-dir", str(data), "--listen",
+                  f"127.0.0.1:{port}", "--workers", str(workers)],
+                 scratch / "headwater.log", cwd=scratch, env=_clean_env())  # fmt: skip
+    sampler = RssSampler(proc.pid)
+    try:
+        wait_http(f"{url}/main/simple/", proc)
+        token = create_token(scratch, data)
+        for _ in range(20):  # so the baseline is a warmed-up server
+            get(f"{url}/main/simple/")
+        sampler.start()
+        time.sleep(1.0)
+        yield url, proc, token, sampler
+    finally:
+        try:
+            if sampler.is_alive():
+                sampler.finish()
+        finally:
+            stop(proc, signal.SIGINT)  # never leave the server running
+
+
 def uploads_main(args: argparse.Namespace) -> int:
     if not TWINE.exists():
         raise SystemExit(f"{TWINE} is missing: run bench/serve-setup.sh first")
@@ -917,20 +946,7 @@ def uploads_main(args: argparse.Namespace) -> int:
         data = scratch / "headwater-data"
         if data.exists():
             shutil.rmtree(data)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        proc = popen([str(HEADWATER), "serve", "--data-dir", str(data), "--listen",
-                      f"127.0.0.1:{port}", "--workers", str(args.workers)],
-                     scratch / "headwater.log", cwd=scratch, env=_clean_env())  # fmt: skip
-        sampler = RssSampler(proc.pid)
-        try:
-            wait_http(f"{url}/main/simple/", proc)
-            token = create_token(scratch, data)
-            # Every worker answers a few reads first, so the baseline is a warmed-up server.
-            for _ in range(20):
-                get(f"{url}/main/simple/")
-            sampler.start()
-            time.sleep(1.0)
+        with upload_server(scratch, data, args.workers) as (url, proc, token, sampler):
             baseline = tree_rss(proc.pid)
             for round_ in range(args.rounds):
                 dists = make_upload_files(scratch / f"round-{round_}", args.uploads,
@@ -938,11 +954,7 @@ def uploads_main(args: argparse.Namespace) -> int:
                 rounds.append(upload_round(url, token, dists, proc.pid, sampler, round_))
                 time.sleep(1.0)  # let freed memory settle before the "after" sample
                 rounds[-1]["rss_after_mb"] = tree_rss(proc.pid) / 2**20
-        finally:
-            try:
-                samples = sampler.finish() if sampler.is_alive() else sampler.samples
-            finally:
-                stop(proc, signal.SIGINT)  # never leave the server running
+        samples = sampler.samples
     info["loadavg_end"] = os.getloadavg()
     base_mb = baseline / 2**20
     peak_mb = max((s for _, s in samples), default=0) / 2**20
@@ -1088,8 +1100,8 @@ def write_big_wheel(target: Path, size: int) -> tuple[Dist, Path]:
             (f"{dist_info}/WHEEL", wheel_file),
         ):
             archive.writestr(name, data)
-            encoded = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-            record.append(f"{name},sha256={encoded.decode()},{len(data)}")
+            encoded = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode()
+            record.append(f"{name},sha256={encoded.rstrip('=')},{len(data)}")
         record.append(f"{dist_info}/RECORD,,")
         archive.writestr(f"{dist_info}/RECORD", "\n".join(record) + "\n")
     whole = hashlib.sha256()
@@ -1111,19 +1123,7 @@ def big_upload_main(args: argparse.Namespace) -> int:
         dist, path = write_big_wheel(scratch, args.size_mb * 10**6)
         print(f"built {path.name}: {path.stat().st_size / 1e6:,.0f} MB in "
               f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        proc = popen([str(HEADWATER), "serve", "--data-dir", str(data), "--listen",
-                      f"127.0.0.1:{port}", "--workers", "1"],
-                     scratch / "headwater.log", cwd=scratch, env=_clean_env())  # fmt: skip
-        sampler = RssSampler(proc.pid)
-        try:
-            wait_http(f"{url}/main/simple/", proc)
-            token = create_token(scratch, data)
-            for _ in range(20):
-                get(f"{url}/main/simple/")
-            sampler.start()
-            time.sleep(1.0)
+        with upload_server(scratch, data, 1) as (url, proc, token, sampler):
             idle = tree_rss(proc.pid)
             started = time.perf_counter()
             done = subprocess.run(
@@ -1141,11 +1141,7 @@ def big_upload_main(args: argparse.Namespace) -> int:
                 with urllib.request.urlopen(listed[0], timeout=300) as answer:
                     for chunk in iter(lambda: answer.read(1 << 20), b""):
                         download.update(chunk)
-        finally:
-            try:
-                samples = sampler.finish() if sampler.is_alive() else sampler.samples
-            finally:
-                stop(proc, signal.SIGINT)
+        samples = sampler.samples
     peak = max((rss for _, rss in samples), default=idle)
     ok = (
         done.returncode == 0

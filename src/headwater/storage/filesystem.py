@@ -454,11 +454,18 @@ class FileStorage:
         # O_TMPFILE file without privileges. It refuses to replace: an existing key gets the file
         # under a temp name first, then the rename replaces it atomically.
         source = _proc_self_fd()
+        self._name(
+            lambda name: os.link(str(fd), name, src_dir_fd=source, follow_symlinks=True), target
+        )
+
+    def _name(self, link: Callable[[str], None], target: str) -> None:
+        """``link(name)`` gives a file one more name: make that ``target``, replacing a file
+        already there atomically (link(2) refuses to replace: a temp name first, then rename)."""
         try:
-            os.link(str(fd), target, src_dir_fd=source, follow_symlinks=True)
+            link(target)
         except FileExistsError:
             tmp = self._temp_name()
-            os.link(str(fd), tmp, src_dir_fd=source, follow_symlinks=True)
+            link(tmp)
             try:
                 os.replace(tmp, target)
             except OSError:
@@ -501,16 +508,7 @@ class FileStorage:
     def _link_copy(self, source: str, target: str) -> None:
         try:
             try:
-                os.link(source, target)
-            except FileExistsError:
-                tmp = self._temp_name()
-                os.link(source, tmp)
-                try:
-                    os.replace(tmp, target)
-                except OSError:
-                    with contextlib.suppress(OSError):
-                        os.unlink(tmp)
-                    raise
+                self._name(lambda name: os.link(source, name), target)
             except FileNotFoundError:  # a directory of its own
                 _make_dirs(target.rpartition("/")[0])
                 os.link(source, target)
