@@ -30,6 +30,7 @@ from headwater.simple.names import NormalizedName, normalize_name
 from headwater.storage import FileStorage
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
+from tests.aioserve import aiohttp_serving
 from tests.nginx import free_port
 from tests.server.asgi import call
 
@@ -298,20 +299,6 @@ def test_twenty_concurrent_cold_requests_make_one_download(tmp_path: Path) -> No
             assert file_requests(up) == 1
 
     run(t)
-
-
-@contextlib.asynccontextmanager
-async def aiohttp_serving(app: web.Application) -> AsyncIterator[str]:
-    """Serve ``app`` (aiohttp) on a loopback port; its ``/simple/`` URL."""
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/simple/"
-    finally:
-        await runner.cleanup()
 
 
 @contextlib.asynccontextmanager

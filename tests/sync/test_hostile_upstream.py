@@ -25,6 +25,7 @@ from headwater.sync.engine import Mirror, Summary
 from headwater.sync.filters import FilterConfig, filter_page
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
+from tests.aioserve import aiohttp_serving
 from tests.sync.test_crash import assert_consistent
 
 FAST = RetryPolicy(attempts=3, backoff=0.001, max_backoff=0.002)
@@ -152,15 +153,8 @@ async def hostile_index(
     app.router.add_get("/files/{sha}", files)
     for path, body in (extra_routes or {}).items():
         app.router.add_get(path, _static(body))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/simple/"
-    finally:
-        await runner.cleanup()
+    async with aiohttp_serving(app) as url:
+        yield url
 
 
 def _static(body: bytes) -> Callable[[web.Request], Awaitable[web.Response]]:
