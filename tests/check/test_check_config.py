@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,10 @@ from tests.server.test_index_e2e import SCENARIOS, realize
 def _public(work: Path) -> str:
     """The URL the scenario's config gives its public proxy (a source named pypi), else a dead
     one (then names served only from one's own sources are reported unavailable)."""
-    config = (work / "headwater.toml").read_text()
-    for block in config.split("[proxy.")[1:]:
-        name, _, rest = block.partition("]")
-        if name == "pypi":
-            return rest.split('url = "', 1)[1].split('"', 1)[0]
+    config = tomllib.loads((work / "headwater.toml").read_text())
+    if "pypi" in config.get("proxy", {}):
+        url: str = config["proxy"]["pypi"]["url"]
+        return url
     return "http://127.0.0.1:9/simple/"
 
 

@@ -24,7 +24,7 @@ Sources outside the policy's plan for a name are asked too (for the report), nev
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,22 +44,17 @@ from headwater.check.audit import Report, wanted_projects
 from headwater.check.errors import CheckError
 from headwater.check.indexes import IndexPlan, normalize_index_url
 from headwater.check.model import Client, IndexSpec, Requirement
-from headwater.check.sources import Lookup, http_sources
+from headwater.check.sources import CheckSource, http_sources
 from headwater.db import Database
 from headwater.errors import HeadwaterError
-from headwater.policy import NotServed, Observation, Refused, Served
-from headwater.repository.base import ProjectSource, SourceUnavailable
+from headwater.policy import NotServed, Refused, Served
 from headwater.repository.index import ComposedIndex
-from headwater.server.factory import build_sources, database_url
+from headwater.server.factory import base_url, build_sources, database_url
 from headwater.server.settings import ServePlan
-from headwater.simple.names import NormalizedName
 
 __all__ = ["check_config", "config_indexes"]
 
 _LOCAL_KINDS = ("hosted", "directory")
-
-#: Asks the public index about a project.
-_AskPublic = Callable[[NormalizedName], Awaitable[Lookup]]
 
 
 def config_indexes(plan: ServePlan, names: Sequence[str]) -> list[str]:
@@ -119,21 +114,8 @@ def _open_database(plan: ServePlan) -> Database:
     return database
 
 
-async def _observe(source: ProjectSource, project: NormalizedName) -> Observation:
-    try:
-        said = await source.project(project)
-    except SourceUnavailable as exc:
-        return Observation(source=source.name, state="unavailable", error=str(exc))
-    if said.page is None:
-        return Observation(source=source.name, state="absent", claimed=said.claimed)
-    return Observation(source=source.name, state="found", page=said.page, url=said.url or "")
-
-
 def _index_specs(plan: ServePlan, checked: Sequence[str], where: str) -> list[IndexSpec]:
-    base = (
-        plan.settings.base_url
-        or f"{'https' if plan.settings.tls_certificate else 'http'}://{plan.settings.listen}"
-    ).rstrip("/")
+    base = base_url(plan)
     specs: dict[str, IndexSpec] = {}
     for name in checked:
         index = plan.indexes[name]
@@ -230,7 +212,7 @@ async def check_config(
                 async def one(index: ComposedIndex, item: Wanted) -> Finding:
                     async with limit:
                         finding, used = await _judge(
-                            index, item, plan, public_proxies, reference.lookup, now
+                            index, item, plan, public_proxies, reference, now
                         )
                     if used:
                         asked_public.append(True)
@@ -270,7 +252,7 @@ async def _judge(
     item: Wanted,
     plan: ServePlan,
     public_proxies: set[str],
-    ask_public: _AskPublic,
+    public: CheckSource,
     now: datetime,
 ) -> tuple[Finding, bool]:
     """The finding for ``item`` on ``index``, and whether the public index was asked."""
@@ -294,7 +276,7 @@ async def _judge(
     decision = resolution.decision
     asked = {o.source for o in resolution.observations}
     others = await asyncio.gather(
-        *(_observe(source, p) for name, source in index.sources.items() if name not in asked)
+        *(index.observe(name, p) for name in index.sources if name not in asked)
     )
     seen = [*resolution.observations, *others]
     pages = {o.source: o.page for o in seen if o.state == "found" and o.page is not None}
@@ -361,9 +343,9 @@ async def _judge(
             public_has = public_seen.state == "found"
         else:
             used_public = True
-            lookup = await ask_public(p)
+            lookup = await public.lookup(p)
             if lookup.state == "unavailable":
-                failures.append(Failure(index="public", error=lookup.error or "no answer"))
+                failures.append(Failure(index=public.spec.name, error=lookup.error or "no answer"))
                 risks.append(Risk.UNAVAILABLE)
                 facts.append(f"the public index failed: {lookup.error}")
                 advice.append("make the public index answer (or give --public) and check again")

@@ -172,6 +172,12 @@ class ComposedIndex:
             said.version,
         )
 
+    async def observe(self, source_name: str, project: NormalizedName) -> Observation:
+        """What source ``source_name`` says about ``project``, as a decision sees it (for
+        reports of sources the plan did not consult)."""
+        observation, _ = await self._observe(source_name, project)
+        return observation
+
     async def resolve(self, project: NormalizedName) -> Resolution:
         """Ask the sources the policy names and decide (no caching: see :meth:`_entry`)."""
         rules = await self._current_rules()

@@ -39,6 +39,7 @@ __all__ = [
     "PLAN_ENV",
     "Sources",
     "app_from_env",
+    "base_url",
     "build_app",
     "build_sources",
     "database_url",
@@ -99,7 +100,7 @@ def index_rules(plan: ServePlan, name: str) -> Rules:
     index = plan.indexes[name]
     specs = [SourceSpec(name=s, kind=_source_kind(plan, s)) for s in index.sources]
     # For a PEP 708 mapping file (routes-file): which URL names which source.
-    base = _base_url(plan)
+    base = base_url(plan)
     urls = {proxy.url: source for source, proxy in plan.proxies.items()}
     urls.update({f"{base}/{source}/simple/": source for source in plan.hosted})
     return rules_from_config(
@@ -112,7 +113,8 @@ def index_rules(plan: ServePlan, name: str) -> Rules:
     )
 
 
-def _base_url(plan: ServePlan) -> str:
+def base_url(plan: ServePlan) -> str:
+    """The server's public base URL: ``[serve] base_url``, else http(s)://listen (no trailing /)."""
     settings = plan.settings
     scheme = "https" if settings.tls_certificate else "http"
     return (settings.base_url or f"{scheme}://{settings.listen}").rstrip("/")
@@ -175,7 +177,7 @@ def build_sources(plan: ServePlan, database: Database | None) -> Sources:
         sources[name] = DirectorySource(
             name, Path(path), revalidate=max(plan.settings.revalidate, 1.0)
         )
-    base = _base_url(plan)
+    base = base_url(plan)
 
     def own_url(source: str, project: NormalizedName) -> str:
         return f"{base}/{source}/simple/{project}/"
