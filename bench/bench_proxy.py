@@ -68,10 +68,10 @@ end
 
 def app_from_env() -> Any:
     """The app granian's worker builds: one index ``bench``, a proxy or a tree (from env)."""
+    from headwater.config.settings import ServeSettings
     from headwater.repository.proxy import ProxySource
     from headwater.repository.tree import TreeSource
     from headwater.server.app import IndexApp
-    from headwater.server.settings import ServeSettings
     from headwater.storage import FileStorage
 
     kind = os.environ["BENCH_PROXY_KIND"]

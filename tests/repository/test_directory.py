@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from headwater.config.settings import ServeSettings
 from headwater.repository.base import FileRef
 from headwater.repository.directory import DirectorySource
 from headwater.server.app import IndexApp
-from headwater.server.settings import ServeSettings
 from headwater.simple.html import parse_project_page_html
 from headwater.simple.json import parse_project_list_json, parse_project_page_json
 from headwater.simple.model import ProjectPage

@@ -17,12 +17,12 @@ import msgspec
 import pytest
 from aiohttp import web
 
+from headwater.config.settings import ServeSettings
 from headwater.repository.base import FileRef, SourceUnavailable
 from headwater.repository.errors import IntegrityError
 from headwater.repository.http import RetryPolicy
 from headwater.repository.proxy import ProxySource
 from headwater.server.app import IndexApp
-from headwater.server.settings import ServeSettings
 from headwater.simple.html import parse_project_page_html
 from headwater.simple.json import parse_project_list_json, parse_project_page_json
 from headwater.simple.model import File, ProjectPage

@@ -11,9 +11,9 @@ from typing import Any
 import msgspec
 import pytest
 
+from headwater.config.settings import ServeSettings
 from headwater.repository.tree import TreeSource
 from headwater.server.app import IndexApp
-from headwater.server.settings import ServeSettings
 from headwater.simple.html import parse_project_page_html
 from headwater.simple.json import parse_project_list_json, parse_project_page_json
 from headwater.storage import FileStorage

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import msgspec
 
+from headwater.config.settings import ServePlan, ServeSettings
 from headwater.server.factory import build_app
 from headwater.server.metrics import Metrics, Snapshot, collect, render
-from headwater.server.settings import ServePlan, ServeSettings
 from tests.server.asgi import call
 
 

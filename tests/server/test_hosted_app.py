@@ -15,10 +15,10 @@ from urllib.parse import urljoin, urlsplit
 import msgspec
 import pytest
 
+from headwater.config.settings import HostedSettings, ServePlan, ServeSettings
 from headwater.db import Database
 from headwater.server.app import IndexApp
 from headwater.server.factory import build_app
-from headwater.server.settings import HostedSettings, ServePlan, ServeSettings
 from headwater.simple.json import parse_project_page_json
 from tests.postgres import fresh_database
 from tests.server.asgi import Answer, call

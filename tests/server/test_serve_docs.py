@@ -9,10 +9,10 @@ from pathlib import Path
 from starlette.routing import Route
 
 from headwater.config import parse_config
+from headwater.config.settings import HostedSettings, ServeSettings
 from headwater.server.api import api_routes
 from headwater.server.auth import Authenticator
 from headwater.server.metrics import Snapshot, render
-from headwater.server.settings import HostedSettings, ServeSettings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "serve.md"
 

@@ -3,7 +3,7 @@ configuration, run in process.
 
 Where the plain check asks the indexes a client would use and judges them as pip or uv would
 merge them, this mode builds the configuration's sources exactly as ``headwater serve`` does
-(:func:`headwater.server.factory.build_sources`: the same mirror trees, hosted indexes over the
+(:func:`headwater.assembly.build_sources`: the same mirror trees, hosted indexes over the
 same database, proxies over the same cache, directories) and asks each ``[index.NAME]`` what it
 would do for every required name (:meth:`~headwater.repository.index.ComposedIndex.resolve`, the
 decision the server makes). The verdicts:
@@ -30,6 +30,7 @@ from pathlib import Path
 
 import msgspec
 
+from headwater.assembly import base_url, build_sources, database_url
 from headwater.check.assess import (
     Failure,
     Finding,
@@ -45,12 +46,11 @@ from headwater.check.errors import CheckError
 from headwater.check.indexes import IndexPlan, normalize_index_url
 from headwater.check.model import Client, IndexSpec, Requirement
 from headwater.check.sources import CheckSource, http_sources
+from headwater.config.settings import ServePlan
 from headwater.db import Database
 from headwater.errors import HeadwaterError
 from headwater.policy import NotServed, Refused, Served
 from headwater.repository.index import ComposedIndex
-from headwater.server.factory import base_url, build_sources, database_url
-from headwater.server.settings import ServePlan
 
 __all__ = ["check_config", "config_indexes"]
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from headwater.server.settings import ServePlan
+from headwater.config.settings import ServePlan
 
 if TYPE_CHECKING:
     from headwater.db import Database
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 #: Token scopes, as :data:`headwater.db.SCOPES` has them (a test keeps the two equal).
 SCOPES = ("admin", "manage", "read", "upload")
 
-__all__ = ["ensure_admin_token", "register"]
+__all__ = ["register"]
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -42,29 +42,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _plan(args: argparse.Namespace) -> ServePlan:
-    from headwater.cli.serve import build_plan
+    from headwater.assembly.plan import plan_from_flags
 
-    defaults: dict[str, Any] = {
-        "listen": None,
-        "workers": None,
-        "base_url": None,
-        "tls_certificate": None,
-        "tls_key": None,
-        "default_index": None,
-        "tree": [],
-    }
-    for key, value in defaults.items():
-        if not hasattr(args, key):
-            setattr(args, key, value)
-    return build_plan(args)
+    return plan_from_flags(
+        args.config, overrides={"data_dir": args.data_dir, "database": args.database}
+    )
 
 
 def _connect(plan: ServePlan) -> Database:
     """The plan's database; for SQLite, its directory is made first (a new data directory)."""
     from pathlib import Path
 
+    from headwater.assembly import database_url
     from headwater.db import Database
-    from headwater.server.factory import database_url
 
     url = database_url(plan)
     if url.startswith("sqlite:///"):
@@ -95,18 +85,6 @@ def _command(
 
 def _print_json(value: Any) -> None:
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(value)).decode() + "\n")
-
-
-def ensure_admin_token(db: Database, plan: ServePlan) -> str | None:
-    """On a fresh database (no users yet), create the user ``admin`` with an admin token and
-    return the token (to be shown once); None when users exist already."""
-    if db.users():
-        return None
-    db.create_user("admin")
-    _, token = db.create_token(
-        "admin", scopes={"admin"}, description="created by the first `headwater serve`"
-    )
-    return token
 
 
 # -- db ----------------------------------------------------------------------------------------
@@ -181,7 +159,7 @@ def _token_revoke(args: argparse.Namespace) -> int:
 
 
 def _delete_blobs(plan: ServePlan, index: str, keys: list[str]) -> None:
-    from headwater.server.factory import hosted_storage
+    from headwater.assembly import hosted_storage
 
     storage = hosted_storage(plan, index)
 

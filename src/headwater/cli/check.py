@@ -182,10 +182,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace, inputs: RequirementSet) -> Report:
     """``--config``: the configuration's indexes, built and asked in process."""
+    from headwater.assembly.plan import plan_from_config
     from headwater.check import DEFAULT_PUBLIC, CheckError
     from headwater.check.configured import check_config
     from headwater.cli.progress import run_async
-    from headwater.cli.serve import plan_from_config
 
     mixed = [
         flag

@@ -8,19 +8,14 @@ with a SQLite database and one hosted index, ``main``, also served as the defaul
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import msgspec
+from headwater.config import ConfigError
+from headwater.config.settings import ServePlan
 
-from headwater.config import Config, ConfigError, find_config, load_config
-from headwater.server.settings import HostedSettings, ServePlan
-
-__all__ = ["build_plan", "plan_from_config", "register"]
-
-DEFAULT_HOSTED = "main"
+__all__ = ["build_plan", "register"]
 
 
 def register(subparsers: Any) -> None:
@@ -55,100 +50,19 @@ def register(subparsers: Any) -> None:
 
 
 def build_plan(args: argparse.Namespace) -> ServePlan:
-    """The serve plan from the config file (if any) and the flags.
+    """The serve plan from the config file (if any) and the flags of ``args``.
 
     Raises:
         ConfigError: the file, a flag, or their combination is invalid.
     """
-    path = find_config(args.config)
-    config = load_config(path) if path is not None else Config()
-    overrides = {
-        key: value
-        for key, value in {
-            "listen": args.listen,
-            "workers": args.workers,
-            "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None,
-            "database": args.database,
-            "base_url": args.base_url,
-            "tls_certificate": args.tls_certificate,
-            "tls_key": args.tls_key,
-            "default_index": args.default_index,
-        }.items()
-        if value is not None
-    }
-    try:
-        settings = msgspec.structs.replace(config.serve, **overrides)
-        settings.__post_init__()  # replace() does not re-validate
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"serve options: {exc}") from exc
-    if not Path(settings.data_dir).is_absolute():
-        settings = msgspec.structs.replace(
-            settings, data_dir=str(Path(settings.data_dir).resolve())
-        )
-    mirrors = {name: mirror.target for name, mirror in config.mirror.items()}
-    for spec in args.tree:
-        name, sep, tree = spec.partition("=")
-        if not sep or not name or not tree:
-            raise ConfigError(f"--tree wants NAME=PATH, got {spec!r}")
-        mirrors[name] = str(Path(tree).resolve())
-    hosted = dict(config.hosted)
-    if not hosted and not mirrors and not config.proxy and not config.directory:
-        hosted[DEFAULT_HOSTED] = HostedSettings()
-    default = settings.default_index
-    if default is None:
-        names = [*hosted, *mirrors, *config.proxy, *config.directory]
-        if len(config.index) == 1:
-            default = next(iter(config.index))  # the composed index is what clients should use
-        elif not config.index:
-            default = (
-                DEFAULT_HOSTED
-                if DEFAULT_HOSTED in hosted
-                else names[0]
-                if len(names) == 1
-                else None
-            )
-    try:
-        plan = ServePlan(
-            settings=settings,
-            mirrors=mirrors,
-            hosted=hosted,
-            proxies=dict(config.proxy),
-            directories={name: d.path for name, d in config.directory.items()},
-            indexes=dict(config.index),
-            default=default,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"serve: {exc}") from exc
-    if plan.indexes:
-        # Imported here: the server is heavy, and building the parser must stay light.
-        from headwater.server.factory import index_rules
+    # Imported here: building the parser of every command must stay light.
+    from headwater.assembly.plan import OVERRIDABLE, plan_from_flags
 
-        for name in plan.indexes:
-            index_rules(plan, name)  # a bad policy table fails here, before any worker starts
-    return plan
-
-
-def plan_from_config(config: str, *, data_dir: str | None = None) -> ServePlan:
-    """What ``headwater serve --config CONFIG [--data-dir DATA_DIR]`` would serve.
-
-    Raises:
-        ConfigError: the file is missing or invalid.
-    """
-    if not Path(config).is_file():
-        raise ConfigError(f"configuration file {config} does not exist")
-    flags = argparse.Namespace(
-        config=config,
-        listen=None,
-        workers=None,
-        data_dir=data_dir,
-        database=None,
-        base_url=None,
-        tls_certificate=None,
-        tls_key=None,
-        default_index=None,
-        tree=[],
+    return plan_from_flags(
+        getattr(args, "config", None),
+        overrides={key: getattr(args, key, None) for key in OVERRIDABLE},
+        trees=getattr(args, "tree", None) or [],
     )
-    return build_plan(flags)
 
 
 def _check_tls(certificate: str | None, key: str | None) -> None:
@@ -205,33 +119,9 @@ def _announce(plan: ServePlan) -> None:
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
-def prepare_database(plan: ServePlan) -> str | None:
-    """Before any worker starts: create or migrate the database (one process does it, so
-    workers never race), and on a fresh database create the ``admin`` user with a token, kept
-    in ``<data_dir>/admin-token`` (mode 0600). Returns the token's file when one was made."""
-    from headwater.cli.admin import ensure_admin_token
-    from headwater.db import Database
-    from headwater.server.factory import database_url
-
-    data_dir = Path(plan.settings.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database.connect(database_url(plan))
-    try:
-        db.upgrade()
-        token = ensure_admin_token(db, plan)
-    finally:
-        db.close()
-    if token is None:
-        return None
-    path = data_dir / "admin-token"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    return str(path)
-
-
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``headwater serve``."""
+    from headwater.assembly.plan import prepare_database
     from headwater.server.run import run_server
 
     plan = build_plan(args)

@@ -27,13 +27,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
+from headwater.config.settings import ServeSettings
 from headwater.repository.base import PageFormat, RenderedPage, ServedSource, SourceUnavailable
 from headwater.repository.index import Refusal
 from headwater.server.files import send_file
 from headwater.server.metrics import Metrics
 from headwater.server.refusals import send_refusal
 from headwater.server.responses import header, if_none_match, send_bytes, send_redirect, send_text
-from headwater.server.settings import ServeSettings
 from headwater.server.types import ASGIApp, Headers, Message, Receive, Scope, Send
 from headwater.simple.json import parse_project_page_json
 from headwater.simple.names import is_valid_name, normalize_name

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import msgspec
 
-from headwater.server.factory import PLAN_ENV, run_dir
-from headwater.server.settings import ServePlan, parse_listen
+from headwater.assembly import run_dir
+from headwater.config.settings import ServePlan, parse_listen
+from headwater.server.factory import PLAN_ENV
 
 __all__ = ["run_server"]
 

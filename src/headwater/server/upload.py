@@ -17,6 +17,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from headwater.config.settings import HostedSettings
 from headwater.db import Database, DatabaseUnavailable
 from headwater.repository.artifacts import metadata_for_pep658
 from headwater.repository.hosted import HostedSource
@@ -24,7 +25,6 @@ from headwater.repository.uploads import Accepted, Candidate, UploadRefused, acc
 from headwater.server.auth import Authenticator, basic_credentials, token_allows
 from headwater.server.intake import UploadRejected, inspect_upload, receive_upload, validate_form
 from headwater.server.metrics import Metrics
-from headwater.server.settings import HostedSettings
 
 __all__ = ["UploadEndpoint"]
 

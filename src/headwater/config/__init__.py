@@ -25,14 +25,14 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from headwater.errors import HeadwaterError
-from headwater.server.settings import (
+from headwater.config.settings import (
     DirectorySettings,
     HostedSettings,
     IndexSettings,
     ProxySettings,
     ServeSettings,
 )
+from headwater.errors import HeadwaterError
 from headwater.sync.filters import FilterConfig, InvalidFilter
 
 __all__ = ["Config", "ConfigError", "MirrorConfig", "find_config", "load_config", "parse_config"]
