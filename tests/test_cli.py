@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +57,26 @@ def test_token_scopes_offered_by_the_cli_are_the_databases() -> None:
     from headwater.db import SCOPES
 
     assert set(CLI_SCOPES) == set(SCOPES)
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
+    """Every (sub)command's parser, depth first, with its full name."""
+    found: list[tuple[str, argparse.ArgumentParser]] = [(parser.prog, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                found.extend(_subparsers(child))
+    return found
+
+
+def test_no_help_text_shows_restructuredtext_markup() -> None:
+    """Help is read in a terminal: docstring markup (``code``, :func:`x`) does not belong in it.
+    Walks every command and subcommand, so a new command is checked too."""
+    from headwater.cli.main import build_parser
+
+    parsers = _subparsers(build_parser())
+    assert len(parsers) > 10  # the walk found the subcommands (token create, project yank, ...)
+    for name, parser in parsers:
+        text = parser.format_help()
+        assert "``" not in text, f"{name} --help shows ``...``:\n{text}"
+        assert not re.search(r":(func|class|mod|meth|data|attr):`", text), f"{name}:\n{text}"

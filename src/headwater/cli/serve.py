@@ -23,8 +23,12 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="serve mirrored trees and hosted indexes over HTTP",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Run the index server. With no configuration file it runs on embedded defaults: a "
+            "data directory ./headwater-data with a SQLite database and one hosted index, main, "
+            "also served as the default index at /simple/. Flags override the [serve] table of "
+            "the configuration file (docs/serve.md)."
+        ),
     )
     parser.add_argument(
         "--config", help="configuration file (default: $HEADWATER_CONFIG, ./headwater.toml)"
