@@ -31,3 +31,22 @@ def test_example_config_is_the_documented_one() -> None:
     config = parse_config(example)
     assert 'upstream = "https://pypi.org/simple/"' in (DOCS / "configuration.md").read_text()
     assert config.mirror["pypi"].filters.latest == 2
+
+
+def test_user_documents_name_no_issue_numbers() -> None:
+    """Issue numbers belong in commit messages and closing notes: a user reading the README, the
+    docs or the example configuration cannot look them up."""
+    import re
+
+    root = DOCS.parent
+    documents = [root / "README.md", *DOCS.glob("*.md"), *(root / "examples").iterdir()]
+    assert len(documents) > 10
+    pattern = re.compile(r"\b(issue|item)s? \d+", re.IGNORECASE)
+    found = [
+        f"{path.name}: {line.strip()}"
+        for path in documents
+        if path.is_file()
+        for line in path.read_text().splitlines()
+        if pattern.search(line)
+    ]
+    assert not found, "\n".join(found)
