@@ -151,10 +151,10 @@ def test_pypi_simple_reads_every_page(hosted: Hosted, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("case", "status", "phrase"),
     [
-        ("no-credentials", 401, "needs credentials"),
+        ("no-credentials", 403, "Invalid or non-existent authentication information"),
         ("bad-token", 403, "Invalid or non-existent authentication information"),
-        ("token-for-another-project", 403, "does not allow uploads to project 'victim'"),
-        ("token-for-another-index", 403, "does not allow uploads to index 'main'"),
+        ("token-for-another-project", 403, "cannot upload to project 'victim'"),
+        ("token-for-another-index", 403, "cannot upload to 'main'"),
         ("name-mismatch", 400, "is not the project in the file"),
         ("version-mismatch", 400, "is not the version in the file"),
         ("traversal-filename", 400, "Invalid distribution filename"),

@@ -215,6 +215,26 @@ class AccessControl:
             ).all()
         return [row.user for row in rows]
 
+    def ownership(self, index: str, name: str) -> list[str] | None:
+        """The owners of a project, by name, or None when the index holds no such name (so a
+        first upload may create it). A project with no owner left gives []: nobody but an
+        admin may upload to it."""
+        project = name_of(name)
+        with reading(self._engine) as conn:
+            row = conn.execute(
+                sa.select(t.projects.c.id).where(
+                    t.projects.c.index == index, t.projects.c.name == project
+                )
+            ).first()
+            if row is None:
+                return None
+            rows = conn.execute(
+                sa.select(t.owners.c.user)
+                .where(t.owners.c.project_id == row.id)
+                .order_by(t.owners.c.user)
+            ).all()
+        return [r.user for r in rows]
+
     def add_owner(self, index: str, name: str, user: str) -> bool:
         """Make ``user`` an owner of the project; False if it was one already.
 

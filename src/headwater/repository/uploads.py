@@ -5,8 +5,10 @@ the form and the digests, and read the distribution's own metadata. This module 
 the database, whether the upload is allowed, and makes it visible atomically:
 
 1. refuse what the project's state forbids (PEP 792: archived and quarantined projects accept no
-   uploads), what the user may not do (owners only; PEP 752 namespaces: 409 for non-grantees),
-   and filenames that exist with other content or were deleted (never reusable, as on PyPI);
+   uploads), new names in someone else's PEP 752 namespace (409), and filenames that exist with
+   other content or were deleted (never reusable, as on PyPI). Who may upload to an existing
+   project (its owners, or an admin) is :func:`headwater.server.authz.decide`'s answer, asked
+   before this module runs: a non-owner never reaches the "identical file: OK" answer;
 2. write the file and its ``.metadata`` to storage (content-addressed keys, atomic writes);
 3. record the file in the database, which is what makes it visible; the database's uniqueness
    settles two concurrent uploads of one filename. A loser's blob, if its content differs, is
@@ -99,12 +101,6 @@ def _check_allowed(db: Any, c: Candidate) -> Accepted | None:
                 400,
                 f"project {c.project!r} is {status.value}: it accepts no uploads (PEP 792). An "
                 "admin can set it active again with `headwater project status`.",
-            )
-        if not c.admin and c.user not in db.owners(c.index, c.project):
-            raise UploadRefused(
-                403,
-                f"The user {c.user!r} isn't allowed to upload to project {c.project!r}: ask an "
-                f"owner to run `headwater project owner add {c.index} {c.project} {c.user}`.",
             )
         return None
     namespace = db.namespace_covering(c.index, c.project)

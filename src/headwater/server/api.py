@@ -17,10 +17,11 @@ namespace endpoints.
     GET    /<index>/namespaces                                  PEP 752: [{"name"}]
     GET    /<index>/namespace/<namespace>                       PEP 752: {name, parent, children, owner}
 
-Reading a project of a private index (``read = "token"``) needs the ``read`` scope, as its pages
-do. Project changes need the ``manage`` scope and ownership of the project, or ``admin``; ``tracks``
-is the operator's statement about where a project comes from (PEP 708), so it needs ``admin``.
-Errors are JSON ``{"error": "..."}`` with a status that says what kind.
+Who may call each route is :func:`headwater.server.authz.decide`'s answer (the actions are in
+:data:`headwater.server.routes.ROUTES`): reading a project of a private index needs the ``read``
+scope, as its pages do; project changes need the ``manage`` scope and ownership of the project, or
+``admin``; ``tracks`` is the operator's statement about where a project comes from (PEP 708), so it
+needs ``admin``. Errors are JSON ``{"error": "..."}`` with a status that says what kind.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from starlette.routing import Route
 from headwater.db import Database, DatabaseError, DatabaseUnavailable, InvalidArgument
 from headwater.db import NotFound as DbNotFound
 from headwater.repository.hosted import HostedSource
-from headwater.server.auth import Authenticator, token_allows
+from headwater.server.auth import Authenticator
+from headwater.server.authz import NO_CREDENTIALS, Action, Allowed, Denied, Target, decide
 from headwater.simple.names import is_valid_name, normalize_name
 
 __all__ = ["api_routes"]
@@ -66,9 +68,13 @@ def _json(value: Any, status: int = 200, *, challenge: str | None = None) -> Res
 
 
 def api_routes(
-    db: Database, hosted: Mapping[str, HostedSource], auth: Authenticator
+    db: Database,
+    hosted: Mapping[str, HostedSource],
+    auth: Authenticator,
+    private: Mapping[str, frozenset[str]],
 ) -> list[Route]:
-    """The management and namespace routes over the hosted indexes."""
+    """The management and namespace routes over the hosted indexes (``private``: the indexes
+    whose reading needs a token, as :class:`~headwater.server.app.IndexApp` takes them)."""
 
     def source_of(request: Request) -> tuple[str, HostedSource]:
         index = request.path_params["index"]
@@ -83,39 +89,28 @@ def api_routes(
             raise ApiError(404, f"{raw!r} is not a valid project name")
         return normalize_name(raw)
 
-    async def readable(request: Request, index: str, source: HostedSource) -> None:
-        """A private index (``read = "token"``) shows a project's record to holders of a token
-        with the read scope only, as it does its pages (401 without a token, 403 without the
-        scope)."""
-        if not source.private:
-            return
-        token = await auth.token(request.scope)
-        if token is None:
-            raise ApiError(
-                401,
-                f"index {index!r} is private: send a token with the read scope (Basic auth, "
-                "user __token__)",
-                challenge=f"headwater {index}",
-            )
-        if not token_allows(token, "read", index):
-            raise ApiError(403, f"this token has no read scope for the private index {index!r}")
-
-    async def allowed(request: Request, index: str, project: str, *, admin: bool = False) -> str:
-        token = await auth.token(request.scope)
-        if token is None:
-            raise ApiError(401, "send a token (Basic auth, user __token__) with the manage scope")
-        if admin:
-            if not token_allows(token, "admin", index):
-                raise ApiError(403, "this change needs a token with the admin scope")
-            return str(token.user)
-        if "admin" in token.scopes and token_allows(token, "admin", index):
-            return str(token.user)
-        if not token_allows(token, "manage", index, project):
-            raise ApiError(403, f"this token has no manage scope for {index}/{project}")
-        owners = await asyncio.to_thread(db.owners, index, project)
-        if token.user not in owners:
-            raise ApiError(403, f"user {token.user!r} is not an owner of {index}/{project}")
-        return str(token.user)
+    async def authorize(
+        request: Request, index: str, action: Action, project: str | None = None
+    ) -> Allowed:
+        """authz.decide's answer for this request, or the ApiError it denies with. Credentials
+        are looked at only when the answer without them is no; ownership only for a token."""
+        target = Target(
+            index=index,
+            private=index in private,
+            private_sources=private.get(index, frozenset()),
+            project=project,
+        )
+        decision = decide(NO_CREDENTIALS, target, action)
+        if isinstance(decision, Denied):
+            credentials = await auth.credentials(request.scope)
+            token = credentials.token
+            if action == "manage" and token is not None and project is not None:
+                owners = await asyncio.to_thread(db.owners, index, project)
+                target = msgspec.structs.replace(target, owner=token.user in owners)
+            decision = decide(credentials, target, action)
+        if isinstance(decision, Denied):
+            raise ApiError(decision.status, decision.message, challenge=decision.challenge)
+        return decision
 
     async def body(request: Request) -> dict[str, Any]:
         raw = await request.body()
@@ -155,9 +150,9 @@ def api_routes(
         return wrapped
 
     async def show(request: Request) -> Response:
-        index, source = source_of(request)
-        await readable(request, index, source)
+        index, _ = source_of(request)
         project = project_of(request)
+        await authorize(request, index, "read", project)
         record = await asyncio.to_thread(db.project, index, project)
         if record is None:
             raise ApiError(404, f"no project {project!r} in {index!r}")
@@ -175,7 +170,8 @@ def api_routes(
         async def handler(request: Request) -> Response:
             index, source = source_of(request)
             project = project_of(request)
-            actor = await allowed(request, index, project, admin=admin)
+            allowed = await authorize(request, index, "admin" if admin else "manage", project)
+            actor = str(allowed.user)
             data = await body(request)
             result = await asyncio.to_thread(action, request, index, project, actor, data)
             if isinstance(result, tuple) and result and result[0] == "deleted":
@@ -250,14 +246,14 @@ def api_routes(
         return db.remove_owner(index, project, request.path_params["user"])
 
     async def namespaces(request: Request) -> Response:
-        # (On a private index the server's read guard has checked the token already.)
         index, _ = source_of(request)
+        await authorize(request, index, "read")  # index-wide
         grants = await asyncio.to_thread(db.namespaces, index)
         return _json([{"name": g.name} for g in sorted(grants, key=lambda g: g.name)])
 
     async def namespace(request: Request) -> Response:
-        # (On a private index the server's read guard has checked the token already.)
         index, _ = source_of(request)
+        await authorize(request, index, "read")  # index-wide
         wanted = normalize_name(request.path_params["namespace"])
         grants = await asyncio.to_thread(db.namespaces, index)
         found = next((g for g in grants if g.name == wanted), None)

@@ -24,20 +24,25 @@ import contextlib
 import html
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, unquote
+
+import msgspec
 
 from headwater.config.settings import ServeSettings
 from headwater.repository.base import PageFormat, RenderedPage, ServedSource, SourceUnavailable
 from headwater.repository.index import Refusal
+from headwater.server.authz import Credentials, Denied, Target, decide
 from headwater.server.files import send_file
 from headwater.server.metrics import Metrics
 from headwater.server.refusals import send_refusal
 from headwater.server.responses import header, if_none_match, send_bytes, send_redirect, send_text
 from headwater.server.types import ASGIApp, Headers, Message, Receive, Scope, Send
+from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.json import parse_project_page_json
 from headwater.simple.names import is_valid_name, normalize_name
 from headwater.simple.negotiation import JSON_V1, NotAcceptable, select_content_type
+from headwater.simple.pages import parse_project_list, render_project_list
 from headwater.simple.pypi_json import render_pypi_json
 
 __all__ = ["IndexApp"]
@@ -56,6 +61,8 @@ _UNAVAILABLE_FIX = (
 _SECTIONS = frozenset({"", "simple", "packages", "pypi", "legacy", *_FIXED_FORMATS})
 #: PEP 752's endpoints, answered by ``rest``; the default index's are at the root too.
 _NAMESPACE_SECTIONS = ("namespaces", "namespace")
+#: The sections of the default index that are also served at the root (``/simple/``...).
+_DEFAULT_SECTIONS = ("simple", "packages", "pypi", *_FIXED_FORMATS, *_NAMESPACE_SECTIONS)
 
 
 class IndexApp:
@@ -77,15 +84,24 @@ class IndexApp:
         page_max_age: Mapping[str, int] | None = None,
         on_startup: list[Any] | None = None,
         on_shutdown: list[Any] | None = None,
-        read_guards: Mapping[str, Callable[[Scope], Awaitable[bool]]] | None = None,
+        private: Mapping[str, frozenset[str]] | None = None,
+        credentials: Callable[[Scope], Awaitable[Credentials]] | None = None,
     ) -> None:
         self.settings = settings
         self.sources = dict(sources)
         self.default = default
         self.rest = rest
         self.metrics = metrics or Metrics()
+        # Private indexes: index -> its private sources (a composed index's; empty for a hosted
+        # one). Reading them needs a token, asked of authz.decide with ``credentials``.
+        self._private = dict(private or {})
+        self._credentials = credentials
         self._cache_control = {
-            name: f"max-age={(page_max_age or {}).get(name, settings.page_max_age)}, public".encode()
+            name: (
+                f"max-age={(page_max_age or {}).get(name, settings.page_max_age)}, "
+                # A shared cache must never keep what a token was needed to read.
+                + ("private" if name in self._private else "public")
+            ).encode()
             for name in self.sources
         }
         self._legacy_hosts = frozenset(h.lower() for h in settings.legacy_hosts)
@@ -95,8 +111,6 @@ class IndexApp:
         self._on_shutdown = on_shutdown or []
         self._flusher: asyncio.Task[None] | None = None
         self._pypi_cache: dict[tuple[str, str, str], tuple[str, RenderedPage]] = {}
-        # Private indexes: index -> "may this request read?" (checks its token).
-        self._read_guards = dict(read_guards or {})
 
     # -- ASGI entry ---------------------------------------------------------------------------
 
@@ -215,30 +229,13 @@ class IndexApp:
             and parts[2] not in _SECTIONS
         ):
             index, rest_at = parts[1], 2
-        elif self.default is not None and parts[1] in (
-            "simple",
-            "packages",
-            "pypi",
-            *_FIXED_FORMATS,
-            *_NAMESPACE_SECTIONS,
-        ):
+        elif self.default is not None and parts[1] in _DEFAULT_SECTIONS:
             index, rest_at = self.default, 1
         elif path == "/":
             return ("-", "other", *await self._landing(send, head))
         else:
             return None
         source = self.sources[index]
-        guard = self._read_guards.get(index)
-        if guard is not None and not await guard(scope):
-            await send_text(
-                send,
-                401,
-                f"index {index!r} is private: send a token with the read scope "
-                "(e.g. https://__token__:TOKEN@HOST/INDEX/simple/)",
-                head=head,
-                extra=[(b"www-authenticate", f'Basic realm="headwater {index}"'.encode())],
-            )
-            return (index, "page", 401, 0)
         section = parts[rest_at] if len(parts) > rest_at else ""
         fixed: str | None = None
         if section in _FIXED_FORMATS:
@@ -246,9 +243,32 @@ class IndexApp:
             rest_at += 1
             section = parts[rest_at] if len(parts) > rest_at else ""
         prefix = "/".join(parts[:rest_at])
+        only: frozenset[str] | None = None
+        if index in self._private:
+            wanted = _read_target(section, fixed, parts[rest_at + 1 :], rest_at, len(parts))
+            if wanted is not None:
+                # routes.ROUTES: these are the hot path's "list" and "read" routes.
+                action, project = wanted
+                credentials = (
+                    await self._credentials(scope)
+                    if self._credentials is not None
+                    else Credentials("none")
+                )
+                target = Target(
+                    index=index,
+                    private=True,
+                    private_sources=self._private[index],
+                    project=project,
+                )
+                decision = decide(credentials, target, action)
+                if isinstance(decision, Denied):
+                    await _send_denied(send, decision, head)
+                    return (index, "page", decision.status, 0)
+                only = decision.only
+            send = _privately(send)
         if section == "simple":
             status, sent = await self._page(
-                scope, send, source, index, parts[rest_at + 1 :], prefix, fixed, head
+                scope, send, source, index, parts[rest_at + 1 :], prefix, fixed, head, only
             )
             return (index, "page", status, sent)
         if section == "pypi" and fixed is None:
@@ -280,6 +300,7 @@ class IndexApp:
         prefix: str,
         fixed: str | None,
         head: bool,
+        only: frozenset[str] | None = None,
     ) -> tuple[int, int]:
         query = scope.get("query_string") or b""
         suffix = "?" + query.decode("latin-1") if query else ""
@@ -341,6 +362,8 @@ class IndexApp:
             what = f"project {project!r}" if project else "a project list"
             await send_text(send, 404, f"index {index!r} has no {what}", head=head)
             return (404, 0)
+        if only is not None and project is None:
+            page = _only(page, content_type, only)
         headers: Headers = [
             (b"content-type", content_type.encode()),
             (b"vary", _VARY),
@@ -442,6 +465,65 @@ class IndexApp:
         headers: Headers = [(b"content-type", b"text/html; charset=utf-8")]
         await send_bytes(send, 200, headers, body, head=head)
         return (200, len(body))
+
+
+def _read_target(
+    section: str, fixed: str | None, tail: list[str], rest_at: int, length: int
+) -> tuple[Literal["list", "read"], str | None] | None:
+    """The authz action and project of a hot-path request (see routes.ROUTES), or None when the
+    hot path does not answer it (``rest`` does, and asks for itself)."""
+    if section == "simple":
+        if tail in ([], [""]):
+            return ("list", None)
+        return ("read", _project_of(tail[0]))
+    if section == "pypi" and fixed is None:
+        return ("read", _project_of(tail[0]) if tail else None)
+    if section == "packages":
+        filename = (tail[-1] if tail else "").removesuffix(".metadata")
+        try:
+            return ("read", parse_filename(filename).name)
+        except (InvalidFilename, ValueError):
+            # A name that names no project is an index-wide read: a token limited to projects
+            # may not probe it.
+            return ("read", None)
+    if section == "" and rest_at == 2 and length <= 3:
+        return ("list", None)
+    return None
+
+
+def _project_of(raw: str) -> str:
+    # An invalid name is kept as it is: it is in no token's list of (normalized) projects.
+    return normalize_name(raw) if is_valid_name(raw) else raw
+
+
+def _only(page: RenderedPage, content_type: str, only: frozenset[str]) -> RenderedPage:
+    """The project list ``page`` showing only the projects in ``only`` (a token limited to them)."""
+    listing = parse_project_list(page.body, content_type)
+    kept = tuple(entry for entry in listing.projects if entry.normalized in only)
+    body = render_project_list(msgspec.structs.replace(listing, projects=kept), content_type)
+    return RenderedPage(body, serial=page.serial, headers=page.headers, stale=page.stale)
+
+
+async def _send_denied(send: Send, denied: Denied, head: bool) -> None:
+    extra: Headers = [_NO_STORE]
+    if denied.challenge is not None:
+        extra.append((b"www-authenticate", f'Basic realm="{denied.challenge}"'.encode()))
+    await send_text(send, denied.status, denied.message, head=head, extra=extra)
+
+
+def _privately(send: Send) -> Send:
+    """``send`` with every ``Cache-Control: ... public`` made ``private``: what a token was
+    needed to read must not be kept by a shared cache (a CDN, a proxy) for others."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [
+                (key, value.replace(b"public", b"private") if key == b"cache-control" else value)
+                for key, value in message.get("headers", [])
+            ]
+        await send(message)
+
+    return wrapped
 
 
 def _one_line(text: str) -> bytes:

@@ -1,8 +1,16 @@
-"""Who is asking: API tokens in HTTP Basic auth, as twine, pip and uv send them.
+"""Who is asking: API tokens in an ``Authorization`` header, as twine, pip, uv and API clients
+send them.
 
-twine sends ``__token__`` as the user name and the token as the password (PyPI's convention);
-pip and uv send whatever credentials their ``--index-url`` or keyring gives them. Any user name is
-accepted with a valid token: the token names its user.
+Two forms are accepted everywhere (uploads, pages of private indexes, the management API):
+
+- ``Basic`` with the user name ``__token__`` and the token as the password, PyPI's convention
+  (what twine, ``uv publish --token`` and ``https://__token__:TOKEN@HOST/...`` index URLs send);
+- ``Bearer <token>``, as other registries' APIs take it.
+
+A Basic user name other than ``__token__`` is refused with a message naming the fix, as PyPI
+refuses it: the token names its user, and a second name that could disagree with it would only
+mislead. What the header resolved to is a :class:`~headwater.server.authz.Credentials`; what it
+may do is :func:`headwater.server.authz.decide`'s answer.
 
 Tokens are checked against the database on every upload and management call. For reads of private
 indexes (the hot path) a successful check is remembered for ``READ_CACHE_SECONDS``, so revoking a
@@ -18,44 +26,60 @@ import hashlib
 import time
 from typing import Any, Protocol
 
+from headwater.server.authz import NO_CREDENTIALS, Credentials
 from headwater.server.responses import header
 from headwater.server.types import Scope
 
-__all__ = ["READ_CACHE_SECONDS", "Authenticator", "basic_credentials", "token_allows"]
+__all__ = ["READ_CACHE_SECONDS", "TOKEN_USER", "Authenticator", "parse_authorization"]
 
 READ_CACHE_SECONDS = 30.0
+#: The Basic user name that says "the password is an API token" (PyPI's convention).
+TOKEN_USER = "__token__"
+_MAX_HEADER = 8192
 
 
 class TokenDatabase(Protocol):
     def authenticate(self, secret: str) -> Any: ...
 
 
-def basic_credentials(value: bytes | None) -> tuple[str, str] | None:
-    """(user, password) from an ``Authorization: Basic ...`` header, or None."""
+def parse_authorization(value: bytes | None) -> str | Credentials:
+    """The token an ``Authorization`` header carries, or the :class:`Credentials` saying why
+    there is none (``none``: no header; ``invalid``: with the problem and its fix)."""
     if value is None:
-        return None
-    scheme, _, encoded = value.partition(b" ")
-    if scheme.lower() != b"basic":
-        return None
+        return NO_CREDENTIALS
+    scheme, _, rest = value.strip().partition(b" ")
+    rest = rest.strip()
+    if len(value) > _MAX_HEADER or not rest:
+        return _invalid("the Authorization header is malformed")
+    kind = scheme.lower()
+    if kind == b"bearer":
+        try:
+            return rest.decode("ascii")
+        except UnicodeDecodeError:
+            return _invalid("the Bearer token is not a headwater token")
+    if kind != b"basic":
+        return _invalid(
+            "the Authorization header is neither Basic (user __token__, password the token) nor "
+            "Bearer"
+        )
     try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        decoded = base64.b64decode(rest, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        return None
+        return _invalid("the Basic credentials are not valid base64 of user:password")
     user, sep, password = decoded.partition(":")
-    return (user, password) if sep else None
+    if not sep or not password:
+        return _invalid("the Basic credentials have no password: the password is the token")
+    if user != TOKEN_USER:
+        return _invalid(
+            f"the user name must be {TOKEN_USER} when the password is a token (got "
+            f"{user[:40]!r}): use -u {TOKEN_USER} (twine), --token (uv publish) or "
+            f"https://{TOKEN_USER}:TOKEN@HOST/ (pip, uv)"
+        )
+    return password
 
 
-def token_allows(token: Any, scope: str, index: str, project: str | None = None) -> bool:
-    """Whether ``token`` (a TokenInfo) grants ``scope`` on ``index`` (and ``project``, if given).
-
-    ``admin`` implies every scope. ``None`` for the token's indexes or projects means "all".
-    """
-    scopes = set(token.scopes)
-    if scope not in scopes and "admin" not in scopes:
-        return False
-    if token.indexes is not None and index not in token.indexes:
-        return False
-    return project is None or token.projects is None or project in token.projects
+def _invalid(problem: str) -> Credentials:
+    return Credentials("invalid", problem=problem)
 
 
 class Authenticator:
@@ -66,24 +90,25 @@ class Authenticator:
         self.read_cache = read_cache
         self._cache: dict[bytes, tuple[Any, float]] = {}
 
-    async def token(self, scope: Scope, *, cached: bool = False) -> Any | None:
-        """The TokenInfo of the request's credentials, or None (no, malformed or bad credentials)."""
-        raw = header(scope, b"authorization")
-        credentials = basic_credentials(raw)
-        if credentials is None:
-            return None
-        secret = credentials[1]
-        key = hashlib.sha256(secret.encode()).digest()
+    async def credentials(self, scope: Scope, *, cached: bool = False) -> Credentials:
+        """What the request's ``Authorization`` header resolves to. ``cached``: a token checked
+        within ``read_cache`` seconds is not checked again (reads only)."""
+        secret = parse_authorization(header(scope, b"authorization"))
+        if isinstance(secret, Credentials):
+            return secret
+        key = hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
         now = time.monotonic()
         if cached:
             hit = self._cache.get(key)
             if hit is not None and now - hit[1] < self.read_cache:
-                return hit[0]
+                return Credentials("token", hit[0])
         token = await asyncio.to_thread(self.db.authenticate, secret)
-        if token is not None:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (token, now)
-        else:
+        if token is None:
             self._cache.pop(key, None)
-        return token
+            return _invalid(
+                "the token is unknown, revoked or expired: create one with `headwater token create`"
+            )
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (token, now)
+        return Credentials("token", token)

@@ -20,7 +20,8 @@ from headwater.db import Database
 from headwater.errors import HeadwaterError
 from headwater.server.api import api_routes
 from headwater.server.app import IndexApp
-from headwater.server.auth import Authenticator, token_allows
+from headwater.server.auth import Authenticator
+from headwater.server.authz import Credentials
 from headwater.server.health import health_routes
 from headwater.server.metrics import Metrics
 from headwater.server.types import Scope
@@ -39,7 +40,9 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
     routes: list[BaseRoute] = []
     on_startup: list[Callable[[], Awaitable[None]]] = []
     on_shutdown: list[Callable[[], Awaitable[None]]] = []
-    read_guards: dict[str, Callable[[Scope], Awaitable[bool]]] = {}
+    # Private indexes -> their private sources (a composed index's; empty for a hosted one).
+    private: dict[str, frozenset[str]] = {}
+    credentials: Callable[[Scope], Awaitable[Credentials]] | None = None
     extra_checks: dict[str, Callable[[], Awaitable[None]]] = {}
     database: Database | None = None
     if plan.hosted:
@@ -51,11 +54,17 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
         for name, settings in plan.hosted.items():
             page_max_age[name] = settings.page_max_age
             if settings.read == "token":
-                read_guards[name] = _read_guard(auth, name)
+                private[name] = frozenset()
         for name, index in plan.indexes.items():
-            if any(s in read_guards for s in index.sources):
+            hidden = frozenset(s for s in index.sources if s in plan.hosted and s in private)
+            if hidden:
                 # A composed index shows what its private sources hold: it is private too.
-                read_guards[name] = _read_guard(auth, name)
+                private[name] = hidden
+
+        async def read_credentials(scope: Scope) -> Credentials:
+            return await auth.credentials(scope, cached=True)
+
+        credentials = read_credentials
         upload = UploadEndpoint(
             database,
             built.hosted,
@@ -72,7 +81,7 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
             ),  # U1: PyPI redirects; we accept
             Route("/legacy/", upload.handle, methods=["POST"]),
             Route("/legacy", upload.handle, methods=["POST"]),
-            *api_routes(database, built.hosted, auth),
+            *api_routes(database, built.hosted, auth, private),
         ]
         opened = database
 
@@ -107,16 +116,9 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
         page_max_age=page_max_age,
         on_startup=on_startup,
         on_shutdown=on_shutdown,
-        read_guards=read_guards,
+        private=private,
+        credentials=credentials,
     )
-
-
-def _read_guard(auth: Authenticator, index: str) -> Callable[[Scope], Awaitable[bool]]:
-    async def guard(scope: Scope) -> bool:
-        token = await auth.token(scope, cached=True)
-        return token is not None and token_allows(token, "read", index)
-
-    return guard
 
 
 def app_from_env() -> IndexApp:

@@ -10,6 +10,7 @@ reads "File already exists" from the body, which twine checks as well as the phr
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +23,8 @@ from headwater.db import Database, DatabaseUnavailable
 from headwater.repository.artifacts import metadata_for_pep658
 from headwater.repository.hosted import HostedSource
 from headwater.repository.uploads import Accepted, Candidate, UploadRefused, accept_upload
-from headwater.server.auth import Authenticator, basic_credentials, token_allows
+from headwater.server.auth import Authenticator
+from headwater.server.authz import Denied, Target, decide
 from headwater.server.intake import UploadRejected, inspect_upload, receive_upload, validate_form
 from headwater.server.metrics import Metrics
 
@@ -81,19 +83,15 @@ class UploadEndpoint:
         return response
 
     async def _upload(self, request: Request, index: str, source: HostedSource) -> Response:
-        # U8: Basic auth, "__token__" and the token, as twine sends it.
-        if basic_credentials(request.headers.get("authorization", "").encode()) is None:
-            return _refuse(
-                401,
-                f"uploading to {index!r} needs credentials: user __token__, password a token from "
-                "`headwater token create`",
-                challenge=f"headwater {index}",
-            )
-        token = await self.auth.token(request.scope)
-        if token is None:
-            return _refuse(403, "Invalid or non-existent authentication information.")
-        if not token_allows(token, "upload", index):
-            return _refuse(403, f"this token does not allow uploads to index {index!r}")
+        # U8: Basic auth, "__token__" and the token, as twine sends it (or Bearer). authz.decide
+        # answers twice: for the index before a byte of the body is read, then for the project
+        # the file names, with its owners.
+        credentials = await self.auth.credentials(request.scope)
+        decision = decide(credentials, Target(index=index), "upload")
+        if isinstance(decision, Denied):
+            return _refuse(decision.status, decision.message, challenge=decision.challenge)
+        token = credentials.token
+        assert token is not None  # decide allows uploads to valid tokens only
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         settings = self.settings[index]
         try:
@@ -112,8 +110,16 @@ class UploadEndpoint:
                 dist = await inspect_upload(form)
             except UploadRejected as exc:
                 return _refuse(exc.status, exc.reason)
-            if not token_allows(token, "upload", index, dist.name):
-                return _refuse(403, f"this token does not allow uploads to project {dist.name!r}")
+            owners = await asyncio.to_thread(self.db.ownership, index, dist.name)
+            target = Target(
+                index=index,
+                project=dist.name,
+                exists=owners is not None,
+                owner=owners is not None and token.user in owners,
+            )
+            decision = decide(credentials, target, "upload")
+            if isinstance(decision, Denied):
+                return _refuse(decision.status, decision.message)
             metadata = metadata_for_pep658(dist)
             candidate = Candidate(
                 index=index,
@@ -129,7 +135,7 @@ class UploadEndpoint:
                 metadata=metadata,
                 metadata_sha256=hashlib.sha256(metadata).hexdigest() if metadata else None,
                 user=token.user,
-                admin="admin" in token.scopes,
+                admin=decision.admin,
             )
             try:
                 accepted = await accept_upload(self.db, source.storage, candidate)

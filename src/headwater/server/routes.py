@@ -1,0 +1,193 @@
+"""Every route of the server, in one table, with the authorization action it asks for.
+
+:data:`ROUTES` is the list a request can reach: the raw-ASGI hot path of
+:class:`~headwater.server.app.IndexApp` (pages, files, ``.metadata``, ``/pypi/<p>/json``, the
+landing page) and the Starlette routes behind it (uploads, the management API, PEP 752's namespace
+endpoints, health, metrics). Each entry names the :mod:`headwater.server.authz` action its handler
+asks :func:`~headwater.server.authz.decide` about, and whether the decision is about one project
+(named in the path, or by a file's name). ``tests/server/test_authz_matrix.py`` walks every entry
+with every kind of token and compares the table with the routes the application really has, so a
+route added without an entry here fails that test.
+
+Paths are templates: ``{index}``, ``{project}``, ``{file}`` (``aa/bb/rest/filename``),
+``{filename}``, ``{version}``, ``{user}``, ``{namespace}``. :func:`example_path` fills them with
+:data:`EXAMPLE_VALUES` (or values you give), so a fuzzer or a test can instantiate every route::
+
+    for route in ROUTES:
+        for method in route.methods:
+            send(method, example_path(route, index="main", project="demo"))
+
+Routes without ``{index}`` and marked ``default`` are the default index's aliases (``/simple/``
+is ``/<default>/simple/``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from headwater.server.authz import Action
+
+__all__ = ["EXAMPLE_VALUES", "ROUTES", "RouteSpec", "example_path"]
+
+#: Where a route is answered: ``fast`` by IndexApp's raw ASGI hot path; ``rest`` by a Starlette
+#: route with exactly this path; ``alias`` by the Starlette route of the ``/{index}`` form, after
+#: IndexApp rewrote the path to the default index's.
+Layer = Literal["fast", "rest", "alias"]
+#: What the request body is: none, JSON (management API), or a multipart upload.
+Body = Literal["none", "json", "upload"]
+
+
+class RouteSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """One route: its methods, path template, authorization action, and how it is served."""
+
+    methods: frozenset[str]
+    path: str
+    action: Action
+    #: The decision is about the project in the path (``{project}``, or a file's project).
+    per_project: bool
+    layer: Layer
+    #: An alias of the default index (no ``{index}`` in the path).
+    default: bool = False
+    body: Body = "none"
+    #: What it is, for people reading the table (and the docs).
+    what: str = ""
+
+
+#: Values that make every template a concrete path (a wheel of project ``example``).
+EXAMPLE_VALUES: dict[str, str] = {
+    "index": "main",
+    "project": "example",
+    "file": "ab/cd/0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab/"
+    "example-1.0-py3-none-any.whl",
+    "filename": "example-1.0-py3-none-any.whl",
+    "version": "1.0",
+    "user": "alice",
+    "namespace": "example",
+}
+
+
+def example_path(route: RouteSpec, **values: str) -> str:
+    """``route.path`` with its placeholders filled from ``values``, else :data:`EXAMPLE_VALUES`."""
+    return route.path.format(**{**EXAMPLE_VALUES, **values})
+
+
+_READ = frozenset({"GET", "HEAD"})
+
+
+def _index_and_default(
+    path: str, action: Action, per_project: bool, layer: Layer, what: str
+) -> list[RouteSpec]:
+    """The route at ``/{index}...`` and its default-index alias at ``...``."""
+    alias_layer: Layer = "alias" if layer == "rest" else layer
+    return [
+        RouteSpec(
+            methods=_READ, path=path, action=action, per_project=per_project, layer=layer, what=what
+        ),
+        RouteSpec(
+            methods=_READ,
+            path=path.removeprefix("/{index}"),
+            action=action,
+            per_project=per_project,
+            layer=alias_layer,
+            default=True,
+            what=what + " (default index)",
+        ),
+    ]
+
+
+def _pages() -> list[RouteSpec]:
+    routes: list[RouteSpec] = []
+    for fixed in ("", "/v1+json", "/v1+html"):
+        how = f" in the fixed format {fixed[1:]}" if fixed else ""
+        routes += _index_and_default(
+            "/{index}" + fixed + "/simple/", "list", False, "fast", "the project list" + how
+        )
+        routes += _index_and_default(
+            "/{index}" + fixed + "/simple/{project}/", "read", True, "fast", "a project page" + how
+        )
+    return routes
+
+
+_API = "/api/{index}/projects/{project}"
+
+
+def _api(method: str, tail: str, action: Action, what: str, *, body: Body = "none") -> RouteSpec:
+    return RouteSpec(
+        methods=frozenset({method, "HEAD"} if method == "GET" else {method}),
+        path=_API + tail,
+        action=action,
+        per_project=True,
+        layer="rest",
+        body=body,
+        what=what,
+    )
+
+
+def _uploads() -> list[RouteSpec]:
+    return [
+        RouteSpec(
+            methods=frozenset({"POST"}),
+            path=path,
+            action="upload",
+            # The project comes from the uploaded file: decided once the body is read.
+            per_project=True,
+            layer="rest",
+            default="{index}" not in path,
+            body="upload",
+            what="uploads (twine's legacy API)",
+        )
+        for path in ("/{index}/legacy/", "/{index}/legacy", "/legacy/", "/legacy")
+    ]
+
+
+def _public(path: str, methods: frozenset[str], what: str, layer: Layer = "rest") -> RouteSpec:
+    return RouteSpec(
+        methods=methods, path=path, action="public", per_project=False, layer=layer, what=what
+    )
+
+
+ROUTES: tuple[RouteSpec, ...] = (
+    *_pages(),
+    *_index_and_default("/{index}/packages/{file}", "read", True, "fast", "a file"),
+    *_index_and_default(
+        "/{index}/packages/{file}.metadata", "read", True, "fast", "a file's core metadata"
+    ),
+    *_index_and_default(
+        "/{index}/pypi/{project}/json", "read", True, "fast", "PyPI's legacy JSON API"
+    ),
+    RouteSpec(
+        methods=_READ,
+        path="/{index}/",
+        action="list",
+        per_project=False,
+        layer="fast",
+        what="a redirect to the project list",
+    ),
+    *_index_and_default(
+        "/{index}/namespaces", "read", False, "rest", "PEP 752: the namespaces of an index"
+    ),
+    *_index_and_default(
+        "/{index}/namespace/{namespace}", "read", False, "rest", "PEP 752: one namespace"
+    ),
+    *_uploads(),
+    _api("GET", "", "read", "a project's record, files and owners"),
+    _api("DELETE", "", "manage", "delete a project"),
+    _api("POST", "/yank", "manage", "yank files", body="json"),
+    _api("POST", "/unyank", "manage", "unyank files", body="json"),
+    _api("DELETE", "/files/{filename}", "manage", "delete a file"),
+    _api("DELETE", "/releases/{version}", "manage", "delete a release"),
+    _api("PUT", "/status", "manage", "set the project status (PEP 792)", body="json"),
+    _api(
+        "PUT", "/alternate-locations", "manage", "set alternate-locations (PEP 708)", body="json"
+    ),
+    _api("PUT", "/tracks", "admin", "set tracks (PEP 708)", body="json"),
+    _api("PUT", "/owners/{user}", "manage", "add an owner"),
+    _api("DELETE", "/owners/{user}", "manage", "remove an owner"),
+    _public("/health", _READ, "readiness"),
+    _public("/health/ready", _READ, "readiness"),
+    _public("/health/live", _READ, "liveness"),
+    _public("/metrics", frozenset({"GET", "HEAD"}), "Prometheus metrics"),
+    _public("/", _READ, "the landing page", layer="fast"),
+)
