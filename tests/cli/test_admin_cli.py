@@ -84,6 +84,19 @@ def test_tokens_are_created_listed_and_revoked(data: Path) -> None:
     assert hw("token", "revoke", listed[0]["id"], "--data-dir", str(data), ok=False).returncode == 1
 
 
+def test_admin_token_limited_to_a_project_is_refused_naming_the_fix(data: Path) -> None:
+    d = ("--data-dir", str(data))
+    refused = hw(
+        "token", "create", "--user", "bob", "--scope", "admin", "--project", "acme", *d, ok=False
+    )
+    assert refused.returncode == 2 and refused.stdout == ""  # no token printed
+    assert "--scope manage" in refused.stderr and "--project acme" in refused.stderr
+    listed = json.loads(hw("token", "list", *d).stdout)
+    assert all("admin" not in t["scopes"] or t["projects"] is None for t in listed)
+    made = hw("token", "create", "--user", "bob", "--scope", "manage", "--project", "acme", *d)
+    assert made.stdout.startswith("hw_")
+
+
 def test_project_yank_status_urls_owners_and_delete(data: Path) -> None:
     d = ("--data-dir", str(data))
     hw("project", "yank", "main", "tool", "--version", "1.0", "--reason", "broken", *d)

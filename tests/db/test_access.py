@@ -109,6 +109,20 @@ def test_scoped_tokens_carry_their_scopes_indexes_and_projects(db: Database, ali
         db.create_token("mallory")
 
 
+@pytest.mark.parametrize("projects", [["acme-tools"], ["a", "b"], []])
+def test_admin_tokens_limited_to_projects_are_refused(
+    db: Database, alice: str, projects: list[str]
+) -> None:
+    # Admin changes are index-wide: a project limit on them would be meaningless or ignored.
+    with pytest.raises(InvalidArgument, match="Use --scope manage") as refused:
+        db.create_token(alice, scopes={"admin", "upload"}, projects=projects)
+    assert "--project" in str(refused.value)
+    assert db.tokens() == []
+    # The same limit with the scopes that can be limited, and admin without a limit, are fine.
+    db.create_token(alice, scopes={"manage", "upload", "read"}, projects=projects)
+    db.create_token(alice, scopes={"admin"}, indexes=["main"])
+
+
 def test_tokens_lists_without_secrets(db: Database, alice: str) -> None:
     db.create_user("bob")
     a_id, a_token = db.create_token(alice)

@@ -46,14 +46,19 @@ def dists(directory: Path, display: str, version: str) -> list[Path]:
 
 
 def twine(
-    url: str, token: str, files: list[Path], *extra: str, program: str | Path = TWINE
+    url: str,
+    token: str,
+    files: list[Path],
+    *extra: str,
+    program: str | Path = TWINE,
+    user: str = "__token__",
 ) -> subprocess.CompletedProcess[str]:
     """``twine upload`` with no configuration from this machine."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWINE_", "PIP_"))}
     env.update(PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring")
     cmd = [
         str(program), "upload", "--non-interactive", "--disable-progress-bar", "--verbose",
-        "--repository-url", url, "-u", "__token__", "-p", token, *extra, *map(str, files),
+        "--repository-url", url, "-u", user, "-p", token, *extra, *map(str, files),
     ]  # fmt: skip
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
 

@@ -121,7 +121,10 @@ def _styles(kind: str, secret: str | None) -> list[tuple[str, dict[str, str]]]:
     if kind == "other-user":
         # A valid admin token, with a user name other than __token__ (PyPI refuses it too).
         return [("basic", _basic("owner", secret))]
-    return [("basic", _basic("__token__", secret)), ("bearer", {"Authorization": f"Bearer {secret}"})]
+    return [
+        ("basic", _basic("__token__", secret)),
+        ("bearer", {"Authorization": f"Bearer {secret}"}),
+    ]
 
 
 @dataclass
@@ -236,7 +239,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 def _file_path(world: World, index: str, project: str) -> str:
     """The ``aa/bb/rest/filename`` of the project's wheel (as its page links it)."""
-    answer = world.run("GET", f"/{index}/simple/{project}/", {**JSON, **_basic("__token__", world.admin)})
+    answer = world.run(
+        "GET", f"/{index}/simple/{project}/", {**JSON, **_basic("__token__", world.admin)}
+    )
     assert answer.status == 200, answer.body
     (file,) = parse_project_page_json(answer.body).files
     return file.url.split("/packages/", 1)[1]
@@ -272,7 +277,11 @@ def _cases() -> list[tuple[RouteSpec, str, str]]:
         for route in ROUTES
         for method in sorted(route.methods)
         for kind in KINDS
-        if not (method == "HEAD" and route.action != "public" and kind not in ("none", "admin", "this-project"))
+        if not (
+            method == "HEAD"
+            and route.action != "public"
+            and kind not in ("none", "admin", "this-project")
+        )
     ]
 
 

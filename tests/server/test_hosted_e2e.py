@@ -255,6 +255,45 @@ def test_tokens_are_scoped_to_projects_and_owners(hosted: Hosted, tmp_path: Path
     assert list(page.alternate_locations) == where
 
 
+def test_a_non_owner_cannot_reupload_an_identical_file(hosted: Hosted, tmp_path: Path) -> None:
+    """Ownership is decided before "the same file is there already: OK" (PyPI's order)."""
+    files = dists(tmp_path, "kept-tool", "1.0")
+    owner = hosted.token("olivia")
+    assert twine(hosted.upload_url, owner, files).returncode == 0
+    stranger = hosted.token("sam")
+    refused = twine(hosted.upload_url, stranger, files)
+    assert refused.returncode != 0 and "403" in refused.stdout + refused.stderr
+    reply = post_upload(hosted.upload_url, stranger, files[0])
+    assert reply.status == 403 and "isn't allowed to upload to project 'kept-tool'" in reply.text
+    # The owner's re-upload of the same bytes stays the no-op twine relies on.
+    again = post_upload(hosted.upload_url, owner, files[0])
+    assert again.status == 200 and "already uploaded" in again.text
+
+
+def test_upload_credentials_as_pypi_takes_them(hosted: Hosted, tmp_path: Path) -> None:
+    token = hosted.token("uma")
+    wheel, sdist = dists(tmp_path, "cred-tool", "1.0")
+    # A user name other than __token__ with a token: refused, naming the fix (PyPI refuses too).
+    named = twine(hosted.upload_url, token, [wheel], user="uma")
+    assert named.returncode != 0 and "403" in named.stdout + named.stderr
+    said = " ".join((named.stdout + named.stderr).split())  # rich wraps long lines
+    assert "user name must be __token__" in said and "use -u __token__" in said
+    # Bearer, as other registries take it, works like Basic __token__.
+    body, content_type = upload_form(wheel)
+    bearer = request(
+        hosted.upload_url,
+        method="POST",
+        body=body,
+        headers={"Content-Type": content_type, "Authorization": f"Bearer {token}"},
+    )
+    assert bearer.status == 200, bearer.text
+    assert twine(hosted.upload_url, token, [sdist]).returncode == 0
+    # No credentials: PyPI's 403 and text, no challenge (twine never answers one).
+    anonymous = post_upload(hosted.upload_url, None, wheel)
+    assert anonymous.status == 403 and "www-authenticate" not in anonymous.headers
+    assert "Invalid or non-existent authentication information" in anonymous.text
+
+
 def test_pep752_namespace_uploads_by_others_get_409(hosted: Hosted, tmp_path: Path) -> None:
     hosted.token("carol")  # creates the user
     cli("namespace", "grant", "main", "acme", "--owner", "carol", "--data-dir", str(hosted.data))

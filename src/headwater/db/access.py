@@ -129,7 +129,8 @@ class AccessControl:
 
         Raises:
             InvalidArgument: an unknown scope, no scope, an invalid index or project name, a naive
-                or past ``expires``.
+                or past ``expires``, the ``admin`` scope with a project limit (admin is
+                index-wide).
             NotFound: no such user.
         """
         check_text(description, "description", limit=1000)
@@ -140,6 +141,17 @@ class AccessControl:
             )
         index_list = None if indexes is None else sorted({check_index(i) for i in indexes})
         project_list = None if projects is None else sorted({name_of(p) for p in projects})
+        if project_list is not None and "admin" in scope_set:
+            # An admin's changes (tracks, any project, namespaces) are index-wide: a project limit
+            # on them would either be ignored or mean nothing. The server still treats such tokens
+            # from older versions as limited (headwater.server.authz).
+            example = project_list[0] if project_list else "NAME"
+            raise InvalidArgument(
+                "a token limited to projects cannot have the admin scope: admin changes (tracks, "
+                "every project, namespaces) are index-wide. Use --scope manage (with --scope "
+                f"upload, --scope read as needed) and --project {example}, or an admin token "
+                "without --project"
+            )
         if expires is not None and (expires.tzinfo is None or expires <= now()):
             raise InvalidArgument("a token's expiry must be an aware datetime in the future")
         token_id = secrets.token_hex(8)

@@ -34,7 +34,7 @@ __all__ = ["READ_CACHE_SECONDS", "TOKEN_USER", "Authenticator", "parse_authoriza
 
 READ_CACHE_SECONDS = 30.0
 #: The Basic user name that says "the password is an API token" (PyPI's convention).
-TOKEN_USER = "__token__"
+TOKEN_USER = "__token__"  # noqa: S105 - a user name, not a secret
 _MAX_HEADER = 8192
 
 

@@ -179,9 +179,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     _api("DELETE", "/files/{filename}", "manage", "delete a file"),
     _api("DELETE", "/releases/{version}", "manage", "delete a release"),
     _api("PUT", "/status", "manage", "set the project status (PEP 792)", body="json"),
-    _api(
-        "PUT", "/alternate-locations", "manage", "set alternate-locations (PEP 708)", body="json"
-    ),
+    _api("PUT", "/alternate-locations", "manage", "set alternate-locations (PEP 708)", body="json"),
     _api("PUT", "/tracks", "admin", "set tracks (PEP 708)", body="json"),
     _api("PUT", "/owners/{user}", "manage", "add an owner"),
     _api("DELETE", "/owners/{user}", "manage", "remove an owner"),
