@@ -65,3 +65,14 @@ def test_every_management_route_is_documented() -> None:
         for method in methods:
             pattern = rf"`{method}[^`]*{re.escape(url)}`|{method}[^|]*`{re.escape(url)}`"
             assert re.search(pattern, text), f"docs/serve.md does not document {method} {url}"
+
+
+def test_every_authorization_action_is_in_who_may_do_what() -> None:
+    from headwater.server.authz import ACTIONS
+    from headwater.server.routes import ROUTES
+
+    text = DOC.read_text()
+    section = text.split("### Who may do what", 1)[1].split("\n## ", 1)[0]
+    for action in ACTIONS:
+        assert f"| `{action}` |" in section, f"docs/serve.md: no row for the action {action!r}"
+    assert {route.action for route in ROUTES} <= set(ACTIONS)

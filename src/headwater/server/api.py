@@ -71,10 +71,12 @@ def api_routes(
     db: Database,
     hosted: Mapping[str, HostedSource],
     auth: Authenticator,
-    private: Mapping[str, frozenset[str]],
+    *,
+    private: Mapping[str, frozenset[str]] | None = None,
 ) -> list[Route]:
     """The management and namespace routes over the hosted indexes (``private``: the indexes
     whose reading needs a token, as :class:`~headwater.server.app.IndexApp` takes them)."""
+    private = dict(private or {})
 
     def source_of(request: Request) -> tuple[str, HostedSource]:
         index = request.path_params["index"]

@@ -81,7 +81,7 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
             ),  # U1: PyPI redirects; we accept
             Route("/legacy/", upload.handle, methods=["POST"]),
             Route("/legacy", upload.handle, methods=["POST"]),
-            *api_routes(database, built.hosted, auth, private),
+            *api_routes(database, built.hosted, auth, private=private),
         ]
         opened = database
 
