@@ -30,6 +30,7 @@ from urllib.parse import quote, unquote
 from headwater.config.settings import ServeSettings
 from headwater.repository.base import PageFormat, RenderedPage, ServedSource, SourceUnavailable
 from headwater.repository.index import Refusal
+from headwater.server.edge import guarded
 from headwater.server.files import send_file
 from headwater.server.metrics import Metrics
 from headwater.server.refusals import send_refusal
@@ -103,7 +104,9 @@ class IndexApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            # Every response gets nosniff (and HSTS with TLS); an escaped exception is one log
+            # line and a plain 500 (see server/edge.py).
+            await guarded(self._http, scope, receive, send, hsts=self._hsts)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -147,8 +150,6 @@ class IndexApp:
                 await self._to_canonical(scope, send, head=head)
                 self.metrics.observe("-", "redirect", 301, time.perf_counter() - started, 0)
                 return
-        if self._hsts:
-            send = _with_hsts(send)
         if method in _GET_HEAD:
             answered = await self._fast(scope, send, head)
             if answered is not None:
@@ -469,15 +470,3 @@ def _request_base(scope: Scope) -> str:
         server = scope.get("server") or ("127.0.0.1", 80)
         host = f"{server[0]}:{server[1]}".encode()
     return f"{scope.get('scheme', 'http')}://{host.decode('latin-1')}"
-
-
-def _with_hsts(send: Send) -> Send:
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [
-                *message.get("headers", []),
-                (b"strict-transport-security", b"max-age=31536000"),
-            ]
-        await send(message)
-
-    return wrapped
