@@ -140,3 +140,32 @@ def test_invalid_path_parameters_are_404_with_a_message(
     assert answer.status == 404, (answer.status, answer.body[:300])
     error = json.loads(answer.body)["error"]
     assert "not a valid" in error or "not a " in error or "unsafe" in error or "too long" in error
+
+
+def test_a_body_cut_short_is_400(hosted: Hosted) -> None:
+    """The client promised more than it sent and went away (what a server reports as a
+    disconnect while the body is read)."""
+    messages = [
+        {"type": "http.request", "body": b"{", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    auth = _auth(hosted.admin)["Authorization"].encode()
+    scope = {
+        "type": "http",
+        "method": "PUT",
+        "path": "/api/main/projects/acme/status",
+        "raw_path": b"/api/main/projects/acme/status",
+        "query_string": b"",
+        "headers": [(b"authorization", auth), (b"content-length", b"10000")],
+    }
+    asyncio.run(hosted.app(scope, receive, send))
+    assert sent[0]["status"] == 400
+    assert b"connection ended before the body" in sent[1]["body"]  # type: ignore[operator]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import ClassVar, TypeVar
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from headwater.errors import InvalidInput
 
@@ -81,7 +81,8 @@ async def read_body(request: Request, kind: type[Body], *, limit: int = MAX_BODY
 
     Raises:
         BodyRejected: 413 over ``limit`` bytes (declared or sent); 400 not JSON, not an object,
-            a wrong type or an unknown key (the message names it), nested too deeply.
+            a wrong type or an unknown key (the message names it), nested too deeply, or the
+            connection ended before the body.
     """
     declared = _declared_length(request)
     too_large = (
@@ -91,10 +92,17 @@ async def read_body(request: Request, kind: type[Body], *, limit: int = MAX_BODY
     if declared is not None and declared > limit:
         raise BodyRejected(413, too_large)
     raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > limit:
-            raise BodyRejected(413, too_large)
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > limit:
+                raise BodyRejected(413, too_large)
+    except ClientDisconnect as exc:
+        # The client stopped sending (e.g. fewer bytes than its Content-Length): nobody may be
+        # listening, but the answer is still the client's fault, not the server's.
+        raise BodyRejected(
+            400, "the connection ended before the body did; nothing was changed"
+        ) from exc
     data = bytes(raw) if raw.strip() else b"{}"
     try:
         return msgspec.json.decode(data, type=kind)
