@@ -15,6 +15,8 @@ safe, and what to do::
     │   ├── db.InvalidArgument                an argument to the database API is malformed
     │   ├── repository.artifacts.InvalidDistribution  an uploaded wheel/sdist is malformed, unsafe or mislabelled
     │   ├── server.intake.UploadRejected      an upload's body or form is refused (carries the HTTP status)
+    │   ├── server.params.BadParameter        a path parameter no resource can have (404)
+    │   ├── server.api_bodies.BodyRejected    a management API body is too large or of the wrong shape
     │   ├── sync.filters.InvalidFilter        a [mirror.NAME.filters] option or requirements file is malformed
     │   ├── sync.nginx.InvalidNginxConfig     nginx-config options would give a broken or unsafe config
     │   ├── check.InvalidRequirements         a requirements/pyproject/pylock or pip/uv config file is malformed

@@ -346,9 +346,9 @@ def test_pypi_legacy_json_for_bandersnatch(tree: Path, corpus: Corpus) -> None:
     files = [f for release in body["releases"].values() for f in release]
     assert sorted(f["filename"] for f in files) == sorted(f.filename for f in page.files)
     for entry in files:
-        assert entry["url"].startswith("http://mirror.example:8080/pypi/packages/")
-        path = entry["url"].removeprefix("http://mirror.example:8080")
-        downloaded = get(app, path)
+        # Path-absolute without base_url: the Host header never reaches the body.
+        assert entry["url"].startswith("/pypi/packages/")
+        downloaded = get(app, entry["url"])
         assert hashlib.sha256(downloaded.body).hexdigest() == entry["digests"]["sha256"]
     assert body["info"]["version"] in body["releases"]
     assert body["urls"] == body["releases"][body["info"]["version"]]
@@ -364,4 +364,31 @@ def test_pypi_json_of_the_default_index_beside_an_index_called_pypi(
     answer = get(make_app(tree), f"/pypi/{name}/json", headers={"Host": "h"})
     assert answer.status == 200
     urls = [f["url"] for r in msgspec.json.decode(answer.body)["releases"].values() for f in r]
-    assert urls and all(u.startswith("http://h/packages/") for u in urls)  # host-root files
+    assert urls and all(u.startswith("/packages/") for u in urls)  # host-root files
+
+
+def test_pypi_json_does_not_depend_on_the_host_header(tree: Path, corpus: Corpus) -> None:
+    """Any number of Host values: one rendering, the same bytes, no Host in them (it used to be
+    one cached rendering per Host, with the Host in every file URL of a public response)."""
+    app = make_app(tree)
+    name = first_project(corpus)
+    hosts = ["a.example", "b.example:8080", "[::1", "\xff", "", '"><script>'] + [
+        f"h{n}.example" for n in range(50)
+    ]
+    bodies = set()
+    for host in hosts:
+        answer = get(app, f"/pypi/pypi/{name}/json", headers={"Host": host})
+        assert answer.status == 200, host
+        assert "host" not in answer.headers.get("vary", "").lower()
+        bodies.add(answer.body)
+    assert len(bodies) == 1
+    assert not any(host.encode() in next(iter(bodies)) for host in hosts if host)
+    assert len(app._pypi_cache) == 1
+
+
+def test_pypi_json_urls_are_absolute_with_base_url(tree: Path, corpus: Corpus) -> None:
+    app = make_app(tree, base_url="https://pypi.example.org/")
+    name = first_project(corpus)
+    answer = get(app, f"/pypi/pypi/{name}/json", headers={"Host": "evil.example"})
+    urls = [f["url"] for r in msgspec.json.decode(answer.body)["releases"].values() for f in r]
+    assert urls and all(u.startswith("https://pypi.example.org/pypi/packages/") for u in urls)

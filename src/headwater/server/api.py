@@ -22,13 +22,16 @@ Who may call each route is :func:`headwater.server.authz.decide`'s answer (the a
 scope, as its pages do; project changes need the ``manage`` scope and ownership of the project, or
 ``admin``; ``tracks`` is the operator's statement about where a project comes from (PEP 708), so it
 needs ``admin``. Errors are JSON ``{"error": "..."}`` with a status that says what kind.
+ Path parameters are checked by :mod:`headwater.server.params` (404 for a name nothing can
+have); bodies are read after the token is checked, at most 64 KiB (413), and decoded into one type
+per call by :mod:`headwater.server.api_bodies` (400 naming the field and the expected type).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -38,13 +41,23 @@ from starlette.routing import Route
 from headwater.db import Database, DatabaseError, DatabaseUnavailable, InvalidArgument
 from headwater.db import NotFound as DbNotFound
 from headwater.repository.hosted import HostedSource
+from headwater.server import params
+from headwater.server.api_bodies import (
+    BodyRejected,
+    Empty,
+    Status,
+    Unyank,
+    Urls,
+    Yank,
+    read_body,
+)
 from headwater.server.auth import Authenticator
 from headwater.server.authz import NO_CREDENTIALS, Action, Allowed, Denied, Target, decide
-from headwater.simple.names import is_valid_name, normalize_name
 
 __all__ = ["api_routes"]
 
 _ENCODER = msgspec.json.Encoder()
+_Body = TypeVar("_Body", Yank, Unyank, Status, Urls, Empty)
 
 
 class ApiError(Exception):
@@ -86,10 +99,7 @@ def api_routes(
         return index, source
 
     def project_of(request: Request) -> str:
-        raw = request.path_params["project"]
-        if not is_valid_name(raw):
-            raise ApiError(404, f"{raw!r} is not a valid project name")
-        return normalize_name(raw)
+        return params.project(request.path_params["project"])
 
     async def authorize(
         request: Request, index: str, action: Action, project: str | None = None
@@ -114,18 +124,6 @@ def api_routes(
             raise ApiError(decision.status, decision.message, challenge=decision.challenge)
         return decision
 
-    async def body(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if not raw:
-            return {}
-        try:
-            value = msgspec.json.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise ApiError(400, f"the body is not JSON: {exc}") from exc
-        if not isinstance(value, dict):
-            raise ApiError(400, "the body must be a JSON object")
-        return value
-
     def endpoint(
         handler: Callable[[Request], Awaitable[Response]],
     ) -> Callable[[Request], Awaitable[Response]]:
@@ -134,6 +132,8 @@ def api_routes(
                 return await handler(request)
             except ApiError as exc:
                 return _json({"error": str(exc)}, exc.status, challenge=exc.challenge)
+            except (params.BadParameter, BodyRejected) as exc:
+                return _json({"error": str(exc)}, exc.status)
             except DbNotFound as exc:
                 return _json({"error": str(exc)}, 404)
             except DatabaseUnavailable:
@@ -167,14 +167,18 @@ def api_routes(
                 await source.storage.delete(each)  # False when absent: fine
 
     def change(
-        action: Callable[[Request, str, str, str, dict[str, Any]], Any], *, admin: bool = False
+        action: Callable[[Request, str, str, str, _Body], Any],
+        body: type[_Body],
+        *,
+        admin: bool = False,
     ) -> Callable[[Request], Awaitable[Response]]:
         async def handler(request: Request) -> Response:
             index, source = source_of(request)
             project = project_of(request)
             allowed = await authorize(request, index, "admin" if admin else "manage", project)
             actor = str(allowed.user)
-            data = await body(request)
+            # Read (bounded, typed) only once the token may make this change.
+            data = await read_body(request, body)
             result = await asyncio.to_thread(action, request, index, project, actor, data)
             if isinstance(result, tuple) and result and result[0] == "deleted":
                 await delete_blobs(source, result[1])
@@ -184,68 +188,44 @@ def api_routes(
 
         return handler
 
-    def yank(request: Request, index: str, project: str, actor: str, data: dict[str, Any]) -> Any:
+    def yank(request: Request, index: str, project: str, actor: str, data: Yank) -> Any:
         return db.yank(
             index,
             project,
-            filename=data.get("filename"),
-            version=data.get("version"),
-            reason=str(data.get("reason", "")),
+            filename=data.filename,
+            version=data.version,
+            reason=data.reason,
             actor=actor,
         )
 
-    def unyank(request: Request, index: str, project: str, actor: str, data: dict[str, Any]) -> Any:
-        return db.unyank(
-            index, project, filename=data.get("filename"), version=data.get("version"), actor=actor
-        )
+    def unyank(request: Request, index: str, project: str, actor: str, data: Unyank) -> Any:
+        return db.unyank(index, project, filename=data.filename, version=data.version, actor=actor)
 
-    def delete_file(
-        request: Request, index: str, project: str, actor: str, data: dict[str, Any]
-    ) -> Any:
-        filename = request.path_params["filename"]
+    def delete_file(request: Request, index: str, project: str, actor: str, data: Empty) -> Any:
+        filename = params.filename(request.path_params["filename"])
         return ("deleted", db.delete_file(index, project, filename, actor=actor))
 
-    def delete_release(
-        request: Request, index: str, project: str, actor: str, data: dict[str, Any]
-    ) -> Any:
-        version = request.path_params["version"]
+    def delete_release(request: Request, index: str, project: str, actor: str, data: Empty) -> Any:
+        version = params.version(request.path_params["version"])
         return ("deleted", db.delete_release(index, project, version, actor=actor))
 
-    def delete_project(
-        request: Request, index: str, project: str, actor: str, data: dict[str, Any]
-    ) -> Any:
+    def delete_project(request: Request, index: str, project: str, actor: str, data: Empty) -> Any:
         return ("deleted", db.delete_project(index, project, actor=actor))
 
-    def status(request: Request, index: str, project: str, actor: str, data: dict[str, Any]) -> Any:
-        if "status" not in data:
-            raise ApiError(400, 'give {"status": "active|archived|deprecated|quarantined"}')
-        return db.set_status(
-            index, project, str(data["status"]), str(data.get("reason", "")), actor=actor
-        )
+    def status(request: Request, index: str, project: str, actor: str, data: Status) -> Any:
+        return db.set_status(index, project, data.status, data.reason, actor=actor)
 
-    def urls(data: dict[str, Any]) -> list[str]:
-        value = data.get("urls")
-        if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
-            raise ApiError(400, 'give {"urls": ["https://...", ...]}')
-        return value
+    def alternates(request: Request, index: str, project: str, actor: str, data: Urls) -> Any:
+        return db.set_alternate_locations(index, project, data.urls, actor=actor)
 
-    def alternates(
-        request: Request, index: str, project: str, actor: str, data: dict[str, Any]
-    ) -> Any:
-        return db.set_alternate_locations(index, project, urls(data), actor=actor)
+    def tracks(request: Request, index: str, project: str, actor: str, data: Urls) -> Any:
+        return db.set_tracks(index, project, data.urls, actor=actor)
 
-    def tracks(request: Request, index: str, project: str, actor: str, data: dict[str, Any]) -> Any:
-        return db.set_tracks(index, project, urls(data), actor=actor)
+    def add_owner(request: Request, index: str, project: str, actor: str, data: Empty) -> Any:
+        return db.add_owner(index, project, params.user(request.path_params["user"]))
 
-    def add_owner(
-        request: Request, index: str, project: str, actor: str, data: dict[str, Any]
-    ) -> Any:
-        return db.add_owner(index, project, request.path_params["user"])
-
-    def remove_owner(
-        request: Request, index: str, project: str, actor: str, data: dict[str, Any]
-    ) -> Any:
-        return db.remove_owner(index, project, request.path_params["user"])
+    def remove_owner(request: Request, index: str, project: str, actor: str, data: Empty) -> Any:
+        return db.remove_owner(index, project, params.user(request.path_params["user"]))
 
     async def namespaces(request: Request) -> Response:
         index, _ = source_of(request)
@@ -256,7 +236,7 @@ def api_routes(
     async def namespace(request: Request) -> Response:
         index, _ = source_of(request)
         await authorize(request, index, "read")  # index-wide
-        wanted = normalize_name(request.path_params["namespace"])
+        wanted = params.namespace(request.path_params["namespace"])
         grants = await asyncio.to_thread(db.namespaces, index)
         found = next((g for g in grants if g.name == wanted), None)
         if found is None:
@@ -268,16 +248,20 @@ def api_routes(
     base = "/api/{index}/projects/{project}"
     return [
         Route(base, endpoint(show), methods=["GET"]),
-        Route(base, endpoint(change(delete_project)), methods=["DELETE"]),
-        Route(base + "/yank", endpoint(change(yank)), methods=["POST"]),
-        Route(base + "/unyank", endpoint(change(unyank)), methods=["POST"]),
-        Route(base + "/files/{filename}", endpoint(change(delete_file)), methods=["DELETE"]),
-        Route(base + "/releases/{version}", endpoint(change(delete_release)), methods=["DELETE"]),
-        Route(base + "/status", endpoint(change(status)), methods=["PUT"]),
-        Route(base + "/alternate-locations", endpoint(change(alternates)), methods=["PUT"]),
-        Route(base + "/tracks", endpoint(change(tracks, admin=True)), methods=["PUT"]),
-        Route(base + "/owners/{user}", endpoint(change(add_owner)), methods=["PUT"]),
-        Route(base + "/owners/{user}", endpoint(change(remove_owner)), methods=["DELETE"]),
+        Route(base, endpoint(change(delete_project, Empty)), methods=["DELETE"]),
+        Route(base + "/yank", endpoint(change(yank, Yank)), methods=["POST"]),
+        Route(base + "/unyank", endpoint(change(unyank, Unyank)), methods=["POST"]),
+        Route(base + "/files/{filename}", endpoint(change(delete_file, Empty)), methods=["DELETE"]),
+        Route(
+            base + "/releases/{version}",
+            endpoint(change(delete_release, Empty)),
+            methods=["DELETE"],
+        ),
+        Route(base + "/status", endpoint(change(status, Status)), methods=["PUT"]),
+        Route(base + "/alternate-locations", endpoint(change(alternates, Urls)), methods=["PUT"]),
+        Route(base + "/tracks", endpoint(change(tracks, Urls, admin=True)), methods=["PUT"]),
+        Route(base + "/owners/{user}", endpoint(change(add_owner, Empty)), methods=["PUT"]),
+        Route(base + "/owners/{user}", endpoint(change(remove_owner, Empty)), methods=["DELETE"]),
         Route("/{index}/namespaces", endpoint(namespaces), methods=["GET"]),
         Route("/{index}/namespace/{namespace}", endpoint(namespace), methods=["GET"]),
     ]

@@ -32,8 +32,11 @@ import msgspec
 from headwater.config.settings import ServeSettings
 from headwater.repository.base import PageFormat, RenderedPage, ServedSource, SourceUnavailable
 from headwater.repository.index import Refusal
+from headwater.server import params
 from headwater.server.authz import Credentials, Denied, Target, decide
+from headwater.server.edge import guarded
 from headwater.server.files import send_file
+from headwater.server.lru import ByteBudgetLRU
 from headwater.server.metrics import Metrics
 from headwater.server.refusals import send_refusal
 from headwater.server.responses import header, if_none_match, send_bytes, send_redirect, send_text
@@ -63,6 +66,8 @@ _SECTIONS = frozenset({"", "simple", "packages", "pypi", "legacy", *_FIXED_FORMA
 _NAMESPACE_SECTIONS = ("namespaces", "namespace")
 #: The sections of the default index that are also served at the root (``/simple/``...).
 _DEFAULT_SECTIONS = ("simple", "packages", "pypi", *_FIXED_FORMATS, *_NAMESPACE_SECTIONS)
+#: Per process: the renderings of ``/pypi/<project>/json`` kept (least recently used dropped).
+PYPI_JSON_CACHE_BYTES = 32 * 1024 * 1024
 
 
 class IndexApp:
@@ -110,14 +115,19 @@ class IndexApp:
         self._on_startup = on_startup or []
         self._on_shutdown = on_shutdown or []
         self._flusher: asyncio.Task[None] | None = None
-        self._pypi_cache: dict[tuple[str, str, str], tuple[str, RenderedPage]] = {}
+        # (index, project) -> (page etag, rendering): one rendering per page version.
+        self._pypi_cache: ByteBudgetLRU[tuple[str, str], tuple[str, RenderedPage]] = ByteBudgetLRU(
+            PYPI_JSON_CACHE_BYTES
+        )
 
     # -- ASGI entry ---------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            # Every response gets nosniff (and HSTS with TLS); an escaped exception is one log
+            # line and a plain 500 (see server/edge.py).
+            await guarded(self._http, scope, receive, send, hsts=self._hsts)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -161,8 +171,6 @@ class IndexApp:
                 await self._to_canonical(scope, send, head=head)
                 self.metrics.observe("-", "redirect", 301, time.perf_counter() - started, 0)
                 return
-        if self._hsts:
-            send = _with_hsts(send)
         if method in _GET_HEAD:
             answered = await self._fast(scope, send, head)
             if answered is not None:
@@ -311,10 +319,14 @@ class IndexApp:
         project = None
         if tail != [""]:
             raw = tail[0]
-            if len(tail) > 2 or (len(tail) == 2 and tail[1] != "") or not is_valid_name(raw):
-                await send_text(send, 404, f"no project at {scope['path'][:300]}", head=head)
+            if len(tail) > 2 or (len(tail) == 2 and tail[1] != ""):
+                await send_text(send, 404, f"no project at {scope['path'][:300]!r}", head=head)
                 return (404, 0)
-            project = normalize_name(raw)
+            try:
+                project = params.project(raw)
+            except params.BadParameter as exc:
+                await send_text(send, 404, str(exc), head=head)
+                return (404, 0)
             if project != raw or len(tail) == 1:
                 # PEP 503: the normalized URL is canonical; other spellings redirect to it.
                 await send_redirect(send, f"{prefix}/simple/{project}/{suffix}", head=head)
@@ -410,10 +422,11 @@ class IndexApp:
         if len(tail) not in (2, 3) or tail[1] != "json" or tail[2:] not in ([], [""]):
             await send_text(send, 404, f"no such URL: {scope['path'][:300]}", head=head)
             return (404, 0)
-        if not is_valid_name(tail[0]):
-            await send_text(send, 404, f"{tail[0][:100]!r} is not a project name", head=head)
+        try:
+            project = params.project(tail[0])
+        except params.BadParameter as exc:
+            await send_text(send, 404, str(exc), head=head)
             return (404, 0)
-        project = normalize_name(tail[0])
         try:
             page = await source.page(project, "json")
         except Refusal as exc:
@@ -427,16 +440,18 @@ class IndexApp:
         if page is None:
             await send_text(send, 404, f"index {index!r} has no project {project!r}", head=head)
             return (404, 0)
-        base = self._base_url or _request_base(scope)
-        key = (index, project, base)
+        # File URLs are absolute only with base_url (the operator's statement of this server's
+        # address). Without it they are path-absolute (/INDEX/packages/...), resolved by the
+        # client against the URL it asked, as the simple pages' relative links are: the Host
+        # header never reaches the body, so one rendering per page version serves every client
+        # and the response is safe to cache publicly.
+        key = (index, project)
         cached = self._pypi_cache.get(key)
         if cached is None or cached[0] != page.etag:
             model = parse_project_page_json(page.body)
-            body = render_pypi_json(model, page_url=f"{base}{prefix}/simple/{project}/")
+            body = render_pypi_json(model, page_url=f"{self._base_url}{prefix}/simple/{project}/")
             cached = (page.etag, RenderedPage(body, serial=page.serial))
-            if len(self._pypi_cache) > 10_000:
-                self._pypi_cache.clear()
-            self._pypi_cache[key] = cached
+            self._pypi_cache.put(key, cached, len(body))
         rendered = cached[1]
         headers: Headers = [
             (b"content-type", b"application/json"),
@@ -542,24 +557,3 @@ def _format_param(query: bytes) -> str | None:
         if key == "format":
             return unquote(value)
     return None
-
-
-def _request_base(scope: Scope) -> str:
-    """``scheme://host`` as the client addressed this server (for absolute URLs)."""
-    host = header(scope, b"host")
-    if host is None:
-        server = scope.get("server") or ("127.0.0.1", 80)
-        host = f"{server[0]}:{server[1]}".encode()
-    return f"{scope.get('scheme', 'http')}://{host.decode('latin-1')}"
-
-
-def _with_hsts(send: Send) -> Send:
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [
-                *message.get("headers", []),
-                (b"strict-transport-security", b"max-age=31536000"),
-            ]
-        await send(message)
-
-    return wrapped

@@ -20,11 +20,15 @@ from headwater.repository.base import FileRef
 from headwater.server.responses import header, if_none_match, send_text
 from headwater.server.types import Headers, Scope, Send
 
-__all__ = ["FILE_CACHE_CONTROL", "parse_range", "send_file"]
+__all__ = ["FILE_CACHE_CONTROL", "MAX_RANGE_LENGTH", "parse_range", "send_file"]
 
 #: A year, immutable: the URL names the content's hash, so the bytes behind it never change.
 FILE_CACHE_CONTROL = b"max-age=31536000, immutable, public"
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
+# ASCII digits only (``\d`` would take any Unicode digit), at most 19 of them: every position in
+# a file fits in a signed 64-bit integer, and int() never meets Python's 4,300-digit limit.
+_RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})\Z", re.ASCII)
+#: A Range value longer than this is ignored whole (one range of two 19-digit numbers is 45).
+MAX_RANGE_LENGTH = 200
 
 
 def parse_range(value: str, size: int) -> tuple[int, int] | bool | None:
@@ -33,7 +37,13 @@ def parse_range(value: str, size: int) -> tuple[int, int] | bool | None:
     Returns ``(start, end)`` (end exclusive) for one satisfiable range, ``None`` to ignore the
     header and send the whole file (several ranges, or a unit we do not know: ignoring is allowed),
     or ``False`` when the range cannot be satisfied (the caller answers 416).
+
+    Total: any string gets one of those answers. RFC 9110 14.2 lets a server ignore a Range it
+    does not want to answer; values over :data:`MAX_RANGE_LENGTH` characters and positions of 20
+    or more digits (past any file's size) are ignored that way.
     """
+    if len(value) > MAX_RANGE_LENGTH:
+        return None
     found = _RANGE.match(value.strip())
     if found is None:
         return None
@@ -42,7 +52,7 @@ def parse_range(value: str, size: int) -> tuple[int, int] | bool | None:
         return None
     if not first:  # suffix range: the last N bytes
         length = int(last)
-        if length == 0:
+        if length == 0 or size == 0:  # RFC 9110 14.1.2: nothing to select in an empty file
             return False
         return (max(0, size - length), size)
     start = int(first)

@@ -173,12 +173,18 @@ def _decode_error(exc: msgspec.MsgspecError, data: bytes, what: str) -> InvalidP
     return InvalidPage(f"{what} is malformed: {message}")
 
 
+def _too_deep(what: str) -> InvalidPage:
+    # msgspec raises RecursionError (not a DecodeError) for nesting past the interpreter's limit,
+    # even where typed decoding skips an unknown key's value; no Simple API page nests that deep.
+    return InvalidPage(f"{what} is nested too deeply to be a Simple API page")
+
+
 def _filename_at(data: bytes, index: int) -> str | None:
     """Best effort: the filename of ``files[index]`` in a page that failed typed decoding."""
     try:
         raw = _any_decoder.decode(data)
         name = raw["files"][index]["filename"]
-    except (msgspec.MsgspecError, LookupError, TypeError):
+    except (msgspec.MsgspecError, LookupError, TypeError, RecursionError):
         return None
     return name if isinstance(name, str) else None
 
@@ -209,7 +215,8 @@ def parse_project_list_json(data: bytes) -> ProjectList:
     declared nothing).
 
     Raises:
-        InvalidPage: ``data`` is not JSON, not an object, or has no ``projects`` list.
+        InvalidPage: ``data`` is not JSON, not an object, nested past the interpreter's recursion
+            limit anywhere, or has no ``projects`` list.
         UnsupportedAPIVersion: the page declares a major version other than 1.
     """
     what = "JSON project list"
@@ -223,8 +230,12 @@ def parse_project_list_json(data: bytes) -> ProjectList:
                 wire = _list_decoder_lenient.decode(data)
             except msgspec.MsgspecError as exc:
                 raise _decode_error(exc, data, what) from exc
+            except RecursionError as exc:
+                raise _too_deep(what) from exc
         except msgspec.MsgspecError as exc:
             raise _decode_error(exc, data, what) from exc
+        except RecursionError as exc:
+            raise _too_deep(what) from exc
 
         meta = wire.meta
         api_version, _ = check_api_version(meta.api_version if meta else None, what=what)
@@ -446,7 +457,8 @@ def parse_project_page_json(data: bytes, *, base_url: str | None = None) -> Proj
     the page gave it (``None`` when absent).
 
     Raises:
-        InvalidPage: not JSON, not an object, missing ``name`` or ``files``, a name that fails the
+        InvalidPage: not JSON, not an object, nested past the interpreter's recursion limit
+            anywhere, missing ``name`` or ``files``, a name that fails the
             name-format spec, a file entry without ``filename``/``url``/``hashes`` or with an unsafe
             filename (the message names the entry), an unknown project-status marker.
         UnsupportedAPIVersion: the page declares a major version other than 1.
@@ -456,6 +468,8 @@ def parse_project_page_json(data: bytes, *, base_url: str | None = None) -> Proj
         wire = _page_decoder.decode(data)
     except msgspec.MsgspecError as exc:
         raise _decode_error(exc, data, what) from exc
+    except RecursionError as exc:
+        raise _too_deep(what) from exc
     meta = wire.meta
     api_version, _ = check_api_version(meta.api_version if meta else None, what=what)
     try:
