@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable
 from typing import Protocol
 
 import msgspec
@@ -43,13 +42,13 @@ from headwater.storage.layout import (
 )
 from headwater.sync.plan import Plan, ProjectTask, plan_sync
 from headwater.sync.state import MirrorState, ProjectState
-from headwater.sync.tree import Tree
+from headwater.sync.tree import Tree, prune_empty_directories
 from headwater.sync.verify import sweep_orphans
+from headwater.sync.wants import TreeWants
 from headwater.sync.wheels import wheel_metadata
 
 __all__ = ["Mirror", "NullReporter", "Reporter", "Summary"]
 
-FileFilter = Callable[[ProjectPage], ProjectPage]
 IN_PROGRESS = f"{STATE_DIR}/in-progress"
 _FLUSH_EVERY = 256  # projects per journal chunk
 _FLUSH_SECONDS = 5.0
@@ -61,7 +60,9 @@ _MAX_READY = 64
 class Summary(msgspec.Struct, kw_only=True):
     """What a sync did. ``failed`` maps projects that could not be synced to the reason;
     ``refused`` maps entries of the upstream's project list that were not even tried (invalid or
-    hostile names) to the reason. Either non-empty means exit status 1."""
+    hostile names) to the reason; ``not_synced`` maps projects asked for by name that were not
+    synced (the upstream does not list them, or the filters do not want them) to the reason. Any
+    of them non-empty means exit status 1."""
 
     synced: int = 0
     unchanged: int = 0
@@ -72,12 +73,13 @@ class Summary(msgspec.Struct, kw_only=True):
     bytes_downloaded: int = 0
     failed: dict[str, str] = msgspec.field(default_factory=dict)
     refused: dict[str, str] = msgspec.field(default_factory=dict)
+    not_synced: dict[str, str] = msgspec.field(default_factory=dict)
     serial: int | None = None
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.refused
+        return not self.failed and not self.refused and not self.not_synced
 
 
 class Reporter(Protocol):
@@ -183,12 +185,10 @@ class Mirror:
         upstream: the remote index (its session is owned by the caller).
         storage: where the tree lives (``web/`` and ``state/`` keys).
         workers: concurrent page fetches, and separately concurrent file downloads.
-        wanted: project filter (``None``: every project).
-        file_filter: narrows each upstream page before anything is downloaded.
-        filters_fingerprint: identifies ``wanted`` and ``file_filter``; when it differs from the
-            one the tree was synced with, every project is synced again so the tree matches.
-        metadata: mirror PEP 658 ``.metadata`` files.
-        tracks: write PEP 708 ``tracks`` (the upstream project URL) on every page.
+        wants: what the tree should hold (projects, files, ``tracks``, ``.metadata``); when its
+            fingerprint differs from the one the tree was synced with, every project is synced
+            again so the tree matches. The same object answers for full runs, ``only`` runs and
+            repairs.
         diff_key: where to write the keys this sync wrote or removed, one per line (for
             ``rsync --files-from=... --delete-missing-args``).
         reporter: progress hooks.
@@ -200,11 +200,7 @@ class Mirror:
         storage: Storage,
         *,
         workers: int = 16,
-        wanted: Callable[[NormalizedName], bool] | None = None,
-        file_filter: FileFilter | None = None,
-        filters_fingerprint: str | None = None,
-        metadata: bool = True,
-        tracks: bool = True,
+        wants: TreeWants | None = None,
         diff_key: str | None = None,
         reporter: Reporter | None = None,
     ) -> None:
@@ -213,11 +209,9 @@ class Mirror:
         self.tree = Tree(storage)
         self.state = MirrorState(storage, upstream.base_url)
         self.workers = workers
-        self.wanted = wanted
-        self.file_filter = file_filter
-        self.filters_fingerprint = filters_fingerprint
-        self.metadata = metadata
-        self.tracks = tracks
+        self.wants = wants or TreeWants()
+        self.filters_fingerprint = self.wants.fingerprint
+        self.metadata = self.wants.metadata
         self.diff_key = diff_key
         self.reporter: Reporter = reporter or NullReporter()
         self._pages = asyncio.Semaphore(workers)
@@ -230,22 +224,32 @@ class Mirror:
         self.interrupted = False
         self.summary = Summary()
 
-    async def plan(self, only: list[NormalizedName] | None = None) -> tuple[Plan, ProjectList]:
-        """Load state, fetch the upstream project list, and decide what to do.
+    async def plan(
+        self, only: list[NormalizedName] | None = None, *, adopt: bool = False
+    ) -> tuple[Plan, ProjectList]:
+        """Load state, fetch the upstream project list, and decide what to do. With ``adopt``,
+        every project page in the tree counts as the tree's even if the state does not know it
+        (a repair: the root it writes then lists every page that stays).
 
         Raises:
             MirrorError: the project list cannot be fetched, or stays older than what the tree has.
         """
         await self.state.load()
         self.interrupted = await self.storage.stat(IN_PROGRESS) is not None
-        if self.interrupted:
+        if self.interrupted or adopt:
             await self._reconcile()
+        elif only is not None:
+            # A page the state does not know (an adopted tree, a kill before the journal) is still
+            # the tree's: a requested project with a page is planned as one the tree has.
+            for name in only:
+                if name not in self.state.serials and await self.tree.read_project(name):
+                    self.state.serials[name] = None
         upstream_list = await self._fresh_project_list()
         changed = self.state.filters != self.filters_fingerprint and bool(self.state.serials)
         plan = plan_sync(
             upstream_list,
             self.state.serials,
-            wanted=self.wanted,
+            wanted=self.wants.project_filter,
             only=only,
             resync_all=changed and only is None,
         )
@@ -274,14 +278,23 @@ class Mirror:
             "Try again later."
         )
 
-    async def run(self, only: list[NormalizedName] | None = None) -> Summary:
-        """Plan and execute a sync; return the summary (``failed`` lists projects that failed)."""
+    async def run(
+        self, only: list[NormalizedName] | None = None, *, adopt: bool = False
+    ) -> Summary:
+        """Plan and execute a sync; return the summary (``failed`` lists projects that failed).
+        ``only`` and ``adopt`` are :meth:`plan`'s."""
         started = time.monotonic()
-        plan, upstream_list = await self.plan(only)
-        if plan.empty and not self.interrupted and self.state.filters == self.filters_fingerprint:
+        plan, upstream_list = await self.plan(only, adopt=adopt)
+        if (
+            plan.empty
+            and only is None  # a run for named projects always rewrites the root (repairs it)
+            and not self.interrupted
+            and self.state.filters == self.filters_fingerprint
+        ):
             # Nothing changed upstream: write nothing (no-op runs are how cron jobs spend their
             # lives; they should cost one request and no disk writes).
             self.summary = Summary(unchanged=plan.unchanged, serial=self.state.serial)
+            self.summary.not_synced.update(plan.not_synced)
             self.summary.refused.update({r.value[:200]: r.reason for r in upstream_list.rejected})
             self.summary.seconds = time.monotonic() - started
             self.reporter.finished(self.summary)
@@ -293,6 +306,7 @@ class Mirror:
         await self.storage.write_bytes(IN_PROGRESS, b"a sync is running, or was interrupted\n")
         self.reporter.planned(plan)
         self.summary = Summary(unchanged=plan.unchanged)
+        self.summary.not_synced.update(plan.not_synced)
         for rejected in upstream_list.rejected:
             # A name the spec does not allow never reaches a path; the run says it was refused.
             self.summary.refused[rejected.value[:200]] = rejected.reason
@@ -329,11 +343,14 @@ class Mirror:
         await self.state.commit(
             plan.upstream_serial if complete else self.state.serial,
             filters=self.filters_fingerprint if complete else self.state.filters,
+            wants=self.wants if complete else self.state.wants,
         )
         if interrupted:
             swept = await sweep_orphans(self.storage, list(self.state.serials))
             self.tree.removed.extend(swept)
             self.summary.files_removed += len(swept)
+        # Deletions must not leave empty directories behind (a static server would answer them).
+        await prune_empty_directories(self.storage, self.tree.removed)
         await self.storage.delete(IN_PROGRESS)
         if self.diff_key is not None:
             changed = sorted(set(self.tree.written) | set(self.tree.removed))
@@ -416,16 +433,14 @@ class Mirror:
             await self._record(task.name, ProjectState(task.serial, etag))
             return None
         assert fetched.page is not None
-        upstream_page = fetched.page
-        if self.file_filter is not None:
-            upstream_page = self.file_filter(upstream_page)
+        upstream_page = self.wants.files(fetched.page)
         files = await self._fetch_files(upstream_page)
         page = msgspec.structs.replace(
             upstream_page,
             files=tuple(files),
             # PEP 708: tracks is this repository's operator speaking; the upstream's own tracks
             # describe the upstream, so they are never copied.
-            tracks=(self.upstream.project_url(task.name),) if self.tracks else (),
+            tracks=(self.upstream.project_url(task.name),) if self.wants.tracks else (),
             namespaces=None,  # PEP 752: only the namespace's own repository may say
             last_serial=fetched.serial if fetched.serial is not None else task.serial,
         )
