@@ -153,6 +153,16 @@ async def _repair(
             if await storage.delete(key):
                 removed.append(key)
         outcome.repaired.append(f"deleted {len(orphans)} orphaned files")
+    unrecorded = [p.key for p in report.problems if p.kind == "unrecorded-ref"]
+    if unrecorded:
+        await storage.write_many([(key, b"") for key in unrecorded])
+        await storage.sync()
+        outcome.repaired.append(f"recorded {len(unrecorded)} shared-file references")
+    stale = [p.key for p in report.problems if p.kind == "stale-ref"]
+    for key in stale:
+        await storage.delete(key)
+    if stale:
+        outcome.repaired.append(f"removed {len(stale)} stale shared-file references")
     if fetch:
         assert upstream is not None and wants is not None
         try:

@@ -27,7 +27,7 @@ import msgspec
 
 from headwater.errors import HeadwaterError
 from headwater.repository.errors import StaleResponse, UpstreamError, UpstreamNotFound
-from headwater.repository.http import HttpRepository
+from headwater.repository.http import Fetched, HttpRepository
 from headwater.simple.model import File, InvalidPage, ProjectList, ProjectListEntry, ProjectPage
 from headwater.simple.names import NormalizedName, is_normalized
 from headwater.storage.base import Storage
@@ -38,9 +38,10 @@ from headwater.storage.layout import (
     file_key,
     file_url_from_project_page,
     metadata_key,
-    sha256_of_file_key,
+    page_key,
 )
 from headwater.sync.plan import Plan, ProjectTask, plan_sync
+from headwater.sync.references import References
 from headwater.sync.state import MirrorState, ProjectState
 from headwater.sync.tree import Tree, prune_empty_directories
 from headwater.sync.verify import sweep_orphans
@@ -138,6 +139,10 @@ class _Ready(msgspec.Struct):
     page: ProjectPage
     known: bool
     etag: str | None
+    pins: list[str] = msgspec.field(default_factory=list)
+    #: Files downloaded and then left out (the filters judged them by a size only known after
+    #: the download); released like files a page stopped listing.
+    dropped: tuple[File, ...] = ()
 
 
 class _Committer:
@@ -207,6 +212,7 @@ class Mirror:
         self.upstream = upstream
         self.storage = storage
         self.tree = Tree(storage)
+        self.refs = References(self.tree)
         self.state = MirrorState(storage, upstream.base_url)
         self.workers = workers
         self.wants = wants or TreeWants()
@@ -290,6 +296,8 @@ class Mirror:
             and only is None  # a run for named projects always rewrites the root (repairs it)
             and not self.interrupted
             and self.state.filters == self.filters_fingerprint
+            # A first sync of an empty upstream still writes an (empty) root page.
+            and await self.storage.stat(page_key(None, "json")) is not None
         ):
             # Nothing changed upstream: write nothing (no-op runs are how cron jobs spend their
             # lives; they should cost one request and no disk writes).
@@ -350,7 +358,14 @@ class Mirror:
             self.tree.removed.extend(swept)
             self.summary.files_removed += len(swept)
         # Deletions must not leave empty directories behind (a static server would answer them).
-        await prune_empty_directories(self.storage, self.tree.removed)
+        # After an interrupted run, every empty one (the killed run may have removed a page's
+        # files and died before its directory went).
+        await prune_empty_directories(
+            self.storage,
+            None
+            if interrupted
+            else [*self.tree.removed, *(page_key(n, "json") for n in self._gone)],
+        )
         await self.storage.delete(IN_PROGRESS)
         if self.diff_key is not None:
             changed = sorted(set(self.tree.written) | set(self.tree.removed))
@@ -434,6 +449,34 @@ class Mirror:
             return None
         assert fetched.page is not None
         upstream_page = self.wants.files(fetched.page)
+        # Pinned before any file is looked for on disk: no other project's removal can take a
+        # file this page is about to list (references.py).
+        pins = self.refs.pin(self._keys_of(upstream_page))
+        try:
+            return await self._fetch_project(task, fetched, upstream_page, known, pins)
+        except BaseException:
+            self.refs.unpin(pins)
+            raise
+
+    @staticmethod
+    def _keys_of(page: ProjectPage) -> list[str]:
+        keys = []
+        for file in page.files:
+            sha256 = file.hashes.get("sha256")
+            try:
+                keys.append(file_key(sha256 or "", file.filename))
+            except ValueError:
+                continue  # refused when it is fetched
+        return keys
+
+    async def _fetch_project(
+        self,
+        task: ProjectTask,
+        fetched: Fetched,
+        upstream_page: ProjectPage,
+        known: bool,
+        pins: list[str],
+    ) -> _Ready:
         files = await self._fetch_files(upstream_page)
         page = msgspec.structs.replace(
             upstream_page,
@@ -444,13 +487,28 @@ class Mirror:
             namespaces=None,  # PEP 752: only the namespace's own repository may say
             last_serial=fetched.serial if fetched.serial is not None else task.serial,
         )
-        return _Ready(page, known, fetched.etag)
+        # Sizes the upstream did not give are known now: the filters judge the files again, so
+        # the page written is one the filters keep as it is (verify checks exactly that).
+        kept = self.wants.files(page)
+        dropped = tuple(f for f in page.files if f not in kept.files)
+        return _Ready(kept, known, fetched.etag, pins, dropped)
 
     async def _publish(self, batch: list[_Ready]) -> None:
         """Make a batch of projects visible: files durable first, then pages, then the journal.
         A project whose page cannot be written fails alone; the others are published."""
         try:
-            await self._barrier.sync()  # the files are durable before any page points at them
+            await self._publish_batch(batch)
+        finally:
+            for item in batch:
+                self.refs.unpin(item.pins)
+
+    async def _publish_batch(self, batch: list[_Ready]) -> None:
+        try:
+            # Markers for files a page lists but does not own go first; the barrier that makes
+            # the files durable before any page points at them covers them too.
+            for item in batch:
+                await self.refs.record(item.page)
+            await self._barrier.sync()
         except (HeadwaterError, OSError) as exc:
             for item in batch:  # no page may point at files that may not be durable
                 self.summary.failed[item.page.name] = f"could not make its files durable: {exc}"
@@ -481,8 +539,10 @@ class Mirror:
                 continue
             name = item.page.name
             try:
-                if old is not None:
-                    await self._remove_unreferenced(old, item.page)
+                self.summary.files_removed += await self.refs.release(name, old, item.page)
+                if item.dropped:
+                    extra = msgspec.structs.replace(item.page, files=item.dropped)
+                    self.summary.files_removed += await self.refs.release(name, extra, item.page)
             except (HeadwaterError, OSError) as exc:
                 self.summary.failed[name] = f"could not remove replaced files: {exc}"
                 self.reporter.project_done(name, str(exc))
@@ -530,6 +590,7 @@ class Mirror:
         # Only a project the tree had, or a run after an interrupted one, can find its files
         # already there; a first sync skips the check.
         known = self.interrupted or project in self.state.serials
+        await self.refs.settled(key)  # a removal that began before this project's pin
         existing = await self.storage.stat(key) if known else None
         core_metadata: dict[str, str] | None = None
         # The key is the sha256 and a file is only published there after it was verified, so a
@@ -618,18 +679,6 @@ class Mirror:
             ).hexdigest()
         return {"sha256": meta_sha}
 
-    async def _remove_unreferenced(self, old: ProjectPage, new: ProjectPage) -> None:
-        keep = {f.url for f in new.files}
-        for file in old.files:
-            if file.url in keep:
-                continue
-            key = "web/" + file.url.removeprefix("../../")
-            if sha256_of_file_key(key) is None:
-                continue  # not one of ours; never delete outside the packages tree
-            await self.tree.remove_file(key)
-            await self.tree.remove_file(key + ".metadata")
-            self.summary.files_removed += 1
-
     async def _record(self, name: NormalizedName, state: ProjectState) -> None:
         self.state.record(name, state)
         await self._maybe_flush()
@@ -657,8 +706,7 @@ class Mirror:
     async def _delete_project(self, name: NormalizedName) -> None:
         old = await self.tree.read_project(name)
         await self.tree.remove_project(name)  # pages first: nothing served points at what goes next
-        if old is not None:
-            await self._remove_unreferenced(old, msgspec.structs.replace(old, files=()))
+        self.summary.files_removed += await self.refs.release(name, old, None)
         self.state.forget(name)
         self.summary.deleted += 1
         await self._maybe_flush()

@@ -26,8 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
-from posixpath import normpath
+from collections.abc import Iterable
 from typing import Literal
 
 import msgspec
@@ -37,7 +36,8 @@ from headwater.simple.json import parse_project_list_json, parse_project_page_js
 from headwater.simple.model import InvalidPage, ProjectList, ProjectPage
 from headwater.simple.names import NormalizedName, is_normalized
 from headwater.storage.base import NotFound, Storage
-from headwater.storage.layout import PAGE_FILES, STATE_DIR, WEB, page_key, sha256_of_file_key
+from headwater.storage.layout import PAGE_FILES, STATE_DIR, WEB, page_key
+from headwater.sync.references import REFS, foreign_keys, marker_key, page_file_keys
 from headwater.sync.tree import empty_directories
 from headwater.sync.wants import TreeWants
 
@@ -62,6 +62,8 @@ Kind = Literal[
     "unlisted",  # a project page the root page does not list
     "unwanted",  # a page the configuration does not want as it is (filters, tracks, metadata)
     "empty-dir",  # a directory with nothing in it (a static server answers 200/403, not 404)
+    "unrecorded-ref",  # a page lists a file it does not own, without the marker that keeps it
+    "stale-ref",  # a marker for a reference no page makes (it only keeps a file too long)
 ]
 # Problems that a re-sync of their project fixes (the rest: orphans, and the root, which every
 # repair run rewrites).
@@ -112,21 +114,6 @@ class Report(msgspec.Struct, kw_only=True):
 class _Checkpoint(msgspec.Struct):
     done_through: str
     problems: list[Problem]
-
-
-def page_file_keys(page: ProjectPage) -> Iterator[tuple[str, str | None, str]]:
-    """The tree keys a project page points at: each file and its ``.metadata``, with the sha256
-    the page promises (None if it promises none) and a name for messages. URLs that leave the
-    tree (absolute URLs elsewhere) are skipped: they are not this tree's to check."""
-    for file in page.files:
-        key = normpath(f"{WEB}/simple/{page.name}/{file.url.partition('#')[0]}")
-        if sha256_of_file_key(key) is None:
-            continue
-        yield key, file.hashes.get("sha256"), file.filename
-        if isinstance(file.core_metadata, dict):
-            yield key + ".metadata", file.core_metadata.get("sha256"), f"{file.filename}.metadata"
-        elif file.core_metadata is True:
-            yield key + ".metadata", None, f"{file.filename}.metadata"
 
 
 async def project_pages_on_disk(storage: Storage) -> list[NormalizedName]:
@@ -235,29 +222,37 @@ async def _check_pages(storage: Storage, name: NormalizedName) -> _PageCheck:
     )
 
 
-async def referenced_keys(storage: Storage) -> set[str] | None:
+async def _references(storage: Storage) -> tuple[set[str], set[str]] | None:
     """Every ``web/packages/`` key some project page in the tree references, over every page that
-    exists (not only those the root lists); None when some page cannot be read in any format."""
+    exists (not only those the root lists), and the reference markers those pages call for; None
+    when some page cannot be read in any format."""
     referenced: set[str] = set()
+    markers: set[str] = set()
     for name in await project_pages_on_disk(storage):
-        refs = (await _check_pages(storage, name)).references
-        if refs is None:
+        checked = await _check_pages(storage, name)
+        if checked.references is None:
             return None
-        referenced |= refs
-    return referenced
+        referenced |= checked.references
+        if checked.page is not None:
+            markers.update(marker_key(k, name) for k in foreign_keys(checked.page))
+    return referenced, markers
 
 
 async def sweep_orphans(storage: Storage, names: Iterable[NormalizedName] = ()) -> list[str]:
-    """Remove every file under ``web/packages/`` that no page in the tree points at; return the
-    removed keys (none when some page is unreadable: its references are unknown). Run after an
-    interrupted sync, when no other writer touches the tree. ``names`` is ignored: every page on
-    disk counts, whether or not the state knows its project."""
+    """Remove every file under ``web/packages/`` that no page in the tree points at, and every
+    reference marker no page calls for (a sync killed between removing a page and its marker);
+    return the removed file keys (none when some page is unreadable: its references are unknown).
+    Run after an interrupted sync, when no other writer touches the tree. ``names`` is ignored:
+    every page on disk counts, whether or not the state knows its project."""
     del names
-    referenced = await referenced_keys(storage)
-    if referenced is None:
+    found = await _references(storage)
+    if found is None:
         return []
+    referenced, markers = found
     removed = [key async for key in storage.iter_keys(f"{WEB}/packages") if key not in referenced]
     for key in removed:
+        await storage.delete(key)
+    for key in [key async for key in storage.iter_keys(REFS) if key not in markers]:
         await storage.delete(key)
     return removed
 
@@ -338,6 +333,7 @@ async def verify_tree(
             report.problems.extend(checkpoint.problems)
 
     referenced: set[str] = set()
+    markers: dict[str, NormalizedName] = {}  # the markers the pages call for -> their project
     slots = asyncio.Semaphore(workers)
     lock = asyncio.Lock()
     done: set[str] = set()
@@ -371,6 +367,8 @@ async def verify_tree(
                 done.add(name)
             return
         checked = await _check_pages(storage, name)
+        if checked.page is not None:
+            markers.update({marker_key(k, name): name for k in foreign_keys(checked.page)})
         if checked.references is None:
             report.references_known = False
         else:
@@ -432,6 +430,22 @@ async def verify_tree(
     async for key in storage.iter_keys(f"{WEB}/packages"):
         if key not in referenced:
             report.problems.append(Problem("orphan", key, None, "no page refers to this file"))
+    present = {key async for key in storage.iter_keys(REFS)}
+    for key in sorted(markers.keys() - present):
+        report.problems.append(
+            Problem(
+                "unrecorded-ref",
+                key,
+                markers[key],
+                "the page lists a file named for another project without the marker that keeps "
+                "that project's sync from removing it",
+            )
+        )
+    if report.references_known:
+        for key in sorted(present - markers.keys()):
+            report.problems.append(
+                Problem("stale-ref", key, None, "no page makes the reference this marker records")
+            )
     for directory in await empty_directories(storage):
         report.problems.append(
             Problem("empty-dir", directory, None, "an empty directory (served as 200 or 403)")
