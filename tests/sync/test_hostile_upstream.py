@@ -22,7 +22,8 @@ from headwater.repository.http import HttpRepository, RetryPolicy, client_sessio
 from headwater.simple.negotiation import JSON_V1
 from headwater.storage import FileStorage
 from headwater.sync.engine import Mirror, Summary
-from headwater.sync.filters import FilterConfig, filter_page
+from headwater.sync.filters import FilterConfig
+from headwater.sync.wants import TreeWants
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
 from tests.aioserve import aiohttp_serving
@@ -164,11 +165,11 @@ def _static(body: bytes) -> Callable[[web.Request], Awaitable[web.Response]]:
     return handler
 
 
-def _mirror(url: str, root: Path, file_filter: Callable[[Any], Any] | None = None) -> Summary:
+def _mirror(url: str, root: Path, wants: TreeWants | None = None) -> Summary:
     async def go() -> Summary:
         async with client_session() as session:
             return await Mirror(
-                HttpRepository(url, session, retry=FAST), FileStorage(root), file_filter=file_filter
+                HttpRepository(url, session, retry=FAST), FileStorage(root), wants=wants
             ).run()
 
     return asyncio.run(go())
@@ -202,13 +203,11 @@ def test_hostile_names_and_filenames_are_refused(tmp_path: Path) -> None:
 def test_a_page_with_100000_files(tmp_path: Path) -> None:
     versions = [f"{i // 1000}.{i % 1000}" for i in range(100_000)]
     big = _page("big", [_file(f"big-{v}-py3-none-any.whl") for v in versions], versions)
-    keep_newest = FilterConfig(latest=1)
+    keep_newest = TreeWants(filters=FilterConfig(latest=1))
 
     async def serve_and_mirror() -> Summary:
         async with hostile_index({"big": big}) as url:
-            return await asyncio.to_thread(
-                _mirror, url, tmp_path, lambda p: filter_page(p, keep_newest).page
-            )
+            return await asyncio.to_thread(_mirror, url, tmp_path, keep_newest)
 
     summary = asyncio.run(serve_and_mirror())
     assert "big" not in summary.failed
@@ -265,7 +264,9 @@ def test_upstream_tracks_are_never_copied(tmp_path: Path, tracks: bool) -> None:
             async def go() -> Summary:
                 async with client_session() as session:
                     repo = HttpRepository(url, session, retry=FAST)
-                    return await Mirror(repo, FileStorage(tmp_path), tracks=tracks).run()
+                    return await Mirror(
+                        repo, FileStorage(tmp_path), wants=TreeWants(tracks=tracks)
+                    ).run()
 
             return await go(), url
 

@@ -57,7 +57,8 @@ def test_verify_finds_and_repairs_everything(tmp_path: Path) -> None:
         assert ("missing", missing.name) in found
         assert ("orphan", orphan.name) in found
         assert ("missing-page", "index.v1_html") in found
-        assert len(found) == 4
+        assert ("empty-dir", missing.parent.name) in found  # what the deletion left
+        assert len(found) == 5
 
         repaired = subprocess.run(
             [HEADWATER, "verify", "--target", str(tmp_path), "--repair", "--quiet"],

@@ -8,6 +8,7 @@ exit status 2 (exit 1 is reserved for "the job ran and something failed").
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -40,8 +41,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# 128 + SIGPIPE: the status a shell reports for a process its reader stopped reading (`yes | head`).
+_READER_GONE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the process exit status."""
+    """Run the command line; return the process exit status.
+
+    Every command's output may go to a reader that stops early (``headwater verify | head``).
+    Python ignores SIGPIPE, so the next write raises BrokenPipeError instead of ending the process;
+    here that ends the command quietly with the status SIGPIPE would have given, for every command
+    at once. (Restoring SIGPIPE's default action instead would also kill ``headwater serve`` on a
+    client's closed socket.)
+    """
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # output still buffered fails here, not at interpreter exit
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at /dev/null so that finds nothing to say.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return _READER_GONE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

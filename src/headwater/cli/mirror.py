@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from typing import Any
-
-import msgspec
 
 from headwater.cli.progress import make_reporter, run_async
 from headwater.config import Config, ConfigError, MirrorConfig, find_config, load_config
@@ -15,9 +12,15 @@ from headwater.repository.http import HttpRepository, RetryPolicy, client_sessio
 from headwater.simple.names import NormalizedName, normalize_name
 from headwater.storage.filesystem import FileStorage
 from headwater.sync.engine import Mirror, Summary
-from headwater.sync.filters import FilterConfig, filter_page, project_filter
+from headwater.sync.wants import TreeWants
 
-__all__ = ["add_selection_arguments", "register", "selected_mirrors"]
+__all__ = ["add_selection_arguments", "register", "selected_mirrors", "wants_of"]
+
+
+def wants_of(cfg: MirrorConfig) -> TreeWants:
+    """What ``[mirror.NAME]`` wants in its tree: the one statement that ``mirror``, ``mirror
+    --project`` and ``verify --repair`` all hand to the engine."""
+    return TreeWants(filters=cfg.filters, tracks=cfg.tracks, metadata=cfg.metadata)
 
 
 def add_selection_arguments(parser: argparse.ArgumentParser, *, upstream: str, target: str) -> None:
@@ -84,7 +87,9 @@ def selected_mirrors(args: argparse.Namespace) -> dict[str, MirrorConfig]:
     return {n: config.mirror[n] for n in names}
 
 
-async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summary | None:
+async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summary | bool:
+    """Sync one mirror and return its summary; with --dry-run, print the plan and return whether
+    everything asked for would be synced."""
     workers = args.workers or cfg.workers
     only: list[NormalizedName] | None = (
         [normalize_name(p) for p in args.project] if args.project else None
@@ -92,22 +97,11 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
     async with client_session(connections=workers * 2, read_timeout=cfg.timeout) as session:
         upstream = HttpRepository(cfg.upstream, session, retry=RetryPolicy(attempts=cfg.retries))
         storage = FileStorage(cfg.target)
-        filters = cfg.filters
         mirror = Mirror(
             upstream,
             storage,
             workers=workers,
-            wanted=project_filter(filters),
-            file_filter=None
-            if filters == FilterConfig()
-            else lambda page: filter_page(page, filters).page,
-            # No filters, no fingerprint: a tree synced without filters matches a state that never
-            # recorded any (adding or removing filters is what triggers a full resync).
-            filters_fingerprint=None
-            if filters == FilterConfig()
-            else hashlib.sha256(msgspec.json.encode(filters)).hexdigest()[:16],
-            metadata=cfg.metadata,
-            tracks=cfg.tracks,
+            wants=wants_of(cfg),
             diff_key=cfg.diff_file,
             reporter=make_reporter(f"mirror {name}", quiet=args.quiet),
         )
@@ -119,7 +113,9 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
                 print(f"  sync   {task.name} ({task.reason}, serial {task.serial})")
             for deleted in plan.delete:
                 print(f"  delete {deleted}")
-            return None
+            for project, why in plan.not_synced:
+                print(f"  not synced {project}: {why}")
+            return not plan.not_synced
         with storage.exclusive():
             storage.clean_temp()  # leftovers of a killed run; safe only while we hold the lock
             return await mirror.run(only)
@@ -130,12 +126,14 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     for name, cfg in selected_mirrors(args).items():
         summary = run_async(_sync(name, cfg, args))
-        if summary is None:
+        if isinstance(summary, bool):  # a dry run
+            status = status or (0 if summary else 1)
             continue
         print(
             f"mirror {name}: synced {summary.synced}, unchanged {summary.unchanged}, deleted "
-            f"{summary.deleted}, failed {len(summary.failed)}, refused {len(summary.refused)}; downloaded {summary.files_downloaded} "
-            f"files ({summary.bytes_downloaded} bytes), {summary.files_present} already present; "
+            f"{summary.deleted}, failed {len(summary.failed)}, refused {len(summary.refused)}"
+            f"{f', not synced {len(summary.not_synced)}' if summary.not_synced else ''}; "
+            f"downloaded {summary.files_downloaded} files ({summary.bytes_downloaded} bytes), {summary.files_present} already present; "
             f"{summary.seconds:.2f}s; serial {summary.serial}"
         )
         if not summary.ok:
@@ -144,4 +142,6 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  failed {project}: {reason}", file=sys.stderr)
             for entry, reason in sorted(summary.refused.items()):
                 print(f"  refused {entry!r}: {reason}", file=sys.stderr)
+            for project, reason in sorted(summary.not_synced.items()):
+                print(f"  not synced {project}: {reason}", file=sys.stderr)
     return status

@@ -7,16 +7,17 @@ from typing import Any
 
 import msgspec
 
-from headwater.cli.mirror import add_selection_arguments, selected_mirrors
+from headwater.cli.mirror import add_selection_arguments, selected_mirrors, wants_of
 from headwater.cli.progress import make_reporter, run_async
 from headwater.config import ConfigError, MirrorConfig
 from headwater.repository.http import HttpRepository, RetryPolicy, client_session
 from headwater.storage.base import NotFound
 from headwater.storage.filesystem import FileStorage
-from headwater.storage.layout import page_key
-from headwater.sync.engine import Mirror
-from headwater.sync.state import SNAPSHOT
+from headwater.sync.engine import Mirror, MirrorError
+from headwater.sync.state import SNAPSHOT, StateError
+from headwater.sync.tree import prune_empty_directories
 from headwater.sync.verify import Report, verify_tree
+from headwater.sync.wants import TreeWants
 
 __all__ = ["register"]
 
@@ -27,10 +28,12 @@ def register(subparsers: Any) -> None:
         "verify",
         help="check a mirrored tree: missing, corrupt and orphaned files",
         description=(
-            "Re-hash every file of a tree against the sha256 its page promises, and find missing "
-            "pages, missing or corrupt files and orphans. Resumes after an interruption. With "
-            "--repair, deletes orphans and corrupt files and fetches what is missing from the "
-            "upstream. Exit status: 0 clean (or fully repaired), 1 problems remain, 2 error."
+            "Re-hash every file of a tree against the sha256 its page promises, check every page "
+            "parses completely and agrees with its other formats and with the configuration, and "
+            "find missing pages, missing or corrupt files and orphans. Resumes after an "
+            "interruption. With --repair, deletes orphans and corrupt files and fetches what is "
+            "missing from the upstream, under the mirror's filters and tracks policy. Exit "
+            "status: 0 clean (or fully repaired), 1 problems remain (each is listed), 2 error."
         ),
     )
     add_selection_arguments(
@@ -47,53 +50,173 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-async def _upstream_of(storage: FileStorage) -> str | None:
+class _Recorded(msgspec.Struct):
+    upstream: str | None = None
+    filters: str | None = None
+    wants: TreeWants | None = None
+
+
+async def _recorded(storage: FileStorage) -> _Recorded | None:
+    """What the tree's state says about its upstream and what it was synced to hold."""
     try:
-        return str(msgspec.json.decode(await storage.read_bytes(SNAPSHOT))["upstream"])
-    except (NotFound, msgspec.DecodeError, KeyError, TypeError):
+        return msgspec.json.decode(await storage.read_bytes(SNAPSHOT), type=_Recorded)
+    except (NotFound, msgspec.DecodeError):
         return None
+
+
+class _Outcome(msgspec.Struct):
+    """A verify's report and, after --repair, what the repair did and what it could not do."""
+
+    report: Report
+    repaired: list[str] = msgspec.field(default_factory=list)
+    unrepaired: list[str] = msgspec.field(default_factory=list)
 
 
 async def _verify(
     name: str, cfg: MirrorConfig | None, target: str, args: argparse.Namespace
-) -> Report:
+) -> _Outcome:
     storage = FileStorage(target)
-    report = await verify_tree(storage, workers=args.workers, resume=not args.restart)
+    recorded = await _recorded(storage)
+    upstream: str | None = (
+        cfg.upstream if cfg else args.upstream or (recorded.upstream if recorded else None)
+    )
+    # What the tree should hold: the configuration's statement, else the one the state recorded
+    # at the last full sync. A state that has filters but did not record them (written by an
+    # older headwater) cannot say: the pages are then not checked against it, and a repair that
+    # must fetch refuses rather than guess.
+    wants: TreeWants | None = None
+    if cfg is not None:
+        wants = wants_of(cfg)
+    elif recorded is not None:
+        wants = recorded.wants
+    report = await verify_tree(
+        storage, workers=args.workers, resume=not args.restart, wants=wants, upstream=upstream
+    )
     if not args.repair or report.ok:
-        return report
+        return _Outcome(report)
+    if wants is None and (recorded is None or recorded.filters is None):
+        # Synced without filters (or adopted without a state): the defaults are what a mirror
+        # without options would write.
+        wants = TreeWants()
     with storage.exclusive():
-        return await _repair(name, cfg, target, storage, report, args)
+        return await _repair(name, cfg, upstream, wants, storage, report, args)
 
 
 async def _repair(
     name: str,
     cfg: MirrorConfig | None,
-    target: str,
+    upstream: str | None,
+    wants: TreeWants | None,
     storage: FileStorage,
     report: Report,
     args: argparse.Namespace,
-) -> Report:
-    for problem in report.problems:
-        if problem.kind in ("orphan", "corrupt"):
-            await storage.delete(problem.key)
+) -> _Outcome:
+    outcome = _Outcome(report)
     resync = report.projects_to_resync()
-    if resync:
-        upstream = cfg.upstream if cfg else args.upstream or await _upstream_of(storage)
-        if upstream is None:
-            raise ConfigError(f"{target}: cannot repair without an upstream; pass --upstream URL")
-        async with client_session() as session:
-            repo = HttpRepository(
-                upstream, session, retry=RetryPolicy(attempts=cfg.retries if cfg else 5)
+    fetch = bool(resync) or report.root_damaged
+    # Refuse before deleting anything when the fetch could not be done the way the mirror would.
+    if fetch and upstream is None:
+        raise ConfigError(
+            f"{storage.root}: cannot repair without an upstream; pass --upstream URL (nothing was "
+            "changed)"
+        )
+    recorded = await _recorded(storage)
+    if (
+        fetch
+        and recorded is not None
+        and recorded.upstream is not None
+        and upstream is not None
+        and recorded.upstream.rstrip("/") != upstream.rstrip("/")
+    ):
+        raise ConfigError(
+            f"this tree was mirrored from {recorded.upstream}, but the repair was asked to fetch "
+            f"from {upstream}; repair from the tree's own upstream (nothing was changed)"
+        )
+    if fetch and wants is None:
+        raise ConfigError(
+            f"{storage.root}: this tree was synced with filters its state does not record, so a "
+            "repair could bring back what they leave out; run it with --config (the "
+            "configuration of this mirror), or run `headwater mirror` once to record them "
+            "(nothing was changed)"
+        )
+    # Bytes that fail verification are never served, even while the upstream is unreachable.
+    corrupt = [p.key for p in report.problems if p.kind == "corrupt"]
+    orphans = [p.key for p in report.problems if p.kind == "orphan"]
+    removed: list[str] = []
+    for key in corrupt:
+        if await storage.delete(key):
+            removed.append(key)
+    if corrupt:
+        outcome.repaired.append(f"deleted {len(corrupt)} corrupt files")
+    if orphans and report.references_known:
+        for key in orphans:
+            if await storage.delete(key):
+                removed.append(key)
+        outcome.repaired.append(f"deleted {len(orphans)} orphaned files")
+    unrecorded = [p.key for p in report.problems if p.kind == "unrecorded-ref"]
+    if unrecorded:
+        await storage.write_many([(key, b"") for key in unrecorded])
+        await storage.sync()
+        outcome.repaired.append(f"recorded {len(unrecorded)} shared-file references")
+    stale = [p.key for p in report.problems if p.kind == "stale-ref"]
+    for key in stale:
+        await storage.delete(key)
+    if stale:
+        outcome.repaired.append(f"removed {len(stale)} stale shared-file references")
+    if fetch:
+        assert upstream is not None and wants is not None
+        try:
+            async with client_session() as session:
+                repo = HttpRepository(
+                    upstream, session, retry=RetryPolicy(attempts=cfg.retries if cfg else 5)
+                )
+                mirror = Mirror(
+                    repo,
+                    storage,
+                    wants=wants,
+                    reporter=make_reporter(f"repair {name}", quiet=args.quiet),
+                )
+                summary = await mirror.run(only=resync, adopt=True)
+                removed.extend(mirror.tree.removed)
+        except (MirrorError, StateError) as exc:
+            outcome.unrepaired.append(
+                f"could not fetch from {upstream} ({exc.__cause__ or exc}); run the repair again "
+                "when it answers"
             )
-            mirror = Mirror(
-                repo, storage, reporter=make_reporter(f"repair {name}", quiet=args.quiet)
+        else:
+            if summary.synced or summary.deleted:
+                outcome.repaired.append(
+                    f"synced {summary.synced} and removed {summary.deleted} projects from {upstream}"
+                )
+            outcome.repaired.append("rewrote the root page")
+            for project, reason in sorted(summary.failed.items()):
+                outcome.unrepaired.append(f"could not sync {project}: {reason}")
+            for project, reason in sorted(summary.not_synced.items()):
+                outcome.repaired.append(f"{project}: {reason}")
+    await prune_empty_directories(storage, removed)
+    if any(p.kind == "empty-dir" for p in report.problems):
+        await prune_empty_directories(storage)  # every empty one, whatever left it
+    final = await verify_tree(
+        storage, workers=args.workers, resume=False, wants=wants, upstream=upstream
+    )
+    if not report.references_known and final.references_known:
+        # The first pass could not tell orphans (a page was unreadable); now that the pages are
+        # rewritten it can.
+        late = [p.key for p in final.problems if p.kind == "orphan"]
+        for key in late:
+            await storage.delete(key)
+        if late:
+            outcome.repaired.append(f"deleted {len(late)} orphaned files")
+            await prune_empty_directories(storage, late)
+            final = await verify_tree(
+                storage, workers=args.workers, resume=False, wants=wants, upstream=upstream
             )
-            summary = await mirror.run(only=resync)
-        if summary.failed:
-            print(f"verify {name}: repair could not fetch: {', '.join(sorted(summary.failed))}")
-    elif any(p.kind == "missing-root" for p in report.problems):
-        await storage.delete(page_key(None, "json"))
-    return await verify_tree(storage, workers=args.workers, resume=False)
+    if not final.references_known:
+        outcome.unrepaired.append(
+            "some page is unreadable in every format, so orphans were not deleted"
+        )
+    outcome.report = final
+    return outcome
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,17 +227,32 @@ def run(args: argparse.Namespace) -> int:
         trees = {n: (c, c.target) for n, c in selected_mirrors(args).items()}
     status = 0
     for name, (cfg, target) in trees.items():
-        report = run_async(_verify(name, cfg, target, args))
+        outcome = run_async(_verify(name, cfg, target, args))
+        report = outcome.report
         if args.format == "json":
-            print(msgspec.json.encode({"tree": name, **msgspec.structs.asdict(report)}).decode())
+            print(
+                msgspec.json.encode(
+                    {
+                        "tree": name,
+                        **msgspec.structs.asdict(report),
+                        "repaired": outcome.repaired,
+                        "unrepaired": outcome.unrepaired,
+                    }
+                ).decode()
+            )
         else:
             resumed = f" (resumed after {report.resumed_after})" if report.resumed_after else ""
             print(
                 f"verify {name}: {report.projects} projects, {report.files} files, {report.bytes} bytes "
                 f"checked in {report.seconds:.2f}s{resumed}; {len(report.problems)} problems"
+                + (" left after the repair" if args.repair and report.problems else "")
             )
+            for line in outcome.repaired:
+                print(f"  repaired: {line}")
+            for line in outcome.unrepaired:
+                print(f"  not repaired: {line}")
             for problem in report.problems:
                 print(f"  {problem.kind:<12} {problem.key}  {problem.detail}")
-        if not report.ok:
+        if not report.ok or outcome.unrepaired:
             status = 1
     return status

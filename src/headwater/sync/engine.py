@@ -21,14 +21,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable
 from typing import Protocol
 
 import msgspec
 
 from headwater.errors import HeadwaterError
 from headwater.repository.errors import StaleResponse, UpstreamError, UpstreamNotFound
-from headwater.repository.http import HttpRepository
+from headwater.repository.http import Fetched, HttpRepository
 from headwater.simple.model import File, InvalidPage, ProjectList, ProjectListEntry, ProjectPage
 from headwater.simple.names import NormalizedName, is_normalized
 from headwater.storage.base import Storage
@@ -39,17 +38,18 @@ from headwater.storage.layout import (
     file_key,
     file_url_from_project_page,
     metadata_key,
-    sha256_of_file_key,
+    page_key,
 )
 from headwater.sync.plan import Plan, ProjectTask, plan_sync
+from headwater.sync.references import References
 from headwater.sync.state import MirrorState, ProjectState
-from headwater.sync.tree import Tree
+from headwater.sync.tree import Tree, prune_empty_directories
 from headwater.sync.verify import sweep_orphans
+from headwater.sync.wants import TreeWants
 from headwater.sync.wheels import wheel_metadata
 
 __all__ = ["Mirror", "NullReporter", "Reporter", "Summary"]
 
-FileFilter = Callable[[ProjectPage], ProjectPage]
 IN_PROGRESS = f"{STATE_DIR}/in-progress"
 _FLUSH_EVERY = 256  # projects per journal chunk
 _FLUSH_SECONDS = 5.0
@@ -61,7 +61,9 @@ _MAX_READY = 64
 class Summary(msgspec.Struct, kw_only=True):
     """What a sync did. ``failed`` maps projects that could not be synced to the reason;
     ``refused`` maps entries of the upstream's project list that were not even tried (invalid or
-    hostile names) to the reason. Either non-empty means exit status 1."""
+    hostile names) to the reason; ``not_synced`` maps projects asked for by name that were not
+    synced (the upstream does not list them, or the filters do not want them) to the reason. Any
+    of them non-empty means exit status 1."""
 
     synced: int = 0
     unchanged: int = 0
@@ -72,12 +74,13 @@ class Summary(msgspec.Struct, kw_only=True):
     bytes_downloaded: int = 0
     failed: dict[str, str] = msgspec.field(default_factory=dict)
     refused: dict[str, str] = msgspec.field(default_factory=dict)
+    not_synced: dict[str, str] = msgspec.field(default_factory=dict)
     serial: int | None = None
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.refused
+        return not self.failed and not self.refused and not self.not_synced
 
 
 class Reporter(Protocol):
@@ -136,6 +139,10 @@ class _Ready(msgspec.Struct):
     page: ProjectPage
     known: bool
     etag: str | None
+    pins: list[str] = msgspec.field(default_factory=list)
+    #: Files downloaded and then left out (the filters judged them by a size only known after
+    #: the download); released like files a page stopped listing.
+    dropped: tuple[File, ...] = ()
 
 
 class _Committer:
@@ -183,12 +190,10 @@ class Mirror:
         upstream: the remote index (its session is owned by the caller).
         storage: where the tree lives (``web/`` and ``state/`` keys).
         workers: concurrent page fetches, and separately concurrent file downloads.
-        wanted: project filter (``None``: every project).
-        file_filter: narrows each upstream page before anything is downloaded.
-        filters_fingerprint: identifies ``wanted`` and ``file_filter``; when it differs from the
-            one the tree was synced with, every project is synced again so the tree matches.
-        metadata: mirror PEP 658 ``.metadata`` files.
-        tracks: write PEP 708 ``tracks`` (the upstream project URL) on every page.
+        wants: what the tree should hold (projects, files, ``tracks``, ``.metadata``); when its
+            fingerprint differs from the one the tree was synced with, every project is synced
+            again so the tree matches. The same object answers for full runs, ``only`` runs and
+            repairs.
         diff_key: where to write the keys this sync wrote or removed, one per line (for
             ``rsync --files-from=... --delete-missing-args``).
         reporter: progress hooks.
@@ -200,24 +205,19 @@ class Mirror:
         storage: Storage,
         *,
         workers: int = 16,
-        wanted: Callable[[NormalizedName], bool] | None = None,
-        file_filter: FileFilter | None = None,
-        filters_fingerprint: str | None = None,
-        metadata: bool = True,
-        tracks: bool = True,
+        wants: TreeWants | None = None,
         diff_key: str | None = None,
         reporter: Reporter | None = None,
     ) -> None:
         self.upstream = upstream
         self.storage = storage
         self.tree = Tree(storage)
+        self.refs = References(self.tree)
         self.state = MirrorState(storage, upstream.base_url)
         self.workers = workers
-        self.wanted = wanted
-        self.file_filter = file_filter
-        self.filters_fingerprint = filters_fingerprint
-        self.metadata = metadata
-        self.tracks = tracks
+        self.wants = wants or TreeWants()
+        self.filters_fingerprint = self.wants.fingerprint
+        self.metadata = self.wants.metadata
         self.diff_key = diff_key
         self.reporter: Reporter = reporter or NullReporter()
         self._pages = asyncio.Semaphore(workers)
@@ -230,22 +230,32 @@ class Mirror:
         self.interrupted = False
         self.summary = Summary()
 
-    async def plan(self, only: list[NormalizedName] | None = None) -> tuple[Plan, ProjectList]:
-        """Load state, fetch the upstream project list, and decide what to do.
+    async def plan(
+        self, only: list[NormalizedName] | None = None, *, adopt: bool = False
+    ) -> tuple[Plan, ProjectList]:
+        """Load state, fetch the upstream project list, and decide what to do. With ``adopt``,
+        every project page in the tree counts as the tree's even if the state does not know it
+        (a repair: the root it writes then lists every page that stays).
 
         Raises:
             MirrorError: the project list cannot be fetched, or stays older than what the tree has.
         """
         await self.state.load()
         self.interrupted = await self.storage.stat(IN_PROGRESS) is not None
-        if self.interrupted:
+        if self.interrupted or adopt:
             await self._reconcile()
+        elif only is not None:
+            # A page the state does not know (an adopted tree, a kill before the journal) is still
+            # the tree's: a requested project with a page is planned as one the tree has.
+            for name in only:
+                if name not in self.state.serials and await self.tree.read_project(name):
+                    self.state.serials[name] = None
         upstream_list = await self._fresh_project_list()
         changed = self.state.filters != self.filters_fingerprint and bool(self.state.serials)
         plan = plan_sync(
             upstream_list,
             self.state.serials,
-            wanted=self.wanted,
+            wanted=self.wants.project_filter,
             only=only,
             resync_all=changed and only is None,
         )
@@ -274,14 +284,25 @@ class Mirror:
             "Try again later."
         )
 
-    async def run(self, only: list[NormalizedName] | None = None) -> Summary:
-        """Plan and execute a sync; return the summary (``failed`` lists projects that failed)."""
+    async def run(
+        self, only: list[NormalizedName] | None = None, *, adopt: bool = False
+    ) -> Summary:
+        """Plan and execute a sync; return the summary (``failed`` lists projects that failed).
+        ``only`` and ``adopt`` are :meth:`plan`'s."""
         started = time.monotonic()
-        plan, upstream_list = await self.plan(only)
-        if plan.empty and not self.interrupted and self.state.filters == self.filters_fingerprint:
+        plan, upstream_list = await self.plan(only, adopt=adopt)
+        if (
+            plan.empty
+            and only is None  # a run for named projects always rewrites the root (repairs it)
+            and not self.interrupted
+            and self.state.filters == self.filters_fingerprint
+            # A first sync of an empty upstream still writes an (empty) root page.
+            and await self.storage.stat(page_key(None, "json")) is not None
+        ):
             # Nothing changed upstream: write nothing (no-op runs are how cron jobs spend their
             # lives; they should cost one request and no disk writes).
             self.summary = Summary(unchanged=plan.unchanged, serial=self.state.serial)
+            self.summary.not_synced.update(plan.not_synced)
             self.summary.refused.update({r.value[:200]: r.reason for r in upstream_list.rejected})
             self.summary.seconds = time.monotonic() - started
             self.reporter.finished(self.summary)
@@ -293,6 +314,7 @@ class Mirror:
         await self.storage.write_bytes(IN_PROGRESS, b"a sync is running, or was interrupted\n")
         self.reporter.planned(plan)
         self.summary = Summary(unchanged=plan.unchanged)
+        self.summary.not_synced.update(plan.not_synced)
         for rejected in upstream_list.rejected:
             # A name the spec does not allow never reaches a path; the run says it was refused.
             self.summary.refused[rejected.value[:200]] = rejected.reason
@@ -329,11 +351,21 @@ class Mirror:
         await self.state.commit(
             plan.upstream_serial if complete else self.state.serial,
             filters=self.filters_fingerprint if complete else self.state.filters,
+            wants=self.wants if complete else self.state.wants,
         )
         if interrupted:
             swept = await sweep_orphans(self.storage, list(self.state.serials))
             self.tree.removed.extend(swept)
             self.summary.files_removed += len(swept)
+        # Deletions must not leave empty directories behind (a static server would answer them).
+        # After an interrupted run, every empty one (the killed run may have removed a page's
+        # files and died before its directory went).
+        await prune_empty_directories(
+            self.storage,
+            None
+            if interrupted
+            else [*self.tree.removed, *(page_key(n, "json") for n in self._gone)],
+        )
         await self.storage.delete(IN_PROGRESS)
         if self.diff_key is not None:
             changed = sorted(set(self.tree.written) | set(self.tree.removed))
@@ -416,26 +448,67 @@ class Mirror:
             await self._record(task.name, ProjectState(task.serial, etag))
             return None
         assert fetched.page is not None
-        upstream_page = fetched.page
-        if self.file_filter is not None:
-            upstream_page = self.file_filter(upstream_page)
+        upstream_page = self.wants.files(fetched.page)
+        # Pinned before any file is looked for on disk: no other project's removal can take a
+        # file this page is about to list (references.py).
+        pins = self.refs.pin(self._keys_of(upstream_page))
+        try:
+            return await self._fetch_project(task, fetched, upstream_page, known, pins)
+        except BaseException:
+            self.refs.unpin(pins)
+            raise
+
+    @staticmethod
+    def _keys_of(page: ProjectPage) -> list[str]:
+        keys = []
+        for file in page.files:
+            sha256 = file.hashes.get("sha256")
+            try:
+                keys.append(file_key(sha256 or "", file.filename))
+            except ValueError:
+                continue  # refused when it is fetched
+        return keys
+
+    async def _fetch_project(
+        self,
+        task: ProjectTask,
+        fetched: Fetched,
+        upstream_page: ProjectPage,
+        known: bool,
+        pins: list[str],
+    ) -> _Ready:
         files = await self._fetch_files(upstream_page)
         page = msgspec.structs.replace(
             upstream_page,
             files=tuple(files),
             # PEP 708: tracks is this repository's operator speaking; the upstream's own tracks
             # describe the upstream, so they are never copied.
-            tracks=(self.upstream.project_url(task.name),) if self.tracks else (),
+            tracks=(self.upstream.project_url(task.name),) if self.wants.tracks else (),
             namespaces=None,  # PEP 752: only the namespace's own repository may say
             last_serial=fetched.serial if fetched.serial is not None else task.serial,
         )
-        return _Ready(page, known, fetched.etag)
+        # Sizes the upstream did not give are known now: the filters judge the files again, so
+        # the page written is one the filters keep as it is (verify checks exactly that).
+        kept = self.wants.files(page)
+        dropped = tuple(f for f in page.files if f not in kept.files)
+        return _Ready(kept, known, fetched.etag, pins, dropped)
 
     async def _publish(self, batch: list[_Ready]) -> None:
         """Make a batch of projects visible: files durable first, then pages, then the journal.
         A project whose page cannot be written fails alone; the others are published."""
         try:
-            await self._barrier.sync()  # the files are durable before any page points at them
+            await self._publish_batch(batch)
+        finally:
+            for item in batch:
+                self.refs.unpin(item.pins)
+
+    async def _publish_batch(self, batch: list[_Ready]) -> None:
+        try:
+            # Markers for files a page lists but does not own go first; the barrier that makes
+            # the files durable before any page points at them covers them too.
+            for item in batch:
+                await self.refs.record(item.page)
+            await self._barrier.sync()
         except (HeadwaterError, OSError) as exc:
             for item in batch:  # no page may point at files that may not be durable
                 self.summary.failed[item.page.name] = f"could not make its files durable: {exc}"
@@ -466,8 +539,10 @@ class Mirror:
                 continue
             name = item.page.name
             try:
-                if old is not None:
-                    await self._remove_unreferenced(old, item.page)
+                self.summary.files_removed += await self.refs.release(name, old, item.page)
+                if item.dropped:
+                    extra = msgspec.structs.replace(item.page, files=item.dropped)
+                    self.summary.files_removed += await self.refs.release(name, extra, item.page)
             except (HeadwaterError, OSError) as exc:
                 self.summary.failed[name] = f"could not remove replaced files: {exc}"
                 self.reporter.project_done(name, str(exc))
@@ -515,6 +590,7 @@ class Mirror:
         # Only a project the tree had, or a run after an interrupted one, can find its files
         # already there; a first sync skips the check.
         known = self.interrupted or project in self.state.serials
+        await self.refs.settled(key)  # a removal that began before this project's pin
         existing = await self.storage.stat(key) if known else None
         core_metadata: dict[str, str] | None = None
         # The key is the sha256 and a file is only published there after it was verified, so a
@@ -603,18 +679,6 @@ class Mirror:
             ).hexdigest()
         return {"sha256": meta_sha}
 
-    async def _remove_unreferenced(self, old: ProjectPage, new: ProjectPage) -> None:
-        keep = {f.url for f in new.files}
-        for file in old.files:
-            if file.url in keep:
-                continue
-            key = "web/" + file.url.removeprefix("../../")
-            if sha256_of_file_key(key) is None:
-                continue  # not one of ours; never delete outside the packages tree
-            await self.tree.remove_file(key)
-            await self.tree.remove_file(key + ".metadata")
-            self.summary.files_removed += 1
-
     async def _record(self, name: NormalizedName, state: ProjectState) -> None:
         self.state.record(name, state)
         await self._maybe_flush()
@@ -642,8 +706,7 @@ class Mirror:
     async def _delete_project(self, name: NormalizedName) -> None:
         old = await self.tree.read_project(name)
         await self.tree.remove_project(name)  # pages first: nothing served points at what goes next
-        if old is not None:
-            await self._remove_unreferenced(old, msgspec.structs.replace(old, files=()))
+        self.summary.files_removed += await self.refs.release(name, old, None)
         self.state.forget(name)
         self.summary.deleted += 1
         await self._maybe_flush()

@@ -31,13 +31,16 @@ class ProjectTask(msgspec.Struct, frozen=True):
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
     """What a sync will do. ``delete`` lists projects to remove from the tree (gone upstream or no
-    longer wanted by the filters); ``unchanged`` counts projects left alone."""
+    longer wanted by the filters); ``unchanged`` counts projects left alone. ``not_synced`` maps
+    projects that were asked for by name but will not be synced (the upstream does not list them,
+    or the filters do not want them) to why: the run says so and fails."""
 
     sync: tuple[ProjectTask, ...]
     delete: tuple[NormalizedName, ...]
     unchanged: int
     upstream_serial: int | None
     skipped: tuple[str, ...] = ()
+    not_synced: tuple[tuple[NormalizedName, str], ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -74,8 +77,10 @@ def plan_sync(
     conditional request). A local serial *higher* than upstream's means the state came from another
     upstream or the upstream was reset: resynced, never trusted. ``wanted`` is the project filter;
     projects in the tree that it no longer wants are deleted. ``only`` restricts the plan to those
-    projects (``headwater mirror --project``): they are synced even if unchanged, and nothing else is
-    synced or deleted. ``resync_all`` (the filters changed since the last sync) syncs every wanted
+    projects (``headwater mirror --project``, ``headwater verify --repair``): they are synced even
+    if unchanged, and nothing else is synced or deleted; ``wanted`` still decides (a name is never
+    a way around ``block``), and a requested project the upstream does not list or the filters do
+    not want is deleted from the tree if it is there and named in ``not_synced``. ``resync_all`` (the filters changed since the last sync) syncs every wanted
     project again, so files the filters no longer keep are removed from the tree.
     """
     entries = upstream.projects
@@ -97,11 +102,31 @@ def plan_sync(
 
     if only is not None:
         only_set = set(only)
-        tasks = [ProjectTask(n, s, "requested") for n, s in listed.items() if n in only_set]
-        # Requested projects upstream no longer lists are deleted; nothing else is touched.
-        delete = tuple(sorted(n for n in only_set if n not in listed and n in local))
+        tasks = [
+            ProjectTask(n, s, "requested")
+            for n, s in listed.items()
+            if n in only_set and (wanted is None or wanted(n))
+        ]
+        # Requested projects the tree must not have are deleted; nothing else is touched.
+        delete: list[NormalizedName] = []
+        not_synced: list[tuple[NormalizedName, str]] = []
+        for name in sorted(only_set):
+            if name not in listed:
+                why = "the upstream's project list does not have it"
+            elif wanted is not None and not wanted(name):
+                why = "the mirror's filters do not want it (allow, block, requirements)"
+            else:
+                continue
+            if name in local:
+                delete.append(name)
+                why += "; removed from the tree"
+            not_synced.append((name, why))
         return Plan(
-            sync=tuple(tasks), delete=delete, unchanged=0, upstream_serial=upstream.last_serial
+            sync=tuple(tasks),
+            delete=tuple(delete),
+            unchanged=0,
+            upstream_serial=upstream.last_serial,
+            not_synced=tuple(not_synced),
         )
 
     skipped: list[NormalizedName] = []
@@ -119,10 +144,9 @@ def plan_sync(
     )
     tasks = [ProjectTask(n, s, _reason(s, local.get(n, missing), missing)) for n, s in changed]
     unchanged = len(listed) - len(changed)
-    delete = tuple(sorted(local.keys() - listed.keys()))
     return Plan(
         sync=tuple(tasks),
-        delete=delete,
+        delete=tuple(sorted(local.keys() - listed.keys())),
         unchanged=unchanged,
         upstream_serial=upstream.last_serial,
         skipped=tuple(skipped),

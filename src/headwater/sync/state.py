@@ -21,6 +21,7 @@ from headwater.errors import HeadwaterError
 from headwater.simple.names import NormalizedName, is_normalized, normalize_many
 from headwater.storage.base import NotFound, Storage
 from headwater.storage.layout import STATE_DIR
+from headwater.sync.wants import TreeWants
 
 __all__ = ["MirrorState", "ProjectState", "StateError"]
 
@@ -46,6 +47,9 @@ class _Snapshot(msgspec.Struct, kw_only=True):
     serial: int | None = None
     #: Fingerprint of the filters the tree was last fully synced with.
     filters: str | None = None
+    #: What the tree was last fully synced to hold (so a repair without the configuration keeps
+    #: the filters and the tracks policy); absent in states written before it was recorded.
+    wants: TreeWants | None = None
     # Parallel arrays, not a dict of structs: a PyPI-sized state (700,000 projects) decodes
     # several times faster and smaller, and becomes the serials dict with one C-level zip.
     names: list[str] = msgspec.field(default_factory=list)
@@ -81,6 +85,8 @@ class MirrorState:
         self.etags: dict[NormalizedName, str] = {}
         self.serial: int | None = None
         self.filters: str | None = None
+        #: What the last full sync wanted in the tree (None: not recorded).
+        self.wants: TreeWants | None = None
         self._pending = _Chunk()
         self._chunks: list[str] = []
         self._next_chunk = 1
@@ -114,6 +120,7 @@ class MirrorState:
                 )
         self.serial = snapshot.serial
         self.filters = snapshot.filters
+        self.wants = snapshot.wants
         # Names become paths: keep only keys that are valid and normalized (checked in bulk, since
         # a PyPI-sized state has 700,000 of them).
         names = snapshot.names
@@ -190,17 +197,21 @@ class MirrorState:
         self._next_chunk += 1
         self._pending = _Chunk()
 
-    async def commit(self, serial: int | None, *, filters: str | None = None) -> None:
-        """Write a snapshot of everything (with the upstream ``serial`` reached and the
-        fingerprint of the ``filters`` every project now reflects) and drop the journal. The
-        snapshot is made durable before the journal is removed."""
+    async def commit(
+        self, serial: int | None, *, filters: str | None = None, wants: TreeWants | None = None
+    ) -> None:
+        """Write a snapshot of everything (with the upstream ``serial`` reached, and the
+        fingerprint of the ``filters`` and the ``wants`` every project now reflects) and drop the
+        journal. The snapshot is made durable before the journal is removed."""
         self.serial = serial
         self.filters = filters
+        self.wants = wants
         names = sorted(self.serials)
         snapshot = _Snapshot(
             upstream=self.upstream,
             serial=serial,
             filters=filters,
+            wants=wants,
             names=list(names),
             serials=[self.serials[n] for n in names],
             etags={str(k): v for k, v in self.etags.items()},

@@ -6,8 +6,11 @@ model pages whose file URLs already point into the tree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import os
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from headwater.simple.html import render_project_list_html, render_project_page_html
 from headwater.simple.json import (
@@ -19,9 +22,10 @@ from headwater.simple.json import (
 from headwater.simple.model import InvalidPage, ProjectList, ProjectPage
 from headwater.simple.names import NormalizedName
 from headwater.storage.base import NotFound, Storage
-from headwater.storage.layout import LAST_MODIFIED, page_key
+from headwater.storage.filesystem import FileStorage
+from headwater.storage.layout import LAST_MODIFIED, WEB, page_key
 
-__all__ = ["Tree"]
+__all__ = ["Tree", "empty_directories", "prune_empty_directories"]
 
 
 class Tree:
@@ -97,3 +101,65 @@ class Tree:
         """Remove a distribution or metadata file."""
         if await self.storage.delete(key):
             self.removed.append(key)
+
+
+# Directories a deletion may leave empty: a project's page directory and a file's sha256 path.
+# ``web/simple`` and ``web/packages`` themselves stay (an empty mirror still has them).
+_PRUNED = (f"{WEB}/simple", f"{WEB}/packages")
+
+
+def _prunable(storage: FileStorage) -> tuple[Path, set[Path]]:
+    web = storage.root / WEB
+    return web, {storage.root / top for top in _PRUNED} | {web}
+
+
+async def prune_empty_directories(storage: Storage, keys: Iterable[str] | None = None) -> int:
+    """Remove the directories under ``web/simple`` and ``web/packages`` that deletions left empty:
+    those holding one of ``keys`` (and their parents while they empty too), or with ``None`` every
+    empty one. A plain static server answers 200 or 403 for an empty directory where the tree
+    means 404. Only on a file system (object stores have no directories). Run while no other
+    writer touches the tree (a sync holds its lock). Returns how many were removed."""
+    if not isinstance(storage, FileStorage):
+        return 0
+    web, stops = _prunable(storage)
+    starts = None if keys is None else {storage.path(key).parent for key in keys}
+
+    def work() -> int:
+        removed = 0
+        candidates: list[Path] = []
+        if starts is None:
+            for top in _PRUNED:
+                for dirpath, _dirs, _files in os.walk(storage.root / top, topdown=False):
+                    candidates.append(Path(dirpath))
+        else:
+            candidates = sorted(starts, key=lambda p: len(p.parts), reverse=True)
+        for directory in candidates:
+            while directory not in stops and directory.is_relative_to(web):
+                try:
+                    directory.rmdir()
+                except OSError:  # not empty (or already gone): its parents are not empty either
+                    break
+                removed += 1
+                directory = directory.parent
+        return removed
+
+    return await asyncio.to_thread(work)
+
+
+async def empty_directories(storage: Storage) -> list[str]:
+    """The directories under ``web/simple`` and ``web/packages`` with nothing in them (keys
+    relative to the tree), for verify; none on object stores."""
+    if not isinstance(storage, FileStorage):
+        return []
+    root = storage.root
+
+    def work() -> list[str]:
+        found: list[str] = []
+        for top in _PRUNED:
+            for dirpath, dirs, files in os.walk(root / top):
+                path = Path(dirpath)
+                if not files and not dirs and path != root / top:
+                    found.append(path.relative_to(root).as_posix())
+        return found
+
+    return await asyncio.to_thread(work)

@@ -1,11 +1,24 @@
 """``headwater verify``: check a static tree against its own pages.
 
-Every file a page lists must exist and hash to the sha256 the page promises (and its ``.metadata``
-too); every page the root lists must exist in all three formats; nothing under ``web/packages/``
-may be unreferenced. Hashing is the slow part, so it runs concurrently and records a checkpoint
-(projects are checked in sorted order): a verify that is killed resumes after the last project it
-finished. Repair is a separate step (:func:`plan_repair`) so a report can be read before anything
-is deleted.
+Pages that exist are the truth for what the tree serves and which files it references: every
+project directory with a page is checked, whether or not the root page lists it (an adopted tree,
+or a sync killed between writing the root and removing a page, has pages the root does not list,
+and their files are not orphans). For each page:
+
+* every format exists and parses completely (a JSON page that is cut short fails to parse; an HTML
+  page must end with ``</html>``), ``index.html`` and ``index.v1_html`` hold the same bytes, and the
+  HTML lists the same files as the JSON;
+* every file and ``.metadata`` it lists exists and hashes to the sha256 it promises;
+* it agrees with what the configuration wants (:meth:`TreeWants.disagreements`), when given.
+
+The root page must exist in every format and list the same projects in each; a page it does not
+list is reported. Files under ``web/packages/`` that no page references are orphans; when some
+page cannot be read in any format its references are unknown, and orphans are then reported but
+``references_known`` is False (repair deletes none until the pages are rewritten).
+
+Hashing is the slow part, so it runs concurrently and records a checkpoint (projects are checked
+in sorted order): a verify that is killed resumes after the last project it finished. Repair is
+the caller's (``headwater verify --repair``), so a report can be read before anything is deleted.
 """
 
 from __future__ import annotations
@@ -13,23 +26,51 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
-from posixpath import normpath
+from collections.abc import Iterable
 from typing import Literal
 
 import msgspec
 
-from headwater.simple.json import parse_project_page_json
-from headwater.simple.model import InvalidPage, ProjectPage
-from headwater.simple.names import NormalizedName
+from headwater.simple.html import parse_project_list_html, parse_project_page_html
+from headwater.simple.json import parse_project_list_json, parse_project_page_json
+from headwater.simple.model import InvalidPage, ProjectList, ProjectPage
+from headwater.simple.names import NormalizedName, is_normalized
 from headwater.storage.base import NotFound, Storage
-from headwater.storage.layout import PAGE_FILES, STATE_DIR, WEB, page_key, sha256_of_file_key
-from headwater.sync.tree import Tree
+from headwater.storage.layout import PAGE_FILES, STATE_DIR, WEB, page_key
+from headwater.sync.references import REFS, foreign_keys, marker_key, page_file_keys
+from headwater.sync.tree import empty_directories
+from headwater.sync.wants import TreeWants
 
-__all__ = ["Problem", "Report", "page_file_keys", "sweep_orphans", "verify_tree"]
+__all__ = [
+    "Problem",
+    "Report",
+    "page_file_keys",
+    "project_pages_on_disk",
+    "sweep_orphans",
+    "verify_tree",
+]
 
 CHECKPOINT = f"{STATE_DIR}/verify-checkpoint.json"
-Kind = Literal["missing", "corrupt", "orphan", "missing-page", "bad-page", "missing-root"]
+Kind = Literal[
+    "missing",  # a file a page lists is not there
+    "corrupt",  # a file does not hash to what its page promises
+    "orphan",  # a file no page references
+    "missing-page",  # a format of a project's page is missing
+    "bad-page",  # a page does not parse completely, or its formats disagree
+    "missing-root",  # the root page's JSON is missing or unreadable
+    "bad-root",  # a root HTML format is missing, cut short, or lists other projects
+    "unlisted",  # a project page the root page does not list
+    "unwanted",  # a page the configuration does not want as it is (filters, tracks, metadata)
+    "empty-dir",  # a directory with nothing in it (a static server answers 200/403, not 404)
+    "unrecorded-ref",  # a page lists a file it does not own, without the marker that keeps it
+    "stale-ref",  # a marker for a reference no page makes (it only keeps a file too long)
+]
+# Problems that a re-sync of their project fixes (the rest: orphans, and the root, which every
+# repair run rewrites).
+_RESYNC: frozenset[str] = frozenset(
+    {"missing", "corrupt", "missing-page", "bad-page", "unlisted", "unwanted"}
+)
+_HTML_FORMATS = ("html", "plain-html")
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -42,13 +83,16 @@ class Problem(msgspec.Struct, frozen=True):
 
 
 class Report(msgspec.Struct, kw_only=True):
-    """What verify found. ``resumed_after`` names the checkpoint it skipped to, if any."""
+    """What verify found. ``resumed_after`` names the checkpoint it skipped to, if any;
+    ``references_known`` is False when some page could not be read in any format (so which files
+    are orphans is not certain)."""
 
     projects: int = 0
     files: int = 0
     bytes: int = 0
     problems: list[Problem] = msgspec.field(default_factory=list)
     resumed_after: str | None = None
+    references_known: bool = True
     seconds: float = 0.0
 
     @property
@@ -56,10 +100,15 @@ class Report(msgspec.Struct, kw_only=True):
         return not self.problems
 
     def projects_to_resync(self) -> list[NormalizedName]:
-        """Projects whose files or pages must be fetched again."""
+        """Projects whose files or pages must be fetched again (or removed, if unwanted)."""
         return sorted(
-            {NormalizedName(p.project) for p in self.problems if p.project and p.kind != "orphan"}
+            {NormalizedName(p.project) for p in self.problems if p.project and p.kind in _RESYNC}
         )
+
+    @property
+    def root_damaged(self) -> bool:
+        """The root page needs rewriting."""
+        return any(p.kind in ("missing-root", "bad-root", "unlisted") for p in self.problems)
 
 
 class _Checkpoint(msgspec.Struct):
@@ -67,46 +116,155 @@ class _Checkpoint(msgspec.Struct):
     problems: list[Problem]
 
 
-def page_file_keys(page: ProjectPage) -> Iterator[tuple[str, str | None, str]]:
-    """The tree keys a project page points at: each file and its ``.metadata``, with the sha256
-    the page promises (None if it promises none) and a name for messages. URLs that leave the
-    tree (absolute URLs elsewhere) are skipped: they are not this tree's to check."""
-    for file in page.files:
-        key = normpath(f"{WEB}/simple/{page.name}/{file.url.partition('#')[0]}")
-        if sha256_of_file_key(key) is None:
+async def project_pages_on_disk(storage: Storage) -> list[NormalizedName]:
+    """Every project with at least one page format in the tree, sorted (the root page is not
+    consulted: it can lack a project whose page is still served)."""
+    found: set[NormalizedName] = set()
+    names = set(PAGE_FILES.values())
+    async for key in storage.iter_keys(f"{WEB}/simple"):
+        parts = key.split("/")
+        if len(parts) == 4 and parts[3] in names and is_normalized(parts[2]):
+            found.add(NormalizedName(parts[2]))
+    return sorted(found)
+
+
+def _html_complete(raw: bytes) -> bool:
+    # Every page headwater writes (and bandersnatch, and PyPI) ends the document, followed at most
+    # by a ``<!--SERIAL n-->`` comment; one that stops earlier was cut short, even if the anchors
+    # it still has parse.
+    end = raw.rstrip()
+    if end.endswith(b"-->"):
+        end = end[: end.rfind(b"<!--")].rstrip()
+    return end.lower().endswith(b"</html>")
+
+
+def _file_set(page: ProjectPage) -> set[tuple[str, str, str | None]]:
+    return {(f.filename, f.url.partition("#")[0], f.hashes.get("sha256")) for f in page.files}
+
+
+class _PageCheck(msgspec.Struct):
+    """A project's pages as read: the page (from the JSON, else from an HTML format), the keys
+    it references (None: no format could be read), and the problems found."""
+
+    page: ProjectPage | None
+    references: set[str] | None
+    problems: list[Problem]
+
+
+async def _read(storage: Storage, key: str) -> bytes | None:
+    try:
+        return await storage.read_bytes(key)
+    except NotFound:
+        return None
+
+
+async def _check_pages(storage: Storage, name: NormalizedName) -> _PageCheck:
+    problems: list[Problem] = []
+    raws = {fmt: await _read(storage, page_key(name, fmt)) for fmt in PAGE_FILES}  # type: ignore[arg-type]
+    for fmt, raw in raws.items():
+        if raw is None:
+            problems.append(
+                Problem("missing-page", page_key(name, fmt), name, f"the {fmt} page is missing")  # type: ignore[arg-type]
+            )
+    page: ProjectPage | None = None
+    json_raw = raws["json"]
+    if json_raw is not None:
+        try:
+            page = parse_project_page_json(json_raw)
+        except InvalidPage as exc:
+            problems.append(Problem("bad-page", page_key(name, "json"), name, str(exc)))
+        else:
+            if page.name != name:
+                problems.append(
+                    Problem(
+                        "bad-page",
+                        page_key(name, "json"),
+                        name,
+                        f"the page is for {page.name!r}, not {name!r}",
+                    )
+                )
+                page = msgspec.structs.replace(page, name=name)  # its URLs are relative to here
+    html_pages: list[ProjectPage] = []
+    for fmt in _HTML_FORMATS:
+        raw = raws[fmt]
+        if raw is None:
             continue
-        yield key, file.hashes.get("sha256"), file.filename
-        if isinstance(file.core_metadata, dict):
-            yield key + ".metadata", file.core_metadata.get("sha256"), f"{file.filename}.metadata"
-        elif file.core_metadata is True:
-            yield key + ".metadata", None, f"{file.filename}.metadata"
+        key = page_key(name, fmt)  # type: ignore[arg-type]
+        if not _html_complete(raw):
+            problems.append(Problem("bad-page", key, name, "the page is cut short (no </html>)"))
+        try:
+            parsed = parse_project_page_html(raw, name=name)
+        except InvalidPage as exc:
+            problems.append(Problem("bad-page", key, name, str(exc)))
+            continue
+        html_pages.append(parsed)
+        if page is not None and _file_set(parsed) != _file_set(page):
+            problems.append(
+                Problem("bad-page", key, name, "the page lists other files than the JSON page")
+            )
+    if None not in (raws["html"], raws["plain-html"]) and raws["html"] != raws["plain-html"]:
+        problems.append(
+            Problem(
+                "bad-page",
+                page_key(name, "plain-html"),
+                name,
+                f"{PAGE_FILES['plain-html']} and {PAGE_FILES['html']} differ",
+            )
+        )
+    # What the tree serves references files: the JSON page, and the HTML pages too when they
+    # disagree with it (a file either lists is not an orphan).
+    readable = ([page] if page is not None else []) + html_pages
+    references: set[str] | None = None
+    if readable:
+        references = {key for p in readable for key, _, _ in page_file_keys(p)}
+    return _PageCheck(
+        page if page is not None else next(iter(html_pages), None), references, problems
+    )
 
 
-async def sweep_orphans(storage: Storage, names: Iterable[NormalizedName]) -> list[str]:
-    """Remove every file under ``web/packages/`` that no page of ``names`` points at; return the
-    removed keys. Run after an interrupted sync, when no other writer touches the tree."""
+async def _references(storage: Storage) -> tuple[set[str], set[str]] | None:
+    """Every ``web/packages/`` key some project page in the tree references, over every page that
+    exists (not only those the root lists), and the reference markers those pages call for; None
+    when some page cannot be read in any format."""
     referenced: set[str] = set()
-    tree = Tree(storage)
-    for name in names:
-        page = await tree.read_project(name)
-        if page is not None:
-            referenced.update(key for key, _, _ in page_file_keys(page))
+    markers: set[str] = set()
+    for name in await project_pages_on_disk(storage):
+        checked = await _check_pages(storage, name)
+        if checked.references is None:
+            return None
+        referenced |= checked.references
+        if checked.page is not None:
+            markers.update(marker_key(k, name) for k in foreign_keys(checked.page))
+    return referenced, markers
+
+
+async def sweep_orphans(storage: Storage, names: Iterable[NormalizedName] = ()) -> list[str]:
+    """Remove every file under ``web/packages/`` that no page in the tree points at, and every
+    reference marker no page calls for (a sync killed between removing a page and its marker);
+    return the removed file keys (none when some page is unreadable: its references are unknown).
+    Run after an interrupted sync, when no other writer touches the tree. ``names`` is ignored:
+    every page on disk counts, whether or not the state knows its project."""
+    del names
+    found = await _references(storage)
+    if found is None:
+        return []
+    referenced, markers = found
     removed = [key async for key in storage.iter_keys(f"{WEB}/packages") if key not in referenced]
     for key in removed:
+        await storage.delete(key)
+    for key in [key async for key in storage.iter_keys(REFS) if key not in markers]:
         await storage.delete(key)
     return removed
 
 
-async def verify_tree(storage: Storage, *, workers: int = 8, resume: bool = True) -> Report:
-    """Check the tree in ``storage``; return the report (``ok`` when nothing is wrong).
-
-    With ``resume`` and a checkpoint from an interrupted run, projects up to the checkpoint are
-    not re-hashed (their problems are carried over); the orphan scan always covers everything.
-    """
-    started = time.monotonic()
-    report = Report()
-    tree = Tree(storage)
-    root = await tree.read_root()
+async def _check_root(storage: Storage, report: Report) -> ProjectList | None:
+    raw = await _read(storage, page_key(None, "json"))
+    root: ProjectList | None = None
+    if raw is not None:
+        try:
+            root = parse_project_list_json(raw)
+        except InvalidPage:
+            root = None
     if root is None:
         report.problems.append(
             Problem(
@@ -115,15 +273,53 @@ async def verify_tree(storage: Storage, *, workers: int = 8, resume: bool = True
                 detail="the root page is missing or unreadable",
             )
         )
-        names = sorted(
-            {
-                NormalizedName(k.split("/")[2])
-                async for k in storage.iter_keys(f"{WEB}/simple")
-                if k.count("/") == 3
-            }
-        )
-    else:
-        names = sorted({entry.normalized for entry in root.projects})
+    listed = {e.normalized for e in root.projects} if root is not None else None
+    for fmt in _HTML_FORMATS:
+        key = page_key(None, fmt)  # type: ignore[arg-type]
+        html = await _read(storage, key)
+        if html is None:
+            report.problems.append(
+                Problem("bad-root", key, detail=f"the root {fmt} page is missing")
+            )
+            continue
+        if not _html_complete(html):
+            report.problems.append(Problem("bad-root", key, detail="the root page is cut short"))
+            continue
+        try:
+            names = {e.normalized for e in parse_project_list_html(html).projects}
+        except InvalidPage as exc:
+            report.problems.append(Problem("bad-root", key, detail=str(exc)))
+            continue
+        if listed is not None and names != listed:
+            report.problems.append(
+                Problem("bad-root", key, detail="lists other projects than the JSON root page")
+            )
+    return root
+
+
+async def verify_tree(
+    storage: Storage,
+    *,
+    workers: int = 8,
+    resume: bool = True,
+    wants: TreeWants | None = None,
+    upstream: str | None = None,
+) -> Report:
+    """Check the tree in ``storage``; return the report (``ok`` when nothing is wrong).
+
+    With ``resume`` and a checkpoint from an interrupted run, projects up to the checkpoint are
+    not re-hashed (their problems are carried over); the orphan scan always covers everything.
+    With ``wants``, every page is also checked against it (``upstream``, the tree's upstream simple
+    URL, makes the expected ``tracks`` exact).
+    """
+    started = time.monotonic()
+    report = Report()
+    root = await _check_root(storage, report)
+    on_disk = await project_pages_on_disk(storage)
+    listed = {entry.normalized for entry in root.projects} if root is not None else set()
+    names = sorted(listed | set(on_disk))
+    with_pages = set(on_disk)
+    base = None if upstream is None else upstream.rstrip("/") + "/"
 
     skip_through = None
     if resume:
@@ -137,6 +333,7 @@ async def verify_tree(storage: Storage, *, workers: int = 8, resume: bool = True
             report.problems.extend(checkpoint.problems)
 
     referenced: set[str] = set()
+    markers: dict[str, NormalizedName] = {}  # the markers the pages call for -> their project
     slots = asyncio.Semaphore(workers)
     lock = asyncio.Lock()
     done: set[str] = set()
@@ -159,25 +356,45 @@ async def verify_tree(storage: Storage, *, workers: int = 8, resume: bool = True
 
     async def check_project(name: NormalizedName) -> None:
         hash_it = skip_through is None or name > skip_through
-        for fmt in PAGE_FILES:
-            key = page_key(name, fmt)  # type: ignore[arg-type]
-            if hash_it and await storage.stat(key) is None:
-                report.problems.append(
-                    Problem("missing-page", key, name, f"the {fmt} page is missing")
-                )
-        try:
-            page = parse_project_page_json(await storage.read_bytes(page_key(name, "json")))
-        except NotFound:
-            return  # reported above
-        except InvalidPage as exc:
+        if name not in with_pages:  # listed by the root, no page at all
             if hash_it:
-                report.problems.append(Problem("bad-page", page_key(name, "json"), name, str(exc)))
+                for fmt in PAGE_FILES:
+                    key = page_key(name, fmt)  # type: ignore[arg-type]
+                    report.problems.append(
+                        Problem("missing-page", key, name, f"the {fmt} page is missing")
+                    )
+            async with lock:
+                done.add(name)
             return
+        checked = await _check_pages(storage, name)
+        if checked.page is not None:
+            markers.update({marker_key(k, name): name for k in foreign_keys(checked.page)})
+        if checked.references is None:
+            report.references_known = False
+        else:
+            referenced.update(checked.references)
         checks = []
-        for key, sha256, what in page_file_keys(page):
-            referenced.add(key)
-            if hash_it:
-                checks.append(check_file(name, key, sha256, what))
+        if hash_it:
+            report.problems.extend(checked.problems)
+            if root is not None and name not in listed:
+                report.problems.append(
+                    Problem(
+                        "unlisted",
+                        page_key(name, "json"),
+                        name,
+                        "the root page does not list this project, but its page is served",
+                    )
+                )
+            page = checked.page
+            if page is not None:
+                for key, sha256, what in page_file_keys(page):
+                    checks.append(check_file(name, key, sha256, what))
+                if wants is not None:
+                    tracks_url = None if base is None else f"{base}{name}/"
+                    for sentence in wants.disagreements(page, tracks_url):
+                        report.problems.append(
+                            Problem("unwanted", page_key(name, "json"), name, sentence)
+                        )
         await asyncio.gather(*checks)
         if hash_it:
             report.projects += 1
@@ -213,6 +430,26 @@ async def verify_tree(storage: Storage, *, workers: int = 8, resume: bool = True
     async for key in storage.iter_keys(f"{WEB}/packages"):
         if key not in referenced:
             report.problems.append(Problem("orphan", key, None, "no page refers to this file"))
+    present = {key async for key in storage.iter_keys(REFS)}
+    for key in sorted(markers.keys() - present):
+        report.problems.append(
+            Problem(
+                "unrecorded-ref",
+                key,
+                markers[key],
+                "the page lists a file named for another project without the marker that keeps "
+                "that project's sync from removing it",
+            )
+        )
+    if report.references_known:
+        for key in sorted(present - markers.keys()):
+            report.problems.append(
+                Problem("stale-ref", key, None, "no page makes the reference this marker records")
+            )
+    for directory in await empty_directories(storage):
+        report.problems.append(
+            Problem("empty-dir", directory, None, "an empty directory (served as 200 or 403)")
+        )
     await storage.delete(CHECKPOINT)
     report.seconds = time.monotonic() - started
     return report

@@ -1,0 +1,190 @@
+"""Which pages reference a file: a file is removed only when no page in the tree lists it.
+
+Files are addressed by sha256 and filename, so two projects of one upstream that list the same
+file share one key (PyPI never does this; other indexes can). Removing a file because one
+project's page dropped it would leave the other's page pointing at nothing. Reading every page of
+the tree before each removal would cost a full scan per sync on a PyPI-sized tree, so references
+are counted cheaply:
+
+* a file whose filename names project P (a wheel or sdist of P) is *owned* by P; P's page is the
+  one place to look for it;
+* any other page that lists it (a *foreign* reference, rare) leaves a marker
+  ``state/refs/<sha256 path>/<filename>/<project>``, written and made durable before that page,
+  and removed only after the page stops listing the file.
+
+A file leaves the tree when its owner's page does not list it, no marker names another project,
+and no project being synced right now is about to list it (a pin, taken before the sync looks for
+the file on disk, so a removal and a reuse of the same file cannot interleave). ``headwater
+verify`` checks the markers against the pages and the orphan scan reads every page, so both stay
+exact even for trees written before markers existed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from posixpath import normpath
+
+from headwater.simple.filenames import InvalidFilename, parse_filename
+from headwater.simple.json import parse_project_page_json
+from headwater.simple.model import InvalidPage, ProjectPage
+from headwater.simple.names import NormalizedName, is_normalized
+from headwater.storage.base import NotFound, Storage
+from headwater.storage.layout import STATE_DIR, WEB, page_key, sha256_of_file_key
+from headwater.sync.tree import Tree
+
+__all__ = [
+    "REFS",
+    "References",
+    "file_keys",
+    "foreign_keys",
+    "marker_key",
+    "owner_of",
+    "page_file_keys",
+]
+
+REFS = f"{STATE_DIR}/refs"
+_PACKAGES = f"{WEB}/packages/"
+_METADATA = ".metadata"
+
+
+def page_file_keys(page: ProjectPage) -> Iterator[tuple[str, str | None, str]]:
+    """The tree keys a project page points at: each file and its ``.metadata``, with the sha256
+    the page promises (None if it promises none) and a name for messages. URLs that leave the
+    tree (absolute URLs elsewhere) are skipped: they are not this tree's to check."""
+    for file in page.files:
+        key = normpath(f"{WEB}/simple/{page.name}/{file.url.partition('#')[0]}")
+        if sha256_of_file_key(key) is None:
+            continue
+        yield key, file.hashes.get("sha256"), file.filename
+        if isinstance(file.core_metadata, dict):
+            yield key + ".metadata", file.core_metadata.get("sha256"), f"{file.filename}.metadata"
+        elif file.core_metadata is True:
+            yield key + ".metadata", None, f"{file.filename}.metadata"
+
+
+def owner_of(key: str) -> NormalizedName | None:
+    """The project a file's name says it belongs to, or None (a name no parser accepts)."""
+    try:
+        return parse_filename(key.rsplit("/", 1)[1]).name
+    except InvalidFilename:
+        return None
+
+
+def file_keys(page: ProjectPage | None) -> dict[str, bool]:
+    """The distribution files a page lists (``.metadata`` keys folded into their file): key ->
+    whether the page promises its ``.metadata``."""
+    if page is None:
+        return {}
+    keys: dict[str, bool] = {}
+    for key, _, _ in page_file_keys(page):
+        if key.endswith(_METADATA) and key[: -len(_METADATA)] in keys:
+            keys[key[: -len(_METADATA)]] = True
+        else:
+            keys.setdefault(key, False)
+    return keys
+
+
+def foreign_keys(page: ProjectPage) -> list[str]:
+    """The files ``page`` lists that its project does not own (each needs a marker)."""
+    return [key for key in file_keys(page) if owner_of(key) != page.name]
+
+
+def marker_key(key: str, project: NormalizedName) -> str:
+    """The marker saying ``project``'s page lists the file ``key``."""
+    return f"{REFS}/{key.removeprefix(_PACKAGES)}/{project}"
+
+
+class References:
+    """Reference counting for one sync (or repair) of ``tree``; see the module docstring."""
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self.storage: Storage = tree.storage
+        self._pins: Counter[str] = Counter()
+        self._removing: dict[str, asyncio.Event] = {}
+        self._lock = asyncio.Lock()
+
+    def pin(self, keys: Iterable[str]) -> list[str]:
+        """Hold ``keys`` in the tree until :meth:`unpin`: a project about to list them takes the
+        pin before it looks for them on disk. Returns the keys, for the matching unpin."""
+        pinned = list(keys)
+        self._pins.update(pinned)
+        return pinned
+
+    def unpin(self, keys: Iterable[str]) -> None:
+        self._pins.subtract(keys)
+        self._pins += Counter()  # drop zero counts
+
+    async def settled(self, key: str) -> None:
+        """Wait until a removal of ``key`` that began before the caller's pin is finished (then
+        the file is either there, or gone and fetched again)."""
+        event = self._removing.get(key)
+        if event is not None:
+            await event.wait()
+
+    async def record(self, page: ProjectPage) -> None:
+        """Write the markers of the foreign files ``page`` lists; call before the page is written
+        (and before the barrier that makes its files durable, which covers the markers too)."""
+        items = [(marker_key(key, page.name), b"") for key in foreign_keys(page)]
+        if items:
+            await self.storage.write_many(items)
+
+    async def release(
+        self, project: NormalizedName, old: ProjectPage | None, new: ProjectPage | None
+    ) -> int:
+        """``project``'s page changed from ``old`` to ``new`` (None: removed) and is written:
+        remove the files (and ``.metadata``) it no longer lists that no other page lists, then
+        its markers for them. Returns how many distribution files were removed."""
+        before, after = file_keys(old), file_keys(new)
+        # One release at a time: two projects dropping a shared file at once would each see the
+        # other's marker, keep the file, then both remove their markers (a leaked orphan).
+        async with self._lock:
+            return await self._release(project, before, after)
+
+    async def _release(
+        self, project: NormalizedName, before: dict[str, bool], after: dict[str, bool]
+    ) -> int:
+        removed = 0
+        for key, had_metadata in before.items():
+            if key in after and (after[key] or not had_metadata):
+                continue  # still listed (with its .metadata if it had one)
+            dropped_file = key not in after
+            if await self._referenced_elsewhere(key, project) or self._pins[key] > 0:
+                continue
+            # No await between the last check and registering the removal: a project that pins
+            # the key from here on waits in settled() and then finds the file gone.
+            event = self._removing[key] = asyncio.Event()
+            try:
+                if dropped_file:
+                    await self.tree.remove_file(key)
+                    removed += 1
+                await self.tree.remove_file(key + _METADATA)
+            finally:
+                del self._removing[key]
+                event.set()
+        for key in before:
+            if key not in after and owner_of(key) != project:
+                await self.storage.delete(marker_key(key, project))
+        return removed
+
+    async def _referenced_elsewhere(self, key: str, project: NormalizedName) -> bool:
+        owner = owner_of(key)
+        if owner is not None and owner != project and is_normalized(owner):
+            try:
+                raw = await self.storage.read_bytes(page_key(owner, "json"))
+            except NotFound:
+                pass
+            else:
+                try:
+                    page = parse_project_page_json(raw)
+                except InvalidPage:
+                    return True  # cannot tell: keep the file (verify reports the page)
+                if key in file_keys(page):
+                    return True
+        prefix = marker_key(key, project).rsplit("/", 1)[0]
+        async for marker in self.storage.iter_keys(prefix):
+            if marker.rsplit("/", 1)[1] != project:
+                return True
+        return False

@@ -1,0 +1,206 @@
+"""Files listed by several projects (a non-PyPI upstream may do it: one key, two pages) are
+reference-counted by every page that lists them. A property test drives random sequences of
+upstream states through the mirror, with syncs killed at random storage operations in between:
+at every moment no page points at a missing or wrong file, and after each completed sync the tree
+is exactly what the upstream lists and verify finds nothing (no orphan, no unrecorded or stale
+reference, no empty directory)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from headwater.repository.http import HttpRepository, RetryPolicy, client_session
+from headwater.simple.negotiation import JSON_V1
+from headwater.storage import FileStorage
+from headwater.sync.engine import Mirror
+from headwater.sync.verify import verify_tree
+from tests.aioserve import aiohttp_serving
+from tests.sync.test_crash import assert_consistent
+
+FAST = RetryPolicy(attempts=2, backoff=0.001, max_backoff=0.002)
+PROJECTS = ("alpha", "beta", "gamma")
+# Named for alpha (owned by it), for beta, for a project the upstream does not have, and a name
+# no parser accepts (owned by nobody).
+FILES = ("alpha-1.0.tar.gz", "beta-1.0.tar.gz", "zeta-1.0.tar.gz", "odd.exe")
+BODIES = {f: f"body of {f}".encode() * 50 for f in FILES}
+SHA = {f: hashlib.sha256(b).hexdigest() for f, b in BODIES.items()}
+
+# One upstream state: project -> the files its page lists (a project absent is not listed).
+State = dict[str, tuple[str, ...]]
+
+
+class Killed(BaseException):
+    """The process died here (like SIGKILL: nothing after it runs)."""
+
+
+def killed(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(killed(e) for e in exc.exceptions)
+    return isinstance(exc, Killed)
+
+
+class DyingStorage(FileStorage):
+    """A file storage whose process dies at the Nth write or delete."""
+
+    def __init__(self, root: Path, die_at: int | None) -> None:
+        super().__init__(root, durability="none")
+        self.left = die_at
+
+    def _tick(self) -> None:
+        if self.left is not None:
+            self.left -= 1
+            if self.left < 0:
+                raise Killed
+
+    async def write_bytes(self, key: str, data: bytes) -> None:
+        self._tick()
+        await super().write_bytes(key, data)
+
+    async def write_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        self._tick()
+        await super().write_many(items)
+
+    async def delete(self, key: str) -> bool:
+        self._tick()
+        return await super().delete(key)
+
+
+async def serve(state: dict[str, State]) -> Any:
+    async def root(request: web.Request) -> web.Response:
+        body = {"meta": {"api-version": "1.1"}, "projects": [{"name": n} for n in state["now"]]}
+        return web.Response(body=json.dumps(body).encode(), content_type=JSON_V1)
+
+    async def project(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in state["now"]:
+            return web.Response(status=404)
+        files = [
+            {
+                "filename": f,
+                "url": f"/files/{f}",
+                "hashes": {"sha256": SHA[f]},
+                "size": len(BODIES[f]),
+            }
+            for f in state["now"][name]
+        ]
+        page = {"meta": {"api-version": "1.1"}, "name": name, "files": files, "versions": ["1.0"]}
+        return web.Response(body=json.dumps(page).encode(), content_type=JSON_V1)
+
+    async def files(request: web.Request) -> web.Response:
+        return web.Response(body=BODIES[request.match_info["f"]])
+
+    app = web.Application()
+    app.router.add_get("/simple/", root)
+    app.router.add_get("/simple/{name}/", project)
+    app.router.add_get("/files/{f}", files)
+    return aiohttp_serving(app)
+
+
+def listed(root: Path) -> State:
+    out: State = {}
+    for page in (root / "web/simple").glob("*/index.v1_json"):
+        data = json.loads(page.read_text())
+        out[data["name"]] = tuple(sorted(f["filename"] for f in data["files"]))
+    return out
+
+
+states = st.dictionaries(
+    st.sampled_from(PROJECTS),
+    st.lists(st.sampled_from(FILES), unique=True, max_size=3).map(lambda fs: tuple(sorted(fs))),
+)
+steps = st.lists(st.tuples(states, st.none() | st.integers(0, 25)), min_size=1, max_size=6)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps)
+def test_shared_files_survive_any_sequence_of_syncs_and_kills(
+    sequence: list[tuple[State, int | None]],
+) -> None:
+    async def scenario() -> None:
+        upstream: dict[str, State] = {"now": {}}
+        async with await serve(upstream) as url, client_session() as session:
+            with tempfile.TemporaryDirectory() as tmp:
+                root = Path(tmp)
+
+                async def sync(die_at: int | None) -> bool:
+                    storage = DyingStorage(root, die_at)
+                    try:
+                        summary = await Mirror(
+                            HttpRepository(url, session, retry=FAST), storage, workers=2
+                        ).run()
+                    except BaseException as exc:
+                        if killed(exc):
+                            return False
+                        raise
+                    assert summary.ok, summary.failed
+                    return True
+
+                for wanted, die_at in sequence:
+                    upstream["now"] = wanted
+                    finished = await sync(die_at)
+                    assert_consistent(root)  # at every moment, killed or not
+                    if not finished:
+                        assert await sync(None)  # the next run resumes and finishes
+                        assert_consistent(root)
+                    assert listed(root) == {n: tuple(sorted(f)) for n, f in wanted.items()}
+                    report = await verify_tree(FileStorage(root))
+                    assert report.ok, report.problems
+
+    asyncio.run(scenario())
+
+
+def test_a_file_two_projects_list_outlives_either(tmp_path: Path) -> None:
+    """The finding: deleting one of two projects that list one file took the file from the
+    other's page."""
+
+    async def scenario() -> None:
+        upstream: dict[str, State] = {"now": {}}
+        async with await serve(upstream) as url, client_session() as session:
+
+            async def sync() -> None:
+                repo = HttpRepository(url, session, retry=FAST)
+                assert (await Mirror(repo, FileStorage(tmp_path)).run()).ok
+
+            shared = ("zeta-1.0.tar.gz",)
+            for owner_file in ("alpha-1.0.tar.gz", "zeta-1.0.tar.gz"):
+                upstream["now"] = {"alpha": (owner_file, *shared), "beta": shared}
+                await sync()
+                upstream["now"] = {"beta": shared}  # alpha deleted upstream
+                await sync()
+                assert_consistent(tmp_path)
+                upstream["now"] = {"alpha": shared}  # beta deleted, alpha back
+                await sync()
+                assert_consistent(tmp_path)
+                assert listed(tmp_path) == {"alpha": shared}
+                assert (await verify_tree(FileStorage(tmp_path))).ok
+
+    asyncio.run(scenario())
+
+
+def test_verify_finds_a_shared_file_without_its_marker(tmp_path: Path) -> None:
+    """A tree written before markers existed (or damaged): verify names the missing marker, since
+    without it the owner's next sync could take the file from the other page."""
+
+    async def scenario() -> None:
+        upstream: dict[str, State] = {"now": {"alpha": ("alpha-1.0.tar.gz", "beta-1.0.tar.gz")}}
+        async with await serve(upstream) as url, client_session() as session:
+            repo = HttpRepository(url, session, retry=FAST)
+            assert (await Mirror(repo, FileStorage(tmp_path)).run()).ok
+        assert (await verify_tree(FileStorage(tmp_path))).ok
+        for marker in (tmp_path / "state/refs").rglob("alpha"):
+            marker.unlink()
+        report = await verify_tree(FileStorage(tmp_path))
+        assert [(p.kind, p.project) for p in report.problems] == [("unrecorded-ref", "alpha")]
+        assert "beta-1.0.tar.gz/alpha" in report.problems[0].key
+
+    asyncio.run(scenario())
