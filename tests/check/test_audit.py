@@ -1,5 +1,6 @@
-"""The audit over real HTTP on loopback: the incident scenarios of standards.md 3.4 (torchtriton,
-Birsan, hash pins, tracks, alternate-locations, an index down) against three test upstreams."""
+"""The audit over real HTTP on loopback: the incidents of docs/policy.md's worked examples
+(torchtriton, Birsan), hash pins, tracks, alternate-locations, an index down, against three test
+upstreams."""
 
 from __future__ import annotations
 

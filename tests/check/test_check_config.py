@@ -104,6 +104,9 @@ def test_birsan_guarded_and_refused_in_the_text_report(tmp_path: Path) -> None:
     out = result.stdout
     assert result.returncode == 1, result.stderr
     assert "Indexes of the configuration, and their sources" in out
+    # A hosted index is not "local" (PEP 708: only a directory is).
+    [internal] = [line for line in out.splitlines() if "from [hosted.internal]" in line]
+    assert "local" not in internal, internal
     # Foo_Bar is on the public index too (version 9999): served from internal only.
     assert "guarded  main: Foo_Bar" in out
     assert "'pypi' has it too and is not served" in out
@@ -171,3 +174,17 @@ def test_index_options_in_the_files_are_reported_not_used(tmp_path: Path) -> Non
     [finding] = data["requirements"]
     assert finding["index"] == scenario.index
     assert "127.0.0.1:9/elsewhere" not in json.dumps(data["indexes"])
+
+
+@pytest.mark.parametrize("stem", ["piwheels", "birsan"])
+def test_only_a_directory_is_a_local_source(stem: str, tmp_path: Path) -> None:
+    """PEP 708 calls only a directory of files local; hosted, proxy and mirror sources are
+    repositories served over HTTP."""
+    scenario = _scenario(stem)
+    with realize(scenario, tmp_path):
+        _, data = _check(tmp_path, [scenario.expect[0].project])
+    kinds = {s.name: s.kind for s in scenario.sources}
+    for index in data["indexes"]:
+        if index["name"] in kinds:
+            want = "local" if kinds[index["name"]] == "directory" else "remote"
+            assert index["kind"] == want, index

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from headwater.check import Client, IndexSpec, Report, Risk, render_text, write_table
 from headwater.check.assess import Finding, Serving
 from tests.check.conftest import World, clean_env, run_check
@@ -282,3 +284,20 @@ def test_the_rich_table_shows_markup_like_text_verbatim_and_masks_passwords() ->
     assert "1 projects checked, 1 at risk (1 confusion)" in shown
     text = render_text(_report())
     assert "what to do: pin it" in text and ":pw@" not in text
+
+
+def test_the_title_says_whose_rules_were_followed() -> None:
+    titles = {}
+    for client in Client:
+        report = msgspec.structs.replace(_report(), client=client)
+        text = render_text(report)
+        stream = io.StringIO()
+        write_table(report, stream, color=False)
+        titles[client] = text.splitlines()[0]
+        words = titles[client].removesuffix(":").split()
+        assert words == stream.getvalue().split()[: len(words)]  # the table's title (wrapped)
+        assert "as none" not in text and "as headwater" not in text, text
+    assert titles[Client.PIP] == "Indexes (as pip would use them):"
+    assert titles[Client.UV] == "Indexes (as uv would use them):"
+    assert "command line and the files only" in titles[Client.NONE]
+    assert titles[Client.HEADWATER] == "Indexes of the configuration, and their sources:"

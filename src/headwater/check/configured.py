@@ -54,7 +54,8 @@ from headwater.repository.index import ComposedIndex
 
 __all__ = ["check_config", "config_indexes"]
 
-_LOCAL_KINDS = ("hosted", "directory")
+#: Sources of your own (their names are not claimed on the public index by being served).
+_OWN_KINDS = ("hosted", "directory")
 
 
 def config_indexes(plan: ServePlan, names: Sequence[str]) -> list[str]:
@@ -141,7 +142,9 @@ def _index_specs(plan: ServePlan, checked: Sequence[str], where: str) -> list[In
                 name=source,
                 url=url,
                 origin=f"[{kind}.{source}]",
-                local=kind in _LOCAL_KINDS,
+                # PEP 708: only a directory is a local source (a hosted index is served
+                # over HTTP like any other repository, and PEP 708 does not merge it freely).
+                local=kind == "directory",
             )
     return list(specs.values())
 
@@ -333,7 +336,7 @@ async def _judge(
         facts.append("no file it serves matches the --hash values: the install would fail")
     also = [s for s in pages if s not in decision.sources]
     kinds = {s: _kind(plan, s) for s in decision.sources}
-    own = all(kind in _LOCAL_KINDS for kind in kinds.values())
+    own = all(kind in _OWN_KINDS for kind in kinds.values())
     risks: list[Risk] = []
     advice: list[str] = []
     used_public = False

@@ -125,6 +125,8 @@ def _label(finding: Finding) -> str:
 def _title(report: Report) -> str:
     if report.client == "headwater":
         return "Indexes of the configuration, and their sources"
+    if report.client == "none":  # --from none: no configuration read, pip's rules followed
+        return "Indexes (from the command line and the files only, as pip --isolated uses them)"
     return f"Indexes (as {report.client} would use them)"
 
 
