@@ -77,7 +77,12 @@ def test_check_config_says_what_the_server_does(path: Path, tmp_path: Path) -> N
     for expect in scenario.expect:
         what = f"{path.name}: {expect.project}"
         finding = findings[(scenario.index, normalize_name(expect.project))]
-        if expect.outcome == "served":
+        cooling = set(scenario.index_table().get("cooldown", {}))
+        if expect.outcome == "served" and expect.filenames == () and cooling & set(expect.sources):
+            # Served empty by a cooldown: pip and uv find no version.
+            assert finding["risk"] == "cooldown", f"{what}: {finding}"
+            assert "hidden by the cooldown" in finding["message"], what
+        elif expect.outcome == "served":
             assert finding["risk"] in ("ok", "guarded", "unclaimed", "unavailable"), what
             served = [s["index"] for s in finding["served_by"]]
             if expect.sources:
@@ -93,7 +98,8 @@ def test_check_config_says_what_the_server_does(path: Path, tmp_path: Path) -> N
                 assert source in finding["message"], f"{what}: {source} not named"
             assert finding["advice"], what
     risky = any(
-        r["risk"] in ("refused", "unavailable", "missing", "unclaimed") for r in findings.values()
+        r["risk"] in ("refused", "unavailable", "missing", "unclaimed", "cooldown")
+        for r in findings.values()
     )
     assert status == (1 if risky else 0)
 
@@ -188,3 +194,23 @@ def test_only_a_directory_is_a_local_source(stem: str, tmp_path: Path) -> None:
         if index["name"] in kinds:
             want = "local" if kinds[index["name"]] == "directory" else "remote"
             assert index["kind"] == want, index
+
+
+def test_the_cooldown_is_said_and_hidden_versions_are_not_counted(tmp_path: Path) -> None:
+    scenario = _scenario("cooldown")
+    with realize(scenario, tmp_path):
+        status, data = _check(tmp_path, ["requests", "brand-new"])
+        _, newest = _check(tmp_path, ["requests>=2.32.3"])
+    assert status == 1
+    found = {r["project"]: r for r in data["requirements"]}
+    # 2.32.3 is inside the 7-day cooldown: clients see 2.32.2 only, and can install it.
+    requests = found["requests"]
+    assert [(s["index"], s["highest"]) for s in requests["served_by"]] == [("pypi", "2.32.2")]
+    assert "2 file(s) hidden by the cooldown" in requests["message"]
+    assert requests["risk"] == "ok"
+    # Every file of brand-new is hidden: pip and uv find no version.
+    assert found["brand-new"]["risk"] == "cooldown"
+    assert "the first until " in found["brand-new"]["message"] and found["brand-new"]["advice"]
+    # Only 2.32.3 would do, and it is hidden.
+    [wanted] = newest["requirements"]
+    assert wanted["risk"] == "cooldown", wanted

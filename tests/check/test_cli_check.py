@@ -63,7 +63,15 @@ def test_json_report_schema_origins_and_exit_status(world: World, tmp_path: Path
     assert found["foo-bar"]["risk"] == "unclaimed"
     assert found["foo-bar"]["name"] == "Foo_Bar"
     assert found["foo-bar"]["required_by"] == ["requirements.txt:4"]
-    assert found["requests"]["risk"] == "ok"
+    # Only the public index has it, and pip takes it from there; the private index does not
+    # serve it: whether it was meant to be private (deleted there, in a namespace) cannot be seen.
+    assert found["requests"]["risk"] == "exposed"
+    assert found["requests"]["installs"] == {
+        "client": "pip",
+        "indexes": [data["indexes"][1]["name"]],
+        "version": "2.32.3",
+        "why": "pip takes the highest version of all indexes",
+    }
     assert found["requests"]["served_by"][0] | {"index": "x"} == {
         "index": "x",
         "versions": 2,
@@ -73,14 +81,14 @@ def test_json_report_schema_origins_and_exit_status(world: World, tmp_path: Path
     for entry in data["requirements"]:
         assert set(entry) == {
             "name", "project", "required_by", "risk", "risks", "message", "advice",
-            "served_by", "unavailable", "pinned_to", "decision", "index",
+            "served_by", "unavailable", "pinned_to", "decision", "index", "installs",
         }  # fmt: skip
         assert entry["index"] is None
-        assert bool(entry["advice"]) == (entry["risk"] in {"confusion", "unclaimed"})
+        assert bool(entry["advice"]) == (entry["risk"] in {"confusion", "unclaimed", "exposed"})
     assert data["summary"] == {
         "projects": 4,
-        "risks": 2,
-        "by_risk": {"confusion": 1, "direct": 1, "ok": 1, "unclaimed": 1},
+        "risks": 3,
+        "by_risk": {"confusion": 1, "direct": 1, "exposed": 1, "unclaimed": 1},
     }
 
 
@@ -150,8 +158,10 @@ def test_indexes_from_a_uv_config_file_and_uv_order(world: World, tmp_path: Path
         ("pypi", f"{uv_toml}:7 (uv.toml index[1])"),
     ]
     finding = _by_project(data)["torchtriton"]
-    assert finding["risks"] == ["confusion", "shadowed"]
-    assert "uv's first-index would not" in finding["message"]
+    # uv asks 'private' first and takes its 2.0.0: confusion, but not shadowed.
+    assert finding["risks"] == ["confusion"]
+    assert "uv would install 2.0.0 from 'private' (uv takes the first index" in finding["message"]
+    assert finding["installs"]["indexes"] == ["private"]
 
 
 def test_pyproject_with_uv_sources_pins_is_checked_as_uv(world: World, tmp_path: Path) -> None:

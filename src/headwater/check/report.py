@@ -11,7 +11,8 @@ JSON schema ``headwater-check/1`` (documented in docs/check.md; fields are only 
      "requirements": [{"name", "project", "required_by": [...], "risk", "risks": [...],
                        "message", "advice", "served_by": [{"index", "versions", "highest"}],
                        "unavailable": [{"index", "error"}], "pinned_to": [...],
-                       "decision", "index"}],
+                       "decision", "index",
+                       "installs": {"client", "indexes", "version", "why"}|null}],
      "warnings": [...]}
 
 Index URLs are shown with passwords masked. ``index`` is the headwater index a finding is about
@@ -36,6 +37,7 @@ SCHEMA = "headwater-check/1"
 _STYLE = {
     Risk.UNAVAILABLE: "bold red",
     Risk.CONFUSION: "bold red",
+    Risk.EXPOSED: "bold red",
     Risk.SHADOWED: "yellow",
     Risk.UNCLAIMED: "yellow",
     Risk.MISSING: "red",
@@ -61,6 +63,7 @@ def _finding_dict(finding: Finding) -> dict[str, Any]:
         "pinned_to": list(finding.pinned_to),
         "decision": finding.decision,
         "index": finding.index,
+        "installs": msgspec.to_builtins(finding.installs) if finding.installs else None,
     }
 
 
