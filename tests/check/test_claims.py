@@ -126,33 +126,52 @@ def _check(w: World, options: tuple[str, ...], client: str, home: Path) -> dict[
     return data
 
 
+def _public_versions() -> dict[str, set[str]]:
+    """The versions of each project on the public index (and nowhere else: the world gives
+    every release to one index only), from the scenario file."""
+    scenario = load_scenario(SCENARIO.read_text(), name=SCENARIO.name)
+    found: dict[str, set[str]] = {}
+    for source in scenario.sources:
+        if source.name == "pypi":
+            for project in source.projects:
+                found[project.normalized] = {
+                    str(parse_filename(f.filename).version) for f in project.files
+                }
+    return found
+
+
+PUBLIC_VERSIONS = _public_versions()
+
+
 def _wrong(
     finding: dict[str, Any], took: str | None, index_urls: dict[str, str], w: World
 ) -> list[str]:
     """What the finding says that the tool's choice (``took``: a version, None: failed)
     contradicts."""
     wrong: list[str] = []
-    installs = finding["installs"]
-    said = installs["version"] if installs["indexes"] else None
-    if said != took:
-        wrong.append(f"installs {said} ({installs['why']}), the tool took {took}")
-    if took is None:
-        if finding["risk"] not in RISKS:
-            wrong.append(f"the install fails, but the verdict is {finding['risk']}")
-        return wrong
-    urls = {index_urls[name] for name in installs["indexes"]}
+    if took is None and finding["risk"] not in RISKS:
+        wrong.append(f"the install fails, but the verdict is {finding['risk']}")
     asked_private = any(url != w.public for url in index_urls.values())
     same_release = any(
         index_urls[s["index"]] != w.public and s["highest"] == took for s in finding["served_by"]
     )  # a private (or composed) index serves that release too (the composed index proxies it)
+    public = took in PUBLIC_VERSIONS.get(finding["project"], set())
     # A public release is installed that the private (or composed) index does not serve.
-    public_release = urls == {w.public} and asked_private and not same_release
-    if public_release and not {"exposed", "shadowed", "confusion"} & set(finding["risks"]):
+    flagged = {"exposed", "shadowed", "confusion"} & set(finding["risks"])
+    if public and asked_private and not same_release and not flagged:
         wrong.append(f"the public file is installed, but the verdict is {finding['risks']}")
+    installs = finding.get("installs") or {"indexes": [], "version": None, "why": "(none)"}
+    said = installs["version"] if installs["indexes"] else None
+    if said != took:
+        wrong.append(f"installs {said} ({installs['why']}), the tool took {took}")
+    if took is not None and said == took:
+        urls = {index_urls[name] for name in installs["indexes"]}
+        if public and not same_release and w.public in index_urls.values() and w.public not in urls:
+            wrong.append(f"installs names {installs['indexes']}, the file is the public one")
     for client in ("pip", "uv"):
         if f"{client} would install " in finding["message"]:
             claimed = finding["message"].split(f"{client} would install ", 1)[1].split(" ", 1)[0]
-            if claimed != took:
+            if claimed != (took or "nothing"):
                 wrong.append(f"the message says {client} would install {claimed}")
     return wrong
 
