@@ -1,7 +1,7 @@
 """Three real indexes on loopback for ``headwater check``: "private", "public" and "extra".
 
 Each is a :class:`~headwater.testing.upstream.Upstream` (real HTTP, fault injection) serving a
-corpus built for the incident scenarios of standards.md 3.4. The corpus here can also put PEP 708
+corpus built for the incident scenarios of docs/policy.md's worked examples. The corpus here can also put PEP 708
 ``tracks`` and ``alternate-locations`` on a project's page (the test upstream's own corpus has
 no such switch), so agreement and disagreement are served over the wire like any other page.
 """

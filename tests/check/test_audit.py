@@ -1,5 +1,6 @@
-"""The audit over real HTTP on loopback: the incident scenarios of standards.md 3.4 (torchtriton,
-Birsan, hash pins, tracks, alternate-locations, an index down) against three test upstreams."""
+"""The audit over real HTTP on loopback: the incidents of docs/policy.md's worked examples
+(torchtriton, Birsan), hash pins, tracks, alternate-locations, an index down, against three test
+upstreams."""
 
 from __future__ import annotations
 
@@ -75,9 +76,12 @@ def test_torchtriton_public_higher_version_is_confusion_and_shadowed(world: Worl
         ("private", "2.0.0"),
         ("public", "3.0.0"),
     }
-    assert "'public' has 3.0.0, higher than 2.0.0 on 'private'" in finding.message
-    assert "pip would install the public one" in finding.message
-    assert "uv's first-index would not" in finding.message  # private comes first for uv
+    assert (
+        "pip would install 3.0.0 from 'public' (pip takes the highest version of all indexes), "
+        "not 2.0.0 from 'private'"
+    ) in finding.message
+    assert finding.installs is not None and finding.installs.indexes == ("public",)
+    assert "uv" not in finding.message  # the check follows pip: it makes no claim about uv
     assert "sources = ['private']" in finding.advice
     assert report.exit_status == 1
 
@@ -94,7 +98,10 @@ def test_uv_is_affected_when_the_public_index_comes_first(world: World) -> None:
         client=Client.UV,
     )
     (finding,) = _run(_reqs("torchtriton"), plan).findings
-    assert "pip and uv would install the public one" in finding.message
+    assert "uv would install 3.0.0 from 'public' (uv takes the first index that has" in (
+        finding.message
+    )
+    assert finding.risks == (Risk.CONFUSION, Risk.SHADOWED)
 
 
 def test_birsan_private_only_name_is_unclaimed_in_every_spelling(world: World) -> None:
@@ -147,10 +154,18 @@ def test_alternate_locations_that_disagree_are_confusion(world: World) -> None:
 
 def test_public_only_and_missing(world: World) -> None:
     found = _by_project(_run(_reqs("requests", "nowhere-at-all"), _three(world)))
-    assert found["requests"].risk is Risk.OK
+    # The private indexes do not serve it, and pip takes the public copy: whether requests was
+    # ever meant to be private cannot be seen from outside, so it is never called ok.
+    assert found["requests"].risk is Risk.EXPOSED
+    assert "pip would install 2.32.3 from 'public'" in found["requests"].message
+    assert "'private' does not serve it (404)" in found["requests"].message
     assert found["requests"].served_by[0].versions == 2
     assert found["requests"].served_by[0].highest == "2.32.3"
     assert found["nowhere-at-all"].risk is Risk.MISSING
+    # With the public index alone, nothing private is asked: ok.
+    alone = _plan(_spec("public", world.public.simple_url, public=True))
+    (finding,) = _run(_reqs("requests"), alone).findings
+    assert finding.risk is Risk.OK, finding
 
 
 def test_an_index_failing_for_one_name_is_unavailable_never_safe(world: World) -> None:
@@ -163,7 +178,7 @@ def test_an_index_failing_for_one_name_is_unavailable_never_safe(world: World) -
     assert found["flaky-lib"].risk is Risk.UNAVAILABLE
     (failure,) = found["flaky-lib"].unavailable
     assert failure.index == "public" and "HTTP 503" in failure.error
-    assert found["requests"].risk is Risk.OK
+    assert found["requests"].risk is Risk.EXPOSED  # public only, private indexes asked
     assert report.exit_status == 1
 
 

@@ -77,7 +77,12 @@ def test_check_config_says_what_the_server_does(path: Path, tmp_path: Path) -> N
     for expect in scenario.expect:
         what = f"{path.name}: {expect.project}"
         finding = findings[(scenario.index, normalize_name(expect.project))]
-        if expect.outcome == "served":
+        cooling = set(scenario.index_table().get("cooldown", {}))
+        if expect.outcome == "served" and expect.filenames == () and cooling & set(expect.sources):
+            # Served empty by a cooldown: pip and uv find no version.
+            assert finding["risk"] == "cooldown", f"{what}: {finding}"
+            assert "hidden by the cooldown" in finding["message"], what
+        elif expect.outcome == "served":
             assert finding["risk"] in ("ok", "guarded", "unclaimed", "unavailable"), what
             served = [s["index"] for s in finding["served_by"]]
             if expect.sources:
@@ -93,7 +98,8 @@ def test_check_config_says_what_the_server_does(path: Path, tmp_path: Path) -> N
                 assert source in finding["message"], f"{what}: {source} not named"
             assert finding["advice"], what
     risky = any(
-        r["risk"] in ("refused", "unavailable", "missing", "unclaimed") for r in findings.values()
+        r["risk"] in ("refused", "unavailable", "missing", "unclaimed", "cooldown")
+        for r in findings.values()
     )
     assert status == (1 if risky else 0)
 
@@ -104,6 +110,9 @@ def test_birsan_guarded_and_refused_in_the_text_report(tmp_path: Path) -> None:
     out = result.stdout
     assert result.returncode == 1, result.stderr
     assert "Indexes of the configuration, and their sources" in out
+    # A hosted index is not "local" (PEP 708: only a directory is).
+    [internal] = [line for line in out.splitlines() if "from [hosted.internal]" in line]
+    assert "local" not in internal, internal
     # Foo_Bar is on the public index too (version 9999): served from internal only.
     assert "guarded  main: Foo_Bar" in out
     assert "'pypi' has it too and is not served" in out
@@ -171,3 +180,37 @@ def test_index_options_in_the_files_are_reported_not_used(tmp_path: Path) -> Non
     [finding] = data["requirements"]
     assert finding["index"] == scenario.index
     assert "127.0.0.1:9/elsewhere" not in json.dumps(data["indexes"])
+
+
+@pytest.mark.parametrize("stem", ["piwheels", "birsan"])
+def test_only_a_directory_is_a_local_source(stem: str, tmp_path: Path) -> None:
+    """PEP 708 calls only a directory of files local; hosted, proxy and mirror sources are
+    repositories served over HTTP."""
+    scenario = _scenario(stem)
+    with realize(scenario, tmp_path):
+        _, data = _check(tmp_path, [scenario.expect[0].project])
+    kinds = {s.name: s.kind for s in scenario.sources}
+    for index in data["indexes"]:
+        if index["name"] in kinds:
+            want = "local" if kinds[index["name"]] == "directory" else "remote"
+            assert index["kind"] == want, index
+
+
+def test_the_cooldown_is_said_and_hidden_versions_are_not_counted(tmp_path: Path) -> None:
+    scenario = _scenario("cooldown")
+    with realize(scenario, tmp_path):
+        status, data = _check(tmp_path, ["requests", "brand-new"])
+        _, newest = _check(tmp_path, ["requests>=2.32.3"])
+    assert status == 1
+    found = {r["project"]: r for r in data["requirements"]}
+    # 2.32.3 is inside the 7-day cooldown: clients see 2.32.2 only, and can install it.
+    requests = found["requests"]
+    assert [(s["index"], s["highest"]) for s in requests["served_by"]] == [("pypi", "2.32.2")]
+    assert "2 file(s) hidden by the cooldown" in requests["message"]
+    assert requests["risk"] == "ok"
+    # Every file of brand-new is hidden: pip and uv find no version.
+    assert found["brand-new"]["risk"] == "cooldown"
+    assert "the first until " in found["brand-new"]["message"] and found["brand-new"]["advice"]
+    # Only 2.32.3 would do, and it is hidden.
+    [wanted] = newest["requirements"]
+    assert wanted["risk"] == "cooldown", wanted

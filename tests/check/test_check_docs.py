@@ -65,3 +65,20 @@ def test_every_risk_and_option_is_documented() -> None:
         for flag in action.option_strings:
             if flag.startswith("--") and flag != "--help":
                 assert f"`{flag}`" in DOC, f"docs/check.md does not list {flag}"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+# A file of the repository as the docs name it: `tests/check/x.py`, `bench/b.py`, or a relative
+# Markdown link (policy.md#anchor). Globs (tests/data/policy/*.toml) must match something.
+_CITED = re.compile(
+    r"`((?:[\w.-]+/)+[\w.*-]+\.(?:md|py|toml|txt))`|\]\(([\w./-]+\.md)(?:#[\w-]*)?\)"
+)
+
+
+def test_every_file_the_doc_cites_is_in_the_repository() -> None:
+    cited = [a or f"docs/{b}" for a, b in _CITED.findall(DOC)]
+    assert cited, "the pattern finds nothing: it no longer matches how the doc cites files"
+    for path in cited:
+        if path.startswith(("reference/", "/")) or ".." in path:
+            raise AssertionError(f"docs/check.md cites {path!r}, which is outside the repository")
+        assert list(ROOT.glob(path)), f"docs/check.md cites {path!r}, which does not exist"

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from headwater.check import Client, IndexSpec, Report, Risk, render_text, write_table
 from headwater.check.assess import Finding, Serving
 from tests.check.conftest import World, clean_env, run_check
@@ -61,7 +63,15 @@ def test_json_report_schema_origins_and_exit_status(world: World, tmp_path: Path
     assert found["foo-bar"]["risk"] == "unclaimed"
     assert found["foo-bar"]["name"] == "Foo_Bar"
     assert found["foo-bar"]["required_by"] == ["requirements.txt:4"]
-    assert found["requests"]["risk"] == "ok"
+    # Only the public index has it, and pip takes it from there; the private index does not
+    # serve it: whether it was meant to be private (deleted there, in a namespace) cannot be seen.
+    assert found["requests"]["risk"] == "exposed"
+    assert found["requests"]["installs"] == {
+        "client": "pip",
+        "indexes": [data["indexes"][1]["name"]],
+        "version": "2.32.3",
+        "why": "pip takes the highest version of all indexes",
+    }
     assert found["requests"]["served_by"][0] | {"index": "x"} == {
         "index": "x",
         "versions": 2,
@@ -71,14 +81,14 @@ def test_json_report_schema_origins_and_exit_status(world: World, tmp_path: Path
     for entry in data["requirements"]:
         assert set(entry) == {
             "name", "project", "required_by", "risk", "risks", "message", "advice",
-            "served_by", "unavailable", "pinned_to", "decision", "index",
+            "served_by", "unavailable", "pinned_to", "decision", "index", "installs",
         }  # fmt: skip
         assert entry["index"] is None
-        assert bool(entry["advice"]) == (entry["risk"] in {"confusion", "unclaimed"})
+        assert bool(entry["advice"]) == (entry["risk"] in {"confusion", "unclaimed", "exposed"})
     assert data["summary"] == {
         "projects": 4,
-        "risks": 2,
-        "by_risk": {"confusion": 1, "direct": 1, "ok": 1, "unclaimed": 1},
+        "risks": 3,
+        "by_risk": {"confusion": 1, "direct": 1, "exposed": 1, "unclaimed": 1},
     }
 
 
@@ -148,8 +158,10 @@ def test_indexes_from_a_uv_config_file_and_uv_order(world: World, tmp_path: Path
         ("pypi", f"{uv_toml}:7 (uv.toml index[1])"),
     ]
     finding = _by_project(data)["torchtriton"]
-    assert finding["risks"] == ["confusion", "shadowed"]
-    assert "uv's first-index would not" in finding["message"]
+    # uv asks 'private' first and takes its 2.0.0: confusion, but not shadowed.
+    assert finding["risks"] == ["confusion"]
+    assert "uv would install 2.0.0 from 'private' (uv takes the first index" in finding["message"]
+    assert finding["installs"]["indexes"] == ["private"]
 
 
 def test_pyproject_with_uv_sources_pins_is_checked_as_uv(world: World, tmp_path: Path) -> None:
@@ -282,3 +294,20 @@ def test_the_rich_table_shows_markup_like_text_verbatim_and_masks_passwords() ->
     assert "1 projects checked, 1 at risk (1 confusion)" in shown
     text = render_text(_report())
     assert "what to do: pin it" in text and ":pw@" not in text
+
+
+def test_the_title_says_whose_rules_were_followed() -> None:
+    titles = {}
+    for client in Client:
+        report = msgspec.structs.replace(_report(), client=client)
+        text = render_text(report)
+        stream = io.StringIO()
+        write_table(report, stream, color=False)
+        titles[client] = text.splitlines()[0]
+        words = titles[client].removesuffix(":").split()
+        assert words == stream.getvalue().split()[: len(words)]  # the table's title (wrapped)
+        assert "as none" not in text and "as headwater" not in text, text
+    assert titles[Client.PIP] == "Indexes (as pip would use them):"
+    assert titles[Client.UV] == "Indexes (as uv would use them):"
+    assert "command line and the files only" in titles[Client.NONE]
+    assert titles[Client.HEADWATER] == "Indexes of the configuration, and their sources:"

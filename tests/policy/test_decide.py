@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import msgspec
 import pytest
@@ -388,6 +388,48 @@ def test_cooldown_hides_new_and_undated_files_without_falling_through() -> None:
     everything_new = [found("pypi", page("foo-bar", fresh), url=url_of("pypi", FOO))]
     decision = served(decide(FOO, everything_new, r, now=NOW))
     assert decision.sources == ("pypi",) and decision.page.files == () and decision.hidden == 1
+
+
+D = timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("ages", "kept", "hidden", "until"),
+    [
+        # ages of WHEEL, SDIST, EVIL in days (None: no upload-time) under a 7-day cooldown
+        ((8, 9, 10), [WHEEL, SDIST, EVIL], 0, None),
+        ((8, 2, None), [WHEEL], 2, NOW + 5 * D),  # the dated hidden file is out in 5 days
+        ((1, 2, 6), [], 3, NOW + 1 * D),  # every file hidden: the oldest is out first
+        ((None, None, None), [], 3, None),  # undated files never come out by themselves
+        ((None, 3, 8), [EVIL], 2, NOW + 4 * D),
+    ],
+)
+def test_cooldown_says_how_many_files_are_hidden_and_until_when(
+    ages: tuple[int | None, ...], kept: list[str], hidden: int, until: datetime | None
+) -> None:
+    r = rules("pypi", cooldown={"pypi": 7})
+    files = [
+        dist(name, uploaded=None if age is None else NOW - age * D)
+        for name, age in zip((WHEEL, SDIST, EVIL), ages, strict=True)
+    ]
+    obs = [found("pypi", page("foo-bar", *files), url=url_of("pypi", FOO))]
+    decision = served(decide(FOO, obs, r, now=NOW))
+    assert sorted(filenames(decision)) == sorted(kept)
+    assert (decision.hidden, decision.hidden_until) == (hidden, until)
+    if until is not None:
+        assert f"until {until:%Y-%m-%dT%H:%M:%SZ}" in decision.reason
+
+
+def test_the_earliest_reveal_of_merged_sources_is_kept() -> None:
+    r = rules("pypi", "mirror", policy="union-unsafe", cooldown={"pypi": 7, "mirror": 3})
+    a = [found("pypi", page("foo-bar", dist(WHEEL, uploaded=NOW - 1 * D)), url=url_of("pypi", FOO))]
+    b = [
+        found(
+            "mirror", page("foo-bar", dist(SDIST, uploaded=NOW - 1 * D)), url=url_of("mirror", FOO)
+        )
+    ]
+    decision = served(decide(FOO, a + b, r, now=NOW))
+    assert decision.hidden == 2 and decision.hidden_until == NOW + 2 * D  # the mirror's 3 days
 
 
 def test_provenance_of_served_pages() -> None:

@@ -2,26 +2,37 @@
 
 The risks, most severe first (a finding lists all that apply; ``risk`` is the first):
 
-- ``unavailable``: an index failed for the name; nothing is known to be safe.
+- ``unavailable``: an index failed for the name (or a headwater index refused it with 503
+  because one of its sources failed); nothing is known to be safe.
 - ``confusion``: more than one remote index serves it and PEP 708 ``tracks`` /
   ``alternate-locations`` do not agree, as :func:`headwater.policy.decide` decides under the
   ``pep708`` policy (remote indexes are ``proxy`` sources, find-links directories are
   ``directory`` sources and always mergeable).
-- ``shadowed``: the public index has a higher version than the private copy: pip merges indexes
-  (version priority) and would install the public one (torchtriton); uv's ``first-index`` takes
-  the first index that has the name, so it is affected only if that is the public one.
+- ``exposed``: a private index the client asks does not serve it (404, a refusal, a failure)
+  and the client would install the public index's copy. A deleted private project or a name in
+  a PEP 752 namespace of the private index looks like any public project from outside, so a
+  check that cannot see the difference never calls it ``ok``.
+- ``shadowed``: a private index serves it and the client would install the public copy anyway:
+  pip because the public version is higher (torchtriton), uv because it asks the public index
+  first.
 - ``unclaimed``: a private index (or directory) serves it and the public index does not: anyone
   can register it there (the Birsan attack).
 - ``missing``: no index serves it: the install fails today, and whoever registers the name on the
   public index is what gets installed tomorrow.
-- ``refused`` (``--config`` only): the headwater index refuses the name (its sources conflict, or
-  one holds the name another serves): installs through it fail until the configuration changes.
+- ``cooldown``: a headwater index's cooldown hides every file the requirement could take (its
+  ``X-Headwater-Hidden`` header, or ``--config``): pip and uv say only "no versions".
+- ``refused``: a headwater index refuses the name (409: its sources conflict, or one holds the
+  name another serves): installs through it fail until the configuration changes. The finding
+  carries the refusal's own message and fix.
+
+What pip or uv would install (the finding's ``installs``) is
+:func:`headwater.check.installers.predict`'s; the messages' claims about the installers are
+made from it and nowhere else.
 
 Not risks: ``ok`` (one remote index, plus any local ones, or agreement), ``guarded``
 (``--config`` only: other sources have the name too, and the index's policy serves it from one
-only), ``protected`` (its
-``--hash`` values match files of one index only, so no other file can be installed: Birsan (d)),
-``direct`` (a URL, path or editable requirement: not from an index).
+only), ``protected`` (its ``--hash`` values match files of one index only, so no other file can
+be installed: Birsan (d)), ``direct`` (a URL, path or editable requirement: not from an index).
 """
 
 from __future__ import annotations
@@ -33,10 +44,12 @@ from datetime import datetime
 
 import msgspec
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
-from headwater.check.model import IndexSpec
+from headwater.check.installers import Install, predict
+from headwater.check.model import Client, IndexSpec
 from headwater.check.sources import Lookup
+from headwater.check.versions import count_and_highest
 from headwater.policy import (
     NotServed,
     Observation,
@@ -47,7 +60,6 @@ from headwater.policy import (
     SourceSpec,
     decide,
 )
-from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.model import ProjectPage
 from headwater.simple.names import NormalizedName
 
@@ -70,9 +82,11 @@ class Risk(enum.StrEnum):
 
     UNAVAILABLE = "unavailable"
     CONFUSION = "confusion"
+    EXPOSED = "exposed"
     SHADOWED = "shadowed"
     UNCLAIMED = "unclaimed"
     MISSING = "missing"
+    COOLDOWN = "cooldown"
     REFUSED = "refused"
     GUARDED = "guarded"
     PROTECTED = "protected"
@@ -85,9 +99,11 @@ RISKS = frozenset(
     {
         Risk.UNAVAILABLE,
         Risk.CONFUSION,
+        Risk.EXPOSED,
         Risk.SHADOWED,
         Risk.UNCLAIMED,
         Risk.MISSING,
+        Risk.COOLDOWN,
         Risk.REFUSED,
     }
 )
@@ -143,6 +159,8 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
     decision: str | None = None
     #: ``--config``: the headwater index the finding is about (None: the client's indexes).
     index: str | None = None
+    #: What the client (pip, uv; pip's rules for ``--from none``) would install, when known.
+    installs: Install | None = None
 
     @property
     def is_risk(self) -> bool:
@@ -150,33 +168,7 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
         return self.risk in RISKS
 
 
-def _versions(page: ProjectPage) -> tuple[int, set[Version]]:
-    """(count of versions, the versions that have at least one file not yanked)."""
-    listed: set[str] = set(page.versions or ())
-    live: set[Version] = set()
-    for file in page.files:
-        try:
-            version = parse_filename(file.filename).version
-        except InvalidFilename:
-            continue
-        listed.add(str(version))
-        if not file.yanked:
-            live.add(version)
-    if not page.files:  # a page listing versions only (no files to judge yanking by)
-        for text in listed:
-            try:
-                live.add(Version(text))
-            except InvalidVersion:
-                continue
-    return len(listed), live
-
-
-def _highest(page: ProjectPage, specifier: SpecifierSet) -> tuple[int, Version | None]:
-    count, live = _versions(page)
-    allowed = [v for v in live if specifier.contains(v, prereleases=True)]
-    finals = [v for v in allowed if not v.is_prerelease]
-    pool = finals or allowed
-    return count, max(pool) if pool else None
+_highest = count_and_highest
 
 
 def finding_for(
@@ -188,6 +180,7 @@ def finding_for(
     served: Sequence[Serving] = (),
     failures: Sequence[Failure] = (),
     decision: str | None = None,
+    installs: Install | None = None,
 ) -> Finding:
     """The finding on ``wanted``: ``risks`` most severe first (the first is its verdict)."""
     return Finding(
@@ -202,6 +195,7 @@ def finding_for(
         unavailable=tuple(failures),
         pinned_to=wanted.pinned_to,
         decision=decision,
+        installs=installs,
     )
 
 
@@ -241,7 +235,11 @@ def _rules(specs: Sequence[IndexSpec]) -> Rules:
 
 
 def _names(specs: Sequence[IndexSpec]) -> str:
-    shown = [repr(spec.name) for spec in specs]
+    return _quoted([spec.name for spec in specs])
+
+
+def _quoted(names: Sequence[str]) -> str:
+    shown = [repr(name) for name in names]
     return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
 
 
@@ -250,11 +248,15 @@ def assess(
     observed: Sequence[tuple[IndexSpec, Lookup]],
     *,
     reference: tuple[IndexSpec, Lookup] | None = None,
+    client: Client = Client.PIP,
     now: datetime,
 ) -> Finding:
-    """The verdict on ``wanted`` given what each index the client consults for it said
+    """The verdict on ``wanted`` given what each index ``client`` consults for it said
     (``observed``, in the client's priority order) and, when the public index is not among
     them, what the public index said (``reference``; needed only to tell ``unclaimed``).
+
+    What the client would install comes from :func:`headwater.check.installers.predict`, and
+    every claim about pip or uv in the finding is that prediction's.
 
     Pure: calls :func:`headwater.policy.decide`, no I/O.
     """
@@ -262,6 +264,7 @@ def assess(
     served: list[Serving] = []
     failures: list[Failure] = []
     decision_text: str | None = None
+    install: Install | None = None
 
     def finding(risks: Sequence[Risk], message: str, advice: str = "") -> Finding:
         return finding_for(
@@ -272,6 +275,7 @@ def assess(
             served=served,
             failures=failures,
             decision=decision_text,
+            installs=install,
         )
 
     if wanted.direct is not None:
@@ -285,8 +289,9 @@ def assess(
     failures.extend(
         Failure(index=spec.name, error=lookup.error or "no answer")
         for spec, lookup in (*observed, *((reference,) if reference else ()))
-        if lookup.state == "unavailable"
+        if lookup.state in ("unavailable", "refused")
     )
+    refusals = [(spec, lookup.refusal) for spec, lookup in observed if lookup.refusal is not None]
     for spec, lookup in observed:
         if lookup.state == "found" and lookup.page is not None:
             count, top = _highest(lookup.page, specifier)
@@ -295,25 +300,42 @@ def assess(
             )
             highest[spec.name] = top
             found.append(spec)
+    if observed:
+        install = predict(client, observed, wanted.specifier)
     notes: dict[Risk, str] = {}  # why each risk applies
     advice: dict[Risk, str] = {}  # what to do about it
-    if failures:
-        notes[Risk.UNAVAILABLE] = "; ".join(f"{f.index!r} failed: {f.error}" for f in failures)
+    down = [f for f in failures if f.index not in {s.name for s, _ in refusals}]
+    if down:
+        notes[Risk.UNAVAILABLE] = "; ".join(f"{f.index!r} failed: {f.error}" for f in down)
         advice[Risk.UNAVAILABLE] = (
-            f"make {', '.join(repr(f.index) for f in failures)} answer and run the check again; "
+            f"make {', '.join(repr(f.index) for f in down)} answer and run the check again; "
             "a failing index is never taken as safe"
         )
+    for spec, refusal in refusals:
+        # A headwater index's refusal: its own message and fix (the index answers; the
+        # refusal is its decision). 503: one of its sources failed.
+        risk = Risk.UNAVAILABLE if refusal.kind == "unavailable" else Risk.REFUSED
+        told_by = (
+            f"{spec.name!r} refuses it (HTTP {refusal.status} {refusal.kind}): {refusal.message}"
+        )
+        notes[risk] = f"{notes[risk]}; {told_by}" if risk in notes else told_by
+        advice[risk] = f"{advice[risk]}; {refusal.fix}" if risk in advice else refusal.fix
 
     remote = [spec for spec in found if not spec.local]
     private = [spec for spec in found if not spec.public]
     public_found = next((spec for spec in found if spec.public), None)
     owner = (private or remote or found)[0].name if found else ""
+    by_name = {spec.name: spec for spec, _ in observed}
+    from_public = (
+        [by_name[name] for name in install.indexes if by_name[name].public] if install else []
+    )
 
+    agreed = False
     if not failures and observed:
         observations = [
             Observation(
                 source=spec.name,
-                state=lookup.state,
+                state=lookup.state if lookup.state != "refused" else "unavailable",
                 page=lookup.page,
                 claimed=lookup.claimed,
                 url=lookup.url,
@@ -340,30 +362,73 @@ def assess(
             )
         elif isinstance(decision, Served | NotServed):
             decision_text = decision.reason
+            # PEP 708 agreement (tracks / alternate-locations): one project on several remote
+            # indexes, so a copy from the public one is the project meant. (A local directory
+            # merges with anything: that says nothing about whose project it is.)
+            agreed = (
+                isinstance(decision, Served)
+                and sum(not by_name[name].local for name in decision.sources) > 1
+            )
 
-    # Shadowing: the public copy is newer than every private one and pip would prefer it.
-    if public_found is not None and private and not failures:
-        public_top = highest.get(public_found.name)
-        private_tops = [v for s in private if (v := highest.get(s.name)) is not None]
-        if public_top is not None and (not private_tops or public_top > max(private_tops)):
-            best_private = max(private_tops) if private_tops else None
-            first_index = next((s for s in found if not s.local), None)
-            uv_hit = first_index is not None and first_index.public
-            notes[Risk.SHADOWED] = (
-                f"{public_found.name!r} has {public_top}, higher than "
-                f"{best_private or 'anything'} on {_names(private)}: "
-                + (
-                    "pip and uv would install the public one (pip takes the highest version "
-                    "of all indexes; uv's first-index reaches the public index first)"
-                    if uv_hit
-                    else "pip would install the public one (it takes the highest version of all "
-                    "indexes); uv's first-index would not"
-                )
+    # Shadowed: a private index serves it, and the client would install the public copy.
+    private_tops = [v for s in private if (v := highest.get(s.name)) is not None]
+    best_private = max(private_tops) if private_tops else None
+    # PEP 708 agreement makes the public copy the project meant, but not a release the private
+    # index does not serve (one its cooldown hides, one its copy lacks): that one bypasses it.
+    bypass = (
+        install is not None
+        and install.version is not None
+        and (best_private is None or best_private < Version(install.version))
+    )
+    if install is not None and from_public and private and (not agreed or bypass):
+        notes[Risk.SHADOWED] = f"{_installs(install)}, not " + (
+            f"{best_private} from {_names(private)}" if best_private else _names(private)
+        )
+        advice[Risk.SHADOWED] = (
+            f"pin {p} to {owner!r} (a headwater route, or uv [tool.uv.sources]) or hash-pin "
+            "it; never let pip merge the public index for it"
+        )
+
+    # Exposed: a private index the client asks does not serve it, and the client would
+    # install the public copy. Whether the name is meant to be private (a deleted project, a
+    # name in a PEP 752 namespace of the private index) cannot be seen from outside, so it is
+    # never called ok.
+    lacking = [
+        (spec, lookup)
+        for spec, lookup in observed
+        if not spec.public and not spec.local and lookup.state != "found"
+    ]
+    if install is not None and from_public and lacking and not private:
+        held = [spec.name for spec, lookup in lacking if lookup.refusal is not None]
+        because = [
+            f"{spec.name!r} "
+            + (
+                "refuses it (see above)"
+                if lookup.refusal is not None
+                else "does not serve it (404)"
+                if lookup.state == "absent"
+                else "failed for it"
             )
-            advice[Risk.SHADOWED] = (
-                f"pin {p} to {owner!r} (a headwater route, or uv [tool.uv.sources]) or hash-pin "
-                "it; never let pip merge the public index for it"
+            for spec, lookup in lacking
+        ]
+        text = f"{_installs(install)}; {'; '.join(because)}"
+        if held:
+            text += f": {_quoted(held)} holds the name, and {install.client} takes it from the public index regardless"
+        else:
+            text += (
+                f"; if {p} is meant to come from {_quoted([s.name for s, _ in lacking])} (a "
+                "project deleted there, a name in its PEP 752 namespace), anyone can publish "
+                "it on the public index (the Birsan attack): the check cannot tell which from "
+                "outside"
             )
+        notes[Risk.EXPOSED] = text
+        advice[Risk.EXPOSED] = (
+            f"if {p} is yours, publish it on {lacking[0][0].name!r} and serve the indexes "
+            "through one headwater index (its policy never takes a name a private source holds "
+            f"from the public one); if it is a public project, install it through one index "
+            f"(a headwater index proxying the public one), or in uv mark {lacking[0][0].name!r} "
+            "explicit = true and pin your own names to it"
+        )
 
     # Unclaimed: a private name the public index does not have.
     public_lookup = reference[1] if reference else None
@@ -392,13 +457,26 @@ def assess(
             "public index is what gets installed"
         )
 
+    # Cooldown: a headwater index hid every file the requirement could take (pip and uv say only
+    # "no versions").
+    hiding = [(spec, lookup.hidden) for spec, lookup in observed if lookup.hidden]
+    if install is not None and install.fails and hiding:
+        notes[Risk.COOLDOWN] = (
+            "; ".join(
+                f"{spec.name!r} hides files by its cooldown ({note})" for spec, note in hiding
+            )
+            + f": {install.client} finds no version of {p} it can install until then, and says "
+            "only that there are no versions"
+        )
+        advice[Risk.COOLDOWN] = COOLDOWN_ADVICE
+
     facts: list[str] = []
     if wanted.pinned_to:
         pinned = ", ".join(repr(n) for n in wanted.pinned_to)
         facts.append(f"pinned to {pinned} ({'; '.join(wanted.pin_origins)})")
         # The client never consults another index for a pinned name: public copies and an
         # unclaimed public name cannot reach it.
-        for risk in (Risk.UNCLAIMED, Risk.SHADOWED, Risk.CONFUSION):
+        for risk in (Risk.UNCLAIMED, Risk.SHADOWED, Risk.CONFUSION, Risk.EXPOSED):
             notes.pop(risk, None)
 
     if wanted.hashes and found and not failures:
@@ -429,11 +507,31 @@ def assess(
             message = "not served"
         return finding([Risk.OK], "; ".join([*facts, message]))
     ordered = sorted(notes, key=_ORDER.index)
+    said = [notes[r] for r in ordered]
+    if install is not None and not ({Risk.SHADOWED, Risk.EXPOSED} & set(notes)):
+        said.append(f"today {_installs(install)}")
     told = [advice[r] for r in ordered if r in advice]
     if Risk.CONFUSION in notes:  # its advice (one index only) covers shadowing too
         told = [advice[r] for r in ordered if r in advice and r is not Risk.SHADOWED]
-    return finding(ordered, "; ".join([*facts, *(notes[r] for r in ordered)]), "; ".join(told))
+    return finding(ordered, "; ".join([*facts, *said]), "; ".join(told))
 
+
+def _installs(install: Install) -> str:
+    """``pip would install 3.0.0 from 'public' (pip takes ...)``: the prediction as a clause."""
+    if install.fails:
+        return f"{install.client} would install nothing ({install.why})"
+    return (
+        f"{install.client} would install {install.version} from {_quoted(install.indexes)} "
+        f"({install.why})"
+    )
+
+
+#: What to do when a cooldown hides every file a requirement could take.
+COOLDOWN_ADVICE = (
+    "wait until the cooldown has passed, or require a version old enough to be out of it; only "
+    "if this release must be installed now, lower the source's cooldown in [index.NAME] "
+    "cooldown (docs/policy.md)"
+)
 
 _REASON = re.compile(r"do not agree \((.+)\); headwater")
 

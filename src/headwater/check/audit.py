@@ -169,7 +169,7 @@ async def audit(
 
     async def one(item: Wanted) -> Finding:
         if item.direct is not None:
-            return assess(item, [], now=now)
+            return assess(item, [], client=plan.client, now=now)
         specs = [s for s in plan.indexes if s.name in item.pinned_to] if item.pinned_to else default
         async with limit:
             lookups = await asyncio.gather(*(by_name[s.name].lookup(item.project) for s in specs))
@@ -180,7 +180,7 @@ async def audit(
             ) and not any(spec.public for spec in specs)
             if reference is not None and needs_public and not item.pinned_to:
                 seen = (reference, await by_name[reference.name].lookup(item.project))
-        return assess(item, observed, reference=seen, now=now)
+        return assess(item, observed, reference=seen, client=plan.client, now=now)
 
     findings = await asyncio.gather(*(one(item) for item in wanted))
     return Report(

@@ -29,9 +29,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from headwater.assembly import base_url, build_sources, database_url
 from headwater.check.assess import (
+    COOLDOWN_ADVICE,
     Failure,
     Finding,
     Risk,
@@ -46,15 +48,19 @@ from headwater.check.errors import CheckError
 from headwater.check.indexes import IndexPlan, normalize_index_url
 from headwater.check.model import Client, IndexSpec, Requirement
 from headwater.check.sources import CheckSource, http_sources
+from headwater.check.versions import highest
 from headwater.config.settings import ServePlan
 from headwater.db import Database
 from headwater.errors import HeadwaterError
 from headwater.policy import NotServed, Refused, Served
+from headwater.policy.merge import apply_cooldown
 from headwater.repository.index import ComposedIndex
+from headwater.simple.model import ProjectPage
 
 __all__ = ["check_config", "config_indexes"]
 
-_LOCAL_KINDS = ("hosted", "directory")
+#: Sources of your own (their names are not claimed on the public index by being served).
+_OWN_KINDS = ("hosted", "directory")
 
 
 def config_indexes(plan: ServePlan, names: Sequence[str]) -> list[str]:
@@ -141,7 +147,9 @@ def _index_specs(plan: ServePlan, checked: Sequence[str], where: str) -> list[In
                 name=source,
                 url=url,
                 origin=f"[{kind}.{source}]",
-                local=kind in _LOCAL_KINDS,
+                # PEP 708: only a directory is a local source (a hosted index is served
+                # over HTTP like any other repository, and PEP 708 does not merge it freely).
+                local=kind == "directory",
             )
     return list(specs.values())
 
@@ -322,10 +330,27 @@ async def _judge(
             False,
         )
     assert isinstance(decision, Served)
-    served = [serving(s, pages[s], item.specifier) for s in decision.sources if s in pages]
+    # What clients see: each served source's page after the index's cooldown (the versions a
+    # cooldown hides are not counted, nor taken as the highest).
+    shown = {s: _after_cooldown(index, s, pages[s], now) for s in decision.sources if s in pages}
+    served = [serving(s, page, item.specifier) for s, page in shown.items()]
     facts = [f"index {index.name!r} serves it from {_names(decision.sources)} ({decision.reason})"]
+    risks: list[Risk] = []
+    advice: list[str] = []
     if decision.hidden:
-        facts.append(f"{decision.hidden} file(s) hidden by the cooldown")
+        until = (
+            f", the first until {decision.hidden_until.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+            if decision.hidden_until is not None
+            else ", none with an upload-time (they stay hidden)"
+        )
+        facts.append(f"{decision.hidden} file(s) hidden by the cooldown{until}")
+        if highest(decision.page, _specifier(item.specifier)) is None:
+            risks.append(Risk.COOLDOWN)
+            facts.append(
+                "the cooldown hides every file the requirement could take: pip and uv find no "
+                "version until then, and say only that there are no versions"
+            )
+            advice.append(COOLDOWN_ADVICE)
     stale = [o.source for o in resolution.observations if o.stale and o.source in decision.sources]
     if stale:
         facts.append(f"from a cached copy: {_names(stale)} could not be reached")
@@ -333,9 +358,7 @@ async def _judge(
         facts.append("no file it serves matches the --hash values: the install would fail")
     also = [s for s in pages if s not in decision.sources]
     kinds = {s: _kind(plan, s) for s in decision.sources}
-    own = all(kind in _LOCAL_KINDS for kind in kinds.values())
-    risks: list[Risk] = []
-    advice: list[str] = []
+    own = all(kind in _OWN_KINDS for kind in kinds.values())
     used_public = False
     if own:
         public_seen = next((o for o in seen if o.source in public_proxies), None)
@@ -373,6 +396,20 @@ async def _judge(
         finding(risks, "; ".join(facts), "; ".join(advice), served, failures, decision.reason),
         used_public,
     )
+
+
+def _after_cooldown(
+    index: ComposedIndex, source: str, page: ProjectPage, now: datetime
+) -> ProjectPage:
+    spec = index.rules.source(source)
+    return page if spec is None else apply_cooldown(page, spec, now)[0]
+
+
+def _specifier(text: str) -> SpecifierSet:
+    try:
+        return SpecifierSet(text)
+    except InvalidSpecifier:
+        return SpecifierSet()
 
 
 def _names(names: Sequence[str]) -> str:

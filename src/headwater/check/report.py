@@ -11,7 +11,8 @@ JSON schema ``headwater-check/1`` (documented in docs/check.md; fields are only 
      "requirements": [{"name", "project", "required_by": [...], "risk", "risks": [...],
                        "message", "advice", "served_by": [{"index", "versions", "highest"}],
                        "unavailable": [{"index", "error"}], "pinned_to": [...],
-                       "decision", "index"}],
+                       "decision", "index",
+                       "installs": {"client", "indexes", "version", "why"}|null}],
      "warnings": [...]}
 
 Index URLs are shown with passwords masked. ``index`` is the headwater index a finding is about
@@ -36,6 +37,7 @@ SCHEMA = "headwater-check/1"
 _STYLE = {
     Risk.UNAVAILABLE: "bold red",
     Risk.CONFUSION: "bold red",
+    Risk.EXPOSED: "bold red",
     Risk.SHADOWED: "yellow",
     Risk.UNCLAIMED: "yellow",
     Risk.MISSING: "red",
@@ -61,6 +63,7 @@ def _finding_dict(finding: Finding) -> dict[str, Any]:
         "pinned_to": list(finding.pinned_to),
         "decision": finding.decision,
         "index": finding.index,
+        "installs": msgspec.to_builtins(finding.installs) if finding.installs else None,
     }
 
 
@@ -125,6 +128,8 @@ def _label(finding: Finding) -> str:
 def _title(report: Report) -> str:
     if report.client == "headwater":
         return "Indexes of the configuration, and their sources"
+    if report.client == "none":  # --from none: no configuration read, pip's rules followed
+        return "Indexes (from the command line and the files only, as pip --isolated uses them)"
     return f"Indexes (as {report.client} would use them)"
 
 

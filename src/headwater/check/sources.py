@@ -28,13 +28,14 @@ import msgspec
 
 from headwater.check.model import IndexSpec
 from headwater.errors import InvalidInput
-from headwater.repository._client import HttpClient
+from headwater.repository._client import ClientError, HttpClient
 from headwater.repository.base import SourceProject, SourceUnavailable
 from headwater.repository.errors import UpstreamError, UpstreamNotFound
-from headwater.repository.http import HttpRepository, RetryPolicy
+from headwater.repository.http import USER_AGENT, HttpRepository, RetryPolicy
 from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.model import File, ProjectPage
 from headwater.simple.names import NormalizedName
+from headwater.simple.negotiation import CLIENT_ACCEPT
 
 __all__ = [
     "CheckSource",
@@ -43,19 +44,35 @@ __all__ = [
     "KnowsProjects",
     "Lookup",
     "ProjectSourceLookup",
+    "Refusal",
     "http_sources",
 ]
 
 
+class Refusal(msgspec.Struct, frozen=True, kw_only=True):
+    """A headwater composed index's refusal of a project (``X-Headwater-Refused``): ``kind`` is
+    ``conflict`` or ``claimed`` (409) or ``unavailable`` (503, a source of it failed)."""
+
+    kind: str
+    status: int
+    message: str
+    fix: str
+
+
 class Lookup(msgspec.Struct, frozen=True, kw_only=True):
     """What one index said about one project. ``url`` is the project's page URL (PEP 708's
-    "fetched URL"); ``error`` says what failed when ``state`` is ``unavailable``."""
+    "fetched URL"); ``error`` says what failed when ``state`` is ``unavailable``; ``refusal`` is
+    a headwater index's refusal (state ``refused``: no file is served for the name)."""
 
-    state: Literal["found", "absent", "unavailable"]
+    state: Literal["found", "absent", "unavailable", "refused"]
     url: str
     page: ProjectPage | None = None
     claimed: bool = False
     error: str | None = None
+    refusal: Refusal | None = None
+    #: A headwater index's ``X-Headwater-Hidden`` (``cooldown; files=N; until=...``): files of
+    #: the page hidden by a cooldown, so clients see fewer versions or none.
+    hidden: str | None = None
 
 
 @runtime_checkable
@@ -86,10 +103,68 @@ class HttpSource:
         except UpstreamNotFound:
             return Lookup(state="absent", url=url)
         except UpstreamError as exc:
+            refusal = await self._refusal(url) if exc.status in (409, 503) else None
+            if refusal is not None:
+                return Lookup(state="refused", url=url, refusal=refusal, error=str(exc))
             return Lookup(state="unavailable", url=url, error=_explain(exc))
         except InvalidInput as exc:  # a malformed page: the index cannot be read for this name
             return Lookup(state="unavailable", url=url, error=f"unreadable page: {exc}")
-        return Lookup(state="found", url=url, page=fetched.page)
+        page = fetched.page
+        if page is not None and not page.files:
+            # No file at all: ask whether a cooldown hid them (pip and uv say only "no
+            # versions"). Asked only then, so a check costs one request per name and index.
+            return Lookup(state="found", url=url, page=page, hidden=await self._hidden(url))
+        return Lookup(state="found", url=url, page=page)
+
+    async def _hidden(self, url: str) -> str | None:
+        """The ``X-Headwater-Hidden`` header of ``url``'s answer, if any."""
+        try:
+            async with await self.repository.session.get(url, _HEADERS) as resp:
+                value = resp.headers.get(HIDDEN_HEADER)
+        except (ClientError, OSError):
+            return None
+        return _printable(value)[:200] if value else None
+
+    async def _refusal(self, url: str) -> Refusal | None:
+        """The refusal a headwater index answered for ``url`` (its ``X-Headwater-Refused`` kind,
+        and the message and fix of its body), asked once more since the page request keeps
+        neither; None when the answer is not a headwater refusal."""
+        try:
+            async with await self.repository.session.get(url, _HEADERS) as resp:
+                kind = resp.headers.get(REFUSED_HEADER)
+                if not kind or resp.status not in (409, 503):
+                    return None
+                body = bytearray()
+                async for chunk in resp.iter_chunks():
+                    body += chunk
+                    if len(body) > _REFUSAL_LIMIT:
+                        break
+                status = resp.status
+        except (ClientError, OSError, UpstreamError):
+            return None
+        text = bytes(body[:_REFUSAL_LIMIT]).decode("utf-8", "replace")
+        message, _, fix = text.partition("\nTo resolve:")
+        return Refusal(
+            kind=_printable(str(kind))[:40],
+            status=status,
+            message=_printable(message),
+            fix=_printable(fix),
+        )
+
+
+#: The header a headwater index names its refusals with (headwater.server.refusals).
+REFUSED_HEADER = "x-headwater-refused"
+#: The header a headwater index says a cooldown hid files with (headwater.repository.index).
+HIDDEN_HEADER = "x-headwater-hidden"
+_HEADERS = {"Accept": CLIENT_ACCEPT, "User-Agent": USER_AGENT}
+_REFUSAL_LIMIT = 16 << 10
+
+
+def _printable(text: str) -> str:
+    """``text`` from another server as one line of printable characters (no control bytes reach
+    a terminal or a CI log), at most 2,000 of them."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return flat[:2000]
 
 
 def _explain(exc: UpstreamError) -> str:

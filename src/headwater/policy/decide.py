@@ -16,7 +16,7 @@ tier (a non-terminating route's sources form a tier before the rest). In each ti
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal, TypeAlias
 
 import msgspec
@@ -60,6 +60,10 @@ class Served(msgspec.Struct, frozen=True):
     reason: str
     #: Files hidden by a cooldown.
     hidden: int = 0
+    #: When the first hidden file with an upload-time comes out of its cooldown (None: no
+    #: hidden file has one, or nothing is hidden). pip and uv only see fewer files (or "no
+    #: versions"): the server says why in a header, ``headwater check`` in its report.
+    hidden_until: datetime | None = None
     #: Why some of the pages used are old copies.
     stale: tuple[str, ...] = ()
 
@@ -214,11 +218,13 @@ def _serve(
             return Served(page, (obs.source,), one_line(reason), stale=_stale([obs.stale]))
     parts: list[Part] = []
     hidden = 0
+    reveals: list[datetime] = []
     for obs in found:
         spec = rules.source(obs.source)
         assert spec is not None and obs.page is not None
-        page, gone = apply_cooldown(obs.page, spec, now)
+        page, gone, until = apply_cooldown(obs.page, spec, now)
         hidden += gone
+        reveals.extend([until] if until is not None else [])
         parts.append(Part(spec, page, obs.url, obs.stale))
     names = tuple(p.spec.name for p in parts)
     if rule == "pep708":
@@ -243,10 +249,18 @@ def _serve(
             "first": "",
         }[rule]
         reason = f"{prefix}: merged {labels(rules, names)} ({how})"
+    until = min(reveals) if reveals else None
     if hidden:
         reason += f"; {hidden} file(s) hidden by cooldown"
+        if until is not None:
+            reason += f" (the first until {until.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ})"
     return Served(
-        merged, names, one_line(reason), hidden=hidden, stale=_stale([p.stale for p in parts])
+        merged,
+        names,
+        one_line(reason),
+        hidden=hidden,
+        hidden_until=until,
+        stale=_stale([p.stale for p in parts]),
     )
 
 

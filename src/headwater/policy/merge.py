@@ -60,18 +60,26 @@ def _dedupe(urls: Iterable[str]) -> tuple[str, ...]:
     return tuple(kept)
 
 
-def apply_cooldown(page: ProjectPage, spec: SourceSpec, now: datetime) -> tuple[ProjectPage, int]:
-    """``page`` without the files uploaded less than ``spec.cooldown_days`` before ``now``, and how
-    many were hidden. A file without an upload-time is hidden too: it cannot be shown to be old
-    enough (HTML pages carry none; PEP 700 puts it in JSON only)."""
+def apply_cooldown(
+    page: ProjectPage, spec: SourceSpec, now: datetime
+) -> tuple[ProjectPage, int, datetime | None]:
+    """``page`` without the files uploaded less than ``spec.cooldown_days`` before ``now``, how
+    many were hidden, and when the first hidden file with an upload-time comes out of the
+    cooldown (None: nothing hidden has one). A file without an upload-time is hidden too: it
+    cannot be shown to be old enough (HTML pages carry none; PEP 700 puts it in JSON only)."""
     if spec.cooldown_days is None or not page.files:
-        return page, 0
-    cutoff = now - timedelta(days=spec.cooldown_days)
+        return page, 0, None
+    cooldown = timedelta(days=spec.cooldown_days)
+    cutoff = now - cooldown
     kept = tuple(f for f in page.files if f.upload_time is not None and f.upload_time <= cutoff)
     hidden = len(page.files) - len(kept)
     if not hidden:
-        return page, 0
-    return msgspec.structs.replace(page, files=kept, versions=None), hidden
+        return page, 0, None
+    dated = [
+        f.upload_time for f in page.files if f.upload_time is not None and f.upload_time > cutoff
+    ]
+    until = min(dated) + cooldown if dated else None
+    return msgspec.structs.replace(page, files=kept, versions=None), hidden, until
 
 
 def _same_content(a: File, b: File) -> str | None:

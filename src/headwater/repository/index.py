@@ -245,7 +245,10 @@ class ComposedIndex:
             _RENDER_PAGE[fmt](decision.page),
             serial=decision.page.last_serial,
             stale=stale,
-            headers=((b"x-headwater-sources", ",".join(decision.sources).encode()),),
+            headers=(
+                (b"x-headwater-sources", ",".join(decision.sources).encode()),
+                *_hidden(decision),
+            ),
         )
         entry.pages[fmt] = rendered
         return rendered
@@ -300,6 +303,21 @@ class ComposedIndex:
     async def aclose(self) -> None:
         """Cancel decisions in progress (at shutdown; the sources are closed by their owner)."""
         await self._deciding.aclose()
+
+
+#: Says that a cooldown hid files of a served page (pip and uv show only fewer versions, or "no
+#: versions"): ``cooldown; files=N`` and, when a hidden file has an upload-time, ``; until=``
+#: the UTC time the first of them comes out (docs/policy.md).
+HIDDEN_HEADER = b"x-headwater-hidden"
+
+
+def _hidden(decision: Served) -> tuple[tuple[bytes, bytes], ...]:
+    if not decision.hidden:
+        return ()
+    value = f"cooldown; files={decision.hidden}"
+    if decision.hidden_until is not None:
+        value += f"; until={decision.hidden_until.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    return ((HIDDEN_HEADER, value.encode("ascii")),)
 
 
 def _worth_explaining(decision: Decision) -> bool:

@@ -1,0 +1,226 @@
+"""Every claim ``headwater check`` makes about pip and uv, against what the real tools do.
+
+One world of real servers on loopback (tests/data/check/claims.toml, realized as the policy
+scenarios are: a private hosted index 'internal' with a deleted project and a PEP 752 namespace,
+a public index 'pypi', a headwater composed index 'main' over them with a cooldown and a source
+that is down). For every way of pointing the installers at them (the private index first, the
+public index first, the composed index alone, the composed index plus the public one) and every
+project of the world, the real ``headwater check`` (``--from pip`` and ``--from uv``) says what
+the installer would install (``installs``) and its verdict; the real ``pip download`` and
+``uv pip compile`` are then run with the same options, isolated from this machine's
+configuration. The check must name the version (and so the index: each version exists on one
+index only) the tool took, or say the install fails when the tool failed, and its verdict must
+fit: never ``ok`` when the tool took a public file although a private index was asked, or when
+the install fails.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headwater.simple.filenames import parse_filename
+from headwater.testing.policy_scenarios import load_scenario
+from tests.check.conftest import clean_env as check_env
+from tests.check.conftest import run_check
+from tests.clients import clean_env, make_venv
+from tests.server.test_index_e2e import realize
+
+SCENARIO = Path(__file__).resolve().parents[1] / "data" / "check" / "claims.toml"
+PROJECTS = (
+    "foo-bar",  # private only
+    "torchtriton",  # both, the public version higher
+    "newer-private",  # both, the private version higher
+    "billing-client",  # deleted from the private index; the public index has it
+    "corp-secret",  # in the private index's PEP 752 namespace; the public index has it
+    "requests",  # public only
+    "brand-new",  # public only, every file inside main's cooldown
+    "half-new",  # public only, its newest file inside main's cooldown
+    "nowhere-lib",  # nowhere; main refuses it with 503 (a source of it is down)
+)
+RISKS = {"unavailable", "confusion", "exposed", "shadowed", "unclaimed", "missing", "refused"}
+RISKS |= {"cooldown"}
+
+
+@dataclass
+class World:
+    private: str  # the hosted index 'internal'
+    public: str  # the public index
+    main: str  # the composed index over both
+    venv: Path  # a venv with pip, for pip download
+    work: Path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    work = tmp_path_factory.mktemp("claims")
+    scenario = load_scenario(SCENARIO.read_text(), name=SCENARIO.name)
+    with realize(scenario, work) as realized:
+        config = tomllib.loads((work / "headwater.toml").read_text())
+        base = realized.index_url.removesuffix("/main/simple/")
+        yield World(
+            private=f"{base}/internal/simple/",
+            public=config["proxy"]["pypi"]["url"],
+            main=realized.index_url,
+            venv=make_venv(work / "venv"),
+            work=work,
+        )
+
+
+def _setups(w: World) -> dict[str, tuple[str, ...]]:
+    return {
+        "private-then-public": ("--index-url", w.private, "--extra-index-url", w.public),
+        "public-then-private": ("--index-url", w.public, "--extra-index-url", w.private),
+        "main": ("--index-url", w.main),
+        "main-and-public": ("--index-url", w.main, "--extra-index-url", w.public),
+    }
+
+
+def _pip(w: World, options: tuple[str, ...], project: str, home: Path) -> str | None:
+    """The version ``pip download`` takes, or None when it fails."""
+    got = home / "got"
+    result = subprocess.run(
+        [str(w.venv), "-m", "pip", "download", "--isolated", "--no-deps", "--retries", "0",
+         "--timeout", "10", "-d", str(got), *options, project],
+        capture_output=True, text=True, env=clean_env(home), timeout=300, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        return None
+    [name] = [p.name for p in got.iterdir()]
+    return str(parse_filename(name).version)
+
+
+def _uv(uv: Path, options: tuple[str, ...], project: str, home: Path) -> str | None:
+    """The version ``uv pip compile`` resolves, or None when it fails."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "in.txt").write_text(project + "\n")
+    env = clean_env(home) | {"UV_HTTP_RETRIES": "0"}
+    result = subprocess.run(
+        [str(uv), "pip", "compile", "--no-config", "--no-cache", "--python-version", "3.11",
+         *options, str(home / "in.txt")],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        return None
+    [pin] = [line for line in result.stdout.splitlines() if line.startswith(f"{project}==")]
+    return pin.split("==", 1)[1].strip()
+
+
+def _check(w: World, options: tuple[str, ...], client: str, home: Path) -> dict[str, Any]:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "requirements.txt").write_text("".join(f"{p}\n" for p in PROJECTS))
+    result = run_check(
+        ["requirements.txt", "--from", client, "--public", w.public, "--format", "json",
+         "--timeout", "10", *options],
+        env=check_env(home), cwd=home,
+    )  # fmt: skip
+    assert result.returncode in (0, 1), result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def _public_versions() -> dict[str, set[str]]:
+    """The versions of each project on the public index (and nowhere else: the world gives
+    every release to one index only), from the scenario file."""
+    scenario = load_scenario(SCENARIO.read_text(), name=SCENARIO.name)
+    found: dict[str, set[str]] = {}
+    for source in scenario.sources:
+        if source.name == "pypi":
+            for project in source.projects:
+                found[project.normalized] = {
+                    str(parse_filename(f.filename).version) for f in project.files
+                }
+    return found
+
+
+PUBLIC_VERSIONS = _public_versions()
+
+
+def _wrong(
+    finding: dict[str, Any], took: str | None, index_urls: dict[str, str], w: World
+) -> list[str]:
+    """What the finding says that the tool's choice (``took``: a version, None: failed)
+    contradicts."""
+    wrong: list[str] = []
+    if took is None and finding["risk"] not in RISKS:
+        wrong.append(f"the install fails, but the verdict is {finding['risk']}")
+    asked_private = any(url != w.public for url in index_urls.values())
+    same_release = any(
+        index_urls[s["index"]] != w.public and s["highest"] == took for s in finding["served_by"]
+    )  # a private (or composed) index serves that release too (the composed index proxies it)
+    public = took in PUBLIC_VERSIONS.get(finding["project"], set())
+    # A public release is installed that the private (or composed) index does not serve.
+    flagged = {"exposed", "shadowed", "confusion"} & set(finding["risks"])
+    if public and asked_private and not same_release and not flagged:
+        wrong.append(f"the public file is installed, but the verdict is {finding['risks']}")
+    installs = finding.get("installs") or {"indexes": [], "version": None, "why": "(none)"}
+    said = installs["version"] if installs["indexes"] else None
+    if said != took:
+        wrong.append(f"installs {said} ({installs['why']}), the tool took {took}")
+    if took is not None and said == took:
+        urls = {index_urls[name] for name in installs["indexes"]}
+        if public and not same_release and w.public in index_urls.values() and w.public not in urls:
+            wrong.append(f"installs names {installs['indexes']}, the file is the public one")
+    for client in ("pip", "uv"):
+        if f"{client} would install " in finding["message"]:
+            claimed = finding["message"].split(f"{client} would install ", 1)[1].split(" ", 1)[0]
+            if claimed != (took or "nothing"):
+                wrong.append(f"the message says {client} would install {claimed}")
+    return wrong
+
+
+@pytest.mark.parametrize(
+    "setup", ["private-then-public", "public-then-private", "main", "main-and-public"]
+)
+def test_the_check_says_what_pip_and_uv_do(
+    world: World, setup: str, uv: Path, tmp_path: Path
+) -> None:
+    options = _setups(world)[setup]
+    mismatches: list[str] = []
+    for client in ("pip", "uv"):
+        data = _check(world, options, client, tmp_path / f"check-{client}")
+        index_urls = {i["name"]: i["url"] for i in data["indexes"]}
+        findings = {r["project"]: r for r in data["requirements"]}
+        for project in PROJECTS:
+            home = tmp_path / f"{client}-{project}"
+            took = (
+                _pip(world, options, project, home)
+                if client == "pip"
+                else _uv(uv, options, project, home)
+            )
+            for wrong in _wrong(findings[project], took, index_urls, world):
+                mismatches.append(f"{client} {project}: {wrong}: {findings[project]['message']}")
+    assert not mismatches, f"{setup}:\n" + "\n".join(mismatches)
+
+
+def test_a_headwater_index_says_why_through_the_check(world: World, tmp_path: Path) -> None:
+    """Refusals (409/503 with X-Headwater-Refused) carry their own message and fix, and a page a
+    cooldown emptied (X-Headwater-Hidden) is said to be one, in pip mode and in uv mode."""
+    for client in ("pip", "uv"):
+        data = _check(world, ("--index-url", world.main), client, tmp_path / client)
+        found = {r["project"]: r for r in data["requirements"]}
+        deleted = found["billing-client"]
+        assert deleted["risk"] == "refused", deleted
+        assert "HTTP 409 claimed" in deleted["message"]
+        assert "'billing-client' is held by 'internal' (hosted)" in deleted["message"]
+        assert deleted["advice"].startswith("publish billing-client on internal again")
+        assert "make " not in deleted["advice"]
+        namespaced = found["corp-secret"]
+        assert namespaced["risk"] == "refused"
+        assert "belongs to namespace 'corp'" in namespaced["message"], namespaced
+        down = found["nowhere-lib"]
+        assert down["risk"] == "unavailable", down
+        assert "HTTP 503 unavailable" in down["message"] and "'down' (proxy)" in down["message"]
+        assert down["advice"].startswith("no config change: retry when 'down' answers again")
+        cooled = found["brand-new"]
+        assert cooled["risk"] == "cooldown", cooled
+        assert "cooldown; files=2; until=" in cooled["message"]
+        assert "until" in cooled["advice"] or "cooldown" in cooled["advice"]
+        assert found["half-new"]["risk"] == "ok"  # 1.0 is out of the cooldown: installable
