@@ -8,15 +8,17 @@ as soon as the notification arrives (milliseconds; the test allows 5 s).
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from headwater.db import Database
+from headwater.db import Database, generation
 from headwater.db.generation import LISTENER, PostgresSignal
 from tests.db.factories import new_file
 
@@ -229,3 +231,32 @@ def test_postgresql_without_a_listener_trusts_no_cache(db: Database) -> None:
     assert db.generation() != db.generation()
     _stable(db)  # it connects again by itself
     assert db.generation() == db.generation()
+
+
+def test_sqlite_settled_wal_answers_from_one_stat_and_still_sees_every_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path (an unchanged, settled WAL: no statement) never hides a commit: commits
+    made at random moments, some right after a look, some after the WAL settled, are each seen
+    at the next call."""
+    monkeypatch.setattr(generation, "SETTLE_SECONDS", 0.02)  # > the kernel's clock tick
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    reader, writer = Database.connect(url), Database.connect(url)
+    reader.upgrade()
+    writer.create_user("alice")
+    rng = random.Random(7)
+    fast = 0
+    try:
+        for round_ in range(150):
+            time.sleep(rng.choice([0, 0, 0.001, 0.005, 0.03]))
+            before = reader.generation()
+            signal = reader._signal
+            assert isinstance(signal, generation.SqliteSignal)
+            fast += signal._last[0] is not None
+            assert reader.generation() == before, "no commit, yet the generation moved"
+            writer.grant_namespace("main", f"ns{round_}", "alice")
+            assert reader.generation() != before, f"commit {round_} went unseen"
+    finally:
+        reader.close()
+        writer.close()
+    assert fast > 10, "the settled fast path was never taken"

@@ -259,7 +259,13 @@ class ComposedIndex:
         """Whether every source the entry consulted still says what it said (each answers
         from its own cache: a dictionary lookup, a stat, a look at the change signal)."""
         for name, said in zip(entry.consulted, entry.key, strict=True):
-            if _said(*await self._observe(name, project)) != said:
+            try:
+                now = await self.sources[name].project(project)
+            except SourceUnavailable as exc:
+                if said != ("unavailable", None, str(exc)):
+                    return False
+                continue
+            if (now.version, now.stale if now.page is not None else None, None) != said:
                 return False
         return True
 
