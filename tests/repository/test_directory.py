@@ -12,14 +12,16 @@ from pathlib import Path
 import pytest
 
 from headwater.config.settings import ServeSettings
-from headwater.repository.base import FileRef
+from headwater.policy import Rules
+from headwater.policy.rules import SourceSpec
+from headwater.repository.base import FileRef, SourceUnavailable
 from headwater.repository.directory import DirectorySource
+from headwater.repository.index import ComposedIndex
 from headwater.server.app import IndexApp
 from headwater.simple.html import parse_project_page_html
 from headwater.simple.json import parse_project_list_json, parse_project_page_json
 from headwater.simple.model import ProjectPage
 from headwater.simple.names import NormalizedName, normalize_name
-from headwater.storage.base import StorageError
 from headwater.testing.wheels import (
     build_sdist,
     build_wheel,
@@ -180,11 +182,69 @@ def test_unparseable_and_hidden_files_are_skipped_and_reported_once(
     run(t)
 
 
-def test_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+def _composed(source: DirectorySource, other: DirectorySource) -> ComposedIndex:
+    return ComposedIndex(
+        "main",
+        [source, other],
+        Rules(
+            index="main",
+            sources=(SourceSpec(source.name, "directory"), SourceSpec(other.name, "directory")),
+        ),
+        project_url=lambda s, n: f"http://testserver/{s}/simple/{n}/",
+    )
+
+
+@pytest.mark.parametrize("broken", ["missing", "a file", "unreadable subfolder"])
+def test_a_folder_that_cannot_be_read_is_an_unavailable_source_until_it_can(
+    tmp_path: Path, broken: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Never a 500, never empty (which would hand its projects to the next source): a 503
+    refusal naming the source and the folder, standalone and through a composed index, with
+    no traceback logged; served again at the first request after the folder is back."""
+    if broken == "unreadable subfolder" and os.geteuid() == 0:
+        pytest.skip("root reads every folder")
+    folder = tmp_path / "local"
+    other = tmp_path / "other"
+    other.mkdir()
+    put_wheel(other, ALPHA, "9.0")  # a lower-priority source that must not answer instead
+    if broken == "a file":
+        folder.write_text("not a folder")
+    elif broken == "unreadable subfolder":
+        put_wheel(folder / "sub", ALPHA, "1.0")
+        (folder / "sub").chmod(0)
+    source = DirectorySource("local", folder)
+    index = _composed(source, DirectorySource("other", other))
+    app = IndexApp(ServeSettings(), {"local": source, "main": index}, default="main")
+
     async def t() -> None:
-        source = DirectorySource("local", tmp_path / "nope")
-        with pytest.raises(StorageError, match="nope is not a folder"):
+        for path in ("/local/simple/alpha-pkg/", "/main/simple/alpha-pkg/"):
+            for accept in ("application/vnd.pypi.simple.v1+json", "text/html"):
+                answer = await call(app, "GET", path, headers={"Accept": accept})
+                if answer.status == 302:  # a refusal's form for clients other than pip
+                    where, _, query = answer.headers["location"].partition("?")
+                    answer = await call(app, "GET", where, query=query)
+                assert answer.status == 503, (path, answer.status, answer.body[:300])
+                text = answer.body.decode()
+                assert "'local'" in text and str(folder) in text, text
+        with pytest.raises(SourceUnavailable, match=str(folder)) as raised:
             await source.check()
+        assert raised.value.source == "local"
+        assert "Traceback" not in caplog.text
+        # The folder is back: the next request serves it.
+        if broken == "a file":
+            folder.unlink()
+        if broken == "unreadable subfolder":
+            (folder / "sub").chmod(0o755)
+        else:
+            put_wheel(folder, ALPHA, "1.0")
+        for path in ("/local/simple/alpha-pkg/", "/main/simple/alpha-pkg/"):
+            answer = await call(
+                app, "GET", path, headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+            )
+            assert answer.status == 200, (path, answer.body[:300])
+            files = [f.filename for f in parse_project_page_json(answer.body).files]
+            assert files == ["alpha_pkg-1.0-py3-none-any.whl"], files
+        await source.check()
 
     run(t)
 

@@ -223,6 +223,9 @@ class GatedDatabase:
         self.entered = threading.Event()
         self.release = threading.Event()
 
+    def generation(self) -> int:
+        return 1
+
     def last_serial(self, index: str) -> int:
         return 1
 

@@ -18,6 +18,7 @@ display name beside them.
 The whole surface (this class and the two halves it inherits):
 
 - life cycle: :meth:`~Database.connect`, ``ping``, ``close``, ``upgrade``, ``check_schema``, ``url``
+- the change signal: ``generation()`` (what caches of the database's content key on)
 - serials: ``last_serial(index)``, ``project_serial(index, name)``, ``changes_since(index, serial)``
 - projects: ``project(index, name)``, ``projects(index)``, ``add_file(index, name, NewFile,
   uploader=)`` (an :class:`~headwater.db.AddResult`, not an exception, for conflicts)
@@ -31,6 +32,8 @@ The whole surface (this class and the two halves it inherits):
 
 from __future__ import annotations
 
+import os
+import threading
 from types import TracebackType
 from typing import Any, Self
 
@@ -54,6 +57,7 @@ from headwater.db.access import AccessControl
 from headwater.db.changes import ProjectChanges
 from headwater.db.engine import make_engine, reading, shown_url, unavailable, writing
 from headwater.db.errors import InvalidArgument
+from headwater.db.generation import ChangeSignal, signal_for
 from headwater.db.records import (
     AddResult,
     Change,
@@ -95,6 +99,9 @@ class Database(ProjectChanges, AccessControl):
     def __init__(self, engine: sa.Engine) -> None:
         """Wrap an engine made by :func:`headwater.db.engine.make_engine` (use :meth:`connect`)."""
         self._engine = engine
+        self._signal: ChangeSignal | None = None
+        self._signal_pid = 0
+        self._signal_lock = threading.Lock()
 
     @classmethod
     def connect(cls, url: str) -> Self:
@@ -123,6 +130,10 @@ class Database(ProjectChanges, AccessControl):
 
     def close(self) -> None:
         """Close every pooled connection. The object may be used again (it reconnects)."""
+        with self._signal_lock:
+            if self._signal is not None:
+                self._signal.close()
+                self._signal = None
         self._engine.dispose()
 
     def __enter__(self) -> Self:
@@ -140,6 +151,23 @@ class Database(ProjectChanges, AccessControl):
                 conn.execute(sa.text("SELECT 1"))
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise unavailable(self._engine, exc) from exc
+
+    def generation(self) -> int:
+        """A number that changes whenever anything in the database may have changed, by any
+        process (see :mod:`headwater.db.generation`): what every cache derived from the
+        database keys on. Costs microseconds, no round trip; asked on every request."""
+        signal = self._signal
+        if signal is None or self._signal_pid != os.getpid():
+            signal = self._new_signal()
+        return signal.generation()
+
+    def _new_signal(self) -> ChangeSignal:
+        with self._signal_lock:
+            if self._signal is None or self._signal_pid != os.getpid():
+                # After a fork the parent's connection or listener thread is not ours.
+                self._signal = signal_for(self._engine)
+                self._signal_pid = os.getpid()
+            return self._signal
 
     # --- schema ----------------------------------------------------------------------------
 

@@ -10,6 +10,8 @@
   transaction-scoped advisory lock on PostgreSQL. Writes are short and rare next to reads, and
   serializing them makes serials grow in commit order (a follower reading the journal never misses
   a serial that commits late) and makes check-then-insert (namespace overlap, filename reuse) safe.
+- Every write transaction on PostgreSQL notifies ``headwater_changes`` (the change signal of
+  :mod:`headwater.db.generation`; SQLite needs nothing: its ``data_version`` sees every commit).
 - Reads that take several statements see one snapshot (SQLite WAL; PostgreSQL REPEATABLE READ).
 """
 
@@ -25,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from headwater.db.errors import DatabaseError, DatabaseUnavailable, mask_url
+from headwater.db.generation import CHANNEL
 
 __all__ = ["BUSY_TIMEOUT_MS", "make_engine", "reading", "shown_url", "unavailable", "writing"]
 
@@ -124,7 +127,14 @@ def writing(engine: Engine) -> Iterator[Connection]:
             conn = conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 if conn.dialect.name == "postgresql":
-                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_WRITE_LOCK)))
+                    # The change signal (headwater.db.generation): delivered to every listener
+                    # at commit, dropped on rollback; one round trip with the lock.
+                    conn.execute(
+                        sa.select(
+                            sa.func.pg_advisory_xact_lock(_PG_WRITE_LOCK),
+                            sa.func.pg_notify(CHANNEL, ""),
+                        )
+                    )
                 yield conn
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
         raise unavailable(engine, exc) from exc

@@ -14,7 +14,9 @@ upload time (its mtime, PEP 700); wheels whose core metadata reads cleanly get a
 
 The folder is rescanned (a walk and a ``stat`` per file, in a worker thread) when a request comes
 more than ``revalidate`` seconds after the last scan, so files added, replaced or removed show up
-within that time. When two files in different subfolders share a filename, the first in sorted
+within that time. A folder that is missing or cannot be read makes the source *unavailable*
+(:class:`SourceUnavailable`, a 503 naming the source and the folder), never empty, and it is
+looked at again on every request until it can be read. When two files in different subfolders share a filename, the first in sorted
 path order is served and the other is reported.
 """
 
@@ -34,13 +36,19 @@ from headwater.repository.artifacts import (
     inspect_distribution,
     metadata_for_pep658,
 )
-from headwater.repository.base import FileRef, PageFormat, RenderedPage, SourceProject
+from headwater.repository.base import (
+    FileRef,
+    PageFormat,
+    RenderedPage,
+    SourceProject,
+    SourceUnavailable,
+)
 from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.html import render_project_list_html, render_project_page_html
 from headwater.simple.json import render_project_list_json, render_project_page_json
 from headwater.simple.model import File, ProjectList, ProjectListEntry, ProjectPage
 from headwater.simple.names import NormalizedName
-from headwater.storage.base import InvalidKey, StorageError, check_key
+from headwater.storage.base import InvalidKey, check_key
 from headwater.storage.filesystem import FileStorage
 from headwater.storage.layout import file_url_from_project_page
 
@@ -133,8 +141,11 @@ def _file(found: _Found) -> File:
 class DirectorySource:
     """The distribution files in the folder ``path`` (see the module docstring).
 
-    Raises (from :meth:`check`, and from pages and files when the folder cannot be read):
-        StorageError: ``path`` is not a readable folder.
+    Raises (from :meth:`check`, and from pages, models and files):
+        SourceUnavailable: ``path`` is missing, not a folder, or cannot be read (it or a folder
+            in it). An unreadable folder is never taken for an empty one: that would hand its
+            projects to the next source. The folder is looked at again on the next request, so
+            the source is back as soon as the folder is.
     """
 
     kind = "directory"
@@ -172,16 +183,42 @@ class DirectorySource:
             return self._scan
 
     def _walk(self) -> list[_Found]:
-        """Walk the folder; hash and inspect only files not seen before (blocking)."""
+        """Walk the folder; hash and inspect only files not seen before (blocking).
+
+        Raises:
+            SourceUnavailable: the folder (or a folder in it) cannot be read.
+        """
+        try:
+            return self._walk_folder()
+        except OSError as exc:
+            where = exc.filename or self.path
+            if isinstance(exc, FileNotFoundError) and str(where) == str(self.path):
+                why = f"{self.path} does not exist"
+            elif isinstance(exc, NotADirectoryError) and str(where) == str(self.path):
+                why = f"{self.path} is not a folder"
+            else:
+                why = f"cannot read {where} ({exc.strerror or type(exc).__name__})"
+            raise SourceUnavailable(
+                f"directory source {self.name!r}: {why}; nothing is served from it until it can "
+                "be read (create the folder, fix its permissions, or fix the path in the "
+                "configuration)",
+                source=self.name,
+            ) from None
+
+    def _walk_folder(self) -> list[_Found]:
         if not self.path.is_dir():
-            raise StorageError(
-                f"directory source {self.name!r}: {self.path} is not a folder; create it or fix "
-                "the path in the configuration"
-            )
+            error = FileNotFoundError if not self.path.exists() else NotADirectoryError
+            raise error(0, "not a folder", str(self.path))
+
+        def failed(exc: OSError) -> None:
+            # A folder that vanished mid-walk is gone, not unreadable; anything else is fatal.
+            if not isinstance(exc, FileNotFoundError) or str(exc.filename) == str(self.path):
+                raise exc
+
         seen: dict[tuple[str, int, int], _Found] = {}
         by_name: dict[str, str] = {}
         root = str(self.path)
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, dirnames, filenames in os.walk(root, onerror=failed):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for filename in sorted(filenames):
                 if filename.startswith("."):

@@ -4,17 +4,19 @@ The database is the truth (projects, files, status, yanks, serials); files live 
 the same content-addressed layout as a mirror tree (``web/packages/<aa>/<bb>/<rest>/<filename>``),
 so a file URL means the same thing in a hosted index and in a tree.
 
-Pages are rendered by :mod:`headwater.simple` the first time they are asked for and kept in memory
-until the index changes. Each server process asks the database for the index's last serial at
-most once per ``revalidate`` seconds; any change clears this index's cached pages. A process sees
-its own writes at once; other processes within ``revalidate`` seconds.
+Pages and models are rendered by :mod:`headwater.simple` the first time they are asked for and
+kept in memory until the database changes: every request first asks the database's change signal
+(:meth:`headwater.db.Database.generation`, microseconds, no round trip), and any change, by this
+process or another (a CLI command, another worker, another machine on PostgreSQL), clears the
+cached pages, models and file lookups before the request is answered. An admin change (an upload,
+yank, deletion, status, tracks, alternate-locations, owner or PEP 752 namespace) is therefore
+visible on the next request on every worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -48,6 +50,7 @@ __all__ = ["HostedSource", "render_record"]
 class HostedDatabase(Protocol):
     """What a hosted source reads from :class:`headwater.db.Database` (synchronous calls)."""
 
+    def generation(self) -> int: ...
     def last_serial(self, index: str) -> int: ...
     def project(self, index: str, name: NormalizedName) -> Any: ...
     def projects(self, index: str) -> list[Any]: ...
@@ -125,7 +128,9 @@ class HostedSource:
         revalidate: float = 1.0,
         private: bool = False,
     ) -> None:
-        """``private``: reading needs a token with the ``read`` scope (checked by the server)."""
+        """``private``: reading needs a token with the ``read`` scope (checked by the server).
+        ``revalidate``: how long a file's storage lookup is kept (files are content-addressed;
+        a change of the database forgets them at once)."""
         self.name = name
         self.db = db
         self.storage = storage
@@ -139,28 +144,38 @@ class HostedSource:
         self._blocked: frozenset[str] = frozenset()  # file keys of quarantined projects
         self._models: dict[NormalizedName, SourceProject] = {}
         self._serial = -1
-        self._checked = float("-inf")
+        #: The database generation the caches were built at (None: rebuild on next request).
+        self._generation: int | None = None
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"HostedSource({self.name!r})"
 
     async def _fresh(self) -> None:
-        """Clear cached pages if the index changed (asking the database at most once per
-        ``revalidate`` seconds)."""
-        now = time.monotonic()
-        if now - self._checked < self.revalidate:
+        """Forget cached pages, models and file lookups if the database changed since they were
+        made (one look at the change signal; the database is read only after a change)."""
+        if self.db.generation() == self._generation:
             return
         async with self._lock:
-            if time.monotonic() - self._checked < self.revalidate:
+            # The generation before the reads: a change committed during them shows as a new
+            # generation on the next request.
+            generation = self.db.generation()
+            if generation == self._generation:
                 return
             serial = await asyncio.to_thread(self.db.last_serial, self.name)
-            self._checked = time.monotonic()
-            if serial != self._serial:
-                self._serial = serial
-                self._pages.clear()
-                self._models.clear()
-                self._blocked = await asyncio.to_thread(self._quarantined_keys)
+            blocked = await asyncio.to_thread(self._quarantined_keys)
+            self._serial = serial
+            self._blocked = blocked
+            self._pages.clear()
+            self._models.clear()
+            self._files = TreeSource(self.name, self.storage, revalidate=self.revalidate)
+            self._generation = generation
+
+    @property
+    def generation(self) -> int | None:
+        """The database generation this source's caches were built at (None before the first
+        request): a composed index keys what it built from this source on it."""
+        return self._generation
 
     def _quarantined_keys(self) -> frozenset[str]:
         keys: set[str] = set()
@@ -172,8 +187,9 @@ class HostedSource:
         return frozenset(keys)
 
     def changed(self) -> None:
-        """This process just changed the index: forget cached pages now."""
-        self._checked = float("-inf")
+        """This process just changed the index: forget cached pages now (the change signal
+        would say so too; this also covers a signal that cannot see this process's writes)."""
+        self._generation = None
 
     async def page(self, project: NormalizedName | None, fmt: PageFormat) -> RenderedPage | None:
         """The rendered page (None: no such project).
@@ -199,9 +215,9 @@ class HostedSource:
     async def _render_and_keep(
         self, project: NormalizedName | None, fmt: PageFormat
     ) -> RenderedPage | None:
-        serial = self._serial
+        generation = self._generation
         page = await self._render(project, fmt)
-        if serial == self._serial:  # the index did not change while rendering
+        if generation == self._generation:  # the database did not change while rendering
             if len(self._pages) >= _MAX_PAGES:
                 # Requests for made-up names must not grow memory without bound.
                 self._pages.clear()
@@ -251,7 +267,7 @@ class HostedSource:
             cached = self._models.get(name)
             if cached is not None:
                 return cached
-            serial = self._serial
+            generation = self._generation
             found = await asyncio.to_thread(self._project_with_namespace, name)
             claimed = False
             if found is None:
@@ -259,8 +275,10 @@ class HostedSource:
         except (OSError, DatabaseError) as exc:
             raise self._unavailable(exc) from exc
         page = render_record(found[0], namespaces=found[1]) if found is not None else None
-        result = SourceProject(page, version=f"{self.name}@{serial}", claimed=claimed)
-        if serial == self._serial:
+        # The version changes with the database generation: a namespace grant or an owner
+        # changes the page without taking a serial.
+        result = SourceProject(page, version=f"{self.name}@{generation}", claimed=claimed)
+        if generation == self._generation:
             if len(self._models) >= _MAX_PAGES:
                 self._models.clear()
             self._models[name] = result

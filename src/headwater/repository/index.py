@@ -6,10 +6,19 @@ those sources (:class:`~headwater.repository.base.ProjectSource`), and hands wha
 :func:`headwater.policy.decide`, a pure function. The decision is served, refused (raised as
 :class:`Refusal` for the server to turn into a response that pip and uv print), or a plain 404.
 
-Sources keep their own caches (a tree stats its page, a hosted index watches its serial, a proxy
-revalidates after its TTL), so deciding is cheap; the index also keeps each decision and its
-rendered pages for ``revalidate`` seconds, so a warm page costs a dictionary lookup, as it does for
-a single source.
+Sources keep their own caches (a tree stats its page, a hosted index watches the database's change
+signal, a proxy revalidates after its TTL), so asking them is cheap. The index keeps each decision
+and its rendered pages, keyed on what it was made from, and checks that key on every request:
+
+- the rules: the PEP 752 namespaces granted on its hosted sources are read again whenever the
+  database's change signal (:meth:`headwater.db.Database.generation`) moves, so a grant or revoke
+  by any process applies to the next request;
+- what each source it consulted says now (asked again, from the source's own cache): its page
+  version, whether the page is stale and why, or its failure. A page is served with ``stale``
+  exactly while a source it came from serves it stale;
+- time: a decision is made again at least every ``revalidate`` seconds (cooldowns end with time).
+
+A warm page thus costs one look at the change signal and a cache lookup per consulted source.
 
 Files are content-addressed (``packages/<aa>/<bb>/<rest>/<filename>``): the index serves a file
 only if it is on the decided page of its project, from a source the decision took it from.
@@ -80,12 +89,27 @@ class Resolution(msgspec.Struct, frozen=True):
     versions: tuple[str, ...]
 
 
-class _Entry:
-    __slots__ = ("checked", "filenames", "pages", "resolution")
+#: What one consulted source said, as a decision's cache key: (page version, stale, failure).
+_Said = tuple[str, str | None, str | None]
 
-    def __init__(self, resolution: Resolution, checked: float) -> None:
+
+def _said(observation: Observation, version: str) -> _Said:
+    return (version, observation.stale, observation.error)
+
+
+class _Entry:
+    __slots__ = ("checked", "consulted", "filenames", "key", "pages", "resolution", "rules")
+
+    def __init__(self, resolution: Resolution, rules: Rules, checked: float) -> None:
         self.resolution = resolution
+        #: The rules it was decided under (the same object while no grant changed).
+        self.rules = rules
         self.checked = checked
+        #: The sources asked, in order, and what each said: the entry holds while they say so.
+        self.consulted = tuple(o.source for o in resolution.observations)
+        self.key = tuple(
+            _said(o, v) for o, v in zip(resolution.observations, resolution.versions, strict=True)
+        )
         self.pages: dict[str, RenderedPage] = {}
         decision = resolution.decision
         self.filenames: frozenset[str] = (
@@ -123,28 +147,36 @@ class ComposedIndex:
         self._clock = clock
         self._entries: dict[NormalizedName, _Entry] = {}
         self._deciding: SingleFlight[NormalizedName, _Entry] = SingleFlight()
-        self._root: tuple[float, tuple[int, ...], dict[str, RenderedPage]] | None = None
-        self._rules_checked = float("-inf")
+        self._root: tuple[float, tuple[object, ...], dict[str, RenderedPage]] | None = None
         self._hosted = [s for s in sources if isinstance(s, HostedSource)]
+        #: The hosted databases' generations the rules' namespaces were read at.
+        self._rules_key: tuple[int, ...] | None = None
 
     def __repr__(self) -> str:
         return f"ComposedIndex({self.name!r}, {list(self.sources)!r}, {self.rules.policy!r})"
 
     # -- deciding ------------------------------------------------------------------------------
 
+    def _generations(self) -> tuple[int, ...]:
+        return tuple(source.db.generation() for source in self._hosted)
+
     async def _current_rules(self) -> Rules:
-        """The rules with the hosted sources' PEP 752 namespace grants as they are now (asked
-        at most once per ``revalidate`` seconds)."""
-        if not self._hosted or time.monotonic() - self._rules_checked < self.revalidate:
+        """The rules with the hosted sources' PEP 752 namespace grants as they are now (read
+        again whenever a hosted database's change signal moved)."""
+        if not self._hosted:
+            return self.rules
+        key = self._generations()  # before reading: a grant during the read shows next time
+        if key == self._rules_key:
             return self.rules
         grants: list[tuple[str, str]] = []
         for source in self._hosted:
             try:
                 grants.extend((ns, source.name) for ns in await source.namespace_grants())
             except Exception:
-                # Keep the last known grants: readiness reports the database, not every page.
+                # Keep the last known grants and ask again on the next request (the hosted
+                # source reports the database failure on the pages that need it).
                 return self.rules
-        self._rules_checked = time.monotonic()
+        self._rules_key = key
         namespaces = tuple(sorted(grants))
         if namespaces != self.rules.namespaces:
             self.rules = msgspec.structs.replace(self.rules, namespaces=namespaces)
@@ -180,7 +212,9 @@ class ComposedIndex:
 
     async def resolve(self, project: NormalizedName) -> Resolution:
         """Ask the sources the policy names and decide (no caching: see :meth:`_entry`)."""
-        rules = await self._current_rules()
+        return await self._resolve(project, await self._current_rules())
+
+    async def _resolve(self, project: NormalizedName, rules: Rules) -> Resolution:
         chosen = plan(project, rules)
         observed: list[tuple[Observation, str]] = []
         if chosen.mode == "all":
@@ -209,18 +243,38 @@ class ComposedIndex:
         )
 
     async def _entry(self, project: NormalizedName) -> _Entry:
+        rules = await self._current_rules()
         entry = self._entries.get(project)
-        if entry is not None and time.monotonic() - entry.checked < self.revalidate:
+        if (
+            entry is not None
+            and entry.rules is rules
+            and time.monotonic() - entry.checked < self.revalidate
+            and await self._still(entry, project)
+        ):
             return entry
         # Concurrent requests for a project that must be decided share one decision.
         return await self._deciding.run(project, lambda: self._decide(project, entry))
 
+    async def _still(self, entry: _Entry, project: NormalizedName) -> bool:
+        """Whether every source the entry consulted still says what it said (each answers
+        from its own cache: a dictionary lookup, a stat, a look at the change signal)."""
+        for name, said in zip(entry.consulted, entry.key, strict=True):
+            try:
+                now = await self.sources[name].project(project)
+            except SourceUnavailable as exc:
+                if said != ("unavailable", None, str(exc)):
+                    return False
+                continue
+            if (now.version, now.stale if now.page is not None else None, None) != said:
+                return False
+        return True
+
     async def _decide(self, project: NormalizedName, entry: _Entry | None) -> _Entry:
-        resolution = await self.resolve(project)
-        if entry is not None and entry.resolution.versions == resolution.versions:
-            entry.checked = time.monotonic()  # nothing changed: keep the rendered pages
-            return entry
-        fresh = _Entry(resolution, time.monotonic())
+        rules = await self._current_rules()
+        resolution = await self._resolve(project, rules)
+        fresh = _Entry(resolution, rules, time.monotonic())
+        if entry is not None and entry.resolution.decision == resolution.decision:
+            fresh.pages = entry.pages  # the same decision: keep its rendered pages
         if len(self._entries) >= _MAX_ENTRIES:
             self._entries.clear()
         self._entries[project] = fresh
@@ -255,7 +309,12 @@ class ComposedIndex:
 
     async def _root_page(self, fmt: PageFormat) -> RenderedPage:
         now = time.monotonic()
-        if self._root is not None and now - self._root[0] < self.revalidate:
+        generations = self._generations()  # hosted project lists change with the database
+        if (
+            self._root is not None
+            and now - self._root[0] < self.revalidate
+            and self._root[1][0] == generations
+        ):
             cached = self._root[2].get(fmt)
             if cached is not None:
                 return cached
@@ -265,7 +324,7 @@ class ComposedIndex:
                 lists.append(await source.project_names())
             except SourceUnavailable:
                 lists.append([])  # the list is a convenience; project pages decide
-        identity = tuple(id(names) for names in lists)
+        identity = (generations, *(id(names) for names in lists))
         if self._root is not None and self._root[1] == identity:
             self._root = (now, identity, self._root[2])
             cached = self._root[2].get(fmt)
