@@ -81,7 +81,16 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
             ),  # U1: PyPI redirects; we accept
             Route("/legacy/", upload.handle, methods=["POST"]),
             Route("/legacy", upload.handle, methods=["POST"]),
-            *api_routes(database, built.hosted, auth, private=private),
+            *api_routes(
+                database,
+                built.hosted,
+                auth,
+                private=private,
+                composed={
+                    name: [s for s in index.sources if s in plan.hosted]
+                    for name, index in plan.indexes.items()
+                },
+            ),
         ]
         opened = database
 
