@@ -625,12 +625,51 @@ def test_html_only_upstream(tmp_path: Path) -> None:
         async with proxied(corpus, tmp_path, json=False) as (up, proxy):
             page = await model(proxy, name)
             assert page.files and all(f.url.startswith("../../packages/") for f in page.files)
-            assert page.tracks == (f"{up.simple_url}{name}/",)
+            # (The JSON page claims 1.0 until the sizes are known, so it carries no tracks yet;
+            # the model an index decides on does.)
+            said = (await proxy.project(name)).page
+            assert said is not None and said.tracks == (f"{up.simple_url}{name}/",)
             ref = await proxy.file(packages_path(page.files[0]))
             assert ref is not None
             data = await read(ref)
             assert hashlib.sha256(data).hexdigest() == page.files[0].hashes["sha256"]
             assert await proxy.project_names() == names_of(corpus)
+
+    run(t)
+
+
+def test_html_only_upstream_sizes_are_filled_once_cached(tmp_path: Path) -> None:
+    # PEP 700: size is mandatory from 1.1. An HTML upstream gives none: a page listing a file
+    # not cached yet claims 1.0; once every file is cached it has every size and claims 1.4.
+    corpus = Corpus.generate(1, releases=1, files=2, seed=25)
+    name = first(corpus)
+    clock = Clock()
+
+    async def t() -> None:
+        async with proxied(corpus, tmp_path, json=False, clock=clock) as (_, proxy):
+            page = await proxy.page(name, "json")
+            assert page is not None
+            doc = msgspec.json.decode(page.body)
+            assert doc["meta"]["api-version"] == "1.0"
+            assert all("size" not in f for f in doc["files"])
+            versions = [(await proxy.project(name)).version]
+            for file in parse_project_page_json(page.body).files:
+                ref = await proxy.file(packages_path(file))
+                assert ref is not None
+                await read(ref)
+            clock.advance(10)
+            page = await proxy.page(name, "json")
+            assert page is not None
+            doc = msgspec.json.decode(page.body)
+            assert doc["meta"]["api-version"] == "1.4"
+            sizes = {f["filename"]: f["size"] for f in doc["files"]}
+            assert sizes == {
+                f.filename: cached(tmp_path, f).stat().st_size
+                for f in parse_project_page_json(page.body).files
+            }
+            # A composed index sees the change (its cache is keyed on the version).
+            versions.append((await proxy.project(name)).version)
+            assert versions[0] != versions[1]
 
     run(t)
 

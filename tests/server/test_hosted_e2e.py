@@ -131,6 +131,33 @@ def test_u9_reupload_identical_is_a_no_op_and_skip_existing_works(
     assert int(hosted.page("reup").headers["x-pypi-last-serial"]) == serial
 
 
+def test_pep740_attestations_are_refused_with_pypis_text(hosted: Hosted, tmp_path: Path) -> None:
+    # PEP 740: the index MUST verify each attestation or reject the upload. headwater cannot
+    # verify them yet: real twine --attestations (with a hand-made attestation beside the wheel,
+    # as `pypi-attestations sign` would leave it) gets PyPI's 400 and nothing is stored.
+    wheel, _ = dists(tmp_path / "dist", "attested", "1.0")
+    attestation = wheel.with_name(wheel.name + ".publish.attestation")
+    attestation.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "verification_material": {"certificate": "AAAA", "transparency_entries": [{}]},
+                "envelope": {"statement": "AAAA", "signature": "AAAA"},
+            }
+        )
+    )
+    before = hosted.stored()
+    done = twine(hosted.upload_url, hosted.admin, [wheel, attestation], "--attestations")
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "400" in output
+    assert "Invalid attestations supplied during upload" in output, output
+    assert hosted.page("attested").status == 404
+    assert hosted.stored() == before and hosted.spool_is_empty()
+    # The same file without attestations is accepted.
+    assert twine(hosted.upload_url, hosted.admin, [wheel]).returncode == 0
+
+
 def test_pypi_simple_reads_every_page(hosted: Hosted, tmp_path: Path) -> None:
     assert (
         twine(hosted.upload_url, hosted.admin, dists(tmp_path, "readable", "2.0")).returncode == 0

@@ -158,13 +158,12 @@ def test_u7_gpg_signature_file_part_discarded(spool: Path) -> None:
 
 
 def test_u2_to_u7_valid_form(spool: Path) -> None:
-    attestations = '[{"version": 1}]'
-    fields = twine_fields(attestations=attestations, comment="hello")
+    fields = twine_fields(comment="hello")
     with receive(multipart(fields), spool) as upload:
         form = validate_form(upload)
         assert (form.filename, form.filetype, form.pyversion) == (WHEEL_NAME, "bdist_wheel", "py3")
         assert (form.name, form.version, form.metadata_version) == ("Foo", "1.0", "2.1")
-        assert (form.attestations, form.comment) == (attestations, "hello")
+        assert form.comment == "hello"
         dist = asyncio.run(inspect_upload(form))
         assert (dist.name, dist.version, dist.filetype) == ("foo", "1.0", "bdist_wheel")
 
@@ -426,14 +425,24 @@ FORM_CASES: list[tuple[str, dict[str, str | None], str, int, str]] = [
     ("U6-name-invalid", {"name": "-foo-"}, WHEEL_NAME, 400, "Invalid value for name"),
     ("U6-version-not-pep440", {"version": "one"}, WHEEL_NAME, 400, "PEP 440"),
     ("U6-null-byte", {"summary": "a\x00b"}, WHEEL_NAME, 400, "null byte"),
+    # PEP 740: attestations headwater cannot verify are refused with PyPI's text, whatever they
+    # hold (well-formed ones included: they would be stored unverified, or silently dropped).
     (
         "U7-attestations-not-json",
         {"attestations": "{nope"},
         WHEEL_NAME,
         400,
-        "Invalid attestations",
+        "Invalid attestations supplied during upload: Attestations are only supported",
     ),
     ("U7-attestations-empty", {"attestations": "[]"}, WHEEL_NAME, 400, "Invalid attestations"),
+    (
+        "U7-attestations-well-formed",
+        {"attestations": '[{"version": 1, "verification_material": {}, "envelope": {}}]'},
+        WHEEL_NAME,
+        400,
+        "Invalid attestations supplied during upload",
+    ),
+    ("U7-attestations-blank", {"attestations": ""}, WHEEL_NAME, 400, "Invalid attestations"),
     (
         "U11-traversal-filename",
         {},

@@ -75,7 +75,9 @@ def _render(page: ProjectPage) -> dict[str, Any]:
 def _demo_page(**fields: Any) -> ProjectPage:
     base: dict[str, Any] = {
         "name": normalize_name("demo"),
-        "files": (File(filename="demo-1.0.tar.gz", url="https://f.example/demo-1.0.tar.gz"),),
+        "files": (
+            File(filename="demo-1.0.tar.gz", url="https://f.example/demo-1.0.tar.gz", size=10),
+        ),
         "versions": ("1.0",),
     }
     base.update(fields)

@@ -98,10 +98,15 @@ def _check_tls(certificate: str | None, key: str | None) -> None:
         ) from exc
 
 
-def _announce(plan: ServePlan) -> None:
+def _base(plan: ServePlan) -> str:
     settings = plan.settings
     scheme = "https" if settings.tls_certificate else "http"
-    base = (settings.base_url or f"{scheme}://{settings.listen}").rstrip("/")
+    return (settings.base_url or f"{scheme}://{settings.listen}").rstrip("/")
+
+
+def _announce(plan: ServePlan) -> None:
+    settings = plan.settings
+    base = _base(plan)
     lines = [
         f"headwater: serving {base}/ with {settings.workers} worker(s); data in {settings.data_dir}"
     ]
@@ -114,13 +119,28 @@ def _announce(plan: ServePlan) -> None:
     for name in plan.directories:
         lines.append(f"  folder  {name:<12} {base}/{name}/simple/")
     for name, index in plan.indexes.items():
-        lines.append(
-            f"  index   {name:<12} {base}/{name}/simple/   from {', '.join(index.sources)}"
-        )
+        line = f"  index   {name:<12} {base}/{name}/simple/   from {', '.join(index.sources)}"
+        if index.upload is not None:
+            line += f"   upload: {base}/{name}/legacy/ (into {index.upload})"
+        lines.append(line)
     if plan.default:
         lines.append(f"  pip install --index-url {base}/simple/ PROJECT")
         lines.append(f"  uv pip install --index-url {base}/simple/ PROJECT")
+    url = upload_url(plan, base)
+    if url is not None:
+        lines.append(f"  twine upload --repository-url {url} dist/*")
     print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def upload_url(plan: ServePlan, base: str) -> str | None:
+    """A URL that takes uploads: ``/legacy/`` when the default index accepts them (a hosted
+    index, or a composed one with ``upload``), else the first hosted index's; None when no
+    index does."""
+    if plan.upload_target(None) is not None:
+        return f"{base}/legacy/"
+    for name in plan.hosted:
+        return f"{base}/{name}/legacy/"
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,11 +152,11 @@ def run(args: argparse.Namespace) -> int:
     _check_tls(plan.settings.tls_certificate, plan.settings.tls_key)
     token_file = prepare_database(plan) if plan.hosted else None
     _announce(plan)
-    if token_file:
-        base = (plan.settings.base_url or f"http://{plan.settings.listen}").rstrip("/")
+    url = upload_url(plan, _base(plan))
+    if token_file and url is not None:
         print(
             f"  first start: user 'admin' created; its token is in {token_file}\n"
-            f"  twine upload --repository-url {base}/legacy/ -u __token__ "
+            f"  twine upload --repository-url {url} -u __token__ "
             f'-p "$(cat {token_file})" dist/*',
             file=sys.stderr,
             flush=True,

@@ -140,10 +140,11 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
     for name, table in indexes.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: [index.{name}] must be a table")
-        rules = {key: value for key, value in table.items() if key != "sources"}
+        rules = {key: value for key, value in table.items() if key not in ("sources", "upload")}
         try:
             config.index[name] = msgspec.convert(
-                {"sources": table.get("sources"), "rules": rules}, IndexSettings
+                {"sources": table.get("sources"), "upload": table.get("upload"), "rules": rules},
+                IndexSettings,
             )
         except msgspec.ValidationError as exc:
             detail = str(exc).replace("`$.", "`").replace("`rules.", "`")

@@ -125,6 +125,10 @@ class IndexSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """
 
     sources: list[str]
+    #: The hosted source (one of ``sources``) that stores uploads sent to ``/<index>/legacy/``,
+    #: so one URL serves installs and uploads. None: the index accepts no uploads. What the index
+    #: serves is still the policy's decision; who may upload is the hosted source's.
+    upload: str | None = None
     rules: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -197,6 +201,19 @@ class ServePlan(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         """Every index name the server answers: each source on its own, and each composed index."""
         return [*self.mirrors, *self.hosted, *self.proxies, *self.directories, *self.indexes]
 
+    def upload_target(self, index: str | None) -> str | None:
+        """The hosted source that stores uploads sent to ``/<index>/legacy/`` (``index`` None:
+        the default index's, at ``/legacy/``): the hosted index itself, or the ``upload`` of a
+        composed index; None when that index accepts no uploads."""
+        if index is None:
+            index = self.default
+        if index is None:
+            return None
+        if index in self.hosted:
+            return index
+        composed = self.indexes.get(index)
+        return composed.upload if composed is not None else None
+
     def __post_init__(self) -> None:
         seen: dict[str, str] = {}
         for kind, names in (
@@ -219,5 +236,19 @@ class ServePlan(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                         f"[index.{name}] sources: {source!r} is not a configured mirror, hosted "
                         f"index, proxy or directory (known: {', '.join(known) or 'none'})"
                     )
+            if index.upload is not None and (
+                index.upload not in index.sources or index.upload not in self.hosted
+            ):
+                hosted = [s for s in index.sources if s in self.hosted]
+                raise ValueError(
+                    f"[index.{name}] upload = {index.upload!r}: uploads go to a hosted source of "
+                    "this index, and it is not one ("
+                    + (
+                        f"its hosted sources: {', '.join(hosted)}"
+                        if hosted
+                        else "it has none: add a [hosted.NAME] to its sources, or leave out upload"
+                    )
+                    + ")"
+                )
         if self.default is not None and self.default not in seen:
             raise ValueError(f"default_index {self.default!r} is not a configured index")

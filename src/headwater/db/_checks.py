@@ -12,9 +12,11 @@ from sqlalchemy.engine import Connection, Row
 from headwater.db import schema as t
 from headwater.db.errors import InvalidArgument, NotFound
 from headwater.simple.names import NormalizedName, normalize_name
+from headwater.simple.text import unsafe_character
 
 __all__ = [
     "check_index",
+    "check_line",
     "check_sha256",
     "check_text",
     "check_urls",
@@ -77,6 +79,26 @@ def check_text(value: str | None, what: str, *, limit: int = 10_000) -> None:
         raise InvalidArgument(
             f"invalid {what}: text of at most {limit} characters without NUL, not {_shown(value)}"
         )
+
+
+def check_line(value: str | None, what: str, *, limit: int = 10_000) -> None:
+    """Refuse what :func:`check_text` refuses, and any character a page cannot carry: these
+    texts (yank and status reasons) are written into HTML attributes and JSON for every client,
+    so they are one line of printable text (headwater.simple.text: no control characters, no
+    TAB or line breaks, no noncharacters). Checked here, below every route to the database (the
+    management API, ``headwater admin``), so each says the same."""
+    found = unsafe_character(value) if isinstance(value, str) else None
+    if value is not None and found is not None:
+        raise InvalidArgument(
+            f"invalid {what}: character {found} at position {_position(value, found)} cannot "
+            "appear in a page (control characters, tabs, line breaks and noncharacters are "
+            "refused); write it as one line of printable text. Nothing was changed."
+        )
+    check_text(value, what, limit=limit)
+
+
+def _position(value: str, found: str) -> int:
+    return value.index(chr(int(found[2:], 16)))
 
 
 def check_urls(urls: Iterable[str], what: str) -> list[str]:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
 from headwater.db import schema as t
-from headwater.db._checks import check_text, check_urls, journal, name_of, require_project
+from headwater.db._checks import check_line, check_urls, journal, name_of, require_project
 from headwater.db.engine import writing
 from headwater.db.errors import InvalidArgument, NotFound
 from headwater.simple.model import ProjectStatus
@@ -71,7 +71,7 @@ class ProjectChanges:
         reason: str,
         actor: str | None,
     ) -> list[str]:
-        check_text(reason, "yank reason")
+        check_line(reason, "yank reason")
         project = name_of(name)
         with writing(self._engine) as conn:
             row = require_project(conn, index, project)
@@ -215,7 +215,7 @@ class ProjectChanges:
             InvalidArgument: not a PEP 792 status marker.
             NotFound: no such project.
         """
-        check_text(reason, "status reason")
+        check_line(reason, "status reason")
         try:
             marker = ProjectStatus(status)
         except ValueError:

@@ -235,6 +235,9 @@ class HostedSource:
                     if str(s.status) != ProjectStatus.QUARANTINED.value
                 ),
                 last_serial=self._serial,
+                # PEP 752: a hosted index implements namespaces, so its list says 1.5 as its
+                # project pages do (headwater.simple.versions).
+                namespaces=True,
             )
             return RenderedPage(_RENDER_LIST[fmt](listing), serial=self._serial)
         found = await asyncio.to_thread(self._project_with_namespace, project)

@@ -56,7 +56,7 @@ from headwater.repository.hosted import HostedSource
 from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.html import render_project_list_html, render_project_page_html
 from headwater.simple.json import render_project_list_json, render_project_page_json
-from headwater.simple.model import ProjectList, ProjectListEntry, ProjectPage
+from headwater.simple.model import Namespace, ProjectList, ProjectListEntry, ProjectPage
 from headwater.simple.names import NormalizedName
 
 __all__ = ["ComposedIndex", "Refusal", "Resolution"]
@@ -282,6 +282,36 @@ class ComposedIndex:
 
     # -- serving -------------------------------------------------------------------------------
 
+    @property
+    def implements_namespaces(self) -> bool:
+        """PEP 752, decided once per index: an index with a hosted source implements it (every
+        page carries ``namespaces`` and says 1.5, and ``/<index>/namespaces`` lists its hosted
+        sources' grants); any other implements none of it ("Repositories that do not support
+        this PEP MUST NOT implement these changes")."""
+        return bool(self._hosted)
+
+    def hosted_sources(self) -> list[HostedSource]:
+        """The hosted sources, whose PEP 752 grants are this index's namespaces."""
+        return list(self._hosted)
+
+    def _with_namespaces(self, page: ProjectPage) -> ProjectPage:
+        """``page`` with the PEP 752 ``namespaces`` this index must give it: none at all when it
+        does not implement PEP 752; else the hosted source's entry when the page came from one,
+        or the granted namespaces that cover the name (``owned`` False: the page did not come
+        from the grantee's source)."""
+        if not self.implements_namespaces:
+            if page.namespaces is None:
+                return page
+            return msgspec.structs.replace(page, namespaces=None)
+        if page.namespaces is not None:
+            return page
+        covering = tuple(
+            Namespace(name=namespace, owned=False)
+            for namespace, _ in self.rules.namespaces
+            if page.name == namespace or page.name.startswith(namespace + "-")
+        )
+        return msgspec.structs.replace(page, namespaces=covering)
+
     async def page(self, project: NormalizedName | None, fmt: PageFormat) -> RenderedPage | None:
         if project is None:
             return await self._root_page(fmt)
@@ -296,7 +326,7 @@ class ComposedIndex:
             return None
         stale = "; ".join(decision.stale) or None
         rendered = RenderedPage(
-            _RENDER_PAGE[fmt](decision.page),
+            _RENDER_PAGE[fmt](self._with_namespaces(decision.page)),
             serial=decision.page.last_serial,
             stale=stale,
             headers=(
@@ -333,7 +363,10 @@ class ComposedIndex:
         else:
             self._root = (now, identity, {})
         names = sorted(set().union(*lists)) if lists else []
-        listing = ProjectList(projects=tuple(ProjectListEntry(name) for name in names))
+        listing = ProjectList(
+            projects=tuple(ProjectListEntry(name) for name in names),
+            namespaces=self.implements_namespaces,
+        )
         rendered = RenderedPage(_RENDER_LIST[fmt](listing))
         self._root[2][fmt] = rendered
         return rendered

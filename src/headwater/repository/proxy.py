@@ -85,6 +85,7 @@ _FILE_PATH = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{60})/([^/]+)\Z")
 _LEGACY_NAME = re.compile(r"(.+?)-\d")
 _PARSE_IN_THREAD = 256 << 10  # pages larger than this are parsed off the event loop
 _MAX_ENTRIES = 10_000  # project pages kept in memory per process
+_SIZE_RECHECK = 5.0  # seconds between looking up, in the cache, sizes the upstream did not give
 T = TypeVar("T")
 
 
@@ -103,7 +104,7 @@ class _Meta(msgspec.Struct, frozen=True, kw_only=True):
 class _Entry:
     """One project as this process knows it: the upstream page and its served form."""
 
-    __slots__ = ("files", "meta", "rendered", "retry_at", "served", "stale")
+    __slots__ = ("files", "meta", "rendered", "retry_at", "served", "sized_at", "stale")
 
     def __init__(self, meta: _Meta, served: ProjectPage | None, files: dict[str, File]) -> None:
         self.meta = meta
@@ -114,6 +115,16 @@ class _Entry:
         #: Why the page is an old copy (the last revalidation failed), and when to try again.
         self.stale: str | None = None
         self.retry_at = float("-inf")
+        #: When the sizes the upstream did not give were last looked up in the cache.
+        self.sized_at = float("-inf")
+
+    @property
+    def version(self) -> str:
+        """Changes whenever the served page does (a new upstream page, or a size filled in)."""
+        if self.served is None:
+            return "absent"
+        known = sum(1 for file in self.served.files if file.size is not None)
+        return f"{self.meta.digest}:{known}"
 
     def page(self, fmt: PageFormat) -> RenderedPage | None:
         if self.served is None:
@@ -293,6 +304,7 @@ class ProxySource:
         entry = self._entries.get(project)
         if entry is None or not self._usable(entry.meta, entry.retry_at):
             entry = await self._entry(project)
+        await self._fill_sizes(entry)
         return entry.page(fmt)
 
     async def project(self, name: NormalizedName) -> SourceProject:
@@ -304,9 +316,10 @@ class ProxySource:
         entry = self._entries.get(name)
         if entry is None or not self._usable(entry.meta, entry.retry_at):
             entry = await self._entry(name)
+        await self._fill_sizes(entry)
         return SourceProject(
             entry.served,
-            version=entry.meta.digest if entry.served is not None else "absent",
+            version=entry.version,
             stale=entry.stale,
             url=self.project_url(name),
         )
@@ -364,6 +377,33 @@ class ProxySource:
             self._client = None
 
     # -- project pages --------------------------------------------------------------------------
+
+    async def _fill_sizes(self, entry: _Entry) -> None:
+        """PEP 700: ``size`` is mandatory from API 1.1. An upstream that gives none (an HTML-only
+        index) leaves it unknown until the file is cached; then the cached file's size is the
+        size (its sha256 was checked against the page). Looked up at most every
+        ``_SIZE_RECHECK`` seconds, and only for files still without one; a page that still
+        lacks a size claims API 1.0 (headwater.simple.versions)."""
+        served = entry.served
+        if served is None or all(file.size is not None for file in served.files):
+            return
+        now = self._clock()
+        if now - entry.sized_at < _SIZE_RECHECK:
+            return
+        entry.sized_at = now
+        files: list[File] = []
+        filled = False
+        for file in served.files:
+            if file.size is None:
+                key = f"{WEB}/packages/{file.url.removeprefix('../../packages/')}"
+                stat = await self.storage.stat(key)
+                if stat is not None:
+                    file = msgspec.structs.replace(file, size=stat.size)
+                    filled = True
+            files.append(file)
+        if filled:
+            entry.served = msgspec.structs.replace(served, files=tuple(files))
+            entry.rendered.clear()
 
     def _usable(self, meta: _Meta, retry_at: float) -> bool:
         """Whether a cached answer may be served without asking the upstream now."""
@@ -531,7 +571,9 @@ class ProxySource:
             # project, and the proxy says it serves that project (provenance).
             tracks=page.tracks or (url,),
             alternate_locations=page.alternate_locations,
-            namespaces=page.namespaces,
+            # PEP 752: a proxy does not implement namespaces (it has no /namespaces of its own),
+            # so its pages carry none, whatever the upstream's say.
+            namespaces=None,
             last_serial=page.last_serial,
         )
         return served, by_path, left_off

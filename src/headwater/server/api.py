@@ -30,7 +30,7 @@ per call by :mod:`headwater.server.api_bodies` (400 naming the field and the exp
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -86,10 +86,33 @@ def api_routes(
     auth: Authenticator,
     *,
     private: Mapping[str, frozenset[str]] | None = None,
+    composed: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Route]:
     """The management and namespace routes over the hosted indexes (``private``: the indexes
-    whose reading needs a token, as :class:`~headwater.server.app.IndexApp` takes them)."""
+    whose reading needs a token, as :class:`~headwater.server.app.IndexApp` takes them).
+
+    ``composed`` maps each composed index that implements PEP 752 to its hosted sources: its
+    ``/namespaces`` and ``/namespace/<ns>`` answer with their grants (PEP 752: an index that
+    implements it implements all of it, its pages' ``namespaces`` and these endpoints alike).
+    """
     private = dict(private or {})
+    namespace_holders: dict[str, list[str]] = {name: [name] for name in hosted}
+    for name, members in (composed or {}).items():
+        if members:
+            namespace_holders[name] = list(members)
+
+    async def grants_of(request: Request) -> tuple[str, list[Any]]:
+        index = request.path_params["index"]
+        holders = namespace_holders.get(index)
+        if holders is None:
+            raise ApiError(
+                404, f"index {index!r} does not implement PEP 752 namespaces (no hosted source)"
+            )
+        await authorize(request, index, "read")  # index-wide
+        grants: list[Any] = []
+        for holder in holders:
+            grants.extend(await asyncio.to_thread(db.namespaces, holder))
+        return index, grants
 
     def source_of(request: Request) -> tuple[str, HostedSource]:
         index = request.path_params["index"]
@@ -228,16 +251,13 @@ def api_routes(
         return db.remove_owner(index, project, params.user(request.path_params["user"]))
 
     async def namespaces(request: Request) -> Response:
-        index, _ = source_of(request)
-        await authorize(request, index, "read")  # index-wide
-        grants = await asyncio.to_thread(db.namespaces, index)
-        return _json([{"name": g.name} for g in sorted(grants, key=lambda g: g.name)])
+        _, grants = await grants_of(request)
+        names = sorted({str(g.name) for g in grants})
+        return _json([{"name": name} for name in names])
 
     async def namespace(request: Request) -> Response:
-        index, _ = source_of(request)
-        await authorize(request, index, "read")  # index-wide
+        index, grants = await grants_of(request)
         wanted = params.namespace(request.path_params["namespace"])
-        grants = await asyncio.to_thread(db.namespaces, index)
         found = next((g for g in grants if g.name == wanted), None)
         if found is None:
             raise ApiError(404, f"no namespace {wanted!r} in {index!r}")

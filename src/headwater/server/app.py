@@ -337,7 +337,9 @@ class IndexApp:
                 _format_param(query),
             )
         except NotAcceptable as exc:
-            await send_text(send, 406, str(exc), head=head)
+            # The answer depends on Accept like the page does: a cache keyed on the URL alone
+            # must not hand this 406 to the next client (standards.md item 53).
+            await send_text(send, 406, str(exc), head=head, extra=[(b"vary", _VARY)])
             return (406, 0)
         fmt: PageFormat = "json" if content_type == JSON_V1 else "html"
         try:

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from headwater.assembly import build_sources, database_url, run_dir
@@ -72,16 +74,24 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
             auth,
             metrics,
             run_dir(plan) / "uploads",
-            default=plan.default if plan.default in built.hosted else None,
+            default=plan.upload_target(None),
         )
+        to_target = _upload_target(plan, upload.handle)
         routes += [
-            Route("/{index}/legacy/", upload.handle, methods=["POST"]),
-            Route(
-                "/{index}/legacy", upload.handle, methods=["POST"]
-            ),  # U1: PyPI redirects; we accept
+            Route("/{index}/legacy/", to_target, methods=["POST"]),
+            Route("/{index}/legacy", to_target, methods=["POST"]),  # U1: PyPI redirects; we accept
             Route("/legacy/", upload.handle, methods=["POST"]),
             Route("/legacy", upload.handle, methods=["POST"]),
-            *api_routes(database, built.hosted, auth, private=private),
+            *api_routes(
+                database,
+                built.hosted,
+                auth,
+                private=private,
+                composed={
+                    name: [s for s in index.sources if s in plan.hosted]
+                    for name, index in plan.indexes.items()
+                },
+            ),
         ]
         opened = database
 
@@ -119,6 +129,25 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
         private=private,
         credentials=credentials,
     )
+
+
+def _upload_target(
+    plan: ServePlan, handle: Callable[[Request], Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
+    """The upload endpoint for ``/<index>/legacy/``: a composed index with ``upload = "NAME"``
+    hands the upload to its hosted source NAME (whose tokens, owners and namespaces decide, as
+    if it had been sent to ``/NAME/legacy/``); any other name is handled as it is."""
+    targets = {
+        name: index.upload for name, index in plan.indexes.items() if index.upload is not None
+    }
+
+    async def endpoint(request: Request) -> Response:
+        target = targets.get(request.path_params.get("index", ""))
+        if target is not None:
+            request.scope["path_params"] = {**request.path_params, "index": target}
+        return await handle(request)
+
+    return endpoint
 
 
 def app_from_env() -> IndexApp:

@@ -24,7 +24,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import json
 import os
 import re
 import tempfile
@@ -151,8 +150,6 @@ class UploadForm:
     name: str
     version: str
     comment: str | None = None
-    #: PEP 740: the ``attestations`` field, checked to be a non-empty JSON array; not verified.
-    attestations: str | None = None
     #: The digests the client sent (all matched the file).
     sha256_digest: str | None = None
     blake2_256_digest: str | None = None
@@ -440,7 +437,7 @@ def validate_form(upload: Upload) -> UploadForm:
     component (U5, U11); ``pyversion`` ``source`` for an sdist (the default) and present for a
     wheel (U5); ``metadata_version``, ``name`` and ``version`` present, the name valid and the
     version PEP 440 (U6); at least one digest, each well-formed and equal to the digest of the
-    received bytes (U4); ``attestations``, if given, a non-empty JSON array (U7). The file itself
+    received bytes (U4); no ``attestations`` (U7: refused until they are verified). The file itself
     is not read: see :func:`inspect_upload`.
 
     Raises:
@@ -506,7 +503,7 @@ def validate_form(upload: Upload) -> UploadForm:
             400, f"Invalid value for version: {version[:100]!r}. Error: Use a PEP 440 version."
         ) from None
     digests = _check_digests(upload, get)
-    attestations = _check_attestations(get("attestations"))
+    _refuse_attestations(fields)
     return UploadForm(
         upload=upload,
         filename=filename,
@@ -516,7 +513,6 @@ def validate_form(upload: Upload) -> UploadForm:
         name=name,
         version=version,
         comment=get("comment"),
-        attestations=attestations,
         sha256_digest=digests[0],
         blake2_256_digest=digests[1],
         md5_digest=digests[2],
@@ -593,19 +589,23 @@ def _check_digests(
     return sha256, blake2, md5
 
 
-def _check_attestations(raw: str | None) -> str | None:
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = None
-    # PEP 740: "a JSON array containing one or more attestation objects".
-    if not isinstance(value, list) or not value or not all(isinstance(a, dict) for a in value):
-        raise UploadRejected(
-            400, "Invalid attestations supplied during upload: expected a JSON array of objects."
-        )
-    return raw
+#: PyPI's answer to attestations it cannot verify, for an upload that did not come through
+#: Trusted Publishing: warehouse forklift/legacy.py wraps the AttestationUploadError of
+#: warehouse/attestations/services.py as 400 "Invalid attestations supplied during upload: ...".
+ATTESTATIONS_REFUSED = (
+    "Invalid attestations supplied during upload: Attestations are only supported when using "
+    "Trusted Publishing. headwater does not verify PEP 740 attestations yet, so it refuses them "
+    "rather than accept the file without them; upload without attestations (twine: leave out "
+    "--attestations; pypa/gh-action-pypi-publish: attestations: false)."
+)
+
+
+def _refuse_attestations(fields: Mapping[str, tuple[str, ...]]) -> None:
+    # PEP 740: an index that accepts the field "MUST" verify each attestation and reject the
+    # upload if any fails; headwater cannot verify them yet (no Trusted Publishing identity to
+    # verify against), so any upload carrying the field is refused - never stored without them.
+    if "attestations" in fields:
+        raise UploadRejected(400, ATTESTATIONS_REFUSED)
 
 
 # --- step 3: the file against the form ---------------------------------------------------------

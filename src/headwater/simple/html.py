@@ -42,6 +42,7 @@ from headwater.simple.names import (
     normalize_many,
     normalize_name,
 )
+from headwater.simple.text import neutralise, neutralise_url, secure_url
 
 __all__ = [
     "parse_project_list_html",
@@ -490,10 +491,15 @@ _HEX = re.compile(r"[0-9A-Fa-f]+\Z")
 
 
 def _esc(value: str) -> str:
-    # Quote-safe escaping for attribute values and text. "\r" as a character reference, because
-    # an HTML parser normalizes a literal CR (or CRLF) to LF.
-    value = escape(value, quote=True)
-    return value.replace("\r", "&#13;") if "\r" in value else value
+    # Quote-safe escaping for attribute values and text, after neutralising what no HTML5 page
+    # may carry (controls, CR, noncharacters: see headwater.simple.text; "&#13;" or "&#1;" would
+    # be parse errors too).
+    return escape(neutralise(value), quote=True)
+
+
+def _esc_url(value: str) -> str:
+    # A URL keeps its meaning: unsafe characters are percent-encoded rather than replaced.
+    return escape(neutralise_url(value), quote=True)
 
 
 def _pick_hash(hashes: dict[str, str]) -> tuple[str, str] | None:
@@ -514,7 +520,7 @@ def _render_file(file: File) -> str:
     if picked is not None:
         # A model URL normally has no fragment; if it has one, the hash replaces it.
         url = f"{url.partition('#')[0]}#{picked[0]}={picked[1]}"
-    parts = [f'<a href="{_esc(url)}"']
+    parts = [f'<a href="{_esc_url(url)}"']
     if file.requires_python is not None:
         # Spec: "<" and ">" MUST be HTML-encoded; _esc does that, and "&" and quotes too.
         parts.append(f' data-requires-python="{_esc(file.requires_python)}"')
@@ -533,8 +539,10 @@ def _render_file(file: File) -> str:
         parts.append(f' data-core-metadata="{value}" data-dist-info-metadata="{value}"')
     if file.gpg_sig is not None:
         parts.append(' data-gpg-sig="true"' if file.gpg_sig else ' data-gpg-sig="false"')
-    if file.provenance is not None:
-        parts.append(f' data-provenance="{_esc(file.provenance)}"')
+    provenance = secure_url(file.provenance)
+    if provenance is not None:
+        # PEP 740: the URL "MUST be a secure origin"; another is left out.
+        parts.append(f' data-provenance="{_esc_url(provenance)}"')
     parts.append(f">{_esc(file.filename)}</a><br>\n")
     return "".join(parts)
 
@@ -563,9 +571,9 @@ def render_project_page_html(page: ProjectPage) -> bytes:
         out.append(
             f'<meta name="pypi:project-status-reason" content="{_esc(page.status_reason)}">\n'
         )
-    out.extend(f'<meta name="pypi:tracks" content="{_esc(url)}">\n' for url in page.tracks)
+    out.extend(f'<meta name="pypi:tracks" content="{_esc_url(url)}">\n' for url in page.tracks)
     out.extend(
-        f'<meta name="pypi:alternate-locations" content="{_esc(url)}">\n'
+        f'<meta name="pypi:alternate-locations" content="{_esc_url(url)}">\n'
         for url in page.alternate_locations
     )
     out.append(f"<title>Links for {name}</title>\n</head>\n<body>\n<h1>Links for {name}</h1>\n")

@@ -3,8 +3,9 @@
 Pure: bytes in, model out; model in, bytes out. Parsing decodes with msgspec into lenient *wire*
 structs that mirror what real indexes serve (hyphenated keys, PyPI's private ``_last-serial``,
 deprecated and stale spellings), then builds the frozen :mod:`headwater.simple.model`.
-Rendering emits the newest JSON headwater speaks (API 1.4, or 1.5 when a page carries PEP 752
-namespaces), compact, with only the keys the spec defines plus ``_last-serial``.
+Rendering emits the newest JSON the page satisfies (:mod:`headwater.simple.versions`: 1.5 on
+indexes that implement PEP 752, 1.4 on others, 1.0 while a size is unknown), compact, with only the
+keys the spec defines plus ``_last-serial``.
 
 Spec: https://packaging.python.org/en/latest/specifications/simple-repository-api/ (JSON
 serialization; PEP 691, 700, 714, 740, 792; PEP 708 ``tracks``/``alternate-locations``; PEP 752).
@@ -20,9 +21,10 @@ Choices a caller may need to know:
 * ``_last-serial`` is accepted as an integer or a string of digits (bandersnatch-built trees write
   strings).
 * A file whose ``size`` is unknown (``None``, e.g. a page first read from HTML) is rendered
-  *without* the ``size`` key. ``size`` is mandatory since API 1.1, but inventing ``0`` would make
-  clients that check sizes reject a good file; omitting the key is the honest answer, and pip, uv
-  and pypi-simple treat a missing size as unknown. Callers that have the file should fill it in.
+  *without* the ``size`` key, and the page then claims API 1.0: ``size`` is mandatory since 1.1,
+  inventing ``0`` would make clients that check sizes reject a good file, and claiming 1.1 or
+  later without it is a promise the page breaks (:mod:`headwater.simple.versions`). Callers that
+  have the file fill it in (a proxy does once the file is cached).
 """
 
 from __future__ import annotations
@@ -40,8 +42,6 @@ from packaging.version import Version
 
 from headwater.simple.filenames import InvalidFilename, check_safe_filename, parse_filename
 from headwater.simple.model import (
-    JSON_API_VERSION,
-    JSON_API_VERSION_NAMESPACES,
     File,
     InvalidPage,
     Namespace,
@@ -57,6 +57,8 @@ from headwater.simple.names import (
     normalize_many,
     normalize_name,
 )
+from headwater.simple.text import neutralise, secure_url
+from headwater.simple.versions import allows, index_api_version, page_api_version
 
 __all__ = [
     "parse_project_list_json",
@@ -337,7 +339,8 @@ _encoder = msgspec.json.Encoder()
 
 
 def render_project_list_json(project_list: ProjectList) -> bytes:
-    """Render a root page as compact PEP 691 JSON (API 1.4).
+    """Render a root page as compact PEP 691 JSON: API 1.5 when the index implements PEP 752
+    (``project_list.namespaces``), else 1.4, as its project pages (headwater.simple.versions).
 
     Each entry is ``{"name": ..., "_last-serial": ...}``, the serial omitted when unknown; names are
     rendered as given (the spec leaves display versus normalized to the index).
@@ -347,7 +350,10 @@ def render_project_list_json(project_list: ProjectList) -> bytes:
         for entry in project_list.projects
     ]
     out = _OutList(
-        meta=_OutMeta(api_version=JSON_API_VERSION, last_serial=project_list.last_serial),
+        meta=_OutMeta(
+            api_version=index_api_version(namespaces=project_list.namespaces),
+            last_serial=project_list.last_serial,
+        ),
         projects=entries,
     )
     return _encoder.encode(out)
@@ -549,21 +555,23 @@ def _format_time(value: datetime | None) -> str | None:
     )
 
 
-def _out_file(file: File) -> _OutFile:
+def _out_file(file: File, claimed: str) -> _OutFile:
     core = file.core_metadata
+    reason = neutralise(file.yanked_reason) if file.yanked_reason else None
     return _OutFile(
         filename=file.filename,
         url=file.url,
         hashes=file.hashes,
-        requires_python=file.requires_python,
+        requires_python=None if file.requires_python is None else neutralise(file.requires_python),
         # The model's empty dict means "exists, no digest"; spell it as the spec's boolean.
         core_metadata=core if core != {} else True,
         gpg_sig=file.gpg_sig,
         # Spec: "either a boolean ... or a non-empty string"; not yanked is omitted.
-        yanked=(file.yanked_reason or True) if file.yanked else False,
+        yanked=(reason or True) if file.yanked else False,
         size=file.size,
         upload_time=_format_time(file.upload_time),
-        provenance=file.provenance,
+        # PEP 740: a secure origin, and only on pages of 1.3 or later.
+        provenance=secure_url(file.provenance) if allows(claimed, "provenance") else None,
     )
 
 
@@ -604,33 +612,40 @@ def _derive_versions(files: tuple[File, ...]) -> list[str]:
 def render_project_page_json(page: ProjectPage) -> bytes:
     """Render a project page as compact PEP 691 JSON.
 
-    Declares API 1.4, or 1.5 when ``page.namespaces`` is not None (PEP 752: only indexes that
-    support namespaces emit the key; an empty tuple is rendered as ``"namespaces": null``). ``versions`` is always present (derived from the filenames
-    when the page has none). Never emits ``dist-info-metadata`` (PEP 714: pip 22.3 crashed on it).
-    A file of unknown size is rendered without ``size`` (see the module docstring).
+    Declares what :func:`headwater.simple.versions.page_api_version` says the page satisfies:
+    1.5 when ``page.namespaces`` is not None (PEP 752: only indexes that support namespaces emit
+    the key; an empty tuple is rendered as ``"namespaces": null``), else 1.4, and 1.0 when a file
+    has no known size (keys of later versions are then left out). ``versions`` is always present
+    (derived from the filenames when the page has none). Never emits ``dist-info-metadata``
+    (PEP 714: pip 22.3 crashed on it). Free text is neutralised (headwater.simple.text) and a
+    provenance URL that is not https is left out (PEP 740: a secure origin).
 
     Raises:
         InvalidName: ``page.name`` is not a valid project name (a model built by hand, wrongly).
     """
+    claimed = page_api_version(page)
     status = None
-    if page.status is not ProjectStatus.ACTIVE or page.status_reason is not None:
-        status = _OutStatus(status=page.status.value, reason=page.status_reason)
+    if allows(claimed, "project-status") and (
+        page.status is not ProjectStatus.ACTIVE or page.status_reason is not None
+    ):
+        reason = None if page.status_reason is None else neutralise(page.status_reason)
+        status = _OutStatus(status=page.status.value, reason=reason)
+    namespaces: list[_OutNamespace] | msgspec.UnsetType | None = msgspec.UNSET
+    if page.namespaces is not None and allows(claimed, "namespaces"):
+        namespaces = [_OutNamespace(name=ns.name, owned=ns.owned) for ns in page.namespaces] or None
+    pep708 = allows(claimed, "tracks")
     out = _OutPage(
         meta=_OutMeta(
-            api_version=JSON_API_VERSION
-            if page.namespaces is None
-            else JSON_API_VERSION_NAMESPACES,
+            api_version=claimed,
             last_serial=page.last_serial,
-            tracks=list(page.tracks) or None,
+            tracks=(list(page.tracks) or None) if pep708 else None,
         ),
         # Spec: "name: The normalized name of the project" (a no-op for a well-made model).
         name=normalize_name(page.name),
         versions=list(page.versions) if page.versions is not None else _derive_versions(page.files),
-        files=[_out_file(file) for file in page.files],
+        files=[_out_file(file, claimed) for file in page.files],
         project_status=status,
-        alternate_locations=list(page.alternate_locations) or None,
-        namespaces=msgspec.UNSET
-        if page.namespaces is None
-        else [_OutNamespace(name=ns.name, owned=ns.owned) for ns in page.namespaces] or None,
+        alternate_locations=(list(page.alternate_locations) or None) if pep708 else None,
+        namespaces=namespaces,
     )
     return _encoder.encode(out)

@@ -196,7 +196,8 @@ class RejectedEntry(msgspec.Struct, frozen=True):
 
 
 class ProjectList(msgspec.Struct, frozen=True, kw_only=True):
-    """The root page: every project, PyPI's global ``_last-serial``.
+    """The root page: every project, PyPI's global ``_last-serial``, whether the index implements
+    PEP 752.
 
     Parsers skip entries whose names fail validation rather than refusing a 700,000-project page for
     one hostile name; what they skipped is in ``rejected`` so the caller can report it.
@@ -206,3 +207,6 @@ class ProjectList(msgspec.Struct, frozen=True, kw_only=True):
     last_serial: int | None = None
     api_version: str = JSON_API_VERSION
     rejected: tuple[RejectedEntry, ...] = ()
+    #: The index implements PEP 752 (its project pages carry ``namespaces`` and it answers
+    #: ``/namespaces``): the list claims 1.5 like its pages (see headwater.simple.versions).
+    namespaces: bool = False

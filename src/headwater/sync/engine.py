@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from typing import Protocol
 
@@ -30,6 +31,7 @@ from headwater.repository.errors import StaleResponse, UpstreamError, UpstreamNo
 from headwater.repository.http import Fetched, HttpRepository
 from headwater.simple.model import File, InvalidPage, ProjectList, ProjectListEntry, ProjectPage
 from headwater.simple.names import NormalizedName, is_normalized
+from headwater.simple.text import secure_url
 from headwater.storage.base import Storage
 from headwater.storage.layout import (
     PAGE_FILES,
@@ -478,6 +480,7 @@ class Mirror:
         pins: list[str],
     ) -> _Ready:
         files = await self._fetch_files(upstream_page)
+        _report_insecure_provenance(task.name, files)
         page = msgspec.structs.replace(
             upstream_page,
             files=tuple(files),
@@ -710,3 +713,22 @@ class Mirror:
         self.state.forget(name)
         self.summary.deleted += 1
         await self._maybe_flush()
+
+
+log = logging.getLogger("headwater.mirror")
+
+
+def _report_insecure_provenance(project: NormalizedName, files: list[File]) -> None:
+    """Say once per project when the upstream gave PEP 740 provenance URLs that are not https:
+    the spec requires a secure origin, so the renderers leave them out of the tree's pages."""
+    insecure = [
+        f.provenance for f in files if f.provenance is not None and secure_url(f.provenance) is None
+    ]
+    if insecure:
+        log.warning(
+            "mirror: %s: %d provenance URL(s) are not https (first: %r); left out of the page "
+            "(PEP 740 requires a secure origin)",
+            project,
+            len(insecure),
+            insecure[0][:200],
+        )
