@@ -81,7 +81,8 @@ async def _repair(
         upstream = cfg.upstream if cfg else args.upstream or await _upstream_of(storage)
         if upstream is None:
             raise ConfigError(f"{target}: cannot repair without an upstream; pass --upstream URL")
-        async with client_session() as session:
+        egress = cfg.egress(upstream, where=f"[mirror.{name}]") if cfg else None
+        async with client_session(egress=egress) as session:
             repo = HttpRepository(
                 upstream, session, retry=RetryPolicy(attempts=cfg.retries if cfg else 5)
             )
