@@ -259,6 +259,9 @@ class Response:
         elif encoding == "deflate":
             self._decoder = zlib.decompressobj()
         self._read_timeout = read_timeout
+        #: The forward proxy that relayed this answer in absolute form (its ``display``), or
+        #: None: a 401 may then be the proxy's own (tinyproxy answers 401 for bad credentials).
+        self.proxy: str | None = None
 
     async def __aenter__(self) -> Response:
         return self
@@ -479,7 +482,11 @@ class HttpClient:
                     conn.close()
                     refused = refusal(route.proxy, 407, conn.reason, origin[1], origin[2])
                     raise ProxyError(str(refused), retryable=refused.retryable)
-                return Response(self, conn, url, self._read_timeout)
+                response = Response(self, conn, url, self._read_timeout)
+                if route.absolute:
+                    assert route.proxy is not None
+                    response.proxy = route.proxy.display
+                return response
             raise ClientError("the server closed the connection")
         except BaseException:
             self._limit.release()
@@ -566,6 +573,11 @@ class HttpClient:
         self._closed = True
         for conns in self._idle.values():
             for conn in conns:
-                conn.close()
+                # Abort, not close: a TLS close waits for the peer's close_notify (longer still
+                # through a proxy's tunnel), and the loop may be gone before it comes. Nothing is
+                # lost: every answer on an idle connection was read to its end.
+                conn.closed = True
+                if conn.transport is not None:
+                    conn.transport.abort()
         self._idle.clear()
         await asyncio.sleep(0)  # let the transports finish closing

@@ -632,7 +632,8 @@ def refusal(proxy: ProxyEndpoint, status: int, reason: str, host: str, port: int
     """What to tell the operator when ``proxy`` answers ``status`` for ``host:port``."""
     answer = f"HTTP {status} {_printable(reason)}".rstrip()
     target = f"{host}:{port}"
-    if status == 407:
+    # Any answer to CONNECT is the proxy's own; tinyproxy says 401 where RFC 9110 says 407.
+    if status in (401, 407):
         if proxy.authorization is None:
             fix = (
                 "it needs a user name and password: give them in the proxy URL "

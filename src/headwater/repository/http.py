@@ -335,6 +335,11 @@ def _check_status(resp: Response, url: str, what: str) -> None:
             ": the upstream asks for credentials, or refused the ones given (see username, "
             "token_env or netrc in docs/configuration.md)"
         )
+        if resp.proxy is not None:
+            hint += (
+                f"; or the forward proxy {resp.proxy} refused its own credentials (some proxies "
+                "answer 401 instead of 407): check the user name and password in the proxy URL"
+            )
     raise UpstreamError(
         f"{url}: HTTP {resp.status} {resp.reason or ''} for {what}".rstrip() + hint,
         url=url,
