@@ -65,6 +65,7 @@ __all__ = [
     "check_upstream_url",
     "open_tunnel",
     "proxy_from_environment",
+    "unauthorized_hint",
     "without_password",
 ]
 
@@ -664,6 +665,22 @@ def refusal(proxy: ProxyEndpoint, status: int, reason: str, host: str, port: int
         "needs a 2xx answer",
         retryable=False,
     )
+
+
+def unauthorized_hint(proxy: str | None) -> str:
+    """What to add to an upstream's 401: which credentials to check. ``proxy`` is the display of
+    the forward proxy that relayed the answer, if any (tinyproxy, for one, answers a relayed
+    request with bad proxy credentials 401 instead of 407, so the 401 may be the proxy's)."""
+    hint = (
+        ": the upstream asks for credentials, or refused the ones given (see username, "
+        "token_env or netrc in docs/configuration.md)"
+    )
+    if proxy is not None:
+        hint += (
+            f"; or the forward proxy {proxy} refused its own credentials (some proxies answer 401 "
+            "instead of 407): check the user name and password of the proxy URL"
+        )
+    return hint
 
 
 def unreachable(proxy: ProxyEndpoint, exc: BaseException) -> ProxyRefused:

@@ -24,7 +24,7 @@ import msgspec
 
 from headwater import __version__
 from headwater.repository._client import ClientError, HttpClient, ProxyError, Response
-from headwater.repository._egress import Egress
+from headwater.repository._egress import Egress, unauthorized_hint
 from headwater.repository.errors import (
     IntegrityError,
     StaleResponse,
@@ -329,17 +329,7 @@ def _check_status(resp: Response, url: str, what: str) -> None:
             f"{url}: {what} not found (HTTP {resp.status})", url=url, status=resp.status
         )
     retryable = resp.status in _RETRY_STATUS
-    hint = ""
-    if resp.status == 401:
-        hint = (
-            ": the upstream asks for credentials, or refused the ones given (see username, "
-            "token_env or netrc in docs/configuration.md)"
-        )
-        if resp.proxy is not None:
-            hint += (
-                f"; or the forward proxy {resp.proxy} refused its own credentials (some proxies "
-                "answer 401 instead of 407): check the user name and password in the proxy URL"
-            )
+    hint = unauthorized_hint(resp.proxy) if resp.status == 401 else ""
     raise UpstreamError(
         f"{url}: HTTP {resp.status} {resp.reason or ''} for {what}".rstrip() + hint,
         url=url,

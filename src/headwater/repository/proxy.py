@@ -50,7 +50,7 @@ import msgspec
 
 from headwater.errors import InvalidInput
 from headwater.repository._client import ClientError, HttpClient
-from headwater.repository._egress import Egress
+from headwater.repository._egress import Egress, unauthorized_hint
 from headwater.repository._flight import SingleFlight
 from headwater.repository._proxy_files import Downloads, LruCache, Target
 from headwater.repository.base import (
@@ -720,8 +720,9 @@ class ProxySource:
             if resp.status in (404, 410):
                 return _Answer(status=404)
             if resp.status != 200:
+                hint = unauthorized_hint(resp.proxy) if resp.status == 401 else ""
                 raise UpstreamError(
-                    f"HTTP {resp.status} {resp.reason}".rstrip(),
+                    f"HTTP {resp.status} {resp.reason}".rstrip() + hint,
                     url=url,
                     status=resp.status,
                     retryable=resp.status in _RETRY_STATUS,
