@@ -26,6 +26,23 @@ def test_toml_examples_are_accepted(doc: str) -> None:
         assert parse_config(example, source=doc).mirror
 
 
+def test_every_egress_option_is_documented_for_mirrors_and_proxies() -> None:
+    from headwater.config.egress import EgressSettings
+    from headwater.config.settings import ProxySettings
+
+    text = (DOCS / "configuration.md").read_text()
+    for field in EgressSettings.__struct_fields__:
+        assert f"| `{field}` |" in text, f"docs/configuration.md does not document {field}"
+        assert field in ProxySettings.__struct_fields__  # the same options in [proxy.NAME]
+
+
+def test_proxy_doc_examples_are_accepted() -> None:
+    examples = re.findall(r"```toml\n(.*?)```", (DOCS / "proxy.md").read_text(), flags=re.DOTALL)
+    assert len(examples) >= 2
+    for example in examples:
+        parse_config(example, source="proxy.md")
+
+
 def test_example_config_is_the_documented_one() -> None:
     example = (DOCS.parent / "examples/headwater.toml").read_text()
     config = parse_config(example)

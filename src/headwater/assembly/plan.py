@@ -16,6 +16,7 @@ from headwater.assembly.sources import database_url, index_rules
 from headwater.config import Config, ConfigError, find_config, load_config
 from headwater.config.settings import HostedSettings, ServePlan
 from headwater.db import Database
+from headwater.errors import InvalidInput
 
 __all__ = [
     "DEFAULT_HOSTED",
@@ -103,6 +104,13 @@ def plan_from_flags(
     if plan.indexes:
         for name in plan.indexes:
             index_rules(plan, name)  # a bad policy table fails here, before any worker starts
+    for name, proxy in plan.proxies.items():
+        # An unset variable or an unreadable certificate fails here, before any worker starts
+        # (each worker reads the secrets again itself: the plan carries only their names).
+        try:
+            proxy.egress(proxy.url, where=f"[proxy.{name}]")
+        except InvalidInput as exc:
+            raise ConfigError(str(exc)) from exc
     return plan
 
 

@@ -128,7 +128,8 @@ def build_sources(plan: ServePlan, database: Database | None) -> Sources:
     """The sources of ``plan``; ``database`` is required when the plan has hosted indexes.
 
     Raises:
-        HeadwaterError: an ``[index.NAME]`` table is invalid.
+        HeadwaterError: an ``[index.NAME]`` table is invalid, or a proxy's credentials or
+            certificates cannot be read (``InvalidEgress``).
     """
     built = Sources()
     sources = built.all
@@ -154,6 +155,7 @@ def build_sources(plan: ServePlan, database: Database | None) -> Sources:
             max_size=proxy.max_size,
             offline=proxy.offline,
             timeout=proxy.timeout,
+            egress=proxy.egress(proxy.url, where=f"[proxy.{name}]"),
         )
     for name, path in plan.directories.items():
         sources[name] = DirectorySource(

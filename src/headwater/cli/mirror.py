@@ -94,7 +94,10 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
     only: list[NormalizedName] | None = (
         [normalize_name(p) for p in args.project] if args.project else None
     )
-    async with client_session(connections=workers * 2, read_timeout=cfg.timeout) as session:
+    egress = cfg.egress(cfg.upstream, where=f"[mirror.{name}]")
+    async with client_session(
+        connections=workers * 2, read_timeout=cfg.timeout, egress=egress
+    ) as session:
         upstream = HttpRepository(cfg.upstream, session, retry=RetryPolicy(attempts=cfg.retries))
         storage = FileStorage(cfg.target)
         mirror = Mirror(

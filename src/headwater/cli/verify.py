@@ -165,8 +165,9 @@ async def _repair(
         outcome.repaired.append(f"removed {len(stale)} stale shared-file references")
     if fetch:
         assert upstream is not None and wants is not None
+        egress = cfg.egress(upstream, where=f"[mirror.{name}]") if cfg else None
         try:
-            async with client_session() as session:
+            async with client_session(egress=egress) as session:
                 repo = HttpRepository(
                     upstream, session, retry=RetryPolicy(attempts=cfg.retries if cfg else 5)
                 )

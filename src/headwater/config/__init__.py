@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from headwater.config.egress import EgressSettings
 from headwater.config.settings import (
     DirectorySettings,
     HostedSettings,
@@ -33,9 +34,18 @@ from headwater.config.settings import (
     ServeSettings,
 )
 from headwater.errors import HeadwaterError
+from headwater.repository._egress import check_upstream_url
 from headwater.sync.filters import FilterConfig, InvalidFilter
 
-__all__ = ["Config", "ConfigError", "MirrorConfig", "find_config", "load_config", "parse_config"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "EgressSettings",
+    "MirrorConfig",
+    "find_config",
+    "load_config",
+    "parse_config",
+]
 
 T = TypeVar("T")
 
@@ -47,8 +57,9 @@ class ConfigError(HeadwaterError):
     """The configuration file is missing, unreadable, or has invalid or unknown keys."""
 
 
-class MirrorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """One ``[mirror.NAME]`` table: sync ``upstream`` into the static tree at ``target``."""
+class MirrorConfig(EgressSettings, kw_only=True, forbid_unknown_fields=True):
+    """One ``[mirror.NAME]`` table: sync ``upstream`` into the static tree at ``target``; the
+    proxy, credential and TLS options are :class:`~headwater.config.egress.EgressSettings`."""
 
     #: The upstream index's simple URL (PyPI, another headwater, any PEP 691/503 index).
     upstream: str
@@ -70,8 +81,10 @@ class MirrorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     filters: FilterConfig = msgspec.field(default_factory=FilterConfig)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.upstream.startswith(("http://", "https://")):
             raise ValueError(f"upstream must be an http(s) URL, got {self.upstream!r}")
+        check_upstream_url(self.upstream)
         if not 1 <= self.workers <= 1024:
             raise ValueError(f"workers must be between 1 and 1024, got {self.workers}")
         if self.timeout <= 0 or self.retries < 1:
@@ -155,6 +168,8 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
             value = getattr(serve_settings, key)
             if value is not None and not Path(value).is_absolute():
                 setattr(serve_settings, key, str((base / value).resolve()))
+        for proxy in config.proxy.values():
+            proxy.resolve_paths(str(base))
         for directory in config.directory.values():
             directory.path = str((base / directory.path).resolve())
         for index in config.index.values():
@@ -167,6 +182,7 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
                 mirror.filters = _load_requirements(
                     mirror.filters, base, f"{source}: [mirror.{name}.filters]"
                 )
+            mirror.resolve_paths(str(base))
             mirror.target = (
                 str((base / mirror.target).resolve())
                 if not Path(mirror.target).is_absolute()

@@ -12,6 +12,9 @@ from typing import Any, Literal
 
 import msgspec
 
+from headwater.config.egress import EgressSettings
+from headwater.repository._egress import check_upstream_url
+
 __all__ = [
     "RESERVED_NAMES",
     "DirectorySettings",
@@ -88,8 +91,9 @@ class HostedSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("page_max_age must not be negative")
 
 
-class ProxySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """One ``[proxy.NAME]`` table: a remote index fetched on demand and cached (docs/proxy.md)."""
+class ProxySettings(EgressSettings, kw_only=True, forbid_unknown_fields=True):
+    """One ``[proxy.NAME]`` table: a remote index fetched on demand and cached (docs/proxy.md);
+    the proxy, credential and TLS options are :class:`~headwater.config.egress.EgressSettings`."""
 
     #: The remote index's simple URL (PyPI, another headwater, any PEP 691/503 index).
     url: str
@@ -103,8 +107,10 @@ class ProxySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     timeout: float = 30.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"url must be an http(s) URL, got {self.url!r}")
+        check_upstream_url(self.url)
         if self.ttl < 0 or self.timeout <= 0:
             raise ValueError("ttl must not be negative and timeout must be positive")
         if self.max_size is not None and self.max_size < 1:

@@ -12,8 +12,15 @@ read-until-close bodies; a body cut short is an error, never a short answer; gzi
 upstreams; back-pressure (reading pauses while 1 MiB is unconsumed). A request on a reused
 keep-alive connection that the server had already closed (no byte of the answer received) is sent
 once more on a new connection, as browsers and urllib3 do; every other failure is raised as
-:class:`ClientError` for the caller's retry policy. Proxies, cookies, authentication and request
-bodies are not needed by a mirror and not supported.
+:class:`ClientError` for the caller's retry policy. Cookies and request bodies are not needed by a
+mirror and not supported.
+
+Forward proxies, upstream credentials and per-source TLS trust come from an
+:class:`~headwater.repository._egress.Egress`, asked once per origin; the answer (connect directly,
+through a proxy in absolute form, or through a CONNECT tunnel; which header lines to add) is kept
+in a :class:`_Route`, so a request costs one dictionary lookup more than a bare GET. Credentials
+are attached per origin, never carried across a redirect: a redirect to another origin gets none
+(and loses any ``Authorization``, ``Proxy-Authorization`` or ``Cookie`` the caller passed).
 """
 
 from __future__ import annotations
@@ -32,11 +39,22 @@ from urllib.parse import urljoin, urlsplit
 
 import httptools
 
-__all__ = ["ClientError", "ClientTimeout", "HttpClient", "Response"]
+from headwater.repository._egress import (
+    Egress,
+    ProxyEndpoint,
+    ProxyRefused,
+    open_tunnel,
+    refusal,
+    unreachable,
+)
+
+__all__ = ["ClientError", "ClientTimeout", "HttpClient", "ProxyError", "Response"]
 
 _HIGH_WATER = 1 << 20  # pause reading when this much body is buffered and unconsumed
 _MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Caller headers that are credentials: never sent on to another origin after a redirect.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 class ClientError(Exception):
@@ -45,6 +63,15 @@ class ClientError(Exception):
 
 class ClientTimeout(ClientError):
     """Connecting, or waiting for the next bytes of an answer, took longer than allowed."""
+
+
+class ProxyError(ClientError):
+    """The forward proxy refused or failed the request; the message names it (never its password)
+    and the fix. ``retryable`` is False when only a config change can help (407, 403)."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class _Stale(ClientError):
@@ -232,6 +259,9 @@ class Response:
         elif encoding == "deflate":
             self._decoder = zlib.decompressobj()
         self._read_timeout = read_timeout
+        #: The forward proxy that relayed this answer in absolute form (its ``display``), or
+        #: None: a 401 may then be the proxy's own (tinyproxy answers 401 for bad credentials).
+        self.proxy: str | None = None
 
     async def __aenter__(self) -> Response:
         return self
@@ -330,6 +360,14 @@ def _origin(prefix: str) -> tuple[Origin, str]:
     return (scheme, parts.hostname, port), parts.netloc.rsplit("@", 1)[-1]
 
 
+def _origin_of(url: str) -> Origin | None:
+    """The origin of ``url``, or None when it is not an http(s) URL (only for comparisons)."""
+    try:
+        return _request_target(url)[0]
+    except ValueError:
+        return None
+
+
 def _request_target(url: str) -> tuple[Origin, str, str]:
     """Origin, Host header and request target (path and query, no fragment) of ``url``.
 
@@ -352,12 +390,27 @@ def _request_target(url: str) -> tuple[Origin, str, str]:
     return origin, host, target
 
 
+class _Route:
+    """How requests to one origin go out, decided once: ``proxy`` (None: direct), ``tunnel``
+    (CONNECT, for https through a proxy), ``absolute`` (http through a proxy: absolute-form
+    request target), and ``extra``, the header lines every request to the origin carries."""
+
+    __slots__ = ("absolute", "extra", "proxy", "tunnel")
+
+    def __init__(self, proxy: ProxyEndpoint | None, scheme: str, extra: str) -> None:
+        self.proxy = proxy
+        self.tunnel = proxy is not None and scheme == "https"
+        self.absolute = proxy is not None and scheme == "http"
+        self.extra = extra
+
+
 class HttpClient:
     """A pool of keep-alive connections, at most ``connections`` in use at once.
 
-    ``connect_timeout`` bounds connecting (TCP and TLS); ``read_timeout`` bounds every wait for
-    the next bytes of an answer (not the whole answer, so large files may take as long as they
-    need while data flows).
+    ``connect_timeout`` bounds connecting (TCP, a proxy's CONNECT, and TLS); ``read_timeout``
+    bounds every wait for the next bytes of an answer (not the whole answer, so large files may
+    take as long as they need while data flows). ``egress`` says how to reach upstreams (forward
+    proxy, credentials, TLS trust); the default follows the proxy environment variables.
     """
 
     def __init__(
@@ -367,12 +420,15 @@ class HttpClient:
         connect_timeout: float = 60.0,
         read_timeout: float = 60.0,
         ssl_context: ssl.SSLContext | None = None,
+        egress: Egress | None = None,
     ) -> None:
         self._limit = asyncio.Semaphore(connections)
+        self._egress = egress if egress is not None else Egress()
+        self._routes: dict[Origin, _Route] = {}
         self._idle: dict[Origin, list[_Connection]] = {}
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        self._ssl = ssl_context
+        self._ssl = ssl_context or self._egress.ssl_context
         self._closed = False
 
     async def get(self, url: str, headers: Mapping[str, str]) -> Response:
@@ -388,19 +444,27 @@ class HttpClient:
                 return response
             location = urljoin(url, response.headers["location"])
             response.close()  # a redirect's body is never wanted; the connection is dropped
+            if _CREDENTIAL_HEADERS.intersection(map(str.lower, headers)) and _origin_of(
+                location
+            ) != _origin_of(url):
+                # Credentials the caller gave are for this origin only (RFC 9110 15.4).
+                headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
             url = location
         raise ClientError(f"more than {_MAX_REDIRECTS} redirects")
 
     async def _get_once(self, url: str, headers: Mapping[str, str]) -> Response:
         origin, host, target = _request_target(url)
-        lines = [f"GET {target} HTTP/1.1\r\nHost: {host}\r\n"]
+        route = self._routes.get(origin) or self._route(origin)
+        if route.absolute:
+            target = f"http://{host}{target}"  # RFC 9112 3.2.2: absolute-form to a proxy
+        lines = [f"GET {target} HTTP/1.1\r\nHost: {host}\r\n{route.extra}"]
         lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
         lines.append("\r\n")
         request = "".join(lines).encode("latin-1")
         await self._limit.acquire()
         try:
             for _ in range(2):  # a second try only for a stale reused connection
-                conn = await self._connection(origin)
+                conn = await self._connection(origin, route)
                 conn.send(request)
                 try:
                     while not conn.headers_done:
@@ -413,13 +477,37 @@ class HttpClient:
                 except BaseException:
                     conn.close()
                     raise
-                return Response(self, conn, url, self._read_timeout)
+                if conn.status == 407 and route.absolute:
+                    assert route.proxy is not None
+                    conn.close()
+                    refused = refusal(route.proxy, 407, conn.reason, origin[1], origin[2])
+                    raise ProxyError(str(refused), retryable=refused.retryable)
+                response = Response(self, conn, url, self._read_timeout)
+                if route.absolute:
+                    assert route.proxy is not None
+                    response.proxy = route.proxy.display
+                return response
             raise ClientError("the server closed the connection")
         except BaseException:
             self._limit.release()
             raise
 
-    async def _connection(self, origin: Origin) -> _Connection:
+    def _route(self, origin: Origin) -> _Route:
+        """Decide, once per origin, how its requests go out (see :class:`_Route`)."""
+        try:
+            proxy = self._egress.proxy_for(origin)
+        except ValueError as exc:  # a malformed proxy variable: say which, never its password
+            raise ClientError(str(exc)) from exc
+        extra = ""
+        authorization = self._egress.authorization_for(origin)
+        if authorization is not None:
+            extra += f"Authorization: {authorization.reveal()}\r\n"
+        if proxy is not None and origin[0] == "http" and proxy.authorization is not None:
+            extra += f"Proxy-Authorization: {proxy.authorization.reveal()}\r\n"
+        route = self._routes[origin] = _Route(proxy, origin[0], extra)
+        return route
+
+    async def _connection(self, origin: Origin, route: _Route) -> _Connection:
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()
@@ -430,18 +518,45 @@ class HttpClient:
         scheme, host, port = origin
         context: ssl.SSLContext | None = None
         if scheme == "https":
-            context = self._ssl or ssl.create_default_context()
+            if self._ssl is None:
+                # Built once per client: loading the system trust store costs milliseconds.
+                self._ssl = ssl.create_default_context()
+            context = self._ssl
+        proxy = route.proxy
         try:
             async with asyncio.timeout(self._connect_timeout):
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(origin, loop),
-                    host,
-                    port,
-                    ssl=context,
-                    server_hostname=host if context is not None else None,
-                )
+                if proxy is None:
+                    _, conn = await loop.create_connection(
+                        lambda: _Connection(origin, loop),
+                        host,
+                        port,
+                        ssl=context,
+                        server_hostname=host if context is not None else None,
+                    )
+                elif route.tunnel:
+                    sock = await open_tunnel(proxy, host, port)
+                    try:
+                        _, conn = await loop.create_connection(
+                            lambda: _Connection(origin, loop),
+                            sock=sock,
+                            ssl=context,
+                            server_hostname=host,
+                        )
+                    except BaseException:
+                        sock.close()
+                        raise
+                else:
+                    try:
+                        _, conn = await loop.create_connection(
+                            lambda: _Connection(origin, loop), proxy.host, proxy.port
+                        )
+                    except OSError as exc:
+                        raise unreachable(proxy, exc) from exc
         except TimeoutError as exc:
-            raise ClientTimeout(f"timed out connecting to {host}:{port}") from exc
+            via = f" through the forward proxy {proxy.display}" if proxy is not None else ""
+            raise ClientTimeout(f"timed out connecting to {host}:{port}{via}") from exc
+        except ProxyRefused as exc:
+            raise ProxyError(str(exc), retryable=exc.retryable) from exc
         except (OSError, ssl.SSLError) as exc:
             raise ClientError(f"connection failed ({exc})") from exc
         return conn
@@ -458,6 +573,11 @@ class HttpClient:
         self._closed = True
         for conns in self._idle.values():
             for conn in conns:
-                conn.close()
+                # Abort, not close: a TLS close waits for the peer's close_notify (longer still
+                # through a proxy's tunnel), and the loop may be gone before it comes. Nothing is
+                # lost: every answer on an idle connection was read to its end.
+                conn.closed = True
+                if conn.transport is not None:
+                    conn.transport.abort()
         self._idle.clear()
         await asyncio.sleep(0)  # let the transports finish closing

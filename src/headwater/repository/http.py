@@ -23,7 +23,8 @@ from typing import TypeVar
 import msgspec
 
 from headwater import __version__
-from headwater.repository._client import ClientError, HttpClient, Response
+from headwater.repository._client import ClientError, HttpClient, ProxyError, Response
+from headwater.repository._egress import Egress, unauthorized_hint
 from headwater.repository.errors import (
     IntegrityError,
     StaleResponse,
@@ -123,8 +124,12 @@ class HttpRepository:
                     raise
                 last = exc
             except (ClientError, TimeoutError) as exc:
-                last = UpstreamError(_describe(exc, url), url=url, retryable=True)
+                # A proxy refusing credentials or a destination answers the same next time.
+                retryable = not isinstance(exc, ProxyError) or exc.retryable
+                last = UpstreamError(_describe(exc, url), url=url, retryable=retryable)
                 last.__cause__ = exc
+                if not retryable:
+                    raise last from exc
             if attempt < self.retry.attempts:
                 await self._sleep(self.retry.delay(attempt))
         assert last is not None
@@ -324,8 +329,9 @@ def _check_status(resp: Response, url: str, what: str) -> None:
             f"{url}: {what} not found (HTTP {resp.status})", url=url, status=resp.status
         )
     retryable = resp.status in _RETRY_STATUS
+    hint = unauthorized_hint(resp.proxy) if resp.status == 401 else ""
     raise UpstreamError(
-        f"{url}: HTTP {resp.status} {resp.reason or ''} for {what}".rstrip(),
+        f"{url}: HTTP {resp.status} {resp.reason or ''} for {what}".rstrip() + hint,
         url=url,
         status=resp.status,
         retryable=retryable,
@@ -342,12 +348,16 @@ def _describe(exc: BaseException, url: str) -> str:
 
 @asynccontextmanager
 async def client_session(
-    *, connections: int = 64, read_timeout: float = 60.0
+    *, connections: int = 64, read_timeout: float = 60.0, egress: Egress | None = None
 ) -> AsyncIterator[HttpClient]:
     """An HTTP client sized for a sync: one pool of ``connections``; ``read_timeout`` bounds
-    connecting and every wait for the next bytes of an answer. Closed on exit."""
+    connecting and every wait for the next bytes of an answer; ``egress`` says how to reach the
+    upstream (proxy, credentials, TLS; default: the proxy environment variables). Closed on exit."""
     client = HttpClient(
-        connections=connections, connect_timeout=read_timeout, read_timeout=read_timeout
+        connections=connections,
+        connect_timeout=read_timeout,
+        read_timeout=read_timeout,
+        egress=egress,
     )
     try:
         yield client

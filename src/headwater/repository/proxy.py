@@ -50,6 +50,7 @@ import msgspec
 
 from headwater.errors import InvalidInput
 from headwater.repository._client import ClientError, HttpClient
+from headwater.repository._egress import Egress, unauthorized_hint
 from headwater.repository._flight import SingleFlight
 from headwater.repository._proxy_files import Downloads, LruCache, Target
 from headwater.repository.base import (
@@ -210,6 +211,8 @@ class ProxySource:
         touch_interval: with ``max_size``, a served file's access time is recorded at most
             once per this many seconds per process.
         clock: wall-clock time (for tests).
+        egress: forward proxy, credentials and TLS trust for the upstream (default: the proxy
+            environment variables, the system's CAs, no credentials).
 
     Raises:
         ValueError: ``url`` is not an http(s) URL, or a number is out of range.
@@ -234,6 +237,7 @@ class ProxySource:
         retry: RetryPolicy | None = None,
         touch_interval: float = 300.0,
         clock: Callable[[], float] = time.time,
+        egress: Egress | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -258,6 +262,7 @@ class ProxySource:
         self._retry = retry or RetryPolicy(attempts=2, backoff=0.25, max_backoff=1.0)
         self._clock = clock
         self._client: HttpClient | None = None
+        self._egress = egress
         self._files = TreeSource(name, storage, revalidate=1.0)
         self._lru = LruCache(name, storage, max_size=max_size, touch_interval=touch_interval)
         self._downloads = Downloads(
@@ -288,6 +293,7 @@ class ProxySource:
                 connections=self.connections,
                 connect_timeout=self.timeout,
                 read_timeout=self.timeout,
+                egress=self._egress,
             )
         return self._client
 
@@ -756,8 +762,9 @@ class ProxySource:
             if resp.status in (404, 410):
                 return _Answer(status=404)
             if resp.status != 200:
+                hint = unauthorized_hint(resp.proxy) if resp.status == 401 else ""
                 raise UpstreamError(
-                    f"HTTP {resp.status} {resp.reason}".rstrip(),
+                    f"HTTP {resp.status} {resp.reason}".rstrip() + hint,
                     url=url,
                     status=resp.status,
                     retryable=resp.status in _RETRY_STATUS,

@@ -25,10 +25,11 @@ import asyncio
 import contextlib
 import hashlib
 import socket
+import ssl as ssl_module
 import struct
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -60,6 +61,7 @@ _REASONS = {
     301: "Moved Permanently",
     304: "Not Modified",
     400: "Bad Request",
+    401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
     406: "Not Acceptable",
@@ -259,6 +261,10 @@ class Upstream:
             answers ``text/html`` whatever the client accepts.
         metadata: serve PEP 658 ``.metadata`` files and announce them.
         faults: the fault injector to consult (a new empty one by default).
+        ssl: serve HTTPS with this server-side context (:attr:`url` then starts ``https://``;
+            a context with ``verify_mode = CERT_REQUIRED`` demands a client certificate).
+        authorization: when given, every request but the control API must carry one of these
+            ``Authorization`` values (``Basic ...``/``Bearer ...``), else 401: a private index.
     """
 
     def __init__(
@@ -271,8 +277,12 @@ class Upstream:
         json: bool = True,
         metadata: bool = True,
         faults: FaultInjector | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        authorization: Collection[str] = (),
     ) -> None:
         self.corpus = corpus
+        self.ssl = ssl
+        self.authorization = frozenset(authorization)
         self.host = host
         self.port = port
         self.serials = serials
@@ -292,7 +302,7 @@ class Upstream:
     def url(self) -> str:
         """The base URL (``http://127.0.0.1:PORT``, no trailing slash); valid once started."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.ssl is not None else 'http'}://{host}:{self.port}"
 
     @property
     def simple_url(self) -> str:
@@ -303,7 +313,12 @@ class Upstream:
         """Listen on the configured host and port."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Connection(self), self.host, self.port, reuse_address=True, backlog=1024
+            lambda: _Connection(self),
+            self.host,
+            self.port,
+            reuse_address=True,
+            backlog=1024,
+            ssl=self.ssl,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -410,6 +425,15 @@ class Upstream:
         path = request.path
         if path.startswith(_CONTROL):
             return self._control(request)
+        if self.authorization and request.headers.get("authorization") not in self.authorization:
+            self._stats["401 " + path] += 1
+            return self._simple(
+                request,
+                401,
+                b"credentials required\n",
+                "text/plain",
+                (("WWW-Authenticate", 'Basic realm="upstream"'),),
+            )
         self._stats[path] += 1
         fired = self.faults.select(path) if self.faults else []
         flags = {f.kind for f in fired}
