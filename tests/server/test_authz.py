@@ -9,6 +9,7 @@ import base64
 from collections.abc import Collection
 from dataclasses import dataclass
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -282,6 +283,17 @@ def test_changes_to_an_existing_project_need_an_owner_or_admin(
     existing = target.project is not None and (action == "manage" or target.exists is not False)
     if isinstance(decision, Allowed) and existing:
         assert target.owner is True or "admin" in tok.scopes
+
+
+@given(tokens, targets, st.sampled_from(["list", "read"]))
+def test_reads_depend_on_the_project_only_for_project_limited_tokens(
+    tok: Tok, target: Target, action: Action
+) -> None:
+    """What lets the hot path skip parsing a filename for other tokens."""
+    if tok.projects is None:
+        who = Credentials("token", tok)
+        without = msgspec.structs.replace(target, project=None)
+        assert decide(who, target, action) == decide(who, without, action)
 
 
 # -- the credential parser ----------------------------------------------------------------------

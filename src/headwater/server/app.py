@@ -24,7 +24,7 @@ import contextlib
 import html
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote, unquote
 
 import msgspec
@@ -33,7 +33,15 @@ from headwater.config.settings import ServeSettings
 from headwater.repository.base import PageFormat, RenderedPage, ServedSource, SourceUnavailable
 from headwater.repository.index import Refusal
 from headwater.server import params
-from headwater.server.authz import Credentials, Denied, Target, decide
+from headwater.server.authz import (
+    NO_CREDENTIALS,
+    Action,
+    Credentials,
+    Decision,
+    Denied,
+    Target,
+    decide,
+)
 from headwater.server.edge import guarded
 from headwater.server.files import send_file
 from headwater.server.lru import ByteBudgetLRU
@@ -256,24 +264,14 @@ class IndexApp:
             wanted = _read_target(section, fixed, parts[rest_at + 1 :], rest_at, len(parts))
             if wanted is not None:
                 # routes.ROUTES: these are the hot path's "list" and "read" routes.
-                action, project = wanted
-                credentials = (
-                    await self._credentials(scope)
-                    if self._credentials is not None
-                    else Credentials("none")
-                )
-                target = Target(
-                    index=index,
-                    private=True,
-                    private_sources=self._private[index],
-                    project=project,
-                )
-                decision = decide(credentials, target, action)
+                decision = await self._authorize(scope, index, *wanted)
                 if isinstance(decision, Denied):
                     await _send_denied(send, decision, head)
                     return (index, "page", decision.status, 0)
                 only = decision.only
-            send = _privately(send)
+            if section == "packages":
+                # Files say "public" (files.FILE_CACHE_CONTROL); pages use _cache_control.
+                send = _privately(send)
         if section == "simple":
             status, sent = await self._page(
                 scope, send, source, index, parts[rest_at + 1 :], prefix, fixed, head, only
@@ -297,6 +295,23 @@ class IndexApp:
             await send_redirect(send, f"/{index}/simple/", head=head)
             return (index, "page", 301, 0)
         return None
+
+    async def _authorize(
+        self, scope: Scope, index: str, action: Action, project: str | None, filename: str | None
+    ) -> Decision:
+        """authz.decide's answer for a read of the private ``index``."""
+        credentials = NO_CREDENTIALS
+        if self._credentials is not None:
+            credentials = await self._credentials(scope)
+        token = credentials.token
+        if filename is not None and token is not None and token.projects is not None:
+            # Whose file it is matters only to a token limited to projects (for any other the
+            # answer does not depend on the project), and parsing a filename costs.
+            project = _file_project(filename)
+        target = Target(
+            index=index, private=True, private_sources=self._private[index], project=project
+        )
+        return decide(credentials, target, action)
 
     async def _page(
         self,
@@ -486,26 +501,29 @@ class IndexApp:
 
 def _read_target(
     section: str, fixed: str | None, tail: list[str], rest_at: int, length: int
-) -> tuple[Literal["list", "read"], str | None] | None:
-    """The authz action and project of a hot-path request (see routes.ROUTES), or None when the
-    hot path does not answer it (``rest`` does, and asks for itself)."""
+) -> tuple[Action, str | None, str | None] | None:
+    """The authz action, project and (for a file) filename of a hot-path request (see
+    routes.ROUTES), or None when the hot path does not answer it (``rest`` does, and asks)."""
     if section == "simple":
         if tail in ([], [""]):
-            return ("list", None)
-        return ("read", _project_of(tail[0]))
+            return ("list", None, None)
+        return ("read", _project_of(tail[0]), None)
     if section == "pypi" and fixed is None:
-        return ("read", _project_of(tail[0]) if tail else None)
+        return ("read", _project_of(tail[0]) if tail else None, None)
     if section == "packages":
-        filename = (tail[-1] if tail else "").removesuffix(".metadata")
-        try:
-            return ("read", parse_filename(filename).name)
-        except (InvalidFilename, ValueError):
-            # A name that names no project is an index-wide read: a token limited to projects
-            # may not probe it.
-            return ("read", None)
+        return ("read", None, (tail[-1] if tail else "").removesuffix(".metadata"))
     if section == "" and rest_at == 2 and length <= 3:
-        return ("list", None)
+        return ("list", None, None)
     return None
+
+
+def _file_project(filename: str) -> str | None:
+    """The project a file's name names; None when it names none (then the read is index-wide,
+    which a token limited to projects may not do)."""
+    try:
+        return parse_filename(filename).name
+    except (InvalidFilename, ValueError):
+        return None
 
 
 def _project_of(raw: str) -> str:

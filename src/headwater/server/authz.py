@@ -48,6 +48,9 @@ Why these answers:
 - **A composed index over private sources** may be read by a token limited to indexes when the
   limit names the composed index, or names every private source of it (such a token could read
   those sources directly; the other sources are public).
+- **The project matters only to a token limited to projects** (for ``list`` and ``read``, any
+  other token gets the same answer whatever the project), so the hot path works out whose file a
+  request names only for such tokens (a property test holds this).
 - **Ownership** is a fact the route looks up (only once the credentials are a valid token, so an
   anonymous request costs no database query); ``None`` (not looked up) counts as "not an owner":
   the decision fails closed.
@@ -68,6 +71,7 @@ __all__ = [
     "Credentials",
     "Decision",
     "Denied",
+    "NO_CREDENTIALS",
     "Target",
     "Token",
     "decide",
