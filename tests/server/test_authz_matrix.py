@@ -356,19 +356,23 @@ def test_route_answers_what_authz_predicts(world: World, case: tuple[RouteSpec, 
                     assert shown == ({project} if kind.endswith("this-project") else set()), label
 
 
-def test_the_registry_is_every_route_of_the_app(world: World) -> None:
-    """ROUTES against what the app has: Starlette's routes and the hot path's sections."""
-    rest = world.app.rest
+def _undeclared(app: IndexApp) -> tuple[set[Any], set[Any]]:
+    """(routes the app has that ROUTES lacks, routes ROUTES has that the app lacks)."""
+    rest = app.rest
     assert isinstance(rest, Starlette)
     actual = set()
     for route in rest.routes:
         assert isinstance(route, Route), route
         actual.add((route.path, frozenset(route.methods or ())))
     declared = {(r.path, r.methods) for r in ROUTES if r.layer == "rest"}
-    assert actual == declared, (
-        f"in the app, not in routes.ROUTES: {sorted(actual - declared)}; "
-        f"in ROUTES, not in the app: {sorted(declared - actual)}"
-    )
+    return actual - declared, declared - actual
+
+
+def test_the_registry_is_every_route_of_the_app(world: World) -> None:
+    """ROUTES against what the app has: Starlette's routes and the hot path's sections."""
+    missing, extra = _undeclared(world.app)
+    assert not missing, f"routes of the app that routes.ROUTES lacks: {sorted(missing)}"
+    assert not extra, f"routes.ROUTES entries the app does not have: {sorted(extra)}"
     # The hot path answers by section (the first segment after the index, or the root).
     fixed = {"v1+json", "v1+html"}
     sections: set[str] = set()
@@ -388,3 +392,24 @@ def test_the_registry_is_every_route_of_the_app(world: World) -> None:
     for r in ROUTES:
         if r.default:
             assert any(p.endswith(r.path) and a == r.action for p, a in by_path if p != r.path), r
+
+
+def test_a_route_added_without_an_entry_is_caught(world: World) -> None:
+    """The check above can fail: a new route, or a new method on an old one, is reported."""
+    rest = world.app.rest
+    assert isinstance(rest, Starlette)
+
+    async def endpoint(request: Any) -> Any:
+        raise AssertionError("never called")
+
+    for added in (
+        Route("/api/{index}/projects/{project}/transfer", endpoint, methods=["POST"]),
+        Route("/api/{index}/projects/{project}/yank", endpoint, methods=["DELETE"]),
+    ):
+        rest.routes.append(added)
+        try:
+            missing, _ = _undeclared(world.app)
+        finally:
+            rest.routes.remove(added)
+        assert missing == {(added.path, frozenset(added.methods or ()))}
+    assert _undeclared(world.app) == (set(), set())
