@@ -5,16 +5,19 @@ down :func:`headwater.server.authz.decide` itself."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from headwater.server.auth import parse_authorization
+from headwater.server.auth import Authenticator, parse_authorization
 from headwater.server.authz import (
     ACTIONS,
     SCOPE_OF,
@@ -330,3 +333,40 @@ def test_authorization_header_forms(header: bytes | None, result: str) -> None:
     else:
         assert isinstance(parsed, Credentials) and parsed.state == "invalid"
         assert result in parsed.problem
+
+
+def test_remembered_tokens_expire_on_time_and_revocations_within_the_window() -> None:
+    """Reads remember a checked token (no database query per request); an expiry is honoured
+    at once, a revocation once the remembered check is older than the window."""
+    now = datetime.now(UTC)
+
+    @dataclass(frozen=True)
+    class Info(Tok):
+        expires: datetime | None = None
+
+    class FakeDb:
+        def __init__(self) -> None:
+            self.calls = 0
+            self.answer: Info | None = Info(expires=now + timedelta(seconds=0.5))
+
+        def authenticate(self, secret: str) -> Info | None:
+            self.calls += 1
+            return self.answer
+
+    db = FakeDb()
+    auth = Authenticator(db, read_cache=1.0)
+    scope = {"headers": [(b"authorization", b"Bearer hw_x")]}
+
+    def read() -> Credentials:
+        return asyncio.run(auth.credentials(scope, cached=True))
+
+    assert read().state == "token" and read().state == "token" and db.calls == 1
+    db.answer = None  # revoked: still remembered within the window...
+    assert read().state == "token" and db.calls == 1
+    time.sleep(1.05)  # ...and refused after it
+    assert read().state == "invalid" and db.calls == 2
+    db.answer = Info(expires=datetime.now(UTC) + timedelta(seconds=0.5))
+    assert read().state == "token" and db.calls == 3
+    time.sleep(0.55)  # expired while remembered: refused at once
+    db.answer = None
+    assert read().state == "invalid" and db.calls == 4

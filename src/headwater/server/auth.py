@@ -14,7 +14,8 @@ may do is :func:`headwater.server.authz.decide`'s answer.
 
 Tokens are checked against the database on every upload and management call. For reads of private
 indexes (the hot path) a successful check is remembered for ``READ_CACHE_SECONDS``, so revoking a
-token stops its reads within that time.
+token stops its reads within that time (an expiry is honoured at once: it is in the remembered
+token).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import base64
 import binascii
 import hashlib
 import time
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from headwater.server.authz import NO_CREDENTIALS, Credentials
@@ -101,7 +103,9 @@ class Authenticator:
         if cached:
             hit = self._cache.get(key)
             if hit is not None and now - hit[1] < self.read_cache:
-                return Credentials("token", hit[0])
+                expires = getattr(hit[0], "expires", None)
+                if expires is None or expires > datetime.now(UTC):
+                    return Credentials("token", hit[0])
         token = await asyncio.to_thread(self.db.authenticate, secret)
         if token is None:
             self._cache.pop(key, None)

@@ -65,13 +65,13 @@ import msgspec
 
 __all__ = [
     "ACTIONS",
+    "NO_CREDENTIALS",
     "SCOPE_OF",
     "Action",
     "Allowed",
     "Credentials",
     "Decision",
     "Denied",
-    "NO_CREDENTIALS",
     "Target",
     "Token",
     "decide",
