@@ -257,9 +257,9 @@ def _indexes(route: RouteSpec) -> list[str]:
         return ["-"]
     if route.default:
         return ["priv"]
-    if route.layer == "fast":
-        return ["pub", "priv", "comp"]
-    return list(HOSTED)  # uploads, the management API and namespaces are the hosted indexes'
+    if route.layer == "fast" or "/namespace" in route.path:
+        return ["pub", "priv", "comp"]  # a composed index over hosted ones has PEP 752's too
+    return list(HOSTED)  # uploads and the management API are the hosted indexes'
 
 
 _BODIES = {
