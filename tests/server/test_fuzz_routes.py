@@ -420,15 +420,17 @@ def _fuzz(spec: RouteSpec, server: Server, index: str) -> None:
 def test_worker_memory_stays_bounded(server: Server) -> None:
     """After the fuzzing (this runs after it in the module), a 200 MiB management body and the
     legacy JSON of a 4,600-file page asked for under 150 different Host names."""
-    before = workers_rss(server.live.process.pid)
+    pid = server.live.process.pid
+    before = workers_rss(pid)
     target = b"/api/pub/projects/fuzzpkg/status"
     send(server, Request("PUT", target, headers=_auth(server, "admin"), zeros=200 << 20), "pub")
+    after_body = workers_rss(pid)
     pypi = b"/big/pypi/" + server.big_project + b"/json"
     for n in range(150):
         answer = send(server, Request("GET", pypi, host=f"host-{n}.example".encode()), "big")
         assert answer is not None and answer.status == 200
         assert len(answer.body) > 2.5 * 2**20
-    rss = workers_rss(server.live.process.pid)
+    rss = workers_rss(pid)
     assert rss, "no worker processes found"
-    print(f"worker RSS before {before}, after {rss} (MiB)")
-    assert max(rss.values()) < RSS_BOUND_MIB, (before, rss)
+    print(f"worker RSS (MiB): before {before}, after the body {after_body}, after 150 Hosts {rss}")
+    assert max(rss.values()) < RSS_BOUND_MIB, (before, after_body, rss)
