@@ -68,18 +68,19 @@ EXAMPLES = 20
 
 
 class _Hostile(http.server.BaseHTTPRequestHandler):
-    """An upstream whose project pages nest 100,000 levels deep."""
+    """An upstream whose project pages nest 100,000 levels deep: first under a key no parser
+    knows (skipping it recursed past the limit), then where the files belong."""
 
     def do_GET(self) -> None:
+        deep = b"[" * 100_000 + b"]" * 100_000
         if self.path.rstrip("/") == "/simple":
             body = json.dumps(
                 {"meta": {"api-version": "1.1"}, "projects": [{"name": "deep"}]}
             ).encode()
         else:
-            body = (
-                b'{"meta": {"api-version": "1.1"}, "name": "deep", "files": '
-                + (b"[" * 100_000 + b"]" * 100_000)
-                + b"}"
+            body = b'{"meta": {"api-version": "1.1"}, "x": %s, "name": "deep", "files": %s}' % (
+                deep,
+                deep,
             )
         self.send_response(200)
         self.send_header("Content-Type", JSON)
