@@ -419,12 +419,23 @@ def _fuzz(spec: RouteSpec, server: Server, index: str) -> None:
 
 
 def test_worker_memory_stays_bounded(server: Server) -> None:
-    """After the fuzzing (this runs after it in the module), a 200 MiB management body and the
-    legacy JSON of a 4,600-file page asked for under 150 different Host names."""
+    """After the fuzzing (this runs after it in the module), a 200 MiB management body, 100 MiB
+    bodies where none is read, and the legacy JSON of a 4,600-file page asked for under 150
+    different Host names."""
     pid = server.live.process.pid
     before = workers_rss(pid)
     target = b"/api/pub/projects/fuzzpkg/status"
     send(server, Request("PUT", target, headers=_auth(server, "admin"), zeros=200 << 20), "pub")
+    # Big bodies where none is read: a page GET, a 405, an upload refused for its token, an
+    # upload whose multipart is garbage from the first byte.
+    multipart = [(b"Content-Type", b"multipart/form-data; boundary=x")]
+    for method, path, headers in (
+        ("GET", b"/pub/simple/", []),
+        ("POST", b"/health/live", []),
+        ("POST", b"/pub/legacy/", multipart),
+        ("POST", b"/pub/legacy/", [*_auth(server, "admin"), *multipart]),
+    ):
+        send(server, Request(method, path, headers=headers, zeros=100 << 20), "pub")
     after_body = workers_rss(pid)
     pypi = b"/big/pypi/" + server.big_project + b"/json"
     for n in range(150):
