@@ -169,3 +169,18 @@ def test_a_body_cut_short_is_400(hosted: Hosted) -> None:
     asyncio.run(hosted.app(scope, receive, send))
     assert sent[0]["status"] == 400
     assert b"connection ended before the body" in sent[1]["body"]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/" + "i" * 20_000 + "/projects/acme",
+        "/" + "i" * 20_000 + "/namespaces",
+        "/main/namespace/" + "n" * 20_000,
+        "/api/main/projects/" + "p" * 20_000,
+    ],
+)
+def test_an_overlong_path_parameter_is_not_echoed_whole(hosted: Hosted, path: str) -> None:
+    answer = hosted.send("GET", path, hosted.admin)
+    assert answer.status == 404
+    assert len(answer.body) < 500, answer.body[:200]

@@ -102,3 +102,9 @@ def test_describe_failure_names_headwater_code() -> None:
         text = describe_failure(exc)
     assert text.startswith("InvalidName: invalid project name '-'")
     assert " at headwater/simple/names.py:" in text
+
+
+def test_describe_failure_escapes_control_characters() -> None:
+    text = describe_failure(ValueError("upstream said \x1b[31mred\x00\r\nX-Injected: 1"))
+    assert "\x1b" not in text and "\x00" not in text and "\n" not in text and "\r" not in text
+    assert "\\x1b[31mred\\x00 X-Injected: 1" in text

@@ -220,7 +220,7 @@ def _read_toml(path: Path, what: str) -> tuple[str, dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
         return text, tomllib.loads(text)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
         raise InvalidRequirements(
             f"{what} {path} cannot be read: {exc}; fix it, or run with --from none "
             "(or UV_NO_CONFIG=1) to ignore uv's configuration"

@@ -64,7 +64,7 @@ def _load(path: Path, what: str) -> tuple[str, dict[str, Any]]:
         raise InvalidRequirements(f"cannot read {what} {path}: {exc}") from exc
     try:
         return text, tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # tomllib recurses on nesting
         raise InvalidRequirements(f"{path}: not valid TOML: {exc}") from exc
 
 

@@ -115,7 +115,7 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
     """
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # tomllib recurses on nesting
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
     unknown = sorted(set(data) - set(Config.__struct_fields__))
     if unknown:

@@ -192,7 +192,7 @@ def routes_from_mapping_file(
     """
     try:
         doc = msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # msgspec recurses on nesting
         raise PolicyError(f"{where}: not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise PolicyError(f"{where}: expected a JSON object with 'repositories' and 'mapping'")

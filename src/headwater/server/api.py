@@ -106,7 +106,9 @@ def api_routes(
         holders = namespace_holders.get(index)
         if holders is None:
             raise ApiError(
-                404, f"index {index!r} does not implement PEP 752 namespaces (no hosted source)"
+                404,
+                f"index {params.shown(index)} does not implement PEP 752 namespaces (no hosted "
+                "source)",
             )
         await authorize(request, index, "read")  # index-wide
         grants: list[Any] = []
@@ -118,7 +120,7 @@ def api_routes(
         index = request.path_params["index"]
         source = hosted.get(index)
         if source is None:
-            raise ApiError(404, f"no hosted index called {index!r}")
+            raise ApiError(404, f"no hosted index called {params.shown(index)}")
         return index, source
 
     def project_of(request: Request) -> str:

@@ -50,7 +50,11 @@ def describe_failure(exc: BaseException) -> str:
         if name.startswith(_PACKAGE):
             name = "headwater" + name[len(_PACKAGE) :]
         where = f" at {name}:{frame.lineno} in {frame.name}"
-    message = " ".join(str(exc).split())[:300]
+    # The message may carry text from a client or an upstream: one line, control characters
+    # shown as escapes, so nothing raw reaches the log.
+    message = "".join(
+        c if c.isprintable() else f"\\x{ord(c):02x}" for c in " ".join(str(exc).split())[:300]
+    )
     return f"{type(exc).__name__}: {message}{where}"
 
 

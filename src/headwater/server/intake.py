@@ -24,6 +24,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import os
 import re
 import tempfile
@@ -85,6 +86,11 @@ _HEX64 = re.compile(r"[0-9a-fA-F]{64}\Z")
 _MD5_B64 = re.compile(r"[A-Za-z0-9_-]{22}\Z")
 _MD5_HEX = re.compile(r"[0-9A-Fa-f]{32}\Z")
 _DEFAULT_LIMITS = Limits()
+# python-multipart logs a warning for every malformed body before it raises; the raise becomes a
+# 400 that tells the client, so the server's log gets nothing per bad request (a client could
+# otherwise fill it). Errors of the parser's own still show.
+_PARSER_LOG = logging.getLogger("headwater.server.intake.multipart")
+_PARSER_LOG.setLevel(logging.ERROR)
 # HTTP reason phrases are one line of visible latin-1 (RFC 9112 reason-phrase).
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\xa0-\xff]")
 
@@ -190,6 +196,7 @@ async def receive_upload(
     receiver = _Receiver(spool_dir, max_file_size, max_fields_size)
     try:
         parser = MultipartParser(boundary, callbacks=receiver.callbacks())
+        parser.logger = _PARSER_LOG
         async for chunk in chunks:
             parser.write(chunk)
             if len(receiver.pending) >= write_batch:
