@@ -25,7 +25,7 @@ from headwater.simple.json import (
 )
 from headwater.simple.model import File, Namespace, ProjectList, ProjectPage, ProjectStatus
 from headwater.simple.names import NormalizedName, is_normalized
-from headwater.simple.text import neutralise, neutralise_url, unsafe_character
+from headwater.simple.text import UNSAFE, neutralise, neutralise_url, unsafe_character
 from headwater.simple.versions import page_api_version
 from tests.simple.strategies import project_lists, project_pages
 
@@ -282,3 +282,13 @@ def test_every_filename_a_page_may_list_is_valid_html5_anchor_text(filename: str
     body = render_project_page_html(ProjectPage(name=NormalizedName("demo"), files=(file,)))
     _strict_parse(body)
     assert parse_project_page_html(body, name="demo").files[0].filename == filename
+
+
+@given(any_text | st.text(alphabet=st.characters(min_codepoint=0x10000), max_size=8))
+@example("\U0001fffe")
+@example("\U0010ffff")
+@example("emoji \U0001f600 ok")
+def test_the_fast_check_agrees_with_the_documented_rule(text: str) -> None:
+    # neutralise() asks a faster check first; it must agree with UNSAFE exactly.
+    assert (neutralise(text) is text) == (UNSAFE.search(text) is None)
+    assert (neutralise_url(text) is text) == (UNSAFE.search(text) is None)

@@ -560,7 +560,7 @@ def _provenance(url: str | None) -> str | None:
     return None if secure is None else neutralise_url(secure)
 
 
-def _out_file(file: File, claimed: str) -> _OutFile:
+def _out_file(file: File, with_provenance: bool) -> _OutFile:
     core = file.core_metadata
     reason = neutralise(file.yanked_reason) if file.yanked_reason else None
     return _OutFile(
@@ -576,7 +576,7 @@ def _out_file(file: File, claimed: str) -> _OutFile:
         size=file.size,
         upload_time=_format_time(file.upload_time),
         # PEP 740: a secure origin, and only on pages of 1.3 or later.
-        provenance=_provenance(file.provenance) if allows(claimed, "provenance") else None,
+        provenance=_provenance(file.provenance) if with_provenance else None,
     )
 
 
@@ -639,6 +639,7 @@ def render_project_page_json(page: ProjectPage) -> bytes:
     if page.namespaces is not None and allows(claimed, "namespaces"):
         namespaces = [_OutNamespace(name=ns.name, owned=ns.owned) for ns in page.namespaces] or None
     pep708 = allows(claimed, "tracks")
+    with_provenance = allows(claimed, "provenance")
     out = _OutPage(
         meta=_OutMeta(
             api_version=claimed,
@@ -648,7 +649,7 @@ def render_project_page_json(page: ProjectPage) -> bytes:
         # Spec: "name: The normalized name of the project" (a no-op for a well-made model).
         name=normalize_name(page.name),
         versions=list(page.versions) if page.versions is not None else _derive_versions(page.files),
-        files=[_out_file(file, claimed) for file in page.files],
+        files=[_out_file(file, with_provenance) for file in page.files],
         project_status=status,
         alternate_locations=(
             ([neutralise_url(u) for u in page.alternate_locations] or None) if pep708 else None
