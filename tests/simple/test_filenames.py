@@ -71,6 +71,9 @@ def test_unparseable(filename: str) -> None:
         pytest.param("foo\x00-1.0.tar.gz", id="nul"),
         pytest.param("foo\n-1.0.tar.gz", id="newline"),
         pytest.param("foo\x7f-1.0.tar.gz", id="del"),
+        pytest.param("foo\ufdd0-1.0.tar.gz", id="noncharacter"),
+        pytest.param("foo\U0010ffff-1.0.tar.gz", id="plane-16-noncharacter"),
+        pytest.param("foo\ud800-1.0.tar.gz", id="surrogate"),
         pytest.param("a" * 250 + ".tar.gz", id="over-long"),
         pytest.param("é" * 130 + ".whl", id="over-long-in-bytes"),
     ],
@@ -93,6 +96,10 @@ def _reference_is_safe(filename: str) -> bool:
         filename != ""
         and not filename.startswith(".")
         and not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "/\\" for c in filename)
+        and not any(
+            0xD800 <= ord(c) <= 0xDFFF or 0xFDD0 <= ord(c) <= 0xFDEF or ord(c) & 0xFFFE == 0xFFFE
+            for c in filename
+        )
         and len(filename.encode("utf-8", "surrogatepass")) <= 255
     )
 

@@ -13,9 +13,10 @@ from typing import Any
 
 import html5lib
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from headwater.simple.filenames import InvalidFilename, check_safe_filename
 from headwater.simple.html import parse_project_page_html, render_project_page_html
 from headwater.simple.json import (
     parse_project_page_json,
@@ -24,7 +25,7 @@ from headwater.simple.json import (
 )
 from headwater.simple.model import File, Namespace, ProjectList, ProjectPage, ProjectStatus
 from headwater.simple.names import NormalizedName, is_normalized
-from headwater.simple.text import neutralise, neutralise_url, unsafe_character
+from headwater.simple.text import UNSAFE, neutralise, neutralise_url, unsafe_character
 from headwater.simple.versions import page_api_version
 from tests.simple.strategies import project_lists, project_pages
 
@@ -183,7 +184,11 @@ def _fields(file: File) -> dict[str, Any]:
 
 # --- text that reaches HTML ---------------------------------------------------------------------
 
-any_text = st.text(alphabet=st.characters(codec=None), min_size=1, max_size=30)
+# Any character, with the ones HTML5 refuses (controls, CR, C1, noncharacters) drawn often.
+_TRICKY = ["\x00", "\x01", "\x0b", "\r", "\x7f", "\x85", "\ufdd0", "\ufffe", "\U0010ffff", "&"]
+any_text = st.text(
+    alphabet=st.characters(codec=None) | st.sampled_from(_TRICKY), min_size=1, max_size=30
+)
 _STRICT = html5lib.HTMLParser(strict=True)
 
 
@@ -259,3 +264,31 @@ def test_project_lists_are_valid_html5(listing: ProjectList) -> None:
 )
 def test_unsafe_character_names_the_first_one(text: str, found: str | None) -> None:
     assert unsafe_character(text) == found
+
+
+@given(any_text)
+@example("foo\ufdd0-1.0.tar.gz")
+@example("bar-1.0\U0001ffff.whl")
+def test_every_filename_a_page_may_list_is_valid_html5_anchor_text(filename: str) -> None:
+    # The anchor text MUST be the filename (item 13): a filename the safety check accepts must
+    # reach the page unchanged, so it may hold nothing HTML5 refuses.
+    try:
+        check_safe_filename(filename)
+    except InvalidFilename:
+        return
+    # (HTML parsers strip the whitespace around anchor text; such names are another matter.)
+    assume(filename.strip() == filename)
+    file = File(filename=filename, url="https://f.example/x", size=1)
+    body = render_project_page_html(ProjectPage(name=NormalizedName("demo"), files=(file,)))
+    _strict_parse(body)
+    assert parse_project_page_html(body, name="demo").files[0].filename == filename
+
+
+@given(any_text | st.text(alphabet=st.characters(min_codepoint=0x10000), max_size=8))
+@example("\U0001fffe")
+@example("\U0010ffff")
+@example("emoji \U0001f600 ok")
+def test_the_fast_check_agrees_with_the_documented_rule(text: str) -> None:
+    # neutralise() asks a faster check first; it must agree with UNSAFE exactly.
+    assert (neutralise(text) is text) == (UNSAFE.search(text) is None)
+    assert (neutralise_url(text) is text) == (UNSAFE.search(text) is None)

@@ -23,6 +23,7 @@ from packaging.version import Version
 
 from headwater.errors import InvalidInput
 from headwater.simple.names import NormalizedName
+from headwater.simple.text import UNSAFE
 
 __all__ = [
     "LEGACY_SUFFIXES",
@@ -50,7 +51,9 @@ LEGACY_SUFFIXES = (
 # A filename is one path component on every file system we write to: 255 bytes is the common cap.
 MAX_FILENAME_LENGTH = 255
 # Control characters (C0, DEL, C1) are refused everywhere (warehouse does the same for uploads).
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\]")
+# Separators, controls, and what no HTML5 page can carry (noncharacters, surrogates: see
+# headwater.simple.text), since the filename is the anchor text of its link.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\]|" + UNSAFE.pattern)
 # The shape of nearly every real filename: printable ASCII without separators, not starting with
 # ".", at most 255 characters (= bytes). Accepting it in one match keeps the per-file cost of a
 # 10,000-file page low; anything else takes the detailed path that says what is wrong.
@@ -76,7 +79,8 @@ def check_safe_filename(filename: str) -> str:
     """Return ``filename`` if it can safely be one path component; raise otherwise.
 
     Refuses empty names, ``.`` and ``..``, separators (``/``, ``\\``), NUL and other control
-    characters, leading dots (hidden files, ``..foo``), and names over 255 UTF-8 bytes.
+    characters, noncharacters and surrogates (no HTML page can carry them as its anchor text),
+    leading dots (hidden files, ``..foo``), and names over 255 UTF-8 bytes.
 
     Raises:
         InvalidFilename: with the reason and the offending name (shown with repr, so control

@@ -57,7 +57,7 @@ from headwater.simple.names import (
     normalize_many,
     normalize_name,
 )
-from headwater.simple.text import neutralise, secure_url
+from headwater.simple.text import neutralise, neutralise_url, secure_url
 from headwater.simple.versions import allows, index_api_version, page_api_version
 
 __all__ = [
@@ -555,12 +555,17 @@ def _format_time(value: datetime | None) -> str | None:
     )
 
 
-def _out_file(file: File, claimed: str) -> _OutFile:
+def _provenance(url: str | None) -> str | None:
+    secure = secure_url(url)
+    return None if secure is None else neutralise_url(secure)
+
+
+def _out_file(file: File, with_provenance: bool) -> _OutFile:
     core = file.core_metadata
     reason = neutralise(file.yanked_reason) if file.yanked_reason else None
     return _OutFile(
         filename=file.filename,
-        url=file.url,
+        url=neutralise_url(file.url),
         hashes=file.hashes,
         requires_python=None if file.requires_python is None else neutralise(file.requires_python),
         # The model's empty dict means "exists, no digest"; spell it as the spec's boolean.
@@ -571,7 +576,7 @@ def _out_file(file: File, claimed: str) -> _OutFile:
         size=file.size,
         upload_time=_format_time(file.upload_time),
         # PEP 740: a secure origin, and only on pages of 1.3 or later.
-        provenance=secure_url(file.provenance) if allows(claimed, "provenance") else None,
+        provenance=_provenance(file.provenance) if with_provenance else None,
     )
 
 
@@ -634,18 +639,21 @@ def render_project_page_json(page: ProjectPage) -> bytes:
     if page.namespaces is not None and allows(claimed, "namespaces"):
         namespaces = [_OutNamespace(name=ns.name, owned=ns.owned) for ns in page.namespaces] or None
     pep708 = allows(claimed, "tracks")
+    with_provenance = allows(claimed, "provenance")
     out = _OutPage(
         meta=_OutMeta(
             api_version=claimed,
             last_serial=page.last_serial,
-            tracks=(list(page.tracks) or None) if pep708 else None,
+            tracks=([neutralise_url(u) for u in page.tracks] or None) if pep708 else None,
         ),
         # Spec: "name: The normalized name of the project" (a no-op for a well-made model).
         name=normalize_name(page.name),
         versions=list(page.versions) if page.versions is not None else _derive_versions(page.files),
-        files=[_out_file(file, claimed) for file in page.files],
+        files=[_out_file(file, with_provenance) for file in page.files],
         project_status=status,
-        alternate_locations=(list(page.alternate_locations) or None) if pep708 else None,
+        alternate_locations=(
+            ([neutralise_url(u) for u in page.alternate_locations] or None) if pep708 else None
+        ),
         namespaces=namespaces,
     )
     return _encoder.encode(out)

@@ -42,10 +42,11 @@ __all__ = [
 SUPPORTED_MAJOR = 1
 #: PEP 833: the HTML representation is frozen at 1.4.
 HTML_API_VERSION = "1.4"
-#: The JSON version headwater emits for pages without PEP 752 data.
+#: The JSON version every page of an index that does not implement PEP 752 claims (when nothing
+#: mandatory is missing: headwater.simple.versions decides).
 JSON_API_VERSION = "1.4"
-#: PEP 752 bumps JSON to 1.5; only pages that carry namespace data declare it, because "repositories
-#: that do not support namespaces MUST NOT" emit the keys.
+#: PEP 752 bumps JSON to 1.5: every page of an index that implements it claims 1.5, and no page of
+#: another index does ("repositories that do not support namespaces MUST NOT" emit the keys).
 JSON_API_VERSION_NAMESPACES = "1.5"
 
 

@@ -38,7 +38,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from headwater.simple.model import File, ProjectPage
+from headwater.simple.model import (
+    JSON_API_VERSION,
+    JSON_API_VERSION_NAMESPACES,
+    File,
+    ProjectPage,
+)
 
 __all__ = [
     "API_VERSIONS",
@@ -53,7 +58,7 @@ __all__ = [
 #: Every JSON api-version headwater knows, oldest first.
 API_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5")
 #: The version PEP 752 (namespaces) brings.
-PEP752_VERSION = "1.5"
+PEP752_VERSION = JSON_API_VERSION_NAMESPACES
 #: The version each meaning-bearing optional key first appears in; a page claiming less
 #: carries none of them.
 INTRODUCED = {
@@ -74,7 +79,7 @@ def version_key(version: str) -> tuple[int, int]:
 def index_api_version(*, namespaces: bool) -> str:
     """The version every page of an index claims when nothing is missing: 1.5 when the index
     implements PEP 752, 1.4 (PEP 792, the newest before it) otherwise."""
-    return PEP752_VERSION if namespaces else "1.4"
+    return PEP752_VERSION if namespaces else JSON_API_VERSION
 
 
 def _sizes_known(files: Iterable[File]) -> bool:
