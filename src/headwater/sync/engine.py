@@ -43,7 +43,7 @@ from headwater.storage.layout import (
     page_key,
 )
 from headwater.sync.plan import Plan, ProjectTask, plan_sync
-from headwater.sync.references import References
+from headwater.sync.references import References, file_keys
 from headwater.sync.state import MirrorState, ProjectState
 from headwater.sync.tree import Tree, prune_empty_directories
 from headwater.sync.verify import sweep_orphans
@@ -112,6 +112,15 @@ class NullReporter:
 
 class MirrorError(HeadwaterError):
     """The sync could not start or finish (as opposed to one project failing)."""
+
+
+class _FilesFailed(MirrorError):
+    """Some files of a project failed; ``kept`` are the keys of those that were fetched (held for
+    the project's next sync)."""
+
+    def __init__(self, message: str, kept: list[str]) -> None:
+        super().__init__(message)
+        self.kept = kept
 
 
 class _Barrier:
@@ -214,8 +223,8 @@ class Mirror:
         self.upstream = upstream
         self.storage = storage
         self.tree = Tree(storage)
-        self.refs = References(self.tree)
         self.state = MirrorState(storage, upstream.base_url)
+        self.refs = References(self.tree, self.state.held)
         self.workers = workers
         self.wants = wants or TreeWants()
         self.filters_fingerprint = self.wants.fingerprint
@@ -297,6 +306,7 @@ class Mirror:
             plan.empty
             and only is None  # a run for named projects always rewrites the root (repairs it)
             and not self.interrupted
+            and not self.state.held  # files held for a project no longer planned: release them
             and self.state.filters == self.filters_fingerprint
             # A first sync of an empty upstream still writes an (empty) root page.
             and await self.storage.stat(page_key(None, "json")) is not None
@@ -347,6 +357,12 @@ class Mirror:
         async with asyncio.TaskGroup() as group:
             for name in sorted(self._gone):
                 group.create_task(self._delete_guarded(name))
+        if only is None:
+            # Files held for a project the plan no longer syncs (gone upstream, or no longer
+            # wanted) wait for nothing.
+            planned = {task.name for task in plan.sync}
+            for name in sorted(set(self.state.held) - planned - self._gone):
+                await self._release_held(name, {})
         await self.tree.write_last_modified()
         await self._barrier.sync()
         complete = not self.summary.failed and only is None
@@ -356,7 +372,7 @@ class Mirror:
             wants=self.wants if complete else self.state.wants,
         )
         if interrupted:
-            swept = await sweep_orphans(self.storage, list(self.state.serials))
+            swept = await sweep_orphans(self.storage, keep=self.state.held_keys())
             self.tree.removed.extend(swept)
             self.summary.files_removed += len(swept)
         # Deletions must not leave empty directories behind (a static server would answer them).
@@ -416,6 +432,11 @@ class Mirror:
     async def _sync_guarded(self, task: ProjectTask) -> None:
         try:
             ready = await self._sync_project(task)
+        except _FilesFailed as exc:
+            self.state.hold(task.name, exc.kept)  # reused by the next run, not orphans
+            self.summary.failed[task.name] = str(exc)
+            self.reporter.project_done(task.name, str(exc))
+            return
         except (HeadwaterError, OSError) as exc:
             self.summary.failed[task.name] = str(exc)
             self.reporter.project_done(task.name, str(exc))
@@ -516,6 +537,7 @@ class Mirror:
             for item in batch:  # no page may point at files that may not be durable
                 self.summary.failed[item.page.name] = f"could not make its files durable: {exc}"
                 self.reporter.project_done(item.page.name, str(exc))
+                self.state.hold(item.page.name, list(file_keys(item.page)))
             return
         # Only a project the tree already had can have an old page (and old files) to replace;
         # read them before anything is overwritten.
@@ -534,6 +556,7 @@ class Mirror:
                 except (HeadwaterError, OSError) as exc:
                     self.summary.failed[item.page.name] = str(exc)
                     self.reporter.project_done(item.page.name, str(exc))
+                    self.state.hold(item.page.name, list(file_keys(item.page)))
                     written.append(False)
                 else:
                     written.append(True)
@@ -543,6 +566,7 @@ class Mirror:
             name = item.page.name
             try:
                 self.summary.files_removed += await self.refs.release(name, old, item.page)
+                await self._release_held(name, file_keys(item.page))
                 if item.dropped:
                     extra = msgspec.structs.replace(item.page, files=item.dropped)
                     self.summary.files_removed += await self.refs.release(name, extra, item.page)
@@ -575,9 +599,12 @@ class Mirror:
                     group.create_task(one(index, file))
         if errors:
             shown = "; ".join(errors[:3]) + ("; ..." if len(errors) > 3 else "")
-            raise MirrorError(
+            fetched = msgspec.structs.replace(page, files=tuple(f for f in results if f))
+            raise _FilesFailed(
                 f"{len(errors)} of {len(page.files)} files failed, so the page of {page.name} was "
-                f"not updated (the tree keeps its previous copy): {shown}"
+                f"not updated (the tree keeps its previous copy; the files fetched are kept for "
+                f"the next run): {shown}",
+                list(file_keys(fetched)),
             )
         return [f for f in results if f is not None]
 
@@ -592,7 +619,7 @@ class Mirror:
         key = file_key(sha256, file.filename)  # checks the digest and the filename are safe
         # Only a project the tree had, or a run after an interrupted one, can find its files
         # already there; a first sync skips the check.
-        known = self.interrupted or project in self.state.serials
+        known = self.interrupted or project in self.state.serials or project in self.state.held
         await self.refs.settled(key)  # a removal that began before this project's pin
         existing = await self.storage.stat(key) if known else None
         core_metadata: dict[str, str] | None = None
@@ -682,6 +709,14 @@ class Mirror:
             ).hexdigest()
         return {"sha256": meta_sha}
 
+    async def _release_held(self, name: NormalizedName, listed: dict[str, bool]) -> None:
+        """``name`` is published (listing ``listed``) or gone: files held for it since a failed
+        sync are references no more."""
+        held = self.state.held.pop(name, None)
+        if held:
+            before = dict.fromkeys(held, True)
+            self.summary.files_removed += await self.refs.release_keys(name, before, listed)
+
     async def _record(self, name: NormalizedName, state: ProjectState) -> None:
         self.state.record(name, state)
         await self._maybe_flush()
@@ -710,6 +745,7 @@ class Mirror:
         old = await self.tree.read_project(name)
         await self.tree.remove_project(name)  # pages first: nothing served points at what goes next
         self.summary.files_removed += await self.refs.release(name, old, None)
+        await self._release_held(name, {})
         self.state.forget(name)
         self.summary.deleted += 1
         await self._maybe_flush()

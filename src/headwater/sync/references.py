@@ -99,8 +99,10 @@ def marker_key(key: str, project: NormalizedName) -> str:
 class References:
     """Reference counting for one sync (or repair) of ``tree``; see the module docstring."""
 
-    def __init__(self, tree: Tree) -> None:
+    def __init__(self, tree: Tree, held: dict[NormalizedName, list[str]] | None = None) -> None:
         self.tree = tree
+        #: Files kept for projects whose last sync failed (the state's ``held``): references too.
+        self.held = held if held is not None else {}
         self.storage: Storage = tree.storage
         self._pins: Counter[str] = Counter()
         self._removing: dict[str, asyncio.Event] = {}
@@ -137,7 +139,12 @@ class References:
         """``project``'s page changed from ``old`` to ``new`` (None: removed) and is written:
         remove the files (and ``.metadata``) it no longer lists that no other page lists, then
         its markers for them. Returns how many distribution files were removed."""
-        before, after = file_keys(old), file_keys(new)
+        return await self.release_keys(project, file_keys(old), file_keys(new))
+
+    async def release_keys(
+        self, project: NormalizedName, before: dict[str, bool], after: dict[str, bool]
+    ) -> int:
+        """:meth:`release` for key sets (key -> whether its ``.metadata`` is listed)."""
         # One release at a time: two projects dropping a shared file at once would each see the
         # other's marker, keep the file, then both remove their markers (a leaked orphan).
         async with self._lock:
@@ -170,6 +177,8 @@ class References:
         return removed
 
     async def _referenced_elsewhere(self, key: str, project: NormalizedName) -> bool:
+        if any(key in keys for name, keys in self.held.items() if name != project):
+            return True
         owner = owner_of(key)
         if owner is not None and owner != project and is_normalized(owner):
             try:
