@@ -22,7 +22,6 @@ import asyncio
 import hashlib
 import logging
 import time
-from typing import Protocol
 
 import msgspec
 
@@ -42,9 +41,11 @@ from headwater.storage.layout import (
     metadata_key,
     page_key,
 )
+from headwater.sync.commit import Barrier, Committer, Ready
 from headwater.sync.plan import Plan, ProjectTask, plan_sync
 from headwater.sync.references import References, file_keys
 from headwater.sync.state import MirrorState, ProjectState
+from headwater.sync.summary import NullReporter, Reporter, Summary
 from headwater.sync.tree import Tree, prune_empty_directories
 from headwater.sync.verify import sweep_orphans
 from headwater.sync.wants import TreeWants
@@ -55,59 +56,6 @@ __all__ = ["Mirror", "NullReporter", "Reporter", "Summary"]
 IN_PROGRESS = f"{STATE_DIR}/in-progress"
 _FLUSH_EVERY = 256  # projects per journal chunk
 _FLUSH_SECONDS = 5.0
-# Projects waiting for the committer before workers wait for it: bounds memory (a parsed page
-# each) while leaving the committer batches large enough that one syncfs serves many projects.
-_MAX_READY = 64
-
-
-class Summary(msgspec.Struct, kw_only=True):
-    """What a sync did. ``failed`` maps projects that could not be synced to the reason;
-    ``refused`` maps entries of the upstream's project list that were not even tried (invalid or
-    hostile names) to the reason; ``not_synced`` maps projects asked for by name that were not
-    synced (the upstream does not list them, or the filters do not want them) to the reason. Any
-    of them non-empty means exit status 1."""
-
-    synced: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    files_downloaded: int = 0
-    files_present: int = 0
-    files_removed: int = 0
-    bytes_downloaded: int = 0
-    failed: dict[str, str] = msgspec.field(default_factory=dict)
-    refused: dict[str, str] = msgspec.field(default_factory=dict)
-    not_synced: dict[str, str] = msgspec.field(default_factory=dict)
-    serial: int | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.refused and not self.not_synced
-
-
-class Reporter(Protocol):
-    """Progress hooks (resolvelib style). Called from the event loop; keep them cheap."""
-
-    def planned(self, plan: Plan) -> None: ...
-    def project_done(self, name: str, error: str | None) -> None: ...
-    def file_done(self, size: int) -> None: ...
-    def finished(self, summary: Summary) -> None: ...
-
-
-class NullReporter:
-    """Reports nothing."""
-
-    def planned(self, plan: Plan) -> None:
-        pass
-
-    def project_done(self, name: str, error: str | None) -> None:
-        pass
-
-    def file_done(self, size: int) -> None:
-        pass
-
-    def finished(self, summary: Summary) -> None:
-        pass
 
 
 class MirrorError(HeadwaterError):
@@ -121,77 +69,6 @@ class _FilesFailed(MirrorError):
     def __init__(self, message: str, kept: list[str]) -> None:
         super().__init__(message)
         self.kept = kept
-
-
-class _Barrier:
-    """Group fsync: a caller returns once a storage sync that *started after it arrived* is done,
-    so concurrent callers share batches and nobody returns before its own writes are durable."""
-
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
-        self._lock = asyncio.Lock()
-        self._started = 0
-        self._completed = 0
-
-    async def sync(self) -> None:
-        target = self._started + 1
-        async with self._lock:
-            if self._completed >= target:
-                return
-            self._started += 1
-            number = self._started
-            await self._storage.sync()
-            self._completed = number
-
-
-class _Ready(msgspec.Struct):
-    """A project whose files are on disk (not yet durable) and whose page is ready to write."""
-
-    page: ProjectPage
-    known: bool
-    etag: str | None
-    pins: list[str] = msgspec.field(default_factory=list)
-    #: Files downloaded and then left out (the filters judged them by a size only known after
-    #: the download); released like files a page stopped listing.
-    dropped: tuple[File, ...] = ()
-
-
-class _Committer:
-    """Publishes ready projects in batches: one barrier for the batch's files, then its pages in
-    one storage call, then the journal. Runs as one task; :meth:`add` waits only when
-    ``_MAX_READY`` projects are already queued."""
-
-    def __init__(self, mirror: Mirror) -> None:
-        self._mirror = mirror
-        self._ready: list[_Ready] = []
-        self._wake = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
-        self._closing = False
-
-    async def add(self, item: _Ready) -> None:
-        while len(self._ready) >= _MAX_READY:
-            self._room.clear()
-            await self._room.wait()
-        self._ready.append(item)
-        self._wake.set()
-
-    def close(self) -> None:
-        """No more projects: the committer publishes what is queued and returns."""
-        self._closing = True
-        self._wake.set()
-
-    async def run(self) -> None:
-        while True:
-            if not self._ready:
-                if self._closing:
-                    return
-                await self._wake.wait()
-                self._wake.clear()
-                continue
-            batch, self._ready = self._ready, []
-            self._room.set()
-            await self._mirror._publish(batch)
 
 
 class Mirror:
@@ -233,11 +110,11 @@ class Mirror:
         self.reporter: Reporter = reporter or NullReporter()
         self._pages = asyncio.Semaphore(workers)
         self._downloads = asyncio.Semaphore(workers)
-        self._barrier = _Barrier(storage)
+        self._barrier = Barrier(storage)
         self._flush_lock = asyncio.Lock()
         self._last_flush = time.monotonic()
         self._gone: set[NormalizedName] = set()
-        self._committer = _Committer(self)
+        self._committer = Committer(self._publish)
         self.interrupted = False
         self.summary = Summary()
 
@@ -340,7 +217,7 @@ class Mirror:
             for task in pending:  # a shared iterator: each worker takes the next project
                 await self._sync_guarded(task)
 
-        self._committer = _Committer(self)
+        self._committer = Committer(self._publish)
         async with asyncio.TaskGroup() as outer:
             outer.create_task(self._committer.run())
             try:
@@ -446,7 +323,7 @@ class Mirror:
         else:
             await self._committer.add(ready)  # reported when its page is published
 
-    async def _sync_project(self, task: ProjectTask) -> _Ready | None:
+    async def _sync_project(self, task: ProjectTask) -> Ready | None:
         """Fetch the project's page and files; return what the committer must publish, or None
         when there is nothing to publish (not modified, or gone upstream)."""
         known = task.name in self.state.serials
@@ -499,7 +376,7 @@ class Mirror:
         upstream_page: ProjectPage,
         known: bool,
         pins: list[str],
-    ) -> _Ready:
+    ) -> Ready:
         files = await self._fetch_files(upstream_page)
         _report_insecure_provenance(task.name, files)
         page = msgspec.structs.replace(
@@ -515,9 +392,9 @@ class Mirror:
         # the page written is one the filters keep as it is (verify checks exactly that).
         kept = self.wants.files(page)
         dropped = tuple(f for f in page.files if f not in kept.files)
-        return _Ready(kept, known, fetched.etag, pins, dropped)
+        return Ready(kept, known, fetched.etag, pins, dropped)
 
-    async def _publish(self, batch: list[_Ready]) -> None:
+    async def _publish(self, batch: list[Ready]) -> None:
         """Make a batch of projects visible: files durable first, then pages, then the journal.
         A project whose page cannot be written fails alone; the others are published."""
         try:
@@ -526,7 +403,7 @@ class Mirror:
             for item in batch:
                 self.refs.unpin(item.pins)
 
-    async def _publish_batch(self, batch: list[_Ready]) -> None:
+    async def _publish_batch(self, batch: list[Ready]) -> None:
         try:
             # Markers for files a page lists but does not own go first; the barrier that makes
             # the files durable before any page points at them covers them too.
