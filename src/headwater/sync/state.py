@@ -126,7 +126,11 @@ class MirrorState:
         self.serial = snapshot.serial
         self.filters = snapshot.filters
         self.wants = snapshot.wants
-        self.held = {NormalizedName(k): v for k, v in snapshot.held.items() if is_normalized(k)}
+        # In place: the engine's reference counting holds this dict.
+        self.held.clear()
+        self.held.update(
+            {NormalizedName(k): v for k, v in snapshot.held.items() if is_normalized(k)}
+        )
         # Names become paths: keep only keys that are valid and normalized (checked in bulk, since
         # a PyPI-sized state has 700,000 of them).
         names = snapshot.names
