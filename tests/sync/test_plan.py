@@ -103,3 +103,37 @@ def test_second_run_after_success_is_empty(entries: list[tuple[str, int | None]]
     # Only projects without serials are revalidated; everything else is unchanged.
     assert all(t.reason == "no-serial" for t in second.sync)
     assert second.delete == ()
+
+
+# A requested project (``--project``, or a repair) is synced only when the upstream lists it AND
+# the filters want it; otherwise it is named in not_synced, and deleted if the tree has it.
+# (listed upstream, wanted, in the tree) -> (synced, deleted, not_synced reason prefix)
+ONLY_TABLE = [
+    (True, True, False, (True, False, None)),
+    (True, True, True, (True, False, None)),
+    (True, False, False, (False, False, "the mirror's filters")),
+    (True, False, True, (False, True, "the mirror's filters")),
+    (False, True, False, (False, False, "the upstream's project list")),
+    (False, True, True, (False, True, "the upstream's project list")),
+    (False, False, False, (False, False, "the upstream's project list")),
+    (False, False, True, (False, True, "the upstream's project list")),
+]
+
+
+def test_requested_projects_truth_table() -> None:
+    for listed, wanted, local, (synced, deleted, why) in ONLY_TABLE:
+        plan = plan_sync(
+            upstream(*([("Asked", 5)] if listed else []), ("other", 1)),
+            {N("asked"): 4, N("other"): 1} if local else {N("other"): 1},
+            wanted=lambda n, w=wanted: w or n != "asked",
+            only=[N("asked")],
+        )
+        row = (listed, wanted, local)
+        assert [t.name for t in plan.sync] == (["asked"] if synced else []), row
+        assert plan.delete == (("asked",) if deleted else ()), row
+        reasons = dict(plan.not_synced)
+        if why is None:
+            assert reasons == {}, row
+        else:
+            assert reasons["asked"].startswith(why), row
+            assert reasons["asked"].endswith("removed from the tree") == deleted, row

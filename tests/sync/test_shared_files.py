@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from headwater.repository.http import HttpRepository, RetryPolicy, client_session
 from headwater.simple.negotiation import JSON_V1
 from headwater.storage import FileStorage
 from headwater.sync.engine import Mirror
+from headwater.sync.state import MirrorState
 from headwater.sync.verify import verify_tree
 from tests.aioserve import aiohttp_serving
 from tests.sync.test_crash import assert_consistent
@@ -75,7 +76,10 @@ class DyingStorage(FileStorage):
         return await super().delete(key)
 
 
-async def serve(state: dict[str, State]) -> Any:
+async def serve(state: dict[str, State], broken: set[str] | None = None) -> Any:
+    """The upstream: ``state["now"]`` is what it lists; files in ``broken`` fail their hash."""
+    broken = broken if broken is not None else set()
+
     async def root(request: web.Request) -> web.Response:
         body = {"meta": {"api-version": "1.1"}, "projects": [{"name": n} for n in state["now"]]}
         return web.Response(body=json.dumps(body).encode(), content_type=JSON_V1)
@@ -97,7 +101,9 @@ async def serve(state: dict[str, State]) -> Any:
         return web.Response(body=json.dumps(page).encode(), content_type=JSON_V1)
 
     async def files(request: web.Request) -> web.Response:
-        return web.Response(body=BODIES[request.match_info["f"]])
+        name = request.match_info["f"]
+        body = BODIES[name]
+        return web.Response(body=body[::-1] if name in broken else body)
 
     app = web.Application()
     app.router.add_get("/simple/", root)
@@ -118,21 +124,32 @@ states = st.dictionaries(
     st.sampled_from(PROJECTS),
     st.lists(st.sampled_from(FILES), unique=True, max_size=3).map(lambda fs: tuple(sorted(fs))),
 )
-steps = st.lists(st.tuples(states, st.none() | st.integers(0, 25)), min_size=1, max_size=6)
+steps = st.lists(
+    st.tuples(
+        states,
+        st.none() | st.integers(0, 25),  # the storage operation the run dies at
+        st.frozensets(st.sampled_from(FILES), max_size=1),  # files that fail their hash check
+    ),
+    min_size=1,
+    max_size=6,
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps)
-def test_shared_files_survive_any_sequence_of_syncs_and_kills(
-    sequence: list[tuple[State, int | None]],
+def test_shared_files_survive_any_sequence_of_syncs_kills_and_failures(
+    sequence: list[tuple[State, int | None, frozenset[str]]],
 ) -> None:
     async def scenario() -> None:
         upstream: dict[str, State] = {"now": {}}
-        async with await serve(upstream) as url, client_session() as session:
+        broken: set[str] = set()
+        async with await serve(upstream, broken) as url, client_session() as session:
             with tempfile.TemporaryDirectory() as tmp:
                 root = Path(tmp)
+                expected: State = {}
 
-                async def sync(die_at: int | None) -> bool:
+                async def sync(die_at: int | None) -> set[str] | None:
+                    """The projects that failed; None if the run was killed."""
                     storage = DyingStorage(root, die_at)
                     try:
                         summary = await Mirror(
@@ -140,21 +157,39 @@ def test_shared_files_survive_any_sequence_of_syncs_and_kills(
                         ).run()
                     except BaseException as exc:
                         if killed(exc):
-                            return False
+                            return None
                         raise
-                    assert summary.ok, summary.failed
-                    return True
+                    # Only a project that had to download a broken file fails (one whose file
+                    # is already in the tree reuses it).
+                    assert set(summary.failed) <= failing, summary.failed
+                    return set(summary.failed)
 
-                for wanted, die_at in sequence:
+                for wanted, die_at, bad in sequence:
                     upstream["now"] = wanted
-                    finished = await sync(die_at)
+                    broken.clear()
+                    broken.update(bad)
+                    failing = {n for n, files in wanted.items() if bad & set(files)}
+                    failed = await sync(die_at)
                     assert_consistent(root)  # at every moment, killed or not
-                    if not finished:
-                        assert await sync(None)  # the next run resumes and finishes
+                    event("a run was killed" if failed is None else "no kill")
+                    if failed is None:
+                        failed = await sync(None)  # the next run resumes and finishes
+                        assert failed is not None
                         assert_consistent(root)
-                    assert listed(root) == {n: tuple(sorted(f)) for n, f in wanted.items()}
-                    report = await verify_tree(FileStorage(root))
-                    assert report.ok, report.problems
+                    event("a project failed" if failed else "no failure")
+                    # A project that failed keeps the page it had (or has none yet).
+                    expected = {
+                        n: tuple(sorted(f)) if n not in failed else expected[n]
+                        for n, f in wanted.items()
+                        if n not in failed or n in expected
+                    }
+                    assert listed(root) == expected
+                    state = MirrorState(FileStorage(root), url)
+                    await state.load()
+                    report = await verify_tree(FileStorage(root), held=state.held_keys())
+                    assert report.ok, (
+                        report.problems
+                    )  # files a failure fetched are held, not orphans
 
     asyncio.run(scenario())
 

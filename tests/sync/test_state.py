@@ -111,3 +111,20 @@ def test_damaged_chunk_is_skipped() -> None:
         assert sorted([k async for k in storage.iter_keys(JOURNAL)])[-1].endswith("00000003.json")
 
     run(go())
+
+
+def test_held_files_are_loaded_into_the_same_dict(tmp_path: Path) -> None:
+    """The engine's reference counting keeps the state's ``held`` dict from before load()."""
+
+    async def go() -> None:
+        storage = FileStorage(tmp_path)
+        first = MirrorState(storage, "https://example/simple/")
+        await first.load()
+        first.hold(normalize_name("a"), ["web/packages/aa/bb/" + "c" * 60 + "/a-1.0.tar.gz"])
+        await first.commit(None)
+        second = MirrorState(storage, "https://example/simple/")
+        seen = second.held
+        await second.load()
+        assert seen is second.held and list(seen) == ["a"]
+
+    asyncio.run(go())

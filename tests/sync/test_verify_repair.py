@@ -322,3 +322,54 @@ def test_deletions_leave_no_empty_directories(tmp_path: Path) -> None:
     assert empty == []
     clean = headwater("verify", "--target", "tree", cwd=tmp_path)
     assert clean.returncode == 0, clean.stdout
+
+
+# --- files of a failed sync are kept for the next one, not orphans --------------------------------
+
+
+def test_files_of_a_failed_sync_are_reused_and_not_orphans(tmp_path: Path) -> None:
+    corpus = Corpus.generate(3, releases=1, files=2, seed=70)
+    names = [e.normalized for e in corpus.project_list().projects]
+    project = corpus.get(names[0])
+    assert project is not None
+    bad = sorted(project.files(), key=lambda f: f.filename)[0]
+    tree = tmp_path / "tree"
+    with Upstream(corpus).running() as up:
+        args = ["mirror", "--upstream", up.simple_url, "--target", "tree", "--quiet"]
+        up.add_fault("corrupt", bad.path)  # every attempt fails its hash check
+        first = headwater(*args, cwd=tmp_path)
+        assert first.returncode == 1 and f"failed {names[0]}" in first.stderr
+        assert not (tree / f"web/simple/{names[0]}").exists()
+
+        found = headwater("verify", "--target", "tree", "--format", "json", cwd=tmp_path)
+        report = json.loads(found.stdout)
+        assert found.returncode == 0, report["problems"]  # the kept file is not an orphan
+        assert report["held"] >= 1  # the good file of the failed project (and its .metadata)
+
+        up.faults.clear()
+        second = headwater(*args, cwd=tmp_path)
+        assert second.returncode == 0, second.stderr
+        assert "synced 1," in second.stdout
+        assert "downloaded 1 files" in second.stdout and "1 already present" in second.stdout
+        assert sorted(check_tree(tree)) == sorted(names)
+        clean = headwater("verify", "--target", "tree", "--format", "json", cwd=tmp_path)
+        assert clean.returncode == 0 and json.loads(clean.stdout)["held"] == 0
+
+
+def test_files_held_for_a_project_that_goes_away_are_removed(tmp_path: Path) -> None:
+    corpus = Corpus.generate(2, releases=1, files=2, seed=71)
+    names = [e.normalized for e in corpus.project_list().projects]
+    project = corpus.get(names[0])
+    assert project is not None
+    bad = sorted(project.files(), key=lambda f: f.filename)[0]
+    tree = tmp_path / "tree"
+    with Upstream(corpus).running() as up:
+        args = ["mirror", "--upstream", up.simple_url, "--target", "tree", "--quiet"]
+        up.add_fault("corrupt", bad.path)
+        assert headwater(*args, cwd=tmp_path).returncode == 1
+        corpus.delete_project(names[0])
+        assert headwater(*args, cwd=tmp_path).returncode == 0
+    assert len(dist_files(tree)) == 2  # only the other project's files are left
+    clean = headwater("verify", "--target", "tree", "--format", "json", cwd=tmp_path)
+    assert clean.returncode == 0, clean.stdout
+    assert json.loads(clean.stdout)["held"] == 0

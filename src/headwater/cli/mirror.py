@@ -52,7 +52,11 @@ def register(subparsers: Any) -> None:
         target="the tree's directory, with --upstream",
     )
     parser.add_argument(
-        "--project", action="append", metavar="NAME", help="sync only this project (repeatable)"
+        "--project",
+        action="append",
+        metavar="NAME",
+        help="sync only this project (repeatable); the filters still apply, and a name the "
+        "upstream lacks or the filters refuse fails the run",
     )
     parser.add_argument("--workers", type=int, help="override the configured concurrency")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")

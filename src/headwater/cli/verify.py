@@ -54,6 +54,7 @@ class _Recorded(msgspec.Struct):
     upstream: str | None = None
     filters: str | None = None
     wants: TreeWants | None = None
+    held: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
 
 async def _recorded(storage: FileStorage) -> _Recorded | None:
@@ -62,6 +63,12 @@ async def _recorded(storage: FileStorage) -> _Recorded | None:
         return msgspec.json.decode(await storage.read_bytes(SNAPSHOT), type=_Recorded)
     except (NotFound, msgspec.DecodeError):
         return None
+
+
+async def _held(storage: FileStorage) -> set[str]:
+    """The files the state keeps for failed projects' next sync (not orphans)."""
+    recorded = await _recorded(storage)
+    return {k for keys in recorded.held.values() for k in keys} if recorded else set()
 
 
 class _Outcome(msgspec.Struct):
@@ -90,7 +97,12 @@ async def _verify(
     elif recorded is not None:
         wants = recorded.wants
     report = await verify_tree(
-        storage, workers=args.workers, resume=not args.restart, wants=wants, upstream=upstream
+        storage,
+        workers=args.workers,
+        resume=not args.restart,
+        wants=wants,
+        upstream=upstream,
+        held=await _held(storage),
     )
     if not args.repair or report.ok:
         return _Outcome(report)
@@ -197,8 +209,9 @@ async def _repair(
     await prune_empty_directories(storage, removed)
     if any(p.kind == "empty-dir" for p in report.problems):
         await prune_empty_directories(storage)  # every empty one, whatever left it
+    held = await _held(storage)  # the repair's sync may have used or released some
     final = await verify_tree(
-        storage, workers=args.workers, resume=False, wants=wants, upstream=upstream
+        storage, workers=args.workers, resume=False, wants=wants, upstream=upstream, held=held
     )
     if not report.references_known and final.references_known:
         # The first pass could not tell orphans (a page was unreadable); now that the pages are
@@ -210,7 +223,12 @@ async def _repair(
             outcome.repaired.append(f"deleted {len(late)} orphaned files")
             await prune_empty_directories(storage, late)
             final = await verify_tree(
-                storage, workers=args.workers, resume=False, wants=wants, upstream=upstream
+                storage,
+                workers=args.workers,
+                resume=False,
+                wants=wants,
+                upstream=upstream,
+                held=held,
             )
     if not final.references_known:
         outcome.unrepaired.append(

@@ -22,7 +22,6 @@ import asyncio
 import hashlib
 import logging
 import time
-from typing import Protocol
 
 import msgspec
 
@@ -42,9 +41,11 @@ from headwater.storage.layout import (
     metadata_key,
     page_key,
 )
+from headwater.sync.commit import Barrier, Committer, Ready
 from headwater.sync.plan import Plan, ProjectTask, plan_sync
-from headwater.sync.references import References
+from headwater.sync.references import References, file_keys
 from headwater.sync.state import MirrorState, ProjectState
+from headwater.sync.summary import NullReporter, Reporter, Summary
 from headwater.sync.tree import Tree, prune_empty_directories
 from headwater.sync.verify import sweep_orphans
 from headwater.sync.wants import TreeWants
@@ -55,134 +56,19 @@ __all__ = ["Mirror", "NullReporter", "Reporter", "Summary"]
 IN_PROGRESS = f"{STATE_DIR}/in-progress"
 _FLUSH_EVERY = 256  # projects per journal chunk
 _FLUSH_SECONDS = 5.0
-# Projects waiting for the committer before workers wait for it: bounds memory (a parsed page
-# each) while leaving the committer batches large enough that one syncfs serves many projects.
-_MAX_READY = 64
-
-
-class Summary(msgspec.Struct, kw_only=True):
-    """What a sync did. ``failed`` maps projects that could not be synced to the reason;
-    ``refused`` maps entries of the upstream's project list that were not even tried (invalid or
-    hostile names) to the reason; ``not_synced`` maps projects asked for by name that were not
-    synced (the upstream does not list them, or the filters do not want them) to the reason. Any
-    of them non-empty means exit status 1."""
-
-    synced: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    files_downloaded: int = 0
-    files_present: int = 0
-    files_removed: int = 0
-    bytes_downloaded: int = 0
-    failed: dict[str, str] = msgspec.field(default_factory=dict)
-    refused: dict[str, str] = msgspec.field(default_factory=dict)
-    not_synced: dict[str, str] = msgspec.field(default_factory=dict)
-    serial: int | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.refused and not self.not_synced
-
-
-class Reporter(Protocol):
-    """Progress hooks (resolvelib style). Called from the event loop; keep them cheap."""
-
-    def planned(self, plan: Plan) -> None: ...
-    def project_done(self, name: str, error: str | None) -> None: ...
-    def file_done(self, size: int) -> None: ...
-    def finished(self, summary: Summary) -> None: ...
-
-
-class NullReporter:
-    """Reports nothing."""
-
-    def planned(self, plan: Plan) -> None:
-        pass
-
-    def project_done(self, name: str, error: str | None) -> None:
-        pass
-
-    def file_done(self, size: int) -> None:
-        pass
-
-    def finished(self, summary: Summary) -> None:
-        pass
 
 
 class MirrorError(HeadwaterError):
     """The sync could not start or finish (as opposed to one project failing)."""
 
 
-class _Barrier:
-    """Group fsync: a caller returns once a storage sync that *started after it arrived* is done,
-    so concurrent callers share batches and nobody returns before its own writes are durable."""
+class _FilesFailed(MirrorError):
+    """Some files of a project failed; ``kept`` are the keys of those that were fetched (held for
+    the project's next sync)."""
 
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
-        self._lock = asyncio.Lock()
-        self._started = 0
-        self._completed = 0
-
-    async def sync(self) -> None:
-        target = self._started + 1
-        async with self._lock:
-            if self._completed >= target:
-                return
-            self._started += 1
-            number = self._started
-            await self._storage.sync()
-            self._completed = number
-
-
-class _Ready(msgspec.Struct):
-    """A project whose files are on disk (not yet durable) and whose page is ready to write."""
-
-    page: ProjectPage
-    known: bool
-    etag: str | None
-    pins: list[str] = msgspec.field(default_factory=list)
-    #: Files downloaded and then left out (the filters judged them by a size only known after
-    #: the download); released like files a page stopped listing.
-    dropped: tuple[File, ...] = ()
-
-
-class _Committer:
-    """Publishes ready projects in batches: one barrier for the batch's files, then its pages in
-    one storage call, then the journal. Runs as one task; :meth:`add` waits only when
-    ``_MAX_READY`` projects are already queued."""
-
-    def __init__(self, mirror: Mirror) -> None:
-        self._mirror = mirror
-        self._ready: list[_Ready] = []
-        self._wake = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
-        self._closing = False
-
-    async def add(self, item: _Ready) -> None:
-        while len(self._ready) >= _MAX_READY:
-            self._room.clear()
-            await self._room.wait()
-        self._ready.append(item)
-        self._wake.set()
-
-    def close(self) -> None:
-        """No more projects: the committer publishes what is queued and returns."""
-        self._closing = True
-        self._wake.set()
-
-    async def run(self) -> None:
-        while True:
-            if not self._ready:
-                if self._closing:
-                    return
-                await self._wake.wait()
-                self._wake.clear()
-                continue
-            batch, self._ready = self._ready, []
-            self._room.set()
-            await self._mirror._publish(batch)
+    def __init__(self, message: str, kept: list[str]) -> None:
+        super().__init__(message)
+        self.kept = kept
 
 
 class Mirror:
@@ -214,8 +100,8 @@ class Mirror:
         self.upstream = upstream
         self.storage = storage
         self.tree = Tree(storage)
-        self.refs = References(self.tree)
         self.state = MirrorState(storage, upstream.base_url)
+        self.refs = References(self.tree, self.state.held)
         self.workers = workers
         self.wants = wants or TreeWants()
         self.filters_fingerprint = self.wants.fingerprint
@@ -224,11 +110,11 @@ class Mirror:
         self.reporter: Reporter = reporter or NullReporter()
         self._pages = asyncio.Semaphore(workers)
         self._downloads = asyncio.Semaphore(workers)
-        self._barrier = _Barrier(storage)
+        self._barrier = Barrier(storage)
         self._flush_lock = asyncio.Lock()
         self._last_flush = time.monotonic()
         self._gone: set[NormalizedName] = set()
-        self._committer = _Committer(self)
+        self._committer = Committer(self._publish)
         self.interrupted = False
         self.summary = Summary()
 
@@ -297,6 +183,7 @@ class Mirror:
             plan.empty
             and only is None  # a run for named projects always rewrites the root (repairs it)
             and not self.interrupted
+            and not self.state.held  # files held for a project no longer planned: release them
             and self.state.filters == self.filters_fingerprint
             # A first sync of an empty upstream still writes an (empty) root page.
             and await self.storage.stat(page_key(None, "json")) is not None
@@ -330,7 +217,7 @@ class Mirror:
             for task in pending:  # a shared iterator: each worker takes the next project
                 await self._sync_guarded(task)
 
-        self._committer = _Committer(self)
+        self._committer = Committer(self._publish)
         async with asyncio.TaskGroup() as outer:
             outer.create_task(self._committer.run())
             try:
@@ -347,6 +234,12 @@ class Mirror:
         async with asyncio.TaskGroup() as group:
             for name in sorted(self._gone):
                 group.create_task(self._delete_guarded(name))
+        if only is None:
+            # Files held for a project the plan no longer syncs (gone upstream, or no longer
+            # wanted) wait for nothing.
+            planned = {task.name for task in plan.sync}
+            for name in sorted(set(self.state.held) - planned - self._gone):
+                await self._release_held(name, {})
         await self.tree.write_last_modified()
         await self._barrier.sync()
         complete = not self.summary.failed and only is None
@@ -356,7 +249,7 @@ class Mirror:
             wants=self.wants if complete else self.state.wants,
         )
         if interrupted:
-            swept = await sweep_orphans(self.storage, list(self.state.serials))
+            swept = await sweep_orphans(self.storage, keep=self.state.held_keys())
             self.tree.removed.extend(swept)
             self.summary.files_removed += len(swept)
         # Deletions must not leave empty directories behind (a static server would answer them).
@@ -416,6 +309,11 @@ class Mirror:
     async def _sync_guarded(self, task: ProjectTask) -> None:
         try:
             ready = await self._sync_project(task)
+        except _FilesFailed as exc:
+            self.state.hold(task.name, exc.kept)  # reused by the next run, not orphans
+            self.summary.failed[task.name] = str(exc)
+            self.reporter.project_done(task.name, str(exc))
+            return
         except (HeadwaterError, OSError) as exc:
             self.summary.failed[task.name] = str(exc)
             self.reporter.project_done(task.name, str(exc))
@@ -425,7 +323,7 @@ class Mirror:
         else:
             await self._committer.add(ready)  # reported when its page is published
 
-    async def _sync_project(self, task: ProjectTask) -> _Ready | None:
+    async def _sync_project(self, task: ProjectTask) -> Ready | None:
         """Fetch the project's page and files; return what the committer must publish, or None
         when there is nothing to publish (not modified, or gone upstream)."""
         known = task.name in self.state.serials
@@ -478,7 +376,7 @@ class Mirror:
         upstream_page: ProjectPage,
         known: bool,
         pins: list[str],
-    ) -> _Ready:
+    ) -> Ready:
         files = await self._fetch_files(upstream_page)
         _report_insecure_provenance(task.name, files)
         page = msgspec.structs.replace(
@@ -494,9 +392,9 @@ class Mirror:
         # the page written is one the filters keep as it is (verify checks exactly that).
         kept = self.wants.files(page)
         dropped = tuple(f for f in page.files if f not in kept.files)
-        return _Ready(kept, known, fetched.etag, pins, dropped)
+        return Ready(kept, known, fetched.etag, pins, dropped)
 
-    async def _publish(self, batch: list[_Ready]) -> None:
+    async def _publish(self, batch: list[Ready]) -> None:
         """Make a batch of projects visible: files durable first, then pages, then the journal.
         A project whose page cannot be written fails alone; the others are published."""
         try:
@@ -505,7 +403,7 @@ class Mirror:
             for item in batch:
                 self.refs.unpin(item.pins)
 
-    async def _publish_batch(self, batch: list[_Ready]) -> None:
+    async def _publish_batch(self, batch: list[Ready]) -> None:
         try:
             # Markers for files a page lists but does not own go first; the barrier that makes
             # the files durable before any page points at them covers them too.
@@ -516,6 +414,7 @@ class Mirror:
             for item in batch:  # no page may point at files that may not be durable
                 self.summary.failed[item.page.name] = f"could not make its files durable: {exc}"
                 self.reporter.project_done(item.page.name, str(exc))
+                self.state.hold(item.page.name, list(file_keys(item.page)))
             return
         # Only a project the tree already had can have an old page (and old files) to replace;
         # read them before anything is overwritten.
@@ -534,6 +433,7 @@ class Mirror:
                 except (HeadwaterError, OSError) as exc:
                     self.summary.failed[item.page.name] = str(exc)
                     self.reporter.project_done(item.page.name, str(exc))
+                    self.state.hold(item.page.name, list(file_keys(item.page)))
                     written.append(False)
                 else:
                     written.append(True)
@@ -543,6 +443,7 @@ class Mirror:
             name = item.page.name
             try:
                 self.summary.files_removed += await self.refs.release(name, old, item.page)
+                await self._release_held(name, file_keys(item.page))
                 if item.dropped:
                     extra = msgspec.structs.replace(item.page, files=item.dropped)
                     self.summary.files_removed += await self.refs.release(name, extra, item.page)
@@ -575,9 +476,12 @@ class Mirror:
                     group.create_task(one(index, file))
         if errors:
             shown = "; ".join(errors[:3]) + ("; ..." if len(errors) > 3 else "")
-            raise MirrorError(
+            fetched = msgspec.structs.replace(page, files=tuple(f for f in results if f))
+            raise _FilesFailed(
                 f"{len(errors)} of {len(page.files)} files failed, so the page of {page.name} was "
-                f"not updated (the tree keeps its previous copy): {shown}"
+                f"not updated (the tree keeps its previous copy; the files fetched are kept for "
+                f"the next run): {shown}",
+                list(file_keys(fetched)),
             )
         return [f for f in results if f is not None]
 
@@ -592,7 +496,7 @@ class Mirror:
         key = file_key(sha256, file.filename)  # checks the digest and the filename are safe
         # Only a project the tree had, or a run after an interrupted one, can find its files
         # already there; a first sync skips the check.
-        known = self.interrupted or project in self.state.serials
+        known = self.interrupted or project in self.state.serials or project in self.state.held
         await self.refs.settled(key)  # a removal that began before this project's pin
         existing = await self.storage.stat(key) if known else None
         core_metadata: dict[str, str] | None = None
@@ -682,6 +586,14 @@ class Mirror:
             ).hexdigest()
         return {"sha256": meta_sha}
 
+    async def _release_held(self, name: NormalizedName, listed: dict[str, bool]) -> None:
+        """``name`` is published (listing ``listed``) or gone: files held for it since a failed
+        sync are references no more."""
+        held = self.state.held.pop(name, None)
+        if held:
+            before = dict.fromkeys(held, True)
+            self.summary.files_removed += await self.refs.release_keys(name, before, listed)
+
     async def _record(self, name: NormalizedName, state: ProjectState) -> None:
         self.state.record(name, state)
         await self._maybe_flush()
@@ -710,6 +622,7 @@ class Mirror:
         old = await self.tree.read_project(name)
         await self.tree.remove_project(name)  # pages first: nothing served points at what goes next
         self.summary.files_removed += await self.refs.release(name, old, None)
+        await self._release_held(name, {})
         self.state.forget(name)
         self.summary.deleted += 1
         await self._maybe_flush()

@@ -26,10 +26,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from posixpath import normpath
 
-from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.json import parse_project_page_json
 from headwater.simple.model import InvalidPage, ProjectPage
-from headwater.simple.names import NormalizedName, is_normalized
+from headwater.simple.names import NormalizedName, is_normalized, normalize_or_none
 from headwater.storage.base import NotFound, Storage
 from headwater.storage.layout import STATE_DIR, WEB, page_key, sha256_of_file_key
 from headwater.sync.tree import Tree
@@ -64,12 +63,30 @@ def page_file_keys(page: ProjectPage) -> Iterator[tuple[str, str | None, str]]:
             yield key + ".metadata", None, f"{file.filename}.metadata"
 
 
+_SDIST_SUFFIXES = (".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz", ".tar")
+
+
 def owner_of(key: str) -> NormalizedName | None:
-    """The project a file's name says it belongs to, or None (a name no parser accepts)."""
-    try:
-        return parse_filename(key.rsplit("/", 1)[1]).name
-    except InvalidFilename:
-        return None
+    """The project a file's name says it belongs to (a wheel's first field; an sdist's name before
+    its last ``-``), or None when the name says none.
+
+    Only the name part is read (no version or tag parsing): this runs for every file of every
+    page a sync writes. It need not match what an installer would conclude for odd legacy names,
+    only be one fixed function of the filename, so every page agrees on who owns a file; a name
+    that owns nothing real makes every page that lists the file leave a marker.
+    """
+    filename = key.rsplit("/", 1)[1]
+    if filename.endswith(".whl"):
+        head = filename.split("-", 1)[0]
+    else:
+        lower = filename.lower()
+        suffix = next((s for s in _SDIST_SUFFIXES if lower.endswith(s)), None)
+        if suffix is None:
+            return None
+        head, dash, _version = filename[: -len(suffix)].rpartition("-")
+        if not dash:
+            return None
+    return normalize_or_none(head)
 
 
 def file_keys(page: ProjectPage | None) -> dict[str, bool]:
@@ -99,8 +116,10 @@ def marker_key(key: str, project: NormalizedName) -> str:
 class References:
     """Reference counting for one sync (or repair) of ``tree``; see the module docstring."""
 
-    def __init__(self, tree: Tree) -> None:
+    def __init__(self, tree: Tree, held: dict[NormalizedName, list[str]] | None = None) -> None:
         self.tree = tree
+        #: Files kept for projects whose last sync failed (the state's ``held``): references too.
+        self.held = held if held is not None else {}
         self.storage: Storage = tree.storage
         self._pins: Counter[str] = Counter()
         self._removing: dict[str, asyncio.Event] = {}
@@ -137,7 +156,12 @@ class References:
         """``project``'s page changed from ``old`` to ``new`` (None: removed) and is written:
         remove the files (and ``.metadata``) it no longer lists that no other page lists, then
         its markers for them. Returns how many distribution files were removed."""
-        before, after = file_keys(old), file_keys(new)
+        return await self.release_keys(project, file_keys(old), file_keys(new))
+
+    async def release_keys(
+        self, project: NormalizedName, before: dict[str, bool], after: dict[str, bool]
+    ) -> int:
+        """:meth:`release` for key sets (key -> whether its ``.metadata`` is listed)."""
         # One release at a time: two projects dropping a shared file at once would each see the
         # other's marker, keep the file, then both remove their markers (a leaked orphan).
         async with self._lock:
@@ -170,6 +194,8 @@ class References:
         return removed
 
     async def _referenced_elsewhere(self, key: str, project: NormalizedName) -> bool:
+        if any(key in keys for name, keys in self.held.items() if name != project):
+            return True
         owner = owner_of(key)
         if owner is not None and owner != project and is_normalized(owner):
             try:

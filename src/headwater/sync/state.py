@@ -50,6 +50,9 @@ class _Snapshot(msgspec.Struct, kw_only=True):
     #: What the tree was last fully synced to hold (so a repair without the configuration keeps
     #: the filters and the tracks policy); absent in states written before it was recorded.
     wants: TreeWants | None = None
+    #: Project -> files downloaded and verified for it while its page could not be written (its
+    #: sync failed): kept for the next run to reuse, not orphans.
+    held: dict[str, list[str]] = msgspec.field(default_factory=dict)
     # Parallel arrays, not a dict of structs: a PyPI-sized state (700,000 projects) decodes
     # several times faster and smaller, and becomes the serials dict with one C-level zip.
     names: list[str] = msgspec.field(default_factory=list)
@@ -87,6 +90,8 @@ class MirrorState:
         self.filters: str | None = None
         #: What the last full sync wanted in the tree (None: not recorded).
         self.wants: TreeWants | None = None
+        #: Project -> files kept for its next sync (see ``_Snapshot.held``).
+        self.held: dict[NormalizedName, list[str]] = {}
         self._pending = _Chunk()
         self._chunks: list[str] = []
         self._next_chunk = 1
@@ -121,6 +126,11 @@ class MirrorState:
         self.serial = snapshot.serial
         self.filters = snapshot.filters
         self.wants = snapshot.wants
+        # In place: the engine's reference counting holds this dict.
+        self.held.clear()
+        self.held.update(
+            {NormalizedName(k): v for k, v in snapshot.held.items() if is_normalized(k)}
+        )
         # Names become paths: keep only keys that are valid and normalized (checked in bulk, since
         # a PyPI-sized state has 700,000 of them).
         names = snapshot.names
@@ -182,6 +192,16 @@ class MirrorState:
         self._pending.done.pop(name, None)
         self._pending.deleted.append(name)
 
+    def hold(self, name: NormalizedName, keys: list[str]) -> None:
+        """Keep ``keys`` (files downloaded for ``name``, whose page was not written) for its next
+        sync; recorded at the next :meth:`commit`."""
+        if keys:
+            self.held[name] = sorted({*self.held.get(name, ()), *keys})
+
+    def held_keys(self) -> set[str]:
+        """Every held file, with its ``.metadata``."""
+        return {k for keys in self.held.values() for key in keys for k in (key, key + ".metadata")}
+
     @property
     def pending(self) -> int:
         """How many changes :meth:`flush` would write."""
@@ -212,6 +232,7 @@ class MirrorState:
             serial=serial,
             filters=filters,
             wants=wants,
+            held={str(k): v for k, v in sorted(self.held.items())},
             names=list(names),
             serials=[self.serials[n] for n in names],
             etags={str(k): v for k, v in self.etags.items()},

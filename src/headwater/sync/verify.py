@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Set
 from typing import Literal
 
 import msgspec
@@ -93,6 +93,8 @@ class Report(msgspec.Struct, kw_only=True):
     problems: list[Problem] = msgspec.field(default_factory=list)
     resumed_after: str | None = None
     references_known: bool = True
+    #: Files no page lists that are kept for the next sync of a project whose last sync failed.
+    held: int = 0
     seconds: float = 0.0
 
     @property
@@ -238,18 +240,22 @@ async def _references(storage: Storage) -> tuple[set[str], set[str]] | None:
     return referenced, markers
 
 
-async def sweep_orphans(storage: Storage, names: Iterable[NormalizedName] = ()) -> list[str]:
-    """Remove every file under ``web/packages/`` that no page in the tree points at, and every
-    reference marker no page calls for (a sync killed between removing a page and its marker);
-    return the removed file keys (none when some page is unreadable: its references are unknown).
-    Run after an interrupted sync, when no other writer touches the tree. ``names`` is ignored:
-    every page on disk counts, whether or not the state knows its project."""
-    del names
+async def sweep_orphans(storage: Storage, *, keep: Set[str] = frozenset()) -> list[str]:
+    """Remove every file under ``web/packages/`` that no page in the tree points at (except those
+    in ``keep``: files held for a failed project's next sync), and every reference marker no page
+    calls for (a sync killed between removing a page and its marker); return the removed file keys
+    (none when some page is unreadable: its references are unknown). Run after an interrupted
+    sync, when no other writer touches the tree. Every page on disk counts, whether or not the
+    state knows its project."""
     found = await _references(storage)
     if found is None:
         return []
     referenced, markers = found
-    removed = [key async for key in storage.iter_keys(f"{WEB}/packages") if key not in referenced]
+    removed = [
+        key
+        async for key in storage.iter_keys(f"{WEB}/packages")
+        if key not in referenced and key not in keep
+    ]
     for key in removed:
         await storage.delete(key)
     for key in [key async for key in storage.iter_keys(REFS) if key not in markers]:
@@ -304,13 +310,15 @@ async def verify_tree(
     resume: bool = True,
     wants: TreeWants | None = None,
     upstream: str | None = None,
+    held: Set[str] = frozenset(),
 ) -> Report:
     """Check the tree in ``storage``; return the report (``ok`` when nothing is wrong).
 
     With ``resume`` and a checkpoint from an interrupted run, projects up to the checkpoint are
     not re-hashed (their problems are carried over); the orphan scan always covers everything.
     With ``wants``, every page is also checked against it (``upstream``, the tree's upstream simple
-    URL, makes the expected ``tracks`` exact).
+    URL, makes the expected ``tracks`` exact). Files in ``held`` (with their ``.metadata``: the
+    state's files kept for a failed project's next sync) are not orphans.
     """
     started = time.monotonic()
     report = Report()
@@ -428,7 +436,11 @@ async def verify_tree(
         await ticker
 
     async for key in storage.iter_keys(f"{WEB}/packages"):
-        if key not in referenced:
+        if key in referenced:
+            continue
+        if key in held or key.removesuffix(".metadata") in held:
+            report.held += 1
+        else:
             report.problems.append(Problem("orphan", key, None, "no page refers to this file"))
     present = {key async for key in storage.iter_keys(REFS)}
     for key in sorted(markers.keys() - present):
