@@ -224,3 +224,29 @@ def test_a_headwater_index_says_why_through_the_check(world: World, tmp_path: Pa
         assert "cooldown; files=2; until=" in cooled["message"]
         assert "until" in cooled["advice"] or "cooldown" in cooled["advice"]
         assert found["half-new"]["risk"] == "ok"  # 1.0 is out of the cooldown: installable
+
+
+def test_deleted_and_namespaced_private_names_are_exposed(world: World, tmp_path: Path) -> None:
+    """For --index-url private --extra-index-url public, pip and uv install the public file of a
+    name the private index deleted or holds a namespace for (test_the_check_says_what_pip_and_uv_do
+    shows they do): the check never says ok there, and names the namespace when the index
+    publishes it (PEP 752)."""
+    options = ("--index-url", world.private, "--extra-index-url", world.public)
+    for client in ("pip", "uv"):
+        home = tmp_path / client
+        home.mkdir()
+        (home / "requirements.txt").write_text("billing-client\ncorp-secret\n")
+        result = run_check(
+            ["requirements.txt", "--from", client, "--public", world.public, "--format", "json",
+             *options],
+            env=check_env(home), cwd=home,
+        )  # fmt: skip
+        assert result.returncode == 1, result.stdout + result.stderr
+        found = {r["project"]: r for r in json.loads(result.stdout)["requirements"]}
+        deleted, namespaced = found["billing-client"], found["corp-secret"]
+        assert deleted["risk"] == namespaced["risk"] == "exposed"
+        assert f"{client} would install 9999.0.0 from " in deleted["message"]
+        assert "the check cannot tell which from outside" in deleted["message"]
+        assert "though it is in its PEP 752 namespace 'corp'" in namespaced["message"]
+        assert "takes it from the public index regardless" in namespaced["message"]
+        assert "publish corp-secret on " in namespaced["advice"]

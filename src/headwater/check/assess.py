@@ -400,11 +400,15 @@ def assess(
     ]
     if install is not None and from_public and lacking and not private:
         held = [spec.name for spec, lookup in lacking if lookup.refusal is not None]
+        spaces = [(spec.name, lookup.namespace) for spec, lookup in lacking if lookup.namespace]
         because = [
             f"{spec.name!r} "
             + (
                 "refuses it (see above)"
                 if lookup.refusal is not None
+                else f"does not serve it (404), though it is in its PEP 752 namespace "
+                f"{lookup.namespace!r}"
+                if lookup.namespace
                 else "does not serve it (404)"
                 if lookup.state == "absent"
                 else "failed for it"
@@ -412,22 +416,36 @@ def assess(
             for spec, lookup in lacking
         ]
         text = f"{_installs(install)}; {'; '.join(because)}"
-        if held:
-            text += f": {_quoted(held)} holds the name, and {install.client} takes it from the public index regardless"
+        if held or spaces:
+            owners = _quoted(list(dict.fromkeys([*held, *(name for name, _ in spaces)])))
+            text += (
+                f": the name is {owners}'s, and {install.client} takes it from the public "
+                "index regardless (the Birsan attack)"
+            )
         else:
             text += (
                 f"; if {p} is meant to come from {_quoted([s.name for s, _ in lacking])} (a "
-                "project deleted there, a name in its PEP 752 namespace), anyone can publish "
-                "it on the public index (the Birsan attack): the check cannot tell which from "
-                "outside"
+                "project deleted there, a name in a PEP 752 namespace it does not publish), "
+                "anyone can publish it on the public index (the Birsan attack): the check cannot "
+                "tell which from outside"
             )
         notes[Risk.EXPOSED] = text
+        mine = next(iter([*held, *(name for name, _ in spaces)]), None)
         advice[Risk.EXPOSED] = (
-            f"if {p} is yours, publish it on {lacking[0][0].name!r} and serve the indexes "
-            "through one headwater index (its policy never takes a name a private source holds "
-            f"from the public one); if it is a public project, install it through one index "
-            f"(a headwater index proxying the public one), or in uv mark {lacking[0][0].name!r} "
-            "explicit = true and pin your own names to it"
+            (
+                f"publish {p} on {mine!r} again (or drop the requirement), and serve the "
+                "indexes through one headwater index, whose policy never takes a name a private "
+                f"source holds from the public one; in uv pin {p} = {{ index = '{mine}' }} in "
+                "[tool.uv.sources]; pip cannot pin"
+            )
+            if mine is not None
+            else (
+                f"if {p} is yours, publish it on {lacking[0][0].name!r} and serve the indexes "
+                "through one headwater index (its policy never takes a name a private source "
+                "holds from the public one); if it is a public project, install it through one "
+                f"index (a headwater index proxying the public one), or in uv mark "
+                f"{lacking[0][0].name!r} explicit = true and pin your own names to it"
+            )
         )
 
     # Unclaimed: a private name the public index does not have.
