@@ -184,18 +184,18 @@ def test_the_check_says_what_pip_and_uv_do(
 ) -> None:
     options = _setups(world)[setup]
     mismatches: list[str] = []
-    for client in ("pip", "uv"):
+    took: dict[tuple[str, str], str | None] = {}  # (tool, project) -> the version it took
+    for project in PROJECTS:
+        took["pip", project] = _pip(world, options, project, tmp_path / f"pip-{project}")
+        took["uv", project] = _uv(uv, options, project, tmp_path / f"uv-{project}")
+    # --from none reads only the command line (and files) and follows pip's rules.
+    for client, tool in (("pip", "pip"), ("none", "pip"), ("uv", "uv")):
         data = _check(world, options, client, tmp_path / f"check-{client}")
+        assert data["client"] == client
         index_urls = {i["name"]: i["url"] for i in data["indexes"]}
         findings = {r["project"]: r for r in data["requirements"]}
         for project in PROJECTS:
-            home = tmp_path / f"{client}-{project}"
-            took = (
-                _pip(world, options, project, home)
-                if client == "pip"
-                else _uv(uv, options, project, home)
-            )
-            for wrong in _wrong(findings[project], took, index_urls, world):
+            for wrong in _wrong(findings[project], took[tool, project], index_urls, world):
                 mismatches.append(f"{client} {project}: {wrong}: {findings[project]['message']}")
     assert not mismatches, f"{setup}:\n" + "\n".join(mismatches)
 
