@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 
 from headwater.simple.filenames import parse_filename
+from headwater.simple.names import normalize_name
+from headwater.testing import wheels
 from headwater.testing.policy_scenarios import load_scenario
 from tests.check.conftest import clean_env as check_env
 from tests.check.conftest import run_check
@@ -56,6 +58,7 @@ class World:
     main: str  # the composed index over both
     venv: Path  # a venv with pip, for pip download
     work: Path
+    links: Path  # a --find-links directory: foo-bar 1.5 (private has 1.0), half-new 1.5
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +68,21 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with realize(scenario, work) as realized:
         config = tomllib.loads((work / "headwater.toml").read_text())
         base = realized.index_url.removesuffix("/main/simple/")
+        links = work / "links"
+        links.mkdir()
+        for display, version in (("Foo_Bar", "1.5"), ("half-new", "1.5")):
+            metadata = wheels.core_metadata(display, version)
+            name = wheels.wheel_filename(normalize_name(display), version)
+            (links / name).write_bytes(
+                wheels.build_wheel(normalize_name(display), display, version, metadata=metadata)
+            )
         yield World(
             private=f"{base}/internal/simple/",
             public=config["proxy"]["pypi"]["url"],
             main=realized.index_url,
             venv=make_venv(work / "venv"),
             work=work,
+            links=links,
         )
 
 
@@ -80,6 +92,10 @@ def _setups(w: World) -> dict[str, tuple[str, ...]]:
         "public-then-private": ("--index-url", w.public, "--extra-index-url", w.private),
         "main": ("--index-url", w.main),
         "main-and-public": ("--index-url", w.main, "--extra-index-url", w.public),
+        "private-public-and-links": (
+            *("--index-url", w.private, "--extra-index-url", w.public),
+            *("--find-links", str(w.links)),
+        ),
     }
 
 
@@ -177,8 +193,10 @@ def _wrong(
 
 
 @pytest.mark.parametrize(
-    "setup", ["private-then-public", "public-then-private", "main", "main-and-public"]
-)
+    "setup",
+    ["private-then-public", "public-then-private", "main", "main-and-public",
+     "private-public-and-links"],
+)  # fmt: skip
 def test_the_check_says_what_pip_and_uv_do(
     world: World, setup: str, uv: Path, tmp_path: Path
 ) -> None:
