@@ -268,3 +268,53 @@ def test_deleted_and_namespaced_private_names_are_exposed(world: World, tmp_path
         assert "though it is in its PEP 752 namespace 'corp'" in namespaced["message"]
         assert "takes it from the public index regardless" in namespaced["message"]
         assert "publish corp-secret on " in namespaced["advice"]
+
+
+def test_uv_pins_and_explicit_indexes_as_uv_lock_resolves_them(
+    world: World, uv: Path, tmp_path: Path
+) -> None:
+    """A uv project pinning torchtriton to an explicit private index: the check (``--from auto``
+    follows uv for a pyproject with [tool.uv]) says what ``uv lock`` takes for each name."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "app"\nversion = "0"\nrequires-python = ">=3.11"\n'
+        'dependencies = ["torchtriton", "requests", "newer-private"]\n'
+        f'[[tool.uv.index]]\nname = "internal"\nurl = "{world.private}"\nexplicit = true\n'
+        f'[[tool.uv.index]]\nname = "pypi"\nurl = "{world.public}"\ndefault = true\n'
+        '[tool.uv.sources]\ntorchtriton = { index = "internal" }\n'
+    )
+    result = run_check(
+        ["pyproject.toml", "--public", world.public, "--format", "json"],
+        env=check_env(tmp_path), cwd=tmp_path,
+    )  # fmt: skip
+    data = json.loads(result.stdout)
+    assert data["client"] == "uv", result.stderr
+    urls = {i["name"]: i["url"] for i in data["indexes"]}
+    said = {
+        r["project"]: (urls[r["installs"]["indexes"][0]], r["installs"]["version"])
+        for r in data["requirements"]
+    }
+    # UV_NO_CONFIG (or UV_CONFIG_FILE) would drop the project's own [tool.uv] too: uv is kept
+    # from this machine's uv.toml files by a temporary HOME and XDG directories instead.
+    env = {k: v for k, v in check_env(tmp_path).items() if k != "UV_NO_CONFIG"}
+    env |= {"UV_CACHE_DIR": str(tmp_path / "uv-cache"), "UV_HTTP_RETRIES": "0"}
+    if Path("/etc/uv/uv.toml").exists():
+        pytest.skip("this machine's /etc/uv/uv.toml would reach uv lock (it cannot be isolated)")
+    locked = subprocess.run(
+        [str(uv), "lock", "--no-cache", "--directory", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert locked.returncode == 0, locked.stderr
+    lock = tomllib.loads((tmp_path / "uv.lock").read_text())
+    took = {
+        p["name"]: (p["source"]["registry"], p["version"])
+        for p in lock["package"]
+        if "registry" in p.get("source", {})
+    }
+    assert said == took
+    assert said["torchtriton"] == (world.private, "2.0.0")  # pinned: not the public 3.0.0
+    assert said["newer-private"] == (
+        world.public,
+        "1.0",
+    )  # not pinned: the explicit index is not asked
+    found = {r["project"]: r for r in data["requirements"]}
+    assert found["torchtriton"]["risk"] == "ok" and found["requests"]["risk"] == "ok"
