@@ -17,8 +17,10 @@ the install fails.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tomllib
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,3 +320,19 @@ def test_uv_pins_and_explicit_indexes_as_uv_lock_resolves_them(
     )  # not pinned: the explicit index is not asked
     found = {r["project"]: r for r in data["requirements"]}
     assert found["torchtriton"]["risk"] == "ok" and found["requests"]["risk"] == "ok"
+
+
+@pytest.mark.parametrize("accept", ["application/vnd.pypi.simple.v1+json", "text/html"])
+def test_the_composed_page_says_what_its_cooldown_hid(world: World, accept: str) -> None:
+    """X-Headwater-Hidden on every rendering of a page a cooldown thinned, on no other."""
+    seen = {}
+    for project in ("brand-new", "half-new", "requests", "foo-bar"):
+        request = urllib.request.Request(f"{world.main}{project}/", headers={"Accept": accept})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            seen[project] = answer.headers.get("X-Headwater-Hidden")
+    assert seen["brand-new"] is not None and seen["half-new"] is not None
+    assert re.fullmatch(
+        r"cooldown; files=2; until=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", seen["brand-new"]
+    )
+    assert seen["half-new"].startswith("cooldown; files=1; until=")
+    assert seen["requests"] is None and seen["foo-bar"] is None
