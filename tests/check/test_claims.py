@@ -228,6 +228,8 @@ def test_a_headwater_index_says_why_through_the_check(world: World, tmp_path: Pa
         found = {r["project"]: r for r in data["requirements"]}
         deleted = found["billing-client"]
         assert deleted["risk"] == "refused", deleted
+        [failure] = deleted["unavailable"]
+        assert failure["error"].startswith("refused (HTTP 409 claimed): index 'main'")
         assert "HTTP 409 claimed" in deleted["message"]
         assert "'billing-client' is held by 'internal' (hosted)" in deleted["message"]
         assert deleted["advice"].startswith("publish billing-client on internal again")

@@ -287,7 +287,7 @@ def assess(
     highest: dict[str, Version | None] = {}
     found: list[IndexSpec] = []
     failures.extend(
-        Failure(index=spec.name, error=lookup.error or "no answer")
+        Failure(index=spec.name, error=_failure(lookup))
         for spec, lookup in (*observed, *((reference,) if reference else ()))
         if lookup.state in ("unavailable", "refused")
     )
@@ -532,6 +532,13 @@ def assess(
     if Risk.CONFUSION in notes:  # its advice (one index only) covers shadowing too
         told = [advice[r] for r in ordered if r in advice and r is not Risk.SHADOWED]
     return finding(ordered, "; ".join([*facts, *said]), "; ".join(told))
+
+
+def _failure(lookup: Lookup) -> str:
+    if lookup.refusal is not None:
+        refusal = lookup.refusal
+        return f"refused (HTTP {refusal.status} {refusal.kind}): {refusal.message}"
+    return lookup.error or "no answer"
 
 
 def _installs(install: Install) -> str:
