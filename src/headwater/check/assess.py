@@ -488,6 +488,17 @@ def assess(
         )
         advice[Risk.COOLDOWN] = COOLDOWN_ADVICE
 
+    # Served, but the client installs nothing: no version the requirement allows where the
+    # client looks (uv looks only at the first index that has the name).
+    explained = {Risk.UNAVAILABLE, Risk.REFUSED, Risk.COOLDOWN, Risk.MISSING}
+    if install is not None and install.fails and found and not explained & set(notes):
+        notes[Risk.MISSING] = f"{_installs(install)}: the install fails today" + (
+            f" (the requirement asks for {wanted.specifier})" if wanted.specifier else ""
+        )
+        advice[Risk.MISSING] = (
+            "require a version the index offers, or publish one the requirement allows"
+        )
+
     facts: list[str] = []
     if wanted.pinned_to:
         pinned = ", ".join(repr(n) for n in wanted.pinned_to)
