@@ -44,20 +44,21 @@ _SAID = st.one_of(
 )
 
 
-def _lookup(said: tuple[str, list[str] | None], hidden: bool) -> Lookup:
+def _lookup(said: tuple[str, list[str] | None], hidden: bool, url: str) -> Lookup:
+    """Each index at its own URL and without tracks: no two of them agree by PEP 708."""
     state, versions = said
     if state == "found":
         assert versions is not None
         return Lookup(
             state="found",
-            url=URL,
+            url=url,
             page=_page(versions),
             hidden="cooldown; files=1" if hidden and not versions else None,
         )
     if state == "refused":
         refusal = Refusal(kind="claimed", status=409, message="held", fix="publish it")
-        return Lookup(state="refused", url=URL, refusal=refusal, error="HTTP 409")
-    return Lookup(state=state, url=URL, error="down" if state == "unavailable" else None)  # type: ignore[arg-type]
+        return Lookup(state="refused", url=url, refusal=refusal, error="HTTP 409")
+    return Lookup(state=state, url=url, error="down" if state == "unavailable" else None)  # type: ignore[arg-type]
 
 
 @st.composite
@@ -70,12 +71,13 @@ def _worlds(draw: st.DrawFn) -> tuple[Client, list[tuple[IndexSpec, Lookup]], st
         spec = IndexSpec(
             name=f"i{i}", url=f"https://i{i}.example/simple/", origin="t", public=i == public_at
         )
-        observed.append((spec, _lookup(draw(_SAID), draw(st.booleans()))))
+        said = _lookup(draw(_SAID), draw(st.booleans()), f"{spec.url}foo-bar/")
+        observed.append((spec, said))
     specifier = draw(st.sampled_from(["", ">=2", "<2"]))
     return client, observed, specifier
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(_worlds())
 def test_never_ok_when_a_public_release_passes_a_private_index_or_nothing_installs(
     world: tuple[Client, list[tuple[IndexSpec, Lookup]], str],
