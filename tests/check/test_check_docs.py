@@ -82,3 +82,13 @@ def test_every_file_the_doc_cites_is_in_the_repository() -> None:
         if path.startswith(("reference/", "/")) or ".." in path:
             raise AssertionError(f"docs/check.md cites {path!r}, which is outside the repository")
         assert list(ROOT.glob(path)), f"docs/check.md cites {path!r}, which does not exist"
+
+
+def test_the_command_help_names_every_risk() -> None:
+    from headwater.check import RISKS
+
+    parser = argparse.ArgumentParser()
+    check_cli.register(parser.add_subparsers())
+    sub = parser._subparsers._group_actions[0].choices["check"]  # type: ignore[union-attr]
+    for risk in RISKS:
+        assert f"({risk})" in (sub.description or ""), f"`headwater check --help` omits {risk}"

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from headwater.check import Client, IndexSpec, Report, Risk, render_text, write_table
-from headwater.check.assess import Finding, Serving
+from headwater.check.assess import Failure, Finding, Serving
 from tests.check.conftest import World, clean_env, run_check
 
 
@@ -311,3 +311,15 @@ def test_the_title_says_whose_rules_were_followed() -> None:
     assert titles[Client.UV] == "Indexes (as uv would use them):"
     assert "command line and the files only" in titles[Client.NONE]
     assert titles[Client.HEADWATER] == "Indexes of the configuration, and their sources:"
+
+
+def test_the_text_report_tells_a_refusal_from_a_failure() -> None:
+    finding = msgspec.structs.replace(
+        _report().findings[0],
+        unavailable=(
+            Failure(index="main", error="refused (HTTP 409 claimed): index 'main': held"),
+            Failure(index="other", error="http://x/: connection failed"),
+        ),
+    )
+    report = msgspec.structs.replace(_report(), findings=(finding,))
+    assert "main (refused), other (failed)" in render_text(report)

@@ -287,7 +287,7 @@ def assess(
     highest: dict[str, Version | None] = {}
     found: list[IndexSpec] = []
     failures.extend(
-        Failure(index=spec.name, error=lookup.error or "no answer")
+        Failure(index=spec.name, error=_failure(lookup))
         for spec, lookup in (*observed, *((reference,) if reference else ()))
         if lookup.state in ("unavailable", "refused")
     )
@@ -400,11 +400,15 @@ def assess(
     ]
     if install is not None and from_public and lacking and not private:
         held = [spec.name for spec, lookup in lacking if lookup.refusal is not None]
+        spaces = [(spec.name, lookup.namespace) for spec, lookup in lacking if lookup.namespace]
         because = [
             f"{spec.name!r} "
             + (
                 "refuses it (see above)"
                 if lookup.refusal is not None
+                else f"does not serve it (404), though it is in its PEP 752 namespace "
+                f"{lookup.namespace!r}"
+                if lookup.namespace
                 else "does not serve it (404)"
                 if lookup.state == "absent"
                 else "failed for it"
@@ -412,22 +416,36 @@ def assess(
             for spec, lookup in lacking
         ]
         text = f"{_installs(install)}; {'; '.join(because)}"
-        if held:
-            text += f": {_quoted(held)} holds the name, and {install.client} takes it from the public index regardless"
+        if held or spaces:
+            owners = _quoted(list(dict.fromkeys([*held, *(name for name, _ in spaces)])))
+            text += (
+                f": the name is {owners}'s, and {install.client} takes it from the public "
+                "index regardless (the Birsan attack)"
+            )
         else:
             text += (
                 f"; if {p} is meant to come from {_quoted([s.name for s, _ in lacking])} (a "
-                "project deleted there, a name in its PEP 752 namespace), anyone can publish "
-                "it on the public index (the Birsan attack): the check cannot tell which from "
-                "outside"
+                "project deleted there, a name in a PEP 752 namespace it does not publish), "
+                "anyone can publish it on the public index (the Birsan attack): the check cannot "
+                "tell which from outside"
             )
         notes[Risk.EXPOSED] = text
+        mine = next(iter([*held, *(name for name, _ in spaces)]), None)
         advice[Risk.EXPOSED] = (
-            f"if {p} is yours, publish it on {lacking[0][0].name!r} and serve the indexes "
-            "through one headwater index (its policy never takes a name a private source holds "
-            f"from the public one); if it is a public project, install it through one index "
-            f"(a headwater index proxying the public one), or in uv mark {lacking[0][0].name!r} "
-            "explicit = true and pin your own names to it"
+            (
+                f"publish {p} on {mine!r} again (or drop the requirement), and serve the "
+                "indexes through one headwater index, whose policy never takes a name a private "
+                f"source holds from the public one; in uv pin {p} = {{ index = '{mine}' }} in "
+                "[tool.uv.sources]; pip cannot pin"
+            )
+            if mine is not None
+            else (
+                f"if {p} is yours, publish it on {lacking[0][0].name!r} and serve the indexes "
+                "through one headwater index (its policy never takes a name a private source "
+                "holds from the public one); if it is a public project, install it through one "
+                f"index (a headwater index proxying the public one), or in uv mark "
+                f"{lacking[0][0].name!r} explicit = true and pin your own names to it"
+            )
         )
 
     # Unclaimed: a private name the public index does not have.
@@ -469,6 +487,17 @@ def assess(
             "only that there are no versions"
         )
         advice[Risk.COOLDOWN] = COOLDOWN_ADVICE
+
+    # Served, but the client installs nothing: no version the requirement allows where the
+    # client looks (uv looks only at the first index that has the name).
+    explained = {Risk.UNAVAILABLE, Risk.REFUSED, Risk.COOLDOWN, Risk.MISSING}
+    if install is not None and install.fails and found and not explained & set(notes):
+        notes[Risk.MISSING] = f"{_installs(install)}: the install fails today" + (
+            f" (the requirement asks for {wanted.specifier})" if wanted.specifier else ""
+        )
+        advice[Risk.MISSING] = (
+            "require a version the index offers, or publish one the requirement allows"
+        )
 
     facts: list[str] = []
     if wanted.pinned_to:
@@ -514,6 +543,13 @@ def assess(
     if Risk.CONFUSION in notes:  # its advice (one index only) covers shadowing too
         told = [advice[r] for r in ordered if r in advice and r is not Risk.SHADOWED]
     return finding(ordered, "; ".join([*facts, *said]), "; ".join(told))
+
+
+def _failure(lookup: Lookup) -> str:
+    if lookup.refusal is not None:
+        refusal = lookup.refusal
+        return f"refused (HTTP {refusal.status} {refusal.kind}): {refusal.message}"
+    return lookup.error or "no answer"
 
 
 def _installs(install: Install) -> str:

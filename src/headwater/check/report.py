@@ -108,7 +108,10 @@ def _served(finding: Finding) -> str:
         plural = "" if s.versions == 1 else "s"
         top = f", highest {s.highest}" if s.highest else ""
         parts.append(f"{s.index} ({s.versions} version{plural}{top})")
-    parts.extend(f"{f.index} (failed)" for f in finding.unavailable)
+    parts.extend(
+        f"{f.index} ({'refused' if f.error.startswith('refused') else 'failed'})"
+        for f in finding.unavailable
+    )
     return ", ".join(parts) or "-"
 
 

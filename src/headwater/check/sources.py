@@ -34,7 +34,7 @@ from headwater.repository.errors import UpstreamError, UpstreamNotFound
 from headwater.repository.http import USER_AGENT, HttpRepository, RetryPolicy
 from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.model import File, ProjectPage
-from headwater.simple.names import NormalizedName
+from headwater.simple.names import NormalizedName, normalize_or_none
 from headwater.simple.negotiation import CLIENT_ACCEPT
 
 __all__ = [
@@ -70,6 +70,9 @@ class Lookup(msgspec.Struct, frozen=True, kw_only=True):
     claimed: bool = False
     error: str | None = None
     refusal: Refusal | None = None
+    #: When absent: the index's PEP 752 namespace that covers the name (the name is the
+    #: index's, though it has no such project), if the index publishes its namespaces.
+    namespace: str | None = None
     #: A headwater index's ``X-Headwater-Hidden`` (``cooldown; files=N; until=...``): files of
     #: the page hidden by a cooldown, so clients see fewer versions or none.
     hidden: str | None = None
@@ -92,16 +95,58 @@ class HttpSource:
     def __init__(self, spec: IndexSpec, repository: HttpRepository) -> None:
         self.spec = spec
         self.repository = repository
+        self._namespaces: tuple[str, ...] | None = None
+        self._namespaces_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"HttpSource({self.spec.name!r}, {self.spec.display_url!r})"
+
+    async def namespaces(self) -> tuple[str, ...]:
+        """The PEP 752 namespaces the index grants (``GET <root>/namespaces`` beside
+        ``<root>/simple/``, as headwater serves them), asked once; () when it publishes none."""
+        async with self._namespaces_lock:
+            if self._namespaces is None:
+                self._namespaces = await self._fetch_namespaces()
+            return self._namespaces
+
+    async def _fetch_namespaces(self) -> tuple[str, ...]:
+        base = self.repository.base_url
+        if not base.endswith("/simple/"):
+            return ()
+        url = base.removesuffix("simple/") + "namespaces"
+        try:
+            async with await self.repository.session.get(url, _JSON_HEADERS) as resp:
+                if resp.status != 200:
+                    return ()
+                body = bytearray()
+                async for chunk in resp.iter_chunks():
+                    body += chunk
+                    if len(body) > _NAMESPACES_LIMIT:
+                        return ()
+        except (ClientError, OSError):
+            return ()
+        try:
+            grants = msgspec.json.decode(bytes(body), type=list[_Grant])
+        except msgspec.ValidationError:
+            return ()
+        return tuple(n for g in grants if (n := normalize_or_none(g.name)) is not None)
 
     async def lookup(self, project: NormalizedName) -> Lookup:
         url = self.repository.project_url(project)
         try:
             fetched = await self.repository.project_page(project)
         except UpstreamNotFound:
-            return Lookup(state="absent", url=url)
+            if self.spec.public:
+                return Lookup(state="absent", url=url)
+            covering = next(
+                (
+                    ns
+                    for ns in await self.namespaces()
+                    if project == ns or project.startswith(ns + "-")
+                ),
+                None,
+            )
+            return Lookup(state="absent", url=url, namespace=covering)
         except UpstreamError as exc:
             refusal = await self._refusal(url) if exc.status in (409, 503) else None
             if refusal is not None:
@@ -157,6 +202,16 @@ REFUSED_HEADER = "x-headwater-refused"
 #: The header a headwater index says a cooldown hid files with (headwater.repository.index).
 HIDDEN_HEADER = "x-headwater-hidden"
 _HEADERS = {"Accept": CLIENT_ACCEPT, "User-Agent": USER_AGENT}
+_JSON_HEADERS = {"Accept": "application/json", "User-Agent": USER_AGENT}
+_NAMESPACES_LIMIT = 4 << 20
+
+
+class _Grant(msgspec.Struct):
+    """One entry of a PEP 752 ``/namespaces`` answer (other keys ignored)."""
+
+    name: str
+
+
 _REFUSAL_LIMIT = 16 << 10
 
 

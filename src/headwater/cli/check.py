@@ -29,11 +29,15 @@ def register(subparsers: Any) -> None:
         description=(
             "For every name in requirements.txt, pyproject.toml or pylock.toml files, ask every "
             "index the client would use (from the command line, the files, and pip's or uv's "
-            "configuration) whether it serves the name, and report the confusion risks: served "
-            "by several remote indexes without PEP 708 agreement (confusion), a higher version "
-            "on the public index (shadowed), a private name nobody holds on the public index "
-            "(unclaimed), no index has it (missing), an index failed (unavailable). Exit status: "
-            "0 no risk, 1 at least one risk, 2 the check could not run."
+            "configuration) whether it serves the name, say what pip or uv would install, and "
+            "report the confusion risks: served by several remote indexes without PEP 708 "
+            "agreement (confusion), taken from the public index although a private index is "
+            "asked and does not serve it (exposed), a public release installed instead of the "
+            "private one (shadowed), a private name nobody holds on the public index "
+            "(unclaimed), no index has it (missing), a headwater index's cooldown hides every "
+            "file (cooldown), a headwater index refuses it (refused), an index failed "
+            "(unavailable). Exit status: 0 no risk, 1 at least one risk, 2 the check could not "
+            "run."
         ),
     )
     parser.add_argument(
