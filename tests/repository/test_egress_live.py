@@ -417,8 +417,9 @@ def test_ca_bundle_is_required_for_a_private_ca_and_replaces_the_system_store(
     async def go() -> None:
         async with Upstream(corpus(), ssl=certs.server_context()) as up:
             async with client_session(egress=Egress(proxy=None)) as session:
-                with pytest.raises(UpstreamError, match="CERTIFICATE_VERIFY_FAILED"):
+                with pytest.raises(UpstreamError, match="CERTIFICATE_VERIFY_FAILED") as caught:
                     await HttpRepository(up.simple_url, session, retry=FAST).project_list()
+                assert "give that CA's certificate as ca_bundle" in str(caught.value)
             egress = build_egress(
                 up.simple_url, where="[mirror.t]", ca_bundle=str(certs.cert), environ={}
             )
