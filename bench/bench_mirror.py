@@ -286,7 +286,18 @@ def bandersnatch_cmd(upstream: Upstream, target: Path, workers: int) -> list[str
     return [str(BANDERSNATCH), "-c", str(conf), "mirror"]
 
 
-TOOLS = {"headwater": headwater_cmd, "bandersnatch": bandersnatch_cmd}
+#: ``--baseline-src``: the ``src/`` directory of another headwater checkout (e.g. ``git archive
+#: main src | tar -x -C /tmp/main``), run as the tool ``baseline`` with the same interpreter and
+#: dependencies, so a change is measured against the code it changes in the same run.
+BASELINE_SRC: list[str] = []
+
+
+def baseline_cmd(upstream: Upstream, target: Path, workers: int) -> list[str]:
+    # PYTHONPATH comes before the editable install's path entry: the baseline's package wins.
+    return ["env", f"PYTHONPATH={BASELINE_SRC[0]}", *headwater_cmd(upstream, target, workers)]
+
+
+TOOLS = {"headwater": headwater_cmd, "bandersnatch": bandersnatch_cmd, "baseline": baseline_cmd}
 
 
 def run_tool(tool: str, upstream: Upstream, target: Path, workers: int) -> Run:
@@ -353,6 +364,12 @@ def comparison(case: str, rows: dict[str, Row], ratio: float | None, note: str =
     if hw is not None and bs is not None and ratio is not None:
         hw.target = f"<= {ratio:.2g} x bandersnatch time, <= its memory"
         hw.passed = hw.seconds <= ratio * bs.seconds and hw.peak_mb <= bs.peak_mb
+    base = rows.get("baseline")
+    if hw is not None and base is not None and hw.runs and base.runs:
+        note = (
+            f"{note}; headwater/baseline median time {hw.seconds / base.seconds:.3f}, "
+            f"memory {hw.peak_mb / base.peak_mb:.3f}"
+        ).lstrip("; ")
     for row in rows.values():
         row.note = row.note or note
     return list(rows.values())
@@ -395,11 +412,15 @@ def machine() -> dict[str, Any]:
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    bs_version = subprocess.run(
-        [str(BANDERSNATCH.parent / "python"), "-c",
-         "import importlib.metadata as m; print(m.version('bandersnatch'))"],
-        capture_output=True, text=True, check=False,
-    ).stdout.strip()  # fmt: skip
+    bs_version = (
+        subprocess.run(
+            [str(BANDERSNATCH.parent / "python"), "-c",
+             "import importlib.metadata as m; print(m.version('bandersnatch'))"],
+            capture_output=True, text=True, check=False,
+        ).stdout.strip()
+        if BANDERSNATCH.exists()
+        else "not installed"
+    )  # fmt: skip
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -625,6 +646,12 @@ def main() -> int:
     parser.add_argument("--change-fraction", type=float, default=0.01)
     parser.add_argument("--tools", default="headwater,bandersnatch", help="comma-separated")
     parser.add_argument("--scratch", help="directory for the trees (default: a temp dir)")
+    parser.add_argument(
+        "--baseline-src",
+        metavar="DIR",
+        help="src/ of another headwater checkout, measured as the tool 'baseline' "
+        "(e.g. --tools headwater,baseline)",
+    )
     parser.add_argument("--plan-driver", nargs=2, metavar=("URL", "TARGET"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plan_driver:
@@ -637,6 +664,10 @@ def main() -> int:
     unknown = set(args.tools) - set(TOOLS)
     if unknown:
         raise SystemExit(f"unknown tool(s) {sorted(unknown)}; choose from {sorted(TOOLS)}")
+    if "baseline" in args.tools:
+        if not args.baseline_src or not (Path(args.baseline_src) / "headwater").is_dir():
+            raise SystemExit("the baseline tool needs --baseline-src DIR holding headwater/")
+        BASELINE_SRC.append(str(Path(args.baseline_src).resolve()))
     if "bandersnatch" in args.tools and not BANDERSNATCH.exists():
         raise SystemExit(f"{BANDERSNATCH} is missing: run bench/bandersnatch-setup.sh first")
     for tool in ("taskset", "/usr/bin/time"):

@@ -73,10 +73,15 @@ class ForwardProxy:
 
 @contextlib.contextmanager
 def forward_proxy(
-    directory: Path, *, user: str | None = None, password: str | None = None
+    directory: Path,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    connect_ports: tuple[int, ...] = (),
 ) -> Iterator[ForwardProxy]:
     """Run tinyproxy on a free loopback port until the block ends; with ``user`` and
-    ``password`` it answers 407 to requests without them."""
+    ``password`` it answers 407 to requests without them; with ``connect_ports`` it refuses
+    (403) a CONNECT to any other port, as squid's default ``SSL_ports`` rule does."""
     binary = tinyproxy_binary()
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / "tinyproxy.log"
@@ -94,6 +99,7 @@ def forward_proxy(
         ]
         if user is not None:
             lines.append(f"BasicAuth {user} {password}")
+        lines.extend(f"ConnectPort {port}" for port in connect_ports)
         config = directory / "tinyproxy.conf"
         config.write_text("\n".join(lines) + "\n")
         process = subprocess.Popen(

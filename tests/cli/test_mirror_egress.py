@@ -222,3 +222,34 @@ def test_proxy_source_through_a_forward_proxy_with_credentials(
                     assert "Wrong-Pa55" not in message
 
         asyncio.run(go())
+
+
+def test_mirror_follows_the_proxy_environment(cert: tuple[Path, Path], tmp_path: Path) -> None:
+    """No proxy option: HTTPS_PROXY (credentials in it, as is common) is used, NO_PROXY sends the
+    upstream direct, and a dead proxy from the environment is named in the error."""
+    corpus = Corpus.generate(2, releases=1, files=1, seed=24)
+    with (
+        forward_proxy(tmp_path / "proxy", user=PROXY_USER, password=PROXY_PASSWORD) as proxy,
+        Upstream(corpus, ssl=server_context(cert)).running() as up,
+    ):
+        (tmp_path / "headwater.toml").write_text(
+            f'[mirror.pypi]\nupstream = "{up.simple_url}"\ntarget = "tree"\n'
+            f'ca_bundle = "{cert[0]}"\n'
+        )
+        through = {"HTTPS_PROXY": f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{proxy.port}"}
+        done = headwater("mirror", "--quiet", cwd=tmp_path, env=through)
+        assert done.returncode == 0, done.stderr
+        assert f"CONNECT 127.0.0.1:{up.port}" in proxy.requests_seen()
+        assert PROXY_PASSWORD not in done.stdout + done.stderr
+
+        dead = {"https_proxy": f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:9"}
+        bypassed = headwater(
+            "mirror", "--quiet", cwd=tmp_path, env={**dead, "no_proxy": "127.0.0.1"}
+        )
+        assert bypassed.returncode == 0, bypassed.stderr
+        failed = headwater("mirror", "--quiet", cwd=tmp_path, env=dead)
+        assert failed.returncode == 2
+        assert (
+            f"cannot connect to the forward proxy http://{PROXY_USER}@127.0.0.1:9" in failed.stderr
+        )
+        assert PROXY_PASSWORD not in failed.stdout + failed.stderr

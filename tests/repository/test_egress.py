@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from headwater.assembly.plan import plan_from_config
 from headwater.config import ConfigError, parse_config
@@ -70,6 +72,23 @@ SECRET = "pa55-Wörd-xyz"  # what must never show: in messages, reprs, plans
 )
 def test_no_proxy(host: str, port: int, no_proxy: str, bypass: bool) -> None:
     assert bypasses_proxy(host, port, no_proxy) is bypass
+
+
+_LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
+_NAME = st.lists(_LABEL, min_size=1, max_size=4).map(".".join)
+
+
+@given(host=_NAME, domain=_NAME, port=st.integers(1, 65535), other=st.integers(1, 65535))
+def test_no_proxy_domain_property(host: str, domain: str, port: int, other: int) -> None:
+    """A domain entry matches exactly the domain and the names below it, on every port; with a
+    port, on that port only; the entry's spelling (leading dot, star, case) does not matter."""
+    below = host == domain or host.endswith("." + domain)
+    for entry in (domain, "." + domain, "*." + domain, domain.upper()):
+        assert bypasses_proxy(host, port, entry) is below
+        assert bypasses_proxy(host, port, f"{entry}:{port}") is below
+        assert bypasses_proxy(host, port, f"{entry}:{other}") is (below and other == port)
+    assert bypasses_proxy(host, port, f"nomatch.invalid, {domain}") is below
+    assert bypasses_proxy(host, port, "*") is True
 
 
 @pytest.mark.parametrize(
@@ -271,6 +290,7 @@ def _failures(tmp_path: Path) -> list[tuple[dict[str, Any], dict[str, str], str]
     not_pem.write_text(SECRET)
     return [
         ({"username": "u", "password_env": "PW"}, {}, "the environment variable PW is not set"),
+        ({"username": "u\r\nX-Injected", "password_env": "PW"}, {"PW": SECRET}, "control"),
         ({"token_env": "T"}, {"T": f"{SECRET}\r\nX-Injected: 1"}, "control characters"),
         ({"token_file": str(bad_file)}, {}, "control characters"),
         ({"token_file": str(tmp_path / "none")}, {"X": SECRET}, "cannot read"),

@@ -167,6 +167,36 @@ def test_proxy_refusing_credentials_is_a_clear_error_and_not_retried(
         run(go)
 
 
+def test_proxy_refusing_or_failing_a_tunnel_says_which_and_what_to_do(tmp_path: Path) -> None:
+    """403: the proxy's rules refuse the destination (not retried); 5xx: the proxy could not reach
+    it (retried, it may pass)."""
+    with (
+        forward_proxy(tmp_path / "strict", connect_ports=(443,)) as strict,
+        forward_proxy(tmp_path / "open") as open_proxy,
+    ):
+
+        async def attempt(proxy: ForwardProxy, url: str) -> ProxyError:
+            egress = build_egress(url, where="[proxy.p]", proxy=proxy.url, environ={})
+            client = HttpClient(egress=egress, connect_timeout=10)
+            try:
+                with pytest.raises(ProxyError) as caught:
+                    await client.get(url, {})
+            finally:
+                await client.close()
+            return caught.value
+
+        async def go() -> None:
+            refused = await attempt(strict, "https://127.0.0.1:8443/simple/")
+            assert f"the forward proxy {strict.url} refused to reach 127.0.0.1:8443" in str(refused)
+            assert "HTTP 403" in str(refused) and "NO_PROXY" in str(refused)
+            assert not refused.retryable
+            failed = await attempt(open_proxy, "https://127.0.0.1:9/simple/")  # nothing listens
+            assert f"the forward proxy {open_proxy.url} could not reach 127.0.0.1:9" in str(failed)
+            assert re.search(r"HTTP 5\d\d", str(failed)) and failed.retryable
+
+        run(go)
+
+
 def test_unreachable_proxy_names_the_proxy_without_its_password() -> None:
     async def go() -> None:
         egress = build_egress(
@@ -387,8 +417,9 @@ def test_ca_bundle_is_required_for_a_private_ca_and_replaces_the_system_store(
     async def go() -> None:
         async with Upstream(corpus(), ssl=certs.server_context()) as up:
             async with client_session(egress=Egress(proxy=None)) as session:
-                with pytest.raises(UpstreamError, match="CERTIFICATE_VERIFY_FAILED"):
+                with pytest.raises(UpstreamError, match="CERTIFICATE_VERIFY_FAILED") as caught:
                     await HttpRepository(up.simple_url, session, retry=FAST).project_list()
+                assert "give that CA's certificate as ca_bundle" in str(caught.value)
             egress = build_egress(
                 up.simple_url, where="[mirror.t]", ca_bundle=str(certs.cert), environ={}
             )

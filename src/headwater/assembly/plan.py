@@ -16,7 +16,6 @@ from headwater.assembly.sources import database_url, index_rules
 from headwater.config import Config, ConfigError, find_config, load_config
 from headwater.config.settings import HostedSettings, ServePlan
 from headwater.db import Database
-from headwater.errors import InvalidInput
 
 __all__ = [
     "DEFAULT_HOSTED",
@@ -109,7 +108,7 @@ def plan_from_flags(
         # (each worker reads the secrets again itself: the plan carries only their names).
         try:
             proxy.egress(proxy.url, where=f"[proxy.{name}]")
-        except InvalidInput as exc:
+        except ValueError as exc:  # InvalidEgress: the message names the option, never a secret
             raise ConfigError(str(exc)) from exc
     return plan
 

@@ -557,6 +557,11 @@ class HttpClient:
             raise ClientTimeout(f"timed out connecting to {host}:{port}{via}") from exc
         except ProxyRefused as exc:
             raise ProxyError(str(exc), retryable=exc.retryable) from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise ClientError(
+                f"connection failed ({exc}): if the upstream uses a private CA, or a proxy "
+                "intercepts TLS, give that CA's certificate as ca_bundle"
+            ) from exc
         except (OSError, ssl.SSLError) as exc:
             raise ClientError(f"connection failed ({exc})") from exc
         return conn

@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ipaddress
-import netrc as _netrc
 import os
 import socket
 import ssl
@@ -256,6 +254,8 @@ def bypasses_proxy(host: str, port: int, no_proxy: str) -> bool:
 
     See the module docstring for the entries understood.
     """
+    import ipaddress  # only with a NO_PROXY: kept off every command's start-up
+
     host = host.lower().strip("[]").rstrip(".")
     try:
         address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
@@ -348,6 +348,8 @@ def _read_secret(
 def _netrc_credentials(
     path: str | None, host: str, what: str, environ: Mapping[str, str]
 ) -> Secret:
+    import netrc as _netrc  # only with netrc = ...: kept off every command's start-up
+
     if path is None:
         path = environ.get("NETRC") or str(Path.home() / ".netrc")
     try:
