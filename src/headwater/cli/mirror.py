@@ -8,6 +8,7 @@ from typing import Any
 
 from headwater.cli.progress import make_reporter, run_async
 from headwater.config import Config, ConfigError, MirrorConfig, find_config, load_config
+from headwater.repository.boundary import FetchBoundary
 from headwater.repository.http import HttpRepository, RetryPolicy, client_session
 from headwater.simple.names import NormalizedName, normalize_name
 from headwater.storage.filesystem import FileStorage
@@ -98,7 +99,17 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
     async with client_session(
         connections=workers * 2, read_timeout=cfg.timeout, egress=egress
     ) as session:
-        upstream = HttpRepository(cfg.upstream, session, retry=RetryPolicy(attempts=cfg.retries))
+        upstream = HttpRepository(
+            cfg.upstream,
+            session,
+            retry=RetryPolicy(attempts=cfg.retries),
+            boundary=FetchBoundary.for_upstream(
+                cfg.upstream,
+                allowed_hosts=cfg.allowed_hosts,
+                allowed_networks=cfg.allowed_networks,
+                where=f"[mirror.{name}]",
+            ),
+        )
         storage = FileStorage(cfg.target)
         mirror = Mirror(
             upstream,

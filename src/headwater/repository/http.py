@@ -25,6 +25,7 @@ import msgspec
 from headwater import __version__
 from headwater.repository._client import ClientError, HttpClient, ProxyError, Response
 from headwater.repository._egress import Egress, unauthorized_hint
+from headwater.repository.boundary import FetchBoundary
 from headwater.repository.errors import (
     IntegrityError,
     StaleResponse,
@@ -72,8 +73,9 @@ class Fetched(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _PAGE_HEADERS = {"Accept": CLIENT_ACCEPT, "User-Agent": USER_AGENT, "Accept-Encoding": "gzip"}
-# Files are asked for as they are: their hashes are of the stored bytes.
-_FILE_HEADERS = {"User-Agent": USER_AGENT}
+# Files are asked for as they are (RFC 9110: no Accept-Encoding would allow any coding) and read
+# as sent, never decoded: their hashes are of the stored bytes, as pip reads them.
+_FILE_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
 
 
 def _serial_header(headers: Mapping[str, str]) -> int | None:
@@ -90,7 +92,9 @@ class HttpRepository:
     """A remote Simple API index at ``base_url`` (e.g. ``https://pypi.org/simple/``).
 
     The session (an :class:`HttpClient`) is passed in: whoever creates it closes it (the engine's
-    lifespan), so one pool serves every request of a sync.
+    lifespan), so one pool serves every request of a sync. Every request stays inside
+    ``boundary`` (default: the upstream's own origin and its known file host, public addresses
+    only; see :mod:`headwater.repository.boundary`), redirects included.
     """
 
     def __init__(
@@ -100,9 +104,11 @@ class HttpRepository:
         *,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        boundary: FetchBoundary | None = None,
     ) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.session = session
+        self.boundary = boundary or FetchBoundary.for_upstream(self.base_url)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
 
@@ -150,7 +156,7 @@ class HttpRepository:
 
         async def once() -> Fetched:
             headers = {**_PAGE_HEADERS, "If-None-Match": etag} if etag else _PAGE_HEADERS
-            async with await self.session.get(url, headers) as resp:
+            async with await self.session.get(url, headers, boundary=self.boundary) as resp:
                 if resp.status == 304:
                     return Fetched(
                         not_modified=True, etag=etag, serial=_serial_header(resp.headers)
@@ -185,7 +191,7 @@ class HttpRepository:
 
         async def once() -> Fetched:
             headers = {**_PAGE_HEADERS, "If-None-Match": etag} if etag else _PAGE_HEADERS
-            async with await self.session.get(url, headers) as resp:
+            async with await self.session.get(url, headers, boundary=self.boundary) as resp:
                 serial = _serial_header(resp.headers)
                 if resp.status == 304:
                     return Fetched(not_modified=True, etag=etag, serial=serial)
@@ -225,11 +231,11 @@ class HttpRepository:
         )
 
     async def _fetch_small(self, url: str, *, sha256: str | None, size: int) -> bytes:
-        async with await self.session.get(url, _FILE_HEADERS) as resp:
+        async with await self.session.get(url, _FILE_HEADERS, boundary=self.boundary) as resp:
             _check_status(resp, url, "file")
             chunks: list[bytes] = []
             received = 0
-            async for chunk in resp.iter_chunks():
+            async for chunk in resp.iter_chunks(decode=False):
                 received += len(chunk)
                 if received > size:  # never hold more than promised, whatever is sent
                     raise IntegrityError(
@@ -304,10 +310,10 @@ class HttpRepository:
         async def streamed() -> tuple[int, bytes | None]:
             digest = hashlib.sha256()
             received = 0
-            async with await self.session.get(url, _FILE_HEADERS) as resp:
+            async with await self.session.get(url, _FILE_HEADERS, boundary=self.boundary) as resp:
                 _check_status(resp, url, "file")
                 async with storage.writer(key) as writer:
-                    async for chunk in resp.iter_chunks():
+                    async for chunk in resp.iter_chunks(decode=False):
                         received += len(chunk)
                         if size is not None and received > size:
                             raise too_large()
