@@ -198,13 +198,12 @@ class Downloads:
     async def _open(self, url: str) -> Response:
         """GET ``url`` until the answer's headers are in, retrying what is worth retrying."""
         last: UpstreamError | None = None
+        # One deadline for every attempt and the whole body (it grows with the bytes received).
+        deadline = Deadline(self._deadline, MIN_RATE)
         for attempt in range(1, self._retry.attempts + 1):
             try:
                 response = await self._client().get(
-                    url,
-                    _FILE_HEADERS,
-                    boundary=self.boundary,
-                    deadline=Deadline(self._deadline, MIN_RATE),
+                    url, _FILE_HEADERS, boundary=self.boundary, deadline=deadline
                 )
             except (ClientError, TimeoutError) as exc:
                 last = UpstreamError(

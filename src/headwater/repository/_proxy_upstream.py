@@ -119,10 +119,12 @@ class PageFetcher:
                 the memory budget, or a URL outside the boundary (FetchRefused).
         """
         headers = {**_PAGE_HEADERS, "If-None-Match": etag} if etag else _PAGE_HEADERS
+        # One deadline for every attempt: the client waiting for this page waits for all of them.
+        deadline = Deadline(self.deadline, MIN_RATE)
         last: UpstreamError | None = None
         for attempt in range(1, self._retry.attempts + 1):
             try:
-                return await self._once(url, headers, lease)
+                return await self._once(url, headers, lease, deadline)
             except UpstreamError as exc:
                 if not exc.retryable:
                     raise
@@ -130,13 +132,16 @@ class PageFetcher:
             except (ClientError, TimeoutError) as exc:
                 last = UpstreamError(printable(f"{exc or 'timed out'}"), url=url, retryable=True)
                 last.__cause__ = exc
-            if attempt < self._retry.attempts:
+            if attempt < self._retry.attempts and deadline.wait(1.0)[0] > 0:
                 await asyncio.sleep(self._retry.delay(attempt))
+            else:
+                break
         assert last is not None
         raise last
 
-    async def _once(self, url: str, headers: dict[str, str], lease: Lease) -> Answer:
-        deadline = Deadline(self.deadline, MIN_RATE)
+    async def _once(
+        self, url: str, headers: dict[str, str], lease: Lease, deadline: Deadline
+    ) -> Answer:
         response = await self._client().get(url, headers, boundary=self.boundary, deadline=deadline)
         async with response as resp:
             if resp.status == 304:
