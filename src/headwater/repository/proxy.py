@@ -18,8 +18,9 @@ only renews the clock. A 404/410 means the project is absent, and that answer is
 too. Concurrent requests for a page that must be fetched share one upstream request, whatever
 format they asked for.
 
-**Upstream failures.** A connection error, a timeout, a 5xx (after one quick retry) or a page that
-does not parse is a failure: a cached page is then served *stale* (``RenderedPage.stale`` /
+**Upstream failures.** A connection error, a timeout, a 5xx (after one quick retry), a URL outside
+the fetch boundary (:mod:`headwater.repository.boundary`) or a page that cannot be read for any
+reason is a failure: a cached page is then served *stale* (``RenderedPage.stale`` /
 ``SourceProject.stale`` say why, naming the upstream and the failure) and the upstream is tried
 again after ``retry_interval`` seconds; with nothing cached, :class:`SourceUnavailable` is raised,
 naming the upstream and the failure. A failure is never an empty page and never "absent": an index
