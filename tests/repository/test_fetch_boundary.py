@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import ipaddress
+import re
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -427,3 +428,68 @@ def test_address_decisions() -> None:
 def test_bad_allowed_hosts_entries_are_refused(entry: str) -> None:
     with pytest.raises(ValueError, match="allowed_hosts entry"):
         check_host_entry(entry)
+
+
+@pytest.mark.parametrize(
+    ("table", "text"),
+    [
+        ('allowed_hosts = ["files.example.com/path"]', "allowed_hosts entry"),
+        ('allowed_networks = ["10.0.0.0/33"]', "allowed_networks entry"),
+        ('allowed_host = ["files.example.com"]', "allowed_host"),  # unknown keys are errors
+        ("deadline = 0", "deadline"),
+    ],
+)
+def test_boundary_options_are_checked_when_the_config_loads(table: str, text: str) -> None:
+    from headwater.config import ConfigError, parse_config
+
+    for kind, first in (("proxy", 'url = "https://pypi.org/simple/"'),):
+        with pytest.raises(ConfigError, match=re.escape(text)):
+            parse_config(f"[{kind}.x]\n{first}\n{table}\n", source="t.toml")
+    mirror = 'upstream = "https://pypi.org/simple/"\ntarget = "t"'
+    if "deadline" not in table:
+        with pytest.raises(ConfigError, match=re.escape(text)):
+            parse_config(f"[mirror.x]\n{mirror}\n{table}\n", source="t.toml")
+
+
+def test_a_small_cold_file_with_wrong_bytes_sends_not_one_byte(tmp_path: Path) -> None:
+    """Verified before its first byte: whoever answered, a client gets a 503 and none of it."""
+
+    async def t() -> None:
+        # The upstream's own file route answers the secret instead of the promised file.
+        async with network("http://127.0.0.1:{internal}/x", "page") as (net, internal):
+            proxy = ProxySource(
+                "pub",
+                f"http://127.0.0.1:{net.internal}/simple/",  # the "internal" service IS upstream
+                FileStorage(tmp_path),
+                retry=FAST,
+            )
+            try:
+                app = IndexApp(ServeSettings(), {"pub": proxy}, default="pub")
+                # It has no pages; ask for the file through a page of our own making.
+                proxy._entries.clear()
+                path = file_url_from_project_page(GOOD_SHA, FILENAME).removeprefix(
+                    "../../packages/"
+                )
+                from headwater.repository._proxy_files import Target
+
+                target = Target(
+                    url=f"http://127.0.0.1:{net.internal}/files/good",
+                    key=f"web/packages/{path}",
+                    sha256=GOOD_SHA,
+                    size=len(SECRET),
+                )
+
+                async def fake_target(_: str) -> Target:
+                    return target
+
+                proxy._target = fake_target  # type: ignore[method-assign]
+                answer = await call(app, "GET", f"/pub/packages/{path}")
+                assert internal.hits == ["/files/good"]  # it was asked (inside the boundary)
+                assert answer.status == 503, answer.status
+                assert SECRET[:20] not in answer.body
+                assert b"sha256" in answer.body
+                assert not list((tmp_path / "web").rglob(FILENAME))
+            finally:
+                await proxy.aclose()
+
+    asyncio.run(t())
