@@ -406,6 +406,10 @@ def test_address_decisions() -> None:
     listed.check_addresses("u", "pypi.corp", 80, ["10.1.2.3"])
     with pytest.raises(FetchRefused, match="link-local"):
         listed.check_addresses("u", "pypi.corp", 80, ["169.254.169.254"])
+    typed = FetchBoundary.for_upstream("http://pypi.corp/simple/", trust_upstream_addresses=True)
+    typed.check_addresses("u", "pypi.corp", 80, ["10.1.2.3"])  # its own name: any address
+    with pytest.raises(FetchRefused):
+        typed.check_addresses("u", "other.corp", 80, ["10.1.2.3"])  # nothing else
     local = FetchBoundary.for_upstream("http://localhost:8080/simple/")
     local.check_addresses("u", "localhost", 8080, ["127.0.0.1", "::1"])
     with pytest.raises(FetchRefused):

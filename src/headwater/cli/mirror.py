@@ -18,6 +18,9 @@ from headwater.sync.wants import TreeWants
 __all__ = ["add_selection_arguments", "register", "selected_mirrors", "wants_of"]
 
 
+_COMMAND_LINE = "command-line"  # the name of a mirror given by --upstream and --target
+
+
 def wants_of(cfg: MirrorConfig) -> TreeWants:
     """What ``[mirror.NAME]`` wants in its tree: the one statement that ``mirror``, ``mirror
     --project`` and ``verify --repair`` all hand to the engine."""
@@ -69,7 +72,7 @@ def selected_mirrors(args: argparse.Namespace) -> dict[str, MirrorConfig]:
     if args.upstream or args.target:
         if not (args.upstream and args.target):
             raise ConfigError("--upstream and --target go together")
-        return {"command-line": MirrorConfig(upstream=args.upstream, target=args.target)}
+        return {_COMMAND_LINE: MirrorConfig(upstream=args.upstream, target=args.target)}
     path = find_config(args.config)
     if path is None:
         raise ConfigError(
@@ -108,6 +111,8 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
                 allowed_hosts=cfg.allowed_hosts,
                 allowed_networks=cfg.allowed_networks,
                 where=f"[mirror.{name}]",
+                # --upstream typed on the command line: its own name may be on any network.
+                trust_upstream_addresses=name == _COMMAND_LINE,
             ),
         )
         storage = FileStorage(cfg.target)

@@ -178,6 +178,7 @@ async def _repair(
                         allowed_hosts=cfg.allowed_hosts if cfg else (),
                         allowed_networks=cfg.allowed_networks if cfg else (),
                         where=f"[mirror.{name}]" if cfg else "",
+                        trust_upstream_addresses=cfg is None,  # --upstream typed by hand
                     ),
                 )
                 mirror = Mirror(

@@ -195,6 +195,8 @@ class FetchBoundary:
     literals: frozenset[IPAddress] = frozenset()
     #: Names the operator wrote that mean this machine (``localhost``): loopback allowed for them.
     local_names: frozenset[str] = field(default_factory=frozenset)
+    #: Names whose addresses are not checked (only the upstream's, and only when asked for).
+    trusted_names: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def for_upstream(
@@ -204,8 +206,13 @@ class FetchBoundary:
         allowed_hosts: Iterable[str] = (),
         allowed_networks: Iterable[str] = (),
         where: str = "",
+        trust_upstream_addresses: bool = False,
     ) -> FetchBoundary:
         """The boundary of a source whose upstream index is ``upstream``.
+
+        ``trust_upstream_addresses`` lets the upstream's own host name resolve to any address
+        (the origin checks stay): for a URL a person just typed on a command line (``headwater
+        check``), never for a configured source that serves what it fetches.
 
         Raises:
             ValueError: ``upstream`` is not an http(s) URL, or an entry is malformed.
@@ -228,6 +235,7 @@ class FetchBoundary:
             networks=tuple(check_network_entry(entry) for entry in allowed_networks),
             literals=literals,
             local_names=local,
+            trusted_names=frozenset({host}) if trust_upstream_addresses else frozenset(),
         )
 
     # -- the decisions ----------------------------------------------------------------------------
@@ -284,6 +292,8 @@ class FetchBoundary:
         if address in self.literals and _literal(host) == address:
             return True  # the operator wrote this address as the host (not a name that maps to it)
         if host in self.local_names and address.is_loopback:
+            return True
+        if host in self.trusted_names:
             return True
         if any(address in network for network in self.networks):
             return True

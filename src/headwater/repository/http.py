@@ -93,8 +93,10 @@ class HttpRepository:
 
     The session (an :class:`HttpClient`) is passed in: whoever creates it closes it (the engine's
     lifespan), so one pool serves every request of a sync. Every request stays inside
-    ``boundary`` (default: the upstream's own origin and its known file host, public addresses
-    only; see :mod:`headwater.repository.boundary`), redirects included.
+    ``boundary``, redirects included (see :mod:`headwater.repository.boundary`). The default is
+    the upstream's own origin and its known file host, with the upstream's name allowed at any
+    address (a URL given on a command line); ``headwater mirror`` and ``verify`` pass the strict
+    boundary of their ``[mirror.NAME]``.
     """
 
     def __init__(
@@ -108,7 +110,9 @@ class HttpRepository:
     ) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.session = session
-        self.boundary = boundary or FetchBoundary.for_upstream(self.base_url)
+        self.boundary = boundary or FetchBoundary.for_upstream(
+            self.base_url, trust_upstream_addresses=True
+        )
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
 
