@@ -248,7 +248,7 @@ class Downloads:
             log.info(
                 "proxy %r: a reader of %s took no bytes for %.0f s; caching without it",
                 self.name,
-                download.target.url,
+                printable(download.target.url),
                 self._timeout,
             )
             download.detach(

@@ -23,6 +23,7 @@ from typing import TypeVar
 import msgspec
 
 from headwater import __version__
+from headwater.errors import printable
 from headwater.repository._client import ClientError, HttpClient, ProxyError, Response
 from headwater.repository._egress import Egress, unauthorized_hint
 from headwater.repository.boundary import FetchBoundary
@@ -207,7 +208,8 @@ class HttpRepository:
                 seen = serial if serial is not None else page.last_serial
                 if min_serial is not None and seen is not None and seen < min_serial:
                     raise StaleResponse(
-                        f"{url} answered with serial {seen}, older than the {min_serial} the index "
+                        f"{printable(url)} answered with serial {seen}, older than the "
+                        f"{min_serial} the index "
                         "listed (a stale cache copy); not storing it",
                         url=url,
                         retryable=True,
@@ -243,7 +245,8 @@ class HttpRepository:
                 received += len(chunk)
                 if received > size:  # never hold more than promised, whatever is sent
                     raise IntegrityError(
-                        f"{url} is larger than the {size} bytes its page promised; discarded",
+                        f"{printable(url)} is larger than the {size} bytes its page "
+                        "promised; discarded",
                         url=url,
                         retryable=True,
                     )
@@ -251,7 +254,7 @@ class HttpRepository:
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if len(body) != size:
             raise IntegrityError(
-                f"{url} has {len(body)} bytes, its page promised {size}; discarded",
+                f"{printable(url)} has {len(body)} bytes, its page promised {size}; discarded",
                 url=url,
                 retryable=True,
             )
@@ -259,7 +262,7 @@ class HttpRepository:
             digest = hashlib.sha256(body).hexdigest()
             if digest != sha256:
                 raise IntegrityError(
-                    f"{url} has sha256 {digest}, its page promised {sha256}; discarded",
+                    f"{printable(url)} has sha256 {digest}, its page promised {sha256}; discarded",
                     url=url,
                     retryable=True,
                 )
@@ -287,20 +290,20 @@ class HttpRepository:
         def check(received: int, digest: str | None) -> None:
             if size is not None and received != size:
                 raise IntegrityError(
-                    f"{url} has {received} bytes, its page promised {size}; discarded",
+                    f"{printable(url)} has {received} bytes, its page promised {size}; discarded",
                     url=url,
                     retryable=True,
                 )
             if sha256 is not None and digest != sha256:
                 raise IntegrityError(
-                    f"{url} has sha256 {digest}, its page promised {sha256}; discarded",
+                    f"{printable(url)} has sha256 {digest}, its page promised {sha256}; discarded",
                     url=url,
                     retryable=True,
                 )
 
         def too_large() -> IntegrityError:
             return IntegrityError(
-                f"{url} is larger than the {size} bytes its page promised; discarded",
+                f"{printable(url)} is larger than the {size} bytes its page promised; discarded",
                 url=url,
                 retryable=True,
             )
@@ -336,12 +339,12 @@ def _check_status(resp: Response, url: str, what: str) -> None:
         return
     if resp.status in (404, 410):
         raise UpstreamNotFound(
-            f"{url}: {what} not found (HTTP {resp.status})", url=url, status=resp.status
+            f"{printable(url)}: {what} not found (HTTP {resp.status})", url=url, status=resp.status
         )
     retryable = resp.status in _RETRY_STATUS
     hint = unauthorized_hint(resp.proxy) if resp.status == 401 else ""
     raise UpstreamError(
-        f"{url}: HTTP {resp.status} {resp.reason or ''} for {what}".rstrip() + hint,
+        f"{printable(url)}: HTTP {resp.status} {resp.reason or ''} for {what}".rstrip() + hint,
         url=url,
         status=resp.status,
         retryable=retryable,
@@ -350,10 +353,10 @@ def _check_status(resp: Response, url: str, what: str) -> None:
 
 def _describe(exc: BaseException, url: str) -> str:
     if isinstance(exc, TimeoutError):
-        return f"{url}: timed out"
+        return f"{printable(url)}: timed out"
     if isinstance(exc, ClientError):
-        return f"{url}: {exc}"
-    return f"{url}: {type(exc).__name__}: {exc}"
+        return f"{printable(url)}: {printable(str(exc))}"
+    return f"{printable(url)}: {type(exc).__name__}: {printable(str(exc))}"
 
 
 @asynccontextmanager
