@@ -29,7 +29,8 @@ safe, and what to do::
     ├── repository.UpstreamError              a request to a remote index failed (after retries)
     │   ├── UpstreamNotFound                  404/410
     │   ├── StaleResponse                     older than the serial the index listed
-    │   └── IntegrityError                    bytes differ from the promised hash or size
+    │   ├── IntegrityError                    bytes differ from the promised hash or size
+    │   └── FetchRefused                      a URL outside the source's fetch boundary (never fetched)
     ├── sync.state.StateError                 a mirror's state is unreadable or from another upstream
     ├── sync.engine.MirrorError               a sync could not start, or a project's files failed
     ├── db.DatabaseError                      the hosted-index database failed or refused a change
@@ -46,7 +47,13 @@ Third-party exceptions are converted at the edge with ``raise ... from``.
 
 from __future__ import annotations
 
-__all__ = ["HeadwaterError", "InvalidInput"]
+import re
+
+__all__ = ["HeadwaterError", "InvalidInput", "printable"]
+
+# C0 and C1 control characters, DEL, and the Unicode line and paragraph separators: what would
+# end a log line or a header, move a terminal's cursor, or be refused by an HTTP server.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class HeadwaterError(Exception):
@@ -55,3 +62,18 @@ class HeadwaterError(Exception):
 
 class InvalidInput(HeadwaterError, ValueError):
     """Input given to headwater (a page, a name, a filename, a header) is malformed or unsafe."""
+
+
+def printable(text: str, limit: int = 300) -> str:
+    """``text`` (from an upstream, a client, a file) made safe to put in a message, a log line or
+    a header: every control character shown as ``\\xNN`` (``\\uNNNN``), cut to ``limit``
+    characters with ``...``. Messages that carry text headwater did not write pass it through
+    this, so no upstream can end a log line early or smuggle bytes into a header."""
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

@@ -349,7 +349,10 @@ def test_a_cold_file_streams_to_the_client_before_the_download_completes(tmp_pat
 
     async def t() -> None:
         held = asyncio.Event()
-        async with slow_upstream(body, held) as (url, sha), opened(url, tmp_path) as proxy:
+        async with (
+            slow_upstream(body, held) as (url, sha),
+            opened(url, tmp_path, verify_first=1 << 20) as proxy,
+        ):
             page = await model(proxy, normalize_name("slow"))
             big = page.files[0]
             assert big.hashes["sha256"] == sha
@@ -375,7 +378,7 @@ def test_wrong_bytes_abort_the_stream_and_nothing_is_cached(tmp_path: Path) -> N
     name = first(corpus)
 
     async def t() -> None:
-        async with proxied(corpus, tmp_path) as (up, proxy):
+        async with proxied(corpus, tmp_path, verify_first=0) as (up, proxy):
             file = (await model(proxy, name)).files[0]
             up.add_fault("corrupt", "/packages/*")
             ref = await proxy.file(packages_path(file))
@@ -583,7 +586,9 @@ def test_lru_cap_evicts_the_least_recently_used_files(tmp_path: Path) -> None:
                 files = [(await model(probe, n)).files[0] for n in names]
             sizes = [f.size or 0 for f in files]
             cap = int(max(sizes) * 2.5)
-            async with opened(up.simple_url, tmp_path, max_size=cap, touch_interval=0) as proxy:
+            async with opened(
+                up.simple_url, tmp_path, max_size=cap, touch_interval=0, verify_first=0
+            ) as proxy:
                 a, b, c = files
                 for f in (a, b):
                     ref = await proxy.file(packages_path(f))

@@ -156,6 +156,10 @@ def build_sources(plan: ServePlan, database: Database | None) -> Sources:
             offline=proxy.offline,
             timeout=proxy.timeout,
             egress=proxy.egress(proxy.url, where=f"[proxy.{name}]"),
+            deadline=proxy.deadline,
+            allowed_hosts=proxy.allowed_hosts,
+            allowed_networks=proxy.allowed_networks,
+            max_file_size=proxy.max_file_size,
         )
     for name, path in plan.directories.items():
         sources[name] = DirectorySource(

@@ -8,6 +8,7 @@ from typing import Any
 
 from headwater.cli.progress import make_reporter, run_async
 from headwater.config import Config, ConfigError, MirrorConfig, find_config, load_config
+from headwater.repository.boundary import FetchBoundary
 from headwater.repository.http import HttpRepository, RetryPolicy, client_session
 from headwater.simple.names import NormalizedName, normalize_name
 from headwater.storage.filesystem import FileStorage
@@ -15,6 +16,9 @@ from headwater.sync.engine import Mirror, Summary
 from headwater.sync.wants import TreeWants
 
 __all__ = ["add_selection_arguments", "register", "selected_mirrors", "wants_of"]
+
+
+_COMMAND_LINE = "command-line"  # the name of a mirror given by --upstream and --target
 
 
 def wants_of(cfg: MirrorConfig) -> TreeWants:
@@ -72,7 +76,7 @@ def selected_mirrors(args: argparse.Namespace) -> dict[str, MirrorConfig]:
     if args.upstream or args.target:
         if not (args.upstream and args.target):
             raise ConfigError("--upstream and --target go together")
-        return {"command-line": MirrorConfig(upstream=args.upstream, target=args.target)}
+        return {_COMMAND_LINE: MirrorConfig(upstream=args.upstream, target=args.target)}
     path = find_config(args.config)
     if path is None:
         raise ConfigError(
@@ -102,7 +106,19 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
     async with client_session(
         connections=workers * 2, read_timeout=cfg.timeout, egress=egress
     ) as session:
-        upstream = HttpRepository(cfg.upstream, session, retry=RetryPolicy(attempts=cfg.retries))
+        upstream = HttpRepository(
+            cfg.upstream,
+            session,
+            retry=RetryPolicy(attempts=cfg.retries),
+            boundary=FetchBoundary.for_upstream(
+                cfg.upstream,
+                allowed_hosts=cfg.allowed_hosts,
+                allowed_networks=cfg.allowed_networks,
+                where=f"[mirror.{name}]",
+                # --upstream typed on the command line: its own name may be on any network.
+                trust_upstream_addresses=name == _COMMAND_LINE,
+            ),
+        )
         storage = FileStorage(cfg.target)
         mirror = Mirror(
             upstream,

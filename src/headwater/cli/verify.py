@@ -10,6 +10,7 @@ import msgspec
 from headwater.cli.mirror import add_selection_arguments, selected_mirrors, wants_of
 from headwater.cli.progress import make_reporter, run_async
 from headwater.config import ConfigError, MirrorConfig
+from headwater.repository.boundary import FetchBoundary
 from headwater.repository.http import HttpRepository, RetryPolicy, client_session
 from headwater.storage.base import NotFound
 from headwater.storage.filesystem import FileStorage
@@ -181,7 +182,16 @@ async def _repair(
         try:
             async with client_session(egress=egress) as session:
                 repo = HttpRepository(
-                    upstream, session, retry=RetryPolicy(attempts=cfg.retries if cfg else 5)
+                    upstream,
+                    session,
+                    retry=RetryPolicy(attempts=cfg.retries if cfg else 5),
+                    boundary=FetchBoundary.for_upstream(
+                        upstream,
+                        allowed_hosts=cfg.allowed_hosts if cfg else (),
+                        allowed_networks=cfg.allowed_networks if cfg else (),
+                        where=f"[mirror.{name}]" if cfg else "",
+                        trust_upstream_addresses=cfg is None,  # --upstream typed by hand
+                    ),
                 )
                 mirror = Mirror(
                     repo,

@@ -35,6 +35,7 @@ from headwater.config.settings import (
 )
 from headwater.errors import HeadwaterError
 from headwater.repository._egress import check_upstream_url
+from headwater.repository.boundary import check_host_entry, check_network_entry
 from headwater.sync.filters import FilterConfig, InvalidFilter
 
 __all__ = [
@@ -79,12 +80,21 @@ class MirrorConfig(EgressSettings, kw_only=True, forbid_unknown_fields=True):
     diff_file: str = "state/last-sync.diff"
     #: Which projects and files to mirror (``[mirror.NAME.filters]``; see docs/filters.md).
     filters: FilterConfig = msgspec.field(default_factory=FilterConfig)
+    #: Hosts besides the upstream's origin that file URLs and redirects may point at (the same
+    #: fetch boundary as a proxy's: docs/proxy.md "Fetch boundary").
+    allowed_hosts: list[str] = msgspec.field(default_factory=list)
+    #: Non-public networks the upstream's hosts may resolve to.
+    allowed_networks: list[str] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.upstream.startswith(("http://", "https://")):
             raise ValueError(f"upstream must be an http(s) URL, got {self.upstream!r}")
         check_upstream_url(self.upstream)
+        for entry in self.allowed_hosts:
+            check_host_entry(entry)
+        for entry in self.allowed_networks:
+            check_network_entry(entry)
         if not 1 <= self.workers <= 1024:
             raise ValueError(f"workers must be between 1 and 1024, got {self.workers}")
         if self.timeout <= 0 or self.retries < 1:

@@ -14,6 +14,7 @@ import msgspec
 
 from headwater.config.egress import EgressSettings
 from headwater.repository._egress import check_upstream_url
+from headwater.repository.boundary import check_host_entry, check_network_entry
 
 __all__ = [
     "RESERVED_NAMES",
@@ -105,16 +106,33 @@ class ProxySettings(EgressSettings, kw_only=True, forbid_unknown_fields=True):
     offline: bool = False
     #: Seconds to wait for the upstream to connect or send the next bytes.
     timeout: float = 30.0
+    #: Seconds one upstream request may take in all, plus 1 s per 32 KiB it sends (default:
+    #: twice ``timeout``).
+    deadline: float | None = None
+    #: Hosts besides the upstream's own origin that files and redirects may point at
+    #: (``files.pythonhosted.org`` is added for ``pypi.org``): ``host``, ``host:port``,
+    #: ``*.domain``, or ``https://host[:port]`` (docs/proxy.md "Fetch boundary").
+    allowed_hosts: list[str] = msgspec.field(default_factory=list)
+    #: Non-public networks (``10.0.0.0/8``) the upstream's hosts may resolve to.
+    allowed_networks: list[str] = msgspec.field(default_factory=list)
+    #: Largest file fetched when the page gives no size (a file is never read past its size).
+    max_file_size: int = 8 << 30
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"url must be an http(s) URL, got {self.url!r}")
         check_upstream_url(self.url)
-        if self.ttl < 0 or self.timeout <= 0:
-            raise ValueError("ttl must not be negative and timeout must be positive")
+        if self.ttl < 0 or self.timeout <= 0 or (self.deadline is not None and self.deadline <= 0):
+            raise ValueError("ttl must not be negative, timeout and deadline must be positive")
         if self.max_size is not None and self.max_size < 1:
             raise ValueError("max_size must be positive (or left out for no cap)")
+        if self.max_file_size < 1:
+            raise ValueError("max_file_size must be positive")
+        for entry in self.allowed_hosts:
+            check_host_entry(entry)
+        for entry in self.allowed_networks:
+            check_network_entry(entry)
 
 
 class DirectorySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

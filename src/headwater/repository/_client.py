@@ -6,9 +6,16 @@ pages and files themselves. This client does one ``transport.write`` per request
 httptools (the C parser uvicorn uses, already a dependency for the test upstream) straight from
 ``data_received``, and keeps idle connections per origin for reuse.
 
+Where it may connect is not its own decision: every request (each redirect hop too) passes the
+caller's :class:`~headwater.repository.boundary.FetchBoundary` (scheme and origin), and every new
+connection resolves the host itself, has every address checked by the boundary, and connects to
+the address it checked (so a second DNS answer cannot swap it). Without a boundary only the
+scheme is checked. A refusal is :class:`~headwater.repository.errors.FetchRefused`, never sent.
+
 What it keeps of a full client: connect and per-read timeouts; Content-Length, chunked and
 read-until-close bodies; a body cut short is an error, never a short answer; gzip/deflate
-``Content-Encoding`` decoded; redirects followed (at most 10); TLS through :mod:`ssl` for ``https``
+``Content-Encoding`` decoded (or not, for files: ``iter_chunks(decode=False)``); redirects followed
+(at most 10); an optional overall deadline per request; TLS through :mod:`ssl` for ``https``
 upstreams; back-pressure (reading pauses while 1 MiB is unconsumed). A request on a reused
 keep-alive connection that the server had already closed (no byte of the answer received) is sent
 once more on a new connection, as browsers and urllib3 do; every other failure is raised as
@@ -29,16 +36,18 @@ import asyncio
 import errno
 import functools
 import re
+import socket
 import ssl
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import cast
 from urllib.parse import urljoin, urlsplit
 
 import httptools
 
+from headwater.errors import printable
 from headwater.repository._egress import (
     Egress,
     ProxyEndpoint,
@@ -47,8 +56,10 @@ from headwater.repository._egress import (
     refusal,
     unreachable,
 )
+from headwater.repository.boundary import FetchBoundary, refuse_scheme
+from headwater.repository.errors import FetchRefused
 
-__all__ = ["ClientError", "ClientTimeout", "HttpClient", "ProxyError", "Response"]
+__all__ = ["ClientError", "ClientTimeout", "HttpClient", "ProxyError", "Resolver", "Response"]
 
 _HIGH_WATER = 1 << 20  # pause reading when this much body is buffered and unconsumed
 _MAX_REDIRECTS = 10
@@ -79,13 +90,18 @@ class _Stale(ClientError):
 
 
 Origin = tuple[str, str, int]  # scheme, host, port
+#: Host and port -> the addresses to connect to (``loop.getaddrinfo`` unless a test injects one).
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+# A request header value with a control character is not sent (it could split the request).
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection; parses answers as bytes arrive and hands them to one reader."""
 
-    def __init__(self, origin: Origin, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, origin: Origin, loop: asyncio.AbstractEventLoop, key: object) -> None:
         self.origin = origin
+        self.key = key  # the idle pool it returns to: origin and the boundary that allowed it
         self._loop = loop
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
@@ -154,7 +170,8 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks ------------------------------------------------------------------
 
     def on_status(self, status: bytes) -> None:
-        self.reason = status.decode("latin-1")
+        # Upstream text: it reaches messages, logs and (through them) headers only escaped.
+        self.reason = printable(status.decode("latin-1"), 100)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.header_list.append((name, value))
@@ -196,21 +213,22 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def wait(self, seconds: float) -> None:
-        """Wait for the parser to make progress (or the connection to end), at most ``seconds``.
-        (One timer per wait, not ``asyncio.timeout``: this runs for every chunk of every answer.)"""
+    async def wait(self, seconds: float, why: str = "timed out") -> None:
+        """Wait for the parser to make progress (or the connection to end), at most ``seconds``
+        (then the connection fails with ``ClientTimeout(why)``). (One timer per wait, not
+        ``asyncio.timeout``: this runs for every chunk of every answer.)"""
         waiter = self._loop.create_future()
         self._waiter = waiter
-        timer = self._loop.call_later(seconds, self._time_out, waiter)
+        timer = self._loop.call_later(max(seconds, 0.0), self._time_out, waiter, why)
         try:
             await waiter
         finally:
             timer.cancel()
             self._waiter = None
 
-    def _time_out(self, waiter: asyncio.Future[None]) -> None:
+    def _time_out(self, waiter: asyncio.Future[None], why: str) -> None:
         if not waiter.done():
-            self.error = ClientTimeout("timed out")
+            self.error = ClientTimeout(why)
             waiter.set_result(None)
             if self.transport is not None:
                 self.transport.abort()
@@ -236,13 +254,44 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+class Deadline:
+    """An overall deadline of one request: ``seconds`` from its start, plus one second for every
+    ``min_rate`` bytes of body received (so a large file may take as long as it keeps flowing,
+    while an upstream that drips a byte a second is cut off after about ``seconds``)."""
+
+    def __init__(self, seconds: float, min_rate: float | None = None) -> None:
+        self.seconds = seconds
+        self.min_rate = min_rate
+        self.start = asyncio.get_running_loop().time()
+
+    def wait(self, read_timeout: float, received: int = 0) -> tuple[float, str]:
+        """How long the next wait may last, and what to say if it runs out."""
+        allowed = self.start + self.seconds - asyncio.get_running_loop().time()
+        if self.min_rate:
+            allowed += received / self.min_rate
+        if allowed < read_timeout:
+            rate = f" plus 1 s per {self.min_rate:.0f} bytes" if self.min_rate else ""
+            return allowed, f"took longer than its deadline ({self.seconds:g} s{rate})"
+        return read_timeout, "timed out"
+
+
 class Response:
     """An answer whose headers have arrived; read the body with :meth:`read` or :meth:`iter_chunks`
     and release the connection with :meth:`close` (``async with`` does both)."""
 
-    def __init__(self, client: HttpClient, conn: _Connection, url: str, read_timeout: float):
+    def __init__(
+        self,
+        client: HttpClient,
+        conn: _Connection,
+        url: str,
+        read_timeout: float,
+        deadline: Deadline | None = None,
+    ):
         self._client = client
         self._conn: _Connection | None = conn
+        self._deadline = deadline
+        #: Body bytes received so far, as sent (before any decoding).
+        self.received = 0
         self.url = url
         self.status = conn.status
         self.reason = conn.reason
@@ -274,20 +323,29 @@ class Response:
     ) -> None:
         self.close()
 
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
-        """The body, decoded, as it arrives.
+    def _wait(self) -> tuple[float, str]:
+        if self._deadline is None:
+            return self._read_timeout, "timed out"
+        return self._deadline.wait(self._read_timeout, self.received)
+
+    async def iter_chunks(self, *, decode: bool = True) -> AsyncIterator[bytes]:
+        """The body as it arrives: decoded per its ``Content-Encoding``, or with
+        ``decode=False`` as sent (a file's hash is of the bytes as stored; pip does not decode
+        them either, and an encoding nobody asked for then cannot expand them).
 
         Raises:
             ClientError: the connection failed or the body was cut short.
-            ClientTimeout: no bytes arrived within the read timeout.
+            ClientTimeout: no bytes arrived within the read timeout, or the deadline passed.
         """
         conn = self._conn
         if conn is None:
             return
+        decoder = self._decoder if decode else None
         while True:
             if conn.chunks:
                 data = conn.take()
-                if self._decoder is not None:
+                self.received += len(data)
+                if decoder is not None:
                     data = self._decode(data)
                 if data:
                     yield data
@@ -296,10 +354,10 @@ class Response:
                 break
             if conn.error is not None:
                 raise conn.error
-            await conn.wait(self._read_timeout)
-        if self._decoder is not None:
-            tail = self._decoder.flush()
-            if not self._decoder.eof:
+            await conn.wait(*self._wait())
+        if decoder is not None:
+            tail = decoder.flush()
+            if not decoder.eof:
                 raise ClientError("the response body was cut short (incomplete compressed data)")
             if tail:
                 yield tail
@@ -317,9 +375,11 @@ class Response:
                     raise conn.error
                 if conn.buffered > _HIGH_WATER:
                     parts.append(conn.take())
-                await conn.wait(self._read_timeout)
+                    self.received += len(parts[-1])
+                await conn.wait(*self._wait())
             if conn.chunks:
                 parts.append(conn.take())
+                self.received += len(parts[-1])
             self._release()
             return parts[0] if len(parts) == 1 else b"".join(parts)
         return b"".join([chunk async for chunk in self.iter_chunks()])
@@ -421,25 +481,37 @@ class HttpClient:
         read_timeout: float = 60.0,
         ssl_context: ssl.SSLContext | None = None,
         egress: Egress | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self._limit = asyncio.Semaphore(connections)
         self._egress = egress if egress is not None else Egress()
         self._routes: dict[Origin, _Route] = {}
-        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle: dict[object, list[_Connection]] = {}
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._ssl = ssl_context or self._egress.ssl_context
+        self._resolve = resolver or _getaddrinfo
         self._closed = False
 
-    async def get(self, url: str, headers: Mapping[str, str]) -> Response:
+    async def get(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        boundary: FetchBoundary | None = None,
+        deadline: Deadline | None = None,
+    ) -> Response:
         """Send a GET (following redirects) and return once the final answer's headers are in.
 
+        ``boundary`` decides every URL (each redirect too) and every address connected to;
+        ``deadline`` bounds the whole exchange, redirects and body included.
+
         Raises:
-            ClientError, ClientTimeout: as the name says; ``ValueError`` for a URL that is not
-            ``http``/``https``.
+            FetchRefused: a URL or an address is outside ``boundary``, or not http(s) (never
+                sent). ClientError, ClientTimeout: as the name says.
         """
         for _ in range(_MAX_REDIRECTS + 1):
-            response = await self._get_once(url, headers)
+            response = await self._get_once(url, headers, boundary, deadline)
             if response.status not in _REDIRECTS or "location" not in response.headers:
                 return response
             location = urljoin(url, response.headers["location"])
@@ -452,25 +524,50 @@ class HttpClient:
             url = location
         raise ClientError(f"more than {_MAX_REDIRECTS} redirects")
 
-    async def _get_once(self, url: str, headers: Mapping[str, str]) -> Response:
-        origin, host, target = _request_target(url)
+    async def _get_once(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        boundary: FetchBoundary | None,
+        deadline: Deadline | None,
+    ) -> Response:
+        try:
+            origin, host, target = _request_target(url)
+        except ValueError:
+            raise refuse_scheme(url) from None
+        if _BAD_VALUE.search(target) or " " in target or _BAD_VALUE.search(host):
+            raise FetchRefused(
+                f"refused to fetch {printable(url, 200)}: the URL has spaces or control "
+                "characters; nothing was sent",
+                url=url,
+            )
+        if boundary is not None:
+            # Through a forward proxy too: the proxy resolves the host, the origin is ours to check.
+            boundary.check_origin(url, *origin)
         route = self._routes.get(origin) or self._route(origin)
         if route.absolute:
             target = f"http://{host}{target}"  # RFC 9112 3.2.2: absolute-form to a proxy
         lines = [f"GET {target} HTTP/1.1\r\nHost: {host}\r\n{route.extra}"]
-        lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
+        lines.extend(
+            f"{name}: {value}\r\n"
+            for name, value in headers.items()
+            if not _BAD_VALUE.search(value)
+        )
         lines.append("\r\n")
-        request = "".join(lines).encode("latin-1")
+        request = "".join(lines).encode("latin-1", "replace")
         await self._limit.acquire()
         try:
             for _ in range(2):  # a second try only for a stale reused connection
-                conn = await self._connection(origin, route)
+                conn = await self._connection(origin, route, boundary, url, deadline)
                 conn.send(request)
                 try:
                     while not conn.headers_done:
                         if conn.error is not None:
                             raise conn.error
-                        await conn.wait(self._read_timeout)
+                        if deadline is None:
+                            await conn.wait(self._read_timeout)
+                        else:
+                            await conn.wait(*deadline.wait(self._read_timeout))
                 except _Stale:
                     conn.close()
                     continue
@@ -482,7 +579,7 @@ class HttpClient:
                     conn.close()
                     refused = refusal(route.proxy, 407, conn.reason, origin[1], origin[2])
                     raise ProxyError(str(refused), retryable=refused.retryable)
-                response = Response(self, conn, url, self._read_timeout)
+                response = Response(self, conn, url, self._read_timeout, deadline)
                 if route.absolute:
                     assert route.proxy is not None
                     response.proxy = route.proxy.display
@@ -507,8 +604,16 @@ class HttpClient:
         route = self._routes[origin] = _Route(proxy, origin[0], extra)
         return route
 
-    async def _connection(self, origin: Origin, route: _Route) -> _Connection:
-        idle = self._idle.get(origin)
+    async def _connection(
+        self,
+        origin: Origin,
+        route: _Route,
+        boundary: FetchBoundary | None,
+        url: str,
+        deadline: Deadline | None,
+    ) -> _Connection:
+        key = (origin, boundary)  # a connection is reused only under the boundary that allowed it
+        idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
             if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
@@ -523,21 +628,18 @@ class HttpClient:
                 self._ssl = ssl.create_default_context()
             context = self._ssl
         proxy = route.proxy
+        limit = self._connect_timeout
+        if deadline is not None:
+            limit = deadline.wait(limit)[0]
         try:
-            async with asyncio.timeout(self._connect_timeout):
+            async with asyncio.timeout(limit):
                 if proxy is None:
-                    _, conn = await loop.create_connection(
-                        lambda: _Connection(origin, loop),
-                        host,
-                        port,
-                        ssl=context,
-                        server_hostname=host if context is not None else None,
-                    )
+                    conn = await self._connect_direct(origin, key, context, boundary, url)
                 elif route.tunnel:
                     sock = await open_tunnel(proxy, host, port)
                     try:
                         _, conn = await loop.create_connection(
-                            lambda: _Connection(origin, loop),
+                            lambda: _Connection(origin, loop, key),
                             sock=sock,
                             ssl=context,
                             server_hostname=host,
@@ -548,7 +650,7 @@ class HttpClient:
                 else:
                     try:
                         _, conn = await loop.create_connection(
-                            lambda: _Connection(origin, loop), proxy.host, proxy.port
+                            lambda: _Connection(origin, loop, key), proxy.host, proxy.port
                         )
                     except OSError as exc:
                         raise unreachable(proxy, exc) from exc
@@ -566,10 +668,48 @@ class HttpClient:
             raise ClientError(f"connection failed ({exc})") from exc
         return conn
 
+    async def _connect_direct(
+        self,
+        origin: Origin,
+        key: object,
+        context: ssl.SSLContext | None,
+        boundary: FetchBoundary | None,
+        url: str,
+    ) -> _Connection:
+        """Resolve the host here, have every address checked, and connect to a checked one."""
+        loop = asyncio.get_running_loop()
+        _, host, port = origin
+        addresses = await self._resolve(host, port)
+        if not addresses:
+            raise ClientError(f"connection failed ({printable(host, 100)} has no address)")
+        if boundary is not None:
+            # Every address, not just the first: a name that also points inside the network is
+            # refused whole.
+            boundary.check_addresses(url, host, port, addresses)
+        failure: OSError | ssl.SSLError | None = None
+        for address in addresses:
+            try:
+                # The checked address itself: no second resolution can swap it.
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(origin, loop, key),
+                    address,
+                    port,
+                    ssl=context,
+                    server_hostname=host if context is not None else None,
+                )
+            except (OSError, ssl.SSLError) as exc:
+                failure = exc
+                if isinstance(exc, ssl.SSLError):
+                    break  # a certificate problem is the same at every address
+                continue
+            return conn
+        assert failure is not None
+        raise failure
+
     def _release(self, conn: _Connection) -> None:
         self._limit.release()
         if conn.complete and conn.keep_alive and not conn.closed and not self._closed:
-            self._idle.setdefault(conn.origin, []).append(conn)
+            self._idle.setdefault(conn.key, []).append(conn)
         else:
             conn.close()
 
@@ -586,3 +726,15 @@ class HttpClient:
                     conn.transport.abort()
         self._idle.clear()
         await asyncio.sleep(0)  # let the transports finish closing
+
+
+async def _getaddrinfo(host: str, port: int) -> list[str]:
+    """The addresses of ``host`` (IPv6 and IPv4, in the resolver's order, without repeats)."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        )
+    except socket.gaierror as exc:
+        message = f"connection failed (cannot resolve {printable(host, 100)}: {exc})"
+        raise ClientError(message) from exc
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))

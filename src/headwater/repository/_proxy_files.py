@@ -36,7 +36,10 @@ from typing import Any
 
 import msgspec
 
-from headwater.repository._client import ClientError, HttpClient, Response
+from headwater.errors import printable
+from headwater.repository._client import ClientError, Deadline, HttpClient, Response
+from headwater.repository._proxy_upstream import MIN_RATE
+from headwater.repository.boundary import FetchBoundary
 from headwater.repository.errors import IntegrityError, UpstreamError, UpstreamNotFound
 from headwater.repository.http import USER_AGENT, RetryPolicy
 from headwater.storage.base import Storage, StorageError
@@ -47,7 +50,11 @@ __all__ = ["ColdStream", "Downloads", "LruCache", "Target"]
 
 log = logging.getLogger("headwater.proxy")
 
-_FILE_HEADERS = {"User-Agent": USER_AGENT}  # no Accept-Encoding: the hash is of the stored bytes
+# Files are asked for as they are (RFC 9110: without Accept-Encoding any coding is acceptable)
+# and read as sent, never decoded: the hash is of the bytes as stored.
+_FILE_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+#: Cold files up to this size are verified whole before their first byte is sent.
+VERIFY_FIRST = 16 << 20
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _QUEUE_CHUNKS = 8  # chunks buffered for a reader before the download waits for it
 _LOW_WATER = 0.9  # eviction brings the cache down to this share of the cap
@@ -133,16 +140,24 @@ class Downloads:
         name: str,
         storage: Storage,
         client: Callable[[], HttpClient],
+        boundary: FetchBoundary,
         *,
         retry: RetryPolicy,
         timeout: float,
+        deadline: float,
+        max_file_size: int,
         on_stored: Callable[[int], Awaitable[None]],
+        verify_first: int = VERIFY_FIRST,
     ) -> None:
         self.name = name
         self.storage = storage
         self._client = client
+        self.boundary = boundary
         self._retry = retry
         self._timeout = timeout
+        self._deadline = deadline
+        self.max_file_size = max_file_size
+        self.verify_first = verify_first
         self._on_stored = on_stored
         self._active: dict[str, _Download] = {}
 
@@ -165,7 +180,7 @@ class Downloads:
         download.task = asyncio.create_task(self._run(download))
         download.task.add_done_callback(lambda _: self._active.pop(target.key, None))
         size = await asyncio.shield(download.started)
-        if size is None:
+        if size is None or size <= self.verify_first:
             download.detach()
             await asyncio.shield(download.done)
             return None, None
@@ -183,11 +198,17 @@ class Downloads:
     async def _open(self, url: str) -> Response:
         """GET ``url`` until the answer's headers are in, retrying what is worth retrying."""
         last: UpstreamError | None = None
+        # One deadline for every attempt and the whole body (it grows with the bytes received).
+        deadline = Deadline(self._deadline, MIN_RATE)
         for attempt in range(1, self._retry.attempts + 1):
             try:
-                response = await self._client().get(url, _FILE_HEADERS)
+                response = await self._client().get(
+                    url, _FILE_HEADERS, boundary=self.boundary, deadline=deadline
+                )
             except (ClientError, TimeoutError) as exc:
-                last = UpstreamError(f"{url}: {exc or 'timed out'}", url=url, retryable=True)
+                last = UpstreamError(
+                    printable(f"{url}: {exc or 'timed out'}"), url=url, retryable=True
+                )
                 last.__cause__ = exc
             else:
                 if response.status == 200:
@@ -195,12 +216,13 @@ class Downloads:
                 response.close()
                 if response.status in (404, 410):
                     raise UpstreamNotFound(
-                        f"{url}: HTTP {response.status}, although the project page lists the file",
+                        f"{printable(url)}: HTTP {response.status}, although the project page "
+                        "lists the file",
                         url=url,
                         status=response.status,
                     )
                 last = UpstreamError(
-                    f"{url}: HTTP {response.status} {response.reason}".rstrip(),
+                    printable(f"{url}: HTTP {response.status} {response.reason}".rstrip()),
                     url=url,
                     status=response.status,
                     retryable=response.status in _RETRY_STATUS,
@@ -226,7 +248,7 @@ class Downloads:
             log.info(
                 "proxy %r: a reader of %s took no bytes for %.0f s; caching without it",
                 self.name,
-                download.target.url,
+                printable(download.target.url),
                 self._timeout,
             )
             download.detach(
@@ -253,7 +275,9 @@ class Downloads:
         except BaseException as exc:
             error = exc
             if isinstance(exc, (ClientError, TimeoutError)):
-                error = UpstreamError(f"{target.url}: {exc or 'timed out'}", url=target.url)
+                error = UpstreamError(
+                    printable(f"{target.url}: {exc or 'timed out'}"), url=target.url
+                )
                 error.__cause__ = exc
             _fail(download.started, error)
             _fail(download.done, error)
@@ -266,31 +290,39 @@ class Downloads:
 
     async def _receive(self, download: _Download, response: Response) -> None:
         target = download.target
-        url = target.url
+        url = printable(target.url, 200)
         size = target.size
-        declared = response.headers.get("content-length")
-        if (
-            declared is not None
-            and declared.strip().isdigit()
-            and "content-encoding" not in (response.headers)
-        ):
+        # The body is read as sent (never decoded), so Content-Length counts the same bytes.
+        declared = response.headers.get("content-length", "").strip()
+        if declared.isdigit():
             length = int(declared)
             if size is not None and length != size:
                 raise IntegrityError(
                     f"{url} announces {length} bytes, its page promised {size}; not stored",
-                    url=url,
+                    url=target.url,
                 )
             size = length
+        if size is not None and size > self.max_file_size:
+            raise IntegrityError(
+                f"{url} is {size} bytes, over the proxy's limit of {self.max_file_size} "
+                "(max_file_size, or max_size); not fetched",
+                url=target.url,
+            )
         download.started.set_result(size)
+        # Never read past the size promised, or the cap when nobody promised one.
+        bound = size if size is not None else self.max_file_size
         digest = hashlib.sha256()
         received = 0
         held = b""
         async with self.storage.writer(target.key) as writer:
-            async for chunk in response.iter_chunks():
+            async for chunk in response.iter_chunks(decode=False):
                 received += len(chunk)
-                if size is not None and received > size:
+                if received > bound:
+                    promised = "promised" if size is not None else "allowed (max_file_size)"
                     raise IntegrityError(
-                        f"{url} is larger than the {size} bytes promised; not stored", url=url
+                        f"{url} is larger than the {bound} bytes {promised}; cut off there, "
+                        "not stored",
+                        url=target.url,
                     )
                 digest.update(chunk)
                 await writer.write(chunk)
@@ -302,14 +334,15 @@ class Downloads:
                     await self._give(download, chunk)
             if size is not None and received != size:
                 raise IntegrityError(
-                    f"{url} sent {received} bytes, {size} were promised; not stored", url=url
+                    f"{url} sent {received} bytes, {size} were promised; not stored",
+                    url=target.url,
                 )
             found = digest.hexdigest()
             if found != target.sha256:
                 raise IntegrityError(
                     f"{url} has sha256 {found}, its page promised {target.sha256}; not stored "
                     "and the download was aborted",
-                    url=url,
+                    url=target.url,
                 )
         # Stored (the write above was published): release the last byte and end the stream.
         download.done.set_result(None)

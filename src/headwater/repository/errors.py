@@ -6,14 +6,15 @@
     └── UpstreamError                 a request to a remote index failed (after retries)
         ├── UpstreamNotFound          404/410: the project or file is not there
         ├── StaleResponse             the answer is older than the serial the index listed
-        └── IntegrityError            the bytes do not match the hash or size the page promised
+        ├── IntegrityError            the bytes do not match the hash or size the page promised
+        └── FetchRefused              the URL is outside the source's fetch boundary (never sent)
 """
 
 from __future__ import annotations
 
 from headwater.errors import HeadwaterError
 
-__all__ = ["IntegrityError", "StaleResponse", "UpstreamError", "UpstreamNotFound"]
+__all__ = ["FetchRefused", "IntegrityError", "StaleResponse", "UpstreamError", "UpstreamNotFound"]
 
 
 class UpstreamError(HeadwaterError):
@@ -38,3 +39,17 @@ class StaleResponse(UpstreamError):
 
 class IntegrityError(UpstreamError):
     """Downloaded bytes do not match the hash or size the project page promised."""
+
+
+class FetchRefused(UpstreamError):
+    """A URL (from a page, or a redirect) is outside the fetch boundary: another scheme, a host
+    the operator did not allow, or an address on a network the operator did not allow. Nothing
+    was sent to it; trying again cannot help (``retryable`` is False).
+
+    ``host`` is the host (or ``host:port``) the message names, ``option`` the configuration
+    option that would allow it."""
+
+    def __init__(self, message: str, *, url: str, host: str = "", option: str = "") -> None:
+        super().__init__(message, url=url, retryable=False)
+        self.host = host
+        self.option = option

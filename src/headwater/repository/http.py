@@ -23,8 +23,10 @@ from typing import TypeVar
 import msgspec
 
 from headwater import __version__
+from headwater.errors import printable
 from headwater.repository._client import ClientError, HttpClient, ProxyError, Response
 from headwater.repository._egress import Egress, unauthorized_hint
+from headwater.repository.boundary import FetchBoundary
 from headwater.repository.errors import (
     IntegrityError,
     StaleResponse,
@@ -72,8 +74,9 @@ class Fetched(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _PAGE_HEADERS = {"Accept": CLIENT_ACCEPT, "User-Agent": USER_AGENT, "Accept-Encoding": "gzip"}
-# Files are asked for as they are: their hashes are of the stored bytes.
-_FILE_HEADERS = {"User-Agent": USER_AGENT}
+# Files are asked for as they are (RFC 9110: no Accept-Encoding would allow any coding) and read
+# as sent, never decoded: their hashes are of the stored bytes, as pip reads them.
+_FILE_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
 
 
 def _serial_header(headers: Mapping[str, str]) -> int | None:
@@ -90,7 +93,11 @@ class HttpRepository:
     """A remote Simple API index at ``base_url`` (e.g. ``https://pypi.org/simple/``).
 
     The session (an :class:`HttpClient`) is passed in: whoever creates it closes it (the engine's
-    lifespan), so one pool serves every request of a sync.
+    lifespan), so one pool serves every request of a sync. Every request stays inside
+    ``boundary``, redirects included (see :mod:`headwater.repository.boundary`). The default is
+    the upstream's own origin and its known file host, with the upstream's name allowed at any
+    address (a URL given on a command line); ``headwater mirror`` and ``verify`` pass the strict
+    boundary of their ``[mirror.NAME]``.
     """
 
     def __init__(
@@ -100,9 +107,13 @@ class HttpRepository:
         *,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        boundary: FetchBoundary | None = None,
     ) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.session = session
+        self.boundary = boundary or FetchBoundary.for_upstream(
+            self.base_url, trust_upstream_addresses=True
+        )
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
 
@@ -150,7 +161,7 @@ class HttpRepository:
 
         async def once() -> Fetched:
             headers = {**_PAGE_HEADERS, "If-None-Match": etag} if etag else _PAGE_HEADERS
-            async with await self.session.get(url, headers) as resp:
+            async with await self.session.get(url, headers, boundary=self.boundary) as resp:
                 if resp.status == 304:
                     return Fetched(
                         not_modified=True, etag=etag, serial=_serial_header(resp.headers)
@@ -185,7 +196,7 @@ class HttpRepository:
 
         async def once() -> Fetched:
             headers = {**_PAGE_HEADERS, "If-None-Match": etag} if etag else _PAGE_HEADERS
-            async with await self.session.get(url, headers) as resp:
+            async with await self.session.get(url, headers, boundary=self.boundary) as resp:
                 serial = _serial_header(resp.headers)
                 if resp.status == 304:
                     return Fetched(not_modified=True, etag=etag, serial=serial)
@@ -197,7 +208,8 @@ class HttpRepository:
                 seen = serial if serial is not None else page.last_serial
                 if min_serial is not None and seen is not None and seen < min_serial:
                     raise StaleResponse(
-                        f"{url} answered with serial {seen}, older than the {min_serial} the index "
+                        f"{printable(url)} answered with serial {seen}, older than the "
+                        f"{min_serial} the index "
                         "listed (a stale cache copy); not storing it",
                         url=url,
                         retryable=True,
@@ -225,15 +237,16 @@ class HttpRepository:
         )
 
     async def _fetch_small(self, url: str, *, sha256: str | None, size: int) -> bytes:
-        async with await self.session.get(url, _FILE_HEADERS) as resp:
+        async with await self.session.get(url, _FILE_HEADERS, boundary=self.boundary) as resp:
             _check_status(resp, url, "file")
             chunks: list[bytes] = []
             received = 0
-            async for chunk in resp.iter_chunks():
+            async for chunk in resp.iter_chunks(decode=False):
                 received += len(chunk)
                 if received > size:  # never hold more than promised, whatever is sent
                     raise IntegrityError(
-                        f"{url} is larger than the {size} bytes its page promised; discarded",
+                        f"{printable(url)} is larger than the {size} bytes its page "
+                        "promised; discarded",
                         url=url,
                         retryable=True,
                     )
@@ -241,7 +254,7 @@ class HttpRepository:
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if len(body) != size:
             raise IntegrityError(
-                f"{url} has {len(body)} bytes, its page promised {size}; discarded",
+                f"{printable(url)} has {len(body)} bytes, its page promised {size}; discarded",
                 url=url,
                 retryable=True,
             )
@@ -249,7 +262,7 @@ class HttpRepository:
             digest = hashlib.sha256(body).hexdigest()
             if digest != sha256:
                 raise IntegrityError(
-                    f"{url} has sha256 {digest}, its page promised {sha256}; discarded",
+                    f"{printable(url)} has sha256 {digest}, its page promised {sha256}; discarded",
                     url=url,
                     retryable=True,
                 )
@@ -277,20 +290,20 @@ class HttpRepository:
         def check(received: int, digest: str | None) -> None:
             if size is not None and received != size:
                 raise IntegrityError(
-                    f"{url} has {received} bytes, its page promised {size}; discarded",
+                    f"{printable(url)} has {received} bytes, its page promised {size}; discarded",
                     url=url,
                     retryable=True,
                 )
             if sha256 is not None and digest != sha256:
                 raise IntegrityError(
-                    f"{url} has sha256 {digest}, its page promised {sha256}; discarded",
+                    f"{printable(url)} has sha256 {digest}, its page promised {sha256}; discarded",
                     url=url,
                     retryable=True,
                 )
 
         def too_large() -> IntegrityError:
             return IntegrityError(
-                f"{url} is larger than the {size} bytes its page promised; discarded",
+                f"{printable(url)} is larger than the {size} bytes its page promised; discarded",
                 url=url,
                 retryable=True,
             )
@@ -304,10 +317,10 @@ class HttpRepository:
         async def streamed() -> tuple[int, bytes | None]:
             digest = hashlib.sha256()
             received = 0
-            async with await self.session.get(url, _FILE_HEADERS) as resp:
+            async with await self.session.get(url, _FILE_HEADERS, boundary=self.boundary) as resp:
                 _check_status(resp, url, "file")
                 async with storage.writer(key) as writer:
-                    async for chunk in resp.iter_chunks():
+                    async for chunk in resp.iter_chunks(decode=False):
                         received += len(chunk)
                         if size is not None and received > size:
                             raise too_large()
@@ -326,12 +339,12 @@ def _check_status(resp: Response, url: str, what: str) -> None:
         return
     if resp.status in (404, 410):
         raise UpstreamNotFound(
-            f"{url}: {what} not found (HTTP {resp.status})", url=url, status=resp.status
+            f"{printable(url)}: {what} not found (HTTP {resp.status})", url=url, status=resp.status
         )
     retryable = resp.status in _RETRY_STATUS
     hint = unauthorized_hint(resp.proxy) if resp.status == 401 else ""
     raise UpstreamError(
-        f"{url}: HTTP {resp.status} {resp.reason or ''} for {what}".rstrip() + hint,
+        f"{printable(url)}: HTTP {resp.status} {resp.reason or ''} for {what}".rstrip() + hint,
         url=url,
         status=resp.status,
         retryable=retryable,
@@ -340,10 +353,10 @@ def _check_status(resp: Response, url: str, what: str) -> None:
 
 def _describe(exc: BaseException, url: str) -> str:
     if isinstance(exc, TimeoutError):
-        return f"{url}: timed out"
+        return f"{printable(url)}: timed out"
     if isinstance(exc, ClientError):
-        return f"{url}: {exc}"
-    return f"{url}: {type(exc).__name__}: {exc}"
+        return f"{printable(url)}: {printable(str(exc))}"
+    return f"{printable(url)}: {type(exc).__name__}: {printable(str(exc))}"
 
 
 @asynccontextmanager

@@ -18,8 +18,9 @@ only renews the clock. A 404/410 means the project is absent, and that answer is
 too. Concurrent requests for a page that must be fetched share one upstream request, whatever
 format they asked for.
 
-**Upstream failures.** A connection error, a timeout, a 5xx (after one quick retry) or a page that
-does not parse is a failure: a cached page is then served *stale* (``RenderedPage.stale`` /
+**Upstream failures.** A connection error, a timeout, a 5xx (after one quick retry), a URL outside
+the fetch boundary (:mod:`headwater.repository.boundary`) or a page that cannot be read for any
+reason is a failure: a cached page is then served *stale* (``RenderedPage.stale`` /
 ``SourceProject.stale`` say why, naming the upstream and the failure) and the upstream is tried
 again after ``retry_interval`` seconds; with nothing cached, :class:`SourceUnavailable` is raised,
 naming the upstream and the failure. A failure is never an empty page and never "absent": an index
@@ -48,11 +49,12 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from headwater.errors import InvalidInput
-from headwater.repository._client import ClientError, HttpClient
-from headwater.repository._egress import Egress, unauthorized_hint
+from headwater.errors import InvalidInput, printable
+from headwater.repository._client import HttpClient, Resolver
+from headwater.repository._egress import Egress
 from headwater.repository._flight import SingleFlight
-from headwater.repository._proxy_files import Downloads, LruCache, Target
+from headwater.repository._proxy_files import VERIFY_FIRST, Downloads, LruCache, Target
+from headwater.repository._proxy_upstream import MemoryBudget, PageFetcher
 from headwater.repository.base import (
     FileRef,
     PageFormat,
@@ -60,15 +62,15 @@ from headwater.repository.base import (
     SourceProject,
     SourceUnavailable,
 )
+from headwater.repository.boundary import FetchBoundary
 from headwater.repository.errors import UpstreamError
-from headwater.repository.http import USER_AGENT, RetryPolicy
+from headwater.repository.http import RetryPolicy
 from headwater.repository.tree import TreeSource
 from headwater.simple.filenames import InvalidFilename, check_safe_filename, parse_filename
 from headwater.simple.html import render_project_list_html, render_project_page_html
 from headwater.simple.json import render_project_list_json, render_project_page_json
 from headwater.simple.model import File, ProjectList, ProjectListEntry, ProjectPage
 from headwater.simple.names import NormalizedName, is_normalized, normalize_or_none
-from headwater.simple.negotiation import CLIENT_ACCEPT
 from headwater.simple.pages import parse_project_list, parse_project_page
 from headwater.storage.base import NotFound, Storage, StorageError
 from headwater.storage.layout import WEB, file_url_from_project_page
@@ -77,8 +79,6 @@ __all__ = ["ProxySource"]
 
 log = logging.getLogger("headwater.proxy")
 
-_PAGE_HEADERS = {"Accept": CLIENT_ACCEPT, "User-Agent": USER_AGENT, "Accept-Encoding": "gzip"}
-_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 # packages/<2 hex>/<2 hex>/<60 hex>/<filename>: anything else is not a file of this proxy.
 _FILE_PATH = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{60})/([^/]+)\Z")
@@ -87,6 +87,8 @@ _LEGACY_NAME = re.compile(r"(.+?)-\d")
 _PARSE_IN_THREAD = 256 << 10  # pages larger than this are parsed off the event loop
 _MAX_ENTRIES = 10_000  # project pages kept in memory per process
 _SIZE_RECHECK = 5.0  # seconds between looking up, in the cache, sizes the upstream did not give
+# One memory budget for the pages every proxy of this process is fetching (unless given one).
+_PAGE_BUDGET = MemoryBudget()
 T = TypeVar("T")
 
 
@@ -166,14 +168,6 @@ class _Root:
         return RenderedPage(rendered.body, stale=self.stale)
 
 
-class _Answer(msgspec.Struct, frozen=True, kw_only=True):
-    status: int  # 200, 304 or 404 (404 stands for 410 too)
-    body: bytes = b""
-    content_type: str | None = None
-    etag: str | None = None
-    url: str = ""
-
-
 def _meta_key(name: NormalizedName) -> str:
     return f"state/pages/{name}/meta.json"
 
@@ -210,6 +204,15 @@ class ProxySource:
         retry: how hard to try one request (default: twice, a quarter second apart).
         touch_interval: with ``max_size``, a served file's access time is recorded at most
             once per this many seconds per process.
+        deadline: seconds one upstream request may take in all, plus 1 s per 32 KiB received
+            (default: twice ``timeout``).
+        allowed_hosts, allowed_networks: the fetch boundary besides the upstream's origin
+            (:class:`~headwater.repository.boundary.FetchBoundary`).
+        max_file_size: the most bytes read of a file whose page gives no size.
+        page_budget: memory shared by the pages being fetched (default: one per process).
+        verify_first: cold files up to this size are verified before their first byte is sent;
+            larger ones are streamed as they arrive, the last byte held back until verified.
+        resolver: host name -> addresses (for tests; default: the system's resolver).
         clock: wall-clock time (for tests).
         egress: forward proxy, credentials and TLS trust for the upstream (default: the proxy
             environment variables, the system's CAs, no credentials).
@@ -236,6 +239,13 @@ class ProxySource:
         max_page_size: int = 256 << 20,
         retry: RetryPolicy | None = None,
         touch_interval: float = 300.0,
+        deadline: float | None = None,
+        allowed_hosts: list[str] | tuple[str, ...] = (),
+        allowed_networks: list[str] | tuple[str, ...] = (),
+        max_file_size: int = 8 << 30,
+        page_budget: MemoryBudget | None = None,
+        verify_first: int = VERIFY_FIRST,
+        resolver: Resolver | None = None,
         clock: Callable[[], float] = time.time,
         egress: Egress | None = None,
     ) -> None:
@@ -259,19 +269,42 @@ class ProxySource:
         self.connections = connections
         self.retry_interval = retry_interval
         self.max_page_size = max_page_size
+        self.deadline = deadline if deadline is not None else 2 * timeout
+        try:
+            self.boundary = FetchBoundary.for_upstream(
+                self.url,
+                allowed_hosts=allowed_hosts,
+                allowed_networks=allowed_networks,
+                where=f"[proxy.{name}]",
+            )
+        except ValueError as exc:
+            raise InvalidInput(f"proxy {name!r}: {exc}") from exc
         self._retry = retry or RetryPolicy(attempts=2, backoff=0.25, max_backoff=1.0)
         self._clock = clock
+        self._resolver = resolver
         self._client: HttpClient | None = None
         self._egress = egress
+        self._budget = page_budget or _PAGE_BUDGET
+        self._pages = PageFetcher(
+            self._http,
+            self.boundary,
+            retry=self._retry,
+            deadline=self.deadline,
+            max_page_size=max_page_size,
+        )
         self._files = TreeSource(name, storage, revalidate=1.0)
         self._lru = LruCache(name, storage, max_size=max_size, touch_interval=touch_interval)
         self._downloads = Downloads(
             name,
             storage,
             self._http,
+            self.boundary,
             retry=self._retry,
             timeout=timeout,
+            deadline=self.deadline,
+            max_file_size=min(max_file_size, max_size) if max_size else max_file_size,
             on_stored=self._lru.stored,
+            verify_first=verify_first,
         )
         self._entries: dict[NormalizedName, _Entry] = {}
         self._failures: dict[NormalizedName | None, tuple[float, str]] = {}
@@ -294,6 +327,7 @@ class ProxySource:
                 connect_timeout=self.timeout,
                 read_timeout=self.timeout,
                 egress=self._egress,
+                resolver=self._resolver,
             )
         return self._client
 
@@ -358,7 +392,8 @@ class ProxySource:
             stream, size = await self._downloads.start(target)
         except UpstreamError as exc:
             raise SourceUnavailable(
-                f"proxy {self.name!r}: cannot fetch {target.url}: {exc}; nothing was cached",
+                f"proxy {self.name!r}: cannot fetch {printable(target.url, 200)}: "
+                f"{_describe(exc)}; nothing was cached",
                 source=self.name,
             ) from exc
         if stream is not None and size is not None:
@@ -441,25 +476,29 @@ class ProxySource:
         url = self.project_url(name)
         etag = entry.meta.etag if entry is not None and entry.served is not None else None
         try:
-            answer = await self._get_page(url, etag)
-            if answer.status == 304 and entry is not None:
-                meta = msgspec.structs.replace(entry.meta, checked=now)
-                await self._write_meta(_meta_key(name), meta)
-                entry.meta, entry.stale = meta, None
-                return self._keep(name, entry)
-            if answer.status in (304, 404):
-                meta = _Meta(url=url, checked=now, absent=True)
-                with contextlib.suppress(NotFound):
-                    await self.storage.delete(_page_key(name))
-                await self._write_meta(_meta_key(name), meta)
-                return self._keep(name, _Entry(meta, None, {}))
-            page = await self._parse(
-                lambda: parse_project_page(
-                    answer.body, answer.content_type, name=name, base_url=answer.url
-                ),
-                answer.body,
-            )
-        except (UpstreamError, InvalidInput) as exc:
+            with self._budget.lease() as lease:
+                answer = await self._pages.get(url, etag, lease)
+                if answer.status == 304 and entry is not None:
+                    meta = msgspec.structs.replace(entry.meta, checked=now)
+                    await self._write_meta(_meta_key(name), meta)
+                    entry.meta, entry.stale = meta, None
+                    return self._keep(name, entry)
+                if answer.status in (304, 404):
+                    meta = _Meta(url=url, checked=now, absent=True)
+                    if stored is not None:
+                        # Known here before: tell the other workers it is gone. A name never
+                        # seen is remembered in memory only (no directory per made-up name).
+                        with contextlib.suppress(NotFound):
+                            await self.storage.delete(_page_key(name))
+                        await self._write_meta(_meta_key(name), meta)
+                    return self._keep(name, _Entry(meta, None, {}))
+                page = await self._parse(
+                    lambda: parse_project_page(
+                        answer.body, answer.content_type, name=name, base_url=answer.url
+                    ),
+                    answer.body,
+                )
+        except Exception as exc:
             return self._failed(name, entry, url, exc)
         data = msgspec.json.encode(page)
         meta = _Meta(url=url, checked=now, etag=answer.etag, digest=_digest(data))
@@ -473,7 +512,7 @@ class ProxySource:
                 self.name,
                 len(left_off),
                 name,
-                "; ".join(left_off[:3]) + ("; ..." if len(left_off) > 3 else ""),
+                printable("; ".join(left_off[:3]) + ("; ..." if len(left_off) > 3 else ""), 600),
             )
         self._failures.pop(name, None)
         return self._keep(name, _Entry(meta, served, files))
@@ -612,22 +651,25 @@ class ProxySource:
             raise SourceUnavailable(failed[1], source=self.name)
         etag = root.meta.etag if root is not None and not root.meta.absent else None
         try:
-            answer = await self._get_page(self.url, etag)
-            if answer.status == 304 and root is not None:
-                meta = msgspec.structs.replace(root.meta, checked=now)
-                await self._write_meta(_ROOT_META, meta)
-                root.meta, root.stale = meta, None
-                self._root = root
-                return root
-            if answer.status in (304, 404):
-                self._root = _Root(_Meta(url=self.url, checked=now, absent=True), [])
-                await self._write_meta(_ROOT_META, self._root.meta)
-                return self._root
-            listing = await self._parse(
-                lambda: parse_project_list(answer.body, answer.content_type, base_url=answer.url),
-                answer.body,
-            )
-        except (UpstreamError, InvalidInput) as exc:
+            with self._budget.lease() as lease:
+                answer = await self._pages.get(self.url, etag, lease)
+                if answer.status == 304 and root is not None:
+                    meta = msgspec.structs.replace(root.meta, checked=now)
+                    await self._write_meta(_ROOT_META, meta)
+                    root.meta, root.stale = meta, None
+                    self._root = root
+                    return root
+                if answer.status in (304, 404):
+                    self._root = _Root(_Meta(url=self.url, checked=now, absent=True), [])
+                    await self._write_meta(_ROOT_META, self._root.meta)
+                    return self._root
+                listing = await self._parse(
+                    lambda: parse_project_list(
+                        answer.body, answer.content_type, base_url=answer.url
+                    ),
+                    answer.body,
+                )
+        except Exception as exc:
             return self._root_failed(root, exc)
         if listing.rejected:
             log.warning(
@@ -730,68 +772,6 @@ class ProxySource:
             )
         return None
 
-    # -- upstream I/O ----------------------------------------------------------------------------
-
-    async def _get_page(self, url: str, etag: str | None) -> _Answer:
-        """GET a page (conditionally with ``etag``), retried per the retry policy.
-
-        Raises:
-            UpstreamError: connection failure, timeout, an unexpected status or an oversized page.
-        """
-        headers = {**_PAGE_HEADERS, "If-None-Match": etag} if etag else _PAGE_HEADERS
-        last: UpstreamError | None = None
-        for attempt in range(1, self._retry.attempts + 1):
-            try:
-                return await self._get_page_once(url, headers)
-            except UpstreamError as exc:
-                if not exc.retryable:
-                    raise
-                last = exc
-            except (ClientError, TimeoutError) as exc:
-                last = UpstreamError(f"{exc or 'timed out'}", url=url, retryable=True)
-                last.__cause__ = exc
-            if attempt < self._retry.attempts:
-                await asyncio.sleep(self._retry.delay(attempt))
-        assert last is not None
-        raise last
-
-    async def _get_page_once(self, url: str, headers: dict[str, str]) -> _Answer:
-        async with await self._http().get(url, headers) as resp:
-            if resp.status == 304:
-                return _Answer(status=304, etag=resp.headers.get("etag"))
-            if resp.status in (404, 410):
-                return _Answer(status=404)
-            if resp.status != 200:
-                hint = unauthorized_hint(resp.proxy) if resp.status == 401 else ""
-                raise UpstreamError(
-                    f"HTTP {resp.status} {resp.reason}".rstrip() + hint,
-                    url=url,
-                    status=resp.status,
-                    retryable=resp.status in _RETRY_STATUS,
-                )
-            cap = self.max_page_size
-            declared = resp.headers.get("content-length", "")
-            if (
-                declared.isdigit()
-                and int(declared) > cap
-                and "content-encoding" not in resp.headers
-            ):
-                raise UpstreamError(_too_large(declared, cap), url=url)
-            chunks: list[bytes] = []
-            total = 0
-            async for chunk in resp.iter_chunks():
-                total += len(chunk)
-                if total > cap:  # counted after decompression: a gzip bomb stops here too
-                    raise UpstreamError(_too_large(f"more than {cap}", cap), url=url)
-                chunks.append(chunk)
-            return _Answer(
-                status=200,
-                body=b"".join(chunks),
-                content_type=resp.headers.get("content-type"),
-                etag=resp.headers.get("etag"),
-                url=resp.url,
-            )
-
     async def _parse(self, parse: Callable[[], T], body: bytes) -> T:
         if len(body) > _PARSE_IN_THREAD:
             return await asyncio.to_thread(parse)
@@ -810,16 +790,14 @@ class ProxySource:
         await self.storage.write_bytes(key, msgspec.json.encode(meta))
 
 
-def _too_large(size: str, cap: int) -> str:
-    return (
-        f"the page is {size} bytes, over the proxy's limit of {cap}; refused as hostile "
-        "(raise max_page_size if the upstream really serves such pages)"
-    )
-
-
 def _describe(exc: Exception) -> str:
-    text = str(exc).replace("\n", " ")
-    return text[:300] if text else type(exc).__name__
+    """One line about a failure, safe for a header and a log line (upstream text escaped)."""
+    if isinstance(exc, (UpstreamError, InvalidInput, StorageError)):
+        text = " ".join(str(exc).split())
+        return printable(text) if text else type(exc).__name__
+    # Anything else is a failure nobody planned for (a parser's RecursionError, ...): its text
+    # may quote the page, so only its type is said.
+    return f"unexpected {type(exc).__name__} while reading the upstream's answer"
 
 
 def _projects_of(filename: str) -> list[NormalizedName]:

@@ -30,6 +30,7 @@ from urllib.parse import quote, unquote
 import msgspec
 
 from headwater.config.settings import ServeSettings
+from headwater.errors import printable
 from headwater.repository.base import PageFormat, RenderedPage, ServedSource, SourceUnavailable
 from headwater.repository.index import Refusal
 from headwater.server import params
@@ -562,8 +563,8 @@ def _privately(send: Send) -> Send:
 
 
 def _one_line(text: str) -> bytes:
-    """``text`` as a header value: one line of latin-1."""
-    return " ".join(text.split()).encode("latin-1", "replace")[:1000]
+    """``text`` as a header value: one line of latin-1, control characters escaped."""
+    return printable(" ".join(text.split()), 1000).encode("latin-1", "replace")
 
 
 def _format_param(query: bytes) -> str | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from urllib.parse import quote_plus
 
+from headwater.errors import printable
 from headwater.server.responses import header, send_bytes, send_redirect, send_text
 from headwater.server.types import Headers, Scope, Send
 
@@ -31,7 +32,7 @@ REFUSED_PARAM = "headwater-refused"
 
 def _header_safe(text: str) -> str:
     """``text`` as one line of latin-1 without double quotes (it goes in a quoted parameter)."""
-    flat = " ".join(text.split()).replace('"', "'").replace("\\", "/")
+    flat = printable(" ".join(text.split()), 1000).replace('"', "'").replace("\\", "/")
     return flat.encode("latin-1", "replace").decode("latin-1")
 
 
