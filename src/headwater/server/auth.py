@@ -13,8 +13,9 @@ mislead. What the header resolved to is a :class:`~headwater.server.authz.Creden
 may do is :func:`headwater.server.authz.decide`'s answer.
 
 Tokens are checked against the database on every upload and management call. For reads of private
-indexes (the hot path) a successful check is remembered for ``READ_CACHE_SECONDS``, so revoking a
-token stops its reads within that time.
+indexes (the hot path) a successful check is remembered for ``READ_CACHE_SECONDS`` while the
+database does not change (its change signal, :meth:`headwater.db.Database.generation`): revoking
+a token, by any process, stops its reads at the next request.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ _MAX_HEADER = 8192
 
 class TokenDatabase(Protocol):
     def authenticate(self, secret: str) -> Any: ...
+    def generation(self) -> int: ...
 
 
 def parse_authorization(value: bytes | None) -> str | Credentials:
@@ -88,7 +90,7 @@ class Authenticator:
     def __init__(self, db: TokenDatabase, *, read_cache: float = READ_CACHE_SECONDS) -> None:
         self.db = db
         self.read_cache = read_cache
-        self._cache: dict[bytes, tuple[Any, float]] = {}
+        self._cache: dict[bytes, tuple[Any, float, int]] = {}
 
     async def credentials(self, scope: Scope, *, cached: bool = False) -> Credentials:
         """What the request's ``Authorization`` header resolves to. ``cached``: a token checked
@@ -98,9 +100,10 @@ class Authenticator:
             return secret
         key = hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
         now = time.monotonic()
+        generation = self.db.generation()  # before the check: a revocation after it shows next time
         if cached:
             hit = self._cache.get(key)
-            if hit is not None and now - hit[1] < self.read_cache:
+            if hit is not None and now - hit[1] < self.read_cache and hit[2] == generation:
                 return Credentials("token", hit[0])
         token = await asyncio.to_thread(self.db.authenticate, secret)
         if token is None:
@@ -110,5 +113,5 @@ class Authenticator:
             )
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[key] = (token, now)
+        self._cache[key] = (token, now, generation)
         return Credentials("token", token)
