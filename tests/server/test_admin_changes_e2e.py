@@ -50,8 +50,11 @@ class Site:
     database: str
     token: str
 
-    def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(self.live.url + path, headers={"Accept": JSON})
+    def get(self, path: str, token: str | None = None) -> tuple[int, dict[str, str], bytes]:
+        headers = {"Accept": JSON}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(self.live.url + path, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=30) as answer:
                 return answer.status, _lower(answer.headers.items()), answer.read()
@@ -69,9 +72,10 @@ class Site:
         with urllib.request.urlopen(request, timeout=30) as answer:
             assert answer.status == 200, answer.read()
 
-    def cli(self, *args: str) -> None:
+    def cli(self, *args: str, config: bool = True) -> None:
+        options = ["--config", str(self.config), "--database", self.database] if config else []
         done = subprocess.run(
-            [HEADWATER, *args, "--config", str(self.config), "--database", self.database],
+            [HEADWATER, *args, *options],
             capture_output=True,
             text=True,
             timeout=120,
@@ -151,6 +155,7 @@ def _site(tmp: Path, upstream: Upstream, database: str) -> Iterator[Site]:
     config = tmp / "headwater.toml"
     config.write_text(
         "[hosted.priv]\n"
+        '[hosted.secret]\nread = "token"\n'
         f'[proxy.pub]\nurl = "{upstream.simple_url}"\nttl = 0\n'
         '[index.main]\nsources = ["priv", "pub"]\npolicy = "priority"\n'
         '[index.strict]\nsources = ["priv", "pub"]\npolicy = "pep708"\n'
@@ -334,6 +339,27 @@ def _grant_and_revoke(site: Site, name: str) -> None:
     _every_time(site, lambda: _refused(site, "strict", name), "after the grant (pep708)")
     site.cli("namespace", "revoke", "priv", name)
     _every_time(site, lambda: _served_from(site, "main", name, "pub"), "after the revoke")
+
+
+def test_token_revocation(site: Site) -> None:
+    """A revoked token stops reading a private index at the next request (reads cache a
+    successful check; the cache keys on the database's change signal)."""
+    db = Database.connect(site.database)
+    try:
+        token_id, token = db.create_token("admin", scopes=["read"])
+    finally:
+        db.close()
+
+    def answers(status: int) -> Callable[[], None]:
+        def check() -> None:
+            got = site.get("/secret/simple/", token)[0]
+            assert got == status, got
+
+        return check
+
+    _every_time(site, answers(200), "before the revocation")
+    site.cli("token", "revoke", token_id, "--database", site.database, config=False)
+    _every_time(site, answers(401), "after the revocation")
 
 
 def test_namespace_grant_on_postgresql(tmp_path: Path, upstream: Upstream) -> None:

@@ -5,6 +5,7 @@ database's first start (migrations, the first admin token).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from headwater.assembly.sources import database_url, index_rules
 from headwater.config import Config, ConfigError, find_config, load_config
 from headwater.config.settings import HostedSettings, ServePlan
 from headwater.db import Database
+from headwater.storage.filesystem import private_directory
 
 __all__ = [
     "DEFAULT_HOSTED",
@@ -23,8 +25,11 @@ __all__ = [
     "ensure_admin_token",
     "plan_from_config",
     "plan_from_flags",
+    "prepare_data_dir",
     "prepare_database",
 ]
+
+log = logging.getLogger("headwater.serve")
 
 DEFAULT_HOSTED = "main"
 #: The ``[serve]`` options that command-line flags may override.
@@ -136,12 +141,37 @@ def ensure_admin_token(db: Database) -> str | None:
     return token
 
 
+def prepare_data_dir(data_dir: Path) -> None:
+    """Make the data directory private to the server's user (0700): it holds the database,
+    private uploads, proxy caches and the admin token. One that others could enter (an older
+    headwater made it 0755) is tightened, and the log says so.
+
+    Raises:
+        ConfigError: it cannot be made or changed (the message names it and the fix).
+    """
+    try:
+        was = private_directory(data_dir)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot make the data directory {data_dir} private to this user "
+            f"({exc.strerror or exc}): create it, owned by the user running headwater, or give "
+            "another --data-dir"
+        ) from exc
+    if was is not None:
+        log.warning(
+            "data directory %s was mode %s: changed to 0700 (its files are private to the "
+            "user running headwater)",
+            data_dir,
+            oct(was)[2:].zfill(4),
+        )
+
+
 def prepare_database(plan: ServePlan) -> str | None:
     """Before any worker starts: create or migrate the database (one process does it, so
     workers never race), and on a fresh database create the ``admin`` user with a token, kept
     in ``<data_dir>/admin-token`` (mode 0600). Returns the token's file when one was made."""
     data_dir = Path(plan.settings.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(data_dir)
     db = Database.connect(database_url(plan))
     try:
         db.upgrade()

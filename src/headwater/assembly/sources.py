@@ -20,7 +20,7 @@ from headwater.repository.index import ComposedIndex
 from headwater.repository.proxy import ProxySource
 from headwater.repository.tree import TreeSource
 from headwater.simple.names import NormalizedName
-from headwater.storage.filesystem import FileStorage
+from headwater.storage.filesystem import PRIVATE, FileStorage
 
 __all__ = [
     "Sources",
@@ -47,13 +47,15 @@ def database_url(plan: ServePlan) -> str:
 
 
 def hosted_storage(plan: ServePlan, index: str) -> FileStorage:
-    """Where a hosted index keeps its files: ``<data_dir>/hosted/<index>`` (a tree layout)."""
-    return FileStorage(Path(plan.settings.data_dir) / "hosted" / index)
+    """Where a hosted index keeps its files: ``<data_dir>/hosted/<index>`` (a tree layout),
+    readable by the server's user only (private uploads)."""
+    return FileStorage(Path(plan.settings.data_dir) / "hosted" / index, mode=PRIVATE)
 
 
 def proxy_storage(plan: ServePlan, name: str) -> FileStorage:
-    """Where a proxy keeps what it fetched: ``<data_dir>/proxy/<name>``."""
-    return FileStorage(Path(plan.settings.data_dir) / "proxy" / name)
+    """Where a proxy keeps what it fetched: ``<data_dir>/proxy/<name>``, readable by the
+    server's user only (what was fetched, with whose credentials, is not for other users)."""
+    return FileStorage(Path(plan.settings.data_dir) / "proxy" / name, mode=PRIVATE)
 
 
 def _source_kind(plan: ServePlan, name: str) -> SourceKind:

@@ -58,7 +58,11 @@ def _connect(plan: ServePlan) -> Database:
 
     url = database_url(plan)
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        if not folder.exists():  # a new data directory: private, as the server makes it
+            from headwater.storage.filesystem import private_directory
+
+            private_directory(folder)
     return Database.connect(url)
 
 

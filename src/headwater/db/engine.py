@@ -3,6 +3,7 @@
 - URLs: ``sqlite:///relative/path``, ``sqlite:////absolute/path``, ``postgresql://user:pw@host/db``
   (psycopg 3 is used whatever driver the URL names; ``postgresql+psycopg://`` is accepted too).
   In-memory SQLite is refused: every pooled connection would see its own empty database.
+- SQLite files are private: the database (and so its ``-wal`` and ``-shm``) is created 0600.
 - SQLite connections: WAL (readers never block the writer, several processes can share the file),
   foreign keys on, a busy timeout, ``synchronous=NORMAL`` (durable across process crashes; WAL
   keeps the file consistent across power loss).
@@ -17,8 +18,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +33,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from headwater.db.errors import DatabaseError, DatabaseUnavailable, mask_url
 from headwater.db.generation import CHANNEL
+
+log = logging.getLogger("headwater.db")
 
 __all__ = ["BUSY_TIMEOUT_MS", "make_engine", "reading", "shown_url", "unavailable", "writing"]
 
@@ -57,6 +64,29 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
 
+def _private_sqlite_file(path: str) -> None:
+    """Create the SQLite database file 0600 before SQLite does: SQLite makes it 0644 less the
+    umask (readable by every local user), and its ``-wal`` and ``-shm`` files copy the database
+    file's mode. A file an older headwater made readable by others is tightened (with its -wal
+    and -shm). Failures are left to SQLite to report when it connects."""
+    try:
+        # O_EXCL: an existing database is never opened here. Closing any descriptor of a file
+        # drops every POSIX lock this process holds on it, SQLite's included.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # a missing folder, or not ours to write: connecting says so
+    for name in (Path(path), Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = stat.S_IMODE(name.stat().st_mode)
+            if mode & 0o077:
+                name.chmod(0o600)
+                log.warning("%s was mode %s: changed to 0600", name, oct(mode)[2:].zfill(4))
+        except OSError:
+            continue
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` configured as the module docstring says.
 
@@ -77,6 +107,8 @@ def make_engine(url: str) -> Engine:
                 "an in-memory SQLite database cannot be shared between connections: give a file "
                 "path (sqlite:///PATH)"
             )
+        if not parsed.database.startswith("file:"):
+            _private_sqlite_file(parsed.database)
         engine = sa.create_engine(
             parsed.set(drivername="sqlite+pysqlite"),
             connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},

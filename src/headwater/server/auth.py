@@ -13,9 +13,10 @@ mislead. What the header resolved to is a :class:`~headwater.server.authz.Creden
 may do is :func:`headwater.server.authz.decide`'s answer.
 
 Tokens are checked against the database on every upload and management call. For reads of private
-indexes (the hot path) a successful check is remembered for ``READ_CACHE_SECONDS``, so revoking a
-token stops its reads within that time (an expiry is honoured at once: it is in the remembered
-token).
+indexes (the hot path) a successful check is remembered for ``READ_CACHE_SECONDS`` while the
+database does not change (its change signal, :meth:`headwater.db.Database.generation`): revoking
+a token, by any process, stops its reads at the next request; an expiry is honoured at once (it
+is in the remembered token).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ _MAX_HEADER = 8192
 
 class TokenDatabase(Protocol):
     def authenticate(self, secret: str) -> Any: ...
+    def generation(self) -> int: ...
 
 
 def parse_authorization(value: bytes | None) -> str | Credentials:
@@ -90,7 +92,7 @@ class Authenticator:
     def __init__(self, db: TokenDatabase, *, read_cache: float = READ_CACHE_SECONDS) -> None:
         self.db = db
         self.read_cache = read_cache
-        self._cache: dict[bytes, tuple[Any, float]] = {}
+        self._cache: dict[bytes, tuple[Any, float, int]] = {}
 
     async def credentials(self, scope: Scope, *, cached: bool = False) -> Credentials:
         """What the request's ``Authorization`` header resolves to. ``cached``: a token checked
@@ -100,9 +102,10 @@ class Authenticator:
             return secret
         key = hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
         now = time.monotonic()
+        generation = self.db.generation()  # before the check: a revocation after it shows next time
         if cached:
             hit = self._cache.get(key)
-            if hit is not None and now - hit[1] < self.read_cache:
+            if hit is not None and now - hit[1] < self.read_cache and hit[2] == generation:
                 expires = getattr(hit[0], "expires", None)
                 if expires is None or expires > datetime.now(UTC):
                     return Credentials("token", hit[0])
@@ -114,5 +117,5 @@ class Authenticator:
             )
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[key] = (token, now)
+        self._cache[key] = (token, now, generation)
         return Credentials("token", token)

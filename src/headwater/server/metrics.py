@@ -15,6 +15,8 @@ from pathlib import Path
 
 import msgspec
 
+from headwater.storage.filesystem import private_directory
+
 __all__ = ["BUCKETS", "Metrics", "Snapshot", "collect", "render"]
 
 #: Latency histogram bucket upper bounds, seconds.
@@ -68,10 +70,12 @@ class Metrics:
         """Write this process's snapshot (atomically) where scrapes find it."""
         if self.directory is None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_directory(self.directory)  # run-time state is the server user's alone
         target = self.directory / f"{os.getpid()}.json"
         tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(_ENCODER.encode(self.data))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(_ENCODER.encode(self.data))
         tmp.replace(target)
 
 

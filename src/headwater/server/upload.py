@@ -27,6 +27,7 @@ from headwater.server.auth import Authenticator
 from headwater.server.authz import Denied, Target, decide
 from headwater.server.intake import UploadRejected, inspect_upload, receive_upload, validate_form
 from headwater.server.metrics import Metrics
+from headwater.storage.filesystem import private_directory
 
 __all__ = ["UploadEndpoint"]
 
@@ -92,7 +93,7 @@ class UploadEndpoint:
             return _refuse(decision.status, decision.message, challenge=decision.challenge)
         token = credentials.token
         assert token is not None  # decide allows uploads to valid tokens only
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(self.spool_dir)  # uploads in progress are the server user's alone
         settings = self.settings[index]
         try:
             upload = await receive_upload(

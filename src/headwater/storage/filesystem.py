@@ -14,6 +14,11 @@ A write goes to a file nobody can see until it is complete, then appears at its 
 - Where ``O_TMPFILE`` is not supported (other systems, some file systems), a named temp file in
   ``<root>/.headwater-tmp/`` (same file system, outside any served directory) renamed into place.
 
+**Permissions.** Files are created with the storage's ``mode`` (``PUBLIC``, 0644, the default:
+a mirror tree is meant to be served by nginx or copied by rsync as another user; ``PRIVATE``,
+0600, for hosted uploads and proxy caches) and directories with the matching 0755 or 0700; the
+process umask can only take bits away. The root's parents are made with the same mode.
+
 ``sync()`` is the durability barrier for everything written since the last one. It uses one
 ``syncfs(2)`` for the whole file system where Linux offers it (measured: 2,000 small files cost
 12 s as individual fsyncs and a fraction of a second as one syncfs), and otherwise fsyncs each
@@ -49,7 +54,7 @@ from typing import Any, Protocol, TypeVar
 
 from headwater.storage.base import InvalidKey, NotFound, Stat, StorageError, check_key
 
-__all__ = ["FileStorage"]
+__all__ = ["PRIVATE", "PUBLIC", "FileStorage", "directory_mode", "private_directory"]
 
 TMP_DIR = ".headwater-tmp"
 Durability = str  # "syncfs" | "fsync" | "none"
@@ -274,15 +279,54 @@ def _fsync_paths(files: list[Path], dirs: set[Path]) -> None:
             os.close(fd)
 
 
+#: File modes for :class:`FileStorage`: readable by all (mirror trees) or by the owner only.
+PUBLIC = 0o644
+PRIVATE = 0o600
+
+
+def directory_mode(file_mode: int) -> int:
+    """The mode of directories holding files of ``file_mode``: searchable where readable."""
+    return 0o700 | file_mode | ((file_mode & 0o044) >> 2)
+
+
+def private_directory(path: str | os.PathLike[str]) -> int | None:
+    """Make ``path`` (and missing parents) a directory only its owner can enter (0700), or
+    tighten it to 0700 if group or others have any access to it (a directory an older headwater
+    made 0755). Returns the mode it had when it was tightened, else None.
+
+    Raises:
+        OSError: it cannot be made, or is not ours to change.
+    """
+    directory = os.fspath(path)
+    _make_dirs(directory, 0o700)
+    st = os.stat(directory)
+    mode = stat_module.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        os.chmod(directory, 0o700)  # noqa: PTH101 (this module speaks str paths)
+        return mode
+    return None
+
+
 class FileStorage:
     """A :class:`~headwater.storage.base.Storage` rooted at a local directory."""
 
-    def __init__(self, root: str | os.PathLike[str], *, durability: Durability = "syncfs") -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        durability: Durability = "syncfs",
+        mode: int = PUBLIC,
+    ) -> None:
         """``durability``: ``"syncfs"`` (one syncfs per barrier; falls back to ``"fsync"`` where
         unavailable), ``"fsync"`` (each written file and directory), or ``"none"`` (the barrier
-        does nothing: for scratch trees and benchmarks of the rest)."""
+        does nothing: for scratch trees and benchmarks of the rest). ``mode``: of the files it
+        creates (:data:`PUBLIC` or :data:`PRIVATE`; directories get :func:`directory_mode`)."""
         if durability not in ("syncfs", "fsync", "none"):
             raise ValueError(f"durability must be 'syncfs', 'fsync' or 'none', not {durability!r}")
+        if mode & ~0o666 or (mode & 0o600) != 0o600:
+            raise ValueError(f"file mode must give the owner rw- and nobody x, not {mode:#o}")
+        self.mode = mode
+        self._dir_mode = directory_mode(mode)
         self.root = Path(root).resolve()
         self.durability = "fsync" if durability == "syncfs" and _SYNCFS is None else durability
         self._tmp = self.root / TMP_DIR
@@ -367,7 +411,7 @@ class FileStorage:
 
     def _ensure_tmp(self) -> None:
         if not self._tmp_ready:
-            self._tmp.mkdir(parents=True, exist_ok=True)
+            _make_dirs(str(self._tmp), self._dir_mode)
             self._tmp_ready = True
 
     def _temp_name(self) -> str:
@@ -382,16 +426,16 @@ class FileStorage:
             directory = target.rpartition("/")[0]
             try:
                 try:
-                    return os.open(directory, _O_TMPFILE | os.O_WRONLY, 0o644), None
+                    return os.open(directory, _O_TMPFILE | os.O_WRONLY, self.mode), None
                 except FileNotFoundError:  # the first file in this directory
-                    _make_dirs(directory)
-                    return os.open(directory, _O_TMPFILE | os.O_WRONLY, 0o644), None
+                    _make_dirs(directory, self._dir_mode)
+                    return os.open(directory, _O_TMPFILE | os.O_WRONLY, self.mode), None
             except OSError as exc:
                 if exc.errno not in _NO_TMPFILE:
                     raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
                 self._tmpfile = False  # this file system cannot: named temp files from now on
         tmp = self._temp_name()
-        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), tmp
+        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.mode), tmp
 
     @asynccontextmanager
     async def writer(self, key: str) -> AsyncIterator[_FileWriter]:
@@ -434,7 +478,7 @@ class FileStorage:
                 try:
                     os.replace(tmp, target)
                 except FileNotFoundError:  # first file in this directory
-                    _make_dirs(target.rpartition("/")[0])
+                    _make_dirs(target.rpartition("/")[0], self._dir_mode)
                     os.replace(tmp, target)
         except OSError as exc:
             if tmp is not None:
@@ -510,7 +554,7 @@ class FileStorage:
             try:
                 self._name(lambda name: os.link(source, name), target)
             except FileNotFoundError:  # a directory of its own
-                _make_dirs(target.rpartition("/")[0])
+                _make_dirs(target.rpartition("/")[0], self._dir_mode)
                 os.link(source, target)
         except OSError as exc:
             if exc.errno in _NO_HARDLINKS:
@@ -576,8 +620,8 @@ class FileStorage:
             StorageError: another process holds it.
         """
         path = self.path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        _make_dirs(str(path.parent), self._dir_mode)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, self.mode)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -604,12 +648,13 @@ class FileStorage:
         return removed
 
 
-def _make_dirs(directory: str) -> None:
-    """``os.makedirs(directory, exist_ok=True)`` for a directory that is most likely missing
+def _make_dirs(directory: str, mode: int = 0o755) -> None:
+    """``os.makedirs(directory, mode, exist_ok=True)`` for a directory that is most likely missing
     while its parent exists (a new sha256 directory): mkdir first, parents only on ENOENT,
-    without makedirs' stat of every parent (a tenth of the storage thread's time in a sync)."""
+    without makedirs' stat of every parent (a tenth of the storage thread's time in a sync).
+    Unlike ``os.makedirs``, missing parents get ``mode`` too."""
     try:
-        os.mkdir(directory)
+        os.mkdir(directory, mode)
     except FileExistsError:
         if not os.path.isdir(directory):
             raise
@@ -617,9 +662,9 @@ def _make_dirs(directory: str) -> None:
         parent = directory.rpartition("/")[0]
         if not parent or parent == directory:
             raise
-        _make_dirs(parent)
+        _make_dirs(parent, mode)
         try:
-            os.mkdir(directory)
+            os.mkdir(directory, mode)
         except FileExistsError:  # made by someone else in the meantime
             if not os.path.isdir(directory):
                 raise
