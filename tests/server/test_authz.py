@@ -336,8 +336,9 @@ def test_authorization_header_forms(header: bytes | None, result: str) -> None:
 
 
 def test_remembered_tokens_expire_on_time_and_revocations_within_the_window() -> None:
-    """Reads remember a checked token (no database query per request); an expiry is honoured
-    at once, a revocation once the remembered check is older than the window."""
+    """Reads remember a checked token (no database query per request) while the database does
+    not change; a change (a revocation by any process moves the change signal) is seen at the next
+    request, an expiry at once, and a remembered check older than the window is redone."""
     now = datetime.now(UTC)
 
     @dataclass(frozen=True)
@@ -347,11 +348,15 @@ def test_remembered_tokens_expire_on_time_and_revocations_within_the_window() ->
     class FakeDb:
         def __init__(self) -> None:
             self.calls = 0
+            self.changes = 0
             self.answer: Info | None = Info(expires=now + timedelta(seconds=0.5))
 
         def authenticate(self, secret: str) -> Info | None:
             self.calls += 1
             return self.answer
+
+        def generation(self) -> int:
+            return self.changes
 
     db = FakeDb()
     auth = Authenticator(db, read_cache=1.0)
@@ -361,12 +366,16 @@ def test_remembered_tokens_expire_on_time_and_revocations_within_the_window() ->
         return asyncio.run(auth.credentials(scope, cached=True))
 
     assert read().state == "token" and read().state == "token" and db.calls == 1
-    db.answer = None  # revoked: still remembered within the window...
+    db.answer = None  # gone without the database changing: still remembered within the window...
     assert read().state == "token" and db.calls == 1
     time.sleep(1.05)  # ...and refused after it
     assert read().state == "invalid" and db.calls == 2
-    db.answer = Info(expires=datetime.now(UTC) + timedelta(seconds=0.5))
+    db.answer = Info(expires=datetime.now(UTC) + timedelta(seconds=5))
     assert read().state == "token" and db.calls == 3
+    db.answer, db.changes = None, 1  # revoked: the database changed, so the next read asks again
+    assert read().state == "invalid" and db.calls == 4
+    db.answer = Info(expires=datetime.now(UTC) + timedelta(seconds=0.5))
+    assert read().state == "token" and db.calls == 5
     time.sleep(0.55)  # expired while remembered: refused at once
     db.answer = None
-    assert read().state == "invalid" and db.calls == 4
+    assert read().state == "invalid" and db.calls == 6
