@@ -3,8 +3,8 @@
 Read the inputs (:func:`read_requirements`), work out the indexes the client would use
 (:func:`resolve_indexes`), look every name up in every index (:func:`audit` over any
 :class:`CheckSource`; :func:`check_over_http` for indexes over HTTP) and judge each project
-(:func:`assess`, which asks :func:`headwater.policy.decide` whether the indexes agree). See
-docs/check.md.
+(:func:`assess`, which asks :func:`headwater.policy.decide` whether the indexes agree, and
+:func:`predict` what pip or uv would install). See docs/check.md.
 """
 
 from headwater.check.assess import RISKS, Failure, Finding, Risk, Serving, Wanted, assess
@@ -18,6 +18,7 @@ from headwater.check.indexes import (
     normalize_index_url,
     resolve_indexes,
 )
+from headwater.check.installers import Install, predict
 from headwater.check.model import (
     Client,
     IndexDirective,
@@ -36,6 +37,7 @@ from headwater.check.sources import (
     HttpSource,
     Lookup,
     ProjectSourceLookup,
+    Refusal,
     http_sources,
 )
 
@@ -55,10 +57,12 @@ __all__ = [
     "IndexDirective",
     "IndexPlan",
     "IndexSpec",
+    "Install",
     "InvalidRequirements",
     "Lookup",
     "Pin",
     "ProjectSourceLookup",
+    "Refusal",
     "Report",
     "Requirement",
     "RequirementSet",
@@ -72,6 +76,7 @@ __all__ = [
     "mask_credentials",
     "normalize_index_url",
     "plan_pins",
+    "predict",
     "read_pylock",
     "read_pyproject",
     "read_requirements",
