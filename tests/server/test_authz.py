@@ -335,9 +335,10 @@ def test_authorization_header_forms(header: bytes | None, result: str) -> None:
         assert result in parsed.problem
 
 
-def test_remembered_tokens_expire_on_time_and_revocations_within_the_window() -> None:
-    """Reads remember a checked token (no database query per request); an expiry is honoured
-    at once, a revocation once the remembered check is older than the window."""
+def test_remembered_tokens_expire_on_time_and_revocations_on_the_next_change() -> None:
+    """Reads remember a checked token (no token query per read); a change to the database
+    (its generation: a revocation is one) is seen on the next read, anything else within the
+    window, and an expiry at once."""
     now = datetime.now(UTC)
 
     @dataclass(frozen=True)
@@ -347,7 +348,11 @@ def test_remembered_tokens_expire_on_time_and_revocations_within_the_window() ->
     class FakeDb:
         def __init__(self) -> None:
             self.calls = 0
-            self.answer: Info | None = Info(expires=now + timedelta(seconds=0.5))
+            self.changes = 0
+            self.answer: Info | None = Info(expires=now + timedelta(seconds=30))
+
+        def generation(self) -> int:
+            return self.changes
 
         def authenticate(self, secret: str) -> Info | None:
             self.calls += 1
@@ -361,12 +366,16 @@ def test_remembered_tokens_expire_on_time_and_revocations_within_the_window() ->
         return asyncio.run(auth.credentials(scope, cached=True))
 
     assert read().state == "token" and read().state == "token" and db.calls == 1
-    db.answer = None  # revoked: still remembered within the window...
+    db.answer = None  # gone without a change signal: remembered within the window...
     assert read().state == "token" and db.calls == 1
     time.sleep(1.05)  # ...and refused after it
     assert read().state == "invalid" and db.calls == 2
-    db.answer = Info(expires=datetime.now(UTC) + timedelta(seconds=0.5))
+    db.answer = Info(expires=now + timedelta(seconds=30))
     assert read().state == "token" and db.calls == 3
+    db.answer, db.changes = None, 1  # revoked: the change is seen on the next read
+    assert read().state == "invalid" and db.calls == 4
+    db.answer = Info(expires=datetime.now(UTC) + timedelta(seconds=0.5))
+    assert read().state == "token" and db.calls == 5
     time.sleep(0.55)  # expired while remembered: refused at once
     db.answer = None
-    assert read().state == "invalid" and db.calls == 4
+    assert read().state == "invalid" and db.calls == 6
