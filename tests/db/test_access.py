@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from headwater.db import (
+    AddResult,
     Conflict,
     Database,
     InvalidArgument,
@@ -133,6 +134,38 @@ def test_tokens_lists_without_secrets(db: Database, alice: str) -> None:
 
 
 # --- owners ----------------------------------------------------------------------------------
+
+
+def test_owners_only_is_decided_in_the_write_transaction(db: Database, alice: str) -> None:
+    """Two first uploads of one name at once: whoever's insert comes second finds the project
+    created by the other and gets NOT_OWNER, never a file in someone else's project; identical
+    content is not a way around it, owners and ``owners_only=False`` (admins) are let in."""
+    db.create_user("bob")
+    assert (
+        db.add_file("main", "race", new_file("race-1.0.tar.gz"), uploader=alice, owners_only=True)
+        is AddResult.CREATED
+    )
+    for filename, digest in (("race-2.0.tar.gz", "b"), ("race-1.0.tar.gz", "a")):
+        result = db.add_file(
+            "main", "race", new_file(filename, digest=digest), uploader="bob", owners_only=True
+        )
+        assert result is AddResult.NOT_OWNER, filename
+    record = db.project("main", "race")
+    assert record is not None and [f.filename for f in record.files] == ["race-1.0.tar.gz"]
+    assert (
+        db.add_file(
+            "main",
+            "race",
+            new_file("race-2.0.tar.gz", digest="b"),
+            uploader=alice,
+            owners_only=True,
+        )
+        is AddResult.CREATED
+    )
+    assert (
+        db.add_file("main", "race", new_file("race-3.0.tar.gz", digest="c"), uploader="bob")
+        is AddResult.CREATED
+    )
 
 
 def test_first_uploader_owns_and_owners_can_be_changed(db: Database, alice: str) -> None:

@@ -286,15 +286,25 @@ class Database(ProjectChanges, AccessControl):
     # --- adding files ----------------------------------------------------------------------
 
     def add_file(
-        self, index: str, name: str, new: NewFile, *, uploader: str | None = None
+        self,
+        index: str,
+        name: str,
+        new: NewFile,
+        *,
+        uploader: str | None = None,
+        owners_only: bool = False,
     ) -> AddResult:
         """Add ``new`` to project ``name`` of ``index``, creating the project if needed (its
         first uploader becomes an owner).
 
         Returns CREATED, or why nothing changed: IDENTICAL (same filename and sha256 there),
         CONFLICT (same filename, other content, in this or another project), PREVIOUSLY_DELETED
-        (filenames are never reused), ARCHIVED or QUARANTINED (PEP 792: no uploads). Permission
-        checks (owners, namespaces) are the caller's. Two concurrent adds of one filename: one
+        (filenames are never reused), ARCHIVED or QUARANTINED (PEP 792: no uploads), NOT_OWNER
+        (``owners_only`` and the project exists without ``uploader`` among its owners). Other
+        permission checks (scopes, namespaces) are the caller's; ownership is checked here too,
+        in the write transaction, because a project the caller saw as new may have been created
+        by another user since (two first uploads of one name at once: the second is NOT_OWNER,
+        never a file in the first user's project). Two concurrent adds of one filename: one
         CREATED, the other IDENTICAL or CONFLICT.
 
         Raises:
@@ -308,6 +318,8 @@ class Database(ProjectChanges, AccessControl):
             row = project_row(conn, index, project)
             if row is not None and ProjectStatus(row.status) in _REFUSED:
                 return _REFUSED[ProjectStatus(row.status)]
+            if row is not None and owners_only and not self._owns(conn, row.id, uploader):
+                return AddResult.NOT_OWNER
             early = self._existing(conn, index, new, None if row is None else row.id)
             if early is not None:
                 return early
@@ -335,6 +347,17 @@ class Database(ProjectChanges, AccessControl):
                 actor=uploader,
             )
         return AddResult.CREATED
+
+    @staticmethod
+    def _owns(conn: Connection, project_id: int, user: str | None) -> bool:
+        if user is None:
+            return False
+        found = conn.execute(
+            sa.select(t.owners.c.user).where(
+                t.owners.c.project_id == project_id, t.owners.c.user == user
+            )
+        ).first()
+        return found is not None
 
     @staticmethod
     def _check_new_file(new: NewFile) -> None:

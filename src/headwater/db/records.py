@@ -46,6 +46,8 @@ class AddResult(enum.Enum):
     ARCHIVED = "archived"
     #: PEP 792: a quarantined project accepts no uploads.
     QUARANTINED = "quarantined"
+    #: ``owners_only``: the project exists and the uploader is not one of its owners.
+    NOT_OWNER = "not an owner"
 
 
 class _FileFacts(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,7 +8,9 @@ the database, whether the upload is allowed, and makes it visible atomically:
    uploads), new names in someone else's PEP 752 namespace (409), and filenames that exist with
    other content or were deleted (never reusable, as on PyPI). Who may upload to an existing
    project (its owners, or an admin) is :func:`headwater.server.authz.decide`'s answer, asked
-   before this module runs: a non-owner never reaches the "identical file: OK" answer;
+   before this module runs: a non-owner never reaches the "identical file: OK" answer.
+   Ownership is checked again here and in the write transaction itself, because a project the
+   decision saw as new can be created by another user before this upload is recorded;
 2. write the file and its ``.metadata`` to storage (content-addressed keys, atomic writes);
 3. record the file in the database, which is what makes it visible; the database's uniqueness
    settles two concurrent uploads of one filename. A loser's blob, if its content differs, is
@@ -82,10 +84,22 @@ async def _copy_into(storage: Storage, key: str, path: Path) -> None:
             await asyncio.to_thread(handle.close)
 
 
+def _not_owner(c: Candidate) -> UploadRefused:
+    return UploadRefused(
+        403,
+        f"user {c.user!r} is not an owner of {c.index}/{c.project} (another user created it "
+        "first): ask an owner to add you (`headwater project owner-add INDEX PROJECT USER`) or "
+        "choose another name",
+    )
+
+
 def _check_allowed(db: Any, c: Candidate) -> Accepted | None:
     """The refusals that need the database (runs in a thread). IDENTICAL when it is a no-op."""
     record = db.project(c.index, c.project)
     if record is not None:
+        if not c.admin and c.user not in db.owners(c.index, c.project):
+            # The decision saw no such project, and another user has created it since.
+            raise _not_owner(c)
         for existing in record.files:
             if existing.filename == c.filename:
                 if existing.sha256 == c.sha256:
@@ -139,7 +153,11 @@ async def accept_upload(db: Any, storage: Storage, c: Candidate) -> Accepted:
         storage_key=key,
         display_name=c.display_name,
     )
-    result = await asyncio.to_thread(db.add_file, c.index, c.project, new, uploader=c.user)
+    # Ownership once more, in the write transaction: the project may have been created by
+    # another user since the authorization decision saw it as new.
+    result = await asyncio.to_thread(
+        db.add_file, c.index, c.project, new, uploader=c.user, owners_only=not c.admin
+    )
     if result is AddResult.CREATED:
         return Accepted.CREATED
     if result is AddResult.IDENTICAL:
@@ -149,6 +167,8 @@ async def accept_upload(db: Any, storage: Storage, c: Candidate) -> Accepted:
     await storage.delete(metadata_key(c.sha256, c.filename))
     if result is AddResult.CONFLICT:
         raise UploadRefused(400, f"File already exists ({c.filename!r} with different content).")
+    if result is AddResult.NOT_OWNER:
+        raise _not_owner(c)
     if result is AddResult.PREVIOUSLY_DELETED:
         raise UploadRefused(
             400,
