@@ -76,8 +76,9 @@ class DyingStorage(FileStorage):
         return await super().delete(key)
 
 
-async def serve(state: dict[str, State], broken: set[str] | None = None) -> Any:
-    """The upstream: ``state["now"]`` is what it lists; files in ``broken`` fail their hash."""
+async def serve(state: dict[str, State], broken: set[str] | None = None, slow: float = 0.0) -> Any:
+    """The upstream: ``state["now"]`` is what it lists; files in ``broken`` fail their hash
+    (after ``slow`` seconds each)."""
     broken = broken if broken is not None else set()
 
     async def root(request: web.Request) -> web.Response:
@@ -103,7 +104,10 @@ async def serve(state: dict[str, State], broken: set[str] | None = None) -> Any:
     async def files(request: web.Request) -> web.Response:
         name = request.match_info["f"]
         body = BODIES[name]
-        return web.Response(body=body[::-1] if name in broken else body)
+        if name in broken:
+            await asyncio.sleep(slow)
+            return web.Response(body=body[::-1])
+        return web.Response(body=body)
 
     app = web.Application()
     app.router.add_get("/simple/", root)
@@ -237,5 +241,31 @@ def test_verify_finds_a_shared_file_without_its_marker(tmp_path: Path) -> None:
         report = await verify_tree(FileStorage(tmp_path))
         assert [(p.kind, p.project) for p in report.problems] == [("unrecorded-ref", "alpha")]
         assert "beta-1.0.tar.gz/alpha" in report.problems[0].key
+
+    asyncio.run(scenario())
+
+
+def test_a_file_pinned_by_a_project_that_then_fails_is_not_leaked(tmp_path: Path) -> None:
+    """beta drops a file while gamma, new, is fetching it; gamma fails on it. The release kept the
+    file for gamma; at the end of the run no page lists it and nobody holds it, so it goes."""
+
+    async def scenario() -> None:
+        upstream: dict[str, State] = {"now": {"beta": ("beta-1.0.tar.gz", "odd.exe")}}
+        broken: set[str] = set()
+        async with await serve(upstream, broken, slow=0.3) as url, client_session() as session:
+
+            async def sync() -> Any:
+                repo = HttpRepository(url, session, retry=FAST)
+                return await Mirror(repo, FileStorage(tmp_path), workers=4).run()
+
+            assert (await sync()).ok
+            broken.add("odd.exe")
+            upstream["now"] = {"beta": ("beta-1.0.tar.gz",), "gamma": ("odd.exe",)}
+            summary = await sync()
+            assert list(summary.failed) == ["gamma"]
+            assert_consistent(tmp_path)
+            assert listed(tmp_path) == {"beta": ("beta-1.0.tar.gz",)}
+            report = await verify_tree(FileStorage(tmp_path))
+            assert report.ok, report.problems  # odd.exe is neither listed nor held: removed
 
     asyncio.run(scenario())

@@ -240,6 +240,7 @@ class Mirror:
             planned = {task.name for task in plan.sync}
             for name in sorted(set(self.state.held) - planned - self._gone):
                 await self._release_held(name, {})
+        self.summary.files_removed += await self.refs.settle()
         await self.tree.write_last_modified()
         await self._barrier.sync()
         complete = not self.summary.failed and only is None

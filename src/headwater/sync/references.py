@@ -124,6 +124,7 @@ class References:
         self._pins: Counter[str] = Counter()
         self._removing: dict[str, asyncio.Event] = {}
         self._lock = asyncio.Lock()
+        self._deferred: set[str] = set()
 
     def pin(self, keys: Iterable[str]) -> list[str]:
         """Hold ``keys`` in the tree until :meth:`unpin`: a project about to list them takes the
@@ -175,7 +176,12 @@ class References:
             if key in after and (after[key] or not had_metadata):
                 continue  # still listed (with its .metadata if it had one)
             dropped_file = key not in after
-            if await self._referenced_elsewhere(key, project) or self._pins[key] > 0:
+            if await self._referenced_elsewhere(key, project):
+                continue
+            if self._pins[key] > 0:
+                # A project in flight is about to list it, or fails first: decided at the end.
+                if dropped_file:
+                    self._deferred.add(key)
                 continue
             # No await between the last check and registering the removal: a project that pins
             # the key from here on waits in settled() and then finds the file gone.
@@ -193,7 +199,24 @@ class References:
                 await self.storage.delete(marker_key(key, project))
         return removed
 
-    async def _referenced_elsewhere(self, key: str, project: NormalizedName) -> bool:
+    async def settle(self) -> int:
+        """At the end of a run (no project in flight): remove the files a release kept only
+        because a project had pinned them, if in the end no page lists them (the pinning project
+        failed, or its page left them out) and no failed project holds them. Returns how many."""
+        removed = 0
+        async with self._lock:
+            deferred, self._deferred = sorted(self._deferred), set()
+            for key in deferred:
+                if self._pins[key] > 0 or await self._referenced_elsewhere(key, None):
+                    continue
+                await self.tree.remove_file(key)
+                await self.tree.remove_file(key + _METADATA)
+                removed += 1
+        return removed
+
+    async def _referenced_elsewhere(self, key: str, project: NormalizedName | None) -> bool:
+        """Whether a page (or a held file list) other than ``project``'s references ``key``;
+        with ``project`` None, whether anything does."""
         if any(key in keys for name, keys in self.held.items() if name != project):
             return True
         owner = owner_of(key)
@@ -209,7 +232,7 @@ class References:
                     return True  # cannot tell: keep the file (verify reports the page)
                 if key in file_keys(page):
                     return True
-        prefix = marker_key(key, project).rsplit("/", 1)[0]
+        prefix = f"{REFS}/{key.removeprefix(_PACKAGES)}/"
         async for marker in self.storage.iter_keys(prefix):
             if marker.rsplit("/", 1)[1] != project:
                 return True

@@ -187,23 +187,31 @@ async def _check_pages(storage: Storage, name: NormalizedName) -> _PageCheck:
                 )
                 page = msgspec.structs.replace(page, name=name)  # its URLs are relative to here
     html_pages: list[ProjectPage] = []
+    judged: tuple[bytes, list[str]] | None = None
     for fmt in _HTML_FORMATS:
         raw = raws[fmt]
         if raw is None:
             continue
         key = page_key(name, fmt)  # type: ignore[arg-type]
+        if judged is not None and judged[0] == raw:
+            # The second name of the same bytes (usually a hard link): parsed once, reported
+            # under both names.
+            problems.extend(Problem("bad-page", key, name, d) for d in judged[1])
+            continue
+        found: list[str] = []
+        parsed: ProjectPage | None = None
         if not _html_complete(raw):
-            problems.append(Problem("bad-page", key, name, "the page is cut short (no </html>)"))
+            found.append("the page is cut short (no </html>)")
         try:
             parsed = parse_project_page_html(raw, name=name)
         except InvalidPage as exc:
-            problems.append(Problem("bad-page", key, name, str(exc)))
-            continue
-        html_pages.append(parsed)
-        if page is not None and _file_set(parsed) != _file_set(page):
-            problems.append(
-                Problem("bad-page", key, name, "the page lists other files than the JSON page")
-            )
+            found.append(str(exc))
+        else:
+            html_pages.append(parsed)
+            if page is not None and _file_set(parsed) != _file_set(page):
+                found.append("the page lists other files than the JSON page")
+        problems.extend(Problem("bad-page", key, name, d) for d in found)
+        judged = (raw, found)
     if None not in (raws["html"], raws["plain-html"]) and raws["html"] != raws["plain-html"]:
         problems.append(
             Problem(
