@@ -20,7 +20,7 @@ The whole surface (this class and the two halves it inherits):
 - life cycle: :meth:`~Database.connect`, ``ping``, ``close``, ``upgrade``, ``check_schema``, ``url``
 - the change signal: ``generation()`` (what caches of the database's content key on)
 - serials: ``last_serial(index)``, ``project_serial(index, name)``, ``changes_since(index, serial)``
-- projects: ``project(index, name)``, ``projects(index)``, ``add_file(index, name, NewFile,
+- projects: ``project(index, name)``, ``projects(index)``, ``quarantined_files(index)``, ``add_file(index, name, NewFile,
   uploader=)`` (an :class:`~headwater.db.AddResult`, not an exception, for conflicts)
 - :mod:`headwater.db.changes`: ``yank``/``unyank`` (a file or a release), ``delete_file``,
   ``delete_release``, ``delete_project`` (each returns the storage keys no longer referenced),
@@ -282,6 +282,20 @@ class Database(ProjectChanges, AccessControl):
             )
             for row in rows
         ]
+
+    def quarantined_files(self, index: str) -> list[tuple[str, str]]:
+        """(sha256, filename) of every file of the index's quarantined projects (PEP 792: they
+        must not be served): one query, so a server can ask again after every change."""
+        with reading(self._engine) as conn:
+            rows = conn.execute(
+                sa.select(t.files.c.sha256, t.files.c.filename)
+                .join(t.projects, t.files.c.project_id == t.projects.c.id)
+                .where(
+                    t.projects.c.index == index,
+                    t.projects.c.status == ProjectStatus.QUARANTINED.value,
+                )
+            ).all()
+        return [(row.sha256, row.filename) for row in rows]
 
     # --- adding files ----------------------------------------------------------------------
 
