@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from types import TracebackType
 from typing import Any, Self
 
@@ -93,6 +94,20 @@ def _file_record(row: Row[Any]) -> FileRecord:
     )
 
 
+#: Databases whose change signal is made, to forget in a forked child (see _forget_signal).
+_WITH_SIGNALS: weakref.WeakSet[Database] = weakref.WeakSet()
+_INHERITED: list[ChangeSignal] = []
+
+
+def _after_fork_in_child() -> None:
+    for db in list(_WITH_SIGNALS):
+        db._forget_signal()
+    _WITH_SIGNALS.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Database(ProjectChanges, AccessControl):
     """A headwater database (SQLite or PostgreSQL). Make one with :meth:`connect`."""
 
@@ -100,7 +115,6 @@ class Database(ProjectChanges, AccessControl):
         """Wrap an engine made by :func:`headwater.db.engine.make_engine` (use :meth:`connect`)."""
         self._engine = engine
         self._signal: ChangeSignal | None = None
-        self._signal_pid = 0
         self._signal_lock = threading.Lock()
 
     @classmethod
@@ -157,17 +171,24 @@ class Database(ProjectChanges, AccessControl):
         process (see :mod:`headwater.db.generation`): what every cache derived from the
         database keys on. Costs microseconds, no round trip; asked on every request."""
         signal = self._signal
-        if signal is None or self._signal_pid != os.getpid():
+        if signal is None:
             signal = self._new_signal()
         return signal.generation()
 
     def _new_signal(self) -> ChangeSignal:
         with self._signal_lock:
-            if self._signal is None or self._signal_pid != os.getpid():
-                # After a fork the parent's connection or listener thread is not ours.
+            if self._signal is None:
                 self._signal = signal_for(self._engine)
-                self._signal_pid = os.getpid()
+                _WITH_SIGNALS.add(self)
             return self._signal
+
+    def _forget_signal(self) -> None:
+        # In a forked child: the parent's SQLite connection or listener thread is not ours. It
+        # is kept, never closed: SQLite must not act on a connection made before a fork.
+        if self._signal is not None:
+            _INHERITED.append(self._signal)
+        self._signal = None
+        self._signal_lock = threading.Lock()
 
     # --- schema ----------------------------------------------------------------------------
 
