@@ -332,3 +332,19 @@ def test_text_no_database_can_store_alike_is_refused(db: Database) -> None:
     record = db.project("main", "acme")
     assert record is not None
     assert (record.status, record.files[0].yanked) == (ProjectStatus.ACTIVE, False)
+
+
+def test_quarantined_files_lists_exactly_the_files_of_quarantined_projects(db: Database) -> None:
+    db.add_file("main", "good", new_file("good-1.0-py3-none-any.whl", digest="a"))
+    db.add_file("main", "bad", new_file("bad-1.0-py3-none-any.whl", digest="b"))
+    db.add_file("main", "bad", new_file("bad-1.1-py3-none-any.whl", version="1.1", digest="c"))
+    db.add_file("other", "bad", new_file("bad-1.0-py3-none-any.whl", digest="d"))
+    assert db.quarantined_files("main") == []
+    db.set_status("main", "bad", "quarantined")
+    assert sorted(db.quarantined_files("main")) == [
+        (sha("b"), "bad-1.0-py3-none-any.whl"),
+        (sha("c"), "bad-1.1-py3-none-any.whl"),
+    ]
+    assert db.quarantined_files("other") == []  # per index
+    db.set_status("main", "bad", "archived")
+    assert db.quarantined_files("main") == []

@@ -8,6 +8,7 @@ as soon as the notification arrives (milliseconds; the test allows 5 s).
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -260,3 +261,29 @@ def test_sqlite_settled_wal_answers_from_one_stat_and_still_sees_every_commit(
         reader.close()
         writer.close()
     assert fast > 10, "the settled fast path was never taken"
+
+
+def test_a_forked_worker_makes_its_own_signal_and_sees_commits(tmp_path: Path) -> None:
+    """Server workers are forked after the database may have been used: the child must not
+    reuse the parent's SQLite connection, and must see commits like any process."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    db, writer = Database.connect(url), Database.connect(url)
+    db.upgrade()
+    writer.create_user("alice")
+    db.generation()
+    parent_signal = db._signal
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status only
+        ok = False
+        try:
+            before = db.generation()
+            fresh = db._signal is not None and db._signal is not parent_signal
+            writer.grant_namespace("main", "acme", "alice")
+            ok = fresh and db.generation() != before and db.generation() == db.generation()
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert db._signal is parent_signal  # the parent keeps its own
+    writer.close()
+    db.close()

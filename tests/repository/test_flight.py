@@ -232,6 +232,9 @@ class GatedDatabase:
     def projects(self, index: str) -> list[Any]:
         return []
 
+    def quarantined_files(self, index: str) -> list[tuple[str, str]]:
+        return []
+
     def project(self, index: str, name: NormalizedName) -> Any:
         self.asked += 1
         self.entered.set()

@@ -20,7 +20,7 @@ The whole surface (this class and the two halves it inherits):
 - life cycle: :meth:`~Database.connect`, ``ping``, ``close``, ``upgrade``, ``check_schema``, ``url``
 - the change signal: ``generation()`` (what caches of the database's content key on)
 - serials: ``last_serial(index)``, ``project_serial(index, name)``, ``changes_since(index, serial)``
-- projects: ``project(index, name)``, ``projects(index)``, ``add_file(index, name, NewFile,
+- projects: ``project(index, name)``, ``projects(index)``, ``quarantined_files(index)``, ``add_file(index, name, NewFile,
   uploader=)`` (an :class:`~headwater.db.AddResult`, not an exception, for conflicts)
 - :mod:`headwater.db.changes`: ``yank``/``unyank`` (a file or a release), ``delete_file``,
   ``delete_release``, ``delete_project`` (each returns the storage keys no longer referenced),
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from types import TracebackType
 from typing import Any, Self
 
@@ -93,6 +94,20 @@ def _file_record(row: Row[Any]) -> FileRecord:
     )
 
 
+#: Databases whose change signal is made, to forget in a forked child (see _forget_signal).
+_WITH_SIGNALS: weakref.WeakSet[Database] = weakref.WeakSet()
+_INHERITED: list[ChangeSignal] = []
+
+
+def _after_fork_in_child() -> None:
+    for db in list(_WITH_SIGNALS):
+        db._forget_signal()
+    _WITH_SIGNALS.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Database(ProjectChanges, AccessControl):
     """A headwater database (SQLite or PostgreSQL). Make one with :meth:`connect`."""
 
@@ -100,7 +115,6 @@ class Database(ProjectChanges, AccessControl):
         """Wrap an engine made by :func:`headwater.db.engine.make_engine` (use :meth:`connect`)."""
         self._engine = engine
         self._signal: ChangeSignal | None = None
-        self._signal_pid = 0
         self._signal_lock = threading.Lock()
 
     @classmethod
@@ -157,17 +171,24 @@ class Database(ProjectChanges, AccessControl):
         process (see :mod:`headwater.db.generation`): what every cache derived from the
         database keys on. Costs microseconds, no round trip; asked on every request."""
         signal = self._signal
-        if signal is None or self._signal_pid != os.getpid():
+        if signal is None:
             signal = self._new_signal()
         return signal.generation()
 
     def _new_signal(self) -> ChangeSignal:
         with self._signal_lock:
-            if self._signal is None or self._signal_pid != os.getpid():
-                # After a fork the parent's connection or listener thread is not ours.
+            if self._signal is None:
                 self._signal = signal_for(self._engine)
-                self._signal_pid = os.getpid()
+                _WITH_SIGNALS.add(self)
             return self._signal
+
+    def _forget_signal(self) -> None:
+        # In a forked child: the parent's SQLite connection or listener thread is not ours. It
+        # is kept, never closed: SQLite must not act on a connection made before a fork.
+        if self._signal is not None:
+            _INHERITED.append(self._signal)
+        self._signal = None
+        self._signal_lock = threading.Lock()
 
     # --- schema ----------------------------------------------------------------------------
 
@@ -282,6 +303,20 @@ class Database(ProjectChanges, AccessControl):
             )
             for row in rows
         ]
+
+    def quarantined_files(self, index: str) -> list[tuple[str, str]]:
+        """(sha256, filename) of every file of the index's quarantined projects (PEP 792: they
+        must not be served): one query, so a server can ask again after every change."""
+        with reading(self._engine) as conn:
+            rows = conn.execute(
+                sa.select(t.files.c.sha256, t.files.c.filename)
+                .join(t.projects, t.files.c.project_id == t.projects.c.id)
+                .where(
+                    t.projects.c.index == index,
+                    t.projects.c.status == ProjectStatus.QUARANTINED.value,
+                )
+            ).all()
+        return [(row.sha256, row.filename) for row in rows]
 
     # --- adding files ----------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ class HostedDatabase(Protocol):
     def last_serial(self, index: str) -> int: ...
     def project(self, index: str, name: NormalizedName) -> Any: ...
     def projects(self, index: str) -> list[Any]: ...
+    def quarantined_files(self, index: str) -> list[tuple[str, str]]: ...
     def namespace_covering(self, index: str, name: str) -> Any: ...
     def namespaces(self, index: str) -> list[Any]: ...
     def project_serial(self, index: str, name: str) -> int | None: ...
@@ -178,13 +179,9 @@ class HostedSource:
         return self._generation
 
     def _quarantined_keys(self) -> frozenset[str]:
-        keys: set[str] = set()
-        for summary in self.db.projects(self.name):
-            if str(summary.status) == ProjectStatus.QUARANTINED.value:
-                record = self.db.project(self.name, summary.name)
-                if record is not None:
-                    keys.update(file_key(f.sha256, f.filename) for f in record.files)
-        return frozenset(keys)
+        return frozenset(
+            file_key(sha256, name) for sha256, name in self.db.quarantined_files(self.name)
+        )
 
     def changed(self) -> None:
         """This process just changed the index: forget cached pages now (the change signal

@@ -18,7 +18,9 @@ and its rendered pages, keyed on what it was made from, and checks that key on e
   exactly while a source it came from serves it stale;
 - time: a decision is made again at least every ``revalidate`` seconds (cooldowns end with time).
 
-A warm page thus costs one look at the change signal and a cache lookup per consulted source.
+A warm page thus costs one look at the change signal and a cache lookup per consulted source
+other than a hosted one (a hosted source says what its database says: it is asked again only when
+the change signal moved).
 
 Files are content-addressed (``packages/<aa>/<bb>/<rest>/<filename>``): the index serves a file
 only if it is on the decided page of its project, from a source the decision took it from.
@@ -98,7 +100,16 @@ def _said(observation: Observation, version: str) -> _Said:
 
 
 class _Entry:
-    __slots__ = ("checked", "consulted", "filenames", "key", "pages", "resolution", "rules")
+    __slots__ = (
+        "checked",
+        "consulted",
+        "filenames",
+        "generations",
+        "key",
+        "pages",
+        "resolution",
+        "rules",
+    )
 
     def __init__(self, resolution: Resolution, rules: Rules, checked: float) -> None:
         self.resolution = resolution
@@ -111,6 +122,8 @@ class _Entry:
             _said(o, v) for o, v in zip(resolution.observations, resolution.versions, strict=True)
         )
         self.pages: dict[str, RenderedPage] = {}
+        #: The hosted databases' generations it was decided at.
+        self.generations: tuple[int, ...] | None = None
         decision = resolution.decision
         self.filenames: frozenset[str] = (
             frozenset(f.filename for f in decision.page.files)
@@ -149,6 +162,7 @@ class ComposedIndex:
         self._deciding: SingleFlight[NormalizedName, _Entry] = SingleFlight()
         self._root: tuple[float, tuple[object, ...], dict[str, RenderedPage]] | None = None
         self._hosted = [s for s in sources if isinstance(s, HostedSource)]
+        self._hosted_names = frozenset(s.name for s in self._hosted)
         #: The hosted databases' generations the rules' namespaces were read at.
         self._rules_key: tuple[int, ...] | None = None
 
@@ -160,12 +174,14 @@ class ComposedIndex:
     def _generations(self) -> tuple[int, ...]:
         return tuple(source.db.generation() for source in self._hosted)
 
-    async def _current_rules(self) -> Rules:
+    async def _current_rules(self, key: tuple[int, ...] | None = None) -> Rules:
         """The rules with the hosted sources' PEP 752 namespace grants as they are now (read
-        again whenever a hosted database's change signal moved)."""
+        again whenever a hosted database's change signal moved). ``key``: the generations, if
+        the caller just looked (taken before reading: a grant during the read shows next time)."""
         if not self._hosted:
             return self.rules
-        key = self._generations()  # before reading: a grant during the read shows next time
+        if key is None:
+            key = self._generations()
         if key == self._rules_key:
             return self.rules
         grants: list[tuple[str, str]] = []
@@ -243,22 +259,30 @@ class ComposedIndex:
         )
 
     async def _entry(self, project: NormalizedName) -> _Entry:
-        rules = await self._current_rules()
+        generations = self._generations()
+        rules = await self._current_rules(generations)
         entry = self._entries.get(project)
         if (
             entry is not None
             and entry.rules is rules
             and time.monotonic() - entry.checked < self.revalidate
-            and await self._still(entry, project)
+            and await self._still(entry, project, generations)
         ):
             return entry
         # Concurrent requests for a project that must be decided share one decision.
         return await self._deciding.run(project, lambda: self._decide(project, entry))
 
-    async def _still(self, entry: _Entry, project: NormalizedName) -> bool:
+    async def _still(
+        self, entry: _Entry, project: NormalizedName, generations: tuple[int, ...]
+    ) -> bool:
         """Whether every source the entry consulted still says what it said (each answers
-        from its own cache: a dictionary lookup, a stat, a look at the change signal)."""
+        from its own cache: a dictionary lookup, a stat). A hosted source's answer is its
+        database's: while the databases' generations are those the entry was decided at, it
+        is not asked again (unless it had failed)."""
+        same_databases = generations == entry.generations
         for name, said in zip(entry.consulted, entry.key, strict=True):
+            if same_databases and name in self._hosted_names and said[0] != "unavailable":
+                continue
             try:
                 now = await self.sources[name].project(project)
             except SourceUnavailable as exc:
@@ -270,9 +294,11 @@ class ComposedIndex:
         return True
 
     async def _decide(self, project: NormalizedName, entry: _Entry | None) -> _Entry:
-        rules = await self._current_rules()
+        generations = self._generations()  # before reading: a change during it shows next time
+        rules = await self._current_rules(generations)
         resolution = await self._resolve(project, rules)
         fresh = _Entry(resolution, rules, time.monotonic())
+        fresh.generations = generations
         if entry is not None and entry.resolution.decision == resolution.decision:
             fresh.pages = entry.pages  # the same decision: keep its rendered pages
         if len(self._entries) >= _MAX_ENTRIES:
