@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import re
@@ -54,6 +53,21 @@ from headwater.repository._client import HttpClient, Resolver
 from headwater.repository._egress import Egress
 from headwater.repository._flight import SingleFlight
 from headwater.repository._proxy_files import VERIFY_FIRST, Downloads, LruCache, Target
+from headwater.repository._proxy_pages import (
+    META,
+    PAGE_DECODER,
+    ROOT_META,
+    ROOT_NAMES,
+    SHA256,
+    Entry,
+    Meta,
+    Root,
+    digest,
+    meta_key,
+    page_key,
+    projects_of,
+    served_form,
+)
 from headwater.repository._proxy_upstream import MemoryBudget, PageFetcher
 from headwater.repository.base import (
     FileRef,
@@ -66,124 +80,25 @@ from headwater.repository.boundary import FetchBoundary
 from headwater.repository.errors import UpstreamError
 from headwater.repository.http import RetryPolicy
 from headwater.repository.tree import TreeSource
-from headwater.simple.filenames import InvalidFilename, check_safe_filename, parse_filename
-from headwater.simple.html import render_project_list_html, render_project_page_html
-from headwater.simple.json import render_project_list_json, render_project_page_json
-from headwater.simple.model import File, ProjectList, ProjectListEntry, ProjectPage
-from headwater.simple.names import NormalizedName, is_normalized, normalize_or_none
+from headwater.simple.filenames import InvalidFilename, check_safe_filename
+from headwater.simple.model import File
+from headwater.simple.names import NormalizedName, is_normalized
 from headwater.simple.pages import parse_project_list, parse_project_page
 from headwater.storage.base import NotFound, Storage, StorageError
-from headwater.storage.layout import WEB, file_url_from_project_page
+from headwater.storage.layout import WEB
 
 __all__ = ["ProxySource"]
 
 log = logging.getLogger("headwater.proxy")
 
-_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 # packages/<2 hex>/<2 hex>/<60 hex>/<filename>: anything else is not a file of this proxy.
 _FILE_PATH = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{60})/([^/]+)\Z")
-# A legacy filename's project: everything before the first "-<digit>" ("foo-bar-1.0.egg").
-_LEGACY_NAME = re.compile(r"(.+?)-\d")
 _PARSE_IN_THREAD = 256 << 10  # pages larger than this are parsed off the event loop
 _MAX_ENTRIES = 10_000  # project pages kept in memory per process
 _SIZE_RECHECK = 5.0  # seconds between looking up, in the cache, sizes the upstream did not give
 # One memory budget for the pages every proxy of this process is fetching (unless given one).
 _PAGE_BUDGET = MemoryBudget()
 T = TypeVar("T")
-
-
-class _Meta(msgspec.Struct, frozen=True, kw_only=True):
-    """What is known about one upstream page besides its content."""
-
-    url: str
-    #: Wall-clock time of the upstream's last answer (200, 304 or 404) for this page.
-    checked: float
-    etag: str | None = None
-    absent: bool = False
-    #: blake2b of the stored page (tells another process's newer copy apart).
-    digest: str = ""
-
-
-class _Entry:
-    """One project as this process knows it: the upstream page and its served form."""
-
-    __slots__ = ("files", "meta", "rendered", "retry_at", "served", "sized_at", "stale")
-
-    def __init__(self, meta: _Meta, served: ProjectPage | None, files: dict[str, File]) -> None:
-        self.meta = meta
-        self.served = served
-        #: path below packages/ -> the upstream's File, for every file on the served page.
-        self.files = files
-        self.rendered: dict[str, RenderedPage] = {}
-        #: Why the page is an old copy (the last revalidation failed), and when to try again.
-        self.stale: str | None = None
-        self.retry_at = float("-inf")
-        #: When the sizes the upstream did not give were last looked up in the cache.
-        self.sized_at = float("-inf")
-
-    @property
-    def version(self) -> str:
-        """Changes whenever the served page does (a new upstream page, or a size filled in)."""
-        if self.served is None:
-            return "absent"
-        known = sum(1 for file in self.served.files if file.size is not None)
-        return f"{self.meta.digest}:{known}"
-
-    def page(self, fmt: PageFormat) -> RenderedPage | None:
-        if self.served is None:
-            return None
-        rendered = self.rendered.get(fmt)
-        if rendered is None:
-            render = render_project_page_json if fmt == "json" else render_project_page_html
-            rendered = RenderedPage(render(self.served), serial=self.served.last_serial)
-            self.rendered[fmt] = rendered
-        if self.stale is None:
-            return rendered
-        return RenderedPage(rendered.body, serial=rendered.serial, stale=self.stale)
-
-
-class _Root:
-    """The upstream project list as this process knows it."""
-
-    __slots__ = ("meta", "names", "rendered", "retry_at", "stale")
-
-    def __init__(self, meta: _Meta, names: list[NormalizedName]) -> None:
-        self.meta = meta
-        self.names = names
-        self.rendered: dict[str, RenderedPage] = {}
-        self.stale: str | None = None
-        self.retry_at = float("-inf")
-
-    def page(self, fmt: PageFormat) -> RenderedPage | None:
-        if self.meta.absent:
-            return None
-        rendered = self.rendered.get(fmt)
-        if rendered is None:
-            listing = ProjectList(projects=tuple(ProjectListEntry(n) for n in self.names))
-            render = render_project_list_json if fmt == "json" else render_project_list_html
-            rendered = RenderedPage(render(listing))
-            self.rendered[fmt] = rendered
-        if self.stale is None:
-            return rendered
-        return RenderedPage(rendered.body, stale=self.stale)
-
-
-def _meta_key(name: NormalizedName) -> str:
-    return f"state/pages/{name}/meta.json"
-
-
-def _page_key(name: NormalizedName) -> str:
-    return f"state/pages/{name}/page.json"
-
-
-_ROOT_META = "state/root/meta.json"
-_ROOT_NAMES = "state/root/names.txt"
-_META = msgspec.json.Decoder(_Meta)
-_PAGE = msgspec.json.Decoder(ProjectPage)
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 class ProxySource:
@@ -306,12 +221,12 @@ class ProxySource:
             on_stored=self._lru.stored,
             verify_first=verify_first,
         )
-        self._entries: dict[NormalizedName, _Entry] = {}
+        self._entries: dict[NormalizedName, Entry] = {}
         self._failures: dict[NormalizedName | None, tuple[float, str]] = {}
-        self._root: _Root | None = None
+        self._root: Root | None = None
         # Concurrent requests for a page that must be fetched share one fetch (any format).
-        self._fetching: SingleFlight[NormalizedName, _Entry] = SingleFlight()
-        self._fetching_root: SingleFlight[None, _Root] = SingleFlight()
+        self._fetching: SingleFlight[NormalizedName, Entry] = SingleFlight()
+        self._fetching_root: SingleFlight[None, Root] = SingleFlight()
 
     def __repr__(self) -> str:
         return f"ProxySource({self.name!r}, {self.url!r})"
@@ -419,7 +334,7 @@ class ProxySource:
 
     # -- project pages --------------------------------------------------------------------------
 
-    async def _fill_sizes(self, entry: _Entry) -> None:
+    async def _fill_sizes(self, entry: Entry) -> None:
         """PEP 700: ``size`` is mandatory from API 1.1. An upstream that gives none (an HTML-only
         index) leaves it unknown until the file is cached; then the cached file's size is the
         size (its sha256 was checked against the page). Looked up at most every
@@ -446,29 +361,29 @@ class ProxySource:
             entry.served = msgspec.structs.replace(served, files=tuple(files))
             entry.rendered.clear()
 
-    def _usable(self, meta: _Meta, retry_at: float) -> bool:
+    def _usable(self, meta: Meta, retry_at: float) -> bool:
         """Whether a cached answer may be served without asking the upstream now."""
         if self.offline:
             return True
         now = self._clock()
         return now - meta.checked < self.ttl or now < retry_at
 
-    async def _entry(self, name: NormalizedName) -> _Entry:
+    async def _entry(self, name: NormalizedName) -> Entry:
         return await self._fetching.run(name, lambda: self._refresh(name))
 
-    async def _refresh(self, name: NormalizedName) -> _Entry:
+    async def _refresh(self, name: NormalizedName) -> Entry:
         entry = self._entries.get(name)
         if entry is not None and self._usable(entry.meta, entry.retry_at):
             return entry  # refreshed by the task that finished just before this one started
         # Another worker process may have fetched it since: look at the shared storage first.
-        stored = await self._read_meta(_meta_key(name))
+        stored = await self._read_meta(meta_key(name))
         if stored is not None and (entry is None or stored.checked > entry.meta.checked):
             entry = await self._load(name, stored, entry)
         if entry is not None and self._usable(entry.meta, float("-inf")):
             return self._keep(name, entry)
         if self.offline:
-            absent = _Meta(url=self.project_url(name), checked=0.0, absent=True)
-            return self._keep(name, _Entry(absent, None, {}))
+            absent = Meta(url=self.project_url(name), checked=0.0, absent=True)
+            return self._keep(name, Entry(absent, None, {}))
         now = self._clock()
         failed = self._failures.get(name)
         if failed is not None and now < failed[0] and (entry is None or entry.served is None):
@@ -480,18 +395,18 @@ class ProxySource:
                 answer = await self._pages.get(url, etag, lease)
                 if answer.status == 304 and entry is not None:
                     meta = msgspec.structs.replace(entry.meta, checked=now)
-                    await self._write_meta(_meta_key(name), meta)
+                    await self._write_meta(meta_key(name), meta)
                     entry.meta, entry.stale = meta, None
                     return self._keep(name, entry)
                 if answer.status in (304, 404):
-                    meta = _Meta(url=url, checked=now, absent=True)
+                    meta = Meta(url=url, checked=now, absent=True)
                     if stored is not None:
                         # Known here before: tell the other workers it is gone. A name never
                         # seen is remembered in memory only (no directory per made-up name).
                         with contextlib.suppress(NotFound):
-                            await self.storage.delete(_page_key(name))
-                        await self._write_meta(_meta_key(name), meta)
-                    return self._keep(name, _Entry(meta, None, {}))
+                            await self.storage.delete(page_key(name))
+                        await self._write_meta(meta_key(name), meta)
+                    return self._keep(name, Entry(meta, None, {}))
                 page = await self._parse(
                     lambda: parse_project_page(
                         answer.body, answer.content_type, name=name, base_url=answer.url
@@ -501,11 +416,11 @@ class ProxySource:
         except Exception as exc:
             return self._failed(name, entry, url, exc)
         data = msgspec.json.encode(page)
-        meta = _Meta(url=url, checked=now, etag=answer.etag, digest=_digest(data))
+        meta = Meta(url=url, checked=now, etag=answer.etag, digest=digest(data))
         # The page before its meta: a reader that sees the new meta finds the new page.
-        await self.storage.write_bytes(_page_key(name), data)
-        await self._write_meta(_meta_key(name), meta)
-        served, files, left_off = self._serve(page, url)
+        await self.storage.write_bytes(page_key(name), data)
+        await self._write_meta(meta_key(name), meta)
+        served, files, left_off = served_form(page, url)
         if left_off:
             log.warning(
                 "proxy %r: %d file(s) of %r left off the page: %s",
@@ -515,11 +430,9 @@ class ProxySource:
                 printable("; ".join(left_off[:3]) + ("; ..." if len(left_off) > 3 else ""), 600),
             )
         self._failures.pop(name, None)
-        return self._keep(name, _Entry(meta, served, files))
+        return self._keep(name, Entry(meta, served, files))
 
-    def _failed(
-        self, name: NormalizedName, entry: _Entry | None, url: str, exc: Exception
-    ) -> _Entry:
+    def _failed(self, name: NormalizedName, entry: Entry | None, url: str, exc: Exception) -> Entry:
         now = self._clock()
         what = _describe(exc)
         if entry is not None and entry.served is not None:
@@ -541,101 +454,43 @@ class ProxySource:
             self._failures.clear()
         raise SourceUnavailable(message, source=self.name) from exc
 
-    def _keep(self, name: NormalizedName, entry: _Entry) -> _Entry:
+    def _keep(self, name: NormalizedName, entry: Entry) -> Entry:
         if name not in self._entries and len(self._entries) >= _MAX_ENTRIES:
             self._entries.pop(next(iter(self._entries)))  # the oldest kept
         self._entries[name] = entry
         return entry
 
-    async def _load(self, name: NormalizedName, meta: _Meta, entry: _Entry | None) -> _Entry | None:
+    async def _load(self, name: NormalizedName, meta: Meta, entry: Entry | None) -> Entry | None:
         """The entry for what another process (or a previous run) stored."""
         if meta.absent:
-            return _Entry(meta, None, {})
+            return Entry(meta, None, {})
         if entry is not None and entry.meta.digest == meta.digest and entry.served is not None:
             entry.meta, entry.stale = meta, None
             return entry
         try:
-            data = await self.storage.read_bytes(_page_key(name))
-            page = _PAGE.decode(data)
+            data = await self.storage.read_bytes(page_key(name))
+            page = PAGE_DECODER.decode(data)
         except (NotFound, msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning(
                 "proxy %r: cached page of %r unreadable (%s); fetching again", self.name, name, exc
             )
             return entry
-        served, files, _ = self._serve(page, meta.url)
-        return _Entry(msgspec.structs.replace(meta, digest=_digest(data)), served, files)
-
-    def _serve(self, page: ProjectPage, url: str) -> tuple[ProjectPage, dict[str, File], list[str]]:
-        """The served form of an upstream page, its files by path, and what was left off (why).
-
-        Only sha256 is kept of the hashes: it is what the proxy checks. ``.metadata`` is offered
-        when the upstream gives its sha256 (so it can be checked too). PEP 740 provenance URLs
-        and GPG signatures point at the upstream and are not proxied: they are dropped.
-        """
-        files: list[File] = []
-        by_path: dict[str, File] = {}
-        left_off: list[str] = []
-        for file in page.files:
-            sha = file.hashes.get("sha256", "").lower()
-            if not _SHA256.match(sha):
-                left_off.append(f"{file.filename[:100]!r} has no sha256 to check it against")
-                continue
-            scheme = urlsplit(file.url).scheme.lower()
-            if scheme not in ("http", "https"):
-                left_off.append(f"{file.filename[:100]!r} has a non-http URL {file.url[:100]!r}")
-                continue
-            try:
-                rel = file_url_from_project_page(sha, file.filename)
-            except ValueError as exc:
-                left_off.append(str(exc))
-                continue
-            core = file.core_metadata
-            md = core.get("sha256", "").lower() if isinstance(core, dict) else ""
-            files.append(
-                File(
-                    filename=file.filename,
-                    url=rel,
-                    hashes={"sha256": sha},
-                    requires_python=file.requires_python,
-                    yanked=file.yanked,
-                    yanked_reason=file.yanked_reason,
-                    core_metadata={"sha256": md} if _SHA256.match(md) else False,
-                    size=file.size,
-                    upload_time=file.upload_time,
-                )
-            )
-            by_path[rel.removeprefix("../../packages/")] = file
-        served = ProjectPage(
-            name=page.name,
-            files=tuple(files),
-            versions=page.versions,
-            status=page.status,
-            status_reason=page.status_reason,
-            # PEP 708 D3: tracks point at the namespace owner. An upstream that tracks another
-            # index (a piwheels-like extender) keeps its tracks; otherwise the upstream owns the
-            # project, and the proxy says it serves that project (provenance).
-            tracks=page.tracks or (url,),
-            alternate_locations=page.alternate_locations,
-            # PEP 752: a proxy does not implement namespaces (it has no /namespaces of its own),
-            # so its pages carry none, whatever the upstream's say.
-            namespaces=None,
-            last_serial=page.last_serial,
-        )
-        return served, by_path, left_off
+        served, files, _ = served_form(page, meta.url)
+        return Entry(msgspec.structs.replace(meta, digest=digest(data)), served, files)
 
     # -- the project list -------------------------------------------------------------------------
 
-    async def _root_entry(self) -> _Root:
+    async def _root_entry(self) -> Root:
         root = self._root
         if root is not None and self._usable(root.meta, root.retry_at):
             return root
         return await self._fetching_root.run(None, self._refresh_root)
 
-    async def _refresh_root(self) -> _Root:
+    async def _refresh_root(self) -> Root:
         root = self._root
         if root is not None and self._usable(root.meta, root.retry_at):
             return root
-        stored = await self._read_meta(_ROOT_META)
+        stored = await self._read_meta(ROOT_META)
         if stored is not None and (root is None or stored.checked > root.meta.checked):
             root = await self._load_root(stored) or root
         if root is not None and self._usable(root.meta, float("-inf")):
@@ -643,7 +498,7 @@ class ProxySource:
             return root
         if self.offline:
             # Never fetched: the projects that are cached are all this proxy can serve.
-            self._root = _Root(_Meta(url=self.url, checked=0.0), await self._cached_names())
+            self._root = Root(Meta(url=self.url, checked=0.0), await self._cached_names())
             return self._root
         now = self._clock()
         failed = self._failures.get(None)
@@ -655,13 +510,13 @@ class ProxySource:
                 answer = await self._pages.get(self.url, etag, lease)
                 if answer.status == 304 and root is not None:
                     meta = msgspec.structs.replace(root.meta, checked=now)
-                    await self._write_meta(_ROOT_META, meta)
+                    await self._write_meta(ROOT_META, meta)
                     root.meta, root.stale = meta, None
                     self._root = root
                     return root
                 if answer.status in (304, 404):
-                    self._root = _Root(_Meta(url=self.url, checked=now, absent=True), [])
-                    await self._write_meta(_ROOT_META, self._root.meta)
+                    self._root = Root(Meta(url=self.url, checked=now, absent=True), [])
+                    await self._write_meta(ROOT_META, self._root.meta)
                     return self._root
                 listing = await self._parse(
                     lambda: parse_project_list(
@@ -681,14 +536,14 @@ class ProxySource:
             )
         names = list(dict.fromkeys(entry.normalized for entry in listing.projects))
         data = "\n".join(names).encode()
-        meta = _Meta(url=self.url, checked=now, etag=answer.etag, digest=_digest(data))
-        await self.storage.write_bytes(_ROOT_NAMES, data)
-        await self._write_meta(_ROOT_META, meta)
+        meta = Meta(url=self.url, checked=now, etag=answer.etag, digest=digest(data))
+        await self.storage.write_bytes(ROOT_NAMES, data)
+        await self._write_meta(ROOT_META, meta)
         self._failures.pop(None, None)
-        self._root = _Root(meta, names)
+        self._root = Root(meta, names)
         return self._root
 
-    def _root_failed(self, root: _Root | None, exc: Exception) -> _Root:
+    def _root_failed(self, root: Root | None, exc: Exception) -> Root:
         now = self._clock()
         what = _describe(exc)
         if root is not None and not root.meta.absent:
@@ -708,14 +563,14 @@ class ProxySource:
         self._failures[None] = (now + self.retry_interval, message)
         raise SourceUnavailable(message, source=self.name) from exc
 
-    async def _load_root(self, meta: _Meta) -> _Root | None:
+    async def _load_root(self, meta: Meta) -> Root | None:
         if meta.absent:
-            return _Root(meta, [])
+            return Root(meta, [])
         if self._root is not None and self._root.meta.digest == meta.digest:
             self._root.meta, self._root.stale = meta, None
             return self._root
         try:
-            data = await self.storage.read_bytes(_ROOT_NAMES)
+            data = await self.storage.read_bytes(ROOT_NAMES)
         except NotFound:
             return None
         names = [
@@ -723,7 +578,7 @@ class ProxySource:
             for n in data.decode("utf-8", "replace").split("\n")
             if is_normalized(n)
         ]
-        return _Root(msgspec.structs.replace(meta, digest=_digest(data)), names)
+        return Root(msgspec.structs.replace(meta, digest=digest(data)), names)
 
     async def _cached_names(self) -> list[NormalizedName]:
         names: set[NormalizedName] = set()
@@ -749,7 +604,7 @@ class ProxySource:
         except InvalidFilename:
             return None
         dist_path = path.removesuffix(".metadata") if metadata else path
-        for project in _projects_of(dist):
+        for project in projects_of(dist):
             entry = self._entries.get(project)
             upstream = entry.files.get(dist_path) if entry is not None else None
             if upstream is None:
@@ -765,7 +620,7 @@ class ProxySource:
                 )
             core = upstream.core_metadata
             md = core.get("sha256", "").lower() if isinstance(core, dict) else ""
-            if not _SHA256.match(md):
+            if not SHA256.match(md):
                 return None
             return Target(
                 url=base + ".metadata", key=f"{WEB}/packages/{path}", sha256=md, size=None
@@ -777,16 +632,16 @@ class ProxySource:
             return await asyncio.to_thread(parse)
         return parse()
 
-    async def _read_meta(self, key: str) -> _Meta | None:
+    async def _read_meta(self, key: str) -> Meta | None:
         try:
-            return _META.decode(await self.storage.read_bytes(key))
+            return META.decode(await self.storage.read_bytes(key))
         except NotFound:
             return None
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("proxy %r: %s is unreadable (%s); ignoring it", self.name, key, exc)
             return None
 
-    async def _write_meta(self, key: str, meta: _Meta) -> None:
+    async def _write_meta(self, key: str, meta: Meta) -> None:
         await self.storage.write_bytes(key, msgspec.json.encode(meta))
 
 
@@ -798,19 +653,3 @@ def _describe(exc: Exception) -> str:
     # Anything else is a failure nobody planned for (a parser's RecursionError, ...): its text
     # may quote the page, so only its type is said.
     return f"unexpected {type(exc).__name__} while reading the upstream's answer"
-
-
-def _projects_of(filename: str) -> list[NormalizedName]:
-    """The project(s) a distribution filename may belong to (wheels and sdists say it; legacy
-    formats are guessed from the text before the version)."""
-    try:
-        return [parse_filename(filename).name]
-    except InvalidFilename:
-        pass
-    guesses: list[NormalizedName] = []
-    found = _LEGACY_NAME.match(filename)
-    for text in (found.group(1) if found else None, filename.partition("-")[0]):
-        name = normalize_or_none(text) if text else None
-        if name is not None and name not in guesses:
-            guesses.append(name)
-    return guesses

@@ -1,0 +1,214 @@
+"""What a proxy keeps of an upstream page, and the form it serves it in.
+
+:class:`Meta` is the record stored beside each page (``state/pages/<project>/meta.json``),
+:class:`Entry` and :class:`Root` are a project and the project list as one process knows them
+(with their renderings), :func:`served_form` turns an upstream page into the page the proxy
+serves (file URLs into its own tree, only what it can verify), and :func:`projects_of` says which
+project pages may list a distribution file. No I/O here: :mod:`headwater.repository.proxy` reads
+and writes, fetches and decides when.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from urllib.parse import urlsplit
+
+import msgspec
+
+from headwater.repository.base import PageFormat, RenderedPage
+from headwater.simple.filenames import InvalidFilename, parse_filename
+from headwater.simple.html import render_project_list_html, render_project_page_html
+from headwater.simple.json import render_project_list_json, render_project_page_json
+from headwater.simple.model import File, ProjectList, ProjectListEntry, ProjectPage
+from headwater.simple.names import NormalizedName, normalize_or_none
+from headwater.storage.layout import file_url_from_project_page
+
+__all__ = [
+    "META",
+    "PAGE_DECODER",
+    "ROOT_META",
+    "ROOT_NAMES",
+    "SHA256",
+    "Entry",
+    "Meta",
+    "Root",
+    "digest",
+    "meta_key",
+    "page_key",
+    "projects_of",
+    "served_form",
+]
+
+SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+# A legacy filename's project: everything before the first "-<digit>" ("foo-bar-1.0.egg").
+_LEGACY_NAME = re.compile(r"(.+?)-\d")
+
+
+class Meta(msgspec.Struct, frozen=True, kw_only=True):
+    """What is known about one upstream page besides its content."""
+
+    url: str
+    #: Wall-clock time of the upstream's last answer (200, 304 or 404) for this page.
+    checked: float
+    etag: str | None = None
+    absent: bool = False
+    #: blake2b of the stored page (tells another process's newer copy apart).
+    digest: str = ""
+
+
+class Entry:
+    """One project as this process knows it: the upstream page and its served form."""
+
+    __slots__ = ("files", "meta", "rendered", "retry_at", "served", "sized_at", "stale")
+
+    def __init__(self, meta: Meta, served: ProjectPage | None, files: dict[str, File]) -> None:
+        self.meta = meta
+        self.served = served
+        #: path below packages/ -> the upstream's File, for every file on the served page.
+        self.files = files
+        self.rendered: dict[str, RenderedPage] = {}
+        #: Why the page is an old copy (the last revalidation failed), and when to try again.
+        self.stale: str | None = None
+        self.retry_at = float("-inf")
+        #: When the sizes the upstream did not give were last looked up in the cache.
+        self.sized_at = float("-inf")
+
+    @property
+    def version(self) -> str:
+        """Changes whenever the served page does (a new upstream page, or a size filled in)."""
+        if self.served is None:
+            return "absent"
+        known = sum(1 for file in self.served.files if file.size is not None)
+        return f"{self.meta.digest}:{known}"
+
+    def page(self, fmt: PageFormat) -> RenderedPage | None:
+        if self.served is None:
+            return None
+        rendered = self.rendered.get(fmt)
+        if rendered is None:
+            render = render_project_page_json if fmt == "json" else render_project_page_html
+            rendered = RenderedPage(render(self.served), serial=self.served.last_serial)
+            self.rendered[fmt] = rendered
+        if self.stale is None:
+            return rendered
+        return RenderedPage(rendered.body, serial=rendered.serial, stale=self.stale)
+
+
+class Root:
+    """The upstream project list as this process knows it."""
+
+    __slots__ = ("meta", "names", "rendered", "retry_at", "stale")
+
+    def __init__(self, meta: Meta, names: list[NormalizedName]) -> None:
+        self.meta = meta
+        self.names = names
+        self.rendered: dict[str, RenderedPage] = {}
+        self.stale: str | None = None
+        self.retry_at = float("-inf")
+
+    def page(self, fmt: PageFormat) -> RenderedPage | None:
+        if self.meta.absent:
+            return None
+        rendered = self.rendered.get(fmt)
+        if rendered is None:
+            listing = ProjectList(projects=tuple(ProjectListEntry(n) for n in self.names))
+            render = render_project_list_json if fmt == "json" else render_project_list_html
+            rendered = RenderedPage(render(listing))
+            self.rendered[fmt] = rendered
+        if self.stale is None:
+            return rendered
+        return RenderedPage(rendered.body, stale=self.stale)
+
+
+def meta_key(name: NormalizedName) -> str:
+    return f"state/pages/{name}/meta.json"
+
+
+def page_key(name: NormalizedName) -> str:
+    return f"state/pages/{name}/page.json"
+
+
+ROOT_META = "state/root/meta.json"
+ROOT_NAMES = "state/root/names.txt"
+META = msgspec.json.Decoder(Meta)
+PAGE_DECODER = msgspec.json.Decoder(ProjectPage)
+
+
+def digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def served_form(page: ProjectPage, url: str) -> tuple[ProjectPage, dict[str, File], list[str]]:
+    """The served form of an upstream page, its files by path, and what was left off (why).
+
+    Only sha256 is kept of the hashes: it is what the proxy checks. ``.metadata`` is offered
+    when the upstream gives its sha256 (so it can be checked too). PEP 740 provenance URLs
+    and GPG signatures point at the upstream and are not proxied: they are dropped.
+    """
+    files: list[File] = []
+    by_path: dict[str, File] = {}
+    left_off: list[str] = []
+    for file in page.files:
+        sha = file.hashes.get("sha256", "").lower()
+        if not SHA256.match(sha):
+            left_off.append(f"{file.filename[:100]!r} has no sha256 to check it against")
+            continue
+        scheme = urlsplit(file.url).scheme.lower()
+        if scheme not in ("http", "https"):
+            left_off.append(f"{file.filename[:100]!r} has a non-http URL {file.url[:100]!r}")
+            continue
+        try:
+            rel = file_url_from_project_page(sha, file.filename)
+        except ValueError as exc:
+            left_off.append(str(exc))
+            continue
+        core = file.core_metadata
+        md = core.get("sha256", "").lower() if isinstance(core, dict) else ""
+        files.append(
+            File(
+                filename=file.filename,
+                url=rel,
+                hashes={"sha256": sha},
+                requires_python=file.requires_python,
+                yanked=file.yanked,
+                yanked_reason=file.yanked_reason,
+                core_metadata={"sha256": md} if SHA256.match(md) else False,
+                size=file.size,
+                upload_time=file.upload_time,
+            )
+        )
+        by_path[rel.removeprefix("../../packages/")] = file
+    served = ProjectPage(
+        name=page.name,
+        files=tuple(files),
+        versions=page.versions,
+        status=page.status,
+        status_reason=page.status_reason,
+        # PEP 708 D3: tracks point at the namespace owner. An upstream that tracks another
+        # index (a piwheels-like extender) keeps its tracks; otherwise the upstream owns the
+        # project, and the proxy says it serves that project (provenance).
+        tracks=page.tracks or (url,),
+        alternate_locations=page.alternate_locations,
+        # PEP 752: a proxy does not implement namespaces (it has no /namespaces of its own),
+        # so its pages carry none, whatever the upstream's say.
+        namespaces=None,
+        last_serial=page.last_serial,
+    )
+    return served, by_path, left_off
+
+
+def projects_of(filename: str) -> list[NormalizedName]:
+    """The project(s) a distribution filename may belong to (wheels and sdists say it; legacy
+    formats are guessed from the text before the version)."""
+    try:
+        return [parse_filename(filename).name]
+    except InvalidFilename:
+        pass
+    guesses: list[NormalizedName] = []
+    found = _LEGACY_NAME.match(filename)
+    for text in (found.group(1) if found else None, filename.partition("-")[0]):
+        name = normalize_or_none(text) if text else None
+        if name is not None and name not in guesses:
+            guesses.append(name)
+    return guesses
