@@ -1,4 +1,5 @@
-"""Text people type that reaches a page (yank and status reasons) is refused when a page could not
+"""Text people type that reaches a page (yank and status reasons, a file's version, Requires-Python
+and display name, a token's description) is refused when a page could not
 carry it, by every route to the database: the Database API, the management API (400 naming the
 character) and ``headwater project`` (exit 2, same message). Nothing is changed by a refusal, and
 what is accepted renders as valid HTML5."""
@@ -13,6 +14,7 @@ import pytest
 
 from headwater.db import Database, InvalidArgument
 from tests.cli.test_admin_cli import data, hw, show  # noqa: F401  (the `data` fixture)
+from tests.db.factories import new_file
 from tests.server.hosting import dists
 from tests.server.test_hosted_app import Hosted, sqlite_db  # noqa: F401  (fixture)
 
@@ -63,6 +65,16 @@ def test_database_refuses_them_for_every_caller(tmp_path: Path, bad: str) -> Non
             db.yank("main", "tool", version="1.0", reason=f"x{bad}", actor=None)
         with pytest.raises(InvalidArgument, match=f"U\\+{ord(bad[0]):04X}"):
             db.set_status("main", "tool", "archived", f"x{bad}", actor=None)
+        # Every other text a page, a header or a listing shows: the fields of an uploaded file
+        # (a version, Requires-Python, the display name) and a token's description.
+        db.create_user("alice")
+        for field in ("version", "requires_python", "display_name"):
+            with pytest.raises(InvalidArgument, match=f"U\\+{ord(bad[0]):04X}"):
+                db.add_file("main", "tool", new_file(**{field: f"1{bad}"}), uploader="alice")
+        assert db.project("main", "tool") is None
+        with pytest.raises(InvalidArgument, match=f"U\\+{ord(bad[0]):04X}"):
+            db.create_token("alice", description=f"ci{bad}")
+        assert db.tokens() == []
     finally:
         db.close()
 

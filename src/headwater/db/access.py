@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine, Row
 from headwater.db import schema as t
 from headwater.db._checks import (
     check_index,
-    check_text,
+    check_line,
     check_user_name,
     name_of,
     now,
@@ -133,7 +133,7 @@ class AccessControl:
                 index-wide).
             NotFound: no such user.
         """
-        check_text(description, "description", limit=1000)
+        check_line(description, "description", limit=1000)
         scope_set = frozenset(scopes)
         if not scope_set or not scope_set <= SCOPES:
             raise InvalidArgument(

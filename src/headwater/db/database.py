@@ -45,6 +45,7 @@ from headwater.db import migrate
 from headwater.db import schema as t
 from headwater.db._checks import (
     check_index,
+    check_line,
     check_sha256,
     check_text,
     journal,
@@ -401,9 +402,9 @@ class Database(ProjectChanges, AccessControl):
             check_sha256(new.blake2_256, "blake2_256")
         if new.metadata_sha256 is not None:
             check_sha256(new.metadata_sha256, "metadata_sha256")
-        check_text(new.version, "version", limit=200)
-        check_text(new.requires_python, "requires_python", limit=1000)
-        check_text(new.display_name, "display_name", limit=200)
+        check_line(new.version, "version", limit=200)
+        check_line(new.requires_python, "requires_python", limit=1000)
+        check_line(new.display_name, "display_name", limit=200)
         check_text(new.storage_key, "storage_key", limit=1000)
         if new.size < 0:
             raise InvalidArgument(f"a file size cannot be negative ({new.size})")
