@@ -412,9 +412,26 @@ def test_address_decisions() -> None:
     literal.check_addresses("u", "10.0.0.5", 3141, ["10.0.0.5"])  # written by the operator
     with pytest.raises(FetchRefused, match=r'"10\.0\.0\.6/32"'):
         literal.check_addresses("u", "10.0.0.5", 3141, ["10.0.0.6"])
-    named = FetchBoundary.for_upstream("http://pypi.corp/simple/", where="[proxy.x]")
+    named = FetchBoundary.for_upstream(
+        "http://pypi.corp/simple/", allowed_hosts=["files.corp"], where="[proxy.x]"
+    )
+    # The upstream itself may be on the organisation's network (RFC 1918, IPv6 ULA)...
+    named.check_addresses("u", "pypi.corp", 80, ["93.184.216.34", "10.1.2.3", "fd00::7"])
+    # ...never on this machine, link-local (cloud metadata) or 0.0.0.0, by name...
+    for address, kind in (
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("0.0.0.0", "private"),
+        ("::ffff:10.1.2.3", "private"),
+        ("100.64.0.1", "non-public"),
+    ):
+        with pytest.raises(FetchRefused, match=rf"{kind} address.*allowed_networks"):
+            named.check_addresses("u", "pypi.corp", 80, ["10.1.2.3", address])
+    # ...and every other host (a listed file host, what a page names) must be public or listed.
     with pytest.raises(FetchRefused, match=r"10\.1\.2\.3, a private address.*allowed_networks"):
-        named.check_addresses("u", "pypi.corp", 80, ["93.184.216.34", "10.1.2.3"])
+        named.check_addresses("u", "files.corp", 80, ["93.184.216.34", "10.1.2.3"])
     listed = FetchBoundary.for_upstream(
         "http://pypi.corp/simple/", allowed_networks=["10.0.0.0/8"], where="[proxy.x]"
     )

@@ -20,8 +20,11 @@ every redirect hop)    known index (``files.pythonhosted.org`` for ``pypi.org``)
 address (every         every address the host resolves to must be public, or inside a network
 connection)           listed in ``allowed_networks``, or be an address the operator wrote as
                        the upstream's or a listed host (``http://127.0.0.1:8000/simple/``,
-                       ``localhost``). The client connects to the address it checked, so a
-                       second DNS answer (rebinding) cannot swap it.
+                       ``localhost``); the upstream's own host name may also resolve to a
+                       private address (RFC 1918, IPv6 unique local: an index inside the
+                       organisation's network). The client
+                       connects to the address it checked, so a second DNS answer (rebinding)
+                       cannot swap it.
 =====================  ========================================================================
 
 "Public" means globally reachable (:attr:`ipaddress.IPv4Address.is_global`), not multicast,
@@ -29,10 +32,14 @@ reserved or unspecified; an IPv6 address that embeds an IPv4 one (``::ffff:a.b.c
 ``64:ff9b::/96``, 6to4 ``2002::/16``) must be public in both forms. With a forward proxy, the
 proxy resolves the host: the origin check still applies, the address check is the proxy's.
 
-Why names must resolve to public addresses even for the upstream's own host: the operator wrote
-the name, not what its DNS answers tomorrow. A hostile upstream controls its own DNS and could
-point its name at ``127.0.0.1`` after the first request; an address the operator wrote (or a
-network they listed) cannot change under them.
+Why the upstream's own name may be private but never loopback or link-local: indexes that
+organisations proxy (devpi, Artifactory, GitLab) usually live on a private network, and the
+operator named that host; but the operator wrote the name, not what its DNS answers tomorrow, and
+loopback (this machine's own services) and link-local (cloud metadata at ``169.254.169.254``) are
+what a hostile upstream pointing its name elsewhere would be after. An address the operator wrote
+(or a network they listed) cannot change under them. Every other host (a preset file host, an
+``allowed_hosts`` entry, what a page or a redirect names) must resolve to public addresses or to a
+listed network.
 """
 
 from __future__ import annotations
@@ -68,6 +75,14 @@ _DEFAULT_PORT = {"http": 80, "https": 443}
 _HOST = re.compile(r"(\*\.)?[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\Z")
 # IPv6 with an embedded IPv4 address that the network would reach (the IPv4 one must be public).
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+#: Where an organisation's own index lives: RFC 1918's networks and IPv6 unique local addresses
+#: (never loopback, link-local, 0.0.0.0 or an IPv6 form embedding an IPv4 address).
+_PRIVATE_NETWORKS: tuple[IPNetwork, ...] = (
+    ipaddress.IPv4Network("10.0.0.0/8"),
+    ipaddress.IPv4Network("172.16.0.0/12"),
+    ipaddress.IPv4Network("192.168.0.0/16"),
+    ipaddress.IPv6Network("fc00::/7"),
+)
 
 
 @dataclass(frozen=True)
@@ -197,6 +212,9 @@ class FetchBoundary:
     local_names: frozenset[str] = field(default_factory=frozenset)
     #: Names whose addresses are not checked (only the upstream's, and only when asked for).
     trusted_names: frozenset[str] = field(default_factory=frozenset)
+    #: Names that may also resolve to private (not loopback, not link-local) addresses: the
+    #: upstream's own host.
+    private_names: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def for_upstream(
@@ -236,6 +254,8 @@ class FetchBoundary:
             literals=literals,
             local_names=local,
             trusted_names=frozenset({host}) if trust_upstream_addresses else frozenset(),
+            # A name the operator wrote for the upstream (not an address, not localhost).
+            private_names=frozenset({host} - local) if _literal(host) is None else frozenset(),
         )
 
     # -- the decisions ----------------------------------------------------------------------------
@@ -295,6 +315,8 @@ class FetchBoundary:
             return True
         if host in self.trusted_names:
             return True
+        if host in self.private_names and any(address in net for net in _PRIVATE_NETWORKS):
+            return True  # the upstream itself is on the organisation's network
         if any(address in network for network in self.networks):
             return True
         return is_public(address)
