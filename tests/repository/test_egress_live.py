@@ -469,3 +469,56 @@ def test_unreadable_client_key_is_a_clear_error(certs: Certificates, tmp_path: P
             client_certificate=str(certs.client_cert),
             client_key=str(tmp_path / "missing.pem"),
         )
+
+
+def test_proxy_source_asks_a_refusing_forward_proxy_once(
+    certs: Certificates, tmp_path: Path
+) -> None:
+    """A [proxy.NAME] whose forward proxy refuses its credentials does not ask again, for a page or
+    a file: a 407 (tinyproxy: 401) would be the same answer, only later."""
+    from headwater.repository.base import SourceUnavailable
+    from headwater.repository.proxy import ProxySource
+    from headwater.simple.json import parse_project_page_json
+    from headwater.simple.names import normalize_name
+    from headwater.storage import FileStorage
+
+    with forward_proxy(tmp_path / "proxy", user="svc", password="right") as proxy:
+
+        async def go() -> None:
+            async with Upstream(corpus(), ssl=certs.server_context()) as up:
+
+                def source(password: str) -> ProxySource:
+                    egress = build_egress(
+                        up.simple_url,
+                        where="[proxy.p]",
+                        proxy=f"http://svc:{password}@127.0.0.1:{proxy.port}",
+                        ca_bundle=str(certs.cert),
+                        environ={},
+                    )
+                    storage = FileStorage(tmp_path / "cache")
+                    return ProxySource("p", up.simple_url, storage, egress=egress, timeout=5)
+
+                def connects() -> int:
+                    return proxy.requests_seen().count(f"CONNECT 127.0.0.1:{up.port}")
+
+                good = source("right")
+                name = normalize_name(up.corpus.project_list().projects[0].name)
+                try:
+                    page = await good.page(name, "json")
+                finally:
+                    await good.aclose()
+                assert page is not None
+                file = parse_project_page_json(page.body).files[0]
+                bad = source("wrong")  # the page is cached (within its TTL), the file is not
+                try:
+                    before = connects()
+                    with pytest.raises(SourceUnavailable, match=re.escape("svc@127.0.0.1")):
+                        await bad.page(normalize_name("never-fetched"), "json")
+                    assert connects() == before + 1
+                    with pytest.raises(SourceUnavailable, match="did not accept the user name"):
+                        await bad.file(file.url.removeprefix("../../packages/"))
+                    assert connects() == before + 2
+                finally:
+                    await bad.aclose()
+
+        run(go)

@@ -69,7 +69,12 @@ _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie
 
 
 class ClientError(Exception):
-    """A request failed in transport (connect, reset, timeout, cut-short or invalid answer)."""
+    """A request failed in transport (connect, reset, timeout, cut-short or invalid answer).
+
+    ``retryable``: whether the same request may succeed if sent again (True but for a forward
+    proxy's refusal, :class:`ProxyError`); every retry loop asks it rather than the type."""
+
+    retryable = True
 
 
 class ClientTimeout(ClientError):

@@ -206,10 +206,14 @@ class Downloads:
                     url, _FILE_HEADERS, boundary=self.boundary, deadline=deadline
                 )
             except (ClientError, TimeoutError) as exc:
+                # A forward proxy refusing (407, 403) answers the same to a second attempt.
+                retryable = getattr(exc, "retryable", True)
                 last = UpstreamError(
-                    printable(f"{url}: {exc or 'timed out'}"), url=url, retryable=True
+                    printable(f"{url}: {exc or 'timed out'}"), url=url, retryable=retryable
                 )
                 last.__cause__ = exc
+                if not retryable:
+                    raise last from exc
             else:
                 if response.status == 200:
                     return response

@@ -156,8 +156,14 @@ class PageFetcher:
                     raise
                 last = exc
             except (ClientError, TimeoutError) as exc:
-                last = UpstreamError(printable(f"{exc or 'timed out'}"), url=url, retryable=True)
+                # A forward proxy refusing (407, 403) answers the same to a second attempt.
+                retryable = getattr(exc, "retryable", True)
+                last = UpstreamError(
+                    printable(f"{exc or 'timed out'}"), url=url, retryable=retryable
+                )
                 last.__cause__ = exc
+                if not retryable:
+                    raise last from exc
             if attempt < self._retry.attempts and deadline.wait(1.0)[0] > 0:
                 await asyncio.sleep(self._retry.delay(attempt))
             else:

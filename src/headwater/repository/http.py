@@ -24,7 +24,7 @@ import msgspec
 
 from headwater import __version__
 from headwater.errors import printable
-from headwater.repository._client import ClientError, HttpClient, ProxyError, Response
+from headwater.repository._client import ClientError, HttpClient, Response
 from headwater.repository._egress import Egress, unauthorized_hint
 from headwater.repository.boundary import FetchBoundary
 from headwater.repository.errors import (
@@ -136,7 +136,7 @@ class HttpRepository:
                 last = exc
             except (ClientError, TimeoutError) as exc:
                 # A proxy refusing credentials or a destination answers the same next time.
-                retryable = not isinstance(exc, ProxyError) or exc.retryable
+                retryable = getattr(exc, "retryable", True)
                 last = UpstreamError(_describe(exc, url), url=url, retryable=retryable)
                 last.__cause__ = exc
                 if not retryable:
