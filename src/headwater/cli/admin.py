@@ -127,10 +127,9 @@ def _user_list(args: argparse.Namespace) -> int:
 
 def _token_create(args: argparse.Namespace) -> int:
     _, db = _database(args)
-    if args.user not in {u.name for u in db.users()}:
-        db.create_user(args.user)
-        print(f"headwater: created user {args.user}", file=sys.stderr)
+    new_user = args.user not in {u.name for u in db.users()}
     expires = datetime.now(UTC) + timedelta(days=args.expires_days) if args.expires_days else None
+    # The user (when new) and the token in one transaction: a refused token leaves no user.
     token_id, token = db.create_token(
         args.user,
         indexes=args.index or None,
@@ -138,7 +137,10 @@ def _token_create(args: argparse.Namespace) -> int:
         scopes=set(args.scope or ["upload"]),
         description=args.description,
         expires=expires,
+        create_user=True,
     )
+    if new_user:
+        print(f"headwater: created user {args.user}", file=sys.stderr)
     print(f"headwater: token {token_id} for {args.user}; it is shown only now", file=sys.stderr)
     print(token)
     return 0

@@ -123,16 +123,21 @@ class AccessControl:
         scopes: Iterable[str] = frozenset({"upload"}),
         description: str = "",
         expires: datetime | None = None,
+        create_user: bool = False,
     ) -> tuple[str, str]:
         """A new token for ``user``: (token id, the token itself). Show the token once; it is not
         stored. ``indexes``/``projects`` None means all; projects are normalized.
+        ``create_user``: a missing user is created in the same transaction as the token, so a
+        refused token leaves no user behind.
 
         Raises:
             InvalidArgument: an unknown scope, no scope, an invalid index or project name, a naive
                 or past ``expires``, the ``admin`` scope with a project limit (admin is
                 index-wide).
-            NotFound: no such user.
+            NotFound: no such user (and not ``create_user``).
         """
+        if create_user:
+            check_user_name(user)
         check_line(description, "description", limit=1000)
         scope_set = frozenset(scopes)
         if not scope_set or not scope_set <= SCOPES:
@@ -157,6 +162,10 @@ class AccessControl:
         token_id = secrets.token_hex(8)
         token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
         with writing(self._engine) as conn:
+            if create_user and not conn.execute(
+                sa.select(t.users.c.name).where(t.users.c.name == user)
+            ).first():
+                conn.execute(sa.insert(t.users).values(name=user, created=now()))
             require_user(conn, user)
             conn.execute(
                 sa.insert(t.tokens).values(
