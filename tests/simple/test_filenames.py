@@ -7,7 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from packaging.version import Version
 
-from headwater.simple.filenames import InvalidFilename, check_safe_filename, parse_filename
+from headwater.simple.filenames import (
+    InvalidFilename,
+    check_safe_filename,
+    parse_filename,
+    project_candidates,
+)
 
 
 @pytest.mark.parametrize(
@@ -112,3 +117,26 @@ def test_fast_path_agrees_with_the_documented_rules(filename: str) -> None:
     except InvalidFilename:
         accepted = False
     assert accepted == _reference_is_safe(filename)
+
+
+@pytest.mark.parametrize(
+    ("filename", "candidates"),
+    [
+        ("odd_pkg-1.0-py3-none-any.whl", ["odd-pkg"]),
+        ("Odd_Pkg-1.1.tar.gz", ["odd-pkg"]),
+        ("odd-pkg-1.0.zip", ["odd-pkg"]),
+        # Names parse_filename refuses (legacy formats, a '-' inside a version): the text before
+        # the version first, then the first field.
+        ("odd-pkg-1.0.tar.bz2", ["odd-pkg", "odd"]),
+        ("odd-pkg-1.0.tgz", ["odd-pkg", "odd"]),
+        ("odd-pkg-1.0.tar", ["odd-pkg", "odd"]),
+        ("odd_pkg-1.0-py3.6.egg", ["odd-pkg"]),
+        ("odd-pkg-1.0.win32.exe", ["odd-pkg", "odd"]),
+        ("odd-pkg-1.0-beta.tar.gz", ["odd-pkg", "odd"]),
+        ("odd-pkg-1.0.linux-x86_64.tar.gz", ["odd-pkg", "odd"]),
+        ("nothing", ["nothing"]),
+        ("", []),
+    ],
+)
+def test_project_candidates(filename: str, candidates: list[str]) -> None:
+    assert project_candidates(filename) == candidates

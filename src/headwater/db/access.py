@@ -162,9 +162,12 @@ class AccessControl:
         token_id = secrets.token_hex(8)
         token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
         with writing(self._engine) as conn:
-            if create_user and not conn.execute(
-                sa.select(t.users.c.name).where(t.users.c.name == user)
-            ).first():
+            if (
+                create_user
+                and not conn.execute(
+                    sa.select(t.users.c.name).where(t.users.c.name == user)
+                ).first()
+            ):
                 conn.execute(sa.insert(t.users).values(name=user, created=now()))
             require_user(conn, user)
             conn.execute(

@@ -3,7 +3,7 @@
 :class:`Meta` is the record stored beside each page (``state/pages/<project>/meta.json``),
 :class:`Entry` and :class:`Root` are a project and the project list as one process knows them
 (with their renderings), :func:`served_form` turns an upstream page into the page the proxy
-serves (file URLs into its own tree, only what it can verify), and :func:`projects_of` says which
+serves (file URLs into its own tree, only what it can verify), and :func:`headwater.simple.filenames.project_candidates` says which
 project pages may list a distribution file. No I/O here: :mod:`headwater.repository.proxy` reads
 and writes, fetches and decides when.
 """
@@ -17,11 +17,10 @@ from urllib.parse import urlsplit
 import msgspec
 
 from headwater.repository.base import PageFormat, RenderedPage
-from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.html import render_project_list_html, render_project_page_html
 from headwater.simple.json import render_project_list_json, render_project_page_json
 from headwater.simple.model import File, ProjectList, ProjectListEntry, ProjectPage
-from headwater.simple.names import NormalizedName, normalize_or_none
+from headwater.simple.names import NormalizedName
 from headwater.storage.layout import file_url_from_project_page
 
 __all__ = [
@@ -36,13 +35,11 @@ __all__ = [
     "digest",
     "meta_key",
     "page_key",
-    "projects_of",
     "served_form",
 ]
 
 SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 # A legacy filename's project: everything before the first "-<digit>" ("foo-bar-1.0.egg").
-_LEGACY_NAME = re.compile(r"(.+?)-\d")
 
 
 class Meta(msgspec.Struct, frozen=True, kw_only=True):
@@ -196,19 +193,3 @@ def served_form(page: ProjectPage, url: str) -> tuple[ProjectPage, dict[str, Fil
         last_serial=page.last_serial,
     )
     return served, by_path, left_off
-
-
-def projects_of(filename: str) -> list[NormalizedName]:
-    """The project(s) a distribution filename may belong to (wheels and sdists say it; legacy
-    formats are guessed from the text before the version)."""
-    try:
-        return [parse_filename(filename).name]
-    except InvalidFilename:
-        pass
-    guesses: list[NormalizedName] = []
-    found = _LEGACY_NAME.match(filename)
-    for text in (found.group(1) if found else None, filename.partition("-")[0]):
-        name = normalize_or_none(text) if text else None
-        if name is not None and name not in guesses:
-            guesses.append(name)
-    return guesses

@@ -55,7 +55,7 @@ from headwater.repository.base import (
     SourceUnavailable,
 )
 from headwater.repository.hosted import HostedSource
-from headwater.simple.filenames import InvalidFilename, parse_filename
+from headwater.simple.filenames import project_candidates
 from headwater.simple.html import render_project_list_html, render_project_page_html
 from headwater.simple.json import render_project_list_json, render_project_page_json
 from headwater.simple.model import Namespace, ProjectList, ProjectListEntry, ProjectPage
@@ -399,18 +399,18 @@ class ComposedIndex:
 
     async def file(self, path: str) -> FileRef | None:
         filename = path.rsplit("/", 1)[-1].removesuffix(".metadata")
-        try:
-            project = parse_filename(filename).name
-        except (InvalidFilename, ValueError):
+        # The project whose decided page lists the file: the name it states, or for legacy names
+        # (.egg, .tar.bz2, a '-' in a version) a guess from its text, checked against the page.
+        for project in project_candidates(filename):
+            entry = await self._entry(project)
+            decision = entry.resolution.decision
+            if not isinstance(decision, Served) or filename not in entry.filenames:
+                continue
+            for name in decision.sources:
+                ref = await self.sources[name].file(path)
+                if ref is not None:
+                    return ref
             return None
-        entry = await self._entry(project)
-        decision = entry.resolution.decision
-        if not isinstance(decision, Served) or filename not in entry.filenames:
-            return None
-        for name in decision.sources:
-            ref = await self.sources[name].file(path)
-            if ref is not None:
-                return ref
         return None
 
     async def check(self) -> None:

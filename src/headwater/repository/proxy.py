@@ -65,7 +65,6 @@ from headwater.repository._proxy_pages import (
     digest,
     meta_key,
     page_key,
-    projects_of,
     served_form,
 )
 from headwater.repository._proxy_upstream import MemoryBudget, PageFetcher
@@ -80,7 +79,7 @@ from headwater.repository.boundary import FetchBoundary
 from headwater.repository.errors import UpstreamError
 from headwater.repository.http import RetryPolicy
 from headwater.repository.tree import TreeSource
-from headwater.simple.filenames import InvalidFilename, check_safe_filename
+from headwater.simple.filenames import InvalidFilename, check_safe_filename, project_candidates
 from headwater.simple.model import File
 from headwater.simple.names import NormalizedName, is_normalized
 from headwater.simple.pages import parse_project_list, parse_project_page
@@ -604,7 +603,7 @@ class ProxySource:
         except InvalidFilename:
             return None
         dist_path = path.removesuffix(".metadata") if metadata else path
-        for project in projects_of(dist):
+        for project in project_candidates(dist):
             entry = self._entries.get(project)
             upstream = entry.files.get(dist_path) if entry is not None else None
             if upstream is None:

@@ -22,7 +22,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from headwater.errors import InvalidInput
-from headwater.simple.names import NormalizedName
+from headwater.simple.names import NormalizedName, normalize_or_none
 from headwater.simple.text import UNSAFE
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "InvalidFilename",
     "check_safe_filename",
     "parse_filename",
+    "project_candidates",
 ]
 
 # PyPI still lists files in formats no installer builds any more; a mirror must store them without
@@ -141,3 +142,26 @@ def parse_filename(filename: str) -> DistributionFilename:
         f"{filename!r} is neither a wheel (.whl) nor an sdist (.tar.gz, .zip); legacy formats "
         f"({', '.join(LEGACY_SUFFIXES)}) are stored but not parsed"
     )
+
+
+#: A legacy file's project: the text before the first ``-`` that starts a version.
+_LEGACY_NAME = re.compile(r"(.+?)-\d")
+
+
+def project_candidates(filename: str) -> list[NormalizedName]:
+    """The projects a distribution file may belong to, most likely first: the name a wheel or
+    sdist states (:func:`parse_filename`); for names it refuses (legacy ``.egg``, ``.exe``,
+    ``.tar.bz2``, a ``-`` inside a version), the text before the version, then the first field.
+    A caller that finds the file on one of these projects' pages has its owner; at most two
+    guesses, so a made-up name costs little."""
+    try:
+        return [parse_filename(filename).name]
+    except InvalidFilename:
+        pass
+    guesses: list[NormalizedName] = []
+    found = _LEGACY_NAME.match(filename)
+    for text in (found.group(1) if found else None, filename.partition("-")[0]):
+        name = normalize_or_none(text) if text else None
+        if name is not None and name not in guesses:
+            guesses.append(name)
+    return guesses
