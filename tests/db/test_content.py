@@ -314,6 +314,22 @@ def test_pep_708_alternate_locations_and_tracks(db: Database) -> None:
     for bad in (["https://x.example/a b"], ["https://x\n"], [""], "https://one-string/"):
         with pytest.raises(InvalidArgument):
             db.set_tracks("main", "acme", bad)
+    # PEP 708: both name other indexes' project pages, so only absolute http(s) URLs with a host.
+    for url in (
+        "x",
+        "/relative/acme/",
+        "//no-scheme.example/acme/",
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+        "ftp://files.example/acme/",
+        "https:///no-host/",
+        "https://bad-port.example:99999/acme/",
+    ):
+        for change in (db.set_tracks, db.set_alternate_locations):
+            with pytest.raises(InvalidArgument, match="absolute http"):
+                change("main", "acme", [url])
+    record = db.project("main", "acme")
+    assert record is not None and record.tracks == ("https://pypi.org/simple/acme/",)
     db.set_alternate_locations("main", "acme", [])
     record = db.project("main", "acme")
     assert record is not None

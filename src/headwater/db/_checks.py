@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
@@ -102,8 +103,9 @@ def _position(value: str, found: str) -> int:
 
 
 def check_urls(urls: Iterable[str], what: str) -> list[str]:
-    """``urls`` without duplicates (first one kept); each a non-empty string with no whitespace or
-    control characters, at most 2000 characters."""
+    """``urls`` without duplicates (first one kept); each an absolute ``http``/``https`` URL with
+    a host (PEP 708: tracks and alternate-locations name other indexes' project pages), no
+    whitespace or control characters, at most 2000 characters."""
     if isinstance(urls, str):
         raise InvalidArgument(f"{what} must be a list of URLs, not one string")
     seen: list[str] = []
@@ -114,13 +116,25 @@ def check_urls(urls: Iterable[str], what: str) -> list[str]:
             or len(url) > _MAX_URL
             or not url.isprintable()
             or any(c.isspace() for c in url)
+            or not _is_http_url(url)
         ):
             raise InvalidArgument(
-                f"invalid URL in {what}: {_shown(url)} (a URL has no spaces or control characters)"
+                f"invalid URL in {what}: {_shown(url)} (give the absolute http(s) URL of a "
+                "project page, e.g. https://pypi.org/simple/NAME/, without spaces or control "
+                "characters)"
             )
         if url not in seen:
             seen.append(url)
     return seen
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
 def name_of(name: str) -> NormalizedName:
