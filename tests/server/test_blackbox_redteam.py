@@ -283,6 +283,7 @@ def test_a_read_token_reads_only_its_projects_by_every_route_and_spelling(
     world: World, token: str | None, allowed: set[str]
 ) -> None:
     leaks = []
+    reached: set[tuple[str, str]] = set()  # (project, what): the limit is not a blanket refusal
     for index in ("priv", "main", ""):
         for project, spellings in SPELLINGS.items():
             for spelled in spellings:
@@ -299,12 +300,17 @@ def test_a_read_token_reads_only_its_projects_by_every_route_and_spelling(
                         assert status < 500, (token, method, path, status)
                         if status == 200 and project not in allowed:
                             leaks.append((method, path))
+                        elif status == 200:
+                            reached.add((project, "page"))
             for path in world.files.get(f"priv/{project}", []):
                 for served in (path, path + ".metadata", path.replace("/priv/", "/main/")):
                     status, _, _ = world.req("GET", served, token=token)
                     if status == 200 and project not in allowed:
                         leaks.append(("GET", served))
+                    elif status == 200:
+                        reached.add((project, "file"))
     assert not leaks, f"token {token} read projects outside its limit: {leaks}"
+    assert reached == {(p, what) for p in allowed for what in ("page", "file")}, reached
 
 
 def test_a_file_path_naming_another_projects_file_is_not_served(world: World) -> None:
