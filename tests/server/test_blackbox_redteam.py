@@ -668,3 +668,37 @@ def test_malformed_requests_get_no_5xx_and_every_app_answer_says_nosniff(world: 
             check("POST", base, {"Content-Type": "application/json"}, body)
     assert not problems, problems[:20]
     assert "Traceback" not in world.live.output()
+
+
+# -- 7. admin changes apply at the next request, on every worker --------------------------------
+
+
+def _statuses(world: World, path: str, times: int = 12) -> set[int]:
+    return {world.req("GET", path, {"Accept": JSON})[0] for _ in range(times)}
+
+
+def test_admin_changes_apply_at_the_next_request_on_every_worker(world: World) -> None:
+    assert _statuses(world, "/open/simple/uppkg/") == {200}
+    world.cli("namespace", "grant", "pub", "uppkg", "--owner", "admin")
+    assert _statuses(world, "/open/simple/uppkg/") == {302}  # the refusal pip and uv print
+    world.cli("namespace", "revoke", "pub", "uppkg")
+    assert _statuses(world, "/open/simple/uppkg/") == {200}
+
+    def yanked() -> set[bool]:
+        return {
+            all(
+                f.get("yanked")
+                for f in json.loads(world.req("GET", path, {"Accept": JSON})[2])["files"]
+            )
+            for path in ["/open/simple/alpha/", "/pub/simple/alpha/"] * 6
+        }
+
+    body = json.dumps({"version": "1.0", "reason": "bad build"}).encode()
+    headers = {"Content-Type": "application/json"}
+    assert world.req("POST", "/api/pub/projects/alpha/yank", headers, body, token="bob")[0] == 200
+    assert yanked() == {True}
+    unyank = json.dumps({"version": "1.0"}).encode()
+    assert (
+        world.req("POST", "/api/pub/projects/alpha/unyank", headers, unyank, token="bob")[0] == 200
+    )
+    assert yanked() == {False}
