@@ -702,3 +702,30 @@ def test_admin_changes_apply_at_the_next_request_on_every_worker(world: World) -
         world.req("POST", "/api/pub/projects/alpha/unyank", headers, unyank, token="bob")[0] == 200
     )
     assert yanked() == {False}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "PUT .../alternate-locations (manage) and .../tracks (admin), and the CLI's "
+        "`project alternate-locations|tracks`, refuse only spaces and control characters: "
+        "'x', '/relative', 'javascript:alert(1)' and 'file:///etc/passwd' are stored and "
+        "served in pypi:alternate-locations / pypi:tracks, although PEP 708 says these are "
+        "the URLs of project pages; refuse anything but an absolute http(s) URL with a 400 "
+        "naming it"
+    ),
+)
+def test_pep708_urls_that_are_not_http_urls_are_refused(world: World) -> None:
+    headers = {"Content-Type": "application/json"}
+    try:
+        for url in ["x", "/relative", "javascript:alert(1)", "file:///etc/passwd"]:
+            body = json.dumps({"urls": [url]}).encode()
+            for suffix, token in (("alternate-locations", "bob"), ("tracks", "admin")):
+                status, _, text = world.req(
+                    "PUT", f"/api/pub/projects/alpha/{suffix}", headers, body, token=token
+                )
+                assert status == 400, (suffix, url, status, text)
+    finally:
+        empty = json.dumps({"urls": []}).encode()
+        for suffix in ("alternate-locations", "tracks"):
+            world.req("PUT", f"/api/pub/projects/alpha/{suffix}", headers, empty, token="admin")
