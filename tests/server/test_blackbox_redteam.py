@@ -729,3 +729,22 @@ def test_pep708_urls_that_are_not_http_urls_are_refused(world: World) -> None:
         empty = json.dumps({"urls": []}).encode()
         for suffix in ("alternate-locations", "tracks"):
             world.req("PUT", f"/api/pub/projects/alpha/{suffix}", headers, empty, token="admin")
+
+
+@pytest.mark.parametrize("size", [-1, 2**64, 10**30])
+def test_an_upstream_size_no_client_can_hold_is_never_reserved(world: World, size: int) -> None:
+    """uv refuses a whole page whose size does not fit a u64; headwater must not emit one."""
+    wheel = world.upstream_files["uppkg-1.0-py3-none-any.whl"]
+    name = f"size{abs(size) % 997}"
+    url = f"http://127.0.0.1:{world.upstream.port}/f/uppkg.whl"
+    world.upstream.routes[f"/simple/{name}/"] = {
+        "status": 200,
+        "json": {
+            "meta": {"api-version": "1.1"},
+            "name": name,
+            "files": [_entry(f"{name}-1.0-py3-none-any.whl", url, wheel, size=size)],
+        },
+    }
+    for index in ("up", "open"):
+        status, _, body = world.req("GET", f"/{index}/simple/{name}/", {"Accept": JSON})
+        assert status in (302, 503), (index, status, body[:300])

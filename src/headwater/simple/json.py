@@ -34,7 +34,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urljoin
 
 import msgspec
@@ -107,7 +107,10 @@ class _WireFile(msgspec.Struct):
         default=None, name="dist-info-metadata"
     )
     gpg_sig: bool | None = msgspec.field(default=None, name="gpg-sig")
-    size: int | None = None
+    # A byte count a client can hold: uv reads it as a u64 and refuses the whole page when it
+    # does not fit, and a negative size is no size. Outside that range the page is invalid
+    # input (served stale or refused by the proxy, reported by the mirror), never re-served.
+    size: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = None
     upload_time: datetime | None = msgspec.field(default=None, name="upload-time")
     provenance: str | None = None
 
