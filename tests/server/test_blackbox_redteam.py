@@ -748,3 +748,18 @@ def test_an_upstream_size_no_client_can_hold_is_never_reserved(world: World, siz
     for index in ("up", "open"):
         status, _, body = world.req("GET", f"/{index}/simple/{name}/", {"Accept": JSON})
         assert status in (302, 503), (index, status, body[:300])
+
+
+@pytest.mark.parametrize("serial", [-5, 10**30, "9" * 5000])
+def test_an_upstream_serial_no_client_can_hold_is_never_reserved(
+    world: World, serial: object
+) -> None:
+    name = f"serial{len(str(serial))}"
+    world.upstream.routes[f"/simple/{name}/"] = {
+        "status": 200,
+        "json": {"meta": {"api-version": "1.1", "_last-serial": serial}, "name": name, "files": []},
+    }
+    for index in ("up", "open"):
+        status, headers, _ = world.req("GET", f"/{index}/simple/{name}/", {"Accept": JSON})
+        assert status in (302, 503), (index, status, headers.get("x-pypi-last-serial"))
+    assert "ValueError" not in world.live.output()
