@@ -573,18 +573,6 @@ def test_upstream_control_bytes_reach_no_header_page_or_log(world: World) -> Non
 # -- 5. composed indexes serve what they list --------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ComposedIndex.file() finds a file's project by parse_filename(filename): a file its own "
-        "page lists but whose name that parser refuses or maps to another name (legacy .tar.bz2, "
-        ".tgz, .tar, .egg, .exe, bdist_dumb .linux-x86_64.tar.gz, an sdist whose version holds "
-        "a '-') is 404 through the composed index while the proxy alone serves it 200; pip "
-        "installs .tar.bz2/.tgz/.tar sdists, so an old release with only such a file fails "
-        "through the index. The file-to-project mapping must come from the pages the index "
-        "served (or the source that holds the path), not from reparsing the filename."
-    ),
-)
 def test_a_composed_index_serves_every_file_its_page_lists(world: World) -> None:
     wheel = world.upstream_files["uppkg-1.0-py3-none-any.whl"]
     names = [
