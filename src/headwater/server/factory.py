@@ -117,11 +117,17 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
             page_max_age.get(member, plan.settings.page_max_age) for member in index.sources
         )
     routes += health_routes(sources, metrics, extra_checks)
+    rest = Starlette(routes=routes)
+    # Starlette answers a path with a trailing slash too many by a 307 to an absolute URL built
+    # from the request's Host header: a forged Host sent clients (with their credentials, and a
+    # DELETE kept by the 307) to another host. Every route is registered as documented (both
+    # forms of /legacy/ are), so another spelling is a 404 like any unknown path.
+    rest.router.redirect_slashes = False
     return IndexApp(
         plan.settings,
         sources,
         default=plan.default,
-        rest=Starlette(routes=routes),
+        rest=rest,
         metrics=metrics,
         page_max_age=page_max_age,
         on_startup=on_startup,

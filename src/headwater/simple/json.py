@@ -34,7 +34,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urljoin
 
 import msgspec
@@ -107,7 +107,10 @@ class _WireFile(msgspec.Struct):
         default=None, name="dist-info-metadata"
     )
     gpg_sig: bool | None = msgspec.field(default=None, name="gpg-sig")
-    size: int | None = None
+    # A byte count a client can hold: uv reads it as a u64 and refuses the whole page when it
+    # does not fit, and a negative size is no size. Outside that range the page is invalid
+    # input (served stale or refused by the proxy, reported by the mirror), never re-served.
+    size: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = None
     upload_time: datetime | None = msgspec.field(default=None, name="upload-time")
     provenance: str | None = None
 
@@ -191,17 +194,24 @@ def _filename_at(data: bytes, index: int) -> str | None:
     return name if isinstance(name, str) else None
 
 
+#: The largest serial kept: one a client can hold in 64 bits (PyPI's are far below).
+_MAX_SERIAL = 2**63 - 1
+
+
 def _serial(value: Any, what: str) -> int | None:
-    """PyPI sends integers; bandersnatch-built trees send strings of digits."""
+    """PyPI sends integers; bandersnatch-built trees send strings of digits. Either must be a
+    serial a client can hold (0 to 2**63-1): a longer string of digits would also make ``int()``
+    raise ValueError past Python's digit limit, and the parsers promise InvalidPage only."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise InvalidPage(f"{what}: _last-serial must be an integer, got {value!r}")
-    if isinstance(value, int):
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_SERIAL:
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    raise InvalidPage(f"{what}: _last-serial must be an integer, got {value!r}")
+    shown = f"{value[:40]!r}" if isinstance(value, str) else type(value).__name__
+    if isinstance(value, int) and not isinstance(value, bool):
+        shown = "an integer below 0" if value < 0 else "an integer of 2**63 or more"
+    raise InvalidPage(f"{what}: _last-serial must be an integer from 0 to 2**63-1, got {shown}")
 
 
 # --------------------------------------------------------------------------------------------------

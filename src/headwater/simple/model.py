@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import warnings
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
@@ -181,7 +182,11 @@ class ProjectListEntry(msgspec.Struct, frozen=True, gc=False):
     """One project on the root page: its name as the index gave it, and PyPI's ``_last-serial``."""
 
     name: str
-    last_serial: int | None = msgspec.field(default=None, name="_last-serial")
+    # Decoded from an upstream: a serial a client can hold (0 to 2**63-1); the JSON parser puts
+    # an entry with anything else aside as rejected.
+    last_serial: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = msgspec.field(
+        default=None, name="_last-serial"
+    )
 
     @property
     def normalized(self) -> NormalizedName:
