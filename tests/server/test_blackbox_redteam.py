@@ -692,17 +692,6 @@ def test_admin_changes_apply_at_the_next_request_on_every_worker(world: World) -
     assert yanked() == {False}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "PUT .../alternate-locations (manage) and .../tracks (admin), and the CLI's "
-        "`project alternate-locations|tracks`, refuse only spaces and control characters: "
-        "'x', '/relative', 'javascript:alert(1)' and 'file:///etc/passwd' are stored and "
-        "served in pypi:alternate-locations / pypi:tracks, although PEP 708 says these are "
-        "the URLs of project pages; refuse anything but an absolute http(s) URL with a 400 "
-        "naming it"
-    ),
-)
 def test_pep708_urls_that_are_not_http_urls_are_refused(world: World) -> None:
     headers = {"Content-Type": "application/json"}
     try:
