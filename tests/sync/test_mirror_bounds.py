@@ -79,7 +79,7 @@ def test_a_dripping_upstream_is_cut_off_by_a_deadline(tmp_path: Path) -> None:
             head = f"HTTP/1.1 200 OK\r\nContent-Type: {JSON}\r\n\r\n".encode()
             return [(head, 0.0)] + [(b" ", 0.5)] * (DRIP_SECONDS * 2)
         if path == "/simple/drip-file/":
-            entry = {
+            entry: dict[str, object] = {
                 "filename": "drip_file-1.0.tar.gz",
                 "url": "/files/drip_file-1.0.tar.gz",
                 "hashes": {"sha256": hashlib.sha256(good).hexdigest()},
@@ -115,7 +115,7 @@ def test_a_file_without_size_is_not_read_past_the_filters_max_size(tmp_path: Pat
         if path == "/simple/":
             return answer(root(["nosize"]))
         if path == "/simple/nosize/":
-            entry = {
+            entry: dict[str, object] = {
                 "filename": "nosize-1.0.tar.gz",
                 "url": "/files/nosize-1.0.tar.gz",
                 "hashes": {"sha256": hashlib.sha256(good).hexdigest()},
