@@ -20,8 +20,6 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import pytest
-
 from headwater.repository.errors import UpstreamError
 from headwater.simple.names import normalize_name
 from tests.repository.rawupstream import answer, raw_upstream
@@ -32,16 +30,6 @@ BODY = bytes(range(256)) * (18 * MIB // 256)  # over 16 MiB: streamed while it i
 READ_RATE = MIB  # bytes per second the client reads, steadily (far above 32 KiB/s)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "_proxy_files.Downloads._give drops a reader whose queue stays full for `timeout` "
-        "seconds, but a queue item is whatever the upstream connection had buffered (up to "
-        "MiBs), so a client reading steadily at a few MB/s is cut off mid-file when timeout "
-        "is small (and one under ~35 KB/s with the default 30 s); progress should be measured "
-        "in bytes over time, not per chunk"
-    ),
-)
 def test_a_steady_slow_reader_gets_the_whole_cold_file(tmp_path: Path) -> None:
     def script(path: str) -> Iterable[tuple[bytes, float]]:
         if path.startswith("/simple/"):

@@ -56,7 +56,11 @@ _FILE_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
 #: Cold files up to this size are verified whole before their first byte is sent.
 VERIFY_FIRST = 16 << 20
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-_QUEUE_CHUNKS = 8  # chunks buffered for a reader before the download waits for it
+_QUEUE_CHUNKS = 8  # pieces buffered for a reader before the download waits for it
+#: What a reader is handed at a time. The stall timeout runs per piece, so a reader that keeps
+#: taking bytes is never dropped however large the chunks the upstream connection delivers (about
+#: a MiB when it is fast): a steady reader needs only _PIECE bytes per ``timeout`` seconds.
+_PIECE = 64 << 10
 _LOW_WATER = 0.9  # eviction brings the cache down to this share of the cap
 _RESCAN_EVERY = 60.0  # seconds between rescans while this process adds files
 
@@ -120,6 +124,11 @@ class ColdStream:
         if not self._closed:
             self._closed = True
         self._download.detach()
+
+
+def _attached(download: _Download) -> bool:
+    """Whether ``download`` still has its reader (read afresh after an await)."""
+    return download.attached
 
 
 def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
@@ -245,23 +254,32 @@ class Downloads:
         if isinstance(item, BaseException):
             download.detach(item)
             return
-        try:
-            async with asyncio.timeout(self._timeout):
-                await download.queue.put(item)
-        except TimeoutError:
-            log.info(
-                "proxy %r: a reader of %s took no bytes for %.0f s; caching without it",
-                self.name,
-                printable(download.target.url),
-                self._timeout,
-            )
-            download.detach(
-                UpstreamError(
-                    f"{download.target.url}: this reader was dropped after taking no bytes for "
-                    f"{self._timeout:.0f} s",
-                    url=download.target.url,
+        pieces: list[bytes | None] = (
+            [item]
+            if item is None or len(item) <= _PIECE
+            else [item[i : i + _PIECE] for i in range(0, len(item), _PIECE)]
+        )
+        for piece in pieces:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await download.queue.put(piece)
+            except TimeoutError:
+                log.info(
+                    "proxy %r: a reader of %s took no bytes for %g s; caching without it",
+                    self.name,
+                    printable(download.target.url),
+                    self._timeout,
                 )
-            )
+                download.detach(
+                    UpstreamError(
+                        f"{printable(download.target.url)}: this reader was dropped after "
+                        f"taking no bytes for {self._timeout:g} s",
+                        url=download.target.url,
+                    )
+                )
+                return
+            if not _attached(download):  # the reader may have gone while it waited
+                return
 
     async def _run(self, download: _Download) -> None:
         target = download.target
