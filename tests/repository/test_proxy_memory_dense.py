@@ -1,0 +1,124 @@
+"""The page memory budget against a *dense* page: many small file entries, as real large PyPI
+pages are (botocore, tensorflow-nightly), rather than one long string.
+
+The budget counts three times the bytes received (chunks, joined body, parsed model). For a page
+of many small entries the parsed model alone is several times the raw bytes, and the proxy then
+encodes, serves and keeps the page after the lease has ended. Black-box probe (redteam2): one valid
+252 MiB page of 1.4 M entries took a `headwater serve` worker with the default 768 MiB budget from
+0.9 GiB to a 3.0 GiB peak, and the worker kept 2.4 GiB after; a 108 MiB page added ~800 MiB.
+
+Measured in a separate process, as tests/repository/test_proxy_memory.py does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from tests.repository.rawupstream import chunked, raw_upstream
+
+MIB = 1 << 20
+BUDGET_MIB = 48
+ENTRIES = 70_000  # about 15 MiB of JSON: under a third of the budget, so the page is accepted
+
+WORKER = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from pathlib import Path
+    from headwater.repository.proxy import ProxySource
+    from headwater.repository.http import RetryPolicy
+    from headwater.repository._proxy_upstream import MemoryBudget
+    from headwater.storage import FileStorage
+
+    def rss(field):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) // 1024
+        raise SystemExit("no " + field)
+
+    async def main(url, root, budget):
+        proxy = ProxySource("pub", url, FileStorage(root), retry=RetryPolicy(attempts=1),
+                            timeout=30.0, page_budget=MemoryBudget(budget << 20))
+        before = rss("VmRSS")
+        try:
+            await proxy.page("dense", "json")
+            outcome = "served"
+        except Exception as exc:
+            outcome = type(exc).__name__
+        await proxy.aclose()
+        print(json.dumps({"before": before, "peak": rss("VmHWM"), "after": rss("VmRSS"),
+                          "outcome": outcome}))
+
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    """
+)
+
+
+def dense_page() -> list[bytes]:
+    head = b'{"meta": {"api-version": "1.1"}, "name": "dense", "files": ['
+    entries = [
+        json.dumps(
+            {
+                "filename": f"dense-1.{i}.tar.gz",
+                "url": f"/packages/dense-1.{i}.tar.gz",
+                "hashes": {"sha256": f"{i:064x}"},
+                "size": 1000 + i,
+            }
+        ).encode()
+        for i in range(ENTRIES)
+    ]
+    body = head + b",".join(entries) + b"]}"
+    return [body[i : i + MIB] for i in range(0, len(body), MIB)]
+
+
+def measure(root: Path) -> dict[str, object]:
+    chunks = dense_page()
+
+    def script(path: str) -> Iterable[tuple[bytes, float]]:
+        return chunked(
+            [(c, 0.0) for c in chunks], content_type="application/vnd.pypi.simple.v1+json"
+        )
+
+    async def run() -> dict[str, object]:
+        async with raw_upstream(script) as up:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                WORKER,
+                up.url,
+                str(root),
+                str(BUDGET_MIB),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), 120)
+            assert proc.returncode == 0, err.decode()[-2000:]
+            return dict(json.loads(out))
+
+    return asyncio.run(run())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "page memory budget undercounts dense pages: _proxy_upstream.MemoryBudget charges 3x the "
+        "bytes received, but the parsed model of a page of many small entries is ~4x its bytes, "
+        "and ProxySource._refresh encodes, serves (_serve) and keeps (_keep) the page after the "
+        "lease has ended; a 15 MiB dense page within a 48 MiB budget peaks far above the budget"
+    ),
+)
+def test_a_dense_page_accepted_by_the_budget_stays_within_it(tmp_path: Path) -> None:
+    figures = measure(tmp_path)
+    print("dense page figures (MiB):", figures)
+    before = int(str(figures["before"]))
+    peak = int(str(figures["peak"]))
+    # Either the page is refused (the budget saw it would not fit), or serving it stays within
+    # the budget plus the same 25 % slack test_proxy_memory.py allows.
+    if figures["outcome"] == "served":
+        assert peak - before <= BUDGET_MIB * 1.25, figures
