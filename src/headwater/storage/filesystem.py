@@ -716,31 +716,29 @@ def _make_dirs(directory: str, mode: int = 0o755) -> str | None:
     while its parent exists (a new sha256 directory): mkdir first, parents only on ENOENT,
     without makedirs' stat of every parent (a tenth of the storage thread's time in a sync).
     Unlike ``os.makedirs``, missing parents get ``mode`` too. Returns the topmost directory it
-    created (None if all existed), for an aborted write to remove again."""
-    try:
-        os.mkdir(directory, mode)
-    except FileExistsError:
-        if not os.path.isdir(directory):
-            raise
-        return None
-    except FileNotFoundError:
-        parent = directory.rpartition("/")[0]
-        if not parent or parent == directory:
-            raise
-        for attempt in range(_DIR_RACE_RETRIES):
-            top = _make_dirs(parent, mode)
-            try:
-                os.mkdir(directory, mode)
-            except FileExistsError:  # made by someone else in the meantime
-                if not os.path.isdir(directory):
-                    raise
+    created (None if all existed), for an aborted write to remove again.
+
+    An aborted write (here or in another process) may remove a directory between this call's
+    mkdir of it and of its child, or between EEXIST and the check that it is a directory: each
+    such step is tried again, up to ``_DIR_RACE_RETRIES`` times."""
+    top: str | None = None
+    for _ in range(_DIR_RACE_RETRIES):
+        try:
+            os.mkdir(directory, mode)
+        except FileExistsError:
+            if os.path.isdir(directory):
                 return top
-            except FileNotFoundError:  # the parent was removed again by an aborted write
-                if attempt == _DIR_RACE_RETRIES - 1:
-                    raise
-                continue
-            return top or directory
-    return directory
+            if os.path.lexists(directory):  # a file (or a dangling link) in the way
+                raise
+            continue  # removed since: again
+        except FileNotFoundError:
+            parent = directory.rpartition("/")[0]
+            if not parent or parent == directory:
+                raise
+            top = _make_dirs(parent, mode) or top
+            continue  # the parent exists now (unless removed again): mkdir once more
+        return top or directory
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), directory)
 
 
 def _stat_file(path: str) -> os.stat_result | None:
