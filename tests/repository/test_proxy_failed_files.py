@@ -39,26 +39,9 @@ def empty_dirs(root: Path) -> list[str]:
     )
 
 
-LEAVES_DIRS = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a proxy file download that fails after its body started leaves its "
-        "web/packages/<sha> directories behind: FileStorage.writer (storage/filesystem.py) "
-        "makes the key's directories for its O_TMPFILE file before the first byte and nothing "
-        "removes them when the writer is aborted (a fix must not rmdir a directory another "
-        "writer's unnamed file is about to be linked into)"
-    ),
-)
-
-
 @pytest.mark.parametrize(
     "kind",
-    [
-        "status-500",
-        pytest.param("over-size", marks=LEAVES_DIRS),
-        pytest.param("corrupt", marks=LEAVES_DIRS),
-        pytest.param("truncated", marks=LEAVES_DIRS),
-    ],
+    ["status-500", "over-size", "corrupt", "truncated"],
 )
 def test_a_failed_file_fetch_leaves_no_directory(tmp_path: Path, kind: str) -> None:
     def script(path: str) -> Iterable[tuple[bytes, float]]:

@@ -162,6 +162,8 @@ def build_sources(plan: ServePlan, database: Database | None) -> Sources:
             allowed_hosts=proxy.allowed_hosts,
             allowed_networks=proxy.allowed_networks,
             max_file_size=proxy.max_file_size,
+            max_page_size=proxy.max_page_size,
+            max_page_files=proxy.max_page_files,
         )
     for name, path in plan.directories.items():
         sources[name] = DirectorySource(

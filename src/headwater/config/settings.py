@@ -117,6 +117,11 @@ class ProxySettings(EgressSettings, kw_only=True, forbid_unknown_fields=True):
     allowed_networks: list[str] = msgspec.field(default_factory=list)
     #: Largest file fetched when the page gives no size (a file is never read past its size).
     max_file_size: int = 8 << 30
+    #: Largest upstream page read, in bytes after decompression; a larger one is refused.
+    max_page_size: int = 256 << 20
+    #: Most files one upstream page may list; a page listing more is refused (each costs about
+    #: 3 KiB of the page memory budget while it is parsed and served).
+    max_page_files: int = 250_000
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -129,6 +134,8 @@ class ProxySettings(EgressSettings, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("max_size must be positive (or left out for no cap)")
         if self.max_file_size < 1:
             raise ValueError("max_file_size must be positive")
+        if self.max_page_size < 1 or self.max_page_files < 1:
+            raise ValueError("max_page_size and max_page_files must be positive")
         for entry in self.allowed_hosts:
             check_host_entry(entry)
         for entry in self.allowed_networks:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import msgspec
@@ -24,12 +25,15 @@ from headwater.simple.names import NormalizedName
 from headwater.storage.layout import file_url_from_project_page
 
 __all__ = [
+    "KEPT_ENTRY_COST",
+    "KEPT_MEMORY",
     "META",
     "PAGE_DECODER",
     "ROOT_META",
     "ROOT_NAMES",
     "SHA256",
     "Entry",
+    "KeptEntries",
     "Meta",
     "Root",
     "digest",
@@ -90,6 +94,65 @@ class Entry:
         if self.stale is None:
             return rendered
         return RenderedPage(rendered.body, serial=rendered.serial, stale=self.stale)
+
+
+#: Memory the project pages one proxy keeps between requests may hold (estimated as
+#: KEPT_ENTRY_COST per file, renderings included); the oldest are dropped first.
+KEPT_MEMORY = 128 << 20
+#: Bytes one file of a kept page holds: its upstream and served entries and its share of the
+#: JSON and HTML renderings (measured 1.8 KiB per file on a page of 70,000; rounded up).
+KEPT_ENTRY_COST = 2 << 10
+
+
+def kept_cost(entry: Entry) -> int:
+    """The memory ``entry`` holds, estimated (:data:`KEPT_ENTRY_COST` per file it lists)."""
+    return 1024 + KEPT_ENTRY_COST * len(entry.files)
+
+
+class KeptEntries:
+    """The project pages one proxy keeps in memory between requests: at most ``max_count``
+    pages and ``max_bytes`` of estimated memory (:func:`kept_cost`), the oldest kept dropped
+    first. Bounded by bytes, not only by count: ten thousand pages of a few files are nothing,
+    a handful of pages of 100,000 files each are gigabytes. A page larger than ``max_bytes``
+    alone is not kept at all: it is served, and the next request reads it from the disk cache
+    again (within the page memory budget)."""
+
+    __slots__ = ("_entries", "max_bytes", "max_count", "used")
+
+    def __init__(self, *, max_bytes: int, max_count: int) -> None:
+        self._entries: dict[NormalizedName, Entry] = {}
+        self.max_bytes = max_bytes
+        self.max_count = max_count
+        #: The estimated bytes the kept entries hold.
+        self.used = 0
+
+    def get(self, name: NormalizedName) -> Entry | None:
+        return self._entries.get(name)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[NormalizedName]:
+        return iter(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.used = 0
+
+    def keep(self, name: NormalizedName, entry: Entry) -> Entry:
+        """Keep ``entry`` (replacing any for ``name``) if it fits; returns it either way."""
+        old = self._entries.pop(name, None)
+        if old is not None:
+            self.used -= kept_cost(old)
+        cost = kept_cost(entry)
+        if cost > self.max_bytes:
+            return entry
+        entries = self._entries
+        while entries and (len(entries) >= self.max_count or self.used + cost > self.max_bytes):
+            self.used -= kept_cost(entries.pop(next(iter(entries))))  # the oldest kept
+        entries[name] = entry
+        self.used += cost
+        return entry
 
 
 class Root:

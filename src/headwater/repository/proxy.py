@@ -54,12 +54,14 @@ from headwater.repository._egress import Egress
 from headwater.repository._flight import SingleFlight
 from headwater.repository._proxy_files import VERIFY_FIRST, Downloads, LruCache, Target
 from headwater.repository._proxy_pages import (
+    KEPT_MEMORY,
     META,
     PAGE_DECODER,
     ROOT_META,
     ROOT_NAMES,
     SHA256,
     Entry,
+    KeptEntries,
     Meta,
     Root,
     digest,
@@ -67,7 +69,7 @@ from headwater.repository._proxy_pages import (
     page_key,
     served_form,
 )
-from headwater.repository._proxy_upstream import MemoryBudget, PageFetcher
+from headwater.repository._proxy_upstream import Lease, MemoryBudget, PageFetcher, count_entries
 from headwater.repository.base import (
     FileRef,
     PageFormat,
@@ -94,6 +96,8 @@ log = logging.getLogger("headwater.proxy")
 _FILE_PATH = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{60})/([^/]+)\Z")
 _PARSE_IN_THREAD = 256 << 10  # pages larger than this are parsed off the event loop
 _MAX_ENTRIES = 10_000  # project pages kept in memory per process
+#: The default most files one upstream page may list.
+MAX_PAGE_FILES = 250_000
 _SIZE_RECHECK = 5.0  # seconds between looking up, in the cache, sizes the upstream did not give
 # One memory budget for the pages every proxy of this process is fetching (unless given one).
 _PAGE_BUDGET = MemoryBudget()
@@ -115,6 +119,7 @@ class ProxySource:
         retry_interval: after a failure, seconds before the upstream is tried again for the same
             page (a stale copy, or the failure, is served meanwhile).
         max_page_size: a page (after decompression) larger than this is refused as hostile.
+        max_page_files: a page listing more files than this is refused as hostile.
         retry: how hard to try one request (default: twice, a quarter second apart).
         touch_interval: with ``max_size``, a served file's access time is recorded at most
             once per this many seconds per process.
@@ -124,6 +129,7 @@ class ProxySource:
             (:class:`~headwater.repository.boundary.FetchBoundary`).
         max_file_size: the most bytes read of a file whose page gives no size.
         page_budget: memory shared by the pages being fetched (default: one per process).
+        kept_memory: memory the project pages kept between requests may hold (estimated).
         verify_first: cold files up to this size are verified before their first byte is sent;
             larger ones are streamed as they arrive, the last byte held back until verified.
         resolver: host name -> addresses (for tests; default: the system's resolver).
@@ -151,6 +157,7 @@ class ProxySource:
         connections: int = 32,
         retry_interval: float = 10.0,
         max_page_size: int = 256 << 20,
+        max_page_files: int = MAX_PAGE_FILES,
         retry: RetryPolicy | None = None,
         touch_interval: float = 300.0,
         deadline: float | None = None,
@@ -158,6 +165,7 @@ class ProxySource:
         allowed_networks: list[str] | tuple[str, ...] = (),
         max_file_size: int = 8 << 30,
         page_budget: MemoryBudget | None = None,
+        kept_memory: int = KEPT_MEMORY,
         verify_first: int = VERIFY_FIRST,
         resolver: Resolver | None = None,
         clock: Callable[[], float] = time.time,
@@ -183,6 +191,8 @@ class ProxySource:
         self.connections = connections
         self.retry_interval = retry_interval
         self.max_page_size = max_page_size
+        self.max_page_files = max_page_files
+        self.kept_memory = kept_memory
         self.deadline = deadline if deadline is not None else 2 * timeout
         try:
             self.boundary = FetchBoundary.for_upstream(
@@ -205,6 +215,7 @@ class ProxySource:
             retry=self._retry,
             deadline=self.deadline,
             max_page_size=max_page_size,
+            max_page_files=max_page_files,
         )
         self._files = TreeSource(name, storage, revalidate=1.0)
         self._lru = LruCache(name, storage, max_size=max_size, touch_interval=touch_interval)
@@ -220,7 +231,7 @@ class ProxySource:
             on_stored=self._lru.stored,
             verify_first=verify_first,
         )
-        self._entries: dict[NormalizedName, Entry] = {}
+        self._entries = KeptEntries(max_bytes=kept_memory, max_count=_MAX_ENTRIES)
         self._failures: dict[NormalizedName | None, tuple[float, str]] = {}
         self._root: Root | None = None
         # Concurrent requests for a page that must be fetched share one fetch (any format).
@@ -389,29 +400,47 @@ class ProxySource:
             raise SourceUnavailable(failed[1], source=self.name)
         url = self.project_url(name)
         etag = entry.meta.etag if entry is not None and entry.served is not None else None
+        # The lease is held until the page is in served form: parsing, encoding and the served
+        # form cost several times the bytes of a page of many small files (ENTRY_COST each).
+        with self._budget.lease() as lease:
+            return await self._fetched(name, entry, stored, url, etag, now, lease)
+
+    async def _fetched(
+        self,
+        name: NormalizedName,
+        entry: Entry | None,
+        stored: Meta | None,
+        url: str,
+        etag: str | None,
+        now: float,
+        lease: Lease,
+    ) -> Entry:
+        """Fetch ``name``'s page within ``lease`` and keep it (or the stale copy on failure)."""
         try:
-            with self._budget.lease() as lease:
-                answer = await self._pages.get(url, etag, lease)
-                if answer.status == 304 and entry is not None:
-                    meta = msgspec.structs.replace(entry.meta, checked=now)
+            answer = await self._pages.get(url, etag, lease)
+            if answer.status == 304 and entry is not None:
+                meta = msgspec.structs.replace(entry.meta, checked=now)
+                await self._write_meta(meta_key(name), meta)
+                entry.meta, entry.stale = meta, None
+                return self._keep(name, entry)
+            if answer.status in (304, 404):
+                meta = Meta(url=url, checked=now, absent=True)
+                if stored is not None:
+                    # Known here before: tell the other workers it is gone. A name never
+                    # seen is remembered in memory only (no directory per made-up name).
+                    with contextlib.suppress(NotFound):
+                        await self.storage.delete(page_key(name))
                     await self._write_meta(meta_key(name), meta)
-                    entry.meta, entry.stale = meta, None
-                    return self._keep(name, entry)
-                if answer.status in (304, 404):
-                    meta = Meta(url=url, checked=now, absent=True)
-                    if stored is not None:
-                        # Known here before: tell the other workers it is gone. A name never
-                        # seen is remembered in memory only (no directory per made-up name).
-                        with contextlib.suppress(NotFound):
-                            await self.storage.delete(page_key(name))
-                        await self._write_meta(meta_key(name), meta)
-                    return self._keep(name, Entry(meta, None, {}))
-                page = await self._parse(
-                    lambda: parse_project_page(
-                        answer.body, answer.content_type, name=name, base_url=answer.url
-                    ),
-                    answer.body,
-                )
+                return self._keep(name, Entry(meta, None, {}))
+            page = await self._parse(
+                lambda: parse_project_page(
+                    answer.body, answer.content_type, name=name, base_url=answer.url
+                ),
+                answer.body,
+            )
+            # Exactly, now (count_entries could not see keys spelt with escapes).
+            self._pages.check_files(len(page.files), url)
+            lease.take_entries(len(page.files), url)
         except Exception as exc:
             return self._failed(name, entry, url, exc)
         data = msgspec.json.encode(page)
@@ -419,6 +448,7 @@ class ProxySource:
         # The page before its meta: a reader that sees the new meta finds the new page.
         await self.storage.write_bytes(page_key(name), data)
         await self._write_meta(meta_key(name), meta)
+        del data
         served, files, left_off = served_form(page, url)
         if left_off:
             log.warning(
@@ -454,10 +484,7 @@ class ProxySource:
         raise SourceUnavailable(message, source=self.name) from exc
 
     def _keep(self, name: NormalizedName, entry: Entry) -> Entry:
-        if name not in self._entries and len(self._entries) >= _MAX_ENTRIES:
-            self._entries.pop(next(iter(self._entries)))  # the oldest kept
-        self._entries[name] = entry
-        return entry
+        return self._entries.keep(name, entry)
 
     async def _load(self, name: NormalizedName, meta: Meta, entry: Entry | None) -> Entry | None:
         """The entry for what another process (or a previous run) stored."""
@@ -466,16 +493,26 @@ class ProxySource:
         if entry is not None and entry.meta.digest == meta.digest and entry.served is not None:
             entry.meta, entry.stale = meta, None
             return entry
-        try:
-            data = await self.storage.read_bytes(page_key(name))
-            page = PAGE_DECODER.decode(data)
-        except (NotFound, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.warning(
-                "proxy %r: cached page of %r unreadable (%s); fetching again", self.name, name, exc
-            )
-            return entry
-        served, files, _ = served_form(page, meta.url)
-        return Entry(msgspec.structs.replace(meta, digest=digest(data)), served, files)
+        with self._budget.lease() as lease:
+            try:
+                data = await self.storage.read_bytes(page_key(name))
+                # A page stored by another worker costs as much to parse here: the same budget.
+                lease.take(len(data), meta.url)
+                lease.take_entries(count_entries(data), meta.url)
+                page = PAGE_DECODER.decode(data)
+            except UpstreamError as exc:  # over the memory budget: refetching is refused too
+                log.warning("proxy %r: %s", self.name, _describe(exc))
+                return entry
+            except (NotFound, msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.warning(
+                    "proxy %r: cached page of %r unreadable (%s); fetching again",
+                    self.name,
+                    name,
+                    exc,
+                )
+                return entry
+            served, files, _ = served_form(page, meta.url)
+            return Entry(msgspec.structs.replace(meta, digest=digest(data)), served, files)
 
     # -- the project list -------------------------------------------------------------------------
 

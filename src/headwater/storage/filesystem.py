@@ -11,6 +11,11 @@ A write goes to a file nobody can see until it is complete, then appears at its 
 - ``linkat`` cannot replace a file, so an existing key (a page rewritten by a later sync) is
   replaced by linking the finished file into ``<root>/.headwater-tmp/`` and renaming it over
   the key (atomic on POSIX).
+- A write that is aborted (an exception in the ``writer`` block, ``abort()``, cancellation, a
+  failed publish) removes the directories it made for its key while they are empty, so failed
+  downloads leave no empty ``packages/<aa>/<bb>/<rest>/`` behind. An unnamed file does not keep
+  its directory from being removed: a writer whose directory vanished that way makes it again
+  when it links its file (only that rare case costs extra syscalls).
 - Where ``O_TMPFILE`` is not supported (other systems, some file systems), a named temp file in
   ``<root>/.headwater-tmp/`` (same file system, outside any served directory) renamed into place.
 
@@ -30,7 +35,7 @@ default executor, so a long ``syncfs`` never holds up writes.
 
 # The write path works on str paths with os calls: building pathlib objects for every file was
 # about a tenth of a 2,000-project sync's CPU in a py-spy profile.
-# ruff: noqa: PTH102, PTH105, PTH108, PTH112, PTH116
+# ruff: noqa: PTH102, PTH105, PTH106, PTH108, PTH112, PTH116
 
 from __future__ import annotations
 
@@ -74,6 +79,9 @@ def _load_syncfs() -> Callable[[int], int] | None:
 _SYNCFS = _load_syncfs()
 _WRITE_BUFFER = 1 << 20  # hand chunks to a worker thread a MiB at a time
 _O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)
+# How often a write makes its directory again when an aborted write of another key (here or in
+# another process sharing the tree) removed it between this write's mkdir and its open or link.
+_DIR_RACE_RETRIES = 3
 # What open(O_TMPFILE) fails with where the file system or kernel cannot make unnamed files.
 _NO_TMPFILE = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS})
 
@@ -418,34 +426,65 @@ class FileStorage:
         # Unique per process and call; no randomness needed (urandom is slow on some hosts).
         return f"{self._tmp}/{os.getpid()}-{next(self._names)}.tmp"
 
-    def _open_unpublished(self, target: str) -> tuple[int, str | None]:
+    def _open_unpublished(self, target: str) -> tuple[int, str | None, str | None]:
         """Open a file to write ``target``'s new content into: an unnamed file in its directory
-        (returns ``(fd, None)``), or a named temp file (returns ``(fd, temp path)``)."""
+        (returns ``(fd, None, made)``), or a named temp file (returns ``(fd, temp path, None)``).
+        ``made`` is the topmost directory this call created for it (None if it made none): an
+        aborted write removes what it made (:meth:`_unmake_dirs`)."""
         self._ensure_tmp()
         if self._tmpfile:
             directory = target.rpartition("/")[0]
+            made: str | None = None
             try:
-                try:
-                    return os.open(directory, _O_TMPFILE | os.O_WRONLY, self.mode), None
-                except FileNotFoundError:  # the first file in this directory
-                    _make_dirs(directory, self._dir_mode)
-                    return os.open(directory, _O_TMPFILE | os.O_WRONLY, self.mode), None
+                for _ in range(_DIR_RACE_RETRIES):
+                    try:
+                        return os.open(directory, _O_TMPFILE | os.O_WRONLY, self.mode), None, made
+                    except FileNotFoundError:  # the first file in this directory
+                        made = _make_dirs(directory, self._dir_mode) or made
+                # Every try found the directory removed again by aborting writers (other
+                # processes sharing this tree): give up on this write.
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), directory)
             except OSError as exc:
+                if made is not None:
+                    self._unmake_dirs(directory, made)
                 if exc.errno not in _NO_TMPFILE:
                     raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
                 self._tmpfile = False  # this file system cannot: named temp files from now on
         tmp = self._temp_name()
-        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.mode), tmp
+        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.mode), tmp, None
+
+    def _unmake_dirs(self, directory: str, made: str) -> None:
+        """Remove ``directory`` and its parents up to ``made`` (the topmost one a write created)
+        while they are empty: an aborted write leaves no empty directory per key behind.
+
+        Stops at the first directory that is not empty (another key's file, or a directory
+        another writer made meanwhile) and never removes the storage root. A directory already
+        gone (ENOENT) is passed over. Another writer may hold an unnamed file for this very
+        directory (unnamed files do not keep it from being removed): its link at publish time
+        then finds the directory missing and makes it again (:meth:`_link_unnamed`)."""
+        root = str(self.root)
+        while directory.startswith(self._prefix):
+            try:
+                os.rmdir(directory)
+            except FileNotFoundError:
+                pass
+            except OSError:  # ENOTEMPTY/EEXIST (in use), or not ours to remove: leave it
+                return
+            if directory == made:
+                return
+            directory = directory.rpartition("/")[0]
+            if directory == root:
+                return
 
     @asynccontextmanager
     async def writer(self, key: str) -> AsyncIterator[_FileWriter]:
         target = self._target(key)
         opening = self._thread.run(self._open_unpublished, target)
         try:
-            fd, tmp = await asyncio.shield(opening)
+            fd, tmp, made = await asyncio.shield(opening)
         except asyncio.CancelledError:
             # The open still happens on the thread: drop the file it makes.
-            opening.add_done_callback(self._discard_opened)
+            opening.add_done_callback(lambda done: self._discard_opened(done, target))
             raise
         writer = _FileWriter(fd, self._thread)
         handed_over = False  # _publish owns (and closes) the file from the moment it is queued
@@ -454,21 +493,30 @@ class FileStorage:
             if not writer.aborted:
                 await writer.flush()
                 handed_over = True
-                await self._thread.run(self._publish, fd, tmp, target)
+                await self._thread.run(self._publish, fd, tmp, target, made)
         finally:
             if not handed_over:
                 # Queued after every write of this file (one thread, in order): never closes
                 # a descriptor number that another file has been given since.
-                await self._thread.run(_discard, fd, tmp)
+                await self._thread.run(self._discard, fd, tmp, target, made)
 
-    def _discard_opened(self, opening: asyncio.Future[tuple[int, str | None]]) -> None:
+    def _discard_opened(
+        self, opening: asyncio.Future[tuple[int, str | None, str | None]], target: str
+    ) -> None:
         if not opening.cancelled() and opening.exception() is None:
-            fd, tmp = opening.result()
-            self._thread.run(_discard, fd, tmp)
+            fd, tmp, made = opening.result()
+            self._thread.run(self._discard, fd, tmp, target, made)
 
-    def _publish(self, fd: int, tmp: str | None, target: str) -> None:
+    def _discard(self, fd: int, tmp: str | None, target: str, made: str | None) -> None:
+        """Drop an unpublished file and the directories made for it (now empty)."""
+        _discard(fd, tmp)
+        if made is not None:
+            self._unmake_dirs(target.rpartition("/")[0], made)
+
+    def _publish(self, fd: int, tmp: str | None, target: str, made: str | None = None) -> None:
         """Give the finished file ``fd`` the name ``target`` (replacing any file there) and close
-        it. An unnamed file is linked in place; a named temp file is renamed."""
+        it. An unnamed file is linked in place; a named temp file is renamed. If that fails,
+        the directories made for it (``made``, or here) are removed again while empty."""
         try:
             if tmp is None:
                 self._link_unnamed(fd, target)
@@ -478,12 +526,14 @@ class FileStorage:
                 try:
                     os.replace(tmp, target)
                 except FileNotFoundError:  # first file in this directory
-                    _make_dirs(target.rpartition("/")[0], self._dir_mode)
+                    made = _make_dirs(target.rpartition("/")[0], self._dir_mode) or made
                     os.replace(tmp, target)
         except OSError as exc:
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
+            if made is not None:
+                self._unmake_dirs(target.rpartition("/")[0], made)
             raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
         finally:
             if fd >= 0:
@@ -498,9 +548,22 @@ class FileStorage:
         # O_TMPFILE file without privileges. It refuses to replace: an existing key gets the file
         # under a temp name first, then the rename replaces it atomically.
         source = _proc_self_fd()
-        self._name(
-            lambda name: os.link(str(fd), name, src_dir_fd=source, follow_symlinks=True), target
-        )
+
+        def link(name: str) -> None:
+            os.link(str(fd), name, src_dir_fd=source, follow_symlinks=True)
+
+        for attempt in range(_DIR_RACE_RETRIES):
+            try:
+                self._name(link, target)
+                return
+            except FileNotFoundError:
+                # The directory this file was opened in was removed meanwhile: an aborted write
+                # of another key in it (_unmake_dirs) found it empty, as unnamed files do not
+                # count. Make it again; the unnamed file can be linked into any directory of
+                # the file system. Only the first call (no exception) costs nothing extra.
+                if attempt == _DIR_RACE_RETRIES - 1:
+                    raise
+                _make_dirs(target.rpartition("/")[0], self._dir_mode)
 
     def _name(self, link: Callable[[str], None], target: str) -> None:
         """``link(name)`` gives a file one more name: make that ``target``, replacing a file
@@ -518,13 +581,13 @@ class FileStorage:
                 raise
 
     def _write_whole(self, target: str, data: bytes) -> None:
-        fd, tmp = self._open_unpublished(target)
+        fd, tmp, made = self._open_unpublished(target)
         try:
             _write_all(fd, data)
         except BaseException:
-            _discard(fd, tmp)
+            self._discard(fd, tmp, target, made)
             raise
-        self._publish(fd, tmp, target)
+        self._publish(fd, tmp, target, made)
 
     async def write_bytes(self, key: str, data: bytes) -> None:
         await self._thread.run(self._write_whole, self._target(key), data)
@@ -648,26 +711,34 @@ class FileStorage:
         return removed
 
 
-def _make_dirs(directory: str, mode: int = 0o755) -> None:
+def _make_dirs(directory: str, mode: int = 0o755) -> str | None:
     """``os.makedirs(directory, mode, exist_ok=True)`` for a directory that is most likely missing
     while its parent exists (a new sha256 directory): mkdir first, parents only on ENOENT,
     without makedirs' stat of every parent (a tenth of the storage thread's time in a sync).
-    Unlike ``os.makedirs``, missing parents get ``mode`` too."""
-    try:
-        os.mkdir(directory, mode)
-    except FileExistsError:
-        if not os.path.isdir(directory):
-            raise
-    except FileNotFoundError:
-        parent = directory.rpartition("/")[0]
-        if not parent or parent == directory:
-            raise
-        _make_dirs(parent, mode)
+    Unlike ``os.makedirs``, missing parents get ``mode`` too. Returns the topmost directory it
+    created (None if all existed), for an aborted write to remove again.
+
+    An aborted write (here or in another process) may remove a directory between this call's
+    mkdir of it and of its child, or between EEXIST and the check that it is a directory: each
+    such step is tried again, up to ``_DIR_RACE_RETRIES`` times."""
+    top: str | None = None
+    for _ in range(_DIR_RACE_RETRIES):
         try:
             os.mkdir(directory, mode)
-        except FileExistsError:  # made by someone else in the meantime
-            if not os.path.isdir(directory):
+        except FileExistsError:
+            if os.path.isdir(directory):
+                return top
+            if os.path.lexists(directory):  # a file (or a dangling link) in the way
                 raise
+            continue  # removed since: again
+        except FileNotFoundError:
+            parent = directory.rpartition("/")[0]
+            if not parent or parent == directory:
+                raise
+            top = _make_dirs(parent, mode) or top
+            continue  # the parent exists now (unless removed again): mkdir once more
+        return top or directory
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), directory)
 
 
 def _stat_file(path: str) -> os.stat_result | None:
