@@ -48,14 +48,8 @@ from urllib.parse import urljoin, urlsplit
 import httptools
 
 from headwater.errors import printable
-from headwater.repository._egress import (
-    Egress,
-    ProxyEndpoint,
-    ProxyRefused,
-    open_tunnel,
-    refusal,
-    unreachable,
-)
+from headwater.repository._egress import Egress, ProxyEndpoint
+from headwater.repository._tunnel import ProxyRefused, open_tunnel, refusal, unreachable
 from headwater.repository.boundary import FetchBoundary, refuse_scheme
 from headwater.repository.errors import FetchRefused
 

@@ -41,7 +41,7 @@ import msgspec
 
 from headwater.errors import printable
 from headwater.repository._client import ClientError, Deadline, HttpClient
-from headwater.repository._egress import unauthorized_hint
+from headwater.repository._tunnel import unauthorized_hint
 from headwater.repository.boundary import FetchBoundary
 from headwater.repository.errors import UpstreamError
 from headwater.repository.http import USER_AGENT, RetryPolicy

@@ -25,7 +25,8 @@ import msgspec
 from headwater import __version__
 from headwater.errors import printable
 from headwater.repository._client import ClientError, HttpClient, Response
-from headwater.repository._egress import Egress, unauthorized_hint
+from headwater.repository._egress import Egress
+from headwater.repository._tunnel import unauthorized_hint
 from headwater.repository.boundary import FetchBoundary
 from headwater.repository.errors import (
     IntegrityError,
