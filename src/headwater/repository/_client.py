@@ -62,9 +62,11 @@ from headwater.repository.boundary import FetchBoundary, refuse_scheme
 from headwater.repository.errors import FetchRefused
 
 __all__ = [
+    "MIN_RATE",
     "BodyTooLarge",
     "ClientError",
     "ClientTimeout",
+    "Deadline",
     "HttpClient",
     "ProxyError",
     "Resolver",
@@ -280,6 +282,11 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+#: Bytes per second an upstream answer must average to be allowed past its deadline (the
+#: ``min_rate`` that the proxy and the mirror give their :class:`Deadline`).
+MIN_RATE = 32 << 10
 
 
 class Deadline:

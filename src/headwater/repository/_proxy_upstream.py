@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 import msgspec
 
 from headwater.errors import printable
-from headwater.repository._client import ClientError, Deadline, HttpClient
+from headwater.repository._client import MIN_RATE, ClientError, Deadline, HttpClient
 from headwater.repository._egress import unauthorized_hint
 from headwater.repository.boundary import FetchBoundary
 from headwater.repository.errors import UpstreamError
@@ -39,8 +39,6 @@ from headwater.simple.negotiation import CLIENT_ACCEPT
 
 __all__ = ["MIN_RATE", "PAGE_MEMORY", "Answer", "Lease", "MemoryBudget", "PageFetcher"]
 
-#: Bytes per second an upstream answer must average to be allowed past its deadline.
-MIN_RATE = 32 << 10
 #: The default memory budget of the pages being fetched at once, per process.
 PAGE_MEMORY = 768 << 20
 _PAGE_HEADERS = {"Accept": CLIENT_ACCEPT, "User-Agent": USER_AGENT, "Accept-Encoding": "gzip"}
