@@ -16,8 +16,6 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import pytest
-
 from tests.repository.rawupstream import answer, chunked, raw_upstream
 
 HEADWATER = str(Path(sys.executable).with_name("headwater"))
@@ -59,15 +57,6 @@ def config(tmp_path: Path, url: str, extra: str = "") -> Path:
 DRIP_SECONDS = 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "headwater mirror has no overall deadline per upstream request: `timeout` bounds each "
-        "wait for bytes only (sync/ and repository/http.py), so an upstream dripping bytes "
-        "faster than `timeout` holds a page or file fetch for as long as it likes; the proxy "
-        "got a deadline (docs/proxy.md 'Bounds'), the mirror did not"
-    ),
-)
 def test_a_dripping_upstream_is_cut_off_by_a_deadline(tmp_path: Path) -> None:
     body = b"x" * DRIP_SECONDS * 2
     good = b"a real file"
@@ -99,15 +88,6 @@ def test_a_dripping_upstream_is_cut_off_by_a_deadline(tmp_path: Path) -> None:
     assert elapsed < DRIP_SECONDS / 2, (elapsed, out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "headwater mirror reads a file whose page gives no size to its end, whatever it costs: "
-        "the filters' max_size is applied only after the download (sync/), and there is no "
-        "per-file cap like the proxy's max_file_size, so a hostile upstream can stream without "
-        "end into the tree's temp file"
-    ),
-)
 def test_a_file_without_size_is_not_read_past_the_filters_max_size(tmp_path: Path) -> None:
     good = b"a real file"
 
@@ -140,15 +120,6 @@ def test_a_file_without_size_is_not_read_past_the_filters_max_size(tmp_path: Pat
 BOMB_MIB = 600
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "headwater mirror decompresses a gzip page whole, without a cap: ~600 KB of gzip "
-        "expanding to 600 MiB made the mirror process peak at 1.2 GiB (per page; workers fetch "
-        "pages concurrently); the proxy refuses pages over 256 MiB decompressed, the mirror "
-        "has no such bound (sync/ and repository/http.py)"
-    ),
-)
 def test_a_gzip_bomb_page_is_refused_without_holding_it(tmp_path: Path) -> None:
     import zlib
 

@@ -110,6 +110,7 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
             cfg.upstream,
             session,
             retry=RetryPolicy(attempts=cfg.retries),
+            **cfg.bounds(),
             boundary=FetchBoundary.for_upstream(
                 cfg.upstream,
                 allowed_hosts=cfg.allowed_hosts,

@@ -185,6 +185,7 @@ async def _repair(
                     upstream,
                     session,
                     retry=RetryPolicy(attempts=cfg.retries if cfg else 5),
+                    **(cfg.bounds() if cfg else {}),
                     boundary=FetchBoundary.for_upstream(
                         upstream,
                         allowed_hosts=cfg.allowed_hosts if cfg else (),

@@ -72,6 +72,14 @@ class MirrorConfig(EgressSettings, kw_only=True, forbid_unknown_fields=True):
     timeout: float = 60.0
     #: Attempts per request before a project is counted as failed.
     retries: int = 5
+    #: Seconds one upstream request (each attempt) may take in all, plus 1 s per 32 KiB it sends
+    #: (default: twice ``timeout``).
+    deadline: float | None = None
+    #: Largest page read, in bytes after decompression (larger pages are refused as hostile).
+    max_page_size: int = 256 << 20
+    #: Most bytes read of a file whose page gives no size (with the filters' ``max_size`` set,
+    #: the smaller of the two); a file is never read past the size its page gives.
+    max_file_size: int = 8 << 30
     #: Mirror PEP 658 ``.metadata`` files.
     metadata: bool = True
     #: Write PEP 708 ``tracks`` (the upstream project URL) on every mirrored page.
@@ -99,6 +107,21 @@ class MirrorConfig(EgressSettings, kw_only=True, forbid_unknown_fields=True):
             raise ValueError(f"workers must be between 1 and 1024, got {self.workers}")
         if self.timeout <= 0 or self.retries < 1:
             raise ValueError("timeout must be positive and retries at least 1")
+        if self.deadline is not None and self.deadline <= 0:
+            raise ValueError("deadline must be positive (or left out for twice timeout)")
+        if self.max_page_size < 1 or self.max_file_size < 1:
+            raise ValueError("max_page_size and max_file_size must be positive")
+
+    def bounds(self) -> dict[str, Any]:
+        """The bounds of every upstream request, as :class:`HttpRepository` takes them."""
+        limit = self.max_file_size
+        if self.filters.max_size is not None:
+            limit = min(limit, self.filters.max_size)  # a larger file could never be kept
+        return {
+            "deadline": self.deadline if self.deadline is not None else 2 * self.timeout,
+            "max_page_size": self.max_page_size,
+            "max_file_size": limit,
+        }
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

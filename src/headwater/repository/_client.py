@@ -14,7 +14,9 @@ scheme is checked. A refusal is :class:`~headwater.repository.errors.FetchRefuse
 
 What it keeps of a full client: connect and per-read timeouts; Content-Length, chunked and
 read-until-close bodies; a body cut short is an error, never a short answer; gzip/deflate
-``Content-Encoding`` decoded (or not, for files: ``iter_chunks(decode=False)``); redirects followed
+``Content-Encoding`` decoded in pieces of at most 256 KiB, and a reader's ``limit`` counted at the
+decoded size, so a gzip bomb never exists whole (or not decoded, for files:
+``iter_chunks(decode=False)``); redirects followed
 (at most 10); an optional overall deadline per request; TLS through :mod:`ssl` for ``https``
 upstreams; back-pressure (reading pauses while 1 MiB is unconsumed). A request on a reused
 keep-alive connection that the server had already closed (no byte of the answer received) is sent
@@ -40,7 +42,7 @@ import socket
 import ssl
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from types import TracebackType
 from typing import cast
 from urllib.parse import urljoin, urlsplit
@@ -53,9 +55,21 @@ from headwater.repository._tunnel import ProxyRefused, open_tunnel, refusal, unr
 from headwater.repository.boundary import FetchBoundary, refuse_scheme
 from headwater.repository.errors import FetchRefused
 
-__all__ = ["ClientError", "ClientTimeout", "HttpClient", "ProxyError", "Resolver", "Response"]
+__all__ = [
+    "MIN_RATE",
+    "BodyTooLarge",
+    "ClientError",
+    "ClientTimeout",
+    "Deadline",
+    "HttpClient",
+    "ProxyError",
+    "Resolver",
+    "Response",
+]
 
 _HIGH_WATER = 1 << 20  # pause reading when this much body is buffered and unconsumed
+# The most a compressed body's decoder produces at once (a gzip bomb never exists whole).
+_PIECE = 256 << 10
 _MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Caller headers that are credentials: never sent on to another origin after a redirect.
@@ -82,6 +96,17 @@ class ProxyError(ClientError):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class BodyTooLarge(ClientError):
+    """The body (decoded, when decoding) passed the ``limit`` its reader set; the connection is
+    closed, the rest never read. Not retryable: the same request gets the same answer."""
+
+    retryable = False
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer is larger than the {limit} bytes allowed; not read further")
+        self.limit = limit
 
 
 class _Stale(ClientError):
@@ -253,6 +278,11 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+#: Bytes per second an upstream answer must average to be allowed past its deadline (the
+#: ``min_rate`` that the proxy and the mirror give their :class:`Deadline`).
+MIN_RATE = 32 << 10
+
+
 class Deadline:
     """An overall deadline of one request: ``seconds`` from its start, plus one second for every
     ``min_rate`` bytes of body received (so a large file may take as long as it keeps flowing,
@@ -327,27 +357,40 @@ class Response:
             return self._read_timeout, "timed out"
         return self._deadline.wait(self._read_timeout, self.received)
 
-    async def iter_chunks(self, *, decode: bool = True) -> AsyncIterator[bytes]:
+    async def iter_chunks(
+        self, *, decode: bool = True, limit: int | None = None
+    ) -> AsyncIterator[bytes]:
         """The body as it arrives: decoded per its ``Content-Encoding``, or with
         ``decode=False`` as sent (a file's hash is of the bytes as stored; pip does not decode
         them either, and an encoding nobody asked for then cannot expand them).
 
+        Compressed bodies are decoded in pieces of at most 256 KiB: a few hundred KB of gzip
+        can expand to gigabytes, and nothing may hold more than a piece before the caller has
+        counted it. With ``limit``, a body of more than ``limit`` bytes (as yielded: decoded
+        when decoding) raises :class:`BodyTooLarge` before a byte past the limit is yielded.
+
         Raises:
             ClientError: the connection failed or the body was cut short.
             ClientTimeout: no bytes arrived within the read timeout, or the deadline passed.
+            BodyTooLarge: the body passed ``limit``.
         """
         conn = self._conn
         if conn is None:
             return
         decoder = self._decoder if decode else None
+        total = 0
         while True:
             if conn.chunks:
                 data = conn.take()
                 self.received += len(data)
-                if decoder is not None:
-                    data = self._decode(data)
-                if data:
-                    yield data
+                pieces = self._decode(data) if decoder is not None else (data,)
+                for piece in pieces:
+                    total += len(piece)
+                    if limit is not None and total > limit:
+                        self.close()
+                        raise BodyTooLarge(limit)
+                    if piece:
+                        yield piece
                 continue
             if conn.complete:
                 break
@@ -355,15 +398,22 @@ class Response:
                 raise conn.error
             await conn.wait(*self._wait())
         if decoder is not None:
+            # Everything fed was decoded (the pieces drain unconsumed_tail): only a small
+            # remainder of the last block can be left for flush().
             tail = decoder.flush()
             if not decoder.eof:
                 raise ClientError("the response body was cut short (incomplete compressed data)")
+            total += len(tail)
+            if limit is not None and total > limit:
+                self.close()
+                raise BodyTooLarge(limit)
             if tail:
                 yield tail
         self._release()
 
-    async def read(self) -> bytes:
-        """The whole body, decoded (see :meth:`iter_chunks` for errors)."""
+    async def read(self, *, limit: int | None = None) -> bytes:
+        """The whole body, decoded; with ``limit``, at most that many bytes after decoding (see
+        :meth:`iter_chunks` for errors)."""
         conn = self._conn
         if conn is not None and self._decoder is None:
             # Fast path: let the body accumulate in the connection and join it once (taking it
@@ -375,18 +425,31 @@ class Response:
                 if conn.buffered > _HIGH_WATER:
                     parts.append(conn.take())
                     self.received += len(parts[-1])
+                if limit is not None and self.received + conn.buffered > limit:
+                    parts.clear()
+                    self.close()
+                    raise BodyTooLarge(limit)
                 await conn.wait(*self._wait())
             if conn.chunks:
                 parts.append(conn.take())
                 self.received += len(parts[-1])
+            if limit is not None and self.received > limit:
+                parts.clear()
+                self.close()
+                raise BodyTooLarge(limit)
             self._release()
             return parts[0] if len(parts) == 1 else b"".join(parts)
-        return b"".join([chunk async for chunk in self.iter_chunks()])
+        return b"".join([chunk async for chunk in self.iter_chunks(limit=limit)])
 
-    def _decode(self, data: bytes) -> bytes:
-        assert self._decoder is not None
+    def _decode(self, data: bytes) -> Iterator[bytes]:
+        """``data`` decoded, in pieces of at most :data:`_PIECE` bytes."""
+        decoder = self._decoder
+        assert decoder is not None
         try:
-            return self._decoder.decompress(data)
+            while data:
+                piece = decoder.decompress(data, _PIECE)
+                data = decoder.unconsumed_tail
+                yield piece
         except zlib.error as exc:
             raise ClientError(f"the compressed body is corrupt ({exc})") from exc
 

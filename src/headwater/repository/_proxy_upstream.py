@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 import msgspec
 
 from headwater.errors import printable
-from headwater.repository._client import ClientError, Deadline, HttpClient
+from headwater.repository._client import MIN_RATE, ClientError, Deadline, HttpClient
 from headwater.repository._tunnel import unauthorized_hint
 from headwater.repository.boundary import FetchBoundary
 from headwater.repository.errors import UpstreamError
@@ -58,8 +58,6 @@ __all__ = [
     "count_entries",
 ]
 
-#: Bytes per second an upstream answer must average to be allowed past its deadline.
-MIN_RATE = 32 << 10
 #: The default memory budget of the pages being fetched at once, per process.
 PAGE_MEMORY = 768 << 20
 _PAGE_HEADERS = {"Accept": CLIENT_ACCEPT, "User-Agent": USER_AGENT, "Accept-Encoding": "gzip"}

@@ -7,6 +7,13 @@ timeouts, truncated bodies, 5xx, 429, stale serials) are retried with exponentia
 a 404 is an answer, not a failure. Transport exceptions never escape: they become
 :class:`~headwater.repository.errors.UpstreamError` with the URL and what to do.
 
+Bounds, as a proxy has them (docs/proxy.md "Bounds"): each request (each attempt) has an overall
+``deadline`` (plus 1 s per :data:`~headwater.repository._client.MIN_RATE` bytes received, so a
+large file that keeps flowing is not cut); a page is read at most ``max_page_size`` bytes after
+decompression (decoded in bounded pieces, so a gzip bomb is refused without ever being held); a
+file is never read past the size its page promises, or past ``max_file_size`` when the page gives
+none.
+
 The transport is :class:`headwater.repository._client.HttpClient`, a lean keep-alive HTTP/1.1
 client (see its module for why not aiohttp); :func:`client_session` creates and closes one.
 """
@@ -24,7 +31,14 @@ import msgspec
 
 from headwater import __version__
 from headwater.errors import printable
-from headwater.repository._client import ClientError, HttpClient, Response
+from headwater.repository._client import (
+    MIN_RATE,
+    BodyTooLarge,
+    ClientError,
+    Deadline,
+    HttpClient,
+    Response,
+)
 from headwater.repository._egress import Egress
 from headwater.repository._tunnel import unauthorized_hint
 from headwater.repository.boundary import FetchBoundary
@@ -48,6 +62,11 @@ SERIAL_HEADER = "X-PyPI-Last-Serial"
 # unknown size) are streamed to storage chunk by chunk, so memory stays flat for any file.
 _SMALL_FILE = 4 << 20
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: The default largest page (after decompression): the proxy's limit. PyPI's largest pages (its
+#: root list, projects with tens of thousands of files) are tens of MiB.
+MAX_PAGE_SIZE = 256 << 20
+#: The default most bytes read of a file whose page gives no size (the proxy's default).
+MAX_FILE_SIZE = 8 << 30
 T = TypeVar("T")
 
 
@@ -99,6 +118,11 @@ class HttpRepository:
     the upstream's own origin and its known file host, with the upstream's name allowed at any
     address (a URL given on a command line); ``headwater mirror`` and ``verify`` pass the strict
     boundary of their ``[mirror.NAME]``.
+
+    ``deadline``: seconds each request (each attempt, body included) may take in all, plus 1 s
+    per :data:`~headwater.repository._client.MIN_RATE` bytes received; None: only the session's
+    per-read timeout. ``max_page_size``: the most bytes of a page after decompression.
+    ``max_file_size``: the most bytes read of a file whose page gives no size.
     """
 
     def __init__(
@@ -109,7 +133,13 @@ class HttpRepository:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         boundary: FetchBoundary | None = None,
+        deadline: float | None = None,
+        max_page_size: int = MAX_PAGE_SIZE,
+        max_file_size: int = MAX_FILE_SIZE,
     ) -> None:
+        self.deadline = deadline
+        self.max_page_size = max_page_size
+        self.max_file_size = max_file_size
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.session = session
         self.boundary = boundary or FetchBoundary.for_upstream(
@@ -120,6 +150,28 @@ class HttpRepository:
 
     def __repr__(self) -> str:
         return f"HttpRepository({self.base_url!r})"
+
+    def _deadline(self) -> Deadline | None:
+        """A fresh deadline for one attempt (None without ``deadline``)."""
+        return None if self.deadline is None else Deadline(self.deadline, MIN_RATE)
+
+    async def _get(self, url: str, headers: Mapping[str, str]) -> Response:
+        return await self.session.get(
+            url, headers, boundary=self.boundary, deadline=self._deadline()
+        )
+
+    async def _read_page(self, resp: Response, url: str) -> bytes:
+        """The page's body, decoded, refused past ``max_page_size`` (never held whole)."""
+        try:
+            return await resp.read(limit=self.max_page_size)
+        except BodyTooLarge as exc:
+            raise UpstreamError(
+                f"{printable(url)}: the page is larger than {self.max_page_size} bytes "
+                "(decompressed); refused as hostile, nothing of it kept (raise max_page_size "
+                "in the [mirror.NAME] table if the upstream really serves such pages)",
+                url=url,
+                retryable=False,
+            ) from exc
 
     def project_url(self, name: NormalizedName) -> str:
         """The URL of a project's page (always the normalized form: clients MUST NOT rely on
@@ -162,13 +214,13 @@ class HttpRepository:
 
         async def once() -> Fetched:
             headers = {**_PAGE_HEADERS, "If-None-Match": etag} if etag else _PAGE_HEADERS
-            async with await self.session.get(url, headers, boundary=self.boundary) as resp:
+            async with await self._get(url, headers) as resp:
                 if resp.status == 304:
                     return Fetched(
                         not_modified=True, etag=etag, serial=_serial_header(resp.headers)
                     )
                 _check_status(resp, url, "the project list")
-                body = await resp.read()
+                body = await self._read_page(resp, url)
                 parsed = parse_project_list(
                     body, resp.headers.get("content-type"), base_url=resp.url
                 )
@@ -197,12 +249,12 @@ class HttpRepository:
 
         async def once() -> Fetched:
             headers = {**_PAGE_HEADERS, "If-None-Match": etag} if etag else _PAGE_HEADERS
-            async with await self.session.get(url, headers, boundary=self.boundary) as resp:
+            async with await self._get(url, headers) as resp:
                 serial = _serial_header(resp.headers)
                 if resp.status == 304:
                     return Fetched(not_modified=True, etag=etag, serial=serial)
                 _check_status(resp, url, f"project {name!r}")
-                body = await resp.read()
+                body = await self._read_page(resp, url)
                 page = parse_project_page(
                     body, resp.headers.get("content-type"), name=name, base_url=resp.url
                 )
@@ -238,7 +290,7 @@ class HttpRepository:
         )
 
     async def _fetch_small(self, url: str, *, sha256: str | None, size: int) -> bytes:
-        async with await self.session.get(url, _FILE_HEADERS, boundary=self.boundary) as resp:
+        async with await self._get(url, _FILE_HEADERS) as resp:
             _check_status(resp, url, "file")
             chunks: list[bytes] = []
             received = 0
@@ -302,7 +354,18 @@ class HttpRepository:
                     retryable=True,
                 )
 
+        # A file is never read past its promised size, nor past max_file_size without one.
+        bound = size if size is not None else self.max_file_size
+
         def too_large() -> IntegrityError:
+            if size is None:
+                return IntegrityError(
+                    f"{printable(url)} is larger than {bound} bytes, the most read of a file "
+                    "whose page gives no size (max_file_size, or the filters' max_size); "
+                    "discarded",
+                    url=url,
+                    retryable=False,
+                )
             return IntegrityError(
                 f"{printable(url)} is larger than the {size} bytes its page promised; discarded",
                 url=url,
@@ -318,12 +381,12 @@ class HttpRepository:
         async def streamed() -> tuple[int, bytes | None]:
             digest = hashlib.sha256()
             received = 0
-            async with await self.session.get(url, _FILE_HEADERS, boundary=self.boundary) as resp:
+            async with await self._get(url, _FILE_HEADERS) as resp:
                 _check_status(resp, url, "file")
                 async with storage.writer(key) as writer:
                     async for chunk in resp.iter_chunks(decode=False):
                         received += len(chunk)
-                        if size is not None and received > size:
+                        if received > bound:
                             raise too_large()
                         digest.update(chunk)
                         await writer.write(chunk)
