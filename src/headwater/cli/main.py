@@ -20,7 +20,7 @@ __all__ = ["main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every subcommand registered."""
-    from headwater.cli import admin, check, mirror, nginx_config, serve, upstream, verify
+    from headwater.cli import admin, check, mirror, move, nginx_config, serve, upstream, verify
 
     parser = argparse.ArgumentParser(
         prog="headwater",
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.register(subparsers)
     check.register(subparsers)
     mirror.register(subparsers)
+    move.register(subparsers)
     nginx_config.register(subparsers)
     serve.register(subparsers)
     upstream.register(subparsers)

@@ -136,6 +136,11 @@ class Database(ProjectChanges, AccessControl):
         return db
 
     @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (for whole-database tools: moves, backups)."""
+        return self._engine
+
+    @property
     def url(self) -> str:
         """The database URL with its password masked."""
         return shown_url(self._engine)
