@@ -31,11 +31,11 @@ from hypothesis import strategies as st
 from headwater.assembly.plan import plan_from_config
 from headwater.assembly.sources import database_url
 from headwater.db import Database
-from headwater.server.factory import build_app
 from headwater.simple.names import normalize_name
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
 from headwater.testing.wheels import build_wheel, wheel_filename
+from headwater.ui import build_app
 from tests.server.conftest import build_tree
 from tests.server.fuzzing import (
     BAD_SEGMENTS,

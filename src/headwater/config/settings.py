@@ -42,6 +42,8 @@ RESERVED_NAMES = frozenset(
         "namespace",
         "v1+json",
         "v1+html",
+        # The browser interface (docs/web-interface.md).
+        "ui",
     }
 )
 _INDEX_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?\Z")
@@ -194,6 +196,8 @@ class ServeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     revalidate: float = 1.0
     #: Seconds clients may reuse a mirror tree's page (PyPI uses 600).
     page_max_age: int = 600
+    #: The browser interface (docs/web-interface.md); false leaves the plain landing page at ``/``.
+    ui: bool = True
 
     def __post_init__(self) -> None:
         parse_listen(self.listen)

@@ -100,6 +100,7 @@ class IndexApp:
         on_shutdown: list[Any] | None = None,
         private: Mapping[str, frozenset[str]] | None = None,
         credentials: Callable[[Scope], Awaitable[Credentials]] | None = None,
+        landing: bool = True,
     ) -> None:
         self.settings = settings
         self.sources = dict(sources)
@@ -110,6 +111,8 @@ class IndexApp:
         # one). Reading them needs a token, asked of authz.decide with ``credentials``.
         self._private = dict(private or {})
         self._credentials = credentials
+        # False when the browser interface is mounted: ``rest`` answers ``/`` with its home.
+        self._plain_landing = landing
         self._cache_control = {
             name: (
                 f"max-age={(page_max_age or {}).get(name, settings.page_max_age)}, "
@@ -248,7 +251,7 @@ class IndexApp:
             index, rest_at = parts[1], 2
         elif self.default is not None and parts[1] in _DEFAULT_SECTIONS:
             index, rest_at = self.default, 1
-        elif path == "/":
+        elif path == "/" and self._plain_landing:
             return ("-", "other", *await self._landing(send, head))
         else:
             return None

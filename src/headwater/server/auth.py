@@ -100,6 +100,11 @@ class Authenticator:
         secret = parse_authorization(header(scope, b"authorization"))
         if isinstance(secret, Credentials):
             return secret
+        return await self.token(secret, cached=cached)
+
+    async def token(self, secret: str, *, cached: bool = False) -> Credentials:
+        """What the token ``secret`` resolves to (a browser session carries one in its cookie;
+        see :mod:`headwater.ui.session`). ``cached`` as for :meth:`credentials`."""
         key = hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
         now = time.monotonic()
         generation = self.db.generation()  # before the check: a revocation after it shows next time

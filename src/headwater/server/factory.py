@@ -2,6 +2,11 @@
 
 ``build_app`` is what tests call; ``app_from_env`` is what each server worker process calls (the
 plan arrives as JSON in ``HEADWATER_SERVE_PLAN``, written by ``headwater serve``).
+
+Browser pages are a layer above this one (:mod:`headwater.ui`): they arrive as ``pages``, a
+function given the built :class:`Served` parts (sources, database, authenticator, which indexes
+are private) that returns Starlette routes. The server mounts them behind its hot path, so the
+Simple API never passes through them, and with them the root ``/`` becomes the interface's home.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import msgspec
 from starlette.applications import Starlette
@@ -16,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from headwater.assembly import build_sources, database_url, run_dir
+from headwater.assembly import Sources, build_sources, database_url, run_dir
 from headwater.config.settings import ServePlan
 from headwater.db import Database
 from headwater.errors import HeadwaterError
@@ -29,14 +35,36 @@ from headwater.server.metrics import Metrics
 from headwater.server.types import Scope
 from headwater.server.upload import UploadEndpoint
 
-__all__ = ["PLAN_ENV", "app_from_env", "build_app"]
+__all__ = ["PLAN_ENV", "Pages", "Served", "app_from_env", "build_app", "plan_from_env"]
 
 PLAN_ENV = "HEADWATER_SERVE_PLAN"
 
 
-def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
+@dataclass(frozen=True)
+class Served:
+    """What the server built for a plan, handed to the pages mounted on it (read-only)."""
+
+    plan: ServePlan
+    sources: Sources
+    #: None when the plan has no hosted index (then nothing is private and nobody signs in).
+    database: Database | None
+    authenticator: Authenticator | None
+    #: Private indexes -> their private sources (see IndexApp); reading them needs a token.
+    private: dict[str, frozenset[str]]
+    metrics: Metrics
+
+
+#: Builds the browser pages' routes over what the server built (see the module docstring).
+Pages = Callable[[Served], list[BaseRoute]]
+
+
+def build_app(
+    plan: ServePlan, *, db: Database | None = None, pages: Pages | None = None
+) -> IndexApp:
     """The whole ASGI application for ``plan``. ``db`` is opened from the plan when not given
-    (and only when the plan has hosted indexes); the app closes what it opened."""
+    (and only when the plan has hosted indexes); the app closes what it opened. ``pages``: the
+    browser interface's routes (:func:`headwater.ui.build_app` passes them); with them, ``/`` is
+    answered by their route for ``/`` instead of the plain landing page."""
     page_max_age: dict[str, int] = {}
     metrics = Metrics(run_dir(plan) / "metrics")
     routes: list[BaseRoute] = []
@@ -47,6 +75,7 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
     credentials: Callable[[Scope], Awaitable[Credentials]] | None = None
     extra_checks: dict[str, Callable[[], Awaitable[None]]] = {}
     database: Database | None = None
+    auth: Authenticator | None = None
     if plan.hosted:
         database = db if db is not None else Database.connect(database_url(plan))
     built = build_sources(plan, database)
@@ -117,6 +146,8 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
             page_max_age.get(member, plan.settings.page_max_age) for member in index.sources
         )
     routes += health_routes(sources, metrics, extra_checks)
+    if pages is not None:
+        routes += pages(Served(plan, built, database, auth, private, metrics))
     rest = Starlette(routes=routes)
     # Starlette answers a path with a trailing slash too many by a 307 to an absolute URL built
     # from the request's Host header: a forged Host sent clients (with their credentials, and a
@@ -134,6 +165,7 @@ def build_app(plan: ServePlan, *, db: Database | None = None) -> IndexApp:
         on_shutdown=on_shutdown,
         private=private,
         credentials=credentials,
+        landing=pages is None,
     )
 
 
@@ -156,8 +188,8 @@ def _upload_target(
     return endpoint
 
 
-def app_from_env() -> IndexApp:
-    """The application for a server worker process, from ``$HEADWATER_SERVE_PLAN``.
+def plan_from_env() -> ServePlan:
+    """The plan ``headwater serve`` handed its worker processes in ``$HEADWATER_SERVE_PLAN``.
 
     Raises:
         HeadwaterError: the variable is missing or does not hold a plan.
@@ -166,7 +198,16 @@ def app_from_env() -> IndexApp:
     if not raw:
         raise HeadwaterError(f"${PLAN_ENV} is not set: start the server with `headwater serve`")
     try:
-        plan = msgspec.json.decode(raw, type=ServePlan)
+        return msgspec.json.decode(raw, type=ServePlan)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise HeadwaterError(f"${PLAN_ENV} does not hold a serve plan: {exc}") from exc
-    return build_app(plan)
+
+
+def app_from_env() -> IndexApp:
+    """The application (without the browser interface) for a server worker process, from
+    ``$HEADWATER_SERVE_PLAN``; ``headwater serve`` runs :func:`headwater.ui.app_from_env`.
+
+    Raises:
+        HeadwaterError: the variable is missing or does not hold a plan.
+    """
+    return build_app(plan_from_env())

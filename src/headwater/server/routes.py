@@ -10,7 +10,7 @@ with every kind of token and compares the table with the routes the application 
 route added without an entry here fails that test.
 
 Paths are templates: ``{index}``, ``{project}``, ``{file}`` (``aa/bb/rest/filename``),
-``{filename}``, ``{version}``, ``{user}``, ``{namespace}``. :func:`example_path` fills them with
+``{filename}``, ``{version}``, ``{user}``, ``{namespace}``, ``{name}`` (a static file). :func:`example_path` fills them with
 :data:`EXAMPLE_VALUES` (or values you give), so a fuzzer or a test can instantiate every route::
 
     for route in ROUTES:
@@ -33,10 +33,12 @@ __all__ = ["EXAMPLE_VALUES", "ROUTES", "RouteSpec", "example_path"]
 
 #: Where a route is answered: ``fast`` by IndexApp's raw ASGI hot path; ``rest`` by a Starlette
 #: route with exactly this path; ``alias`` by the Starlette route of the ``/{index}`` form, after
-#: IndexApp rewrote the path to the default index's.
-Layer = Literal["fast", "rest", "alias"]
-#: What the request body is: none, JSON (management API), or a multipart upload.
-Body = Literal["none", "json", "upload"]
+#: IndexApp rewrote the path to the default index's; ``ui`` by a Starlette route of the browser
+#: interface (:mod:`headwater.ui`, mounted unless ``[serve] ui = false``), which answers a refusal
+#: with a page and no Basic challenge (a browser signs in with a form instead).
+Layer = Literal["fast", "rest", "alias", "ui"]
+#: What the request body is: none, JSON (management API), a multipart upload, or an HTML form.
+Body = Literal["none", "json", "upload", "form"]
 
 
 class RouteSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,6 +67,7 @@ EXAMPLE_VALUES: dict[str, str] = {
     "version": "1.0",
     "user": "alice",
     "namespace": "example",
+    "name": "style.css",
 }
 
 
@@ -148,6 +151,34 @@ def _public(path: str, methods: frozenset[str], what: str, layer: Layer = "rest"
     )
 
 
+def _interface() -> list[RouteSpec]:
+    """The browser interface's pages (docs/web-interface.md)."""
+    post = frozenset({"POST"})
+    return [
+        _public("/", _READ, "the interface's home (the plain landing page with ui = false)", "ui"),
+        _public("/ui/static/{name}", _READ, "the interface's stylesheet and script", "ui"),
+        _public("/ui/signin", _READ, "the sign-in form", "ui"),
+        RouteSpec(
+            methods=post,
+            path="/ui/signin",
+            action="public",
+            per_project=False,
+            layer="ui",
+            body="form",
+            what="sign in: a token becomes a session cookie",
+        ),
+        RouteSpec(
+            methods=post,
+            path="/ui/signout",
+            action="public",
+            per_project=False,
+            layer="ui",
+            body="form",
+            what="sign out",
+        ),
+    ]
+
+
 ROUTES: tuple[RouteSpec, ...] = (
     *_pages(),
     *_index_and_default("/{index}/packages/{file}", "read", True, "fast", "a file"),
@@ -187,5 +218,5 @@ ROUTES: tuple[RouteSpec, ...] = (
     _public("/health/ready", _READ, "readiness"),
     _public("/health/live", _READ, "liveness"),
     _public("/metrics", frozenset({"GET", "HEAD"}), "Prometheus metrics"),
-    _public("/", _READ, "the landing page", layer="fast"),
+    *_interface(),
 )

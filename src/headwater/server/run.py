@@ -21,8 +21,14 @@ from headwater.server.factory import PLAN_ENV
 __all__ = ["run_server"]
 
 
-def run_server(plan: ServePlan) -> None:
-    """Serve ``plan`` until interrupted (blocks). Worker processes rebuild the app from the plan."""
+#: What worker processes run by default: the server with the browser interface (an import path,
+#: not an import: the interface is the layer above this one).
+APP_FACTORY = "headwater.ui.factory:app_from_env"
+
+
+def run_server(plan: ServePlan, *, app: str = APP_FACTORY) -> None:
+    """Serve ``plan`` until interrupted (blocks). Worker processes rebuild the app from the plan
+    by calling ``app`` (``module:function``)."""
     from granian import Granian
     from granian.constants import Interfaces, Loops, SSLProtocols
 
@@ -33,7 +39,7 @@ def run_server(plan: ServePlan) -> None:
     os.environ[PLAN_ENV] = msgspec.json.encode(plan).decode()
     tls = settings.tls_certificate is not None
     server = Granian(
-        "headwater.server.factory:app_from_env",
+        app,
         factory=True,
         address=host,
         port=port,

@@ -1,0 +1,33 @@
+"""``/``: every index and source, its kind, its health, its totals, and a search box.
+
+A private index is listed by name and kind only, unless the request may list it
+(:meth:`Interface.visible`): its totals are counted over what the request may see.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from headwater.ui.interface import Interface
+
+__all__ = ["home"]
+
+
+async def home(request: Request, ui: Interface) -> Response:
+    visible = await ui.visible(request)
+    rows = []
+    for name in sorted(ui.sources):
+        allowed = visible.get(name)
+        summary = await ui.summaries.get(name, allowed.only if allowed is not None else None)
+        rows.append(
+            {
+                "name": name,
+                "kind": ui.sources[name].kind,
+                "private": name in ui.private,
+                "shown": allowed is not None,
+                "summary": summary if allowed is not None else None,
+                "health": await ui.summaries.health(name),
+            }
+        )
+    return await ui.render(request, "home.html", rows=rows)

@@ -1,0 +1,142 @@
+"""What every page handler gets: the server's parts, the templates, and the request's rights.
+
+:class:`Interface` is built once per application (in :func:`headwater.ui.routes.ui_routes`) over
+:class:`headwater.server.factory.Served`. A handler asks it three things:
+
+- :meth:`Interface.credentials`: who is asking (an ``Authorization`` header, as the API takes it,
+  else the session cookie a browser got by signing in; see :mod:`headwater.ui.session`);
+- :meth:`Interface.authorize`: may they do an action on an index (and project)? This is
+  :func:`headwater.server.authz.decide` with the same facts the hot path gives it, so a private
+  index is exactly as private here as in the Simple API;
+- :meth:`Interface.render`: a template as an HTML response with the interface's headers
+  (:mod:`headwater.ui.security`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from headwater.repository.base import ServedSource
+from headwater.server.authz import (
+    NO_CREDENTIALS,
+    Action,
+    Allowed,
+    Credentials,
+    Decision,
+    Denied,
+    Target,
+    decide,
+)
+from headwater.server.factory import Served
+from headwater.ui import session
+from headwater.ui.security import page_headers
+from headwater.ui.summaries import Summaries
+from headwater.ui.templating import make_environment
+
+__all__ = ["Interface"]
+
+_CREDENTIALS_KEY = "headwater.ui.credentials"
+
+
+class Interface:
+    """The interface's view of one server (see the module docstring)."""
+
+    def __init__(self, served: Served) -> None:
+        self.served = served
+        self.plan = served.plan
+        self.sources: Mapping[str, ServedSource] = served.sources.all
+        self.private = served.private
+        self.templates = make_environment()
+        self.summaries = Summaries(self.sources)
+        #: https when the server terminates TLS or says its public URL is https: cookies are
+        #: then marked Secure (a proxy in front that terminates TLS is told by base_url).
+        settings = served.plan.settings
+        self.https = settings.tls_certificate is not None or (settings.base_url or "").startswith(
+            "https://"
+        )
+
+    # -- who is asking ------------------------------------------------------------------------
+
+    async def credentials(self, request: Request) -> Credentials:
+        """The request's credentials: its ``Authorization`` header, else its session cookie,
+        else none. Resolved once per request."""
+        known = request.scope.get(_CREDENTIALS_KEY)
+        if isinstance(known, Credentials):
+            return known
+        auth = self.served.authenticator
+        found = NO_CREDENTIALS
+        if auth is not None:
+            if request.headers.get("authorization") is not None:
+                found = await auth.credentials(request.scope, cached=True)
+            else:
+                secret = session.token_of(request)
+                if secret is not None:
+                    found = await auth.token(secret, cached=True)
+        request.scope[_CREDENTIALS_KEY] = found
+        return found
+
+    async def signed_in(self, request: Request) -> str | None:
+        """The signed-in user's name (a valid token's user), or None."""
+        credentials = await self.credentials(request)
+        token = credentials.token
+        return token.user if credentials.state == "token" and token is not None else None
+
+    async def authorize(
+        self, request: Request, index: str, action: Action, project: str | None = None
+    ) -> Decision:
+        """:func:`~headwater.server.authz.decide` for ``action`` on ``index`` (and
+        ``project``, normalized), with the facts the server gives it for the same read."""
+        private = index in self.private
+        target = Target(
+            index=index,
+            private=private,
+            private_sources=self.private.get(index, frozenset()),
+            project=project,
+        )
+        if action == "public" or (action in ("list", "read") and not private):
+            # Credentials are not even looked at (as on the hot path: no database query).
+            return decide(NO_CREDENTIALS, target, action)
+        return decide(await self.credentials(request), target, action)
+
+    async def visible(self, request: Request) -> dict[str, Allowed]:
+        """Every index the request may list, with the decision (its ``only`` limits a token
+        restricted to projects)."""
+        shown: dict[str, Allowed] = {}
+        for name in sorted(self.sources):
+            decision = await self.authorize(request, name, "list")
+            if isinstance(decision, Allowed):
+                shown[name] = decision
+        return shown
+
+    # -- answering ----------------------------------------------------------------------------
+
+    async def render(
+        self, request: Request, template: str, status: int = 200, **values: Any
+    ) -> Response:
+        """``template`` rendered (autoescaped) as an HTML response with the interface's
+        headers. Every template gets ``user`` (the signed-in user or None), ``indexes`` (the
+        configured index names) and ``query`` (the search box's text)."""
+        context = {
+            "user": await self.signed_in(request),
+            "indexes": sorted(self.sources),
+            "query": request.query_params.get("q", "")[:200],
+            "request_path": request.url.path,
+            "status": status,
+            **values,
+        }
+        body = self.templates.get_template(template).render(context)
+        return HTMLResponse(body, status_code=status, headers=page_headers())
+
+    async def denied(self, request: Request, denied: Denied) -> Response:
+        """The page for a refusal: authz's status and message, and how to sign in. A browser
+        gets no Basic challenge (it would open a password dialog): it signs in with the form."""
+        return await self.render(
+            request, "denied.html", status=denied.status, message=denied.message
+        )
+
+    async def not_found(self, request: Request, message: str) -> Response:
+        return await self.render(request, "error.html", status=404, message=message)

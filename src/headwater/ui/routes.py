@@ -1,0 +1,44 @@
+"""The interface's routes, and the glue that gives each handler the :class:`Interface`.
+
+Every route here has an entry in :data:`headwater.server.routes.ROUTES` (``layer="ui"``) naming
+the authorization action its handler asks; ``tests/server/test_authz_matrix.py`` holds them to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from headwater.server.factory import Served
+from headwater.ui import home, signin, static
+from headwater.ui.interface import Interface
+
+__all__ = ["Handler", "page", "ui_routes"]
+
+#: A page handler: the request and the interface, to a response.
+Handler = Callable[[Request, Interface], Awaitable[Response]]
+_READ = ["GET", "HEAD"]
+
+
+def page(path: str, handler: Handler, interface: Interface, methods: list[str]) -> Route:
+    """A Starlette route at ``path`` that calls ``handler(request, interface)``."""
+
+    async def endpoint(request: Request) -> Response:
+        return await handler(request, interface)
+
+    return Route(path, endpoint, methods=methods)
+
+
+def ui_routes(served: Served) -> list[BaseRoute]:
+    """The interface's routes over ``served`` (what :func:`headwater.ui.build_app` mounts)."""
+    ui = Interface(served)
+    return [
+        page("/", home.home, ui, _READ),
+        page("/ui/static/{name}", static.serve, ui, _READ),
+        page("/ui/signin", signin.form, ui, _READ),
+        page("/ui/signin", signin.sign_in, ui, ["POST"]),
+        page("/ui/signout", signin.sign_out, ui, ["POST"]),
+    ]

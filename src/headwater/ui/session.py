@@ -1,0 +1,88 @@
+"""Signing a browser in: a token becomes a session cookie.
+
+A browser cannot send pip's ``https://__token__:TOKEN@HOST/`` credentials on every request, so
+the sign-in form (``/ui/signin``) takes a token, checks it (:class:`headwater.server.auth.
+Authenticator`, the same check as every API call), and stores it in a cookie that the browser
+sends back and scripts cannot read:
+
+- ``HttpOnly`` (no script reads it), ``SameSite=Strict`` (no other site's page, link or form
+  makes the browser send it), ``Secure`` when the server is reached over https, ``Path=/``,
+  and a lifetime of :data:`SESSION_SECONDS`.
+- The cookie holds the token itself, so a session is exactly as strong as the token and ends
+  when the token is revoked or expires (the check runs on every request, with the same short
+  cache as Simple API reads), on every server node, with no session table to share.
+- Sign-in and sign-out are POSTs that must come from this server's own pages
+  (:func:`same_origin`): another site cannot sign a visitor in as someone else.
+
+Forms that change something (the administration pages) add a CSRF token on top; see
+docs/web-interface.md.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+__all__ = [
+    "COOKIE",
+    "SESSION_SECONDS",
+    "clear_session",
+    "same_origin",
+    "start_session",
+    "token_of",
+]
+
+COOKIE = "headwater_session"
+#: Twelve hours: a working day, after which the browser forgets the token.
+SESSION_SECONDS = 12 * 3600
+_MAX_TOKEN = 512
+
+
+def token_of(request: Request) -> str | None:
+    """The token in the request's session cookie, or None."""
+    value = request.cookies.get(COOKIE)
+    if not value or len(value) > _MAX_TOKEN or not value.isascii():
+        return None
+    return value
+
+
+def start_session(response: Response, token: str, *, secure: bool) -> None:
+    """Set the session cookie holding ``token`` on ``response``."""
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=SESSION_SECONDS,
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def clear_session(response: Response, *, secure: bool) -> None:
+    """Make the browser forget the session cookie."""
+    response.delete_cookie(COOKIE, path="/", secure=secure, httponly=True, samesite="strict")
+
+
+def same_origin(request: Request) -> bool:
+    """False when a browser says the request comes from another site's page.
+
+    Browsers send ``Origin`` with every POST (and ``Sec-Fetch-Site``); a request without
+    either is not a browser's, so not a cross-site forgery. The origin must be the host the
+    request was sent to.
+    """
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    if origin == "null":
+        return False
+    host = request.headers.get("host", "")
+    try:
+        return urlsplit(origin).netloc.lower() == host.lower()
+    except ValueError:
+        return False
