@@ -27,7 +27,17 @@ from headwater.db.errors import (
     NotFound,
     SchemaOutOfDate,
 )
+from headwater.db.identities import (
+    GITHUB_ISSUER,
+    GITLAB_ISSUER,
+    GitHubIdentity,
+    GitLabIdentity,
+    Identity,
+    OidcIdentity,
+)
 from headwater.db.migrate import HEAD
+from headwater.db.minting import Grant, MintedToken, PublishingRecord, Replayed
+from headwater.db.publishers import ConfiguredPublisher, Publisher
 from headwater.db.records import (
     SCOPES,
     AddResult,
@@ -42,22 +52,34 @@ from headwater.db.records import (
 )
 
 __all__ = [
+    "GITHUB_ISSUER",
+    "GITLAB_ISSUER",
     "HEAD",
     "SCOPES",
     "TOKEN_PREFIX",
     "AddResult",
     "Change",
+    "ConfiguredPublisher",
     "Conflict",
     "Database",
     "DatabaseError",
     "DatabaseUnavailable",
     "FileRecord",
+    "GitHubIdentity",
+    "GitLabIdentity",
+    "Grant",
+    "Identity",
     "InvalidArgument",
+    "MintedToken",
     "NamespaceGrant",
     "NewFile",
     "NotFound",
+    "OidcIdentity",
     "ProjectRecord",
     "ProjectSummary",
+    "Publisher",
+    "PublishingRecord",
+    "Replayed",
     "SchemaOutOfDate",
     "TokenInfo",
     "User",

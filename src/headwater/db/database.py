@@ -28,6 +28,9 @@ The whole surface (this class and the two halves it inherits):
 - :mod:`headwater.db.access`: ``create_user``, ``users``, ``create_token``, ``authenticate``,
   ``revoke_token``, ``tokens``, ``owners``, ``add_owner``, ``remove_owner``, ``grant_namespace``,
   ``revoke_namespace``, ``namespaces``, ``namespace_covering`` (PEP 752)
+- :mod:`headwater.db.publishers`: trusted publishers (``add_publisher``, ``remove_publisher``,
+  ``publishers``, ``publishers_for``, ``sync_publishers``); :mod:`headwater.db.minting`: tokens
+  minted for them, used OIDC token ids, the publishing log
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ from headwater.db.changes import ProjectChanges
 from headwater.db.engine import make_engine, reading, shown_url, unavailable, writing
 from headwater.db.errors import InvalidArgument
 from headwater.db.generation import ChangeSignal, signal_for
+from headwater.db.minting import Minting
+from headwater.db.publishers import Publishers
 from headwater.db.records import (
     AddResult,
     Change,
@@ -109,7 +114,7 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class Database(ProjectChanges, AccessControl):
+class Database(ProjectChanges, Minting, AccessControl, Publishers):
     """A headwater database (SQLite or PostgreSQL). Make one with :meth:`connect`."""
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -334,11 +339,18 @@ class Database(ProjectChanges, AccessControl):
         *,
         uploader: str | None = None,
         owners_only: bool = False,
+        publisher: int | None = None,
     ) -> AddResult:
         """Add ``new`` to project ``name`` of ``index``, creating the project if needed (its
         first uploader becomes an owner).
 
         Returns CREATED, or why nothing changed: IDENTICAL (same filename and sha256 there),
+        ``publisher``: the upload is made with a token minted for this trusted publisher
+        (``uploader`` is then the token's label, not a user): it may add to the project it is
+        bound to, or create the project it is pending for (then it is bound to it and its
+        ``owner`` owns the project); anything else is NOT_OWNER, decided in the write
+        transaction like ownership.
+
         CONFLICT (same filename, other content, in this or another project), PREVIOUSLY_DELETED
         (filenames are never reused), ARCHIVED or QUARANTINED (PEP 792: no uploads), NOT_OWNER
         (``owners_only`` and the project exists without ``uploader`` among its owners). Other
@@ -359,15 +371,24 @@ class Database(ProjectChanges, AccessControl):
             row = project_row(conn, index, project)
             if row is not None and ProjectStatus(row.status) in _REFUSED:
                 return _REFUSED[ProjectStatus(row.status)]
-            if row is not None and owners_only and not self._owns(conn, row.id, uploader):
+            creator: str | None = uploader
+            if publisher is not None:
+                allowed, creator = self.bind_publisher(conn, publisher, index, project)
+                if not allowed:
+                    return AddResult.NOT_OWNER
+            elif row is not None and owners_only and not self._owns(conn, row.id, uploader):
                 return AddResult.NOT_OWNER
             early = self._existing(conn, index, new, None if row is None else row.id)
             if early is not None:
                 return early
-            if uploader is not None:
+            if uploader is not None and publisher is None:
                 require_user(conn, uploader)
             if row is None:
-                row = self._create_project(conn, index, project, new.display_name, uploader)
+                row = self._create_project(
+                    conn, index, project, new.display_name, creator, actor=uploader
+                )
+                if publisher is not None:
+                    self.bound_to(conn, publisher, row.id)
             try:
                 # A savepoint: PostgreSQL aborts the whole transaction on a failed insert.
                 with conn.begin_nested():
@@ -452,6 +473,8 @@ class Database(ProjectChanges, AccessControl):
         project: NormalizedName,
         display: str | None,
         uploader: str | None,
+        *,
+        actor: str | None = None,
     ) -> Row[Any]:
         display_name = display if display and name_of(display) == project else project
         conn.execute(
@@ -470,7 +493,7 @@ class Database(ProjectChanges, AccessControl):
         row = require_project(conn, index, project)
         if uploader is not None:
             conn.execute(sa.insert(t.owners).values(project_id=row.id, user=uploader))
-        journal(conn, index, project, "create", actor=uploader)
+        journal(conn, index, project, "create", actor=actor or uploader)
         return row
 
     @staticmethod

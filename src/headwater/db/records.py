@@ -148,3 +148,6 @@ class TokenInfo(msgspec.Struct, frozen=True, kw_only=True):
     created: datetime
     expires: datetime | None
     revoked: datetime | None
+    #: Minted for a trusted publisher (headwater.db.minting): ``user`` is a label, not a user,
+    #: and each upload asks which publisher allows it.
+    minted: bool = False

@@ -10,6 +10,10 @@ Project names are stored normalized (``name``) beside the name the first upload 
 - ``projects``, ``files``: what a hosted index serves. A filename is unique per index.
 - ``deleted_files``: filenames that were deleted; like PyPI, they can never be uploaded again.
 - ``users``, ``tokens``, ``owners``, ``namespaces``: who may do what.
+- ``publishers``, ``minted_tokens``, ``oidc_jtis``, ``publishing_log``: trusted publishing (the
+  CI identities that may publish a project, the short-lived tokens minted for them, the OIDC
+  token ids already used, and the audit log of mints and uploads); see
+  :mod:`headwater.db.publishers`.
 """
 
 from __future__ import annotations
@@ -25,9 +29,13 @@ __all__ = [
     "files",
     "journal",
     "metadata",
+    "minted_tokens",
     "namespaces",
+    "oidc_jtis",
     "owners",
     "projects",
+    "publishers",
+    "publishing_log",
     "tokens",
     "users",
 ]
@@ -194,4 +202,77 @@ namespaces = sa.Table(
     ),
     sa.Column("open", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created", UTCDateTime, nullable=False),
+)
+
+_ISSUER = 500
+
+publishers = sa.Table(
+    "publishers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("index", sa.String(_INDEX), nullable=False),
+    sa.Column("project", sa.String(_NAME), nullable=False),
+    # Set once the publisher is bound to the project (it existed, or this publisher created it).
+    # Deleting the project deletes its publishers, as on PyPI.
+    sa.Column(
+        "project_id",
+        sa.Integer,
+        sa.ForeignKey("projects.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    # A pending publisher may create the project; once it has, it is an ordinary one.
+    sa.Column("pending", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("issuer", sa.String(_ISSUER), nullable=False),
+    sa.Column("identity", sa.JSON, nullable=False),
+    # The user who owns a project this (pending) publisher creates; None: nobody but an admin.
+    sa.Column(
+        "owner", sa.String(100), sa.ForeignKey("users.name", ondelete="SET NULL"), nullable=True
+    ),
+    sa.Column("origin", sa.String(20), nullable=False),
+    sa.Column("added_by", sa.String(100), nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Index(None, "index", "project"),
+)
+
+minted_tokens = sa.Table(
+    "minted_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("secret_sha256", sa.String(_SHA), nullable=False),
+    # [[index, project, publisher id], ...]: exactly what the token may upload, and why.
+    sa.Column("grants", sa.JSON, nullable=False),
+    sa.Column("issuer", sa.String(_ISSUER), nullable=False),
+    sa.Column("subject", sa.String(_ISSUER), nullable=False),
+    # The OIDC token's claims (bounded), for the audit log.
+    sa.Column("claims", sa.JSON, nullable=False),
+    sa.Column("single_use", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("expires", UTCDateTime, nullable=False),
+    sa.Column("used", UTCDateTime, nullable=True),
+    sa.Column("revoked", UTCDateTime, nullable=True),
+    sa.Index(None, "created"),
+)
+
+oidc_jtis = sa.Table(
+    "oidc_jtis",
+    metadata,
+    # sha256 of issuer NUL jti: bounded whatever the issuer sends.
+    sa.Column("key", sa.String(_SHA), primary_key=True),
+    sa.Column("expires", UTCDateTime, nullable=False, index=True),
+)
+
+publishing_log = sa.Table(
+    "publishing_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", UTCDateTime, nullable=False),
+    sa.Column("token_id", sa.String(32), nullable=False, index=True),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("index", sa.String(_INDEX), nullable=False),
+    sa.Column("project", sa.String(_NAME), nullable=False),
+    sa.Column("filename", sa.String(_FILENAME), nullable=True),
+    sa.Column("publisher_id", sa.Integer, nullable=True),
+    sqlite_autoincrement=True,
 )
