@@ -8,12 +8,13 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from headwater.db import Database
+from headwater.db import Database, GitHubIdentity, Grant
 from headwater.transfer import rows as rowlib
 from tests.clients import clean_env
 from tests.postgres import fresh_database
@@ -111,6 +112,23 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
         )
         db.delete_file("main", "other-lib", gone)
         del uploaded[gone]
+        # Trusted publishing: a publisher, a token it minted (its jti), an upload in its log.
+        publisher = db.add_publisher(
+            "main", "acme-tools", GitHubIdentity(repository="acme/tools", workflow="release.yml")
+        )
+        minted = db.mint_token(
+            issuer=publisher.identity.issuer,
+            subject="repo:acme/tools:ref:refs/heads/main",
+            jti="jti-1",
+            jti_expires=datetime.now(UTC) + timedelta(minutes=5),
+            claims={
+                "repository": "acme/tools",
+                "workflow_ref": "acme/tools/.github/workflows/release.yml@refs/heads/main",
+            },
+            grants=[Grant("main", "acme-tools", publisher.id)],
+            lifetime=timedelta(minutes=15),
+        )
+        db.record_publish(minted.id, "main", "acme-tools", "acme_tools-1.1.tar.gz", publisher.id)
     finally:
         db.close()
     installation = Installation(config, data_dir, token, uploaded)
