@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.clients import make_venv
+from tests.seaweed import s3_bucket, seaweed
+
+__all__ = ["s3_bucket", "seaweed"]  # SeaweedFS fixtures (tests/seaweed.py), usable by every test
 
 
 @pytest.fixture(scope="session")

@@ -11,28 +11,52 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from headwater.storage import FileStorage, InvalidKey, MemoryStorage, NotFound, Storage, filesystem
+from headwater.storage.open import aclose_storage
+from headwater.storage.s3 import S3Storage
+from tests.seaweed import s3_location
+
+# Storages whose client belongs to the event loop of one run() (an S3 client's connections):
+# closed at the end of each run, as the lifespan that owns a storage closes it.
+_OPEN: list[Storage] = []
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
-    return asyncio.run(coro)
+    async def main() -> Any:
+        try:
+            return await coro
+        finally:
+            for storage in _OPEN:
+                await aclose_storage(storage)
+
+    return asyncio.run(main())
 
 
-@pytest.fixture(params=["memory", "filesystem", "filesystem-named-temps"])
+@pytest.fixture(params=["memory", "filesystem", "filesystem-named-temps", "s3"])
 def storage(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Storage:
+) -> Iterator[Storage]:
     if request.param == "memory":
-        return MemoryStorage()
+        yield MemoryStorage()
+        return
+    if request.param == "s3":  # a real SeaweedFS, a fresh bucket, keys under a prefix
+        bucket = request.getfixturevalue("s3_bucket")
+        s3 = S3Storage(s3_location(request.getfixturevalue("seaweed"), bucket, "tree/"))
+        _OPEN.append(s3)
+        try:
+            yield s3
+        finally:
+            _OPEN.remove(s3)
+        return
     if request.param == "filesystem-named-temps":  # as where O_TMPFILE does not exist
         monkeypatch.setattr(filesystem, "_O_TMPFILE", 0)
-    return FileStorage(tmp_path / "root")
+    yield FileStorage(tmp_path / "root")
 
 
 async def _collect(storage: Storage, prefix: str = "") -> list[str]:

@@ -20,7 +20,9 @@ from headwater.repository.index import ComposedIndex
 from headwater.repository.proxy import ProxySource
 from headwater.repository.tree import TreeSource
 from headwater.simple.names import NormalizedName
+from headwater.storage.base import Storage
 from headwater.storage.filesystem import PRIVATE, FileStorage
+from headwater.storage.open import aclose_storage, open_storage
 
 __all__ = [
     "Sources",
@@ -46,15 +48,23 @@ def database_url(plan: ServePlan) -> str:
     return f"sqlite:///{Path(plan.settings.data_dir) / 'headwater.sqlite3'}"
 
 
-def hosted_storage(plan: ServePlan, index: str) -> FileStorage:
-    """Where a hosted index keeps its files: ``<data_dir>/hosted/<index>`` (a tree layout),
-    readable by the server's user only (private uploads)."""
+def hosted_storage(plan: ServePlan, index: str) -> Storage:
+    """Where a hosted index keeps its files: its ``storage`` (a directory or an S3 bucket), by
+    default ``<data_dir>/hosted/<index>`` (a tree layout); directories are readable by the
+    server's user only (private uploads)."""
+    settings = plan.hosted.get(index)
+    if settings is not None and settings.storage:
+        return open_storage(settings.storage, s3=settings.s3, mode=PRIVATE)
     return FileStorage(Path(plan.settings.data_dir) / "hosted" / index, mode=PRIVATE)
 
 
-def proxy_storage(plan: ServePlan, name: str) -> FileStorage:
-    """Where a proxy keeps what it fetched: ``<data_dir>/proxy/<name>``, readable by the
-    server's user only (what was fetched, with whose credentials, is not for other users)."""
+def proxy_storage(plan: ServePlan, name: str) -> Storage:
+    """Where a proxy keeps what it fetched: its ``storage`` (a directory or an S3 bucket), by
+    default ``<data_dir>/proxy/<name>``; directories are readable by the server's user only
+    (what was fetched, with whose credentials, is not for other users)."""
+    settings = plan.proxies.get(name)
+    if settings is not None and settings.storage:
+        return open_storage(settings.storage, s3=settings.s3, mode=PRIVATE)
     return FileStorage(Path(plan.settings.data_dir) / "proxy" / name, mode=PRIVATE)
 
 
@@ -114,16 +124,21 @@ class Sources:
         self.hosted: dict[str, HostedSource] = {}
         self.proxies: dict[str, ProxySource] = {}
         self.indexes: dict[str, ComposedIndex] = {}
+        #: Every storage built for the sources (closed last: an S3 client's connections).
+        self.storages: list[Storage] = []
 
     async def aclose(self) -> None:
         """Stop work in progress and close what the sources hold open: composed indexes'
-        decisions first, then hosted renderings, then the proxies' upstream connections."""
+        decisions first, then hosted renderings, then the proxies' upstream connections, then
+        the storages' clients."""
         for index in self.indexes.values():
             await index.aclose()
         for hosted in self.hosted.values():
             await hosted.aclose()
         for proxy in self.proxies.values():
             await proxy.aclose()
+        for storage in self.storages:
+            await aclose_storage(storage)
 
 
 def build_sources(plan: ServePlan, database: Database | None) -> Sources:
@@ -141,18 +156,22 @@ def build_sources(plan: ServePlan, database: Database | None) -> Sources:
         if database is None:
             raise HeadwaterError("hosted indexes need a database")
         for name, settings in plan.hosted.items():
+            storage = hosted_storage(plan, name)
+            built.storages.append(storage)
             built.hosted[name] = sources[name] = HostedSource(
                 name,
                 database,
-                hosted_storage(plan, name),
+                storage,
                 revalidate=plan.settings.revalidate,
                 private=settings.read == "token",
             )
     for name, proxy in plan.proxies.items():
+        storage = proxy_storage(plan, name)
+        built.storages.append(storage)
         built.proxies[name] = sources[name] = ProxySource(
             name,
             proxy.url,
-            proxy_storage(plan, name),
+            storage,
             ttl=proxy.ttl,
             max_size=proxy.max_size,
             offline=proxy.offline,

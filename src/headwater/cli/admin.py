@@ -166,13 +166,17 @@ def _token_revoke(args: argparse.Namespace) -> int:
 
 def _delete_blobs(plan: ServePlan, index: str, keys: list[str]) -> None:
     from headwater.assembly import hosted_storage
+    from headwater.storage.open import aclose_storage
 
     storage = hosted_storage(plan, index)
 
     async def go() -> None:
-        for key in keys:
-            for each in (key, key + ".metadata"):
-                await storage.delete(each)  # False when absent: fine
+        try:
+            for key in keys:
+                for each in (key, key + ".metadata"):
+                    await storage.delete(each)  # False when absent: fine
+        finally:
+            await aclose_storage(storage)
 
     asyncio.run(go())
 

@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from pathlib import Path
@@ -32,10 +33,12 @@ from headwater.config.settings import (
     IndexSettings,
     ProxySettings,
     ServeSettings,
+    check_storage,
 )
 from headwater.errors import HeadwaterError
 from headwater.repository._egress import check_upstream_url
 from headwater.repository.boundary import check_host_entry, check_network_entry
+from headwater.storage.location import S3Options, is_s3_url
 from headwater.sync.filters import FilterConfig, InvalidFilter
 
 __all__ = [
@@ -64,8 +67,11 @@ class MirrorConfig(EgressSettings, kw_only=True, forbid_unknown_fields=True):
 
     #: The upstream index's simple URL (PyPI, another headwater, any PEP 691/503 index).
     upstream: str
-    #: Directory of the tree (``web/`` is served; ``state/`` beside it is not).
+    #: Directory of the tree (``web/`` is served; ``state/`` beside it is not), or
+    #: ``s3://BUCKET/PREFIX`` for a tree in a bucket (docs/mirror.md "Mirroring into a bucket").
     target: str
+    #: Options of an ``s3://`` target (endpoint, region, addressing_style, profile, ...).
+    s3: S3Options | None = None
     #: Concurrent page fetches, and separately concurrent file downloads.
     workers: int = 16
     #: Seconds to wait for a connection or for the next bytes of a response.
@@ -96,6 +102,7 @@ class MirrorConfig(EgressSettings, kw_only=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_storage(self.target, self.s3, "target")
         if not self.upstream.startswith(("http://", "https://")):
             raise ValueError(f"upstream must be an http(s) URL, got {self.upstream!r}")
         check_upstream_url(self.upstream)
@@ -203,6 +210,9 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
                 setattr(serve_settings, key, str((base / value).resolve()))
         for proxy in config.proxy.values():
             proxy.resolve_paths(str(base))
+            proxy.storage = _resolve_storage(base, proxy.storage)
+        for hosted in config.hosted.values():
+            hosted.storage = _resolve_storage(base, hosted.storage)
         for directory in config.directory.values():
             directory.path = str((base / directory.path).resolve())
         for index in config.index.values():
@@ -216,12 +226,39 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
                     mirror.filters, base, f"{source}: [mirror.{name}.filters]"
                 )
             mirror.resolve_paths(str(base))
-            mirror.target = (
-                str((base / mirror.target).resolve())
-                if not Path(mirror.target).is_absolute()
-                else mirror.target
-            )
+            mirror.target = _resolve_storage(base, mirror.target) or mirror.target
+            if mirror.s3 is not None and mirror.s3.credentials_file:
+                mirror.s3.credentials_file = _resolve_storage(base, mirror.s3.credentials_file)
+        options = [h.s3 for h in config.hosted.values()] + [p.s3 for p in config.proxy.values()]
+        for s3 in options:
+            if s3 is not None and s3.credentials_file:
+                s3.credentials_file = _resolve_storage(base, s3.credentials_file)
+    _warn_plaintext_secrets(config, source)
     return config
+
+
+def _resolve_storage(base: Path, value: str | None) -> str | None:
+    """A relative directory resolved against the config file's; an ``s3://`` URL as it is."""
+    if value is None or is_s3_url(value) or Path(value).is_absolute():
+        return value
+    return str((base / value).resolve())
+
+
+def _warn_plaintext_secrets(config: Config, source: str) -> None:
+    tables: list[tuple[str, S3Options | None]] = [
+        *((f"[mirror.{n}.s3]", m.s3) for n, m in config.mirror.items()),
+        *((f"[hosted.{n}.s3]", h.s3) for n, h in config.hosted.items()),
+        *((f"[proxy.{n}.s3]", p.s3) for n, p in config.proxy.items()),
+    ]
+    for where, options in tables:
+        if options is not None and options.plaintext_secrets():
+            # The operator insisted (allow_plaintext_secrets); say so every time, never the value.
+            logging.getLogger("headwater.config").warning(
+                "%s: %s keeps S3 credentials in clear (allow_plaintext_secrets = true); prefer "
+                "the AWS environment variables, a profile or credentials_file",
+                source,
+                where,
+            )
 
 
 def _tables(data: dict[str, Any], kind: str, struct: type[T], source: str) -> dict[str, T]:

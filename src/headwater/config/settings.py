@@ -15,6 +15,7 @@ import msgspec
 from headwater.config.egress import EgressSettings
 from headwater.repository._egress import check_upstream_url
 from headwater.repository.boundary import check_host_entry, check_network_entry
+from headwater.storage.location import S3Options, is_s3_url, parse_s3_url
 
 __all__ = [
     "RESERVED_NAMES",
@@ -25,6 +26,7 @@ __all__ = [
     "ServePlan",
     "ServeSettings",
     "check_index_name",
+    "check_storage",
     "parse_listen",
 ]
 
@@ -77,8 +79,32 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def check_storage(url: str | None, s3: S3Options | None, key: str = "storage") -> None:
+    """Check a source's storage URL against its ``s3`` options table.
+
+    Raises:
+        ValueError: the S3 URL or options are invalid, or ``s3`` options come without an
+            ``s3://`` URL to apply to.
+    """
+    if url is not None and is_s3_url(url):
+        parse_s3_url(url, s3)
+    elif s3 is not None:
+        raise ValueError(
+            f'an s3 table needs {key} = "s3://BUCKET/PREFIX"; {key} is '
+            + (repr(url) if url is not None else "not set")
+        )
+    elif url is not None and not url:
+        raise ValueError(f"{key} must be a directory or s3://BUCKET/PREFIX, not empty")
+
+
 class HostedSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """One ``[hosted.NAME]`` table: an index that accepts uploads."""
+
+    #: Where uploaded files live: a directory or ``s3://BUCKET/PREFIX`` (docs/configuration.md
+    #: "Storage"); default ``<data_dir>/hosted/NAME``.
+    storage: str | None = None
+    #: Options of an ``s3://`` storage (endpoint, region, addressing_style, profile, ...).
+    s3: S3Options | None = None
 
     #: Who may read: ``anonymous`` (anyone) or ``token`` (a token with the ``read`` scope).
     read: Literal["anonymous", "token"] = "anonymous"
@@ -88,6 +114,7 @@ class HostedSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     page_max_age: int = 60
 
     def __post_init__(self) -> None:
+        check_storage(self.storage, self.s3)
         if self.max_upload_size < 1:
             raise ValueError("max_upload_size must be positive")
         if self.page_max_age < 0:
@@ -117,6 +144,11 @@ class ProxySettings(EgressSettings, kw_only=True, forbid_unknown_fields=True):
     allowed_hosts: list[str] = msgspec.field(default_factory=list)
     #: Non-public networks (``10.0.0.0/8``) the upstream's hosts may resolve to.
     allowed_networks: list[str] = msgspec.field(default_factory=list)
+    #: Where fetched pages and files are cached: a directory or ``s3://BUCKET/PREFIX``
+    #: (docs/configuration.md "Storage"); default ``<data_dir>/proxy/NAME``.
+    storage: str | None = None
+    #: Options of an ``s3://`` storage (endpoint, region, addressing_style, profile, ...).
+    s3: S3Options | None = None
     #: Largest file fetched when the page gives no size (a file is never read past its size).
     max_file_size: int = 8 << 30
     #: Largest upstream page read, in bytes after decompression; a larger one is refused.
@@ -127,6 +159,7 @@ class ProxySettings(EgressSettings, kw_only=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_storage(self.storage, self.s3)
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"url must be an http(s) URL, got {self.url!r}")
         check_upstream_url(self.url)

@@ -1,0 +1,202 @@
+"""Where a source keeps its bytes, as configured: a directory, or ``s3://bucket/prefix``.
+
+A storage *URL* is what the configuration names (``[mirror.NAME] target``, ``[hosted.NAME]
+storage``, ``[proxy.NAME] storage``): a file-system path, or ``s3://BUCKET[/PREFIX]`` with the
+non-secret options of :class:`S3Options` in its query
+(``s3://pkgs/pypi?endpoint=http://127.0.0.1:8333&region=eu-west-1&addressing_style=path``).
+The same options may be given as keys of the source's ``s3`` table; a key given both ways must
+agree. Secrets never go in a URL (URLs end up in logs and banners); credentials come from the
+standard AWS chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``,
+``AWS_PROFILE`` and ``~/.aws/credentials``/``config``), from ``credentials_file``, or, only with
+``allow_plaintext_secrets = true``, from keys in the TOML table.
+
+Nothing here does I/O: parsing and checking only, so the config layer can call it freely.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+import msgspec
+
+from headwater.errors import InvalidInput
+
+__all__ = ["InvalidStorageURL", "S3Location", "S3Options", "is_s3_url", "parse_s3_url"]
+
+# S3's bucket naming rules (3-63 lowercase letters, digits, dots and hyphens, starting and ending
+# with a letter or digit); dots are allowed but break virtual-host TLS, which is the operator's call.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
+_PREFIX_BAD = re.compile(r"[\x00-\x1f\x7f\\]")
+_SECRET_FIELDS = ("access_key_id", "secret_access_key", "session_token")
+
+
+class InvalidStorageURL(InvalidInput):
+    """A storage URL or its S3 options are malformed or unsafe."""
+
+
+def is_s3_url(value: str) -> bool:
+    """Whether ``value`` names an S3 location (``s3://...``) rather than a directory."""
+    return value[:5].lower() == "s3://"
+
+
+class S3Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """The options of an S3 location: keys of a source's ``s3`` table, or the URL's query.
+
+    ``repr()`` never shows the secret keys (configurations are printed in errors and logs).
+    """
+
+    #: The S3 API's base URL (``https://s3.eu-west-1.amazonaws.com``, ``http://127.0.0.1:8333``);
+    #: None: AWS's own endpoint for ``region``.
+    endpoint: str | None = None
+    #: The bucket's region; None: the AWS chain's default (``AWS_DEFAULT_REGION``, the profile),
+    #: else ``us-east-1``.
+    region: str | None = None
+    #: ``path`` (``endpoint/bucket/key``: most self-hosted servers), ``virtual``
+    #: (``bucket.endpoint/key``: AWS's preference), or ``auto`` (botocore decides).
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    #: A profile of ``~/.aws/credentials`` / ``~/.aws/config`` (default: ``AWS_PROFILE``).
+    profile: str | None = None
+    #: A credentials file in the AWS INI format to read instead of ``~/.aws/credentials``.
+    credentials_file: str | None = None
+    #: Explicit credentials in the TOML: refused unless ``allow_plaintext_secrets`` is true.
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    allow_plaintext_secrets: bool = False
+    #: Seconds to connect, and to wait for the next bytes of an answer.
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    #: Attempts per request (botocore's "standard" retry mode: backoff with jitter).
+    max_attempts: int = 4
+    #: Size of each part of a multipart upload (and the largest single PUT), in bytes.
+    part_size: int = 16 << 20
+    #: Connections kept open to the endpoint.
+    max_connections: int = 64
+    #: Trust the sha256 stored in an object's metadata at write time instead of reading the
+    #: object again (``verify`` never does: it always reads the bytes).
+    trust_stored_sha256: bool = False
+
+    def __repr__(self) -> str:
+        shown = {
+            name: ("***" if name in _SECRET_FIELDS else getattr(self, name))
+            for name in self.__struct_fields__
+            if getattr(self, name) is not None or name not in _SECRET_FIELDS
+        }
+        return "S3Options(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    __str__ = __repr__
+
+    def __post_init__(self) -> None:
+        if self.endpoint is not None:
+            parts = urlsplit(self.endpoint)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise InvalidStorageURL(
+                    f"S3 endpoint {self.endpoint[:200]!r} must be an http(s) URL with a host"
+                )
+            if parts.username or parts.password:
+                raise InvalidStorageURL(
+                    "the S3 endpoint must not carry credentials (user:password@); use the AWS "
+                    "credential chain or credentials_file"
+                )
+        given = [name for name in _SECRET_FIELDS if getattr(self, name)]
+        if given and not self.allow_plaintext_secrets:
+            raise InvalidStorageURL(
+                f"{', '.join(given)} in the configuration file would keep a secret in clear: "
+                "use the AWS environment variables, a profile (profile = ...) or "
+                "credentials_file instead, or set allow_plaintext_secrets = true to insist"
+            )
+        if bool(self.access_key_id) != bool(self.secret_access_key):
+            raise InvalidStorageURL("access_key_id and secret_access_key go together")
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise InvalidStorageURL("connect_timeout and read_timeout must be positive")
+        if not 1 <= self.max_attempts <= 20:
+            raise InvalidStorageURL("max_attempts must be between 1 and 20")
+        # S3: every part but the last is at least 5 MiB; at most 10,000 parts (so 16 MiB parts
+        # allow objects up to 156 GiB); a single PUT is at most 5 GiB.
+        if not 5 << 20 <= self.part_size <= 5 << 30:
+            raise InvalidStorageURL("part_size must be between 5 MiB and 5 GiB (S3's limits)")
+        if not 1 <= self.max_connections <= 1024:
+            raise InvalidStorageURL("max_connections must be between 1 and 1024")
+
+    def plaintext_secrets(self) -> bool:
+        """Whether the options carry credentials written in the configuration file."""
+        return bool(self.access_key_id)
+
+
+class S3Location(msgspec.Struct, frozen=True, kw_only=True):
+    """A bucket, a key prefix in it (empty or ending in ``/``) and how to reach it."""
+
+    bucket: str
+    prefix: str = ""
+    options: S3Options = msgspec.field(default_factory=S3Options)
+
+    def url(self) -> str:
+        """``s3://bucket/prefix`` (no query, no secret): how messages name the location."""
+        return f"s3://{self.bucket}/{quote(self.prefix, safe='/')}".rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"S3Location({self.url()!r}, {self.options!r})"
+
+    __str__ = url
+
+
+# The query keys a URL may carry: every option that is not a secret.
+_QUERY_KEYS = {
+    name
+    for name in S3Options.__struct_fields__
+    if name not in (*_SECRET_FIELDS, "allow_plaintext_secrets")
+}
+
+
+def parse_s3_url(url: str, options: S3Options | None = None) -> S3Location:
+    """Parse ``s3://bucket[/prefix][?option=value&...]`` merged with the ``options`` table.
+
+    Raises:
+        InvalidStorageURL: naming the URL (never a secret) and what is wrong with it.
+    """
+    shown = url.split("?", 1)[0][:200]
+    if not is_s3_url(url):
+        raise InvalidStorageURL(f"storage URL {shown!r} is not s3://BUCKET[/PREFIX]")
+    parts = urlsplit(url)
+    if parts.username or parts.password or "@" in parts.netloc:
+        raise InvalidStorageURL(
+            f"storage URL {parts.hostname or '?'!r}: credentials never go in a URL; use the AWS "
+            "credential chain, a profile or credentials_file"
+        )
+    bucket = parts.netloc
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise InvalidStorageURL(
+            f"storage URL {shown!r}: {bucket[:80]!r} is not a valid bucket name (3-63 lowercase "
+            "letters, digits, '.' and '-', starting and ending with a letter or digit)"
+        )
+    prefix = unquote(parts.path).strip("/")  # a URL's path is percent-encoded
+    if prefix:
+        if _PREFIX_BAD.search(prefix) or any(p in ("", ".", "..") for p in prefix.split("/")):
+            raise InvalidStorageURL(
+                f"storage URL {shown!r}: the prefix must be a relative path without empty, '.' "
+                "or '..' components or control characters"
+            )
+        prefix += "/"
+    if parts.fragment:
+        raise InvalidStorageURL(f"storage URL {shown!r}: a fragment (#...) means nothing here")
+    base = msgspec.to_builtins(options) if options is not None else {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
+        name = key.replace("-", "_")
+        if name not in _QUERY_KEYS:
+            raise InvalidStorageURL(
+                f"storage URL {shown!r}: unknown or secret option {key[:40]!r} in the query "
+                f"(allowed: {', '.join(sorted(_QUERY_KEYS))}; secrets only in the s3 table)"
+            )
+        if name in base and str(base[name]).lower() != value.lower():
+            raise InvalidStorageURL(
+                f"storage URL {shown!r}: {name} is given in the URL ({value[:80]!r}) and in the "
+                f"s3 table ({str(base[name])[:80]!r}); give it once"
+            )
+        base[name] = value
+    try:
+        merged = msgspec.convert(base, S3Options, strict=False)
+    except msgspec.ValidationError as exc:
+        raise InvalidStorageURL(f"storage URL {shown!r}: {str(exc).replace('`$.', '`')}") from exc
+    return S3Location(bucket=bucket, prefix=prefix, options=merged)

@@ -1,0 +1,300 @@
+"""What only the S3 storage does, against a real SeaweedFS (the shared contract is in
+test_storage.py, parametrized over every storage including S3)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from headwater.storage import NotFound, StorageError
+from headwater.storage.location import S3Location, S3Options
+from headwater.storage.s3 import S3Storage, tree_content_type
+from tests.seaweed import SeaweedServer, s3_location
+
+
+def run(storage: S3Storage, work: Callable[[], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        try:
+            return await work()
+        finally:
+            await storage.aclose()
+
+    return asyncio.run(main())
+
+
+def _uploads(seaweed: SeaweedServer, bucket: str) -> list[str]:
+    return [
+        u["Key"] for u in seaweed.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    ]
+
+
+def _objects(seaweed: SeaweedServer, bucket: str) -> list[str]:
+    listed = seaweed.client().list_objects_v2(Bucket=bucket).get("Contents", [])
+    return sorted(o["Key"] for o in listed)
+
+
+def test_multipart_write_streams_and_publishes_at_the_end(
+    seaweed: SeaweedServer, s3_bucket: str
+) -> None:
+    s3 = S3Storage(s3_location(seaweed, s3_bucket, "p/"))
+    data = os.urandom(1 << 20) * 13  # 13 MiB: three parts of 5 MiB, 5 MiB and 3 MiB
+
+    async def go() -> None:
+        async with s3.writer("web/packages/aa/bb/cc/big.whl") as w:
+            for offset in range(0, len(data), 1 << 20):
+                await w.write(data[offset : offset + (1 << 20)])
+                # Parts are uploaded while writing, but nothing is visible before the end.
+                assert await s3.stat("web/packages/aa/bb/cc/big.whl") is None
+            assert _uploads(seaweed, s3_bucket) == ["p/web/packages/aa/bb/cc/big.whl"]
+        assert _uploads(seaweed, s3_bucket) == []
+        assert await s3.digest("web/packages/aa/bb/cc/big.whl") == (
+            hashlib.sha256(data).hexdigest(),
+            len(data),
+        )
+        ranged = b"".join(
+            [
+                c
+                async for c in s3.open_read(
+                    "web/packages/aa/bb/cc/big.whl", start=(5 << 20) - 3, end=(5 << 20) + 5
+                )
+            ]
+        )
+        assert ranged == data[(5 << 20) - 3 : (5 << 20) + 5]
+        assert (
+            b"".join(
+                [c async for c in s3.open_read("web/packages/aa/bb/cc/big.whl", start=len(data))]
+            )
+            == b""
+        )
+
+    run(s3, go)
+    assert _objects(seaweed, s3_bucket) == ["p/web/packages/aa/bb/cc/big.whl"]
+
+
+@pytest.mark.parametrize("how", ["exception", "abort", "cancel"])
+def test_abandoned_multipart_write_is_aborted(
+    seaweed: SeaweedServer, s3_bucket: str, how: str
+) -> None:
+    """An exception, an abort() or a cancellation after parts were sent: no object, no upload."""
+    s3 = S3Storage(s3_location(seaweed, s3_bucket))
+    started = asyncio.Event()
+
+    async def write() -> None:
+        async with s3.writer("big") as w:
+            await w.write(b"x" * (11 << 20))  # two parts sent (one may be in flight)
+            started.set()
+            if how == "exception":
+                raise RuntimeError("hash mismatch")
+            if how == "abort":
+                w.abort()
+                return
+            await asyncio.sleep(3600)
+
+    async def go() -> None:
+        task = asyncio.create_task(write())
+        await started.wait()
+        if how == "cancel":
+            task.cancel()
+        with (
+            pytest.raises((RuntimeError, asyncio.CancelledError)) if how != "abort" else _nothing()
+        ):
+            await task
+        assert await s3.stat("big") is None
+
+    run(s3, go)
+    assert _uploads(seaweed, s3_bucket) == []
+    assert _objects(seaweed, s3_bucket) == []
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return False
+
+
+def test_content_types_per_key(seaweed: SeaweedServer, s3_bucket: str) -> None:
+    s3 = S3Storage(s3_location(seaweed, s3_bucket))
+    keys = {
+        "web/simple/foo/index.v1_json": "application/vnd.pypi.simple.v1+json",
+        "web/simple/foo/index.v1_html": "application/vnd.pypi.simple.v1+html",
+        "web/simple/foo/index.html": "text/html; charset=utf-8",
+        "web/packages/aa/bb/cc/foo-1.0-py3-none-any.whl.metadata": "text/plain; charset=utf-8",
+        "web/packages/aa/bb/cc/foo-1.0-py3-none-any.whl": "application/octet-stream",
+        "web/last-modified": "text/plain; charset=utf-8",
+    }
+
+    async def go() -> None:
+        await s3.write_many([(key, b"x") for key in keys])
+        async with s3.writer("web/packages/aa/bb/cc/big.whl") as w:
+            await w.write(b"y" * (6 << 20))  # multipart: the type is set when the upload starts
+            # (SeaweedFS guesses a type from the extension of multipart objects instead, e.g.
+            # application/gzip for .tar.gz; AWS keeps the one given)
+
+    run(s3, go)
+    client = seaweed.client()
+    for key, expected in {
+        **keys,
+        "web/packages/aa/bb/cc/big.whl": "application/octet-stream",
+    }.items():
+        assert client.head_object(Bucket=s3_bucket, Key=key)["ContentType"] == expected, key
+        assert tree_content_type(key) == expected
+
+
+def test_listing_is_paginated(seaweed: SeaweedServer, s3_bucket: str) -> None:
+    s3 = S3Storage(s3_location(seaweed, s3_bucket, "deep/prefix/"))
+    s3.list_page_size = 7  # so 40 keys take six pages, each with a continuation token
+    keys = [f"web/simple/p{i:03d}/index.html" for i in range(40)]
+
+    async def go() -> list[str]:
+        await asyncio.gather(*(s3.write_bytes(k, b"1") for k in keys))
+        await s3.write_bytes("state/serial", b"9")
+        return sorted([k async for k in s3.iter_keys("web/simple")])
+
+    assert run(s3, go) == keys
+
+
+def test_stored_sha256_is_trusted_only_when_allowed(seaweed: SeaweedServer, s3_bucket: str) -> None:
+    # The object's bytes are changed behind headwater's back (a copy keeps the old metadata).
+    setup = S3Storage(s3_location(seaweed, s3_bucket))
+    run(setup, lambda: setup.write_bytes("f", b"original"))
+    client = seaweed.client()
+    head = client.head_object(Bucket=s3_bucket, Key="f")
+    assert head["Metadata"]["sha256"] == hashlib.sha256(b"original").hexdigest()
+    client.put_object(Bucket=s3_bucket, Key="f", Body=b"tampered", Metadata=head["Metadata"])
+    careful = S3Storage(s3_location(seaweed, s3_bucket))
+    trusting = S3Storage(s3_location(seaweed, s3_bucket, trust_stored_sha256=True))
+    assert run(careful, lambda: careful.digest("f")) == (hashlib.sha256(b"tampered").hexdigest(), 8)
+    assert run(trusting, lambda: trusting.digest("f")) == (
+        hashlib.sha256(b"original").hexdigest(),
+        8,
+    )
+
+
+def test_presigned_url_reads_without_credentials(seaweed: SeaweedServer, s3_bucket: str) -> None:
+    s3 = S3Storage(s3_location(seaweed, s3_bucket, "x/"))
+
+    async def go() -> str:
+        await s3.write_bytes("web/packages/a/f.whl", b"wheel bytes")
+        return await s3.presigned_url("web/packages/a/f.whl", expires=60)
+
+    url = run(s3, go)
+    assert seaweed.secret_key not in url
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        assert answer.read() == b"wheel bytes"
+
+
+def _errors_of(storage: S3Storage) -> list[str]:
+    """The messages of every operation's failure."""
+
+    async def go() -> list[str]:
+        messages = []
+        for op in (
+            lambda: storage.read_bytes("web/x"),
+            lambda: storage.stat("web/x"),
+            lambda: storage.write_bytes("web/x", b"1"),
+            lambda: storage.delete("web/x"),
+            lambda: _drain(storage.iter_keys("web")),
+            lambda: _drain(storage.open_read("web/x")),
+        ):
+            with pytest.raises(StorageError) as caught:
+                await op()
+            assert not isinstance(caught.value, NotFound)
+            messages.append(str(caught.value))
+        return messages
+
+    return list(run(storage, go))
+
+
+async def _drain(items: Any) -> None:
+    async for _ in items:
+        pass
+
+
+def test_missing_bucket_is_named(seaweed: SeaweedServer) -> None:
+    storage = S3Storage(s3_location(seaweed, "hw-no-such-bucket"))
+    for message in _errors_of(storage):
+        assert "'hw-no-such-bucket'" in message and seaweed.endpoint in message
+        assert seaweed.secret_key not in message
+
+
+def test_wrong_credentials_are_access_denied_without_the_secret(
+    seaweed: SeaweedServer, s3_bucket: str
+) -> None:
+    secret = "wrong-secret-" + "z" * 20
+    location = S3Location(
+        bucket=s3_bucket,
+        options=S3Options(
+            endpoint=seaweed.endpoint,
+            addressing_style="path",
+            access_key_id=seaweed.access_key,
+            secret_access_key=secret,
+            allow_plaintext_secrets=True,
+            max_attempts=1,
+        ),
+    )
+    storage = S3Storage(location)
+    for message in _errors_of(storage):
+        assert "access denied" in message or "refused" in message, message
+        assert secret not in message and seaweed.secret_key not in message
+    assert (
+        secret not in repr(storage)
+        and secret not in repr(location)
+        and secret not in str(location.options)
+    )
+
+
+def test_unreachable_endpoint_is_named() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    location = S3Location(
+        bucket="bucket",
+        options=S3Options(
+            endpoint=f"http://127.0.0.1:{port}",
+            access_key_id="AKIA",
+            secret_access_key="s3cr3t-value",
+            allow_plaintext_secrets=True,
+            max_attempts=1,
+            connect_timeout=2,
+        ),
+    )
+    for message in _errors_of(S3Storage(location)):
+        assert f"http://127.0.0.1:{port}" in message and "s3cr3t-value" not in message
+
+
+def test_a_killed_writer_leaves_no_object(seaweed: SeaweedServer, s3_bucket: str) -> None:
+    """SIGKILL in the middle of a multipart write: no object at the key (the incomplete upload is
+    the lifecycle rule's to clean; it is invisible to readers)."""
+    script = f"""
+import asyncio, os, signal
+from headwater.storage.s3 import S3Storage
+from headwater.storage.location import S3Location, S3Options
+
+async def main():
+    s3 = S3Storage(S3Location(bucket={s3_bucket!r}, options=S3Options(
+        endpoint={seaweed.endpoint!r}, addressing_style="path", access_key_id={seaweed.access_key!r},
+        secret_access_key={seaweed.secret_key!r}, allow_plaintext_secrets=True, part_size=5 << 20)))
+    async with s3.writer("web/packages/ab/cd/ef/big.whl") as w:
+        await w.write(b"x" * (11 << 20))
+        await asyncio.sleep(1)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+    done = subprocess.run([sys.executable, "-c", script], check=False, timeout=120)
+    assert done.returncode == -signal.SIGKILL
+    assert _objects(seaweed, s3_bucket) == []
+    assert _uploads(seaweed, s3_bucket) == ["web/packages/ab/cd/ef/big.whl"]
