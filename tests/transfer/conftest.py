@@ -47,11 +47,14 @@ class Installation:
         return f"sqlite:///{self.data_dir / 'headwater.sqlite3'}"
 
 
-def headwater(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real ``headwater`` command line."""
+def headwater(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``headwater`` command line (``env`` added to this process's environment)."""
     return subprocess.run(
-        [HEADWATER, *args], capture_output=True, text=True, timeout=300, check=False, cwd=cwd
-    )
+        [HEADWATER, *args], capture_output=True, text=True, timeout=300, check=False, cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
 
 
 def fingerprints(url: str) -> dict[str, rowlib.Fingerprint]:

@@ -58,7 +58,7 @@ from headwater.errors import HeadwaterError
 from headwater.storage.base import NotFound, StorageError
 from headwater.transfer import rows as rowlib
 from headwater.transfer.archive import SUMS, ArchiveError, TarReader, TarWriter
-from headwater.transfer.objects import Store, stores
+from headwater.transfer.objects import Store, close_stores, stores
 
 __all__ = [
     "BackupError",
@@ -146,6 +146,7 @@ async def create_backup(
     db = Database.connect(database_url(plan))
     partial = path.with_name(path.name + ".partial")
     report = BackupReport(path=str(path))
+    chosen: list[Store] = []
     try:
         revision = current_revision(db.engine)
         if revision != HEAD:
@@ -213,6 +214,7 @@ async def create_backup(
         raise
     finally:
         db.close()
+        await close_stores(chosen)
 
 
 async def _objects(
@@ -405,19 +407,24 @@ async def _check_present(
     except BackupError as exc:
         report.problems.append(str(exc))
         return
-    for entry in manifest:
-        try:
-            have = await where[entry.store].storage.digest(entry.key)
-        except NotFound:
-            report.problems.append(
-                f"{entry.store}: {entry.key} is not in the installation's storage"
-            )
-            continue
-        except StorageError as exc:
-            report.problems.append(f"{entry.store}: {entry.key}: {exc}")
-            continue
-        if have != (entry.sha256, entry.size):
-            report.problems.append(f"{entry.store}: {entry.key} differs from the backup's manifest")
+    try:
+        for entry in manifest:
+            try:
+                have = await where[entry.store].storage.digest(entry.key)
+            except NotFound:
+                report.problems.append(
+                    f"{entry.store}: {entry.key} is not in the installation's storage"
+                )
+                continue
+            except StorageError as exc:
+                report.problems.append(f"{entry.store}: {entry.key}: {exc}")
+                continue
+            if have != (entry.sha256, entry.size):
+                report.problems.append(
+                    f"{entry.store}: {entry.key} differs from the backup's manifest"
+                )
+    finally:
+        await close_stores(list(where.values()))
 
 
 async def restore_backup(path: Path, plan: ServePlan, *, replace: bool = False) -> BackupReport:
@@ -444,40 +451,51 @@ async def restore_backup(path: Path, plan: ServePlan, *, replace: bool = False) 
     _private_folder(Path(plan.settings.data_dir))
     db = Database.connect(database_url(plan))
     try:
-        db.upgrade()
-        with reading(db.engine) as conn:
-            full = {t: n for t, n in rowlib.count_rows(conn).items() if n}
-        if full and not replace:
-            shown = ", ".join(f"{t} ({n})" for t, n in sorted(full.items()))
-            raise BackupError(
-                f"the database {shown_url(db.engine)} is not empty ({shown}): restore into an empty "
-                "database, or pass --replace to delete its rows first"
-            )
-        if header.objects_included:
-            await _restore_objects(path, where)
-        with writing(db.engine) as conn:
-            if replace:
-                rowlib.delete_all(conn)
-
-            def load(table: str, batch: list[dict[str, Any]]) -> None:
-                rowlib.insert_rows(conn, table, batch)
-
-            again = BackupReport(path=str(path))
-            _read_backup(path, again, on_table=load)
-            if again.problems:  # the file changed between the two passes
-                raise BackupError(f"{path} changed during the restore: {again.problems[0]}")
-            rowlib.reset_sequences(conn)
-        if header.revision == HEAD:
-            with reading(db.engine, snapshot=True) as conn:
-                landed = rowlib.fingerprints(conn)
-            for table, expected in header.tables.items():
-                if landed.get(table) != expected:
-                    report.problems.append(
-                        f"table {table}: the restored rows differ from the backup"
-                    )
-        return report
+        return await _restore(path, db, header, where, report, replace=replace)
     finally:
         db.close()
+        await close_stores(list(where.values()))
+
+
+async def _restore(
+    path: Path,
+    db: Database,
+    header: Header,
+    where: dict[str, Store],
+    report: BackupReport,
+    *,
+    replace: bool,
+) -> BackupReport:
+    db.upgrade()
+    with reading(db.engine) as conn:
+        full = {t: n for t, n in rowlib.count_rows(conn).items() if n}
+    if full and not replace:
+        shown = ", ".join(f"{t} ({n})" for t, n in sorted(full.items()))
+        raise BackupError(
+            f"the database {shown_url(db.engine)} is not empty ({shown}): restore into an empty "
+            "database, or pass --replace to delete its rows first"
+        )
+    if header.objects_included:
+        await _restore_objects(path, where)
+    with writing(db.engine) as conn:
+        if replace:
+            rowlib.delete_all(conn)
+
+        def load(table: str, batch: list[dict[str, Any]]) -> None:
+            rowlib.insert_rows(conn, table, batch)
+
+        again = BackupReport(path=str(path))
+        _read_backup(path, again, on_table=load)
+        if again.problems:  # the file changed between the two passes
+            raise BackupError(f"{path} changed during the restore: {again.problems[0]}")
+        rowlib.reset_sequences(conn)
+    if header.revision == HEAD:
+        with reading(db.engine, snapshot=True) as conn:
+            landed = rowlib.fingerprints(conn)
+        for table, expected in header.tables.items():
+            if landed.get(table) != expected:
+                report.problems.append(f"table {table}: the restored rows differ from the backup")
+    return report
 
 
 def _private_folder(path: Path) -> None:

@@ -41,7 +41,15 @@ from headwater.storage.base import NotFound, Storage
 from headwater.storage.filesystem import FileStorage
 from headwater.storage.layout import metadata_key
 from headwater.transfer import rows as rowlib
-from headwater.transfer.objects import Store, StoreCheck, StoreCopy, check_store, copy_store, stores
+from headwater.transfer.objects import (
+    Store,
+    StoreCheck,
+    StoreCopy,
+    check_store,
+    close_stores,
+    copy_store,
+    stores,
+)
 
 __all__ = ["MoveError", "MoveReport", "check_files_present", "move", "same_place"]
 
@@ -287,3 +295,4 @@ async def move(
     finally:
         src.close()
         dst.close()
+        await close_stores([store for pair in pairs for store in pair])

@@ -20,16 +20,23 @@ import asyncio
 import functools
 import hashlib
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import msgspec
 
 from headwater.assembly import hosted_storage, proxy_storage
 from headwater.config.settings import ServePlan
 from headwater.storage.base import NotFound, Storage, StorageError
-from headwater.storage.filesystem import FileStorage
+from headwater.storage.open import aclose_storage, open_storage
 
-__all__ = ["Store", "StoreCheck", "StoreCopy", "check_store", "copy_store", "stores"]
+__all__ = [
+    "Store",
+    "StoreCheck",
+    "StoreCopy",
+    "check_store",
+    "close_stores",
+    "copy_store",
+    "stores",
+]
 
 
 class Store(msgspec.Struct, frozen=True):
@@ -56,7 +63,13 @@ def stores(plan: ServePlan, *, proxies: bool = True, mirrors: bool = False) -> l
 
 
 def _mirror_storage(target: str) -> Storage:
-    return FileStorage(Path(target))
+    return open_storage(target)
+
+
+async def close_stores(found: list[Store]) -> None:
+    """Close what the stores hold open (an S3 client's connections)."""
+    for store in found:
+        await aclose_storage(store.storage)
 
 
 class StoreCopy(msgspec.Struct):
