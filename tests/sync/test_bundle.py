@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import random
 import re
+import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +28,7 @@ from headwater.sync.bundle.manifest import (
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
 from tests.sync.bundles import HEADWATER, cli, mirror, served, snapshot
+from tests.sync.test_crash import assert_consistent
 
 
 @pytest.fixture
@@ -394,3 +399,75 @@ def test_stdin_and_stdout(world: dict[str, Path], tmp_path: Path) -> None:
         timeout=120,
     )
     assert snapshot(far) == snapshot(world["source"])
+
+
+_SLOW_IMPORT = """
+import pathlib, sys, time
+for name in ("replace", "unlink"):
+    def slow(self, *a, _orig=getattr(pathlib.Path, name), **k):
+        time.sleep(0.003)
+        return _orig(self, *a, **k)
+    setattr(pathlib.Path, name, slow)
+from headwater.cli.main import main
+sys.exit(main(["bundle", "import", *sys.argv[1:]]))
+"""
+
+
+def test_sigkill_at_any_point_then_resume(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    """Kill ``bundle import`` with SIGKILL at points spread over its whole run (staging, the
+    barrier, files, pages, root, removals): after every kill the tree is consistent (no page
+    points at a missing or wrong file, the root lists only pages that exist), and running the
+    same import again finishes it: the tree is then exactly the source."""
+    private, public = keys
+    corpus = Corpus.generate(150, releases=2, files=2, seed=21)
+    source, far = tmp_path / "source", tmp_path / "far"
+    with Upstream(corpus).running() as up:
+        mirror(up, source)
+        create_bundle(source, load_private_key(private), tmp_path / "b1")
+        names = [e.normalized for e in corpus.project_list().projects]
+        for name in names[:60]:
+            corpus.add_release(name, "9.0")
+        for name in names[60:90]:
+            corpus.delete_project(name)
+        mirror(up, source)
+    create_bundle(source, load_private_key(private), tmp_path / "b2", since=1, volume_size=1 << 20)
+    b2 = _volumes(tmp_path / "b2")
+    import_bundle([str(tmp_path / "b1")], load_public_key(public), far)
+    # Every rename and unlink the import makes is slowed (in the child only, no hook in the
+    # code), so kills land in every phase rather than mostly in interpreter start-up.
+    command = [
+        sys.executable,
+        "-c",
+        _SLOW_IMPORT,
+        "--target",
+        str(far),
+        "--public-key",
+        str(public),
+        *b2,
+    ]
+
+    started = time.monotonic()
+    probe = tmp_path / "probe"
+    shutil.copytree(far, probe)
+    subprocess.run([*command[:3], "--target", str(probe), *command[5:]], check=True, timeout=120)
+    whole = time.monotonic() - started
+    shutil.rmtree(probe)
+
+    rng = random.Random(7)
+    staged_seen = 0
+    finished = False
+    for _round in range(10):
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(whole * rng.uniform(0.1, 0.45))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert_consistent(far)
+        staged_seen += (far / "state/bundle-import").is_dir()
+        if proc.returncode == 0:  # the kill came after it finished
+            finished = True
+            break
+    if not finished:
+        cli("bundle", "import", "--target", far, "--public-key", public, *b2)
+    assert_consistent(far)
+    assert snapshot(far) == snapshot(source)
+    assert staged_seen, "no kill landed after staging began: the test did not test resuming"

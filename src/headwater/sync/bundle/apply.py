@@ -20,6 +20,7 @@ Import runs in phases, each safe to kill and resumable by running the same impor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable
@@ -30,9 +31,10 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from headwater.storage.filesystem import FileStorage
-from headwater.storage.layout import ROOT_INDEX_DIR, WEB, sha256_of_file_key
+from headwater.storage.layout import WEB, sha256_of_file_key
 from headwater.sync.bundle.listing import (
     RECORD,
+    REFS,
     STAGING,
     FarManifest,
     Record,
@@ -270,18 +272,15 @@ def _remove_unlisted(root: Path, manifest: Manifest) -> int:
     stale = [key for key in scope_keys(root) if key not in listed]
     # Reverse apply order: other web/ keys, root, pages (JSON first), refs, metadata, files.
     stale.sort(key=apply_rank, reverse=True)
-    directories: set[Path] = set()
     for key in stale:
         (root / key).unlink(missing_ok=True)
-        directories.add((root / key).parent)
-    stops = {root / WEB, root / ROOT_INDEX_DIR, root / WEB / "packages", root / "state"}
-    for directory in sorted(directories, key=lambda p: len(p.parts), reverse=True):
-        while directory not in stops and directory.is_relative_to(root):
-            try:
-                directory.rmdir()
-            except OSError:
-                break
-            directory = directory.parent
+    # Every empty directory, not only those this run emptied: a run killed between removing a
+    # file and its directory leaves the directory for the resumed run, which removes no file.
+    for top in (f"{WEB}/simple", f"{WEB}/packages", REFS):
+        for dirpath, _dirs, _files in os.walk(root / top, topdown=False):
+            if Path(dirpath) != root / top:
+                with contextlib.suppress(OSError):  # not empty
+                    Path(dirpath).rmdir()
     return len(stale)
 
 
