@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every subcommand registered."""
     from headwater.cli import (
         admin,
+        adopt,
         bundle,
         check,
         mirror,
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"headwater {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     admin.register(subparsers)
+    adopt.register(subparsers)
     bundle.register(subparsers)
     check.register(subparsers)
     mirror.register(subparsers)
