@@ -54,7 +54,9 @@ def build_tree(root: Path, total: int, seed: int) -> tuple[int, int]:
         name = NormalizedName(f"bench-{project:05d}")
         entries = []
         for version in range(rng.randint(1, 4)):
-            size = min(rng.choice([256 << 10, 1 << 20, 4 << 20, 16 << 20, 32 << 20]), total - written)
+            size = min(
+                rng.choice([256 << 10, 1 << 20, 4 << 20, 16 << 20, 32 << 20]), total - written
+            )
             if size <= 0:
                 break
             body = rng.randbytes(size)
@@ -109,8 +111,11 @@ def peak_of(command: list[str]) -> tuple[float, int]:
     if Path(time_bin).exists():
         started = time.perf_counter()
         done = subprocess.run(
-            [time_bin, "-f", "%M", *command], check=True, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, text=True,
+            [time_bin, "-f", "%M", *command],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         seconds = time.perf_counter() - started
         return seconds, int(done.stderr.strip().splitlines()[-1]) * 1024
@@ -132,35 +137,80 @@ def main() -> int:
     try:
         t0 = time.perf_counter()
         files, size = build_tree(work / "tree", total, seed=1)
-        print(f"tree: {files} files, {size} bytes, built in {time.perf_counter() - t0:.1f}s", flush=True)
+        print(
+            f"tree: {files} files, {size} bytes, built in {time.perf_counter() - t0:.1f}s",
+            flush=True,
+        )
         subprocess.run(
-            [HEADWATER, "bundle", "keygen", "--private-key", str(work / "k"), "--public-key", str(work / "k.pub")],
-            check=True, stdout=subprocess.DEVNULL,
+            [
+                HEADWATER,
+                "bundle",
+                "keygen",
+                "--private-key",
+                str(work / "k"),
+                "--public-key",
+                str(work / "k.pub"),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         # dd: one file of the same size, copied with a flush at the end.
         with (work / "dd-source").open("wb") as out:
             out.truncate(0)
         subprocess.run(
-            ["dd", "if=/dev/urandom", f"of={work / 'dd-source'}", "bs=1M", f"count={size >> 20}", "status=none"],
+            [
+                "dd",
+                "if=/dev/urandom",
+                f"of={work / 'dd-source'}",
+                "bs=1M",
+                f"count={size >> 20}",
+                "status=none",
+            ],
             check=True,
         )
         os.sync()
         rows = []
         dd_s, dd_rss = peak_of(
-            ["dd", f"if={work / 'dd-source'}", f"of={work / 'dd-copy'}", "bs=1M", "conv=fdatasync", "status=none"]
+            [
+                "dd",
+                f"if={work / 'dd-source'}",
+                f"of={work / 'dd-copy'}",
+                "bs=1M",
+                "conv=fdatasync",
+                "status=none",
+            ]
         )
         rows.append(("dd copy (bs=1M, fdatasync)", dd_s, dd_rss))
         (work / "dd-copy").unlink()
         (work / "dd-source").unlink()
         os.sync()
         c_s, c_rss = peak_of(
-            [HEADWATER, "bundle", "create", "--target", str(work / "tree"), "--private-key", str(work / "k"), "-o", str(work / "b")]
+            [
+                HEADWATER,
+                "bundle",
+                "create",
+                "--target",
+                str(work / "tree"),
+                "--private-key",
+                str(work / "k"),
+                "-o",
+                str(work / "b"),
+            ]
         )
         rows.append(("bundle create", c_s, c_rss))
         shutil.rmtree(work / "tree")
         os.sync()
         i_s, i_rss = peak_of(
-            [HEADWATER, "bundle", "import", "--target", str(work / "far"), "--public-key", str(work / "k.pub"), str(work / "b")]
+            [
+                HEADWATER,
+                "bundle",
+                "import",
+                "--target",
+                str(work / "far"),
+                "--public-key",
+                str(work / "k.pub"),
+                str(work / "b"),
+            ]
         )
         rows.append(("bundle import", i_s, i_rss))
         load = os.getloadavg()[0]
@@ -171,9 +221,28 @@ def main() -> int:
             rate = size / seconds / 1e6
             share = dd_s / seconds
             print(f"{label:30} {seconds:8.1f} {rate:8.0f} {share:7.0%} {rss / 1e6:12.0f}")
-            result.append({"what": label, "seconds": seconds, "mb_per_s": rate, "of_dd": share, "peak_rss_bytes": rss})
+            result.append(
+                {
+                    "what": label,
+                    "seconds": seconds,
+                    "mb_per_s": rate,
+                    "of_dd": share,
+                    "peak_rss_bytes": rss,
+                }
+            )
         if args.json:
-            args.json.write_text(json.dumps({"when": datetime.now(UTC).isoformat(), "bytes": size, "files": files, "load": load, "rows": result}, indent=2))
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "when": datetime.now(UTC).isoformat(),
+                        "bytes": size,
+                        "files": files,
+                        "load": load,
+                        "rows": result,
+                    },
+                    indent=2,
+                )
+            )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -471,3 +471,28 @@ def test_sigkill_at_any_point_then_resume(tmp_path: Path, keys: tuple[Path, Path
     assert_consistent(far)
     assert snapshot(far) == snapshot(source)
     assert staged_seen, "no kill landed after staging began: the test did not test resuming"
+
+
+def test_against_an_empty_far_tree_is_a_full_bundle(
+    tmp_path: Path, keys: tuple[Path, Path]
+) -> None:
+    private, public = keys
+    source, far = tmp_path / "source", tmp_path / "far"
+    with Upstream(Corpus.generate(4, seed=3)).running() as up:
+        mirror(up, source)
+    far.mkdir()
+    cli("bundle", "manifest", "--target", far, "-o", tmp_path / "far.json")
+    cli(
+        "bundle",
+        "create",
+        "--target",
+        source,
+        "--private-key",
+        private,
+        "-o",
+        tmp_path / "b",
+        "--against",
+        tmp_path / "far.json",
+    )
+    cli("bundle", "import", "--target", far, "--public-key", public, tmp_path / "b")
+    assert snapshot(far) == snapshot(source)

@@ -20,8 +20,9 @@ serving the existing paths and not renaming. Why:
   names valid, so the same nginx serves the tree throughout the switch, and costs no space and no
   copy (a link is one directory entry). Where the file system has no hard links the file is copied
   (say so: it costs the space once).
-- after the switch, the old names are files no page references: ``headwater verify --repair``
-  removes them (freeing nothing, since the bytes are shared, until the last name goes).
+- the next sync, after writing a project's headwater page, removes the old names that project's
+  bandersnatch page listed (the engine removes what the previous page listed and the new one does
+  not): only directory entries go, the bytes keep their sha256 name.
 
 Every file is hashed before it is adopted: a file whose bytes do not match the sha256 its page
 gives is not adopted (it is reported, and the next sync downloads the right one). PEP 658

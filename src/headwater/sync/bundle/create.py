@@ -101,10 +101,9 @@ def _base_listing(
         if far is None:
             raise BundleError(f"{against} does not exist")
         if far.tree is None or far.serial is None:
-            return (
-                None,
-                far.keys,
-            )  # the far tree imported nothing yet: a full bundle, minus what it has
+            # The far tree imported no bundle: only a full bundle applies there (and only to an
+            # empty tree: import never takes over a tree it did not make).
+            return None, {}
         if far.tree != origin.tree:
             raise BundleError(
                 f"{against} describes a tree made from another source tree ({far.tree[:12]}, this "
