@@ -20,7 +20,18 @@ __all__ = ["main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every subcommand registered."""
-    from headwater.cli import admin, check, mirror, move, nginx_config, serve, upstream, verify
+    from headwater.cli import (
+        admin,
+        adopt,
+        bundle,
+        check,
+        mirror,
+        move,
+        nginx_config,
+        serve,
+        upstream,
+        verify,
+    )
 
     parser = argparse.ArgumentParser(
         prog="headwater",
@@ -32,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"headwater {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     admin.register(subparsers)
+    adopt.register(subparsers)
+    bundle.register(subparsers)
     check.register(subparsers)
     mirror.register(subparsers)
     move.register(subparsers)

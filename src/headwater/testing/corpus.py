@@ -132,9 +132,18 @@ class DistFile:
 
     @property
     def path(self) -> str:
-        """PyPI's file path: ``/packages/<sha256[:2]>/<sha256[2:4]>/<sha256[4:]>/<filename>``."""
+        """The file's path: ``/packages/<sha256[:2]>/<sha256[2:4]>/<sha256[4:]>/<filename>``."""
         sha = self.sha256
         return f"/packages/{sha[:2]}/{sha[2:4]}/{sha[4:]}/{self.filename}"
+
+    @property
+    def pypi_path(self) -> str:
+        """The path pypi.org really uses, by blake2b-256: what bandersnatch keeps on disk."""
+        b2 = self.hashes["blake2b_256"]
+        return f"/packages/{b2[:2]}/{b2[2:4]}/{b2[4:]}/{self.filename}"
+
+    def url_path(self, pypi_paths: bool) -> str:
+        return self.pypi_path if pypi_paths else self.path
 
 
 @dataclass(slots=True, eq=False)
@@ -361,20 +370,37 @@ class Corpus:
             return None if index is None or index >= self._synthetic else index + 1
 
     def project_page(
-        self, name: str, base_url: str, *, serials: bool = True, metadata: bool = True
+        self,
+        name: str,
+        base_url: str,
+        *,
+        serials: bool = True,
+        metadata: bool = True,
+        pypi_paths: bool = False,
     ) -> ProjectPage | None:
-        """The project's Simple API page with absolute file URLs under ``base_url``."""
+        """The project's Simple API page with absolute file URLs under ``base_url`` (by
+        blake2b-256, as pypi.org's, with ``pypi_paths``)."""
         with self._lock:
             project = self.get(name)
-            return None if project is None else _page(project, base_url, serials, metadata)
+            return (
+                None if project is None else _page(project, base_url, serials, metadata, pypi_paths)
+            )
 
     def previous_page(
-        self, name: str, base_url: str, *, serials: bool = True, metadata: bool = True
+        self,
+        name: str,
+        base_url: str,
+        *,
+        serials: bool = True,
+        metadata: bool = True,
+        pypi_paths: bool = False,
     ) -> ProjectPage | None:
         """The page as it was before the project's last mutation (``None`` if there was none)."""
         with self._lock:
             project = self._previous.get(NormalizedName(name))
-            return None if project is None else _page(project, base_url, serials, metadata)
+            return (
+                None if project is None else _page(project, base_url, serials, metadata, pypi_paths)
+            )
 
     def previous_project(self, name: str) -> Project | None:
         """The project as it was before its last mutation (``None`` if never mutated)."""
@@ -683,14 +709,16 @@ def _wheel_metadata(path: Path) -> bytes | None:
     return None
 
 
-def _page(project: Project, base_url: str, serials: bool, metadata: bool) -> ProjectPage:
+def _page(
+    project: Project, base_url: str, serials: bool, metadata: bool, pypi_paths: bool = False
+) -> ProjectPage:
     quarantined = project.status is ProjectStatus.QUARANTINED
     files: tuple[File, ...] = ()
     if not quarantined:  # item 41: a quarantined project MUST NOT offer any files
         files = tuple(
             File(
                 filename=dist.filename,
-                url=base_url + dist.path,
+                url=base_url + dist.url_path(pypi_paths),
                 hashes={"sha256": dist.sha256},
                 requires_python=dist.requires_python,
                 yanked=dist.yanked,

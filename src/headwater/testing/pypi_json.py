@@ -23,7 +23,9 @@ __all__ = ["project_json", "release_json"]
 _encoder = msgspec.json.Encoder()
 
 
-def _file(dist: DistFile, base_url: str, metadata: bool) -> dict[str, Any]:
+def _file(
+    dist: DistFile, base_url: str, metadata: bool, pypi_paths: bool = False
+) -> dict[str, Any]:
     hashes = dist.hashes
     core: dict[str, str] | bool = False
     if metadata and dist.metadata is not None:
@@ -46,7 +48,7 @@ def _file(dist: DistFile, base_url: str, metadata: bool) -> dict[str, Any]:
         "size": dist.size,
         "upload_time": when.strftime("%Y-%m-%dT%H:%M:%S"),
         "upload_time_iso_8601": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "url": base_url + dist.path,
+        "url": base_url + dist.url_path(pypi_paths),
         "yanked": dist.yanked,
         "yanked_reason": dist.yanked_reason,
         "core-metadata": core,
@@ -93,16 +95,20 @@ def _visible(project: Project, version: str) -> list[DistFile]:
     return project.releases.get(version, [])
 
 
-def project_json(project: Project, base_url: str, *, serials: bool, metadata: bool) -> bytes:
+def project_json(
+    project: Project, base_url: str, *, serials: bool, metadata: bool, pypi_paths: bool = False
+) -> bytes:
     """The ``/pypi/<project>/json`` body: info, last_serial, releases, urls."""
     latest = _latest(project)
     body: dict[str, Any] = {
         "info": _info(project, latest, base_url),
         "releases": {
-            v: [_file(f, base_url, metadata) for f in _visible(project, v)]
+            v: [_file(f, base_url, metadata, pypi_paths) for f in _visible(project, v)]
             for v in project.releases
         },
-        "urls": [_file(f, base_url, metadata) for f in _visible(project, latest)] if latest else [],
+        "urls": [_file(f, base_url, metadata, pypi_paths) for f in _visible(project, latest)]
+        if latest
+        else [],
         "vulnerabilities": [],
     }
     if serials:
@@ -111,14 +117,20 @@ def project_json(project: Project, base_url: str, *, serials: bool, metadata: bo
 
 
 def release_json(
-    project: Project, version: str, base_url: str, *, serials: bool, metadata: bool
+    project: Project,
+    version: str,
+    base_url: str,
+    *,
+    serials: bool,
+    metadata: bool,
+    pypi_paths: bool = False,
 ) -> bytes | None:
     """The ``/pypi/<project>/<version>/json`` body (no ``releases``); ``None`` if no such release."""
     if version not in project.releases:
         return None
     body: dict[str, Any] = {
         "info": _info(project, version, base_url),
-        "urls": [_file(f, base_url, metadata) for f in _visible(project, version)],
+        "urls": [_file(f, base_url, metadata, pypi_paths) for f in _visible(project, version)],
         "vulnerabilities": [],
     }
     if serials:

@@ -265,6 +265,8 @@ class Upstream:
             a context with ``verify_mode = CERT_REQUIRED`` demands a client certificate).
         authorization: when given, every request but the control API must carry one of these
             ``Authorization`` values (``Basic ...``/``Bearer ...``), else 401: a private index.
+        pypi_paths: file URLs by blake2b-256 as pypi.org's (what bandersnatch keeps on disk),
+            instead of by sha256.
     """
 
     def __init__(
@@ -279,8 +281,10 @@ class Upstream:
         faults: FaultInjector | None = None,
         ssl: ssl_module.SSLContext | None = None,
         authorization: Collection[str] = (),
+        pypi_paths: bool = False,
     ) -> None:
         self.corpus = corpus
+        self.pypi_paths = pypi_paths
         self.ssl = ssl
         self.authorization = frozenset(authorization)
         self.host = host
@@ -523,7 +527,13 @@ class Upstream:
         entry = self._cache.get(key)
         if entry is None or entry.serial != serial or entry.generation != self._generation:
             build = self.corpus.previous_page if stale else self.corpus.project_page
-            page = build(name, self.url, serials=self.serials, metadata=self.metadata)
+            page = build(
+                name,
+                self.url,
+                serials=self.serials,
+                metadata=self.metadata,
+                pypi_paths=self.pypi_paths,
+            )
             if page is None:  # deleted between the serial check and now
                 return self._simple(request, 404, b"not found\n", "text/plain")
             body = (
@@ -555,7 +565,11 @@ class Upstream:
             project = self.corpus.previous_project(name) if stale else self.corpus.get(name)
             if project is None:
                 return self._simple(request, 404, b"not found\n", "text/plain")
-            options = {"serials": self.serials, "metadata": self.metadata}
+            options = {
+                "serials": self.serials,
+                "metadata": self.metadata,
+                "pypi_paths": self.pypi_paths,
+            }
             body = (
                 release_json(project, version, self.url, **options)
                 if version
@@ -626,7 +640,10 @@ class Upstream:
         filename = parts[5]
         want_metadata = filename.endswith(".metadata")
         dist = self.corpus.file(filename.removesuffix(".metadata") if want_metadata else filename)
-        if dist is None or dist.path != "/".join(parts[:5]) + "/" + dist.filename:
+        if (
+            dist is None
+            or dist.url_path(self.pypi_paths) != "/".join(parts[:5]) + "/" + dist.filename
+        ):
             return self._simple(request, 404, b"not found\n", "text/plain")
         if want_metadata:
             if not self.metadata or dist.metadata is None:

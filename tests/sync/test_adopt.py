@@ -1,0 +1,223 @@
+"""Adopting an existing mirror in place: a tree made by bandersnatch 8.2 itself (files at
+pypi.org-style blake2b URL paths), and a directory of downloaded files. Adoption downloads nothing
+the tree has, keeps every page it serves pointing at existing files at every step, records what it
+adopted, and after the next sync the tree is clean (``verify``) and exactly what a direct
+headwater mirror of the same upstream makes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from posixpath import normpath
+
+import pytest
+
+from headwater.simple.html import parse_project_page_html
+from headwater.testing.corpus import Corpus
+from headwater.testing.upstream import Upstream
+from tests.sync.bundles import cli, mirror, served
+from tests.sync.test_crash import assert_consistent
+
+ROOT = Path(__file__).resolve().parents[2]
+# Reused across runs: installing bandersnatch takes a minute.
+_VENV = Path(
+    os.environ.get(
+        "HEADWATER_BANDERSNATCH_VENV", Path.home() / ".cache/headwater-tests/bandersnatch-venv"
+    )
+)
+
+
+@pytest.fixture(scope="session")
+def bandersnatch() -> Path:
+    """bandersnatch 8.2 in its own venv, installed by bench/bandersnatch-setup.sh (isolated pip)."""
+    exe = _VENV / "bin" / "bandersnatch"
+    if not exe.exists():
+        _VENV.parent.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            ["bash", str(ROOT / "bench/bandersnatch-setup.sh"), str(_VENV)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        assert done.returncode == 0, (
+            "could not install bandersnatch 8.2 for the adoption tests (bench/bandersnatch-setup.sh "
+            f"needs a Python 3.12 and a package index):\n{done.stderr[-2000:]}"
+        )
+    version = subprocess.run(
+        [
+            str(_VENV / "bin/python"),
+            "-c",
+            "import importlib.metadata as m; print(m.version('bandersnatch'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert version.startswith("8."), version
+    return exe
+
+
+def bandersnatch_mirror(exe: Path, up: Upstream, target: Path) -> None:
+    conf = target.parent / f"{target.name}.conf"
+    conf.write_text(
+        "[mirror]\n"
+        f"directory = {target}\n"
+        f"master = {up.url}\n"
+        "allow-non-https = true\nworkers = 3\njson = false\nrelease-files = true\n"
+        "core-metadata = true\nsimple-format = ALL\nhash-index = false\nstop-on-error = true\n"
+        "storage-backend = filesystem\ntimeout = 60\nglobal-timeout = 600\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(target.parent)}
+    done = subprocess.run(
+        [str(exe), "-c", str(conf), "mirror"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def links_resolve(root: Path) -> int:
+    """Every link on every HTML page the tree serves points at a file it has (what nginx
+    serves during the switch, whoever wrote the page). Returns how many links were checked."""
+    checked = 0
+    for page in (root / "web/simple").glob("*/index.html"):
+        parsed = parse_project_page_html(page.read_bytes(), name=page.parent.name)
+        for file in parsed.files:
+            path = root / normpath(f"web/simple/{page.parent.name}/{file.url.partition('#')[0]}")
+            assert path.is_file(), f"{page.parent.name} links to missing {file.url}"
+            checked += 1
+    return checked
+
+
+def _corpus() -> Corpus:
+    corpus = Corpus.generate(12, releases=2, files=2, seed=41)
+    names = [e.normalized for e in corpus.project_list().projects]
+    project = corpus.get(names[0])
+    assert project is not None
+    corpus.yank(names[0], next(iter(project.releases)), "bad release")
+    return corpus
+
+
+def test_adopting_a_bandersnatch_tree_downloads_nothing(tmp_path: Path, bandersnatch: Path) -> None:
+    corpus = _corpus()
+    tree, direct = tmp_path / "tree", tmp_path / "direct"
+    with Upstream(corpus, pypi_paths=True).running() as up:
+        bandersnatch_mirror(bandersnatch, up, tree)
+        blake2_paths = {p for p in (tree / "web/packages").rglob("*") if p.is_file()}
+        links_before = links_resolve(tree)
+        assert links_before > 0
+
+        done = cli("adopt", "--target", tree, "--upstream", up.simple_url, "--format", "json")
+        report = json.loads(done.stdout)
+        files = sum(1 for p in blake2_paths if not p.name.endswith(".metadata"))
+        assert report["files"] == files and report["linked"] == files
+        assert report["metadata"] == len(blake2_paths) - files and report["not_adopted"] == []
+        assert json.loads((tree / "state/adopted.json").read_text())["files"] == files
+        # Still servable as it was: bandersnatch's pages and files are untouched...
+        assert links_resolve(tree) == links_before
+        assert all(p.is_file() for p in blake2_paths)
+        # ...and the files are hard links, not copies.
+        linked = [p for p in blake2_paths if p.stat().st_nlink == 2]
+        assert len(linked) == len(blake2_paths)
+
+        up.reset_stats()
+        out = cli("mirror", "--upstream", up.simple_url, "--target", tree, "--quiet").stdout
+        assert "downloaded 0 files (0 bytes)" in out, out
+        assert not [p for p in up.stats if p.startswith("/packages/")], up.stats
+        assert_consistent(tree)
+        assert links_resolve(tree) == links_before
+        # each project's old names went once its headwater page replaced bandersnatch's
+        assert not [p for p in blake2_paths if p.exists()]
+        cli("verify", "--target", tree)  # exit 0: a clean headwater tree, no orphan left
+        mirror(up, direct)
+    # bandersnatch's own web/local-stats/ (download statistics) is not headwater's to remove.
+    ours = {k: v for k, v in served(tree).items() if not k.startswith("web/local-stats/")}
+    assert ours == served(direct)
+
+
+def test_a_file_that_does_not_match_its_page_is_not_adopted(
+    tmp_path: Path, bandersnatch: Path
+) -> None:
+    corpus = _corpus()
+    tree = tmp_path / "tree"
+    with Upstream(corpus, pypi_paths=True).running() as up:
+        bandersnatch_mirror(bandersnatch, up, tree)
+        victim = next(p for p in (tree / "web/packages").rglob("*.whl"))
+        data = bytearray(victim.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        victim.write_bytes(bytes(data))
+        done = cli("adopt", "--target", tree, "--upstream", up.simple_url, check=False)
+        assert done.returncode == 1
+        assert victim.name in done.stderr and "do not match the sha256" in done.stderr
+        up.reset_stats()
+        out = cli("mirror", "--upstream", up.simple_url, "--target", tree, "--quiet").stdout
+        # exactly the damaged file is fetched again (its .metadata was adopted: same digest)
+        assert "downloaded 1 files" in out, out
+        assert_consistent(tree)
+
+
+def test_adopting_a_directory_of_downloaded_files(tmp_path: Path) -> None:
+    """Files from `pip download` (a flat directory): their sha256 is computed; the sync then
+    downloads only what the directory lacked."""
+    corpus = _corpus()
+    downloads, tree = tmp_path / "downloads", tmp_path / "tree"
+    downloads.mkdir()
+    names = [e.normalized for e in corpus.project_list().projects]
+    given = 0
+    for name in names[:6]:
+        project = corpus.get(name)
+        assert project is not None
+        for dist in project.files():
+            (downloads / dist.filename).write_bytes(dist.body)
+            given += 1
+    (downloads / "README.txt").write_text("not a distribution")
+    tree.mkdir()
+    with Upstream(corpus).running() as up:
+        report = json.loads(
+            cli(
+                "adopt",
+                "--target",
+                tree,
+                "--upstream",
+                up.simple_url,
+                "--files",
+                downloads,
+                "--format",
+                "json",
+            ).stdout
+        )
+        assert report["from_directories"] == given and report["projects"] == 6
+        out = cli("mirror", "--upstream", up.simple_url, "--target", tree, "--quiet").stdout
+        total = sum(1 for n in names for _ in corpus.get(n).files())  # type: ignore[union-attr]
+        assert f"downloaded {total - given} files" in out and f"{given} already present" in out, out
+        assert_consistent(tree)
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("missing", "does not exist"),
+        ("empty", "nothing to adopt"),
+        ("other-upstream", "was mirrored from"),
+    ],
+)
+def test_adopt_refuses_what_it_cannot_adopt(tmp_path: Path, setup: str, message: str) -> None:
+    tree = tmp_path / "tree"
+    corpus = Corpus.generate(2, seed=1)
+    with Upstream(corpus).running() as up:
+        if setup == "empty":
+            tree.mkdir()
+        elif setup == "other-upstream":
+            mirror(up, tree)
+        upstream = (
+            "https://elsewhere.example/simple/" if setup == "other-upstream" else up.simple_url
+        )
+        done = cli("adopt", "--target", tree, "--upstream", upstream, check=False)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
