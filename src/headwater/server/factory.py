@@ -140,6 +140,7 @@ def build_app(
             on_shutdown.append(close)
     for name, proxy in plan.proxies.items():
         page_max_age[name] = min(plan.settings.page_max_age, int(proxy.ttl))
+        metrics.track_proxy(name, built.proxies[name].stats)
     on_shutdown.append(built.aclose)
     for name, index in plan.indexes.items():
         page_max_age[name] = min(
