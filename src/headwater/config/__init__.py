@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 import msgspec
 
 from headwater.config.egress import EgressSettings
-from headwater.config.status import StatusSettings
 from headwater.config.settings import (
     DirectorySettings,
     HostedSettings,
@@ -34,6 +33,7 @@ from headwater.config.settings import (
     ProxySettings,
     ServeSettings,
 )
+from headwater.config.status import StatusSettings
 from headwater.errors import HeadwaterError
 from headwater.repository._egress import check_upstream_url
 from headwater.repository.boundary import check_host_entry, check_network_entry
