@@ -102,6 +102,7 @@ def plan_from_flags(
             directories={name: d.path for name, d in config.directory.items()},
             indexes=dict(config.index),
             default=default,
+            status=config.status,
         )
     except ValueError as exc:
         raise ConfigError(f"serve: {exc}") from exc

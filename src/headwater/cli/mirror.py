@@ -13,6 +13,7 @@ from headwater.repository.http import HttpRepository, RetryPolicy, client_sessio
 from headwater.simple.names import NormalizedName, normalize_name
 from headwater.storage.filesystem import FileStorage
 from headwater.sync.engine import Mirror, Summary
+from headwater.sync.history import run_recorded
 from headwater.sync.wants import TreeWants
 
 __all__ = ["add_selection_arguments", "register", "selected_mirrors", "wants_of"]
@@ -142,7 +143,7 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
             return not plan.not_synced
         with storage.exclusive():
             storage.clean_temp()  # leftovers of a killed run; safe only while we hold the lock
-            return await mirror.run(only)
+            return await run_recorded(mirror, only)
 
 
 def run(args: argparse.Namespace) -> int:

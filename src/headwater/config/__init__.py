@@ -35,6 +35,7 @@ from headwater.config.settings import (
     ServeSettings,
     check_storage,
 )
+from headwater.config.status import StatusSettings
 from headwater.errors import HeadwaterError
 from headwater.repository._egress import check_upstream_url
 from headwater.repository.boundary import check_host_entry, check_network_entry
@@ -145,6 +146,8 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     directory: dict[str, DirectorySettings] = msgspec.field(default_factory=dict)
     #: ``[index.NAME]``: indexes composed of the sources above, under a policy.
     index: dict[str, IndexSettings] = msgspec.field(default_factory=dict)
+    #: ``[status]``: the mirror status pages, /mirrors.json and peer mirrors.
+    status: StatusSettings = msgspec.field(default_factory=StatusSettings)
 
 
 def parse_config(text: str, *, source: str = "<config>", base: Path | None = None) -> Config:
@@ -184,6 +187,14 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
     except msgspec.ValidationError as exc:
         detail = str(exc).replace("`$.", "`")
         raise ConfigError(f"{source}: [serve]: {detail}. See docs/configuration.md.") from exc
+    status = data.get("status", {})
+    if not isinstance(status, dict):
+        raise ConfigError(f"{source}: 'status' must be a table ([status])")
+    try:
+        config.status = msgspec.convert(status, StatusSettings)
+    except msgspec.ValidationError as exc:
+        detail = str(exc).replace("`$.", "`")
+        raise ConfigError(f"{source}: [status]: {detail}. See docs/configuration.md.") from exc
     config.hosted = _tables(data, "hosted", HostedSettings, source)
     config.proxy = _tables(data, "proxy", ProxySettings, source)
     config.directory = _tables(data, "directory", DirectorySettings, source)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import msgspec
 
 from headwater.config.egress import EgressSettings
+from headwater.config.status import StatusSettings
 from headwater.repository._egress import check_upstream_url
 from headwater.repository.boundary import check_host_entry, check_network_entry
 from headwater.storage.location import S3Options, is_s3_url, parse_s3_url
@@ -46,6 +47,8 @@ RESERVED_NAMES = frozenset(
         "v1+html",
         # The browser interface (docs/web-interface.md).
         "ui",
+        # The mirror list with freshness (docs/web-interface.md, "/mirrors.json").
+        "mirrors.json",
     }
 )
 _INDEX_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?\Z")
@@ -264,6 +267,8 @@ class ServePlan(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     indexes: dict[str, IndexSettings] = msgspec.field(default_factory=dict)
     #: The index served at ``/simple/``.
     default: str | None = None
+    #: The ``[status]`` table: peer mirrors and freshness thresholds.
+    status: StatusSettings = msgspec.field(default_factory=StatusSettings)
 
     def all_names(self) -> list[str]:
         """Every index name the server answers: each source on its own, and each composed index."""

@@ -69,6 +69,7 @@ from headwater.repository._proxy_pages import (
     page_key,
     served_form,
 )
+from headwater.repository._proxy_stats import ProxyStats
 from headwater.repository._proxy_upstream import Lease, MemoryBudget, PageFetcher, count_entries
 from headwater.repository.base import (
     FileRef,
@@ -237,6 +238,8 @@ class ProxySource:
         # Concurrent requests for a page that must be fetched share one fetch (any format).
         self._fetching: SingleFlight[NormalizedName, Entry] = SingleFlight()
         self._fetching_root: SingleFlight[None, Root] = SingleFlight()
+        #: What this process served (the status page's hit rate and stale pages).
+        self.stats = ProxyStats()
 
     def __repr__(self) -> str:
         return f"ProxySource({self.name!r}, {self.url!r})"
@@ -266,9 +269,7 @@ class ProxySource:
         """
         if project is None:
             return (await self._root_entry()).page(fmt)
-        entry = self._entries.get(project)
-        if entry is None or not self._usable(entry.meta, entry.retry_at):
-            entry = await self._entry(project)
+        entry = await self._counted_entry(project)
         await self._fill_sizes(entry)
         return entry.page(fmt)
 
@@ -278,9 +279,7 @@ class ProxySource:
         Raises:
             SourceUnavailable: the upstream failed and nothing usable is cached.
         """
-        entry = self._entries.get(name)
-        if entry is None or not self._usable(entry.meta, entry.retry_at):
-            entry = await self._entry(name)
+        entry = await self._counted_entry(name)
         await self._fill_sizes(entry)
         return SourceProject(
             entry.served,
@@ -304,6 +303,7 @@ class ProxySource:
             SourceUnavailable: the file must be fetched and the upstream failed, or sent bytes
                 that do not match the page (nothing was cached).
         """
+        self.stats.file_requests += 1
         ref = await self._files.file(path)
         if ref is not None:
             await self._lru.touch(ref.key, ref.local_path)
@@ -313,9 +313,11 @@ class ProxySource:
         target = await self._target(path)
         if target is None:
             return None
+        self.stats.file_fetches += 1
         try:
             stream, size = await self._downloads.start(target)
         except UpstreamError as exc:
+            self.stats.unavailable += 1
             raise SourceUnavailable(
                 f"proxy {self.name!r}: cannot fetch {printable(target.url, 200)}: "
                 f"{_describe(exc)}; nothing was cached",
@@ -343,6 +345,20 @@ class ProxySource:
             self._client = None
 
     # -- project pages --------------------------------------------------------------------------
+
+    async def _counted_entry(self, name: NormalizedName) -> Entry:
+        """The entry a page request is answered from, counted in :attr:`stats`."""
+        self.stats.page_requests += 1
+        entry = self._entries.get(name)
+        if entry is None or not self._usable(entry.meta, entry.retry_at):
+            try:
+                entry = await self._entry(name)
+            except SourceUnavailable:
+                self.stats.unavailable += 1
+                raise
+        if entry.stale is not None:
+            self.stats.stale_served += 1
+        return entry
 
     async def _fill_sizes(self, entry: Entry) -> None:
         """PEP 700: ``size`` is mandatory from API 1.1. An upstream that gives none (an HTML-only
@@ -416,6 +432,7 @@ class ProxySource:
         lease: Lease,
     ) -> Entry:
         """Fetch ``name``'s page within ``lease`` and keep it (or the stale copy on failure)."""
+        self.stats.page_fetches += 1
         try:
             answer = await self._pages.get(url, etag, lease)
             if answer.status == 304 and entry is not None:

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from headwater.assembly import Sources, build_sources, database_url, run_dir
+from headwater.assembly import Sources, base_url, build_sources, database_url, run_dir
 from headwater.config.settings import ServePlan
 from headwater.db import Database
 from headwater.errors import HeadwaterError
@@ -32,8 +32,10 @@ from headwater.server.auth import Authenticator
 from headwater.server.authz import Credentials
 from headwater.server.health import health_routes
 from headwater.server.metrics import Metrics
+from headwater.server.status import StatusService, status_routes
 from headwater.server.types import Scope
 from headwater.server.upload import UploadEndpoint
+from headwater.storage.filesystem import FileStorage
 
 __all__ = ["PLAN_ENV", "Pages", "Served", "app_from_env", "build_app", "plan_from_env"]
 
@@ -52,6 +54,8 @@ class Served:
     #: Private indexes -> their private sources (see IndexApp); reading them needs a token.
     private: dict[str, frozenset[str]]
     metrics: Metrics
+    #: Mirror, proxy and peer status (what /mirrors.json serves; docs/web-interface.md).
+    status: StatusService
 
 
 #: Builds the browser pages' routes over what the server built (see the module docstring).
@@ -140,14 +144,30 @@ def build_app(
             on_shutdown.append(close)
     for name, proxy in plan.proxies.items():
         page_max_age[name] = min(plan.settings.page_max_age, int(proxy.ttl))
+        metrics.track_proxy(name, built.proxies[name].stats)
     on_shutdown.append(built.aclose)
     for name, index in plan.indexes.items():
         page_max_age[name] = min(
             page_max_age.get(member, plan.settings.page_max_age) for member in index.sources
         )
     routes += health_routes(sources, metrics, extra_checks)
+    status = StatusService(
+        mirrors={name: FileStorage(target) for name, target in plan.mirrors.items()},
+        proxies=dict(built.proxies),
+        settings=plan.status,
+        metrics=metrics,
+        base_url=base_url(plan),
+        directory=run_dir(plan) / "status",
+    )
+    routes += status_routes(status)
+
+    async def start_status() -> None:
+        status.start()
+
+    on_startup.append(start_status)
+    on_shutdown.append(status.aclose)
     if pages is not None:
-        routes += pages(Served(plan, built, database, auth, private, metrics))
+        routes += pages(Served(plan, built, database, auth, private, metrics, status))
     rest = Starlette(routes=routes)
     # Starlette answers a path with a trailing slash too many by a 307 to an absolute URL built
     # from the request's Host header: a forged Host sent clients (with their credentials, and a

@@ -1,4 +1,5 @@
-"""Prometheus metrics for ``/metrics``: requests, latencies, bytes, uploads, errors.
+"""Prometheus metrics for ``/metrics``: requests, latencies, bytes, uploads, errors, and what
+each proxy served from its cache (:class:`~headwater.repository._proxy_stats.ProxyStats`).
 
 Each server process counts in plain dictionaries (a request costs a few dictionary updates) and
 writes a snapshot of its counters to ``<run_dir>/metrics/<pid>.json`` about once a second. A scrape
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import msgspec
 
+from headwater.repository._proxy_stats import ProxyStats
 from headwater.storage.filesystem import private_directory
 
 __all__ = ["BUCKETS", "Metrics", "Snapshot", "collect", "render"]
@@ -32,6 +34,7 @@ class Snapshot(msgspec.Struct):
     bytes_sent: dict[str, int] = msgspec.field(default_factory=dict)  # index|kind
     uploads: dict[str, int] = msgspec.field(default_factory=dict)  # index|result
     errors: dict[str, int] = msgspec.field(default_factory=dict)  # kind
+    proxy: dict[str, int] = msgspec.field(default_factory=dict)  # source|counter
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -44,6 +47,17 @@ class Metrics:
     def __init__(self, directory: Path | None = None) -> None:
         self.data = Snapshot()
         self.directory = directory
+        self._proxies: dict[str, ProxyStats] = {}
+
+    def track_proxy(self, name: str, stats: ProxyStats) -> None:
+        """Report the counters of the proxy ``name`` (read at each flush and scrape)."""
+        self._proxies[name] = stats
+
+    def _read_proxies(self) -> None:
+        proxy = self.data.proxy
+        for name, stats in self._proxies.items():
+            for counter, value in stats.items():
+                proxy[f"{name}|{counter}"] = value
 
     def observe(self, index: str, kind: str, status: int, seconds: float, sent: int) -> None:
         """Count one finished request. ``kind``: page, file, upload, api, health, other."""
@@ -70,6 +84,7 @@ class Metrics:
         """Write this process's snapshot (atomically) where scrapes find it."""
         if self.directory is None:
             return
+        self._read_proxies()
         private_directory(self.directory)  # run-time state is the server user's alone
         target = self.directory / f"{os.getpid()}.json"
         tmp = target.with_suffix(".tmp")
@@ -82,6 +97,7 @@ class Metrics:
 def collect(metrics: Metrics) -> Snapshot:
     """This process's live counters plus every other process's latest snapshot."""
     total = Snapshot()
+    metrics._read_proxies()
     snapshots = [metrics.data]
     if metrics.directory is not None and metrics.directory.is_dir():
         mine = f"{os.getpid()}.json"
@@ -93,7 +109,7 @@ def collect(metrics: Metrics) -> Snapshot:
             except (OSError, msgspec.DecodeError):
                 continue  # a file being replaced, or left by a crash mid-write: skip it
     for snap in snapshots:
-        for name in ("requests", "bytes_sent", "uploads", "errors"):
+        for name in ("requests", "bytes_sent", "uploads", "errors", "proxy"):
             into: dict[str, int] = getattr(total, name)
             for key, value in getattr(snap, name).items():
                 into[key] = into.get(key, 0) + value
@@ -135,6 +151,13 @@ def render(snap: Snapshot) -> str:
     )
     counter("headwater_uploads_total", "Uploads by result.", ("index", "result"), snap.uploads)
     counter("headwater_errors_total", "Responses with a 5xx status.", ("kind",), snap.errors)
+    counter(
+        "headwater_proxy_events_total",
+        "What each proxy served: page_requests, page_fetches (sent upstream), stale_served, "
+        "file_requests, file_fetches (cold), unavailable.",
+        ("source", "event"),
+        snap.proxy,
+    )
     name = "headwater_request_duration_seconds"
     out.append(f"# HELP {name} Time from request to the end of the response.")
     out.append(f"# TYPE {name} histogram")

@@ -218,5 +218,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     _public("/health/ready", _READ, "readiness"),
     _public("/health/live", _READ, "liveness"),
     _public("/metrics", frozenset({"GET", "HEAD"}), "Prometheus metrics"),
+    _public("/mirrors.json", _READ, "mirrors, proxies and peers with their freshness"),
     *_interface(),
+    _public("/ui/status", _READ, "mirror, proxy and peer status, with charts", "ui"),
 )

@@ -190,7 +190,11 @@ class Mirror:
         ):
             # Nothing changed upstream: write nothing (no-op runs are how cron jobs spend their
             # lives; they should cost one request and no disk writes).
-            self.summary = Summary(unchanged=plan.unchanged, serial=self.state.serial)
+            self.summary = Summary(
+                unchanged=plan.unchanged,
+                serial=self.state.serial,
+                upstream_serial=plan.upstream_serial,
+            )
             self.summary.not_synced.update(plan.not_synced)
             self.summary.refused.update({r.value[:200]: r.reason for r in upstream_list.rejected})
             self.summary.seconds = time.monotonic() - started
@@ -202,7 +206,7 @@ class Mirror:
         interrupted = self.interrupted
         await self.storage.write_bytes(IN_PROGRESS, b"a sync is running, or was interrupted\n")
         self.reporter.planned(plan)
-        self.summary = Summary(unchanged=plan.unchanged)
+        self.summary = Summary(unchanged=plan.unchanged, upstream_serial=plan.upstream_serial)
         self.summary.not_synced.update(plan.not_synced)
         for rejected in upstream_list.rejected:
             # A name the spec does not allow never reaches a path; the run says it was refused.

@@ -30,6 +30,8 @@ class Summary(msgspec.Struct, kw_only=True):
     refused: dict[str, str] = msgspec.field(default_factory=dict)
     not_synced: dict[str, str] = msgspec.field(default_factory=dict)
     serial: int | None = None
+    #: The upstream's serial when the run planned (None: the upstream gives none).
+    upstream_serial: int | None = None
     seconds: float = 0.0
 
     @property

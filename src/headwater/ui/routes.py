@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from headwater.server.factory import Served
-from headwater.ui import home, signin, static
+from headwater.ui import home, signin, static, status
 from headwater.ui.interface import Interface
 
 __all__ = ["Handler", "page", "ui_routes"]
@@ -41,4 +41,5 @@ def ui_routes(served: Served) -> list[BaseRoute]:
         page("/ui/signin", signin.form, ui, _READ),
         page("/ui/signin", signin.sign_in, ui, ["POST"]),
         page("/ui/signout", signin.sign_out, ui, ["POST"]),
+        page("/ui/status", status.status, ui, _READ),
     ]
