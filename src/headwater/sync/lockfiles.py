@@ -222,7 +222,12 @@ def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
 
 
 def parse_requirements_file(
-    path: str, read: Reader, *, _seen: tuple[str, ...] = (), constraint: bool = False
+    path: str,
+    read: Reader,
+    *,
+    _seen: tuple[str, ...] = (),
+    constraint: bool = False,
+    included_at: str = "",
 ) -> Inputs:
     """A pip requirements file: requirements with markers, extras, pins and ``--hash``; ``-r``
     and ``-c`` includes (relative to the including file); ``--pre``.
@@ -233,8 +238,13 @@ def parse_requirements_file(
     """
     if path in _seen:
         chain = " -> ".join((*_seen, path))
-        raise InvalidLockfile(f"{path}: includes itself ({chain}); remove the loop")
-    text = _read(read, path)
+        raise InvalidLockfile(f"{included_at}: {path} includes itself ({chain}); remove the loop")
+    try:
+        text = _read(read, path)
+    except InvalidLockfile as exc:
+        if included_at:
+            raise InvalidLockfile(f"{included_at}: the included {exc}") from exc
+        raise
     roots: list[Root] = []
     total = Inputs()
     directory = posixpath.dirname(path)
@@ -252,6 +262,7 @@ def parse_requirements_file(
                     read,
                     _seen=(*_seen, path),
                     constraint=constraint or option in ("-c", "--constraint"),
+                    included_at=where,
                 )
                 total = total + nested
                 continue
