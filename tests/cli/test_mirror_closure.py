@@ -181,7 +181,7 @@ def test_what_cannot_be_satisfied_is_reported_by_requirement_and_environment(
     assert "requirements.txt line 3: cp313-win_amd64: nothere is not on the upstream" in err
     assert "requirements.txt line 2: cp313-win_amd64" not in err
     assert not tree_files(tmp_path)  # a dry run downloads nothing
-    status, out, err = mirror(config, capsys)
+    status, _, err = mirror(config, capsys)
     assert status == 1
     # What can be satisfied is synced all the same.
     assert "winhelper-1.0-cp39-abi3-win_amd64.whl" in tree_files(tmp_path)

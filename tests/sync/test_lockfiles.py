@@ -229,7 +229,7 @@ def test_uv_lock_walks_the_graph_from_the_workspace_with_markers() -> None:
 
 def test_uv_lock_without_sha256_is_refused() -> None:
     text = UV_LOCK.replace('hash = "sha256:11"', 'hash = "md5:11"')
-    with pytest.raises(InvalidLockfile, match="uv.lock package web 2.1"):
+    with pytest.raises(InvalidLockfile, match=r"uv\.lock package web 2\.1"):
         read_inputs(["uv.lock"], reader({"uv.lock": text}))
 
 
@@ -249,7 +249,7 @@ def test_input_kinds(path: str, kind: str) -> None:
 
 
 def test_unknown_input_kind_is_refused() -> None:
-    with pytest.raises(InvalidLockfile, match="Pipfile.lock"):
+    with pytest.raises(InvalidLockfile, match=r"Pipfile\.lock"):
         input_kind("Pipfile.lock")
 
 
