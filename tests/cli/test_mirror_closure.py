@@ -175,7 +175,7 @@ def test_what_cannot_be_satisfied_is_reported_by_requirement_and_environment(
 ) -> None:
     up, _ = upstream
     config = configure(tmp_path, up.url, {"requirements.txt": "leaf\nwinhelper\nnothere\n"})
-    status, out, err = mirror(config, capsys, "--dry-run")
+    status, _, err = mirror(config, capsys, "--dry-run")
     assert status == 1
     assert "requirements.txt line 2: cp312-manylinux_2_28_x86_64: winhelper" in err
     assert "requirements.txt line 3: cp313-win_amd64: nothere is not on the upstream" in err
