@@ -168,9 +168,7 @@ async def _metadata(
     if file.has_metadata and not (is_sdist and build_requirements):
         promised = file.core_metadata if isinstance(file.core_metadata, dict) else {}
         digest = promised.get("sha256") or None
-        return parse_core_metadata(
-            await _download(upstream, file.metadata_url, digest, None)
-        )
+        return parse_core_metadata(await _download(upstream, file.metadata_url, digest, None))
     body = await _download(upstream, file.url, sha256, file.size)
     if not is_sdist:
         inside = wheel_metadata(file.filename, body)
