@@ -15,6 +15,7 @@ from headwater.simple.names import NormalizedName, normalize_name
 from headwater.sync.closure import (
     Closure,
     CoreMetadata,
+    Memo,
     MetadataKey,
     compute_closure,
     parse_core_metadata,
@@ -464,3 +465,28 @@ def test_properties(world: World, roots: list[str], sdists: str) -> None:
         for name, filenames in projects.items():
             assert filenames <= more.files[label].get(name, frozenset())
     assert close(world, list(reversed(roots)), ENVS, sdists=sdists).files == together.files
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds(), roots_strategy)
+def test_asking_round_by_round_with_a_memo_gives_the_same_answer(
+    world: World, roots: list[str]
+) -> None:
+    """What the fetching driver does: start knowing nothing, add what each answer asks for,
+    keep the memo between calls; the end is the answer computed with everything known."""
+    inputs = Inputs(roots=tuple(Root(r, f"line {i}") for i, r in enumerate(roots)))
+    all_pages = world.pages
+    pages: dict[NormalizedName, ProjectPage | None] = {}
+    metadata: dict[MetadataKey, CoreMetadata | None] = {}
+    memo: Memo = {}
+    for _ in range(100):
+        answer = compute_closure(inputs, ENVS, pages, metadata, memo=memo)
+        if answer.complete:
+            break
+        for name in answer.missing_pages:
+            pages[name] = all_pages.get(name)
+        for key in answer.missing_metadata:
+            metadata[key] = world.metadata[key]
+    else:
+        raise AssertionError("never complete")
+    assert answer == compute_closure(inputs, ENVS, all_pages, world.metadata)

@@ -65,6 +65,7 @@ from headwater.sync.lockfiles import Inputs, Locked, constraint_specifiers
 __all__ = [
     "Closure",
     "CoreMetadata",
+    "Memo",
     "MetadataKey",
     "Problem",
     "compute_closure",
@@ -127,16 +128,6 @@ class Closure(msgspec.Struct, frozen=True):
             for name, filenames in projects.items():
                 out.setdefault(name, set()).update(filenames)
         return {name: frozenset(files) for name, files in sorted(out.items())}
-
-
-@dataclass
-class _Demand:
-    name: NormalizedName
-    specifier: SpecifierSet
-    extras: frozenset[str]
-    origin: str
-    hashes: frozenset[str] = frozenset()
-    root: bool = False
 
 
 @dataclass
@@ -271,19 +262,23 @@ def compute_closure(
     sdists: SdistPolicy = "fallback",
     build_requirements: bool = False,
     prereleases: bool = False,
+    memo: Memo | None = None,
 ) -> Closure:
     """The closure of ``inputs`` over ``environments``, from the ``pages`` (None: the upstream has
     no such project) and ``metadata`` (None: unreadable) known so far.
 
     Deterministic and pure; call again with what ``missing_pages``/``missing_metadata`` name
     until the answer is complete. ``prereleases`` admits pre-releases for every demand.
+    ``memo`` (an empty dict, kept by the caller between calls while ``pages`` and ``metadata``
+    only grow) remembers finished expansions, so each call costs only what is new.
     """
     run = _Run(pages, metadata)
     constraints = constraint_specifiers(inputs)
     files: dict[str, dict[NormalizedName, frozenset[str]]] = {}
     for env in environments:
         found: dict[NormalizedName, set[str]] = {}
-        _follow(run, inputs, env, constraints, found, sdists, build_requirements, prereleases)
+        options = (sdists, build_requirements, prereleases or inputs.prereleases)
+        _follow(run, inputs, env, constraints, found, options, {} if memo is None else memo)
         _take_locked(run, inputs.locked, env, found, sdists)
         files[env.label] = {n: frozenset(f) for n, f in sorted(found.items()) if f}
     return Closure(
@@ -294,151 +289,186 @@ def compute_closure(
     )
 
 
+class _Dep(msgspec.Struct, frozen=True):
+    """A parsed dependency line: what a demand needs, without the origin."""
+
+    name: NormalizedName
+    specifier: SpecifierSet
+    text: str
+    extras: frozenset[str]
+    marker: str | None
+
+
+@functools.lru_cache(maxsize=65536)
+def _dep(text: str) -> _Dep | None:
+    req = _requirement(text)
+    if req is None:
+        return None
+    return _Dep(
+        normalize_name(req.name),
+        req.specifier,
+        str(req.specifier),
+        frozenset(req.extras),
+        str(req.marker) if req.marker is not None else None,
+    )
+
+
+@functools.lru_cache(maxsize=262144)
+def _applies(marker: str | None, env: tuple[tuple[str, str], ...], extra: str) -> bool:
+    return marker is None or _marker_true(_marker(marker), dict(env), extra)
+
+
+class _Expansion(msgspec.Struct):
+    """What one demand contributes in one environment, without its origin (so it can be
+    remembered across calls): files, the dependencies it raises, problems, and whether every
+    page and metadata file it needed was known."""
+
+    files: dict[NormalizedName, set[str]]
+    children: list[_Dep]
+    problems: list[tuple[str, str]]
+    complete: bool
+
+
+#: Expansions remembered across calls of one computation (pages and metadata only grow).
+Memo = dict[tuple[object, ...], _Expansion]
+
+
 def _follow(
     run: _Run,
     inputs: Inputs,
     env: Environment,
     constraints: Mapping[NormalizedName, SpecifierSet],
     found: dict[NormalizedName, set[str]],
-    sdists: SdistPolicy,
-    build_requirements: bool,
-    prereleases: bool,
+    options: tuple[SdistPolicy, bool, bool],
+    memo: Memo,
 ) -> None:
-    markers = env.markers
-    queue: list[_Demand] = []
+    env_key = tuple(sorted(env.markers.items()))
+    queue: list[tuple[_Dep, str, frozenset[str]]] = []
     for root in inputs.roots:
-        req = root.parsed
-        if _marker_true(req.marker, markers, ""):
-            queue.append(
-                _Demand(
-                    normalize_name(req.name),
-                    req.specifier,
-                    frozenset(req.extras),
-                    root.where,
-                    root.hashes,
-                    root=True,
-                )
-            )
-    _check_conflicts(run, queue, env)
-    seen: set[tuple[NormalizedName, str, frozenset[str]]] = set()
-    pre = prereleases or inputs.prereleases
+        dep = _dep(root.requirement)
+        if dep is not None and _applies(dep.marker, env_key, ""):
+            queue.append((dep, root.where, root.hashes))
+    _check_conflicts(run, [(d, w) for d, w, _ in queue], env)
+    seen: set[tuple[NormalizedName, str, frozenset[str], frozenset[str]]] = set()
     while queue:
-        demand = queue.pop()
-        key = (demand.name, str(demand.specifier), demand.extras)
+        dep, origin, hashes = queue.pop()
+        key = (dep.name, dep.text, dep.extras, hashes)
         if key in seen:
             continue
         seen.add(key)
-        page = run.page(demand.name)
-        if page is False:
-            continue
-        if page is None:
-            run.problems.add(
-                Problem(
-                    demand.origin,
-                    env.label,
-                    "missing-project",
-                    f"{demand.name} is not on the upstream (asked for as "
-                    f"{demand.name}{demand.specifier})",
-                )
+        memo_key = (env.label, *key, options)
+        expansion = memo.get(memo_key)
+        if expansion is None:
+            expansion = _expand(run, env, env_key, dep, hashes, constraints, options)
+            if expansion.complete:
+                memo[memo_key] = expansion
+        for name, filenames in expansion.files.items():
+            found.setdefault(name, set()).update(filenames)
+        for kind, detail in expansion.problems:
+            run.problems.add(Problem(origin, env.label, kind, detail))
+        for child in expansion.children:
+            queue.append((child, origin, frozenset()))
+
+
+def _expand(
+    run: _Run,
+    env: Environment,
+    env_key: tuple[tuple[str, str], ...],
+    dep: _Dep,
+    hashes: frozenset[str],
+    constraints: Mapping[NormalizedName, SpecifierSet],
+    options: tuple[SdistPolicy, bool, bool],
+) -> _Expansion:
+    sdists, build_requirements, pre = options
+    out = _Expansion({}, [], [], True)
+    page = run.page(dep.name)
+    if page is False:
+        out.complete = False
+        return out
+    if page is None:
+        out.problems.append(
+            (
+                "missing-project",
+                f"{dep.name} is not on the upstream (asked for as {dep.name}{dep.specifier})",
             )
+        )
+        return out
+    releases = run.releases_of(page)
+    specifier = dep.specifier
+    if dep.name in constraints:
+        specifier = specifier & constraints[dep.name]
+    admitted = list(specifier.filter(releases, prereleases=True if pre else None))
+    pinned = _pinned(specifier)
+    any_file = False
+    hash_blocked = False
+    extras = ("", *sorted(dep.extras))
+    for version in admitted:
+        release = releases[version]
+        if release.yanked and not pinned:
+            continue  # PEP 592: installers skip yanked releases unless pinned with ==
+        wheels, chosen_sdists = _choose(release, env, sdists, hashes)
+        if hashes and not (wheels or chosen_sdists):
+            unhashed = _choose(release, env, sdists, frozenset())
+            hash_blocked = hash_blocked or bool(unhashed[0] or unhashed[1])
+        if not (wheels or chosen_sdists):
             continue
-        releases = run.releases_of(page)
-        specifier = demand.specifier
-        if demand.name in constraints:
-            specifier = specifier & constraints[demand.name]
-        admitted = list(specifier.filter(releases, prereleases=True if pre else None))
-        pinned = _pinned(specifier)
-        any_file = False
-        hash_blocked = False
-        for version in admitted:
-            release = releases[version]
-            if release.yanked and not pinned:
-                continue  # PEP 592: installers skip yanked releases unless pinned with ==
-            wheels, chosen_sdists = _choose(release, env, sdists, demand.hashes)
-            if demand.hashes and not (wheels or chosen_sdists):
-                unhashed = _choose(release, env, sdists, frozenset())
-                hash_blocked = hash_blocked or bool(unhashed[0] or unhashed[1])
-            if not (wheels or chosen_sdists):
+        any_file = True
+        names = out.files.setdefault(dep.name, set())
+        names.update(f.filename for f in wheels)
+        names.update(f.filename for f in chosen_sdists)
+        # Dependencies come from what would be installed: each wheel, or the sdist when no
+        # wheel fits (with "always", a release with wheels is installed from a wheel).
+        for file in wheels or chosen_sdists:
+            md = run.meta((dep.name, file.filename))
+            if md is False:
+                out.complete = False
                 continue
-            any_file = True
-            names = found.setdefault(demand.name, set())
-            names.update(f.filename for f in wheels)
-            names.update(f.filename for f in chosen_sdists)
-            # Dependencies come from what would be installed: each wheel, or the sdist when no
-            # wheel fits (with "always", a release with wheels is installed from a wheel).
-            sources = wheels or chosen_sdists
-            for file in sources:
-                md = run.meta((demand.name, file.filename))
-                if md is False:
-                    continue
-                if md is None:
-                    run.problems.add(
-                        Problem(
-                            demand.origin,
-                            env.label,
-                            "bad-metadata",
-                            f"the core metadata of {file.filename} could not be read; its "
-                            "dependencies are not in the mirror",
-                        )
-                    )
-                    continue
-                queue.extend(_dependencies(md, demand, markers))
-                if build_requirements and file in chosen_sdists and md.build_requires:
-                    for text in md.build_requires:
-                        build = _requirement(text)
-                        if build is not None and _marker_true(build.marker, markers, ""):
-                            queue.append(
-                                _Demand(
-                                    normalize_name(build.name),
-                                    build.specifier,
-                                    frozenset(build.extras),
-                                    demand.origin,
-                                )
-                            )
-        if not any_file:
-            if hash_blocked:
-                run.problems.add(
-                    Problem(
-                        demand.origin,
-                        env.label,
-                        "hash-mismatch",
-                        f"no file of {demand.name}{specifier} on the upstream has a sha256 the "
-                        "--hash options allow; the requirements file does not match the upstream",
+            if md is None:
+                out.problems.append(
+                    (
+                        "bad-metadata",
+                        f"the core metadata of {file.filename} could not be read; its "
+                        "dependencies are not in the mirror",
                     )
                 )
-            else:
-                shown = f"{demand.name}{specifier}" + (
-                    f"[{','.join(sorted(demand.extras))}]" if demand.extras else ""
-                )
-                why = (
-                    "no release matches"
-                    if not admitted
-                    else f"no file of {len(admitted)} matching release(s) installs there"
-                )
-                run.problems.add(Problem(demand.origin, env.label, "no-file", f"{shown}: {why}"))
-
-
-def _dependencies(md: CoreMetadata, demand: _Demand, markers: Mapping[str, str]) -> list[_Demand]:
-    out: list[_Demand] = []
-    extras = ("", *sorted(demand.extras))
-    for text in md.requires_dist:
-        req = _requirement(text)
-        if req is None:
-            continue  # installers refuse such a line too; nothing to mirror for it
-        if any(_marker_true(req.marker, markers, extra) for extra in extras):
-            out.append(
-                _Demand(
-                    normalize_name(req.name), req.specifier, frozenset(req.extras), demand.origin
+                continue
+            for text in md.requires_dist:
+                child = _dep(text)
+                # A line that does not parse is refused by installers too: nothing to mirror.
+                if child is not None and any(_applies(child.marker, env_key, e) for e in extras):
+                    out.children.append(child)
+            if build_requirements and file in chosen_sdists and md.build_requires:
+                for text in md.build_requires:
+                    child = _dep(text)
+                    if child is not None and _applies(child.marker, env_key, ""):
+                        out.children.append(child)
+    if not any_file:
+        if hash_blocked:
+            out.problems.append(
+                (
+                    "hash-mismatch",
+                    f"no file of {dep.name}{specifier} on the upstream has a sha256 the "
+                    "--hash options allow; the requirements file does not match the upstream",
                 )
             )
+        else:
+            shown = f"{dep.name}{specifier}" + (
+                f"[{','.join(sorted(dep.extras))}]" if dep.extras else ""
+            )
+            why = (
+                "no release matches"
+                if not admitted
+                else f"no file of {len(admitted)} matching release(s) installs there"
+            )
+            out.problems.append(("no-file", f"{shown}: {why}"))
     return out
 
 
-def _check_conflicts(run: _Run, roots: list[_Demand], env: Environment) -> None:
+def _check_conflicts(run: _Run, roots: list[tuple[_Dep, str]], env: Environment) -> None:
     """Roots that pin one project to disjoint sets of releases (``a==1`` and ``a==2``)."""
-    by_name: dict[NormalizedName, list[_Demand]] = {}
-    for demand in roots:
-        by_name.setdefault(demand.name, []).append(demand)
+    by_name: dict[NormalizedName, list[tuple[_Dep, str]]] = {}
+    for dep, origin in roots:
+        by_name.setdefault(dep.name, []).append((dep, origin))
     for name, demands in by_name.items():
         if len(demands) < 2:
             continue
@@ -446,13 +476,13 @@ def _check_conflicts(run: _Run, roots: list[_Demand], env: Environment) -> None:
         if not page:
             continue
         combined = SpecifierSet()
-        for demand in demands:
-            combined &= demand.specifier
+        for dep, _ in demands:
+            combined &= dep.specifier
         if not list(combined.filter(run.releases_of(page), prereleases=True)):
-            origins = ", ".join(f"{d.origin} ({d.specifier or 'any'})" for d in demands)
+            origins = ", ".join(f"{o} ({d.specifier or 'any'})" for d, o in demands)
             run.problems.add(
                 Problem(
-                    demands[0].origin,
+                    demands[0][1],
                     env.label,
                     "conflict",
                     f"{name}: no release satisfies every input that names it: {origins}",

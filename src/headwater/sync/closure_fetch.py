@@ -32,6 +32,7 @@ from headwater.storage.memory import MemoryStorage
 from headwater.sync.closure import (
     Closure,
     CoreMetadata,
+    Memo,
     MetadataKey,
     SdistPolicy,
     compute_closure,
@@ -84,6 +85,7 @@ async def fetch_closure(
     metadata: dict[MetadataKey, CoreMetadata | None] = {}
     limit = asyncio.Semaphore(workers)
     rounds = 0
+    memo: Memo = {}
     while True:
         closure = compute_closure(
             inputs,
@@ -93,6 +95,7 @@ async def fetch_closure(
             sdists=sdists,
             build_requirements=build_requirements,
             prereleases=prereleases,
+            memo=memo,
         )
         if closure.complete:
             return FetchedClosure(closure, pages, rounds)
