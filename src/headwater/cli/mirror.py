@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from headwater.cli.closure import closure_step, report, save_grace
 from headwater.cli.progress import make_reporter, run_async
 from headwater.config import Config, ConfigError, MirrorConfig, find_config, load_config
 from headwater.repository.boundary import FetchBoundary
@@ -122,11 +123,20 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
             ),
         )
         storage = FileStorage(cfg.target)
+        wants = wants_of(cfg)
+        step = None
+        if cfg.closure is not None:
+            step = await closure_step(name, cfg, upstream, storage, wants)
+            wants = step.wants
+            for line in report(step, dry_run=args.dry_run):
+                print(line)
+            for problem in step.closure.problems:
+                print(f"  cannot satisfy {problem}", file=sys.stderr)
         mirror = Mirror(
             upstream,
             storage,
             workers=workers,
-            wants=wants_of(cfg),
+            wants=wants,
             diff_key=cfg.diff_file,
             reporter=make_reporter(f"mirror {name}", quiet=args.quiet),
         )
@@ -140,10 +150,17 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
                 print(f"  delete {deleted}")
             for project, why in plan.not_synced:
                 print(f"  not synced {project}: {why}")
-            return not plan.not_synced
+            return not plan.not_synced and not (step and step.closure.problems)
         with storage.exclusive():
             storage.clean_temp()  # leftovers of a killed run; safe only while we hold the lock
-            return await run_recorded(mirror, only)
+            summary = await run_recorded(mirror, only)
+            if step is not None:
+                await save_grace(storage, step.record)
+                for problem in step.closure.problems:
+                    summary.not_synced.setdefault(
+                        f"{problem.origin} ({problem.environment})", problem.detail
+                    )
+            return summary
 
 
 def run(args: argparse.Namespace) -> int:

@@ -39,6 +39,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--from-dir", metavar="DIR", help="serve the wheels/sdists in DIR instead of generating"
     )
+    parser.add_argument(
+        "--graph",
+        action="store_true",
+        help="also serve small installable projects with dependencies, extras and platform "
+        "markers (app, web, core, ...: the closure mirror's world, docs/airgap.md)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port (0: pick a free one)")
     parser.add_argument("--no-serials", action="store_true", help="serve no PyPI serials")
@@ -63,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             metadata_only=args.metadata_only,
         )
+    if args.graph:
+        from headwater.testing.graph import add_graph
+
+        add_graph(corpus)
     upstream = Upstream(
         corpus,
         host=args.host,

@@ -40,6 +40,7 @@ from headwater.errors import HeadwaterError
 from headwater.repository._egress import check_upstream_url
 from headwater.repository.boundary import check_host_entry, check_network_entry
 from headwater.storage.location import S3Options, is_s3_url
+from headwater.sync.closure_config import ClosureConfig
 from headwater.sync.filters import FilterConfig, InvalidFilter
 
 __all__ = [
@@ -95,6 +96,9 @@ class MirrorConfig(EgressSettings, kw_only=True, forbid_unknown_fields=True):
     diff_file: str = "state/last-sync.diff"
     #: Which projects and files to mirror (``[mirror.NAME.filters]``; see docs/filters.md).
     filters: FilterConfig = msgspec.field(default_factory=FilterConfig)
+    #: A closure mirror: what to satisfy and for which environments (``[mirror.NAME.closure]``;
+    #: see docs/airgap.md). None: the filters alone decide.
+    closure: ClosureConfig | None = None
     #: Hosts besides the upstream's origin that file URLs and redirects may point at (the same
     #: fetch boundary as a proxy's: docs/proxy.md "Fetch boundary").
     allowed_hosts: list[str] = msgspec.field(default_factory=list)
@@ -236,6 +240,9 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
                 mirror.filters = _load_requirements(
                     mirror.filters, base, f"{source}: [mirror.{name}.filters]"
                 )
+            if mirror.closure is not None:
+                # Inputs are named relative to the configuration file, like targets.
+                mirror.closure.inputs = [str((base / p).resolve()) for p in mirror.closure.inputs]
             mirror.resolve_paths(str(base))
             mirror.target = _resolve_storage(base, mirror.target) or mirror.target
             if mirror.s3 is not None and mirror.s3.credentials_file:

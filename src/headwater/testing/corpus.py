@@ -467,11 +467,15 @@ class Corpus:
         filename: str | None = None,
         body: bytes | None = None,
         tag: str | None = None,
+        metadata: bytes | None = None,
+        requires_python: str | None = None,
     ) -> int:
         """Add a file to an existing release; returns the new serial.
 
-        With ``filename`` and ``body`` the file is exactly that; otherwise a generated wheel for
-        ``tag`` (default: the next tag the release lacks).
+        With ``filename`` and ``body`` the file is exactly that (``metadata``: its PEP 658
+        ``.metadata``, which must be the wheel's METADATA; ``requires_python``: the page's
+        value); otherwise a generated wheel for ``tag`` (default: the next tag the release
+        lacks).
 
         Raises:
             CorpusError: unknown project or release, duplicate filename, or no tag left.
@@ -492,9 +496,10 @@ class Corpus:
                     version=version,
                     packagetype="bdist_wheel" if filename.endswith(".whl") else "sdist",
                     python_version=_python_tag(filename) if filename.endswith(".whl") else "source",
-                    requires_python=project.requires_python,
+                    requires_python=requires_python or project.requires_python,
                     upload_time=_MUTATION_EPOCH + timedelta(minutes=serial),
                     build=lambda: data,
+                    metadata=metadata,
                 )
                 project.releases[version].append(dist)
                 self._files[filename] = dist

@@ -55,8 +55,11 @@ def core_metadata(
     *,
     summary: str = "",
     requires_python: str | None = None,
+    requires_dist: Iterable[str] = (),
+    provides_extra: Iterable[str] = (),
 ) -> bytes:
-    """Core metadata 2.1 (``METADATA`` / ``PKG-INFO``) for a generated project."""
+    """Core metadata 2.1 (``METADATA`` / ``PKG-INFO``) for a generated project, with its
+    ``Requires-Dist`` and ``Provides-Extra`` lines when given."""
     lines = [
         "Metadata-Version: 2.1",
         f"Name: {display_name}",
@@ -66,6 +69,8 @@ def core_metadata(
     ]
     if requires_python:
         lines.append(f"Requires-Python: {requires_python}")
+    lines.extend(f"Provides-Extra: {extra}" for extra in provides_extra)
+    lines.extend(f"Requires-Dist: {requirement}" for requirement in requires_dist)
     return ("\n".join(lines) + "\n\n").encode()
 
 
