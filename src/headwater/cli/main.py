@@ -20,7 +20,7 @@ __all__ = ["main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every subcommand registered."""
-    from headwater.cli import admin, check, mirror, move, nginx_config, serve, upstream, verify
+    from headwater.cli import admin, check, gc, mirror, move, nginx_config, serve, upstream, verify
 
     parser = argparse.ArgumentParser(
         prog="headwater",
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     admin.register(subparsers)
     check.register(subparsers)
+    gc.register(subparsers)
     mirror.register(subparsers)
     move.register(subparsers)
     nginx_config.register(subparsers)
