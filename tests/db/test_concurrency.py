@@ -135,3 +135,34 @@ def test_u9_processes_racing_for_one_filename_one_wins(db: Database) -> None:
         if outcome != "CREATED":
             assert outcome == ("IDENTICAL" if digest == won else "CONFLICT"), outcomes
     assert db.last_serial("main") == 2
+
+
+def test_servers_starting_together_on_a_new_database_make_one_admin(db: Database) -> None:
+    """Several ``headwater serve`` starting on one new database at once (scale-out machines)
+    each run the first-start step; exactly one makes the admin and its token, none fails."""
+    from headwater.assembly.plan import ensure_admin_token
+
+    starters = 8
+    barrier = threading.Barrier(starters)
+    results: list[str | None] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            results.append(ensure_admin_token(db))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(starters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    made = [token for token in results if token is not None]
+    assert len(made) == 1
+    assert [u.name for u in db.users()] == ["admin"]
+    info = db.authenticate(made[0])
+    assert info is not None and "admin" in info.scopes
+    assert ensure_admin_token(db) is None  # a later start makes nothing

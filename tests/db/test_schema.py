@@ -62,6 +62,26 @@ def test_check_schema_refuses_a_revision_from_a_newer_headwater(empty_url: str) 
             db.check_schema()
 
 
+def test_upgrade_refuses_a_revision_from_a_newer_headwater_and_changes_nothing(
+    empty_url: str,
+) -> None:
+    """``headwater serve`` upgrades at start: an older headwater started on a database a newer
+    one migrated (a rolling deployment gone wrong) must say so, not fail inside Alembic."""
+    with Database.connect(empty_url) as db:
+        db.upgrade()
+        with db._engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+        with pytest.raises(
+            SchemaOutOfDate, match="revision 9999, which this headwater does not know"
+        ) as caught:
+            db.upgrade()
+        assert caught.value.current == "9999"
+        with db._engine.connect() as conn:
+            assert (
+                conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "9999"
+            )
+
+
 def test_migrations_build_exactly_the_declared_schema(empty_url: str) -> None:
     with Database.connect(empty_url) as db:
         db.upgrade()

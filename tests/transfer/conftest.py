@@ -132,6 +132,8 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
             lifetime=timedelta(minutes=15),
         )
         db.record_publish(minted.id, "main", "acme-tools", "acme_tools-1.1.tar.gz", publisher.id)
+        # An upload in progress: its reservation keeps `headwater gc` off its object.
+        db.reserve_blob("main", "web/packages/00/00/" + "0" * 60 + "/acme_tools-9.9.tar.gz")
     finally:
         db.close()
     installation = Installation(config, data_dir, token, uploaded)

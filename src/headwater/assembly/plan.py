@@ -132,14 +132,9 @@ def plan_from_config(config: str, *, data_dir: str | None = None) -> ServePlan:
 
 def ensure_admin_token(db: Database) -> str | None:
     """On a fresh database (no users yet), create the user ``admin`` with an admin token and
-    return the token (to be shown once); None when users exist already."""
-    if db.users():
-        return None
-    db.create_user("admin")
-    _, token = db.create_token(
-        "admin", scopes={"admin"}, description="created by the first `headwater serve`"
-    )
-    return token
+    return the token (to be shown once); None when users exist already. Servers starting
+    together on one new database (several machines) race here: exactly one makes the admin."""
+    return db.create_first_admin("admin", description="created by the first `headwater serve`")
 
 
 def prepare_data_dir(data_dir: Path) -> None:

@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         adopt,
         bundle,
         check,
+        gc,
         mirror,
         move,
         nginx_config,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     adopt.register(subparsers)
     bundle.register(subparsers)
     check.register(subparsers)
+    gc.register(subparsers)
     mirror.register(subparsers)
     move.register(subparsers)
     nginx_config.register(subparsers)

@@ -189,6 +189,39 @@ class AccessControl:
             )
         return token_id, token
 
+    def create_first_admin(self, user: str = "admin", *, description: str = "") -> str | None:
+        """On a database without users: create ``user`` with a token of the ``admin`` scope and
+        return the token (show it once). None when any user exists.
+
+        The look and the creation are one write transaction, so of several servers starting
+        on one new database at the same moment (a scale-out deployment's machines) exactly one
+        creates the admin and the others start normally.
+        """
+        check_user_name(user)
+        check_line(description, "description", limit=1000)
+        token_id = secrets.token_hex(8)
+        token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+        with writing(self._engine) as conn:
+            if conn.execute(sa.select(t.users.c.name).limit(1)).first() is not None:
+                return None
+            created = now()
+            conn.execute(sa.insert(t.users).values(name=user, created=created))
+            conn.execute(
+                sa.insert(t.tokens).values(
+                    id=token_id,
+                    user=user,
+                    secret_sha256=_digest(token),
+                    scopes=["admin"],
+                    indexes=None,
+                    projects=None,
+                    description=description,
+                    created=created,
+                    expires=None,
+                    revoked=None,
+                )
+            )
+        return token
+
     def authenticate(self, token: str) -> TokenInfo | None:
         """The token's info if ``token`` is a valid, unrevoked, unexpired token, else None."""
         token_id = parse_token(token)

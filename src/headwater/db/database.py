@@ -27,10 +27,13 @@ The whole surface (this class and the two halves it inherits):
   ``set_status`` (PEP 792), ``set_alternate_locations`` and ``set_tracks`` (PEP 708)
 - :mod:`headwater.db.access`: ``create_user``, ``users``, ``create_token``, ``authenticate``,
   ``revoke_token``, ``tokens``, ``owners``, ``add_owner``, ``remove_owner``, ``grant_namespace``,
-  ``revoke_namespace``, ``namespaces``, ``namespace_covering`` (PEP 752)
+  ``revoke_namespace``, ``namespaces``, ``namespace_covering`` (PEP 752), ``create_first_admin``
 - :mod:`headwater.db.publishers`: trusted publishers (``add_publisher``, ``remove_publisher``,
   ``publishers``, ``publishers_for``, ``sync_publishers``); :mod:`headwater.db.minting`: tokens
   minted for them, used OIDC token ids, the publishing log
+- :mod:`headwater.db.blobs`: ``reserve_blob``, ``release_blob``, ``blob_references``,
+  ``delete_unreferenced``, ``forget_abandoned_reservations`` (what the garbage collector and
+  uploads agree on)
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from headwater.db._checks import (
     require_user,
 )
 from headwater.db.access import AccessControl
+from headwater.db.blobs import BlobReferences
 from headwater.db.changes import ProjectChanges
 from headwater.db.engine import make_engine, reading, shown_url, unavailable, writing
 from headwater.db.errors import InvalidArgument
@@ -114,7 +118,7 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class Database(ProjectChanges, Minting, AccessControl, Publishers):
+class Database(ProjectChanges, Minting, AccessControl, Publishers, BlobReferences):
     """A headwater database (SQLite or PostgreSQL). Make one with :meth:`connect`."""
 
     def __init__(self, engine: sa.Engine) -> None:

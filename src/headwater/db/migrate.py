@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: Every revision in order; the last is the one this headwater needs. Add new ones here too.
-REVISIONS = ("0001", "0002", "0004")
+REVISIONS = ("0001", "0002", "0004", "0003g")
 HEAD = REVISIONS[-1]
 
 _VERSION_TABLE = "alembic_version"
@@ -73,15 +73,20 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     """Apply the migrations up to ``revision``; return (revision before, revision after).
 
-    Idempotent: a database at ``revision`` is left alone.
+    Idempotent: a database at ``revision`` is left alone. A database at a revision this
+    headwater does not know (a newer headwater migrated it) is refused before Alembic runs:
+    there is nothing to upgrade, and an older headwater must not serve it.
 
     Raises:
         DatabaseUnavailable: the database could not be reached or a migration failed.
+        SchemaOutOfDate: the database was migrated by a newer headwater.
     """
     from alembic import command
 
     with writing(engine) as conn:
         before = _revision(conn)
+        if before is not None and before not in REVISIONS:
+            raise SchemaOutOfDate(_newer(shown_url(engine), before), current=before, needed=HEAD)
         command.upgrade(alembic_config(conn), revision)
         after = _revision(conn)
     assert after is not None
@@ -100,11 +105,7 @@ def check_schema(engine: Engine) -> None:
         return
     where = shown_url(engine)
     if current is not None and current not in REVISIONS:
-        message = (
-            f"database at {where} is at revision {current}, which this headwater does not know "
-            f"(it needs {HEAD}): a newer headwater migrated it; run that version, never an "
-            "older one, on this database"
-        )
+        message = _newer(where, current)
     else:
         shown = current or "none (an empty database)"
         message = (
@@ -112,3 +113,11 @@ def check_schema(engine: Engine) -> None:
             "`headwater db upgrade`"
         )
     raise SchemaOutOfDate(message, current=current, needed=HEAD)
+
+
+def _newer(where: str, current: str) -> str:
+    return (
+        f"database at {where} is at revision {current}, which this headwater does not know "
+        f"(it needs {HEAD}): a newer headwater migrated it; run that version, never an "
+        "older one, on this database"
+    )

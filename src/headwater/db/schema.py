@@ -14,6 +14,8 @@ Project names are stored normalized (``name``) beside the name the first upload 
   CI identities that may publish a project, the short-lived tokens minted for them, the OIDC
   token ids already used, and the audit log of mints and uploads); see
   :mod:`headwater.db.publishers`.
+- ``pending_blobs``: storage keys an upload is writing right now (before its file row exists),
+  which the garbage collector must not delete (:mod:`headwater.db.blobs`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ __all__ = [
     "namespaces",
     "oidc_jtis",
     "owners",
+    "pending_blobs",
     "projects",
     "publishers",
     "publishing_log",
@@ -135,6 +138,8 @@ files = sa.Table(
     sa.Column("uploader", sa.String(100), nullable=True),
     # The database settles two uploads of one filename: exactly one insert wins.
     sa.UniqueConstraint("index", "filename"),
+    # The garbage collector's re-check: does any file of the index refer to this key?
+    sa.Index(None, "index", "storage_key"),
 )
 
 deleted_files = sa.Table(
@@ -275,4 +280,14 @@ publishing_log = sa.Table(
     sa.Column("filename", sa.String(_FILENAME), nullable=True),
     sa.Column("publisher_id", sa.Integer, nullable=True),
     sqlite_autoincrement=True,
+)
+
+pending_blobs = sa.Table(
+    "pending_blobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("index", sa.String(_INDEX), nullable=False),
+    sa.Column("storage_key", sa.String(1000), nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Index(None, "index", "storage_key"),
 )

@@ -11,18 +11,26 @@ the database, whether the upload is allowed, and makes it visible atomically:
    before this module runs: a non-owner never reaches the "identical file: OK" answer.
    Ownership is checked again here and in the write transaction itself, because a project the
    decision saw as new can be created by another user before this upload is recorded;
-2. write the file and its ``.metadata`` to storage (content-addressed keys, atomic writes);
+2. reserve the file's storage key in the database (:mod:`headwater.db.blobs`), then write the
+   file and its ``.metadata`` to storage (content-addressed keys, atomic writes); the
+   reservation keeps the garbage collector (:mod:`headwater.repository.collector`) away from
+   objects that have no row *yet*;
 3. record the file in the database, which is what makes it visible; the database's uniqueness
-   settles two concurrent uploads of one filename. A loser's blob, if its content differs, is
-   removed again.
+   settles two concurrent uploads of one filename. Then the reservation is released.
 
-A crash between 2 and 3 leaves an unreferenced blob and nothing visible.
+An upload that does not end with its row (refused, lost a race, failed, cancelled) removes its
+objects through :meth:`headwater.db.Database.delete_unreferenced`, which looks again, under the
+write lock, whether a row (another upload's of the same bytes, a commit whose answer was lost)
+or another upload's reservation now refers to them: an object some row needs is never deleted.
+A crash between 2 and 3 leaves an unreferenced object, nothing visible, and a reservation that
+``headwater gc`` honours for a day and then collects with the object.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,12 +39,15 @@ import msgspec
 
 from headwater.db import AddResult, NewFile
 from headwater.errors import HeadwaterError
+from headwater.repository.collector import delete_unreferenced
 from headwater.simple.model import ProjectStatus
 from headwater.simple.names import NormalizedName
 from headwater.storage.base import Storage
 from headwater.storage.layout import file_key, metadata_key
 
 __all__ = ["Accepted", "Candidate", "UploadRefused", "accept_upload"]
+
+log = logging.getLogger("headwater.upload")
 
 _CHUNK = 1 << 20
 
@@ -138,33 +149,39 @@ async def accept_upload(db: Any, storage: Storage, c: Candidate) -> Accepted:
     if early is Accepted.IDENTICAL:
         return early
     key = file_key(c.sha256, c.filename)
-    await _copy_into(storage, key, c.path)
-    if c.metadata is not None:
-        await storage.write_bytes(metadata_key(c.sha256, c.filename), c.metadata)
-    new = NewFile(
-        filename=c.filename,
-        version=c.version,
-        sha256=c.sha256,
-        blake2_256=c.blake2_256,
-        size=c.size,
-        upload_time=datetime.now(UTC),
-        requires_python=c.requires_python,
-        metadata_sha256=c.metadata_sha256,
-        storage_key=key,
-        display_name=c.display_name,
-    )
-    # Ownership once more, in the write transaction: the project may have been created by
-    # another user since the authorization decision saw it as new.
-    result = await asyncio.to_thread(
-        db.add_file, c.index, c.project, new, uploader=c.user, owners_only=not c.admin
-    )
-    if result is AddResult.CREATED:
-        return Accepted.CREATED
-    if result is AddResult.IDENTICAL:
-        return Accepted.IDENTICAL
-    # Lost a race, or refused: our blob is referenced by nothing (its key names its content).
-    await storage.delete(key)
-    await storage.delete(metadata_key(c.sha256, c.filename))
+    reservation: int = await asyncio.to_thread(db.reserve_blob, c.index, key)
+    try:
+        await _copy_into(storage, key, c.path)
+        if c.metadata is not None:
+            await storage.write_bytes(metadata_key(c.sha256, c.filename), c.metadata)
+        new = NewFile(
+            filename=c.filename,
+            version=c.version,
+            sha256=c.sha256,
+            blake2_256=c.blake2_256,
+            size=c.size,
+            upload_time=datetime.now(UTC),
+            requires_python=c.requires_python,
+            metadata_sha256=c.metadata_sha256,
+            storage_key=key,
+            display_name=c.display_name,
+        )
+        # Ownership once more, in the write transaction: the project may have been created by
+        # another user since the authorization decision saw it as new.
+        result = await asyncio.to_thread(
+            db.add_file, c.index, c.project, new, uploader=c.user, owners_only=not c.admin
+        )
+    except BaseException:
+        await _discard(db, storage, c, key, reservation)
+        raise
+    if result in (AddResult.CREATED, AddResult.IDENTICAL):
+        if not await asyncio.to_thread(db.release_blob, reservation):
+            # A collector judged the reservation abandoned (the upload took longer than its
+            # pending_for) and may have removed the objects: the row needs them.
+            await _restore(storage, c, key)
+        return Accepted.CREATED if result is AddResult.CREATED else Accepted.IDENTICAL
+    # Refused or lost a race: our objects go, unless a row or another upload needs them now.
+    await _discard(db, storage, c, key, reservation)
     if result is AddResult.CONFLICT:
         raise UploadRefused(400, f"File already exists ({c.filename!r} with different content).")
     if result is AddResult.NOT_OWNER:
@@ -176,3 +193,27 @@ async def accept_upload(db: Any, storage: Storage, c: Candidate) -> Accepted:
             "deleted and a filename is never reused.",
         )
     raise UploadRefused(400, f"project {c.project!r} accepts no uploads ({result.value})")
+
+
+async def _discard(db: Any, storage: Storage, c: Candidate, key: str, reservation: int) -> None:
+    """Remove this upload's objects if nothing refers to them (re-checked under the write
+    lock), and its reservation. A failure here (the database is down) leaves them to
+    ``headwater gc``: never raised, the upload's own outcome is what the client must hear."""
+    try:
+        await delete_unreferenced(
+            db, storage, c.index, [key, metadata_key(c.sha256, c.filename)], own=reservation
+        )
+    except Exception as exc:
+        log.warning(
+            "upload of %s to %s: its stored objects stay for `headwater gc` (%s)",
+            c.filename,
+            c.index,
+            exc,
+        )
+
+
+async def _restore(storage: Storage, c: Candidate, key: str) -> None:
+    if await storage.stat(key) is None:
+        await _copy_into(storage, key, c.path)
+    if c.metadata is not None and await storage.stat(metadata_key(c.sha256, c.filename)) is None:
+        await storage.write_bytes(metadata_key(c.sha256, c.filename), c.metadata)

@@ -1,0 +1,306 @@
+"""Several real ``headwater serve`` nodes behind a real nginx, on one PostgreSQL and shared storage.
+
+This is the scale-out topology of docs/scale-out.md, on loopback: each node is its own
+``headwater serve`` process group with its own port and data directory (as separate machines
+would have), all on one PostgreSQL database, all keeping hosted files and proxy caches in one
+shared storage, and an nginx ``upstream`` balancing clients over them.
+
+- **Database**: a fresh database (tests/postgres.py) reached through a :class:`TcpGate`, so a
+  test can cut the nodes off PostgreSQL (and restore them) without stopping the machine's
+  PostgreSQL, which other tests use.
+- **Storage** (``storage=``): ``"directory"`` is one directory every node mounts at
+  ``<data_dir>/hosted`` and ``<data_dir>/proxy`` (a shared file system, as NFS would give
+  separate machines); ``"s3"`` is a SeaweedFS bucket named in the config (``[hosted.*]`` and
+  ``[proxy.*]`` ``storage``), reached through a :class:`TcpGate` too. The tests are written
+  against :class:`Cluster`'s methods only, so switching is this one parameter.
+- **Balancer**: nginx with ``least_conn`` over the nodes; ``proxy_next_upstream error timeout``
+  retries a request on the next node when a node refuses the connection or dies before
+  answering. nginx never retries a POST by default (it may not be idempotent); uploads to
+  headwater are (an identical re-upload is a no-op ``200``), so the upload locations add
+  ``non_idempotent`` and nginx buffers the body (``proxy_request_buffering`` on, the default)
+  so it can send it again.
+
+Nodes are started together (they race to create the database's first admin, as a real
+deployment's machines would). :meth:`Cluster.kill` sends SIGKILL to a node's whole process
+group; :meth:`Cluster.start` starts it again on its port.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from tests.nginx import Nginx, free_port, start_nginx
+from tests.postgres import fresh_database
+from tests.tcp_gate import TcpGate
+
+__all__ = ["Cluster", "Node", "StorageKind", "cluster", "nginx_site"]
+
+HEADWATER = str(Path(sys.executable).with_name("headwater"))
+StorageKind = Literal["directory", "s3"]
+_START_TIMEOUT = 60.0
+
+
+@dataclass
+class Node:
+    """One ``headwater serve`` (a process group): its port, data directory and log."""
+
+    number: int
+    port: int
+    data_dir: Path
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def spool(self) -> Path:
+        """Where this node streams upload bodies before accepting them (node-local scratch)."""
+        return self.data_dir / "run" / "uploads"
+
+
+def nginx_site(ports: list[int]) -> str:
+    """The nginx ``http``-context config balancing over ``ports`` (``{port}``: nginx's own)."""
+    servers = "\n".join(
+        f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=2s;" for port in ports
+    )
+    common = (
+        "        proxy_pass http://headwater_nodes;\n"
+        "        proxy_http_version 1.1;\n"
+        '        proxy_set_header Connection "";\n'
+        "        proxy_set_header Host $http_host;\n"
+        "        proxy_next_upstream_tries 3;\n"
+        "        proxy_read_timeout 120s;\n"
+    )
+    return (
+        "upstream headwater_nodes {\n"
+        "    least_conn;\n"
+        f"{servers}\n"
+        "    keepalive 16;\n"
+        "}\n"
+        "server {\n"
+        "    listen 127.0.0.1:{port};\n"
+        "    client_max_body_size 0;\n"  # headwater enforces max_upload_size itself
+        "    location / {\n"
+        f"{common}"
+        "        proxy_next_upstream error timeout;\n"
+        "    }\n"
+        # Uploads are idempotent in headwater: nginx may send one again to the next node.
+        "    location ~ ^/([^/]+/)?legacy/?$ {\n"
+        f"{common}"
+        "        proxy_next_upstream error timeout non_idempotent;\n"
+        "    }\n"
+        "}\n"
+    )
+
+
+@dataclass
+class Cluster:
+    """N nodes, nginx in front, one database, one storage (see the module docstring)."""
+
+    work: Path
+    database: str
+    db_gate: TcpGate
+    config: Path
+    storage: StorageKind
+    nodes: list[Node]
+    nginx: Nginx
+    workers: int = 1
+    admin: str = field(default="", init=False)
+
+    @property
+    def url(self) -> str:
+        """The balancer's URL: what clients use."""
+        return self.nginx.url
+
+    def start(self, number: int) -> Node:
+        """Start node ``number`` (not waiting for it: see :meth:`wait_ready`)."""
+        node = self.nodes[number]
+        assert not node.running, f"node {number} is running"
+        handle = node.log.open("ab")
+        command = [
+            HEADWATER, "serve", "--config", str(self.config),
+            "--data-dir", str(node.data_dir), "--database", self.database,
+            "--listen", f"127.0.0.1:{node.port}", "--workers", str(self.workers),
+        ]  # fmt: skip
+        node.process = subprocess.Popen(
+            command,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.work,
+            env={**os.environ, "HEADWATER_CONFIG": str(self.config)},
+            start_new_session=True,
+        )
+        handle.close()
+        return node
+
+    def wait_ready(self, number: int, *, timeout: float = _START_TIMEOUT) -> None:
+        """Wait until node ``number`` answers ``/health/live``; fail with its log if it exits."""
+        node = self.nodes[number]
+        deadline = time.monotonic() + timeout
+        while True:
+            assert node.process is not None
+            if node.process.poll() is not None:
+                raise AssertionError(
+                    f"node {number} exited {node.process.returncode}:\n{node.output()[-4000:]}"
+                )
+            try:
+                with urllib.request.urlopen(node.url + "/health/live", timeout=1) as answer:
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"node {number} did not start:\n{node.output()[-4000:]}")
+            time.sleep(0.05)
+
+    def kill(self, number: int, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to node ``number``'s whole process group (SIGKILL: it dies at once,
+        as a machine that loses power) and wait for it to exit."""
+        node = self.nodes[number]
+        if node.process is None or node.process.poll() is not None:
+            return
+        with suppress(ProcessLookupError):
+            os.killpg(node.process.pid, sig)
+        try:
+            node.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(node.process.pid, signal.SIGKILL)
+            node.process.wait()
+        if sig == signal.SIGKILL:
+            # The worker processes are in the same group; make sure none survives.
+            with_group_gone(node.process.pid)
+
+    def stop_all(self) -> None:
+        for node in self.nodes:
+            self.kill(node.number, signal.SIGTERM)
+
+    def headwater(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``headwater ARGS`` as an operator would on one of the machines (the cluster's
+        config and database)."""
+        done = subprocess.run(
+            [HEADWATER, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd=self.work,
+            env={
+                **os.environ,
+                "HEADWATER_CONFIG": str(self.config),
+            },
+        )
+        if check:
+            assert done.returncode == 0, f"headwater {' '.join(args)}\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def admin_args(self) -> list[str]:
+        """``--config``, ``--data-dir`` and ``--database`` of node 0, for operator commands."""
+        return [
+            "--config", str(self.config),
+            "--data-dir", str(self.nodes[0].data_dir),
+            "--database", self.database,
+        ]  # fmt: skip
+
+    def shared_root(self) -> Path:
+        """The shared directory (``storage="directory"``)."""
+        return self.work / "shared"
+
+
+def with_group_gone(pgid: int, timeout: float = 10.0) -> None:
+    """Wait until no process of group ``pgid`` is left (killing stragglers)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
+def _through(url: str, gate: TcpGate) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    auth = netloc[0] + "@" if len(netloc) == 2 else ""
+    return urlunsplit(parts._replace(netloc=f"{auth}{gate.address}"))
+
+
+def _config_text(storage: StorageKind, extra: str) -> str:
+    if storage != "directory":
+        raise NotImplementedError(f"storage {storage!r} is not available yet")
+    return "[hosted.main]\n" + extra
+
+
+@contextmanager
+def cluster(
+    work: Path,
+    *,
+    nodes: int = 2,
+    storage: StorageKind = "directory",
+    workers: int = 1,
+    extra_config: str = "",
+) -> Iterator[Cluster]:
+    """Start a cluster of ``nodes`` nodes (see the module docstring); stop everything after."""
+    with ExitStack() as stack:
+        url = stack.enter_context(fresh_database())
+        parts = urlsplit(url)
+        gate = TcpGate((parts.hostname or "127.0.0.1", parts.port or 5432))
+        stack.callback(gate.close)
+        config = work / "headwater.toml"
+        config.write_text(_config_text(storage, extra_config), encoding="utf-8")
+        shared = work / "shared"
+        members: list[Node] = []
+        for number in range(nodes):
+            data = work / f"node{number}"
+            data.mkdir(parents=True)
+            data.chmod(0o700)
+            if storage == "directory":
+                for kind in ("hosted", "proxy"):
+                    (shared / kind).mkdir(parents=True, exist_ok=True)
+                    (data / kind).symlink_to(shared / kind)
+            members.append(Node(number, free_port(), data, work / f"node{number}.log"))
+        site = nginx_site([m.port for m in members])
+        # nginx needs the node ports only; it starts before the nodes (502 until they are up).
+        balancer = start_nginx(work / "nginx", site)
+        stack.callback(balancer.stop)
+        group = Cluster(
+            work=work,
+            database=_through(url, gate),
+            db_gate=gate,
+            config=config,
+            storage=storage,
+            nodes=members,
+            nginx=balancer,
+            workers=workers,
+        )
+        stack.callback(group.stop_all)
+        for member in members:
+            group.start(member.number)
+        for member in members:
+            group.wait_ready(member.number)
+        tokens = [
+            m.data_dir / "admin-token" for m in members if (m.data_dir / "admin-token").exists()
+        ]
+        assert len(tokens) == 1, f"the first admin token was made {len(tokens)} times: {tokens}"
+        group.admin = tokens[0].read_text().strip()
+        yield group
