@@ -176,6 +176,25 @@ def _interface() -> list[RouteSpec]:
             body="form",
             what="sign out",
         ),
+        # Searches only the indexes the request may list (each asked of authz as "list").
+        _public("/ui/search", _READ, "search an index's project names", "ui"),
+        _public("/ui/suggest", _READ, "search suggestions as JSON (search as you type)", "ui"),
+        RouteSpec(
+            methods=_READ,
+            path="/ui/{index}/project/{project}",
+            action="read",
+            per_project=True,
+            layer="ui",
+            what="a project's page for people",
+        ),
+        RouteSpec(
+            methods=_READ,
+            path="/ui/{index}/project/{project}/why",
+            action="read",
+            per_project=True,
+            layer="ui",
+            what="why a composed index serves a project from where it does",
+        ),
     ]
 
 

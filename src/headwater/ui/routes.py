@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from headwater.server.factory import Served
-from headwater.ui import home, signin, static
+from headwater.ui import home, project, search, signin, static, why
 from headwater.ui.interface import Interface
 
 __all__ = ["Handler", "page", "ui_routes"]
@@ -41,4 +41,8 @@ def ui_routes(served: Served) -> list[BaseRoute]:
         page("/ui/signin", signin.form, ui, _READ),
         page("/ui/signin", signin.sign_in, ui, ["POST"]),
         page("/ui/signout", signin.sign_out, ui, ["POST"]),
+        page("/ui/search", search.search_page, ui, _READ),
+        page("/ui/suggest", search.suggest, ui, _READ),
+        page("/ui/{index}/project/{project}", project.project_page, ui, _READ),
+        page("/ui/{index}/project/{project}/why", why.why_page, ui, _READ),
     ]
