@@ -23,6 +23,7 @@ is ``/<default>/simple/``).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import msgspec
@@ -68,12 +69,15 @@ EXAMPLE_VALUES: dict[str, str] = {
     "user": "alice",
     "namespace": "example",
     "name": "style.css",
+    "rest": "no/such/page",
 }
 
 
 def example_path(route: RouteSpec, **values: str) -> str:
-    """``route.path`` with its placeholders filled from ``values``, else :data:`EXAMPLE_VALUES`."""
-    return route.path.format(**{**EXAMPLE_VALUES, **values})
+    """``route.path`` with its placeholders filled from ``values``, else :data:`EXAMPLE_VALUES`
+    (a Starlette convertor, ``{rest:path}``, is filled like ``{rest}``)."""
+    template = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
+    return template.format(**{**EXAMPLE_VALUES, **values})
 
 
 _READ = frozenset({"GET", "HEAD"})
@@ -195,6 +199,8 @@ def _interface() -> list[RouteSpec]:
             layer="ui",
             what="why a composed index serves a project from where it does",
         ),
+        # Last: any other path below /ui/ is the interface's own 404 page.
+        _public("/ui/{rest:path}", _READ, "not found, as a page of the interface", "ui"),
     ]
 
 

@@ -31,10 +31,23 @@ __all__ = ["MAX_DESCRIPTION", "Readme", "render_description", "render_metadata"]
 
 #: Longer descriptions are shown as plain text (rendering them could take seconds).
 MAX_DESCRIPTION = 512 * 1024
+#: Headings carry an empty self-link (PyPI shows it on hover): a link with no text is noise to a
+#: screen reader, so it goes.
 _EMPTY_ANCHOR = re.compile(r'<a href="#user-content-[^"<>]*" rel="nofollow"></a>')
 #: Code blocks say their programming language in ``lang``, which is for human languages (a
 #: screen reader would switch voice): it becomes ``data-lang``.
 _CODE_LANG = re.compile(r'<pre lang="([A-Za-z0-9_+.#-]*)">')
+#: An image without alternative text: a README author's omission, which would fail the page's
+#: accessibility (screen readers read out the file name). It is marked decorative (``alt=""``).
+_NO_ALT = re.compile(r"<img(?![^>]*\balt=)")
+
+
+def _accessible(rendered: str) -> str:
+    """Sanitised HTML with the accessibility fixes above (applied after the sanitiser: they
+    only remove an empty link, rename an attribute or add an empty one)."""
+    rendered = _EMPTY_ANCHOR.sub("", rendered)
+    rendered = _CODE_LANG.sub(r'<pre data-lang="\1">', rendered)
+    return _NO_ALT.sub('<img alt=""', rendered)
 
 
 @dataclass(frozen=True)
@@ -67,10 +80,7 @@ def render_description(text: str, content_type: str | None) -> Readme:
             variant = "CommonMark" if "commonmark" in params.lower() else "GFM"
             rendered = markdown(text, variant=variant)
             if rendered is not None:
-                # Headings carry an empty self-link (for hover anchors on PyPI): a link with no
-                # text is noise to a screen reader, so it goes.
-                rendered = _CODE_LANG.sub(r'<pre data-lang="\1">', rendered)
-                return Readme(_EMPTY_ANCHOR.sub("", rendered), "markdown")
+                return Readme(_accessible(rendered), "markdown")
             return Readme(_plain(text), "plain", "the Markdown renderer is not installed")
         if media == "text/plain":
             return Readme(_plain(text), "plain")
@@ -78,7 +88,7 @@ def render_description(text: str, content_type: str | None) -> Readme:
 
         rendered = rst(text)
         if rendered is not None:
-            return Readme(rendered, "rst")
+            return Readme(_accessible(rendered), "rst")
     note = "" if media == "text/x-rst" else f"unknown content type {media[:60]!r}"
     return Readme(_plain(text), "plain", note or "the reStructuredText has errors")
 

@@ -45,4 +45,10 @@ def ui_routes(served: Served) -> list[BaseRoute]:
         page("/ui/suggest", search.suggest, ui, _READ),
         page("/ui/{index}/project/{project}", project.project_page, ui, _READ),
         page("/ui/{index}/project/{project}/why", why.why_page, ui, _READ),
+        # Last: any other path below /ui/ (a name with a slash in it, a mistyped page).
+        page("/ui/{rest:path}", _not_found, ui, _READ),
     ]
+
+
+async def _not_found(request: Request, ui: Interface) -> Response:
+    return await ui.not_found(request, "there is no such page in the interface")
