@@ -40,6 +40,7 @@ from headwater.policy import (
     Decision,
     NotServed,
     Observation,
+    Plan,
     Refused,
     Rules,
     Served,
@@ -225,6 +226,13 @@ class ComposedIndex:
         reports of sources the plan did not consult)."""
         observation, _ = await self._observe(source_name, project)
         return observation
+
+    async def explain(self, project: NormalizedName) -> tuple[Plan, Resolution]:
+        """The decision this index serves for ``project`` right now (the very entry
+        :meth:`page` serves from: same cache, same revalidation) and the plan it followed, for
+        a person asking why (the interface's "why this source" page)."""
+        entry = await self._entry(project)
+        return plan(project, entry.rules), entry.resolution
 
     async def resolve(self, project: NormalizedName) -> Resolution:
         """Ask the sources the policy names and decide (no caching: see :meth:`_entry`)."""

@@ -23,6 +23,7 @@ is ``/<default>/simple/``).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import msgspec
@@ -68,12 +69,15 @@ EXAMPLE_VALUES: dict[str, str] = {
     "user": "alice",
     "namespace": "example",
     "name": "style.css",
+    "rest": "no/such/page",
 }
 
 
 def example_path(route: RouteSpec, **values: str) -> str:
-    """``route.path`` with its placeholders filled from ``values``, else :data:`EXAMPLE_VALUES`."""
-    return route.path.format(**{**EXAMPLE_VALUES, **values})
+    """``route.path`` with its placeholders filled from ``values``, else :data:`EXAMPLE_VALUES`
+    (a Starlette convertor, ``{rest:path}``, is filled like ``{rest}``)."""
+    template = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
+    return template.format(**{**EXAMPLE_VALUES, **values})
 
 
 _READ = frozenset({"GET", "HEAD"})
@@ -176,6 +180,27 @@ def _interface() -> list[RouteSpec]:
             body="form",
             what="sign out",
         ),
+        # Searches only the indexes the request may list (each asked of authz as "list").
+        _public("/ui/search", _READ, "search an index's project names", "ui"),
+        _public("/ui/suggest", _READ, "search suggestions as JSON (search as you type)", "ui"),
+        RouteSpec(
+            methods=_READ,
+            path="/ui/{index}/project/{project}",
+            action="read",
+            per_project=True,
+            layer="ui",
+            what="a project's page for people",
+        ),
+        RouteSpec(
+            methods=_READ,
+            path="/ui/{index}/project/{project}/why",
+            action="read",
+            per_project=True,
+            layer="ui",
+            what="why a composed index serves a project from where it does",
+        ),
+        # Last: any other path below /ui/ is the interface's own 404 page.
+        _public("/ui/{rest:path}", _READ, "not found, as a page of the interface", "ui"),
     ]
 
 

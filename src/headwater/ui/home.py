@@ -19,7 +19,7 @@ async def home(request: Request, ui: Interface) -> Response:
     rows = []
     for name in sorted(ui.sources):
         allowed = visible.get(name)
-        summary = await ui.summaries.get(name, allowed.only if allowed is not None else None)
+        summary = await ui.catalog.get(name, allowed.only if allowed is not None else None)
         rows.append(
             {
                 "name": name,
@@ -27,7 +27,7 @@ async def home(request: Request, ui: Interface) -> Response:
                 "private": name in ui.private,
                 "shown": allowed is not None,
                 "summary": summary if allowed is not None else None,
-                "health": await ui.summaries.health(name),
+                "health": await ui.catalog.health(name),
             }
         )
     return await ui.render(request, "home.html", rows=rows)

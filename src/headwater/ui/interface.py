@@ -33,8 +33,9 @@ from headwater.server.authz import (
 )
 from headwater.server.factory import Served
 from headwater.ui import session
+from headwater.ui.catalog import Catalog
+from headwater.ui.readmes import Readmes
 from headwater.ui.security import page_headers
-from headwater.ui.summaries import Summaries
 from headwater.ui.templating import make_environment
 
 __all__ = ["Interface"]
@@ -51,7 +52,8 @@ class Interface:
         self.sources: Mapping[str, ServedSource] = served.sources.all
         self.private = served.private
         self.templates = make_environment()
-        self.summaries = Summaries(self.sources)
+        self.catalog = Catalog(self.sources)
+        self.readmes = Readmes()
         #: https when the server terminates TLS or says its public URL is https: cookies are
         #: then marked Secure (a proxy in front that terminates TLS is told by base_url).
         settings = served.plan.settings

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from headwater.server.factory import Served
-from headwater.ui import home, signin, static, status
+from headwater.ui import home, project, search, signin, static, status, why
 from headwater.ui.interface import Interface
 
 __all__ = ["Handler", "page", "ui_routes"]
@@ -42,4 +42,14 @@ def ui_routes(served: Served) -> list[BaseRoute]:
         page("/ui/signin", signin.sign_in, ui, ["POST"]),
         page("/ui/signout", signin.sign_out, ui, ["POST"]),
         page("/ui/status", status.status, ui, _READ),
+        page("/ui/search", search.search_page, ui, _READ),
+        page("/ui/suggest", search.suggest, ui, _READ),
+        page("/ui/{index}/project/{project}", project.project_page, ui, _READ),
+        page("/ui/{index}/project/{project}/why", why.why_page, ui, _READ),
+        # Last: any other path below /ui/ (a name with a slash in it, a mistyped page).
+        page("/ui/{rest:path}", _not_found, ui, _READ),
     ]
+
+
+async def _not_found(request: Request, ui: Interface) -> Response:
+    return await ui.not_found(request, "there is no such page in the interface")

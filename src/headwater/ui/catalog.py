@@ -1,8 +1,10 @@
-"""What the home page says about each index: its totals and its health, computed off the
-request path and kept briefly, so the home page answers in milliseconds however large an index is.
+"""What the interface knows about each index: its names (for search and totals) and its health,
+computed off the request path and kept, so pages answer in milliseconds however large an index is.
 
-- **Totals**: projects (from the index's project list, counted again only when the list's ETag
-  changes). Files and bytes are counted where the source keeps them cheaply (a hosted index's
+- **Names**: a :class:`~headwater.ui.names.NameIndex` of the index's project list, built (in a
+  thread, once for concurrent requests) when the list's ETag changes; until a new one is built,
+  requests use the one before.
+- **Totals**: projects (the names). Files and bytes are counted where the source keeps them cheaply (a hosted index's
   database); elsewhere they are "unknown" rather than a walk of a mirror tree on a page view.
 - **Health**: the index's readiness check (:meth:`ServedSource.check`, what ``/health/ready``
   runs), at most once per :data:`HEALTH_SECONDS`, with a time limit; the last failure is kept and
@@ -19,8 +21,9 @@ from dataclasses import dataclass
 from headwater.errors import printable
 from headwater.repository.base import ServedSource
 from headwater.simple.json import parse_project_list_json
+from headwater.ui.names import NameIndex
 
-__all__ = ["HEALTH_SECONDS", "Health", "Summaries", "Summary"]
+__all__ = ["HEALTH_SECONDS", "Catalog", "Health", "Summary"]
 
 HEALTH_SECONDS = 10.0
 CHECK_TIMEOUT = 2.0
@@ -44,29 +47,51 @@ class Health:
     last_error: tuple[float, str] | None = None
 
 
-class Summaries:
-    """Per-index totals and health, cached (see the module docstring)."""
+_EMPTY = NameIndex(())
+
+
+def _build(body: bytes) -> NameIndex:
+    listing = parse_project_list_json(body)
+    return NameIndex(entry.normalized for entry in listing.projects)
+
+
+class Catalog:
+    """Per-index names, totals and health, cached (see the module docstring)."""
 
     def __init__(self, sources: Mapping[str, ServedSource]) -> None:
         self.sources = sources
-        self._names: dict[str, tuple[str, frozenset[str]]] = {}
+        self._names: dict[str, tuple[str, NameIndex]] = {}
+        self._building: dict[str, tuple[str, asyncio.Future[NameIndex]]] = {}
         self._health: dict[str, Health] = {}
-        self._lock = asyncio.Lock()
 
-    async def names(self, index: str) -> frozenset[str] | None:
-        """Every project name of ``index`` (normalized), None when it cannot be read now."""
+    async def names(self, index: str) -> NameIndex | None:
+        """The project names of ``index``, None when its list cannot be read now (and was never
+        read before)."""
+        known = self._names.get(index)
         try:
             page = await self.sources[index].page(None, "json")
         except Exception:  # any failure: the health line says what is wrong
-            return None
+            return known[1] if known is not None else None
         if page is None:
-            return frozenset()
-        known = self._names.get(index)
+            return _EMPTY
         if known is not None and known[0] == page.etag:
             return known[1]
-        listing = await asyncio.to_thread(parse_project_list_json, page.body)
-        names = frozenset(entry.normalized for entry in listing.projects)
-        self._names[index] = (page.etag, names)
+        building = self._building.get(index)
+        if building is None or building[0] != page.etag:
+            future: asyncio.Future[NameIndex] = asyncio.ensure_future(
+                asyncio.to_thread(_build, page.body)
+            )
+            building = (page.etag, future)
+            self._building[index] = building
+        etag, future = building
+        try:
+            names = await asyncio.shield(future)
+        except Exception:
+            self._building.pop(index, None)
+            return known[1] if known is not None else None
+        self._names[index] = (etag, names)
+        if self._building.get(index) is building:
+            del self._building[index]
         return names
 
     async def get(self, index: str, only: frozenset[str] | None) -> Summary:
@@ -74,7 +99,7 @@ class Summaries:
         if names is None:
             return Summary(projects=None)
         if only is not None:
-            names = names & only
+            return Summary(projects=sum(1 for name in only if name in names))
         return Summary(projects=len(names))
 
     async def health(self, index: str) -> Health:

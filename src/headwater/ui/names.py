@@ -1,0 +1,251 @@
+"""A compact, fast index of an index's project names, for search.
+
+:class:`NameIndex` answers a query over PyPI-sized lists (700,000 names) in milliseconds while
+holding two bytes per character of the names: the normalized names are grouped by length, and
+each group is one string of sorted fixed-width records (``"\\n" + "\\n".join(names) + "\\n"``),
+kept twice: as they are, and spelt backwards. A prefix is then a binary search in each group; a
+suffix is a prefix of the backwards names; a substring is one C-speed ``str.find`` scan over the
+groups, shortest names first. Python work is bounded by the number of results asked for, never by
+the number of names. Why not trigram postings: they cost ~4 bytes per name-character for each
+posting plus the arrays (ten times the names themselves) and a minute of Python to build for
+PyPI; counting postings of a common trigram is slower than scanning the strings
+(docs/web-interface.md has the measurements).
+
+Ranking, best first (``Hit.kind``):
+
+========== ======================================================================================
+exact      the query is the name (after normalization)
+prefix     the name starts with the query; shorter names first, then alphabetical
+similar    the whole name is one edit away from the query (a character replaced, left out,
+           added, or two neighbours swapped): the typo tolerance; alphabetical
+substring  the name contains the query elsewhere; shorter names first, then alphabetical
+========== ======================================================================================
+
+Queries are normalized like names (PEP 503: lower case, runs of ``-_.`` and spaces become one
+``-``); characters that no name can hold are dropped. Typos are looked for only when the query
+has at least :data:`MIN_SIMILAR` characters (shorter queries are one edit away from too much).
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["MIN_SIMILAR", "Hit", "NameIndex", "normalize_query"]
+
+MIN_SIMILAR = 4
+Kind = Literal["exact", "prefix", "similar", "substring"]
+_SEPARATORS = re.compile(r"[-_.\s]+")
+_NOT_NAME = re.compile(r"[^a-z0-9-]")
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    name: str
+    kind: Kind
+
+
+def normalize_query(text: str) -> str:
+    """``text`` as a normalized name would be: lower case, separators folded to ``-``, other
+    characters dropped, at most 200 characters."""
+    folded = _SEPARATORS.sub("-", text[:400].lower())
+    return _NOT_NAME.sub("", folded).strip("-")[:200]
+
+
+class NameIndex:
+    """Normalized project names, searchable (see the module docstring). Immutable once built."""
+
+    __slots__ = ("_all", "_buckets", "_count", "_lengths", "_reversed", "_starts")
+
+    def __init__(self, names: Iterable[str]) -> None:
+        by_length: dict[int, list[str]] = {}
+        for name in set(names):
+            if name and "\n" not in name:
+                by_length.setdefault(len(name), []).append(name)
+        self._lengths = sorted(by_length)
+        self._count = sum(len(group) for group in by_length.values())
+        #: length -> the sorted names of that length, as fixed-width records.
+        self._buckets: dict[int, str] = {}
+        #: length -> the same names spelt backwards, sorted (a suffix is then a prefix).
+        self._reversed: dict[int, str] = {}
+        for length in self._lengths:
+            group = by_length.pop(length)
+            self._buckets[length] = _records(sorted(group))
+            self._reversed[length] = _records(sorted(name[::-1] for name in group))
+        # Every bucket one after the other, shortest names first: one scan finds substrings in
+        # ranking order. _starts[i] is where the bucket of _lengths[i] begins in it.
+        self._all = "".join(self._buckets[length] for length in self._lengths)
+        self._starts: list[int] = []
+        at = 0
+        for length in self._lengths:
+            self._starts.append(at)
+            at += len(self._buckets[length])
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str) or not name or "\n" in name:
+            return False
+        length = len(name)
+        bucket = self._buckets.get(length)
+        if bucket is None:
+            return False
+        first = _first_at_or_after(bucket, length, name)
+        start = 1 + (first or 0) * (length + 1)
+        return first is not None and bucket[start : start + length] == name
+
+    def nbytes(self) -> int:
+        """The characters held (one byte each: normalized names are ASCII)."""
+        return len(self._all) + sum(len(bucket) for bucket in self._reversed.values())
+
+    def __iter__(self) -> Iterator[str]:
+        for length in self._lengths:
+            bucket = self._buckets[length]
+            for start in range(1, len(bucket), length + 1):
+                yield bucket[start : start + length]
+
+    def search(self, query: str, *, limit: int = 50) -> list[Hit]:
+        """The best ``limit`` names for ``query`` (already normalized), best first."""
+        if not query or limit <= 0:
+            return []
+        hits: list[Hit] = []
+        seen: set[str] = set()
+
+        def add(names: Iterable[str], kind: Kind) -> bool:
+            for name in names:
+                if name not in seen:
+                    seen.add(name)
+                    hits.append(Hit(name, "exact" if name == query else kind))
+                    if len(hits) >= limit:
+                        return True
+            return False
+
+        if add(self._prefixed(query, limit), "prefix"):
+            return hits
+        if len(query) >= MIN_SIMILAR and add(self._similar(query), "similar"):
+            return hits
+        add(self._containing(query), "substring")
+        return hits
+
+    # -- the scans ----------------------------------------------------------------------------
+
+    def _prefixed(self, query: str, limit: int) -> Iterator[str]:
+        """Names starting with ``query``, shortest first (the exact name, if any, comes first)."""
+        for length in self._lengths:
+            if length >= len(query):
+                bucket = self._buckets[length]
+                yield from _names(_run(bucket, length, query, limit), length)
+
+    def _containing(self, query: str) -> Iterator[str]:
+        """Names containing ``query`` (anywhere), shortest first, alphabetical per length."""
+        text = self._all
+        starts = self._starts
+        at = text.find(query)
+        while at != -1:
+            which = bisect_right(starts, at) - 1
+            length = self._lengths[which]
+            width = length + 1
+            offset = at - starts[which]
+            start = starts[which] + offset - (offset - 1) % width  # the record's first character
+            yield text[start : start + length]
+            at = text.find(query, start + width)
+
+    def _similar(self, query: str) -> Iterator[str]:
+        """Names one edit from ``query``, alphabetical.
+
+        Any one edit leaves the query's first half as the name's prefix, or the part after the
+        middle character as its suffix; both are ranges of sorted records (the suffix among the
+        reversed names), so only those few names are compared, never the whole list.
+        """
+        n = len(query)
+        half = n // 2
+        head, tail = query[:half], query[half + 1 :][::-1]
+        found: set[str] = set()
+        for length in (n - 1, n, n + 1):
+            bucket = self._buckets.get(length)
+            if bucket is None:
+                continue
+            for name in _names(_run(bucket, length, head, _MAX_CANDIDATES), length):
+                if _one_edit(query, name):
+                    found.add(name)
+            backwards = self._reversed[length]
+            for reversed_name in _names(_run(backwards, length, tail, _MAX_CANDIDATES), length):
+                name = reversed_name[::-1]
+                if _one_edit(query, name):
+                    found.add(name)
+        yield from sorted(found)
+
+
+#: At most this many names sharing a half with the query are compared with it, per length and
+#: half (a bound on the work of one search whatever the names are).
+_MAX_CANDIDATES = 5000
+
+
+def _records(names: list[str]) -> str:
+    return "\n" + "\n".join(names) + "\n"
+
+
+def _first_at_or_after(bucket: str, length: int, key: str) -> int | None:
+    """The index of the first record >= ``key`` (binary search), None when there is none."""
+    width = length + 1
+    low, high = 0, (len(bucket) - 1) // width
+    while low < high:
+        middle = (low + high) // 2
+        start = 1 + middle * width
+        if bucket[start : start + length] < key:
+            low = middle + 1
+        else:
+            high = middle
+    return low if low < (len(bucket) - 1) // width else None
+
+
+def _run(bucket: str, length: int, prefix: str, limit: int) -> str:
+    """The records of ``bucket`` starting with ``prefix`` (at most ``limit``), as a record string
+    (``"\nname\nname\n"``); ``"\n"`` when there are none."""
+    first = _first_at_or_after(bucket, length, prefix)
+    if first is None:
+        return "\n"
+    width = length + 1
+    start = 1 + first * width
+    end = start
+    stop = min(len(bucket), start + limit * width)
+    needle = "\n" + prefix
+    if not bucket.startswith(prefix, start):
+        return "\n"
+    # The run ends at the first record without the prefix (records are sorted).
+    end = start + width
+    while end < stop and bucket.startswith(needle, end - 1):
+        end += width
+    return bucket[start - 1 : end]
+
+
+def _names(records: str, length: int) -> Iterator[str]:
+    for start in range(1, len(records) - 1, length + 1):
+        yield records[start : start + length]
+
+
+def _one_edit(query: str, name: str) -> bool:
+    """``name`` is ``query`` with exactly one character replaced, left out or added, or two
+    neighbours swapped (optimal string alignment distance 1)."""
+    n, m = len(query), len(name)
+    if abs(n - m) > 1 or query == name:
+        return False
+    i = 0
+    while i < min(n, m) and query[i] == name[i]:
+        i += 1
+    if n == m:
+        if query[i + 1 :] == name[i + 1 :]:
+            return True  # replaced
+        return (
+            i + 1 < n
+            and query[i] == name[i + 1]
+            and query[i + 1] == name[i]
+            and query[i + 2 :] == name[i + 2 :]
+        )
+    if n > m:
+        return query[i + 1 :] == name[i:]  # left out
+    return query[i:] == name[i + 1 :]  # added

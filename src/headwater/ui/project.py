@@ -1,0 +1,110 @@
+"""``/ui/<index>/project/<project>``: one project as the index serves it to pip and uv.
+
+The page is made from the very page pip gets (the index's JSON project page, through the same
+:class:`~headwater.repository.base.ServedSource`, after the same authorization), so it shows
+exactly what an installer would see: a composed index's decided files, a hidden cooldown, a
+refusal. What it adds is for people (:mod:`headwater.ui.project_view`): versions newest first
+(pre-releases and yanked releases marked), each file's size, sha256, upload time,
+``Requires-Python``, its tags in words (:mod:`headwater.ui.tags`), the ``.metadata`` link,
+provenance when the page has it, the project status (PEP 792) and namespaces (PEP 752), install
+commands with this index's URL, and the README (:mod:`headwater.ui.readme`) of the newest release.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from headwater.errors import printable
+from headwater.repository.base import RenderedPage, ServedSource, SourceUnavailable
+from headwater.repository.index import Refusal
+from headwater.server.authz import Denied
+from headwater.simple.json import parse_project_page_json
+from headwater.simple.names import is_valid_name, normalize_name
+from headwater.ui.interface import Interface
+from headwater.ui.project_view import build_view
+
+__all__ = ["project_page"]
+
+
+def _base_url(request: Request, ui: Interface) -> str:
+    configured = ui.plan.settings.base_url
+    if configured:
+        return configured.rstrip("/")
+    host = printable(request.headers.get("host", "HOST"), 200)
+    return f"{request.url.scheme}://{host}"
+
+
+async def _page(source: ServedSource, name: str) -> RenderedPage | None:
+    return await source.page(normalize_name(name), "json")
+
+
+async def project_page(request: Request, ui: Interface) -> Response:
+    index = request.path_params["index"]
+    raw = request.path_params["project"]
+    if index not in ui.sources:
+        return await ui.not_found(request, f"there is no index {printable(index, 100)!r}")
+    if not is_valid_name(raw):
+        return await ui.not_found(request, f"{printable(raw, 100)!r} is not a project name")
+    name = normalize_name(raw)
+    if name != raw:
+        return RedirectResponse(f"/ui/{index}/project/{name}", status_code=301)
+    decision = await ui.authorize(request, index, "read", name)
+    if isinstance(decision, Denied):
+        return await ui.denied(request, decision)
+    source = ui.sources[index]
+    composed = source.kind == "index"
+    try:
+        rendered = await _page(source, name)
+    except Refusal as exc:
+        refused = exc.refused
+        return await ui.render(
+            request,
+            "refused.html",
+            status=refused.status,
+            index=index,
+            name=name,
+            message=refused.message,
+            fix=refused.fix,
+            composed=composed,
+        )
+    except SourceUnavailable as exc:
+        return await ui.render(
+            request,
+            "refused.html",
+            status=503,
+            index=index,
+            name=name,
+            message=str(exc),
+            fix="wait for the source to come back; headwater never takes the project from "
+            "another source instead",
+            composed=composed,
+        )
+    if rendered is None:
+        message = f"index {index!r} has no project {name!r}"
+        return await ui.render(
+            request,
+            "missing.html",
+            status=404,
+            index=index,
+            name=name,
+            message=message,
+            composed=composed,
+        )
+    page = await asyncio.to_thread(parse_project_page_json, rendered.body)
+    view = build_view(index, page, stale=rendered.stale)
+    readme = await ui.readmes.get(source, view)
+    base = _base_url(request, ui)
+    return await ui.render(
+        request,
+        "project.html",
+        view=view,
+        readme=Markup(readme.html) if readme is not None else None,  # noqa: S704 - sanitised
+        readme_note=readme.note if readme is not None else "",
+        index_url=f"{base}/{index}/simple/",
+        private=index in ui.private,
+        composed=composed,
+    )
