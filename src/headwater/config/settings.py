@@ -100,6 +100,29 @@ def check_storage(url: str | None, s3: S3Options | None, key: str = "storage") -
         raise ValueError(f"{key} must be a directory or s3://BUCKET/PREFIX, not empty")
 
 
+class PublisherSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One ``[[hosted.NAME.publishers]]`` entry: a trusted publisher (docs/trusted-publishing.md).
+
+    Exactly one of ``github``, ``gitlab``, ``oidc`` (a table of the identity's fields, checked
+    by :func:`headwater.db.identities.check_identity` when the server starts). The project is
+    created by the publisher's first upload when it does not exist yet (a pending publisher),
+    owned by ``owner`` if given."""
+
+    project: str
+    github: dict[str, str] | None = None
+    gitlab: dict[str, str] | None = None
+    oidc: dict[str, Any] | None = None
+    owner: str | None = None
+
+    def __post_init__(self) -> None:
+        given = [k for k in ("github", "gitlab", "oidc") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"publisher of {self.project!r}: give exactly one of github, gitlab or oidc "
+                f"(got {', '.join(given) or 'none'})"
+            )
+
+
 class HostedSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """One ``[hosted.NAME]`` table: an index that accepts uploads."""
 
@@ -115,6 +138,8 @@ class HostedSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_upload_size: int = 1 << 30
     #: Seconds a client (or CDN) may reuse a page without asking again.
     page_max_age: int = 60
+    #: Trusted publishers stated in the file (the CLI and API add more).
+    publishers: list[PublisherSettings] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_storage(self.storage, self.s3)
@@ -234,6 +259,11 @@ class ServeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     page_max_age: int = 600
     #: The browser interface (docs/web-interface.md); false leaves the plain landing page at ``/``.
     ui: bool = True
+    #: Trusted publishing: the audience OIDC tokens must be made for (default: the host of
+    #: ``base_url``, else ``headwater``); make it unique to this server.
+    oidc_audience: str | None = None
+    #: Seconds a token minted for a trusted publisher lasts (PEP 807: 900 to 21600).
+    minted_token_lifetime: int = 900
 
     def __post_init__(self) -> None:
         parse_listen(self.listen)
@@ -247,6 +277,28 @@ class ServeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
         if self.revalidate < 0 or self.page_max_age < 0:
             raise ValueError("revalidate and page_max_age must not be negative")
+        if not 900 <= self.minted_token_lifetime <= 21600:
+            raise ValueError(
+                "minted_token_lifetime must be between 900 and 21600 seconds (PEP 807: a minted "
+                f"token lasts 15 minutes to 6 hours), got {self.minted_token_lifetime}"
+            )
+        if self.oidc_audience is not None and not (
+            0 < len(self.oidc_audience) <= 200 and self.oidc_audience.isprintable()
+        ):
+            raise ValueError("oidc_audience must be 1-200 printable characters")
+
+    @property
+    def audience(self) -> str:
+        """The OIDC audience of trusted publishing (see ``oidc_audience``)."""
+        if self.oidc_audience:
+            return self.oidc_audience
+        if self.base_url:
+            from urllib.parse import urlsplit
+
+            host = urlsplit(self.base_url).netloc
+            if host:
+                return host
+        return "headwater"
 
 
 class ServePlan(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -83,6 +83,10 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     metadata_sha256: str | None = None
     user: str
     admin: bool = False
+    #: Uploaded with a token minted for this trusted publisher (``user`` is the token's label):
+    #: the publisher stands in for ownership and for PEP 752's grantee, as the project's owners
+    #: or an admin configured it (headwater.db.publishers).
+    publisher: int | None = None
 
 
 async def _copy_into(storage: Storage, key: str, path: Path) -> None:
@@ -108,7 +112,7 @@ def _check_allowed(db: Any, c: Candidate) -> Accepted | None:
     """The refusals that need the database (runs in a thread). IDENTICAL when it is a no-op."""
     record = db.project(c.index, c.project)
     if record is not None:
-        if not c.admin and c.user not in db.owners(c.index, c.project):
+        if c.publisher is None and not c.admin and c.user not in db.owners(c.index, c.project):
             # The decision saw no such project, and another user has created it since.
             raise _not_owner(c)
         for existing in record.files:
@@ -129,7 +133,13 @@ def _check_allowed(db: Any, c: Candidate) -> Accepted | None:
             )
         return None
     namespace = db.namespace_covering(c.index, c.project)
-    if namespace is not None and not c.admin and not namespace.open and c.user != namespace.owner:
+    if (
+        namespace is not None
+        and c.publisher is None
+        and not c.admin
+        and not namespace.open
+        and c.user != namespace.owner
+    ):
         # PEP 752: "uploads ... MUST fail with a 409" for names in a namespace the uploader
         # has no grant for.
         raise UploadRefused(
@@ -169,7 +179,13 @@ async def accept_upload(db: Any, storage: Storage, c: Candidate) -> Accepted:
         # Ownership once more, in the write transaction: the project may have been created by
         # another user since the authorization decision saw it as new.
         result = await asyncio.to_thread(
-            db.add_file, c.index, c.project, new, uploader=c.user, owners_only=not c.admin
+            db.add_file,
+            c.index,
+            c.project,
+            new,
+            uploader=c.user,
+            owners_only=not c.admin,
+            publisher=c.publisher,
         )
     except BaseException:
         await _discard(db, storage, c, key, reservation)

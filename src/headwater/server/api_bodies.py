@@ -18,7 +18,17 @@ from starlette.requests import ClientDisconnect, Request
 
 from headwater.errors import InvalidInput
 
-__all__ = ["MAX_BODY", "BodyRejected", "Empty", "Status", "Unyank", "Urls", "Yank", "read_body"]
+__all__ = [
+    "MAX_BODY",
+    "BodyRejected",
+    "Empty",
+    "Status",
+    "Unyank",
+    "Urls",
+    "Yank",
+    "read_body",
+    "read_bytes",
+]
 
 #: The largest management API body, bytes (the largest real one, a list of URLs, is far smaller).
 MAX_BODY = 64 * 1024
@@ -76,19 +86,14 @@ def _declared_length(request: Request) -> int | None:
     return int(value)
 
 
-async def read_body(request: Request, kind: type[Body], *, limit: int = MAX_BODY) -> Body:
-    """The body of ``request`` as a ``kind``; an empty body is ``{}``.
+async def read_bytes(request: Request, *, limit: int, too_large: str) -> bytes:
+    """The raw body of ``request``, at most ``limit`` bytes (what every JSON endpoint reads).
 
     Raises:
-        BodyRejected: 413 over ``limit`` bytes (declared or sent); 400 not JSON, not an object,
-            a wrong type or an unknown key (the message names it), nested too deeply, or the
-            connection ended before the body.
+        BodyRejected: 413 ``too_large`` over ``limit`` bytes (declared or sent); 400 a
+            Content-Length that is not a number, or the connection ended before the body.
     """
     declared = _declared_length(request)
-    too_large = (
-        f"the body is larger than {limit // 1024} KiB, the limit of the management API; "
-        "nothing was read or changed"
-    )
     if declared is not None and declared > limit:
         raise BodyRejected(413, too_large)
     raw = bytearray()
@@ -103,6 +108,25 @@ async def read_body(request: Request, kind: type[Body], *, limit: int = MAX_BODY
         raise BodyRejected(
             400, "the connection ended before the body did; nothing was changed"
         ) from exc
+    return bytes(raw)
+
+
+async def read_body(request: Request, kind: type[Body], *, limit: int = MAX_BODY) -> Body:
+    """The body of ``request`` as a ``kind``; an empty body is ``{}``.
+
+    Raises:
+        BodyRejected: 413 over ``limit`` bytes (declared or sent); 400 not JSON, not an object,
+            a wrong type or an unknown key (the message names it), nested too deeply, or the
+            connection ended before the body.
+    """
+    raw = await read_bytes(
+        request,
+        limit=limit,
+        too_large=(
+            f"the body is larger than {limit // 1024} KiB, the limit of the management API; "
+            "nothing was read or changed"
+        ),
+    )
     data = bytes(raw) if raw.strip() else b"{}"
     try:
         return msgspec.json.decode(data, type=kind)

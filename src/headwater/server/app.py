@@ -70,7 +70,8 @@ _UNAVAILABLE_FIX = (
     "wait for the upstream to come back, or set offline = true on the proxy to serve only what "
     "it has cached; headwater never takes the project from another source instead"
 )
-_SECTIONS = frozenset({"", "simple", "packages", "pypi", "legacy", *_FIXED_FORMATS})
+#: "_": trusted publishing's /<index>/_/oidc/... (answered by ``rest``).
+_SECTIONS = frozenset({"", "simple", "packages", "pypi", "legacy", "_", *_FIXED_FORMATS})
 #: PEP 752's endpoints, answered by ``rest``; the default index's are at the root too.
 _NAMESPACE_SECTIONS = ("namespaces", "namespace")
 #: The sections of the default index that are also served at the root (``/simple/``...).

@@ -12,12 +12,15 @@ Vocabulary (the same words in docs/serve.md, "Who may do what"):
 ======== ============================== ======== ===========================================
 action   what                           scope    a token limited to projects P
 ======== ============================== ======== ===========================================
-public   health, metrics, landing page  none     (not consulted)
+public   health, metrics, landing page; none     (not consulted)
+         trusted publishing's exchange
 list     an index's project list        read     allowed; the list shows only P
 read     a page, file, ``.metadata``,   read     only projects in P; index-wide reads
          ``/pypi/<p>/json``, a project           (namespaces, a file whose name names no
          record; namespaces (index-wide)         project) are refused
-upload   ``/legacy/``                   upload   only projects in P
+upload   ``/legacy/``                   upload   only projects in P; a minted token
+                                                 (trusted publishing) only where one of its
+                                                 publishers may publish (``publisher``)
 manage   yank, unyank, delete, status,  manage   only projects in P; the user must own the
          alternate-locations, owners             project unless the token has ``admin``
 admin    ``tracks`` (the operator's     admin    always refused: admin actions are index-wide
@@ -103,6 +106,8 @@ class Token(Protocol):
     """What the decision reads of a token (:class:`headwater.db.TokenInfo` is one)."""
 
     @property
+    def id(self) -> str: ...
+    @property
     def user(self) -> str: ...
     @property
     def scopes(self) -> Collection[str]: ...
@@ -110,6 +115,8 @@ class Token(Protocol):
     def indexes(self) -> Collection[str] | None: ...
     @property
     def projects(self) -> Collection[str] | None: ...
+    @property
+    def minted(self) -> bool: ...
 
 
 class Credentials(msgspec.Struct, frozen=True):
@@ -141,6 +148,9 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
     exists: bool | None = None
     #: The token's user owns the project; None when not looked up (counts as not an owner).
     owner: bool | None = None
+    #: A minted token (trusted publishing): one of its publishers may publish the project now;
+    #: None when not looked up (counts as no).
+    publisher: bool | None = None
 
 
 class Allowed(msgspec.Struct, frozen=True):
@@ -248,6 +258,19 @@ def decide(credentials: Credentials, target: Target, action: Action) -> Decision
                 f"project {target.project!r} of {target.index!r}; create a token with --project "
                 f"{target.project}",
             )
+    if token.minted and action == "upload" and target.project is not None:
+        # A trusted publisher stands in for ownership: the project's owners (or an admin)
+        # configured it. Its grants are checked again here because a publisher can be removed,
+        # or go stale, between the mint and the upload.
+        if target.publisher is not True:
+            return Denied(
+                403,
+                f"this token was minted for a trusted publisher that may no longer publish "
+                f"{target.project!r} to {target.index!r} (it was removed, or it was pending and "
+                "someone else created the project): see `headwater publisher list "
+                f"{target.index}`",
+            )
+        return Allowed(token.user, False)
     if action == "manage" and not admin and target.owner is not True:
         return Denied(
             403,

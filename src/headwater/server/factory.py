@@ -110,6 +110,8 @@ def build_app(
             default=plan.upload_target(None),
         )
         to_target = _upload_target(plan, upload.handle)
+        after_schema: list[Callable[[], Awaitable[None]]] = []
+        routes += _trusted_publishing(plan, database, after_schema, on_shutdown)
         routes += [
             Route("/{index}/legacy/", to_target, methods=["POST"]),
             Route("/{index}/legacy", to_target, methods=["POST"]),  # U1: PyPI redirects; we accept
@@ -136,6 +138,7 @@ def build_app(
 
         extra_checks["database"] = check_database
         on_startup.append(check_schema)
+        on_startup.extend(after_schema)  # the publishers of the file, once the schema is known
         if db is None:
 
             async def close() -> None:
@@ -186,6 +189,69 @@ def build_app(
         private=private,
         credentials=credentials,
         landing=pages is None,
+    )
+
+
+def _trusted_publishing(
+    plan: ServePlan,
+    database: Database,
+    on_startup: list[Callable[[], Awaitable[None]]],
+    on_shutdown: list[Callable[[], Awaitable[None]]],
+) -> list[BaseRoute]:
+    """Trusted publishing's routes (docs/trusted-publishing.md); at startup, the configuration
+    file's publishers are written to the database (``sync_publishers``)."""
+    from headwater.db import ConfiguredPublisher, DatabaseError, identities
+    from headwater.repository._client import HttpClient
+    from headwater.server.oidc import Exchange, KeyCache, http_fetcher, oidc_routes
+
+    client = HttpClient(connections=8, connect_timeout=10.0, read_timeout=10.0)
+    exchange = Exchange(
+        database,
+        KeyCache(http_fetcher(client)),
+        audience=plan.settings.audience,
+        lifetime=plan.settings.minted_token_lifetime,
+        hosted=plan.hosted,
+    )
+    configured: dict[str, list[ConfiguredPublisher]] = {}
+    for name, hosted in plan.hosted.items():
+        entries = configured[name] = []
+        for entry in hosted.publishers:
+            kind = "github" if entry.github else "gitlab" if entry.gitlab else "oidc"
+            table = entry.github or entry.gitlab or entry.oidc or {}
+            try:
+                identity = identities.decode_identity({"type": kind, **table})
+            except (msgspec.ValidationError, TypeError) as exc:
+                raise HeadwaterError(
+                    f"[[hosted.{name}.publishers]] for {entry.project!r}: {exc} (see "
+                    "docs/trusted-publishing.md for the fields of a publisher)"
+                ) from None
+            entries.append(
+                ConfiguredPublisher(project=entry.project, identity=identity, owner=entry.owner)
+            )
+
+    async def sync() -> None:
+        for name, entries in configured.items():
+            try:
+                await asyncio.to_thread(database.sync_publishers, name, entries)
+            except DatabaseError as exc:
+                raise HeadwaterError(f"[[hosted.{name}.publishers]]: {exc}") from None
+
+    async def close() -> None:
+        await client.close()
+
+    on_startup.append(sync)
+    on_shutdown.append(close)
+    targets = {name: name for name in plan.hosted}
+    for name, index in plan.indexes.items():
+        if index.upload is not None:
+            targets[name] = index.upload
+    return list(
+        oidc_routes(
+            exchange,
+            targets,
+            default=plan.upload_target(None),
+            base_url=plan.settings.base_url,
+        )
     )
 
 

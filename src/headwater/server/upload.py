@@ -112,15 +112,33 @@ class UploadEndpoint:
             except UploadRejected as exc:
                 return _refuse(exc.status, exc.reason)
             owners = await asyncio.to_thread(self.db.ownership, index, dist.name)
+            publisher: int | None = None
+            if token.minted:
+                # Trusted publishing: which of the token's publishers may publish this now.
+                publisher = await asyncio.to_thread(
+                    self.db.publisher_grant, token.id, index, dist.name
+                )
             target = Target(
                 index=index,
                 project=dist.name,
                 exists=owners is not None,
                 owner=owners is not None and token.user in owners,
+                publisher=publisher is not None,
             )
             decision = decide(credentials, target, "upload")
             if isinstance(decision, Denied):
                 return _refuse(decision.status, decision.message)
+            # PEP 807 single-use-token: the first upload it is allowed for uses it up.
+            if (
+                token.minted
+                and await asyncio.to_thread(self.db.is_single_use, token.id)
+                and not await asyncio.to_thread(self.db.use_single_use, token.id)
+            ):
+                return _refuse(
+                    403,
+                    "Invalid or non-existent authentication information. This single-use "
+                    "token was used already: mint a new one.",
+                )
             metadata = metadata_for_pep658(dist)
             candidate = Candidate(
                 index=index,
@@ -137,12 +155,17 @@ class UploadEndpoint:
                 metadata_sha256=hashlib.sha256(metadata).hexdigest() if metadata else None,
                 user=token.user,
                 admin=decision.admin,
+                publisher=publisher,
             )
             try:
                 accepted = await accept_upload(self.db, source.storage, candidate)
             except UploadRefused as exc:
                 return _refuse(exc.status, str(exc))
         source.changed()
+        if token.minted and accepted is Accepted.CREATED:
+            await asyncio.to_thread(
+                self.db.record_publish, token.id, index, dist.name, dist.filename, publisher
+            )
         if accepted is Accepted.IDENTICAL:
             return PlainTextResponse(f"OK (already uploaded: {dist.filename})\n")
         return PlainTextResponse(f"OK: {dist.filename} is in {index}/{dist.name}\n")
