@@ -34,11 +34,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from tests.nginx import Nginx, free_port, start_nginx
@@ -125,6 +125,11 @@ class Cluster:
     nodes: list[Node]
     nginx: Nginx
     workers: int = 1
+    #: Environment of the nodes and operator commands (the object store's credentials).
+    env: dict[str, str] = field(default_factory=dict)
+    #: The TCP gate in front of the object store (``storage="s3"``), to cut it.
+    store_gate: TcpGate | None = None
+    s3: S3Store | None = None
     admin: str = field(default="", init=False)
 
     @property
@@ -148,7 +153,7 @@ class Cluster:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=self.work,
-            env={**os.environ, "HEADWATER_CONFIG": str(self.config)},
+            env={**os.environ, **self.env, "HEADWATER_CONFIG": str(self.config)},
             start_new_session=True,
         )
         handle.close()
@@ -205,10 +210,7 @@ class Cluster:
             timeout=120,
             check=False,
             cwd=self.work,
-            env={
-                **os.environ,
-                "HEADWATER_CONFIG": str(self.config),
-            },
+            env={**os.environ, **self.env, "HEADWATER_CONFIG": str(self.config)},
         )
         if check:
             assert done.returncode == 0, f"headwater {' '.join(args)}\n{done.stdout}\n{done.stderr}"
@@ -225,6 +227,30 @@ class Cluster:
     def shared_root(self) -> Path:
         """The shared directory (``storage="directory"``)."""
         return self.work / "shared"
+
+    def object_keys(self, kind: str, name: str) -> list[str]:
+        """Every key stored by source ``name`` (``kind``: ``hosted`` or ``proxy``), in the
+        shared storage, whichever it is."""
+        if self.s3 is None:
+            root = self.shared_root() / kind / name
+            return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+        prefix = f"{kind}/{name}/"
+        keys: list[str] = []
+        pages = self.s3.client.get_paginator("list_objects_v2")
+        for page in pages.paginate(Bucket=self.s3.bucket, Prefix=prefix):
+            keys += [o["Key"].removeprefix(prefix) for o in page.get("Contents", [])]
+        return sorted(keys)
+
+    def object_bytes(self, kind: str, name: str, key: str) -> bytes | None:
+        """The stored object ``key`` of source ``name``, or None when there is none."""
+        if self.s3 is None:
+            path = self.shared_root() / kind / name / key
+            return path.read_bytes() if path.is_file() else None
+        try:
+            answer = self.s3.client.get_object(Bucket=self.s3.bucket, Key=f"{kind}/{name}/{key}")
+        except self.s3.client.exceptions.NoSuchKey:
+            return None
+        return bytes(answer["Body"].read())
 
 
 def with_group_gone(pgid: int, timeout: float = 10.0) -> None:
@@ -245,10 +271,33 @@ def _through(url: str, gate: TcpGate) -> str:
     return urlunsplit(parts._replace(netloc=f"{auth}{gate.address}"))
 
 
-def _config_text(storage: StorageKind, extra: str) -> str:
-    if storage != "directory":
-        raise NotImplementedError(f"storage {storage!r} is not available yet")
-    return "[hosted.main]\n" + extra
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _config_text(
+    hosted: dict[str, dict[str, object]],
+    proxies: dict[str, dict[str, object]],
+    storage_of: Callable[[str, str], dict[str, object]],
+) -> str:
+    """The cluster's config: each hosted index and proxy with its options and its storage
+    (``storage_of(kind, name)``: the keys that put it in the shared storage)."""
+    lines: list[str] = []
+    for kind, tables in (("hosted", hosted), ("proxy", proxies)):
+        for name, options in tables.items():
+            lines.append(f"[{kind}.{name}]")
+            for key, value in {**options, **storage_of(kind, name)}.items():
+                if isinstance(value, dict):
+                    inner = ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items())
+                    lines.append(f"{key} = {{ {inner} }}")
+                else:
+                    lines.append(f"{key} = {_toml_value(value)}")
+            lines.append("")
+    return "\n".join(lines)
 
 
 @contextmanager
@@ -258,17 +307,51 @@ def cluster(
     nodes: int = 2,
     storage: StorageKind = "directory",
     workers: int = 1,
-    extra_config: str = "",
+    hosted: dict[str, dict[str, object]] | None = None,
+    proxies: dict[str, dict[str, object]] | None = None,
 ) -> Iterator[Cluster]:
-    """Start a cluster of ``nodes`` nodes (see the module docstring); stop everything after."""
+    """Start a cluster of ``nodes`` nodes (see the module docstring); stop everything after.
+
+    ``hosted`` and ``proxies``: the ``[hosted.NAME]`` and ``[proxy.NAME]`` tables (options
+    without storage: the harness adds the shared storage); default one hosted index ``main``.
+    """
+    hosted = {"main": {}} if hosted is None else hosted
+    proxies = proxies or {}
     with ExitStack() as stack:
         url = stack.enter_context(fresh_database())
         parts = urlsplit(url)
         gate = TcpGate((parts.hostname or "127.0.0.1", parts.port or 5432))
         stack.callback(gate.close)
-        config = work / "headwater.toml"
-        config.write_text(_config_text(storage, extra_config), encoding="utf-8")
         shared = work / "shared"
+        env: dict[str, str] = {}
+        store_gate: TcpGate | None = None
+        s3: S3Store | None = None
+        if storage == "s3":
+            s3 = stack.enter_context(_s3_store())
+            store_gate = TcpGate(s3.address)
+            stack.callback(store_gate.close)
+            env = s3.env
+            gate_address = store_gate.address
+
+            def storage_of(kind: str, name: str) -> dict[str, object]:
+                return {
+                    "storage": f"s3://{s3.bucket}/{kind}/{name}",  # type: ignore[union-attr]
+                    "s3": {
+                        "endpoint": f"http://{gate_address}",
+                        "addressing_style": "path",
+                        "region": s3.region,  # type: ignore[union-attr]
+                        "read_timeout": 10,
+                        "max_attempts": 2,
+                    },
+                }
+
+        else:
+
+            def storage_of(kind: str, name: str) -> dict[str, object]:
+                return {}  # <data_dir>/hosted and <data_dir>/proxy are the shared directory
+
+        config = work / "headwater.toml"
+        config.write_text(_config_text(hosted, proxies, storage_of), encoding="utf-8")
         members: list[Node] = []
         for number in range(nodes):
             data = work / f"node{number}"
@@ -292,6 +375,9 @@ def cluster(
             nodes=members,
             nginx=balancer,
             workers=workers,
+            env=env,
+            store_gate=store_gate,
+            s3=s3,
         )
         stack.callback(group.stop_all)
         for member in members:
@@ -304,3 +390,30 @@ def cluster(
         assert len(tokens) == 1, f"the first admin token was made {len(tokens)} times: {tokens}"
         group.admin = tokens[0].read_text().strip()
         yield group
+
+
+@dataclass
+class S3Store:
+    """The bucket of an ``s3`` cluster on the test SeaweedFS, and how to reach it."""
+
+    address: tuple[str, int]
+    bucket: str
+    region: str
+    env: dict[str, str]
+    client: Any
+
+
+@contextmanager
+def _s3_store() -> Iterator[S3Store]:
+    from tests.seaweed import fresh_bucket, seaweed_server  # with the s3 storage (issue 11 §1)
+
+    server = seaweed_server()
+    endpoint = urlsplit(server.endpoint)
+    with fresh_bucket(server) as bucket:
+        yield S3Store(
+            address=(endpoint.hostname or "127.0.0.1", endpoint.port or 80),
+            bucket=bucket,
+            region=server.region,
+            env=server.env(),
+            client=server.client(),
+        )

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
@@ -36,8 +34,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, U
         up.add_fault("delay", "/simple/*", delay=1.0)
         up.add_fault("delay", "/packages/*", delay=1.0)
         work = tmp_path_factory.mktemp("proxy-cluster")
-        extra = f'[proxy.up]\nurl = "{up.simple_url}"\n'
-        with cluster(work, nodes=2, extra_config=extra) as group:
+        with cluster(work, nodes=2, proxies={"up": {"url": up.simple_url}}) as group:
             yield group, up, corpus
 
 
@@ -58,14 +55,13 @@ def _all_at_once(urls: list[str], headers: dict[str, str] | None = None) -> list
     return [r for r in replies if r is not None]
 
 
-def _leftovers(root: Path) -> list[str]:
+def _leftovers(keys: list[str]) -> list[str]:
     """Anything in the shared cache that is not a finished object (temp files, partial names)."""
-    found = []
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            if ".headwater-tmp" in dirpath or name.startswith(".") or name.endswith(".tmp"):
-                found.append(os.path.join(dirpath, name))
-    return found
+    return [
+        k
+        for k in keys
+        if ".headwater-tmp" in k or k.rsplit("/", 1)[-1].startswith(".") or k.endswith(".tmp")
+    ]
 
 
 def test_two_nodes_fetching_the_same_cold_page_and_file_at_once(
@@ -99,15 +95,16 @@ def test_two_nodes_fetching_the_same_cold_page_and_file_at_once(
     file_fetches = sum(n for p, n in up.stats.items() if p.startswith("/packages/"))
     assert 1 <= file_fetches <= len(group.nodes), up.stats
 
-    cache = group.shared_root() / "proxy" / "up"
-    stored = [p for p in (cache / "web" / "packages").rglob("*") if p.is_file()]
-    named = [p for p in stored if p.name == file["filename"]]
+    stored = group.object_keys("proxy", "up")
+    named = [k for k in stored if k.startswith("web/packages/") and k.endswith(file["filename"])]
     assert len(named) == 1, stored  # one object per key: no duplicate blob
-    assert hashlib.sha256(named[0].read_bytes()).hexdigest() == file["hashes"]["sha256"]
-    assert _leftovers(cache) == []
+    kept = group.object_bytes("proxy", "up", named[0])
+    assert kept is not None and hashlib.sha256(kept).hexdigest() == file["hashes"]["sha256"]
+    assert _leftovers(stored) == []
     # The kept page is whole JSON, and both nodes now answer from the cache without the upstream.
-    page_json = cache / "state" / "pages" / project / "page.json"
-    json.loads(page_json.read_bytes())
+    page_json = group.object_bytes("proxy", "up", f"state/pages/{project}/page.json")
+    assert page_json is not None
+    json.loads(page_json)
     up.reset_stats()
     for node in group.nodes:
         again = request(urljoin(f"{node.url}/up/simple/{project}/", file["url"]))
