@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -61,10 +62,8 @@ class World:
 
     def close(self) -> None:
         for hook in self.app._on_shutdown:
-            try:
+            with contextlib.suppress(Exception):
                 self.run(hook())
-            except Exception:
-                pass
         self.runner.close()
         self.db.close()
 
