@@ -63,7 +63,7 @@ def ca_signed(directory: Path) -> tuple[Path, Path, Path]:
                 decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
