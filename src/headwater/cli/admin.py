@@ -1,5 +1,5 @@
 """Operator commands over the database of hosted indexes: ``db``, ``user``, ``token``,
-``project`` and ``namespace``.
+``project``, ``publisher`` and ``namespace``.
 
 They act on the database (and a hosted index's storage, for deletions) directly, with the same
 ``--config`` / ``--data-dir`` / ``--database`` as ``headwater serve``; the HTTP management API
@@ -257,8 +257,99 @@ def _namespace(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- trusted publishers ------------------------------------------------------------------------
+
+
+def _identity(args: argparse.Namespace) -> Any:
+    """The identity the ``publisher add`` flags describe."""
+    from headwater.db import DatabaseError, GitHubIdentity, GitLabIdentity, OidcIdentity
+
+    kinds = [k for k in ("github", "gitlab", "oidc_issuer") if getattr(args, k)]
+    if len(kinds) != 1:
+        raise DatabaseError(
+            "publisher add: give exactly one of --github OWNER/REPO, --gitlab GROUP/PROJECT or "
+            "--oidc-issuer URL (with --claim NAME=VALUE)"
+        )
+    issuer = {"issuer": args.issuer} if args.issuer else {}
+    if args.github:
+        if not args.workflow:
+            raise DatabaseError("publisher add --github: give --workflow FILE (e.g. release.yml)")
+        return GitHubIdentity(
+            repository=args.github,
+            workflow=args.workflow,
+            environment=args.environment,
+            ref=args.ref,
+            repository_id=args.repository_id,
+            repository_owner_id=args.repository_owner_id,
+            **issuer,
+        )
+    if args.gitlab:
+        return GitLabIdentity(
+            project_path=args.gitlab,
+            workflow=args.workflow,
+            environment=args.environment,
+            ref=args.ref,
+            project_id=args.project_id,
+            **issuer,
+        )
+    claims: dict[str, str] = {}
+    for item in args.claim or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise DatabaseError(f"--claim {item!r}: write NAME=VALUE")
+        claims[name] = value
+    return OidcIdentity(issuer=args.oidc_issuer, claims=claims)
+
+
+def _publisher(args: argparse.Namespace) -> int:
+    _, db = _database(args)
+    if args.action == "add":
+        if not args.project:
+            from headwater.db import DatabaseError
+
+            raise DatabaseError("publisher add: give INDEX PROJECT")
+        added = db.add_publisher(
+            args.index,
+            args.project,
+            _identity(args),
+            pending=args.pending,
+            owner=args.owner,
+            origin="cli",
+            added_by="cli",
+        )
+        print(
+            f"publisher {added.id} ({added.status}): {added.identity.describe()} may publish "
+            f"{added.index}/{added.project}"
+        )
+    elif args.action == "list":
+        _print_json(db.publishers(args.index, args.project))
+    elif args.action == "remove":
+        if args.id is None:
+            from headwater.db import DatabaseError
+
+            raise DatabaseError("publisher remove: give --id ID (see `headwater publisher list`)")
+        removed = db.remove_publisher(args.id, index=args.index)
+        print(f"publisher {removed.id} removed: {removed.identity.describe()}")
+    elif args.action == "log":
+        try:
+            since = datetime.fromisoformat(args.since) if args.since else None
+        except ValueError:
+            from headwater.db import DatabaseError
+
+            raise DatabaseError(
+                f"--since {args.since!r} is not an ISO 8601 time (e.g. 2026-12-01T12:00:00Z)"
+            ) from None
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        _print_json(
+            db.publishing_log(index=args.index, project=args.project, since=since, limit=args.limit)
+        )
+    return 0
+
+
 def register(subparsers: Any) -> None:
-    """Add the ``db``, ``user``, ``token``, ``project`` and ``namespace`` commands."""
+    """Add the ``db``, ``user``, ``token``, ``project``, ``publisher`` and ``namespace``
+    commands."""
     db = subparsers.add_parser("db", help="database schema: upgrade or check")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     _command(
@@ -316,6 +407,41 @@ def register(subparsers: Any) -> None:
     project.add_argument("--file", help="one file (yank, unyank, delete)")
     project.add_argument("--version", help="every file of a release (yank, unyank, delete)")
     project.add_argument("--reason", default="", help="why (yank, status)")
+
+    publisher = _command(
+        subparsers,
+        "publisher",
+        "trusted publishers of hosted projects (CI jobs that publish without a stored token), "
+        "and the log of what they minted and uploaded",
+        _publisher,
+    )
+    publisher.add_argument("action", choices=["add", "list", "remove", "log"])
+    publisher.add_argument("index", nargs="?", help="the hosted index (list, log: optional)")
+    publisher.add_argument("project", nargs="?", help="the project (add; list, log: optional)")
+    publisher.add_argument("--github", metavar="OWNER/REPO", help="a GitHub Actions workflow")
+    publisher.add_argument("--gitlab", metavar="GROUP/PROJECT", help="a GitLab CI pipeline")
+    publisher.add_argument("--oidc-issuer", metavar="URL", help="any OIDC issuer, with --claim")
+    publisher.add_argument(
+        "--claim", action="append", metavar="NAME=VALUE", help="a claim that must match (oidc)"
+    )
+    publisher.add_argument(
+        "--workflow", help="GitHub: workflow file name; GitLab: CI configuration file path"
+    )
+    publisher.add_argument("--environment", help="the deployment environment the job runs in")
+    publisher.add_argument("--ref", help="the git ref (refs/tags/v1.0, refs/heads/main)")
+    publisher.add_argument("--repository-id", help="GitHub: the repository's numeric id")
+    publisher.add_argument("--repository-owner-id", help="GitHub: the owner's numeric id")
+    publisher.add_argument("--project-id", help="GitLab: the project's numeric id")
+    publisher.add_argument(
+        "--issuer", help="GitHub Enterprise Server or self-managed GitLab: the issuer URL"
+    )
+    publisher.add_argument(
+        "--pending", action="store_true", help="the project does not exist yet: this may create it"
+    )
+    publisher.add_argument("--owner", help="pending: the user who will own the project")
+    publisher.add_argument("--id", type=int, help="remove: the publisher's id")
+    publisher.add_argument("--since", help="log: minted at or after (ISO 8601)")
+    publisher.add_argument("--limit", type=int, default=100, help="log: at most this many")
 
     namespace = _command(
         subparsers, "namespace", "PEP 752 namespace grants of a hosted index", _namespace

@@ -68,7 +68,9 @@ _CLAIM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,99}\Z")
 _NOT_IDENTIFYING = frozenset({"iss", "aud", "exp", "nbf", "iat", "jti"})
 
 
-class GitHubIdentity(msgspec.Struct, frozen=True, kw_only=True, tag="github"):
+class GitHubIdentity(
+    msgspec.Struct, frozen=True, kw_only=True, tag="github", forbid_unknown_fields=True
+):
     """A GitHub Actions workflow. ``repository`` is ``owner/name``; ``workflow`` the file name
     under ``.github/workflows/`` (``release.yml``)."""
 
@@ -89,7 +91,9 @@ class GitHubIdentity(msgspec.Struct, frozen=True, kw_only=True, tag="github"):
         return f"GitHub {self.repository}, workflow {self.workflow}{extra}"
 
 
-class GitLabIdentity(msgspec.Struct, frozen=True, kw_only=True, tag="gitlab"):
+class GitLabIdentity(
+    msgspec.Struct, frozen=True, kw_only=True, tag="gitlab", forbid_unknown_fields=True
+):
     """A GitLab CI pipeline. ``project_path`` is ``group[/subgroup]/project``; ``workflow`` the CI
     configuration file (``.gitlab-ci.yml``), checked against ``ci_config_ref_uri``."""
 
@@ -110,7 +114,9 @@ class GitLabIdentity(msgspec.Struct, frozen=True, kw_only=True, tag="gitlab"):
         return f"GitLab {self.project_path}{workflow}{extra}"
 
 
-class OidcIdentity(msgspec.Struct, frozen=True, kw_only=True, tag="oidc"):
+class OidcIdentity(
+    msgspec.Struct, frozen=True, kw_only=True, tag="oidc", forbid_unknown_fields=True
+):
     """Any OIDC issuer: a token must carry every claim in ``claims`` with exactly that value."""
 
     issuer: str

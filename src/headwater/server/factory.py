@@ -200,7 +200,7 @@ def _trusted_publishing(
 ) -> list[BaseRoute]:
     """Trusted publishing's routes (docs/trusted-publishing.md); at startup, the configuration
     file's publishers are written to the database (``sync_publishers``)."""
-    from headwater.db import ConfiguredPublisher, DatabaseError, identities
+    from headwater.db import ConfiguredPublisher, DatabaseError, InvalidArgument, identities
     from headwater.repository._client import HttpClient
     from headwater.server.oidc import Exchange, KeyCache, http_fetcher, oidc_routes
 
@@ -219,8 +219,10 @@ def _trusted_publishing(
             kind = "github" if entry.github else "gitlab" if entry.gitlab else "oidc"
             table = entry.github or entry.gitlab or entry.oidc or {}
             try:
-                identity = identities.decode_identity({"type": kind, **table})
-            except (msgspec.ValidationError, TypeError) as exc:
+                identity = identities.check_identity(
+                    identities.decode_identity({"type": kind, **table})
+                )
+            except (msgspec.ValidationError, TypeError, InvalidArgument) as exc:
                 raise HeadwaterError(
                     f"[[hosted.{name}.publishers]] for {entry.project!r}: {exc} (see "
                     "docs/trusted-publishing.md for the fields of a publisher)"
@@ -233,7 +235,7 @@ def _trusted_publishing(
         for name, entries in configured.items():
             try:
                 await asyncio.to_thread(database.sync_publishers, name, entries)
-            except DatabaseError as exc:
+            except (DatabaseError, InvalidArgument) as exc:
                 raise HeadwaterError(f"[[hosted.{name}.publishers]]: {exc}") from None
 
     async def close() -> None:

@@ -102,7 +102,7 @@ def _hs256_with_the_public_key() -> str:
 
 
 def _tampered() -> str:
-    header, payload, signature = _sign(_claims()).split(".")
+    header, _payload, signature = _sign(_claims()).split(".")
     forged = _b64(json.dumps(_claims(sub="repo:evil/evil")).encode())
     return ".".join([header, forged, signature])
 

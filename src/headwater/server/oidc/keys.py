@@ -13,9 +13,9 @@ document could stand in), then GETs its ``jwks_uri`` and keeps the keys
 - **Cached**: keys are used for ``ttl`` seconds (default :data:`KEYS_TTL`), then fetched again;
   concurrent requests for one issuer share one fetch.
 - **Rotated**: a token whose ``kid`` is not among the cached keys makes the cache fetch again
-  (the issuer may have rotated), at most once per ``refetch_interval`` seconds per issuer, so a
-  stream of tokens with made-up ``kid`` s cannot turn the server into a load on the issuer. A
-  fetch replaces the key set: removed keys stop verifying.
+  (the issuer may have rotated); such fetches happen at most once per ``refetch_interval``
+  seconds per issuer, so a stream of tokens with made-up ``kid`` s cannot turn the server into a
+  load on the issuer. A fetch replaces the key set: removed keys stop verifying.
 - **Issuer down**: when a fetch fails and keys fetched within ``max_stale`` seconds are at hand,
   they are used (the issuer's keys rarely change); otherwise :class:`IssuerUnavailable`, which
   the mint endpoint answers with a 503 naming the issuer.
@@ -73,7 +73,7 @@ class _Entry:
     def __init__(self) -> None:
         self.keys: dict[str, Key] = {}
         self.fetched = -1e18  # monotonic time of the last successful fetch
-        self.tried = -1e18  # monotonic time of the last attempt
+        self.tried = -1e18  # monotonic time of the last fetch an unknown kid caused
         self.lock = asyncio.Lock()
 
 
@@ -118,9 +118,11 @@ class KeyCache:
                 return entry.keys
             now = self._clock()
             expired = now - entry.fetched >= self.ttl
-            if not expired and now - entry.tried < self.refetch_interval:
-                return entry.keys  # an unknown kid, but we asked the issuer moments ago
-            entry.tried = now
+            if not expired:
+                # An unknown kid: fetch again, unless an unknown kid made us do so moments ago.
+                if now - entry.tried < self.refetch_interval:
+                    return entry.keys
+                entry.tried = now
             try:
                 entry.keys = await self._load(issuer)
                 entry.fetched = self._clock()
