@@ -110,6 +110,8 @@ def main() -> None:
                 pip_times[env.label].append(elapsed)
                 pip_files[env.label] = count
             hw_env = clean_env(work / "home")
+            # From an empty tree each time: the closure reads .metadata the tree already holds.
+            shutil.rmtree(work / "tree", ignore_errors=True)
             elapsed, out = timed(
                 [HEADWATER, "mirror", "--config", str(config), "--quiet", "--dry-run"], hw_env, work
             )
