@@ -199,10 +199,13 @@ def test_incremental_changes_fetch_only_the_difference_and_the_grace_keeps_old_f
     status, out, _ = mirror(config, capsys)
     assert status == 0
     assert "downloaded 1 files" in out, out
-    # A new upstream release: only it.
+    # A new upstream release: only it, and only its metadata (the rest is read in the tree).
     add_project(corpus, "leaf", "3.0")
+    up.reset_stats()
     status, out, _ = mirror(config, capsys)
     assert "downloaded 1 files" in out, out
+    fetched_metadata = sorted(p for p in up.stats if p.endswith(".metadata"))
+    assert [p.rsplit("/", 1)[1] for p in fetched_metadata] == ["leaf-3.0-py3-none-any.whl.metadata"]
     assert tree_files(tmp_path) == {f"leaf-{v}-py3-none-any.whl" for v in ("1.0", "2.0", "3.0")}
     # Files no longer needed stay for the grace...
     (tmp_path / "requirements.txt").write_text("leaf==3.0\n")

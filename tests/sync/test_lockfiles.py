@@ -155,6 +155,10 @@ def test_pylock_packages_files_and_hashes() -> None:
         (PYLOCK.replace('version = "1.2"\n', ""), "no version"),
         ('lock-version = "1.0"\n[[packages]]\nname = "x"\nversion = "1"\nvcs = {}\n', "vcs"),
         ("lock-version = [", "not valid TOML"),
+        (
+            PYLOCK.replace("core-1.2-py3-none-any.whl", "core\\u001b[31m.whl"),
+            "not a wheel or sdist",
+        ),
     ],
 )
 def test_pylock_refusals_name_the_file(text: str, words: str) -> None:

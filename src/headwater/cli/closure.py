@@ -91,6 +91,7 @@ async def closure_step(
         build_requirements=closure.build_requirements,
         prereleases=closure.prereleases,
         workers=cfg.workers,
+        tree=storage,
     )
     mismatched = [p for p in fetched.closure.problems if p.kind == "hash-mismatch"]
     if mismatched:

@@ -16,6 +16,7 @@ it could not compute).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import tarfile
 import tomllib
@@ -23,11 +24,13 @@ import zipfile
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
-from headwater.errors import HeadwaterError
+from headwater.errors import HeadwaterError, InvalidInput
 from headwater.repository.errors import UpstreamNotFound
 from headwater.repository.http import HttpRepository
 from headwater.simple.model import File, ProjectPage
 from headwater.simple.names import NormalizedName
+from headwater.storage.base import Storage, StorageError
+from headwater.storage.layout import metadata_key
 from headwater.storage.memory import MemoryStorage
 from headwater.sync.closure import (
     Closure,
@@ -74,8 +77,13 @@ async def fetch_closure(
     prereleases: bool = False,
     workers: int = 16,
     progress: Callable[[str], None] | None = None,
+    tree: Storage | None = None,
 ) -> FetchedClosure:
     """Compute the closure of ``inputs`` for ``environments`` from ``upstream``.
+
+    ``tree``: the mirror's own tree; a ``.metadata`` file it already holds for a file (written
+    after it was verified against the upstream's digest) is read there instead of fetched, so a
+    run after a small change fetches pages and only the new files' metadata.
 
     Raises:
         ClosureFetchError: a page or file failed after retries, or did not verify.
@@ -129,7 +137,7 @@ async def fetch_closure(
                 metadata[key] = None
                 return
             async with limit:
-                metadata[key] = await _metadata(upstream, file, build_requirements)
+                metadata[key] = await _metadata(upstream, file, build_requirements, tree)
 
         await _all(page(name) for name in sorted(closure.missing_pages))
         # Pages first: a metadata request names a file of a page fetched in an earlier round.
@@ -163,11 +171,15 @@ async def _download(
 
 
 async def _metadata(
-    upstream: HttpRepository, file: File, build_requirements: bool
+    upstream: HttpRepository, file: File, build_requirements: bool, tree: Storage | None
 ) -> CoreMetadata | None:
-    """The core metadata of ``file``: from ``.metadata``, else from the file itself."""
+    """The core metadata of ``file``: from the tree's ``.metadata``, the upstream's, or the file."""
     sha256 = file.hashes.get("sha256")
     is_sdist = not file.filename.endswith(".whl")
+    if tree is not None and sha256 and not is_sdist and file.has_metadata:
+        local = await _from_tree(tree, sha256, file)
+        if local is not None:
+            return parse_core_metadata(local)
     if file.has_metadata and not (is_sdist and build_requirements):
         promised = file.core_metadata if isinstance(file.core_metadata, dict) else {}
         digest = promised.get("sha256") or None
@@ -177,6 +189,19 @@ async def _metadata(
         inside = wheel_metadata(file.filename, body)
         return None if inside is None else parse_core_metadata(inside)
     return await asyncio.to_thread(_sdist_metadata, file.filename, body)
+
+
+async def _from_tree(tree: Storage, sha256: str, file: File) -> bytes | None:
+    """The tree's ``.metadata`` of ``file`` when it holds one that matches the digest the page
+    promises now (a page that changed its promise is asked again)."""
+    try:
+        data = await tree.read_bytes(metadata_key(sha256, file.filename))
+    except (StorageError, InvalidInput):
+        return None  # not in the tree (or a name the layout refuses): fetch it
+    promised = file.core_metadata.get("sha256") if isinstance(file.core_metadata, dict) else None
+    if promised and hashlib.sha256(data).hexdigest() != promised.lower():
+        return None
+    return data
 
 
 def _sdist_metadata(filename: str, body: bytes) -> CoreMetadata | None:

@@ -1,11 +1,12 @@
-"""What a closure mirror must satisfy, read from requirements files, pyproject.toml, pylock.toml
-and uv.lock.
+"""What a closure mirror must satisfy: read every input file (:func:`read_inputs`), and the
+lockfile formats, ``pylock.toml`` (PEP 751) and ``uv.lock``.
 
 Two kinds of input come out, and :mod:`headwater.sync.closure` treats them differently:
 
 ==============  ==============================================================================
 ``Root``        a PEP 508 requirement to follow: every version its specifier admits, and their
-                dependencies, recursively (requirements files, ``pyproject.toml``)
+                dependencies, recursively (requirements files, ``pyproject.toml``:
+                :mod:`headwater.sync.requirements_files`)
 ``Locked``      one pinned release with its exact files and hashes (``pylock.toml``,
                 ``uv.lock``): those files only, checked against the upstream's hashes, no
                 recursion (a lockfile is already closed)
@@ -13,30 +14,36 @@ Two kinds of input come out, and :mod:`headwater.sync.closure` treats them diffe
                 it came from (``requirements.txt line 4``) so every report can point at the line
 ==============  ==============================================================================
 
-Parsers are the maintained ones (:mod:`packaging.requirements` for PEP 508, :mod:`tomllib`);
-this module only walks the formats. Files are read through the ``read`` callable the caller
-passes (paths relative to the file that names them), so the module itself does no I/O. Options
-that cannot apply to a mirror (another index, an editable or local project, a URL) are refused
-with the line and the fix, never skipped: a mirror that silently ignored ``--index-url`` would
-carry the wrong files across an air gap.
+Parsers are the maintained ones (:mod:`packaging` for PEP 508, :mod:`tomllib`); these modules
+only walk the formats. Files are read through the ``read`` callable the caller passes, so no
+module here does I/O. What cannot apply to a mirror (a package from a VCS, a directory or an
+archive URL; a file without sha256) is refused naming the file and the fix.
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
-import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import msgspec
 from packaging.markers import InvalidMarker, Marker
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import SpecifierSet
 
-from headwater.errors import InvalidInput
+from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.names import InvalidName, NormalizedName, normalize_name
+from headwater.sync.inputs import (
+    Inputs,
+    InvalidLockfile,
+    Locked,
+    LockedFile,
+    Reader,
+    Root,
+    constraint_specifiers,
+    load_toml,
+    read_file,
+)
+from headwater.sync.requirements_files import parse_pyproject, parse_requirements_file
 
 __all__ = [
     "Inputs",
@@ -44,68 +51,12 @@ __all__ = [
     "Locked",
     "LockedFile",
     "Root",
+    "constraint_specifiers",
     "input_kind",
+    "parse_pylock",
+    "parse_uv_lock",
     "read_inputs",
 ]
-
-
-class InvalidLockfile(InvalidInput):
-    """An input file is malformed or asks for something a mirror cannot do; the message names the
-    file (and line) and the fix. Nothing was synced."""
-
-
-class Root(msgspec.Struct, frozen=True):
-    """A requirement to follow, where it came from, and (pip's ``--hash``) the only sha256s its
-    files may have."""
-
-    requirement: str
-    where: str
-    hashes: frozenset[str] = frozenset()
-
-    @property
-    def parsed(self) -> Requirement:
-        """The requirement, parsed (it was checked when read)."""
-        return Requirement(self.requirement)
-
-
-class LockedFile(msgspec.Struct, frozen=True):
-    """One file a lockfile pins: its filename and the sha256 the lockfile promises."""
-
-    filename: str
-    sha256: str | None
-    is_wheel: bool
-
-
-class Locked(msgspec.Struct, frozen=True):
-    """One release a lockfile pins, with its marker (None: every environment) and files."""
-
-    name: NormalizedName
-    version: str
-    files: tuple[LockedFile, ...]
-    where: str
-    marker: str | None = None
-    requires_python: str | None = None
-
-
-class Inputs(msgspec.Struct, frozen=True):
-    """Everything a closure mirror satisfies."""
-
-    roots: tuple[Root, ...] = ()
-    constraints: tuple[Root, ...] = ()
-    locked: tuple[Locked, ...] = ()
-    #: Roots ask for pre-releases (``--pre`` in a requirements file).
-    prereleases: bool = False
-
-    def __add__(self, other: Inputs) -> Inputs:
-        return Inputs(
-            self.roots + other.roots,
-            self.constraints + other.constraints,
-            self.locked + other.locked,
-            self.prereleases or other.prereleases,
-        )
-
-
-Reader = Callable[[str], str]
 
 
 def input_kind(path: str) -> str:
@@ -150,7 +101,7 @@ def read_inputs(
         if kind == "requirements":
             total = total + parse_requirements_file(path, read)
         else:
-            text = _read(read, path)
+            text = read_file(read, path)
             if kind == "pyproject":
                 total = total + parse_pyproject(text, path, extras=extras, groups=groups)
             elif kind == "pylock":
@@ -160,241 +111,24 @@ def read_inputs(
     return total
 
 
-def _read(read: Reader, path: str) -> str:
-    try:
-        return read(path)
-    except OSError as exc:
-        raise InvalidLockfile(f"{path}: cannot read it: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise InvalidLockfile(f"{path}: not UTF-8 text: {exc}") from exc
-
-
-def _requirement(text: str, where: str) -> Requirement:
-    try:
-        req = Requirement(text)
-    except InvalidRequirement as exc:
-        raise InvalidLockfile(f"{where}: {text!r} is not a PEP 508 requirement: {exc}") from exc
-    if req.url:
-        raise InvalidLockfile(
-            f"{where}: {text!r} names a URL, not a release on the index; a mirror can only carry "
-            "files its upstream lists (publish the project to an index, or drop the line)"
-        )
-    return req
-
-
-# --- requirements files ---------------------------------------------------------------------------
-
-# Options that choose another source of files: a mirror of one upstream cannot honour them.
-_FOREIGN = {
-    "-i": "--index-url",
-    "--index-url": "--index-url",
-    "--extra-index-url": "--extra-index-url",
-    "-f": "--find-links",
-    "--find-links": "--find-links",
-    "--no-index": "--no-index",
-    "-e": "--editable",
-    "--editable": "--editable",
-}
-_IGNORED = {"--prefer-binary", "--only-binary", "--no-binary", "--use-feature", "--trusted-host"}
-_HASH = re.compile(r"--hash[= ]([A-Za-z0-9_]+):([0-9a-fA-F]+)")
-
-
-def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
-    """pip's logical lines: comments removed, ``\\`` continuations joined; with line numbers."""
-    logical: list[str] = []
-    start = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not logical:
-            start = number
-        line = re.sub(r"(^|\s)#.*", "", raw).rstrip()  # pip: "#" at the start or after space
-        if line.endswith("\\"):
-            logical.append(line[:-1])
-            continue
-        logical.append(line)
-        joined = " ".join(part.strip() for part in logical).strip()
-        logical = []
-        if joined:
-            yield start, joined
-    if logical:
-        joined = " ".join(part.strip() for part in logical).strip()
-        if joined:
-            yield start, joined
-
-
-def parse_requirements_file(
-    path: str,
-    read: Reader,
-    *,
-    _seen: tuple[str, ...] = (),
-    constraint: bool = False,
-    included_at: str = "",
-) -> Inputs:
-    """A pip requirements file: requirements with markers, extras, pins and ``--hash``; ``-r``
-    and ``-c`` includes (relative to the including file); ``--pre``.
-
-    Raises:
-        InvalidLockfile: an unreadable or circular include, a line that is not a requirement, or
-            an option a mirror cannot honour (``--index-url``, ``-e``, ``--find-links``, a URL).
-    """
-    if path in _seen:
-        chain = " -> ".join((*_seen, path))
-        raise InvalidLockfile(f"{included_at}: {path} includes itself ({chain}); remove the loop")
-    try:
-        text = _read(read, path)
-    except InvalidLockfile as exc:
-        if included_at:
-            raise InvalidLockfile(f"{included_at}: the included {exc}") from exc
-        raise
-    roots: list[Root] = []
-    total = Inputs()
-    directory = posixpath.dirname(path)
-    for number, line in _logical_lines(text):
-        where = f"{path} line {number}"
-        if line.startswith("-"):
-            option, _, value = line.replace("=", " ", 1).partition(" ")
-            value = value.strip()
-            if option in ("-r", "--requirement", "-c", "--constraint"):
-                if not value:
-                    raise InvalidLockfile(f"{where}: {option} needs a file name")
-                included = posixpath.normpath(posixpath.join(directory, value))
-                nested = parse_requirements_file(
-                    included,
-                    read,
-                    _seen=(*_seen, path),
-                    constraint=constraint or option in ("-c", "--constraint"),
-                    included_at=where,
-                )
-                total = total + nested
-                continue
-            if option == "--pre":
-                total = total + Inputs(prereleases=True)
-                continue
-            if option in _FOREIGN:
-                raise InvalidLockfile(
-                    f"{where}: {_FOREIGN[option]} cannot apply to a mirror: it takes every file "
-                    "from its configured upstream, and an editable or local project is not on "
-                    "any index; remove the line (point the mirror's upstream at that index "
-                    "instead, or publish the project)"
-                )
-            if option in _IGNORED:
-                continue  # how pip picks among files; the mirror keeps every candidate anyway
-            raise InvalidLockfile(
-                f"{where}: option {option} is not understood by a closure mirror; remove it"
-            )
-        hashes = frozenset(
-            value.lower() for algorithm, value in _HASH.findall(line) if algorithm == "sha256"
-        )
-        if "--hash" in line and not hashes:
-            raise InvalidLockfile(
-                f"{where}: only --hash=sha256:... can be checked against the upstream; "
-                "regenerate the file with sha256 hashes"
-            )
-        requirement = re.split(r"\s+--?[A-Za-z]", line, maxsplit=1)[0].strip()
-        if re.match(r"^(\.|/|[A-Za-z]+://)", requirement):
-            raise InvalidLockfile(
-                f"{where}: {requirement!r} is a path or URL, not a release on the index; a "
-                "mirror can only carry what its upstream lists"
-            )
-        req = _requirement(requirement, where)
-        roots.append(Root(str(req), where, hashes))
-    if constraint:
-        return total + Inputs(constraints=tuple(roots))
-    return total + Inputs(roots=tuple(roots))
-
-
-# --- pyproject.toml -------------------------------------------------------------------------------
-
-
-def _toml(text: str, path: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, RecursionError) as exc:
-        raise InvalidLockfile(f"{path}: not valid TOML: {exc}") from exc
-
-
-def _strings(value: object, where: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidLockfile(f"{where}: must be a list of requirement strings")
-    return list(value)
-
-
-def _chosen(names: Iterable[str], wanted: tuple[str, ...]) -> list[str]:
-    if "*" in wanted:
-        return sorted(names)
-    normalized = {normalize_name(w) for w in wanted}
-    return sorted(n for n in names if normalize_name(n) in normalized)
-
-
-def parse_pyproject(
-    text: str, path: str, *, extras: tuple[str, ...] = ("*",), groups: tuple[str, ...] = ("*",)
-) -> Inputs:
-    """``[project] dependencies``, the chosen ``optional-dependencies`` groups and PEP 735
-    ``[dependency-groups]`` (with ``include-group``).
-
-    Raises:
-        InvalidLockfile: not TOML, a field of the wrong type, a requirement that does not parse,
-            or an ``include-group`` that names no group or loops.
-    """
-    data = _toml(text, path)
-    project = data.get("project", {})
-    if not isinstance(project, dict):
-        raise InvalidLockfile(f"{path}: [project] must be a table")
-    roots: list[Root] = []
-    deps = _strings(project.get("dependencies", []), f"{path} [project] dependencies")
-    for text_ in deps:
-        where = f"{path} [project] dependencies"
-        roots.append(Root(str(_requirement(text_, where)), where))
-    optional = project.get("optional-dependencies", {})
-    if not isinstance(optional, dict):
-        raise InvalidLockfile(f"{path}: [project.optional-dependencies] must be a table")
-    for extra in _chosen(optional, extras):
-        where = f"{path} [project.optional-dependencies] {extra}"
-        for text_ in _strings(optional[extra], where):
-            roots.append(Root(str(_requirement(text_, where)), where))
-    dependency_groups = data.get("dependency-groups", {})
-    if not isinstance(dependency_groups, dict):
-        raise InvalidLockfile(f"{path}: [dependency-groups] must be a table")
-    for group in _chosen(dependency_groups, groups):
-        for text_, where in _group(dependency_groups, group, path, ()):
-            roots.append(Root(str(_requirement(text_, where)), where))
-    return Inputs(roots=tuple(roots))
-
-
-def _group(
-    groups: Mapping[str, Any], name: str, path: str, seen: tuple[str, ...]
-) -> list[tuple[str, str]]:
-    # PEP 735: group names are compared normalized; an include-group must not loop.
-    by_normal = {normalize_name(k): k for k in groups}
-    key = by_normal.get(normalize_name(name))
-    where = f"{path} [dependency-groups] {name}"
-    if key is None:
-        raise InvalidLockfile(f"{where}: include-group names no group (have: {sorted(groups)})")
-    if normalize_name(key) in seen:
-        raise InvalidLockfile(f"{where}: include-group loops ({' -> '.join((*seen, key))})")
-    entries = groups[key]
-    if not isinstance(entries, list):
-        raise InvalidLockfile(f"{where}: must be a list")
-    out: list[tuple[str, str]] = []
-    for entry in entries:
-        if isinstance(entry, str):
-            out.append((entry, where))
-        elif isinstance(entry, dict) and isinstance(entry.get("include-group"), str):
-            out.extend(_group(groups, entry["include-group"], path, (*seen, normalize_name(key))))
-        else:
-            raise InvalidLockfile(f"{where}: {entry!r} is neither a requirement nor an include")
-    return out
-
-
 # --- pylock.toml (PEP 751) ------------------------------------------------------------------------
 
 
 def _filename_of(url: str | None, name: object, where: str) -> str:
     if isinstance(name, str) and name:
-        return name
-    if isinstance(url, str) and url:
+        filename = name
+    elif isinstance(url, str) and url:
         # PEP 751: "name" MAY be left out when the URL's last path segment is the filename.
-        return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-    raise InvalidLockfile(f"{where}: a file needs a name or a url")
+        filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    else:
+        raise InvalidLockfile(f"{where}: a file needs a name or a url")
+    try:
+        parse_filename(filename)  # a wheel or sdist name: nothing else can be on a page
+    except InvalidFilename as exc:
+        raise InvalidLockfile(
+            f"{where}: {filename!r} is not a wheel or sdist filename: {exc}"
+        ) from exc
+    return filename
 
 
 def _sha256_from_table(hashes: object, where: str) -> str:
@@ -435,7 +169,7 @@ def parse_pylock(text: str, path: str) -> Inputs:
         InvalidLockfile: not TOML, an unknown ``lock-version`` major, a package without version or
             files from an index (``vcs``, ``directory``, ``archive``), or a file without sha256.
     """
-    data = _toml(text, path)
+    data = load_toml(text, path)
     version = data.get("lock-version")
     if not isinstance(version, str) or not version.startswith("1."):
         raise InvalidLockfile(
@@ -515,7 +249,7 @@ def parse_uv_lock(text: str, path: str) -> Inputs:
     Raises:
         InvalidLockfile: not TOML, an unknown ``version``, or a registry file without sha256.
     """
-    data = _toml(text, path)
+    data = load_toml(text, path)
     if data.get("version") != 1:
         raise InvalidLockfile(f"{path}: version = {data.get('version')!r}; headwater reads 1")
     packages = data.get("package", [])
@@ -599,13 +333,3 @@ def _and(left: str, right: str) -> str:
     if not right:
         return left
     return f"({left}) and ({right})"
-
-
-def constraint_specifiers(inputs: Inputs) -> dict[NormalizedName, SpecifierSet]:
-    """The ``-c`` constraints, one specifier set per project (all of a project's lines apply)."""
-    out: dict[NormalizedName, SpecifierSet] = {}
-    for constraint in inputs.constraints:
-        req = constraint.parsed
-        name = normalize_name(req.name)
-        out[name] = out.get(name, SpecifierSet()) & req.specifier
-    return out
