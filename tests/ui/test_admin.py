@@ -24,7 +24,7 @@ from selenium.webdriver.support.ui import Select
 from headwater.ui import csrf
 from tests.browser import Browser
 from tests.clients import clean_env
-from tests.server.hosting import api, dists, twine
+from tests.server.hosting import api, cli, dists, twine
 from tests.ui.conftest import Site
 
 
@@ -99,6 +99,9 @@ def test_sign_in_yank_a_release_and_pip_sees_it_yanked(
     browser.open(site.url + "/ui/admin")
     log = browser.driver.find_element(By.CSS_SELECTOR, "#audit ~ div table").text
     assert "admin" in log and "yank" in log and "yankme" in log and "127.0.0.1" in log
+    # And for the operator, on the command line.
+    printed = cli("audit", "--data-dir", str(site.data), "--index", "main").stdout
+    assert re.search(r"admin from 127\.0\.0\.1 via ui: yank main/yankme version='2\.0'", printed)
     # Unyank from the page: pip chooses 2.0 again.
     open_project(browser, "yankme")
     browser.driver.find_element(By.CSS_SELECTOR, "button[aria-label^='Unyank yankme-2.0']").click()

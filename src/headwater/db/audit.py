@@ -37,7 +37,12 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _cut(text: str | None, limit: int) -> str | None:
-    return None if text is None else printable(text, limit - 3)
+    """``text`` escaped, then cut to ``limit`` characters (escapes make it longer, and the
+    column holds ``limit``)."""
+    if text is None:
+        return None
+    shown = printable(text[: limit * 2], limit * 8)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def record_admin_action(
