@@ -1,5 +1,5 @@
 """Operator commands over the database of hosted indexes: ``db``, ``user``, ``token``,
-``project``, ``publisher`` and ``namespace``.
+``project``, ``publisher``, ``namespace`` and ``audit``.
 
 They act on the database (and a hosted index's storage, for deletions) directly, with the same
 ``--config`` / ``--data-dir`` / ``--database`` as ``headwater serve``; the HTTP management API
@@ -347,9 +347,27 @@ def _publisher(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the administration audit log ------------------------------------------------------------
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from headwater.db.audit import admin_actions
+
+    _, db = _database(args)
+    entries = admin_actions(db.engine, limit=args.limit, index=args.index)
+    if args.json:
+        _print_json(entries)
+        return 0
+    for e in reversed(entries):  # oldest first, like a log
+        where = f"{e.index or '-'}/{e.project}" if e.project else (e.index or "-")
+        when = e.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        print(f"{when} {e.actor} from {e.origin} via {e.via}: {e.action} {where} {e.detail}")
+    return 0
+
+
 def register(subparsers: Any) -> None:
-    """Add the ``db``, ``user``, ``token``, ``project``, ``publisher`` and ``namespace``
-    commands."""
+    """Add the ``db``, ``user``, ``token``, ``project``, ``publisher``, ``namespace`` and
+    ``audit`` commands."""
     db = subparsers.add_parser("db", help="database schema: upgrade or check")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     _command(
@@ -451,3 +469,14 @@ def register(subparsers: Any) -> None:
     namespace.add_argument("namespace", nargs="?")
     namespace.add_argument("--owner")
     namespace.add_argument("--open", action="store_true", help="anyone may create projects in it")
+
+    audit = _command(
+        subparsers,
+        "audit",
+        "the administration audit log: who changed what from the web interface, when, from "
+        "where (and what was refused)",
+        _audit,
+    )
+    audit.add_argument("--index", help="only this index")
+    audit.add_argument("--limit", type=int, default=100, help="the newest N entries (100)")
+    audit.add_argument("--json", action="store_true", help="as JSON")

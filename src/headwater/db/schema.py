@@ -16,6 +16,8 @@ Project names are stored normalized (``name``) beside the name the first upload 
   :mod:`headwater.db.publishers`.
 - ``pending_blobs``: storage keys an upload is writing right now (before its file row exists),
   which the garbage collector must not delete (:mod:`headwater.db.blobs`).
+- ``admin_audit``: every change made through the administration pages (who, what, when, from
+  where); see :mod:`headwater.db.audit`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sqlalchemy.engine import Dialect
 
 __all__ = [
     "UTCDateTime",
+    "admin_audit",
     "deleted_files",
     "files",
     "journal",
@@ -290,4 +293,21 @@ pending_blobs = sa.Table(
     sa.Column("storage_key", sa.String(1000), nullable=False),
     sa.Column("created", UTCDateTime, nullable=False),
     sa.Index(None, "index", "storage_key"),
+)
+
+admin_audit = sa.Table(
+    "admin_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", UTCDateTime, nullable=False, index=True),
+    # The token's user, or "-" for a change refused before anyone was known.
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("index", sa.String(_INDEX), nullable=True),
+    sa.Column("project", sa.String(_NAME), nullable=True),
+    sa.Column("detail", sa.String(1000), nullable=False),
+    # The client's address as the server saw it (behind a proxy: the proxy's).
+    sa.Column("origin", sa.String(100), nullable=False),
+    sa.Column("via", sa.String(10), nullable=False),
+    sqlite_autoincrement=True,
 )

@@ -53,6 +53,7 @@ from headwater.server.api_bodies import (
 )
 from headwater.server.auth import Authenticator
 from headwater.server.authz import NO_CREDENTIALS, Action, Allowed, Denied, Target, decide
+from headwater.server.facts import decide_with_facts
 
 __all__ = ["api_routes"]
 
@@ -140,11 +141,7 @@ def api_routes(
         decision = decide(NO_CREDENTIALS, target, action)
         if isinstance(decision, Denied):
             credentials = await auth.credentials(request.scope)
-            token = credentials.token
-            if action == "manage" and token is not None and project is not None:
-                owners = await asyncio.to_thread(db.owners, index, project)
-                target = msgspec.structs.replace(target, owner=token.user in owners)
-            decision = decide(credentials, target, action)
+            decision = await decide_with_facts(db, credentials, target, action)
         if isinstance(decision, Denied):
             raise ApiError(decision.status, decision.message, challenge=decision.challenge)
         return decision

@@ -10,7 +10,8 @@ with every kind of token and compares the table with the routes the application 
 route added without an entry here fails that test.
 
 Paths are templates: ``{index}``, ``{project}``, ``{file}`` (``aa/bb/rest/filename``),
-``{filename}``, ``{version}``, ``{user}``, ``{namespace}``, ``{name}`` (a static file). :func:`example_path` fills them with
+``{filename}``, ``{version}``, ``{user}``, ``{namespace}``, ``{name}`` (a static file),
+``{action}`` (an administration action). :func:`example_path` fills them with
 :data:`EXAMPLE_VALUES` (or values you give), so a fuzzer or a test can instantiate every route::
 
     for route in ROUTES:
@@ -70,6 +71,7 @@ EXAMPLE_VALUES: dict[str, str] = {
     "namespace": "example",
     "name": "style.css",
     "rest": "no/such/page",
+    "action": "yank",
 }
 
 
@@ -204,6 +206,40 @@ def _interface() -> list[RouteSpec]:
     ]
 
 
+def _administration() -> list[RouteSpec]:
+    """The interface's administration pages (headwater.ui.admin). Tokens are not an index's:
+    who may create, see and revoke them is :mod:`headwater.server.token_grants`' decision, so
+    their routes ask authz for nothing more than ``public``."""
+    post = frozenset({"POST"})
+
+    def form(path: str, action: Action, per_project: bool, what: str) -> RouteSpec:
+        return RouteSpec(
+            methods=post,
+            path=path,
+            action=action,
+            per_project=per_project,
+            layer="ui",
+            body="form",
+            what=what,
+        )
+
+    def shown(path: str, action: Action, per_project: bool, what: str) -> RouteSpec:
+        return RouteSpec(
+            methods=_READ, path=path, action=action, per_project=per_project, layer="ui", what=what
+        )
+
+    project = "/ui/admin/project/{index}/{project}"
+    return [
+        _public("/ui/admin", _READ, "administration: tokens, audit log, project lookup", "ui"),
+        form("/ui/admin/tokens", "public", False, "create a token (token_grants decides)"),
+        form("/ui/admin/tokens/revoke", "public", False, "revoke a token (token_grants decides)"),
+        shown(project, "manage", True, "a project's administration page"),
+        form(project + "/{action}", "manage", True, "yank, unyank, status, owners of a project"),
+        shown("/ui/admin/grants/{index}", "admin", False, "an index's namespace grants"),
+        form("/ui/admin/grants/{index}", "admin", False, "grant or revoke a namespace"),
+    ]
+
+
 ROUTES: tuple[RouteSpec, ...] = (
     *_pages(),
     *_index_and_default("/{index}/packages/{file}", "read", True, "fast", "a file"),
@@ -268,4 +304,5 @@ ROUTES: tuple[RouteSpec, ...] = (
     _public("/mirrors.json", _READ, "mirrors, proxies and peers with their freshness"),
     *_interface(),
     _public("/ui/status", _READ, "mirror, proxy and peer status, with charts", "ui"),
+    *_administration(),
 )

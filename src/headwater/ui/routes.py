@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from headwater.server.factory import Served
-from headwater.ui import home, project, search, signin, static, status, why
+from headwater.ui import admin, home, project, search, signin, static, status, why
 from headwater.ui.interface import Interface
 
 __all__ = ["Handler", "page", "ui_routes"]
@@ -46,6 +46,13 @@ def ui_routes(served: Served) -> list[BaseRoute]:
         page("/ui/suggest", search.suggest, ui, _READ),
         page("/ui/{index}/project/{project}", project.project_page, ui, _READ),
         page("/ui/{index}/project/{project}/why", why.why_page, ui, _READ),
+        page("/ui/admin", admin.overview, ui, _READ),
+        page("/ui/admin/tokens", admin.token_create, ui, ["POST"]),
+        page("/ui/admin/tokens/revoke", admin.token_revoke, ui, ["POST"]),
+        page("/ui/admin/project/{index}/{project}", admin.project_page, ui, _READ),
+        page("/ui/admin/project/{index}/{project}/{action}", admin.project_action, ui, ["POST"]),
+        page("/ui/admin/grants/{index}", admin.namespaces_page, ui, _READ),
+        page("/ui/admin/grants/{index}", admin.namespace_change, ui, ["POST"]),
         # Last: any other path below /ui/ (a name with a slash in it, a mistyped page).
         page("/ui/{rest:path}", _not_found, ui, _READ),
     ]
