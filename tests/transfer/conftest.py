@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from headwater.db import Database, GitHubIdentity, Grant
+from headwater.db.audit import record_admin_action
 from headwater.transfer import rows as rowlib
 from tests.clients import clean_env
 from tests.postgres import fresh_database
@@ -132,6 +133,12 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
             lifetime=timedelta(minutes=15),
         )
         db.record_publish(minted.id, "main", "acme-tools", "acme_tools-1.1.tar.gz", publisher.id)
+        # An upload in flight (its reservation) and the administration audit log.
+        db.reserve_blob("main", "web/packages/00/00/in-flight/acme_tools-9.9.tar.gz")
+        record_admin_action(
+            db.engine, actor="admin", action="yank", detail="acme-tools 1.0", origin="127.0.0.1",
+            index="main", project="acme-tools",
+        )  # fmt: skip
         # An upload in progress: its reservation keeps `headwater gc` off its object.
         db.reserve_blob("main", "web/packages/00/00/" + "0" * 60 + "/acme_tools-9.9.tar.gz")
     finally:
