@@ -3,6 +3,7 @@ backup can be damaged."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import shutil
@@ -12,8 +13,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from headwater.assembly.plan import plan_from_flags
 from headwater.transfer.archive import TarReader, TarWriter
-from headwater.transfer.backup import ROOT, Header
+from headwater.transfer.backup import ROOT, BackupError, Header, restore_backup, verify_backup
 from tests.server.hosting import api
 from tests.server.live import serve
 from tests.transfer.conftest import Installation, fingerprints, headwater, pip_download
@@ -144,39 +146,40 @@ def _kinds(path: Path) -> dict[str, tuple[int, int]]:
     return found
 
 
-@pytest.mark.parametrize(
-    "kind", ["header.json", "tables", "objects", "objects.jsonl", "SHA256SUMS"]
-)
-def test_one_flipped_byte_anywhere_is_refused_and_changes_nothing(
-    installation: Installation, full_backup: Path, tmp_path: Path, kind: str
+def test_one_flipped_byte_in_any_member_is_refused_and_changes_nothing(
+    installation: Installation, full_backup: Path, tmp_path: Path
 ) -> None:
-    damaged = tmp_path / "damaged.tar"
-    data = bytearray(full_backup.read_bytes())
-    offset, size = _kinds(full_backup)[kind]
-    data[offset + size // 2] ^= 0x01
-    damaged.write_bytes(bytes(data))
-    verified = headwater("backup", "verify", str(damaged))
-    assert verified.returncode in (1, 2), verified.stdout
-    assert "problems" in verified.stdout or "damaged" in verified.stdout + verified.stderr
-    target = tmp_path / "data"
-    restored = headwater(
-        "restore", "--config", str(installation.config), "--data-dir", str(target), str(damaged)
-    )
-    assert restored.returncode == 2
-    assert "nothing was changed" in restored.stderr or "damaged" in restored.stderr
-    db = target / "headwater.sqlite3"
-    assert not db.exists() or all(fp.rows == 0 for fp in fingerprints(f"sqlite:///{db}").values())
-    assert not list(target.rglob("*.whl"))  # objects are written only after all is verified
+    """Every member of the archive, one at a time (the header, each table, each object, the
+    manifest, SHA256SUMS): verify reports it, restore refuses it and writes nothing."""
+    members = [(name, offset, size) for name, offset, size in _members(full_backup) if size]
+    kinds = {name.split("/")[0] for name, _, _ in members}
+    assert kinds == {"header.json", "tables", "objects", "objects.jsonl", "SHA256SUMS"}
+    original = full_backup.read_bytes()
+    for name, offset, size in members:
+        damaged = tmp_path / "damaged.tar"
+        data = bytearray(original)
+        data[offset + size // 2] ^= 0x01
+        damaged.write_bytes(bytes(data))
+        report = asyncio.run(verify_backup(damaged))
+        assert not report.ok, name
+        target = tmp_path / f"data-{name.replace('/', '-')}"
+        plan = plan_from_flags(str(installation.config), overrides={"data_dir": str(target)})
+        with pytest.raises(BackupError, match=r"nothing was changed|damaged"):
+            asyncio.run(restore_backup(damaged, plan))
+        assert not (target / "headwater.sqlite3").exists(), name
+        assert not list(target.rglob("*.whl")), name
+    verified = headwater("backup", "verify", str(damaged))  # the command line says it too
+    assert verified.returncode in (1, 2) and "problems" in verified.stdout + verified.stderr
 
 
-@pytest.mark.parametrize("cut", [1, 512, 4096, -1024])
-def test_a_truncated_backup_is_refused(full_backup: Path, tmp_path: Path, cut: int) -> None:
+def test_a_truncated_backup_is_refused(full_backup: Path, tmp_path: Path) -> None:
     data = full_backup.read_bytes()
     short = tmp_path / "short.tar"
-    short.write_bytes(data[:cut])
-    verified = headwater("backup", "verify", str(short))
-    assert verified.returncode == 1
-    assert "truncated" in verified.stdout or "not finished" in verified.stdout
+    for cut in [1, 511, 512, 1000, 4096, len(data) // 2, len(data) - 1024, len(data) - 1]:
+        short.write_bytes(data[:cut])
+        report = asyncio.run(verify_backup(short))
+        assert not report.ok, cut
+        assert any("truncated" in p or "not finished" in p for p in report.problems), cut
 
 
 def _rewrite(source: Path, out: Path, change_header: object) -> None:

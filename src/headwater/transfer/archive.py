@@ -162,6 +162,10 @@ class TarReader:
                     f"{self._where} is truncated: it ends without the end-of-archive blocks"
                 )
             if block == b"\0" * BLOCK:
+                if self._handle.read(BLOCK) != b"\0" * BLOCK:
+                    raise ArchiveError(
+                        f"{self._where} is truncated: it ends inside the end-of-archive blocks"
+                    )
                 return
             try:
                 info = tarfile.TarInfo.frombuf(block, "utf-8", "strict")
