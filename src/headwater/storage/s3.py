@@ -32,6 +32,7 @@ import hashlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final, NoReturn
+from urllib.parse import quote
 
 import aiohttp
 import botocore.exceptions
@@ -193,6 +194,7 @@ class S3Storage:
         self.location = location
         self.options = location.options
         self.content_type = content_type
+        self.redirects_files = self.options.redirects()
         self._session: AioSession | None = None
         self._stack: AsyncExitStack | None = None
         self._s3: S3Client | None = None
@@ -236,6 +238,9 @@ class S3Storage:
             retries={"max_attempts": opts.max_attempts, "mode": "standard"},
             max_pool_connections=opts.max_connections,
             s3={"addressing_style": opts.addressing_style},
+            # SigV4 everywhere, presigned URLs included (botocore would presign some with the
+            # deprecated SigV2, which newer servers and AWS regions refuse).
+            signature_version="s3v4",
             # Checksums only when the operation requires them: SeaweedFS and other S3 servers
             # do not all speak the newer trailing-checksum protocol botocore defaults to.
             request_checksum_calculation="when_required",
@@ -497,6 +502,20 @@ class S3Storage:
 
     async def sync(self) -> None:
         # A completed PUT is already durable on S3 (see the module docstring): nothing to flush.
+        return None
+
+    async def file_url(self, key: str) -> tuple[str, int] | None:
+        """Where to redirect a request for ``key`` (``files`` / ``files_base_url``) and for how
+        many seconds the redirect may be cached (0: not at all), or None to stream it.
+
+        Called only after the request was authorized: a presigned URL is a capability, so its
+        redirect is never cached (``Cache-Control: no-store``) and it expires after
+        ``presign_expires`` seconds.
+        """
+        if self.options.files_base_url is not None:
+            return f"{self.options.files_base_url.rstrip('/')}/{quote(check_key(key))}", 3600
+        if self.options.files == "redirect-presigned":
+            return await self.presigned_url(key, expires=self.options.presign_expires), 0
         return None
 
     async def presigned_url(self, key: str, *, expires: int) -> str:
