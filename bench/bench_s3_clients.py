@@ -7,7 +7,7 @@ What headwater's S3 storage needs from its client, measured on this machine:
               32 in flight (operations per second, CPU seconds per 1,000 operations).
 ``get``       one 256 MiB object read as a stream (MB/s), chunks of 1 MiB.
 ``put``       a 1 GiB object written as a stream of 1 MiB chunks through a multipart upload
-              (16 MiB parts): wall time and the growth of the process's peak RSS.
+              (8 MiB parts, headwater's default): wall time and the growth of the process's peak RSS.
 
 Each client runs each case in its own fresh process, so memory and warm-up do not leak between
 them; the cases run interleaved (client order rotated per round) and medians over ``--rounds``
@@ -41,7 +41,7 @@ IMPORTS = {
 }
 SMALL = b"x" * 1024
 CHUNK = 1 << 20
-PART = 16 << 20
+PART = 8 << 20
 
 
 def _rss() -> int:
@@ -303,6 +303,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cases", default="import,small,get,put")
+    parser.add_argument("--clients", default=",".join(CLIENTS))
     args = parser.parse_args()
     cases = args.cases.split(",")
     from tests.seaweed import start_seaweed
@@ -321,7 +322,8 @@ def main() -> None:
         }
         results: dict[str, dict[str, list[float]]] = {c: {} for c in CLIENTS}
         for round_ in range(args.rounds):
-            order = CLIENTS[round_ % 3 :] + CLIENTS[: round_ % 3]
+            chosen = args.clients.split(",")
+            order = chosen[round_ % len(chosen) :] + chosen[: round_ % len(chosen)]
             for case in cases:
                 for name in order:
                     if case == "import":

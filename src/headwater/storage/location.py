@@ -71,7 +71,7 @@ class S3Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_d
     #: Attempts per request (botocore's "standard" retry mode: backoff with jitter).
     max_attempts: int = 4
     #: Size of each part of a multipart upload (and the largest single PUT), in bytes.
-    part_size: int = 16 << 20
+    part_size: int = 8 << 20
     #: Connections kept open to the endpoint.
     max_connections: int = 64
     #: Trust the sha256 stored in an object's metadata at write time instead of reading the
@@ -122,8 +122,8 @@ class S3Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_d
             raise InvalidStorageURL("connect_timeout and read_timeout must be positive")
         if not 1 <= self.max_attempts <= 20:
             raise InvalidStorageURL("max_attempts must be between 1 and 20")
-        # S3: every part but the last is at least 5 MiB; at most 10,000 parts (so 16 MiB parts
-        # allow objects up to 156 GiB); a single PUT is at most 5 GiB.
+        # S3: every part but the last is at least 5 MiB; at most 10,000 parts (so 8 MiB parts
+        # allow objects up to 78 GiB); a single PUT is at most 5 GiB.
         if not 5 << 20 <= self.part_size <= 5 << 30:
             raise InvalidStorageURL("part_size must be between 5 MiB and 5 GiB (S3's limits)")
         if not 1 <= self.max_connections <= 1024:
