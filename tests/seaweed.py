@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SeaweedServer",
     "fresh_bucket",
+    "public_bucket",
     "s3_bucket",
     "s3_location",
     "seaweed",
@@ -53,6 +54,8 @@ __all__ = [
 # The S3 gateway may answer before the master has a writable volume; a first write then fails for
 # a few seconds. Waiting for a real PUT to succeed is the only readiness signal that means "usable".
 _READY_TIMEOUT = 90.0
+#: The bucket anonymous clients may read (created on first use by :func:`public_bucket`).
+PUBLIC_BUCKET = "hw-public"
 
 
 def weed_binary() -> str:
@@ -156,7 +159,10 @@ def start_seaweed(directory: Path | None = None) -> SeaweedServer:
                         "name": "headwater-tests",
                         "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
                         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    }
+                    },
+                    # Anyone may read the objects of PUBLIC_BUCKET (a public bucket endpoint, as a
+                    # CDN would front): tests of redirects to a public base URL use it.
+                    {"name": "anonymous", "actions": [f"Read:{PUBLIC_BUCKET}"]},
                 ]
             }
         )
@@ -284,6 +290,17 @@ def empty_bucket(server: SeaweedServer, bucket: str) -> None:
     uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
     for upload in uploads:
         client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+
+
+def public_bucket(server: SeaweedServer) -> str:
+    """The bucket anyone may read without credentials (``PUBLIC_BUCKET``), created if needed.
+    Tests share it: each writes under its own prefix."""
+    client = server.client()
+    with contextlib.suppress(
+        client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists
+    ):
+        client.create_bucket(Bucket=PUBLIC_BUCKET)
+    return PUBLIC_BUCKET
 
 
 @contextlib.contextmanager

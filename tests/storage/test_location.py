@@ -265,3 +265,43 @@ def test_options_survive_the_plan_round_trip() -> None:
     plan = ServePlan(settings=ServeSettings(), hosted={"p": hosted})
     back = msgspec.json.decode(msgspec.json.encode(plan), type=ServePlan)
     assert back.hosted["p"].s3 == hosted.s3
+
+
+@pytest.mark.parametrize(
+    ("table", "why"),
+    [
+        ('files = "redirect-presigned", files_base_url = "https://cdn.example/x"', "choose one"),
+        ('files_base_url = "ftp://cdn.example"', "http"),
+        ('files_base_url = "https://u:p@cdn.example"', "plain ASCII base URL"),
+        ('files_base_url = "https://cdn.example/?a=b"', "plain ASCII base URL"),
+        ('files_base_url = "https://cdn.example/a b"', "plain ASCII base URL"),
+        ('files_base_url = "https://cdn.éxample/"', "plain ASCII base URL"),
+        ('files = "redirect-sometimes"', "files"),
+        ("presign_expires = 0", "presign_expires"),
+        ("presign_expires = 604801", "presign_expires"),
+    ],
+)
+def test_bad_serving_options_are_refused(tmp_path: Path, table: str, why: str) -> None:
+    text = f'[hosted.x]\nstorage = "s3://pkgs/x"\ns3 = {{ {table} }}\n'
+    with pytest.raises(ConfigError, match=why):
+        parse_config(text, base=tmp_path)
+
+
+def test_a_private_index_never_redirects_to_a_public_url(tmp_path: Path) -> None:
+    text = (
+        '[hosted.x]\nread = "token"\nstorage = "s3://pkgs/x"\n'
+        's3 = { files_base_url = "https://cdn.example/x" }\n'
+    )
+    with pytest.raises(ConfigError, match="private index's files to a public URL"):
+        parse_config(text, base=tmp_path)
+    # Presigned redirects are fine for a private index: they are handed out after authorization.
+    text = text.replace('files_base_url = "https://cdn.example/x"', 'files = "redirect-presigned"')
+    assert parse_config(text, base=tmp_path).hosted["x"].s3 is not None
+
+
+def test_redirect_urls(tmp_path: Path) -> None:
+    public = S3Storage(parse_s3_url("s3://pkgs/p?files_base_url=https://cdn.example/pkgs/p/"))
+    assert public.redirects_files
+    got = asyncio.run(public.file_url("web/packages/ab/cd/ef/a b+c.whl"))
+    assert got == ("https://cdn.example/pkgs/p/web/packages/ab/cd/ef/a%20b%2Bc.whl", 3600)
+    assert not S3Storage(parse_s3_url("s3://pkgs/p")).redirects_files

@@ -97,6 +97,7 @@ def plan_from_flags(
         plan = ServePlan(
             settings=settings,
             mirrors=mirrors,
+            mirror_s3={n: m.s3 for n, m in config.mirror.items() if m.s3 is not None},
             hosted=hosted,
             proxies=dict(config.proxy),
             directories={name: d.path for name, d in config.directory.items()},

@@ -151,7 +151,9 @@ def build_sources(plan: ServePlan, database: Database | None) -> Sources:
     built = Sources()
     sources = built.all
     for name, target in plan.mirrors.items():
-        sources[name] = TreeSource(name, FileStorage(target), revalidate=plan.settings.revalidate)
+        tree = open_storage(target, s3=plan.mirror_s3.get(name))
+        built.storages.append(tree)
+        sources[name] = TreeSource(name, tree, revalidate=plan.settings.revalidate)
     if plan.hosted:
         if database is None:
             raise HeadwaterError("hosted indexes need a database")

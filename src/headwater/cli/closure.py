@@ -15,8 +15,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from headwater.config import ConfigError, MirrorConfig
 from headwater.errors import HeadwaterError
 from headwater.repository.http import HttpRepository
-from headwater.storage.base import NotFound
-from headwater.storage.filesystem import FileStorage
+from headwater.storage.base import NotFound, Storage
 from headwater.sync.closure import Closure
 from headwater.sync.closure_config import ClosureConfig, GraceRecord, apply_grace
 from headwater.sync.closure_fetch import FetchedClosure, fetch_closure
@@ -71,7 +70,7 @@ class ClosureStep:
 
 
 async def closure_step(
-    name: str, cfg: MirrorConfig, upstream: HttpRepository, storage: FileStorage, wants: TreeWants
+    name: str, cfg: MirrorConfig, upstream: HttpRepository, storage: Storage, wants: TreeWants
 ) -> ClosureStep:
     """Compute the closure of ``cfg.closure`` and return ``wants`` narrowed to it.
 
@@ -120,7 +119,7 @@ async def closure_step(
     return ClosureStep(narrowed, fetched, record)
 
 
-async def save_grace(storage: FileStorage, record: GraceRecord) -> None:
+async def save_grace(storage: Storage, record: GraceRecord) -> None:
     """Keep the grace record for the next run (after a run that synced)."""
     await storage.write_bytes(GRACE_KEY, msgspec.json.encode(record))
 

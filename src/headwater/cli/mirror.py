@@ -12,7 +12,7 @@ from headwater.config import Config, ConfigError, MirrorConfig, find_config, loa
 from headwater.repository.boundary import FetchBoundary
 from headwater.repository.http import HttpRepository, RetryPolicy, client_session
 from headwater.simple.names import NormalizedName, normalize_name
-from headwater.storage.filesystem import FileStorage
+from headwater.storage.open import aclose_storage, exclusive_access, open_storage
 from headwater.sync.engine import Mirror, Summary
 from headwater.sync.history import run_recorded
 from headwater.sync.wants import TreeWants
@@ -122,45 +122,49 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
                 trust_upstream_addresses=name == _COMMAND_LINE,
             ),
         )
-        storage = FileStorage(cfg.target)
-        wants = wants_of(cfg)
-        step = None
-        if cfg.closure is not None:
-            step = await closure_step(name, cfg, upstream, storage, wants)
-            wants = step.wants
-            for line in report(step, dry_run=args.dry_run):
-                print(line)
-            for problem in step.closure.problems:
-                print(f"  cannot satisfy {problem}", file=sys.stderr)
-        mirror = Mirror(
-            upstream,
-            storage,
-            workers=workers,
-            wants=wants,
-            diff_key=cfg.diff_file,
-            reporter=make_reporter(f"mirror {name}", quiet=args.quiet),
-        )
-        if args.dry_run:
-            plan, _ = await mirror.plan(only)  # reads only: no lock needed
-            print(f"mirror {name}: {cfg.upstream} -> {cfg.target}")
-            print(f"  sync {len(plan.sync)}, delete {len(plan.delete)}, unchanged {plan.unchanged}")
-            for task in plan.sync:
-                print(f"  sync   {task.name} ({task.reason}, serial {task.serial})")
-            for deleted in plan.delete:
-                print(f"  delete {deleted}")
-            for project, why in plan.not_synced:
-                print(f"  not synced {project}: {why}")
-            return not plan.not_synced and not (step and step.closure.problems)
-        with storage.exclusive():
-            storage.clean_temp()  # leftovers of a killed run; safe only while we hold the lock
-            summary = await run_recorded(mirror, only)
-            if step is not None:
-                await save_grace(storage, step.record)
+        storage = open_storage(cfg.target, s3=cfg.s3)
+        try:
+            wants = wants_of(cfg)
+            step = None
+            if cfg.closure is not None:
+                step = await closure_step(name, cfg, upstream, storage, wants)
+                wants = step.wants
+                for line in report(step, dry_run=args.dry_run):
+                    print(line)
                 for problem in step.closure.problems:
-                    summary.not_synced.setdefault(
-                        f"{problem.origin} ({problem.environment})", problem.detail
-                    )
-            return summary
+                    print(f"  cannot satisfy {problem}", file=sys.stderr)
+            mirror = Mirror(
+                upstream,
+                storage,
+                workers=workers,
+                wants=wants,
+                diff_key=cfg.diff_file,
+                reporter=make_reporter(f"mirror {name}", quiet=args.quiet),
+            )
+            if args.dry_run:
+                plan, _ = await mirror.plan(only)  # reads only: no lock needed
+                print(f"mirror {name}: {cfg.upstream} -> {cfg.target}")
+                print(
+                    f"  sync {len(plan.sync)}, delete {len(plan.delete)}, unchanged {plan.unchanged}"
+                )
+                for task in plan.sync:
+                    print(f"  sync   {task.name} ({task.reason}, serial {task.serial})")
+                for deleted in plan.delete:
+                    print(f"  delete {deleted}")
+                for project, why in plan.not_synced:
+                    print(f"  not synced {project}: {why}")
+                return not plan.not_synced and not (step and step.closure.problems)
+            async with exclusive_access(storage):
+                summary = await run_recorded(mirror, only)
+                if step is not None:
+                    await save_grace(storage, step.record)
+                    for problem in step.closure.problems:
+                        summary.not_synced.setdefault(
+                            f"{problem.origin} ({problem.environment})", problem.detail
+                        )
+                return summary
+        finally:
+            await aclose_storage(storage)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,8 +12,8 @@ from headwater.cli.progress import make_reporter, run_async
 from headwater.config import ConfigError, MirrorConfig
 from headwater.repository.boundary import FetchBoundary
 from headwater.repository.http import HttpRepository, RetryPolicy, client_session
-from headwater.storage.base import NotFound
-from headwater.storage.filesystem import FileStorage
+from headwater.storage.base import NotFound, Storage
+from headwater.storage.open import aclose_storage, describe, exclusive_access, open_storage
 from headwater.sync.engine import Mirror, MirrorError
 from headwater.sync.state import SNAPSHOT, StateError
 from headwater.sync.tree import prune_empty_directories
@@ -58,7 +58,7 @@ class _Recorded(msgspec.Struct):
     held: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
 
-async def _recorded(storage: FileStorage) -> _Recorded | None:
+async def _recorded(storage: Storage) -> _Recorded | None:
     """What the tree's state says about its upstream and what it was synced to hold."""
     try:
         return msgspec.json.decode(await storage.read_bytes(SNAPSHOT), type=_Recorded)
@@ -66,7 +66,7 @@ async def _recorded(storage: FileStorage) -> _Recorded | None:
         return None
 
 
-async def _held(storage: FileStorage) -> set[str]:
+async def _held(storage: Storage) -> set[str]:
     """The files the state keeps for failed projects' next sync (not orphans)."""
     recorded = await _recorded(storage)
     return {k for keys in recorded.held.values() for k in keys} if recorded else set()
@@ -83,7 +83,16 @@ class _Outcome(msgspec.Struct):
 async def _verify(
     name: str, cfg: MirrorConfig | None, target: str, args: argparse.Namespace
 ) -> _Outcome:
-    storage = FileStorage(target)
+    storage = open_storage(target, s3=cfg.s3 if cfg is not None else None)
+    try:
+        return await _verify_storage(name, cfg, storage, args)
+    finally:
+        await aclose_storage(storage)
+
+
+async def _verify_storage(
+    name: str, cfg: MirrorConfig | None, storage: Storage, args: argparse.Namespace
+) -> _Outcome:
     recorded = await _recorded(storage)
     upstream: str | None = (
         cfg.upstream if cfg else args.upstream or (recorded.upstream if recorded else None)
@@ -111,7 +120,7 @@ async def _verify(
         # Synced without filters (or adopted without a state): the defaults are what a mirror
         # without options would write.
         wants = TreeWants()
-    with storage.exclusive():
+    async with exclusive_access(storage):
         return await _repair(name, cfg, upstream, wants, storage, report, args)
 
 
@@ -120,7 +129,7 @@ async def _repair(
     cfg: MirrorConfig | None,
     upstream: str | None,
     wants: TreeWants | None,
-    storage: FileStorage,
+    storage: Storage,
     report: Report,
     args: argparse.Namespace,
 ) -> _Outcome:
@@ -130,7 +139,7 @@ async def _repair(
     # Refuse before deleting anything when the fetch could not be done the way the mirror would.
     if fetch and upstream is None:
         raise ConfigError(
-            f"{storage.root}: cannot repair without an upstream; pass --upstream URL (nothing was "
+            f"{describe(storage)}: cannot repair without an upstream; pass --upstream URL (nothing was "
             "changed)"
         )
     recorded = await _recorded(storage)
@@ -147,7 +156,7 @@ async def _repair(
         )
     if fetch and wants is None:
         raise ConfigError(
-            f"{storage.root}: this tree was synced with filters its state does not record, so a "
+            f"{describe(storage)}: this tree was synced with filters its state does not record, so a "
             "repair could bring back what they leave out; run it with --config (the "
             "configuration of this mirror), or run `headwater mirror` once to record them "
             "(nothing was changed)"

@@ -143,6 +143,12 @@ class HostedSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         check_storage(self.storage, self.s3)
+        if self.read == "token" and self.s3 is not None and self.s3.files_base_url:
+            raise ValueError(
+                "files_base_url would send a private index's files to a public URL anyone can "
+                "fetch; use files = 'redirect-presigned' (short-lived URLs handed out after "
+                "authorization) or leave files streamed through headwater"
+            )
         if self.max_upload_size < 1:
             raise ValueError("max_upload_size must be positive")
         if self.page_max_age < 0:
@@ -309,8 +315,10 @@ class ServePlan(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """
 
     settings: ServeSettings
-    #: Mirror name -> the tree's directory (absolute).
+    #: Mirror name -> the tree's directory (absolute) or ``s3://`` URL.
     mirrors: dict[str, str] = msgspec.field(default_factory=dict)
+    #: Mirror name -> the options of its ``s3://`` target (the ``[mirror.NAME.s3]`` table).
+    mirror_s3: dict[str, S3Options] = msgspec.field(default_factory=dict)
     hosted: dict[str, HostedSettings] = msgspec.field(default_factory=dict)
     proxies: dict[str, ProxySettings] = msgspec.field(default_factory=dict)
     #: Directory source name -> the folder (absolute).

@@ -25,7 +25,7 @@ from headwater.simple.filenames import check_safe_filename
 from headwater.simple.json import parse_project_list_json, parse_project_page_json
 from headwater.simple.model import InvalidPage, ProjectPage
 from headwater.simple.names import NormalizedName
-from headwater.storage.base import NotFound, Stat, Storage
+from headwater.storage.base import NotFound, RedirectingStorage, Stat, Storage
 from headwater.storage.filesystem import FileStorage
 from headwater.storage.layout import PAGE_FILES, ROOT_INDEX_DIR, WEB
 
@@ -206,7 +206,9 @@ class TreeSource:
             return cached[0]
         local = self._local.path(key) if self._local is not None else None
         body = None
-        if stat.size <= self.files.max_file:
+        # A storage that redirects file requests (a presigned URL, a CDN) never sends the bytes.
+        redirects = isinstance(self.storage, RedirectingStorage) and self.storage.redirects_files
+        if stat.size <= self.files.max_file and not redirects:
             try:
                 body = await self.storage.read_bytes(key)
             except NotFound:

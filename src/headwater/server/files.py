@@ -19,6 +19,7 @@ import re
 from headwater.repository.base import FileRef
 from headwater.server.responses import header, if_none_match, send_text
 from headwater.server.types import Headers, Scope, Send
+from headwater.storage.base import RedirectingStorage
 
 __all__ = ["FILE_CACHE_CONTROL", "MAX_RANGE_LENGTH", "parse_range", "send_file"]
 
@@ -87,6 +88,24 @@ async def send_file(scope: Scope, send: Send, ref: FileRef, *, head: bool) -> in
         await stream.aclose()
 
 
+async def _send_redirect(send: Send, location: str, max_age: int) -> None:
+    # 307 keeps the method (a HEAD stays a HEAD); pip, uv and browsers follow it.
+    cache = f"max-age={max_age}, public".encode() if max_age else b"no-store, private"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 307,
+            "headers": [
+                (b"location", location.encode("ascii")),
+                (b"cache-control", cache),
+                (b"content-length", b"0"),
+                (b"access-control-allow-origin", b"*"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
+
+
 async def _send_file(scope: Scope, send: Send, ref: FileRef, *, head: bool) -> int:
     etag = '"' + hashlib.blake2b(ref.key.encode(), digest_size=12).hexdigest() + '"'
     headers: Headers = [
@@ -100,6 +119,18 @@ async def _send_file(scope: Scope, send: Send, ref: FileRef, *, head: bool) -> i
         await send({"type": "http.response.start", "status": 304, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
         return 0
+    if (
+        ref.stream is None
+        and isinstance(ref.storage, RedirectingStorage)
+        and ref.storage.redirects_files
+    ):
+        # Object storage configured to serve files itself (files = "redirect-presigned", or
+        # files_base_url), as PyPI sends files to its file host. The route authorized this
+        # request before it got here, so handing out a presigned URL (a capability) is safe.
+        target = await ref.storage.file_url(ref.key)
+        if target is not None:
+            await _send_redirect(send, *target)
+            return 0
     span: tuple[int, int] | None = None
     requested = header(scope, b"range")
     if_range = header(scope, b"if-range")

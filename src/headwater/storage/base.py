@@ -17,7 +17,16 @@ import msgspec
 
 from headwater.errors import HeadwaterError, InvalidInput
 
-__all__ = ["InvalidKey", "NotFound", "Stat", "Storage", "StorageError", "Writer", "check_key"]
+__all__ = [
+    "InvalidKey",
+    "NotFound",
+    "RedirectingStorage",
+    "Stat",
+    "Storage",
+    "StorageError",
+    "Writer",
+    "check_key",
+]
 
 # Forbidden anywhere in a key: NUL and other control characters, backslashes (a separator on
 # Windows and a confusion everywhere).
@@ -123,4 +132,19 @@ class Storage(Protocol):
 
     async def sync(self) -> None:
         """Durability barrier: everything written before this call survives a power loss."""
+        ...
+
+
+@runtime_checkable
+class RedirectingStorage(Protocol):
+    """A storage whose files may be fetched from elsewhere (a presigned URL, a CDN): the server
+    answers a file request with a redirect instead of the bytes when :meth:`file_url` says so."""
+
+    #: Whether :meth:`file_url` redirects at all (sources then need not read small files into
+    #: memory to serve them).
+    redirects_files: bool
+
+    async def file_url(self, key: str) -> tuple[str, int] | None:
+        """The URL to redirect an (authorized) request for ``key`` to and the seconds the
+        redirect may be cached (0: never), or None to send the bytes."""
         ...

@@ -71,12 +71,21 @@ class S3Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_d
     #: Attempts per request (botocore's "standard" retry mode: backoff with jitter).
     max_attempts: int = 4
     #: Size of each part of a multipart upload (and the largest single PUT), in bytes.
-    part_size: int = 16 << 20
+    part_size: int = 8 << 20
     #: Connections kept open to the endpoint.
     max_connections: int = 64
     #: Trust the sha256 stored in an object's metadata at write time instead of reading the
     #: object again (``verify`` never does: it always reads the bytes).
     trust_stored_sha256: bool = False
+    #: How ``headwater serve`` sends distribution files kept here: ``stream`` (through
+    #: headwater, with Range) or ``redirect-presigned`` (a 307 to a short-lived presigned GET URL
+    #: of the object, handed out only after the request was authorized).
+    files: Literal["stream", "redirect-presigned"] = "stream"
+    #: Redirect file requests (307) to ``<files_base_url>/<key>`` instead: a CDN or a public
+    #: bucket endpoint that serves this storage's prefix. Never for a private index.
+    files_base_url: str | None = None
+    #: Seconds a presigned URL stays valid (``files = "redirect-presigned"``).
+    presign_expires: int = 300
 
     def __repr__(self) -> str:
         shown = {
@@ -113,12 +122,42 @@ class S3Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_d
             raise InvalidStorageURL("connect_timeout and read_timeout must be positive")
         if not 1 <= self.max_attempts <= 20:
             raise InvalidStorageURL("max_attempts must be between 1 and 20")
-        # S3: every part but the last is at least 5 MiB; at most 10,000 parts (so 16 MiB parts
-        # allow objects up to 156 GiB); a single PUT is at most 5 GiB.
+        # S3: every part but the last is at least 5 MiB; at most 10,000 parts (so 8 MiB parts
+        # allow objects up to 78 GiB); a single PUT is at most 5 GiB.
         if not 5 << 20 <= self.part_size <= 5 << 30:
             raise InvalidStorageURL("part_size must be between 5 MiB and 5 GiB (S3's limits)")
         if not 1 <= self.max_connections <= 1024:
             raise InvalidStorageURL("max_connections must be between 1 and 1024")
+        if self.files_base_url is not None:
+            base = urlsplit(self.files_base_url)
+            if base.scheme not in ("http", "https") or not base.hostname:
+                raise InvalidStorageURL(
+                    f"files_base_url {self.files_base_url[:200]!r} must be an http(s) URL"
+                )
+            if (
+                base.username
+                or base.password
+                or base.query
+                or base.fragment
+                or not self.files_base_url.isascii()
+                or any(c.isspace() or not c.isprintable() for c in self.files_base_url)
+            ):
+                raise InvalidStorageURL(
+                    "files_base_url must be a plain ASCII base URL: no credentials, query, "
+                    "fragment, spaces or control characters"
+                )
+            if self.files != "stream":
+                raise InvalidStorageURL(
+                    "files_base_url and files = 'redirect-presigned' are two ways to redirect "
+                    "file requests: choose one"
+                )
+        # SigV4 presigned URLs live at most 7 days; a capability should live minutes.
+        if not 1 <= self.presign_expires <= 7 * 24 * 3600:
+            raise InvalidStorageURL("presign_expires must be between 1 s and 7 days")
+
+    def redirects(self) -> bool:
+        """Whether file requests are answered with a redirect rather than the bytes."""
+        return self.files != "stream" or self.files_base_url is not None
 
     def plaintext_secrets(self) -> bool:
         """Whether the options carry credentials written in the configuration file."""

@@ -8,8 +8,9 @@ Keys live under the location's prefix. How the Storage contract holds without re
   fails, is aborted or is cancelled calls AbortMultipartUpload, so nothing becomes visible and no
   parts are left to pay for (a process killed outright cannot: the bucket's lifecycle rule
   "abort incomplete multipart uploads after N days" cleans those; docs/configuration.md).
-* **Bounded memory.** A write holds one part in memory while the previous one uploads, so at
-  most two parts (2 x 16 MiB by default) whatever the object's size; reads stream.
+* **Bounded memory.** A write holds one part in memory while the previous one uploads, so about
+  three parts at the moment a part is joined (3 x 8 MiB by default) whatever the object's size;
+  reads stream.
 * **sync() is a no-op barrier.** S3 answers a PUT or CompleteMultipartUpload only once the object
   is durably stored, and reads after writes are strongly consistent (AWS since December 2020;
   SeaweedFS, MinIO and Ceph likewise), so whatever was written before ``sync()`` already survives.
@@ -32,6 +33,7 @@ import hashlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final, NoReturn
+from urllib.parse import quote
 
 import aiohttp
 import botocore.exceptions
@@ -40,6 +42,7 @@ from aiobotocore.session import AioSession
 
 from headwater.storage.base import NotFound, Stat, StorageError, check_key
 from headwater.storage.location import S3Location
+from headwater.storage.s3_lease import lease
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client
@@ -83,7 +86,8 @@ class _S3Writer:
         self._storage = storage
         self._key = key
         self._object_key = object_key
-        self._buffer = bytearray()
+        self._chunks: list[bytes] = []
+        self._buffered = 0
         self._sha = hashlib.sha256()
         self._size = 0
         self._upload_id: str | None = None
@@ -94,18 +98,24 @@ class _S3Writer:
     async def write(self, chunk: bytes) -> None:
         if self.aborted:
             return
-        self._buffer += chunk
+        chunk = bytes(chunk)  # the caller may reuse its buffer
         self._sha.update(chunk)
         self._size += len(chunk)
         part_size = self._storage.options.part_size
-        while len(self._buffer) >= part_size:
-            part = bytes(self._buffer[:part_size])
-            del self._buffer[:part_size]
-            await self._send_part(part)
+        while chunk:
+            room = part_size - self._buffered
+            self._chunks.append(chunk[:room])
+            self._buffered += min(room, len(chunk))
+            chunk = chunk[room:]
+            if self._buffered >= part_size:
+                # One join per part (a list of chunks, not a growing bytearray: no slack kept).
+                part = b"".join(self._chunks)
+                self._chunks, self._buffered = [], 0
+                await self._send_part(part)
 
     def abort(self) -> None:
         self.aborted = True
-        self._buffer = bytearray()
+        self._chunks, self._buffered = [], 0
 
     async def _send_part(self, data: bytes) -> None:
         client = await self._storage._client()
@@ -136,14 +146,13 @@ class _S3Writer:
         return {"ETag": done["ETag"], "PartNumber": number}
 
     async def publish(self) -> None:
+        rest = b"".join(self._chunks)
+        self._chunks, self._buffered = [], 0
         if self._upload_id is None:
-            await self._storage._put(
-                self._key, self._object_key, bytes(self._buffer), self._sha.hexdigest()
-            )
+            await self._storage._put(self._key, self._object_key, rest, self._sha.hexdigest())
             return
-        if self._buffer or self._pending is None:  # the last part may be smaller than 5 MiB
-            await self._send_part(bytes(self._buffer))
-            self._buffer = bytearray()
+        if rest or self._pending is None:  # the last part may be smaller than 5 MiB
+            await self._send_part(rest)
         assert self._pending is not None
         self._parts.append(await self._pending)
         self._pending = None
@@ -193,6 +202,7 @@ class S3Storage:
         self.location = location
         self.options = location.options
         self.content_type = content_type
+        self.redirects_files = self.options.redirects()
         self._session: AioSession | None = None
         self._stack: AsyncExitStack | None = None
         self._s3: S3Client | None = None
@@ -236,6 +246,9 @@ class S3Storage:
             retries={"max_attempts": opts.max_attempts, "mode": "standard"},
             max_pool_connections=opts.max_connections,
             s3={"addressing_style": opts.addressing_style},
+            # SigV4 everywhere, presigned URLs included (botocore would presign some with the
+            # deprecated SigV2, which newer servers and AWS regions refuse).
+            signature_version="s3v4",
             # Checksums only when the operation requires them: SeaweedFS and other S3 servers
             # do not all speak the newer trailing-checksum protocol botocore defaults to.
             request_checksum_calculation="when_required",
@@ -497,6 +510,38 @@ class S3Storage:
 
     async def sync(self) -> None:
         # A completed PUT is already durable on S3 (see the module docstring): nothing to flush.
+        return None
+
+    @asynccontextmanager
+    async def exclusive(
+        self, name: str = "state/.lock", *, ttl: float = 60.0
+    ) -> AsyncIterator[None]:
+        """Hold an exclusive lease on this prefix (what ``FileStorage.exclusive`` is for a tree).
+
+        The lease is an object created with ``If-None-Match: *`` (S3's create-only PUT), renewed
+        every ``ttl / 3`` seconds with ``If-Match`` on its ETag, and deleted at the end. A holder
+        that died leaves it behind: it is taken over (again with ``If-Match``, so two takers
+        cannot both win) once it has not been renewed for ``ttl`` seconds, or at once when it
+        names a process on this host that no longer exists.
+
+        Raises:
+            StorageError: another live process holds the lease (nothing was changed).
+        """
+        async with lease(self, name, ttl=ttl):
+            yield
+
+    async def file_url(self, key: str) -> tuple[str, int] | None:
+        """Where to redirect a request for ``key`` (``files`` / ``files_base_url``) and for how
+        many seconds the redirect may be cached (0: not at all), or None to stream it.
+
+        Called only after the request was authorized: a presigned URL is a capability, so its
+        redirect is never cached (``Cache-Control: no-store``) and it expires after
+        ``presign_expires`` seconds.
+        """
+        if self.options.files_base_url is not None:
+            return f"{self.options.files_base_url.rstrip('/')}/{quote(check_key(key))}", 3600
+        if self.options.files == "redirect-presigned":
+            return await self.presigned_url(key, expires=self.options.presign_expires), 0
         return None
 
     async def presigned_url(self, key: str, *, expires: int) -> str:
