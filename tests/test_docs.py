@@ -19,6 +19,14 @@ def test_every_mirror_option_is_documented() -> None:
         assert f"| `{field}` |" in text, f"docs/configuration.md does not document {field}"
 
 
+def test_every_status_option_is_documented() -> None:
+    from headwater.config.status import StatusSettings
+
+    text = (DOCS / "configuration.md").read_text()
+    for field in StatusSettings.__struct_fields__:
+        assert f"| `{field}` |" in text, f"docs/configuration.md does not document {field}"
+
+
 @pytest.mark.parametrize("doc", ["configuration.md", "mirror.md"])
 def test_toml_examples_are_accepted(doc: str) -> None:
     examples = re.findall(r"```toml\n(.*?)```", (DOCS / doc).read_text(), flags=re.DOTALL)

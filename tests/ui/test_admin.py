@@ -21,6 +21,8 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
+from headwater.db import Database
+from headwater.db.identities import GitHubIdentity
 from headwater.ui import csrf
 from tests.browser import Browser
 from tests.clients import clean_env
@@ -61,10 +63,19 @@ def test_sign_in_yank_a_release_and_pip_sees_it_yanked(
     site: Site, browser: Browser, tmp_path: Path
 ) -> None:
     upload(site, "yankme", "1.0", "2.0", work=tmp_path)
+    db = Database.connect(f"sqlite:///{site.data / 'headwater.sqlite3'}")
+    try:  # a trusted publisher, shown on the project's administration page
+        db.add_publisher(
+            "main", "yankme", GitHubIdentity(repository="acme/yankme", workflow="release.yml")
+        )
+    finally:
+        db.close()
     sign_in(browser, site, site.admin)
     assert browser.axe() == []
     open_project(browser, "yankme")
     assert browser.axe() == []
+    publishers = browser.driver.find_element(By.CSS_SELECTOR, "#publishers ~ div table").text
+    assert "repository=acme/yankme" in publishers and "workflow=release.yml" in publishers
     browser.driver.find_element(By.ID, "vreason-1").send_keys("broken build <b>not bold</b>")
     browser.driver.find_element(By.XPATH, "//button[normalize-space()='Yank release 2.0']").click()
     assert browser.driver.find_element(By.CSS_SELECTOR, "p.notice").text == "Yanked."

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -321,6 +322,10 @@ async def project_page(request: Request, ui: Interface, **extra: Any) -> Respons
     if record is None:
         return await ui.not_found(request, f"no project {project!r} in {index!r}")
     owners = await asyncio.to_thread(db.owners, index, project)
+    # Trusted publishers (headwater.db.publishers) and what their minted tokens did: shown here;
+    # they are added and removed with `headwater publisher` and the management API.
+    publishers = await asyncio.to_thread(db.publishers, index, project)
+    minted = await asyncio.to_thread(db.publishing_log, index=index, project=project, limit=20)
     versions: dict[str, list[Any]] = {}
     for file in record.files:
         versions.setdefault(file.version, []).append(file)
@@ -333,6 +338,8 @@ async def project_page(request: Request, ui: Interface, **extra: Any) -> Respons
         record=record,
         versions=sorted(versions.items(), reverse=True),
         owners=owners,
+        publishers=[(p, msgspec.to_builtins(p.identity)) for p in publishers],
+        minted=minted,
         csrf_token=csrf.token_for(request),
         statuses=("active", "archived", "quarantined", "deprecated"),
         done=DONE.get(done) if done else None,

@@ -94,7 +94,7 @@ def bar_chart(
         f'<desc id="{ident}-desc">{escape(summary)}</desc>',
     ]
     for tick in ticks:
-        y = _TOP + plot_h - plot_h * tick / scale_top
+        y = _TOP + plot_h - plot_h * (tick / scale_top)  # divided first: no overflow
         parts.append(
             f'<line class="grid" x1="{_LEFT}" x2="{width - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
             f'<text class="axis" x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
@@ -106,7 +106,7 @@ def bar_chart(
         for i, value in enumerate(values):
             if value is None or not math.isfinite(value) or value < 0:
                 continue
-            h = plot_h * min(value, scale_top) / scale_top
+            h = plot_h * (min(value, scale_top) / scale_top)
             x = _LEFT + i * slot + (slot - bar) / 2
             label = labels[i] if i < len(labels) else ""
             parts.append(

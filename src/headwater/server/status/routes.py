@@ -18,8 +18,13 @@ _encoder = msgspec.json.Encoder()
 def status_routes(service: StatusService) -> list[BaseRoute]:
     """The routes that serve ``service``'s document."""
 
+    encoded: list[tuple[object, bytes]] = []  # (document, its JSON): encoded once per document
+
     async def mirrors_json(request: Request) -> Response:
-        body = _encoder.encode(await service.document())
+        document = await service.document()
+        if not encoded or encoded[0][0] is not document:
+            encoded[:] = [(document, _encoder.encode(document))]
+        body = encoded[0][1]
         return Response(
             b"" if request.method == "HEAD" else body,
             headers={
