@@ -221,3 +221,23 @@ def test_incremental_changes_fetch_only_the_difference_and_the_grace_keeps_old_f
     assert tree_files(tmp_path) == {"leaf-3.0-py3-none-any.whl"}
     # verify agrees with the tree the closure wrote.
     assert main(["verify", "--target", str(tmp_path / "tree")]) == 0
+
+
+def test_a_run_that_cannot_satisfy_everything_removes_nothing(
+    upstream: tuple[Upstream, Corpus], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    up, _ = upstream
+    config = configure(tmp_path, up.url, {"requirements.txt": "leaf\ntzshim\n"})
+    assert mirror(config, capsys)[0] == 0
+    before = tree_files(tmp_path)
+    assert "tzshim-1.0-py3-none-any.whl" in before
+    # An input that no release satisfies any more: reported, and nothing leaves the tree.
+    config = configure(tmp_path, up.url, {"requirements.txt": "leaf\ntzshim>=5\n"})
+    status, _, err = mirror(config, capsys)
+    assert status == 1
+    assert "requirements.txt line 2: cp313-win_amd64: tzshim>=5: no release matches" in err
+    assert tree_files(tmp_path) == before
+    # Once the input no longer asks for it, the next clean run removes it.
+    config = configure(tmp_path, up.url, {"requirements.txt": "leaf\n"})
+    assert mirror(config, capsys)[0] == 0
+    assert tree_files(tmp_path) == {f for f in before if f.startswith("leaf-")}

@@ -4,6 +4,7 @@ the file set (with the grace applied) as part of what the tree wants."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -107,11 +108,11 @@ async def closure_step(
         pass  # the first closure run of this tree
     except (msgspec.DecodeError, msgspec.ValidationError):
         print(f"{where}: {GRACE_KEY} is unreadable; starting the grace over", file=sys.stderr)
+    # A run that cannot satisfy everything removes nothing: what it could not compute (a
+    # requirement no release satisfies, a file gone) must not take away what clients have.
+    grace = math.inf if fetched.closure.problems else closure.grace_hours * 3600
     kept, record = apply_grace(
-        previous,
-        fetched.closure.by_project(),
-        now=time.time(),
-        grace_seconds=closure.grace_hours * 3600,
+        previous, fetched.closure.by_project(), now=time.time(), grace_seconds=grace
     )
     narrowed = msgspec.structs.replace(
         wants, closure={str(k): tuple(sorted(v)) for k, v in kept.items()}
