@@ -207,17 +207,25 @@ def _hash(path: Path) -> tuple[str, int] | None:
 def _place(source: Path, target: Path, digest: str) -> str:
     """Give ``source``'s (verified) bytes the name ``target``: "present", "linked" or "copied".
     A different file already at ``target`` counts only if it hashes to ``digest``; otherwise it is
-    replaced (atomically: a reader sees the old bytes or the new)."""
-    try:
-        existing = target.stat()
-    except FileNotFoundError:
-        existing = None
-    if existing is not None:
-        if existing.st_ino == source.stat().st_ino:
-            return "present"
-        hashed = _hash(target)
-        if hashed is not None and hashed[0] == digest:
-            return "present"
+    replaced (atomically: a reader sees the old bytes or the new). The common case, a new name,
+    costs one ``link(2)`` (a ``mkdir`` more when the directory is new)."""
+    for _attempt in range(2):
+        try:
+            os.link(source, target)
+            return "linked"
+        except FileNotFoundError:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            if target.stat().st_ino == source.stat().st_ino:
+                return "present"
+            hashed = _hash(target)
+            if hashed is not None and hashed[0] == digest:
+                return "present"
+            break  # wrong bytes under the name: replaced below
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:
+                raise
+            break
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.adopt-tmp")
     tmp.unlink(missing_ok=True)
@@ -276,6 +284,21 @@ def _adopt_metadata(root: Path, candidate: _Candidate, digest: str) -> str:
     return "missing"
 
 
+def _adopt_all(
+    root: Path, candidates: list[_Candidate], workers: int
+) -> list[tuple[str, int, list[str], str | None]]:
+    """:func:`_adopt_one` for every candidate, in order, by ``workers`` threads that each take a
+    contiguous share (hashing releases the GIL; one task per thread, not per file: on trees of
+    small files a task per file cost more in the pool than the file itself)."""
+    if workers <= 1 or len(candidates) < 2 * workers:
+        return [_adopt_one(root, c) for c in candidates]
+    share = -(-len(candidates) // workers)
+    slices = [candidates[i : i + share] for i in range(0, len(candidates), share)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = pool.map(lambda part: [_adopt_one(root, c) for c in part], slices)
+        return [outcome for part in parts for outcome in part]
+
+
 def adopt(
     root: Path,
     upstream: str,
@@ -303,39 +326,37 @@ def adopt(
                 "given: nothing to adopt (nothing was changed)"
             )
         owners: set[str] = set(projects)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for candidate, (outcome, size, metas, why) in zip(
-                [*candidates, *extra],
-                pool.map(lambda c: _adopt_one(root, c), [*candidates, *extra]),
-                strict=True,
-            ):
-                if progress is not None:
-                    progress(size)
-                if why is not None:
-                    if candidate.sha256 is not None:  # files of a directory: only what is usable
-                        report.not_adopted.append(
-                            NotAdopted(candidate.project, candidate.filename, why)
+        everything = [*candidates, *extra]
+        for candidate, (outcome, size, metas, why) in zip(
+            everything, _adopt_all(root, everything, workers), strict=True
+        ):
+            if progress is not None:
+                progress(size)
+            if why is not None:
+                if candidate.sha256 is not None:  # files of a directory: only what is usable
+                    report.not_adopted.append(
+                        NotAdopted(candidate.project, candidate.filename, why)
+                    )
+                continue
+            report.files += 1
+            report.bytes += size
+            report.linked += outcome in ("linked", "copied")
+            report.copied += outcome == "copied"
+            if candidate.sha256 is None:
+                report.from_directories += 1
+                owners.add(candidate.project)
+            for meta in metas:
+                if meta == "missing":
+                    report.not_adopted.append(
+                        NotAdopted(
+                            candidate.project,
+                            candidate.filename + ".metadata",
+                            "missing, and not in the wheel as promised",
                         )
-                    continue
-                report.files += 1
-                report.bytes += size
-                report.linked += outcome in ("linked", "copied")
-                report.copied += outcome == "copied"
-                if candidate.sha256 is None:
-                    report.from_directories += 1
-                    owners.add(candidate.project)
-                for meta in metas:
-                    if meta == "missing":
-                        report.not_adopted.append(
-                            NotAdopted(
-                                candidate.project,
-                                candidate.filename + ".metadata",
-                                "missing, and not in the wheel as promised",
-                            )
-                        )
-                    else:
-                        report.metadata += 1
-                        report.metadata_from_wheels += meta == "from-wheel"
+                    )
+                else:
+                    report.metadata += 1
+                    report.metadata_from_wheels += meta == "from-wheel"
         report.projects = len(owners)
         # The adopted names are durable before the state says the sync may rely on them.
         if storage.durability == "syncfs":
