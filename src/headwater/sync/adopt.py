@@ -20,9 +20,8 @@ serving the existing paths and not renaming. Why:
   names valid, so the same nginx serves the tree throughout the switch, and costs no space and no
   copy (a link is one directory entry). Where the file system has no hard links the file is copied
   (say so: it costs the space once).
-- the next sync, after writing a project's headwater page, removes the old names that project's
-  bandersnatch page listed (the engine removes what the previous page listed and the new one does
-  not): only directory entries go, the bytes keep their sha256 name.
+- after the switch, the old names are files no page references: ``headwater verify --repair``
+  removes them (freeing nothing, since the bytes are shared, until the last name goes).
 
 Every file is hashed before it is adopted: a file whose bytes do not match the sha256 its page
 gives is not adopted (it is reported, and the next sync downloads the right one). PEP 658
@@ -30,10 +29,11 @@ gives is not adopted (it is reported, and the next sync downloads the right one)
 one that is missing, it is taken from the wheel (its ``.dist-info/METADATA``, byte for byte) when
 it hashes to the promised digest.
 
-Adoption writes no page: the tree keeps serving the existing pages until the next ``headwater
-mirror`` rewrites each project's (one request per project, the files are all present). It records
-every adopted project in the mirror's state without a serial, so that sync looks for their files on
-disk, and writes what it adopted to ``state/adopted.json``.
+Once the links are durable, each project's pages are rewritten with the same content linking the
+sha256 names (:func:`_repoint_pages` says why). The next ``headwater mirror`` writes headwater's
+own page for each project (one request per project; the files are all present): adoption records
+every adopted project in the mirror's state without a serial, so that sync looks for their files
+on disk. What was adopted goes to ``state/adopted.json``.
 """
 
 from __future__ import annotations
@@ -59,9 +59,17 @@ from headwater.simple.model import File, InvalidPage, ProjectPage
 from headwater.simple.names import NormalizedName, is_normalized
 from headwater.storage.base import InvalidKey, check_key
 from headwater.storage.filesystem import FileStorage
-from headwater.storage.layout import ROOT_INDEX_DIR, STATE_DIR, WEB, file_key, metadata_key
+from headwater.storage.layout import (
+    ROOT_INDEX_DIR,
+    STATE_DIR,
+    WEB,
+    file_key,
+    file_url_from_project_page,
+    metadata_key,
+)
 from headwater.sync.references import owner_of
 from headwater.sync.state import MirrorState, ProjectState
+from headwater.sync.tree import Tree
 from headwater.sync.wheels import wheel_metadata
 
 __all__ = ["ADOPTED", "AdoptError", "Adoption", "adopt"]
@@ -327,6 +335,8 @@ def adopt(
             )
         owners: set[str] = set(projects)
         everything = [*candidates, *extra]
+        #: (project, filename) -> (sha256, whether its .metadata is at its key) for page files.
+        placed: dict[tuple[str, str], tuple[str, bool]] = {}
         for candidate, (outcome, size, metas, why) in zip(
             everything, _adopt_all(root, everything, workers), strict=True
         ):
@@ -345,6 +355,11 @@ def adopt(
             if candidate.sha256 is None:
                 report.from_directories += 1
                 owners.add(candidate.project)
+            else:
+                placed[(candidate.project, candidate.filename)] = (
+                    candidate.sha256,
+                    "missing" not in metas,
+                )
             for meta in metas:
                 if meta == "missing":
                     report.not_adopted.append(
@@ -358,16 +373,56 @@ def adopt(
                     report.metadata += 1
                     report.metadata_from_wheels += meta == "from-wheel"
         report.projects = len(owners)
-        # The adopted names are durable before the state says the sync may rely on them.
+        # The adopted names are durable before a page points at them or the state says the
+        # sync may rely on them.
         if storage.durability == "syncfs":
             storage._syncfs()
         else:
             os.sync()
+        asyncio.run(_repoint_pages(storage, sorted(projects), placed))
         asyncio.run(_record_state(storage, upstream, sorted(owners)))
         tmp = root / STATE_DIR / ".adopted.json.tmp"
         tmp.write_bytes(msgspec.json.format(msgspec.json.encode(report)))
         tmp.replace(root / ADOPTED)
     return report
+
+
+async def _repoint_pages(
+    storage: FileStorage, projects: list[str], placed: dict[tuple[str, str], tuple[str, bool]]
+) -> None:
+    """Rewrite each project's pages with the same content, its adopted files linked at their
+    sha256 names (which exist: both names are valid while the old page is replaced, atomically).
+    Why: the next sync replaces a page and then removes what the old page listed but the new one
+    does not; with the old names still listed that would be one removal per adopted file, paid
+    during the sync. Now the old names are orphans, removed by ``verify --repair`` when the
+    operator chooses. Files not adopted keep their old URLs (the sync fetches them)."""
+    tree = Tree(storage)
+    batch: list[ProjectPage] = []
+    for name in projects:
+        page = _page_of(storage.root / ROOT_INDEX_DIR / name)
+        if page is None:
+            continue
+        files = []
+        for file in page.files:
+            found = placed.get((name, file.filename))
+            if found is None:
+                files.append(file)
+                continue
+            sha256, has_metadata = found
+            files.append(
+                msgspec.structs.replace(
+                    file,
+                    url=file_url_from_project_page(sha256, file.filename),
+                    # a promised .metadata that is not at the new name is no longer promised
+                    core_metadata=file.core_metadata if has_metadata else None,
+                )
+            )
+        batch.append(msgspec.structs.replace(page, files=tuple(files)))
+        if len(batch) >= 256:
+            await tree.write_projects(batch)
+            batch = []
+    if batch:
+        await tree.write_projects(batch)
 
 
 async def _record_state(storage: FileStorage, upstream: str, projects: list[str]) -> None:
