@@ -8,6 +8,9 @@ bytes at their sha256 keys, with JSON and HTML pages), then times, each as its o
 
 - ``dd``: copying one file of the same size with ``bs=1M conv=fdatasync`` (read + write + flush:
   what create and import also do);
+
+Before each step its input is flushed and dropped from the page cache (``posix_fadvise
+DONTNEED``), so all three read from the disk and write to it.
 - ``bundle create`` (reads the tree, hashes every byte, writes one volume, fsync);
 - ``bundle import`` into an empty directory (reads the bundle, hashes every byte, stages, syncfs,
   renames into place).
@@ -94,6 +97,19 @@ def build_tree(root: Path, total: int, seed: int) -> tuple[int, int]:
     return files, written
 
 
+def evict(path: Path) -> None:
+    """Drop ``path``'s pages (a file, or every file under a directory) from the page cache after
+    flushing them, so each measured step reads its input from the disk, as dd's does."""
+    os.sync()
+    paths = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for item in paths:
+        fd = os.open(item, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def timed(command: list[str]) -> tuple[float, int]:
     """Wall seconds and the child's peak RSS (bytes)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -168,7 +184,7 @@ def main() -> int:
             ],
             check=True,
         )
-        os.sync()
+        evict(work / "dd-source")
         rows = []
         dd_s, dd_rss = peak_of(
             [
@@ -183,7 +199,7 @@ def main() -> int:
         rows.append(("dd copy (bs=1M, fdatasync)", dd_s, dd_rss))
         (work / "dd-copy").unlink()
         (work / "dd-source").unlink()
-        os.sync()
+        evict(work / "tree")
         c_s, c_rss = peak_of(
             [
                 HEADWATER,
@@ -199,7 +215,7 @@ def main() -> int:
         )
         rows.append(("bundle create", c_s, c_rss))
         shutil.rmtree(work / "tree")
-        os.sync()
+        evict(work / "b")
         i_s, i_rss = peak_of(
             [
                 HEADWATER,

@@ -1,7 +1,7 @@
 """Adopting an existing mirror in place: a tree made by bandersnatch 8.2 itself (files at
 pypi.org-style blake2b URL paths), and a directory of downloaded files. Adoption downloads nothing
 the tree has, keeps every page it serves pointing at existing files at every step, records what it
-adopted, and after the next sync the tree is clean (``verify``) and exactly what a direct
+adopted, and after the next sync (and ``verify --repair``) the tree is exactly what a direct
 headwater mirror of the same upstream makes."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from posixpath import normpath
 import pytest
 
 from headwater.simple.html import parse_project_page_html
+from headwater.simple.json import parse_project_page_json
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
 from tests.sync.bundles import cli, mirror, served
@@ -95,6 +96,17 @@ def links_resolve(root: Path) -> int:
     return checked
 
 
+def _content(root: Path) -> dict[str, list[tuple[str, str, object, object]]]:
+    """What each JSON page says about its files, less where they live."""
+    return {
+        page.parent.name: sorted(
+            (f.filename, f.hashes["sha256"], f.yanked, f.requires_python)
+            for f in parse_project_page_json(page.read_bytes()).files
+        )
+        for page in (root / "web/simple").glob("*/index.v1_json")
+    }
+
+
 def _corpus() -> Corpus:
     corpus = Corpus.generate(12, releases=2, files=2, seed=41)
     names = [e.normalized for e in corpus.project_list().projects]
@@ -111,6 +123,7 @@ def test_adopting_a_bandersnatch_tree_downloads_nothing(tmp_path: Path, bandersn
         bandersnatch_mirror(bandersnatch, up, tree)
         blake2_paths = {p for p in (tree / "web/packages").rglob("*") if p.is_file()}
         links_before = links_resolve(tree)
+        content_before = _content(tree)
         assert links_before > 0
 
         done = cli("adopt", "--target", tree, "--upstream", up.simple_url, "--format", "json")
@@ -119,9 +132,10 @@ def test_adopting_a_bandersnatch_tree_downloads_nothing(tmp_path: Path, bandersn
         assert report["files"] == files and report["linked"] == files
         assert report["metadata"] == len(blake2_paths) - files and report["not_adopted"] == []
         assert json.loads((tree / "state/adopted.json").read_text())["files"] == files
-        # Still servable as it was: bandersnatch's pages and files are untouched...
+        # Servable throughout: every page now links the sha256 names, the old names stay...
         assert links_resolve(tree) == links_before
         assert all(p.is_file() for p in blake2_paths)
+        assert _content(tree) == content_before  # same files, hashes, yanks: only links moved
         # ...and the files are hard links, not copies.
         linked = [p for p in blake2_paths if p.stat().st_nlink == 2]
         assert len(linked) == len(blake2_paths)
@@ -132,9 +146,13 @@ def test_adopting_a_bandersnatch_tree_downloads_nothing(tmp_path: Path, bandersn
         assert not [p for p in up.stats if p.startswith("/packages/")], up.stats
         assert_consistent(tree)
         assert links_resolve(tree) == links_before
-        # each project's old names went once its headwater page replaced bandersnatch's
+        # bandersnatch's names are orphans now (no page lists them); a repair removes them
+        assert all(p.exists() for p in blake2_paths)
+        orphans = cli("verify", "--target", tree, check=False)
+        assert orphans.returncode == 1 and "orphan" in orphans.stdout
+        cli("verify", "--target", tree, "--upstream", up.simple_url, "--repair")
         assert not [p for p in blake2_paths if p.exists()]
-        cli("verify", "--target", tree)  # exit 0: a clean headwater tree, no orphan left
+        cli("verify", "--target", tree)  # exit 0: a clean headwater tree
         mirror(up, direct)
     # bandersnatch's own web/local-stats/ (download statistics) is not headwater's to remove.
     ours = {k: v for k, v in served(tree).items() if not k.startswith("web/local-stats/")}

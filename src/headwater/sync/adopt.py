@@ -20,9 +20,8 @@ serving the existing paths and not renaming. Why:
   names valid, so the same nginx serves the tree throughout the switch, and costs no space and no
   copy (a link is one directory entry). Where the file system has no hard links the file is copied
   (say so: it costs the space once).
-- the next sync, after writing a project's headwater page, removes the old names that project's
-  bandersnatch page listed (the engine removes what the previous page listed and the new one does
-  not): only directory entries go, the bytes keep their sha256 name.
+- after the switch, the old names are files no page references: ``headwater verify --repair``
+  removes them (freeing nothing, since the bytes are shared, until the last name goes).
 
 Every file is hashed before it is adopted: a file whose bytes do not match the sha256 its page
 gives is not adopted (it is reported, and the next sync downloads the right one). PEP 658
@@ -30,10 +29,11 @@ gives is not adopted (it is reported, and the next sync downloads the right one)
 one that is missing, it is taken from the wheel (its ``.dist-info/METADATA``, byte for byte) when
 it hashes to the promised digest.
 
-Adoption writes no page: the tree keeps serving the existing pages until the next ``headwater
-mirror`` rewrites each project's (one request per project, the files are all present). It records
-every adopted project in the mirror's state without a serial, so that sync looks for their files on
-disk, and writes what it adopted to ``state/adopted.json``.
+Once the links are durable, each project's pages are rewritten with the same content linking the
+sha256 names (:func:`_repoint_pages` says why). The next ``headwater mirror`` writes headwater's
+own page for each project (one request per project; the files are all present): adoption records
+every adopted project in the mirror's state without a serial, so that sync looks for their files
+on disk. What was adopted goes to ``state/adopted.json``.
 """
 
 from __future__ import annotations
@@ -59,9 +59,17 @@ from headwater.simple.model import File, InvalidPage, ProjectPage
 from headwater.simple.names import NormalizedName, is_normalized
 from headwater.storage.base import InvalidKey, check_key
 from headwater.storage.filesystem import FileStorage
-from headwater.storage.layout import ROOT_INDEX_DIR, STATE_DIR, WEB, file_key, metadata_key
+from headwater.storage.layout import (
+    ROOT_INDEX_DIR,
+    STATE_DIR,
+    WEB,
+    file_key,
+    file_url_from_project_page,
+    metadata_key,
+)
 from headwater.sync.references import owner_of
 from headwater.sync.state import MirrorState, ProjectState
+from headwater.sync.tree import Tree
 from headwater.sync.wheels import wheel_metadata
 
 __all__ = ["ADOPTED", "AdoptError", "Adoption", "adopt"]
@@ -207,17 +215,25 @@ def _hash(path: Path) -> tuple[str, int] | None:
 def _place(source: Path, target: Path, digest: str) -> str:
     """Give ``source``'s (verified) bytes the name ``target``: "present", "linked" or "copied".
     A different file already at ``target`` counts only if it hashes to ``digest``; otherwise it is
-    replaced (atomically: a reader sees the old bytes or the new)."""
-    try:
-        existing = target.stat()
-    except FileNotFoundError:
-        existing = None
-    if existing is not None:
-        if existing.st_ino == source.stat().st_ino:
-            return "present"
-        hashed = _hash(target)
-        if hashed is not None and hashed[0] == digest:
-            return "present"
+    replaced (atomically: a reader sees the old bytes or the new). The common case, a new name,
+    costs one ``link(2)`` (a ``mkdir`` more when the directory is new)."""
+    for _attempt in range(2):
+        try:
+            os.link(source, target)
+            return "linked"
+        except FileNotFoundError:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            if target.stat().st_ino == source.stat().st_ino:
+                return "present"
+            hashed = _hash(target)
+            if hashed is not None and hashed[0] == digest:
+                return "present"
+            break  # wrong bytes under the name: replaced below
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:
+                raise
+            break
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.adopt-tmp")
     tmp.unlink(missing_ok=True)
@@ -276,6 +292,21 @@ def _adopt_metadata(root: Path, candidate: _Candidate, digest: str) -> str:
     return "missing"
 
 
+def _adopt_all(
+    root: Path, candidates: list[_Candidate], workers: int
+) -> list[tuple[str, int, list[str], str | None]]:
+    """:func:`_adopt_one` for every candidate, in order, by ``workers`` threads that each take a
+    contiguous share (hashing releases the GIL; one task per thread, not per file: on trees of
+    small files a task per file cost more in the pool than the file itself)."""
+    if workers <= 1 or len(candidates) < 2 * workers:
+        return [_adopt_one(root, c) for c in candidates]
+    share = -(-len(candidates) // workers)
+    slices = [candidates[i : i + share] for i in range(0, len(candidates), share)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = pool.map(lambda part: [_adopt_one(root, c) for c in part], slices)
+        return [outcome for part in parts for outcome in part]
+
+
 def adopt(
     root: Path,
     upstream: str,
@@ -303,50 +334,95 @@ def adopt(
                 "given: nothing to adopt (nothing was changed)"
             )
         owners: set[str] = set(projects)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for candidate, (outcome, size, metas, why) in zip(
-                [*candidates, *extra],
-                pool.map(lambda c: _adopt_one(root, c), [*candidates, *extra]),
-                strict=True,
-            ):
-                if progress is not None:
-                    progress(size)
-                if why is not None:
-                    if candidate.sha256 is not None:  # files of a directory: only what is usable
-                        report.not_adopted.append(
-                            NotAdopted(candidate.project, candidate.filename, why)
+        everything = [*candidates, *extra]
+        #: (project, filename) -> (sha256, whether its .metadata is at its key) for page files.
+        placed: dict[tuple[str, str], tuple[str, bool]] = {}
+        for candidate, (outcome, size, metas, why) in zip(
+            everything, _adopt_all(root, everything, workers), strict=True
+        ):
+            if progress is not None:
+                progress(size)
+            if why is not None:
+                if candidate.sha256 is not None:  # files of a directory: only what is usable
+                    report.not_adopted.append(
+                        NotAdopted(candidate.project, candidate.filename, why)
+                    )
+                continue
+            report.files += 1
+            report.bytes += size
+            report.linked += outcome in ("linked", "copied")
+            report.copied += outcome == "copied"
+            if candidate.sha256 is None:
+                report.from_directories += 1
+                owners.add(candidate.project)
+            else:
+                placed[(candidate.project, candidate.filename)] = (
+                    candidate.sha256,
+                    "missing" not in metas,
+                )
+            for meta in metas:
+                if meta == "missing":
+                    report.not_adopted.append(
+                        NotAdopted(
+                            candidate.project,
+                            candidate.filename + ".metadata",
+                            "missing, and not in the wheel as promised",
                         )
-                    continue
-                report.files += 1
-                report.bytes += size
-                report.linked += outcome in ("linked", "copied")
-                report.copied += outcome == "copied"
-                if candidate.sha256 is None:
-                    report.from_directories += 1
-                    owners.add(candidate.project)
-                for meta in metas:
-                    if meta == "missing":
-                        report.not_adopted.append(
-                            NotAdopted(
-                                candidate.project,
-                                candidate.filename + ".metadata",
-                                "missing, and not in the wheel as promised",
-                            )
-                        )
-                    else:
-                        report.metadata += 1
-                        report.metadata_from_wheels += meta == "from-wheel"
+                    )
+                else:
+                    report.metadata += 1
+                    report.metadata_from_wheels += meta == "from-wheel"
         report.projects = len(owners)
-        # The adopted names are durable before the state says the sync may rely on them.
+        # The adopted names are durable before a page points at them or the state says the
+        # sync may rely on them.
         if storage.durability == "syncfs":
             storage._syncfs()
         else:
             os.sync()
+        asyncio.run(_repoint_pages(storage, sorted(projects), placed))
         asyncio.run(_record_state(storage, upstream, sorted(owners)))
         tmp = root / STATE_DIR / ".adopted.json.tmp"
         tmp.write_bytes(msgspec.json.format(msgspec.json.encode(report)))
         tmp.replace(root / ADOPTED)
     return report
+
+
+async def _repoint_pages(
+    storage: FileStorage, projects: list[str], placed: dict[tuple[str, str], tuple[str, bool]]
+) -> None:
+    """Rewrite each project's pages with the same content, its adopted files linked at their
+    sha256 names (which exist: both names are valid while the old page is replaced, atomically).
+    Why: the next sync replaces a page and then removes what the old page listed but the new one
+    does not; with the old names still listed that would be one removal per adopted file, paid
+    during the sync. Now the old names are orphans, removed by ``verify --repair`` when the
+    operator chooses. Files not adopted keep their old URLs (the sync fetches them)."""
+    tree = Tree(storage)
+    batch: list[ProjectPage] = []
+    for name in projects:
+        page = _page_of(storage.root / ROOT_INDEX_DIR / name)
+        if page is None:
+            continue
+        files = []
+        for file in page.files:
+            found = placed.get((name, file.filename))
+            if found is None:
+                files.append(file)
+                continue
+            sha256, has_metadata = found
+            files.append(
+                msgspec.structs.replace(
+                    file,
+                    url=file_url_from_project_page(sha256, file.filename),
+                    # a promised .metadata that is not at the new name is no longer promised
+                    core_metadata=file.core_metadata if has_metadata else None,
+                )
+            )
+        batch.append(msgspec.structs.replace(page, files=tuple(files)))
+        if len(batch) >= 256:
+            await tree.write_projects(batch)
+            batch = []
+    if batch:
+        await tree.write_projects(batch)
 
 
 async def _record_state(storage: FileStorage, upstream: str, projects: list[str]) -> None:
