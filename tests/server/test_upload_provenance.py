@@ -186,3 +186,32 @@ def test_a_project_that_requires_provenance_refuses_an_unattested_upload(
     wheel, _ = dists(tmp_path / "d", "must_attest", "1.0")
     text = _refused(post_upload(server.upload_url, server.admin, wheel))
     assert "requires PEP 740 attestations" in text
+
+
+def test_the_projects_trusted_publishers_are_the_expected_signers(server: Server) -> None:
+    # The trusted-publisher model (headwater.db.publishers): a publisher added for the project
+    # is one the attestation may be signed by, besides the index's trusted_publishers setting
+    # (which here names only github:someone/else, so the GitLab attestation was refused above).
+    from headwater.db import Database
+    from headwater.db.identities import GitLabIdentity
+
+    db = Database.connect(f"sqlite:///{server.data / 'headwater.sqlite3'}")
+    try:
+        db.add_publisher(
+            "main",
+            "gitlab-oidc-project",
+            GitLabIdentity(
+                project_path="facutuesca/gitlab-oidc-project", workflow=".gitlab-ci.yml"
+            ),
+            pending=True,
+        )
+    finally:
+        db.close()
+    reply = post_upload(
+        server.upload_url, server.admin, GITLAB_SDIST,
+        attestations=json.dumps([attestation(GITLAB_SDIST)]),
+        name="gitlab-oidc-project", version="0.0.3",
+    )  # fmt: skip
+    assert reply.status == 200, reply.body
+    page = parse_project_page_json(server.page("gitlab-oidc-project").body)
+    assert page.files[0].provenance is not None

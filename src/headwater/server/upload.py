@@ -20,6 +20,8 @@ from starlette.responses import PlainTextResponse, Response
 
 from headwater.config.settings import HostedSettings
 from headwater.db import Database, DatabaseUnavailable
+from headwater.db.identities import GitHubIdentity, GitLabIdentity, Identity
+from headwater.policy.publishers import PublisherIdentity
 from headwater.provenance import (
     ProvenanceInvalid,
     TrustRoot,
@@ -149,7 +151,7 @@ class UploadEndpoint:
                 return _refuse(decision.status, decision.message)
             # Attestations are verified before a single-use token is used up by this upload.
             try:
-                provenance = await self._provenance(form, settings, dist.name, upload.sha256)
+                provenance = await self._provenance(form, settings, index, dist.name, upload.sha256)
             except UploadRejected as exc:
                 return _refuse(exc.status, exc.reason)
             # PEP 807 single-use-token: the first upload it is allowed for uses it up.
@@ -197,7 +199,12 @@ class UploadEndpoint:
         return PlainTextResponse(f"OK: {dist.filename} is in {index}/{dist.name}\n")
 
     async def _provenance(
-        self, form: UploadForm, settings: HostedSettings, project: NormalizedName, sha256: str
+        self,
+        form: UploadForm,
+        settings: HostedSettings,
+        index: str,
+        project: NormalizedName,
+        sha256: str,
     ) -> VerifiedProvenance | None:
         """PEP 740: verify the upload's attestations (signature, certificate chain, transparency
         log inclusion against the trust root; the statement's subject is this file; the signer
@@ -218,7 +225,13 @@ class UploadEndpoint:
                     "pypa/gh-action-pypi-publish does by default)",
                 )
             return None
-        expected = settings.publishers_of(project)
+        # The project's trusted publishers (headwater.db.publishers: CLI, API, config) and the
+        # index's own trusted_publishers setting: a signer must be one of them when any exist.
+        trusted = await asyncio.to_thread(self.db.publishers_for, index, project)
+        expected = [
+            *settings.publishers_of(project),
+            *(i for i in map(_as_publisher_identity, (p.identity for p in trusted)) if i),
+        ]
         try:
             return await asyncio.to_thread(
                 provenance_for_upload,
@@ -235,3 +248,29 @@ class UploadEndpoint:
             ) from exc
         except TrustRootError as exc:
             raise UploadRejected(503, f"{exc}; the file was not added") from exc
+
+
+def _as_publisher_identity(identity: Identity) -> PublisherIdentity | None:
+    """A trusted publisher's identity as the identity an attestation's certificate proves
+    (headwater.policy.publishers); None for a generic OIDC publisher without a ``sub`` or
+    ``email`` claim, which a certificate cannot be compared with."""
+    if isinstance(identity, GitHubIdentity):
+        return PublisherIdentity(
+            kind="github",
+            issuer=identity.issuer,
+            repository=identity.repository,
+            workflow=identity.workflow,
+            environment=identity.environment,
+        )
+    if isinstance(identity, GitLabIdentity):
+        return PublisherIdentity(
+            kind="gitlab",
+            issuer=identity.issuer,
+            repository=identity.project_path,
+            workflow=identity.workflow,
+            environment=identity.environment,
+        )
+    subject = identity.claims.get("email") or identity.claims.get("sub")
+    if subject is None:
+        return None
+    return PublisherIdentity(kind="other", issuer=identity.issuer, subject=subject)
