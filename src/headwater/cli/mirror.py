@@ -139,6 +139,7 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
             wants=wants,
             diff_key=cfg.diff_file,
             reporter=make_reporter(f"mirror {name}", quiet=args.quiet),
+            trusted_root=cfg.trusted_root,
         )
         if args.dry_run:
             plan, _ = await mirror.plan(only)  # reads only: no lock needed

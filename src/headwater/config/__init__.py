@@ -104,6 +104,9 @@ class MirrorConfig(EgressSettings, kw_only=True, forbid_unknown_fields=True):
     allowed_hosts: list[str] = msgspec.field(default_factory=list)
     #: Non-public networks the upstream's hosts may resolve to.
     allowed_networks: list[str] = msgspec.field(default_factory=list)
+    #: The Sigstore trusted_root.json PEP 740 provenance is verified against (default: the copy
+    #: shipped with headwater; docs/provenance.md). Never fetched.
+    trusted_root: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -27,7 +27,6 @@ from headwater.provenance import (
     TrustRoot,
     TrustRootError,
     VerifiedProvenance,
-    VerifyCache,
     provenance_for_upload,
 )
 from headwater.repository.artifacts import metadata_for_pep658
@@ -81,7 +80,6 @@ class UploadEndpoint:
         self.spool_dir = spool_dir
         self.default = default
         self.trust = trust or TrustRoot()
-        self.verified = VerifyCache(10_000)
 
     async def handle(self, request: Request) -> Response:
         index = request.path_params.get("index", self.default)
@@ -240,7 +238,6 @@ class UploadEndpoint:
                 sha256,
                 self.trust,
                 expected,
-                cache=self.verified,
             )
         except ProvenanceInvalid as exc:
             raise UploadRejected(

@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from typing import Any
 
 import msgspec
 
@@ -40,6 +41,7 @@ from headwater.storage.layout import (
     file_url_from_project_page,
     metadata_key,
     page_key,
+    provenance_key,
 )
 from headwater.sync.commit import Barrier, Committer, Ready
 from headwater.sync.plan import Plan, ProjectTask, plan_sync
@@ -54,6 +56,9 @@ from headwater.sync.wheels import wheel_metadata
 __all__ = ["Mirror", "NullReporter", "Reporter", "Summary"]
 
 IN_PROGRESS = f"{STATE_DIR}/in-progress"
+#: Largest PEP 740 provenance document read (PyPI's are a few KiB per attestation).
+MAX_PROVENANCE = 1 << 20
+INTEGRITY_ACCEPT = "application/vnd.pypi.integrity.v1+json, application/json;q=0.9"
 _FLUSH_EVERY = 256  # projects per journal chunk
 _FLUSH_SECONDS = 5.0
 
@@ -96,6 +101,7 @@ class Mirror:
         wants: TreeWants | None = None,
         diff_key: str | None = None,
         reporter: Reporter | None = None,
+        trusted_root: str | None = None,
     ) -> None:
         self.upstream = upstream
         self.storage = storage
@@ -115,6 +121,10 @@ class Mirror:
         self._last_flush = time.monotonic()
         self._gone: set[NormalizedName] = set()
         self._committer = Committer(self._publish)
+        #: PEP 740: the Sigstore trust root provenance is verified against (made on first use,
+        #: so a mirror of an index without provenance never imports the verification libraries).
+        self._trusted_root = trusted_root
+        self._provenance: Any = None
         self.interrupted = False
         self.summary = Summary()
 
@@ -538,6 +548,9 @@ class Mirror:
             self._downloaded(key, size)
             if self.metadata:
                 core_metadata = await self._fetch_metadata(file, sha256, known)
+        provenance = secure_url(file.provenance)
+        if provenance is not None:
+            await self._fetch_provenance(project, file, provenance, sha256, known)
         return msgspec.structs.replace(
             file,
             url=file_url_from_project_page(sha256, file.filename),
@@ -545,6 +558,47 @@ class Mirror:
             gpg_sig=None,  # signatures are not mirrored; do not promise them
             size=size,
         )
+
+    async def _fetch_provenance(
+        self, project: NormalizedName, file: File, url: str, sha256: str, known: bool
+    ) -> None:
+        """PEP 740: keep the file's provenance document beside it (``<file>.provenance``), so the
+        tree (and an rsync'd copy of it) can be verified offline by ``headwater verify``. It is
+        verified first, with the code uploads use (signatures, certificate chain, transparency
+        log, subject = this file, each bundle signed by the publisher it names); a document that
+        does not verify fails the file, so the project's page is not updated (the tree keeps its
+        previous copy). A document already in the tree was verified when it was written."""
+        from headwater.provenance import (
+            ProvenanceInvalid,
+            TrustRoot,
+            VerifyCache,
+            verify_provenance_document,
+        )
+
+        key = provenance_key(sha256, file.filename)
+        if known and await self.storage.stat(key) is not None:
+            return
+        if self._provenance is None:
+            self._provenance = (TrustRoot(self._trusted_root), VerifyCache())
+        trust, cache = self._provenance
+        async with self._downloads:
+            raw = await self.upstream.fetch_document(
+                url, limit=MAX_PROVENANCE, accept=INTEGRITY_ACCEPT
+            )
+        try:
+            await asyncio.to_thread(
+                verify_provenance_document, raw, file.filename, sha256, trust, cache=cache
+            )
+        except ProvenanceInvalid as exc:
+            raise UpstreamError(
+                f"{project}: the provenance of {file.filename} does not verify ({exc}); the "
+                "tree keeps its previous copy of the project. If the upstream is right, update "
+                "the trust root (docs/provenance.md)",
+                url=url,
+            ) from exc
+        await self.storage.write_bytes(key, raw)
+        self.tree.written.append(key)
+        self.summary.provenance_verified += 1
 
     def _downloaded(self, key: str, size: int) -> None:
         self.tree.written.append(key)
