@@ -113,3 +113,55 @@ def test_mirror_keeps_verified_provenance_and_verify_rechecks_it_offline(
     missing = headwater("verify", "--target", str(copy), "--format", "json", cwd=tmp_path)
     assert missing.returncode != 0 and '"missing"' in missing.stdout, missing.stdout
 
+
+def test_publisher_continuity_holds_an_unattested_release_until_accepted(
+    tmp_path: Path, cert: tuple[Path, Path]
+) -> None:
+    # A project whose release was attested by GitHub trailofbits/pypi-attestations; a new release
+    # arrives without provenance (a hijacked account uploading from a laptop looks like this):
+    # the mirror holds it (left out of the page and the tree) until the operator accepts it.
+    directory = tmp_path / "corpus"
+    directory.mkdir()
+    shutil.copyfile(GITHUB_SDIST, directory / GITHUB_SDIST.name)
+    shutil.copyfile(
+        GITHUB_SDIST.with_name(GITHUB_SDIST.name + ".provenance"),
+        directory / (GITHUB_SDIST.name + ".provenance"),
+    )
+    corpus = Corpus.from_directory(directory)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*cert)
+    page_path = tmp_path / "tree/web/simple/pypi-attestations/index.v1_json"
+
+    def versions() -> set[str]:
+        page = parse_project_page_json(page_path.read_bytes())
+        return {f.filename.split("-")[1].removesuffix(".tar.gz") for f in page.files}
+
+    with Upstream(corpus, ssl=context).running() as up:
+        (tmp_path / "headwater.toml").write_text(
+            f'[mirror.m]\nupstream = "{up.simple_url}"\ntarget = "tree"\nworkers = 2\n'
+            f'retries = 1\nca_bundle = "{cert[0]}"\npublisher_continuity = true\n'
+        )
+        first = headwater("mirror", "--quiet", cwd=tmp_path)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert versions() == {"0.0.19"}
+
+        corpus.add_release("pypi-attestations", "0.0.20", files=1)
+        second = headwater("mirror", "--quiet", cwd=tmp_path)
+        output = second.stdout + second.stderr
+        assert second.returncode == 0, output
+        assert versions() == {"0.0.19"}  # held: not served
+        assert "held: pypi-attestations 0.0.20" in output, output
+        assert "GitHub trailofbits/pypi-attestations, workflow release.yml" in output
+        assert "headwater provenance accept m pypi-attestations 0.0.20" in output
+        assert not list((tmp_path / "tree/web/packages").rglob("*0.0.20*"))
+        held = headwater("provenance", "held", "m", cwd=tmp_path)
+        assert "pypi-attestations 0.0.20" in held.stdout and "unattested" in held.stdout
+
+        accepted = headwater(
+            "provenance", "accept", "m", "pypi-attestations", "0.0.20", cwd=tmp_path
+        )
+        assert accepted.returncode == 0, accepted.stderr
+        third = headwater("mirror", "--quiet", "--project", "pypi-attestations", cwd=tmp_path)
+        assert third.returncode == 0, third.stdout + third.stderr
+        assert versions() == {"0.0.19", "0.0.20"}
+        assert "nothing is held" in headwater("provenance", "held", "m", cwd=tmp_path).stdout

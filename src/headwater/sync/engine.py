@@ -22,13 +22,17 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from headwater.errors import HeadwaterError
+from headwater.policy.continuity import ContinuityRules, FileProvenance
+from headwater.policy.publishers import PublisherIdentity
 from headwater.repository.errors import StaleResponse, UpstreamError, UpstreamNotFound
 from headwater.repository.http import Fetched, HttpRepository
+from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.model import File, InvalidPage, ProjectList, ProjectListEntry, ProjectPage
 from headwater.simple.names import NormalizedName, is_normalized
 from headwater.simple.text import secure_url
@@ -45,6 +49,12 @@ from headwater.storage.layout import (
 )
 from headwater.sync.commit import Barrier, Committer, Ready
 from headwater.sync.plan import Plan, ProjectTask, plan_sync
+from headwater.sync.publishers import (
+    PublisherState,
+    judge,
+    load_publisher_state,
+    save_publisher_state,
+)
 from headwater.sync.references import References, file_keys
 from headwater.sync.state import MirrorState, ProjectState
 from headwater.sync.summary import NullReporter, Reporter, Summary
@@ -102,6 +112,8 @@ class Mirror:
         diff_key: str | None = None,
         reporter: Reporter | None = None,
         trusted_root: str | None = None,
+        publisher_rules: Callable[[NormalizedName], ContinuityRules] | None = None,
+        name: str = "mirror",
     ) -> None:
         self.upstream = upstream
         self.storage = storage
@@ -125,6 +137,10 @@ class Mirror:
         #: so a mirror of an index without provenance never imports the verification libraries).
         self._trusted_root = trusted_root
         self._provenance: Any = None
+        #: The publisher guard (sync/publishers.py): None leaves every file in.
+        self.publisher_rules = publisher_rules
+        self.name = name
+        self.publishers = PublisherState()
         self.interrupted = False
         self.summary = Summary()
 
@@ -222,6 +238,8 @@ class Mirror:
             # A name the spec does not allow never reaches a path; the run says it was refused.
             self.summary.refused[rejected.value[:200]] = rejected.reason
         self._gone = set(plan.delete)
+        if self.publisher_rules is not None:
+            self.publishers = await load_publisher_state(self.storage)
         # A fixed pool of project workers pulls from the plan, so memory stays bounded however many
         # projects there are (one task per project would hold 700,000 pending pages on a first
         # sync of PyPI). Page fetches and downloads are further bounded by their semaphores.
@@ -258,6 +276,8 @@ class Mirror:
         await self.tree.write_last_modified()
         await self._barrier.sync()
         complete = not self.summary.failed and only is None
+        if self.publisher_rules is not None:
+            await save_publisher_state(self.storage, self.publishers)
         await self.state.commit(
             plan.upstream_serial if complete else self.state.serial,
             filters=self.filters_fingerprint if complete else self.state.filters,
@@ -406,6 +426,8 @@ class Mirror:
         # Sizes the upstream did not give are known now: the filters judge the files again, so
         # the page written is one the filters keep as it is (verify checks exactly that).
         kept = self.wants.files(page)
+        if self.publisher_rules is not None:
+            kept = await self._guard(task.name, kept)
         dropped = tuple(f for f in page.files if f not in kept.files)
         return Ready(kept, known, fetched.etag, pins, dropped)
 
@@ -600,6 +622,42 @@ class Mirror:
         self.tree.written.append(key)
         self.summary.provenance_verified += 1
 
+    async def _guard(self, project: NormalizedName, page: ProjectPage) -> ProjectPage:
+        """The page without the files the publisher guard holds (their refusals are logged and
+        kept in ``state/publishers.json``; the files leave the tree like filtered ones)."""
+        from headwater.provenance import publishers_of_document
+
+        assert self.publisher_rules is not None
+        rules = self.publisher_rules(project)
+        if not (rules.continuity or rules.required or rules.expected):
+            self.publishers.held.pop(project, None)
+            return page
+        known: list[FileProvenance] = []
+        for file in page.files:
+            publishers: tuple[PublisherIdentity, ...] = ()
+            sha256 = file.hashes.get("sha256")
+            if secure_url(file.provenance) is not None and sha256:
+                # Verified when the sync wrote it (_fetch_provenance).
+                raw = await self.storage.read_bytes(provenance_key(sha256, file.filename))
+                publishers = publishers_of_document(raw)
+            order = file.upload_time.timestamp() if file.upload_time is not None else 0.0
+            version = _version_of(file.filename)
+            known.append(
+                FileProvenance(
+                    filename=file.filename, version=version, order=order, publishers=publishers
+                )
+            )
+        decision = judge(project, known, rules, self.publishers, index=self.name)
+        if not decision.held:
+            return page
+        held = {h.filename for h in decision.held}
+        for h in decision.held:
+            log.warning("mirror: %s: %s; %s", project, h.message, h.fix)
+            self.summary.held[h.filename] = h.message
+        return msgspec.structs.replace(
+            page, files=tuple(f for f in page.files if f.filename not in held)
+        )
+
     def _downloaded(self, key: str, size: int) -> None:
         self.tree.written.append(key)
         self.summary.files_downloaded += 1
@@ -688,6 +746,13 @@ class Mirror:
 
 
 log = logging.getLogger("headwater.mirror")
+
+
+def _version_of(filename: str) -> str:
+    try:
+        return str(parse_filename(filename).version)
+    except (InvalidFilename, ValueError):
+        return filename
 
 
 def _report_insecure_provenance(project: NormalizedName, files: list[File]) -> None:
