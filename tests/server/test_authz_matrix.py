@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from headwater.assembly import hosted_storage
 from headwater.config.settings import HostedSettings, IndexSettings, ServePlan, ServeSettings
 from headwater.db import Database
 from headwater.db import schema as db_schema
@@ -235,6 +236,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             assert world.upload(index, project, "1.0").status == 200
             db.add_owner(index, project, "owner")
         db.grant_namespace(index, TARGET[index], "owner")
+        for project in (TARGET[index], OTHER[index]):
+            # A PEP 740 provenance document beside each file, as an attested upload leaves it
+            # (its routes are read routes like the file's; what it says is not checked here).
+            for file in db.project(index, project).files:
+                key = file.storage_key + ".provenance"
+                asyncio.run(hosted_storage(plan, index).write_bytes(key, b'{"version": 1}'))
     yield world
     db.close()
 
@@ -331,6 +338,8 @@ def test_route_answers_what_authz_predicts(world: World, case: tuple[RouteSpec, 
             style, auth = _styles(kind, secret)[which]
             label = f"{method} {path} as {kind} ({style})"
             headers = {**JSON, **auth}
+            if "/integrity/" in route.path:
+                headers["Accept"] = "application/vnd.pypi.integrity.v1+json"
             body = b""
             if route.body == "json":
                 tail = next((t for t in _BODIES if route.path.endswith(t)), "")

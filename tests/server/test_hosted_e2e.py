@@ -132,9 +132,9 @@ def test_u9_reupload_identical_is_a_no_op_and_skip_existing_works(
 
 
 def test_pep740_attestations_are_refused_with_pypis_text(hosted: Hosted, tmp_path: Path) -> None:
-    # PEP 740: the index MUST verify each attestation or reject the upload. headwater cannot
-    # verify them yet: real twine --attestations (with a hand-made attestation beside the wheel,
-    # as `pypi-attestations sign` would leave it) gets PyPI's 400 and nothing is stored.
+    # PEP 740: the index MUST verify each attestation or reject the upload: real twine
+    # --attestations with an attestation that does not verify (hand-made, beside the wheel)
+    # gets PyPI's 400 and nothing is stored (real signed ones: test_upload_provenance.py).
     wheel, _ = dists(tmp_path / "dist", "attested", "1.0")
     attestation = wheel.with_name(wheel.name + ".publish.attestation")
     attestation.write_text(

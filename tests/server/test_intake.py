@@ -434,22 +434,25 @@ FORM_CASES: list[tuple[str, dict[str, str | None], str, int, str]] = [
     ("U6-name-invalid", {"name": "-foo-"}, WHEEL_NAME, 400, "Invalid value for name"),
     ("U6-version-not-pep440", {"version": "one"}, WHEEL_NAME, 400, "PEP 440"),
     ("U6-null-byte", {"summary": "a\x00b"}, WHEEL_NAME, 400, "null byte"),
-    # PEP 740: attestations headwater cannot verify are refused with PyPI's text, whatever they
-    # hold (well-formed ones included: they would be stored unverified, or silently dropped).
+    # PEP 740: the field must be a JSON array of attestation objects; a malformed one is refused
+    # with PyPI's text before anything is verified (the signatures are checked in
+    # tests/server/test_upload_provenance.py).
     (
         "U7-attestations-not-json",
         {"attestations": "{nope"},
         WHEEL_NAME,
         400,
-        "Invalid attestations supplied during upload: Attestations are only supported",
+        "Invalid attestations supplied during upload: the attestations field is not JSON",
     ),
     ("U7-attestations-empty", {"attestations": "[]"}, WHEEL_NAME, 400, "Invalid attestations"),
+    ("U7-attestations-object", {"attestations": "{}"}, WHEEL_NAME, 400, "Invalid attestations"),
+    ("U7-attestations-scalars", {"attestations": "[1]"}, WHEEL_NAME, 400, "Invalid attestations"),
     (
-        "U7-attestations-well-formed",
-        {"attestations": '[{"version": 1, "verification_material": {}, "envelope": {}}]'},
+        "U7-attestations-too-many",
+        {"attestations": "[" + ",".join(["{}"] * 17) + "]"},
         WHEEL_NAME,
         400,
-        "Invalid attestations supplied during upload",
+        "more than 16 attestations",
     ),
     ("U7-attestations-blank", {"attestations": ""}, WHEEL_NAME, 400, "Invalid attestations"),
     (

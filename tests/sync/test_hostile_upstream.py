@@ -280,10 +280,10 @@ def test_an_http_provenance_url_is_never_mirrored(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # PEP 740: provenance "MUST be a secure origin". An upstream's http:// one is left out of
-    # both forms of the mirrored page (and said once in the log); an https:// one is kept.
+    # both forms of the mirrored page (and said once in the log), and never fetched.
     files = [
         _file("attested-1.0-py3-none-any.whl") | {"provenance": "http://attest.example/p1"},
-        _file("attested-1.0.tar.gz") | {"provenance": "https://attest.example/p2"},
+        _file("attested-1.0.tar.gz"),
     ]
     page = _page("attested", files)
     page["meta"]["api-version"] = "1.3"
@@ -298,11 +298,28 @@ def test_an_http_provenance_url_is_never_mirrored(
     web = tmp_path / "web/simple/attested"
     written = {f["filename"]: f for f in json.loads((web / "index.v1_json").read_text())["files"]}
     assert "provenance" not in written["attested-1.0-py3-none-any.whl"]
-    assert written["attested-1.0.tar.gz"]["provenance"] == "https://attest.example/p2"
     html = (web / "index.v1_html").read_text()
-    assert "http://attest.example" not in html and "https://attest.example/p2" in html
+    assert "http://attest.example" not in html
     said = [r.getMessage() for r in caplog.records if "provenance" in r.getMessage()]
     assert len(said) == 1 and "attested" in said[0] and "http://attest.example/p1" in said[0]
+    assert not list(tmp_path.rglob("*.provenance"))
+
+
+def test_an_https_provenance_the_mirror_cannot_fetch_fails_the_project(tmp_path: Path) -> None:
+    # The mirror keeps (and verifies) the provenance a page lists: one it cannot fetch (here a
+    # host outside the fetch boundary, never contacted) fails the file like a missing file
+    # would, so the page is not written without it.
+    files = [_file("attested-1.0.tar.gz") | {"provenance": "https://attest.example/p2"}]
+    page = _page("attested", files)
+    page["meta"]["api-version"] = "1.3"
+
+    async def serve_and_mirror() -> Summary:
+        async with hostile_index({"attested": page}) as url:
+            return await asyncio.to_thread(_mirror, url, tmp_path)
+
+    summary = asyncio.run(serve_and_mirror())
+    assert "attest.example" in summary.failed["attested"]
+    assert not (tmp_path / "web/simple/attested").exists()
 
 
 def test_exit_status_says_so(tmp_path: Path) -> None:

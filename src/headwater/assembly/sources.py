@@ -166,6 +166,9 @@ def build_sources(plan: ServePlan, database: Database | None) -> Sources:
                 storage,
                 revalidate=plan.settings.revalidate,
                 private=settings.read == "token",
+                public_url=f"{plan.settings.base_url.rstrip('/')}/{name}"
+                if plan.settings.base_url
+                else None,
             )
     for name, proxy in plan.proxies.items():
         storage = proxy_storage(plan, name)

@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         mirror,
         move,
         nginx_config,
+        provenance,
         serve,
         upstream,
         verify,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.register(subparsers)
     adopt.register(subparsers)
     bundle.register(subparsers)
+    provenance.register(subparsers)
     check.register(subparsers)
     gc.register(subparsers)
     mirror.register(subparsers)

@@ -15,6 +15,7 @@ from headwater.simple.names import NormalizedName, normalize_name
 from headwater.storage.open import aclose_storage, exclusive_access, open_storage
 from headwater.sync.engine import Mirror, Summary
 from headwater.sync.history import run_recorded
+from headwater.sync.publishers import rules_for
 from headwater.sync.wants import TreeWants
 
 __all__ = ["add_selection_arguments", "register", "selected_mirrors", "wants_of"]
@@ -140,6 +141,13 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
                 wants=wants,
                 diff_key=cfg.diff_file,
                 reporter=make_reporter(f"mirror {name}", quiet=args.quiet),
+                trusted_root=cfg.trusted_root,
+                publisher_rules=rules_for(
+                    cfg.continuity, cfg.require_provenance, cfg.trusted_publishers
+                )
+                if cfg.continuity or cfg.require_provenance or cfg.trusted_publishers
+                else None,
+                name=name,
             )
             if args.dry_run:
                 plan, _ = await mirror.plan(only)  # reads only: no lock needed

@@ -48,6 +48,12 @@ def register(subparsers: Any) -> None:
         "--restart", action="store_true", help="ignore a checkpoint left by an interrupted verify"
     )
     parser.add_argument("--format", choices=["text", "json"], default="text")
+    parser.add_argument(
+        "--trusted-root",
+        metavar="FILE",
+        help="the Sigstore trusted_root.json PEP 740 provenance is verified against "
+        "(default: the mirror's trusted_root, else the copy shipped with headwater)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -106,6 +112,9 @@ async def _verify_storage(
         wants = wants_of(cfg)
     elif recorded is not None:
         wants = recorded.wants
+    from headwater.provenance import TrustRoot
+
+    trust = TrustRoot(args.trusted_root or (cfg.trusted_root if cfg else None))
     report = await verify_tree(
         storage,
         workers=args.workers,
@@ -113,6 +122,7 @@ async def _verify_storage(
         wants=wants,
         upstream=upstream,
         held=await _held(storage),
+        trust=trust,
     )
     if not args.repair or report.ok:
         return _Outcome(report)

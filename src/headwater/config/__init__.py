@@ -23,6 +23,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -37,6 +38,7 @@ from headwater.config.settings import (
 )
 from headwater.config.status import StatusSettings
 from headwater.errors import HeadwaterError
+from headwater.policy.publishers import parse_publisher_spec
 from headwater.repository._egress import check_upstream_url
 from headwater.repository.boundary import check_host_entry, check_network_entry
 from headwater.storage.location import S3Options, is_s3_url
@@ -104,10 +106,31 @@ class MirrorConfig(EgressSettings, kw_only=True, forbid_unknown_fields=True):
     allowed_hosts: list[str] = msgspec.field(default_factory=list)
     #: Non-public networks the upstream's hosts may resolve to.
     allowed_networks: list[str] = msgspec.field(default_factory=list)
+    #: The Sigstore trusted_root.json PEP 740 provenance is verified against (default: the copy
+    #: shipped with headwater; docs/provenance.md). Never fetched.
+    trusted_root: str | None = None
+    #: Publisher continuity (docs/provenance.md): hold a release whose publisher is not the one
+    #: that published the project's earlier releases. None: on for a mirror of pypi.org.
+    publisher_continuity: bool | None = None
+    #: Projects (or ``"*"``) whose files must carry verified provenance to be mirrored.
+    require_provenance: list[str] = msgspec.field(default_factory=list)
+    #: Project (or ``"*"``) -> the publishers its files must be attested by (specs such as
+    #: ``github:numpy/numpy:wheels.yml``).
+    trusted_publishers: dict[str, list[str]] = msgspec.field(default_factory=dict)
+
+    @property
+    def continuity(self) -> bool:
+        """Whether publisher continuity applies (the default for a mirror of PyPI)."""
+        if self.publisher_continuity is not None:
+            return self.publisher_continuity
+        return urlsplit(self.upstream).hostname in ("pypi.org", "test.pypi.org")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_storage(self.target, self.s3, "target")
+        for specs in self.trusted_publishers.values():
+            for spec in specs:
+                parse_publisher_spec(spec)  # InvalidPublisher (a ValueError) names it
         if not self.upstream.startswith(("http://", "https://")):
             raise ValueError(f"upstream must be an http(s) URL, got {self.upstream!r}")
         check_upstream_url(self.upstream)

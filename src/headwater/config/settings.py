@@ -14,8 +14,10 @@ import msgspec
 
 from headwater.config.egress import EgressSettings
 from headwater.config.status import StatusSettings
+from headwater.policy.publishers import PublisherIdentity, parse_publisher_spec
 from headwater.repository._egress import check_upstream_url
 from headwater.repository.boundary import check_host_entry, check_network_entry
+from headwater.simple.names import NormalizedName, is_valid_name, normalize_name
 from headwater.storage.location import S3Options, is_s3_url, parse_s3_url
 
 __all__ = [
@@ -140,6 +142,12 @@ class HostedSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     page_max_age: int = 60
     #: Trusted publishers stated in the file (the CLI and API add more).
     publishers: list[PublisherSettings] = msgspec.field(default_factory=list)
+    #: PEP 740: project -> the publishers whose attestations it accepts (specs such as
+    #: ``github:OWNER/REPO:release.yml``; docs/provenance.md). An attested upload of a listed
+    #: project signed by anyone else is refused. ``"*"`` applies to every project.
+    trusted_publishers: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    #: Projects (or ``"*"``) whose uploads must carry attestations.
+    require_provenance: list[str] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_storage(self.storage, self.s3)
@@ -149,10 +157,32 @@ class HostedSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 "fetch; use files = 'redirect-presigned' (short-lived URLs handed out after "
                 "authorization) or leave files streamed through headwater"
             )
+        for project, specs in self.trusted_publishers.items():
+            if project != "*" and not is_valid_name(project):
+                raise ValueError(f"trusted_publishers: {project!r} is not a project name")
+            for spec in specs:
+                parse_publisher_spec(spec)  # raises InvalidPublisher (a ValueError) naming it
+        for project in self.require_provenance:
+            if project != "*" and not is_valid_name(project):
+                raise ValueError(f"require_provenance: {project!r} is not a project name")
         if self.max_upload_size < 1:
             raise ValueError("max_upload_size must be positive")
         if self.page_max_age < 0:
             raise ValueError("page_max_age must not be negative")
+
+    def publishers_of(self, project: NormalizedName) -> list[PublisherIdentity]:
+        """The trusted publishers configured for ``project`` (its own and ``"*"``'s)."""
+        specs = [
+            spec
+            for name, listed in self.trusted_publishers.items()
+            if name == "*" or normalize_name(name) == project
+            for spec in listed
+        ]
+        return [parse_publisher_spec(spec) for spec in specs]
+
+    def requires_provenance(self, project: NormalizedName) -> bool:
+        """Whether uploads of ``project`` must carry attestations."""
+        return any(p == "*" or normalize_name(p) == project for p in self.require_provenance)
 
 
 class ProxySettings(EgressSettings, kw_only=True, forbid_unknown_fields=True):
@@ -270,6 +300,9 @@ class ServeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     oidc_audience: str | None = None
     #: Seconds a token minted for a trusted publisher lasts (PEP 807: 900 to 21600).
     minted_token_lifetime: int = 900
+    #: The Sigstore trusted_root.json attestations are verified against (default: the copy
+    #: shipped with headwater; docs/provenance.md says how to update it). Never fetched.
+    trusted_root: str | None = None
 
     def __post_init__(self) -> None:
         parse_listen(self.listen)

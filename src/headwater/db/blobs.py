@@ -3,7 +3,7 @@
 The methods here are part of :class:`headwater.db.Database`. A hosted index's objects live in
 storage under content-addressed keys (``web/packages/<aa>/<bb>/<rest>/<filename>`` and the same
 with ``.metadata``); an object is *referenced* while a ``files`` row of its index names its key
-(a ``.metadata`` object is referenced by its file's key), or while an upload that is writing it
+(a ``.metadata`` or ``.provenance`` object is referenced by its file's key), or while an upload that is writing it
 has a ``pending_blobs`` row for it.
 
 The protocol that makes deleting an unreferenced object safe against an upload of the same bytes
@@ -40,13 +40,16 @@ __all__ = ["METADATA_SUFFIX", "BlobReferences", "file_key_of"]
 
 #: A file's PEP 658 metadata object is its key plus this (headwater.storage.layout.metadata_key).
 METADATA_SUFFIX = ".metadata"
+#: A file's PEP 740 provenance object (headwater.storage.layout.provenance_key): referenced by
+#: its file's row like the ``.metadata``.
+PROVENANCE_SUFFIX = ".provenance"
 #: Keys re-checked per write transaction (the lock is held while their objects are deleted).
 _BATCH = 200
 
 
 def file_key_of(key: str) -> str:
     """The file key whose row references the object ``key`` (itself, or its file's)."""
-    return key.removesuffix(METADATA_SUFFIX)
+    return key.removesuffix(METADATA_SUFFIX).removesuffix(PROVENANCE_SUFFIX)
 
 
 class BlobReferences:

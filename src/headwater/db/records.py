@@ -63,6 +63,10 @@ class _FileFacts(msgspec.Struct, frozen=True, kw_only=True):
     requires_python: str | None = None
     #: PEP 658: sha256 of the ``.metadata`` file served beside the file, if any.
     metadata_sha256: str | None = None
+    #: PEP 740: sha256 of the provenance document stored beside the file, if it is attested.
+    provenance_sha256: str | None = None
+    #: The publisher identities the provenance proved, as specs (``github:OWNER/REPO:WORKFLOW``).
+    publishers: tuple[str, ...] = ()
 
 
 class NewFile(_FileFacts, frozen=True, kw_only=True):

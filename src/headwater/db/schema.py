@@ -139,6 +139,10 @@ files = sa.Table(
     sa.Column("yanked_reason", sa.Text, nullable=False, server_default=""),
     sa.Column("storage_key", sa.String(1000), nullable=False),
     sa.Column("uploader", sa.String(100), nullable=True),
+    # PEP 740: sha256 of the provenance document stored beside the file (``<file>.provenance``)
+    # and the publisher identities it proved (specs, headwater.policy.publishers), if attested.
+    sa.Column("provenance_sha256", sa.String(_SHA), nullable=True),
+    sa.Column("publishers", sa.JSON, nullable=True),
     # The database settles two uploads of one filename: exactly one insert wins.
     sa.UniqueConstraint("index", "filename"),
     # The garbage collector's re-check: does any file of the index refer to this key?

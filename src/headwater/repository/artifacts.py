@@ -629,6 +629,9 @@ def _same_version(text: str, version: Version) -> bool:
 
 # --- core metadata --------------------------------------------------------------------------------
 
+#: Metadata versions before PEP 639 brought License-File (2.4).
+_BEFORE_LICENSE_FILE = frozenset({"1.0", "1.1", "1.2", "2.0", "2.1", "2.2", "2.3"})
+
 
 def _build(parsed: DistributionFilename, data: bytes, size: int) -> Distribution:
     filename = parsed.filename
@@ -639,6 +642,12 @@ def _build(parsed: DistributionFilename, data: bytes, size: int) -> Distribution
             f"{filename}: the core metadata has {', '.join(duplicated)} more than once or "
             "unreadable; each may appear once; rebuild the distribution"
         )
+    if "license_files" in raw and raw.get("metadata_version", "") in _BEFORE_LICENSE_FILE:
+        # setuptools and hatchling wrote License-File under Metadata-Version 2.1-2.3 for years
+        # before PEP 639 (2.4) standardised it, and PyPI accepts those files (the real
+        # pypi_attestations-0.0.19.tar.gz on PyPI is one). headwater does not use the field, so
+        # it is left out of validation rather than refusing such a distribution.
+        raw = {key: value for key, value in raw.items() if key != "license_files"}  # type: ignore[assignment]
     try:
         metadata = Metadata.from_raw(raw, validate=True)
     except ExceptionGroup as group:

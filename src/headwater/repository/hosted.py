@@ -44,7 +44,7 @@ from headwater.simple.names import NormalizedName
 from headwater.storage.base import Storage, StorageError
 from headwater.storage.layout import file_key, file_url_from_project_page
 
-__all__ = ["HostedSource", "render_record"]
+__all__ = ["HostedSource", "provenance_url", "render_record"]
 
 
 class HostedDatabase(Protocol):
@@ -62,11 +62,26 @@ class HostedDatabase(Protocol):
     def ping(self) -> None: ...
 
 
-def render_record(record: Any, *, namespaces: tuple[Namespace, ...] | None = None) -> ProjectPage:
+def provenance_url(public_url: str | None, project: str, version: str, filename: str) -> str | None:
+    """The integrity-API URL of a file's provenance under the index's public URL, or None when
+    the index has no ``https://`` public URL (PEP 740: the URL MUST be a secure origin, so an
+    index known only by a relative or ``http://`` address lists none; the route still answers)."""
+    if not public_url or not public_url.startswith("https://"):
+        return None
+    return f"{public_url.rstrip('/')}/integrity/{project}/{version}/{filename}/provenance"
+
+
+def render_record(
+    record: Any,
+    *,
+    namespaces: tuple[Namespace, ...] | None = None,
+    public_url: str | None = None,
+) -> ProjectPage:
     """The model page of a project record from the database.
 
     PEP 792: a quarantined project offers no files. PEP 700: size and upload-time on every file.
     PEP 658: ``core_metadata`` carries the sha256 of the ``.metadata`` file when there is one.
+    PEP 740: ``provenance`` is the integrity URL of an attested file (see :func:`provenance_url`).
     """
     status = ProjectStatus(record.status)
     files: list[File] = []
@@ -86,6 +101,11 @@ def render_record(record: Any, *, namespaces: tuple[Namespace, ...] | None = Non
                     core_metadata={"sha256": rec.metadata_sha256} if rec.metadata_sha256 else False,
                     size=rec.size,
                     upload_time=rec.upload_time,
+                    provenance=provenance_url(
+                        public_url, str(record.name), rec.version, rec.filename
+                    )
+                    if getattr(rec, "provenance_sha256", None)
+                    else None,
                 )
             )
     files.sort(key=lambda f: f.filename)
@@ -128,8 +148,11 @@ class HostedSource:
         *,
         revalidate: float = 1.0,
         private: bool = False,
+        public_url: str | None = None,
     ) -> None:
         """``private``: reading needs a token with the ``read`` scope (checked by the server).
+        ``public_url``: the index's absolute URL (``https://host/NAME``), for PEP 740
+        provenance URLs on its pages.
         ``revalidate``: how long a file's storage lookup is kept (files are content-addressed;
         a change of the database forgets them at once)."""
         self.name = name
@@ -137,6 +160,7 @@ class HostedSource:
         self.storage = storage
         self.revalidate = revalidate
         self.private = private
+        self.public_url = public_url
         self._files = TreeSource(name, storage, revalidate=revalidate)
         self._pages: dict[tuple[NormalizedName | None, str], RenderedPage | None] = {}
         self._rendering: SingleFlight[tuple[NormalizedName | None, str], RenderedPage | None] = (
@@ -241,7 +265,7 @@ class HostedSource:
         if found is None:
             return None
         record, namespaces = found
-        page = render_record(record, namespaces=namespaces)
+        page = render_record(record, namespaces=namespaces, public_url=self.public_url)
         return RenderedPage(_RENDER_PAGE[fmt](page), serial=record.last_serial)
 
     def _project_with_namespace(
@@ -274,7 +298,11 @@ class HostedSource:
                 claimed = await asyncio.to_thread(self._holds_name, name)
         except (OSError, DatabaseError) as exc:
             raise self._unavailable(exc) from exc
-        page = render_record(found[0], namespaces=found[1]) if found is not None else None
+        page = (
+            render_record(found[0], namespaces=found[1], public_url=self.public_url)
+            if found is not None
+            else None
+        )
         # The version changes with the database generation: a namespace grant or an owner
         # changes the page without taking a serial.
         result = SourceProject(page, version=f"{self.name}@{generation}", claimed=claimed)

@@ -289,6 +289,30 @@ class HttpRepository:
             url, lambda: self._fetch_small(url, sha256=sha256, size=size)
         )
 
+    async def fetch_document(self, url: str, *, limit: int, accept: str) -> bytes:
+        """A small document the page links without a digest (a PEP 740 provenance document):
+        at most ``limit`` bytes, read whole; the caller verifies what it says.
+
+        Raises:
+            IntegrityError: it is larger than ``limit``.
+            UpstreamNotFound, UpstreamError: as for pages.
+        """
+        return await self._with_retries(url, lambda: self._fetch_document(url, limit, accept))
+
+    async def _fetch_document(self, url: str, limit: int, accept: str) -> bytes:
+        async with await self._get(url, {**_FILE_HEADERS, "Accept": accept}) as resp:
+            _check_status(resp, url, "document")
+            chunks: list[bytes] = []
+            received = 0
+            async for chunk in resp.iter_chunks(decode=False):
+                received += len(chunk)
+                if received > limit:
+                    raise IntegrityError(
+                        f"{printable(url)} is larger than {limit} bytes; not read", url=url
+                    )
+                chunks.append(chunk)
+        return b"".join(chunks)
+
     async def _fetch_small(self, url: str, *, sha256: str | None, size: int) -> bytes:
         async with await self._get(url, _FILE_HEADERS) as resp:
             _check_status(resp, url, "file")

@@ -406,7 +406,7 @@ class ComposedIndex:
         return rendered
 
     async def file(self, path: str) -> FileRef | None:
-        filename = path.rsplit("/", 1)[-1].removesuffix(".metadata")
+        filename = path.rsplit("/", 1)[-1].removesuffix(".metadata").removesuffix(".provenance")
         # The project whose decided page lists the file: the name it states, or for legacy names
         # (.egg, .tar.bz2, a '-' in a version) a guess from its text, checked against the page.
         for project in project_candidates(filename):

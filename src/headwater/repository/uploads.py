@@ -12,7 +12,7 @@ the database, whether the upload is allowed, and makes it visible atomically:
    Ownership is checked again here and in the write transaction itself, because a project the
    decision saw as new can be created by another user before this upload is recorded;
 2. reserve the file's storage key in the database (:mod:`headwater.db.blobs`), then write the
-   file and its ``.metadata`` to storage (content-addressed keys, atomic writes); the
+   file, its ``.metadata`` and its PEP 740 ``.provenance`` to storage (content-addressed keys, atomic writes); the
    reservation keeps the garbage collector (:mod:`headwater.repository.collector`) away from
    objects that have no row *yet*;
 3. record the file in the database, which is what makes it visible; the database's uniqueness
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +44,7 @@ from headwater.repository.collector import delete_unreferenced
 from headwater.simple.model import ProjectStatus
 from headwater.simple.names import NormalizedName
 from headwater.storage.base import Storage
-from headwater.storage.layout import file_key, metadata_key
+from headwater.storage.layout import file_key, metadata_key, provenance_key
 
 __all__ = ["Accepted", "Candidate", "UploadRefused", "accept_upload"]
 
@@ -81,6 +82,10 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     requires_python: str | None = None
     metadata: bytes | None = None
     metadata_sha256: str | None = None
+    #: PEP 740: the verified provenance document, stored beside the file, and the publisher
+    #: identities (specs) it proved.
+    provenance: bytes | None = None
+    publishers: tuple[str, ...] = ()
     user: str
     admin: bool = False
     #: Uploaded with a token minted for this trusted publisher (``user`` is the token's label):
@@ -164,6 +169,11 @@ async def accept_upload(db: Any, storage: Storage, c: Candidate) -> Accepted:
         await _copy_into(storage, key, c.path)
         if c.metadata is not None:
             await storage.write_bytes(metadata_key(c.sha256, c.filename), c.metadata)
+        provenance_sha256 = None
+        if c.provenance is not None:
+            # Before the row: a file is never visible with a provenance URL not there yet.
+            await storage.write_bytes(provenance_key(c.sha256, c.filename), c.provenance)
+            provenance_sha256 = hashlib.sha256(c.provenance).hexdigest()
         new = NewFile(
             filename=c.filename,
             version=c.version,
@@ -173,6 +183,8 @@ async def accept_upload(db: Any, storage: Storage, c: Candidate) -> Accepted:
             upload_time=datetime.now(UTC),
             requires_python=c.requires_python,
             metadata_sha256=c.metadata_sha256,
+            provenance_sha256=provenance_sha256,
+            publishers=c.publishers,
             storage_key=key,
             display_name=c.display_name,
         )
@@ -217,7 +229,11 @@ async def _discard(db: Any, storage: Storage, c: Candidate, key: str, reservatio
     ``headwater gc``: never raised, the upload's own outcome is what the client must hear."""
     try:
         await delete_unreferenced(
-            db, storage, c.index, [key, metadata_key(c.sha256, c.filename)], own=reservation
+            db,
+            storage,
+            c.index,
+            [key, metadata_key(c.sha256, c.filename), provenance_key(c.sha256, c.filename)],
+            own=reservation,
         )
     except Exception as exc:
         log.warning(
@@ -233,3 +249,6 @@ async def _restore(storage: Storage, c: Candidate, key: str) -> None:
         await _copy_into(storage, key, c.path)
     if c.metadata is not None and await storage.stat(metadata_key(c.sha256, c.filename)) is None:
         await storage.write_bytes(metadata_key(c.sha256, c.filename), c.metadata)
+    sidecar = provenance_key(c.sha256, c.filename)
+    if c.provenance is not None and await storage.stat(sidecar) is None:
+        await storage.write_bytes(sidecar, c.provenance)

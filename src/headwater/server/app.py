@@ -45,6 +45,7 @@ from headwater.server.authz import (
 )
 from headwater.server.edge import guarded
 from headwater.server.files import send_file
+from headwater.server.integrity import integrity
 from headwater.server.lru import ByteBudgetLRU
 from headwater.server.metrics import Metrics
 from headwater.server.refusals import send_refusal
@@ -71,11 +72,20 @@ _UNAVAILABLE_FIX = (
     "it has cached; headwater never takes the project from another source instead"
 )
 #: "_": trusted publishing's /<index>/_/oidc/... (answered by ``rest``).
-_SECTIONS = frozenset({"", "simple", "packages", "pypi", "legacy", "_", *_FIXED_FORMATS})
+_SECTIONS = frozenset(
+    {"", "simple", "packages", "pypi", "legacy", "_", "integrity", *_FIXED_FORMATS}
+)
 #: PEP 752's endpoints, answered by ``rest``; the default index's are at the root too.
 _NAMESPACE_SECTIONS = ("namespaces", "namespace")
 #: The sections of the default index that are also served at the root (``/simple/``...).
-_DEFAULT_SECTIONS = ("simple", "packages", "pypi", *_FIXED_FORMATS, *_NAMESPACE_SECTIONS)
+_DEFAULT_SECTIONS = (
+    "simple",
+    "packages",
+    "pypi",
+    "integrity",
+    *_FIXED_FORMATS,
+    *_NAMESPACE_SECTIONS,
+)
 #: Per process: the renderings of ``/pypi/<project>/json`` kept (least recently used dropped).
 PYPI_JSON_CACHE_BYTES = 32 * 1024 * 1024
 
@@ -286,6 +296,9 @@ class IndexApp:
             tail = parts[rest_at + 1 :]
             status, sent = await self._pypi_json(scope, send, source, index, tail, prefix, head)
             return (index, "page", status, sent)
+        if section == "integrity" and fixed is None:
+            tail = parts[rest_at + 1 :]
+            return (index, "file", await integrity(scope, send, source, index, tail, head), 0)
         if section == "packages":
             try:
                 ref = await source.file("/".join(parts[rest_at + 1 :]))
@@ -516,7 +529,10 @@ def _read_target(
     if section == "pypi" and fixed is None:
         return ("read", _project_of(tail[0]) if tail else None, None)
     if section == "packages":
-        return ("read", None, (tail[-1] if tail else "").removesuffix(".metadata"))
+        filename = (tail[-1] if tail else "").removesuffix(".metadata").removesuffix(".provenance")
+        return ("read", None, filename)
+    if section == "integrity" and fixed is None:
+        return ("read", _project_of(tail[0]) if tail else None, None)
     if section == "" and rest_at == 2 and length <= 3:
         return ("list", None, None)
     return None

@@ -26,6 +26,7 @@ from headwater.assembly import Sources, base_url, build_sources, database_url, r
 from headwater.config.settings import ServePlan
 from headwater.db import Database
 from headwater.errors import HeadwaterError
+from headwater.provenance import TrustRoot
 from headwater.server.api import api_routes
 from headwater.server.app import IndexApp
 from headwater.server.auth import Authenticator
@@ -108,6 +109,7 @@ def build_app(
             metrics,
             run_dir(plan) / "uploads",
             default=plan.upload_target(None),
+            trust=TrustRoot(plan.settings.trusted_root),
         )
         to_target = _upload_target(plan, upload.handle)
         after_schema: list[Callable[[], Awaitable[None]]] = []

@@ -67,6 +67,9 @@ def _content_type(key: str) -> bytes:
     if key.endswith(".metadata"):
         # PEP 658: the core metadata file; an RFC 822-style text document.
         return b"text/plain; charset=utf-8"
+    if key.endswith(".provenance"):
+        # PEP 740: the provenance document kept beside the file (the integrity API's body).
+        return b"application/vnd.pypi.integrity.v1+json"
     return b"application/octet-stream"
 
 

@@ -24,6 +24,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import logging
 import os
 import re
@@ -162,6 +163,9 @@ class UploadForm:
     md5_digest: str | None = None
     #: The other (core metadata) fields, e.g. ``summary``, ``requires_dist`` (U6).
     metadata: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: PEP 740: the ``attestations`` field as sent (a JSON array), verified by the caller once
+    #: the file's name and digest are known (:func:`headwater.provenance.provenance_for_upload`).
+    attestations: str | None = None
 
 
 # --- step 1: the multipart body ---------------------------------------------------------------
@@ -444,8 +448,8 @@ def validate_form(upload: Upload) -> UploadForm:
     component (U5, U11); ``pyversion`` ``source`` for an sdist (the default) and present for a
     wheel (U5); ``metadata_version``, ``name`` and ``version`` present, the name valid and the
     version PEP 440 (U6); at least one digest, each well-formed and equal to the digest of the
-    received bytes (U4); no ``attestations`` (U7: refused until they are verified). The file itself
-    is not read: see :func:`inspect_upload`.
+    received bytes (U4); ``attestations``, when sent, is kept as it is for the caller to verify
+    (U7, PEP 740). The file itself is not read: see :func:`inspect_upload`.
 
     Raises:
         UploadRejected: 410 for the retired actions ``submit``, ``submit_pkg_info`` and
@@ -510,7 +514,7 @@ def validate_form(upload: Upload) -> UploadForm:
             400, f"Invalid value for version: {version[:100]!r}. Error: Use a PEP 440 version."
         ) from None
     digests = _check_digests(upload, get)
-    _refuse_attestations(fields)
+    attestations = _check_attestations(fields)
     return UploadForm(
         upload=upload,
         filename=filename,
@@ -524,6 +528,7 @@ def validate_form(upload: Upload) -> UploadForm:
         blake2_256_digest=digests[1],
         md5_digest=digests[2],
         metadata={k: v for k, v in fields.items() if k not in _PROTOCOL},
+        attestations=attestations,
     )
 
 
@@ -596,23 +601,40 @@ def _check_digests(
     return sha256, blake2, md5
 
 
-#: PyPI's answer to attestations it cannot verify, for an upload that did not come through
-#: Trusted Publishing: warehouse forklift/legacy.py wraps the AttestationUploadError of
-#: warehouse/attestations/services.py as 400 "Invalid attestations supplied during upload: ...".
-ATTESTATIONS_REFUSED = (
-    "Invalid attestations supplied during upload: Attestations are only supported when using "
-    "Trusted Publishing. headwater does not verify PEP 740 attestations yet, so it refuses them "
-    "rather than accept the file without them; upload without attestations (twine: leave out "
-    "--attestations; pypa/gh-action-pypi-publish: attestations: false)."
-)
+#: PyPI's prefix for every attestation refusal: warehouse forklift/legacy.py wraps the
+#: AttestationUploadError of warehouse/attestations/services.py as 400 "Invalid attestations
+#: supplied during upload: ..."; twine and uv show it.
+ATTESTATIONS_REFUSED = "Invalid attestations supplied during upload: "
 
 
-def _refuse_attestations(fields: Mapping[str, tuple[str, ...]]) -> None:
-    # PEP 740: an index that accepts the field "MUST" verify each attestation and reject the
-    # upload if any fails; headwater cannot verify them yet (no Trusted Publishing identity to
-    # verify against), so any upload carrying the field is refused - never stored without them.
-    if "attestations" in fields:
-        raise UploadRejected(400, ATTESTATIONS_REFUSED)
+#: Most attestations one upload may carry (each is verified; PyPI's clients send one per file).
+MAX_ATTESTATIONS = 16
+
+
+def _check_attestations(fields: Mapping[str, tuple[str, ...]]) -> str | None:
+    # PEP 740: "a JSON array of attestation objects"; an index that accepts the field MUST
+    # verify each one and reject the upload if any fails. The shape is checked here; the
+    # signatures once the file's name and digest are known (server/upload.py).
+    values = fields.get("attestations")
+    if values is None:
+        return None
+    try:
+        parsed = json.loads(values[0])
+    except ValueError:
+        raise UploadRejected(
+            400, ATTESTATIONS_REFUSED + "the attestations field is not JSON"
+        ) from None
+    if not isinstance(parsed, list) or not parsed or not all(isinstance(a, dict) for a in parsed):
+        raise UploadRejected(
+            400,
+            ATTESTATIONS_REFUSED + "the attestations field must be a non-empty JSON array of "
+            "attestation objects",
+        )
+    if len(parsed) > MAX_ATTESTATIONS:
+        raise UploadRejected(
+            400, ATTESTATIONS_REFUSED + f"more than {MAX_ATTESTATIONS} attestations for one file"
+        )
+    return values[0]
 
 
 # --- step 3: the file against the form ---------------------------------------------------------

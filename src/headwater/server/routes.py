@@ -247,6 +247,16 @@ ROUTES: tuple[RouteSpec, ...] = (
         "/{index}/packages/{file}.metadata", "read", True, "fast", "a file's core metadata"
     ),
     *_index_and_default(
+        "/{index}/packages/{file}.provenance", "read", True, "fast", "a file's PEP 740 provenance"
+    ),
+    *_index_and_default(
+        "/{index}/integrity/{project}/{version}/{filename}/provenance",
+        "read",
+        True,
+        "fast",
+        "PEP 740 provenance (PyPI's integrity API)",
+    ),
+    *_index_and_default(
         "/{index}/pypi/{project}/json", "read", True, "fast", "PyPI's legacy JSON API"
     ),
     RouteSpec(

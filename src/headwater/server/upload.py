@@ -20,13 +20,30 @@ from starlette.responses import PlainTextResponse, Response
 
 from headwater.config.settings import HostedSettings
 from headwater.db import Database, DatabaseUnavailable
+from headwater.db.identities import GitHubIdentity, GitLabIdentity, Identity
+from headwater.policy.publishers import PublisherIdentity
+from headwater.provenance import (
+    ProvenanceInvalid,
+    TrustRoot,
+    TrustRootError,
+    VerifiedProvenance,
+    provenance_for_upload,
+)
 from headwater.repository.artifacts import metadata_for_pep658
 from headwater.repository.hosted import HostedSource
 from headwater.repository.uploads import Accepted, Candidate, UploadRefused, accept_upload
 from headwater.server.auth import Authenticator
 from headwater.server.authz import Denied, Target, decide
-from headwater.server.intake import UploadRejected, inspect_upload, receive_upload, validate_form
+from headwater.server.intake import (
+    ATTESTATIONS_REFUSED,
+    UploadForm,
+    UploadRejected,
+    inspect_upload,
+    receive_upload,
+    validate_form,
+)
 from headwater.server.metrics import Metrics
+from headwater.simple.names import NormalizedName
 from headwater.storage.filesystem import private_directory
 
 __all__ = ["UploadEndpoint"]
@@ -53,6 +70,7 @@ class UploadEndpoint:
         spool_dir: Path,
         *,
         default: str | None,
+        trust: TrustRoot | None = None,
     ) -> None:
         self.db = db
         self.hosted = hosted
@@ -61,6 +79,7 @@ class UploadEndpoint:
         self.metrics = metrics
         self.spool_dir = spool_dir
         self.default = default
+        self.trust = trust or TrustRoot()
 
     async def handle(self, request: Request) -> Response:
         index = request.path_params.get("index", self.default)
@@ -128,6 +147,11 @@ class UploadEndpoint:
             decision = decide(credentials, target, "upload")
             if isinstance(decision, Denied):
                 return _refuse(decision.status, decision.message)
+            # Attestations are verified before a single-use token is used up by this upload.
+            try:
+                provenance = await self._provenance(form, settings, index, dist.name, upload.sha256)
+            except UploadRejected as exc:
+                return _refuse(exc.status, exc.reason)
             # PEP 807 single-use-token: the first upload it is allowed for uses it up.
             if (
                 token.minted
@@ -153,6 +177,8 @@ class UploadEndpoint:
                 requires_python=dist.requires_python,
                 metadata=metadata,
                 metadata_sha256=hashlib.sha256(metadata).hexdigest() if metadata else None,
+                provenance=provenance.document if provenance else None,
+                publishers=tuple(p.spec() for p in provenance.publishers) if provenance else (),
                 user=token.user,
                 admin=decision.admin,
                 publisher=publisher,
@@ -169,3 +195,79 @@ class UploadEndpoint:
         if accepted is Accepted.IDENTICAL:
             return PlainTextResponse(f"OK (already uploaded: {dist.filename})\n")
         return PlainTextResponse(f"OK: {dist.filename} is in {index}/{dist.name}\n")
+
+    async def _provenance(
+        self,
+        form: UploadForm,
+        settings: HostedSettings,
+        index: str,
+        project: NormalizedName,
+        sha256: str,
+    ) -> VerifiedProvenance | None:
+        """PEP 740: verify the upload's attestations (signature, certificate chain, transparency
+        log inclusion against the trust root; the statement's subject is this file; the signer
+        is one of the project's trusted publishers when it has any), or refuse the upload with
+        PyPI's 400 text. None when the upload has none and the project does not require them.
+
+        Raises:
+            UploadRejected: 400 "Invalid attestations supplied during upload: ...", or 503 when
+                the trust root cannot be read (the operator's to fix; nothing is stored).
+        """
+        if form.attestations is None:
+            if settings.requires_provenance(project):
+                raise UploadRejected(
+                    400,
+                    f"{ATTESTATIONS_REFUSED}project {project!r} requires PEP 740 attestations "
+                    "on every upload and this one has none; publish from the project's trusted "
+                    "publisher with attestations (twine upload --attestations; "
+                    "pypa/gh-action-pypi-publish does by default)",
+                )
+            return None
+        # The project's trusted publishers (headwater.db.publishers: CLI, API, config) and the
+        # index's own trusted_publishers setting: a signer must be one of them when any exist.
+        trusted = await asyncio.to_thread(self.db.publishers_for, index, project)
+        expected = [
+            *settings.publishers_of(project),
+            *(i for i in map(_as_publisher_identity, (p.identity for p in trusted)) if i),
+        ]
+        try:
+            return await asyncio.to_thread(
+                provenance_for_upload,
+                form.attestations,
+                form.filename,
+                sha256,
+                self.trust,
+                expected,
+            )
+        except ProvenanceInvalid as exc:
+            raise UploadRejected(
+                400, f"{ATTESTATIONS_REFUSED}{exc}; the file was not added"
+            ) from exc
+        except TrustRootError as exc:
+            raise UploadRejected(503, f"{exc}; the file was not added") from exc
+
+
+def _as_publisher_identity(identity: Identity) -> PublisherIdentity | None:
+    """A trusted publisher's identity as the identity an attestation's certificate proves
+    (headwater.policy.publishers); None for a generic OIDC publisher without a ``sub`` or
+    ``email`` claim, which a certificate cannot be compared with."""
+    if isinstance(identity, GitHubIdentity):
+        return PublisherIdentity(
+            kind="github",
+            issuer=identity.issuer,
+            repository=identity.repository,
+            workflow=identity.workflow,
+            environment=identity.environment,
+        )
+    if isinstance(identity, GitLabIdentity):
+        return PublisherIdentity(
+            kind="gitlab",
+            issuer=identity.issuer,
+            repository=identity.project_path,
+            workflow=identity.workflow,
+            environment=identity.environment,
+        )
+    subject = identity.claims.get("email") or identity.claims.get("sub")
+    if subject is None:
+        return None
+    return PublisherIdentity(kind="other", issuer=identity.issuer, subject=subject)

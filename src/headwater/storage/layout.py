@@ -4,7 +4,7 @@
 
     web/simple/index.html, index.v1_html, index.v1_json
     web/simple/<normalized>/index.html, index.v1_html, index.v1_json
-    web/packages/<sha256[0:2]>/<sha256[2:4]>/<sha256[4:]>/<filename>[.metadata]
+    web/packages/<sha256[0:2]>/<sha256[2:4]>/<sha256[4:]>/<filename>[.metadata|.provenance]
     web/last-modified
     state/...                         (not served: serials, journal, locks)
 
@@ -32,6 +32,7 @@ __all__ = [
     "file_url_from_project_page",
     "metadata_key",
     "page_key",
+    "provenance_key",
     "sha256_of_file_key",
 ]
 
@@ -71,6 +72,12 @@ def file_key(sha256: str, filename: str) -> str:
 def metadata_key(sha256: str, filename: str) -> str:
     """The key of a file's PEP 658 core metadata (``<file>.metadata``)."""
     return file_key(sha256, filename) + ".metadata"
+
+
+def provenance_key(sha256: str, filename: str) -> str:
+    """The key of a file's PEP 740 provenance document (``<file>.provenance``), kept beside the
+    file so a copy of the tree (rsync) carries it and can be verified again offline."""
+    return file_key(sha256, filename) + ".provenance"
 
 
 def file_url_from_project_page(sha256: str, filename: str) -> str:

@@ -22,12 +22,17 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
 from headwater.errors import HeadwaterError
+from headwater.policy.continuity import ContinuityRules, FileProvenance
+from headwater.policy.publishers import PublisherIdentity
 from headwater.repository.errors import StaleResponse, UpstreamError, UpstreamNotFound
 from headwater.repository.http import Fetched, HttpRepository
+from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.model import File, InvalidPage, ProjectList, ProjectListEntry, ProjectPage
 from headwater.simple.names import NormalizedName, is_normalized
 from headwater.simple.text import secure_url
@@ -40,9 +45,16 @@ from headwater.storage.layout import (
     file_url_from_project_page,
     metadata_key,
     page_key,
+    provenance_key,
 )
 from headwater.sync.commit import Barrier, Committer, Ready
 from headwater.sync.plan import Plan, ProjectTask, plan_sync
+from headwater.sync.publishers import (
+    PublisherState,
+    judge,
+    load_publisher_state,
+    save_publisher_state,
+)
 from headwater.sync.references import References, file_keys
 from headwater.sync.state import MirrorState, ProjectState
 from headwater.sync.summary import NullReporter, Reporter, Summary
@@ -54,6 +66,9 @@ from headwater.sync.wheels import wheel_metadata
 __all__ = ["Mirror", "NullReporter", "Reporter", "Summary"]
 
 IN_PROGRESS = f"{STATE_DIR}/in-progress"
+#: Largest PEP 740 provenance document read (PyPI's are a few KiB per attestation).
+MAX_PROVENANCE = 1 << 20
+INTEGRITY_ACCEPT = "application/vnd.pypi.integrity.v1+json, application/json;q=0.9"
 _FLUSH_EVERY = 256  # projects per journal chunk
 _FLUSH_SECONDS = 5.0
 
@@ -96,6 +111,9 @@ class Mirror:
         wants: TreeWants | None = None,
         diff_key: str | None = None,
         reporter: Reporter | None = None,
+        trusted_root: str | None = None,
+        publisher_rules: Callable[[NormalizedName], ContinuityRules] | None = None,
+        name: str = "mirror",
     ) -> None:
         self.upstream = upstream
         self.storage = storage
@@ -115,6 +133,14 @@ class Mirror:
         self._last_flush = time.monotonic()
         self._gone: set[NormalizedName] = set()
         self._committer = Committer(self._publish)
+        #: PEP 740: the Sigstore trust root provenance is verified against (made on first use,
+        #: so a mirror of an index without provenance never imports the verification libraries).
+        self._trusted_root = trusted_root
+        self._provenance: Any = None
+        #: The publisher guard (sync/publishers.py): None leaves every file in.
+        self.publisher_rules = publisher_rules
+        self.name = name
+        self.publishers = PublisherState()
         self.interrupted = False
         self.summary = Summary()
 
@@ -212,6 +238,8 @@ class Mirror:
             # A name the spec does not allow never reaches a path; the run says it was refused.
             self.summary.refused[rejected.value[:200]] = rejected.reason
         self._gone = set(plan.delete)
+        if self.publisher_rules is not None:
+            self.publishers = await load_publisher_state(self.storage)
         # A fixed pool of project workers pulls from the plan, so memory stays bounded however many
         # projects there are (one task per project would hold 700,000 pending pages on a first
         # sync of PyPI). Page fetches and downloads are further bounded by their semaphores.
@@ -248,6 +276,8 @@ class Mirror:
         await self.tree.write_last_modified()
         await self._barrier.sync()
         complete = not self.summary.failed and only is None
+        if self.publisher_rules is not None:
+            await save_publisher_state(self.storage, self.publishers)
         await self.state.commit(
             plan.upstream_serial if complete else self.state.serial,
             filters=self.filters_fingerprint if complete else self.state.filters,
@@ -396,6 +426,8 @@ class Mirror:
         # Sizes the upstream did not give are known now: the filters judge the files again, so
         # the page written is one the filters keep as it is (verify checks exactly that).
         kept = self.wants.files(page)
+        if self.publisher_rules is not None:
+            kept = await self._guard(task.name, kept)
         dropped = tuple(f for f in page.files if f not in kept.files)
         return Ready(kept, known, fetched.etag, pins, dropped)
 
@@ -538,12 +570,92 @@ class Mirror:
             self._downloaded(key, size)
             if self.metadata:
                 core_metadata = await self._fetch_metadata(file, sha256, known)
+        provenance = secure_url(file.provenance)
+        if provenance is not None:
+            await self._fetch_provenance(project, file, provenance, sha256, known)
         return msgspec.structs.replace(
             file,
             url=file_url_from_project_page(sha256, file.filename),
             core_metadata=core_metadata,
             gpg_sig=None,  # signatures are not mirrored; do not promise them
             size=size,
+        )
+
+    async def _fetch_provenance(
+        self, project: NormalizedName, file: File, url: str, sha256: str, known: bool
+    ) -> None:
+        """PEP 740: keep the file's provenance document beside it (``<file>.provenance``), so the
+        tree (and an rsync'd copy of it) can be verified offline by ``headwater verify``. It is
+        verified first, with the code uploads use (signatures, certificate chain, transparency
+        log, subject = this file, each bundle signed by the publisher it names); a document that
+        does not verify fails the file, so the project's page is not updated (the tree keeps its
+        previous copy). A document already in the tree was verified when it was written."""
+        from headwater.provenance import (
+            ProvenanceInvalid,
+            TrustRoot,
+            VerifyCache,
+            verify_provenance_document,
+        )
+
+        key = provenance_key(sha256, file.filename)
+        if known and await self.storage.stat(key) is not None:
+            return
+        if self._provenance is None:
+            self._provenance = (TrustRoot(self._trusted_root), VerifyCache())
+        trust, cache = self._provenance
+        async with self._downloads:
+            raw = await self.upstream.fetch_document(
+                url, limit=MAX_PROVENANCE, accept=INTEGRITY_ACCEPT
+            )
+        try:
+            await asyncio.to_thread(
+                verify_provenance_document, raw, file.filename, sha256, trust, cache=cache
+            )
+        except ProvenanceInvalid as exc:
+            raise UpstreamError(
+                f"{project}: the provenance of {file.filename} does not verify ({exc}); the "
+                "tree keeps its previous copy of the project. If the upstream is right, update "
+                "the trust root (docs/provenance.md)",
+                url=url,
+            ) from exc
+        await self.storage.write_bytes(key, raw)
+        self.tree.written.append(key)
+        self.summary.provenance_verified += 1
+
+    async def _guard(self, project: NormalizedName, page: ProjectPage) -> ProjectPage:
+        """The page without the files the publisher guard holds (their refusals are logged and
+        kept in ``state/publishers.json``; the files leave the tree like filtered ones)."""
+        from headwater.provenance import publishers_of_document
+
+        assert self.publisher_rules is not None
+        rules = self.publisher_rules(project)
+        if not (rules.continuity or rules.required or rules.expected):
+            self.publishers.held.pop(project, None)
+            return page
+        known: list[FileProvenance] = []
+        for file in page.files:
+            publishers: tuple[PublisherIdentity, ...] = ()
+            sha256 = file.hashes.get("sha256")
+            if secure_url(file.provenance) is not None and sha256:
+                # Verified when the sync wrote it (_fetch_provenance).
+                raw = await self.storage.read_bytes(provenance_key(sha256, file.filename))
+                publishers = publishers_of_document(raw)
+            order = file.upload_time.timestamp() if file.upload_time is not None else 0.0
+            version = _version_of(file.filename)
+            known.append(
+                FileProvenance(
+                    filename=file.filename, version=version, order=order, publishers=publishers
+                )
+            )
+        decision = judge(project, known, rules, self.publishers, index=self.name)
+        if not decision.held:
+            return page
+        held = {h.filename for h in decision.held}
+        for h in decision.held:
+            log.warning("mirror: %s: %s; %s", project, h.message, h.fix)
+            self.summary.held[h.filename] = h.message
+        return msgspec.structs.replace(
+            page, files=tuple(f for f in page.files if f.filename not in held)
         )
 
     def _downloaded(self, key: str, size: int) -> None:
@@ -634,6 +746,13 @@ class Mirror:
 
 
 log = logging.getLogger("headwater.mirror")
+
+
+def _version_of(filename: str) -> str:
+    try:
+        return str(parse_filename(filename).version)
+    except (InvalidFilename, ValueError):
+        return filename
 
 
 def _report_insecure_provenance(project: NormalizedName, files: list[File]) -> None:

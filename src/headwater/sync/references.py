@@ -46,12 +46,14 @@ __all__ = [
 REFS = f"{STATE_DIR}/refs"
 _PACKAGES = f"{WEB}/packages/"
 _METADATA = ".metadata"
+_PROVENANCE = ".provenance"
 
 
 def page_file_keys(page: ProjectPage) -> Iterator[tuple[str, str | None, str]]:
-    """The tree keys a project page points at: each file and its ``.metadata``, with the sha256
-    the page promises (None if it promises none) and a name for messages. URLs that leave the
-    tree (absolute URLs elsewhere) are skipped: they are not this tree's to check."""
+    """The tree keys a project page points at: each file, its ``.metadata`` and, when the page
+    lists PEP 740 provenance for it, its ``.provenance`` (kept beside the file by the mirror),
+    with the sha256 the page promises (None if it promises none) and a name for messages. URLs
+    that leave the tree (absolute URLs elsewhere) are skipped: they are not this tree's to check."""
     for file in page.files:
         key = normpath(f"{WEB}/simple/{page.name}/{file.url.partition('#')[0]}")
         if sha256_of_file_key(key) is None:
@@ -61,6 +63,8 @@ def page_file_keys(page: ProjectPage) -> Iterator[tuple[str, str | None, str]]:
             yield key + ".metadata", file.core_metadata.get("sha256"), f"{file.filename}.metadata"
         elif file.core_metadata is True:
             yield key + ".metadata", None, f"{file.filename}.metadata"
+        if file.provenance is not None:
+            yield key + _PROVENANCE, None, f"{file.filename}.provenance"
 
 
 _SDIST_SUFFIXES = (".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz", ".tar")
@@ -96,6 +100,8 @@ def file_keys(page: ProjectPage | None) -> dict[str, bool]:
         return {}
     keys: dict[str, bool] = {}
     for key, _, _ in page_file_keys(page):
+        if key.endswith(_PROVENANCE):
+            continue  # travels with its file (removed with it)
         if key.endswith(_METADATA) and key[: -len(_METADATA)] in keys:
             keys[key[: -len(_METADATA)]] = True
         else:
@@ -191,6 +197,8 @@ class References:
                     await self.tree.remove_file(key)
                     removed += 1
                 await self.tree.remove_file(key + _METADATA)
+                if dropped_file:
+                    await self.tree.remove_file(key + _PROVENANCE)
             finally:
                 del self._removing[key]
                 event.set()
@@ -211,6 +219,7 @@ class References:
                     continue
                 await self.tree.remove_file(key)
                 await self.tree.remove_file(key + _METADATA)
+                await self.tree.remove_file(key + _PROVENANCE)
                 removed += 1
         return removed
 

@@ -26,6 +26,10 @@ class Summary(msgspec.Struct, kw_only=True):
     files_present: int = 0
     files_removed: int = 0
     bytes_downloaded: int = 0
+    #: PEP 740 provenance documents fetched, verified and kept beside their files.
+    provenance_verified: int = 0
+    #: Files the publisher guard held back (filename -> why); not a failure.
+    held: dict[str, str] = msgspec.field(default_factory=dict)
     failed: dict[str, str] = msgspec.field(default_factory=dict)
     refused: dict[str, str] = msgspec.field(default_factory=dict)
     not_synced: dict[str, str] = msgspec.field(default_factory=dict)

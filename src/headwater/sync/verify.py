@@ -9,6 +9,9 @@ and their files are not orphans). For each page:
   page must end with ``</html>``), ``index.html`` and ``index.v1_html`` hold the same bytes, and the
   HTML lists the same files as the JSON;
 * every file and ``.metadata`` it lists exists and hashes to the sha256 it promises;
+* every file it lists with PEP 740 provenance has its ``.provenance`` beside it, and (given a trust
+  root) the document verifies offline for that file: signatures, certificate chain, transparency
+  log, subject (the check uploads and the mirror use, so an rsync'd copy is checked the same way);
 * it agrees with what the configuration wants (:meth:`TreeWants.disagreements`), when given.
 
 The root page must exist in every format and list the same projects in each; a page it does not
@@ -27,7 +30,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Set
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -36,7 +39,7 @@ from headwater.simple.json import parse_project_list_json, parse_project_page_js
 from headwater.simple.model import InvalidPage, ProjectList, ProjectPage
 from headwater.simple.names import NormalizedName, is_normalized
 from headwater.storage.base import NotFound, Storage
-from headwater.storage.layout import PAGE_FILES, STATE_DIR, WEB, page_key
+from headwater.storage.layout import PAGE_FILES, STATE_DIR, WEB, page_key, sha256_of_file_key
 from headwater.sync.references import REFS, foreign_keys, marker_key, page_file_keys
 from headwater.sync.tree import empty_directories
 from headwater.sync.wants import TreeWants
@@ -64,6 +67,7 @@ Kind = Literal[
     "empty-dir",  # a directory with nothing in it (a static server answers 200/403, not 404)
     "unrecorded-ref",  # a page lists a file it does not own, without the marker that keeps it
     "stale-ref",  # a marker for a reference no page makes (it only keeps a file too long)
+    "bad-provenance",  # a file's PEP 740 provenance does not verify against the trust root
 ]
 # Problems that a re-sync of their project fixes (the rest: orphans, and the root, which every
 # repair run rewrites).
@@ -319,6 +323,7 @@ async def verify_tree(
     wants: TreeWants | None = None,
     upstream: str | None = None,
     held: Set[str] = frozenset(),
+    trust: Any = None,
 ) -> Report:
     """Check the tree in ``storage``; return the report (``ok`` when nothing is wrong).
 
@@ -326,7 +331,8 @@ async def verify_tree(
     not re-hashed (their problems are carried over); the orphan scan always covers everything.
     With ``wants``, every page is also checked against it (``upstream``, the tree's upstream simple
     URL, makes the expected ``tracks`` exact). Files in ``held`` (with their ``.metadata``: the
-    state's files kept for a failed project's next sync) are not orphans.
+    state's files kept for a failed project's next sync) are not orphans. With ``trust`` (a
+    :class:`headwater.provenance.TrustRoot`), every ``.provenance`` is verified too.
     """
     started = time.monotonic()
     report = Report()
@@ -363,12 +369,27 @@ async def verify_tree(
                 return
         report.files += 1
         report.bytes += size
+        if trust is not None and key.endswith(".provenance"):
+            await check_provenance(project, key, what)
         if sha256 is not None and actual != sha256:
             report.problems.append(
                 Problem(
                     "corrupt", key, project, f"{what} has sha256 {actual}, the page says {sha256}"
                 )
             )
+
+    async def check_provenance(project: str, key: str, what: str) -> None:
+        from headwater.provenance import ProvenanceInvalid, verify_provenance_document
+
+        file_sha256 = sha256_of_file_key(key.removesuffix(".provenance"))
+        filename = what.removesuffix(".provenance")
+        raw = await storage.read_bytes(key)
+        try:
+            await asyncio.to_thread(
+                verify_provenance_document, raw, filename, file_sha256 or "", trust
+            )
+        except ProvenanceInvalid as exc:
+            report.problems.append(Problem("bad-provenance", key, project, f"{what}: {exc}"))
 
     async def check_project(name: NormalizedName) -> None:
         hash_it = skip_through is None or name > skip_through
@@ -446,7 +467,7 @@ async def verify_tree(
     async for key in storage.iter_keys(f"{WEB}/packages"):
         if key in referenced:
             continue
-        if key in held or key.removesuffix(".metadata") in held:
+        if key in held or key.removesuffix(".metadata").removesuffix(".provenance") in held:
             report.held += 1
         else:
             report.problems.append(Problem("orphan", key, None, "no page refers to this file"))

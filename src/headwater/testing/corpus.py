@@ -93,6 +93,8 @@ class DistFile:
     metadata: bytes | None = field(default=None, repr=False)
     yanked: bool = False
     yanked_reason: str | None = None
+    #: The PEP 740 provenance document served at ``<file>.provenance`` (and listed on the page).
+    provenance: bytes | None = field(default=None, repr=False)
     _body: bytes | None = field(default=None, repr=False)
     _hashes: dict[str, str] | None = field(default=None, repr=False)
 
@@ -276,7 +278,9 @@ class Corpus:
             raise CorpusError(f"{root} is not a directory; pass a folder of .whl/.tar.gz files")
         corpus = cls(seed=seed, files=0)
         for path in sorted(p for p in root.iterdir() if p.is_file()):
-            if path.name.startswith(".") or path.suffix == ".metadata":
+            if path.name.startswith(".") or path.suffix in (".metadata", ".provenance"):
+                continue
+            if path.suffix == ".attestation":
                 continue
             try:
                 parsed = parse_filename(path.name)
@@ -303,6 +307,7 @@ class Corpus:
                     upload_time=_EPOCH + timedelta(minutes=corpus._serial),
                     build=path.read_bytes,
                     metadata=metadata,
+                    provenance=_sidecar(path, ".provenance"),
                 )
                 project.releases.setdefault(dist.version, []).append(dist)
                 corpus._files[dist.filename] = dist
@@ -714,6 +719,12 @@ def _wheel_metadata(path: Path) -> bytes | None:
     return None
 
 
+def _sidecar(path: Path, suffix: str) -> bytes | None:
+    """``<path><suffix>`` beside a distribution (its PEP 740 provenance), if there is one."""
+    sidecar = path.with_name(path.name + suffix)
+    return sidecar.read_bytes() if sidecar.is_file() else None
+
+
 def _page(
     project: Project, base_url: str, serials: bool, metadata: bool, pypi_paths: bool = False
 ) -> ProjectPage:
@@ -735,6 +746,10 @@ def _page(
                 ),
                 size=dist.size,
                 upload_time=dist.upload_time,
+                # PEP 740: rendered only when base_url is https (a secure origin).
+                provenance=(
+                    base_url + dist.url_path(pypi_paths) + ".provenance" if dist.provenance else None
+                ),
             )
             for dist in project.files()
         )

@@ -639,12 +639,19 @@ class Upstream:
             return self._simple(request, 404, b"not found\n", "text/plain")
         filename = parts[5]
         want_metadata = filename.endswith(".metadata")
-        dist = self.corpus.file(filename.removesuffix(".metadata") if want_metadata else filename)
+        want_provenance = filename.endswith(".provenance")
+        dist = self.corpus.file(filename.removesuffix(".metadata").removesuffix(".provenance"))
         if (
             dist is None
             or dist.url_path(self.pypi_paths) != "/".join(parts[:5]) + "/" + dist.filename
         ):
             return self._simple(request, 404, b"not found\n", "text/plain")
+        if want_provenance:
+            if dist.provenance is None:
+                return self._simple(request, 404, b"not found\n", "text/plain")
+            return self._simple(
+                request, 200, dist.provenance, "application/vnd.pypi.integrity.v1+json"
+            )
         if want_metadata:
             if not self.metadata or dist.metadata is None:
                 return self._simple(request, 404, b"not found\n", "text/plain")
