@@ -748,7 +748,9 @@ def _page(
                 upload_time=dist.upload_time,
                 # PEP 740: rendered only when base_url is https (a secure origin).
                 provenance=(
-                    base_url + dist.url_path(pypi_paths) + ".provenance" if dist.provenance else None
+                    base_url + dist.url_path(pypi_paths) + ".provenance"
+                    if dist.provenance
+                    else None
                 ),
             )
             for dist in project.files()
