@@ -35,9 +35,17 @@ class ProvenanceCorpus(Corpus):
         self.alternates: dict[str, tuple[str, ...]] = {}
 
     def project_page(
-        self, name: str, base_url: str, *, serials: bool = True, metadata: bool = True
+        self,
+        name: str,
+        base_url: str,
+        *,
+        serials: bool = True,
+        metadata: bool = True,
+        pypi_paths: bool = False,
     ) -> ProjectPage | None:
-        page = super().project_page(name, base_url, serials=serials, metadata=metadata)
+        page = super().project_page(
+            name, base_url, serials=serials, metadata=metadata, pypi_paths=pypi_paths
+        )
         if page is None:
             return None
         return msgspec.structs.replace(

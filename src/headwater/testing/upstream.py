@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import socket
 import ssl as ssl_module
 import struct
@@ -54,6 +55,8 @@ from headwater.testing.faults import Fault, FaultInjector, FaultKind
 from headwater.testing.pypi_json import project_json, release_json
 
 __all__ = ["Upstream", "new_event_loop"]
+
+log = logging.getLogger("headwater.testing.upstream")
 
 _REASONS = {
     200: "OK",
@@ -179,6 +182,12 @@ class _Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._send(_Reply(_head(400, [], 0, False), keep_alive=False))
+        except httptools.HttpParserCallbackError as exc:
+            # A bug in a handler (httptools wraps what a callback raised): a 500 that names it,
+            # and the traceback in the log, never a silent 400 that reads as the client's fault.
+            log.exception("test upstream: the handler failed", exc_info=exc.__context__ or exc)
+            body = f"test upstream handler failed: {exc.__context__ or exc!r}".encode()[:2000]
+            self._send(_Reply(_head(500, [], len(body), False) + body, len(body), keep_alive=False))
         except httptools.HttpParserError:
             self._send(_Reply(_head(400, [], 0, False), keep_alive=False))
 
