@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -57,6 +58,9 @@ from headwater.simple.names import is_valid_name, normalize_name
 from headwater.simple.negotiation import JSON_V1, NotAcceptable, select_content_type
 from headwater.simple.pages import parse_project_list, render_project_list
 from headwater.simple.pypi_json import render_pypi_json
+from headwater.storage.base import StorageError
+
+log = logging.getLogger("headwater.serve")
 
 __all__ = ["IndexApp"]
 
@@ -302,8 +306,8 @@ class IndexApp:
         if section == "packages":
             try:
                 ref = await source.file("/".join(parts[rest_at + 1 :]))
-            except SourceUnavailable as exc:
-                await send_text(send, 503, str(exc), head=head, extra=[_NO_STORE])
+            except (SourceUnavailable, StorageError) as exc:
+                await send_text(send, 503, _unavailable(index, exc), head=head, extra=[_NO_STORE])
                 return (index, "file", 503, 0)
             if ref is None:
                 await send_text(send, 404, f"no file {path[:300]} in index {index!r}", head=head)
@@ -390,9 +394,9 @@ class IndexApp:
                 head=head,
             )
             return (status, 0)
-        except SourceUnavailable as exc:
+        except (SourceUnavailable, StorageError) as exc:
             if project is None:
-                await send_text(send, 503, str(exc), head=head, extra=[_NO_STORE])
+                await send_text(send, 503, _unavailable(index, exc), head=head, extra=[_NO_STORE])
                 return (503, 0)
             status = await send_refusal(
                 scope,
@@ -400,7 +404,7 @@ class IndexApp:
                 project_url=f"{prefix}/simple/{project}/",
                 kind="unavailable",
                 status=503,
-                message=f"index {index!r} cannot serve {project!r}: {exc}",
+                message=f"index {index!r} cannot serve {project!r}: {_unavailable(index, exc)}",
                 fix=_UNAVAILABLE_FIX,
                 head=head,
             )
@@ -469,8 +473,8 @@ class IndexApp:
             text = f"{refused.message}\nTo resolve: {refused.fix}"
             await send_text(send, refused.status, text, head=head, extra=[_NO_STORE])
             return (refused.status, 0)
-        except SourceUnavailable as exc:
-            await send_text(send, 503, str(exc), head=head, extra=[_NO_STORE])
+        except (SourceUnavailable, StorageError) as exc:
+            await send_text(send, 503, _unavailable(index, exc), head=head, extra=[_NO_STORE])
             return (503, 0)
         if page is None:
             await send_text(send, 404, f"index {index!r} has no project {project!r}", head=head)
@@ -598,3 +602,16 @@ def _format_param(query: bytes) -> str | None:
         if key == "format":
             return unquote(value)
     return None
+
+
+def _unavailable(index: str, exc: Exception) -> str:
+    """The 503 text for a source that cannot serve: its own words, or, for a storage failure
+    (which names endpoints, buckets and keys: the operator's business), a plain statement; the
+    details go to the log and to /health/ready."""
+    if isinstance(exc, SourceUnavailable):
+        return str(exc)
+    log.warning("index %r: storage failed: %s", index, exc)
+    return (
+        f"index {index!r} cannot read its storage right now; nothing was changed. Try again "
+        "later (the operator sees why at /health/ready)"
+    )
