@@ -334,6 +334,7 @@ def main() -> int:
                 work / "cluster",
                 nodes=2,
                 storage="s3",
+                hosted={"main": {"max_upload_size": 4 << 30}},
                 s3_options={"part_size": args.part_mib << 20},
             ) as group,
         ):

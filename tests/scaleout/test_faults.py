@@ -22,11 +22,26 @@ from tests.server.hosting import dists, request, twine
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 
 
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Cluster]:
-    """Two nodes on PostgreSQL and SeaweedFS (the issue's engines)."""
-    with cluster(tmp_path, nodes=2, storage="s3") as group:
+@pytest.fixture(scope="module")
+def cluster_of_two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Two nodes on PostgreSQL and SeaweedFS, shared by the tests of this module (each one
+    restores what it breaks: the suite's time stays low)."""
+    with cluster(tmp_path_factory.mktemp("faults"), nodes=2, storage="s3") as group:
         yield group
+
+
+@pytest.fixture
+def pair(cluster_of_two: Cluster) -> Iterator[Cluster]:
+    """The module's cluster, every node running and every gate open again after the test."""
+    yield cluster_of_two
+    cluster_of_two.db_gate.restore()
+    if cluster_of_two.store_gate is not None:
+        cluster_of_two.store_gate.restore()
+        cluster_of_two.store_gate.delay = 0.0
+    for node in cluster_of_two.nodes:
+        if not node.running:
+            cluster_of_two.start(node.number)
+            cluster_of_two.wait_ready(node.number)
 
 
 def _rows_have_their_objects(group: Cluster) -> list[str]:
