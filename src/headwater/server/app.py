@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -50,7 +49,14 @@ from headwater.server.integrity import integrity
 from headwater.server.lru import ByteBudgetLRU
 from headwater.server.metrics import Metrics
 from headwater.server.refusals import send_refusal
-from headwater.server.responses import header, if_none_match, send_bytes, send_redirect, send_text
+from headwater.server.responses import (
+    header,
+    if_none_match,
+    send_bytes,
+    send_redirect,
+    send_text,
+    unavailable_text,
+)
 from headwater.server.types import ASGIApp, Headers, Message, Receive, Scope, Send
 from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.json import parse_project_page_json
@@ -59,8 +65,6 @@ from headwater.simple.negotiation import JSON_V1, NotAcceptable, select_content_
 from headwater.simple.pages import parse_project_list, render_project_list
 from headwater.simple.pypi_json import render_pypi_json
 from headwater.storage.base import StorageError
-
-log = logging.getLogger("headwater.serve")
 
 __all__ = ["IndexApp"]
 
@@ -307,7 +311,9 @@ class IndexApp:
             try:
                 ref = await source.file("/".join(parts[rest_at + 1 :]))
             except (SourceUnavailable, StorageError) as exc:
-                await send_text(send, 503, _unavailable(index, exc), head=head, extra=[_NO_STORE])
+                await send_text(
+                    send, 503, unavailable_text(index, exc), head=head, extra=[_NO_STORE]
+                )
                 return (index, "file", 503, 0)
             if ref is None:
                 await send_text(send, 404, f"no file {path[:300]} in index {index!r}", head=head)
@@ -396,7 +402,9 @@ class IndexApp:
             return (status, 0)
         except (SourceUnavailable, StorageError) as exc:
             if project is None:
-                await send_text(send, 503, _unavailable(index, exc), head=head, extra=[_NO_STORE])
+                await send_text(
+                    send, 503, unavailable_text(index, exc), head=head, extra=[_NO_STORE]
+                )
                 return (503, 0)
             status = await send_refusal(
                 scope,
@@ -404,7 +412,7 @@ class IndexApp:
                 project_url=f"{prefix}/simple/{project}/",
                 kind="unavailable",
                 status=503,
-                message=f"index {index!r} cannot serve {project!r}: {_unavailable(index, exc)}",
+                message=f"index {index!r} cannot serve {project!r}: {unavailable_text(index, exc)}",
                 fix=_UNAVAILABLE_FIX,
                 head=head,
             )
@@ -474,7 +482,7 @@ class IndexApp:
             await send_text(send, refused.status, text, head=head, extra=[_NO_STORE])
             return (refused.status, 0)
         except (SourceUnavailable, StorageError) as exc:
-            await send_text(send, 503, _unavailable(index, exc), head=head, extra=[_NO_STORE])
+            await send_text(send, 503, unavailable_text(index, exc), head=head, extra=[_NO_STORE])
             return (503, 0)
         if page is None:
             await send_text(send, 404, f"index {index!r} has no project {project!r}", head=head)
@@ -602,16 +610,3 @@ def _format_param(query: bytes) -> str | None:
         if key == "format":
             return unquote(value)
     return None
-
-
-def _unavailable(index: str, exc: Exception) -> str:
-    """The 503 text for a source that cannot serve: its own words, or, for a storage failure
-    (which names endpoints, buckets and keys: the operator's business), a plain statement; the
-    details go to the log and to /health/ready."""
-    if isinstance(exc, SourceUnavailable):
-        return str(exc)
-    log.warning("index %r: storage failed: %s", index, exc)
-    return (
-        f"index {index!r} cannot read its storage right now; nothing was changed. Try again "
-        "later (the operator sees why at /health/ready)"
-    )
