@@ -309,6 +309,7 @@ def cluster(
     workers: int = 1,
     hosted: dict[str, dict[str, object]] | None = None,
     proxies: dict[str, dict[str, object]] | None = None,
+    s3_options: dict[str, object] | None = None,
 ) -> Iterator[Cluster]:
     """Start a cluster of ``nodes`` nodes (see the module docstring); stop everything after.
 
@@ -342,6 +343,7 @@ def cluster(
                         "region": s3.region,  # type: ignore[union-attr]
                         "read_timeout": 10,
                         "max_attempts": 2,
+                        **(s3_options or {}),
                     },
                 }
 

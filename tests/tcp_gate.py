@@ -28,6 +28,8 @@ class TcpGate:
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self.delay = 0.0
+        #: Bytes forwarded in either direction so far (a test can see whether anything was asked).
+        self.forwarded = 0
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._listener: socket.socket | None = None
@@ -98,6 +100,7 @@ class TcpGate:
                 if self.delay:
                     time.sleep(self.delay)
                 sink.sendall(chunk)
+                self.forwarded += len(chunk)
         except OSError:
             pass
         finally:

@@ -22,10 +22,26 @@ from tests.server.hosting import dists, request, twine
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 
 
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Cluster]:
-    with cluster(tmp_path, nodes=2) as group:
+@pytest.fixture(scope="module")
+def cluster_of_two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Two nodes on PostgreSQL and SeaweedFS, shared by the tests of this module (each one
+    restores what it breaks: the suite's time stays low)."""
+    with cluster(tmp_path_factory.mktemp("faults"), nodes=2, storage="s3") as group:
         yield group
+
+
+@pytest.fixture
+def pair(cluster_of_two: Cluster) -> Iterator[Cluster]:
+    """The module's cluster, every node running and every gate open again after the test."""
+    yield cluster_of_two
+    cluster_of_two.db_gate.restore()
+    if cluster_of_two.store_gate is not None:
+        cluster_of_two.store_gate.restore()
+        cluster_of_two.store_gate.delay = 0.0
+    for node in cluster_of_two.nodes:
+        if not node.running:
+            cluster_of_two.start(node.number)
+            cluster_of_two.wait_ready(node.number)
 
 
 def _rows_have_their_objects(group: Cluster) -> list[str]:
@@ -204,3 +220,56 @@ def test_a_node_started_against_another_schema_version_is_refused(
             conn.execute("UPDATE alembic_version SET version_num = %s", (before,))
     pair.start(1)
     pair.wait_ready(1)
+
+
+def test_the_object_store_down_or_slow_is_503_with_a_reason_and_not_ready_then_recovers(
+    pair: Cluster, tmp_path: Path
+) -> None:
+    files = dists(tmp_path / "d", "S3-Down", "1.0")
+    assert twine(pair.url + "/main/legacy/", pair.admin, files).returncode == 0
+    page_url = "/main/simple/s3-down/"
+    page = parse_project_page_json(request(pair.url + page_url, headers=JSON).body)
+    file_url = urljoin(page_url, page.files[0].url)
+    assert pair.store_gate is not None
+    pair.store_gate.cut()
+    try:
+        for node in pair.nodes:
+            _poll(
+                f"node {node.number} not ready",
+                lambda n=node: request(n.url + "/health/ready").status == 503,
+            )
+            checks = json.loads(request(node.url + "/health/ready").body)["checks"]
+            assert checks["index:main"] != "ok" and checks["database"] == "ok"
+            # Pages come from the database and memory: still served (and correct).
+            assert request(node.url + page_url, headers=JSON).status == 200
+            # A file cannot be: 503 naming the storage, never a partial or empty 200.
+            reply = request(node.url + file_url)
+            assert reply.status == 503, (reply.status, reply.text)
+            assert "cannot read its storage" in reply.text
+            assert pair.s3 is not None and pair.s3.bucket not in reply.text  # the log's business
+        refused = twine(
+            pair.url + "/main/legacy/", pair.admin, dists(tmp_path / "e", "S3-Down", "2.0")
+        )
+        assert refused.returncode != 0
+    finally:
+        pair.store_gate.restore()
+    for node in pair.nodes:
+        _poll(
+            f"node {node.number} ready again",
+            lambda n=node: request(n.url + "/health/ready").status == 200,
+        )
+        got = request(node.url + file_url)
+        assert got.status == 200
+        assert hashlib.sha256(got.body).hexdigest() == page.files[0].hashes["sha256"]
+        assert node.running
+    # Slow, not down: readiness gives up within its limit and says so.
+    pair.store_gate.delay = 3.0
+    try:
+        ready = request(pair.nodes[0].url + "/health/ready")
+        assert ready.status == 503
+        assert "no answer within" in json.loads(ready.body)["checks"]["index:main"]
+    finally:
+        pair.store_gate.delay = 0.0
+    again = twine(pair.url + "/main/legacy/", pair.admin, dists(tmp_path / "e", "S3-Down", "2.0"))
+    assert again.returncode == 0, again.stdout + again.stderr
+    _rows_have_their_objects(pair)

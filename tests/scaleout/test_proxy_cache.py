@@ -26,15 +26,19 @@ JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 PER_NODE = 4  # concurrent clients per node
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Upstream, Corpus]]:
+@pytest.fixture(scope="module", params=["s3", pytest.param("directory", marks=pytest.mark.slow)])
+def setup(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Cluster, Upstream, Corpus]]:
     corpus = Corpus.generate(3, releases=1, files=1, seed=11)
     with Upstream(corpus).running() as up:
         # Slow enough that every client's request arrives while the first fetch is running.
         up.add_fault("delay", "/simple/*", delay=1.0)
         up.add_fault("delay", "/packages/*", delay=1.0)
         work = tmp_path_factory.mktemp("proxy-cluster")
-        with cluster(work, nodes=2, proxies={"up": {"url": up.simple_url}}) as group:
+        with cluster(
+            work, nodes=2, storage=request.param, proxies={"up": {"url": up.simple_url}}
+        ) as group:
             yield group, up, corpus
 
 

@@ -30,7 +30,9 @@ BOUND = 1.0
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     work = tmp_path_factory.mktemp("visibility")
-    with cluster(work, nodes=2, hosted={"main": {}, "priv": {"read": "token"}}) as group:
+    with cluster(
+        work, nodes=2, storage="s3", hosted={"main": {}, "priv": {"read": "token"}}
+    ) as group:
         yield group
 
 

@@ -139,8 +139,6 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
             db.engine, actor="admin", action="yank", detail="acme-tools 1.0", origin="127.0.0.1",
             index="main", project="acme-tools",
         )  # fmt: skip
-        # An upload in progress: its reservation keeps `headwater gc` off its object.
-        db.reserve_blob("main", "web/packages/00/00/" + "0" * 60 + "/acme_tools-9.9.tar.gz")
     finally:
         db.close()
     installation = Installation(config, data_dir, token, uploaded)

@@ -95,17 +95,25 @@ def run(args: argparse.Namespace) -> int:
         db.check_schema()
 
         async def sweep() -> list[Any]:
-            return [
-                await collect(
-                    db,
-                    hosted_storage(plan, name),
-                    name,
-                    grace=args.grace,
-                    pending_for=args.pending_for,
-                    dry_run=not args.delete,
-                )
-                for name in names
-            ]
+            reports = []
+            for name in names:
+                storage = hosted_storage(plan, name)
+                try:
+                    reports.append(
+                        await collect(
+                            db,
+                            storage,
+                            name,
+                            grace=args.grace,
+                            pending_for=args.pending_for,
+                            dry_run=not args.delete,
+                        )
+                    )
+                finally:
+                    close = getattr(storage, "aclose", None)  # an S3 storage's client
+                    if close is not None:
+                        await close()
+            return reports
 
         reports = asyncio.run(sweep())
     finally:

@@ -30,6 +30,7 @@ per call by :mod:`headwater.server.api_bodies` (400 naming the field and the exp
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -54,8 +55,11 @@ from headwater.server.api_bodies import (
 from headwater.server.auth import Authenticator
 from headwater.server.authz import NO_CREDENTIALS, Action, Allowed, Denied, Target, decide
 from headwater.server.facts import decide_with_facts
+from headwater.storage.base import StorageError
 
 __all__ = ["api_routes"]
+
+log = logging.getLogger("headwater.api")
 
 _ENCODER = msgspec.json.Encoder()
 _Body = TypeVar("_Body", Yank, Unyank, Status, Urls, Empty)
@@ -158,10 +162,11 @@ def api_routes(
                 return _json({"error": str(exc)}, exc.status)
             except DbNotFound as exc:
                 return _json({"error": str(exc)}, 404)
-            except DatabaseUnavailable:
+            except (DatabaseUnavailable, StorageError) as exc:
+                what = "database" if isinstance(exc, DatabaseUnavailable) else "storage"
                 return _json(
                     {
-                        "error": "the index cannot reach its database; nothing was changed. Try "
+                        "error": f"the index cannot reach its {what}; nothing was changed. Try "
                         "again later (the operator sees why at /health/ready)"
                     },
                     503,
@@ -184,9 +189,14 @@ def api_routes(
         return _json({"project": record, "owners": owners})
 
     async def delete_blobs(source: HostedSource, keys: list[str]) -> None:
-        for key in keys:
-            for each in (key, key + ".metadata"):
-                await source.storage.delete(each)  # False when absent: fine
+        try:
+            for key in keys:
+                for each in (key, key + ".metadata"):
+                    await source.storage.delete(each)  # False when absent: fine
+        except StorageError as exc:
+            # The deletion is done (the database is the truth); what is left in storage is
+            # referenced by nothing, and `headwater gc` removes it.
+            log.warning("index %r: deleted objects stay in storage for gc: %s", source.name, exc)
 
     def change(
         action: Callable[[Request, str, str, str, _Body], Any],

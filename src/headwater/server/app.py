@@ -49,7 +49,14 @@ from headwater.server.integrity import integrity
 from headwater.server.lru import ByteBudgetLRU
 from headwater.server.metrics import Metrics
 from headwater.server.refusals import send_refusal
-from headwater.server.responses import header, if_none_match, send_bytes, send_redirect, send_text
+from headwater.server.responses import (
+    header,
+    if_none_match,
+    send_bytes,
+    send_redirect,
+    send_text,
+    unavailable_text,
+)
 from headwater.server.types import ASGIApp, Headers, Message, Receive, Scope, Send
 from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.json import parse_project_page_json
@@ -57,6 +64,7 @@ from headwater.simple.names import is_valid_name, normalize_name
 from headwater.simple.negotiation import JSON_V1, NotAcceptable, select_content_type
 from headwater.simple.pages import parse_project_list, render_project_list
 from headwater.simple.pypi_json import render_pypi_json
+from headwater.storage.base import StorageError
 
 __all__ = ["IndexApp"]
 
@@ -302,8 +310,10 @@ class IndexApp:
         if section == "packages":
             try:
                 ref = await source.file("/".join(parts[rest_at + 1 :]))
-            except SourceUnavailable as exc:
-                await send_text(send, 503, str(exc), head=head, extra=[_NO_STORE])
+            except (SourceUnavailable, StorageError) as exc:
+                await send_text(
+                    send, 503, unavailable_text(index, exc), head=head, extra=[_NO_STORE]
+                )
                 return (index, "file", 503, 0)
             if ref is None:
                 await send_text(send, 404, f"no file {path[:300]} in index {index!r}", head=head)
@@ -390,9 +400,11 @@ class IndexApp:
                 head=head,
             )
             return (status, 0)
-        except SourceUnavailable as exc:
+        except (SourceUnavailable, StorageError) as exc:
             if project is None:
-                await send_text(send, 503, str(exc), head=head, extra=[_NO_STORE])
+                await send_text(
+                    send, 503, unavailable_text(index, exc), head=head, extra=[_NO_STORE]
+                )
                 return (503, 0)
             status = await send_refusal(
                 scope,
@@ -400,7 +412,7 @@ class IndexApp:
                 project_url=f"{prefix}/simple/{project}/",
                 kind="unavailable",
                 status=503,
-                message=f"index {index!r} cannot serve {project!r}: {exc}",
+                message=f"index {index!r} cannot serve {project!r}: {unavailable_text(index, exc)}",
                 fix=_UNAVAILABLE_FIX,
                 head=head,
             )
@@ -469,8 +481,8 @@ class IndexApp:
             text = f"{refused.message}\nTo resolve: {refused.fix}"
             await send_text(send, refused.status, text, head=head, extra=[_NO_STORE])
             return (refused.status, 0)
-        except SourceUnavailable as exc:
-            await send_text(send, 503, str(exc), head=head, extra=[_NO_STORE])
+        except (SourceUnavailable, StorageError) as exc:
+            await send_text(send, 503, unavailable_text(index, exc), head=head, extra=[_NO_STORE])
             return (503, 0)
         if page is None:
             await send_text(send, 404, f"index {index!r} has no project {project!r}", head=head)

@@ -18,7 +18,7 @@ from headwater.provenance import INTEGRITY_MEDIA_TYPE
 from headwater.repository.base import FileRef, ServedSource, SourceUnavailable
 from headwater.repository.index import Refusal
 from headwater.server import params
-from headwater.server.responses import header, send_bytes, send_text
+from headwater.server.responses import header, send_bytes, send_text, unavailable_text
 from headwater.server.types import Headers, Scope, Send
 from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.json import parse_project_page_json
@@ -101,7 +101,7 @@ async def integrity(
         await send_text(sender, refused.status, text, head=head, extra=[_NO_STORE])
         return refused.status
     except (SourceUnavailable, StorageError) as exc:
-        await send_text(sender, 503, str(exc), head=head, extra=[_NO_STORE])
+        await send_text(sender, 503, unavailable_text(index, exc), head=head, extra=[_NO_STORE])
         return 503
     if body is None:
         await send_text(

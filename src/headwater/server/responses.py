@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
+from headwater.repository.base import SourceUnavailable
 from headwater.server.types import Headers, Scope, Send
 
-__all__ = ["header", "if_none_match", "send_bytes", "send_redirect", "send_text"]
+__all__ = [
+    "header",
+    "if_none_match",
+    "send_bytes",
+    "send_redirect",
+    "send_text",
+    "unavailable_text",
+]
+
+log = logging.getLogger("headwater.serve")
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -61,4 +73,17 @@ async def send_redirect(
         f"moved to {location}",
         head=head,
         extra=[(b"location", location.encode("latin-1")), *(extra or [])],
+    )
+
+
+def unavailable_text(index: str, exc: Exception) -> str:
+    """The 503 text for a source that cannot serve: its own words (a SourceUnavailable), or, for
+    a storage failure (which names endpoints, buckets and keys: the operator's business), a
+    plain statement; the details go to the log and to /health/ready."""
+    if isinstance(exc, SourceUnavailable):
+        return str(exc)
+    log.warning("index %r: storage failed: %s", index, exc)
+    return (
+        f"index {index!r} cannot read its storage right now; nothing was changed. Try again "
+        "later (the operator sees why at /health/ready)"
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -44,7 +45,10 @@ from headwater.server.intake import (
 )
 from headwater.server.metrics import Metrics
 from headwater.simple.names import NormalizedName
+from headwater.storage.base import StorageError
 from headwater.storage.filesystem import private_directory
+
+log = logging.getLogger("headwater.upload")
 
 __all__ = ["UploadEndpoint"]
 
@@ -88,12 +92,15 @@ class UploadEndpoint:
             return _refuse(404, f"{request.url.path} is not the upload URL of a hosted index")
         try:
             response = await self._upload(request, index, source)
-        except DatabaseUnavailable:
+        except (DatabaseUnavailable, StorageError) as exc:
             # The file is visible only once its row is committed, so it is not in the index; the
             # spool file went with the request. A 5xx, which twine retries.
+            what = "database" if isinstance(exc, DatabaseUnavailable) else "storage"
+            if what == "storage":
+                log.warning("upload to %r: storage failed: %s", index, exc)
             response = _refuse(
                 503,
-                f"Index {index!r} cannot reach its database; the file was not added. Try again later "
+                f"Index {index!r} cannot reach its {what}; the file was not added. Try again later "
                 "(the operator sees why at /health/ready)",
             )
         result = "created" if response.status_code == 200 else "refused"
