@@ -110,6 +110,10 @@ def test_add_list_remove(data: Path) -> None:
             "NAME=VALUE",
         ),
         (["add", "main", "tool", "--oidc-issuer", "https://ci.example.org"], "at least one claim"),
+        (
+            ["add", "nothere", "tool", "--github", "acme/tool", "--workflow", "r.yml"],
+            "no hosted index 'nothere'",
+        ),
         (["remove", "--id", "99"], "no publisher 99"),
         (["remove"], "--id"),
         (["log", "--since", "yesterday"], "ISO 8601"),
