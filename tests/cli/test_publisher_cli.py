@@ -10,7 +10,20 @@ from pathlib import Path
 import pytest
 
 from headwater.db import Database, Grant
-from tests.cli.test_admin_cli import data, hw  # noqa: F401 - the fixture
+from tests.cli.test_admin_cli import hw
+from tests.db.factories import new_file
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """A data directory whose index main has the project tool (owned by alice)."""
+    folder = tmp_path / "data"
+    hw("db", "upgrade", "--data-dir", str(folder))
+    db = Database.connect(f"sqlite:///{folder / 'headwater.sqlite3'}")
+    db.create_user("alice")
+    db.add_file("main", "tool", new_file("tool-1.0-py3-none-any.whl"), uploader="alice")
+    db.close()
+    return folder
 
 
 def _hw(data: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -97,6 +110,10 @@ def test_add_list_remove(data: Path) -> None:
             "NAME=VALUE",
         ),
         (["add", "main", "tool", "--oidc-issuer", "https://ci.example.org"], "at least one claim"),
+        (
+            ["add", "nothere", "tool", "--github", "acme/tool", "--workflow", "r.yml"],
+            "no hosted index 'nothere'",
+        ),
         (["remove", "--id", "99"], "no publisher 99"),
         (["remove"], "--id"),
         (["log", "--since", "yesterday"], "ISO 8601"),

@@ -36,6 +36,21 @@ class Tok:
     scopes: Collection[str] = frozenset({"read"})
     indexes: Collection[str] | None = None
     projects: Collection[str] | None = None
+    id: str = "0123456789abcdef"
+    minted: bool = False
+
+
+def minted(**kw: object) -> Credentials:
+    """A token minted for a trusted publisher: upload scope, limited to acme of main."""
+    values: dict[str, object] = {
+        "user": "trusted-publisher:repo:acme/acme",
+        "scopes": frozenset({"upload"}),
+        "indexes": frozenset({"main"}),
+        "projects": frozenset({"acme"}),
+        "minted": True,
+        **kw,
+    }
+    return Credentials("token", Tok(**values))  # type: ignore[arg-type]
 
 
 def token(**kw: object) -> Credentials:
@@ -118,6 +133,64 @@ TABLE: list[tuple[str, Credentials, Target, Action, int]] = [
         "upload to another project",
         token(scopes={"upload"}, projects={"other"}),
         Target(index="main", project="acme", exists=False),
+        "upload",
+        403,
+    ),
+    # Trusted publishing: a minted token's publisher stands in for ownership, and is required.
+    (
+        "a minted token uploads where its publisher may publish",
+        minted(),
+        Target(index="main", project="acme", exists=True, owner=False, publisher=True),
+        "upload",
+        0,
+    ),
+    (
+        "and creates the project of a pending publisher",
+        minted(),
+        Target(index="main", project="acme", exists=False, publisher=True),
+        "upload",
+        0,
+    ),
+    (
+        "a minted token whose publisher was removed or went stale",
+        minted(),
+        Target(index="main", project="acme", exists=True, owner=False, publisher=False),
+        "upload",
+        403,
+    ),
+    (
+        "even for a project that does not exist (no creation without a publisher)",
+        minted(),
+        Target(index="main", project="acme", exists=False, publisher=False),
+        "upload",
+        403,
+    ),
+    (
+        "a minted token with the publisher not looked up fails closed",
+        minted(),
+        Target(index="main", project="acme", exists=False),
+        "upload",
+        403,
+    ),
+    (
+        "a minted token is limited to its projects first",
+        minted(),
+        Target(index="main", project="other", exists=False, publisher=True),
+        "upload",
+        403,
+    ),
+    (
+        "a minted token is limited to its indexes",
+        minted(),
+        Target(index="second", project="acme", exists=False, publisher=True),
+        "upload",
+        403,
+    ),
+    ("a minted token cannot manage", minted(), PUB, "manage", 403),
+    (
+        "a publisher fact means nothing to an ordinary token",
+        token(scopes={"upload"}),
+        Target(index="main", project="acme", exists=True, owner=False, publisher=True),
         "upload",
         403,
     ),

@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from headwater.assembly import hosted_storage
 from headwater.config.settings import HostedSettings, IndexSettings, ServePlan, ServeSettings
-from headwater.db import Database
+from headwater.db import Database, GitHubIdentity
 from headwater.db import schema as db_schema
 from headwater.server import app as app_module
 from headwater.server.app import IndexApp
@@ -259,7 +259,8 @@ def _file_path(world: World, index: str, project: str) -> str:
 def _fingerprint(world: World, index: str, project: str) -> Any:
     record = world.db.project(index, project)
     grants = world.db.namespaces(index)  # the administration pages grant namespaces
-    return msgspec.to_builtins((record, world.db.owners(index, project), grants))
+    publishers = [(p.id, p.identity) for p in world.db.publishers(index, project)]
+    return msgspec.to_builtins((record, world.db.owners(index, project), grants, publishers))
 
 
 def _indexes(route: RouteSpec) -> list[str]:
@@ -280,6 +281,7 @@ _OIDC = "/_/oidc/"
 _TRUSTED_ANSWERS: dict[tuple[str, str], int] = {}
 
 _BODIES = {
+    "/publishers": {"github": {"repository": "acme/tools", "workflow": "release.yml"}},
     "/yank": {"version": "1.0", "reason": "matrix"},
     "/unyank": {"version": "1.0"},
     "/status": {"status": "archived", "reason": "matrix"},
@@ -314,10 +316,9 @@ def _style_count(kind: str) -> int:
 @pytest.mark.parametrize("case", _cases(), ids=_case_id)
 def test_route_answers_what_authz_predicts(world: World, case: tuple[RouteSpec, str, str]) -> None:
     route, method, kind = case
-    # A page that shows administration forms changes nothing; the forms it posts do.
-    destructive = route.action in ("manage", "admin") and not (
-        route.layer == "ui" and method in ("GET", "HEAD")
-    )
+    # A read changes nothing (an administration page, the publishers of a project, the
+    # publishing log); the forms and calls that change things do.
+    destructive = route.action in ("manage", "admin") and method not in ("GET", "HEAD")
     for index in _indexes(route):
         want = expected(kind, route.action, index, route.per_project)
         for which in range(_style_count(kind)):
@@ -331,6 +332,13 @@ def test_route_answers_what_authz_predicts(world: World, case: tuple[RouteSpec, 
                 file = _file_path(world, "priv" if index in ("-", "comp") else index, project)
                 values["file"] = file
                 values["filename"] = file.rsplit("/", 1)[1]
+            if "{publisher}" in route.path:
+                added = world.db.add_publisher(
+                    index,
+                    project,
+                    GitHubIdentity(repository="acme/tools", workflow=f"w{next(world.counter)}.yml"),
+                )
+                values["publisher"] = str(added.id)
             if route.path.endswith("/unyank"):
                 world.db.yank(index, project, version="1.0", reason="before", actor="test")
             path = example_path(route, **values)

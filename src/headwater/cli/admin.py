@@ -302,12 +302,17 @@ def _identity(args: argparse.Namespace) -> Any:
 
 
 def _publisher(args: argparse.Namespace) -> int:
-    _, db = _database(args)
+    plan, db = _database(args)
     if args.action == "add":
-        if not args.project:
-            from headwater.db import DatabaseError
+        from headwater.db import DatabaseError
 
+        if not args.project:
             raise DatabaseError("publisher add: give INDEX PROJECT")
+        if args.index not in plan.hosted:
+            raise DatabaseError(
+                f"no hosted index {args.index!r} in the configuration (hosted indexes: "
+                f"{', '.join(sorted(plan.hosted)) or 'none'}): add [hosted.{args.index}] first"
+            )
         added = db.add_publisher(
             args.index,
             args.project,

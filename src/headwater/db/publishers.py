@@ -215,22 +215,27 @@ class Publishers:
             created=created,
         )
 
-    def remove_publisher(self, publisher_id: int, *, index: str | None = None) -> Publisher:
-        """Remove a publisher (of ``index``, when given: the API names one). Tokens it minted
-        stop uploading at once (every upload checks the publisher is still there).
+    def remove_publisher(
+        self, publisher_id: int, *, index: str | None = None, project: str | None = None
+    ) -> Publisher:
+        """Remove a publisher (of ``index`` and ``project``, when given: the API names them).
+        Tokens it minted stop uploading at once (every upload checks the publisher is there).
 
         Raises:
-            NotFound: no such publisher (in ``index``).
+            NotFound: no such publisher (of ``index``/``project``).
         """
         with writing(self._engine) as conn:
             query = sa.select(t.publishers).where(t.publishers.c.id == publisher_id)
             if index is not None:
                 query = query.where(t.publishers.c.index == index)
+            if project is not None:
+                query = query.where(t.publishers.c.project == name_of(project))
             found = _with_current(conn, query)
             if not found:
+                where = "/".join(x for x in (index, project) if x is not None)
                 raise NotFound(
                     f"no publisher {publisher_id}"
-                    + (f" in {index!r}" if index is not None else "")
+                    + (f" of {where}" if where else "")
                     + " (see `headwater publisher list`)"
                 )
             conn.execute(sa.delete(t.publishers).where(t.publishers.c.id == publisher_id))

@@ -14,6 +14,12 @@ namespace endpoints.
     PUT    /api/<index>/projects/<project>/tracks               {"urls": [...]}       (admin only)
     PUT    /api/<index>/projects/<project>/owners/<user>        add an owner
     DELETE /api/<index>/projects/<project>/owners/<user>        remove an owner
+    GET    /api/<index>/projects/<project>/publishers           trusted publishers (owners, admins)
+    POST   /api/<index>/projects/<project>/publishers           {"github"|"gitlab"|"oidc": {...},
+                                                                 "pending", "owner"}
+    DELETE /api/<index>/projects/<project>/publishers/<id>      remove a trusted publisher
+    GET    /api/<index>/publishing-log?project=&limit=          minted tokens and their uploads
+                                                                 (admin)
     GET    /<index>/namespaces                                  PEP 752: [{"name"}]
     GET    /<index>/namespace/<namespace>                       PEP 752: {name, parent, children, owner}
 
@@ -41,11 +47,13 @@ from starlette.routing import Route
 
 from headwater.db import Database, DatabaseError, DatabaseUnavailable, InvalidArgument
 from headwater.db import NotFound as DbNotFound
+from headwater.db.identities import decode_identity
 from headwater.repository.hosted import HostedSource
 from headwater.server import params
 from headwater.server.api_bodies import (
     BodyRejected,
     Empty,
+    NewPublisher,
     Status,
     Unyank,
     Urls,
@@ -62,7 +70,7 @@ __all__ = ["api_routes"]
 log = logging.getLogger("headwater.api")
 
 _ENCODER = msgspec.json.Encoder()
-_Body = TypeVar("_Body", Yank, Unyank, Status, Urls, Empty)
+_Body = TypeVar("_Body", Yank, Unyank, Status, Urls, NewPublisher, Empty)
 
 
 class ApiError(Exception):
@@ -259,6 +267,63 @@ def api_routes(
     def remove_owner(request: Request, index: str, project: str, actor: str, data: Empty) -> Any:
         return db.remove_owner(index, project, params.user(request.path_params["user"]))
 
+    async def publishers(request: Request) -> Response:
+        index, _ = source_of(request)
+        project = project_of(request)
+        # Owners and admins: which CI jobs publish a project is theirs to see.
+        await authorize(request, index, "manage", project)
+        return _json(await asyncio.to_thread(db.publishers, index, project))
+
+    def add_publisher(
+        request: Request, index: str, project: str, actor: str, data: NewPublisher
+    ) -> Any:
+        given = [
+            (k, v)
+            for k, v in (("github", data.github), ("gitlab", data.gitlab), ("oidc", data.oidc))
+            if v is not None
+        ]
+        if len(given) != 1:
+            raise InvalidArgument(
+                f"give exactly one of github, gitlab or oidc, e.g. {NewPublisher.example}"
+            )
+        kind, table = given[0]
+        try:
+            identity = decode_identity({"type": kind, **table})
+        except msgspec.ValidationError as exc:
+            raise InvalidArgument(f"the {kind} publisher does not fit: {exc}") from None
+        return db.add_publisher(
+            index,
+            project,
+            identity,
+            pending=data.pending,
+            owner=data.owner,
+            origin="api",
+            added_by=actor,
+        )
+
+    def remove_publisher(
+        request: Request, index: str, project: str, actor: str, data: Empty
+    ) -> Any:
+        raw = request.path_params["publisher"]
+        if not raw.isdigit() or len(raw) > 18:
+            raise ApiError(404, f"no publisher {params.shown(raw)}")
+        return db.remove_publisher(int(raw), index=index, project=project)
+
+    async def publishing_log(request: Request) -> Response:
+        index, _ = source_of(request)
+        await authorize(request, index, "admin")
+        wanted = request.query_params.get("project")
+        raw_limit = request.query_params.get("limit", "100")
+        if not raw_limit.isdigit():
+            raise ApiError(400, "limit must be a number of records (1-10000)")
+        records = await asyncio.to_thread(
+            db.publishing_log,
+            index=index,
+            project=None if wanted is None else params.project(wanted),
+            limit=int(raw_limit),
+        )
+        return _json(records)
+
     async def namespaces(request: Request) -> Response:
         _, grants = await grants_of(request)
         names = sorted({str(g.name) for g in grants})
@@ -291,6 +356,16 @@ def api_routes(
         Route(base + "/tracks", endpoint(change(tracks, Urls, admin=True)), methods=["PUT"]),
         Route(base + "/owners/{user}", endpoint(change(add_owner, Empty)), methods=["PUT"]),
         Route(base + "/owners/{user}", endpoint(change(remove_owner, Empty)), methods=["DELETE"]),
+        Route(base + "/publishers", endpoint(publishers), methods=["GET"]),
+        Route(
+            base + "/publishers", endpoint(change(add_publisher, NewPublisher)), methods=["POST"]
+        ),
+        Route(
+            base + "/publishers/{publisher}",
+            endpoint(change(remove_publisher, Empty)),
+            methods=["DELETE"],
+        ),
+        Route("/api/{index}/publishing-log", endpoint(publishing_log), methods=["GET"]),
         Route("/{index}/namespaces", endpoint(namespaces), methods=["GET"]),
         Route("/{index}/namespace/{namespace}", endpoint(namespace), methods=["GET"]),
     ]

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_BODY",
     "BodyRejected",
     "Empty",
+    "NewPublisher",
     "Status",
     "Unyank",
     "Urls",
@@ -66,13 +67,28 @@ class Urls(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     urls: list[str]
 
 
+class NewPublisher(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A trusted publisher to add: exactly one of ``github``, ``gitlab``, ``oidc`` (the fields
+    of :mod:`headwater.db.identities`); ``pending`` for a project that does not exist yet."""
+
+    example: ClassVar[str] = (
+        '{"github": {"repository": "OWNER/REPO", "workflow": "release.yml", '
+        '"environment": "pypi"}, "pending": false}'
+    )
+    github: dict[str, str] | None = None
+    gitlab: dict[str, str] | None = None
+    oidc: dict[str, str | dict[str, str]] | None = None
+    pending: bool = False
+    owner: str | None = None
+
+
 class Empty(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Calls that take no body (an empty body or ``{}``)."""
 
     example: ClassVar[str] = "no body, or {}"
 
 
-Body = TypeVar("Body", Yank, Unyank, Status, Urls, Empty)
+Body = TypeVar("Body", Yank, Unyank, Status, Urls, NewPublisher, Empty)
 
 
 def _declared_length(request: Request) -> int | None:

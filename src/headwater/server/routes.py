@@ -285,6 +285,17 @@ ROUTES: tuple[RouteSpec, ...] = (
     _api("PUT", "/tracks", "admin", "set tracks (PEP 708)", body="json"),
     _api("PUT", "/owners/{user}", "manage", "add an owner"),
     _api("DELETE", "/owners/{user}", "manage", "remove an owner"),
+    _api("GET", "/publishers", "manage", "the project's trusted publishers"),
+    _api("POST", "/publishers", "manage", "add a trusted publisher", body="json"),
+    _api("DELETE", "/publishers/{publisher}", "manage", "remove a trusted publisher"),
+    RouteSpec(
+        methods=_READ,
+        path="/api/{index}/publishing-log",
+        action="admin",
+        per_project=False,
+        layer="rest",
+        what="trusted publishing's log: minted tokens and their uploads",
+    ),
     # Trusted publishing: the OIDC token in the body is the credential (server/oidc/).
     _public("/_/oidc/audience", _READ, "trusted publishing: the OIDC audience"),
     RouteSpec(

@@ -28,6 +28,7 @@ from headwater.config.settings import (
 from headwater.db import Database, GitHubIdentity, OidcIdentity
 from headwater.db import schema as t
 from headwater.server.factory import build_app
+from headwater.server.oidc.exchange import PUBLISHERS_TTL
 from tests.oidc_issuer import Issuer
 from tests.server.asgi import Answer, call
 from tests.server.hosting import dists, upload_form
@@ -220,7 +221,13 @@ def test_a_pending_publisher_cannot_take_over_a_project_someone_else_created(wor
     assert world.upload(mallory).status == 200  # mallory creates acme-tools first
     answer = world.upload(token)
     assert answer.status == 403
-    # And a new mint finds no publisher (the pending one is stale).
+    # A token minted while the publishers of the issuer are still in memory cannot upload
+    # either (uploads ask the database) ...
+    again = world.mint({"token": world.token_for()})
+    if again.status == 200:
+        assert world.upload(json.loads(again.body)["token"]).status == 403
+    # ... and once they are read again, the stale publisher mints nothing.
+    time.sleep(PUBLISHERS_TTL + 0.1)
     code, _ = _error(world.mint({"token": world.token_for()}))
     assert code == "invalid-publisher"
     assert alice

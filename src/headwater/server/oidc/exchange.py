@@ -7,8 +7,9 @@
    list) -- else ``invalid-payload``;
 2. :func:`~headwater.server.oidc.tokens.inspect` -- the token's form, ``alg`` and ``iss``;
 3. the publishers that name this issuer (in the index asked, or in every hosted index at the
-   root endpoint). None: ``invalid-publisher``, and *nothing is fetched* -- only issuers an
-   operator configured are ever contacted;
+   root endpoint; kept in memory for :data:`PUBLISHERS_TTL` seconds). None:
+   ``invalid-publisher``, and *nothing is fetched* -- only issuers an operator configured are
+   ever contacted;
 4. the issuer's keys (:class:`~headwater.server.oidc.keys.KeyCache`; a 503 when they cannot be
    had), then :func:`~headwater.server.oidc.tokens.verify`;
 5. :func:`~headwater.server.oidc.claims.matching`: the publishers whose identity the claims
@@ -60,6 +61,8 @@ _SHOWN_CLAIMS = (
     "ci_config_ref_uri",
 )
 _PURGE_EVERY = 300.0
+#: Seconds the publishers of an issuer are kept in memory (see Exchange._publishers).
+PUBLISHERS_TTL = 2.0
 _LOG = logging.getLogger("headwater.trusted_publishing")
 
 
@@ -124,6 +127,7 @@ class Exchange:
         self.hosted = frozenset(hosted)
         self._clock = clock
         self._purged = 0.0
+        self._cache: dict[str, tuple[float, list[Publisher]]] = {}
 
     async def mint(self, payload: bytes, index: str | None = None) -> Outcome:
         """Exchange the OIDC token in ``payload`` for an upload token (``index``: only that
@@ -148,7 +152,7 @@ class Exchange:
         if isinstance(unverified, Refused):
             return refusal(422, unverified.code, unverified.description)
         try:
-            publishers = await asyncio.to_thread(self.db.publishers_of_issuer, unverified.issuer)
+            publishers = await self._publishers(unverified.issuer)
         except DatabaseUnavailable:
             return refusal(503, "unavailable", "the index cannot reach its database; try again")
         publishers = [
@@ -209,6 +213,22 @@ class Exchange:
                 "expires": int(minted.expires.timestamp()),
             },
         )
+
+    async def _publishers(self, issuer: str) -> list[Publisher]:
+        """The publishers of ``issuer``, read at most every PUBLISHERS_TTL seconds per issuer.
+
+        A publisher added is seen within that time; one removed may still match for as long,
+        which gives nothing: every upload asks the database whether the token's publisher may
+        still publish (Database.publisher_grant)."""
+        now = self._clock()
+        hit = self._cache.get(issuer)
+        if hit is not None and now - hit[0] < PUBLISHERS_TTL:
+            return hit[1]
+        found = await asyncio.to_thread(self.db.publishers_of_issuer, issuer)
+        if len(self._cache) > 1000:
+            self._cache.clear()
+        self._cache[issuer] = (now, found)
+        return found
 
     def _purge(self) -> None:
         with contextlib.suppress(DatabaseUnavailable):  # the next purge will do it
