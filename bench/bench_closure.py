@@ -123,8 +123,10 @@ def main() -> None:
             )
             mirror_times.append(elapsed)
             print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
-        f"{args.count} requirements, {len(ENVIRONMENTS)} environments, {args.runs} runs (medians)"
+        f"{args.count} requirements, {len(ENVIRONMENTS)} environments, {args.runs} runs "
+        f"(medians); load average {load}"
     )
     total_pip = 0.0
     for label, times in pip_times.items():

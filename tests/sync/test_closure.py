@@ -352,6 +352,19 @@ def test_a_locked_file_that_differs_from_the_upstream_is_a_problem_naming_it(
     assert got(result) == set()
 
 
+@pytest.mark.parametrize("marker", [None, 'sys_platform == "cygwin"'])
+def test_a_locked_file_no_environment_takes_is_checked_all_the_same(marker: str | None) -> None:
+    """The sdist is not taken (a wheel fits), or the package is for no listed environment: a
+    wrong sha256 for it still refuses the lockfile."""
+    wheel, sdist = "n-1.0.1-cp311-cp311-manylinux_2_17_x86_64.whl", "n-1.0.1.tar.gz"
+    entry = locked("n", "1.0.1", (wheel, sha(wheel)), (sdist, "e" * 64), marker=marker)
+    result = close(base_world(), locked=[entry], envs=(LINUX311,))
+    assert got(result, LINUX311) == (set() if marker else {wheel})
+    (problem,) = result.problems
+    assert (problem.kind, problem.environment) == ("hash-mismatch", "every environment")
+    assert sdist in problem.detail
+
+
 def test_a_locked_marker_chooses_environments() -> None:
     w = "w-1.0-cp39-abi3-win_amd64.whl"
     entry = locked("w", "1.0", (w, sha(w)), marker='sys_platform == "win32"')

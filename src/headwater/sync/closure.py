@@ -281,6 +281,7 @@ def compute_closure(
         _follow(run, inputs, env, constraints, found, options, {} if memo is None else memo)
         _take_locked(run, inputs.locked, env, found, sdists)
         files[env.label] = {n: frozenset(f) for n, f in sorted(found.items()) if f}
+    _check_locked_hashes(run, inputs.locked)
     return Closure(
         files,
         tuple(sorted(run.problems)),
@@ -490,6 +491,31 @@ def _check_conflicts(run: _Run, roots: list[tuple[_Dep, str]], env: Environment)
             )
 
 
+def _check_locked_hashes(run: _Run, locked: Iterable[Locked]) -> None:
+    """Every file a lockfile lists that the upstream also lists must have the lockfile's sha256,
+    whether or not any environment takes it: a lockfile that disagrees with the upstream on one
+    file is not trusted for the others."""
+    for package in locked:
+        page = run.page(package.name)
+        if not page:
+            continue
+        upstream = {f.filename: f.hashes.get("sha256", "").lower() for f in page.files}
+        for locked_file in package.files:
+            theirs = upstream.get(locked_file.filename)
+            if theirs is not None and theirs != locked_file.sha256:
+                run.problems.add(
+                    Problem(
+                        package.where,
+                        "every environment",
+                        "hash-mismatch",
+                        f"{locked_file.filename}: the lockfile says sha256 "
+                        f"{locked_file.sha256}, the upstream serves {theirs or 'no sha256'}; the "
+                        "lockfile does not match the upstream (regenerate it, or check which one "
+                        "was tampered with)",
+                    )
+                )
+
+
 def _take_locked(
     run: _Run,
     locked: Iterable[Locked],
@@ -554,17 +580,6 @@ def _take_locked(
                     )
                 )
                 continue
-            theirs = file.hashes.get("sha256", "").lower()
-            if theirs != locked_file.sha256:
-                run.problems.add(
-                    Problem(
-                        package.where,
-                        env.label,
-                        "hash-mismatch",
-                        f"{locked_file.filename}: the lockfile says sha256 {locked_file.sha256}, "
-                        f"the upstream serves {theirs or 'no sha256'}; the lockfile does not "
-                        "match the upstream (regenerate it, or check which one was tampered with)",
-                    )
-                )
-                continue
+            if file.hashes.get("sha256", "").lower() != locked_file.sha256:
+                continue  # reported once for every environment by _check_locked_hashes
             found.setdefault(package.name, set()).add(locked_file.filename)
