@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from posixpath import normpath
@@ -30,10 +31,21 @@ _VENV = Path(
 )
 
 
+def _runs(exe: Path) -> bool:
+    try:
+        return (
+            subprocess.run([str(exe), "--help"], capture_output=True, timeout=120).returncode == 0
+        )
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="session")
 def bandersnatch() -> Path:
     """bandersnatch 8.2 in its own venv, installed by bench/bandersnatch-setup.sh (isolated pip)."""
     exe = _VENV / "bin" / "bandersnatch"
+    if exe.exists() and not _runs(exe):
+        shutil.rmtree(_VENV)  # e.g. a venv moved from elsewhere: its scripts name another python
     if not exe.exists():
         _VENV.parent.mkdir(parents=True, exist_ok=True)
         done = subprocess.run(

@@ -496,3 +496,26 @@ def test_against_an_empty_far_tree_is_a_full_bundle(
     )
     cli("bundle", "import", "--target", far, "--public-key", public, tmp_path / "b")
     assert snapshot(far) == snapshot(source)
+
+
+@pytest.mark.parametrize("suffix", [".metadata", ".provenance", ".asc"])
+def test_sidecars_beside_a_file_travel_with_their_own_digest(
+    tmp_path: Path, keys: tuple[Path, Path], suffix: str
+) -> None:
+    """A sidecar shares its file's sha256 path but not its digest (PEP 740 provenance, or any
+    later one): it is hashed, never taken for content addressed by the path."""
+    private, public = keys
+    source, far = tmp_path / "source", tmp_path / "far"
+    with Upstream(Corpus.generate(3, seed=12)).running() as up:
+        mirror(up, source)
+    wheel = next((source / "web/packages").rglob("*.whl"))
+    sidecar = wheel.with_name(wheel.name + suffix)
+    sidecar.write_bytes(b'{"attestation_bundles": []}' + suffix.encode())
+    create_bundle(source, load_private_key(private), tmp_path / "b1")
+    import_bundle([str(tmp_path / "b1")], load_public_key(public), far)
+    assert snapshot(far) == snapshot(source)
+    # and an incremental bundle relies on it being there, byte for byte
+    sidecar.write_bytes(b"changed")
+    create_bundle(source, load_private_key(private), tmp_path / "b2", since=1)
+    import_bundle([str(tmp_path / "b2")], load_public_key(public), far)
+    assert (far / sidecar.relative_to(source)).read_bytes() == b"changed"

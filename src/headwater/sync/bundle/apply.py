@@ -31,13 +31,14 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from headwater.storage.filesystem import FileStorage
-from headwater.storage.layout import WEB, sha256_of_file_key
+from headwater.storage.layout import WEB
 from headwater.sync.bundle.listing import (
     RECORD,
     REFS,
     STAGING,
     FarManifest,
     Record,
+    addressed_digest,
     apply_rank,
     hash_path,
     list_tree,
@@ -177,9 +178,7 @@ def _check_present(root: Path, manifest: Manifest) -> None:
         ok = size == entry.size
         # A file addressed by its sha256 with the right size is the right file (the mirror's own
         # rule); anything else is hashed.
-        if ok and (
-            entry.key.endswith(".metadata") or sha256_of_file_key(entry.key) != entry.sha256
-        ):
+        if ok and addressed_digest(entry.key) != entry.sha256:
             ok = hash_path(path) == entry.sha256
         if not ok:
             absent.append(entry.key)

@@ -19,12 +19,9 @@ Each volume::
 
 from __future__ import annotations
 
-import contextlib
-import queue
 import tarfile
-import threading
 from collections.abc import Iterator
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 from headwater.sync.bundle.manifest import BLOCK, END_OF_ARCHIVE, InvalidBundle, padded
 
@@ -33,7 +30,6 @@ __all__ = [
     "SIGNATURE_MEMBER",
     "VOLUME_MEMBER",
     "MemberReader",
-    "Prefetch",
     "header_bytes",
     "member_header",
     "piece_name",
@@ -70,26 +66,22 @@ def small_member(name: str, data: bytes, mtime: int) -> bytes:
     return member_header(name, len(data), mtime) + data + b"\0" * (padded(len(data)) - len(data))
 
 
-class Readable(Protocol):
-    def read(self, size: int, /) -> bytes: ...
-
-
 class MemberReader:
     """Reads one volume's members in order from a stream, checking the tar framing.
 
     ``where`` names the volume in errors. Every error is :class:`InvalidBundle`.
     """
 
-    def __init__(self, stream: Readable, where: str) -> None:
+    def __init__(self, stream: BinaryIO, where: str) -> None:
         self._stream = stream
         self.where = where
         self.offset = 0
 
     def _read_exact(self, size: int) -> bytes:
         data = self._stream.read(size)
-        if len(data) != size:
+        if data is None or len(data) != size:
             raise InvalidBundle(
-                f"{self.where} ends early at byte {self.offset + len(data)}: the volume is "
+                f"{self.where} ends early at byte {self.offset + len(data or b'')}: the volume is "
                 "cut short (copy it again); nothing was changed"
             )
         self.offset += size
@@ -151,93 +143,3 @@ class MemberReader:
                 f"{self.where}: more members follow the last one the manifest plans for this "
                 "volume; nothing was changed"
             )
-
-
-def read_pieces(
-    paths: list[tuple[str, int, int]], depth: int = 8
-) -> Iterator[bytes | BaseException]:
-    """The bytes of ``(path, offset, length)`` pieces in order, in chunks of at most
-    :data:`CHUNK`, read ahead by a thread (``depth`` chunks at most): the packer's input. A read
-    that fails, or a file shorter than its length, yields the exception (the caller raises)."""
-    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def run() -> None:
-        try:
-            for path, offset, length in paths:
-                with open(path, "rb") as stream:  # noqa: PTH123 (str paths: a hot loop)
-                    stream.seek(offset)
-                    left = length
-                    while left and not stop.is_set():
-                        chunk = stream.read(min(CHUNK, left))
-                        if not chunk:
-                            raise EOFError(f"{path} is shorter than when it was listed")
-                        chunks.put(chunk)
-                        left -= len(chunk)
-        except BaseException as exc:  # handed to the consumer
-            chunks.put(exc)
-            return
-        chunks.put(None)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        while (item := chunks.get()) is not None:
-            yield item
-            if isinstance(item, BaseException):
-                return
-    finally:
-        stop.set()
-        while thread.is_alive():
-            with contextlib.suppress(queue.Empty):
-                chunks.get(timeout=0.05)
-
-
-class Prefetch:
-    """A read-only stream read ahead by a thread: while the caller hashes and writes one MiB,
-    the next ones are already being read, so the disk has a read and a write queued at once
-    (measured on a 5 GiB tree: see docs/airgap.md). At most ``depth`` chunks wait (bounded
-    memory). ``read(n)`` returns ``n`` bytes, fewer only at the end."""
-
-    def __init__(self, stream: BinaryIO, depth: int = 8) -> None:
-        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
-        self._buffer = bytearray()
-        self._done = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _run(self, stream: BinaryIO) -> None:
-        try:
-            while not self._stop.is_set():
-                chunk = stream.read(CHUNK)
-                if not chunk:
-                    break
-                self._queue.put(chunk)
-        except BaseException as exc:  # handed to the reader
-            self._queue.put(exc)
-            return
-        self._queue.put(None)
-
-    def read(self, size: int) -> bytes:
-        while len(self._buffer) < size and not self._done:
-            item = self._queue.get()
-            if item is None:
-                self._done = True
-            elif isinstance(item, BaseException):
-                self._done = True
-                raise item
-            elif not self._buffer and len(item) == size:
-                return item  # the common case: one whole chunk, no copy
-            else:
-                self._buffer += item
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
-
-    def close(self) -> None:
-        """Stop the thread (it may be blocked on a full queue: drain it)."""
-        self._stop.set()
-        while self._thread.is_alive():
-            with contextlib.suppress(queue.Empty):
-                self._queue.get(timeout=0.05)

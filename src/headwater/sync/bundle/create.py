@@ -35,7 +35,6 @@ from headwater.sync.bundle.archive import (
     header_bytes,
     member_header,
     piece_name,
-    read_pieces,
     small_member,
 )
 from headwater.sync.bundle.listing import (
@@ -282,32 +281,32 @@ def _write(
         for piece in entry.pieces:
             by_volume.setdefault(piece.volume, []).append((index, entry, piece))
     hashers: dict[int, hashlib._Hash] = {}
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
     for volume in range(1, manifest.volumes + 1):
         out = _Output(paths[volume - 1] if paths else None)
         try:
             out.write(small_member(MANIFEST_MEMBER, raw, mtime))
             out.write(small_member(SIGNATURE_MEMBER, signature, mtime))
             out.write(small_member(VOLUME_MEMBER, f"{volume}\n".encode(), mtime))
-            pieces = by_volume.get(volume, [])
-            chunks = read_pieces(
-                [(str(root / entry.key), piece.offset, piece.length) for _i, entry, piece in pieces]
-            )
-            for index, entry, piece in pieces:
+            for index, entry, piece in by_volume.get(volume, []):
                 out.write(member_header(piece_name(index, piece.offset), piece.length, mtime))
                 hasher = hashers.pop(index, None) or hashlib.sha256()
-                left = piece.length
-                while left:
-                    chunk = next(chunks, None)
-                    if isinstance(chunk, BaseException) or chunk is None:
-                        raise BundleError(
-                            f"{entry.key} could not be read as listed ({chunk}): another program "
-                            "is changing the tree; stop it and run again"
-                        )
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    left -= len(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
+                with (root / entry.key).open("rb") as stream:
+                    stream.seek(piece.offset)
+                    left = piece.length
+                    while left:
+                        got = stream.readinto(view[: min(CHUNK, left)])
+                        if not got:
+                            raise BundleError(
+                                f"{entry.key} is shorter than when it was listed: another program "
+                                "is changing the tree; stop it and run again"
+                            )
+                        hasher.update(view[:got])
+                        out.write(view[:got])
+                        left -= got
+                        if progress is not None:
+                            progress(got)
                 out.write(b"\0" * (padded(piece.length) - piece.length))
                 if piece.offset + piece.length < entry.size:
                     hashers[index] = hasher  # the rest follows in the next volume

@@ -106,7 +106,7 @@ def hash_path(path: Path) -> str:
 def apply_rank(key: str) -> tuple[int, str, int]:
     """Sort key putting a tree's keys in the order they are applied (see the module doc)."""
     if key.startswith(f"{WEB}/packages/"):
-        return (1 if key.endswith(".metadata") else 0, key, 0)
+        return (0 if addressed_digest(key) else 1, key, 0)
     if key.startswith(REFS + "/"):
         return (2, key, 0)
     if key.startswith(ROOT_INDEX_DIR + "/"):
@@ -138,14 +138,22 @@ def scope_keys(root: Path) -> list[str]:
     return keys
 
 
+_DISTRIBUTIONS = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".egg")
+
+
+def addressed_digest(key: str) -> str | None:
+    """The sha256 a key is addressed by: only a distribution file's own key. Its sidecars
+    (``.metadata``, ``.provenance``, anything later) share the path but not the digest, so any
+    name that is not a distribution's is hashed instead."""
+    if not key.lower().endswith(_DISTRIBUTIONS):
+        return None
+    return sha256_of_file_key(key)
+
+
 def file_digest(root: Path, key: str, size: int) -> str:
     """The sha256 of a key: read from the key itself for a distribution file (content-addressed;
     the bytes are checked against it while they are packed), hashed otherwise."""
-    if not key.endswith(".metadata"):
-        digest = sha256_of_file_key(key)
-        if digest is not None:
-            return digest
-    return hash_path(root / key)
+    return addressed_digest(key) or hash_path(root / key)
 
 
 def list_tree(root: Path) -> list[tuple[str, int, str]]:

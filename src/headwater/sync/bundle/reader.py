@@ -21,7 +21,6 @@ from headwater.sync.bundle.archive import (
     SIGNATURE_MEMBER,
     VOLUME_MEMBER,
     MemberReader,
-    Prefetch,
     piece_name,
 )
 from headwater.sync.bundle.manifest import (
@@ -123,16 +122,12 @@ class Bundle:
             live.read_end()
             return
         with open_stream(path) as stream:
-            ahead = Prefetch(stream)
-            try:
-                reader = MemberReader(ahead, f"volume {volume} ({path})")
-                _manifest, raw, number = read_header(reader, None)  # same bytes as checked at open
-                if raw != self.raw or number != volume:
-                    raise InvalidBundle(f"{reader.where} changed since it was opened")
-                self._stream_pieces(reader, volume, sink, progress)
-                reader.read_end()
-            finally:
-                ahead.close()
+            reader = MemberReader(stream, f"volume {volume} ({path})")
+            _manifest, raw, number = read_header(reader, None)  # same bytes as checked at open
+            if raw != self.raw or number != volume:
+                raise InvalidBundle(f"{reader.where} changed since it was opened")
+            self._stream_pieces(reader, volume, sink, progress)
+            reader.read_end()
 
     def _stream_pieces(
         self,
