@@ -375,3 +375,16 @@ def test_reservations_of_crashed_uploads_expire(db: Database, tmp_path: Path) ->
     asyncio.run(scenario())
     assert not (storage.root / key).exists()
     assert db.blob_references("main")[1] == {}  # the reservation went with its object
+
+
+@pytest.mark.parametrize("sidecar", ["metadata_key", "provenance_key"])
+def test_every_sidecar_object_is_referenced_by_its_files_row(sidecar: str) -> None:
+    # The objects kept beside a file (PEP 658 .metadata, PEP 740 .provenance) have no row of
+    # their own: the collector must count them as their file's, or it deletes a live file's
+    # provenance as garbage.
+    from headwater.db.blobs import file_key_of
+    from headwater.storage import layout
+
+    sha = hashlib.sha256(b"x").hexdigest()
+    key = getattr(layout, sidecar)(sha, "demo-1.0-py3-none-any.whl")
+    assert file_key_of(key) == file_key(sha, "demo-1.0-py3-none-any.whl")
