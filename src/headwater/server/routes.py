@@ -72,6 +72,7 @@ EXAMPLE_VALUES: dict[str, str] = {
     "name": "style.css",
     "rest": "no/such/page",
     "action": "yank",
+    "publisher": "1",
 }
 
 
