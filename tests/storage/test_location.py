@@ -305,3 +305,25 @@ def test_redirect_urls(tmp_path: Path) -> None:
     got = asyncio.run(public.file_url("web/packages/ab/cd/ef/a b+c.whl"))
     assert got == ("https://cdn.example/pkgs/p/web/packages/ab/cd/ef/a%20b%2Bc.whl", 3600)
     assert not S3Storage(parse_s3_url("s3://pkgs/p")).redirects_files
+
+
+def test_the_serve_banner_names_the_bucket_never_a_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from headwater.cli.serve import _announce
+
+    extra = ', access_key_id = "AKIABANNER", secret_access_key = "TOPSECRET-BANNER", allow_plaintext_secrets = true'
+    with caplog.at_level(logging.WARNING):
+        config = parse_config(_HOSTED.format(extra=extra), source="hw.toml", base=tmp_path)
+    plan = ServePlan(
+        settings=ServeSettings(data_dir=str(tmp_path)),
+        hosted=config.hosted,
+        proxies={"pypi": config.proxy["pypi"]},
+        mirrors={"m": config.mirror["m"].target},
+    )
+    _announce(plan)
+    banner = capsys.readouterr().err
+    assert "files in s3://pkgs/hosted/private" in banner
+    assert "files in s3://pkgs/proxy/pypi" in banner and "files in s3://pkgs/mirror" in banner
+    everything = banner + caplog.text + repr(plan) + str(plan)
+    assert "TOPSECRET-BANNER" not in everything and "AKIABANNER" not in everything

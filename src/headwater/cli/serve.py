@@ -14,6 +14,7 @@ from typing import Any
 
 from headwater.config import ConfigError
 from headwater.config.settings import ServePlan
+from headwater.storage.location import is_s3_url, parse_s3_url
 
 __all__ = ["build_plan", "register"]
 
@@ -104,18 +105,32 @@ def _base(plan: ServePlan) -> str:
     return (settings.base_url or f"{scheme}://{settings.listen}").rstrip("/")
 
 
+def _in_bucket(storage: str | None) -> str:
+    """``   files in s3://bucket/prefix`` for a source kept in a bucket (the URL without its
+    query: endpoints and options are configuration, never a secret, but the line stays short)."""
+    if storage is None or not is_s3_url(storage):
+        return ""
+    return f"   files in {parse_s3_url(storage).url()}"
+
+
 def _announce(plan: ServePlan) -> None:
     settings = plan.settings
     base = _base(plan)
     lines = [
         f"headwater: serving {base}/ with {settings.workers} worker(s); data in {settings.data_dir}"
     ]
-    for name in plan.mirrors:
-        lines.append(f"  mirror  {name:<12} {base}/{name}/simple/")
-    for name in plan.hosted:
-        lines.append(f"  hosted  {name:<12} {base}/{name}/simple/   upload: {base}/{name}/legacy/")
+    for name, target in plan.mirrors.items():
+        lines.append(f"  mirror  {name:<12} {base}/{name}/simple/" + _in_bucket(target))
+    for name, hosted in plan.hosted.items():
+        lines.append(
+            f"  hosted  {name:<12} {base}/{name}/simple/   upload: {base}/{name}/legacy/"
+            + _in_bucket(hosted.storage)
+        )
     for name, proxy in plan.proxies.items():
-        lines.append(f"  proxy   {name:<12} {base}/{name}/simple/   of {proxy.url}")
+        lines.append(
+            f"  proxy   {name:<12} {base}/{name}/simple/   of {proxy.url}"
+            + _in_bucket(proxy.storage)
+        )
     for name in plan.directories:
         lines.append(f"  folder  {name:<12} {base}/{name}/simple/")
     for name, index in plan.indexes.items():
