@@ -45,9 +45,10 @@ def test_every_metric_is_documented() -> None:
         bytes_sent={"main|page": 10},
         uploads={"main|created": 1},
         errors={"page": 1},
+        proxy={"pypi|page_requests": 1},
     )
     names = set(re.findall(r"^# TYPE (\S+) ", render(snapshot), flags=re.MULTILINE))
-    assert len(names) == 5
+    assert len(names) == 6
     text = DOC.read_text()
     for name in names:
         assert f"| `{name}` |" in text, f"docs/serve.md does not document the metric {name}"
