@@ -20,6 +20,8 @@ from tests.scaleout.dists import big_wheel, sha256_of
 from tests.server.hosting import dists, request, twine
 
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
+#: Each test starts, kills, cuts or restarts real processes: a few seconds to tens of seconds.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +97,6 @@ class Watcher:
         self.thread.join(30)
 
 
-@pytest.mark.slow
 def test_a_node_killed_mid_upload_loses_nothing_and_the_retry_succeeds(
     pair: Cluster, tmp_path: Path
 ) -> None:
