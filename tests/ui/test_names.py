@@ -88,3 +88,21 @@ def test_typos_of_every_kind_are_found() -> None:
         ("nunpy", "numpy"),
     ):
         assert index.search(typo)[0] == Hit(meant, "similar"), typo
+
+
+@settings(max_examples=150, deadline=None)
+@given(names, queries, st.integers(1, 12), st.sampled_from([2, 3, 8, 17]))
+def test_search_is_the_same_whatever_the_block_size(
+    all_names: list[str], text: str, limit: int, block: int
+) -> None:
+    """Small blocks put matches and names across block edges: nothing is lost or repeated."""
+    from headwater.ui import names as module
+
+    saved = module.BLOCK
+    module.BLOCK = block
+    try:
+        index = NameIndex(all_names)
+        query = normalize_query(text)
+        assert index.search(query, limit=limit) == expected(all_names, query, limit)
+    finally:
+        module.BLOCK = saved

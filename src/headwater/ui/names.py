@@ -58,7 +58,7 @@ def normalize_query(text: str) -> str:
 class NameIndex:
     """Normalized project names, searchable (see the module docstring). Immutable once built."""
 
-    __slots__ = ("_all", "_buckets", "_count", "_lengths", "_reversed", "_starts")
+    __slots__ = ("_all", "_blocks", "_buckets", "_count", "_lengths", "_reversed", "_starts")
 
     def __init__(self, names: Iterable[str]) -> None:
         by_length: dict[int, list[str]] = {}
@@ -83,6 +83,7 @@ class NameIndex:
         for length in self._lengths:
             self._starts.append(at)
             at += len(self._buckets[length])
+        self._blocks = _block_masks(self._all)
 
     def __len__(self) -> int:
         return self._count
@@ -141,18 +142,33 @@ class NameIndex:
                 yield from _names(_run(bucket, length, query, limit), length)
 
     def _containing(self, query: str) -> Iterator[str]:
-        """Names containing ``query`` (anywhere), shortest first, alphabetical per length."""
+        """Names containing ``query`` (anywhere), shortest first, alphabetical per length.
+
+        Only the blocks of :data:`BLOCK` characters that hold every pair of neighbouring
+        characters of the query are scanned (:func:`_block_masks`): a query no name contains
+        costs a few integer ANDs instead of a scan of every name.
+        """
         text = self._all
         starts = self._starts
-        at = text.find(query)
-        while at != -1:
-            which = bisect_right(starts, at) - 1
-            length = self._lengths[which]
-            width = length + 1
-            offset = at - starts[which]
-            start = starts[which] + offset - (offset - 1) % width  # the record's first character
-            yield text[start : start + length]
-            at = text.find(query, start + width)
+        candidates = _candidates(self._blocks, query, len(text))
+        last = -1  # the start of the last record yielded (a record may span two blocks)
+        while candidates:
+            lowest = candidates & -candidates
+            candidates ^= lowest
+            block = lowest.bit_length() - 1
+            begin = block * BLOCK
+            end = min(len(text), begin + BLOCK + len(query) - 1)
+            at = text.find(query, begin, end)
+            while at != -1:
+                which = bisect_right(starts, at) - 1
+                length = self._lengths[which]
+                width = length + 1
+                offset = at - starts[which]
+                start = starts[which] + offset - (offset - 1) % width  # the record's start
+                if start > last:
+                    last = start
+                    yield text[start : start + length]
+                at = text.find(query, start + width, end)
 
     def _similar(self, query: str) -> Iterator[str]:
         """Names one edit from ``query``, alphabetical.
@@ -178,6 +194,38 @@ class NameIndex:
                 if _one_edit(query, name):
                     found.add(name)
         yield from sorted(found)
+
+
+#: The substring scan's unit: the characters of all the names are cut into blocks this long,
+#: and each pair of neighbouring characters remembers (one bit per block) where it occurs.
+BLOCK = 1024
+
+
+def _block_masks(text: str) -> dict[str, int]:
+    """For every pair of neighbouring characters in ``text``, the blocks holding it (bit b set:
+    block b, characters [b * BLOCK, (b + 1) * BLOCK], one more so a pair across the edge counts)."""
+    count = (len(text) + BLOCK - 1) // BLOCK
+    maps: dict[str, bytearray] = {}
+    for block in range(count):
+        part = text[block * BLOCK : (block + 1) * BLOCK + 1]
+        byte, bit = block >> 3, 1 << (block & 7)
+        for pair in set(map(str.__add__, part, part[1:])):
+            found = maps.get(pair)
+            if found is None:
+                maps[pair] = found = bytearray((count + 7) // 8)
+            found[byte] |= bit
+    return {pair: int.from_bytes(found, "little") for pair, found in maps.items()}
+
+
+def _candidates(blocks: dict[str, int], query: str, size: int) -> int:
+    """The blocks that may hold ``query`` (a bit per block)."""
+    everything = (1 << ((size + BLOCK - 1) // BLOCK)) - 1
+    mask = everything
+    for i in range(len(query) - 1):
+        mask &= blocks.get(query[i : i + 2], 0)
+        if not mask:
+            break
+    return mask
 
 
 #: At most this many names sharing a half with the query are compared with it, per length and
