@@ -58,6 +58,9 @@ def test_home_lists_every_index_with_kind_health_and_totals(site: Site, browser:
     assert rows["main"][0] == "hosted" and rows["up"][0] == "proxy" and rows["all"][0] == "index"
     assert rows["main"][1].startswith("ready")
     assert rows["main"][2] == "2"  # hello-world, hostile-readme
+    assert rows["main"][3] == "4"  # 3 + 1 wheels
+    assert rows["main"][4].endswith("kB")
+    assert rows["up"][3] == "unknown"  # a proxy's files are not counted on a page view
     # The private index: its name and kind only, no totals without a token.
     assert "Sign in to see what it holds" in rows["secret"][2]
     header = browser.driver.find_element(By.CSS_SELECTOR, "header.site")

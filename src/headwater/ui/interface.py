@@ -57,7 +57,7 @@ class Interface:
         self.sources: Mapping[str, ServedSource] = served.sources.all
         self.private = served.private
         self.templates = make_environment()
-        self.catalog = Catalog(self.sources)
+        self.catalog = Catalog(self.sources, served.database)
         self.readmes = Readmes()
         #: Rendered page content kept per process (see ui/project.py), by bytes.
         self.rendered: ByteBudgetLRU[Hashable, Markup] = ByteBudgetLRU(RENDERED_CACHE_BYTES)
