@@ -106,3 +106,15 @@ def test_search_is_the_same_whatever_the_block_size(
         assert index.search(query, limit=limit) == expected(all_names, query, limit)
     finally:
         module.BLOCK = saved
+
+
+def test_the_catalog_reads_names_from_any_json_project_list() -> None:
+    """The lean decoder and the full parser's fallback give the same, valid, normalized names."""
+    from headwater.ui.catalog import _build
+
+    plain = b'{"meta": {"api-version": "1.1"}, "projects": [{"name": "Foo_Bar"}, {"name": "x"},'
+    plain += b' {"name": "-bad-"}, {"name": "<script>"}, {"name": "foo.bar"}]}'
+    assert sorted(_build(plain)) == ["foo-bar", "x"]
+    # Not the plain shape (a name that is not a string): the full parser sets it aside.
+    odd = b'{"meta": {"api-version": "1.1"}, "projects": [{"name": 7}, {"name": "Foo_Bar"}]}'
+    assert sorted(_build(odd)) == ["foo-bar"]

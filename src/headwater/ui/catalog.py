@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+
+import msgspec
 
 from headwater.db import Database
 from headwater.errors import printable
 from headwater.repository.base import ServedSource
 from headwater.simple.json import parse_project_list_json
+from headwater.simple.names import normalize_or_none
 from headwater.ui.names import NameIndex
 
 __all__ = ["HEALTH_SECONDS", "Catalog", "Health", "Summary"]
@@ -52,9 +55,37 @@ class Health:
 _EMPTY = NameIndex(())
 
 
+class _Name(msgspec.Struct, gc=False):
+    name: str
+
+
+class _Names(msgspec.Struct, gc=False):
+    projects: list[_Name]
+
+
+_names_decoder = msgspec.json.Decoder(_Names)
+
+
 def _build(body: bytes) -> NameIndex:
-    listing = parse_project_list_json(body)
-    return NameIndex(entry.normalized for entry in listing.projects)
+    """The names of a JSON project list. Only the names are decoded (a 700,000-name list would
+    otherwise be held twice over while the index is built); a list that is not the plain shape
+    goes through the full parser, which sets hostile entries aside."""
+    try:
+        projects = _names_decoder.decode(body).projects
+    except (msgspec.MsgspecError, RecursionError):
+        listing = parse_project_list_json(body)
+        return NameIndex(entry.normalized for entry in listing.projects)
+    # Invalid names are left out, as the full parser leaves them out. Each decoded entry is
+    # dropped as soon as its name is normalized, so the names are not held twice.
+    projects.reverse()
+
+    def drained() -> Iterator[str]:
+        while projects:
+            name = normalize_or_none(projects.pop().name)
+            if name is not None:
+                yield name
+
+    return NameIndex(drained())
 
 
 class Catalog:

@@ -62,18 +62,21 @@ class NameIndex:
 
     def __init__(self, names: Iterable[str]) -> None:
         by_length: dict[int, list[str]] = {}
-        for name in set(names):
+        for name in names:
             if name and "\n" not in name:
                 by_length.setdefault(len(name), []).append(name)
         self._lengths = sorted(by_length)
-        self._count = sum(len(group) for group in by_length.values())
+        self._count = 0
         #: length -> the sorted names of that length, as fixed-width records.
         self._buckets: dict[int, str] = {}
         #: length -> the same names spelt backwards, sorted (a suffix is then a prefix).
         self._reversed: dict[int, str] = {}
+        # One length at a time, dropping its list as it goes: the names are held as separate
+        # objects only once, never also as one set of all of them.
         for length in self._lengths:
-            group = by_length.pop(length)
-            self._buckets[length] = _records(sorted(group))
+            group = sorted(set(by_length.pop(length)))
+            self._count += len(group)
+            self._buckets[length] = _records(group)
             self._reversed[length] = _records(sorted(name[::-1] for name in group))
         # Every bucket one after the other, shortest names first: one scan finds substrings in
         # ranking order. _starts[i] is where the bucket of _lengths[i] begins in it.
