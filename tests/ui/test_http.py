@@ -181,3 +181,34 @@ def test_secure_cookie_behind_https(tmp_path: Path) -> None:
     answer = run(app, "POST", "/ui/signin", form, f"token={token}".encode())
     assert answer.status == 303 and "Secure" in answer.headers["set-cookie"]
     db.close()
+
+
+@pytest.mark.parametrize(
+    ("asked", "went"),
+    [
+        ("/ui/main/project/example", "/ui/main/project/example"),
+        ("/ui/search?q=x&index=main", "/ui/search?q=x&index=main"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example/", "/"),
+        ("/\t/evil.example/", "/"),
+        ("/\n/evil.example/", "/"),
+        ("/\r\n/evil.example/", "/"),
+        ("https://evil.example/", "/"),
+        ("javascript:alert(1)", "/"),
+        ("evil.example", "/"),
+        ("/" + "a" * 600, "/"),
+    ],
+)
+def test_sign_in_returns_only_to_a_path_of_this_server(
+    apps: tuple[IndexApp, IndexApp, str], asked: str, went: str
+) -> None:
+    """Every spelling a browser would read as another host is refused (tabs and line breaks
+    are dropped from URLs by browsers, a backslash is read as a slash)."""
+    from urllib.parse import quote
+
+    with_ui, _, admin = apps
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    body = f"token={admin}&next={quote(asked, safe='')}".encode()
+    answer = run(with_ui, "POST", "/ui/signin", form, body)
+    assert answer.status == 303
+    assert answer.headers["location"] == went
