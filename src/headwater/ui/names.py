@@ -103,8 +103,12 @@ class NameIndex:
         return first is not None and bucket[start : start + length] == name
 
     def nbytes(self) -> int:
-        """The characters held (one byte each: normalized names are ASCII)."""
-        return len(self._all) + sum(len(bucket) for bucket in self._reversed.values())
+        """About what the index holds: its characters (one byte each: normalized names are
+        ASCII; the names are kept three times: by length, all in one string for the substring
+        scan, and backwards) and its block masks."""
+        masks = sum(mask.bit_length() // 8 + 28 for mask in self._blocks.values())
+        held = [*self._buckets.values(), *self._reversed.values(), self._all]
+        return sum(len(text) for text in held) + masks
 
     def __iter__(self) -> Iterator[str]:
         for length in self._lengths:
