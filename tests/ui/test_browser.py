@@ -17,6 +17,8 @@ from tests.browser import Browser
 from tests.server.hosting import request
 from tests.ui.conftest import Site
 
+JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
+
 
 def _clean(browser: Browser, name: str) -> None:
     """The page passes axe-core (no serious or critical violation), ran no injected script and
@@ -57,7 +59,16 @@ def test_home_lists_every_index_with_kind_health_and_totals(site: Site, browser:
     assert sorted(rows) == ["all", "main", "secret", "up"]
     assert rows["main"][0] == "hosted" and rows["up"][0] == "proxy" and rows["all"][0] == "index"
     assert rows["main"][1].startswith("ready")
-    assert rows["main"][2] == "2"  # hello-world, hostile-readme
+    # The totals are what the Simple API lists (other tests of the package upload too).
+    listed = json.loads(request(site.url + "/main/simple/", headers=JSON).body)["projects"]
+    files = sum(
+        len(json.loads(request(f"{site.url}/main/simple/{p['name']}/", headers=JSON).body)["files"])
+        for p in listed
+    )
+    assert rows["main"][2] == f"{len(listed):,}" and len(listed) >= 2
+    assert rows["main"][3] == f"{files:,}" and files >= 4
+    assert rows["main"][4].endswith("kB")
+    assert rows["up"][3] == "unknown"  # a proxy's files are not counted on a page view
     # The private index: its name and kind only, no totals without a token.
     assert "Sign in to see what it holds" in rows["secret"][2]
     header = browser.driver.find_element(By.CSS_SELECTOR, "header.site")

@@ -297,6 +297,16 @@ class Database(ProjectChanges, Minting, AccessControl, Publishers, BlobReference
             files=tuple(_file_record(f) for f in file_rows),
         )
 
+    def totals(self, index: str) -> tuple[int, int]:
+        """(files, bytes) of the index's files, for the web interface's home page."""
+        with reading(self._engine) as conn:
+            row = conn.execute(
+                sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(t.files.c.size), 0)).where(
+                    t.files.c.index == index
+                )
+            ).one()
+        return int(row[0]), int(row[1])
+
     def projects(self, index: str) -> list[ProjectSummary]:
         """Every project of the index, by name, whatever its status (the caller hides
         quarantined ones where it must)."""

@@ -14,9 +14,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import gzip
+from collections.abc import Hashable, Mapping
 from typing import Any
 
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -32,6 +34,7 @@ from headwater.server.authz import (
     decide,
 )
 from headwater.server.factory import Served
+from headwater.server.lru import ByteBudgetLRU
 from headwater.ui import session
 from headwater.ui.catalog import Catalog
 from headwater.ui.readmes import Readmes
@@ -41,6 +44,8 @@ from headwater.ui.templating import make_environment
 __all__ = ["Interface"]
 
 _CREDENTIALS_KEY = "headwater.ui.credentials"
+#: Rendered project page content kept per process.
+RENDERED_CACHE_BYTES = 32 * 1024 * 1024
 
 
 class Interface:
@@ -52,8 +57,14 @@ class Interface:
         self.sources: Mapping[str, ServedSource] = served.sources.all
         self.private = served.private
         self.templates = make_environment()
-        self.catalog = Catalog(self.sources)
+        self.catalog = Catalog(self.sources, served.database)
         self.readmes = Readmes()
+        #: Rendered page content kept per process (see ui/project.py), by bytes.
+        self.rendered: ByteBudgetLRU[Hashable, Markup] = ByteBudgetLRU(RENDERED_CACHE_BYTES)
+        #: Whole pages kept (see render_kept), by bytes.
+        self.pages: ByteBudgetLRU[Hashable, tuple[bytes, bytes]] = ByteBudgetLRU(
+            RENDERED_CACHE_BYTES
+        )
         #: https when the server terminates TLS or says its public URL is https: cookies are
         #: then marked Secure (a proxy in front that terminates TLS is told by base_url).
         settings = served.plan.settings
@@ -132,6 +143,29 @@ class Interface:
         }
         body = self.templates.get_template(template).render(context)
         return HTMLResponse(body, status_code=status, headers=page_headers())
+
+    async def render_kept(
+        self, request: Request, key: Hashable, template: str, **values: Any
+    ) -> Response:
+        """:meth:`render`, with the page's bytes (and their gzip) kept under ``key`` plus who is
+        signed in and the search box's text (everything else a page shows must be in ``key``):
+        a large page costs a lookup, and browsers that accept gzip get a tenth of the bytes."""
+        user = await self.signed_in(request)
+        full_key = (key, user, request.query_params.get("q", "")[:200])
+        kept = self.pages.get(full_key)
+        if kept is None:
+            response = await self.render(request, template, **values)
+            body = bytes(response.body)
+            kept = (body, gzip.compress(body, compresslevel=6))
+            self.pages.put(full_key, kept, len(kept[0]) + len(kept[1]))
+        headers = page_headers()
+        headers["vary"] += ", Accept-Encoding"
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["content-encoding"] = "gzip"
+            body = kept[1]
+        else:
+            body = kept[0]
+        return Response(body, media_type="text/html; charset=utf-8", headers=headers)
 
     async def denied(self, request: Request, denied: Denied) -> Response:
         """The page for a refusal: authz's status and message, and how to sign in. A browser

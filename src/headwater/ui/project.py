@@ -38,10 +38,6 @@ def _base_url(request: Request, ui: Interface) -> str:
     return f"{request.url.scheme}://{host}"
 
 
-async def _page(source: ServedSource, name: str) -> RenderedPage | None:
-    return await source.page(normalize_name(name), "json")
-
-
 async def project_page(request: Request, ui: Interface) -> Response:
     index = request.path_params["index"]
     raw = request.path_params["project"]
@@ -58,7 +54,7 @@ async def project_page(request: Request, ui: Interface) -> Response:
     source = ui.sources[index]
     composed = source.kind == "index"
     try:
-        rendered = await _page(source, name)
+        rendered = await source.page(name, "json")
     except Refusal as exc:
         refused = exc.refused
         return await ui.render(
@@ -94,13 +90,31 @@ async def project_page(request: Request, ui: Interface) -> Response:
             message=message,
             composed=composed,
         )
+    base = _base_url(request, ui)
+    # The content depends only on the page pip gets (its ETag) and the URL it tells to use; it
+    # is rendered once per version and kept, so a 1,000-file page costs a lookup, not a render.
+    key = (index, name, rendered.etag, rendered.stale, base)
+    content = ui.rendered.get(key)
+    if content is None:
+        content = await _content(ui, source, index, rendered, base, composed)
+        ui.rendered.put(key, content, len(content))
+    return await ui.render_kept(
+        request, key, "project.html", index=index, name=name, content=content
+    )
+
+
+async def _content(
+    ui: Interface,
+    source: ServedSource,
+    index: str,
+    rendered: RenderedPage,
+    base: str,
+    composed: bool,
+) -> Markup:
     page = await asyncio.to_thread(parse_project_page_json, rendered.body)
     view = build_view(index, page, stale=rendered.stale)
     readme = await ui.readmes.get(source, view)
-    base = _base_url(request, ui)
-    return await ui.render(
-        request,
-        "project.html",
+    text = ui.templates.get_template("project-content.html").render(
         view=view,
         readme=Markup(readme.html) if readme is not None else None,  # noqa: S704 - sanitised
         readme_note=readme.note if readme is not None else "",
@@ -108,3 +122,4 @@ async def project_page(request: Request, ui: Interface) -> Response:
         private=index in ui.private,
         composed=composed,
     )
+    return Markup(text)  # noqa: S704 - an autoescaped rendering

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 from headwater.server.factory import Served
 from headwater.ui import admin, home, project, search, signin, static, status, why
 from headwater.ui.interface import Interface
+from headwater.ui.security import page_headers
 
 __all__ = ["Handler", "page", "ui_routes"]
 
@@ -27,7 +28,12 @@ def page(path: str, handler: Handler, interface: Interface, methods: list[str]) 
     """A Starlette route at ``path`` that calls ``handler(request, interface)``."""
 
     async def endpoint(request: Request) -> Response:
-        return await handler(request, interface)
+        response = await handler(request, interface)
+        # Every answer of the interface (pages, redirects, JSON, static files, refusals) gets
+        # the security headers; what a handler set itself is kept.
+        for key, value in page_headers().items():
+            response.headers.setdefault(key, value)
+        return response
 
     return Route(path, endpoint, methods=methods)
 

@@ -17,9 +17,18 @@ _CROSS_SITE = (
 
 
 def _next(request: Request, value: str | None) -> str:
-    """Where to go after signing in: a path on this server only (never another host)."""
-    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
-        return value[:500]
+    """Where to go after signing in: a path on this server only (never another host). Browsers
+    drop tabs and line breaks from URLs and read ``\\`` as ``/``, so ``/<TAB>/host`` or
+    ``/\\host`` would leave the site: a value with any of those is refused whole."""
+    if (
+        value
+        and value.startswith("/")
+        and not value.startswith("//")
+        and "\\" not in value
+        and value.isprintable()
+        and len(value) <= 500
+    ):
+        return value
     return "/"
 
 

@@ -1,0 +1,120 @@
+"""NameIndex against a brute-force reading of its own contract, over generated name lists."""
+
+from __future__ import annotations
+
+import string
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from headwater.simple.names import normalize_name
+from headwater.ui.names import MIN_SIMILAR, Hit, NameIndex, normalize_query
+
+_ALPHABET = "abcde-1"
+names = st.lists(
+    st.from_regex(r"[a-e1](?:[a-e1-]{0,7}[a-e1])?", fullmatch=True).map(normalize_name),
+    max_size=60,
+)
+queries = st.text(_ALPHABET + "_. A", min_size=0, max_size=8)
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Optimal string alignment distance exactly 1 (the slow, obvious way)."""
+    if a == b:
+        return False
+    for i in range(len(a) + 1):
+        for c in _ALPHABET + string.ascii_lowercase + string.digits:
+            if a[:i] + c + a[i:] == b or (i < len(a) and a[:i] + c + a[i + 1 :] == b):
+                return True
+        if i < len(a) and a[:i] + a[i + 1 :] == b:
+            return True
+        if i + 1 < len(a) and a[:i] + a[i + 1] + a[i] + a[i + 2 :] == b:
+            return True
+    return False
+
+
+def expected(all_names: list[str], query: str, limit: int) -> list[Hit]:
+    """The ranking of names.py's docstring, written out directly."""
+    unique = sorted(set(all_names))
+    if not query:
+        return []
+    ranked: list[Hit] = []
+    by_length = sorted(unique, key=lambda n: (len(n), n))
+    ranked += [
+        Hit(n, "exact" if n == query else "prefix") for n in by_length if n.startswith(query)
+    ]
+    if len(query) >= MIN_SIMILAR:
+        ranked += [Hit(n, "similar") for n in unique if _one_edit(query, n)]
+    seen: set[str] = set()
+    out = []
+    for hit in ranked:
+        if hit.name not in seen:
+            seen.add(hit.name)
+            out.append(hit)
+    out += [Hit(n, "substring") for n in by_length if query in n and n not in seen]
+    return out[:limit]
+
+
+@settings(max_examples=150, deadline=None)
+@given(names, queries, st.integers(1, 12))
+def test_search_is_the_documented_ranking(all_names: list[str], text: str, limit: int) -> None:
+    index = NameIndex(all_names)
+    query = normalize_query(text)
+    assert index.search(query, limit=limit) == expected(all_names, query, limit)
+
+
+@settings(max_examples=100, deadline=None)
+@given(names, st.text(_ALPHABET, max_size=9))
+def test_membership_length_and_iteration(all_names: list[str], probe: str) -> None:
+    index = NameIndex(all_names)
+    assert len(index) == len(set(all_names))
+    assert sorted(index) == sorted(set(all_names))
+    assert (probe in index) == (probe in set(all_names))
+
+
+def test_queries_are_normalized_like_names() -> None:
+    assert normalize_query("  Foo_Bar.baz  ") == "foo-bar-baz"
+    assert normalize_query("<script>alert(1)</script>") == "scriptalert1script"
+    assert normalize_query("a" * 1000) == "a" * 200
+
+
+def test_typos_of_every_kind_are_found() -> None:
+    index = NameIndex(["requests", "django", "numpy", "flask", "pytest", "other"])
+    for typo, meant in (
+        ("requets", "requests"),  # left out
+        ("requestss", "requests"),  # added
+        ("requesta", "requests"),  # replaced
+        ("djnago", "django"),  # swapped
+        ("nunpy", "numpy"),
+    ):
+        assert index.search(typo)[0] == Hit(meant, "similar"), typo
+
+
+@settings(max_examples=150, deadline=None)
+@given(names, queries, st.integers(1, 12), st.sampled_from([2, 3, 8, 17]))
+def test_search_is_the_same_whatever_the_block_size(
+    all_names: list[str], text: str, limit: int, block: int
+) -> None:
+    """Small blocks put matches and names across block edges: nothing is lost or repeated."""
+    from headwater.ui import names as module
+
+    saved = module.BLOCK
+    module.BLOCK = block
+    try:
+        index = NameIndex(all_names)
+        query = normalize_query(text)
+        assert index.search(query, limit=limit) == expected(all_names, query, limit)
+    finally:
+        module.BLOCK = saved
+
+
+def test_the_catalog_reads_names_from_any_json_project_list() -> None:
+    """The lean decoder and the full parser's fallback give the same, valid, normalized names."""
+    from headwater.ui.catalog import _build
+
+    plain = b'{"meta": {"api-version": "1.1"}, "projects": [{"name": "Foo_Bar"}, {"name": "x"},'
+    plain += b' {"name": "-bad-"}, {"name": "<script>"}, {"name": "foo.bar"}]}'
+    assert sorted(_build(plain)) == ["foo-bar", "x"]
+    # Not the plain shape (a name that is not a string): the full parser sets it aside.
+    odd = b'{"meta": {"api-version": "1.1"}, "projects": [{"name": 7}, {"name": "Foo_Bar"}]}'
+    assert sorted(_build(odd)) == ["foo-bar"]
