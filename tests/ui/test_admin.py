@@ -15,11 +15,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from headwater.db import Database
 from headwater.db.identities import GitHubIdentity
@@ -27,7 +28,25 @@ from headwater.ui import csrf
 from tests.browser import Browser
 from tests.clients import clean_env
 from tests.server.hosting import api, cli, dists, twine
-from tests.ui.conftest import Site
+from tests.server.live import serve
+
+
+@dataclass
+class Site:
+    url: str
+    data: Path
+    admin: str
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A server of its own, with one public hosted index ``main`` (the package's server is
+    shared with tests that count its projects)."""
+    work = tmp_path_factory.mktemp("ui-admin")
+    data = work / "headwater-data"
+    (work / "headwater.toml").write_text('[serve]\ndefault_index = "main"\n\n[hosted.main]\n')
+    with serve(["--data-dir", str(data)], work) as live:
+        yield Site(live.url, data, (data / "admin-token").read_text().strip())
 
 
 def upload(site: Site, project: str, *versions: str, work: Path) -> None:
@@ -49,14 +68,16 @@ def sign_in(browser: Browser, site: Site, token: str) -> None:
     browser.open(site.url + "/ui/signin?next=/ui/admin")
     browser.driver.find_element(By.ID, "token").send_keys(token)
     browser.driver.find_element(By.CSS_SELECTOR, "main form button").click()
-    assert browser.driver.find_element(By.TAG_NAME, "h1").text == "Administration"
+    WebDriverWait(browser.driver, 10).until(lambda d: d.find_elements(By.ID, "tokens"))
 
 
 def open_project(browser: Browser, project: str) -> None:
     Select(browser.driver.find_element(By.ID, "admin-index")).select_by_value("main")
     browser.driver.find_element(By.ID, "admin-project").send_keys(project)
     browser.driver.find_element(By.CSS_SELECTOR, "#admin-project ~ button").click()
-    assert project in browser.driver.find_element(By.TAG_NAME, "h1").text
+    WebDriverWait(browser.driver, 10).until(
+        lambda d: project in " ".join(h.text for h in d.find_elements(By.TAG_NAME, "h1"))
+    )
 
 
 def test_sign_in_yank_a_release_and_pip_sees_it_yanked(
@@ -78,6 +99,7 @@ def test_sign_in_yank_a_release_and_pip_sees_it_yanked(
     assert "repository=acme/yankme" in publishers and "workflow=release.yml" in publishers
     browser.driver.find_element(By.ID, "vreason-1").send_keys("broken build <b>not bold</b>")
     browser.driver.find_element(By.XPATH, "//button[normalize-space()='Yank release 2.0']").click()
+    WebDriverWait(browser.driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "p.notice"))
     assert browser.driver.find_element(By.CSS_SELECTOR, "p.notice").text == "Yanked."
     badges = browser.driver.find_elements(By.CSS_SELECTOR, ".badge.warn")
     assert len(badges) == 2  # the wheel and the sdist of 2.0
@@ -116,6 +138,7 @@ def test_sign_in_yank_a_release_and_pip_sees_it_yanked(
     # Unyank from the page: pip chooses 2.0 again.
     open_project(browser, "yankme")
     browser.driver.find_element(By.CSS_SELECTOR, "button[aria-label^='Unyank yankme-2.0']").click()
+    WebDriverWait(browser.driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "p.notice"))
     assert browser.driver.find_element(By.CSS_SELECTOR, "p.notice").text == "Unyanked."
     state = yanked(site, "yankme")
     assert [n for n, y in state.items() if y is not False] == [
@@ -161,18 +184,14 @@ def test_csrf_refusals_in_the_browser_change_nothing(
     ).encode()
     with attacker(page) as evil:
         browser.driver.get(evil)
-        browser.driver.implicitly_wait(0)
-        for _ in range(50):
-            if browser.driver.current_url.startswith(site.url):
-                break
-            browser.driver.execute_script("return 1")
+        WebDriverWait(browser.driver, 10).until(lambda d: d.current_url.startswith(site.url))
     body = browser.driver.find_element(By.TAG_NAME, "body").text
     assert "nothing was changed" in body
     assert "another site's page" in body, body
     assert all(y is False for y in yanked(site, "csrfbait").values())
     # 2. This server's own page, its token changed, then removed: refused with the reason.
     for tamper in (
-        "document.querySelectorAll('input[name=csrf]').forEach(i => i.value = 'f' + i.value.slice(1))",
+        "document.querySelectorAll('input[name=csrf]').forEach(i => i.value = '0'.repeat(64))",
         "document.querySelectorAll('input[name=csrf]').forEach(i => i.remove())",
     ):
         browser.open(site.url + "/ui/admin")
@@ -181,6 +200,7 @@ def test_csrf_refusals_in_the_browser_change_nothing(
         browser.driver.find_element(
             By.XPATH, "//button[normalize-space()='Yank release 1.0']"
         ).click()
+        WebDriverWait(browser.driver, 10).until(lambda d: "Administer" not in d.title)
         main = browser.driver.find_element(By.TAG_NAME, "main").text
         assert csrf.MISMATCHED.split(";")[0] in main, main
         assert browser.axe() == []

@@ -27,6 +27,7 @@ from headwater.config.settings import ServePlan
 from headwater.db import Database
 from headwater.errors import HeadwaterError
 from headwater.provenance import TrustRoot
+from headwater.repository.tree import TreeSource
 from headwater.server.api import api_routes
 from headwater.server.app import IndexApp
 from headwater.server.auth import Authenticator
@@ -36,7 +37,6 @@ from headwater.server.metrics import Metrics
 from headwater.server.status import StatusService, status_routes
 from headwater.server.types import Scope
 from headwater.server.upload import UploadEndpoint
-from headwater.storage.filesystem import FileStorage
 
 __all__ = ["PLAN_ENV", "Pages", "Served", "app_from_env", "build_app", "plan_from_env"]
 
@@ -157,7 +157,12 @@ def build_app(
         )
     routes += health_routes(sources, metrics, extra_checks)
     status = StatusService(
-        mirrors={name: FileStorage(target) for name, target in plan.mirrors.items()},
+        # The trees' own storage, as the sources were built (a directory or a bucket).
+        mirrors={
+            name: source.storage
+            for name in plan.mirrors
+            if isinstance(source := sources[name], TreeSource)
+        },
         proxies=dict(built.proxies),
         settings=plan.status,
         metrics=metrics,
