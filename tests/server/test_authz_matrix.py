@@ -466,3 +466,39 @@ def test_a_route_added_without_an_entry_is_caught(world: World) -> None:
             rest.routes.remove(added)
         assert missing == {(added.path, frozenset(added.methods or ()))}
     assert _undeclared(world.app) == (set(), set())
+
+
+def _readable(route: RouteSpec) -> bool:
+    return (
+        route.action in ("list", "read")
+        and "GET" in route.methods
+        and route.layer != "ui"
+        and "{rest" not in route.path
+    )
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if _readable(r)], ids=lambda r: r.path)
+def test_what_a_private_index_answers_no_shared_cache_keeps(world: World, route: RouteSpec) -> None:
+    """Every read route of a private index, answered to a token, never says ``Cache-Control:
+    public``: a CDN or caching proxy in front would keep the answer and give it to anyone (the
+    provenance routes once answered ``max-age=600, public`` for a private index)."""
+    for index in ["priv"] if route.default else ["priv", "comp"]:
+        project = TARGET[index]
+        page = world.run(
+            "GET", f"/priv/simple/{project}/", {**JSON, **_basic("__token__", world.admin)}
+        )
+        # The matrix may have uploaded more versions by now: the 1.0 wheel with its provenance.
+        (url,) = [f.url for f in parse_project_page_json(page.body).files if "-1.0-" in f.filename]
+        file = url.split("/packages/", 1)[1]
+        values = {"index": index, "project": project, "namespace": project, "file": file}
+        values["filename"] = file.rsplit("/", 1)[1]
+        path = example_path(route, **values)
+        headers = {**JSON, **_basic("__token__", world.admin)}
+        if "/integrity/" in route.path:
+            headers["Accept"] = "application/vnd.pypi.integrity.v1+json"
+        answer = world.run("GET", path, headers)
+        assert answer.status in (200, 301, 404), (path, answer.status, answer.body[:200])
+        cache = answer.headers.get("cache-control", "")
+        assert "public" not in cache, (path, answer.status, cache)
+        if answer.status == 200 and ("provenance" in path or "/packages/" in path):
+            assert "private" in cache or "no-store" in cache, (path, cache)

@@ -4,6 +4,7 @@ and the property that no token can create one wider than itself."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -21,6 +22,7 @@ class Tok:
     indexes: frozenset[str] | None = None
     projects: frozenset[str] | None = None
     minted: bool = False
+    expires: datetime | None = None
 
 
 ADMIN = Tok("root", frozenset({"admin"}))
@@ -59,6 +61,31 @@ def test_may_create(
     assert (problem is None) is allowed, problem
 
 
+SOON = datetime(2030, 1, 1, tzinfo=UTC)
+EXPIRING = Tok("carol", frozenset({"admin"}), expires=SOON)
+
+# holder, expires of the new token, allowed: a token never outlives the one that creates it.
+EXPIRY_TABLE = [
+    (EXPIRING, None, False),  # never expires, from one that does
+    (EXPIRING, SOON + timedelta(seconds=1), False),
+    (EXPIRING, SOON + timedelta(days=3000), False),
+    (EXPIRING, SOON, True),
+    (EXPIRING, SOON - timedelta(days=1), True),
+    (ADMIN, None, True),  # the holder never expires
+    (ADMIN, SOON + timedelta(days=3000), True),
+]
+
+
+@pytest.mark.parametrize(("holder", "expires", "allowed"), EXPIRY_TABLE)
+def test_a_token_never_outlives_its_creator(
+    holder: Tok, expires: datetime | None, allowed: bool
+) -> None:
+    problem = may_create(holder, {"read"}, None, None, expires)
+    assert (problem is None) is allowed, problem
+    if not allowed:
+        assert "2030-01-01" in (problem or "")
+
+
 def test_seeing_and_revoking() -> None:
     assert sees_every_token(ADMIN)
     assert not sees_every_token(LIMITED_ADMIN) and not sees_every_token(UPLOADER)
@@ -78,6 +105,8 @@ names = st.frozensets(st.sampled_from(["a", "b", "c"]))
     scopes=st.frozensets(st.sampled_from(SCOPES)),
     indexes=st.one_of(st.none(), names),
     projects=st.one_of(st.none(), names),
+    held_until=st.one_of(st.none(), st.integers(0, 10)),
+    until=st.one_of(st.none(), st.integers(0, 10)),
 )
 def test_never_wider_than_the_holder(
     held: frozenset[str],
@@ -86,9 +115,15 @@ def test_never_wider_than_the_holder(
     scopes: frozenset[str],
     indexes: frozenset[str] | None,
     projects: frozenset[str] | None,
+    held_until: int | None,
+    until: int | None,
 ) -> None:
-    holder = Tok("u", held, held_indexes, held_projects)
-    if may_create(holder, scopes, indexes, projects) is None:
+    def day(n: int | None) -> datetime | None:
+        return None if n is None else SOON + timedelta(days=n)
+
+    holder = Tok("u", held, held_indexes, held_projects, expires=day(held_until))
+    if may_create(holder, scopes, indexes, projects, day(until)) is None:
+        assert held_until is None or (until is not None and until <= held_until)
         assert scopes and ("admin" in held or scopes <= held)
         assert held_indexes is None or (indexes is not None and indexes <= held_indexes)
         assert held_projects is None or (projects is not None and projects <= held_projects)

@@ -292,9 +292,10 @@ class IndexApp:
                     await _send_denied(send, decision, head)
                     return (index, "page", decision.status, 0)
                 only = decision.only
-            if section == "packages":
-                # Files say "public" (files.FILE_CACHE_CONTROL); pages use _cache_control.
-                send = _privately(send)
+            # Every answer of a private index, whatever its section: files and provenance say
+            # "public" where the index is public (files.FILE_CACHE_CONTROL, integrity's), and a
+            # shared cache must never keep what a token was needed to read.
+            send = _privately(send)
         if section == "simple":
             status, sent = await self._page(
                 scope, send, source, index, parts[rest_at + 1 :], prefix, fixed, head, only

@@ -8,19 +8,22 @@ request                        answer
 ============================== =============================================================
 create a token for yourself    its scopes within yours (``admin`` holds every scope), its
                                indexes within yours when yours are limited, its projects
-                               within yours when yours are limited; never for another user
+                               within yours when yours are limited; expiring no later than
+                               yours when yours expires; never for another user
 see tokens                     your own; every user's with an unlimited ``admin`` token
 revoke a token                 your own; any with an unlimited ``admin`` token
 anything, as a minted token    refused: a trusted publisher's token only uploads
 ============================== =============================================================
 
 Why: a token that could mint a wider one would make every limit a suggestion (a leaked
-``upload`` token must stay an ``upload`` token).
+``upload`` token must stay an ``upload`` token, and a token that expires tomorrow must not leave
+behind one that never does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 
 from headwater.server.authz import Token
 
@@ -51,9 +54,12 @@ def may_create(
     scopes: Collection[str],
     indexes: Collection[str] | None,
     projects: Collection[str] | None,
+    expires: datetime | None = None,
 ) -> str | None:
     """None when ``holder`` may create, for its own user, a token with ``scopes`` limited to
-    ``indexes`` and ``projects`` (None: not limited); else why not, in a sentence with the fix."""
+    ``indexes`` and ``projects`` (None: not limited) that expires at ``expires`` (None: never);
+    else why not, in a sentence with the fix. The holder's own expiry is its ``expires``
+    attribute when it has one (a database token does)."""
     if _minted(holder):
         return "a trusted publisher's token cannot create tokens"
     if not scopes:
@@ -77,5 +83,11 @@ def may_create(
         return (
             "your token is limited to the projects "
             f"{', '.join(sorted(holder.projects)) or '(none)'}: limit the new token to some of them"
+        )
+    held_until: datetime | None = getattr(holder, "expires", None)
+    if held_until is not None and (expires is None or expires > held_until):
+        return (
+            f"your token expires on {held_until:%Y-%m-%d %H:%M} UTC: a token cannot outlive the "
+            "one that creates it; choose a number of days that ends by then"
         )
     return None

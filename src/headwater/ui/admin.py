@@ -227,13 +227,14 @@ async def token_create(request: Request, ui: Interface) -> Response:
     projects = _names(_field(form, "projects"))
     description = _field(form, "description", 200)
     days = _field(form, "days", 5)
-    problem = may_create(holder, scopes, indexes, projects)
     expires = None
-    if problem is None and days:
+    problem = None
+    if days:
         if not days.isdigit() or not 1 <= int(days) <= 3650:
             problem = "expires in: a whole number of days from 1 to 3650, or empty for never"
         else:
             expires = datetime.now(UTC) + timedelta(days=int(days))
+    problem = problem or may_create(holder, scopes, indexes, projects, expires)
     detail = f"scopes={','.join(scopes)} indexes={indexes} projects={projects}"
     if problem is None:
         try:

@@ -11,23 +11,65 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Message
 
 from headwater.server.factory import Served
 from headwater.ui import admin, home, project, search, signin, static, status, why
 from headwater.ui.interface import Interface
 from headwater.ui.security import page_headers
 
-__all__ = ["Handler", "page", "ui_routes"]
+__all__ = ["MAX_FORM_BYTES", "Handler", "page", "ui_routes"]
 
 #: A page handler: the request and the interface, to a response.
 Handler = Callable[[Request, Interface], Awaitable[Response]]
 _READ = ["GET", "HEAD"]
 
 
+#: The largest form body any page takes (a sign-in token, a yank reason, a token's limits are a
+#: few hundred bytes). Read, and refused past this, before any form parser sees it: the parser's
+#: own limits count fields and parts, not bytes, and 30 MB of ``&`` kept a worker busy for
+#: half a minute on an unauthenticated sign-in post.
+MAX_FORM_BYTES = 64 * 1024
+
+_TOO_LARGE = (
+    f"this form is larger than the {MAX_FORM_BYTES // 1024} KiB a form of this interface can be; "
+    "nothing was changed. Open the page again and submit its own form"
+)
+
+
+async def _bounded(request: Request) -> Request | None:
+    """``request`` with its body read into memory, or None when the body (as declared, or as
+    sent) is larger than :data:`MAX_FORM_BYTES`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_FORM_BYTES):
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+    return Request(request.scope, replay)
+
+
 def page(path: str, handler: Handler, interface: Interface, methods: list[str]) -> Route:
-    """A Starlette route at ``path`` that calls ``handler(request, interface)``."""
+    """A Starlette route at ``path`` that calls ``handler(request, interface)``; a post's body
+    is bounded by :data:`MAX_FORM_BYTES` first (a 413 page otherwise)."""
 
     async def endpoint(request: Request) -> Response:
+        if request.method == "POST":
+            bounded = await _bounded(request)
+            if bounded is None:
+                return await interface.render(request, "error.html", status=413, message=_TOO_LARGE)
+            request = bounded
         response = await handler(request, interface)
         # Every answer of the interface (pages, redirects, JSON, static files, refusals) gets
         # the security headers; what a handler set itself is kept.

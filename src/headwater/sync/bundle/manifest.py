@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from headwater.errors import HeadwaterError, InvalidInput
+from headwater.storage.base import InvalidKey, check_key
+from headwater.storage.layout import STATE_DIR, WEB
 
 __all__ = [
     "FORMAT",
@@ -113,6 +115,28 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Manifest)
 _SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 
+#: The keys a bundle covers (and so may write): the served tree, the mirror's page references
+#: and its snapshot. Nothing else of the far tree (its bundle record, lock, serial) and nothing
+#: outside it: a signature says who signed, not that the signing side was healthy.
+SNAPSHOT_KEY = f"{STATE_DIR}/mirror.json"
+COVERED_PREFIXES = (f"{WEB}/", f"{STATE_DIR}/refs/")
+
+
+def check_entry_key(key: str, where: str) -> None:
+    """Raises InvalidBundle unless ``key`` is a safe relative key (:func:`~headwater.storage.
+    base.check_key`: no ``..``, no absolute path, no empty or ``.`` component, no backslash or
+    control character) inside the covered scope."""
+    try:
+        check_key(key)
+    except InvalidKey as exc:
+        raise InvalidBundle(f"{where}: the manifest names an unsafe key: {exc}") from None
+    if key != SNAPSHOT_KEY and not key.startswith(COVERED_PREFIXES):
+        raise InvalidBundle(
+            f"{where}: the manifest names key {key[:200]!r}, outside what a bundle covers "
+            f"({', '.join(COVERED_PREFIXES)}, {SNAPSHOT_KEY}): it was made by something else "
+            "than `headwater bundle create`"
+        )
+
 
 def encode_manifest(manifest: Manifest) -> bytes:
     return _encoder.encode(manifest)
@@ -138,6 +162,7 @@ def decode_manifest(raw: bytes, where: str) -> Manifest:
     if manifest.volumes < 1:
         raise InvalidBundle(f"{where}: the manifest names no volumes")
     for entry in manifest.entries:
+        check_entry_key(entry.key, where)
         if entry.size < 0 or not _SHA256.match(entry.sha256):
             raise InvalidBundle(f"{where}: entry {entry.key[:200]!r} has no valid size and sha256")
         covered = 0
