@@ -366,7 +366,10 @@ class StatusService:
         private_directory(self.directory)
         target = self.directory / "checks.json"
         tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(_encoder.encode(checks))
+        # Private like everything under the data directory (what was checked, with whose egress).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(_encoder.encode(checks))
         tmp.replace(target)
 
     def _is_checker(self) -> bool:
@@ -376,7 +379,8 @@ class StatusService:
         if self._lock_file is not None:
             return True
         private_directory(self.directory)
-        handle = (self.directory / "checker.lock").open("ab")
+        fd = os.open(self.directory / "checker.lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        handle = os.fdopen(fd, "ab")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
