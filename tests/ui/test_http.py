@@ -180,6 +180,19 @@ def test_secure_cookie_behind_https(tmp_path: Path) -> None:
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     answer = run(app, "POST", "/ui/signin", form, f"token={token}".encode())
     assert answer.status == 303 and "Secure" in answer.headers["set-cookie"]
+    # __Host-: only this host may set it (Secure, Path=/, no Domain), so a sibling subdomain
+    # cannot plant a session; and only that name is read over https.
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith(f"__Host-headwater_session={token};")
+    assert "Path=/" in cookie and "Domain" not in cookie
+    _, admin = db.create_token("root", scopes={"admin"})
+    signed = run(app, "GET", "/ui/admin", {"Cookie": f"__Host-headwater_session={admin}"})
+    planted = run(app, "GET", "/ui/admin", {"Cookie": f"headwater_session={admin}"})
+    assert signed.status == 200, signed.body[:300]
+    assert b'action="/ui/signout"' in signed.body
+    assert b'action="/ui/signout"' not in planted.body  # a cookie a subdomain could set: nobody
+    out = run(app, "POST", "/ui/signout", {"Cookie": f"__Host-headwater_session={admin}"})
+    assert out.headers["set-cookie"].startswith('__Host-headwater_session="";')
     db.close()
 
 

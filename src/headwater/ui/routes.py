@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Message
 
 from headwater.server.factory import Served
-from headwater.ui import admin, home, project, search, signin, static, status, why
+from headwater.ui import admin, home, project, search, session, signin, static, status, why
 from headwater.ui.interface import Interface
 from headwater.ui.security import page_headers
 
@@ -65,6 +65,7 @@ def page(path: str, handler: Handler, interface: Interface, methods: list[str]) 
     is bounded by :data:`MAX_FORM_BYTES` first (a 413 page otherwise)."""
 
     async def endpoint(request: Request) -> Response:
+        request.scope[session.HTTPS_KEY] = interface.https  # which session cookie counts
         if request.method == "POST":
             bounded = await _bounded(request)
             if bounded is None:
