@@ -225,3 +225,15 @@ def test_sign_in_returns_only_to_a_path_of_this_server(
     answer = run(with_ui, "POST", "/ui/signin", form, body)
     assert answer.status == 303
     assert answer.headers["location"] == went
+
+
+def test_metrics_never_name_a_private_index(apps: tuple[IndexApp, IndexApp, str]) -> None:
+    """/metrics answers anyone: a private index's uploads and reads are counted under
+    index="(private)" (with the composed index over it), never by name."""
+    with_ui, _, admin = apps
+    for path in ("/priv/simple/hidden/", "/comp/simple/hidden/", "/main/simple/example/"):
+        assert run(with_ui, "GET", path, token=admin).status == 200
+    text = run(with_ui, "GET", "/metrics").body.decode()
+    assert 'index="priv"' not in text and 'index="comp"' not in text
+    assert 'headwater_uploads_total{index="(private)",result="created"} 1' in text
+    assert 'index="main"' in text  # public indexes keep their names

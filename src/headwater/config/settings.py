@@ -293,6 +293,9 @@ class ServeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     revalidate: float = 1.0
     #: Seconds clients may reuse a mirror tree's page (PyPI uses 600).
     page_max_age: int = 600
+    #: ``/metrics`` answers anyone, so private indexes' series are added together under
+    #: ``index="(private)"``; true shows them by name (a scraper on an internal network).
+    metrics_private_labels: bool = False
     #: The browser interface (docs/web-interface.md); false leaves the plain landing page at ``/``.
     ui: bool = True
     #: Trusted publishing: the audience OIDC tokens must be made for (default: the host of

@@ -155,7 +155,8 @@ def build_app(
         page_max_age[name] = min(
             page_max_age.get(member, plan.settings.page_max_age) for member in index.sources
         )
-    routes += health_routes(sources, metrics, extra_checks)
+    shown_private = frozenset() if plan.settings.metrics_private_labels else frozenset(private)
+    routes += health_routes(sources, metrics, extra_checks, private=shown_private)
     status = StatusService(
         # The trees' own storage, as the sources were built (a directory or a bucket).
         mirrors={

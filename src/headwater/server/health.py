@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from headwater.repository.base import ServedSource
-from headwater.server.metrics import Metrics, collect, render
+from headwater.server.metrics import Metrics, collect, fold_private, render
 
 __all__ = ["health_routes"]
 
@@ -40,8 +40,10 @@ def health_routes(
     sources: Mapping[str, ServedSource],
     metrics: Metrics,
     extra_checks: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
+    private: frozenset[str] = frozenset(),
 ) -> list[Route]:
-    """The health and metrics routes over ``sources`` (plus e.g. a ``database`` check)."""
+    """The health and metrics routes over ``sources`` (plus e.g. a ``database`` check);
+    ``/metrics`` counts the ``private`` indexes together (:func:`fold_private`)."""
     checks: dict[str, Callable[[], Awaitable[None]]] = {
         f"index:{name}": source.check for name, source in sources.items()
     }
@@ -69,7 +71,7 @@ def health_routes(
         )
 
     async def prometheus(request: Request) -> Response:
-        text = render(await asyncio.to_thread(collect, metrics))
+        text = render(fold_private(await asyncio.to_thread(collect, metrics), private))
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return [

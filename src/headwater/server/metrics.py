@@ -127,6 +127,36 @@ def _labels(names: tuple[str, ...], key: str) -> str:
     return ",".join(f'{n}="{v}"' for n, v in zip(names, values, strict=True))
 
 
+#: The ``index`` label a private index's series are counted under on a public ``/metrics``.
+PRIVATE_LABEL = "(private)"
+
+
+def fold_private(snap: Snapshot, private: frozenset[str]) -> Snapshot:
+    """``snap`` with every private index's series added together under :data:`PRIVATE_LABEL`.
+
+    ``/metrics`` answers anyone: per-index counters would tell an outsider a private index's
+    uploads, refusals and traffic (and which names are private). The sums keep the totals right.
+    """
+    if not private:
+        return snap
+
+    def fold(values: dict[str, int]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for key, value in values.items():
+            index, sep, rest = key.partition("|")
+            name = PRIVATE_LABEL if index in private else index
+            folded = f"{name}{sep}{rest}"
+            out[folded] = out.get(folded, 0) + value
+        return out
+
+    return msgspec.structs.replace(
+        snap,
+        requests=fold(snap.requests),
+        bytes_sent=fold(snap.bytes_sent),
+        uploads=fold(snap.uploads),
+    )
+
+
 def render(snap: Snapshot) -> str:
     """The Prometheus text exposition format (version 0.0.4)."""
     out: list[str] = []
