@@ -149,3 +149,42 @@ def test_no_provenance_leaves_publishers_out(
     assert done.returncode == 0, done.stdout + done.stderr
     finding = json.loads(done.stdout)["requirements"][0]
     assert finding["risk"] == "ok" and finding["publishers"] is None
+
+
+@pytest.mark.parametrize(
+    ("risks", "changed", "want"),
+    [
+        # Nothing wrong before: a change becomes the verdict (and "ok" no longer applies).
+        (("ok",), True, ("publisher",)),
+        (("ok",), False, ("ok",)),
+        # A hash pin still says what it says; the publisher risk comes first.
+        (("protected",), True, ("publisher", "protected")),
+        # A more severe risk keeps the verdict, message and advice; publisher is listed too.
+        (("confusion",), True, ("confusion", "publisher")),
+        (("shadowed", "unclaimed"), True, ("shadowed", "unclaimed", "publisher")),
+        (("shadowed",), False, ("shadowed",)),
+    ],
+)
+def test_a_publisher_change_joins_the_risks_in_their_order(
+    risks: tuple[str, ...], changed: bool, want: tuple[str, ...]
+) -> None:
+    from headwater.check.assess import RISKS, Finding, Risk, with_publishers
+    from headwater.check.publishers import Publishers
+
+    before = Finding(
+        project="x", names=("x",), required_by=("r:1",), risk=Risk(risks[0]),
+        risks=tuple(Risk(r) for r in risks), message="before", advice="was",
+    )  # fmt: skip
+    publishers = Publishers(
+        version="2.0", publishers=(), established=("GitHub a/b",), changed=changed, message="who"
+    )
+    after = with_publishers(before, publishers)
+    assert after.publishers == publishers
+    assert tuple(str(r) for r in after.risks) == want
+    assert after.risk == Risk(want[0])
+    assert (after.risk in RISKS) == (changed or before.risk in RISKS)
+    if after.risk is Risk.PUBLISHER:
+        assert after.message == "who" and "pin the last release" in after.advice
+    else:
+        assert (after.message, after.advice) == ("before", "was")
+    assert with_publishers(before, None) == before
