@@ -229,6 +229,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         default="priv",
         mirrors={MIRROR: str(tmp / "mirror")},
     )
+    # The mirror's tree: synced once, empty (a tree without its root page is not ready).
+    root = tmp / "mirror" / "web" / "simple"
+    root.mkdir(parents=True)
+    (root / "index.v1_json").write_text('{"meta": {"api-version": "1.0"}, "projects": []}')
     app = build_app(plan, db=db)
     for user in ("root", "owner", "stranger", "carol"):
         db.create_user(user)
