@@ -82,6 +82,7 @@ def test_json_report_schema_origins_and_exit_status(world: World, tmp_path: Path
         assert set(entry) == {
             "name", "project", "required_by", "risk", "risks", "message", "advice",
             "served_by", "unavailable", "pinned_to", "decision", "index", "installs",
+            "publishers",
         }  # fmt: skip
         assert entry["index"] is None
         assert bool(entry["advice"]) == (entry["risk"] in {"confusion", "unclaimed", "exposed"})

@@ -5,12 +5,16 @@ the tree is re-verified offline, and a tampered copy is caught."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import ssl
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +23,7 @@ from headwater.storage.layout import provenance_key
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
 from tests.provenance.assets import GITHUB_SDIST, GITLAB_SDIST, sha256, tampered
+from tests.server.live import serve
 from tests.tls import self_signed
 
 HEADWATER = str(Path(sys.executable).with_name("headwater"))
@@ -165,3 +170,72 @@ def test_publisher_continuity_holds_an_unattested_release_until_accepted(
         assert third.returncode == 0, third.stdout + third.stderr
         assert versions() == {"0.0.19", "0.0.20"}
         assert "nothing is held" in headwater("provenance", "held", "m", cwd=tmp_path).stdout
+
+
+def _call(url: str, method: str = "GET", token: str | None = None) -> tuple[int, Any]:
+    headers = {"Accept": "application/json"}
+    if token is not None:
+        headers["Authorization"] = (
+            "Basic " + base64.b64encode(f"__token__:{token}".encode()).decode()
+        )
+    req = urllib.request.Request(url, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_a_held_release_is_accepted_through_the_management_api(
+    tmp_path: Path, cert: tuple[Path, Path]
+) -> None:
+    # The same hold as above, accepted over HTTP by an admin token of a running `headwater serve`
+    # (the state `headwater provenance` reads), then mirrored by the next sync.
+    directory = tmp_path / "corpus"
+    directory.mkdir()
+    shutil.copyfile(GITHUB_SDIST, directory / GITHUB_SDIST.name)
+    shutil.copyfile(
+        GITHUB_SDIST.with_name(GITHUB_SDIST.name + ".provenance"),
+        directory / (GITHUB_SDIST.name + ".provenance"),
+    )
+    corpus = Corpus.from_directory(directory)
+    corpus.add_release("pypi-attestations", "0.0.20", files=1)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*cert)
+    with Upstream(corpus, ssl=context).running() as up:
+        (tmp_path / "headwater.toml").write_text(
+            f'[serve]\ndata_dir = "data"\n\n[hosted.h]\n\n'
+            f'[mirror.m]\nupstream = "{up.simple_url}"\ntarget = "tree"\nworkers = 2\n'
+            f'retries = 1\nca_bundle = "{cert[0]}"\npublisher_continuity = true\n'
+        )
+        first = headwater("mirror", "--quiet", cwd=tmp_path)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "held: pypi-attestations 0.0.20" in first.stdout + first.stderr
+        with serve(["--config", str(tmp_path / "headwater.toml")], tmp_path) as live:
+            admin = (tmp_path / "data" / "admin-token").read_text().strip()
+            status, body = _call(live.url + "/api/m/held", token=admin)
+            assert status == 200, body
+            assert [(h["project"], h["version"], h["reason"]) for h in body["held"]] == [
+                ("pypi-attestations", "0.0.20", "unattested")
+            ]
+            accept = live.url + "/api/m/projects/pypi-attestations/accepted/0.0.20"
+            assert _call(accept, "PUT")[0] == 401  # no token: nothing changes
+            reader = headwater(
+                "token", "create", "--data-dir", "data", "--user", "admin", "--scope", "read",
+                cwd=tmp_path,
+            ).stdout.strip()  # fmt: skip
+            assert _call(accept, "PUT", reader)[0] == 403
+            assert _call(live.url + "/api/m/held", token=admin)[1]["accepted"] == {}
+            status, body = _call(accept, "PUT", admin)
+            assert status == 200 and body["result"]["version"] == "0.0.20", body
+            assert _call(live.url + "/api/nope/held", token=admin)[0] == 404
+        third = headwater("mirror", "--quiet", "--project", "pypi-attestations", cwd=tmp_path)
+        assert third.returncode == 0, third.stdout + third.stderr
+    page = parse_project_page_json(
+        (tmp_path / "tree/web/simple/pypi-attestations/index.v1_json").read_bytes()
+    )
+    assert {f.filename.split("-")[1].removesuffix(".tar.gz") for f in page.files} == {
+        "0.0.19",
+        "0.0.20",
+    }
+    assert "nothing is held" in headwater("provenance", "held", "m", cwd=tmp_path).stdout

@@ -47,7 +47,9 @@ TARGET = {"pub": "gamma", "priv": "alpha", "comp": "alpha"}
 OTHER = {"pub": "delta", "priv": "beta", "comp": "beta"}
 HOSTED = ("pub", "priv")
 #: Where what a route changes is kept: the composed index's uploads go to its hosted source.
-STORE = {"pub": "pub", "priv": "priv", "comp": "priv"}
+STORE = {"pub": "pub", "priv": "priv", "comp": "priv", "mir": "mir"}
+#: A mirror: its publisher guard's routes (held releases, accepting one) are about it.
+MIRROR = "mir"
 PRIVATE = {"priv", "comp"}
 
 #: The kinds of credentials. Those after INVALID are valid tokens, created per target project.
@@ -225,7 +227,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         hosted={"pub": HostedSettings(), "priv": HostedSettings(read="token")},
         indexes={"comp": IndexSettings(sources=["priv", "pub"], upload="priv")},
         default="priv",
+        mirrors={MIRROR: str(tmp / "mirror")},
     )
+    # The mirror's tree: synced once, empty (a tree without its root page is not ready).
+    root = tmp / "mirror" / "web" / "simple"
+    root.mkdir(parents=True)
+    (root / "index.v1_json").write_text('{"meta": {"api-version": "1.0"}, "projects": []}')
     app = build_app(plan, db=db)
     for user in ("root", "owner", "stranger", "carol"):
         db.create_user(user)
@@ -257,6 +264,9 @@ def _file_path(world: World, index: str, project: str) -> str:
 
 
 def _fingerprint(world: World, index: str, project: str) -> Any:
+    if index == MIRROR:  # what its guard's routes change: the tree's publisher state
+        state = world.tmp / "mirror" / "state" / "publishers.json"
+        return state.read_bytes() if state.exists() else None
     record = world.db.project(index, project)
     grants = world.db.namespaces(index)  # the administration pages grant namespaces
     publishers = [(p.id, p.identity) for p in world.db.publishers(index, project)]
@@ -266,6 +276,8 @@ def _fingerprint(world: World, index: str, project: str) -> Any:
 def _indexes(route: RouteSpec) -> list[str]:
     if route.action == "public":
         return ["-"]
+    if route.path.endswith(("/held", "/accepted/{version}")):
+        return [MIRROR]
     if route.default:
         return ["priv"]
     if route.layer == "fast" or "/namespace" in route.path or route.action == "upload":
@@ -323,7 +335,9 @@ def test_route_answers_what_authz_predicts(world: World, case: tuple[RouteSpec, 
         want = expected(kind, route.action, index, route.per_project)
         for which in range(_style_count(kind)):
             project = TARGET.get(index, "alpha")
-            if destructive:
+            if destructive and index == MIRROR:
+                project = f"held{next(world.counter)}"  # a release accepted anew changes the state
+            elif destructive:
                 project = world.project(index)  # its own project: an allowed change happens to it
             values = {"index": index, "project": project, "user": "stranger", "namespace": project}
             if route.path.endswith("/owners/{user}") and method == "DELETE":

@@ -24,6 +24,9 @@ The risks, most severe first (a finding lists all that apply; ``risk`` is the fi
 - ``refused``: a headwater index refuses the name (409: its sources conflict, or one holds the
   name another serves): installs through it fail until the configuration changes. The finding
   carries the refusal's own message and fix.
+- ``publisher``: the release the client would install is unattested, or attested by another
+  publisher, while earlier releases were attested (PEP 740 publisher continuity, as a headwater
+  mirror judges it: :mod:`headwater.check.publishers`), or its listed provenance does not verify.
 
 What pip or uv would install (the finding's ``installs``) is
 :func:`headwater.check.installers.predict`'s; the messages' claims about the installers are
@@ -48,6 +51,7 @@ from packaging.version import Version
 
 from headwater.check.installers import Install, predict
 from headwater.check.model import Client, IndexSpec
+from headwater.check.publishers import Publishers
 from headwater.check.sources import Lookup
 from headwater.check.versions import count_and_highest
 from headwater.policy import (
@@ -74,6 +78,7 @@ __all__ = [
     "finding_for",
     "hash_matches",
     "serving",
+    "with_publishers",
 ]
 
 
@@ -88,6 +93,7 @@ class Risk(enum.StrEnum):
     MISSING = "missing"
     COOLDOWN = "cooldown"
     REFUSED = "refused"
+    PUBLISHER = "publisher"
     GUARDED = "guarded"
     PROTECTED = "protected"
     DIRECT = "direct"
@@ -105,6 +111,7 @@ RISKS = frozenset(
         Risk.MISSING,
         Risk.COOLDOWN,
         Risk.REFUSED,
+        Risk.PUBLISHER,
     }
 )
 _ORDER = list(Risk)
@@ -161,6 +168,8 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
     index: str | None = None
     #: What the client (pip, uv; pip's rules for ``--from none``) would install, when known.
     installs: Install | None = None
+    #: Who published what ``installs`` takes (PEP 740; over HTTP only), when known.
+    publishers: Publishers | None = None
 
     @property
     def is_risk(self) -> bool:
@@ -208,6 +217,35 @@ def serving(index: str, page: ProjectPage, specifier: str) -> Serving:
         allowed = SpecifierSet()
     count, top = _highest(page, allowed)
     return Serving(index=index, versions=count, highest=str(top) if top else None)
+
+
+def with_publishers(finding: Finding, publishers: Publishers | None) -> Finding:
+    """``finding`` with who published what it installs; ``publisher`` is added to its risks
+    when the publisher changed (its message and advice become the publisher's when it is the
+    most severe)."""
+    if publishers is None:
+        return finding
+    if not publishers.changed:
+        return msgspec.structs.replace(finding, publishers=publishers)
+    # ``ok`` says there is nothing to worry about: no longer true.
+    risks = sorted({*finding.risks, Risk.PUBLISHER} - {Risk.OK}, key=_ORDER.index)
+    message, advice = finding.message, finding.advice
+    if risks[0] is Risk.PUBLISHER:
+        message = publishers.message
+        advice = (
+            f"make sure the new publisher is the project's (ask its maintainers); until then "
+            f"pin the last release published as before, or hash-pin it. A headwater mirror or "
+            f"proxy of the index with publisher continuity holds {finding.project} "
+            f"{publishers.version} until an operator accepts it (docs/provenance.md)"
+        )
+    return msgspec.structs.replace(
+        finding,
+        risk=risks[0],
+        risks=tuple(risks),
+        message=message,
+        advice=advice,
+        publishers=publishers,
+    )
 
 
 def hash_matches(page: ProjectPage, hashes: frozenset[str]) -> bool:

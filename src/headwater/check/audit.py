@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from headwater.check.assess import RISKS, Finding, Risk, Wanted, assess
+from headwater.check.assess import RISKS, Finding, Risk, Wanted, assess, with_publishers
 from headwater.check.errors import CheckError
 from headwater.check.indexes import IndexPlan, normalize_index_url
 from headwater.check.model import Client, IndexSpec, Requirement
+from headwater.check.publishers import ProvenanceChecker
 from headwater.check.sources import CheckSource, Lookup, http_sources
 from headwater.simple.names import NormalizedName
 
@@ -141,8 +142,12 @@ async def audit(
     *,
     concurrency: int = 64,
     now: datetime | None = None,
+    provenance: ProvenanceChecker | None = None,
 ) -> Report:
     """Check every requirement against ``sources`` (one per index of ``plan``, same names).
+
+    With ``provenance``, who published what the client would install is verified and reported
+    (:mod:`headwater.check.publishers`; HTTP indexes only).
 
     Names are checked ``concurrency`` at a time; for each, every index it could come from is
     asked at once. The public index, when the client does not use it, is asked only about names
@@ -180,7 +185,13 @@ async def audit(
             ) and not any(spec.public for spec in specs)
             if reference is not None and needs_public and not item.pinned_to:
                 seen = (reference, await by_name[reference.name].lookup(item.project))
-        return assess(item, observed, reference=seen, client=plan.client, now=now)
+            finding = assess(item, observed, reference=seen, client=plan.client, now=now)
+            if provenance is not None:
+                publishers = await provenance.publishers(
+                    item.project, finding.installs, observed, by_name
+                )
+                finding = with_publishers(finding, publishers)
+        return finding
 
     findings = await asyncio.gather(*(one(item) for item in wanted))
     return Report(
@@ -199,7 +210,10 @@ async def check_over_http(
     read_timeout: float = 30.0,
     concurrency: int = 64,
     now: datetime | None = None,
+    provenance: ProvenanceChecker | None = None,
 ) -> Report:
     """:func:`audit` over HTTP: one keep-alive pool per index host, closed when done."""
     async with http_sources(plan.indexes, read_timeout=read_timeout) as sources:
-        return await audit(requirements, plan, sources, concurrency=concurrency, now=now)
+        return await audit(
+            requirements, plan, sources, concurrency=concurrency, now=now, provenance=provenance
+        )

@@ -12,7 +12,9 @@ JSON schema ``headwater-check/1`` (documented in docs/check.md; fields are only 
                        "message", "advice", "served_by": [{"index", "versions", "highest"}],
                        "unavailable": [{"index", "error"}], "pinned_to": [...],
                        "decision", "index",
-                       "installs": {"client", "indexes", "version", "why"}|null}],
+                       "installs": {"client", "indexes", "version", "why"}|null,
+                       "publishers": {"version", "publishers": [...], "established": [...],
+                                      "changed", "message"}|null}],
      "warnings": [...]}
 
 Index URLs are shown with passwords masked. ``index`` is the headwater index a finding is about
@@ -42,6 +44,7 @@ _STYLE = {
     Risk.UNCLAIMED: "yellow",
     Risk.MISSING: "red",
     Risk.REFUSED: "bold red",
+    Risk.PUBLISHER: "bold red",
     Risk.GUARDED: "green",
     Risk.PROTECTED: "green",
     Risk.DIRECT: "cyan",
@@ -64,6 +67,7 @@ def _finding_dict(finding: Finding) -> dict[str, Any]:
         "decision": finding.decision,
         "index": finding.index,
         "installs": msgspec.to_builtins(finding.installs) if finding.installs else None,
+        "publishers": msgspec.to_builtins(finding.publishers) if finding.publishers else None,
     }
 
 
@@ -174,6 +178,8 @@ def render_text(report: Report) -> str:
         lines.append(f"{finding.risk!s:<{width_risk}}  {name:<{width_project}}  {_served(finding)}")
         pad = " " * (width_risk + 2)
         lines.append(f"{pad}{finding.message}")
+        if finding.publishers is not None and finding.risk is not Risk.PUBLISHER:
+            lines.append(f"{pad}publisher: {finding.publishers.message}")
         if finding.advice:
             lines.append(f"{pad}what to do: {finding.advice}")
     for warning in report.warnings:
@@ -203,6 +209,9 @@ def write_table(report: Report, stream: IO[str], *, color: bool) -> None:
     table.add_column("why / what to do", overflow="fold", ratio=1)
     for finding in report.findings:
         why = Text(finding.message)
+        if finding.publishers is not None and finding.risk is not Risk.PUBLISHER:
+            why.append("\npublisher: ", style="bold")
+            why.append(finding.publishers.message)
         if finding.advice:
             why.append("\nwhat to do: ", style="bold")
             why.append(finding.advice)

@@ -35,7 +35,9 @@ def register(subparsers: Any) -> None:
             "asked and does not serve it (exposed), a public release installed instead of the "
             "private one (shadowed), a private name nobody holds on the public index "
             "(unclaimed), no index has it (missing), a headwater index's cooldown hides every "
-            "file (cooldown), a headwater index refuses it (refused), an index failed "
+            "file (cooldown), a headwater index refuses it (refused), the release it would "
+            "install was published by someone else than the earlier ones, or unattested after "
+            "attested ones, PEP 740 provenance verified (publisher), an index failed "
             "(unavailable). Exit status: 0 no risk, 1 at least one risk, 2 the check could not "
             "run."
         ),
@@ -111,6 +113,18 @@ def register(subparsers: Any) -> None:
         metavar="S",
         help="seconds to wait to connect or for the next bytes of an answer (30)",
     )
+    parser.add_argument(
+        "--trusted-root",
+        default=None,
+        metavar="FILE",
+        help="the Sigstore trusted_root.json PEP 740 provenance is verified against "
+        "(default: the one shipped with headwater)",
+    )
+    parser.add_argument(
+        "--no-provenance",
+        action="store_true",
+        help="do not fetch and verify who published what would be installed",
+    )
     parser.set_defaults(run=run)
 
 
@@ -179,7 +193,12 @@ def run(args: argparse.Namespace) -> int:
         skip_files=[p for p in paths if p.name == "pyproject.toml"],
     )
     plan = plan_pins(inputs.requirements, plan)
-    report = run_async(check_over_http(inputs.requirements, plan, read_timeout=args.timeout))
+    from headwater.check.publishers import ProvenanceChecker
+
+    checker = None if args.no_provenance else ProvenanceChecker(args.trusted_root)
+    report = run_async(
+        check_over_http(inputs.requirements, plan, read_timeout=args.timeout, provenance=checker)
+    )
     _print(report, args.format)
     return report.exit_status
 

@@ -33,10 +33,12 @@ from headwater.server.app import IndexApp
 from headwater.server.auth import Authenticator
 from headwater.server.authz import Credentials
 from headwater.server.health import health_routes
+from headwater.server.held import held_routes
 from headwater.server.metrics import Metrics
 from headwater.server.status import StatusService, status_routes
 from headwater.server.types import Scope
 from headwater.server.upload import UploadEndpoint
+from headwater.storage.base import Storage
 
 __all__ = ["PLAN_ENV", "Pages", "Served", "app_from_env", "build_app", "plan_from_env"]
 
@@ -128,6 +130,12 @@ def build_app(
                     name: [s for s in index.sources if s in plan.hosted]
                     for name, index in plan.indexes.items()
                 },
+            ),
+            # A mirror's publisher guard (docs/provenance.md): held releases, accepting one.
+            *held_routes(
+                database,
+                {name: _tree_storage(sources[name]) for name in plan.mirrors},
+                auth,
             ),
         ]
         opened = database
@@ -307,3 +315,9 @@ def app_from_env() -> IndexApp:
         HeadwaterError: the variable is missing or does not hold a plan.
     """
     return build_app(plan_from_env())
+
+
+def _tree_storage(source: object) -> Storage:
+    """The storage of a mirror's tree (its TreeSource's, so S3 trees are reached the same way)."""
+    assert isinstance(source, TreeSource), source
+    return source.storage

@@ -290,6 +290,15 @@ ROUTES: tuple[RouteSpec, ...] = (
     _api("POST", "/publishers", "manage", "add a trusted publisher", body="json"),
     _api("DELETE", "/publishers/{publisher}", "manage", "remove a trusted publisher"),
     RouteSpec(
+        methods=frozenset({"GET", "HEAD"}),
+        path="/api/{index}/held",
+        action="admin",
+        per_project=False,
+        layer="rest",
+        what="a mirror's releases held by its publisher guard (PEP 740)",
+    ),
+    _api("PUT", "/accepted/{version}", "admin", "accept a release a mirror's guard holds"),
+    RouteSpec(
         methods=_READ,
         path="/api/{index}/publishing-log",
         action="admin",
