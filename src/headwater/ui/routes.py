@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message
 
+from headwater.server.api_bodies import BodyRejected, read_bytes
 from headwater.server.factory import Served
 from headwater.ui import admin, home, project, search, session, signin, static, status, why
 from headwater.ui.interface import Interface
@@ -37,17 +38,14 @@ _TOO_LARGE = (
 )
 
 
-async def _bounded(request: Request) -> Request | None:
-    """``request`` with its body read into memory, or None when the body (as declared, or as
-    sent) is larger than :data:`MAX_FORM_BYTES`."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_FORM_BYTES):
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            return None
+async def _bounded(request: Request) -> Request | BodyRejected:
+    """``request`` with its body read into memory (the server's one bounded body reader), or why
+    not: 413 when the body (as declared, or as sent) is larger than :data:`MAX_FORM_BYTES`, 400 when
+    its Content-Length is not a number or the client stopped sending before the body ended."""
+    try:
+        body = await read_bytes(request, limit=MAX_FORM_BYTES, too_large=_TOO_LARGE)
+    except BodyRejected as exc:
+        return exc
     sent = False
 
     async def replay() -> Message:
@@ -55,7 +53,7 @@ async def _bounded(request: Request) -> Request | None:
         if sent:
             return {"type": "http.disconnect"}
         sent = True
-        return {"type": "http.request", "body": bytes(body), "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": False}
 
     return Request(request.scope, replay)
 
@@ -68,8 +66,10 @@ def page(path: str, handler: Handler, interface: Interface, methods: list[str]) 
         request.scope[session.HTTPS_KEY] = interface.https  # which session cookie counts
         if request.method == "POST":
             bounded = await _bounded(request)
-            if bounded is None:
-                return await interface.render(request, "error.html", status=413, message=_TOO_LARGE)
+            if isinstance(bounded, BodyRejected):
+                return await interface.render(
+                    request, "error.html", status=bounded.status, message=str(bounded)
+                )
             request = bounded
         response = await handler(request, interface)
         # Every answer of the interface (pages, redirects, JSON, static files, refusals) gets
