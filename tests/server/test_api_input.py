@@ -34,8 +34,8 @@ def _changes(hosted: Hosted) -> list[tuple[str, str]]:
     found = []
     for route in rest.routes:  # type: ignore[union-attr]
         assert isinstance(route, Route)
-        if not route.path.startswith("/api/"):
-            continue
+        if not route.path.startswith("/api/") or route.path.endswith("/accepted/{version}"):
+            continue  # (accepting a release a mirror holds: no body, and "main" is no mirror)
         path = (
             route.path.replace("{index}", "main")
             .replace("{project}", "acme")

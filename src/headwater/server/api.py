@@ -63,34 +63,14 @@ from headwater.server.api_bodies import (
 from headwater.server.auth import Authenticator
 from headwater.server.authz import NO_CREDENTIALS, Action, Allowed, Denied, Target, decide
 from headwater.server.facts import decide_with_facts
+from headwater.server.responses import ApiError, json_answer
 from headwater.storage.base import StorageError
 
 __all__ = ["api_routes"]
 
 log = logging.getLogger("headwater.api")
 
-_ENCODER = msgspec.json.Encoder()
 _Body = TypeVar("_Body", Yank, Unyank, Status, Urls, NewPublisher, Empty)
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, challenge: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        #: The Basic auth realm to ask for credentials in (a 401).
-        self.challenge = challenge
-
-
-def _json(value: Any, status: int = 200, *, challenge: str | None = None) -> Response:
-    headers = {"cache-control": "no-store"}
-    if challenge is not None:
-        headers["www-authenticate"] = f'Basic realm="{challenge}"'
-    return Response(
-        _ENCODER.encode(value) + b"\n",
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
 
 
 def api_routes(
@@ -165,14 +145,14 @@ def api_routes(
             try:
                 return await handler(request)
             except ApiError as exc:
-                return _json({"error": str(exc)}, exc.status, challenge=exc.challenge)
+                return json_answer({"error": str(exc)}, exc.status, challenge=exc.challenge)
             except (params.BadParameter, BodyRejected) as exc:
-                return _json({"error": str(exc)}, exc.status)
+                return json_answer({"error": str(exc)}, exc.status)
             except DbNotFound as exc:
-                return _json({"error": str(exc)}, 404)
+                return json_answer({"error": str(exc)}, 404)
             except (DatabaseUnavailable, StorageError) as exc:
                 what = "database" if isinstance(exc, DatabaseUnavailable) else "storage"
-                return _json(
+                return json_answer(
                     {
                         "error": f"the index cannot reach its {what}; nothing was changed. Try "
                         "again later (the operator sees why at /health/ready)"
@@ -180,9 +160,9 @@ def api_routes(
                     503,
                 )
             except InvalidArgument as exc:
-                return _json({"error": str(exc)}, 400)
+                return json_answer({"error": str(exc)}, 400)
             except DatabaseError as exc:
-                return _json({"error": str(exc)}, 409)
+                return json_answer({"error": str(exc)}, 409)
 
         return wrapped
 
@@ -194,7 +174,7 @@ def api_routes(
         if record is None:
             raise ApiError(404, f"no project {project!r} in {index!r}")
         owners = await asyncio.to_thread(db.owners, index, project)
-        return _json({"project": record, "owners": owners})
+        return json_answer({"project": record, "owners": owners})
 
     async def delete_blobs(source: HostedSource, keys: list[str]) -> None:
         try:
@@ -224,7 +204,7 @@ def api_routes(
                 await delete_blobs(source, result[1])
                 result = {"deleted": len(result[1])}
             source.changed()
-            return _json({"ok": True, "result": result})
+            return json_answer({"ok": True, "result": result})
 
         return handler
 
@@ -272,7 +252,7 @@ def api_routes(
         project = project_of(request)
         # Owners and admins: which CI jobs publish a project is theirs to see.
         await authorize(request, index, "manage", project)
-        return _json(await asyncio.to_thread(db.publishers, index, project))
+        return json_answer(await asyncio.to_thread(db.publishers, index, project))
 
     def add_publisher(
         request: Request, index: str, project: str, actor: str, data: NewPublisher
@@ -322,12 +302,12 @@ def api_routes(
             project=None if wanted is None else params.project(wanted),
             limit=int(raw_limit),
         )
-        return _json(records)
+        return json_answer(records)
 
     async def namespaces(request: Request) -> Response:
         _, grants = await grants_of(request)
         names = sorted({str(g.name) for g in grants})
-        return _json([{"name": name} for name in names])
+        return json_answer([{"name": name} for name in names])
 
     async def namespace(request: Request) -> Response:
         index, grants = await grants_of(request)
@@ -337,7 +317,9 @@ def api_routes(
             raise ApiError(404, f"no namespace {wanted!r} in {index!r}")
         # Grants never overlap within an index (PEP 752), so a namespace has no granted parent
         # or children here; the keys are there for clients that expect them.
-        return _json({"name": found.name, "parent": None, "children": [], "owner": found.owner})
+        return json_answer(
+            {"name": found.name, "parent": None, "children": [], "owner": found.owner}
+        )
 
     base = "/api/{index}/projects/{project}"
     return [

@@ -31,31 +31,11 @@ from headwater.server import params
 from headwater.server.auth import Authenticator
 from headwater.server.authz import NO_CREDENTIALS, Denied, Target, decide
 from headwater.server.facts import decide_with_facts
+from headwater.server.responses import ApiError, json_answer
 from headwater.storage.base import Storage, StorageError
 from headwater.sync.publishers import load_publisher_state, save_publisher_state
 
 __all__ = ["held_routes"]
-
-_ENCODER = msgspec.json.Encoder()
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, message: str, challenge: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.challenge = challenge
-
-
-def _json(value: Any, status: int = 200, *, challenge: str | None = None) -> Response:
-    headers = {"cache-control": "no-store"}
-    if challenge is not None:
-        headers["www-authenticate"] = f'Basic realm="{challenge}"'
-    return Response(
-        _ENCODER.encode(value) + b"\n",
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
 
 
 def held_routes(
@@ -71,7 +51,7 @@ def held_routes(
         name = request.path_params["index"]
         storage = mirrors.get(name)
         if storage is None:
-            raise _Refused(404, f"no mirror called {params.shown(name)}")
+            raise ApiError(404, f"no mirror called {params.shown(name)}")
         return name, storage
 
     async def authorize(request: Request, index: str, project: str | None) -> None:
@@ -81,18 +61,18 @@ def held_routes(
             credentials = await auth.credentials(request.scope)
             decision = await decide_with_facts(db, credentials, target, "admin")
         if isinstance(decision, Denied):
-            raise _Refused(decision.status, decision.message, decision.challenge)
+            raise ApiError(decision.status, decision.message, challenge=decision.challenge)
 
     def endpoint(handler: Any) -> Any:
         async def wrapped(request: Request) -> Response:
             try:
                 result: Response = await handler(request)
-            except _Refused as exc:
-                return _json({"error": str(exc)}, exc.status, challenge=exc.challenge)
+            except ApiError as exc:
+                return json_answer({"error": str(exc)}, exc.status, challenge=exc.challenge)
             except params.BadParameter as exc:
-                return _json({"error": str(exc)}, exc.status)
+                return json_answer({"error": str(exc)}, exc.status)
             except msgspec.DecodeError:
-                return _json(
+                return json_answer(
                     {
                         "error": "the mirror's state/publishers.json is not a publisher state; "
                         "nothing was changed. Repair or remove it (the next sync rewrites it)"
@@ -101,7 +81,7 @@ def held_routes(
                 )
             except (DatabaseUnavailable, StorageError) as exc:
                 what = "database" if isinstance(exc, DatabaseUnavailable) else "storage"
-                return _json(
+                return json_answer(
                     {
                         "error": f"the index cannot reach its {what}; nothing was changed. Try "
                         "again later (the operator sees why at /health/ready)"
@@ -116,7 +96,7 @@ def held_routes(
         name, storage = mirror_of(request)
         await authorize(request, name, None)
         state = await load_publisher_state(storage)
-        return _json(
+        return json_answer(
             {
                 "held": [
                     {"project": project, **msgspec.to_builtins(record)}
@@ -138,7 +118,7 @@ def held_routes(
             if version not in versions:
                 versions.append(version)
                 await save_publisher_state(storage, state)
-        return _json(
+        return json_answer(
             {
                 "ok": True,
                 "result": {

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+import msgspec
+from starlette.responses import Response
 
 from headwater.repository.base import SourceUnavailable
 from headwater.server.types import Headers, Scope, Send
@@ -86,4 +90,31 @@ def unavailable_text(index: str, exc: Exception) -> str:
     return (
         f"index {index!r} cannot read its storage right now; nothing was changed. Try again "
         "later (the operator sees why at /health/ready)"
+    )
+
+
+class ApiError(Exception):
+    """A management API refusal: its status, message and (for a 401) the Basic realm to ask in."""
+
+    def __init__(self, status: int, message: str, *, challenge: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        #: The Basic auth realm to ask for credentials in (a 401).
+        self.challenge = challenge
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def json_answer(value: Any, status: int = 200, *, challenge: str | None = None) -> Response:
+    """A management API answer: ``value`` as JSON, never cached, with a Basic challenge when
+    ``challenge`` names a realm."""
+    headers = {"cache-control": "no-store"}
+    if challenge is not None:
+        headers["www-authenticate"] = f'Basic realm="{challenge}"'
+    return Response(
+        _ENCODER.encode(value) + b"\n",
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
     )
