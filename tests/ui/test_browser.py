@@ -30,6 +30,9 @@ def _clean(browser: Browser, name: str) -> None:
 
 
 def _signed_out(browser: Browser, site: Site) -> None:
+    # WebDriver deletes the cookies of the page it is on: be on this site first (a cookie is per
+    # host, not per port, so another test's server on 127.0.0.1 may have left a session).
+    browser.open(site.url + "/ui/static/style.css")
     browser.driver.delete_all_cookies()
 
 
