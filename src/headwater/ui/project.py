@@ -23,7 +23,7 @@ from headwater.repository.base import RenderedPage, ServedSource, SourceUnavaila
 from headwater.repository.index import Refusal
 from headwater.server.authz import Denied
 from headwater.simple.json import parse_project_page_json
-from headwater.simple.names import is_valid_name, normalize_name
+from headwater.simple.names import NormalizedName, is_valid_name, normalize_name
 from headwater.ui.interface import Interface
 from headwater.ui.project_view import build_view
 
@@ -38,7 +38,12 @@ def _base_url(request: Request, ui: Interface) -> str:
     return f"{request.url.scheme}://{host}"
 
 
-async def project_page(request: Request, ui: Interface) -> Response:
+async def readable_project(
+    request: Request, ui: Interface, *, tail: str = ""
+) -> tuple[str, NormalizedName] | Response:
+    """The index and normalized project of a ``/ui/{index}/project/{project}{tail}`` page the
+    request may read, or the answer instead: a 404 page for an unknown index or a name that is no
+    project name, a 301 to the normalized name, or the authorization's refusal."""
     index = request.path_params["index"]
     raw = request.path_params["project"]
     if index not in ui.sources:
@@ -47,10 +52,18 @@ async def project_page(request: Request, ui: Interface) -> Response:
         return await ui.not_found(request, f"{printable(raw, 100)!r} is not a project name")
     name = normalize_name(raw)
     if name != raw:
-        return RedirectResponse(f"/ui/{index}/project/{name}", status_code=301)
+        return RedirectResponse(f"/ui/{index}/project/{name}{tail}", status_code=301)
     decision = await ui.authorize(request, index, "read", name)
     if isinstance(decision, Denied):
         return await ui.denied(request, decision)
+    return index, name
+
+
+async def project_page(request: Request, ui: Interface) -> Response:
+    found = await readable_project(request, ui)
+    if isinstance(found, Response):
+        return found
+    index, name = found
     source = ui.sources[index]
     composed = source.kind == "index"
     try:

@@ -19,14 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
-from headwater.errors import printable
 from headwater.policy import NotServed, Observation, Plan, Refused, Served
 from headwater.repository.index import ComposedIndex, Resolution
-from headwater.server.authz import Denied
-from headwater.simple.names import is_valid_name, normalize_name
 from headwater.ui.interface import Interface
+from headwater.ui.project import readable_project
 
 __all__ = ["Answer", "Outcome", "explain_decision", "why_page"]
 
@@ -107,18 +105,10 @@ def explain_decision(
 
 
 async def why_page(request: Request, ui: Interface) -> Response:
-    index = request.path_params["index"]
-    raw = request.path_params["project"]
-    if index not in ui.sources:
-        return await ui.not_found(request, f"there is no index {printable(index, 100)!r}")
-    if not is_valid_name(raw):
-        return await ui.not_found(request, f"{printable(raw, 100)!r} is not a project name")
-    name = normalize_name(raw)
-    if name != raw:
-        return RedirectResponse(f"/ui/{index}/project/{name}/why", status_code=301)
-    decision = await ui.authorize(request, index, "read", name)
-    if isinstance(decision, Denied):
-        return await ui.denied(request, decision)
+    found = await readable_project(request, ui, tail="/why")
+    if isinstance(found, Response):
+        return found
+    index, name = found
     source = ui.sources[index]
     if not isinstance(source, ComposedIndex):
         return await ui.render(request, "why-single.html", index=index, name=name, kind=source.kind)
