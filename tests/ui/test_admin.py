@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -29,6 +30,9 @@ from tests.browser import Browser
 from tests.clients import clean_env
 from tests.server.hosting import api, cli, dists, twine
 from tests.server.live import serve
+
+# A page navigating while a wait reads it: its elements go stale; read them again.
+_RERENDERED = (NoSuchElementException, StaleElementReferenceException)
 
 
 @dataclass
@@ -68,14 +72,16 @@ def sign_in(browser: Browser, site: Site, token: str) -> None:
     browser.open(site.url + "/ui/signin?next=/ui/admin")
     browser.driver.find_element(By.ID, "token").send_keys(token)
     browser.driver.find_element(By.CSS_SELECTOR, "main form button").click()
-    WebDriverWait(browser.driver, 10).until(lambda d: d.find_elements(By.ID, "tokens"))
+    WebDriverWait(browser.driver, 10, ignored_exceptions=_RERENDERED).until(
+        lambda d: d.find_elements(By.ID, "tokens")
+    )
 
 
 def open_project(browser: Browser, project: str) -> None:
     Select(browser.driver.find_element(By.ID, "admin-index")).select_by_value("main")
     browser.driver.find_element(By.ID, "admin-project").send_keys(project)
     browser.driver.find_element(By.CSS_SELECTOR, "#admin-project ~ button").click()
-    WebDriverWait(browser.driver, 10).until(
+    WebDriverWait(browser.driver, 10, ignored_exceptions=_RERENDERED).until(
         lambda d: project in " ".join(h.text for h in d.find_elements(By.TAG_NAME, "h1"))
     )
 
@@ -99,7 +105,9 @@ def test_sign_in_yank_a_release_and_pip_sees_it_yanked(
     assert "repository=acme/yankme" in publishers and "workflow=release.yml" in publishers
     browser.driver.find_element(By.ID, "vreason-1").send_keys("broken build <b>not bold</b>")
     browser.driver.find_element(By.XPATH, "//button[normalize-space()='Yank release 2.0']").click()
-    WebDriverWait(browser.driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "p.notice"))
+    WebDriverWait(browser.driver, 10, ignored_exceptions=_RERENDERED).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "p.notice")
+    )
     assert browser.driver.find_element(By.CSS_SELECTOR, "p.notice").text == "Yanked."
     badges = browser.driver.find_elements(By.CSS_SELECTOR, ".badge.warn")
     assert len(badges) == 2  # the wheel and the sdist of 2.0
@@ -138,7 +146,9 @@ def test_sign_in_yank_a_release_and_pip_sees_it_yanked(
     # Unyank from the page: pip chooses 2.0 again.
     open_project(browser, "yankme")
     browser.driver.find_element(By.CSS_SELECTOR, "button[aria-label^='Unyank yankme-2.0']").click()
-    WebDriverWait(browser.driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "p.notice"))
+    WebDriverWait(browser.driver, 10, ignored_exceptions=_RERENDERED).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "p.notice")
+    )
     assert browser.driver.find_element(By.CSS_SELECTOR, "p.notice").text == "Unyanked."
     state = yanked(site, "yankme")
     assert [n for n, y in state.items() if y is not False] == [
@@ -184,7 +194,9 @@ def test_csrf_refusals_in_the_browser_change_nothing(
     ).encode()
     with attacker(page) as evil:
         browser.driver.get(evil)
-        WebDriverWait(browser.driver, 10).until(lambda d: d.current_url.startswith(site.url))
+        WebDriverWait(browser.driver, 10, ignored_exceptions=_RERENDERED).until(
+            lambda d: d.current_url.startswith(site.url)
+        )
     body = browser.driver.find_element(By.TAG_NAME, "body").text
     assert "nothing was changed" in body
     assert "another site's page" in body, body
@@ -200,7 +212,9 @@ def test_csrf_refusals_in_the_browser_change_nothing(
         browser.driver.find_element(
             By.XPATH, "//button[normalize-space()='Yank release 1.0']"
         ).click()
-        WebDriverWait(browser.driver, 10).until(lambda d: "Administer" not in d.title)
+        WebDriverWait(browser.driver, 10, ignored_exceptions=_RERENDERED).until(
+            lambda d: "Administer" not in d.title
+        )
         main = browser.driver.find_element(By.TAG_NAME, "main").text
         assert csrf.MISMATCHED.split(";")[0] in main, main
         assert browser.axe() == []

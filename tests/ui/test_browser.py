@@ -8,6 +8,7 @@ import json
 import time
 import urllib.request
 
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
@@ -16,6 +17,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tests.browser import Browser
 from tests.server.hosting import request
 from tests.ui.conftest import Site
+
+# A page navigating while a wait reads it: its elements go stale; read them again.
+_RERENDERED = (NoSuchElementException, StaleElementReferenceException)
 
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 
@@ -123,7 +127,7 @@ def _wait_for(browser: Browser, selector: str) -> list[WebElement]:
         items = browser.driver.find_elements(By.CSS_SELECTOR, selector)
         return items if items and items[0].is_displayed() else False
 
-    return list(WebDriverWait(browser.driver, 10).until(found))
+    return list(WebDriverWait(browser.driver, 10, ignored_exceptions=_RERENDERED).until(found))
 
 
 def test_search_as_you_type_suggests_and_opens_with_the_keyboard(
@@ -138,7 +142,9 @@ def test_search_as_you_type_suggests_and_opens_with_the_keyboard(
     assert box.get_attribute("aria-expanded") == "true"
     box.send_keys(Keys.ARROW_DOWN)
     box.send_keys(Keys.ENTER)
-    WebDriverWait(browser.driver, 10).until(lambda d: "/project/" in d.current_url)
+    WebDriverWait(browser.driver, 10, ignored_exceptions=_RERENDERED).until(
+        lambda d: "/project/" in d.current_url
+    )
     assert browser.driver.current_url.endswith("/ui/main/project/hello-world")
 
 
