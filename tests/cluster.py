@@ -30,12 +30,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -43,11 +40,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tests.nginx import Nginx, free_port, start_nginx
 from tests.postgres import fresh_database
+from tests.server.live import HEADWATER, stop_group, wait_live
 from tests.tcp_gate import TcpGate
 
 __all__ = ["Cluster", "Node", "StorageKind", "cluster", "nginx_site"]
 
-HEADWATER = str(Path(sys.executable).with_name("headwater"))
 StorageKind = Literal["directory", "s3"]
 _START_TIMEOUT = 60.0
 
@@ -162,36 +159,19 @@ class Cluster:
     def wait_ready(self, number: int, *, timeout: float = _START_TIMEOUT) -> None:
         """Wait until node ``number`` answers ``/health/live``; fail with its log if it exits."""
         node = self.nodes[number]
-        deadline = time.monotonic() + timeout
-        while True:
-            assert node.process is not None
-            if node.process.poll() is not None:
-                raise AssertionError(
-                    f"node {number} exited {node.process.returncode}:\n{node.output()[-4000:]}"
-                )
-            try:
-                with urllib.request.urlopen(node.url + "/health/live", timeout=1) as answer:
-                    if answer.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"node {number} did not start:\n{node.output()[-4000:]}")
-            time.sleep(0.05)
+        assert node.process is not None
+        wait_live(
+            node.url, node.process, node.output, timeout=timeout, interval=0.05,
+            name=f"node {number}",
+        )  # fmt: skip
 
     def kill(self, number: int, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to node ``number``'s whole process group (SIGKILL: it dies at once,
         as a machine that loses power) and wait for it to exit."""
         node = self.nodes[number]
-        if node.process is None or node.process.poll() is not None:
+        if node.process is None:
             return
-        with suppress(ProcessLookupError):
-            os.killpg(node.process.pid, sig)
-        try:
-            node.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(node.process.pid, signal.SIGKILL)
-            node.process.wait()
+        stop_group(node.process, sig)
         if sig == signal.SIGKILL:
             # The worker processes are in the same group; make sure none survives.
             with_group_gone(node.process.pid)

@@ -11,11 +11,8 @@ from its discovery document and JWKS. Nothing is faked on the path between them.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,10 +22,9 @@ from pathlib import Path
 import pytest
 
 from tests.clients import clean_env
-from tests.nginx import free_port
 from tests.oidc_issuer import Issuer
 from tests.server.hosting import TWINE, dists
-from tests.server.live import HEADWATER
+from tests.server.live import HEADWATER, serve
 from tests.tls import ca_signed
 
 AUDIENCE = "headwater-e2e"
@@ -106,42 +102,13 @@ github = {{ repository = "acme/tools", workflow = "release.yml", environment = "
             check=True,
             capture_output=True,
         )
-        port = free_port()
-        log = tmp_path / "serve.log"
-        with log.open("w") as handle:
-            process = subprocess.Popen(
-                [
-                    HEADWATER, "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}",
-                    "--data-dir", str(tmp_path / "data"),
-                    "--tls-certificate", str(cert), "--tls-key", str(key),
-                ],
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                cwd=tmp_path,
-                start_new_session=True,
-            )  # fmt: skip
-            served = Served(f"https://127.0.0.1:{port}", ca, issuer, tmp_path, log)
-            try:
-                deadline = time.monotonic() + 30
-                while True:
-                    if process.poll() is not None:
-                        raise AssertionError(f"headwater serve exited:\n{log.read_text()}")
-                    try:
-                        if served.get("/health/live")[0] == 200:
-                            break
-                    except (urllib.error.URLError, ConnectionError, OSError):
-                        pass
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"no HTTPS answer:\n{log.read_text()}")
-                    time.sleep(0.2)
-                yield served
-            finally:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+        context = ssl.create_default_context(cafile=str(ca))
+        args = [
+            "--config", str(config), "--data-dir", str(tmp_path / "data"),
+            "--tls-certificate", str(cert), "--tls-key", str(key),
+        ]  # fmt: skip
+        with serve(args, tmp_path, context=context) as live:
+            yield Served(live.url, ca, issuer, tmp_path, live.log)
 
 
 def _uv_publish(uv: Path, served: Served, files: list[Path]) -> subprocess.CompletedProcess[str]:
