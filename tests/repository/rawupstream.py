@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
 #: path -> the answer as (bytes to write, seconds to wait after) pairs.
@@ -87,3 +91,28 @@ def chunked(
     for data, pause in parts:
         yield f"{len(data):x}\r\n".encode() + data + b"\r\n", pause
     yield b"0\r\n\r\n", 0.0
+
+
+def worker_figures(
+    worker: str,
+    script: ScriptFn,
+    *args: str,
+    pythonpath: str | None = None,
+    timeout: float = 120,
+) -> dict[str, object]:
+    """Serve ``script`` as the upstream, run the Python source ``worker`` in a process of its own
+    with the upstream's URL and ``args`` as its arguments, and return the JSON object it prints
+    (a memory test's figures: a fresh process, so its peak RSS is the proxy's alone)."""
+
+    async def run() -> dict[str, object]:
+        async with raw_upstream(script) as up:
+            env = None if pythonpath is None else {**os.environ, "PYTHONPATH": pythonpath}
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", worker, up.url, *args,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+            assert proc.returncode == 0, err.decode()[-2000:]
+            return dict(json.loads(out))
+
+    return asyncio.run(run())

@@ -12,16 +12,12 @@ Measured in a separate process, as tests/repository/test_proxy_memory.py does.""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import subprocess
-import sys
 import textwrap
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from tests.repository.rawupstream import raw_upstream
+from tests.repository.rawupstream import worker_figures
 
 MIB = 1 << 20
 BUDGET_MIB = 96
@@ -84,24 +80,7 @@ def measure(root: Path) -> dict[str, object]:
         ).encode()
         return [(head + body, 0.0)]
 
-    async def run() -> dict[str, object]:
-        async with raw_upstream(script) as up:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-c",
-                WORKER,
-                up.url,
-                str(root),
-                str(BUDGET_MIB),
-                str(PAGES),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            out, err = await asyncio.wait_for(proc.communicate(), 120)
-            assert proc.returncode == 0, err.decode()[-2000:]
-            return dict(json.loads(out))
-
-    return asyncio.run(run())
+    return worker_figures(WORKER, script, str(root), str(BUDGET_MIB), str(PAGES))
 
 
 def test_gzip_bomb_pages_stay_within_the_memory_budget(tmp_path: Path) -> None:

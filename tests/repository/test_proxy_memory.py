@@ -4,15 +4,11 @@ what the process needs anyway) while they arrive, and come back down after."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 
-from tests.repository.rawupstream import chunked, raw_upstream
+from tests.repository.rawupstream import chunked, worker_figures
 
 MIB = 1 << 20
 PAGES = 6
@@ -70,30 +66,9 @@ def measure(root: Path, budget_mib: int, pythonpath: str | None = None) -> dict[
         parts = [(head, 0.0)] + [(block, 0.0)] * PAGE_MIB + [(b'"}', 0.0)]
         return chunked(parts, content_type="application/vnd.pypi.simple.v1+json")
 
-    async def run() -> dict[str, object]:
-        async with raw_upstream(script) as up:
-            env = None
-            if pythonpath is not None:
-                import os
-
-                env = {**os.environ, "PYTHONPATH": pythonpath}
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-c",
-                WORKER,
-                up.url,
-                str(root),
-                str(budget_mib),
-                str(PAGES),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-            )
-            out, err = await asyncio.wait_for(proc.communicate(), 300)
-            assert proc.returncode == 0, err.decode()[-2000:]
-            return dict(json.loads(out))
-
-    return asyncio.run(run())
+    return worker_figures(
+        WORKER, script, str(root), str(budget_mib), str(PAGES), pythonpath=pythonpath, timeout=300
+    )
 
 
 def test_six_huge_pages_at_once_stay_within_the_memory_budget(tmp_path: Path) -> None:

@@ -11,17 +11,14 @@ Measured in a separate process, as tests/repository/test_proxy_memory.py does.""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
-from tests.repository.rawupstream import chunked, raw_upstream
+from tests.repository.rawupstream import chunked, worker_figures
 
 MIB = 1 << 20
 BUDGET_MIB = 48
@@ -86,24 +83,8 @@ def measure(root: Path, budget: int = BUDGET_MIB, kept: int | None = None) -> di
             [(c, 0.0) for c in chunks], content_type="application/vnd.pypi.simple.v1+json"
         )
 
-    async def run() -> dict[str, object]:
-        async with raw_upstream(script) as up:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-c",
-                WORKER,
-                up.url,
-                str(root),
-                str(budget),
-                *([] if kept is None else [str(kept)]),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            out, err = await asyncio.wait_for(proc.communicate(), 120)
-            assert proc.returncode == 0, err.decode()[-2000:]
-            return dict(json.loads(out))
-
-    return asyncio.run(run())
+    extra = [] if kept is None else [str(kept)]
+    return worker_figures(WORKER, script, str(root), str(budget), *extra)
 
 
 def test_a_dense_page_accepted_by_the_budget_stays_within_it(tmp_path: Path) -> None:
