@@ -21,7 +21,7 @@ import enum
 import fnmatch
 import functools
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,15 +29,23 @@ import msgspec
 from packaging.tags import Tag
 from packaging.version import InvalidVersion, Version
 
-from headwater.errors import InvalidInput
 from headwater.simple.filenames import LEGACY_SUFFIXES, InvalidFilename, parse_filename
 from headwater.simple.model import File, ProjectPage
-from headwater.simple.names import InvalidName, NormalizedName, normalize_name
+from headwater.simple.names import NormalizedName, normalize_name
+from headwater.sync.filter_names import (
+    SEPARATORS,
+    TABLE,
+    InvalidFilter,
+    Patterns,
+    names_wanted,
+    normalize_glob,
+    parse_requirement,
+    parse_requirements,
+)
 
 if TYPE_CHECKING:
     # Imported where used: a mirror without requirement files or Python-version filters never
     # needs them, and they are a tenth of the ``headwater`` command's import time.
-    from packaging.requirements import Requirement
     from packaging.specifiers import SpecifierSet
 
 __all__ = [
@@ -51,13 +59,6 @@ __all__ = [
     "parse_requirements",
     "project_filter",
 ]
-
-_TABLE = "[mirror.filters]"
-
-
-class InvalidFilter(InvalidInput):
-    """A ``[mirror.filters]`` option or a requirements file is malformed; the message names the key
-    and the value. Nothing was synced with it."""
 
 
 class FilterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -107,9 +108,9 @@ class FilterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
                 normalize_glob(pattern, key=key)
         for path in self.allow_requirements:
             if not path.strip():
-                raise InvalidFilter(f"{_TABLE} allow_requirements: an empty path is not a file")
+                raise InvalidFilter(f"{TABLE} allow_requirements: an empty path is not a file")
         for i, line in enumerate(self.requirements):
-            _parse_requirement(line, where=f"requirements[{i}]")
+            parse_requirement(line, where=f"requirements[{i}]")
         for key in ("platforms", "exclude_platforms"):
             for pattern in getattr(self, key):
                 _check_platform_glob(pattern, key=key)
@@ -117,27 +118,27 @@ class FilterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             _parse_python_version(value)
         if self.latest is not None and self.latest < 1:
             raise InvalidFilter(
-                f"{_TABLE} latest = {self.latest}: keep at least 1 release, or remove the key to "
+                f"{TABLE} latest = {self.latest}: keep at least 1 release, or remove the key to "
                 "keep every release"
             )
         for key in ("min_size", "max_size"):
             value = getattr(self, key)
             if value is not None and value < 0:
-                raise InvalidFilter(f"{_TABLE} {key} = {value}: a size in bytes is 0 or more")
+                raise InvalidFilter(f"{TABLE} {key} = {value}: a size in bytes is 0 or more")
         if (
             self.min_size is not None
             and self.max_size is not None
             and self.min_size > self.max_size
         ):
             raise InvalidFilter(
-                f"{_TABLE} min_size = {self.min_size} is larger than max_size = {self.max_size}: "
+                f"{TABLE} min_size = {self.min_size} is larger than max_size = {self.max_size}: "
                 "no file could be kept"
             )
         for key in ("uploaded_after", "uploaded_before"):
             value = getattr(self, key)
             if value is not None and value.utcoffset() is None:
                 raise InvalidFilter(
-                    f"{_TABLE} {key} = {value.isoformat()}: give a timezone (e.g. "
+                    f"{TABLE} {key} = {value.isoformat()}: give a timezone (e.g. "
                     f"{value.isoformat()}Z) so the window does not depend on the machine's clock"
                 )
         if (
@@ -146,7 +147,7 @@ class FilterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             and self.uploaded_after >= self.uploaded_before
         ):
             raise InvalidFilter(
-                f"{_TABLE} uploaded_after = {self.uploaded_after.isoformat()} is not before "
+                f"{TABLE} uploaded_after = {self.uploaded_after.isoformat()} is not before "
                 f"uploaded_before = {self.uploaded_before.isoformat()}: no file could be kept"
             )
 
@@ -165,7 +166,7 @@ class FilterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             if unknown:
                 close = difflib.get_close_matches(unknown[1], cls.__struct_fields__, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise InvalidFilter(f"{_TABLE}: {exc}{hint}") from exc
+            raise InvalidFilter(f"{TABLE}: {exc}{hint}") from exc
 
     def with_requirements(self, texts: Mapping[str, str]) -> FilterConfig:
         """Return this config with the requirements files' contents merged into ``requirements``.
@@ -183,88 +184,13 @@ class FilterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         extra = sorted(set(texts) - listed)
         if missing or extra:
             raise InvalidFilter(
-                f"{_TABLE} allow_requirements: texts do not match the listed files "
+                f"{TABLE} allow_requirements: texts do not match the listed files "
                 f"(missing: {missing}, not listed: {extra})"
             )
         lines = list(self.requirements)
         for path in self.allow_requirements:
             lines.extend(parse_requirements(texts[path], source=path))
         return msgspec.structs.replace(self, allow_requirements=(), requirements=tuple(lines))
-
-
-# --- project names --------------------------------------------------------------------------------
-
-_GLOB = re.compile(r"[A-Za-z0-9._*?-]+\Z")
-_SEPARATORS = re.compile(r"[-_.]+")
-
-
-def normalize_glob(pattern: str, *, key: str = "allow") -> str:
-    """Normalize a project name or glob the way names are (``Foo_*`` means ``foo-*``).
-
-    A pattern without ``*`` or ``?`` must be a valid project name. Character classes (``[...]``)
-    are not supported: normalization would change what they mean.
-
-    Raises:
-        InvalidFilter: the pattern is empty, has characters no project name has, or is an invalid
-            name (the message names ``key``).
-    """
-    if "*" not in pattern and "?" not in pattern:
-        try:
-            return normalize_name(pattern)
-        except InvalidName as exc:
-            raise InvalidFilter(
-                f"{_TABLE} {key}: {pattern!r} is not a project name: {exc}"
-            ) from exc
-    if not _GLOB.match(pattern):
-        raise InvalidFilter(
-            f"{_TABLE} {key}: glob {pattern!r} may use only letters, digits, '.', '_', '-' and the "
-            "wildcards '*' (any run of characters) and '?' (one character)"
-        )
-    # Name normalization spec: "lowercased with all runs of the characters ., -, or _ replaced with a
-    # single - character" -- applied to the glob so it matches what the names become.
-    return _SEPARATORS.sub("-", pattern).lower()
-
-
-class _Patterns:
-    """A list of names and globs sorted by shape, so matching is mostly string methods.
-
-    Exact names go in a set. Globs of the common shapes ``prefix*``, ``*suffix`` and ``*part*``
-    become ``str.startswith`` / ``str.endswith`` / one literal regex search: a regex that starts with
-    ``.*`` backtracks at every position and costs several times more on 700,000 names. Any other
-    glob joins one alternation, compiled once.
-    """
-
-    def __init__(self, patterns: Iterable[str], key: str) -> None:
-        exact: set[str] = set()
-        prefixes: set[str] = set()
-        suffixes: set[str] = set()
-        parts: set[str] = set()
-        other: set[str] = set()
-        for pattern in patterns:
-            normalized = normalize_glob(pattern, key=key)
-            inner = normalized.strip("*")
-            if "*" not in normalized and "?" not in normalized:
-                exact.add(normalized)
-            elif "*" in inner or "?" in inner:
-                other.add(normalized)
-            elif normalized.startswith("*") and normalized.endswith("*"):
-                parts.add(inner)  # "*" and "**" give "", which every name contains
-            elif normalized.endswith("*"):
-                prefixes.add(inner)
-            else:
-                suffixes.add(inner)
-        self.empty = not (exact or prefixes or suffixes or parts or other)
-        self.exact = frozenset(exact)
-        self.prefixes = tuple(sorted(prefixes))
-        self.suffixes = tuple(sorted(suffixes))
-        self.search = (
-            re.compile("|".join(re.escape(p) for p in sorted(parts))).search if parts else None
-        )
-        self.match = (
-            re.compile("|".join(fnmatch.translate(g) for g in sorted(other))).match
-            if other
-            else None
-        )
 
 
 def project_filter(config: FilterConfig) -> Callable[[NormalizedName], bool] | None:
@@ -278,107 +204,7 @@ def project_filter(config: FilterConfig) -> Callable[[NormalizedName], bool] | N
             :meth:`FilterConfig.with_requirements`.
     """
     compiled = _compile(config)
-    allow, block = compiled.allow, compiled.block
-    if allow.empty and block.empty:
-        return None
-    # One closure, no nested calls: the plan calls it for every name on PyPI (700,000).
-    a_exact, a_pre, a_suf, a_search, a_match = (
-        allow.exact,
-        allow.prefixes,
-        allow.suffixes,
-        allow.search,
-        allow.match,
-    )
-    b_exact, b_pre, b_suf, b_search, b_match = (
-        block.exact,
-        block.prefixes,
-        block.suffixes,
-        block.search,
-        block.match,
-    )
-    if block.empty and not (a_pre or a_suf or a_search or a_match):
-        return a_exact.__contains__  # an allowlist of names: a set lookup, nothing else
-    check_allow = not allow.empty
-
-    def wanted(name: NormalizedName) -> bool:
-        if check_allow and not (
-            name in a_exact
-            or name.startswith(a_pre)
-            or name.endswith(a_suf)
-            or (a_search is not None and a_search(name) is not None)
-            or (a_match is not None and a_match(name) is not None)
-        ):
-            return False
-        return not (
-            name in b_exact
-            or name.startswith(b_pre)
-            or name.endswith(b_suf)
-            or (b_search is not None and b_search(name) is not None)
-            or (b_match is not None and b_match(name) is not None)
-        )
-
-    return wanted
-
-
-# --- requirements ---------------------------------------------------------------------------------
-
-# pip requirements-file options that may follow a requirement on its line (pip-compile's --hash).
-_TRAILING_OPTION = re.compile(r"\s+--?[A-Za-z]")
-
-
-def _parse_requirement(line: str, *, where: str) -> Requirement:
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    try:
-        return Requirement(line)
-    except InvalidRequirement as exc:
-        raise InvalidFilter(
-            f"{_TABLE} {where}: {line!r} is not a PEP 508 requirement: {exc}"
-        ) from exc
-
-
-def parse_requirements(text: str, *, source: str = "<requirements>") -> tuple[str, ...]:
-    """The requirement strings in a pip requirements file's ``text``, in order.
-
-    Comments, blank lines, line continuations and per-requirement options (``--hash=...``) are
-    understood; option lines (``--index-url``, ``--pre``, ...) and editable/local entries (``-e``)
-    are skipped, since they name nothing on the upstream index. Markers and extras are kept in the
-    strings but ignored by the filters: a mirror serves every environment.
-
-    Raises:
-        InvalidFilter: a line is not a PEP 508 requirement, or is a nested ``-r``/``-c`` include
-            (this module reads no files; list the file in ``allow_requirements`` instead). The
-            message names ``source`` and the line number.
-    """
-    out: list[str] = []
-    logical: list[str] = []
-    start = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not logical:
-            start = number
-        # pip: a comment starts at "#" at the line start or after whitespace.
-        line = re.sub(r"(^|\s)#.*", "", raw).rstrip()
-        if line.endswith("\\"):
-            logical.append(line[:-1])
-            continue
-        logical.append(line)
-        joined = " ".join(part.strip() for part in logical).strip()
-        logical = []
-        if not joined:
-            continue
-        where = f"{source} line {start}"
-        if joined.startswith("-"):
-            option = joined.split(maxsplit=1)[0].split("=", 1)[0]
-            if option in ("-r", "--requirement", "-c", "--constraint"):
-                raise InvalidFilter(
-                    f"{_TABLE} allow_requirements: {where}: {joined!r} includes another file, "
-                    "which is not followed; list that file in allow_requirements too"
-                )
-            continue
-        match = _TRAILING_OPTION.search(joined)
-        requirement = joined[: match.start()] if match else joined
-        out.append(str(_parse_requirement(requirement, where=where)))
-    return tuple(out)
+    return names_wanted(compiled.allow, compiled.block)
 
 
 # --- platforms and Python versions ----------------------------------------------------------------
@@ -398,12 +224,12 @@ _PLATFORM_WORDS = {
 def _check_platform_glob(pattern: str, *, key: str) -> None:
     if not _PLATFORM_GLOB.match(pattern):
         raise InvalidFilter(
-            f"{_TABLE} {key}: {pattern!r} is not a platform tag glob: use lowercase letters, "
+            f"{TABLE} {key}: {pattern!r} is not a platform tag glob: use lowercase letters, "
             "digits, '_' and the wildcards '*' and '?' (e.g. 'manylinux*_x86_64', 'win_amd64')"
         )
     if pattern in _PLATFORM_WORDS:
         raise InvalidFilter(
-            f"{_TABLE} {key}: {pattern!r} is not a wheel platform tag; did you mean "
+            f"{TABLE} {key}: {pattern!r} is not a wheel platform tag; did you mean "
             f"{_PLATFORM_WORDS[pattern]!r}?"
         )
 
@@ -415,7 +241,7 @@ def _parse_python_version(value: str) -> tuple[int, int]:
     match = _PYTHON_VERSION.match(value)
     if not match:
         raise InvalidFilter(
-            f"{_TABLE} python_versions: {value!r} is not a MAJOR.MINOR Python version "
+            f"{TABLE} python_versions: {value!r} is not a MAJOR.MINOR Python version "
             '(write it as a string, e.g. "3.12")'
         )
     return int(match[1]), int(match[2])
@@ -477,16 +303,16 @@ class _Compiled:
     def __init__(self, config: FilterConfig) -> None:
         if config.allow_requirements:
             raise InvalidFilter(
-                f"{_TABLE} allow_requirements = {list(config.allow_requirements)} were not loaded: "
+                f"{TABLE} allow_requirements = {list(config.allow_requirements)} were not loaded: "
                 "the caller must read them and pass their text to FilterConfig.with_requirements"
             )
         self.config = config
         self.requirements: dict[str, list[SpecifierSet]] = {}
         for i, line in enumerate(config.requirements):
-            req = _parse_requirement(line, where=f"requirements[{i}]")
+            req = parse_requirement(line, where=f"requirements[{i}]")
             self.requirements.setdefault(normalize_name(req.name), []).append(req.specifier)
-        self.allow = _Patterns([*config.allow, *self.requirements], "allow")
-        self.block = _Patterns(config.block, "block")
+        self.allow = Patterns([*config.allow, *self.requirements], "allow")
+        self.block = Patterns(config.block, "block")
         self.platforms = (
             re.compile("|".join(fnmatch.translate(p) for p in (*config.platforms, "any")))
             if config.platforms
@@ -590,7 +416,7 @@ def _legacy_version(
     stem = filename[: -len(suffix)]
     rest = None
     for i, char in enumerate(stem):
-        if char == "-" and _SEPARATORS.sub("-", stem[:i]).lower() == name:
+        if char == "-" and SEPARATORS.sub("-", stem[:i]).lower() == name:
             rest = stem[i + 1 :]
             break
     if not rest:
