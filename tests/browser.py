@@ -29,6 +29,9 @@ from typing import Any
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -83,6 +86,14 @@ class Browser:
 
     def open(self, url: str) -> None:
         self.driver.get(url)
+
+    def submit(self, selector: str, *, timeout: float = 10) -> None:
+        """Click the element at CSS ``selector`` (a form's button) and wait until the answer's page
+        has replaced this one. Opening another page before the answer arrives would cancel the
+        form's POST (and, for a sign-in, the cookie it sets)."""
+        element = self.driver.find_element(By.CSS_SELECTOR, selector)
+        element.click()
+        WebDriverWait(self.driver, timeout).until(staleness_of(element))
 
     @property
     def title(self) -> str:

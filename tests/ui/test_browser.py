@@ -43,7 +43,7 @@ def _signed_out(browser: Browser, site: Site) -> None:
 def _sign_in(browser: Browser, site: Site, token: str) -> None:
     browser.open(site.url + "/ui/signin")
     browser.driver.find_element(By.ID, "token").send_keys(token)
-    browser.driver.find_element(By.CSS_SELECTOR, "main form button").click()
+    browser.submit("main form button")
 
 
 def _text(browser: Browser, selector: str) -> str:
@@ -227,7 +227,7 @@ def test_sign_in_sets_a_cookie_no_script_can_read_and_sign_out_ends_it(
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert browser.run("return document.cookie;") == ""
     browser.screenshot("signed-in")
-    browser.driver.find_element(By.CSS_SELECTOR, ".account button").click()
+    browser.submit(".account button")
     assert browser.driver.get_cookie("headwater_session") is None
     assert "Sign in" in _text(browser, ".account")
 
