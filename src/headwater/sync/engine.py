@@ -29,6 +29,7 @@ import msgspec
 
 from headwater.errors import HeadwaterError
 from headwater.policy.continuity import ContinuityRules, FileProvenance
+from headwater.policy.held import hold_files
 from headwater.policy.publishers import PublisherIdentity
 from headwater.repository.errors import StaleResponse, UpstreamError, UpstreamNotFound
 from headwater.repository.http import Fetched, HttpRepository
@@ -623,8 +624,9 @@ class Mirror:
         self.summary.provenance_verified += 1
 
     async def _guard(self, project: NormalizedName, page: ProjectPage) -> ProjectPage:
-        """The page without the files the publisher guard holds (their refusals are logged and
-        kept in ``state/publishers.json``; the files leave the tree like filtered ones)."""
+        """The page with the files the publisher guard holds as held entries (their refusals are
+        logged and kept in ``state/publishers.json``; the files leave the tree like filtered
+        ones)."""
         from headwater.provenance import publishers_of_document
 
         assert self.publisher_rules is not None
@@ -650,13 +652,12 @@ class Mirror:
         decision = judge(project, known, rules, self.publishers, index=self.name)
         if not decision.held:
             return page
-        held = {h.filename for h in decision.held}
         for h in decision.held:
             log.warning("mirror: %s: %s; %s", project, h.message, h.fix)
             self.summary.held[h.filename] = h.message
-        return msgspec.structs.replace(
-            page, files=tuple(f for f in page.files if f.filename not in held)
-        )
+        # Listed as yanked with the refusal, at a URL that refuses (policy/held.py); the file
+        # itself leaves the tree like a filtered one.
+        return hold_files(page, decision.held)
 
     def _downloaded(self, key: str, size: int) -> None:
         self.tree.written.append(key)
