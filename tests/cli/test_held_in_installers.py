@@ -20,10 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from headwater.sync.nginx import NginxConfig, render_nginx_config
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
 from tests.cli.test_mirror_provenance import headwater
 from tests.clients import clean_env, make_venv
+from tests.nginx import start_nginx
 from tests.provenance.assets import GITHUB_SDIST
 from tests.server.live import serve
 from tests.tls import self_signed
@@ -138,6 +140,25 @@ def test_pip_and_uv_print_the_refusal_of_a_held_release_until_it_is_accepted(
             _assert_refusal(held["yanked"])
             assert held["url"].startswith(f"../../held/{PROJECT}/{WHEEL}?headwater-refused=")
             assert held["core-metadata"] is False and "provenance" not in held
+
+        # The same tree served by nginx alone (headwater nginx-config): the page is the same
+        # file, and the held URL's query carries the refusal into pip's and uv's output.
+        site = start_nginx(
+            tmp_path / "nginx",
+            lambda port: render_nginx_config(
+                NginxConfig(root=str(tmp_path / "tree"), listen=(f"127.0.0.1:{port}",))
+            ),
+        )
+        try:
+            index = f"{site.url}/simple/"
+            said = _pip(pip_old, index, f"{PROJECT}=={HELD}", tmp_path / "nginx-pip")
+            assert "[exit 0]" not in said and "409" in said, said
+            _assert_refusal(said)
+            said = _uv(uv, index, f"{PROJECT}=={HELD}", tmp_path / "nginx-uv")
+            assert "[exit 0]" not in said and "409 Conflict" in said, said
+            _assert_refusal(said)
+        finally:
+            site.stop()
 
         accepted = headwater("provenance", "accept", "m", PROJECT, HELD, cwd=tmp_path)
         assert accepted.returncode == 0, accepted.stderr
