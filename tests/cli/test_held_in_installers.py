@@ -95,13 +95,21 @@ def test_pip_and_uv_print_the_refusal_of_a_held_release_until_it_is_accepted(
             f'[serve]\ndata_dir = "data"\n\n'
             f'[mirror.m]\nupstream = "{up.simple_url}"\ntarget = "tree"\nworkers = 2\n'
             f'retries = 1\nca_bundle = "{cert[0]}"\npublisher_continuity = true\n\n'
-            '[index.all]\nsources = ["m"]\n'
+            # Yanked upstream files are dropped; held ones are the guard's and stay listed.
+            '[mirror.m.filters]\nyanked = "drop"\n\n[index.all]\nsources = ["m"]\n'
         )
         assert headwater("mirror", "--quiet", cwd=tmp_path).returncode == 0
         corpus.add_release(PROJECT, HELD, files=1)  # a wheel without provenance
         second = headwater("mirror", "--quiet", cwd=tmp_path)
         assert second.returncode == 0, second.stdout + second.stderr
         assert not list((tmp_path / "tree/web/packages").rglob(f"*{HELD}*"))  # not in the tree
+        # The tree with its held entry is consistent (nothing listed is missing, the filters
+        # agree): `headwater verify` passes.
+        checked = headwater("verify", "--config", "headwater.toml", "--name", "m", cwd=tmp_path)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        repaired = headwater("verify", "--repair", "--name", "m", cwd=tmp_path)
+        assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+        assert not list((tmp_path / "tree/web/packages").rglob(f"*{HELD}*"))  # still held
 
         with serve(["--config", str(tmp_path / "headwater.toml")], tmp_path) as live:
             for index in (f"{live.url}/m/simple/", f"{live.url}/all/simple/"):
