@@ -17,6 +17,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -25,7 +26,7 @@ from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
 from tests.cli.test_mirror_provenance import headwater
 from tests.clients import clean_env, make_venv
-from tests.nginx import start_nginx
+from tests.nginx import free_port, start_nginx
 from tests.provenance.assets import GITHUB_SDIST
 from tests.server.live import serve
 from tests.tls import self_signed
@@ -90,17 +91,22 @@ def test_pip_and_uv_print_the_refusal_of_a_held_release_until_it_is_accepted(
     context.load_cert_chain(*cert)
     pip_new = [sys.executable, "-m", "pip"]  # this venv's pip (26.x): downloads only
     pip_old = [str(make_venv(tmp_path / "pip-venv")), "-m", "pip"]  # the interpreter's bundled pip
+    port = free_port()
     with Upstream(corpus, ssl=context).running() as up:
         (tmp_path / "headwater.toml").write_text(
             f'[serve]\ndata_dir = "data"\n\n'
             f'[mirror.m]\nupstream = "{up.simple_url}"\ntarget = "tree"\nworkers = 2\n'
             f'retries = 1\nca_bundle = "{cert[0]}"\npublisher_continuity = true\n\n'
             # Yanked upstream files are dropped; held ones are the guard's and stay listed.
-            '[mirror.m.filters]\nyanked = "drop"\n\n[index.all]\nsources = ["m"]\n'
+            '[mirror.m.filters]\nyanked = "drop"\n\n[index.all]\nsources = ["m"]\n\n'
+            # A mirror of this server's mirror (headwater mirroring headwater).
+            f'[mirror.down]\nupstream = "http://127.0.0.1:{port}/m/simple/"\ntarget = "tree2"\n'
+            # (the page keeps the first upstream's provenance URL)
+            f'ca_bundle = "{cert[0]}"\nallowed_hosts = ["{urlsplit(up.simple_url).netloc}"]\n'
         )
-        assert headwater("mirror", "--quiet", cwd=tmp_path).returncode == 0
+        assert headwater("mirror", "--quiet", "--name", "m", cwd=tmp_path).returncode == 0
         corpus.add_release(PROJECT, HELD, files=1)  # a wheel without provenance
-        second = headwater("mirror", "--quiet", cwd=tmp_path)
+        second = headwater("mirror", "--quiet", "--name", "m", cwd=tmp_path)
         assert second.returncode == 0, second.stdout + second.stderr
         assert not list((tmp_path / "tree/web/packages").rglob(f"*{HELD}*"))  # not in the tree
         # The tree with its held entry is consistent (nothing listed is missing, the filters
@@ -111,8 +117,17 @@ def test_pip_and_uv_print_the_refusal_of_a_held_release_until_it_is_accepted(
         assert repaired.returncode == 0, repaired.stdout + repaired.stderr
         assert not list((tmp_path / "tree/web/packages").rglob(f"*{HELD}*"))  # still held
 
-        with serve(["--config", str(tmp_path / "headwater.toml")], tmp_path) as live:
-            for index in (f"{live.url}/m/simple/", f"{live.url}/all/simple/"):
+        with serve(["--config", str(tmp_path / "headwater.toml")], tmp_path, port=port) as live:
+            # The downstream mirror keeps the held entry (with the upstream's words) and never
+            # fetches its URL.
+            down = headwater("mirror", "--quiet", "--name", "down", cwd=tmp_path)
+            assert down.returncode == 0, down.stdout + down.stderr
+            assert not list((tmp_path / "tree2/web/packages").rglob(f"*{HELD}*"))
+            for index in (
+                f"{live.url}/m/simple/",
+                f"{live.url}/all/simple/",
+                f"{live.url}/down/simple/",
+            ):
                 home = tmp_path / index.rsplit("/", 3)[1]
                 # Asking for the held release: the refusal, from pip (both) and uv.
                 for pip in (pip_new, pip_old):
@@ -170,7 +185,7 @@ def test_pip_and_uv_print_the_refusal_of_a_held_release_until_it_is_accepted(
 
         accepted = headwater("provenance", "accept", "m", PROJECT, HELD, cwd=tmp_path)
         assert accepted.returncode == 0, accepted.stderr
-        third = headwater("mirror", "--quiet", "--project", PROJECT, cwd=tmp_path)
+        third = headwater("mirror", "--quiet", "--name", "m", "--project", PROJECT, cwd=tmp_path)
         assert third.returncode == 0, third.stdout + third.stderr
 
         with serve(["--config", str(tmp_path / "headwater.toml")], tmp_path) as live:

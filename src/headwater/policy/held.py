@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Protocol
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 import msgspec
 
@@ -55,6 +55,7 @@ __all__ = [
     "held_url",
     "hold_files",
     "refusal_text",
+    "upstream_hold",
 ]
 
 #: The URL section of held files (``/<index>/held/<project>/<filename>``).
@@ -67,6 +68,12 @@ FIX_PARAM = "fix"
 #: The longest message or fix a held entry carries (characters, before quoting).
 MAX_TEXT = 600
 _SEPARATOR = " To resolve: "
+
+
+class _Hold(msgspec.Struct, frozen=True, kw_only=True):
+    filename: str
+    message: str
+    fix: str
 
 
 class HeldFile(Protocol):
@@ -136,3 +143,27 @@ def held_reason(file: File) -> str | None:
     if path.rpartition("/")[2] != file.filename:
         return None
     return file.yanked_reason or "held by the publisher guard"
+
+
+def upstream_hold(project: str, file: File) -> HeldFile | None:
+    """The hold of ``file`` when an upstream page (another headwater, parsed with its URL made
+    absolute) lists it as held: yanked, at ``.../held/<project>/<filename>``; else None.
+
+    A mirror of that upstream keeps the entry as held (with the upstream's words: the release
+    must be accepted there) instead of fetching a URL that only ever refuses. Trusting the
+    upstream here grants it nothing: it could leave the file off its page just as well.
+    """
+    if not file.yanked:
+        return None
+    segments = urlsplit(file.url).path.split("/")
+    if len(segments) < 3 or segments[-3] != HELD_SECTION or unquote(segments[-2]) != project:
+        return None
+    if unquote(segments[-1]) != file.filename:
+        return None
+    reason = file.yanked_reason or "held by the upstream's publisher guard"
+    message, _, fix = reason.partition(_SEPARATOR)
+    return _Hold(
+        filename=file.filename,
+        message=message,
+        fix=fix or "ask the upstream's operator (the release is held there)",
+    )

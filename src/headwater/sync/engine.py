@@ -29,7 +29,7 @@ import msgspec
 
 from headwater.errors import HeadwaterError
 from headwater.policy.continuity import ContinuityRules, FileProvenance
-from headwater.policy.held import hold_files
+from headwater.policy.held import held_entry, held_reason, hold_files, upstream_hold
 from headwater.policy.publishers import PublisherIdentity
 from headwater.repository.errors import StaleResponse, UpstreamError, UpstreamNotFound
 from headwater.repository.http import Fetched, HttpRepository
@@ -524,6 +524,9 @@ class Mirror:
         return [f for f in results if f is not None]
 
     async def _fetch_file(self, project: NormalizedName, file: File) -> File:
+        upstream_held = upstream_hold(project, file)
+        if upstream_held is not None:
+            return held_entry(project, file, upstream_held)  # its URL only ever refuses
         sha256 = file.hashes.get("sha256")
         if sha256 is None:
             raise UpstreamError(
@@ -636,6 +639,8 @@ class Mirror:
             return page
         known: list[FileProvenance] = []
         for file in page.files:
+            if held_reason(file) is not None:
+                continue  # held by the upstream (another headwater): not ours to judge
             publishers: tuple[PublisherIdentity, ...] = ()
             sha256 = file.hashes.get("sha256")
             if secure_url(file.provenance) is not None and sha256:
