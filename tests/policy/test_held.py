@@ -19,6 +19,7 @@ from headwater.policy.held import (
     held_url,
     hold_files,
     refusal_text,
+    upstream_hold,
 )
 from headwater.simple.html import parse_project_page_html, render_project_page_html
 from headwater.simple.json import parse_project_page_json, render_project_page_json
@@ -128,3 +129,37 @@ def test_the_held_url_resolves_beside_packages(project: str) -> None:
     from urllib.parse import urljoin
 
     assert urljoin(page_url, url).startswith(f"https://h.example/idx/held/{project}/")
+
+
+_UP = "https://up.example/idx/held/demo/"
+# (case, url, yanked, reason, the hold's (message, fix) or None)
+UPSTREAM = [
+    ("an upstream's held entry", _UP + WHEEL + "?headwater-refused=m&fix=f", True,
+     "held: m To resolve: f", ("held: m", "f")),
+    ("held, its reason without a fix", _UP + WHEEL, True, "held: m", ("held: m", None)),
+    ("held, no reason", _UP + WHEEL, True, None, ("held by the upstream's publisher guard", None)),
+    ("not yanked", _UP + WHEEL, False, None, None),
+    ("another project's held path", "https://up.example/idx/held/other/" + WHEEL, True, "r", None),
+    ("another file's held path", _UP + "demo-3.0.tar.gz", True, "r", None),
+    ("a packages URL, yanked", f"https://up.example/idx/packages/ab/ab/x/{WHEEL}", True, "r", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "url", "yanked", "reason", "hold"), UPSTREAM, ids=[u[0] for u in UPSTREAM]
+)
+def test_an_upstreams_held_entries(
+    case: str, url: str, yanked: bool, reason: str | None, hold: tuple[str, str | None] | None
+) -> None:
+    file = File(filename=WHEEL, url=url, hashes={"sha256": SHA}, yanked=yanked,
+                yanked_reason=reason)  # fmt: skip
+    found = upstream_hold("demo", file)
+    if hold is None:
+        assert found is None, case
+        return
+    assert found is not None and found.filename == WHEEL, case
+    assert found.message == hold[0], case
+    assert found.fix == hold[1] if hold[1] is not None else "upstream" in found.fix, case
+    # Kept as this tree's held entry: recognised, with a URL of this tree.
+    entry = held_entry("demo", file, found)
+    assert held_reason(entry) is not None and entry.url.startswith(HELD_PREFIX)
