@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from headwater.policy.held import (
@@ -96,11 +96,14 @@ def test_hold_files_changes_only_the_held_file() -> None:
 _TEXT = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=900
 )
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
+)
 
 
 @settings(max_examples=150, deadline=None)
 @given(message=_TEXT, fix=_TEXT)
+@example(message="held: by \u202eevil\u202c \u2066x\u2069 \x1b[2J", fix="accept\u200f it")
 def test_hostile_words_stay_inert_in_both_formats(message: str, fix: str) -> None:
     page = hold_files(PAGE, [Hold(WHEEL, message, fix)])
     reason = page.files[1].yanked_reason
