@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from headwater.policy.held import (
     HELD_PREFIX,
     MAX_TEXT,
+    MAX_URL_TEXT,
     held_entry,
     held_reason,
     held_url,
@@ -104,6 +105,7 @@ _CONTROL = re.compile(
 @settings(max_examples=150, deadline=None)
 @given(message=_TEXT, fix=_TEXT)
 @example(message="held: by \u202eevil\u202c \u2066x\u2069 \x1b[2J", fix="accept\u200f it")
+@example(message="\U0001f600" * 900, fix="\u00e9" * 900)
 def test_hostile_words_stay_inert_in_both_formats(message: str, fix: str) -> None:
     page = hold_files(PAGE, [Hold(WHEEL, message, fix)])
     reason = page.files[1].yanked_reason
@@ -113,6 +115,8 @@ def test_hostile_words_stay_inert_in_both_formats(message: str, fix: str) -> Non
     # One URL token: no whitespace, quote, fragment or control character; the path names the
     # file and the query carries exactly the two parameters.
     assert not re.search(r"[\s\"'#<>\\]", url) and url.isascii()
+    # Short enough for any server's request line (nginx: 8 KiB), whatever the words.
+    assert len(url) <= 2 * MAX_URL_TEXT + 200
     parts = urlsplit(url)
     assert unquote(parts.path) == f"{HELD_PREFIX}demo/{WHEEL}"
     query = parse_qs(parts.query, keep_blank_values=True)

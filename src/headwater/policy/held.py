@@ -15,8 +15,9 @@ held URL           ``../../held/<project>/<filename>?headwater-refused=<message>
                    the refusal (409) and never with the file; the query carries the text so an
                    installer prints it even where a plain web server answers the URL with a 404
 refusal text       one line, printable (control characters shown as ``\\xNN``), at most
-                   :data:`MAX_TEXT` characters per part, so hostile identities or versions cannot
-                   move a terminal's cursor or end a header
+                   :data:`MAX_TEXT` characters per part (:data:`MAX_URL_TEXT` once quoted in the
+                   URL, short enough for any server's request line), so hostile
+                   identities or versions cannot move a terminal's cursor or end a header
 =================  ==============================================================================
 
 Why yanked (PEP 592) and not absent or plainly listed, measured with pip 23.2 and 26.3 and uv
@@ -48,6 +49,7 @@ __all__ = [
     "HELD_PREFIX",
     "HELD_SECTION",
     "MAX_TEXT",
+    "MAX_URL_TEXT",
     "REFUSED_PARAM",
     "HeldFile",
     "held_entry",
@@ -67,6 +69,10 @@ REFUSED_PARAM = "headwater-refused"
 FIX_PARAM = "fix"
 #: The longest message or fix a held entry carries (characters, before quoting).
 MAX_TEXT = 600
+#: The longest message or fix in a held URL, once quoted (the rest is in the yank reason and the
+#: server's answer): servers refuse long request lines (nginx: 8 KiB by default), and one
+#: character may take 12 once percent-encoded.
+MAX_URL_TEXT = 2000
 _SEPARATOR = " To resolve: "
 
 
@@ -102,10 +108,16 @@ def refusal_text(message: str, fix: str) -> str:
 def held_url(project: str, filename: str, message: str, fix: str) -> str:
     """The held URL of ``filename`` of ``project`` (relative to the project's page)."""
     path = f"{HELD_PREFIX}{quote(project, safe='')}/{quote(filename, safe='')}"
-    return (
-        f"{path}?{REFUSED_PARAM}={query_safe(_clean(message))}"
-        f"&{FIX_PARAM}={query_safe(_clean(fix))}"
-    )
+    return f"{path}?{REFUSED_PARAM}={_url_text(message)}&{FIX_PARAM}={_url_text(fix)}"
+
+
+def _url_text(text: str) -> str:
+    clean = _clean(text)
+    quoted = query_safe(clean)
+    while len(quoted) > MAX_URL_TEXT:  # shrinks every time; "..." alone fits
+        clean = clean[: max(0, len(clean) * MAX_URL_TEXT // len(quoted) - 3)]
+        quoted = query_safe(clean + "...")
+    return quoted
 
 
 def held_entry(project: str, file: File, hold: HeldFile) -> File:
