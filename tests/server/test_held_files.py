@@ -63,6 +63,8 @@ def test_the_held_url_answers_the_refusal(tmp_path: Path) -> None:
         assert answer.headers["cache-control"] == "no-store"
     head = _get(app, f"/m/held/demo/{HELD}", method="HEAD")
     assert head.status == 409 and head.body == b""
+    # Counted apart from files: an operator sees who asks for held releases.
+    assert app.metrics.data.requests["m|held|409"] == 4
 
 
 @pytest.mark.parametrize(

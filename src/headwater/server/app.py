@@ -312,7 +312,8 @@ class IndexApp:
             return (index, "file", await integrity(scope, send, source, index, tail, head), 0)
         if section == "held" and fixed is None:
             tail = parts[rest_at + 1 :]
-            return (index, "file", await held_file(scope, send, source, index, tail, head), 0)
+            # Its own kind: a 409 here is someone asking for a release the guard holds.
+            return (index, "held", await held_file(scope, send, source, index, tail, head), 0)
         if section == "packages":
             try:
                 ref = await source.file("/".join(parts[rest_at + 1 :]))
