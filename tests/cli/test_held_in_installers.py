@@ -9,6 +9,7 @@ identities, the fix); after ``headwater provenance accept`` and the next sync it
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import ssl
@@ -159,6 +160,10 @@ def test_pip_and_uv_print_the_refusal_of_a_held_release_until_it_is_accepted(
             )
             with urllib.request.urlopen(request, timeout=30) as answer:
                 page = json.loads(answer.read())
+            # The interface's project page shows it with the refusal.
+            with urllib.request.urlopen(f"{live.url}/ui/m/project/{PROJECT}", timeout=30) as ui:
+                shown = _joined(html.unescape(ui.read().decode()))
+            assert WHEEL in shown and ESTABLISHED in shown and FIX in shown, shown[-3000:]
             held = next(f for f in page["files"] if f["filename"] == WHEEL)
             _assert_refusal(held["yanked"])
             assert held["url"].startswith(f"../../held/{PROJECT}/{WHEEL}?headwater-refused=")
