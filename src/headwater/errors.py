@@ -52,8 +52,12 @@ import re
 __all__ = ["HeadwaterError", "InvalidInput", "printable"]
 
 # C0 and C1 control characters, DEL, and the Unicode line and paragraph separators: what would
-# end a log line or a header, move a terminal's cursor, or be refused by an HTTP server.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# end a log line or a header, move a terminal's cursor, or be refused by an HTTP server. Also the
+# bidirectional controls (marks, embeddings, overrides, isolates): they reorder what a terminal
+# shows, so a hostile name could make "accept evil" read as something else ("Trojan Source").
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
+)
 
 
 class HeadwaterError(Exception):

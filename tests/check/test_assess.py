@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +15,7 @@ from headwater.check.assess import RISKS, Risk, Wanted, assess
 from headwater.check.installers import predict
 from headwater.check.model import Client, IndexSpec
 from headwater.check.sources import Lookup, Refusal
+from headwater.policy.held import hold_files
 from headwater.simple.model import File, ProjectPage
 from headwater.simple.names import normalize_name
 
@@ -126,3 +128,31 @@ def test_agreement_covers_the_same_release_not_a_newer_public_one() -> None:
         ]
         finding = assess(wanted, observed, client=Client.PIP, now=NOW)
         assert finding.risk is want, finding
+
+
+class _Hold:
+    filename = "foo_bar-2.0-py3-none-any.whl"
+    message = "held: foo-bar 2.0 was published by GitLab x/y, but earlier by GitHub a/b"
+    fix = "headwater provenance accept m foo-bar 2.0"
+
+
+@pytest.mark.parametrize("client", [Client.PIP, Client.UV])
+@pytest.mark.parametrize(
+    ("specifier", "held"), [("==2.0", True), (">=2", True), ("", False), ("<2", False)]
+)
+def test_a_held_release_the_requirement_needs_is_named_with_its_refusal(
+    client: Client, specifier: str, held: bool
+) -> None:
+    # A mirror of the public index (its guard holds 2.0).
+    spec = IndexSpec(name="m", url="https://m.example/simple/", origin="t", public=True)
+    page = hold_files(_page(["1.0", "2.0"]), [_Hold()])
+    lookup = Lookup(state="found", url=f"{spec.url}foo-bar/", page=page)
+    wanted = Wanted(project=P, names=(P,), origins=("r:1",), specifier=specifier)
+    finding = assess(wanted, [(spec, lookup)], client=client, now=NOW)
+    if held:
+        assert Risk.MISSING in finding.risks, finding
+        assert _Hold.message in finding.message and _Hold.fix in finding.message, finding
+        assert "accept the held release" in finding.advice
+    else:
+        assert "held:" not in finding.message, finding
+        assert finding.installs is not None and finding.installs.version == "1.0"

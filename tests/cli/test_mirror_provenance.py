@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from headwater.policy.held import held_reason
 from headwater.simple.json import parse_project_page_json
 from headwater.storage.layout import provenance_key
 from headwater.testing.corpus import Corpus
@@ -137,9 +138,14 @@ def test_publisher_continuity_holds_an_unattested_release_until_accepted(
     context.load_cert_chain(*cert)
     page_path = tmp_path / "tree/web/simple/pypi-attestations/index.v1_json"
 
-    def versions() -> set[str]:
+    def versions(held: bool = False) -> set[str]:
+        # The versions the page serves (held: those it lists as held, yanked with the refusal).
         page = parse_project_page_json(page_path.read_bytes())
-        return {f.filename.split("-")[1].removesuffix(".tar.gz") for f in page.files}
+        return {
+            f.filename.split("-")[1].removesuffix(".tar.gz")
+            for f in page.files
+            if (held_reason(f) is not None) == held
+        }
 
     with Upstream(corpus, ssl=context).running() as up:
         (tmp_path / "headwater.toml").write_text(
@@ -155,6 +161,7 @@ def test_publisher_continuity_holds_an_unattested_release_until_accepted(
         output = second.stdout + second.stderr
         assert second.returncode == 0, output
         assert versions() == {"0.0.19"}  # held: not served
+        assert versions(held=True) == {"0.0.20"}  # listed as held (tests/cli/test_held_*)
         assert "held: pypi-attestations 0.0.20" in output, output
         assert "GitHub trailofbits/pypi-attestations, workflow release.yml" in output
         assert "headwater provenance accept m pypi-attestations 0.0.20" in output
@@ -168,7 +175,7 @@ def test_publisher_continuity_holds_an_unattested_release_until_accepted(
         assert accepted.returncode == 0, accepted.stderr
         third = headwater("mirror", "--quiet", "--project", "pypi-attestations", cwd=tmp_path)
         assert third.returncode == 0, third.stdout + third.stderr
-        assert versions() == {"0.0.19", "0.0.20"}
+        assert versions() == {"0.0.19", "0.0.20"} and not versions(held=True)
         assert "nothing is held" in headwater("provenance", "held", "m", cwd=tmp_path).stdout
 
 
@@ -234,7 +241,11 @@ def test_a_held_release_is_accepted_through_the_management_api(
     page = parse_project_page_json(
         (tmp_path / "tree/web/simple/pypi-attestations/index.v1_json").read_bytes()
     )
-    assert {f.filename.split("-")[1].removesuffix(".tar.gz") for f in page.files} == {
+    assert {
+        f.filename.split("-")[1].removesuffix(".tar.gz")
+        for f in page.files
+        if held_reason(f) is None
+    } == {
         "0.0.19",
         "0.0.20",
     }

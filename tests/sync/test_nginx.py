@@ -479,6 +479,15 @@ def test_not_found(server: Nginx, path: str) -> None:
     assert get(server.url + path, {"Accept": PIP}).status == 404
 
 
+def test_held_urls_answer_a_refusal_never_a_file(server: Nginx) -> None:
+    # policy/held.py: a held file's URL on a page; the query carries the refusal's text.
+    resp = get(server.url + "/held/foo-bar/foo_bar-9.0-py3-none-any.whl?headwater-refused=x")
+    assert resp.status == 409
+    assert b"held by the publisher guard" in resp.body
+    assert resp.headers["cache-control"] == "no-store"
+    assert resp.headers["x-headwater-refused"] == "publisher-held"
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -53,7 +53,7 @@ from headwater.check.installers import Install, predict
 from headwater.check.model import Client, IndexSpec
 from headwater.check.publishers import Publishers
 from headwater.check.sources import Lookup
-from headwater.check.versions import count_and_highest
+from headwater.check.versions import count_and_highest, held_refusals
 from headwater.policy import (
     NotServed,
     Observation,
@@ -536,6 +536,18 @@ def assess(
         advice[Risk.MISSING] = (
             "require a version the index offers, or publish one the requirement allows"
         )
+        # A release the requirement allows is held by a headwater publisher guard: say whose.
+        held = [
+            r
+            for _, lookup in observed
+            if lookup.page
+            for r in held_refusals(lookup.page, specifier)
+        ]
+        if held:
+            notes[Risk.MISSING] += f"; {held[0]}"
+            advice[Risk.MISSING] = (
+                "have the index's operator accept the held release (above), or require an accepted version"
+            )
 
     facts: list[str] = []
     if wanted.pinned_to:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from headwater.policy.held import held_reason
 from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.model import ProjectPage
 
-__all__ = ["count_and_highest", "highest", "live_versions"]
+__all__ = ["count_and_highest", "held_refusals", "highest", "live_versions"]
 
 
 def live_versions(page: ProjectPage, *, files_only: bool = False) -> tuple[int, set[Version]]:
@@ -55,3 +56,20 @@ def highest(page: ProjectPage, specifier: SpecifierSet) -> Version | None:
     file not yanked (None: nothing to install)."""
     _, live = live_versions(page, files_only=True)
     return _top(live, specifier)
+
+
+def held_refusals(page: ProjectPage, specifier: SpecifierSet) -> list[str]:
+    """The refusals of the files ``page`` lists as held by a headwater publisher guard
+    (:mod:`headwater.policy.held`) whose version ``specifier`` allows, one per release."""
+    found: dict[Version, str] = {}
+    for file in page.files:
+        reason = held_reason(file)
+        if reason is None:
+            continue
+        try:
+            version = parse_filename(file.filename).version
+        except InvalidFilename:
+            continue
+        if specifier.contains(version, prereleases=True):
+            found.setdefault(version, reason)
+    return [found[v] for v in sorted(found)]

@@ -51,6 +51,8 @@ RESERVED_NAMES = frozenset(
         "ui",
         # The mirror list with freshness (docs/web-interface.md, "/mirrors.json").
         "mirrors.json",
+        # Files the publisher guard holds (docs/provenance.md, "What pip and uv show").
+        "held",
     }
 )
 _INDEX_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?\Z")

@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from urllib.parse import quote_plus
 
+from headwater.errors import printable
 from headwater.policy.rules import Rules
 from headwater.simple.names import NormalizedName
 
-__all__ = ["detail", "join", "label", "labels", "one_line", "route_toml"]
+__all__ = [
+    "detail",
+    "header_safe",
+    "join",
+    "label",
+    "labels",
+    "one_line",
+    "query_safe",
+    "route_toml",
+]
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+\Z")
 _SPACES = re.compile(r"\s+")
@@ -25,6 +36,21 @@ def one_line(text: str, limit: int | None = None) -> str:
     if limit is not None and len(flat) > limit:
         flat = flat[: limit - 3] + "..."
     return flat
+
+
+def header_safe(text: str) -> str:
+    """``text`` as one printable line of latin-1 without double quotes or backslashes (it goes
+    in a quoted header parameter)."""
+    flat = printable(" ".join(text.split()), 1000).replace('"', "'").replace("\\", "/")
+    return flat.encode("latin-1", "replace").decode("latin-1")
+
+
+def query_safe(text: str) -> str:
+    """``text`` as a URL query value that stays readable where an installer prints the URL:
+    spaces as ``+``, the punctuation a query keeps as it is, quotes dropped (not ``%27``)."""
+    return quote_plus(
+        " ".join(text.split()).replace("'", "").replace('"', ""), safe="[]=,:;/()*@!$"
+    )
 
 
 def detail(text: str | None) -> str:

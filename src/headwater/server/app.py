@@ -45,6 +45,7 @@ from headwater.server.authz import (
 )
 from headwater.server.edge import guarded
 from headwater.server.files import send_file
+from headwater.server.held_files import held_file
 from headwater.server.integrity import integrity
 from headwater.server.lru import ByteBudgetLRU
 from headwater.server.metrics import Metrics
@@ -81,7 +82,7 @@ _UNAVAILABLE_FIX = (
 )
 #: "_": trusted publishing's /<index>/_/oidc/... (answered by ``rest``).
 _SECTIONS = frozenset(
-    {"", "simple", "packages", "pypi", "legacy", "_", "integrity", *_FIXED_FORMATS}
+    {"", "simple", "packages", "pypi", "legacy", "_", "integrity", "held", *_FIXED_FORMATS}
 )
 #: PEP 752's endpoints, answered by ``rest``; the default index's are at the root too.
 _NAMESPACE_SECTIONS = ("namespaces", "namespace")
@@ -91,6 +92,7 @@ _DEFAULT_SECTIONS = (
     "packages",
     "pypi",
     "integrity",
+    "held",
     *_FIXED_FORMATS,
     *_NAMESPACE_SECTIONS,
 )
@@ -308,6 +310,10 @@ class IndexApp:
         if section == "integrity" and fixed is None:
             tail = parts[rest_at + 1 :]
             return (index, "file", await integrity(scope, send, source, index, tail, head), 0)
+        if section == "held" and fixed is None:
+            tail = parts[rest_at + 1 :]
+            # Its own kind: a 409 here is someone asking for a release the guard holds.
+            return (index, "held", await held_file(scope, send, source, index, tail, head), 0)
         if section == "packages":
             try:
                 ref = await source.file("/".join(parts[rest_at + 1 :]))
@@ -544,7 +550,7 @@ def _read_target(
     if section == "packages":
         filename = (tail[-1] if tail else "").removesuffix(".metadata").removesuffix(".provenance")
         return ("read", None, filename)
-    if section == "integrity" and fixed is None:
+    if section in ("integrity", "held") and fixed is None:
         return ("read", _project_of(tail[0]) if tail else None, None)
     if section == "" and rest_at == 2 and length <= 3:
         return ("list", None, None)

@@ -60,7 +60,7 @@ class Metrics:
                 proxy[f"{name}|{counter}"] = value
 
     def observe(self, index: str, kind: str, status: int, seconds: float, sent: int) -> None:
-        """Count one finished request. ``kind``: page, file, upload, api, health, other."""
+        """Count one finished request. ``kind``: page, file, held, upload, api, health, other."""
         data = self.data
         key = f"{index}|{kind}|{status}"
         data.requests[key] = data.requests.get(key, 0) + 1

@@ -18,30 +18,12 @@ upstream is fixed.
 
 from __future__ import annotations
 
-from urllib.parse import quote_plus
-
-from headwater.errors import printable
+from headwater.policy.held import REFUSED_PARAM
+from headwater.policy.messages import header_safe, query_safe
 from headwater.server.responses import header, send_bytes, send_redirect, send_text
 from headwater.server.types import Headers, Scope, Send
 
 __all__ = ["REFUSED_PARAM", "send_refusal"]
-
-#: The query parameter of the URL a refusal redirects to.
-REFUSED_PARAM = "headwater-refused"
-
-
-def _header_safe(text: str) -> str:
-    """``text`` as one line of latin-1 without double quotes (it goes in a quoted parameter)."""
-    flat = printable(" ".join(text.split()), 1000).replace('"', "'").replace("\\", "/")
-    return flat.encode("latin-1", "replace").decode("latin-1")
-
-
-def _query_safe(text: str) -> str:
-    # Characters a URL query keeps as they are (uv prints the URL as it was sent), so the
-    # message stays readable; quotes are dropped rather than shown as %27.
-    return quote_plus(
-        " ".join(text.split()).replace("'", "").replace('"', ""), safe="[]=,:;/()*@!$"
-    )
 
 
 async def send_refusal(
@@ -65,8 +47,8 @@ async def send_refusal(
     agent = header(scope, b"user-agent") or b""
     if agent.startswith(b"pip/"):
         content_type = (
-            f'text/plain; charset=utf-8; headwater-refused="{_header_safe(message)} '
-            f'To resolve: {_header_safe(fix)}"'
+            f'text/plain; charset=utf-8; headwater-refused="{header_safe(message)} '
+            f'To resolve: {header_safe(fix)}"'
         )
         headers: Headers = [(b"content-type", content_type.encode("latin-1")), *no_store]
         await send_bytes(send, 200, headers, (text + "\n").encode(), head=head)
@@ -75,6 +57,6 @@ async def send_refusal(
     if f"{REFUSED_PARAM}=" in query:
         await send_text(send, status, text, head=head, extra=no_store)
         return status
-    location = f"{project_url}?{REFUSED_PARAM}={_query_safe(message)}&fix={_query_safe(fix)}"
+    location = f"{project_url}?{REFUSED_PARAM}={query_safe(message)}&fix={query_safe(fix)}"
     await send_redirect(send, location, status=302, head=head, extra=no_store)
     return 302

@@ -258,6 +258,13 @@ ROUTES: tuple[RouteSpec, ...] = (
         "PEP 740 provenance (PyPI's integrity API)",
     ),
     *_index_and_default(
+        "/{index}/held/{project}/{filename}",
+        "read",
+        True,
+        "fast",
+        "a file the publisher guard holds: its refusal, never the file",
+    ),
+    *_index_and_default(
         "/{index}/pypi/{project}/json", "read", True, "fast", "PyPI's legacy JSON API"
     ),
     RouteSpec(

@@ -29,6 +29,7 @@ import msgspec
 
 from headwater.errors import HeadwaterError
 from headwater.policy.continuity import ContinuityRules, FileProvenance
+from headwater.policy.held import held_entry, held_reason, hold_files, upstream_hold
 from headwater.policy.publishers import PublisherIdentity
 from headwater.repository.errors import StaleResponse, UpstreamError, UpstreamNotFound
 from headwater.repository.http import Fetched, HttpRepository
@@ -523,6 +524,9 @@ class Mirror:
         return [f for f in results if f is not None]
 
     async def _fetch_file(self, project: NormalizedName, file: File) -> File:
+        upstream_held = upstream_hold(project, file)
+        if upstream_held is not None:
+            return held_entry(project, file, upstream_held)  # its URL only ever refuses
         sha256 = file.hashes.get("sha256")
         if sha256 is None:
             raise UpstreamError(
@@ -623,8 +627,9 @@ class Mirror:
         self.summary.provenance_verified += 1
 
     async def _guard(self, project: NormalizedName, page: ProjectPage) -> ProjectPage:
-        """The page without the files the publisher guard holds (their refusals are logged and
-        kept in ``state/publishers.json``; the files leave the tree like filtered ones)."""
+        """The page with the files the publisher guard holds as held entries (their refusals are
+        logged and kept in ``state/publishers.json``; the files leave the tree like filtered
+        ones)."""
         from headwater.provenance import publishers_of_document
 
         assert self.publisher_rules is not None
@@ -634,6 +639,8 @@ class Mirror:
             return page
         known: list[FileProvenance] = []
         for file in page.files:
+            if held_reason(file) is not None:
+                continue  # held by the upstream (another headwater): not ours to judge
             publishers: tuple[PublisherIdentity, ...] = ()
             sha256 = file.hashes.get("sha256")
             if secure_url(file.provenance) is not None and sha256:
@@ -650,13 +657,12 @@ class Mirror:
         decision = judge(project, known, rules, self.publishers, index=self.name)
         if not decision.held:
             return page
-        held = {h.filename for h in decision.held}
         for h in decision.held:
             log.warning("mirror: %s: %s; %s", project, h.message, h.fix)
             self.summary.held[h.filename] = h.message
-        return msgspec.structs.replace(
-            page, files=tuple(f for f in page.files if f.filename not in held)
-        )
+        # Listed as yanked with the refusal, at a URL that refuses (policy/held.py); the file
+        # itself leaves the tree like a filtered one.
+        return hold_files(page, decision.held)
 
     def _downloaded(self, key: str, size: int) -> None:
         self.tree.written.append(key)

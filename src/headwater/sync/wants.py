@@ -28,6 +28,7 @@ from collections.abc import Callable
 import msgspec
 from packaging.version import InvalidVersion, Version
 
+from headwater.policy.held import held_reason
 from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.model import ProjectPage
 from headwater.simple.names import NormalizedName
@@ -143,6 +144,11 @@ class TreeWants(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         if not self.project(page.name):
             return ["the filters do not want this project (allow/block/requirements)"]
         found: list[str] = []
+        # Held entries are the publisher guard's (policy/held.py), judged by it after the filters.
+        if any(held_reason(f) is not None for f in page.files):
+            page = msgspec.structs.replace(
+                page, files=tuple(f for f in page.files if held_reason(f) is None)
+            )
         if self.filters_files:
             dropped = [
                 f"{d.file.filename} ({d.reason})" for d in filter_page(page, self.filters).dropped
