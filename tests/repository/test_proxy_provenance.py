@@ -30,9 +30,11 @@ from headwater.simple.model import ProjectPage
 from headwater.simple.names import NormalizedName
 from headwater.storage import FileStorage
 from headwater.storage.layout import file_url_from_project_page, provenance_key
+from headwater.storage.s3 import S3Storage
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
 from tests.provenance.assets import GITHUB_SDIST, GITLAB_SDIST, attestation, sha256, tampered
+from tests.seaweed import SeaweedServer, s3_location
 from tests.tls import self_signed
 
 FAST = RetryPolicy(attempts=2, backoff=0.001, max_backoff=0.002)
@@ -373,3 +375,57 @@ def test_proxy_guard_settings_mirror_the_mirrors() -> None:
     with pytest.raises(ConfigError, match="is not a project name"):
         proxy('require_provenance = ["bad name!"]\n')
     assert msgspec.to_builtins(proxy('require_provenance = ["*"]\n').require_provenance) == ["*"]
+
+
+def test_two_servers_on_one_bucket_share_records_holds_and_acceptances(
+    tmp_path: Path, cert: tuple[Path, Path], seaweed: SeaweedServer, s3_bucket: str
+) -> None:
+    # The proxy cache in a real S3 bucket (SeaweedFS), two servers on it: the provenance is
+    # fetched once, the hold is seen by both, and an acceptance written through either is read by
+    # both at their next revalidation (nothing on one machine is needed).
+    corpus = corpus_of(tmp_path / "corpus", {GITHUB_SDIST: pypis_document()})
+    corpus.add_release(GITHUB, "0.0.20", files=1)
+    clock = Clock()
+
+    async def t() -> None:
+        stores = [S3Storage(s3_location(seaweed, s3_bucket, "proxy/pypi/")) for _ in range(3)]
+        async with upstream(corpus, cert) as up:
+            egress = build_egress(
+                up.simple_url, where="[proxy.pypi]", ca_bundle=str(cert[0]), environ={}
+            )
+            one, two = (
+                ProxySource(
+                    "pypi",
+                    up.simple_url,
+                    storage,
+                    egress=egress,
+                    timeout=5.0,
+                    retry=FAST,
+                    ttl=60,
+                    clock=clock,
+                    public_url=PUBLIC,
+                    publisher_rules=continuity(),
+                )
+                for storage in stores[:2]
+            )
+            try:
+                for proxy in (one, two):
+                    [file] = (await page_of(proxy, GITHUB)).files
+                    assert file.provenance is not None and "0.0.19" in file.filename
+                assert provenance_requests(up) == 1
+                assert list(await one.guard.ledger.held()) == [GITHUB]
+                assert list(await CacheLedger(stores[2]).held()) == [GITHUB]
+                await two.guard.ledger.accept(GITHUB, "0.0.20")
+                await CacheLedger(stores[2]).accept(GITHUB, "0.0.20")  # twice: nothing lost
+                clock.now += 61
+                for proxy in (one, two):
+                    assert len((await page_of(proxy, GITHUB)).files) == 2
+                assert await CacheLedger(stores[2]).held() == {}
+                assert await CacheLedger(stores[2]).accepted() == {GITHUB: ["0.0.20"]}
+            finally:
+                await one.aclose()
+                await two.aclose()
+                for storage in stores:
+                    await storage.aclose()
+
+    run(t)

@@ -137,10 +137,13 @@ class ProxyGuard:
         self._written: dict[NormalizedName, list[HeldRecord]] = {}
 
     def needed(self, name: NormalizedName, files: dict[str, File]) -> bool:
-        """Whether the page of ``name`` needs this guard at all (else it is served as it is)."""
-        if self.rules is not None and guarded(self.rules(name)):
+        """Whether the page of ``name`` needs this guard at all (else it is served as it is):
+        some file lists provenance, or the project must be attested. Continuity alone holds
+        nothing until some release is attested (most projects of PyPI never are)."""
+        if any(secure_url(f.provenance) is not None for f in files.values()):
             return True
-        return any(secure_url(f.provenance) is not None for f in files.values())
+        rules = self.rules(name) if self.rules is not None else None
+        return rules is not None and (rules.required or bool(rules.expected))
 
     async def apply(
         self,
