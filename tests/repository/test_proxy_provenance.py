@@ -435,3 +435,40 @@ def test_two_servers_on_one_bucket_share_records_holds_and_acceptances(
                     await storage.aclose()
 
     run(t)
+
+
+def test_a_file_cached_before_its_release_was_held_is_no_longer_served(
+    tmp_path: Path, cert: tuple[Path, Path]
+) -> None:
+    # The guard turned on for a cache that already holds the release's file (cached while no
+    # rule held it): the cached copy must not be served at its URL either.
+    corpus = corpus_of(tmp_path / "corpus", {GITHUB_SDIST: pypis_document()})
+    corpus.add_release(GITHUB, "0.0.20", files=1)
+
+    async def t() -> None:
+        async with upstream(corpus, cert) as up:
+            before = proxy_of(up, tmp_path / "cache", cert)
+            try:
+                page = await page_of(before, GITHUB)
+                [new] = [f for f in page.files if "0.0.20" in f.filename]
+                path = new.url.removeprefix("../../packages/")
+                ref = await before.file(path)
+                assert ref is not None
+                if ref.stream is not None:
+                    async for _ in ref.stream:
+                        pass
+                    await ref.stream.aclose()
+                assert (tmp_path / "cache/web/packages" / path).exists()
+            finally:
+                await before.aclose()
+            guarded = proxy_of(up, tmp_path / "cache", cert, publisher_rules=continuity())
+            try:
+                assert [f.filename for f in served(await page_of(guarded, GITHUB))] == [
+                    GITHUB_SDIST.name
+                ]
+                assert await guarded.file(path) is None
+                assert not (tmp_path / "cache/web/packages" / path).exists()
+            finally:
+                await guarded.aclose()
+
+    run(t)

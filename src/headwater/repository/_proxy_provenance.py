@@ -62,7 +62,7 @@ from headwater.simple.model import File, ProjectPage
 from headwater.simple.names import NormalizedName
 from headwater.simple.text import secure_url
 from headwater.storage.base import NotFound, Storage
-from headwater.storage.layout import provenance_key
+from headwater.storage.layout import WEB, provenance_key
 
 __all__ = ["Guarded", "ProvenanceRecord", "ProxyGuard", "records_key"]
 
@@ -187,29 +187,44 @@ class ProxyGuard:
             keep.append(file)
             kept[path] = upstream
             known.append(file_provenance(file, publishers))
-        held = await self._judge(name, known)
+        held, changed = await self._judge(name, known)
         if held:
             out = {h.filename for h in held}
+            # The one place a held file leaves what is served (the page and the downloads).
             keep = [f for f in keep if f.filename not in out]
+            if changed:
+                await self._uncache([p for p, f in kept.items() if f.filename in out])
             kept = {p: f for p, f in kept.items() if f.filename not in out}
         return Guarded(msgspec.structs.replace(served, files=tuple(keep)), kept, held)
 
-    async def _judge(self, name: NormalizedName, known: list[FileProvenance]) -> list[HeldRecord]:
+    async def _uncache(self, paths: list[str]) -> None:
+        """Delete held files cached before they were held (the guard turned on, or a rule
+        changed): the cache would otherwise serve them at their URL. Fetched again if accepted."""
+        for path in paths:
+            for key in (f"{WEB}/packages/{path}", f"{WEB}/packages/{path}.metadata"):
+                if await self.storage.delete(key):
+                    log.warning("proxy %r: deleted the cached %s: it is held", self.name, key)
+
+    async def _judge(
+        self, name: NormalizedName, known: list[FileProvenance]
+    ) -> tuple[list[HeldRecord], bool]:
+        """The held files of ``name`` and whether they changed since this process last said."""
         if self.rules is None or not guarded(rules := self.rules(name)):
-            return []
+            return [], False
         _, held = judge(name, known, rules, (), index=self.name)
         if held:  # only then can an acceptance change anything: read them
             accepted = await self.ledger.accepted_of(name)
             if accepted:
                 _, held = judge(name, known, rules, accepted, index=self.name)
-        if self._written.get(name) != held:
-            await self.ledger.record_held(name, held)
-            self._written[name] = held
-            if len(self._written) > 100_000:
-                self._written.clear()
-            for h in held:
-                log.warning("proxy %r: %s: %s; %s", self.name, name, h.message, h.fix)
-        return held
+        if self._written.get(name) == held:
+            return held, False
+        await self.ledger.record_held(name, held)
+        self._written[name] = held
+        if len(self._written) > 100_000:
+            self._written.clear()
+        for h in held:
+            log.warning("proxy %r: %s: %s; %s", self.name, name, h.message, h.fix)
+        return held, True
 
     async def _records(
         self, name: NormalizedName, files: dict[str, File], *, fetch: bool
@@ -246,6 +261,10 @@ class ProxyGuard:
                 records[filename] = record
                 changed = True
         if changed:
+            # Only the files the page lists now. Two servers writing at once: the last write
+            # wins, and a record it lacks is fetched again by the next page build (no harm).
+            listed = {f.filename for f in files.values()}
+            records = {k: v for k, v in records.items() if k in listed}
             await self.storage.write_bytes(records_key(name), msgspec.json.encode(records))
         return records
 

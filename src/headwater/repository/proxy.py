@@ -531,6 +531,7 @@ class ProxySource:
             f":{len(done.files)}:{digest(' '.join(h.filename for h in done.held).encode())[:8]}"
         )
         entry.rendered.clear()
+        entry.sized_at = float("-inf")  # sizes found in the cache: looked up again
 
     def _failed(self, name: NormalizedName, entry: Entry | None, url: str, exc: Exception) -> Entry:
         now = self._clock()
