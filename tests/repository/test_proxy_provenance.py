@@ -472,3 +472,41 @@ def test_a_file_cached_before_its_release_was_held_is_no_longer_served(
                 await guarded.aclose()
 
     run(t)
+
+
+def test_a_file_cached_before_its_provenance_was_refused_is_no_longer_served(
+    tmp_path: Path, cert: tuple[Path, Path]
+) -> None:
+    corpus = corpus_of(tmp_path / "corpus", {GITHUB_SDIST: TAMPERED["wrong file digest"]()})
+    dist = corpus.file(GITHUB_SDIST.name)
+    assert dist is not None
+    document, dist.provenance = dist.provenance, None  # listed without provenance at first
+    clock = Clock()
+    path = packages_path(sha256(GITHUB_SDIST), GITHUB_SDIST.name)
+
+    async def t() -> None:
+        async with upstream(corpus, cert) as up:
+            proxy = proxy_of(up, tmp_path / "cache", cert, ttl=60, clock=clock)
+            try:
+                assert len((await page_of(proxy, GITHUB)).files) == 1
+                ref = await proxy.file(path)
+                assert ref is not None
+                if ref.stream is not None:
+                    async for _ in ref.stream:
+                        pass
+                    await ref.stream.aclose()
+                assert (tmp_path / "cache/web/packages" / path).exists()
+                dist.provenance = document  # now listed, and it does not verify
+                corpus.add_release(GITHUB, "0.0.21", files=1)  # a new page (and ETag)
+                clock.now += 61
+                names = [f.filename for f in (await page_of(proxy, GITHUB)).files]
+                assert names == ["pypi_attestations-0.0.21-py3-none-any.whl"]
+                assert not (tmp_path / "cache/web/packages" / path).exists()
+                # (The file's bytes this process read in the last second are re-checked with the
+                # storage after a second, as after any eviction.)
+                await asyncio.sleep(1.1)
+                assert await proxy.file(path) is None
+            finally:
+                await proxy.aclose()
+
+    run(t)

@@ -73,13 +73,16 @@ def uv_pip(
     )  # fmt: skip
 
 
-def call(url: str, token: str | None = None, accept: str = "application/json") -> tuple[int, Any]:
+def call(
+    url: str, token: str | None = None, accept: str = "application/json", method: str = "GET"
+) -> tuple[int, Any]:
     headers = {"Accept": accept}
     if token is not None:
         basic = base64.b64encode(f"__token__:{token}".encode()).decode()
         headers["Authorization"] = f"Basic {basic}"
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as r:
+        request = urllib.request.Request(url, headers=headers, method=method)
+        with urllib.request.urlopen(request, timeout=30) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -159,8 +162,14 @@ def test_a_proxy_serves_provenance_and_holds_a_changed_publisher_for_pip_and_uv(
                 (PROJECT, "0.0.4")
             ]
 
+            accept_url = f"{live.url}/api/p/projects/{PROJECT}/accepted/0.0.4"
+            assert call(accept_url, method="PUT")[0] == 401  # no token: nothing changes
             accepted = headwater("provenance", "accept", "p", PROJECT, "0.0.4", cwd=tmp_path)
             assert accepted.returncode == 0, accepted.stderr
+            status, body = call(f"{live.url}/api/p/held", token=admin)
+            assert json.loads(body)["accepted"] == {PROJECT: ["0.0.4"]}, body
+            status, body = call(accept_url, token=admin, method="PUT")  # the same, over HTTP
+            assert status == 200 and json.loads(body)["result"]["version"] == "0.0.4", body
             done = pip(python_pip, index, f"{PROJECT}==0.0.4", tmp_path / "home-pip")
             assert done.returncode == 0, done.stdout + done.stderr
             done = uv_pip(uv, python_uv, index, f"{PROJECT}==0.0.4", tmp_path / "home-uv")

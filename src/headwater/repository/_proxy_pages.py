@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
 
 from headwater.repository.base import PageFormat, RenderedPage
+from headwater.repository.publishers import HeldRecord
 from headwater.simple.html import render_project_list_html, render_project_page_html
 from headwater.simple.json import render_project_list_json, render_project_page_json
 from headwater.simple.model import File, ProjectList, ProjectListEntry, ProjectPage
@@ -92,7 +92,7 @@ class Entry:
         #: is revalidated (something was held or left off: an acceptance or a document fetched
         #: now may let it in).
         self.base: tuple[ProjectPage, dict[str, File]] | None = None
-        self.held: list[Any] = []
+        self.held: list[HeldRecord] = []
         self.guard_due = False
         #: Tells served pages apart that the guard made different from one upstream page.
         self.guard_tag = ""

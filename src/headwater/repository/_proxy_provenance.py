@@ -47,6 +47,7 @@ import msgspec
 from headwater.errors import InvalidInput, printable
 from headwater.policy.continuity import ContinuityRules, FileProvenance
 from headwater.policy.publishers import PublisherIdentity
+from headwater.repository._proxy_pages import Entry, digest
 from headwater.repository._proxy_upstream import PageFetcher
 from headwater.repository.errors import UpstreamError
 from headwater.repository.hosted import provenance_url
@@ -62,7 +63,7 @@ from headwater.simple.model import File, ProjectPage
 from headwater.simple.names import NormalizedName
 from headwater.simple.text import secure_url
 from headwater.storage.base import NotFound, Storage
-from headwater.storage.layout import WEB, provenance_key
+from headwater.storage.layout import WEB, file_key, provenance_key
 
 __all__ = ["Guarded", "ProvenanceRecord", "ProxyGuard", "records_key"]
 
@@ -145,6 +146,21 @@ class ProxyGuard:
         rules = self.rules(name) if self.rules is not None else None
         return rules is not None and (rules.required or bool(rules.expected))
 
+    async def update(self, name: NormalizedName, entry: Entry, *, fetch: bool) -> None:
+        """Apply provenance and the guard to ``entry`` in place, from the upstream's served form
+        (kept in ``entry.base`` to be judged again: an acceptance, a document fetched later)."""
+        served, files = entry.base or (entry.served, entry.files)
+        if served is None or not self.needed(name, files):
+            return
+        done = await self.apply(name, served, files, fetch=fetch)
+        entry.base = (served, files)
+        entry.served, entry.files, entry.held = done.served, done.files, done.held
+        entry.guard_due = bool(done.held) or len(done.files) < len(files)
+        held = " ".join(h.filename for h in done.held).encode()
+        entry.guard_tag = f":{len(done.files)}:{digest(held)[:8]}"
+        entry.rendered.clear()
+        entry.sized_at = float("-inf")  # sizes found in the cache: looked up again
+
     async def apply(
         self,
         name: NormalizedName,
@@ -198,12 +214,13 @@ class ProxyGuard:
         return Guarded(msgspec.structs.replace(served, files=tuple(keep)), kept, held)
 
     async def _uncache(self, paths: list[str]) -> None:
-        """Delete held files cached before they were held (the guard turned on, or a rule
-        changed): the cache would otherwise serve them at their URL. Fetched again if accepted."""
+        """Delete files cached before they were held or their provenance refused (the guard
+        turned on, a rule or the upstream changed): the cache would otherwise serve them at
+        their URL. Fetched again once they are served."""
         for path in paths:
             for key in (f"{WEB}/packages/{path}", f"{WEB}/packages/{path}.metadata"):
                 if await self.storage.delete(key):
-                    log.warning("proxy %r: deleted the cached %s: it is held", self.name, key)
+                    log.warning("proxy %r: deleted the cached %s: not served", self.name, key)
 
     async def _judge(
         self, name: NormalizedName, known: list[FileProvenance]
@@ -308,6 +325,8 @@ class ProxyGuard:
                 printable(file.filename, 200),
                 reason,
             )
+            # Not served: nor a copy cached before (when no document was listed, say).
+            await self._uncache([file_key(sha256, file.filename).removeprefix(f"{WEB}/packages/")])
             return ProvenanceRecord(sha256=sha256, refused=reason)
         except TrustRootError as exc:
             # The operator's to fix; the page fails as a whole (stale copy or 503), naming it.

@@ -517,21 +517,8 @@ class ProxySource:
         return self._keep(name, fresh)
 
     async def _guarded(self, name: NormalizedName, entry: Entry) -> None:
-        """Apply PEP 740 provenance and the publisher guard to ``entry`` (in place), from the
-        upstream's served form (:mod:`headwater.repository._proxy_provenance`)."""
-        base = entry.base or (entry.served, entry.files)
-        served, files = base
-        if served is None or not self.guard.needed(name, files):
-            return
-        done = await self.guard.apply(name, served, files, fetch=not self.offline)
-        entry.base = (served, files)
-        entry.served, entry.files, entry.held = done.served, done.files, done.held
-        entry.guard_due = bool(done.held) or len(done.files) < len(files)
-        entry.guard_tag = (
-            f":{len(done.files)}:{digest(' '.join(h.filename for h in done.held).encode())[:8]}"
-        )
-        entry.rendered.clear()
-        entry.sized_at = float("-inf")  # sizes found in the cache: looked up again
+        """Apply PEP 740 provenance and the publisher guard to ``entry`` (in place)."""
+        await self.guard.update(name, entry, fetch=not self.offline)
 
     def _failed(self, name: NormalizedName, entry: Entry | None, url: str, exc: Exception) -> Entry:
         now = self._clock()
