@@ -22,6 +22,7 @@ import pytest
 from headwater.config import ConfigError, parse_config
 from headwater.provenance import TrustRoot, provenance_for_upload
 from headwater.repository._egress import build_egress
+from headwater.repository.base import SourceUnavailable
 from headwater.repository.http import RetryPolicy
 from headwater.repository.proxy import ProxySource
 from headwater.repository.publishers import CacheLedger, rules_for
@@ -506,6 +507,26 @@ def test_a_file_cached_before_its_provenance_was_refused_is_no_longer_served(
                 # storage after a second, as after any eviction.)
                 await asyncio.sleep(1.1)
                 assert await proxy.file(path) is None
+            finally:
+                await proxy.aclose()
+
+    run(t)
+
+
+def test_an_unreadable_trust_root_refuses_the_page_naming_the_file(
+    tmp_path: Path, cert: tuple[Path, Path]
+) -> None:
+    corpus = corpus_of(tmp_path / "corpus", {GITHUB_SDIST: pypis_document()})
+    missing = tmp_path / "no-such-root.json"
+
+    async def t() -> None:
+        async with upstream(corpus, cert) as up:
+            proxy = proxy_of(up, tmp_path / "cache", cert, trusted_root=str(missing))
+            try:
+                with pytest.raises(SourceUnavailable) as info:
+                    await proxy.page(GITHUB, "json")
+                message = str(info.value)
+                assert str(missing) in message and "trusted_root" in message, message
             finally:
                 await proxy.aclose()
 
