@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from aiohttp import web
 
 from headwater.config import ConfigError, parse_config
 from headwater.provenance import TrustRoot, provenance_for_upload
@@ -34,6 +35,7 @@ from headwater.storage.layout import file_url_from_project_page, provenance_key
 from headwater.storage.s3 import S3Storage
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
+from tests.aioserve import aiohttp_serving
 from tests.provenance.assets import GITHUB_SDIST, GITLAB_SDIST, attestation, sha256, tampered
 from tests.seaweed import SeaweedServer, s3_location
 from tests.tls import self_signed
@@ -529,5 +531,47 @@ def test_an_unreadable_trust_root_refuses_the_page_naming_the_file(
                 assert str(missing) in message and "trusted_root" in message, message
             finally:
                 await proxy.aclose()
+
+    run(t)
+
+
+def test_a_provenance_url_outside_the_fetch_boundary_is_never_fetched(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A hostile upstream lists provenance at an address the proxy must not reach (the cloud's
+    # metadata service): refused before any connection, logged, the file left off the page.
+    body = GITHUB_SDIST.read_bytes()
+    page = {
+        "meta": {"api-version": "1.3"},
+        "name": GITHUB,
+        "files": [
+            {
+                "filename": GITHUB_SDIST.name,
+                "url": f"/files/{GITHUB_SDIST.name}",
+                "hashes": {"sha256": sha256(GITHUB_SDIST)},
+                "size": len(body),
+                "provenance": "https://169.254.169.254/latest/meta-data/",
+            }
+        ],
+    }
+
+    async def project(request: web.Request) -> web.Response:
+        return web.Response(
+            body=json.dumps(page).encode(), content_type="application/vnd.pypi.simple.v1+json"
+        )
+
+    async def t() -> None:
+        app = web.Application()
+        app.router.add_get(f"/simple/{GITHUB}/", project)
+        async with aiohttp_serving(app) as url:
+            proxy = ProxySource("pypi", url, FileStorage(tmp_path / "cache"), retry=FAST,
+                                timeout=5.0, public_url=PUBLIC)  # fmt: skip
+            try:
+                with caplog.at_level(logging.WARNING, logger="headwater.proxy"):
+                    assert (await page_of(proxy, GITHUB)).files == ()
+            finally:
+                await proxy.aclose()
+        assert "cannot fetch the provenance of pypi_attestations-0.0.19.tar.gz" in caplog.text
+        assert "169.254.169.254" in caplog.text
 
     run(t)
