@@ -5,7 +5,11 @@ What a proxy keeps in its storage (a directory per proxy; several worker process
     web/packages/<aa>/<bb>/<rest>/<filename>[.metadata]   files, checked, content-addressed
     state/pages/<project>/page.json     the upstream page as last fetched (the model, as JSON)
     state/pages/<project>/meta.json     its upstream URL, ETag, when it was last confirmed, absence
-    state/root/names.txt, meta.json     the upstream project list (one name a line)
+    state/root/names.txt, meta.json     the upstream project list (one name a line;
+                                        :mod:`headwater.repository._proxy_root`)
+    web/packages/.../<filename>.provenance, state/pages/<project>/provenance.json,
+    state/publishers/...                PEP 740 provenance and the publisher guard
+                                        (:mod:`headwater.repository._proxy_provenance`)
 
 **Pages.** A page is fetched the first time it is asked for (PEP 691 JSON preferred, HTML
 accepted) and served in *served form*: rendered by headwater in JSON and HTML, with file URLs into
@@ -41,7 +45,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
@@ -100,14 +103,12 @@ __all__ = ["ProxySource"]
 
 log = logging.getLogger("headwater.proxy")
 
-_PARSE_IN_THREAD = 256 << 10  # pages larger than this are parsed off the event loop
 _MAX_ENTRIES = 10_000  # project pages kept in memory per process
 #: The default most files one upstream page may list.
 MAX_PAGE_FILES = 250_000
 _SIZE_RECHECK = 5.0  # seconds between looking up, in the cache, sizes the upstream did not give
 # One memory budget for the pages every proxy of this process is fetching (unless given one).
 _PAGE_BUDGET = MemoryBudget()
-T = TypeVar("T")
 
 
 class ProxySource:
@@ -257,7 +258,7 @@ class ProxySource:
             usable=self._usable,
             clock=clock,
         )
-        #: PEP 740 provenance and the publisher guard (docs/provenance.md, "In a proxy").
+        #: PEP 740 provenance and the publisher guard (docs/provenance.md, "Caching proxies").
         self.guard = ProxyGuard(
             name,
             storage,
