@@ -18,6 +18,7 @@ from headwater.repository.directory import DirectorySource
 from headwater.repository.hosted import HostedSource
 from headwater.repository.index import ComposedIndex
 from headwater.repository.proxy import ProxySource
+from headwater.repository.publishers import rules_for
 from headwater.repository.tree import TreeSource
 from headwater.simple.names import NormalizedName
 from headwater.storage.base import Storage
@@ -188,6 +189,15 @@ def build_sources(plan: ServePlan, database: Database | None) -> Sources:
             max_file_size=proxy.max_file_size,
             max_page_size=proxy.max_page_size,
             max_page_files=proxy.max_page_files,
+            trusted_root=proxy.trusted_root or plan.settings.trusted_root,
+            publisher_rules=rules_for(
+                proxy.continuity, proxy.require_provenance, proxy.trusted_publishers
+            )
+            if proxy.guarded
+            else None,
+            public_url=f"{plan.settings.base_url.rstrip('/')}/{name}"
+            if plan.settings.base_url
+            else None,
         )
     for name, path in plan.directories.items():
         sources[name] = DirectorySource(

@@ -23,7 +23,6 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -34,11 +33,12 @@ from headwater.config.settings import (
     IndexSettings,
     ProxySettings,
     ServeSettings,
+    check_guard,
     check_storage,
+    is_pypi,
 )
 from headwater.config.status import StatusSettings
 from headwater.errors import HeadwaterError
-from headwater.policy.publishers import parse_publisher_spec
 from headwater.repository._egress import check_upstream_url
 from headwater.repository.boundary import check_host_entry, check_network_entry
 from headwater.storage.location import S3Options, is_s3_url
@@ -123,14 +123,12 @@ class MirrorConfig(EgressSettings, kw_only=True, forbid_unknown_fields=True):
         """Whether publisher continuity applies (the default for a mirror of PyPI)."""
         if self.publisher_continuity is not None:
             return self.publisher_continuity
-        return urlsplit(self.upstream).hostname in ("pypi.org", "test.pypi.org")
+        return is_pypi(self.upstream)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_storage(self.target, self.s3, "target")
-        for specs in self.trusted_publishers.values():
-            for spec in specs:
-                parse_publisher_spec(spec)  # InvalidPublisher (a ValueError) names it
+        check_guard(self.require_provenance, self.trusted_publishers)
         if not self.upstream.startswith(("http://", "https://")):
             raise ValueError(f"upstream must be an http(s) URL, got {self.upstream!r}")
         check_upstream_url(self.upstream)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -28,8 +29,10 @@ __all__ = [
     "ProxySettings",
     "ServePlan",
     "ServeSettings",
+    "check_guard",
     "check_index_name",
     "check_storage",
+    "is_pypi",
     "parse_listen",
 ]
 
@@ -102,6 +105,26 @@ def check_storage(url: str | None, s3: S3Options | None, key: str = "storage") -
         )
     elif url is not None and not url:
         raise ValueError(f"{key} must be a directory or s3://BUCKET/PREFIX, not empty")
+
+
+def is_pypi(url: str) -> bool:
+    """Whether ``url`` is PyPI's (or TestPyPI's) index: publisher continuity is on by default for
+    the mirrors and proxies of it (docs/provenance.md)."""
+    return urlsplit(url).hostname in ("pypi.org", "test.pypi.org")
+
+
+def check_guard(required: list[str], expected: dict[str, list[str]]) -> None:
+    """Check a mirror's or proxy's ``require_provenance`` and ``trusted_publishers``.
+
+    Raises:
+        ValueError: a project name or a publisher spec is invalid (naming it).
+    """
+    for project in [*required, *expected]:
+        if project != "*" and not is_valid_name(project):
+            raise ValueError(f'{project!r} is not a project name (or "*" for every project)')
+    for specs in expected.values():
+        for spec in specs:
+            parse_publisher_spec(spec)  # InvalidPublisher (a ValueError) names it
 
 
 class PublisherSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -222,6 +245,29 @@ class ProxySettings(EgressSettings, kw_only=True, forbid_unknown_fields=True):
     #: Most files one upstream page may list; a page listing more is refused (each costs about
     #: 3 KiB of the page memory budget while it is parsed and served).
     max_page_files: int = 250_000
+    #: The Sigstore trusted_root.json PEP 740 provenance is verified against (default: ``[serve]
+    #: trusted_root``, else the copy shipped with headwater; docs/provenance.md). Never fetched.
+    trusted_root: str | None = None
+    #: Publisher continuity (docs/provenance.md): hold a release whose publisher is not the one
+    #: that published the project's earlier releases. None: on for a proxy of pypi.org.
+    publisher_continuity: bool | None = None
+    #: Projects (or ``"*"``) whose files must carry verified provenance to be served.
+    require_provenance: list[str] = msgspec.field(default_factory=list)
+    #: Project (or ``"*"``) -> the publishers its files must be attested by (specs such as
+    #: ``github:numpy/numpy:wheels.yml``).
+    trusted_publishers: dict[str, list[str]] = msgspec.field(default_factory=dict)
+
+    @property
+    def continuity(self) -> bool:
+        """Whether publisher continuity applies (the default for a proxy of PyPI)."""
+        if self.publisher_continuity is not None:
+            return self.publisher_continuity
+        return is_pypi(self.url)
+
+    @property
+    def guarded(self) -> bool:
+        """Whether the publisher guard can hold anything on this proxy."""
+        return self.continuity or bool(self.require_provenance or self.trusted_publishers)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -241,6 +287,7 @@ class ProxySettings(EgressSettings, kw_only=True, forbid_unknown_fields=True):
             check_host_entry(entry)
         for entry in self.allowed_networks:
             check_network_entry(entry)
+        check_guard(self.require_provenance, self.trusted_publishers)
 
 
 class DirectorySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -337,8 +384,6 @@ class ServeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if self.oidc_audience:
             return self.oidc_audience
         if self.base_url:
-            from urllib.parse import urlsplit
-
             host = urlsplit(self.base_url).netloc
             if host:
                 return host

@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -38,15 +39,19 @@ import msgspec
 
 from headwater.errors import printable
 from headwater.repository._client import ClientError, Deadline, HttpClient, Response
+from headwater.repository._proxy_pages import SHA256
 from headwater.repository._proxy_upstream import MIN_RATE
 from headwater.repository.boundary import FetchBoundary
 from headwater.repository.errors import IntegrityError, UpstreamError, UpstreamNotFound
 from headwater.repository.http import USER_AGENT, RetryPolicy
+from headwater.simple.filenames import InvalidFilename, check_safe_filename, project_candidates
+from headwater.simple.model import File
+from headwater.simple.names import NormalizedName
 from headwater.storage.base import Storage, StorageError
 from headwater.storage.filesystem import FileStorage
 from headwater.storage.layout import WEB
 
-__all__ = ["ColdStream", "Downloads", "LruCache", "Target"]
+__all__ = ["ColdStream", "Downloads", "LruCache", "Target", "find_target"]
 
 log = logging.getLogger("headwater.proxy")
 
@@ -63,6 +68,9 @@ _QUEUE_CHUNKS = 8  # pieces buffered for a reader before the download waits for 
 _PIECE = 64 << 10
 _LOW_WATER = 0.9  # eviction brings the cache down to this share of the cap
 _RESCAN_EVERY = 60.0  # seconds between rescans while this process adds files
+#: PEP 740 provenance documents are not evicted: a few KiB each, and the pages list them (the
+#: publisher records of docs/provenance.md say they verified).
+_KEPT = ".provenance"
 
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):
@@ -446,6 +454,8 @@ class LruCache:
     async def _evict_generic(self, cap: int) -> tuple[int, int]:
         entries: list[tuple[float, int, str]] = []
         async for key in self.storage.iter_keys(f"{WEB}/packages"):
+            if key.endswith(_KEPT):
+                continue
             stat = await self.storage.stat(key)
             if stat is not None:
                 entries.append((stat.mtime, stat.size, key))
@@ -476,6 +486,8 @@ def _evict_locked(packages: Path, cap: int, name: str) -> tuple[int, int]:
     entries: list[tuple[float, int, str]] = []
     for dirpath, _, filenames in os.walk(packages):
         for filename in filenames:
+            if filename.endswith(_KEPT):
+                continue
             path = os.path.join(dirpath, filename)  # noqa: PTH118 - os.walk speaks str
             try:
                 st = os.stat(path)  # noqa: PTH116
@@ -500,3 +512,45 @@ def _evict_locked(packages: Path, cap: int, name: str) -> tuple[int, int]:
             os.rmdir(os.path.dirname(path))  # noqa: PTH106, PTH120
     log.info("proxy %r: evicted %d file(s); %d bytes cached (cap %d)", name, deleted, total, cap)
     return total, deleted
+
+
+# packages/<2 hex>/<2 hex>/<60 hex>/<filename>: anything else is not a file of a proxy.
+_FILE_PATH = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{60})/([^/]+)\Z")
+
+
+async def find_target(
+    path: str,
+    kept: Callable[[NormalizedName], dict[str, File] | None],
+    fetched: Callable[[NormalizedName], Awaitable[dict[str, File]]],
+) -> Target | None:
+    """What to fetch for ``path`` (below packages/): the upstream file the served page of its
+    project lists at that path (``kept``: the files of a page held in memory, if any;
+    ``fetched``: of the page fetched or revalidated now); None when no page lists it."""
+    found = _FILE_PATH.match(path)
+    if found is None:
+        return None
+    filename = found.group(4)
+    metadata = filename.endswith(".metadata")
+    dist = filename.removesuffix(".metadata") if metadata else filename
+    try:
+        check_safe_filename(dist)
+    except InvalidFilename:
+        return None
+    dist_path = path.removesuffix(".metadata") if metadata else path
+    for project in project_candidates(dist):
+        files = kept(project)
+        upstream = files.get(dist_path) if files is not None else None
+        if upstream is None:
+            upstream = (await fetched(project)).get(dist_path)
+        if upstream is None:
+            continue
+        base = upstream.url.partition("#")[0]
+        sha = found.group(1) + found.group(2) + found.group(3)
+        if not metadata:
+            return Target(url=base, key=f"{WEB}/packages/{path}", sha256=sha, size=upstream.size)
+        core = upstream.core_metadata
+        md = core.get("sha256", "").lower() if isinstance(core, dict) else ""
+        if not SHA256.match(md):
+            return None
+        return Target(url=base + ".metadata", key=f"{WEB}/packages/{path}", sha256=md, size=None)
+    return None

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from headwater.repository.base import PageFormat, RenderedPage
+from headwater.repository.publishers import HeldRecord
 from headwater.simple.html import render_project_list_html, render_project_page_html
 from headwater.simple.json import render_project_list_json, render_project_page_json
 from headwater.simple.model import File, ProjectList, ProjectListEntry, ProjectPage
@@ -61,7 +62,19 @@ class Meta(msgspec.Struct, frozen=True, kw_only=True):
 class Entry:
     """One project as this process knows it: the upstream page and its served form."""
 
-    __slots__ = ("files", "meta", "rendered", "retry_at", "served", "sized_at", "stale")
+    __slots__ = (
+        "base",
+        "files",
+        "guard_due",
+        "guard_tag",
+        "held",
+        "meta",
+        "rendered",
+        "retry_at",
+        "served",
+        "sized_at",
+        "stale",
+    )
 
     def __init__(self, meta: Meta, served: ProjectPage | None, files: dict[str, File]) -> None:
         self.meta = meta
@@ -74,6 +87,15 @@ class Entry:
         self.retry_at = float("-inf")
         #: When the sizes the upstream did not give were last looked up in the cache.
         self.sized_at = float("-inf")
+        #: The served form and files before provenance and the publisher guard (None: they
+        #: did not apply), what the guard held, and whether to apply them again when the page
+        #: is revalidated (something was held or left off: an acceptance or a document fetched
+        #: now may let it in).
+        self.base: tuple[ProjectPage, dict[str, File]] | None = None
+        self.held: list[HeldRecord] = []
+        self.guard_due = False
+        #: Tells served pages apart that the guard made different from one upstream page.
+        self.guard_tag = ""
 
     @property
     def version(self) -> str:
@@ -81,7 +103,7 @@ class Entry:
         if self.served is None:
             return "absent"
         known = sum(1 for file in self.served.files if file.size is not None)
-        return f"{self.meta.digest}:{known}"
+        return f"{self.meta.digest}:{known}{self.guard_tag}"
 
     def page(self, fmt: PageFormat) -> RenderedPage | None:
         if self.served is None:
@@ -203,8 +225,10 @@ def served_form(page: ProjectPage, url: str) -> tuple[ProjectPage, dict[str, Fil
     """The served form of an upstream page, its files by path, and what was left off (why).
 
     Only sha256 is kept of the hashes: it is what the proxy checks. ``.metadata`` is offered
-    when the upstream gives its sha256 (so it can be checked too). PEP 740 provenance URLs
-    and GPG signatures point at the upstream and are not proxied: they are dropped.
+    when the upstream gives its sha256 (so it can be checked too). GPG signatures point at the
+    upstream and are not proxied: they are dropped; so are PEP 740 provenance URLs here (the
+    files' map keeps them: :mod:`headwater.repository._proxy_provenance` fetches the documents
+    and lists local URLs).
     """
     files: list[File] = []
     by_path: dict[str, File] = {}

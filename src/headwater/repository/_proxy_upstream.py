@@ -35,7 +35,8 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import msgspec
 
@@ -66,6 +67,7 @@ _COPIES = 3  # a page's bytes are held about three times: chunks, joined body, p
 #: Bytes of memory one file entry of a page costs from parsing to serving, besides its bytes
 #: (see the module docstring for the measurement; rounded up).
 ENTRY_COST = 3 << 10
+T = TypeVar("T")
 _TRIM_AFTER = 32 << 20  # a lease this large gives its memory back to the system when it ends
 
 
@@ -203,12 +205,28 @@ class PageFetcher:
                 the memory budget, or a URL outside the boundary (FetchRefused).
         """
         headers = {**_PAGE_HEADERS, "If-None-Match": etag} if etag else _PAGE_HEADERS
-        # One deadline for every attempt: the client waiting for this page waits for all of them.
+        return await self._retried(url, lambda deadline: self._once(url, headers, lease, deadline))
+
+    async def document(self, url: str, *, limit: int, accept: str) -> bytes:
+        """A small document a page links without a digest (a PEP 740 provenance document): at
+        most ``limit`` bytes, read whole, inside the boundary and under the deadline, retried as
+        a page is; the caller verifies what it says.
+
+        Raises:
+            UpstreamError: as for pages; a 404, and a document over ``limit``, too.
+        """
+        headers = {"Accept": accept, "User-Agent": USER_AGENT}
+        return await self._retried(
+            url, lambda deadline: self._document_once(url, headers, limit, deadline)
+        )
+
+    async def _retried(self, url: str, once: Callable[[Deadline], Awaitable[T]]) -> T:
+        # One deadline for every attempt: the client waiting for this answer waits for all.
         deadline = Deadline(self.deadline, MIN_RATE)
         last: UpstreamError | None = None
         for attempt in range(1, self._retry.attempts + 1):
             try:
-                return await self._once(url, headers, lease, deadline)
+                return await once(deadline)
             except UpstreamError as exc:
                 if not exc.retryable:
                     raise
@@ -228,6 +246,27 @@ class PageFetcher:
                 break
         assert last is not None
         raise last
+
+    async def _document_once(
+        self, url: str, headers: dict[str, str], limit: int, deadline: Deadline
+    ) -> bytes:
+        response = await self._client().get(url, headers, boundary=self.boundary, deadline=deadline)
+        async with response as resp:
+            if resp.status != 200:
+                raise UpstreamError(
+                    f"HTTP {resp.status} {resp.reason}".rstrip(),
+                    url=url,
+                    status=resp.status,
+                    retryable=resp.status in _RETRY_STATUS,
+                )
+            chunks: list[bytes] = []
+            total = 0
+            async for chunk in resp.iter_chunks():
+                total += len(chunk)
+                if total > limit:
+                    raise UpstreamError(f"the document is over {limit} bytes; not read", url=url)
+                chunks.append(chunk)
+            return b"".join(chunks)
 
     async def _once(
         self, url: str, headers: dict[str, str], lease: Lease, deadline: Deadline

@@ -5,7 +5,11 @@ What a proxy keeps in its storage (a directory per proxy; several worker process
     web/packages/<aa>/<bb>/<rest>/<filename>[.metadata]   files, checked, content-addressed
     state/pages/<project>/page.json     the upstream page as last fetched (the model, as JSON)
     state/pages/<project>/meta.json     its upstream URL, ETag, when it was last confirmed, absence
-    state/root/names.txt, meta.json     the upstream project list (one name a line)
+    state/root/names.txt, meta.json     the upstream project list (one name a line;
+                                        :mod:`headwater.repository._proxy_root`)
+    web/packages/.../<filename>.provenance, state/pages/<project>/provenance.json,
+    state/publishers/...                PEP 740 provenance and the publisher guard
+                                        (:mod:`headwater.repository._proxy_provenance`)
 
 **Pages.** A page is fetched the first time it is asked for (PEP 691 JSON preferred, HTML
 accepted) and served in *served form*: rendered by headwater in JSON and HTML, with file URLs into
@@ -36,38 +40,45 @@ checks and the size cap with least-recently-used eviction).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
-import re
 import time
 from collections.abc import Callable
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
 
 from headwater.errors import InvalidInput, printable
+from headwater.policy.continuity import ContinuityRules
 from headwater.repository._client import HttpClient, Resolver
 from headwater.repository._egress import Egress
 from headwater.repository._flight import SingleFlight
-from headwater.repository._proxy_files import VERIFY_FIRST, Downloads, LruCache, Target
+from headwater.repository._proxy_files import (
+    VERIFY_FIRST,
+    Downloads,
+    LruCache,
+    Target,
+    find_target,
+)
 from headwater.repository._proxy_pages import (
     KEPT_MEMORY,
-    META,
     PAGE_DECODER,
-    ROOT_META,
-    ROOT_NAMES,
-    SHA256,
     Entry,
     KeptEntries,
     Meta,
-    Root,
     digest,
     meta_key,
     page_key,
     served_form,
+)
+from headwater.repository._proxy_provenance import ProxyGuard
+from headwater.repository._proxy_root import (
+    RootList,
+    describe,
+    parse_soon,
+    read_meta,
+    write_meta,
 )
 from headwater.repository._proxy_stats import ProxyStats
 from headwater.repository._proxy_upstream import Lease, MemoryBudget, PageFetcher, count_entries
@@ -82,10 +93,9 @@ from headwater.repository.boundary import FetchBoundary
 from headwater.repository.errors import UpstreamError
 from headwater.repository.http import RetryPolicy
 from headwater.repository.tree import TreeSource
-from headwater.simple.filenames import InvalidFilename, check_safe_filename, project_candidates
 from headwater.simple.model import File
-from headwater.simple.names import NormalizedName, is_normalized
-from headwater.simple.pages import parse_project_list, parse_project_page
+from headwater.simple.names import NormalizedName
+from headwater.simple.pages import parse_project_page
 from headwater.storage.base import NotFound, Storage, StorageError
 from headwater.storage.layout import WEB
 
@@ -93,16 +103,12 @@ __all__ = ["ProxySource"]
 
 log = logging.getLogger("headwater.proxy")
 
-# packages/<2 hex>/<2 hex>/<60 hex>/<filename>: anything else is not a file of this proxy.
-_FILE_PATH = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{60})/([^/]+)\Z")
-_PARSE_IN_THREAD = 256 << 10  # pages larger than this are parsed off the event loop
 _MAX_ENTRIES = 10_000  # project pages kept in memory per process
 #: The default most files one upstream page may list.
 MAX_PAGE_FILES = 250_000
 _SIZE_RECHECK = 5.0  # seconds between looking up, in the cache, sizes the upstream did not give
 # One memory budget for the pages every proxy of this process is fetching (unless given one).
 _PAGE_BUDGET = MemoryBudget()
-T = TypeVar("T")
 
 
 class ProxySource:
@@ -137,6 +143,10 @@ class ProxySource:
         clock: wall-clock time (for tests).
         egress: forward proxy, credentials and TLS trust for the upstream (default: the proxy
             environment variables, the system's CAs, no credentials).
+        trusted_root: the Sigstore trust root PEP 740 provenance is verified against (default:
+            the one shipped with headwater).
+        publisher_rules: the publisher guard's rules per project (None: no guard).
+        public_url: this proxy's public URL (pages list provenance when it is ``https://``).
 
     Raises:
         ValueError: ``url`` is not an http(s) URL, or a number is out of range.
@@ -171,6 +181,9 @@ class ProxySource:
         resolver: Resolver | None = None,
         clock: Callable[[], float] = time.time,
         egress: Egress | None = None,
+        trusted_root: str | None = None,
+        publisher_rules: Callable[[NormalizedName], ContinuityRules] | None = None,
+        public_url: str | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -233,11 +246,29 @@ class ProxySource:
             verify_first=verify_first,
         )
         self._entries = KeptEntries(max_bytes=kept_memory, max_count=_MAX_ENTRIES)
-        self._failures: dict[NormalizedName | None, tuple[float, str]] = {}
-        self._root: Root | None = None
+        self._failures: dict[NormalizedName, tuple[float, str]] = {}
+        self._root = RootList(
+            name,
+            self.url,
+            storage,
+            self._pages,
+            self._budget,
+            offline=offline,
+            retry_interval=retry_interval,
+            usable=self._usable,
+            clock=clock,
+        )
+        #: PEP 740 provenance and the publisher guard (docs/provenance.md, "Caching proxies").
+        self.guard = ProxyGuard(
+            name,
+            storage,
+            self._pages,
+            trusted_root=trusted_root,
+            rules=publisher_rules,
+            public_url=public_url,
+        )
         # Concurrent requests for a page that must be fetched share one fetch (any format).
         self._fetching: SingleFlight[NormalizedName, Entry] = SingleFlight()
-        self._fetching_root: SingleFlight[None, Root] = SingleFlight()
         #: What this process served (the status page's hit rate and stale pages).
         self.stats = ProxyStats()
 
@@ -268,7 +299,7 @@ class ProxySource:
             SourceUnavailable: the upstream failed and nothing usable is cached.
         """
         if project is None:
-            return (await self._root_entry()).page(fmt)
+            return (await self._root.entry()).page(fmt)
         entry = await self._counted_entry(project)
         await self._fill_sizes(entry)
         return entry.page(fmt)
@@ -294,7 +325,7 @@ class ProxySource:
         Raises:
             SourceUnavailable: the upstream failed and no project list is cached.
         """
-        return (await self._root_entry()).names
+        return (await self._root.entry()).names
 
     async def file(self, path: str) -> FileRef | None:
         """The file at ``path`` below ``packages/``: from the cache, or fetched and streamed.
@@ -320,7 +351,7 @@ class ProxySource:
             self.stats.unavailable += 1
             raise SourceUnavailable(
                 f"proxy {self.name!r}: cannot fetch {printable(target.url, 200)}: "
-                f"{_describe(exc)}; nothing was cached",
+                f"{describe(exc)}; nothing was cached",
                 source=self.name,
             ) from exc
         if stream is not None and size is not None:
@@ -338,7 +369,7 @@ class ProxySource:
     async def aclose(self) -> None:
         """Cancel fetches in progress and close the upstream connections."""
         await self._fetching.aclose()
-        await self._fetching_root.aclose()
+        await self._root.aclose()
         await self._downloads.aclose()
         if self._client is not None:
             await self._client.close()
@@ -402,7 +433,7 @@ class ProxySource:
         if entry is not None and self._usable(entry.meta, entry.retry_at):
             return entry  # refreshed by the task that finished just before this one started
         # Another worker process may have fetched it since: look at the shared storage first.
-        stored = await self._read_meta(meta_key(name))
+        stored = await read_meta(self.storage, meta_key(name), self.name)
         if stored is not None and (entry is None or stored.checked > entry.meta.checked):
             entry = await self._load(name, stored, entry)
         if entry is not None and self._usable(entry.meta, float("-inf")):
@@ -437,8 +468,10 @@ class ProxySource:
             answer = await self._pages.get(url, etag, lease)
             if answer.status == 304 and entry is not None:
                 meta = msgspec.structs.replace(entry.meta, checked=now)
-                await self._write_meta(meta_key(name), meta)
+                await write_meta(self.storage, meta_key(name), meta)
                 entry.meta, entry.stale = meta, None
+                if entry.guard_due:  # an acceptance, or a document fetched now, may let it in
+                    await self._guarded(name, entry)
                 return self._keep(name, entry)
             if answer.status in (304, 404):
                 meta = Meta(url=url, checked=now, absent=True)
@@ -447,9 +480,9 @@ class ProxySource:
                     # seen is remembered in memory only (no directory per made-up name).
                     with contextlib.suppress(NotFound):
                         await self.storage.delete(page_key(name))
-                    await self._write_meta(meta_key(name), meta)
+                    await write_meta(self.storage, meta_key(name), meta)
                 return self._keep(name, Entry(meta, None, {}))
-            page = await self._parse(
+            page = await parse_soon(
                 lambda: parse_project_page(
                     answer.body, answer.content_type, name=name, base_url=answer.url
                 ),
@@ -462,10 +495,6 @@ class ProxySource:
             return self._failed(name, entry, url, exc)
         data = msgspec.json.encode(page)
         meta = Meta(url=url, checked=now, etag=answer.etag, digest=digest(data))
-        # The page before its meta: a reader that sees the new meta finds the new page.
-        await self.storage.write_bytes(page_key(name), data)
-        await self._write_meta(meta_key(name), meta)
-        del data
         served, files, left_off = served_form(page, url)
         if left_off:
             log.warning(
@@ -475,12 +504,26 @@ class ProxySource:
                 name,
                 printable("; ".join(left_off[:3]) + ("; ..." if len(left_off) > 3 else ""), 600),
             )
+        fresh = Entry(meta, served, files)
+        try:
+            # Provenance records before the page: a reader of the new page finds them.
+            await self._guarded(name, fresh)
+        except Exception as exc:
+            return self._failed(name, entry, url, exc)
+        # The page before its meta: a reader that sees the new meta finds the new page.
+        await self.storage.write_bytes(page_key(name), data)
+        await write_meta(self.storage, meta_key(name), meta)
+        del data
         self._failures.pop(name, None)
-        return self._keep(name, Entry(meta, served, files))
+        return self._keep(name, fresh)
+
+    async def _guarded(self, name: NormalizedName, entry: Entry) -> None:
+        """Apply PEP 740 provenance and the publisher guard to ``entry`` (in place)."""
+        await self.guard.update(name, entry, fetch=not self.offline)
 
     def _failed(self, name: NormalizedName, entry: Entry | None, url: str, exc: Exception) -> Entry:
         now = self._clock()
-        what = _describe(exc)
+        what = describe(exc)
         if entry is not None and entry.served is not None:
             fetched = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.meta.checked))
             entry.stale = (
@@ -509,6 +552,8 @@ class ProxySource:
             return Entry(meta, None, {})
         if entry is not None and entry.meta.digest == meta.digest and entry.served is not None:
             entry.meta, entry.stale = meta, None
+            if entry.guard_due:  # revalidated by another server: judged again here too
+                await self._guarded_or_kept(name, entry)
             return entry
         with self._budget.lease() as lease:
             try:
@@ -518,7 +563,7 @@ class ProxySource:
                 lease.take_entries(count_entries(data), meta.url)
                 page = PAGE_DECODER.decode(data)
             except UpstreamError as exc:  # over the memory budget: refetching is refused too
-                log.warning("proxy %r: %s", self.name, _describe(exc))
+                log.warning("proxy %r: %s", self.name, describe(exc))
                 return entry
             except (NotFound, msgspec.DecodeError, msgspec.ValidationError) as exc:
                 log.warning(
@@ -529,180 +574,29 @@ class ProxySource:
                 )
                 return entry
             served, files, _ = served_form(page, meta.url)
-            return Entry(msgspec.structs.replace(meta, digest=digest(data)), served, files)
+        loaded = Entry(msgspec.structs.replace(meta, digest=digest(data)), served, files)
+        return loaded if await self._guarded_or_kept(name, loaded) else entry
 
-    # -- the project list -------------------------------------------------------------------------
-
-    async def _root_entry(self) -> Root:
-        root = self._root
-        if root is not None and self._usable(root.meta, root.retry_at):
-            return root
-        return await self._fetching_root.run(None, self._refresh_root)
-
-    async def _refresh_root(self) -> Root:
-        root = self._root
-        if root is not None and self._usable(root.meta, root.retry_at):
-            return root
-        stored = await self._read_meta(ROOT_META)
-        if stored is not None and (root is None or stored.checked > root.meta.checked):
-            root = await self._load_root(stored) or root
-        if root is not None and self._usable(root.meta, float("-inf")):
-            self._root = root
-            return root
-        if self.offline:
-            # Never fetched: the projects that are cached are all this proxy can serve.
-            self._root = Root(Meta(url=self.url, checked=0.0), await self._cached_names())
-            return self._root
-        now = self._clock()
-        failed = self._failures.get(None)
-        if failed is not None and now < failed[0] and root is None:
-            raise SourceUnavailable(failed[1], source=self.name)
-        etag = root.meta.etag if root is not None and not root.meta.absent else None
+    async def _guarded_or_kept(self, name: NormalizedName, entry: Entry) -> bool:
+        """:meth:`_guarded`; False (logged) when it failed (the trust root cannot be read)."""
         try:
-            with self._budget.lease() as lease:
-                answer = await self._pages.get(self.url, etag, lease)
-                if answer.status == 304 and root is not None:
-                    meta = msgspec.structs.replace(root.meta, checked=now)
-                    await self._write_meta(ROOT_META, meta)
-                    root.meta, root.stale = meta, None
-                    self._root = root
-                    return root
-                if answer.status in (304, 404):
-                    self._root = Root(Meta(url=self.url, checked=now, absent=True), [])
-                    await self._write_meta(ROOT_META, self._root.meta)
-                    return self._root
-                listing = await self._parse(
-                    lambda: parse_project_list(
-                        answer.body, answer.content_type, base_url=answer.url
-                    ),
-                    answer.body,
-                )
+            await self._guarded(name, entry)
         except Exception as exc:
-            return self._root_failed(root, exc)
-        if listing.rejected:
-            log.warning(
-                "proxy %r: %d invalid name(s) left off the project list of %s (first: %r)",
-                self.name,
-                len(listing.rejected),
-                self.url,
-                listing.rejected[0].value[:100],
-            )
-        names = list(dict.fromkeys(entry.normalized for entry in listing.projects))
-        data = "\n".join(names).encode()
-        meta = Meta(url=self.url, checked=now, etag=answer.etag, digest=digest(data))
-        await self.storage.write_bytes(ROOT_NAMES, data)
-        await self._write_meta(ROOT_META, meta)
-        self._failures.pop(None, None)
-        self._root = Root(meta, names)
-        return self._root
-
-    def _root_failed(self, root: Root | None, exc: Exception) -> Root:
-        now = self._clock()
-        what = _describe(exc)
-        if root is not None and not root.meta.absent:
-            fetched = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(root.meta.checked))
-            root.stale = (
-                f"proxy {self.name!r}: upstream {self.url} failed ({what}); serving the project "
-                f"list confirmed at {fetched}"
-            )
-            root.retry_at = now + self.retry_interval
-            log.warning("%s", root.stale)
-            self._root = root
-            return root
-        message = (
-            f"proxy {self.name!r}: upstream {self.url} failed ({what}) and no project list is "
-            "cached (check the upstream, or its URL in the configuration)"
-        )
-        self._failures[None] = (now + self.retry_interval, message)
-        raise SourceUnavailable(message, source=self.name) from exc
-
-    async def _load_root(self, meta: Meta) -> Root | None:
-        if meta.absent:
-            return Root(meta, [])
-        if self._root is not None and self._root.meta.digest == meta.digest:
-            self._root.meta, self._root.stale = meta, None
-            return self._root
-        try:
-            data = await self.storage.read_bytes(ROOT_NAMES)
-        except NotFound:
-            return None
-        names = [
-            NormalizedName(n)
-            for n in data.decode("utf-8", "replace").split("\n")
-            if is_normalized(n)
-        ]
-        return Root(msgspec.structs.replace(meta, digest=digest(data)), names)
-
-    async def _cached_names(self) -> list[NormalizedName]:
-        names: set[NormalizedName] = set()
-        async for key in self.storage.iter_keys("state/pages"):
-            parts = key.split("/")
-            if len(parts) == 4 and parts[3] == "page.json" and is_normalized(parts[2]):
-                names.add(NormalizedName(parts[2]))
-        return sorted(names)
+            log.warning("proxy %r: %r: %s", self.name, name, describe(exc))
+            return False
+        return True
 
     # -- files ---------------------------------------------------------------------------------
 
     async def _target(self, path: str) -> Target | None:
         """What to fetch for ``path`` (below packages/), from the page that lists it; None when
-        no page of this proxy lists such a file."""
-        found = _FILE_PATH.match(path)
-        if found is None:
-            return None
-        filename = found.group(4)
-        metadata = filename.endswith(".metadata")
-        dist = filename.removesuffix(".metadata") if metadata else filename
-        try:
-            check_safe_filename(dist)
-        except InvalidFilename:
-            return None
-        dist_path = path.removesuffix(".metadata") if metadata else path
-        for project in project_candidates(dist):
+        no page of this proxy lists such a file (or the publisher guard holds it)."""
+
+        def kept(project: NormalizedName) -> dict[str, File] | None:
             entry = self._entries.get(project)
-            upstream = entry.files.get(dist_path) if entry is not None else None
-            if upstream is None:
-                entry = await self._entry(project)
-                upstream = entry.files.get(dist_path)
-            if upstream is None:
-                continue
-            base = upstream.url.partition("#")[0]
-            sha = found.group(1) + found.group(2) + found.group(3)
-            if not metadata:
-                return Target(
-                    url=base, key=f"{WEB}/packages/{path}", sha256=sha, size=upstream.size
-                )
-            core = upstream.core_metadata
-            md = core.get("sha256", "").lower() if isinstance(core, dict) else ""
-            if not SHA256.match(md):
-                return None
-            return Target(
-                url=base + ".metadata", key=f"{WEB}/packages/{path}", sha256=md, size=None
-            )
-        return None
+            return entry.files if entry is not None else None
 
-    async def _parse(self, parse: Callable[[], T], body: bytes) -> T:
-        if len(body) > _PARSE_IN_THREAD:
-            return await asyncio.to_thread(parse)
-        return parse()
+        async def fetched(project: NormalizedName) -> dict[str, File]:
+            return (await self._entry(project)).files
 
-    async def _read_meta(self, key: str) -> Meta | None:
-        try:
-            return META.decode(await self.storage.read_bytes(key))
-        except NotFound:
-            return None
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.warning("proxy %r: %s is unreadable (%s); ignoring it", self.name, key, exc)
-            return None
-
-    async def _write_meta(self, key: str, meta: Meta) -> None:
-        await self.storage.write_bytes(key, msgspec.json.encode(meta))
-
-
-def _describe(exc: Exception) -> str:
-    """One line about a failure, safe for a header and a log line (upstream text escaped)."""
-    if isinstance(exc, (UpstreamError, InvalidInput, StorageError)):
-        text = " ".join(str(exc).split())
-        return printable(text) if text else type(exc).__name__
-    # Anything else is a failure nobody planned for (a parser's RecursionError, ...): its text
-    # may quote the page, so only its type is said.
-    return f"unexpected {type(exc).__name__} while reading the upstream's answer"
+        return await find_target(path, kept, fetched)

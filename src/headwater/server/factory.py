@@ -27,6 +27,7 @@ from headwater.config.settings import ServePlan
 from headwater.db import Database
 from headwater.errors import HeadwaterError
 from headwater.provenance import TrustRoot
+from headwater.repository.publishers import TreeLedger
 from headwater.repository.tree import TreeSource
 from headwater.server.api import api_routes
 from headwater.server.app import IndexApp
@@ -131,10 +132,14 @@ def build_app(
                     for name, index in plan.indexes.items()
                 },
             ),
-            # A mirror's publisher guard (docs/provenance.md): held releases, accepting one.
+            # The publisher guard of mirrors and proxies (docs/provenance.md): held releases,
+            # accepting one.
             *held_routes(
                 database,
-                {name: _tree_storage(sources[name]) for name in plan.mirrors},
+                {
+                    **{name: TreeLedger(_tree_storage(sources[name])) for name in plan.mirrors},
+                    **{name: proxy.guard.ledger for name, proxy in built.proxies.items()},
+                },
                 auth,
             ),
         ]

@@ -1,14 +1,15 @@
-"""The management API of a mirror's publisher guard: what it holds, and accepting a release.
+"""The management API of a mirror's or proxy's publisher guard: what it holds, accepting a release.
 
 ::
 
-    GET /api/<mirror>/held                                       {"held": [...], "accepted": {...}}
-    PUT /api/<mirror>/projects/<project>/accepted/<version>      accept a held release as it is
+    GET /api/<source>/held                                       {"held": [...], "accepted": {...}}
+    PUT /api/<source>/projects/<project>/accepted/<version>      accept a held release as it is
 
-The same state as ``headwater provenance held/accept`` (``state/publishers.json`` of the mirror's
-tree, :mod:`headwater.sync.publishers`): accepting records the operator's decision, and the next
-sync of the project (``headwater mirror --name MIRROR --project PROJECT``) mirrors the release
-and establishes its publisher. Both routes ask :func:`headwater.server.authz.decide` for
+The same state as ``headwater provenance held/accept`` (the source's ledger,
+:mod:`headwater.repository.publishers`): accepting records the operator's decision. A mirror's
+next sync of the project (``headwater mirror --name MIRROR --project PROJECT``) mirrors the
+release and establishes its publisher; a proxy serves it once it revalidates the project's page
+(within its ``ttl``, on every server sharing its storage). Both routes ask :func:`headwater.server.authz.decide` for
 ``admin``: which publisher an index trusts is the operator's statement about where a project
 comes from, as PEP 708 ``tracks`` is, not a project owner's to make (an owner's account is what a
 publisher change may mean was taken over). Errors are the management API's JSON
@@ -17,7 +18,6 @@ publisher change may mean was taken over). Errors are the management API's JSON
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,32 +27,31 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from headwater.db import Database, DatabaseUnavailable
+from headwater.errors import InvalidInput
+from headwater.repository.publishers import Ledger
 from headwater.server import params
 from headwater.server.auth import Authenticator
 from headwater.server.authz import NO_CREDENTIALS, Denied, Target, decide
 from headwater.server.facts import decide_with_facts
 from headwater.server.responses import ApiError, json_answer
-from headwater.storage.base import Storage, StorageError
-from headwater.sync.publishers import load_publisher_state, save_publisher_state
+from headwater.storage.base import StorageError
 
 __all__ = ["held_routes"]
 
 
 def held_routes(
     db: Database,
-    mirrors: Mapping[str, Storage],
+    ledgers: Mapping[str, Ledger],
     auth: Authenticator,
 ) -> list[Route]:
-    """The publisher-guard routes over the mirrors' trees (``mirrors``: name -> tree storage)."""
-    # One writer at a time per tree in this process (the state is read, changed, written back).
-    locks = {name: asyncio.Lock() for name in mirrors}
+    """The publisher-guard routes over the mirrors' and proxies' ledgers (name -> ledger)."""
 
-    def mirror_of(request: Request) -> tuple[str, Storage]:
+    def ledger_of(request: Request) -> tuple[str, Ledger]:
         name = request.path_params["index"]
-        storage = mirrors.get(name)
-        if storage is None:
-            raise ApiError(404, f"no mirror called {params.shown(name)}")
-        return name, storage
+        ledger = ledgers.get(name)
+        if ledger is None:
+            raise ApiError(404, f"no mirror or proxy called {params.shown(name)}")
+        return name, ledger
 
     async def authorize(request: Request, index: str, project: str | None) -> None:
         target = Target(index=index, private=False, project=project)
@@ -71,6 +70,8 @@ def held_routes(
                 return json_answer({"error": str(exc)}, exc.status, challenge=exc.challenge)
             except params.BadParameter as exc:
                 return json_answer({"error": str(exc)}, exc.status)
+            except InvalidInput as exc:
+                return json_answer({"error": str(exc)}, 400)
             except msgspec.DecodeError:
                 return json_answer(
                     {
@@ -93,40 +94,33 @@ def held_routes(
         return wrapped
 
     async def held(request: Request) -> Response:
-        name, storage = mirror_of(request)
+        name, ledger = ledger_of(request)
         await authorize(request, name, None)
-        state = await load_publisher_state(storage)
+        held = await ledger.held()
+        accepted = await ledger.accepted()
         return json_answer(
             {
                 "held": [
                     {"project": project, **msgspec.to_builtins(record)}
-                    for project, records in sorted(state.held.items())
+                    for project, records in sorted(held.items())
                     for record in records
                 ],
-                "accepted": {p: sorted(v) for p, v in sorted(state.accepted.items())},
+                "accepted": {p: sorted(v) for p, v in sorted(accepted.items())},
             }
         )
 
     async def accept(request: Request) -> Response:
-        name, storage = mirror_of(request)
+        name, ledger = ledger_of(request)
         project = params.project(request.path_params["project"])
         await authorize(request, name, project)
-        version = params.version(request.path_params["version"])
-        async with locks[name]:
-            state = await load_publisher_state(storage)
-            versions = state.accepted.setdefault(project, [])
-            if version not in versions:
-                versions.append(version)
-                await save_publisher_state(storage, state)
+        version = await ledger.accept(project, params.version(request.path_params["version"]))
+        then = (
+            f"headwater mirror --name {name} --project {project}"
+            if ledger.kind == "mirror"
+            else "served once the proxy revalidates the project's page (within its ttl)"
+        )
         return json_answer(
-            {
-                "ok": True,
-                "result": {
-                    "project": project,
-                    "version": version,
-                    "next": f"headwater mirror --name {name} --project {project}",
-                },
-            }
+            {"ok": True, "result": {"project": project, "version": version, "next": then}}
         )
 
     return [

@@ -33,7 +33,14 @@ from headwater.policy.held import held_entry, held_reason, hold_files, upstream_
 from headwater.policy.publishers import PublisherIdentity
 from headwater.repository.errors import StaleResponse, UpstreamError, UpstreamNotFound
 from headwater.repository.http import Fetched, HttpRepository
-from headwater.simple.filenames import InvalidFilename, parse_filename
+from headwater.repository.publishers import (
+    PublisherState,
+    file_provenance,
+    guarded,
+    judge,
+    load_publisher_state,
+    save_publisher_state,
+)
 from headwater.simple.model import File, InvalidPage, ProjectList, ProjectListEntry, ProjectPage
 from headwater.simple.names import NormalizedName, is_normalized
 from headwater.simple.text import secure_url
@@ -50,12 +57,6 @@ from headwater.storage.layout import (
 )
 from headwater.sync.commit import Barrier, Committer, Ready
 from headwater.sync.plan import Plan, ProjectTask, plan_sync
-from headwater.sync.publishers import (
-    PublisherState,
-    judge,
-    load_publisher_state,
-    save_publisher_state,
-)
 from headwater.sync.references import References, file_keys
 from headwater.sync.state import MirrorState, ProjectState
 from headwater.sync.summary import NullReporter, Reporter, Summary
@@ -634,7 +635,7 @@ class Mirror:
 
         assert self.publisher_rules is not None
         rules = self.publisher_rules(project)
-        if not (rules.continuity or rules.required or rules.expected):
+        if not guarded(rules):
             self.publishers.held.pop(project, None)
             return page
         known: list[FileProvenance] = []
@@ -647,14 +648,13 @@ class Mirror:
                 # Verified when the sync wrote it (_fetch_provenance).
                 raw = await self.storage.read_bytes(provenance_key(sha256, file.filename))
                 publishers = publishers_of_document(raw)
-            order = file.upload_time.timestamp() if file.upload_time is not None else 0.0
-            version = _version_of(file.filename)
-            known.append(
-                FileProvenance(
-                    filename=file.filename, version=version, order=order, publishers=publishers
-                )
-            )
-        decision = judge(project, known, rules, self.publishers, index=self.name)
+            known.append(file_provenance(file, publishers))
+        accepted = self.publishers.accepted.get(project, ())
+        decision, records = judge(project, known, rules, accepted, index=self.name)
+        if records:
+            self.publishers.held[project] = records
+        else:
+            self.publishers.held.pop(project, None)
         if not decision.held:
             return page
         for h in decision.held:
@@ -752,13 +752,6 @@ class Mirror:
 
 
 log = logging.getLogger("headwater.mirror")
-
-
-def _version_of(filename: str) -> str:
-    try:
-        return str(parse_filename(filename).version)
-    except (InvalidFilename, ValueError):
-        return filename
 
 
 def _report_insecure_provenance(project: NormalizedName, files: list[File]) -> None:
