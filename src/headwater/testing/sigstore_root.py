@@ -33,7 +33,7 @@ part                 what it makes (and the check that reads it)
                      :meth:`TestSigstore.provenance` wraps attestations in a provenance document
 ===================  ==========================================================================
 
-:meth:`TestSigstore.save` / :meth:`TestSigstore.load` keep the keys in a directory (PEM) beside
+:meth:`TestSigstore.save` / :meth:`TestSigstore.load` keep the keys and CA certificates (PEM) beside
 the ``trusted_root.json``, so a test upstream in another process (``headwater test-upstream
 --provenance DIR``) signs with the same root the mirror under test verifies against.
 """
@@ -210,11 +210,15 @@ class TestCA:
         *,
         name: str = "headwater-test",
         not_before: datetime | None = None,
+        certificates: tuple[x509.Certificate, x509.Certificate] | None = None,
     ) -> None:
         self.root_key = root_key or ec.generate_private_key(ec.SECP384R1())
         self.intermediate_key = intermediate_key or ec.generate_private_key(ec.SECP384R1())
         self.name = name
-        # Deterministic certificates from the keys, so a saved CA reloads to the same root.
+        if certificates is not None:  # a saved CA (root, intermediate) with its keys
+            self.root, self.intermediate = certificates
+            self.not_before = self.root.not_valid_before_utc
+            return
         self.not_before = not_before or datetime(2020, 1, 1, tzinfo=UTC)
         not_after = self.not_before + timedelta(days=365 * 30)
         root_name = x509.Name(
@@ -547,6 +551,12 @@ class TestSigstore:
         keys = (self.ca.root_key, self.ca.intermediate_key, self.log.key, self.ct.key)
         for name, key in zip(self._KEY_FILES, keys, strict=True):
             (where / f"{name}.pem").write_bytes(_pem_key(key))
+        (where / "ca.crt").write_bytes(
+            b"".join(
+                c.public_bytes(serialization.Encoding.PEM)
+                for c in (self.ca.root, self.ca.intermediate)
+            )
+        )
         return self.write_trusted_root(where / "trusted_root.json")
 
     @classmethod
@@ -554,13 +564,20 @@ class TestSigstore:
         """The root :meth:`save` wrote into ``directory`` (its log starts afresh).
 
         Raises:
-            OSError: a key file is missing; ValueError: one is not an EC private key.
+            OSError: a file is missing; ValueError: a key or certificate file is not one.
         """
         where = Path(directory)
         root, inter, log, ct = (_load_key(where / f"{n}.pem") for n in cls._KEY_FILES)
-        return cls(
-            ca=TestCA(root, inter), log=TestLog(log, prefill=prefill), ct=TestCTLog(ct)
-        )
+        certs = x509.load_pem_x509_certificates((where / "ca.crt").read_bytes())
+        if len(certs) != 2:
+            raise ValueError(f"{where / 'ca.crt'} must hold the root and intermediate certificates")
+        ca = TestCA(root, inter, name=cls._name_of(certs[0]), certificates=(certs[0], certs[1]))
+        return cls(ca=ca, log=TestLog(log, prefill=prefill), ct=TestCTLog(ct))
+
+    @staticmethod
+    def _name_of(root: x509.Certificate) -> str:
+        names = root.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+        return str(names[0].value) if names else "headwater-test"
 
     # -- attestations --------------------------------------------------------------------------
 
@@ -588,9 +605,14 @@ class TestSigstore:
         ).encode()
         key = ec.generate_private_key(ec.SECP256R1())
         cert = self.ca.issue(key.public_key(), signer, when, self.ct)
-        pae = b"DSSEv1 %d %s %d %s" % (len(_DSSE_TYPE), _DSSE_TYPE.encode(), len(statement), statement)
+        pae = b"DSSEv1 %d %s %d %s" % (
+            len(_DSSE_TYPE),
+            _DSSE_TYPE.encode(),
+            len(statement),
+            statement,
+        )
         signature = _sign(key, pae)
-        envelope = {
+        envelope: dict[str, Any] = {
             "payload": _b64(statement),
             "payloadType": _DSSE_TYPE,
             "signatures": [{"sig": _b64(signature)}],
