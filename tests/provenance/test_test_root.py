@@ -245,3 +245,16 @@ def test_saved_keys_reload_to_the_same_root(tmp_path: Path) -> None:
 def test_signer_kinds_are_checked() -> None:
     with pytest.raises(ValueError, match="github"):
         Signer("bitbucket", "acme/demo", "ci.yml")
+
+
+def test_a_claim_the_ca_did_not_encode_as_fulcio_does_is_refused_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    # A CA of the trust root that writes a Fulcio claim as raw bytes instead of a DER
+    # UTF8String: the chain verifies, the claim cannot be read. Before: an uncaught ValueError
+    # from the ASN.1 decoder (a 500 on upload, a traceback in a mirror).
+    sigstore = TestSigstore()
+    sigstore.ca.encode_claim = str.encode
+    trust = TrustRoot(sigstore.write_trusted_root(tmp_path / "root.json"))
+    with pytest.raises(ProvenanceInvalid, match=r"1\.3\.6\.1\.4\.1\.57264\.1\.8 is not a DER"):
+        verify_provenance_document(sigstore.provenance(WHEEL, SHA), WHEEL, SHA, trust)

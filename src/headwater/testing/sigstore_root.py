@@ -45,6 +45,7 @@ import hashlib
 import json
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -215,6 +216,9 @@ class TestCA:
         self.root_key = root_key or ec.generate_private_key(ec.SECP384R1())
         self.intermediate_key = intermediate_key or ec.generate_private_key(ec.SECP384R1())
         self.name = name
+        #: How a Fulcio claim is encoded in the leaf (DER UTF8String, as Fulcio does); tests
+        #: replace it to make a CA that issues malformed certificates.
+        self.encode_claim: Callable[[str], bytes] = _der_utf8
         if certificates is not None:  # a saved CA (root, intermediate) with its keys
             self.root, self.intermediate = certificates
             self.not_before = self.root.not_valid_before_utc
@@ -329,7 +333,7 @@ class TestCA:
         for claim, value in signer.claims().items():
             oid = x509.ObjectIdentifier(_CLAIM_OIDS[claim])
             builder = builder.add_extension(
-                x509.UnrecognizedExtension(oid, _der_utf8(value)), critical=False
+                x509.UnrecognizedExtension(oid, self.encode_claim(value)), critical=False
             )
         if ct is None:
             return builder.sign(self.intermediate_key, hashes.SHA256())
