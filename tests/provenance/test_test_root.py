@@ -97,7 +97,7 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _statement_changed(att: dict[str, Any]) -> None:
+def _statement_changed(att: dict[str, Any], _: TestSigstore) -> None:
     statement = json.loads(base64.b64decode(att["envelope"]["statement"]))
     statement["subject"][0]["digest"]["sha256"] = hashlib.sha256(b"another file").hexdigest()
     att["envelope"]["statement"] = _b64(json.dumps(statement).encode())
@@ -108,44 +108,42 @@ def _entry(att: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def _body_truncated(att: dict[str, Any]) -> None:
+def _body_truncated(att: dict[str, Any], _: TestSigstore) -> None:
     body = base64.b64decode(_entry(att)["canonicalizedBody"])
     _entry(att)["canonicalizedBody"] = _b64(body[: len(body) // 2])
 
 
-def _proof_truncated(att: dict[str, Any]) -> None:
+def _proof_truncated(att: dict[str, Any], _: TestSigstore) -> None:
     proof = _entry(att)["inclusionProof"]
     assert proof["hashes"], "the test log's proofs are never empty (prefill)"
     proof["hashes"] = proof["hashes"][:-1]
 
 
-def _checkpoint_truncated(att: dict[str, Any]) -> None:
+def _checkpoint_truncated(att: dict[str, Any], _: TestSigstore) -> None:
     checkpoint = _entry(att)["inclusionProof"]["checkpoint"]
     checkpoint["envelope"] = checkpoint["envelope"].split("\n\n", 1)[0] + "\n"
 
 
-def _promise_dropped(att: dict[str, Any]) -> None:
+def _promise_dropped(att: dict[str, Any], _: TestSigstore) -> None:
     # Without the signed entry timestamp the log's time is not proved (and there is no TSA).
     del _entry(att)["inclusionPromise"]
 
 
-def _integrated_time_moved(att: dict[str, Any]) -> None:
+def _integrated_time_moved(att: dict[str, Any], _: TestSigstore) -> None:
     entry = _entry(att)
     entry["integratedTime"] = str(int(entry["integratedTime"]) + 60)
 
 
-def _log_index_moved(att: dict[str, Any]) -> None:
+def _log_index_moved(att: dict[str, Any], _: TestSigstore) -> None:
     proof = _entry(att)["inclusionProof"]
     proof["logIndex"] = str(int(proof["logIndex"]) - 1)
 
 
-def _signature_of_another_statement(att: dict[str, Any]) -> None:
-    other = TestSigstore(ca=_SHARED["ca"], log=_SHARED["log"], ct=_SHARED["ct"])
-    att["envelope"]["signature"] = other.attest("other-1.0.tar.gz", SHA)["envelope"]["signature"]
+def _signature_of_another_statement(att: dict[str, Any], sigstore: TestSigstore) -> None:
+    att["envelope"]["signature"] = sigstore.attest("other-1.0.tar.gz", SHA)["envelope"]["signature"]
 
 
-_SHARED: dict[str, Any] = {}
-TAMPERINGS: dict[str, Callable[[dict[str, Any]], None]] = {
+TAMPERINGS: dict[str, Callable[[dict[str, Any], TestSigstore], None]] = {
     "statement changed": _statement_changed,
     "signature of another statement": _signature_of_another_statement,
     "log entry body truncated": _body_truncated,
@@ -161,11 +159,10 @@ TAMPERINGS: dict[str, Callable[[dict[str, Any]], None]] = {
 def test_every_tampered_attestation_is_refused(
     sigstore: TestSigstore, trust: TrustRoot, how: str
 ) -> None:
-    _SHARED.update(ca=sigstore.ca, log=sigstore.log, ct=sigstore.ct)
     good = sigstore.attest(WHEEL, SHA, GITHUB)
     provenance_for_upload(field(good), WHEEL, SHA, trust)  # the untouched copy verifies
     att = copy.deepcopy(good)
-    TAMPERINGS[how](att)
+    TAMPERINGS[how](att, sigstore)
     with pytest.raises(ProvenanceInvalid):
         provenance_for_upload(field(att), WHEEL, SHA, trust)
 
