@@ -47,14 +47,16 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import bench_mirror as bm  # noqa: E402 - the shared measurement of bench_mirror.py
+from tests.tls import self_signed  # noqa: E402 - the tests' throwaway TLS certificate
 
 #: Issue 12: the mirror with provenance takes at most this many times the plain mirror's time.
 TARGET_RATIO = 1.3
 VARIANTS = ("plain", "signed")
 
 
-class SignedUpstream:
-    """``headwater test-upstream`` over https, optionally signing every file (own process, core 0)."""
+class SignedUpstream(bm.Upstream):
+    """``headwater test-upstream`` over https, optionally signing every file (own process, core
+    0); stopped as bench_mirror's."""
 
     def __init__(self, projects: int, cert: Path, key: Path, keys: Path | None) -> None:
         cmd = ["taskset", "-c", bm.UPSTREAM_CORE, str(bm.PYTHON), "-m", "headwater.cli.main",
@@ -69,25 +71,6 @@ class SignedUpstream:
         if not self.url.startswith("https://"):
             self.stop()
             raise SystemExit("headwater test-upstream did not print its https URL")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def _tls(where: Path) -> tuple[Path, Path]:
-    cert, key = where / "cert.pem", where / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
 
 
 def _config(where: Path, variant: str, url: str, cert: Path, trusted_root: Path) -> Path:
@@ -223,7 +206,7 @@ def main() -> int:
     with bm.scratch_dir(args.scratch) as scratch:
         info["scratch_topdir_hint"] = bm.mark_topdir(scratch)
         trusted_root = TestSigstore().save(scratch / "sigstore")
-        cert, key = _tls(scratch)
+        cert, key = self_signed(scratch)
         upstreams = {
             "plain": SignedUpstream(args.projects, cert, key, None),
             "signed": SignedUpstream(args.projects, cert, key, scratch / "sigstore"),
