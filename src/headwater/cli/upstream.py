@@ -45,6 +45,17 @@ def register(subparsers: Any) -> None:
         help="also serve small installable projects with dependencies, extras and platform "
         "markers (app, web, core, ...: the closure mirror's world, docs/airgap.md)",
     )
+    parser.add_argument(
+        "--provenance",
+        metavar="DIR",
+        help="sign every generated file with the test Sigstore whose keys are in DIR (made by "
+        "headwater.testing.sigstore_root.TestSigstore.save; DIR/trusted_root.json verifies "
+        "them) and serve its PEP 740 provenance; provenance URLs are listed only over https",
+    )
+    parser.add_argument(
+        "--tls-certificate", metavar="PEM", help="serve https with this certificate (chain)"
+    )
+    parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-certificate")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port (0: pick a free one)")
     parser.add_argument("--no-serials", action="store_true", help="serve no PyPI serials")
@@ -59,6 +70,26 @@ def run(args: argparse.Namespace) -> int:
     from headwater.testing.upstream import Upstream, new_event_loop
 
     started = time.perf_counter()
+    if (args.tls_certificate is None) != (args.tls_key is None):
+        print(
+            "headwater test-upstream: --tls-certificate and --tls-key go together; give both",
+            file=sys.stderr,
+        )
+        return 2
+    context = None
+    if args.tls_certificate:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(args.tls_certificate, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            print(
+                f"headwater test-upstream: cannot load {args.tls_certificate} / {args.tls_key} "
+                f"({exc}); give a PEM certificate and its private key",
+                file=sys.stderr,
+            )
+            return 2
     if args.from_dir:
         corpus = Corpus.from_directory(args.from_dir, seed=args.seed)
     else:
@@ -69,6 +100,18 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             metadata_only=args.metadata_only,
         )
+    if args.provenance:
+        from headwater.testing.sigstore_root import TestSigstore
+
+        try:
+            corpus.attest = TestSigstore.load(args.provenance).provenance
+        except (OSError, ValueError) as exc:
+            print(
+                f"headwater test-upstream: cannot load the test Sigstore keys from "
+                f"{args.provenance!r} ({exc}); make them with TestSigstore().save(DIR)",
+                file=sys.stderr,
+            )
+            return 2
     if args.graph:
         from headwater.testing.graph import add_graph
 
@@ -80,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         serials=not args.no_serials,
         json=not args.html_only,
         metadata=not args.no_metadata,
+        ssl=context,
     )
 
     async def serve() -> None:

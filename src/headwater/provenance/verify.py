@@ -33,6 +33,7 @@ from typing import Any
 
 import msgspec
 from cryptography import x509
+from cryptography.hazmat import asn1
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -46,6 +47,9 @@ from sigstore.models import Bundle
 
 from headwater.errors import InvalidInput
 from headwater.policy.publishers import (
+    OID_BUILD_CONFIG_URI,
+    OID_ISSUER,
+    OID_SOURCE_REPOSITORY_URI,
     InvalidPublisher,
     PublisherIdentity,
     describe_all,
@@ -161,6 +165,38 @@ def _subject_is(statement: dict[str, Any], filename: str, sha256: str) -> None:
         )
 
 
+#: The Fulcio extensions :func:`identity_from_certificate` reads.
+_CLAIMS = tuple(
+    x509.ObjectIdentifier(oid)
+    for oid in (OID_ISSUER, OID_SOURCE_REPOSITORY_URI, OID_BUILD_CONFIG_URI)
+)
+
+
+def _claims(cert: x509.Certificate) -> dict[str, str]:
+    """The identity claims of a verified signing certificate (dotted OID -> text), read from the
+    certificate sigstore already parsed. Fulcio encodes these extensions as DER UTF8Strings; a
+    certificate whose CA encoded one otherwise is refused, naming the extension.
+
+    Raises:
+        ProvenanceInvalid: a claim extension is not a DER UTF8String.
+    """
+    claims: dict[str, str] = {}
+    for oid in _CLAIMS:
+        try:
+            value = cert.extensions.get_extension_for_oid(oid).value
+        except x509.ExtensionNotFound:
+            continue
+        try:
+            claims[oid.dotted_string] = asn1.decode_der(str, value.value)  # type: ignore[attr-defined]
+        except ValueError:
+            raise ProvenanceInvalid(
+                f"the signing certificate's extension {oid.dotted_string} is not a DER "
+                "UTF8String (Fulcio's encoding); the certificate authority of the trust root "
+                "issued a malformed certificate"
+            ) from None
+    return claims
+
+
 def _san(cert: x509.Certificate) -> str | None:
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -219,7 +255,7 @@ def _verify_one(
         raise ProvenanceInvalid("the statement is not a JSON object")
     _subject_is(statement, filename, sha256)
     cert = bundle.signing_certificate
-    identity = identity_from_certificate(attestation.certificate_claims, _san(cert))
+    identity = identity_from_certificate(_claims(cert), _san(cert))
     if cache is not None:
         cache.put(key, identity)
     return attestation, identity

@@ -232,6 +232,10 @@ class Corpus:
         self._deleted: set[NormalizedName] = set()
         self._files: dict[str, DistFile] = {}
         self._previous: dict[NormalizedName, Project | None] = {}
+        #: Signs generated files: called with each generated file's name and sha256 (its body is
+        #: built then) for its PEP 740 provenance document (e.g. :meth:`TestSigstore.provenance
+        #: <headwater.testing.sigstore_root.TestSigstore.provenance>`); None serves none.
+        self.attest: Callable[[str, str], bytes] | None = None
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -652,6 +656,8 @@ class Corpus:
             build=build,
             metadata=None if kind == _SDIST else metadata,
         )
+        if self.attest is not None:
+            dist.provenance = self.attest(dist.filename, dist.sha256)
         project.releases.setdefault(version, []).append(dist)
         self._files[filename] = dist
         return dist
