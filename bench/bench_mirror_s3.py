@@ -118,6 +118,8 @@ def main() -> None:
     args = parser.parse_args()
     tools = [t for t in args.tools.split(",") if t]
     warmup_tools = [t for t in (args.warmup_tools or args.tools).split(",") if t]
+    if args.base_src:
+        tools.append("headwater-base")
     from tests.seaweed import start_seaweed
 
     server = start_seaweed()

@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import quote
 
 import obstore
@@ -57,6 +59,11 @@ if TYPE_CHECKING:
 __all__ = ["S3Storage", "tree_content_type"]
 
 SHA256_META: Final = "sha256"
+_T = TypeVar("_T")
+
+
+def _read_whole(store: S3Store, object_key: str) -> bytes:
+    return bytes(obstore.get(store, object_key).bytes())
 
 
 def tree_content_type(key: str) -> str:
@@ -150,6 +157,7 @@ class S3Storage:
         self.content_type = content_type
         self.redirects_files = self.options.redirects()
         self._store: S3Store | None = None
+        self._threads: ThreadPoolExecutor | None = None
         self._boto_client: BotoClient | None = None
         self._bucket_seen = False
 
@@ -177,6 +185,22 @@ class S3Storage:
                 ) from exc
         return self._store
 
+    async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Run one of obstore's blocking calls on this storage's threads (it releases the GIL
+        while the request runs).
+
+        Not obstore's ``*_async`` functions: they finish their work on obstore's own runtime
+        threads, which then touch the interpreter; one still doing so when the process exits
+        aborts it (SIGABRT after the command completed: 5 to 9 exits in 25 here). Threads of an
+        executor are joined before the interpreter shuts down.
+        """
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(
+                self.options.max_connections, thread_name_prefix="headwater-s3"
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, functools.partial(fn, *args, **kwargs))
+
     def _boto(self) -> BotoClient:
         if self._boto_client is None:
             from headwater.storage.s3_multipart import BotoClient
@@ -185,8 +209,11 @@ class S3Storage:
         return self._boto_client
 
     async def aclose(self) -> None:
-        """Close the multipart client of the running event loop, if one was opened (obstore's
-        connections belong to its own runtime and need no closing)."""
+        """Let this storage's request threads end and close the multipart client of the running
+        event loop, if one was opened (a later call starts them again)."""
+        threads, self._threads = self._threads, None
+        if threads is not None:
+            threads.shutdown(wait=False)  # idle unless a cancelled request is still finishing
         if self._boto_client is not None:
             await self._boto_client.aclose()
 
@@ -208,8 +235,7 @@ class S3Storage:
     async def read_bytes(self, key: str) -> bytes:
         object_key = self._object_key(key)
         with self._errors("read", key):
-            answer = await obstore.get_async(self._obstore(), object_key)
-            return bytes(await answer.bytes_async())
+            return await self._call(_read_whole, self._obstore(), object_key)
 
     async def open_read(
         self, key: str, *, start: int = 0, end: int | None = None, chunk_size: int = 1 << 16
@@ -226,11 +252,7 @@ class S3Storage:
             options["range"] = {"offset": start}
         try:
             with self._errors("read", key):
-                answer = await obstore.get_async(
-                    self._obstore(),
-                    object_key,
-                    options=options,  # type: ignore[arg-type]
-                )
+                answer = await self._call(obstore.get, self._obstore(), object_key, options=options)
         except StorageError as exc:
             if exc.__cause__ is not None and error_code(exc.__cause__) == "InvalidRange":
                 return  # start at or past the end: nothing to read, as on a file system
@@ -239,17 +261,16 @@ class S3Storage:
         stream = answer.stream(min_chunk_size=chunk_size)
         while True:
             with self._errors("read", key):
-                try:
-                    chunk = await anext(stream)
-                except StopAsyncIteration:
-                    return
+                chunk = await self._call(next, stream, None)
+            if chunk is None:
+                return
             yield bytes(chunk)
 
     async def stat(self, key: str) -> Stat | None:
         object_key = self._object_key(key)
         try:
             with self._errors("look up", key):
-                head = await obstore.head_async(self._obstore(), object_key)
+                head = await self._call(obstore.head, self._obstore(), object_key)
         except NotFound:
             # A HEAD answer has no body, so a missing bucket looks like a missing key: ask once.
             await self._check_bucket(key)
@@ -262,15 +283,15 @@ class S3Storage:
         with self._errors("look up", key):
             # A listing of the key alone: a missing bucket answers NoSuchBucket, an empty one
             # an empty list.
-            async for _ in obstore.list(self._obstore(), self._object_key(key), chunk_size=1):
-                break
+            listing = obstore.list(self._obstore(), self._object_key(key), chunk_size=1)
+            await self._call(next, listing, None)
         self._bucket_seen = True
 
     async def digest(self, key: str) -> tuple[str, int]:
         if self.options.trust_stored_sha256:
             with self._errors("look up", key):
-                head = await obstore.get_async(
-                    self._obstore(), self._object_key(key), options={"head": True}
+                head = await self._call(
+                    obstore.get, self._obstore(), self._object_key(key), options={"head": True}
                 )
             stored = head.attributes.get(SHA256_META)
             if isinstance(stored, str) and len(stored) == 64:
@@ -297,7 +318,8 @@ class S3Storage:
 
     async def _put(self, key: str, object_key: str, data: bytes, sha256: str | None = None) -> None:
         with self._errors("write", key):
-            await obstore.put_async(
+            await self._call(
+                obstore.put,
                 self._obstore(),
                 object_key,
                 data,
@@ -342,7 +364,7 @@ class S3Storage:
         if await self.stat(key) is None:  # S3's DELETE answers 204 whether or not it existed
             return False
         with self._errors("delete", key):
-            await obstore.delete_async(self._obstore(), self._object_key(key))
+            await self._call(obstore.delete, self._obstore(), self._object_key(key))
         return True
 
     async def iter_keys(self, prefix: str = "") -> AsyncIterator[str]:
@@ -355,10 +377,9 @@ class S3Storage:
         listing = obstore.list(self._obstore(), full or None, chunk_size=self.list_page_size)
         while True:
             with self._errors("list", prefix or "/"):
-                try:
-                    batch = await anext(listing)
-                except StopAsyncIteration:
-                    return
+                batch = await self._call(next, listing, None)
+            if batch is None:
+                return
             for entry in batch:
                 object_key = entry["path"]
                 if object_key.startswith(self.location.prefix):
@@ -407,6 +428,10 @@ class S3Storage:
         It is a capability: hand it out only after the request was authorized.
         """
         with self._errors("sign a URL for", key):
-            return await obstore.sign_async(
-                self._obstore(), "GET", self._object_key(key), timedelta(seconds=expires)
+            return await self._call(
+                obstore.sign,
+                self._obstore(),
+                "GET",
+                self._object_key(key),
+                timedelta(seconds=expires),
             )

@@ -60,9 +60,9 @@ async def lease(storage: S3Storage, name: str, *, ttl: float) -> AsyncIterator[N
         """The new ETag, or None when the condition failed (someone else holds the lease)."""
         try:
             with storage._errors("take the lock", name):
-                done = await obstore.put_async(
-                    store, key, body(), mode=mode, attributes={"Content-Type": "application/json"},
-                    use_multipart=False,
+                done = await storage._call(
+                    obstore.put, store, key, body(), mode=mode,
+                    attributes={"Content-Type": "application/json"}, use_multipart=False,
                 )  # fmt: skip
         except StorageError as exc:
             refused = (obstore.exceptions.AlreadyExistsError, obstore.exceptions.PreconditionError)
@@ -74,8 +74,8 @@ async def lease(storage: S3Storage, name: str, *, ttl: float) -> AsyncIterator[N
     etag = await put("create")  # If-None-Match: *
     if etag is None:
         with storage._errors("read the lock", name):
-            found = await obstore.get_async(store, key)
-            raw = bytes(await found.bytes_async())
+            found = await storage._call(obstore.get, store, key)
+            raw = bytes(await storage._call(found.bytes))
         try:
             holder = json.loads(raw)
             expires = float(holder["expires"])
@@ -114,6 +114,6 @@ async def lease(storage: S3Storage, name: str, *, ttl: float) -> AsyncIterator[N
         with contextlib.suppress(BaseException):
             await renewing
         with contextlib.suppress(StorageError), storage._errors("release the lock", name):
-            head = await obstore.head_async(store, key)
+            head = await storage._call(obstore.head, store, key)
             if head["e_tag"] == etag:
-                await obstore.delete_async(store, key)
+                await storage._call(obstore.delete, store, key)

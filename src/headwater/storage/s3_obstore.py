@@ -64,6 +64,7 @@ _REQUEST_LIMIT: Final = timedelta(hours=6)
 _REFRESH: Final = timedelta(minutes=5)
 _CODE = re.compile(r"<Code>([A-Za-z0-9.]{1,64})</Code>")
 _STATUS = re.compile(r"status code: (\d{3})")
+_PROVIDER = re.compile(r"credential provider: StorageError: ([^\n]{1,300})")
 
 
 def _path_style(options: S3Options, bucket: str) -> bool:
@@ -207,6 +208,14 @@ def storage_error(
     if isinstance(exc, StorageError):  # raised by the credential provider
         return exc
     where = f"bucket {location.bucket!r} at {endpoint}"
+    text = str(exc)
+    if "External AWS credential provider" in text:  # botocore's chain found nothing usable
+        reason = _PROVIDER.search(text)
+        return StorageError(
+            f"cannot sign the request to {doing} {key!r} in {where}: "
+            f"{reason.group(1) if reason else 'the AWS credential chain failed'}. Nothing was "
+            "changed."
+        )
     code = error_code(exc)
     if code == "NoSuchBucket":
         return StorageError(
@@ -229,7 +238,7 @@ def storage_error(
             f"access denied to {where} (trying to {doing} {key!r}: {code or 'denied'}). Check "
             "the credentials and the bucket policy; nothing was changed."
         )
-    text = str(exc).lower()
+    text = text.lower()
     if code is None and ("timed out" in text or "timeout" in text):
         return StorageError(
             f"the S3 endpoint {endpoint} did not answer in time ({location.options.read_timeout:.0f}"
