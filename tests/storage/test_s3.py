@@ -486,3 +486,11 @@ def test_no_credentials_anywhere_is_named(monkeypatch: pytest.MonkeyPatch, tmp_p
     )
     with pytest.raises(StorageError, match="no usable S3 credentials: set AWS_ACCESS_KEY_ID"):
         run(storage, lambda: storage.write_bytes("web/x", b"1"))
+    named = S3Storage(
+        S3Location(
+            bucket="bucket",
+            options=S3Options(endpoint="http://127.0.0.1:9", profile="nosuch", max_attempts=1),
+        )
+    )
+    with pytest.raises(StorageError, match=r"profile \(nosuch\) could not be found"):
+        run(named, lambda: named.read_bytes("web/x"))

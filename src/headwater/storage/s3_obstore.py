@@ -34,6 +34,7 @@ carry the request's URL and the server's XML answer, never its signature).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -110,7 +111,7 @@ class _BotocoreChain:
             credentials = self.session().get_credentials()
             frozen = credentials.get_frozen_credentials() if credentials is not None else None
         except botocore.exceptions.BotoCoreError as exc:
-            raise StorageError(f"cannot read the S3 credentials: {type(exc).__name__}") from exc
+            raise StorageError(f"cannot read the S3 credentials: {exc}") from exc
         if frozen is None or not frozen.access_key:
             raise StorageError(
                 "no usable S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
@@ -157,7 +158,9 @@ def make_store(location: S3Location) -> S3Store:
         chain = _BotocoreChain(opts)
     region = opts.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
     if region is None and chain is not None:
-        region = chain.session().get_config_variable("region")
+        # The profile's region; a profile that does not exist is reported by the first request.
+        with contextlib.suppress(Exception):
+            region = chain.session().get_config_variable("region")
     config["region"] = region or "us-east-1"
     client: dict[str, Any] = {
         "allow_http": (opts.endpoint or "").startswith("http://"),
