@@ -11,6 +11,11 @@ first; the medians are compared (target: headwater <= 1/5 of bandersnatch's wall
     bench/bandersnatch-setup.sh && \\
         bench/.bandersnatch-venv/bin/python -m pip install --isolated 'bandersnatch[s3]==8.2.*'
     .venv/bin/python bench/bench_mirror_s3.py [--projects 2000] [--runs 3] [--workers 10]
+        [--warmups 1] [--warmup-tools headwater] [--tools headwater,bandersnatch] [--profile DIR]
+
+``--warmup-tools headwater`` warms the upstream's caches with a headwater run alone (a
+bandersnatch warm-up of 2,000 projects costs half an hour here); ``--tools headwater`` measures
+one tool alone while optimising; ``--profile DIR`` records each headwater run with py-spy.
 """
 
 from __future__ import annotations
@@ -87,7 +92,34 @@ def main() -> None:
     parser.add_argument("--projects", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=10)
+    parser.add_argument("--warmups", type=int, default=1, help="discarded warm-up rounds")
+    parser.add_argument(
+        "--tools",
+        default="headwater,bandersnatch",
+        help="comma-separated: headwater, bandersnatch (one alone to iterate)",
+    )
+    parser.add_argument(
+        "--warmup-tools",
+        default=None,
+        help="the tools of the warm-up rounds (default: --tools); one tool's "
+        "warm-up fills the upstream's page and file caches for both",
+    )
+    parser.add_argument(
+        "--base-src",
+        metavar="DIR",
+        help="also measure tool 'headwater-base': headwater run from the sources "
+        "in DIR (e.g. `git archive main src | tar -x -C DIR`, then DIR/src)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="record each headwater run with py-spy (speedscope JSON in DIR)",
+    )
     args = parser.parse_args()
+    tools = [t for t in args.tools.split(",") if t]
+    warmup_tools = [t for t in (args.warmup_tools or args.tools).split(",") if t]
+    if args.base_src:
+        tools.append("headwater-base")
     from tests.seaweed import start_seaweed
 
     server = start_seaweed()
@@ -100,36 +132,54 @@ def main() -> None:
     bucket = "bench-mirror"
     server.client().create_bucket(Bucket=bucket)
     up = bm.Upstream(args.projects, metadata_only=False)
-    results: dict[str, list[bm.Run]] = {"headwater": [], "bandersnatch": []}
+    results: dict[str, list[bm.Run]] = {"headwater": [], "headwater-base": [], "bandersnatch": []}
     try:
-        for round_ in range(args.runs + 1):  # round 0: the discarded warm-up
-            order = ["headwater", "bandersnatch"] if round_ % 2 else ["bandersnatch", "headwater"]
-            for tool in order:
+        for round_ in range(args.runs + args.warmups):  # the first --warmups are discarded
+            order = ["headwater", "headwater-base", "bandersnatch"]
+            if not round_ % 2:
+                order.reverse()
+            measured = round_ >= args.warmups
+            for tool in (t for t in order if t in (tools if measured else warmup_tools)):
                 prefix = f"{tool}-{round_}"
-                if tool == "headwater":
+                if tool == "headwater-base":
+                    cmd = ["env", f"PYTHONPATH={args.base_src}",
+                           *headwater_cmd(up, server, bucket, prefix, args.workers)]  # fmt: skip
+                elif tool == "headwater":
                     cmd = headwater_cmd(up, server, bucket, prefix, args.workers)
+                    if args.profile:
+                        Path(args.profile).mkdir(parents=True, exist_ok=True)
+                        out = Path(args.profile) / f"{prefix}.speedscope.json"
+                        cmd = [str(HERE.parent / ".venv/bin/py-spy"), "record", "-f",
+                               "speedscope", "-r", "50", "-o", str(out), "--", *cmd]  # fmt: skip
                 else:
                     cmd = bandersnatch_cmd(up, server, bucket, prefix, args.workers, work)
                 run = bm.measure(cmd)
                 run.counts = _count(server, bucket, prefix + "/")
-                label = "warm-up" if round_ == 0 else f"run {round_}"
+                label = f"run {round_ - args.warmups + 1}" if measured else "warm-up"
                 print(f"{label:8} {tool:13} {run.seconds:8.2f} s  status {run.status}  "
+                      f"cpu {run.user_s + run.sys_s:.1f} s  "
                       f"maxrss {run.maxrss_mb:.0f} MB  {run.counts}", flush=True)  # fmt: skip
                 if run.status != 0:
                     print(run.output, file=sys.stderr)
-                if round_:
+                if measured:
                     results[tool].append(run)
     finally:
         up.stop()
         server.stop()
-    hw = statistics.median(r.seconds for r in results["headwater"])
-    bs = statistics.median(r.seconds for r in results["bandersnatch"])
-    print(f"\nmedian wall time: headwater {hw:.2f} s, bandersnatch {bs:.2f} s, ratio {hw / bs:.3f} "
-          f"(target <= 0.2: {'PASS' if hw <= 0.2 * bs else 'MISS'})")  # fmt: skip
     bm.RESULTS.mkdir(exist_ok=True)
     out = bm.RESULTS / f"mirror-s3-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps({k: [vars(r) for r in v] for k, v in results.items()}, indent=1))
     print(f"written {out}")
+    medians = {t: statistics.median(r.seconds for r in rs) for t, rs in results.items() if rs}
+    for tool, seconds in medians.items():
+        print(f"median wall time {tool}: {seconds:.2f} s")
+    if "headwater-base" in medians and "headwater" in medians:
+        print(f"headwater / headwater-base: {medians['headwater'] / medians['headwater-base']:.3f}")
+    if "bandersnatch" not in medians or "headwater" not in medians:
+        return
+    hw, bs = medians["headwater"], medians["bandersnatch"]
+    print(f"\nmedian wall time: headwater {hw:.2f} s, bandersnatch {bs:.2f} s, ratio {hw / bs:.3f} "
+          f"(target <= 0.2: {'PASS' if hw <= 0.2 * bs else 'MISS'})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ Each client runs each case in its own fresh process, so memory and warm-up do no
 them; the cases run interleaved (client order rotated per round) and medians over ``--rounds``
 are reported. SeaweedFS is started by ``tests/seaweed.py`` (loopback, temp dir).
 
-    .venv/bin/pip install obstore          # only for this comparison; not a dependency
+    (obstore is a dependency of the `s3` extra and of the test extra: no extra install)
     .venv/bin/python bench/bench_s3_clients.py [--rounds 3] [--cases import,small,get,put]
 """
 

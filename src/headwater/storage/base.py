@@ -118,8 +118,11 @@ class Storage(Protocol):
         ...
 
     async def write_many(self, items: Sequence[tuple[str, bytes]]) -> None:
-        """Atomically replace each key with its data, in order (each write is atomic on its own;
-        a crash may leave a prefix of the list done)."""
+        """Atomically replace each key with its data (a key given twice ends with the later
+        data). Each write is atomic on its own, but they may run concurrently and in any order
+        (S3 does): a failure or a crash may leave any of them done. A caller that needs one
+        write visible before another (a page after the files it lists) makes two calls. Every
+        key is checked before anything is written."""
         ...
 
     async def delete(self, key: str) -> bool:

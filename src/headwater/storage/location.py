@@ -54,7 +54,8 @@ class S3Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_d
     #: else ``us-east-1``.
     region: str | None = None
     #: ``path`` (``endpoint/bucket/key``: most self-hosted servers), ``virtual``
-    #: (``bucket.endpoint/key``: AWS's preference), or ``auto`` (botocore decides).
+    #: (``bucket.endpoint/key``: AWS's preference), or ``auto`` (path-style for an IP address or
+    #: ``localhost`` endpoint and for a bucket name with a dot, virtual-hosted otherwise).
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
     #: A profile of ``~/.aws/credentials`` / ``~/.aws/config`` (default: ``AWS_PROFILE``).
     profile: str | None = None
@@ -68,11 +69,11 @@ class S3Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_d
     #: Seconds to connect, and to wait for the next bytes of an answer.
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
-    #: Attempts per request (botocore's "standard" retry mode: backoff with jitter).
+    #: Attempts per request (exponential backoff with jitter between them).
     max_attempts: int = 4
     #: Size of each part of a multipart upload (and the largest single PUT), in bytes.
     part_size: int = 8 << 20
-    #: Connections kept open to the endpoint.
+    #: Connections kept open to the endpoint, and the most requests one ``write_many`` sends at once.
     max_connections: int = 64
     #: Trust the sha256 stored in an object's metadata at write time instead of reading the
     #: object again (``verify`` never does: it always reads the bytes).

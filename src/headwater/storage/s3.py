@@ -14,48 +14,56 @@ Keys live under the location's prefix. How the Storage contract holds without re
 * **sync() is a no-op barrier.** S3 answers a PUT or CompleteMultipartUpload only once the object
   is durably stored, and reads after writes are strongly consistent (AWS since December 2020;
   SeaweedFS, MinIO and Ceph likewise), so whatever was written before ``sync()`` already survives.
+* **write_many() writes concurrently** (up to ``max_connections`` requests in flight): S3 has no
+  batch PUT, and one request after the other would make a mirror's pages wait on the store's
+  latency. Callers that need an order make two calls (base.py says so).
 * **Content types.** ``content_type(key)`` chooses each object's ``Content-Type`` so a static
   website endpoint or CDN can serve a bucket as is (:func:`tree_content_type` by default).
 * **The sha256** of each object written by one PUT is stored in its metadata
   (``x-amz-meta-sha256``); :meth:`S3Storage.digest` trusts it only with ``trust_stored_sha256``.
 
-The client is aiobotocore (docs/dependencies.md has the measurements). One client per event loop,
-created on first use; :meth:`S3Storage.aclose` closes it (the lifespan that made the storage calls
-it). Errors become :class:`~headwater.storage.base.StorageError` naming the endpoint, the bucket
-and the key, never a secret.
+Two clients (docs/dependencies.md has the measurements): every request but a multipart upload
+goes through obstore (:mod:`headwater.storage.s3_obstore`: about 0.3 ms of CPU per request, no
+per-loop state); multipart uploads go through aiobotocore (:mod:`headwater.storage.s3_multipart`,
+imported only when a write outgrows one part), because obstore cannot abort one. Errors become
+:class:`~headwater.storage.base.StorageError` naming the endpoint, the bucket and the key, never a
+secret.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import quote
 
-import aiohttp
-import botocore.exceptions
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
+import obstore
+import obstore.exceptions
 
 from headwater.storage.base import NotFound, Stat, StorageError, check_key
 from headwater.storage.location import S3Location
 from headwater.storage.s3_lease import lease
+from headwater.storage.s3_obstore import error_code, make_store, storage_error
 
 if TYPE_CHECKING:
-    from types_aiobotocore_s3.client import S3Client
+    from obstore.store import S3Store
+
+    from headwater.storage.s3_multipart import BotoClient, MultipartUpload
 
 __all__ = ["S3Storage", "tree_content_type"]
 
 SHA256_META: Final = "sha256"
-# Error codes S3 servers send for "no such object" (HEAD has no body, so botocore says "404").
-_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
-_DENIED = frozenset(
-    {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
-     "InvalidToken", "AllAccessDisabled"}
-)  # fmt: skip
+_T = TypeVar("_T")
+
+
+def _read_whole(store: S3Store, object_key: str) -> bytes:
+    return bytes(obstore.get(store, object_key).bytes())
 
 
 def tree_content_type(key: str) -> str:
@@ -90,9 +98,7 @@ class _S3Writer:
         self._buffered = 0
         self._sha = hashlib.sha256()
         self._size = 0
-        self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
-        self._pending: asyncio.Task[dict[str, Any]] | None = None
+        self.upload: MultipartUpload | None = None
         self.aborted = False
 
     async def write(self, chunk: bytes) -> None:
@@ -111,77 +117,23 @@ class _S3Writer:
                 # One join per part (a list of chunks, not a growing bytearray: no slack kept).
                 part = b"".join(self._chunks)
                 self._chunks, self._buffered = [], 0
-                await self._send_part(part)
+                if self.upload is None:
+                    from headwater.storage.s3_multipart import MultipartUpload
+
+                    self.upload = MultipartUpload(self._storage, self._key, self._object_key)
+                await self.upload.send_part(part)
 
     def abort(self) -> None:
         self.aborted = True
         self._chunks, self._buffered = [], 0
 
-    async def _send_part(self, data: bytes) -> None:
-        client = await self._storage._client()
-        if self._upload_id is None:
-            with self._storage._errors("start a multipart upload of", self._key):
-                started = await client.create_multipart_upload(
-                    Bucket=self._storage.location.bucket,
-                    Key=self._object_key,
-                    ContentType=self._storage.content_type(self._key),
-                )
-            self._upload_id = started["UploadId"]
-        # One part uploads while the next is buffered: at most two parts in memory.
-        if self._pending is not None:
-            self._parts.append(await self._pending)
-        number = len(self._parts) + 1
-        self._pending = asyncio.ensure_future(self._upload_part(client, number, data))
-
-    async def _upload_part(self, client: S3Client, number: int, data: bytes) -> dict[str, Any]:
-        assert self._upload_id is not None
-        with self._storage._errors(f"upload part {number} of", self._key):
-            done = await client.upload_part(
-                Bucket=self._storage.location.bucket,
-                Key=self._object_key,
-                UploadId=self._upload_id,
-                PartNumber=number,
-                Body=data,
-            )
-        return {"ETag": done["ETag"], "PartNumber": number}
-
     async def publish(self) -> None:
         rest = b"".join(self._chunks)
         self._chunks, self._buffered = [], 0
-        if self._upload_id is None:
+        if self.upload is None:
             await self._storage._put(self._key, self._object_key, rest, self._sha.hexdigest())
             return
-        if rest or self._pending is None:  # the last part may be smaller than 5 MiB
-            await self._send_part(rest)
-        assert self._pending is not None
-        self._parts.append(await self._pending)
-        self._pending = None
-        client = await self._storage._client()
-        with self._storage._errors("complete the multipart upload of", self._key):
-            await client.complete_multipart_upload(
-                Bucket=self._storage.location.bucket,
-                Key=self._object_key,
-                UploadId=self._upload_id,
-                MultipartUpload={"Parts": self._parts},  # type: ignore[typeddict-item]
-            )
-        self._upload_id = None
-
-    async def discard(self) -> None:
-        """Abort the multipart upload, if one was started: its parts never become visible."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
-        upload_id, self._upload_id = self._upload_id, None
-        if upload_id is None:
-            return
-        client = await self._storage._client()
-        # Best effort: the upload is invisible whatever happens; the lifecycle rule is the backstop.
-        with contextlib.suppress(Exception):
-            await client.abort_multipart_upload(
-                Bucket=self._storage.location.bucket, Key=self._object_key, UploadId=upload_id
-            )
+        await self.upload.complete(rest)
 
 
 class S3Storage:
@@ -190,7 +142,8 @@ class S3Storage:
     ``content_type`` maps a key to the ``Content-Type`` its object is stored with.
     """
 
-    #: Keys per ListObjectsV2 page (S3's maximum is 1000).
+    #: Keys per batch handed on by a listing (S3 answers ListObjectsV2 in pages of at most 1,000
+    #: keys, which obstore follows by their continuation tokens).
     list_page_size = 1000
 
     def __init__(
@@ -203,11 +156,9 @@ class S3Storage:
         self.options = location.options
         self.content_type = content_type
         self.redirects_files = self.options.redirects()
-        self._session: AioSession | None = None
-        self._stack: AsyncExitStack | None = None
-        self._s3: S3Client | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock: asyncio.Lock | None = None
+        self._store: S3Store | None = None
+        self._threads: ThreadPoolExecutor | None = None
+        self._boto_client: BotoClient | None = None
         self._bucket_seen = False
 
     def __repr__(self) -> str:
@@ -221,128 +172,60 @@ class S3Storage:
     def _where(self) -> str:
         return f"bucket {self.location.bucket!r} at {self.endpoint}"
 
-    # --- the client ---------------------------------------------------------------------------
+    # --- the clients --------------------------------------------------------------------------
 
-    async def _client(self) -> S3Client:
-        loop = asyncio.get_running_loop()
-        if self._s3 is not None and self._loop is loop:
-            return self._s3
-        if self._lock is None or self._loop is not loop:
-            # A new event loop (a new asyncio.run): the old client belongs to a closed loop.
-            self._lock, self._loop, self._s3, self._stack = asyncio.Lock(), loop, None, None
-        async with self._lock:
-            if self._s3 is None:
-                self._s3 = await self._open_client()
-            return self._s3
+    def _obstore(self) -> S3Store:
+        if self._store is None:
+            try:
+                self._store = make_store(self.location)
+            except (obstore.exceptions.BaseError, ValueError) as exc:
+                raise StorageError(
+                    f"cannot set up the S3 client for {self._where()}: {exc}. Nothing was read "
+                    "or written; check the endpoint, region, profile and credentials settings."
+                ) from exc
+        return self._store
 
-    async def _open_client(self) -> S3Client:
-        opts = self.options
-        session = AioSession(profile=opts.profile) if opts.profile else AioSession()
-        if opts.credentials_file:
-            session.set_config_variable("credentials_file", opts.credentials_file)
-        config = AioConfig(
-            connect_timeout=opts.connect_timeout,
-            read_timeout=opts.read_timeout,
-            retries={"max_attempts": opts.max_attempts, "mode": "standard"},
-            max_pool_connections=opts.max_connections,
-            s3={"addressing_style": opts.addressing_style},
-            # SigV4 everywhere, presigned URLs included (botocore would presign some with the
-            # deprecated SigV2, which newer servers and AWS regions refuse).
-            signature_version="s3v4",
-            # Checksums only when the operation requires them: SeaweedFS and other S3 servers
-            # do not all speak the newer trailing-checksum protocol botocore defaults to.
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
-        kwargs: dict[str, Any] = {"config": config}
-        if opts.endpoint:
-            kwargs["endpoint_url"] = opts.endpoint
-        region = opts.region or session.get_config_variable("region") or "us-east-1"
-        kwargs["region_name"] = region
-        if opts.access_key_id:
-            kwargs["aws_access_key_id"] = opts.access_key_id
-            kwargs["aws_secret_access_key"] = opts.secret_access_key
-            if opts.session_token:
-                kwargs["aws_session_token"] = opts.session_token
-        stack = AsyncExitStack()
-        try:
-            client: S3Client = await stack.enter_async_context(
-                session.create_client("s3", **kwargs)
+    async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Run one of obstore's blocking calls on this storage's threads (it releases the GIL
+        while the request runs).
+
+        Not obstore's ``*_async`` functions: they finish their work on obstore's own runtime
+        threads, which then touch the interpreter; one still doing so when the process exits
+        aborts it (SIGABRT after the command completed: 5 to 9 exits in 25 here). Threads of an
+        executor are joined before the interpreter shuts down.
+        """
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(
+                self.options.max_connections, thread_name_prefix="headwater-s3"
             )
-        except botocore.exceptions.BotoCoreError as exc:
-            await stack.aclose()
-            raise StorageError(
-                f"cannot set up the S3 client for {self._where()}: {exc}. Nothing was read or "
-                "written; check the endpoint, region, profile and credentials settings."
-            ) from exc
-        self._session, self._stack = session, stack
-        return client
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, functools.partial(fn, *args, **kwargs))
+
+    def _boto(self) -> BotoClient:
+        if self._boto_client is None:
+            from headwater.storage.s3_multipart import BotoClient
+
+            self._boto_client = BotoClient(self)
+        return self._boto_client
 
     async def aclose(self) -> None:
-        """Close the client of the running event loop (a later call opens a new one)."""
-        stack, self._stack, self._s3 = self._stack, None, None
-        if stack is not None and self._loop is asyncio.get_running_loop():
-            await stack.aclose()
-
-    # --- errors -------------------------------------------------------------------------------
+        """Let this storage's request threads end and close the multipart client of the running
+        event loop, if one was opened (a later call starts them again)."""
+        threads, self._threads = self._threads, None
+        if threads is not None:
+            threads.shutdown(wait=False)  # idle unless a cancelled request is still finishing
+        if self._boto_client is not None:
+            await self._boto_client.aclose()
 
     @contextlib.contextmanager
-    def _errors(self, doing: str, key: str) -> Any:
-        """Convert the client's exceptions into StorageError (NotFound for a missing key)."""
+    def _errors(self, doing: str, key: str) -> Iterator[None]:
+        """Convert obstore's exceptions into StorageError (NotFound for a missing key)."""
         try:
             yield
-        except botocore.exceptions.ClientError as exc:
-            self._client_error(exc, doing, key)
-        except (
-            botocore.exceptions.EndpointConnectionError,
-            botocore.exceptions.ConnectTimeoutError,
-            botocore.exceptions.ConnectionClosedError,
-        ) as exc:
-            raise StorageError(
-                f"cannot reach the S3 endpoint {self.endpoint} to {doing} {key!r} in bucket "
-                f"{self.location.bucket!r}: {type(exc).__name__}. Nothing was changed; check that "
-                "the endpoint is up and reachable."
+        except (obstore.exceptions.BaseError, OSError) as exc:
+            raise storage_error(
+                exc, doing=doing, key=key, location=self.location, endpoint=self.endpoint
             ) from exc
-        except botocore.exceptions.ReadTimeoutError as exc:
-            raise StorageError(
-                f"the S3 endpoint {self.endpoint} did not answer in time "
-                f"({self.options.read_timeout:.0f} s) to {doing} {key!r} in bucket "
-                f"{self.location.bucket!r}. Nothing partial was published; try again."
-            ) from exc
-        except (
-            botocore.exceptions.NoCredentialsError,
-            botocore.exceptions.PartialCredentialsError,
-        ) as exc:
-            raise StorageError(
-                f"no usable S3 credentials to {doing} {key!r} in {self._where()}: set "
-                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or credentials_file."
-            ) from exc
-        except (botocore.exceptions.BotoCoreError, aiohttp.ClientError, OSError) as exc:
-            raise StorageError(
-                f"S3 request failed to {doing} {key!r} in {self._where()}: "
-                f"{type(exc).__name__}: {exc}. Nothing partial was published."
-            ) from exc
-
-    def _client_error(self, exc: botocore.exceptions.ClientError, doing: str, key: str) -> NoReturn:
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in _MISSING:
-            raise NotFound(f"{key} not found in {self.location.url()}") from exc
-        if code == "NoSuchBucket":
-            raise StorageError(
-                f"the {self._where()} does not exist (while trying to {doing} {key!r}). Create "
-                "the bucket, or fix the bucket name in the storage URL."
-            ) from exc
-        if code in _DENIED:
-            raise StorageError(
-                f"access denied to {self._where()} (trying to {doing} {key!r}: {code}). Check "
-                "the credentials and the bucket policy; nothing was changed."
-            ) from exc
-        raise StorageError(
-            f"S3 refused to {doing} {key!r} in {self._where()}: {code or status} "
-            f"{str(error.get('Message', ''))[:200]}"
-        ) from exc
 
     # --- the Storage protocol -----------------------------------------------------------------
 
@@ -351,86 +234,68 @@ class S3Storage:
 
     async def read_bytes(self, key: str) -> bytes:
         object_key = self._object_key(key)
-        client = await self._client()
         with self._errors("read", key):
-            answer = await client.get_object(Bucket=self.location.bucket, Key=object_key)
-            async with answer["Body"] as body:
-                data: bytes = await body.read()
-                return data
+            return await self._call(_read_whole, self._obstore(), object_key)
 
     async def open_read(
         self, key: str, *, start: int = 0, end: int | None = None, chunk_size: int = 1 << 16
     ) -> AsyncIterator[bytes]:
         object_key = self._object_key(key)
-        client = await self._client()
         if end is not None and end <= start:
             if await self.stat(key) is None:
                 raise NotFound(f"{key} not found in {self.location.url()}")
             return
-        extra: dict[str, Any] = {}
-        if start > 0 or end is not None:
-            # RFC 9110 byte ranges are inclusive at both ends.
-            extra["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        options: dict[str, Any] = {}
+        if end is not None:
+            options["range"] = (start, end)  # end excluded, as here
+        elif start > 0:
+            options["range"] = {"offset": start}
         try:
             with self._errors("read", key):
-                answer = await client.get_object(
-                    Bucket=self.location.bucket, Key=object_key, **extra
-                )
+                answer = await self._call(obstore.get, self._obstore(), object_key, options=options)
         except StorageError as exc:
-            cause = exc.__cause__
-            if (
-                isinstance(cause, botocore.exceptions.ClientError)
-                and cause.response.get("Error", {}).get("Code") == "InvalidRange"
-            ):
+            if exc.__cause__ is not None and error_code(exc.__cause__) == "InvalidRange":
                 return  # start at or past the end: nothing to read, as on a file system
             raise
-        body = answer["Body"]
-        try:
-            while True:
-                with self._errors("read", key):
-                    chunk = await body.read(chunk_size)
-                if not chunk:
-                    return
-                yield chunk
-        finally:
-            body.close()
+        # obstore hands the body on in the pieces the network gave, joined up to chunk_size.
+        stream = answer.stream(min_chunk_size=chunk_size)
+        while True:
+            with self._errors("read", key):
+                chunk = await self._call(next, stream, None)
+            if chunk is None:
+                return
+            yield bytes(chunk)
 
     async def stat(self, key: str) -> Stat | None:
         object_key = self._object_key(key)
-        client = await self._client()
         try:
             with self._errors("look up", key):
-                head = await client.head_object(Bucket=self.location.bucket, Key=object_key)
+                head = await self._call(obstore.head, self._obstore(), object_key)
         except NotFound:
             # A HEAD answer has no body, so a missing bucket looks like a missing key: ask once.
             await self._check_bucket(key)
             return None
-        return Stat(size=head["ContentLength"], mtime=head["LastModified"].timestamp())
+        return Stat(size=head["size"], mtime=head["last_modified"].timestamp())
 
     async def _check_bucket(self, key: str) -> None:
         if self._bucket_seen:
             return
-        client = await self._client()
-        try:
-            with self._errors("look up", key):
-                await client.head_bucket(Bucket=self.location.bucket)
-        except NotFound as exc:
-            raise StorageError(
-                f"the {self._where()} does not exist (while trying to look up {key!r}). Create "
-                "the bucket, or fix the bucket name in the storage URL."
-            ) from exc
+        with self._errors("look up", key):
+            # A listing of the key alone: a missing bucket answers NoSuchBucket, an empty one
+            # an empty list.
+            listing = obstore.list(self._obstore(), self._object_key(key), chunk_size=1)
+            await self._call(next, listing, None)
         self._bucket_seen = True
 
     async def digest(self, key: str) -> tuple[str, int]:
         if self.options.trust_stored_sha256:
-            client = await self._client()
             with self._errors("look up", key):
-                head = await client.head_object(
-                    Bucket=self.location.bucket, Key=self._object_key(key)
+                head = await self._call(
+                    obstore.get, self._obstore(), self._object_key(key), options={"head": True}
                 )
-            stored = head.get("Metadata", {}).get(SHA256_META)
-            if stored is not None and len(stored) == 64:
-                return stored, head["ContentLength"]
+            stored = head.attributes.get(SHA256_META)
+            if isinstance(stored, str) and len(stored) == 64:
+                return stored, head.meta["size"]
         sha = hashlib.sha256()
         size = 0
         async for chunk in self.open_read(key, chunk_size=1 << 20):
@@ -448,18 +313,21 @@ class S3Storage:
         finally:
             # An exception, an abort or a cancellation: abort the multipart upload. Shielded, so
             # a cancellation arriving now cannot leave the parts behind.
-            if writer._upload_id is not None or writer._pending is not None:
-                await asyncio.shield(writer.discard())
+            if writer.upload is not None and writer.upload.started:
+                await asyncio.shield(writer.upload.discard())
 
     async def _put(self, key: str, object_key: str, data: bytes, sha256: str | None = None) -> None:
-        client = await self._client()
         with self._errors("write", key):
-            await client.put_object(
-                Bucket=self.location.bucket,
-                Key=object_key,
-                Body=data,
-                ContentType=self.content_type(key),
-                Metadata={SHA256_META: sha256 or hashlib.sha256(data).hexdigest()},
+            await self._call(
+                obstore.put,
+                self._obstore(),
+                object_key,
+                data,
+                attributes={
+                    "Content-Type": self.content_type(key),
+                    SHA256_META: sha256 or hashlib.sha256(data).hexdigest(),
+                },
+                use_multipart=False,
             )
 
     async def write_bytes(self, key: str, data: bytes) -> None:
@@ -473,15 +341,30 @@ class S3Storage:
     async def write_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         for key, _ in items:  # every key checked before any is written, like the file system
             check_key(key)
-        for key, data in items:  # in order: pages after the files they point at
+        latest = dict(items)  # a key given twice: the later data wins, as if written in order
+        if len(latest) == 1:
+            [(key, data)] = latest.items()
             await self.write_bytes(key, data)
+            return
+        # Concurrently (S3 has no batch PUT); each write is atomic on its own.
+        room = asyncio.Semaphore(self.options.max_connections)
+
+        async def one(key: str, data: bytes) -> None:
+            async with room:
+                await self.write_bytes(key, data)
+
+        done = await asyncio.gather(
+            *(one(key, data) for key, data in latest.items()), return_exceptions=True
+        )
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def delete(self, key: str) -> bool:
         if await self.stat(key) is None:  # S3's DELETE answers 204 whether or not it existed
             return False
-        client = await self._client()
         with self._errors("delete", key):
-            await client.delete_object(Bucket=self.location.bucket, Key=self._object_key(key))
+            await self._call(obstore.delete, self._obstore(), self._object_key(key))
         return True
 
     async def iter_keys(self, prefix: str = "") -> AsyncIterator[str]:
@@ -489,24 +372,18 @@ class S3Storage:
         if directory:
             check_key(directory)
             directory += "/"
-        client = await self._client()
         full = self.location.prefix + directory
-        token: str | None = None
+        start = len(self.location.prefix)
+        listing = obstore.list(self._obstore(), full or None, chunk_size=self.list_page_size)
         while True:
-            extra: dict[str, Any] = {"ContinuationToken": token} if token else {}
             with self._errors("list", prefix or "/"):
-                page = await client.list_objects_v2(
-                    Bucket=self.location.bucket, Prefix=full, MaxKeys=self.list_page_size, **extra
-                )
-            for entry in page.get("Contents", []):
-                object_key = entry["Key"]
+                batch = await self._call(next, listing, None)
+            if batch is None:
+                return
+            for entry in batch:
+                object_key = entry["path"]
                 if object_key.startswith(self.location.prefix):
-                    yield object_key[len(self.location.prefix) :]
-            if not page.get("IsTruncated"):
-                return
-            token = page.get("NextContinuationToken")
-            if not token:
-                return
+                    yield object_key[start:]
 
     async def sync(self) -> None:
         # A completed PUT is already durable on S3 (see the module docstring): nothing to flush.
@@ -545,14 +422,16 @@ class S3Storage:
         return None
 
     async def presigned_url(self, key: str, *, expires: int) -> str:
-        """A URL that lets its holder GET ``key`` for ``expires`` seconds without credentials.
+        """A URL that lets its holder GET ``key`` for ``expires`` seconds without credentials
+        (SigV4, signed locally with the storage's credentials).
 
         It is a capability: hand it out only after the request was authorized.
         """
-        client = await self._client()
         with self._errors("sign a URL for", key):
-            return await client.generate_presigned_url(
-                "get_object",
-                Params={"Bucket": self.location.bucket, "Key": self._object_key(key)},
-                ExpiresIn=expires,
+            return await self._call(
+                obstore.sign,
+                self._obstore(),
+                "GET",
+                self._object_key(key),
+                timedelta(seconds=expires),
             )

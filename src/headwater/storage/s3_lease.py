@@ -18,9 +18,10 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import botocore.exceptions
+import obstore
+import obstore.exceptions
 
 from headwater.storage.base import StorageError
 
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
     from headwater.storage.s3 import S3Storage
 
 __all__ = ["lease"]
-
-_REFUSED = ("PreconditionFailed", "ConditionalRequestConflict", "412")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -50,37 +49,33 @@ async def lease(storage: S3Storage, name: str, *, ttl: float) -> AsyncIterator[N
         StorageError: another live process holds it (nothing was changed).
     """
     key = storage._object_key(name)
-    bucket = storage.location.bucket
-    client = await storage._client()
+    store = storage._obstore()
     host = socket.gethostname()
 
     def body() -> bytes:
         held = {"host": host, "pid": os.getpid(), "expires": time.time() + ttl}
         return json.dumps(held).encode()
 
-    async def put(**condition: str) -> str | None:
+    async def put(mode: Any) -> str | None:
+        """The new ETag, or None when the condition failed (someone else holds the lease)."""
         try:
             with storage._errors("take the lock", name):
-                done = await client.put_object(
-                    Bucket=bucket, Key=key, Body=body(), ContentType="application/json",
-                    **condition,  # type: ignore[arg-type]
+                done = await storage._call(
+                    obstore.put, store, key, body(), mode=mode,
+                    attributes={"Content-Type": "application/json"}, use_multipart=False,
                 )  # fmt: skip
         except StorageError as exc:
-            cause = exc.__cause__
-            if (
-                isinstance(cause, botocore.exceptions.ClientError)
-                and cause.response.get("Error", {}).get("Code") in _REFUSED
-            ):
+            refused = (obstore.exceptions.AlreadyExistsError, obstore.exceptions.PreconditionError)
+            if isinstance(exc.__cause__, refused):
                 return None
             raise
-        return done["ETag"]
+        return done["e_tag"]
 
-    etag = await put(IfNoneMatch="*")
+    etag = await put("create")  # If-None-Match: *
     if etag is None:
         with storage._errors("read the lock", name):
-            found = await client.get_object(Bucket=bucket, Key=key)
-            async with found["Body"] as stream:
-                raw = await stream.read()
+            found = await storage._call(obstore.get, store, key)
+            raw = bytes(await storage._call(found.bytes))
         try:
             holder = json.loads(raw)
             expires = float(holder["expires"])
@@ -94,7 +89,7 @@ async def lease(storage: S3Storage, name: str, *, ttl: float) -> AsyncIterator[N
                 f"for it to finish (nothing was changed). If it died, its lock "
                 f"({storage.location.url()}/{name}) expires within {ttl:.0f} s."
             )
-        etag = await put(IfMatch=found["ETag"])
+        etag = await put({"e_tag": found.meta["e_tag"]})  # If-Match
         if etag is None:
             raise StorageError(
                 f"another headwater process took the lock on {storage.location.url()} at the "
@@ -106,7 +101,7 @@ async def lease(storage: S3Storage, name: str, *, ttl: float) -> AsyncIterator[N
         while True:
             await asyncio.sleep(ttl / 3)
             assert etag is not None
-            renewed = await put(IfMatch=etag)
+            renewed = await put({"e_tag": etag})
             if renewed is None:
                 return  # taken over: this process stalled past the ttl
             etag = renewed
@@ -119,6 +114,6 @@ async def lease(storage: S3Storage, name: str, *, ttl: float) -> AsyncIterator[N
         with contextlib.suppress(BaseException):
             await renewing
         with contextlib.suppress(StorageError), storage._errors("release the lock", name):
-            head = await client.head_object(Bucket=bucket, Key=key)
-            if head["ETag"] == etag:
-                await client.delete_object(Bucket=bucket, Key=key)
+            head = await storage._call(obstore.head, store, key)
+            if head["e_tag"] == etag:
+                await storage._call(obstore.delete, store, key)

@@ -62,16 +62,20 @@ class Tree:
         await self.write_projects([page])
 
     async def write_projects(self, pages: Sequence[ProjectPage]) -> None:
-        """Write several projects' pages (each as :meth:`write_project` does) in one storage call,
-        so a batch costs one trip to the storage's worker thread, not one per project."""
-        items: list[tuple[str, bytes]] = []
+        """Write several projects' pages (each as :meth:`write_project` does) in two storage
+        calls, every HTML page then every JSON page: a batch costs two trips to the storage's
+        worker thread, not three per project, and a storage that writes a call's items
+        concurrently (S3) still writes each JSON page after its HTML ones."""
+        html_items: list[tuple[str, bytes]] = []
         for page in pages:
             html = render_project_page_html(page)
-            items.append((page_key(page.name, "plain-html"), html))
-            items.append((page_key(page.name, "html"), html))
-            items.append((page_key(page.name, "json"), render_project_page_json(page)))
-        await self.storage.write_many(items)
-        self.written.extend(key for key, _ in items)
+            html_items.append((page_key(page.name, "plain-html"), html))
+            html_items.append((page_key(page.name, "html"), html))
+        json_items = [(page_key(p.name, "json"), render_project_page_json(p)) for p in pages]
+        await self.storage.write_many(html_items)
+        self.written.extend(key for key, _ in html_items)
+        await self.storage.write_many(json_items)
+        self.written.extend(key for key, _ in json_items)
 
     async def remove_project(self, name: NormalizedName) -> None:
         """Remove the project's pages (its files are the caller's business, after this)."""
@@ -83,13 +87,11 @@ class Tree:
     async def write_root(self, project_list: ProjectList) -> None:
         """Write the root page in every format (JSON last, as for projects)."""
         html = render_project_list_html(project_list)
-        items = [
-            (page_key(None, "plain-html"), html),
-            (page_key(None, "html"), html),
-            (page_key(None, "json"), render_project_list_json(project_list)),
-        ]
+        items = [(page_key(None, "plain-html"), html), (page_key(None, "html"), html)]
         await self.storage.write_many(items)
-        self.written.extend(key for key, _ in items)
+        json_key = page_key(None, "json")
+        await self.storage.write_bytes(json_key, render_project_list_json(project_list))
+        self.written.extend([*(key for key, _ in items), json_key])
 
     async def write_last_modified(self, when: datetime | None = None) -> None:
         """``web/last-modified`` in bandersnatch's format (``%Y%m%dT%H:%M:%S``, UTC)."""
