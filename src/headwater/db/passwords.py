@@ -224,8 +224,8 @@ class Passwords:
 
     def check_password(self, user: str, password: str) -> bool:
         """Whether ``password`` is ``user``'s (False for a missing user or one without a
-        password, in the same time). Counts nothing: for a signed-in user confirming their
-        current password; sign-ins use :meth:`password_sign_in`."""
+        password, in the same time). Counts nothing (an operator's check); the interface asks
+        :meth:`password_sign_in`, which counts every attempt."""
         with reading(self._engine) as conn:
             stored = conn.execute(
                 sa.select(t.users.c.password_hash).where(t.users.c.name == user)
@@ -235,10 +235,18 @@ class Passwords:
     # --- signing in ----------------------------------------------------------------------------
 
     def password_sign_in(
-        self, user: str, password: str, address: str, *, scopes: frozenset[str] = SESSION_SCOPES
+        self,
+        user: str,
+        password: str,
+        address: str,
+        *,
+        scopes: frozenset[str] = SESSION_SCOPES,
+        start_session: bool = True,
     ) -> SignIn:
         """Check ``password`` for ``user`` from client ``address``, counting the attempt
-        (:mod:`headwater.db.throttle`); on success, start a session (its secret is shown once)."""
+        (:mod:`headwater.db.throttle`); on success, start a session (its secret is shown once)
+        unless ``start_session`` is false (confirming the current password before a change,
+        counted like a sign-in: a stolen session must not be a way to guess the password)."""
         keys: dict[throttle.Kind, str] = {
             "user": throttle.counter_key("user", user[:200]),
             "address": throttle.counter_key("address", throttle.address_key(address)),
@@ -298,6 +306,8 @@ class Passwords:
                 conn.execute(
                     sa.update(t.users).where(t.users.c.name == user).values(password_hash=rehashed)
                 )
+            if not start_session:
+                return SignIn("ok", rehashed=rehashed is not None)
             conn.execute(sa.delete(t.ui_sessions).where(t.ui_sessions.c.expires <= at))
             conn.execute(
                 sa.insert(t.ui_sessions).values(

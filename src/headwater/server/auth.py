@@ -26,6 +26,7 @@ import base64
 import binascii
 import hashlib
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -43,6 +44,7 @@ _MAX_HEADER = 8192
 
 class TokenDatabase(Protocol):
     def authenticate(self, secret: str) -> Any: ...
+    def authenticate_session(self, secret: str) -> Any: ...
     def generation(self) -> int: ...
 
 
@@ -82,6 +84,14 @@ def parse_authorization(value: bytes | None) -> str | Credentials:
     return password
 
 
+_UNKNOWN_TOKEN = (
+    "the token is unknown, revoked or expired: create one with `headwater token create`"  # noqa: S105
+)
+_ENDED_SESSION = (
+    "your session has ended (signed out, expired, or the password changed): sign in again"
+)
+
+
 def _invalid(problem: str) -> Credentials:
     return Credentials("invalid", problem=problem)
 
@@ -105,6 +115,18 @@ class Authenticator:
     async def token(self, secret: str, *, cached: bool = False) -> Credentials:
         """What the token ``secret`` resolves to (a browser session carries one in its cookie;
         see :mod:`headwater.ui.session`). ``cached`` as for :meth:`credentials`."""
+        return await self._resolve(secret, self.db.authenticate, cached, _UNKNOWN_TOKEN)
+
+    async def session(self, secret: str, *, cached: bool = False) -> Credentials:
+        """What a password session's secret (:mod:`headwater.db.passwords`) resolves to: only
+        the interface asks this; the API, uploads and the Simple API never do, so a password
+        never authenticates them. ``cached`` as for :meth:`credentials`."""
+        return await self._resolve(secret, self.db.authenticate_session, cached, _ENDED_SESSION)
+
+    async def _resolve(
+        self, secret: str, lookup: Callable[[str], Any], cached: bool, problem: str
+    ) -> Credentials:
+        # The two kinds cannot collide in the cache: their secrets have different forms.
         key = hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
         now = time.monotonic()
         generation = self.db.generation()  # before the check: a revocation after it shows next time
@@ -114,12 +136,10 @@ class Authenticator:
                 expires = getattr(hit[0], "expires", None)
                 if expires is None or expires > datetime.now(UTC):
                     return Credentials("token", hit[0])
-        token = await asyncio.to_thread(self.db.authenticate, secret)
+        token = await asyncio.to_thread(lookup, secret)
         if token is None:
             self._cache.pop(key, None)
-            return _invalid(
-                "the token is unknown, revoked or expired: create one with `headwater token create`"
-            )
+            return _invalid(problem)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key] = (token, now, generation)
