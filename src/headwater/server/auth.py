@@ -115,19 +115,22 @@ class Authenticator:
     async def token(self, secret: str, *, cached: bool = False) -> Credentials:
         """What the token ``secret`` resolves to (a browser session carries one in its cookie;
         see :mod:`headwater.ui.session`). ``cached`` as for :meth:`credentials`."""
-        return await self._resolve(secret, self.db.authenticate, cached, _UNKNOWN_TOKEN)
+        return await self._resolve(secret, b"token", self.db.authenticate, cached, _UNKNOWN_TOKEN)
 
     async def session(self, secret: str, *, cached: bool = False) -> Credentials:
         """What a password session's secret (:mod:`headwater.db.passwords`) resolves to: only
         the interface asks this; the API, uploads and the Simple API never do, so a password
         never authenticates them. ``cached`` as for :meth:`credentials`."""
-        return await self._resolve(secret, self.db.authenticate_session, cached, _ENDED_SESSION)
+        return await self._resolve(
+            secret, b"session", self.db.authenticate_session, cached, _ENDED_SESSION
+        )
 
     async def _resolve(
-        self, secret: str, lookup: Callable[[str], Any], cached: bool, problem: str
+        self, secret: str, kind: bytes, lookup: Callable[[str], Any], cached: bool, problem: str
     ) -> Credentials:
-        # The two kinds cannot collide in the cache: their secrets have different forms.
-        key = hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
+        # The kind is part of the key: a password session's secret that the interface resolved
+        # must never be found in the cache by a Bearer lookup of the API (a test sends one).
+        key = hashlib.sha256(kind + b"\0" + secret.encode("utf-8", "surrogateescape")).digest()
         now = time.monotonic()
         generation = self.db.generation()  # before the check: a revocation after it shows next time
         if cached:
