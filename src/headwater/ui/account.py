@@ -87,7 +87,8 @@ async def page(request: Request, ui: Interface, **extra: Any) -> Response:
     credentials = await ui.credentials(request)
     holder = credentials.token
     if db is None or credentials.state != "token" or holder is None:
-        return RedirectResponse("/ui/signin?next=/ui/account", status_code=303)
+        # As /ui/admin: a page that says how to sign in (no redirect: a page, not a refusal).
+        return await ui.render(request, "account.html", holder=None, problem=None, done=None)
     has = await asyncio.to_thread(db.has_password, holder.user)
     users = None
     if sees_every_token(holder):
@@ -117,15 +118,13 @@ async def set_password(request: Request, ui: Interface) -> Response:
         return await ui.not_found(request, "this server has no users")
     form = await request.form(**_FORM)
     problem = csrf.problem(request, form.get(csrf.FIELD))
-    credentials = await ui.credentials(request)
-    holder = credentials.token
-    actor = holder.user if holder is not None else "-"
-    if problem is not None:
-        await _audit(ui, request, actor=actor, action="refused password-set", detail=problem)
-        status = 401 if problem == csrf.NOT_SIGNED_IN else 403
-        return await ui.render(request, "error.html", status=status, message=problem)
-    if holder is None:
+    holder = (await ui.credentials(request)).token
+    if problem == csrf.NOT_SIGNED_IN or holder is None:
+        # As the token forms do: nobody to refuse yet; the sign-in page.
         return RedirectResponse("/ui/signin?next=/ui/account", status_code=303)
+    if problem is not None:
+        await _audit(ui, request, actor=holder.user, action="refused password-set", detail=problem)
+        return await ui.render(request, "error.html", status=403, message=problem)
     new, repeat, current = (
         str(form.get(name) or "")[: MAX_LENGTH + 1] for name in ("new", "repeat", "current")
     )
@@ -142,7 +141,7 @@ async def set_password(request: Request, ui: Interface) -> Response:
         if checked.outcome == "locked" and checked.until is not None:
             problem, status = locked_message(checked.until), 429
         elif checked.outcome != "ok":
-            problem, status = f"the current password is wrong; nothing was changed ({WRONG})", 403
+            problem = f"the current password is wrong; nothing was changed ({WRONG})"
     if problem is None:
         try:
             async with ui.password_checks:
@@ -166,24 +165,33 @@ async def clear_password(request: Request, ui: Interface) -> Response:
         return await ui.not_found(request, "this server has no users")
     form = await request.form(**_FORM)
     problem = csrf.problem(request, form.get(csrf.FIELD))
-    credentials = await ui.credentials(request)
-    holder = credentials.token
-    actor = holder.user if holder is not None else "-"
+    holder = (await ui.credentials(request)).token
+    if problem == csrf.NOT_SIGNED_IN or holder is None:
+        return RedirectResponse("/ui/signin?next=/ui/account", status_code=303)
     target = str(form.get("user") or "").strip()[:100]
-    if problem is None and (holder is None or not sees_every_token(holder)):
-        problem = (
-            "clearing another user's password needs an admin token without --index or "
-            "--project; nothing was changed"
-        )
     if problem is not None:
         await _audit(
-            ui, request, actor=actor, action="refused password-clear", detail=f"{target}: {problem}"
-        )
+            ui, request, actor=holder.user, action="refused password-clear",
+            detail=f"{target}: {problem}",
+        )  # fmt: skip
         return await ui.render(request, "error.html", status=403, message=problem)
+    if not sees_every_token(holder):
+        # Refused by this page's own rule (as token_grants refuses a token): 400 with the page.
+        problem = (
+            "clearing a user's password needs an admin token without --index or --project "
+            "(sign in with one); nothing was changed"
+        )
+        await _audit(
+            ui, request, actor=holder.user, action="refused password-clear",
+            detail=f"{target}: {problem}",
+        )  # fmt: skip
+        return await page(request, ui, problem=problem, status_code=400)
     try:
         await asyncio.to_thread(db.clear_password, target)
     except DbNotFound as exc:
-        await _audit(ui, request, actor=actor, action="failed password-clear", detail=str(exc))
-        return await page(request, ui, problem=str(exc), status_code=404)
-    await _audit(ui, request, actor=actor, action="password-clear", detail=target)
+        await _audit(
+            ui, request, actor=holder.user, action="failed password-clear", detail=str(exc)
+        )
+        return await page(request, ui, problem=f"{exc}; nothing was changed", status_code=400)
+    await _audit(ui, request, actor=holder.user, action="password-clear", detail=target)
     return RedirectResponse("/ui/account?done=cleared", status_code=303)
