@@ -33,6 +33,8 @@ class Site:
     app: IndexApp
     db: Database
     admin: str
+    #: A second node: its own app and its own connections to the same database.
+    other: IndexApp
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -55,9 +57,11 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
         answer = run(app, "POST", "/main/legacy/", {"Content-Type": kind}, body, admin)
         assert answer.status == 200, answer.body
         db.add_owner("main", "alices-tool", "alice")
+        second = Database.connect(url)
         try:
-            yield Site(app, db, admin)
+            yield Site(app, db, admin, build_app(plan, db=second))
         finally:
+            second.close()
             db.close()
 
     if request.param == "sqlite":
@@ -82,9 +86,9 @@ def run(
     return asyncio.run(call(app, method, path, headers=headers, query=query, body=body))
 
 
-def sign_in(site: Site, user: str, password: str) -> Answer:
+def sign_in(site: Site, user: str, password: str, *, node: IndexApp | None = None) -> Answer:
     body = f"user={quote(user)}&password={quote(password)}&next=/ui/admin".encode()
-    return run(site.app, "POST", "/ui/signin", FORM, body)
+    return run(node or site.app, "POST", "/ui/signin", FORM, body)
 
 
 def cookie_of(answer: Answer) -> str:
@@ -133,7 +137,7 @@ def test_a_password_gives_an_interface_session_and_nothing_else(site: Site) -> N
         site.app, "POST", "/main/legacy/", {"Content-Type": "multipart/form-data"}, b"", secret
     )
     assert upload.status == 403 and b"Invalid or non-existent authentication" in upload.body
-    assert not any(f.yanked for f in site.db.project("main", "alices-tool").files)  # type: ignore[union-attr]
+    assert all(f.yanked is False for f in site.db.project("main", "alices-tool").files)  # type: ignore[union-attr]
 
 
 def test_one_answer_for_a_wrong_password_an_unknown_user_and_no_password(site: Site) -> None:
@@ -172,6 +176,26 @@ def test_lockout_after_five_failures_holds_even_for_the_right_password(site: Sit
     assert locked.status == 429 and b"too many failed sign-ins" in locked.body
     assert "set-cookie" not in locked.headers
     assert admin_actions(site.db.engine)[0].detail.startswith("password: locked until")
+
+
+def test_lockout_and_sign_out_hold_across_nodes(site: Site) -> None:
+    """Two nodes over one database: failures on one lock the name on the other, and a session
+    started on one and ended on the other is ended on both (nothing is kept per process)."""
+    for n in range(USER_LIMIT.failures):
+        node = site.app if n % 2 else site.other
+        assert sign_in(site, "alice", f"wrong password number {n}", node=node).status == 401
+    assert sign_in(site, "alice", PASSWORD, node=site.app).status == 429
+    assert sign_in(site, "alice", PASSWORD, node=site.other).status == 429
+
+
+def test_a_session_ends_on_every_node(site: Site) -> None:
+    secret = cookie_of(sign_in(site, "alice", PASSWORD, node=site.other))
+    jar = {"Cookie": f"headwater_session={secret}"}
+    for node in (site.app, site.other):
+        assert b"Signed in as" in run(node, "GET", "/ui/admin", jar).body
+    assert run(site.other, "POST", "/ui/signout", jar).status == 303
+    for node in (site.app, site.other):
+        assert b"Signed in as" not in run(node, "GET", "/ui/admin", jar).body
 
 
 def test_signing_out_ends_the_session_on_the_server(site: Site) -> None:
