@@ -25,6 +25,12 @@ out ends one.
 **Counting failures.** :mod:`headwater.db.throttle` decides; the counters are rows of
 ``sign_in_throttle``, read and written in one write transaction before the (slow) check, so every
 node of a deployment counts the same attempts.
+
+**Quiet writes.** A sign-in's writes (its counters, the new session, a rehash) are quiet
+(:func:`headwater.db.engine.writing`): no cache is made from those rows, so they do not move the
+change signal, and a flood of wrong passwords does not make the servers drop their cached pages.
+Ending sessions (signing out, setting or clearing a password) is loud: every node's cached
+credentials must forget them at once.
 """
 
 from __future__ import annotations
@@ -252,7 +258,7 @@ class Passwords:
             "user": throttle.counter_key("user", user[:200]),
             "address": throttle.counter_key("address", throttle.address_key(address)),
         }
-        with writing(self._engine) as conn:
+        with writing(self._engine, quiet=True) as conn:
             at = now()
             counters = {kind: _counter(conn, key) for kind, key in keys.items()}
             until = max(
@@ -288,7 +294,7 @@ class Passwords:
             rehashed = _hash(password)
         session_id = secrets.token_hex(8)
         secret = f"{SESSION_PREFIX}{session_id}_{secrets.token_urlsafe(32)}"
-        with writing(self._engine) as conn:
+        with writing(self._engine, quiet=True) as conn:
             at = now()
             for kind, key in keys.items():
                 _store(
