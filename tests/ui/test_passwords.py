@@ -309,3 +309,25 @@ def test_a_password_session_revokes_but_never_creates_tokens(site: Site) -> None
         site, "/ui/admin/tokens/revoke", secret, {"csrf": csrf_of(admin), "id": token_id}
     )
     assert revoked.status == 303 and site.db.tokens("alice")[0].revoked is not None
+
+
+def test_this_process_forgets_a_session_it_ended_at_once(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signing out (or changing a password) on this node is honoured by it at once, even before
+    the database's change signal reaches it (on PostgreSQL a notification travels back to the
+    process's own listener): here the signal never moves."""
+    secret = cookie_of(sign_in(site, "alice", PASSWORD))
+    other = cookie_of(sign_in(site, "alice", PASSWORD))
+    for held in (secret, other):
+        assert b"Signed in as" in page(site, "/ui/admin", held).body  # now remembered
+    monkeypatch.setattr(site.db, "generation", lambda: 1)
+    for held in (secret, other):
+        assert b"Signed in as" in page(site, "/ui/admin", held).body
+    run(site.app, "POST", "/ui/signout", {"Cookie": f"headwater_session={secret}"})
+    assert b"Signed in as" not in page(site, "/ui/admin", secret).body
+    new = "another long password for alice"
+    account = page(site, "/ui/account", other)
+    fields = {"csrf": csrf_of(account), "current": PASSWORD, "new": new, "repeat": new}
+    assert post(site, "/ui/account/password", other, fields).status == 303
+    assert b"Signed in as" not in page(site, "/ui/admin", other).body

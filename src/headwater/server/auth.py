@@ -92,6 +92,10 @@ _ENDED_SESSION = (
 )
 
 
+def _key(kind: bytes, secret: str) -> bytes:
+    return hashlib.sha256(kind + b"\0" + secret.encode("utf-8", "surrogateescape")).digest()
+
+
 def _invalid(problem: str) -> Credentials:
     return Credentials("invalid", problem=problem)
 
@@ -125,12 +129,22 @@ class Authenticator:
             secret, b"session", self.db.authenticate_session, cached, _ENDED_SESSION
         )
 
+    def forget(self, secret: str | None = None) -> None:
+        """Drop what this process remembers of ``secret`` (every secret when None): a session
+        this process just ended must not be honoured by it until the change signal arrives
+        (on PostgreSQL a notification takes a moment to travel back to its own listener)."""
+        if secret is None:
+            self._cache.clear()
+            return
+        for kind in (b"token", b"session"):
+            self._cache.pop(_key(kind, secret), None)
+
     async def _resolve(
         self, secret: str, kind: bytes, lookup: Callable[[str], Any], cached: bool, problem: str
     ) -> Credentials:
         # The kind is part of the key: a password session's secret that the interface resolved
         # must never be found in the cache by a Bearer lookup of the API (a test sends one).
-        key = hashlib.sha256(kind + b"\0" + secret.encode("utf-8", "surrogateescape")).digest()
+        key = _key(kind, secret)
         now = time.monotonic()
         generation = self.db.generation()  # before the check: a revocation after it shows next time
         if cached:

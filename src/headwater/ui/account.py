@@ -68,6 +68,13 @@ def may_set_password(holder: Token, has_password: bool) -> str | None:
     return None
 
 
+def _forget_sessions(ui: Interface) -> None:
+    """This process ended sessions: it forgets every credential it remembers now (others do
+    when the change signal reaches them)."""
+    if ui.served.authenticator is not None:
+        ui.served.authenticator.forget()
+
+
 async def _audit(ui: Interface, request: Request, *, actor: str, action: str, detail: str) -> None:
     db = ui.served.database
     assert db is not None
@@ -151,6 +158,7 @@ async def set_password(request: Request, ui: Interface) -> Response:
     if problem is not None:
         await _audit(ui, request, actor=holder.user, action="refused password-set", detail=problem)
         return await page(request, ui, problem=problem, status_code=status)
+    _forget_sessions(ui)
     await _audit(ui, request, actor=holder.user, action="password-set", detail="")
     if getattr(holder, "session", False):
         # This session ended with the others: sign in again with the new password.
@@ -193,5 +201,6 @@ async def clear_password(request: Request, ui: Interface) -> Response:
             ui, request, actor=holder.user, action="failed password-clear", detail=str(exc)
         )
         return await page(request, ui, problem=f"{exc}; nothing was changed", status_code=400)
+    _forget_sessions(ui)
     await _audit(ui, request, actor=holder.user, action="password-clear", detail=target)
     return RedirectResponse("/ui/account?done=cleared", status_code=303)

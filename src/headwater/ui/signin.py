@@ -190,6 +190,8 @@ async def sign_out(request: Request, ui: Interface) -> Response:
     if db is not None and secret is not None and is_session_secret(secret):
         # A password session ends in the database: on every node, whatever the browser keeps.
         await asyncio.to_thread(db.end_session, secret)
+        if ui.served.authenticator is not None:
+            ui.served.authenticator.forget(secret)
     if user is not None:
         await _audit(ui, request, actor=user, action="sign-out", detail="")
     response = RedirectResponse("/", status_code=303)
