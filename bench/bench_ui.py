@@ -20,8 +20,10 @@ Measured:
               tree's root page is already in memory for the Simple API), and its peak (target
               <= 150 MB extra)
 ``simple``    ``/main/simple/big/`` (pip's Accept) and ``/main/simple/`` requests/s on the
-              server with and without the interface, interleaved runs (target: equal within
-              noise)
+              server with and without the interface, ``--simple-runs`` (10) interleaved pairs of
+              ``--simple-duration`` (3) s runs, on-off then off-on: the ratio of the medians and
+              the spread of the pairs' ratios (target: equal within noise). What each request
+              costs in CPU, without the noise of a shared machine, is bench_ui_simple_cpu.py's
 
 wrk runs ``-c32`` (``-c64`` for ``simple``, as bench_serve.py) with ``--latency``; each case gets a
 warm-up and ``--runs`` runs of ``--duration`` seconds; medians are reported, with the machine's
@@ -29,6 +31,7 @@ load average (other users share this machine). Results are printed and written t
 ``bench/results/ui-<time>.json``. Exit status 1 if a target was missed.
 
     .venv/bin/python bench/bench_ui.py [--names 700000] [--files 1000] [--runs 3] [--duration 5]
+        [--simple-runs 10] [--simple-duration 3]
 """
 
 from __future__ import annotations
@@ -210,17 +213,35 @@ end
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes ``pids`` have used so far (/proc/PID/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / ticks
+
+
 def wrk(
-    url: str, paths: list[str], accept: str, seconds: int, connections: int, scratch: Path
+    url: str,
+    paths: list[str],
+    accept: str,
+    seconds: int,
+    connections: int,
+    scratch: Path,
+    pids: list[int] | None = None,
 ) -> dict[str, float]:
     listing = scratch / f"paths-{abs(hash((url, tuple(paths[:3]))))}.txt"
     listing.write_text("\n".join(paths) + "\n")
     script = scratch / (listing.stem + ".lua")
     script.write_text(LUA % {"paths": listing, "accept": accept})
+    cpu_before = cpu_seconds(pids) if pids else 0.0
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+    cpu = cpu_seconds(pids) - cpu_before if pids else 0.0
     result = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+)", out)
     p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.MULTILINE)
     if result is None or p99 is None:
@@ -228,6 +249,9 @@ def wrk(
     requests, micros, bad, errors = (int(g) for g in result.groups())
     return {
         "rps": requests / (micros / 1e6),
+        # The server's CPU per request (its worker processes, HTTP parsing included): what a
+        # request costs whatever else the machine is doing, unlike requests/s.
+        "cpu_us": cpu / max(1, requests) * 1e6,
         "p99_ms": float(p99.group(1)) * _UNITS[p99.group(2)],
         "errors": bad + errors,
         "load": os.getloadavg()[0],
@@ -267,6 +291,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--simple-runs", type=int, default=10, help="interleaved on/off pairs for the Simple API"
+    )
+    parser.add_argument("--simple-duration", type=int, default=3)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install -y wrk")
@@ -322,13 +350,26 @@ def main() -> int:
             rows[name] = [
                 wrk(url, paths, accept, args.duration, conns, work) for _ in range(args.runs)
             ]
+        server_pids = {ui_url: workers_of(ui_proc), plain_url: workers_of(plain_proc)}
         for url in (ui_url, plain_url):
             wrk(url, simple_paths, PIP_ACCEPT, 2, 64, work)
         rows["simple-ui-on"], rows["simple-ui-off"] = [], []
-        for run in range(args.runs):
+        # Many short interleaved pairs (on-off, off-on, ...): each pair's ratio is taken from
+        # two runs seconds apart, and their spread shows how much of a difference is noise.
+        for run in range(args.simple_runs):
             order = [("simple-ui-on", ui_url), ("simple-ui-off", plain_url)]
             for label, url in order if run % 2 == 0 else order[::-1]:
-                rows[label].append(wrk(url, simple_paths, PIP_ACCEPT, args.duration, 64, work))
+                rows[label].append(
+                    wrk(
+                        url,
+                        simple_paths,
+                        PIP_ACCEPT,
+                        args.simple_duration,
+                        64,
+                        work,
+                        server_pids[url],
+                    )
+                )
         report["wrk"] = rows
         ok = True
         print(f"\n{'case':<14} {'req/s':>9} {'p99 ms':>8} {'target':>8} {'errors':>6} {'load':>5}")
@@ -345,8 +386,32 @@ def main() -> int:
                   f"{'  MISSED' if missed else ''}")  # fmt: skip
         on = statistics.median(r["rps"] for r in rows["simple-ui-on"])
         off = statistics.median(r["rps"] for r in rows["simple-ui-off"])
+        pairs = sorted(
+            a["rps"] / b["rps"]
+            for a, b in zip(rows["simple-ui-on"], rows["simple-ui-off"], strict=True)
+        )
+        quartiles = statistics.quantiles(pairs, n=4) if len(pairs) > 1 else [pairs[0]] * 3
         report["simple_ratio"] = on / off
-        print(f"Simple API with/without the interface: {on / off:.3f}")
+        report["simple_pair_ratios"] = pairs
+        print(
+            f"Simple API with/without the interface: {on / off:.3f} (medians); per interleaved "
+            f"pair: median {statistics.median(pairs):.3f}, q1-q3 {quartiles[0]:.3f}-"
+            f"{quartiles[2]:.3f}, min-max {pairs[0]:.3f}-{pairs[-1]:.3f} over {len(pairs)} pairs"
+        )
+        cpu_on = statistics.median(r["cpu_us"] for r in rows["simple-ui-on"])
+        cpu_off = statistics.median(r["cpu_us"] for r in rows["simple-ui-off"])
+        cpu_pairs = sorted(
+            a["cpu_us"] / b["cpu_us"]
+            for a, b in zip(rows["simple-ui-on"], rows["simple-ui-off"], strict=True)
+            if b["cpu_us"]
+        )
+        report["simple_cpu_us"] = {"on": cpu_on, "off": cpu_off, "pair_ratios": cpu_pairs}
+        if cpu_pairs:
+            print(
+                f"server CPU per Simple API request: {cpu_on:.1f} us with, {cpu_off:.1f} us "
+                f"without the interface; per pair: median {statistics.median(cpu_pairs):.3f}, "
+                f"min-max {cpu_pairs[0]:.3f}-{cpu_pairs[-1]:.3f}"
+            )
         extra = report["memory"]["extra_mb"]
         print(f"search index memory: {extra:.1f} MB extra (peak {report['memory']['peak_extra_mb']:.1f}),"
               f" target {MEMORY_MB:.0f}")  # fmt: skip

@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from headwater.db import Database, generation
+from headwater.db.audit import record_admin_action
 from headwater.db.generation import LISTENER, PostgresSignal
 from tests.db.factories import new_file
 
@@ -27,8 +28,27 @@ FILE = "acme_tools-1.0-py3-none-any.whl"
 
 #: Every kind of write: (name, what to prepare, the write).
 Write = Callable[[Database], object]
+PASSWORD = "a password long enough"
+_SESSIONS: dict[str, str] = {}
+
+
+def _signed_in(db: Database) -> None:
+    db.set_password("alice", PASSWORD)
+    secret = db.password_sign_in("alice", PASSWORD, "192.0.2.1").secret
+    assert secret is not None
+    _SESSIONS["alice"] = secret
+
+
 WRITES: list[tuple[str, Write, Write]] = [
     ("create user", lambda db: None, lambda db: db.create_user("bob")),
+    # Ending sessions must reach every node's cached credentials at once.
+    ("set password", lambda db: None, lambda db: db.set_password("alice", PASSWORD)),
+    (
+        "clear password",
+        lambda db: db.set_password("alice", PASSWORD),
+        lambda db: db.clear_password("alice"),
+    ),
+    ("sign out", _signed_in, lambda db: db.end_session(_SESSIONS["alice"])),
     ("create token", lambda db: None, lambda db: db.create_token("alice")),
     (
         "revoke token",
@@ -168,6 +188,56 @@ def test_every_write_by_the_same_database_moves_the_generation(
     before = _stable(db)
     write(db)
     assert _changes(db, before), f"{what} by this process left the generation unchanged"
+
+
+#: Writes no cache is made from, which anyone may cause: they must leave the signal alone, or a
+#: flood of wrong passwords would make every server drop its cached pages.
+QUIET: list[tuple[str, Write, Write]] = [
+    (
+        "wrong password",
+        lambda db: db.set_password("alice", PASSWORD),
+        lambda db: db.password_sign_in("alice", "not the password at all", "192.0.2.7"),
+    ),
+    (
+        "unknown user",
+        lambda db: None,
+        lambda db: db.password_sign_in("nobody", "not the password at all", "192.0.2.7"),
+    ),
+    (
+        "locked name",
+        lambda db: [
+            db.password_sign_in("nobody", f"wrong password {n}", "192.0.2.8") for n in range(5)
+        ],
+        lambda db: db.password_sign_in("nobody", PASSWORD, "192.0.2.9"),
+    ),
+    (
+        "sign in",
+        lambda db: db.set_password("alice", PASSWORD),
+        lambda db: db.password_sign_in("alice", PASSWORD, "192.0.2.7"),
+    ),
+    (
+        "audit entry",
+        lambda db: None,
+        lambda db: record_admin_action(
+            db.engine, actor="-", action="refused sign-in", detail="x", origin="192.0.2.7"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "prepare", "write"), QUIET, ids=[w[0] for w in QUIET])
+def test_quiet_writes_leave_the_generation_alone(
+    db: Database, other: Database, alice: str, what: str, prepare: Write, write: Write
+) -> None:
+    prepare(other)
+    before = _stable(db)
+    mine = _stable(other)
+    write(other)
+    assert not _changes(db, before), f"{what} by another connection moved the generation"
+    assert not _changes(other, mine), f"{what} by this process moved the generation"
+    # ... and a loud write after it is still seen.
+    other.grant_namespace("main", "acme", "alice")
+    assert _changes(db, before)
 
 
 def test_reads_leave_the_generation_alone(db: Database, other: Database, alice: str) -> None:

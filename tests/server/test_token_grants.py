@@ -23,6 +23,7 @@ class Tok:
     projects: frozenset[str] | None = None
     minted: bool = False
     expires: datetime | None = None
+    session: bool = False
 
 
 ADMIN = Tok("root", frozenset({"admin"}))
@@ -30,6 +31,8 @@ LIMITED_ADMIN = Tok("ops", frozenset({"admin"}), indexes=frozenset({"main"}))
 UPLOADER = Tok("alice", frozenset({"upload", "read"}))
 PROJECT = Tok("bob", frozenset({"manage", "upload"}), projects=frozenset({"demo"}))
 MINTED = Tok("publisher", frozenset({"upload"}), minted=True)
+#: Signed in with a password (headwater.db.passwords): manage on every index, no tokens.
+PASSWORD = Tok("dave", frozenset({"manage"}), session=True)
 
 # holder, scopes, indexes, projects, allowed
 TABLE = [
@@ -46,6 +49,8 @@ TABLE = [
     (PROJECT, {"upload"}, None, None, False),  # escapes the project limit
     (PROJECT, {"upload"}, None, {"demo", "other"}, False),
     (MINTED, {"upload"}, None, None, False),  # a publisher's token makes no tokens
+    (PASSWORD, {"manage"}, None, None, False),  # a password never becomes an API credential
+    (PASSWORD, {"manage"}, {"main"}, {"x"}, False),
 ]
 
 
@@ -91,6 +96,8 @@ def test_seeing_and_revoking() -> None:
     assert not sees_every_token(LIMITED_ADMIN) and not sees_every_token(UPLOADER)
     assert not sees_every_token(Tok("x", frozenset({"admin"}), projects=frozenset({"p"})))
     assert may_revoke(UPLOADER, "alice") and not may_revoke(UPLOADER, "bob")
+    assert may_revoke(PASSWORD, "dave") and not may_revoke(PASSWORD, "alice")
+    assert not sees_every_token(PASSWORD)
     assert may_revoke(ADMIN, "bob") and not may_revoke(LIMITED_ADMIN, "bob")
     assert not may_revoke(MINTED, "publisher")
 

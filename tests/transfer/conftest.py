@@ -108,6 +108,11 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
         revoked, _ = db.create_token("alice", scopes={"read"}, description="revoked")
         db.revoke_token(revoked)
         db.add_owner("main", "other-lib", "alice")
+        # An interface password (its hash travels), a password session, and a counter of failed
+        # sign-ins (from another address than the session's, so it stays).
+        db.set_password("alice", "alice's password, moved along")
+        assert db.password_sign_in("alice", "a wrong password here", "192.0.2.1").outcome == "wrong"
+        assert db.password_sign_in("alice", "alice's password, moved along", "192.0.2.2").secret
         db.grant_namespace("main", "acme", "alice")
         db.yank("main", "acme-tools", version="1.0", reason="broken: see #12")
         db.set_status("main", "other-lib", "deprecated", "use acme-tools")

@@ -71,7 +71,7 @@ def yanked(site: Site, project: str) -> dict[str, object]:
 def sign_in(browser: Browser, site: Site, token: str) -> None:
     browser.open(site.url + "/ui/signin?next=/ui/admin")
     browser.driver.find_element(By.ID, "token").send_keys(token)
-    browser.submit("main form button")
+    browser.submit("#signin-token")
     WebDriverWait(browser.driver, 10, ignored_exceptions=_RERENDERED).until(
         lambda d: d.find_elements(By.ID, "tokens")
     )

@@ -43,7 +43,7 @@ def _signed_out(browser: Browser, site: Site) -> None:
 def _sign_in(browser: Browser, site: Site, token: str) -> None:
     browser.open(site.url + "/ui/signin")
     browser.driver.find_element(By.ID, "token").send_keys(token)
-    browser.submit("main form button")
+    browser.submit("#signin-token")
 
 
 def _text(browser: Browser, selector: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -118,3 +119,34 @@ def test_the_catalog_reads_names_from_any_json_project_list() -> None:
     # Not the plain shape (a name that is not a string): the full parser sets it aside.
     odd = b'{"meta": {"api-version": "1.1"}, "projects": [{"name": 7}, {"name": "Foo_Bar"}]}'
     assert sorted(_build(odd)) == ["foo-bar"]
+
+
+def _straddling(target: str, query: str, block: int) -> list[str]:
+    """Filler names (sharing no triple with ``query``) and ``target``, so many that ``query``'s
+    match in ``target`` crosses the edge of a scan block."""
+    for count in range(1, 4 * block):
+        all_names = [f"a{n:0{len(target) - 1}d}" for n in range(count)] + [target]
+        at = NameIndex(all_names)._all.find(query)
+        if at // block != (at + len(query) - 1) // block:
+            return all_names
+    raise AssertionError("no filler count puts the match across an edge")
+
+
+@pytest.mark.parametrize("block", [2, 3, 2048])
+def test_matches_across_block_edges_are_found(block: int) -> None:
+    """A substring match that crosses the edge of a scan block has its later triples only in the
+    next block; when no other name in its block holds them, the match was lost (found by the
+    property test above with 2-character blocks; with the real 2,048, it happened to names that
+    straddle an edge)."""
+    from headwater.ui import names as module
+
+    saved = module.BLOCK
+    module.BLOCK = block
+    try:
+        query = "quux-zebra-xylophone"
+        all_names = _straddling("the-quux-zebra-xylophone-kit", query, block)
+        index = NameIndex(all_names)
+        assert index.search(query, limit=100) == expected(all_names, query, 100)
+        assert index.search(query, limit=100) == [Hit("the-quux-zebra-xylophone-kit", "substring")]
+    finally:
+        module.BLOCK = saved

@@ -121,7 +121,37 @@ def _user_create(args: argparse.Namespace) -> int:
 def _user_list(args: argparse.Namespace) -> int:
     _, db = _database(args)
     for user in db.users():
-        print(user.name)
+        print(f"{user.name}{'  (password)' if user.password else ''}")
+    return 0
+
+
+def _read_password(user: str) -> str:
+    """The new password: asked twice at a terminal (never echoed), else the first line of
+    standard input (a script: ``printf '%s\n' "$PW" | headwater user password NAME``). Never
+    from the command line, where other users of the machine see it in the process list."""
+    import getpass
+
+    if sys.stdin.isatty():
+        first = getpass.getpass(f"new password for {user}: ")
+        if getpass.getpass("again: ") != first:
+            raise SystemExit("headwater: the two passwords differ; nothing was changed")
+        return first
+    line = sys.stdin.readline()
+    return line[:-1] if line.endswith("\n") else line
+
+
+def _user_password(args: argparse.Namespace) -> int:
+    _, db = _database(args)
+    if args.clear:
+        had = db.clear_password(args.name)
+        print(
+            f"password of {args.name} cleared; their password sessions have ended"
+            if had
+            else f"{args.name} had no password; their password sessions have ended"
+        )
+        return 0
+    db.set_password(args.name, _read_password(args.name))
+    print(f"password of {args.name} set; their earlier password sessions have ended")
     return 0
 
 
@@ -385,6 +415,16 @@ def register(subparsers: Any) -> None:
     create = _command(user_sub, "create", "create a user", _user_create)
     create.add_argument("name")
     _command(user_sub, "list", "list users", _user_list)
+    password = _command(
+        user_sub,
+        "password",
+        "set a user's interface password (asked at the terminal, or read from standard input)",
+        _user_password,
+    )
+    password.add_argument("name")
+    password.add_argument(
+        "--clear", action="store_true", help="remove the password (tokens still work)"
+    )
 
     token = subparsers.add_parser("token", help="API tokens (for twine, pip, uv and the API)")
     token_sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)

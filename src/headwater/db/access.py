@@ -113,7 +113,10 @@ class AccessControl:
         """Every user, by name."""
         with reading(self._engine) as conn:
             rows = conn.execute(sa.select(t.users).order_by(t.users.c.name)).all()
-        return [User(name=row.name, created=row.created) for row in rows]
+        return [
+            User(name=row.name, created=row.created, password=row.password_hash is not None)
+            for row in rows
+        ]
 
     # --- tokens ----------------------------------------------------------------------------
 

@@ -56,8 +56,9 @@ def record_admin_action(
     index: str | None = None,
     project: str | None = None,
 ) -> int:
-    """Append one entry; return its id."""
-    with writing(engine) as conn:
+    """Append one entry; return its id. A quiet write: no cache is made from the log, and a
+    refused sign-in, which anyone can cause, must not make the servers drop their pages."""
+    with writing(engine, quiet=True) as conn:
         result = conn.execute(
             sa.insert(t.admin_audit).values(
                 time=now(),

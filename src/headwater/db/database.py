@@ -28,6 +28,9 @@ The whole surface (this class and the two halves it inherits):
 - :mod:`headwater.db.access`: ``create_user``, ``users``, ``create_token``, ``authenticate``,
   ``revoke_token``, ``tokens``, ``owners``, ``add_owner``, ``remove_owner``, ``grant_namespace``,
   ``revoke_namespace``, ``namespaces``, ``namespace_covering`` (PEP 752), ``create_first_admin``
+- :mod:`headwater.db.passwords`: ``set_password``, ``clear_password``, ``has_password``,
+  ``check_password``, ``password_sign_in`` (counted by :mod:`headwater.db.throttle`),
+  ``authenticate_session``, ``end_session``, ``sessions``: the interface's passwords
 - :mod:`headwater.db.publishers`: trusted publishers (``add_publisher``, ``remove_publisher``,
   ``publishers``, ``publishers_for``, ``sync_publishers``); :mod:`headwater.db.minting`: tokens
   minted for them, used OIDC token ids, the publishing log
@@ -68,6 +71,7 @@ from headwater.db.engine import make_engine, reading, shown_url, unavailable, wr
 from headwater.db.errors import InvalidArgument
 from headwater.db.generation import ChangeSignal, signal_for
 from headwater.db.minting import Minting
+from headwater.db.passwords import Passwords
 from headwater.db.publishers import Publishers
 from headwater.db.records import (
     AddResult,
@@ -120,7 +124,7 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class Database(ProjectChanges, Minting, AccessControl, Publishers, BlobReferences):
+class Database(ProjectChanges, Minting, AccessControl, Passwords, Publishers, BlobReferences):
     """A headwater database (SQLite or PostgreSQL). Make one with :meth:`connect`."""
 
     def __init__(self, engine: sa.Engine) -> None:

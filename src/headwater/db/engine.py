@@ -148,8 +148,15 @@ def unavailable(engine: Engine, exc: BaseException) -> DatabaseUnavailable:
 
 
 @contextmanager
-def writing(engine: Engine) -> Iterator[Connection]:
+def writing(engine: Engine, *, quiet: bool = False) -> Iterator[Connection]:
     """A write transaction holding the write lock; commits on success, rolls back on error.
+
+    It moves the change signal (:mod:`headwater.db.generation`) unless ``quiet``: a write to
+    tables no cache is derived from (the sign-in counters, new password sessions, the audit log)
+    must not make every server process drop its pages, or anyone could slow the Simple API by
+    posting wrong passwords. On PostgreSQL a loud write sends the notification; on SQLite it adds
+    one to the file's ``user_version``, which the signal compares (``data_version`` moves with
+    every commit, quiet or not).
 
     Raises:
         DatabaseUnavailable: the database could not be reached or failed.
@@ -158,7 +165,10 @@ def writing(engine: Engine) -> Iterator[Connection]:
         with engine.connect() as conn:
             conn = conn.execution_options(**{_WRITE: True})
             with conn.begin():
-                if conn.dialect.name == "postgresql":
+                postgres = conn.dialect.name == "postgresql"
+                if postgres and quiet:
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_WRITE_LOCK)))
+                elif postgres:
                     # The change signal (headwater.db.generation): delivered to every listener
                     # at commit, dropped on rollback; one round trip with the lock.
                     conn.execute(
@@ -168,6 +178,10 @@ def writing(engine: Engine) -> Iterator[Connection]:
                         )
                     )
                 yield conn
+                if not quiet and conn.dialect.name == "sqlite":
+                    # In the same transaction (the write lock is held: no lost update).
+                    version = conn.exec_driver_sql("PRAGMA user_version").scalar() or 0
+                    conn.exec_driver_sql(f"PRAGMA user_version = {(int(version) + 1) % 2**31}")
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
         raise unavailable(engine, exc) from exc
 

@@ -8,12 +8,15 @@ committed change (a cache would then serve a decision an admin already changed).
 
 - **SQLite**: ``PRAGMA data_version`` on a connection of our own that never writes. SQLite defines
   it to differ between two calls on one connection whenever another connection (of this process or
-  any other) committed in between. It costs a statement (about 4 µs from Python), so it is asked
+  any other) committed in between. Every write that may change what a cache holds also adds one to
+  the file's ``user_version`` (:func:`headwater.db.engine.writing`; quiet writes, to tables no
+  cache is made from, do not), so when ``data_version`` moved, ``user_version`` says whether the
+  generation does. It costs a statement (about 4 µs from Python), so it is asked
   only when a ``stat()`` of the WAL shows a change, or when the WAL was modified in the last
   :data:`SETTLE_SECONDS` (an unchanged mtime proves nothing then: it has the kernel's clock-tick
   granularity, and a reused WAL keeps its size). A warm look is one ``stat()`` (about 1 µs). The connection has no busy timeout: if SQLite cannot answer at once (a WAL being
   recovered), the generation changes, and the next call asks again.
-- **PostgreSQL**: every write transaction sends ``NOTIFY headwater_changes`` (see
+- **PostgreSQL**: every write transaction but quiet ones sends ``NOTIFY headwater_changes`` (see
   :func:`headwater.db.engine.writing`; delivered at commit, dropped on rollback), and a listener
   thread of each process counts the notifications it receives. While the listener is not
   connected (at start, or after its connection failed) the generation changes on *every* call, so
@@ -85,6 +88,8 @@ class SqliteSignal:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._seen: int | None = None
+        #: ``user_version`` at the last look (loud writes add one to it).
+        self._version: int | None = None
         # Unique across reopenings: a failed read must never give back an earlier number.
         self._counter = itertools.count(1)
         #: (the WAL's (inode, size, mtime) at the last look if it had settled then, else None;
@@ -118,12 +123,18 @@ class SqliteSignal:
                     self._path, isolation_level=None, check_same_thread=False, timeout=0
                 )
             version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if version == self._seen:
+                return generation
+            # Something was committed; a loud write moved user_version with it (read after
+            # data_version: a commit between the two reads is seen now or at the next call).
+            loud = self._conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.Error:
             # Busy or unreadable: say "changed", and look again next time.
             self._drop()
             return next(self._counter)
-        if version != self._seen:
-            self._seen = version
+        self._seen = version
+        if loud != self._version:
+            self._version = loud
             return next(self._counter)
         return generation
 
@@ -132,6 +143,7 @@ class SqliteSignal:
             self._conn.close()
             self._conn = None
         self._seen = None
+        self._version = None
 
     def close(self) -> None:
         with self._lock:

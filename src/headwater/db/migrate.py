@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: Every revision in order; the last is the one this headwater needs. Add new ones here too.
-REVISIONS = ("0001", "0002", "0004", "0003g", "0006", "0005")
+REVISIONS = ("0001", "0002", "0004", "0003g", "0006", "0005", "0007")
 HEAD = REVISIONS[-1]
 
 _VERSION_TABLE = "alembic_version"

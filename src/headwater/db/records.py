@@ -124,6 +124,8 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
 class User(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     created: datetime
+    #: The user has an interface password (headwater.db.passwords); never the hash itself.
+    password: bool = False
 
 
 class NamespaceGrant(msgspec.Struct, frozen=True, kw_only=True):
@@ -155,3 +157,6 @@ class TokenInfo(msgspec.Struct, frozen=True, kw_only=True):
     #: Minted for a trusted publisher (headwater.db.minting): ``user`` is a label, not a user,
     #: and each upload asks which publisher allows it.
     minted: bool = False
+    #: A password session of the interface (headwater.db.passwords), not an API token: ``id``
+    #: is the session's, ``expires`` its end.
+    session: bool = False

@@ -16,6 +16,8 @@ Project names are stored normalized (``name``) beside the name the first upload 
   :mod:`headwater.db.publishers`.
 - ``pending_blobs``: storage keys an upload is writing right now (before its file row exists),
   which the garbage collector must not delete (:mod:`headwater.db.blobs`).
+- ``ui_sessions``, ``sign_in_throttle``: the interface's password sessions and the counters of
+  failed sign-ins per user and per client address (:mod:`headwater.db.passwords`).
 - ``admin_audit``: every change made through the administration pages (who, what, when, from
   where); see :mod:`headwater.db.audit`.
 """
@@ -42,7 +44,9 @@ __all__ = [
     "projects",
     "publishers",
     "publishing_log",
+    "sign_in_throttle",
     "tokens",
+    "ui_sessions",
     "users",
 ]
 
@@ -78,6 +82,7 @@ metadata = sa.MetaData(
 )
 
 _NAME = 200  # headwater.simple.names.MAX_NAME_LENGTH
+_PASSWORD_HASH = 200
 _INDEX = 100
 _FILENAME = 255
 _SHA = 64
@@ -164,6 +169,10 @@ users = sa.Table(
     metadata,
     sa.Column("name", sa.String(100), primary_key=True),
     sa.Column("created", UTCDateTime, nullable=False),
+    # The interface password's Argon2id hash (PHC string: parameters, salt, hash); never the
+    # password. NULL: the user has no password (tokens only). See headwater.db.passwords.
+    sa.Column("password_hash", sa.String(_PASSWORD_HASH), nullable=True),
+    sa.Column("password_changed", UTCDateTime, nullable=True),
 )
 
 tokens = sa.Table(
@@ -314,4 +323,33 @@ admin_audit = sa.Table(
     sa.Column("origin", sa.String(100), nullable=False),
     sa.Column("via", sa.String(10), nullable=False),
     sqlite_autoincrement=True,
+)
+
+ui_sessions = sa.Table(
+    "ui_sessions",
+    metadata,
+    # The session's id; the browser holds hws_<id>_<secret>, the database only its sha256.
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "user",
+        sa.String(100),
+        sa.ForeignKey("users.name", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("secret_sha256", sa.String(_SHA), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("expires", UTCDateTime, nullable=False, index=True),
+)
+
+sign_in_throttle = sa.Table(
+    "sign_in_throttle",
+    metadata,
+    # sha256 of "user NUL name" or "address NUL client": bounded whatever was typed.
+    sa.Column("key", sa.String(_SHA), primary_key=True),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("since", UTCDateTime, nullable=False, index=True),
+    sa.Column("locked_until", UTCDateTime, nullable=True),
 )

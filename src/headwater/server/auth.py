@@ -26,6 +26,7 @@ import base64
 import binascii
 import hashlib
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -43,6 +44,7 @@ _MAX_HEADER = 8192
 
 class TokenDatabase(Protocol):
     def authenticate(self, secret: str) -> Any: ...
+    def authenticate_session(self, secret: str) -> Any: ...
     def generation(self) -> int: ...
 
 
@@ -82,6 +84,18 @@ def parse_authorization(value: bytes | None) -> str | Credentials:
     return password
 
 
+_UNKNOWN_TOKEN = (
+    "the token is unknown, revoked or expired: create one with `headwater token create`"  # noqa: S105
+)
+_ENDED_SESSION = (
+    "your session has ended (signed out, expired, or the password changed): sign in again"
+)
+
+
+def _key(kind: bytes, secret: str) -> bytes:
+    return hashlib.sha256(kind + b"\0" + secret.encode("utf-8", "surrogateescape")).digest()
+
+
 def _invalid(problem: str) -> Credentials:
     return Credentials("invalid", problem=problem)
 
@@ -105,7 +119,32 @@ class Authenticator:
     async def token(self, secret: str, *, cached: bool = False) -> Credentials:
         """What the token ``secret`` resolves to (a browser session carries one in its cookie;
         see :mod:`headwater.ui.session`). ``cached`` as for :meth:`credentials`."""
-        key = hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
+        return await self._resolve(secret, b"token", self.db.authenticate, cached, _UNKNOWN_TOKEN)
+
+    async def session(self, secret: str, *, cached: bool = False) -> Credentials:
+        """What a password session's secret (:mod:`headwater.db.passwords`) resolves to: only
+        the interface asks this; the API, uploads and the Simple API never do, so a password
+        never authenticates them. ``cached`` as for :meth:`credentials`."""
+        return await self._resolve(
+            secret, b"session", self.db.authenticate_session, cached, _ENDED_SESSION
+        )
+
+    def forget(self, secret: str | None = None) -> None:
+        """Drop what this process remembers of ``secret`` (every secret when None): a session
+        this process just ended must not be honoured by it until the change signal arrives
+        (on PostgreSQL a notification takes a moment to travel back to its own listener)."""
+        if secret is None:
+            self._cache.clear()
+            return
+        for kind in (b"token", b"session"):
+            self._cache.pop(_key(kind, secret), None)
+
+    async def _resolve(
+        self, secret: str, kind: bytes, lookup: Callable[[str], Any], cached: bool, problem: str
+    ) -> Credentials:
+        # The kind is part of the key: a password session's secret that the interface resolved
+        # must never be found in the cache by a Bearer lookup of the API (a test sends one).
+        key = _key(kind, secret)
         now = time.monotonic()
         generation = self.db.generation()  # before the check: a revocation after it shows next time
         if cached:
@@ -114,12 +153,10 @@ class Authenticator:
                 expires = getattr(hit[0], "expires", None)
                 if expires is None or expires > datetime.now(UTC):
                     return Credentials("token", hit[0])
-        token = await asyncio.to_thread(self.db.authenticate, secret)
+        token = await asyncio.to_thread(lookup, secret)
         if token is None:
             self._cache.pop(key, None)
-            return _invalid(
-                "the token is unknown, revoked or expired: create one with `headwater token create`"
-            )
+            return _invalid(problem)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key] = (token, now, generation)

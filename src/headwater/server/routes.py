@@ -172,7 +172,7 @@ def _interface() -> list[RouteSpec]:
             per_project=False,
             layer="ui",
             body="form",
-            what="sign in: a token becomes a session cookie",
+            what="sign in: a token or a user's password becomes a session cookie",
         ),
         RouteSpec(
             methods=post,
@@ -238,6 +238,16 @@ def _administration() -> list[RouteSpec]:
         form(project + "/{action}", "manage", True, "yank, unyank, status, owners of a project"),
         shown("/ui/admin/grants/{index}", "admin", False, "an index's namespace grants"),
         form("/ui/admin/grants/{index}", "admin", False, "grant or revoke a namespace"),
+        # Passwords (headwater.ui.account decides who may set or clear one, as token_grants
+        # does for tokens): not an index's, so "public" to authz.
+        _public("/ui/account", _READ, "your account: set or change your password", "ui"),
+        form("/ui/account/password", "public", False, "set or change your password"),
+        form(
+            "/ui/admin/users/password-clear",
+            "public",
+            False,
+            "an unlimited admin token clears a user's password",
+        ),
     ]
 
 

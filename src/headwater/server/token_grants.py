@@ -13,6 +13,8 @@ create a token for yourself    its scopes within yours (``admin`` holds every sc
 see tokens                     your own; every user's with an unlimited ``admin`` token
 revoke a token                 your own; any with an unlimited ``admin`` token
 anything, as a minted token    refused: a trusted publisher's token only uploads
+create, as a password session  refused: a password never becomes an API credential, not even
+                               by minting one (see docs/web-interface.md, "Passwords")
 ============================== =============================================================
 
 Why: a token that could mint a wider one would make every limit a suggestion (a leaked
@@ -62,6 +64,11 @@ def may_create(
     attribute when it has one (a database token does)."""
     if _minted(holder):
         return "a trusted publisher's token cannot create tokens"
+    if getattr(holder, "session", False):
+        return (
+            "signed in with a password, you cannot create tokens (a password never becomes an "
+            "API credential): sign in with a token, or ask an operator (`headwater token create`)"
+        )
     if not scopes:
         return "choose at least one scope"
     held = set(holder.scopes)

@@ -4,7 +4,8 @@
 :class:`headwater.server.factory.Served`. A handler asks it three things:
 
 - :meth:`Interface.credentials`: who is asking (an ``Authorization`` header, as the API takes it,
-  else the session cookie a browser got by signing in; see :mod:`headwater.ui.session`);
+  else the session cookie a browser got by signing in with a token or a password; see
+  :mod:`headwater.ui.session`);
 - :meth:`Interface.authorize`: may they do an action on an index (and project)? This is
   :func:`headwater.server.authz.decide` with the same facts the hot path gives it, so a private
   index is exactly as private here as in the Simple API;
@@ -14,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from collections.abc import Hashable, Mapping
 from typing import Any
@@ -22,6 +24,7 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from headwater.db.passwords import is_session_secret
 from headwater.repository.base import ServedSource
 from headwater.server.authz import (
     NO_CREDENTIALS,
@@ -65,6 +68,9 @@ class Interface:
         self.pages: ByteBudgetLRU[Hashable, tuple[bytes, bytes]] = ByteBudgetLRU(
             RENDERED_CACHE_BYTES
         )
+        #: Password checks at once in this process: each Argon2id check holds 64 MiB for
+        #: ~0.1-0.2 s, and must not take every thread the database calls share.
+        self.password_checks = asyncio.Semaphore(2)
         #: https when the server terminates TLS or says its public URL is https: cookies are
         #: then marked Secure (a proxy in front that terminates TLS is told by base_url).
         settings = served.plan.settings
@@ -87,7 +93,10 @@ class Interface:
                 found = await auth.credentials(request.scope, cached=True)
             else:
                 secret = session.token_of(request)
-                if secret is not None:
+                if secret is not None and is_session_secret(secret):
+                    # Signed in with a password: a session only the interface accepts.
+                    found = await auth.session(secret, cached=True)
+                elif secret is not None:
                     found = await auth.token(secret, cached=True)
         request.scope[_CREDENTIALS_KEY] = found
         return found

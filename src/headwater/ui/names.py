@@ -232,14 +232,25 @@ def _block_masks(text: str) -> dict[str, int]:
 
 
 def _candidates(blocks: dict[str, int], query: str, size: int) -> int:
-    """The blocks that may hold ``query`` (a bit per block)."""
+    """The blocks in which a match of ``query`` may start (a bit per block).
+
+    A match starting in block b has its gram at offset i starting i characters later: in block
+    b + i // BLOCK up to block b + (BLOCK - 1 + i) // BLOCK (a match may cross block edges, and
+    its later grams are then recorded only in the later blocks). So each gram's blocks are
+    shifted back by those amounts before they are combined: requiring every gram in the match's
+    own block lost the matches that cross an edge (a property test found it with small blocks).
+    """
     everything = (1 << ((size + BLOCK - 1) // BLOCK)) - 1
     mask = everything
     # Triples are far more selective than pairs (digits make every pair common); a query of two
     # characters has only its pair.
     gram = 3 if len(query) >= 3 else 2
     for i in range(len(query) - gram + 1):
-        mask &= blocks.get(query[i : i + gram], 0)
+        found = blocks.get(query[i : i + gram], 0)
+        starts = 0
+        for shift in range(i // BLOCK, (BLOCK - 1 + i) // BLOCK + 1):
+            starts |= found >> shift
+        mask &= starts
         if not mask:
             break
     return mask

@@ -15,7 +15,7 @@ from starlette.types import Message
 
 from headwater.server.api_bodies import BodyRejected, read_bytes
 from headwater.server.factory import Served
-from headwater.ui import admin, home, project, search, session, signin, static, status, why
+from headwater.ui import account, admin, home, project, search, session, signin, static, status, why
 from headwater.ui.interface import Interface
 from headwater.ui.security import page_headers
 
@@ -102,6 +102,9 @@ def ui_routes(served: Served) -> list[BaseRoute]:
         page("/ui/admin/project/{index}/{project}/{action}", admin.project_action, ui, ["POST"]),
         page("/ui/admin/grants/{index}", admin.namespaces_page, ui, _READ),
         page("/ui/admin/grants/{index}", admin.namespace_change, ui, ["POST"]),
+        page("/ui/account", account.page, ui, _READ),
+        page("/ui/account/password", account.set_password, ui, ["POST"]),
+        page("/ui/admin/users/password-clear", account.clear_password, ui, ["POST"]),
         # Last: any other path below /ui/ (a name with a slash in it, a mistyped page).
         page("/ui/{rest:path}", _not_found, ui, _READ),
     ]

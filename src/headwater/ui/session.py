@@ -1,4 +1,4 @@
-"""Signing a browser in: a token becomes a session cookie.
+"""Signing a browser in: a token, or a password session's secret, becomes a session cookie.
 
 A browser cannot send pip's ``https://__token__:TOKEN@HOST/`` credentials on every request, so
 the sign-in form (``/ui/signin``) takes a token, checks it (:class:`headwater.server.auth.
@@ -15,6 +15,10 @@ sends back and scripts cannot read:
 - The cookie holds the token itself, so a session is exactly as strong as the token and ends
   when the token is revoked or expires (the check runs on every request, with the same short
   cache as Simple API reads), on every server node, with no session table to share.
+- Signed in with a password (:mod:`headwater.ui.signin`), the cookie holds a password
+  session's secret instead (``hws_...``, :mod:`headwater.db.passwords`): a row in the database,
+  so signing out, changing the password or an admin clearing it ends the session on every node
+  at its next request. Only the interface accepts it.
 - Sign-in and sign-out are POSTs that must come from this server's own pages
   (:func:`same_origin`): another site cannot sign a visitor in as someone else.
 
@@ -68,7 +72,8 @@ def token_of(request: Request) -> str | None:
 
 
 def start_session(response: Response, token: str, *, secure: bool) -> None:
-    """Set the session cookie holding ``token`` on ``response``."""
+    """Set the session cookie holding ``token`` (or a password session's secret) on
+    ``response``."""
     response.set_cookie(
         cookie_name(secure=secure),
         token,

@@ -1,19 +1,54 @@
-"""``/ui/signin`` and ``/ui/signout``: a token in, a session cookie out (see :mod:`.session`)."""
+"""``/ui/signin`` and ``/ui/signout``: a token or a user's password in, a session cookie out.
+
+With a token, the cookie holds the token (see :mod:`.session`). With a user name and password,
+:meth:`headwater.db.Database.password_sign_in` counts the attempt per user name and per client
+address (:mod:`headwater.db.throttle`), checks the Argon2id hash and starts a password session
+whose secret the cookie holds. Every sign-in, refused or not, and every sign-out is recorded in
+the audit log (``sign-in``, ``refused sign-in``, ``sign-out``).
+
+One answer for a wrong password, an unknown user name and a user without a password
+(:data:`WRONG`), in the same time (a hash is checked in every case): the page never tells which
+names exist. A locked name or address gets :func:`locked_message` (429), which names neither.
+"""
 
 from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from headwater.db.audit import record_admin_action
+from headwater.db.passwords import MAX_LENGTH, SignIn, is_session_secret
 from headwater.ui import session
 from headwater.ui.interface import Interface
 
-__all__ = ["form", "sign_in", "sign_out"]
+__all__ = ["WRONG", "form", "locked_message", "origin", "sign_in", "sign_out"]
 
 _CROSS_SITE = (
     "this sign-in form was sent from another site's page; nothing was changed. Open this "
     "server's own sign-in page and sign in there"
 )
+WRONG = (
+    "the user name or the password is wrong (a user without a password signs in with a token; "
+    "an operator sets one with `headwater user password NAME`)"
+)
+
+
+def locked_message(until: datetime) -> str:
+    """The answer while a user name or an address is locked (it says neither which)."""
+    minutes = max(1, round((until - datetime.now(UTC)).total_seconds() / 60))
+    return (
+        "too many failed sign-ins for this user name or from your address: sign-in is paused "
+        f"until {until.astimezone(UTC):%H:%M} UTC (about {minutes} minute(s)). Nothing was "
+        "checked; try again then, or sign in with a token"
+    )
+
+
+def origin(request: Request) -> str:
+    """The client address as the server saw it (behind a proxy: the proxy's)."""
+    return request.client.host if request.client is not None else "-"
 
 
 def _next(request: Request, value: str | None) -> str:
@@ -33,13 +68,49 @@ def _next(request: Request, value: str | None) -> str:
 
 
 async def form(request: Request, ui: Interface) -> Response:
+    done = request.query_params.get("done")
     return await ui.render(
         request,
         "signin.html",
         next=_next(request, request.query_params.get("next")),
         problem=None,
+        done=_DONE.get(done) if done else None,
         can_sign_in=ui.served.authenticator is not None,
+        typed_user="",
     )
+
+
+#: Notices shown on the sign-in page (by key: nothing from the request is reflected).
+_DONE = {
+    "password": "Your password was changed and every password session ended: sign in with the "
+    "new one."
+}
+
+
+async def _audit(ui: Interface, request: Request, *, actor: str, action: str, detail: str) -> None:
+    db = ui.served.database
+    if db is not None:
+        await asyncio.to_thread(
+            record_admin_action,
+            db.engine,
+            actor=actor,
+            action=action,
+            detail=detail,
+            origin=origin(request),
+        )
+
+
+async def _with_password(
+    request: Request, ui: Interface, user: str, password: str
+) -> tuple[SignIn | None, str | None]:
+    """(the sign-in, None) or (None, why it was not tried)."""
+    db = ui.served.database
+    if db is None:
+        return None, "this server has no hosted index, so no users: there is nothing to sign in to"
+    if not user or not password:
+        return None, "enter your user name and your password"
+    async with ui.password_checks:
+        return await asyncio.to_thread(db.password_sign_in, user, password, origin(request)), None
 
 
 async def sign_in(request: Request, ui: Interface) -> Response:
@@ -47,8 +118,40 @@ async def sign_in(request: Request, ui: Interface) -> Response:
         return await ui.render(request, "error.html", status=403, message=_CROSS_SITE)
     auth = ui.served.authenticator
     form_data = await request.form(max_files=0, max_fields=10, max_part_size=4096)
-    token = str(form_data.get("token") or "").strip()
     target = _next(request, str(form_data.get("next") or ""))
+    typed_user = str(form_data.get("user") or "").strip()[:100]
+    if "password" in form_data:
+        password = str(form_data.get("password") or "")[: MAX_LENGTH + 1]
+        done, problem = await _with_password(request, ui, typed_user, password)
+        status = 400
+        if done is not None and done.outcome == "ok" and done.secret is not None:
+            await _audit(ui, request, actor=typed_user, action="sign-in", detail="password")
+            response = RedirectResponse(target, status_code=303)
+            session.start_session(response, done.secret, secure=ui.https)
+            return response
+        if done is not None and done.outcome == "locked" and done.until is not None:
+            problem, status = locked_message(done.until), 429
+            await _audit(
+                ui, request, actor=typed_user, action="refused sign-in",
+                detail=f"password: locked until {done.until:%Y-%m-%dT%H:%M:%SZ}",
+            )  # fmt: skip
+        elif done is not None:
+            problem, status = WRONG, 401
+            await _audit(
+                ui, request, actor=typed_user, action="refused sign-in",
+                detail="password: wrong user name or password",
+            )  # fmt: skip
+        return await ui.render(
+            request,
+            "signin.html",
+            status=status,
+            next=target,
+            problem=problem,
+            done=None,
+            can_sign_in=auth is not None,
+            typed_user=typed_user,
+        )
+    token = str(form_data.get("token") or "").strip()
     problem = None
     if auth is None:
         problem = "this server has no hosted index, so no tokens: there is nothing to sign in to"
@@ -56,24 +159,41 @@ async def sign_in(request: Request, ui: Interface) -> Response:
         problem = "enter a token (create one with `headwater token create`)"
     else:
         credentials = await auth.token(token)
-        if credentials.state == "token":
+        if credentials.state == "token" and credentials.token is not None:
+            await _audit(
+                ui, request, actor=credentials.token.user, action="sign-in",
+                detail=f"token {credentials.token.id}",
+            )  # fmt: skip
             response = RedirectResponse(target, status_code=303)
             session.start_session(response, token, secure=ui.https)
             return response
         problem = credentials.problem
+        await _audit(ui, request, actor="-", action="refused sign-in", detail=f"token: {problem}")
     return await ui.render(
         request,
         "signin.html",
         status=400 if auth is None or not token else 401,
         next=target,
         problem=problem,
+        done=None,
         can_sign_in=auth is not None,
+        typed_user="",
     )
 
 
 async def sign_out(request: Request, ui: Interface) -> Response:
     if not session.same_origin(request):
         return await ui.render(request, "error.html", status=403, message=_CROSS_SITE)
+    user = await ui.signed_in(request)
+    secret = session.token_of(request)
+    db = ui.served.database
+    if db is not None and secret is not None and is_session_secret(secret):
+        # A password session ends in the database: on every node, whatever the browser keeps.
+        await asyncio.to_thread(db.end_session, secret)
+        if ui.served.authenticator is not None:
+            ui.served.authenticator.forget(secret)
+    if user is not None:
+        await _audit(ui, request, actor=user, action="sign-out", detail="")
     response = RedirectResponse("/", status_code=303)
     session.clear_session(response, secure=ui.https)
     return response
