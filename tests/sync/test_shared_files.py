@@ -56,6 +56,7 @@ class DyingStorage(FileStorage):
     def __init__(self, root: Path, die_at: int | None) -> None:
         super().__init__(root, durability="none")
         self.left = die_at
+        self.died_in_batch: tuple[int, int] | None = None  # (keys removed, keys asked)
 
     def _tick(self) -> None:
         if self.left is not None:
@@ -74,6 +75,18 @@ class DyingStorage(FileStorage):
     async def delete(self, key: str) -> bool:
         self._tick()
         return await super().delete(key)
+
+    async def delete_many(self, keys: Sequence[str]) -> list[bool]:
+        """Dies part way through a batch, as a process would: the keys before the fatal one are
+        gone (one batch on the storage thread), the rest are not."""
+        for count in range(len(keys)):
+            try:
+                self._tick()
+            except Killed:
+                await super().delete_many(keys[:count])
+                self.died_in_batch = (count, len(keys))
+                raise
+        return await super().delete_many(keys)
 
 
 async def serve(state: dict[str, State], broken: set[str] | None = None, slow: float = 0.0) -> Any:
@@ -267,5 +280,46 @@ def test_a_file_pinned_by_a_project_that_then_fails_is_not_leaked(tmp_path: Path
             assert listed(tmp_path) == {"beta": ("beta-1.0.tar.gz",)}
             report = await verify_tree(FileStorage(tmp_path))
             assert report.ok, report.problems  # odd.exe is neither listed nor held: removed
+
+    asyncio.run(scenario())
+
+
+def test_a_run_killed_inside_a_batched_release_leaves_every_page_whole(tmp_path: Path) -> None:
+    """A project drops all its files at once (one batched removal of the files, their
+    .metadata and .provenance, then its markers), and the run dies at every point of it in
+    turn: no page ever points at a missing file, and the next run leaves a tree verify passes."""
+
+    async def scenario() -> None:
+        before: State = {
+            "alpha": ("alpha-1.0.tar.gz", "odd.exe", "zeta-1.0.tar.gz"),
+            "beta": ("beta-1.0.tar.gz", "zeta-1.0.tar.gz"),
+        }
+        after: State = {"alpha": (), "beta": ("beta-1.0.tar.gz", "zeta-1.0.tar.gz")}
+        upstream: dict[str, State] = {"now": before}
+        inside = set()
+        async with await serve(upstream) as url, client_session() as session:
+            for die_at in range(40):
+                root = tmp_path / str(die_at)
+                upstream["now"] = before
+                repo = HttpRepository(url, session, retry=FAST)
+                assert (await Mirror(repo, FileStorage(root)).run()).ok
+                upstream["now"] = after
+                dying = DyingStorage(root, die_at)
+                try:
+                    await Mirror(repo, dying).run()
+                except BaseException as exc:
+                    if not killed(exc):
+                        raise
+                if dying.died_in_batch is not None:
+                    inside.add(dying.died_in_batch)
+                assert_consistent(root)
+                assert (await Mirror(repo, FileStorage(root)).run()).ok
+                assert_consistent(root)
+                assert listed(root) == after
+                report = await verify_tree(FileStorage(root))
+                assert report.ok, (die_at, report.problems)
+        # alpha's batch: its own sdist (file, .metadata, .provenance) and the two foreign files
+        # (zeta's stays for beta): the run died after each prefix of it.
+        assert {done for done, asked in inside if asked == 6} == set(range(6)), inside
 
     asyncio.run(scenario())

@@ -99,10 +99,11 @@ class Tree:
         await self.storage.write_bytes(LAST_MODIFIED, moment.strftime("%Y%m%dT%H:%M:%S\n").encode())
         self.written.append(LAST_MODIFIED)
 
-    async def remove_file(self, key: str) -> None:
-        """Remove a distribution or metadata file."""
-        if await self.storage.delete(key):
-            self.removed.append(key)
+    async def remove_files(self, keys: list[str]) -> None:
+        """Remove distribution and metadata files, in order, in one storage call."""
+        if keys:
+            existed = await self.storage.delete_many(keys)
+            self.removed.extend(key for key, gone in zip(keys, existed, strict=True) if gone)
 
 
 # Directories a deletion may leave empty: a project's page directory and a file's sha256 path.
