@@ -63,6 +63,7 @@ def one_run(
     shutil.rmtree(direct, ignore_errors=True)
     subprocess.run(["cp", "-a", str(pristine), str(tree)], check=True)
     subprocess.run(["sync"], check=True)  # neither timed run pays for the copy's write-back
+
     def file_requests() -> int:  # up.stats is a new dict after each reset_stats()
         return sum(n for p, n in up.stats.items() if p.startswith("/packages/"))
 
