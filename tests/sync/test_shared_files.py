@@ -15,15 +15,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from aiohttp import web
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from headwater.repository.http import HttpRepository, RetryPolicy, client_session
+from headwater.simple.names import NormalizedName
 from headwater.simple.negotiation import JSON_V1
 from headwater.storage import FileStorage
 from headwater.sync.engine import Mirror
+from headwater.sync.references import Change, References, file_keys
 from headwater.sync.state import MirrorState
+from headwater.sync.tree import Tree, prune_empty_directories
 from headwater.sync.verify import verify_tree
 from tests.aioserve import aiohttp_serving
 from tests.sync.test_crash import assert_consistent
@@ -321,5 +325,40 @@ def test_a_run_killed_inside_a_batched_release_leaves_every_page_whole(tmp_path:
         # alpha's batch: its own sdist (file, .metadata, .provenance) and the two foreign files
         # (zeta's stays for beta): the run died after each prefix of it.
         assert {done for done, asked in inside if asked == 6} == set(range(6)), inside
+
+    asyncio.run(scenario())
+
+
+def test_two_projects_dropping_a_shared_file_in_one_batch_remove_it(tmp_path: Path) -> None:
+    """alpha and beta both list zeta's sdist (a marker each); both pages drop it and are released
+    in one batch. Each must not keep the file for the other's marker, which is stale once the
+    other's page is written: the file and both markers go, and verify finds no orphan."""
+
+    async def scenario() -> None:
+        shared = "zeta-1.0.tar.gz"
+        upstream: dict[str, State] = {
+            "now": {"alpha": ("alpha-1.0.tar.gz", shared), "beta": ("beta-1.0.tar.gz", shared)}
+        }
+        async with await serve(upstream) as url, client_session() as session:
+            repo = HttpRepository(url, session, retry=FAST)
+            assert (await Mirror(repo, FileStorage(tmp_path)).run()).ok
+        storage = FileStorage(tmp_path)
+        tree = Tree(storage)
+        changes: list[Change] = []
+        for name in ("alpha", "beta"):
+            old = await tree.read_project(NormalizedName(name))
+            assert old is not None
+            new = msgspec.structs.replace(
+                old, files=tuple(f for f in old.files if f.filename != shared)
+            )
+            await tree.write_project(new)
+            changes.append((NormalizedName(name), file_keys(old), file_keys(new)))
+        assert await References(tree).release_many(changes) == 1
+        assert not list((tmp_path / "web/packages").rglob(shared))
+        assert not list((tmp_path / "state/refs").rglob("alpha"))
+        assert not list((tmp_path / "state/refs").rglob("beta"))
+        await prune_empty_directories(storage, tree.removed)
+        report = await verify_tree(storage)
+        assert report.ok, report.problems
 
     asyncio.run(scenario())

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from posixpath import normpath
 
 from headwater.simple.json import parse_project_page_json
@@ -35,6 +35,7 @@ from headwater.sync.tree import Tree
 
 __all__ = [
     "REFS",
+    "Change",
     "References",
     "file_keys",
     "foreign_keys",
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 REFS = f"{STATE_DIR}/refs"
+#: A project's page changed: (project, keys it listed, keys it lists now), as :func:`file_keys`.
+Change = tuple[NormalizedName, dict[str, bool], dict[str, bool]]
 _PACKAGES = f"{WEB}/packages/"
 _METADATA = ".metadata"
 _PROVENANCE = ".provenance"
@@ -173,58 +176,74 @@ class References:
         self, project: NormalizedName, before: dict[str, bool], after: dict[str, bool]
     ) -> int:
         """:meth:`release` for key sets (key -> whether its ``.metadata`` is listed)."""
+        return await self.release_many([(project, before, after)])
+
+    async def release_many(self, changes: Sequence[Change]) -> int:
+        """:meth:`release_keys` for several projects' pages at once (each project once): the
+        removals of all of them in one storage call. Returns how many files were removed."""
         # One release at a time: two projects dropping a shared file at once would each see the
         # other's marker, keep the file, then both remove their markers (a leaked orphan).
         async with self._lock:
-            return await self._release(project, before, after)
+            return await self._release(changes)
 
-    async def _release(
-        self, project: NormalizedName, before: dict[str, bool], after: dict[str, bool]
-    ) -> int:
+    async def _release(self, changes: Sequence[Change]) -> int:
         """Batched: every lookup first (the owners' pages, the markers), then every decision with
         no await in between, then one storage call for all the removals and one for the markers.
-        A project dropping thousands of files (the first sync after ``headwater adopt`` drops
-        every old name) costs two trips to the storage, not four per file."""
-        dropping: list[tuple[str, bool]] = []  # (key, whether the file itself goes)
-        for key, had_metadata in before.items():
-            if key in after and (after[key] or not had_metadata):
-                continue  # still listed (with its .metadata if it had one)
-            dropping.append((key, key not in after))
-        elsewhere = await self._referenced_elsewhere([key for key, _ in dropping], project)
+        The first sync after ``headwater adopt`` drops every old name of every page it replaces:
+        a trip to the storage thread per file (or per project, behind the page writes queued
+        there) made that sync several times slower than a full one."""
+        decisions: list[tuple[NormalizedName, list[tuple[str, bool]], set[str]]] = []
+        for project, before, after in changes:
+            dropping: list[tuple[str, bool]] = []  # (key, whether the file itself goes)
+            for key, had_metadata in before.items():
+                if key in after and (after[key] or not had_metadata):
+                    continue  # still listed (with its .metadata if it had one)
+                dropping.append((key, key not in after))
+            elsewhere = await self._referenced_elsewhere([key for key, _ in dropping], project)
+            decisions.append((project, dropping, elsewhere))
+            # This project's markers for what its page no longer lists are stale from now on
+            # (the page is written): the next project of the batch must not count them, or two
+            # projects dropping one shared file would each keep it for the other (a leak).
+            markers = await self._markers()
+            for key, _ in dropping:
+                if key not in after and owner_of(key) != project:
+                    markers.get(key, set()).discard(project)
         keys: list[str] = []
         removed = 0
-        registered: list[tuple[str, asyncio.Event]] = []
+        registered: dict[str, asyncio.Event] = {}
         # No await from the pin checks to registering the removals: a project that pins one of
         # these keys from here on waits in settled() and then finds the file gone.
-        for key, dropped_file in dropping:
-            if key in elsewhere:
-                continue
-            if self._pins[key] > 0:
-                # A project in flight is about to list it, or fails first: decided at the end.
+        for _project, dropping, elsewhere in decisions:
+            for key, dropped_file in dropping:
+                if key in elsewhere or key in registered:
+                    continue
+                if self._pins[key] > 0:
+                    # A project in flight is about to list it, or fails first: decided at the end.
+                    if dropped_file:
+                        self._deferred.add(key)
+                    continue
+                event = self._removing[key] = registered[key] = asyncio.Event()
                 if dropped_file:
-                    self._deferred.add(key)
-                continue
-            event = self._removing[key] = asyncio.Event()
-            registered.append((key, event))
-            if dropped_file:
-                keys += [key, key + _METADATA, key + _PROVENANCE]
-                removed += 1
-            else:
-                keys.append(key + _METADATA)
+                    keys += [key, key + _METADATA, key + _PROVENANCE]
+                    removed += 1
+                else:
+                    keys.append(key + _METADATA)
         try:
             await self.tree.remove_files(keys)
         finally:
-            for key, event in registered:
+            for key, event in registered.items():
                 del self._removing[key]
                 event.set()
         # The markers go after the files: a crash in between leaves markers no page calls for,
         # which keep nothing that is still there and which verify --repair removes.
-        gone = [key for key in before if key not in after and owner_of(key) != project]
+        gone = [
+            (key, project)
+            for project, before, after in changes
+            for key in before
+            if key not in after and owner_of(key) != project
+        ]
         if gone:
-            await self.storage.delete_many([marker_key(key, project) for key in gone])
-            markers = await self._markers()
-            for key in gone:
-                markers.get(key, set()).discard(project)
+            await self.storage.delete_many([marker_key(key, project) for key, project in gone])
         return removed
 
     async def settle(self) -> int:
@@ -244,7 +263,9 @@ class References:
         """Which projects' markers name each file key: read from storage once per run (one
         listing, not one per file), then kept current by :meth:`record` and :meth:`release`, the
         only writers while the run holds the tree. An entry is added before its marker is written
-        and dropped after it is removed, so a failure in between only keeps a file longer."""
+        (a failure in between only keeps a file longer) and dropped once the page that called for
+        it is written without the file (the marker is stale from then on, whenever its removal
+        reaches the storage)."""
         if self._marker_index is None:
             index: dict[str, set[str]] = {}
             async for marker in self.storage.iter_keys(REFS):
