@@ -80,3 +80,35 @@ def test_no_help_text_shows_restructuredtext_markup() -> None:
         text = parser.format_help()
         assert "``" not in text, f"{name} --help shows ``...``:\n{text}"
         assert not re.search(r":(func|class|mod|meth|data|attr):`", text), f"{name}:\n{text}"
+
+
+def test_every_command_is_in_the_table_that_lets_a_command_import_only_its_module() -> None:
+    """main.COMMANDS names the module of each command (``headwater adopt`` imports only
+    headwater.cli.adopt): every module of headwater.cli that registers commands, and every command
+    it registers, is in it, and nothing else is."""
+    import importlib
+    import pkgutil
+
+    import headwater.cli
+    from headwater.cli.main import COMMANDS
+
+    registered: dict[str, str] = {}
+    for info in pkgutil.iter_modules(headwater.cli.__path__):
+        module = importlib.import_module(f"headwater.cli.{info.name}")
+        if info.name == "main" or not hasattr(module, "register"):
+            continue
+        parser = argparse.ArgumentParser()
+        subparsers = parser.add_subparsers()
+        module.register(subparsers)
+        registered.update(dict.fromkeys(subparsers.choices, info.name))
+    assert registered == COMMANDS
+
+
+def test_adopt_imports_no_other_commands_module() -> None:
+    """``headwater adopt`` pays for its own module only (the adoption benchmark times it whole)."""
+    code = (
+        "import sys, headwater.cli.main as m; m.build_parser('adopt'); "
+        "print(sorted(k for k in sys.modules if k.startswith('headwater.cli.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["['headwater.cli.adopt',", "'headwater.cli.main']"], out.stdout

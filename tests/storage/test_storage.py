@@ -80,6 +80,22 @@ def test_write_read_stat_delete(storage: Storage) -> None:
     run(go())
 
 
+def test_delete_many_removes_each_key_and_says_which_existed(storage: Storage) -> None:
+    async def go() -> None:
+        keys = [f"web/packages/ab/cd/ef{i}/f{i}.whl" for i in range(4)]
+        await storage.write_many([(key, b"x") for key in keys[:3]])
+        asked = [keys[2], keys[3], keys[0], "web/packages/zz/f.whl", keys[2]]
+        assert await storage.delete_many(asked) == [True, False, True, False, False]
+        assert await _collect(storage, "web/packages") == [keys[1]]
+        assert await storage.delete_many([]) == []
+        # A bad key anywhere in the list: refused before anything is removed.
+        with pytest.raises(InvalidKey):
+            await storage.delete_many([keys[1], "../escape"])
+        assert await _collect(storage, "web/packages") == [keys[1]]
+
+    run(go())
+
+
 def test_streaming_write_and_ranged_read(storage: Storage) -> None:
     data = bytes(range(256)) * 4096  # 1 MiB, crosses the write buffer
 

@@ -1,11 +1,12 @@
 """Adopting an existing mirror in place: a tree made by bandersnatch 8.2 itself (files at
 pypi.org-style blake2b URL paths), and a directory of downloaded files. Adoption downloads nothing
 the tree has, keeps every page it serves pointing at existing files at every step, records what it
-adopted, and after the next sync (and ``verify --repair``) the tree is exactly what a direct
-headwater mirror of the same upstream makes."""
+adopted, and after the next sync the tree is exactly what a direct headwater mirror of the same
+upstream makes (that sync removes bandersnatch's names once its own pages replace theirs)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import pytest
 
 from headwater.simple.html import parse_project_page_html
 from headwater.simple.json import parse_project_page_json
+from headwater.storage.layout import file_key, metadata_key
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
 from tests.sync.bundles import cli, mirror, served
@@ -108,17 +110,6 @@ def links_resolve(root: Path) -> int:
     return checked
 
 
-def _content(root: Path) -> dict[str, list[tuple[str, str, object, object]]]:
-    """What each JSON page says about its files, less where they live."""
-    return {
-        page.parent.name: sorted(
-            (f.filename, f.hashes["sha256"], f.yanked, f.requires_python)
-            for f in parse_project_page_json(page.read_bytes()).files
-        )
-        for page in (root / "web/simple").glob("*/index.v1_json")
-    }
-
-
 def _corpus() -> Corpus:
     corpus = Corpus.generate(12, releases=2, files=2, seed=41)
     names = [e.normalized for e in corpus.project_list().projects]
@@ -128,6 +119,23 @@ def _corpus() -> Corpus:
     return corpus
 
 
+def _pages(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in (root / "web/simple").rglob("index*")}
+
+
+def _sha256_names(root: Path) -> dict[Path, Path]:
+    """Each file (and .metadata) a bandersnatch page links -> its name in headwater's layout."""
+    names: dict[Path, Path] = {}
+    for page in (root / "web/simple").glob("*/index.v1_json"):
+        for f in parse_project_page_json(page.read_bytes()).files:
+            old = root / normpath(f"web/simple/{page.parent.name}/{f.url.partition('#')[0]}")
+            new = root / file_key(f.hashes["sha256"], f.filename)
+            names[old] = new
+            if f.core_metadata:
+                names[old.with_name(old.name + ".metadata")] = new.with_name(new.name + ".metadata")
+    return names
+
+
 def test_adopting_a_bandersnatch_tree_downloads_nothing(tmp_path: Path, bandersnatch: Path) -> None:
     corpus = _corpus()
     tree, direct = tmp_path / "tree", tmp_path / "direct"
@@ -135,7 +143,7 @@ def test_adopting_a_bandersnatch_tree_downloads_nothing(tmp_path: Path, bandersn
         bandersnatch_mirror(bandersnatch, up, tree)
         blake2_paths = {p for p in (tree / "web/packages").rglob("*") if p.is_file()}
         links_before = links_resolve(tree)
-        content_before = _content(tree)
+        pages_before = _pages(tree)
         assert links_before > 0
 
         done = cli("adopt", "--target", tree, "--upstream", up.simple_url, "--format", "json")
@@ -144,13 +152,13 @@ def test_adopting_a_bandersnatch_tree_downloads_nothing(tmp_path: Path, bandersn
         assert report["files"] == files and report["linked"] == files
         assert report["metadata"] == len(blake2_paths) - files and report["not_adopted"] == []
         assert json.loads((tree / "state/adopted.json").read_text())["files"] == files
-        # Servable throughout: every page now links the sha256 names, the old names stay...
+        # Servable throughout: bandersnatch's pages are untouched and link the old names...
+        assert _pages(tree) == pages_before
         assert links_resolve(tree) == links_before
-        assert all(p.is_file() for p in blake2_paths)
-        assert _content(tree) == content_before  # same files, hashes, yanks: only links moved
-        # ...and the files are hard links, not copies.
-        linked = [p for p in blake2_paths if p.stat().st_nlink == 2]
-        assert len(linked) == len(blake2_paths)
+        # ...and every file has its sha256 name too, as a hard link (no copy, no download).
+        names = _sha256_names(tree)
+        assert set(names) == blake2_paths
+        assert all(new.samefile(old) for old, new in names.items())
 
         up.reset_stats()
         out = cli("mirror", "--upstream", up.simple_url, "--target", tree, "--quiet").stdout
@@ -158,36 +166,49 @@ def test_adopting_a_bandersnatch_tree_downloads_nothing(tmp_path: Path, bandersn
         assert not [p for p in up.stats if p.startswith("/packages/")], up.stats
         assert_consistent(tree)
         assert links_resolve(tree) == links_before
-        # bandersnatch's names are orphans now (no page lists them); a repair removes them
-        assert all(p.exists() for p in blake2_paths)
-        orphans = cli("verify", "--target", tree, check=False)
-        assert orphans.returncode == 1 and "orphan" in orphans.stdout
-        cli("verify", "--target", tree, "--upstream", up.simple_url, "--repair")
+        # headwater's pages replaced bandersnatch's and the sync released the old names (in one
+        # batch per project): a clean headwater tree, with nothing left to repair.
         assert not [p for p in blake2_paths if p.exists()]
-        cli("verify", "--target", tree)  # exit 0: a clean headwater tree
+        assert all(new.is_file() for new in names.values())
+        cli("verify", "--target", tree)  # exit 0
         mirror(up, direct)
     # bandersnatch's own web/local-stats/ (download statistics) is not headwater's to remove.
     ours = {k: v for k, v in served(tree).items() if not k.startswith("web/local-stats/")}
     assert ours == served(direct)
 
 
+@pytest.mark.parametrize("wrong", ["the file's bytes", "the digest its page records"])
 def test_a_file_that_does_not_match_its_page_is_not_adopted(
-    tmp_path: Path, bandersnatch: Path
+    tmp_path: Path, bandersnatch: Path, wrong: str
 ) -> None:
     corpus = _corpus()
     tree = tmp_path / "tree"
     with Upstream(corpus, pypi_paths=True).running() as up:
         bandersnatch_mirror(bandersnatch, up, tree)
-        victim = next(p for p in (tree / "web/packages").rglob("*.whl"))
-        data = bytearray(victim.read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        victim.write_bytes(bytes(data))
+        page = next(iter(sorted((tree / "web/simple").glob("*/index.v1_json"))))
+        data = json.loads(page.read_bytes())
+        entry = next(f for f in data["files"] if f["filename"].endswith(".whl"))
+        victim = page.parent / entry["url"]
+        if wrong == "the file's bytes":
+            body = bytearray(victim.read_bytes())
+            body[len(body) // 2] ^= 0xFF
+            victim.write_bytes(bytes(body))
+            claimed = entry["hashes"]["sha256"]
+        else:  # the page lies about an intact file (the digest of other bytes)
+            claimed = hashlib.sha256(b"other bytes").hexdigest()
+            entry["hashes"]["sha256"] = claimed
+            page.write_text(json.dumps(data))
         done = cli("adopt", "--target", tree, "--upstream", up.simple_url, check=False)
         assert done.returncode == 1
         assert victim.name in done.stderr and "do not match the sha256" in done.stderr
+        # Nothing under the claimed digest, nor under the file's real one (not adopted at all).
+        real = hashlib.sha256(victim.read_bytes()).hexdigest()
+        for digest in {claimed, real}:
+            assert not (tree / file_key(digest, victim.name)).exists()
+            assert not (tree / metadata_key(digest, victim.name)).exists()
         up.reset_stats()
         out = cli("mirror", "--upstream", up.simple_url, "--target", tree, "--quiet").stdout
-        # exactly the damaged file is fetched again (its .metadata was adopted: same digest)
+        # exactly that file is fetched again (its .metadata comes out of it)
         assert "downloaded 1 files" in out, out
         assert_consistent(tree)
 

@@ -15,15 +15,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from aiohttp import web
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from headwater.repository.http import HttpRepository, RetryPolicy, client_session
+from headwater.simple.names import NormalizedName
 from headwater.simple.negotiation import JSON_V1
 from headwater.storage import FileStorage
 from headwater.sync.engine import Mirror
+from headwater.sync.references import Change, References, file_keys
 from headwater.sync.state import MirrorState
+from headwater.sync.tree import Tree, prune_empty_directories
 from headwater.sync.verify import verify_tree
 from tests.aioserve import aiohttp_serving
 from tests.sync.test_crash import assert_consistent
@@ -56,6 +60,7 @@ class DyingStorage(FileStorage):
     def __init__(self, root: Path, die_at: int | None) -> None:
         super().__init__(root, durability="none")
         self.left = die_at
+        self.died_in_batch: tuple[int, int] | None = None  # (keys removed, keys asked)
 
     def _tick(self) -> None:
         if self.left is not None:
@@ -74,6 +79,18 @@ class DyingStorage(FileStorage):
     async def delete(self, key: str) -> bool:
         self._tick()
         return await super().delete(key)
+
+    async def delete_many(self, keys: Sequence[str]) -> list[bool]:
+        """Dies part way through a batch, as a process would: the keys before the fatal one are
+        gone (one batch on the storage thread), the rest are not."""
+        for count in range(len(keys)):
+            try:
+                self._tick()
+            except Killed:
+                await super().delete_many(keys[:count])
+                self.died_in_batch = (count, len(keys))
+                raise
+        return await super().delete_many(keys)
 
 
 async def serve(state: dict[str, State], broken: set[str] | None = None, slow: float = 0.0) -> Any:
@@ -267,5 +284,81 @@ def test_a_file_pinned_by_a_project_that_then_fails_is_not_leaked(tmp_path: Path
             assert listed(tmp_path) == {"beta": ("beta-1.0.tar.gz",)}
             report = await verify_tree(FileStorage(tmp_path))
             assert report.ok, report.problems  # odd.exe is neither listed nor held: removed
+
+    asyncio.run(scenario())
+
+
+def test_a_run_killed_inside_a_batched_release_leaves_every_page_whole(tmp_path: Path) -> None:
+    """A project drops all its files at once (one batched removal of the files, their
+    .metadata and .provenance, then its markers), and the run dies at every point of it in
+    turn: no page ever points at a missing file, and the next run leaves a tree verify passes."""
+
+    async def scenario() -> None:
+        before: State = {
+            "alpha": ("alpha-1.0.tar.gz", "odd.exe", "zeta-1.0.tar.gz"),
+            "beta": ("beta-1.0.tar.gz", "zeta-1.0.tar.gz"),
+        }
+        after: State = {"alpha": (), "beta": ("beta-1.0.tar.gz", "zeta-1.0.tar.gz")}
+        upstream: dict[str, State] = {"now": before}
+        inside = set()
+        async with await serve(upstream) as url, client_session() as session:
+            for die_at in range(40):
+                root = tmp_path / str(die_at)
+                upstream["now"] = before
+                repo = HttpRepository(url, session, retry=FAST)
+                assert (await Mirror(repo, FileStorage(root)).run()).ok
+                upstream["now"] = after
+                dying = DyingStorage(root, die_at)
+                try:
+                    await Mirror(repo, dying).run()
+                except BaseException as exc:
+                    if not killed(exc):
+                        raise
+                if dying.died_in_batch is not None:
+                    inside.add(dying.died_in_batch)
+                assert_consistent(root)
+                assert (await Mirror(repo, FileStorage(root)).run()).ok
+                assert_consistent(root)
+                assert listed(root) == after
+                report = await verify_tree(FileStorage(root))
+                assert report.ok, (die_at, report.problems)
+        # alpha's batch: its own sdist (file, .metadata, .provenance) and the two foreign files
+        # (zeta's stays for beta): the run died after each prefix of it.
+        assert {done for done, asked in inside if asked == 6} == set(range(6)), inside
+
+    asyncio.run(scenario())
+
+
+def test_two_projects_dropping_a_shared_file_in_one_batch_remove_it(tmp_path: Path) -> None:
+    """alpha and beta both list zeta's sdist (a marker each); both pages drop it and are released
+    in one batch. Each must not keep the file for the other's marker, which is stale once the
+    other's page is written: the file and both markers go, and verify finds no orphan."""
+
+    async def scenario() -> None:
+        shared = "zeta-1.0.tar.gz"
+        upstream: dict[str, State] = {
+            "now": {"alpha": ("alpha-1.0.tar.gz", shared), "beta": ("beta-1.0.tar.gz", shared)}
+        }
+        async with await serve(upstream) as url, client_session() as session:
+            repo = HttpRepository(url, session, retry=FAST)
+            assert (await Mirror(repo, FileStorage(tmp_path)).run()).ok
+        storage = FileStorage(tmp_path)
+        tree = Tree(storage)
+        changes: list[Change] = []
+        for name in ("alpha", "beta"):
+            old = await tree.read_project(NormalizedName(name))
+            assert old is not None
+            new = msgspec.structs.replace(
+                old, files=tuple(f for f in old.files if f.filename != shared)
+            )
+            await tree.write_project(new)
+            changes.append((NormalizedName(name), file_keys(old), file_keys(new)))
+        assert await References(tree).release_many(changes) == 1
+        assert not list((tmp_path / "web/packages").rglob(shared))
+        assert not list((tmp_path / "state/refs").rglob("alpha"))
+        assert not list((tmp_path / "state/refs").rglob("beta"))
+        await prune_empty_directories(storage, tree.removed)
+        report = await verify_tree(storage)
+        assert report.ok, report.problems
 
     asyncio.run(scenario())

@@ -129,6 +129,11 @@ class Storage(Protocol):
         """Remove ``key``; return whether it existed."""
         ...
 
+    async def delete_many(self, keys: Sequence[str]) -> list[bool]:
+        """Remove each key, in order, in as few trips as the storage allows; return whether each
+        existed. Each removal stands on its own: a crash may leave a prefix of the list done."""
+        ...
+
     def iter_keys(self, prefix: str = "") -> AsyncIterator[str]:
         """Every key under the directory ``prefix`` (recursively), in no particular order."""
         ...

@@ -638,6 +638,16 @@ class FileStorage:
             self._unsynced_dirs.add(Path(path).parent)
         return True
 
+    async def delete_many(self, keys: Sequence[str]) -> list[bool]:
+        paths = [self._target(key) for key in keys]  # check every key first
+        if not paths:
+            return []
+        self._dirty = True  # before: a failure part way has removed a prefix
+        existed = await self._thread.run(_unlink_all, paths)
+        if self.durability == "fsync":
+            self._unsynced_dirs.update(Path(path).parent for path in paths)
+        return existed
+
     async def iter_keys(self, prefix: str = "") -> AsyncIterator[str]:
         base = self.path(prefix.rstrip("/")) if prefix.strip("/") else self.root
         keys = await asyncio.to_thread(self._walk, base)
@@ -709,6 +719,19 @@ class FileStorage:
             leftover.unlink(missing_ok=True)
             removed += 1
         return removed
+
+
+def _unlink_all(paths: list[str]) -> list[bool]:
+    """Unlink each path in order (one trip to the storage thread for all); whether each existed."""
+    existed = []
+    for path in paths:
+        try:
+            os.unlink(path)
+        except (FileNotFoundError, NotADirectoryError):
+            existed.append(False)
+        else:
+            existed.append(True)
+    return existed
 
 
 def _make_dirs(directory: str, mode: int = 0o755) -> str | None:

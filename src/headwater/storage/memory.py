@@ -72,6 +72,11 @@ class MemoryStorage:
     async def delete(self, key: str) -> bool:
         return self.objects.pop(check_key(key), None) is not None
 
+    async def delete_many(self, keys: Sequence[str]) -> list[bool]:
+        for key in keys:  # every key checked before any is removed, like the file system
+            check_key(key)
+        return [self.objects.pop(key, None) is not None for key in keys]
+
     async def iter_keys(self, prefix: str = "") -> AsyncIterator[str]:
         directory = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
         for key in list(self.objects):

@@ -367,6 +367,13 @@ class S3Storage:
             await self._call(obstore.delete, self._obstore(), self._object_key(key))
         return True
 
+    async def delete_many(self, keys: Sequence[str]) -> list[bool]:
+        for key in keys:  # every key checked before any is removed, like the file system
+            check_key(key)
+        # In order, one request pair per key: whether each existed is part of the answer, and
+        # DeleteObjects does not say (S3 answers "deleted" for a key that was never there).
+        return [await self.delete(key) for key in keys]
+
     async def iter_keys(self, prefix: str = "") -> AsyncIterator[str]:
         directory = prefix.strip("/")
         if directory:

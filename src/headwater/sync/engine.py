@@ -57,7 +57,7 @@ from headwater.storage.layout import (
 )
 from headwater.sync.commit import Barrier, Committer, Ready
 from headwater.sync.plan import Plan, ProjectTask, plan_sync
-from headwater.sync.references import References, file_keys
+from headwater.sync.references import Change, References, file_keys
 from headwater.sync.state import MirrorState, ProjectState
 from headwater.sync.summary import NullReporter, Reporter, Summary
 from headwater.sync.tree import Tree, prune_empty_directories
@@ -457,9 +457,9 @@ class Mirror:
             return
         # Only a project the tree already had can have an old page (and old files) to replace;
         # read them before anything is overwritten.
-        olds: list[ProjectPage | None] = []
-        for item in batch:
-            olds.append(await self.tree.read_project(item.page.name) if item.known else None)
+        olds: list[ProjectPage | None] = list(
+            await asyncio.gather(*(self._old_page(item) for item in batch))
+        )
         try:
             await self.tree.write_projects([item.page for item in batch])
             written = [True] * len(batch)
@@ -476,16 +476,30 @@ class Mirror:
                     written.append(False)
                 else:
                     written.append(True)
-        for item, old, ok in zip(batch, olds, written, strict=True):
-            if not ok:
-                continue
-            name = item.page.name
+        published = [(item, old) for item, old, ok in zip(batch, olds, written, strict=True) if ok]
+        # What each page no longer lists (its old page's files, and those the filters dropped),
+        # released for the whole batch at once: one trip to the storage for all the removals.
+        changes: list[Change] = []
+        for item, old in published:
+            before = file_keys(old)
+            if item.dropped:
+                extra = file_keys(msgspec.structs.replace(item.page, files=item.dropped))
+                for key, has_metadata in extra.items():
+                    before[key] = before.get(key, False) or has_metadata
+            changes.append((item.page.name, before, file_keys(item.page)))
+        try:
+            self.summary.files_removed += await self.refs.release_many(changes)
+        except (HeadwaterError, OSError) as exc:
+            for item, _ in published:
+                name = item.page.name
+                self.summary.failed[name] = f"could not remove replaced files: {exc}"
+                self.reporter.project_done(name, str(exc))
+            # not journaled: the next run syncs them again and retries the removal
+            await self._maybe_flush()
+            return
+        for (item, _), (name, _, listed) in zip(published, changes, strict=True):
             try:
-                self.summary.files_removed += await self.refs.release(name, old, item.page)
-                await self._release_held(name, file_keys(item.page))
-                if item.dropped:
-                    extra = msgspec.structs.replace(item.page, files=item.dropped)
-                    self.summary.files_removed += await self.refs.release(name, extra, item.page)
+                await self._release_held(name, listed)
             except (HeadwaterError, OSError) as exc:
                 self.summary.failed[name] = f"could not remove replaced files: {exc}"
                 self.reporter.project_done(name, str(exc))
@@ -494,6 +508,9 @@ class Mirror:
             self.state.record(name, ProjectState(item.page.last_serial, item.etag))
             self.reporter.project_done(name, None)
         await self._maybe_flush()
+
+    async def _old_page(self, item: Ready) -> ProjectPage | None:
+        return await self.tree.read_project(item.page.name) if item.known else None
 
     async def _fetch_files(self, page: ProjectPage) -> list[File]:
         """Fetch every file of ``page``; all are tried even when one fails (what succeeded is kept

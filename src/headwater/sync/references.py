@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from posixpath import normpath
 
 from headwater.simple.json import parse_project_page_json
@@ -35,6 +35,7 @@ from headwater.sync.tree import Tree
 
 __all__ = [
     "REFS",
+    "Change",
     "References",
     "file_keys",
     "foreign_keys",
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 REFS = f"{STATE_DIR}/refs"
+#: A project's page changed: (project, keys it listed, keys it lists now), as :func:`file_keys`.
+Change = tuple[NormalizedName, dict[str, bool], dict[str, bool]]
 _PACKAGES = f"{WEB}/packages/"
 _METADATA = ".metadata"
 _PROVENANCE = ".provenance"
@@ -131,6 +134,7 @@ class References:
         self._removing: dict[str, asyncio.Event] = {}
         self._lock = asyncio.Lock()
         self._deferred: set[str] = set()
+        self._marker_index: dict[str, set[str]] | None = None
 
     def pin(self, keys: Iterable[str]) -> list[str]:
         """Hold ``keys`` in the tree until :meth:`unpin`: a project about to list them takes the
@@ -153,9 +157,12 @@ class References:
     async def record(self, page: ProjectPage) -> None:
         """Write the markers of the foreign files ``page`` lists; call before the page is written
         (and before the barrier that makes its files durable, which covers the markers too)."""
-        items = [(marker_key(key, page.name), b"") for key in foreign_keys(page)]
-        if items:
-            await self.storage.write_many(items)
+        foreign = foreign_keys(page)
+        if foreign:
+            markers = await self._markers()
+            for key in foreign:  # known before written (see _markers)
+                markers.setdefault(key, set()).add(page.name)
+            await self.storage.write_many([(marker_key(key, page.name), b"") for key in foreign])
 
     async def release(
         self, project: NormalizedName, old: ProjectPage | None, new: ProjectPage | None
@@ -169,80 +176,136 @@ class References:
         self, project: NormalizedName, before: dict[str, bool], after: dict[str, bool]
     ) -> int:
         """:meth:`release` for key sets (key -> whether its ``.metadata`` is listed)."""
+        return await self.release_many([(project, before, after)])
+
+    async def release_many(self, changes: Sequence[Change]) -> int:
+        """:meth:`release_keys` for several projects' pages at once (each project once): the
+        removals of all of them in one storage call. Returns how many files were removed."""
         # One release at a time: two projects dropping a shared file at once would each see the
         # other's marker, keep the file, then both remove their markers (a leaked orphan).
         async with self._lock:
-            return await self._release(project, before, after)
+            return await self._release(changes)
 
-    async def _release(
-        self, project: NormalizedName, before: dict[str, bool], after: dict[str, bool]
-    ) -> int:
+    async def _release(self, changes: Sequence[Change]) -> int:
+        """Batched: every lookup first (the owners' pages, the markers), then every decision with
+        no await in between, then one storage call for all the removals and one for the markers.
+        The first sync after ``headwater adopt`` drops every old name of every page it replaces:
+        a trip to the storage thread per file (or per project, behind the page writes queued
+        there) made that sync several times slower than a full one."""
+        decisions: list[tuple[NormalizedName, list[tuple[str, bool]], set[str]]] = []
+        for project, before, after in changes:
+            dropping: list[tuple[str, bool]] = []  # (key, whether the file itself goes)
+            for key, had_metadata in before.items():
+                if key in after and (after[key] or not had_metadata):
+                    continue  # still listed (with its .metadata if it had one)
+                dropping.append((key, key not in after))
+            elsewhere = await self._referenced_elsewhere([key for key, _ in dropping], project)
+            decisions.append((project, dropping, elsewhere))
+            # This project's markers for what its page no longer lists are stale from now on
+            # (the page is written): the next project of the batch must not count them, or two
+            # projects dropping one shared file would each keep it for the other (a leak).
+            markers = await self._markers()
+            for key, _ in dropping:
+                if key not in after and owner_of(key) != project:
+                    markers.get(key, set()).discard(project)
+        keys: list[str] = []
         removed = 0
-        for key, had_metadata in before.items():
-            if key in after and (after[key] or not had_metadata):
-                continue  # still listed (with its .metadata if it had one)
-            dropped_file = key not in after
-            if await self._referenced_elsewhere(key, project):
-                continue
-            if self._pins[key] > 0:
-                # A project in flight is about to list it, or fails first: decided at the end.
+        registered: dict[str, asyncio.Event] = {}
+        # No await from the pin checks to registering the removals: a project that pins one of
+        # these keys from here on waits in settled() and then finds the file gone.
+        for _project, dropping, elsewhere in decisions:
+            for key, dropped_file in dropping:
+                if key in elsewhere or key in registered:
+                    continue
+                if self._pins[key] > 0:
+                    # A project in flight is about to list it, or fails first: decided at the end.
+                    if dropped_file:
+                        self._deferred.add(key)
+                    continue
+                event = self._removing[key] = registered[key] = asyncio.Event()
                 if dropped_file:
-                    self._deferred.add(key)
-                continue
-            # No await between the last check and registering the removal: a project that pins
-            # the key from here on waits in settled() and then finds the file gone.
-            event = self._removing[key] = asyncio.Event()
-            try:
-                if dropped_file:
-                    await self.tree.remove_file(key)
+                    keys += [key, key + _METADATA, key + _PROVENANCE]
                     removed += 1
-                await self.tree.remove_file(key + _METADATA)
-                if dropped_file:
-                    await self.tree.remove_file(key + _PROVENANCE)
-            finally:
+                else:
+                    keys.append(key + _METADATA)
+        try:
+            await self.tree.remove_files(keys)
+        finally:
+            for key, event in registered.items():
                 del self._removing[key]
                 event.set()
-        for key in before:
-            if key not in after and owner_of(key) != project:
-                await self.storage.delete(marker_key(key, project))
+        # The markers go after the files: a crash in between leaves markers no page calls for,
+        # which keep nothing that is still there and which verify --repair removes.
+        gone = [
+            (key, project)
+            for project, before, after in changes
+            for key in before
+            if key not in after and owner_of(key) != project
+        ]
+        if gone:
+            await self.storage.delete_many([marker_key(key, project) for key, project in gone])
         return removed
 
     async def settle(self) -> int:
         """At the end of a run (no project in flight): remove the files a release kept only
         because a project had pinned them, if in the end no page lists them (the pinning project
         failed, or its page left them out) and no failed project holds them. Returns how many."""
-        removed = 0
         async with self._lock:
             deferred, self._deferred = sorted(self._deferred), set()
-            for key in deferred:
-                if self._pins[key] > 0 or await self._referenced_elsewhere(key, None):
-                    continue
-                await self.tree.remove_file(key)
-                await self.tree.remove_file(key + _METADATA)
-                await self.tree.remove_file(key + _PROVENANCE)
-                removed += 1
-        return removed
+            elsewhere = await self._referenced_elsewhere(deferred, None)
+            doomed = [key for key in deferred if self._pins[key] <= 0 and key not in elsewhere]
+            await self.tree.remove_files(
+                [name for key in doomed for name in (key, key + _METADATA, key + _PROVENANCE)]
+            )
+        return len(doomed)
 
-    async def _referenced_elsewhere(self, key: str, project: NormalizedName | None) -> bool:
-        """Whether a page (or a held file list) other than ``project``'s references ``key``;
-        with ``project`` None, whether anything does."""
-        if any(key in keys for name, keys in self.held.items() if name != project):
-            return True
-        owner = owner_of(key)
-        if owner is not None and owner != project and is_normalized(owner):
-            try:
-                raw = await self.storage.read_bytes(page_key(owner, "json"))
-            except NotFound:
-                pass
-            else:
-                try:
-                    page = parse_project_page_json(raw)
-                except InvalidPage:
-                    return True  # cannot tell: keep the file (verify reports the page)
-                if key in file_keys(page):
-                    return True
-        prefix = f"{REFS}/{key.removeprefix(_PACKAGES)}/"
-        async for marker in self.storage.iter_keys(prefix):
-            if marker.rsplit("/", 1)[1] != project:
-                return True
-        return False
+    async def _markers(self) -> dict[str, set[str]]:
+        """Which projects' markers name each file key: read from storage once per run (one
+        listing, not one per file), then kept current by :meth:`record` and :meth:`release`, the
+        only writers while the run holds the tree. An entry is added before its marker is written
+        (a failure in between only keeps a file longer) and dropped once the page that called for
+        it is written without the file (the marker is stale from then on, whenever its removal
+        reaches the storage)."""
+        if self._marker_index is None:
+            index: dict[str, set[str]] = {}
+            async for marker in self.storage.iter_keys(REFS):
+                path, _, name = marker.removeprefix(f"{REFS}/").rpartition("/")
+                index.setdefault(_PACKAGES + path, set()).add(name)
+            self._marker_index = index
+        return self._marker_index
+
+    async def _referenced_elsewhere(
+        self, keys: list[str], project: NormalizedName | None
+    ) -> set[str]:
+        """Those of ``keys`` a page (or a held file list) other than ``project``'s references;
+        with ``project`` None, those anything references. Each owner's page is read once."""
+        if not keys:
+            return set()
+        held = {key for name, listed in self.held.items() if name != project for key in listed}
+        markers = await self._markers()
+        owners: dict[NormalizedName, frozenset[str] | None] = {}
+        found: set[str] = set()
+        for key in keys:
+            if key in held or any(name != project for name in markers.get(key, ())):
+                found.add(key)
+                continue
+            owner = owner_of(key)
+            if owner is None or owner == project or not is_normalized(owner):
+                continue
+            if owner not in owners:
+                owners[owner] = await self._listed_by(owner)
+            listed = owners[owner]
+            if listed is None or key in listed:  # None: unreadable page, keep the file
+                found.add(key)
+        return found
+
+    async def _listed_by(self, owner: NormalizedName) -> frozenset[str] | None:
+        """The files ``owner``'s page lists (empty without a page; None when unreadable)."""
+        try:
+            raw = await self.storage.read_bytes(page_key(owner, "json"))
+        except NotFound:
+            return frozenset()
+        try:
+            return frozenset(file_keys(parse_project_page_json(raw)))
+        except InvalidPage:
+            return None  # cannot tell (verify reports the page)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -99,15 +100,18 @@ class Tree:
         await self.storage.write_bytes(LAST_MODIFIED, moment.strftime("%Y%m%dT%H:%M:%S\n").encode())
         self.written.append(LAST_MODIFIED)
 
-    async def remove_file(self, key: str) -> None:
-        """Remove a distribution or metadata file."""
-        if await self.storage.delete(key):
-            self.removed.append(key)
+    async def remove_files(self, keys: list[str]) -> None:
+        """Remove distribution and metadata files, in order, in one storage call."""
+        if keys:
+            existed = await self.storage.delete_many(keys)
+            self.removed.extend(key for key, gone in zip(keys, existed, strict=True) if gone)
 
 
 # Directories a deletion may leave empty: a project's page directory and a file's sha256 path.
 # ``web/simple`` and ``web/packages`` themselves stay (an empty mirror still has them).
 _PRUNED = (f"{WEB}/simple", f"{WEB}/packages")
+_PRUNE_THREADS = 4
+_PRUNE_SHARE = 256  # fewer candidate directories than this: one thread
 
 
 def _prunable(storage: FileStorage) -> tuple[Path, set[Path]]:
@@ -126,15 +130,8 @@ async def prune_empty_directories(storage: Storage, keys: Iterable[str] | None =
     web, stops = _prunable(storage)
     starts = None if keys is None else {storage.path(key).parent for key in keys}
 
-    def work() -> int:
+    def prune(candidates: list[Path]) -> int:
         removed = 0
-        candidates: list[Path] = []
-        if starts is None:
-            for top in _PRUNED:
-                for dirpath, _dirs, _files in os.walk(storage.root / top, topdown=False):
-                    candidates.append(Path(dirpath))
-        else:
-            candidates = sorted(starts, key=lambda p: len(p.parts), reverse=True)
         for directory in candidates:
             while directory not in stops and directory.is_relative_to(web):
                 try:
@@ -144,6 +141,31 @@ async def prune_empty_directories(storage: Storage, keys: Iterable[str] | None =
                 removed += 1
                 directory = directory.parent
         return removed
+
+    def work() -> int:
+        candidates: list[Path] = []
+        if starts is None:
+            for top in _PRUNED:
+                for dirpath, _dirs, _files in os.walk(storage.root / top, topdown=False):
+                    candidates.append(Path(dirpath))
+        else:
+            candidates = sorted(starts, key=lambda p: len(p.parts), reverse=True)
+        if len(candidates) < _PRUNE_SHARE:
+            return prune(candidates)
+        # Several threads, each a set of whole subtrees (web/packages/<aa>, web/simple/<name>):
+        # no directory is in two shares, and each share stays deepest first. Measured at load 12
+        # on this machine's ext4: 7,700 directories took 20 s one after another, 1-2.6 s in 4
+        # threads (each rmdir waits on the file system far longer than it computes).
+        shares: dict[str, list[Path]] = {}
+        for directory in candidates:
+            parts = directory.relative_to(web).parts
+            shares.setdefault("/".join(parts[:2]), []).append(directory)
+        groups = list(shares.values())
+        work_lists = [
+            [d for group in groups[i::_PRUNE_THREADS] for d in group] for i in range(_PRUNE_THREADS)
+        ]
+        with ThreadPoolExecutor(max_workers=_PRUNE_THREADS) as pool:
+            return sum(pool.map(prune, work_lists))
 
     return await asyncio.to_thread(work)
 
