@@ -25,6 +25,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -47,7 +48,9 @@ from headwater.sync.bundle.listing import (
     write_json,
 )
 from headwater.sync.bundle.manifest import Entry, InvalidBundle, Manifest, Piece
-from headwater.sync.bundle.reader import Bundle, open_bundle
+from headwater.sync.bundle.order import BARRIER_RANK
+from headwater.sync.bundle.pipeline import WriteBehind, start_writeback
+from headwater.sync.bundle.reader import Bundle, ChunkSink, open_bundle
 
 __all__ = ["Imported", "Verified", "describe_tree", "import_bundle", "verify_bundle"]
 
@@ -194,21 +197,33 @@ def _check_present(root: Path, manifest: Manifest) -> None:
 class _Stager:
     """The reader's sink during staging. The reader checks a piece's digests before it asks for
     the next piece, so when a piece begins, the one before it is verified: if that was an entry's
-    last piece, the entry is closed and renamed to its staged name."""
+    last piece, the entry is closed and renamed to its staged name.
 
-    def __init__(self, staging: Path) -> None:
+    The writes, closes and renames run in order on a :class:`WriteBehind` thread, so the disk
+    writes while the reader reads and hashes; each finished file's write-back starts at once
+    (:func:`start_writeback`), so the barrier after staging finds little left to write."""
+
+    def __init__(self, staging: Path, writer: WriteBehind) -> None:
         self.staging = staging
+        self.writer = writer
         self.out: BinaryIO | None = None
+        #: Files opened and not yet promoted (closed by close() when the writer skipped them).
+        self.open: set[BinaryIO] = set()
         self.last: tuple[int, Entry, Piece] | None = None
 
-    def __call__(self, index: int, entry: Entry, piece: Piece) -> BinaryIO | None:
+    def __call__(self, index: int, entry: Entry, piece: Piece) -> ChunkSink | None:
         self.settle()
         if (self.staging / str(index)).exists():
             return None  # staged (and verified) by an earlier run
         if piece.offset == 0:
             self.out = (self.staging / f"{index}.partial").open("wb")
+            self.open.add(self.out)
         self.last = (index, entry, piece)
-        return self.out
+        return self if self.out is not None else None
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        assert self.out is not None
+        self.writer.submit(partial(self.out.write, chunk))
 
     def settle(self) -> None:
         """Promote the entry whose piece was just read, if that piece was its last."""
@@ -218,23 +233,34 @@ class _Stager:
         self.last = None
         if piece.offset + piece.length < entry.size or self.out is None:
             return
-        self.out.close()
+        self.writer.submit(partial(self._promote, self.out, index))
         self.out = None
+
+    def _promote(self, out: BinaryIO, index: int) -> None:
+        """A verified entry's staged file: written out, closed, given its staged name."""
+        out.flush()
+        start_writeback(out.fileno())
+        out.close()
+        self.open.discard(out)
         (self.staging / f"{index}.partial").replace(self.staging / str(index))
 
     def close(self) -> None:
-        if self.out is not None:
-            self.out.close()
-            self.out = None
+        """Stop the writer (what it had queued is skipped), then close the open file."""
+        self.writer.close()
+        for out in self.open:
+            out.close()
+        self.open.clear()
+        self.out = None
 
 
 def _stage(bundle: Bundle, staging: Path, progress: Progress | None) -> None:
     staging.mkdir(parents=True, exist_ok=True)
-    stager = _Stager(staging)
+    stager = _Stager(staging, WriteBehind())
     try:
         for volume in range(1, bundle.manifest.volumes + 1):
             bundle.stream(volume, stager, progress)
         stager.settle()
+        stager.writer.drain()
     except InvalidBundle:
         stager.close()
         shutil.rmtree(staging, ignore_errors=True)
@@ -244,13 +270,18 @@ def _stage(bundle: Bundle, staging: Path, progress: Progress | None) -> None:
 
 
 def _apply(root: Path, manifest: Manifest, staging: Path) -> int:
-    """Move staged entries into place in apply order, with a barrier after the files."""
+    """Move staged entries into place in apply order, with a barrier after the files.
+
+    The order is :func:`apply_rank`'s whatever the manifest's (``bundle create`` lists the files
+    in their order on its disk): files and sidecars, the barrier, then the rest."""
     written = 0
     files_done = False
-    for index, entry in enumerate(manifest.entries):
+    order = sorted(range(len(manifest.entries)), key=lambda i: apply_rank(manifest.entries[i].key))
+    for index in order:
+        entry = manifest.entries[index]
         if not entry.included:
             continue
-        if not files_done and apply_rank(entry.key)[0] >= 2:
+        if not files_done and apply_rank(entry.key)[0] >= BARRIER_RANK:
             _sync(root)
             files_done = True
         staged = staging / str(index)
