@@ -8,9 +8,11 @@ Import runs in phases, each safe to kill and resumable by running the same impor
    tree with its size (and, for anything not content-addressed, its sha256).
 2. **Stage**: each entry's bytes stream into ``state/bundle-import/<bundle>/<n>.partial``
    and, once they hash to the signed digest, are renamed to ``<n>``. A staged entry is
-   therefore always a verified one, and a resumed import skips it. A hash that does not match
-   removes the staging directory: the tree is exactly as it was. Then a durability barrier and a
-   ``staged`` marker.
+   therefore always a verified one; a resumed import keeps it if its bytes are still there (a
+   power loss before the barrier can leave the name without the bytes: each is hashed again on
+   resume) and stages it again otherwise. A hash that does not match removes the staging
+   directory: the tree is exactly as it was. Then one durability barrier for all staged files
+   (the write-back of each was started when it was finished) and a ``staged`` marker.
 3. **Apply** in the mirror's order (:mod:`headwater.sync.bundle.listing`): files by rename
    (same file system: no copy), a barrier, then pages, the root, ``web/last-modified`` and the
    state, a barrier; then what the manifest does not name is removed, pages before files, and
@@ -209,15 +211,26 @@ class _Stager:
         self.out: BinaryIO | None = None
         #: Files opened and not yet promoted (closed by close() when the writer skipped them).
         self.open: set[BinaryIO] = set()
+        #: Entries an earlier run staged whose bytes are intact (kept, not read again).
+        self.kept: set[int] = set()
         self.last: tuple[int, Entry, Piece] | None = None
 
     def __call__(self, index: int, entry: Entry, piece: Piece) -> ChunkSink | None:
         self.settle()
-        if (self.staging / str(index)).exists():
-            return None  # staged (and verified) by an earlier run
         if piece.offset == 0:
+            staged = self.staging / str(index)
+            if staged.exists():
+                # Staged by an earlier run that stopped before the barrier: its name was given
+                # after its bytes were verified, but a power loss can leave a renamed file
+                # without its bytes (they were in memory). Trusted only if they are there.
+                if _intact(staged, entry):
+                    self.kept.add(index)
+                    return None
+                staged.unlink()
             self.out = (self.staging / f"{index}.partial").open("wb")
             self.open.add(self.out)
+        elif index in self.kept:
+            return None
         self.last = (index, entry, piece)
         return self if self.out is not None else None
 
@@ -251,6 +264,15 @@ class _Stager:
             out.close()
         self.open.clear()
         self.out = None
+
+
+def _intact(staged: Path, entry: Entry) -> bool:
+    try:
+        if staged.stat().st_size != entry.size:
+            return False
+    except FileNotFoundError:
+        return False
+    return hash_path(staged) == entry.sha256
 
 
 def _stage(bundle: Bundle, staging: Path, progress: Progress | None) -> None:
