@@ -268,6 +268,7 @@ class _Output:
             self.stream = self.tmp.open("wb")
         self.bytes = 0
         self._unflushed = 0
+        self._hinted = 0
 
     def write(self, data: bytes | memoryview) -> None:
         self.writer.submit(partial(self.stream.write, data))
@@ -278,8 +279,12 @@ class _Output:
             self.writer.submit(self._start_writeback)
 
     def _start_writeback(self) -> None:
+        """Start writing out what was written since the last call (that range only: a hint
+        over the whole file would walk every page of it again each time)."""
         self.stream.flush()
-        start_writeback(self.stream.fileno())
+        end = self.stream.tell()
+        start_writeback(self.stream.fileno(), self._hinted, end - self._hinted)
+        self._hinted = end
 
     def finish(self) -> None:
         self.writer.drain()

@@ -25,7 +25,7 @@ import contextlib
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +38,9 @@ __all__ = ["CHUNK", "DEPTH", "ReadAhead", "Segment", "WriteBehind", "start_write
 CHUNK = 4 << 20
 #: Chunks that may wait in a queue (read ahead of the caller, or written behind it).
 DEPTH = 6
+#: Whether reading and writing run on their own threads (False: in the caller's, in the same
+#: order, with the same hints to the kernel).
+THREADED = os.environ.get("HEADWATER_BUNDLE_THREADS", "1") != "0"
 #: How many files ahead of the one being read the kernel is told about.
 _HINT_AHEAD = 2
 _DONE = object()
@@ -61,14 +64,15 @@ def _advise(fd: int, offset: int, length: int, advice: int) -> None:
             fadvise(fd, offset, length, advice)
 
 
-def start_writeback(fd: int) -> None:
-    """Ask the kernel to start writing ``fd``'s dirty pages now, without waiting for them.
+def start_writeback(fd: int, offset: int = 0, length: int = 0) -> None:
+    """Ask the kernel to start writing ``fd``'s dirty pages (``length`` bytes from ``offset``;
+    0: to the end) now, without waiting for them.
 
     On Linux ``POSIX_FADV_DONTNEED`` starts write-back of the file's dirty pages (and drops those
     already clean, so a bundle does not push the served tree out of the page cache). It is not a
     durability barrier: the caller still syncs before anything depends on the bytes.
     """
-    _advise(fd, 0, 0, getattr(os, "POSIX_FADV_DONTNEED", 4))
+    _advise(fd, offset, length, getattr(os, "POSIX_FADV_DONTNEED", 4))
 
 
 class ShortFile(Exception):
@@ -92,20 +96,31 @@ class ReadAhead:
         stream: BinaryIO | None = None,
         chunk: int = CHUNK,
         depth: int = DEPTH,
+        threaded: bool | None = None,
     ) -> None:
         if (segments is None) == (stream is None):
             raise ValueError("give segments or a stream")
         self._segments = segments
         self._stream = stream
         self._chunk = chunk
+        self._items = self._produce()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bundle-read-ahead", daemon=True)
         self._pending = memoryview(b"")
         self._ended = False
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if THREADED if threaded is None else threaded:
+            self._thread = threading.Thread(target=self._run, name="bundle-read-ahead", daemon=True)
+            self._thread.start()
 
-    # -- the thread --------------------------------------------------------------------------
+    # -- reading (on the thread, or in the caller's when not threaded) -------------------------
+
+    def _produce(self) -> Generator[object]:
+        if self._segments is not None:
+            yield from self._read_segments(self._segments)
+        else:
+            assert self._stream is not None
+            yield from self._read_stream(self._stream)
 
     def _put(self, item: object) -> bool:
         """Queue ``item``; False when the reader was told to stop."""
@@ -119,27 +134,23 @@ class ReadAhead:
 
     def _run(self) -> None:
         try:
-            if self._segments is not None:
-                self._read_segments(self._segments)
-            else:
-                assert self._stream is not None
-                self._read_stream(self._stream)
+            for item in self._items:
+                if not self._put(item):
+                    return
             self._put(_DONE)
         except BaseException as exc:  # handed to the caller, raised there
             self._put(exc)
+        finally:
+            self._items.close()
 
-    def _read_stream(self, stream: BinaryIO) -> None:
+    def _read_stream(self, stream: BinaryIO) -> Iterator[bytes]:
         fd = _fileno(stream)
         if fd is not None:
             _advise(fd, 0, 0, getattr(os, "POSIX_FADV_SEQUENTIAL", 2))
-        while not self._stop.is_set():
-            data = stream.read(self._chunk)
-            if not data:
-                return
-            if not self._put(data):
-                return
+        while data := stream.read(self._chunk):
+            yield data
 
-    def _read_segments(self, segments: Sequence[Segment]) -> None:
+    def _read_segments(self, segments: Sequence[Segment]) -> Iterator[tuple[int, bytes]]:
         hinted = -1
         for index, segment in enumerate(segments):
             # Tell the kernel about the next files now, so its read-ahead does not stop at the
@@ -157,15 +168,21 @@ class ReadAhead:
                     if not data:
                         raise ShortFile(segment)
                     left -= len(data)
-                    if not self._put((index, data)):
-                        return
+                    yield index, data
 
     # -- the caller --------------------------------------------------------------------------
 
     def _next(self) -> object:
         if self._ended:
             return _DONE
-        item = self._queue.get()
+        if self._thread is None:
+            try:
+                item = next(self._items, _DONE)
+            except BaseException:
+                self._ended = True
+                raise
+        else:
+            item = self._queue.get()
         if item is _DONE:
             self._ended = True
         elif isinstance(item, BaseException):
@@ -222,6 +239,9 @@ class ReadAhead:
         return b"".join(parts)
 
     def close(self) -> None:
+        if self._thread is None:
+            self._items.close()
+            return
         self._stop.set()  # a reader waiting for room sees it within its put's timeout
         self._thread.join()
 
@@ -264,12 +284,14 @@ class WriteBehind:
     the next :meth:`submit` or :meth:`drain`, and no later call runs. Use as a context manager:
     leaving it (also on an error) stops the thread, skipping what was still queued."""
 
-    def __init__(self, depth: int = DEPTH) -> None:
+    def __init__(self, depth: int = DEPTH, threaded: bool | None = None) -> None:
         self._queue: queue.Queue[Callable[[], object] | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._abandon = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bundle-write-behind", daemon=True)
-        self._thread.start()
+        self._threaded = THREADED if threaded is None else threaded
+        if self._threaded:
+            self._thread.start()
 
     def _run(self) -> None:
         while True:
@@ -294,11 +316,19 @@ class WriteBehind:
         self._raise()
         if self._abandon.is_set():
             raise RuntimeError("a write failed before: nothing more is written")
+        if not self._threaded:
+            try:
+                call()
+            except BaseException:
+                self._abandon.set()
+                raise
+            return
         self._queue.put(call)
 
     def drain(self) -> None:
         """Wait for every queued call; raise the first error one raised."""
-        self._queue.join()
+        if self._threaded:
+            self._queue.join()
         self._raise()
 
     def close(self) -> None:
