@@ -1,15 +1,12 @@
 """What makes bundles fast without making them less safe: the order files are read in (their place
-on the disk), the read-ahead and write-behind threads (exact bytes, bounded memory, errors that
-reach the caller and stop the threads), the importer's own apply order, and staged files a power
-loss emptied before the barrier."""
+on the disk), the reader's one reused buffer (exact bytes, bounded memory, errors named), the
+importer's own apply order, and staged files a power loss emptied before the barrier."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import os
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +26,7 @@ from headwater.sync.bundle.manifest import (
     load_public_key,
 )
 from headwater.sync.bundle.order import BARRIER_RANK, disk_positions, first_extent, read_order
-from headwater.sync.bundle.pipeline import ReadAhead, Segment, ShortFile, WriteBehind
+from headwater.sync.bundle.pipeline import CHUNK, Segment, ShortFile, read_segments
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
 from tests.sync.bundles import mirror, snapshot
@@ -229,7 +226,7 @@ def test_a_file_that_shrinks_while_packed_stops_create(
     with Upstream(Corpus.generate(3, releases=1, files=2, seed=9)).running() as up:
         mirror(up, source)
     victim = next(p for p in (source / "web/packages").rglob("*.whl"))
-    real = create.disk_positions
+    real = disk_positions
 
     def then_shrink(*args, **kwargs):  # type: ignore[no-untyped-def]
         positions = real(*args, **kwargs)
@@ -240,10 +237,9 @@ def test_a_file_that_shrinks_while_packed_stops_create(
     with pytest.raises(BundleError, match="shorter than when it was listed"):
         create_bundle(source, load_private_key(private), tmp_path / "b")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k", "k.pub", "source"], "output left"
-    assert not any(t.name.startswith("bundle-") for t in threading.enumerate())
 
 
-# -- read ahead, write behind -----------------------------------------------------------------
+# -- reading through one buffer ----------------------------------------------------------------
 
 
 @settings(max_examples=60, deadline=None)
@@ -251,14 +247,9 @@ def test_a_file_that_shrinks_while_packed_stops_create(
     st.lists(st.binary(max_size=300), min_size=1, max_size=5),
     st.data(),
     st.integers(1, 64),
-    st.integers(1, 4),
 )
-def test_read_ahead_gives_every_segment_exactly(
-    tmp_path_factory: pytest.TempPathFactory,
-    bodies: list[bytes],
-    data: st.DataObject,
-    chunk: int,
-    depth: int,
+def test_read_segments_gives_every_segment_exactly(
+    tmp_path_factory: pytest.TempPathFactory, bodies: list[bytes], data: st.DataObject, chunk: int
 ) -> None:
     where = tmp_path_factory.mktemp("segments")
     segments, expected = [], []
@@ -271,119 +262,79 @@ def test_read_ahead_gives_every_segment_exactly(
     order = data.draw(st.permutations(range(len(bodies))))
     got = [b""] * len(bodies)
     seen = []
-    with ReadAhead(segments=[segments[i] for i in order], chunk=chunk, depth=depth) as r:
-        for index, piece in r.chunks():
-            assert 0 < len(piece) <= chunk
-            seen.append(index)
-            got[index] += piece
+    for index, piece in read_segments([segments[i] for i in order], bytearray(chunk)):
+        assert 0 < len(piece) <= chunk
+        seen.append(index)
+        got[index] += bytes(piece)  # a view of the buffer: copied before the next
     assert seen == sorted(seen)
     assert got == [expected[i] for i in order]
 
 
-@settings(max_examples=80, deadline=None)
-@given(st.binary(max_size=2000), st.lists(st.integers(0, 300), max_size=40), st.integers(1, 97))
-def test_read_ahead_of_a_stream_reads_it_exactly(body: bytes, sizes: list[int], chunk: int) -> None:
-    with ReadAhead(stream=io.BytesIO(body), chunk=chunk, depth=2) as r:
-        got, position = b"", 0
-        for n, size in enumerate(sizes):
-            part = bytes(r.read(size) if n % 2 else r.read_some(max(size, 1)))
-            if n % 2:
-                assert len(part) == min(size, len(body) - position)
-            else:
-                assert 0 < len(part) <= max(size, 1) or position == len(body)
-            got += part
-            position += len(part)
-        got += bytes(r.read(len(body)))
-        assert got == body
-        assert bytes(r.read(1)) == b""
-
-
-class _Counting(io.RawIOBase):
-    """An endless stream that counts what was read from it."""
-
-    def __init__(self) -> None:
-        self.read_bytes = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def,override]
-        self.read_bytes += len(buffer)
-        return len(buffer)
-
-
-def test_read_ahead_is_bounded_and_stops_when_closed() -> None:
-    source = _Counting()
-    reader = ReadAhead(stream=io.BufferedReader(source, 1024), chunk=1000, depth=3)
-    reader.read(10)
-    time.sleep(0.3)
-    # the chunk at hand, ``depth`` queued, one waiting for room, and the buffer's own read
-    assert source.read_bytes <= 5 * 1000 + 2 * 1024
-    reader.close()
-    assert not any(t.name == "bundle-read-ahead" for t in threading.enumerate())
-
-
-def test_read_ahead_names_a_short_file_and_raises_read_errors(tmp_path: Path) -> None:
+def test_read_segments_names_a_short_file_and_raises_read_errors(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"12345")
-    with ReadAhead(segments=[Segment(tmp_path / "f", 2, 10, "the-key")], chunk=2) as r:
-        got = []
-        with pytest.raises(ShortFile) as caught:
-            for _i, piece in r.chunks():
-                got.append(piece)
+    got = []
+    with pytest.raises(ShortFile) as caught:
+        for _i, piece in read_segments([Segment(tmp_path / "f", 2, 10, "the-key")], bytearray(2)):
+            got.append(bytes(piece))
     assert caught.value.segment.name == "the-key" and b"".join(got) == b"345"
-    with (
-        ReadAhead(segments=[Segment(tmp_path / "gone", 0, 1, "gone")]) as r,
-        pytest.raises(FileNotFoundError),
-    ):
-        list(r.chunks())
+    with pytest.raises(FileNotFoundError):
+        list(read_segments([Segment(tmp_path / "gone", 0, 1, "gone")]))
 
 
-def test_write_behind_runs_in_order_and_stops_at_the_first_error() -> None:
-    ran: list[int] = []
-    with WriteBehind(depth=2) as writer:
-        for n in range(50):
-            writer.submit(lambda n=n: ran.append(n))
-        writer.drain()
-        assert ran == list(range(50))
+def test_memory_stays_one_buffer_whatever_the_size(tmp_path: Path) -> None:
+    """Reading 64 MiB through the reader allocates no more than its buffer (tracemalloc)."""
+    import tracemalloc
 
-    def fail() -> None:
-        raise OSError(28, "No space left on device")
-
-    ran.clear()
-    with WriteBehind(depth=2) as writer:
-        writer.submit(lambda: ran.append(1))
-        writer.submit(fail)
-        writer.submit(lambda: ran.append(2))  # queued behind the failure: never runs
-        with pytest.raises(OSError, match="No space"):
-            writer.drain()
-        with pytest.raises(RuntimeError):
-            writer.submit(lambda: ran.append(3))
-    assert ran == [1]
-
-
-def test_write_behind_closed_early_skips_what_was_queued() -> None:
-    gate = threading.Event()
-    ran: list[int] = []
-    writer = WriteBehind(depth=4)
-    writer.submit(gate.wait)
-    for n in range(3):
-        writer.submit(lambda n=n: ran.append(n))
-    closer = threading.Thread(target=writer.close)
-    closer.start()
-    time.sleep(0.05)
-    gate.set()
-    closer.join(5)
-    assert not closer.is_alive() and ran == []
-    assert not any(t.name == "bundle-write-behind" for t in threading.enumerate())
-
-
-def test_hashes_of_the_pipeline_match_hashlib(tmp_path: Path) -> None:
-    """The bytes handed out are the file's, whatever the chunk boundaries (a sanity check on
-    memoryview slicing across chunks)."""
-    body = os.urandom(3 * 1024 + 7)
-    (tmp_path / "f").write_bytes(body)
+    body = tmp_path / "big"
+    with body.open("wb") as out:
+        for _ in range(64):
+            out.write(os.urandom(1 << 20))
     digest = hashlib.sha256()
-    with (tmp_path / "f").open("rb") as stream, ReadAhead(stream=stream, chunk=1000, depth=2) as r:
-        while piece := r.read(333):
+    tracemalloc.start()
+    try:
+        for _i, piece in read_segments([Segment(body, 0, 64 << 20, "big")]):
             digest.update(piece)
-    assert digest.hexdigest() == hashlib.sha256(body).hexdigest()
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * CHUNK, peak
+    assert digest.hexdigest() == hashlib.sha256(body.read_bytes()).hexdigest()
+
+
+def test_a_volume_read_through_the_buffer_matches_its_bytes(
+    tmp_path: Path, keys: tuple[Path, Path]
+) -> None:
+    """Data members read from a stream that returns short reads (a pipe) come out whole."""
+    private, public = keys
+    source = tmp_path / "source"
+    with Upstream(Corpus.generate(4, releases=1, files=2, seed=2)).running() as up:
+        mirror(up, source)
+    create_bundle(source, load_private_key(private), tmp_path / "b")
+    raw = (tmp_path / "b").read_bytes()
+
+    class Trickle(io.RawIOBase):
+        def __init__(self) -> None:
+            self.at = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+            n = min(len(buffer), 777, len(raw) - self.at)
+            buffer[:n] = raw[self.at : self.at + n]
+            self.at += n
+            return n
+
+    reader = MemberReader(io.BufferedReader(Trickle(), 1000), "trickle")
+    manifest = decode_manifest(reader.read_small(MANIFEST_MEMBER, 1 << 30), "trickle")
+    reader.read_small("headwater-bundle/manifest.sig", 4096)
+    reader.read_small("headwater-bundle/volume", 64)
+    for index, entry in enumerate(manifest.entries):
+        if not entry.included:
+            continue
+        digest = hashlib.sha256()
+        for piece in reader.read_data(f"data/{index}.0", entry.size):
+            digest.update(piece)
+        assert digest.hexdigest() == entry.sha256
+    reader.read_end()
+    del public

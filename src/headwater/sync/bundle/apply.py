@@ -27,7 +27,6 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -51,8 +50,8 @@ from headwater.sync.bundle.listing import (
 )
 from headwater.sync.bundle.manifest import Entry, InvalidBundle, Manifest, Piece
 from headwater.sync.bundle.order import BARRIER_RANK
-from headwater.sync.bundle.pipeline import WriteBehind, start_writeback
-from headwater.sync.bundle.reader import Bundle, ChunkSink, open_bundle
+from headwater.sync.bundle.pipeline import start_writeback
+from headwater.sync.bundle.reader import Bundle, open_bundle
 
 __all__ = ["Imported", "Verified", "describe_tree", "import_bundle", "verify_bundle"]
 
@@ -199,44 +198,33 @@ def _check_present(root: Path, manifest: Manifest) -> None:
 class _Stager:
     """The reader's sink during staging. The reader checks a piece's digests before it asks for
     the next piece, so when a piece begins, the one before it is verified: if that was an entry's
-    last piece, the entry is closed and renamed to its staged name.
-
-    The writes, closes and renames run in order on a :class:`WriteBehind` thread, so the disk
-    writes while the reader reads and hashes; each finished file's write-back starts at once
+    last piece, the entry is closed and renamed to its staged name, and its write-back is started
     (:func:`start_writeback`), so the barrier after staging finds little left to write."""
 
-    def __init__(self, staging: Path, writer: WriteBehind) -> None:
+    def __init__(self, staging: Path) -> None:
         self.staging = staging
-        self.writer = writer
         self.out: BinaryIO | None = None
-        #: Files opened and not yet promoted (closed by close() when the writer skipped them).
-        self.open: set[BinaryIO] = set()
         #: Entries an earlier run staged whose bytes are intact (kept, not read again).
         self.kept: set[int] = set()
         self.last: tuple[int, Entry, Piece] | None = None
 
-    def __call__(self, index: int, entry: Entry, piece: Piece) -> ChunkSink | None:
+    def __call__(self, index: int, entry: Entry, piece: Piece) -> BinaryIO | None:
         self.settle()
         if piece.offset == 0:
             staged = self.staging / str(index)
             if staged.exists():
                 # Staged by an earlier run that stopped before the barrier: its name was given
                 # after its bytes were verified, but a power loss can leave a renamed file
-                # without its bytes (they were in memory). Trusted only if they are there.
+                # without its bytes (they were in memory). Kept only if they are there.
                 if _intact(staged, entry):
                     self.kept.add(index)
                     return None
                 staged.unlink()
             self.out = (self.staging / f"{index}.partial").open("wb")
-            self.open.add(self.out)
         elif index in self.kept:
             return None
         self.last = (index, entry, piece)
-        return self if self.out is not None else None
-
-    def write(self, chunk: bytes | memoryview) -> None:
-        assert self.out is not None
-        self.writer.submit(partial(self.out.write, chunk))
+        return self.out
 
     def settle(self) -> None:
         """Promote the entry whose piece was just read, if that piece was its last."""
@@ -246,24 +234,16 @@ class _Stager:
         self.last = None
         if piece.offset + piece.length < entry.size or self.out is None:
             return
-        self.writer.submit(partial(self._promote, self.out, index))
+        self.out.flush()
+        start_writeback(self.out.fileno())
+        self.out.close()
         self.out = None
-
-    def _promote(self, out: BinaryIO, index: int) -> None:
-        """A verified entry's staged file: written out, closed, given its staged name."""
-        out.flush()
-        start_writeback(out.fileno())
-        out.close()
-        self.open.discard(out)
         (self.staging / f"{index}.partial").replace(self.staging / str(index))
 
     def close(self) -> None:
-        """Stop the writer (what it had queued is skipped), then close the open file."""
-        self.writer.close()
-        for out in self.open:
-            out.close()
-        self.open.clear()
-        self.out = None
+        if self.out is not None:
+            self.out.close()
+            self.out = None
 
 
 def _intact(staged: Path, entry: Entry) -> bool:
@@ -277,12 +257,11 @@ def _intact(staged: Path, entry: Entry) -> bool:
 
 def _stage(bundle: Bundle, staging: Path, progress: Progress | None) -> None:
     staging.mkdir(parents=True, exist_ok=True)
-    stager = _Stager(staging, WriteBehind())
+    stager = _Stager(staging)
     try:
         for volume in range(1, bundle.manifest.volumes + 1):
             bundle.stream(volume, stager, progress)
         stager.settle()
-        stager.writer.drain()
     except InvalidBundle:
         stager.close()
         shutil.rmtree(staging, ignore_errors=True)

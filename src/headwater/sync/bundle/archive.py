@@ -19,13 +19,13 @@ Each volume::
 
 from __future__ import annotations
 
+import contextlib
 import tarfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import BinaryIO
 
 from headwater.sync.bundle.manifest import BLOCK, END_OF_ARCHIVE, InvalidBundle, padded
-from headwater.sync.bundle.pipeline import CHUNK, ReadAhead
+from headwater.sync.bundle.pipeline import CHUNK, sequential
 
 __all__ = [
     "MANIFEST_MEMBER",
@@ -70,31 +70,20 @@ def small_member(name: str, data: bytes, mtime: int) -> bytes:
 class MemberReader:
     """Reads one volume's members in order from a stream, checking the tar framing.
 
-    ``where`` names the volume in errors. Every error is :class:`InvalidBundle`.
+    ``where`` names the volume in errors. Every error is :class:`InvalidBundle`. Data is read
+    into one reused buffer (:mod:`~headwater.sync.bundle.pipeline`).
     """
 
     def __init__(self, stream: BinaryIO, where: str) -> None:
         self._stream = stream
-        self._ahead: ReadAhead | None = None
+        self._buffer: memoryview | None = None
         self.where = where
         self.offset = 0
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            sequential(stream.fileno())
 
-    @contextmanager
-    def reading_ahead(self) -> Iterator[None]:
-        """From here on a thread reads the volume ahead of the caller (the headers are read
-        without it: opening a bundle reads only them)."""
-        with ReadAhead(stream=self._stream) as ahead:
-            self._ahead = ahead
-            try:
-                yield
-            finally:
-                self._ahead = None
-
-    def _read_exact(self, size: int) -> bytes | memoryview:
-        if self._ahead is not None:
-            data: bytes | memoryview | None = self._ahead.read(size)
-        else:
-            data = self._stream.read(size)
+    def _read_exact(self, size: int) -> bytes:
+        data = self._stream.read(size)
         if data is None or len(data) != size:
             raise InvalidBundle(
                 f"{self.where} ends early at byte {self.offset + len(data or b'')}: the volume is "
@@ -105,7 +94,7 @@ class MemberReader:
 
     def next_header(self, expected: str) -> int:
         """Read the next member's header; it must be named ``expected``. Returns its size."""
-        block = bytes(self._read_exact(BLOCK))
+        block = self._read_exact(BLOCK)
         try:
             info = tarfile.TarInfo.frombuf(block, "utf-8", "strict")
         except (tarfile.HeaderError, UnicodeDecodeError) as exc:
@@ -124,43 +113,43 @@ class MemberReader:
         size = self.next_header(expected)
         if size > limit:
             raise InvalidBundle(f"{self.where}: {expected} is {size} bytes, more than {limit}")
-        data = bytes(self._read_exact(size))
+        data = self._read_exact(size)
         self._padding(size)
         return data
 
     def _padding(self, size: int) -> None:
         """A member's padding must be zeros: no byte of a volume goes unchecked."""
-        if bytes(self._read_exact(padded(size) - size)).strip(b"\0"):
+        if self._read_exact(padded(size) - size).strip(b"\0"):
             raise InvalidBundle(
                 f"{self.where}: non-zero bytes in a member's padding before byte {self.offset}: "
                 "the volume is damaged (copy it again); nothing was changed"
             )
 
-    def read_data(self, expected: str, length: int) -> Iterator[bytes | memoryview]:
-        """The member's bytes in chunks (each valid until the next is asked for: a chunk may be
-        a view into the read-ahead's buffer); its header must say ``length``."""
+    def read_data(self, expected: str, length: int) -> Iterator[memoryview]:
+        """The member's bytes in chunks, each a view of one reused buffer, valid until the next
+        is asked for; its header must say ``length``."""
         size = self.next_header(expected)
         if size != length:
             raise InvalidBundle(
                 f"{self.where}: member {expected} holds {size} bytes where the manifest says "
                 f"{length}; nothing was changed"
             )
+        if self._buffer is None:
+            self._buffer = memoryview(bytearray(CHUNK))
         left = size
         while left:
-            if self._ahead is not None:  # no copy: what is left of the chunk read ahead
-                chunk = self._ahead.read_some(min(CHUNK, left))
-                if not chunk:
-                    self._read_exact(left)  # raises: the volume ends early
-                self.offset += len(chunk)
-            else:
-                chunk = self._read_exact(min(CHUNK, left))
-            left -= len(chunk)
-            yield chunk
+            want = min(len(self._buffer), left)
+            got = self._stream.readinto(self._buffer[:want])  # type: ignore[attr-defined]
+            if not got:
+                self._read_exact(left)  # raises: the volume ends early
+            self.offset += got
+            left -= got
+            yield self._buffer[:got]
         self._padding(size)
 
     def read_end(self) -> None:
         """The end-of-archive blocks, and nothing after them."""
-        end = bytes(self._read_exact(END_OF_ARCHIVE))
+        end = self._read_exact(END_OF_ARCHIVE)
         if end.strip(b"\0"):
             raise InvalidBundle(
                 f"{self.where}: more members follow the last one the manifest plans for this "

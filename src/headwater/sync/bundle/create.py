@@ -21,7 +21,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -61,10 +60,9 @@ from headwater.sync.bundle.manifest import (
 from headwater.sync.bundle.order import disk_positions, read_order
 from headwater.sync.bundle.pipeline import (
     CHUNK,
-    ReadAhead,
     Segment,
     ShortFile,
-    WriteBehind,
+    read_segments,
     start_writeback,
 )
 
@@ -252,14 +250,12 @@ def _hash_range(path: Path, offset: int, length: int) -> str:
 class _Output:
     """The volume being written: a temp file renamed into place when finished, or stdout.
 
-    Writes go through ``writer`` (a :class:`WriteBehind`), so the disk writes while the next
-    bytes are read and hashed; every ``_WRITEBACK`` bytes the kernel is told to start writing
-    them out, so the final fsync finds little left to do.
+    Every ``_WRITEBACK`` bytes the kernel is told to start writing out what was written, so the
+    disk writes while the next bytes are read and the final fsync finds little left to do.
     """
 
-    def __init__(self, path: Path | None, writer: WriteBehind) -> None:
+    def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.writer = writer
         if path is None:
             self.stream: BinaryIO = sys.stdout.buffer
             self.tmp: Path | None = None
@@ -267,27 +263,18 @@ class _Output:
             self.tmp = path.with_name(f".{path.name}.partial")
             self.stream = self.tmp.open("wb")
         self.bytes = 0
-        self._unflushed = 0
         self._hinted = 0
 
     def write(self, data: bytes | memoryview) -> None:
-        self.writer.submit(partial(self.stream.write, data))
+        self.stream.write(data)
         self.bytes += len(data)
-        self._unflushed += len(data)
-        if self.tmp is not None and self._unflushed >= _WRITEBACK:
-            self._unflushed = 0
-            self.writer.submit(self._start_writeback)
-
-    def _start_writeback(self) -> None:
-        """Start writing out what was written since the last call (that range only: a hint
-        over the whole file would walk every page of it again each time)."""
-        self.stream.flush()
-        end = self.stream.tell()
-        start_writeback(self.stream.fileno(), self._hinted, end - self._hinted)
-        self._hinted = end
+        if self.tmp is not None and self.bytes - self._hinted >= _WRITEBACK:
+            # that range only: a hint over the whole file would walk all its pages each time
+            self.stream.flush()
+            start_writeback(self.stream.fileno(), self._hinted, self.bytes - self._hinted)
+            self._hinted = self.bytes
 
     def finish(self) -> None:
-        self.writer.drain()
         self.stream.flush()
         if self.tmp is not None and self.path is not None:
             os.fsync(self.stream.fileno())
@@ -295,14 +282,13 @@ class _Output:
             self.tmp.replace(self.path)
 
     def discard(self) -> None:
-        self.writer.close()  # nothing more reaches the file
         if self.tmp is not None:
             self.stream.close()
             self.tmp.unlink(missing_ok=True)
 
 
 #: Bytes of a volume written between two hints to start write-back.
-_WRITEBACK = 64 << 20
+_WRITEBACK = 32 << 20
 
 
 def _write(
@@ -314,63 +300,61 @@ def _write(
     mtime: int,
     progress: Callable[[int], None] | None,
 ) -> int:
-    """Stream every volume; returns the bytes written.
-
-    Three threads share the work (:mod:`~headwater.sync.bundle.pipeline`): one reads the pieces
-    ahead in the manifest's order (which is the files' order on the disk), this one hashes, one
-    writes the volume."""
+    """Stream every volume; returns the bytes written. The pieces are read in the manifest's
+    order, which is the files' order on the disk (:mod:`~headwater.sync.bundle.order`), through
+    one reused buffer (:mod:`~headwater.sync.bundle.pipeline`)."""
     total = 0
     by_volume: dict[int, list[tuple[int, Entry, Piece]]] = {}
     for index, entry in enumerate(manifest.entries):
         for piece in entry.pieces:
             by_volume.setdefault(piece.volume, []).append((index, entry, piece))
     hashers: dict[int, hashlib._Hash] = {}
+    buffer = bytearray(CHUNK)
     for volume in range(1, manifest.volumes + 1):
         pieces = by_volume.get(volume, [])
         segments = [
             Segment(root / entry.key, piece.offset, piece.length, entry.key)
             for _index, entry, piece in pieces
         ]
-        with WriteBehind() as writer, ReadAhead(segments=segments) as reader:
-            out = _Output(paths[volume - 1] if paths else None, writer)
-            try:
-                out.write(small_member(MANIFEST_MEMBER, raw, mtime))
-                out.write(small_member(SIGNATURE_MEMBER, signature, mtime))
-                out.write(small_member(VOLUME_MEMBER, f"{volume}\n".encode(), mtime))
-                chunks = reader.chunks()
-                for index, entry, piece in pieces:
-                    out.write(member_header(piece_name(index, piece.offset), piece.length, mtime))
-                    hasher = hashers.pop(index, None) or hashlib.sha256()
-                    left = piece.length
-                    while left:
-                        _segment, chunk = next(chunks)
-                        out.write(chunk)  # written by the writer while this thread hashes
-                        hasher.update(chunk)
-                        left -= len(chunk)
-                        if progress is not None:
-                            progress(len(chunk))
-                    out.write(b"\0" * (padded(piece.length) - piece.length))
-                    if piece.offset + piece.length < entry.size:
-                        hashers[index] = hasher  # the rest follows in the next volume
-                    elif hasher.hexdigest() != entry.sha256:
-                        raise BundleError(
-                            f"{entry.key} does not hash to its sha256 "
-                            f"({hasher.hexdigest()[:16]}...): the tree is damaged; run `headwater "
-                            "verify --repair` and make the bundle again (nothing was written)"
-                        )
-                out.write(b"\0" * END_OF_ARCHIVE)
-                out.finish()
-            except ShortFile as exc:
-                out.discard()
-                _discard(paths[: volume - 1])
-                raise BundleError(
-                    f"{exc.segment.name} is shorter than when it was listed: another program is "
-                    "changing the tree; stop it and run again (nothing was written)"
-                ) from None
-            except BaseException:
-                out.discard()
-                _discard(paths[: volume - 1])
-                raise
+        out = _Output(paths[volume - 1] if paths else None)
+        try:
+            out.write(small_member(MANIFEST_MEMBER, raw, mtime))
+            out.write(small_member(SIGNATURE_MEMBER, signature, mtime))
+            out.write(small_member(VOLUME_MEMBER, f"{volume}\n".encode(), mtime))
+            chunks = read_segments(segments, buffer)
+            for index, entry, piece in pieces:
+                out.write(member_header(piece_name(index, piece.offset), piece.length, mtime))
+                hasher = hashers.pop(index, None) or hashlib.sha256()
+                left = piece.length
+                while left:
+                    _segment, chunk = next(chunks)
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    left -= len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+                out.write(b"\0" * (padded(piece.length) - piece.length))
+                if piece.offset + piece.length < entry.size:
+                    hashers[index] = hasher  # the rest follows in the next volume
+                elif hasher.hexdigest() != entry.sha256:
+                    raise BundleError(
+                        f"{entry.key} does not hash to its sha256 ({hasher.hexdigest()[:16]}...): "
+                        "the tree is damaged; run `headwater verify --repair` and make the bundle "
+                        "again (nothing was written)"
+                    )
+            out.write(b"\0" * END_OF_ARCHIVE)
+            out.finish()
+        except ShortFile as exc:
+            out.discard()
+            _discard(paths[: volume - 1])
+            raise BundleError(
+                f"{exc.segment.name} is shorter than when it was listed: another program is "
+                "changing the tree; stop it and run again (nothing was written)"
+            ) from None
+        except BaseException:
+            out.discard()
+            _discard(paths[: volume - 1])
+            raise
         total += out.bytes
     return total
 

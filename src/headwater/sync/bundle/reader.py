@@ -1,8 +1,8 @@
 """Reading bundles: open volumes (signature first), check the set is complete, stream the pieces.
 
 Shared by ``bundle verify`` (which throws the bytes away) and ``bundle import`` (which stages
-them). A thread reads each volume ahead while this one hashes (:mod:`~headwater.sync.bundle.
-pipeline`); memory is bounded by the read-ahead's few chunks plus the manifest.
+them). Memory is bounded by one reused buffer plus the manifest: nothing else is kept while
+streaming.
 """
 
 from __future__ import annotations
@@ -80,10 +80,10 @@ def read_header(
 
 
 class ChunkSink(Protocol):
-    """Where a piece's bytes go. A chunk is immutable (bytes, or a view of bytes nothing else
-    writes to), so a sink may keep it and write it later."""
+    """Where a piece's bytes go. A chunk is a view of the reader's buffer: a sink writes it
+    before it returns and keeps no reference to it."""
 
-    def write(self, chunk: bytes | memoryview, /) -> object: ...
+    def write(self, chunk: memoryview, /) -> object: ...
 
 
 #: Called for every piece: returns where its bytes go (None: nowhere, just check them).
@@ -126,18 +126,16 @@ class Bundle:
         path = self.paths[volume]
         live = self._live.pop(volume, None)
         if live is not None:
-            with live.reading_ahead():
-                self._stream_pieces(live, volume, sink, progress)
-                live.read_end()
+            self._stream_pieces(live, volume, sink, progress)
+            live.read_end()
             return
         with open_stream(path) as stream:
             reader = MemberReader(stream, f"volume {volume} ({path})")
             _manifest, raw, number = read_header(reader, None)  # same bytes as checked at open
             if raw != self.raw or number != volume:
                 raise InvalidBundle(f"{reader.where} changed since it was opened")
-            with reader.reading_ahead():
-                self._stream_pieces(reader, volume, sink, progress)
-                reader.read_end()
+            self._stream_pieces(reader, volume, sink, progress)
+            reader.read_end()
 
     def _stream_pieces(
         self,
@@ -156,12 +154,12 @@ class Bundle:
                 # not read in this run (a volume verified alone: its piece digests cover it).
                 whole = hashlib.sha256() if piece.offset == 0 else self._hashers.pop(index, None)
                 for chunk in reader.read_data(piece_name(index, piece.offset), piece.length):
-                    if out is not None:  # first: a write-behind sink writes while this hashes
-                        out.write(chunk)
                     if whole is not None:
                         whole.update(chunk)
                     if piece_hash is not None:
                         piece_hash.update(chunk)
+                    if out is not None:
+                        out.write(chunk)
                     if progress is not None:
                         progress(len(chunk))
                 if piece_hash is not None and piece_hash.hexdigest() != piece.sha256:
