@@ -193,11 +193,11 @@ def _peer_steps(work: Path) -> list[Step]:
         out.mkdir()
         evict(work / "b")
 
-    pack = f"tar -cf {copy} -C {tree} web state && sync {copy}"
-    unpack = f"tar -xf {work / 'b'} -C {out} && sync -f {out}"
+    pack = f"tar -b 2048 -cf {copy} -C {tree} web state && sync {copy}"
+    unpack = f"tar -b 2048 -xf {work / 'b'} -C {out} && sync -f {out}"
     return [
-        Step("tar -c of the tree, fsync", ["sh", "-c", pack], before_pack),
-        Step("tar -x of the bundle, syncfs", ["sh", "-c", unpack], before_unpack),
+        Step("tar -c of the tree (1 MiB records), fsync", ["sh", "-c", pack], before_pack),
+        Step("tar -x of the bundle (1 MiB records), syncfs", ["sh", "-c", unpack], before_unpack),
     ]
 
 
@@ -286,7 +286,7 @@ def main() -> int:
             f"\n{size / (1 << 30):.2f} GiB tree ({files} files), {args.repeat} round(s), medians; "
             f"load average {min(loads):.1f} to {max(loads):.1f}"
         )
-        print(f"{'':32} {'seconds':>8} {'MB/s':>8} {'of dd':>7} {'CPU s':>7} {'peak RSS MB':>12}")
+        print(f"{'':44} {'seconds':>8} {'MB/s':>8} {'of dd':>7} {'CPU s':>7} {'peak RSS MB':>12}")
         result = []
         for step in steps:
             seconds = statistics.median(r[0] for r in step.runs)
@@ -295,7 +295,7 @@ def main() -> int:
             rate = size / seconds / 1e6
             share = dd_s / seconds
             print(
-                f"{step.label:32} {seconds:8.1f} {rate:8.0f} {share:7.0%} {cpu:7.1f} "
+                f"{step.label:44} {seconds:8.1f} {rate:8.0f} {share:7.0%} {cpu:7.1f} "
                 f"{rss / 1e6:12.0f}"
             )
             result.append(

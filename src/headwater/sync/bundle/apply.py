@@ -12,7 +12,7 @@ Import runs in phases, each safe to kill and resumable by running the same impor
    power loss before the barrier can leave the name without the bytes: each is hashed again on
    resume) and stages it again otherwise. A hash that does not match removes the staging
    directory: the tree is exactly as it was. Then one durability barrier for all staged files
-   (the write-back of each was started when it was finished) and a ``staged`` marker.
+   (not an fsync each) and a ``staged`` marker.
 3. **Apply** in the mirror's order (:mod:`headwater.sync.bundle.listing`): files by rename
    (same file system: no copy), a barrier, then pages, the root, ``web/last-modified`` and the
    state, a barrier; then what the manifest does not name is removed, pages before files, and
@@ -50,7 +50,6 @@ from headwater.sync.bundle.listing import (
 )
 from headwater.sync.bundle.manifest import Entry, InvalidBundle, Manifest, Piece
 from headwater.sync.bundle.order import BARRIER_RANK
-from headwater.sync.bundle.pipeline import start_writeback
 from headwater.sync.bundle.reader import Bundle, open_bundle
 
 __all__ = ["Imported", "Verified", "describe_tree", "import_bundle", "verify_bundle"]
@@ -198,8 +197,7 @@ def _check_present(root: Path, manifest: Manifest) -> None:
 class _Stager:
     """The reader's sink during staging. The reader checks a piece's digests before it asks for
     the next piece, so when a piece begins, the one before it is verified: if that was an entry's
-    last piece, the entry is closed and renamed to its staged name, and its write-back is started
-    (:func:`start_writeback`), so the barrier after staging finds little left to write."""
+    last piece, the entry is closed and renamed to its staged name."""
 
     def __init__(self, staging: Path) -> None:
         self.staging = staging
@@ -234,8 +232,6 @@ class _Stager:
         self.last = None
         if piece.offset + piece.length < entry.size or self.out is None:
             return
-        self.out.flush()
-        start_writeback(self.out.fileno())
         self.out.close()
         self.out = None
         (self.staging / f"{index}.partial").replace(self.staging / str(index))

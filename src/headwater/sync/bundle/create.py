@@ -58,13 +58,7 @@ from headwater.sync.bundle.manifest import (
     sign,
 )
 from headwater.sync.bundle.order import disk_positions, read_order
-from headwater.sync.bundle.pipeline import (
-    CHUNK,
-    Segment,
-    ShortFile,
-    read_segments,
-    start_writeback,
-)
+from headwater.sync.bundle.pipeline import CHUNK, Segment, ShortFile, read_segments
 
 __all__ = ["Created", "create_bundle", "volume_paths"]
 
@@ -248,11 +242,7 @@ def _hash_range(path: Path, offset: int, length: int) -> str:
 
 
 class _Output:
-    """The volume being written: a temp file renamed into place when finished, or stdout.
-
-    Every ``_WRITEBACK`` bytes the kernel is told to start writing out what was written, so the
-    disk writes while the next bytes are read and the final fsync finds little left to do.
-    """
+    """The volume being written: a temp file renamed into place when finished, or stdout."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -263,16 +253,10 @@ class _Output:
             self.tmp = path.with_name(f".{path.name}.partial")
             self.stream = self.tmp.open("wb")
         self.bytes = 0
-        self._hinted = 0
 
     def write(self, data: bytes | memoryview) -> None:
         self.stream.write(data)
         self.bytes += len(data)
-        if self.tmp is not None and self.bytes - self._hinted >= _WRITEBACK:
-            # that range only: a hint over the whole file would walk all its pages each time
-            self.stream.flush()
-            start_writeback(self.stream.fileno(), self._hinted, self.bytes - self._hinted)
-            self._hinted = self.bytes
 
     def finish(self) -> None:
         self.stream.flush()
@@ -285,10 +269,6 @@ class _Output:
         if self.tmp is not None:
             self.stream.close()
             self.tmp.unlink(missing_ok=True)
-
-
-#: Bytes of a volume written between two hints to start write-back.
-_WRITEBACK = 32 << 20
 
 
 def _write(

@@ -2,17 +2,16 @@
 
 Making or importing a bundle reads every byte, hashes it and writes it. Measured on the machine
 the benchmark runs on (``bench/bench_bundle.py``, docs/airgap.md), most of the CPU goes to the
-kernel copying bytes into and out of the process, and a copy into a fresh buffer costs about
-twice one into a buffer still in the CPU's cache; threads that read ahead and write behind made
-both commands slower there (every chunk crossing threads waits for a core). So the bytes move on
-one thread, through one reused buffer of :data:`CHUNK` bytes (it fits a core's L2 cache), and the
-disk is kept busy by the kernel instead:
-
-- reading: ``POSIX_FADV_SEQUENTIAL`` on each file (a larger read-ahead window) and
-  ``POSIX_FADV_WILLNEED`` on the next files before the current one ends, so the read-ahead
-  crosses from one file to the next instead of waiting for the first read of each;
-- writing: the write-back of what was written is started early (:func:`start_writeback`), so
-  the disk writes while the next bytes are read, instead of all at once at the final barrier.
+kernel copying bytes into and out of the process (sha256 has the CPU's SHA instructions), and a
+copy into a fresh buffer costs about twice one into a buffer still in the CPU's cache; threads
+that read ahead and write behind made both commands slower there (every chunk crossing threads
+waits for a core), and so did starting the write-back of each written file early (the kernel's
+flusher does that work otherwise, outside the command). So the bytes move on one thread, through
+one reused buffer of :data:`CHUNK` bytes (it fits a core's L2 cache), and the disk is kept busy
+by the kernel's read-ahead, told what comes next: ``POSIX_FADV_SEQUENTIAL`` on each file (a
+larger read-ahead window) and ``POSIX_FADV_WILLNEED`` on the next files before the current one
+ends, so the read-ahead crosses from one file to the next instead of waiting for the first read
+of each.
 
 Memory is the buffer, whatever the size of a file or a bundle.
 """
@@ -25,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CHUNK", "Segment", "ShortFile", "read_segments", "sequential", "start_writeback"]
+__all__ = ["CHUNK", "Segment", "ShortFile", "read_segments", "sequential"]
 
 #: Bytes per read and per write: large enough that a call's overhead is nothing against the
 #: copy, small enough to stay in a core's L2 cache between the read, the hash and the write.
@@ -64,17 +63,6 @@ def _advise(fd: int, offset: int, length: int, advice: str) -> None:
 def sequential(fd: int) -> None:
     """Tell the kernel ``fd`` is read from start to end (a larger read-ahead window)."""
     _advise(fd, 0, 0, "POSIX_FADV_SEQUENTIAL")
-
-
-def start_writeback(fd: int, offset: int = 0, length: int = 0) -> None:
-    """Ask the kernel to start writing ``fd``'s dirty pages (``length`` bytes from ``offset``;
-    0: to the end) now, without waiting for them.
-
-    On Linux ``POSIX_FADV_DONTNEED`` starts write-back of the range's dirty pages (and drops
-    those already clean, so a bundle does not push the served tree out of the page cache). It is
-    not a durability barrier: the caller still syncs before anything depends on the bytes.
-    """
-    _advise(fd, offset, length, "POSIX_FADV_DONTNEED")
 
 
 def _will_need(segment: Segment) -> None:
