@@ -305,7 +305,7 @@ def test_a_volume_read_through_the_buffer_matches_its_bytes(
     tmp_path: Path, keys: tuple[Path, Path]
 ) -> None:
     """Data members read from a stream that returns short reads (a pipe) come out whole."""
-    private, public = keys
+    private, _public = keys
     source = tmp_path / "source"
     with Upstream(Corpus.generate(4, releases=1, files=2, seed=2)).running() as up:
         mirror(up, source)
@@ -337,4 +337,3 @@ def test_a_volume_read_through_the_buffer_matches_its_bytes(
             digest.update(piece)
         assert digest.hexdigest() == entry.sha256
     reader.read_end()
-    del public
