@@ -8,9 +8,11 @@ Import runs in phases, each safe to kill and resumable by running the same impor
    tree with its size (and, for anything not content-addressed, its sha256).
 2. **Stage**: each entry's bytes stream into ``state/bundle-import/<bundle>/<n>.partial``
    and, once they hash to the signed digest, are renamed to ``<n>``. A staged entry is
-   therefore always a verified one, and a resumed import skips it. A hash that does not match
-   removes the staging directory: the tree is exactly as it was. Then a durability barrier and a
-   ``staged`` marker.
+   therefore always a verified one; a resumed import keeps it if its bytes are still there (a
+   power loss before the barrier can leave the name without the bytes: each is hashed again on
+   resume) and stages it again otherwise. A hash that does not match removes the staging
+   directory: the tree is exactly as it was. Then one durability barrier for all staged files
+   (not an fsync each) and a ``staged`` marker.
 3. **Apply** in the mirror's order (:mod:`headwater.sync.bundle.listing`): files by rename
    (same file system: no copy), a barrier, then pages, the root, ``web/last-modified`` and the
    state, a barrier; then what the manifest does not name is removed, pages before files, and
@@ -47,6 +49,7 @@ from headwater.sync.bundle.listing import (
     write_json,
 )
 from headwater.sync.bundle.manifest import Entry, InvalidBundle, Manifest, Piece
+from headwater.sync.bundle.order import BARRIER_RANK
 from headwater.sync.bundle.reader import Bundle, open_bundle
 
 __all__ = ["Imported", "Verified", "describe_tree", "import_bundle", "verify_bundle"]
@@ -199,14 +202,25 @@ class _Stager:
     def __init__(self, staging: Path) -> None:
         self.staging = staging
         self.out: BinaryIO | None = None
+        #: Entries an earlier run staged whose bytes are intact (kept, not read again).
+        self.kept: set[int] = set()
         self.last: tuple[int, Entry, Piece] | None = None
 
     def __call__(self, index: int, entry: Entry, piece: Piece) -> BinaryIO | None:
         self.settle()
-        if (self.staging / str(index)).exists():
-            return None  # staged (and verified) by an earlier run
         if piece.offset == 0:
+            staged = self.staging / str(index)
+            if staged.exists():
+                # Staged by an earlier run that stopped before the barrier: its name was given
+                # after its bytes were verified, but a power loss can leave a renamed file
+                # without its bytes (they were in memory). Kept only if they are there.
+                if _intact(staged, entry):
+                    self.kept.add(index)
+                    return None
+                staged.unlink()
             self.out = (self.staging / f"{index}.partial").open("wb")
+        elif index in self.kept:
+            return None
         self.last = (index, entry, piece)
         return self.out
 
@@ -228,6 +242,15 @@ class _Stager:
             self.out = None
 
 
+def _intact(staged: Path, entry: Entry) -> bool:
+    try:
+        if staged.stat().st_size != entry.size:
+            return False
+    except FileNotFoundError:
+        return False
+    return hash_path(staged) == entry.sha256
+
+
 def _stage(bundle: Bundle, staging: Path, progress: Progress | None) -> None:
     staging.mkdir(parents=True, exist_ok=True)
     stager = _Stager(staging)
@@ -244,13 +267,18 @@ def _stage(bundle: Bundle, staging: Path, progress: Progress | None) -> None:
 
 
 def _apply(root: Path, manifest: Manifest, staging: Path) -> int:
-    """Move staged entries into place in apply order, with a barrier after the files."""
+    """Move staged entries into place in apply order, with a barrier after the files.
+
+    The order is :func:`apply_rank`'s whatever the manifest's (``bundle create`` lists the files
+    in their order on its disk): files and sidecars, the barrier, then the rest."""
     written = 0
     files_done = False
-    for index, entry in enumerate(manifest.entries):
+    order = sorted(range(len(manifest.entries)), key=lambda i: apply_rank(manifest.entries[i].key))
+    for index in order:
+        entry = manifest.entries[index]
         if not entry.included:
             continue
-        if not files_done and apply_rank(entry.key)[0] >= 2:
+        if not files_done and apply_rank(entry.key)[0] >= BARRIER_RANK:
             _sync(root)
             files_done = True
         staged = staging / str(index)

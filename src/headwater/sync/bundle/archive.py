@@ -19,11 +19,13 @@ Each volume::
 
 from __future__ import annotations
 
+import contextlib
 import tarfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from headwater.sync.bundle.manifest import BLOCK, END_OF_ARCHIVE, InvalidBundle, padded
+from headwater.sync.bundle.pipeline import CHUNK, sequential
 
 __all__ = [
     "MANIFEST_MEMBER",
@@ -38,7 +40,6 @@ __all__ = [
 MANIFEST_MEMBER = "headwater-bundle/manifest.json"
 SIGNATURE_MEMBER = "headwater-bundle/manifest.sig"
 VOLUME_MEMBER = "headwater-bundle/volume"
-CHUNK = 1 << 20
 
 
 def piece_name(index: int, offset: int) -> str:
@@ -69,13 +70,17 @@ def small_member(name: str, data: bytes, mtime: int) -> bytes:
 class MemberReader:
     """Reads one volume's members in order from a stream, checking the tar framing.
 
-    ``where`` names the volume in errors. Every error is :class:`InvalidBundle`.
+    ``where`` names the volume in errors. Every error is :class:`InvalidBundle`. Data is read
+    into one reused buffer (:mod:`~headwater.sync.bundle.pipeline`).
     """
 
     def __init__(self, stream: BinaryIO, where: str) -> None:
         self._stream = stream
+        self._buffer: memoryview | None = None
         self.where = where
         self.offset = 0
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            sequential(stream.fileno())
 
     def _read_exact(self, size: int) -> bytes:
         data = self._stream.read(size)
@@ -120,19 +125,26 @@ class MemberReader:
                 "the volume is damaged (copy it again); nothing was changed"
             )
 
-    def read_data(self, expected: str, length: int) -> Iterator[bytes]:
-        """The member's bytes in chunks; its header must say ``length``."""
+    def read_data(self, expected: str, length: int) -> Iterator[memoryview]:
+        """The member's bytes in chunks, each a view of one reused buffer, valid until the next
+        is asked for; its header must say ``length``."""
         size = self.next_header(expected)
         if size != length:
             raise InvalidBundle(
                 f"{self.where}: member {expected} holds {size} bytes where the manifest says "
                 f"{length}; nothing was changed"
             )
+        if self._buffer is None:
+            self._buffer = memoryview(bytearray(CHUNK))
         left = size
         while left:
-            chunk = self._read_exact(min(CHUNK, left))
-            left -= len(chunk)
-            yield chunk
+            want = min(len(self._buffer), left)
+            got = self._stream.readinto(self._buffer[:want])  # type: ignore[attr-defined]
+            if not got:
+                self._read_exact(left)  # raises: the volume ends early
+            self.offset += got
+            left -= got
+            yield self._buffer[:got]
         self._padding(size)
 
     def read_end(self) -> None:

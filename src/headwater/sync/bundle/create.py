@@ -28,7 +28,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from headwater.storage.filesystem import FileStorage
 from headwater.sync.bundle.archive import (
-    CHUNK,
     MANIFEST_MEMBER,
     SIGNATURE_MEMBER,
     VOLUME_MEMBER,
@@ -58,6 +57,8 @@ from headwater.sync.bundle.manifest import (
     plan_volumes,
     sign,
 )
+from headwater.sync.bundle.order import disk_positions, read_order
+from headwater.sync.bundle.pipeline import CHUNK, Segment, ShortFile, read_segments
 
 __all__ = ["Created", "create_bundle", "volume_paths"]
 
@@ -145,6 +146,11 @@ def create_bundle(
         if not listing:
             raise BundleError(f"{root} holds no tree (no web/): nothing to bundle")
         include = [base_keys.get(key) != digest for key, _size, digest in listing]
+        # Read (and pack) the files in their order on the disk, not their keys' (module order).
+        keys = [key for key, _size, _digest in listing]
+        order = read_order(keys, disk_positions(root, keys, include))
+        listing = [listing[i] for i in order]
+        include = [include[i] for i in order]
         serial = origin.serial + 1
         created = datetime.now(UTC).replace(microsecond=0)
         manifest = _plan(
@@ -236,7 +242,7 @@ def _hash_range(path: Path, offset: int, length: int) -> str:
 
 
 class _Output:
-    """The volume being written: a temp file renamed into place when closed, or stdout."""
+    """The volume being written: a temp file renamed into place when finished, or stdout."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -274,7 +280,9 @@ def _write(
     mtime: int,
     progress: Callable[[int], None] | None,
 ) -> int:
-    """Stream every volume; returns the bytes written."""
+    """Stream every volume; returns the bytes written. The pieces are read in the manifest's
+    order, which is the files' order on the disk (:mod:`~headwater.sync.bundle.order`), through
+    one reused buffer (:mod:`~headwater.sync.bundle.pipeline`)."""
     total = 0
     by_volume: dict[int, list[tuple[int, Entry, Piece]]] = {}
     for index, entry in enumerate(manifest.entries):
@@ -282,31 +290,29 @@ def _write(
             by_volume.setdefault(piece.volume, []).append((index, entry, piece))
     hashers: dict[int, hashlib._Hash] = {}
     buffer = bytearray(CHUNK)
-    view = memoryview(buffer)
     for volume in range(1, manifest.volumes + 1):
+        pieces = by_volume.get(volume, [])
+        segments = [
+            Segment(root / entry.key, piece.offset, piece.length, entry.key)
+            for _index, entry, piece in pieces
+        ]
         out = _Output(paths[volume - 1] if paths else None)
         try:
             out.write(small_member(MANIFEST_MEMBER, raw, mtime))
             out.write(small_member(SIGNATURE_MEMBER, signature, mtime))
             out.write(small_member(VOLUME_MEMBER, f"{volume}\n".encode(), mtime))
-            for index, entry, piece in by_volume.get(volume, []):
+            chunks = read_segments(segments, buffer)
+            for index, entry, piece in pieces:
                 out.write(member_header(piece_name(index, piece.offset), piece.length, mtime))
                 hasher = hashers.pop(index, None) or hashlib.sha256()
-                with (root / entry.key).open("rb") as stream:
-                    stream.seek(piece.offset)
-                    left = piece.length
-                    while left:
-                        got = stream.readinto(view[: min(CHUNK, left)])
-                        if not got:
-                            raise BundleError(
-                                f"{entry.key} is shorter than when it was listed: another program "
-                                "is changing the tree; stop it and run again"
-                            )
-                        hasher.update(view[:got])
-                        out.write(view[:got])
-                        left -= got
-                        if progress is not None:
-                            progress(got)
+                left = piece.length
+                while left:
+                    _segment, chunk = next(chunks)
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    left -= len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
                 out.write(b"\0" * (padded(piece.length) - piece.length))
                 if piece.offset + piece.length < entry.size:
                     hashers[index] = hasher  # the rest follows in the next volume
@@ -318,10 +324,21 @@ def _write(
                     )
             out.write(b"\0" * END_OF_ARCHIVE)
             out.finish()
+        except ShortFile as exc:
+            out.discard()
+            _discard(paths[: volume - 1])
+            raise BundleError(
+                f"{exc.segment.name} is shorter than when it was listed: another program is "
+                "changing the tree; stop it and run again (nothing was written)"
+            ) from None
         except BaseException:
             out.discard()
-            for done in paths[: volume - 1]:
-                done.unlink(missing_ok=True)
+            _discard(paths[: volume - 1])
             raise
         total += out.bytes
     return total
+
+
+def _discard(done: list[Path]) -> None:
+    for path in done:
+        path.unlink(missing_ok=True)

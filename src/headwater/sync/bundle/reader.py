@@ -1,7 +1,8 @@
 """Reading bundles: open volumes (signature first), check the set is complete, stream the pieces.
 
 Shared by ``bundle verify`` (which throws the bytes away) and ``bundle import`` (which stages
-them). Memory is bounded by one chunk plus the manifest: nothing else is kept while streaming.
+them). Memory is bounded by one reused buffer plus the manifest: nothing else is kept while
+streaming.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -78,8 +79,15 @@ def read_header(
     return manifest, raw, volume
 
 
+class ChunkSink(Protocol):
+    """Where a piece's bytes go. A chunk is a view of the reader's buffer: a sink writes it
+    before it returns and keeps no reference to it."""
+
+    def write(self, chunk: memoryview, /) -> object: ...
+
+
 #: Called for every piece: returns where its bytes go (None: nowhere, just check them).
-PieceSink = Callable[[int, Entry, Piece], BinaryIO | None]
+PieceSink = Callable[[int, Entry, Piece], ChunkSink | None]
 
 
 @dataclass
