@@ -23,7 +23,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -64,6 +64,9 @@ from headwater.sync.tree import Tree, prune_empty_directories
 from headwater.sync.verify import sweep_orphans
 from headwater.sync.wants import TreeWants
 from headwater.sync.wheels import wheel_metadata
+
+if TYPE_CHECKING:
+    from headwater.provenance.pool import DocumentVerifier
 
 __all__ = ["Mirror", "NullReporter", "Reporter", "Summary"]
 
@@ -114,6 +117,7 @@ class Mirror:
         diff_key: str | None = None,
         reporter: Reporter | None = None,
         trusted_root: str | None = None,
+        verify_processes: int | None = None,
         publisher_rules: Callable[[NormalizedName], ContinuityRules] | None = None,
         name: str = "mirror",
     ) -> None:
@@ -139,6 +143,10 @@ class Mirror:
         #: so a mirror of an index without provenance never imports the verification libraries).
         self._trusted_root = trusted_root
         self._provenance: Any = None
+        #: Processes verifying provenance (1: a thread); None decides by provenance/pool.py.
+        self.verify_processes = verify_processes
+        #: Projects the current run syncs (how large a pool the verification is worth).
+        self._expected = 0
         #: The publisher guard (sync/publishers.py): None leaves every file in.
         self.publisher_rules = publisher_rules
         self.name = name
@@ -252,6 +260,7 @@ class Mirror:
                 await self._sync_guarded(task)
 
         self._committer = Committer(self._publish)
+        self._expected = len(plan.sync)
         async with asyncio.TaskGroup() as outer:
             outer.create_task(self._committer.run())
             try:
@@ -260,6 +269,9 @@ class Mirror:
                         group.create_task(project_worker())
             finally:
                 self._committer.close()  # publish what is queued, even if a worker crashed
+                if self._provenance is not None:  # no verification is in flight any more
+                    await asyncio.to_thread(self._provenance.close)
+                    self._provenance = None
         await self._barrier.sync()
         # The root stops listing projects about to be deleted before their pages go, so the
         # root never points at a missing page, even if this process is killed in between.
@@ -556,6 +568,30 @@ class Mirror:
         # Only a project the tree had, or a run after an interrupted one, can find its files
         # already there; a first sync skips the check.
         known = self.interrupted or project in self.state.serials or project in self.state.held
+        # PEP 740: the provenance document is fetched and verified while the file downloads, and
+        # written with it; a document that does not verify fails the file (_fetch_provenance).
+        url = secure_url(file.provenance)
+        document = (
+            asyncio.create_task(self._fetch_provenance(project, file, url, sha256, known))
+            if url is not None
+            else None
+        )
+        try:
+            return await self._fetch_file_with(project, file, sha256, key, known, document)
+        finally:
+            if document is not None:
+                document.cancel()  # when the file failed first: nothing to write it with
+                await asyncio.gather(document, return_exceptions=True)
+
+    async def _fetch_file_with(
+        self,
+        project: NormalizedName,
+        file: File,
+        sha256: str,
+        key: str,
+        known: bool,
+        document: asyncio.Task[tuple[str, bytes] | None] | None,
+    ) -> File:
         await self.refs.settled(key)  # a removal that began before this project's pin
         existing = await self.storage.stat(key) if known else None
         core_metadata: dict[str, str] | None = None
@@ -578,11 +614,21 @@ class Mirror:
             if extracted is not None:
                 writes.append((metadata_key(sha256, file.filename), extracted[0]))
                 core_metadata = extracted[1]
+            # The file, its .metadata and its verified provenance reach storage in one call.
+            try:
+                verified = await document if document is not None else None
+            except (HeadwaterError, OSError):
+                # The file is right (its sha256 was checked): kept for the next run, unlisted.
+                await self.storage.write_many(writes[:1])
+                self._downloaded(key, size)
+                raise
+            if verified is not None:
+                writes.append(verified)
+            document = None
             await self.storage.write_many(writes)
             self._downloaded(key, size)
-            if extracted is not None:
-                self.tree.written.append(writes[1][0])
-            elif self.metadata:
+            self.tree.written.extend(k for k, _ in writes[1:])
+            if extracted is None and self.metadata:
                 core_metadata = await self._fetch_metadata(file, sha256, known)
         else:
             async with self._downloads:
@@ -592,9 +638,11 @@ class Mirror:
             self._downloaded(key, size)
             if self.metadata:
                 core_metadata = await self._fetch_metadata(file, sha256, known)
-        provenance = secure_url(file.provenance)
-        if provenance is not None:
-            await self._fetch_provenance(project, file, provenance, sha256, known)
+        if document is not None:
+            verified = await document
+            if verified is not None:
+                await self.storage.write_bytes(*verified)
+                self.tree.written.append(verified[0])
         return msgspec.structs.replace(
             file,
             url=file_url_from_project_page(sha256, file.filename),
@@ -605,34 +653,27 @@ class Mirror:
 
     async def _fetch_provenance(
         self, project: NormalizedName, file: File, url: str, sha256: str, known: bool
-    ) -> None:
+    ) -> tuple[str, bytes] | None:
         """PEP 740: keep the file's provenance document beside it (``<file>.provenance``), so the
         tree (and an rsync'd copy of it) can be verified offline by ``headwater verify``. It is
         verified first, with the code uploads use (signatures, certificate chain, transparency
         log, subject = this file, each bundle signed by the publisher it names); a document that
         does not verify fails the file, so the project's page is not updated (the tree keeps its
-        previous copy). A document already in the tree was verified when it was written."""
-        from headwater.provenance import (
-            ProvenanceInvalid,
-            TrustRoot,
-            VerifyCache,
-            verify_provenance_document,
-        )
+        previous copy). A document already in the tree was verified when it was written.
+
+        Returns the (key, document) to write with the file, or None when the tree has it."""
+        from headwater.provenance import ProvenanceInvalid
 
         key = provenance_key(sha256, file.filename)
         if known and await self.storage.stat(key) is not None:
-            return
-        if self._provenance is None:
-            self._provenance = (TrustRoot(self._trusted_root), VerifyCache())
-        trust, cache = self._provenance
+            return None
+        verifier = self._verifier()
         async with self._downloads:
             raw = await self.upstream.fetch_document(
                 url, limit=MAX_PROVENANCE, accept=INTEGRITY_ACCEPT
             )
         try:
-            await asyncio.to_thread(
-                verify_provenance_document, raw, file.filename, sha256, trust, cache=cache
-            )
+            await verifier.verify(raw, file.filename, sha256)
         except ProvenanceInvalid as exc:
             raise UpstreamError(
                 f"{project}: the provenance of {file.filename} does not verify ({exc}); the "
@@ -640,9 +681,22 @@ class Mirror:
                 "the trust root (docs/provenance.md)",
                 url=url,
             ) from exc
-        await self.storage.write_bytes(key, raw)
-        self.tree.written.append(key)
         self.summary.provenance_verified += 1
+        return key, raw
+
+    def _verifier(self) -> DocumentVerifier:
+        """The provenance verifier of this run: a process pool when the run is large and more
+        than one CPU is usable (provenance/pool.py's table), else a worker thread."""
+        if self._provenance is None:
+            from headwater.provenance.pool import DocumentVerifier, usable_cpus, use_pool
+
+            processes = self.verify_processes
+            if processes is None:
+                cpus = usable_cpus()
+                processes = cpus if use_pool(cpus, self._expected) else 1
+            self._provenance = DocumentVerifier(self._trusted_root, processes=processes)
+        verifier: DocumentVerifier = self._provenance
+        return verifier
 
     async def _guard(self, project: NormalizedName, page: ProjectPage) -> ProjectPage:
         """The page with the files the publisher guard holds as held entries (their refusals are
