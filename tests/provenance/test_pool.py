@@ -158,3 +158,22 @@ def test_a_verify_processes_out_of_range_is_refused_naming_it(value: str) -> Non
             f'[mirror.m]\nupstream = "https://pypi.org/simple/"\ntarget = "t"\n'
             f"verify_processes = {value}\n"
         )
+
+
+def test_the_log_keyrings_are_built_once_per_period(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sigstore._internal.trust import KeyringPurpose
+
+    from headwater.provenance import TrustRoot, trust
+
+    root = TrustRoot().verifier._trusted_root
+    for build in (root.rekor_keyring, root.ct_keyring):
+        first = build(KeyringPurpose.VERIFY)
+        assert build(KeyringPurpose.VERIFY) is first  # reused: sigstore would build a new one
+        monkeypatch.setattr(trust, "KEYRING_SECONDS", 0.0)
+        assert build(KeyringPurpose.VERIFY) is not first  # rebuilt once the period is over
+        monkeypatch.setattr(trust, "KEYRING_SECONDS", 600.0)
+    # The checks made with them are unchanged: PyPI's document verifies, a tampered one does not.
+    verifier = DocumentVerifier(None)
+    assert asyncio.run(verifier.verify(GOOD, GITHUB_SDIST.name, sha256(GITHUB_SDIST)))
+    with pytest.raises(ProvenanceInvalid):
+        asyncio.run(verifier.verify(CASES[6][1], GITHUB_SDIST.name, sha256(GITHUB_SDIST)))
