@@ -77,6 +77,10 @@ class SignedUpstream(bm.Upstream):
             raise SystemExit("headwater test-upstream did not print its https URL")
 
 
+#: ``--verify-processes``: written into the signed mirror's configuration (None: left out).
+VERIFY_PROCESSES: int | None = None
+
+
 def _config(where: Path, variant: str, url: str, cert: Path, trusted_root: Path) -> Path:
     """A configuration with one mirror; the signed one names the test root."""
     config = where / f"{variant}.toml"
@@ -86,6 +90,8 @@ def _config(where: Path, variant: str, url: str, cert: Path, trusted_root: Path)
     )
     if variant == "signed":
         text += f'trusted_root = "{trusted_root}"\n'
+        if VERIFY_PROCESSES is not None:
+            text += f"verify_processes = {VERIFY_PROCESSES}\n"
     config.write_text(text)
     return config
 
@@ -208,14 +214,20 @@ def main() -> int:
         default=True,
         help="pin the mirror to one core (default); --no-pin: every usable CPU",
     )
+    parser.add_argument(
+        "--verify-processes",
+        type=int,
+        help="the signed mirror's verify_processes (default: left to the mirror)",
+    )
     parser.add_argument("--floor-driver", metavar="TREE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_driver:
         return floor_driver(args.floor_driver)
     cases = args.case or ["full", "rerun"]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    global MIRROR_CORES, VERIFY_PROCESSES
+    VERIFY_PROCESSES = args.verify_processes
     if not args.pin:
-        global MIRROR_CORES
         MIRROR_CORES = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
     os.sched_setaffinity(0, {int(bm.UPSTREAM_CORE)})
     for tool in ("taskset", "/usr/bin/time", "openssl"):
@@ -240,7 +252,8 @@ def main() -> int:
             full: dict[str, list[bm.Run]] = {v: [] for v in VARIANTS}
             if "full" in cases or "rerun" in cases:
                 print(f"full: {args.projects} projects x 1 wheel, workers {args.workers}, "
-                      f"mirror on CPU(s) {MIRROR_CORES}")  # fmt: skip
+                      f"mirror on CPU(s) {MIRROR_CORES}, verify_processes "
+                      f"{VERIFY_PROCESSES or 'auto'}")  # fmt: skip
                 runs = args.runs if "full" in cases else 0
                 for index in range(-args.warmup, max(runs, 1 if "rerun" in cases else 0)):
                     order = VARIANTS if index % 2 == 0 else tuple(reversed(VARIANTS))

@@ -21,6 +21,7 @@ from headwater.provenance.pool import (
     POOL_FLOOR,
     DocumentVerifier,
     VerifierPoolBroken,
+    idle_cpus,
     usable_cpus,
     use_pool,
 )
@@ -84,23 +85,28 @@ def test_the_pool_gives_every_document_the_answer_a_thread_gives(pool: DocumentV
 
 
 @pytest.mark.parametrize(
-    ("cpus", "expected", "pooled"),
+    ("cpus", "expected", "idle", "pooled"),
     [
-        (1, 0, False),
-        (1, 100_000, False),  # one core: a pool only adds start-up and pickling
-        (2, POOL_FLOOR - 1, False),  # an incremental run: no pool start-up
-        (2, POOL_FLOOR, True),
-        (8, 700_000, True),
+        (1, 0, 1.0, False),
+        (1, 100_000, 1.0, False),  # one core: a pool only adds start-up and pickling
+        (2, POOL_FLOOR - 1, 2.0, False),  # an incremental run: no pool start-up
+        (2, POOL_FLOOR, 2.0, True),
+        (2, POOL_FLOOR, 1.0, True),
+        (2, POOL_FLOOR, 0.9, False),  # every core busy: no core to gain
+        (2, 100_000, -6.0, False),
+        (8, 700_000, 3.5, True),
     ],
 )
-def test_a_pool_is_used_for_a_large_run_on_more_than_one_cpu(
-    cpus: int, expected: int, pooled: bool
+def test_a_pool_is_used_for_a_large_run_with_an_idle_cpu(
+    cpus: int, expected: int, idle: float, pooled: bool
 ) -> None:
-    assert use_pool(cpus, expected) is pooled
+    assert use_pool(cpus, expected, idle) is pooled
 
 
-def test_usable_cpus_follows_the_affinity() -> None:
-    assert usable_cpus() == len(os.sched_getaffinity(0))
+def test_usable_and_idle_cpus_follow_the_affinity_and_the_load() -> None:
+    cpus = usable_cpus()
+    assert cpus == len(os.sched_getaffinity(0))
+    assert idle_cpus(cpus) == pytest.approx(cpus - os.getloadavg()[0], abs=1.0)
 
 
 def test_a_dead_pool_process_is_a_clear_error_not_a_hang(pool: DocumentVerifier) -> None:

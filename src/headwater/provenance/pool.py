@@ -5,15 +5,18 @@ file (a few milliseconds of CPU each: signatures, certificate chain, inclusion p
 verification is pure Python and C calls that hold the GIL for most of the time, so threads do not
 add cores; a process pool does. :class:`DocumentVerifier` picks, once, by this table:
 
-=====================  =====================  ===========================================
-usable CPUs            documents expected     where documents are verified
-=====================  =====================  ===========================================
-1                      any                    one worker thread (no pool to start)
-more than 1            fewer than the floor   one worker thread (an incremental run)
-more than 1            the floor or more      a process pool, one process per usable CPU
-=====================  =====================  ===========================================
+===========  =====================  ==============  ========================================
+usable CPUs  documents expected     idle CPUs       where documents are verified
+===========  =====================  ==============  ========================================
+1            any                    any             one worker thread (no pool to start)
+more than 1  fewer than the floor   any             one worker thread (an incremental run)
+more than 1  the floor or more      less than 1     one worker thread (no core to gain)
+more than 1  the floor or more      1 or more       a pool, one process per usable CPU
+===========  =====================  ==============  ========================================
 
-(:func:`use_pool`; the floor is :data:`POOL_FLOOR`). Each pool process loads the trust root once
+(:func:`use_pool`; the floor is :data:`POOL_FLOOR`; idle CPUs are the usable ones less the
+one-minute load average). On a machine whose cores are all busy a pool only adds its start-up
+and the pickling of every document (measured: docs/provenance.md), so it is not started. Each pool process loads the trust root once
 (its initializer) and keeps its own :class:`~headwater.provenance.verify.VerifyCache`. What goes
 in is the document, the file's name and its sha256; what comes out is the publisher identities
 the document proved, or the refusal's message (raised here as
@@ -37,7 +40,14 @@ from headwater.policy.publishers import PublisherIdentity
 from headwater.provenance.trust import TrustRoot
 from headwater.provenance.verify import ProvenanceInvalid, VerifyCache, verify_provenance_document
 
-__all__ = ["POOL_FLOOR", "DocumentVerifier", "VerifierPoolBroken", "usable_cpus", "use_pool"]
+__all__ = [
+    "POOL_FLOOR",
+    "DocumentVerifier",
+    "VerifierPoolBroken",
+    "idle_cpus",
+    "usable_cpus",
+    "use_pool",
+]
 
 #: Fewest documents a run expects before a process pool is worth its start-up (each process
 #: imports the verification libraries and loads the trust root: a few hundred ms of CPU).
@@ -56,9 +66,17 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def use_pool(cpus: int, expected: int) -> bool:
+def idle_cpus(cpus: int) -> float:
+    """Usable CPUs less the one-minute load average (how many cores a pool could gain)."""
+    try:
+        return cpus - os.getloadavg()[0]
+    except OSError:  # pragma: no cover - no load average: assume the CPUs are free
+        return float(cpus)
+
+
+def use_pool(cpus: int, expected: int, idle: float) -> bool:
     """Whether to verify in a process pool (the module's table)."""
-    return cpus > 1 and expected >= POOL_FLOOR
+    return cpus > 1 and expected >= POOL_FLOOR and idle >= 1
 
 
 # -- the pool process's side -------------------------------------------------------------------

@@ -23,7 +23,6 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -57,6 +56,7 @@ from headwater.storage.layout import (
 )
 from headwater.sync.commit import Barrier, Committer, Ready
 from headwater.sync.plan import Plan, ProjectTask, plan_sync
+from headwater.sync.provenance import ProvenanceFetcher, report_insecure
 from headwater.sync.references import Change, References, file_keys
 from headwater.sync.state import MirrorState, ProjectState
 from headwater.sync.summary import NullReporter, Reporter, Summary
@@ -65,15 +65,9 @@ from headwater.sync.verify import sweep_orphans
 from headwater.sync.wants import TreeWants
 from headwater.sync.wheels import wheel_metadata
 
-if TYPE_CHECKING:
-    from headwater.provenance.pool import DocumentVerifier
-
 __all__ = ["Mirror", "NullReporter", "Reporter", "Summary"]
 
 IN_PROGRESS = f"{STATE_DIR}/in-progress"
-#: Largest PEP 740 provenance document read (PyPI's are a few KiB per attestation).
-MAX_PROVENANCE = 1 << 20
-INTEGRITY_ACCEPT = "application/vnd.pypi.integrity.v1+json, application/json;q=0.9"
 _FLUSH_EVERY = 256  # projects per journal chunk
 _FLUSH_SECONDS = 5.0
 
@@ -139,14 +133,15 @@ class Mirror:
         self._last_flush = time.monotonic()
         self._gone: set[NormalizedName] = set()
         self._committer = Committer(self._publish)
-        #: PEP 740: the Sigstore trust root provenance is verified against (made on first use,
-        #: so a mirror of an index without provenance never imports the verification libraries).
-        self._trusted_root = trusted_root
-        self._provenance: Any = None
-        #: Processes verifying provenance (1: a thread); None decides by provenance/pool.py.
-        self.verify_processes = verify_processes
-        #: Projects the current run syncs (how large a pool the verification is worth).
-        self._expected = 0
+        #: PEP 740: fetches and verifies provenance documents against ``trusted_root`` in
+        #: ``verify_processes`` (None: provenance/pool.py decides) (sync/provenance.py).
+        self.provenance = ProvenanceFetcher(
+            upstream,
+            storage,
+            self._downloads,
+            trusted_root=trusted_root,
+            processes=verify_processes,
+        )
         #: The publisher guard (sync/publishers.py): None leaves every file in.
         self.publisher_rules = publisher_rules
         self.name = name
@@ -260,7 +255,7 @@ class Mirror:
                 await self._sync_guarded(task)
 
         self._committer = Committer(self._publish)
-        self._expected = len(plan.sync)
+        self.provenance.expected = len(plan.sync)
         async with asyncio.TaskGroup() as outer:
             outer.create_task(self._committer.run())
             try:
@@ -269,9 +264,7 @@ class Mirror:
                         group.create_task(project_worker())
             finally:
                 self._committer.close()  # publish what is queued, even if a worker crashed
-                if self._provenance is not None:  # no verification is in flight any more
-                    await asyncio.to_thread(self._provenance.close)
-                    self._provenance = None
+                await self.provenance.close()  # no verification is in flight any more
         await self._barrier.sync()
         # The root stops listing projects about to be deleted before their pages go, so the
         # root never points at a missing page, even if this process is killed in between.
@@ -427,7 +420,7 @@ class Mirror:
         pins: list[str],
     ) -> Ready:
         files = await self._fetch_files(upstream_page)
-        _report_insecure_provenance(task.name, files)
+        report_insecure(task.name, files)
         page = msgspec.structs.replace(
             upstream_page,
             files=tuple(files),
@@ -569,10 +562,10 @@ class Mirror:
         # already there; a first sync skips the check.
         known = self.interrupted or project in self.state.serials or project in self.state.held
         # PEP 740: the provenance document is fetched and verified while the file downloads, and
-        # written with it; a document that does not verify fails the file (_fetch_provenance).
+        # written with it; a document that does not verify fails the file (sync/provenance.py).
         url = secure_url(file.provenance)
         document = (
-            asyncio.create_task(self._fetch_provenance(project, file, url, sha256, known))
+            asyncio.create_task(self._provenance_of(project, file, url, sha256, known))
             if url is not None
             else None
         )
@@ -651,52 +644,13 @@ class Mirror:
             size=size,
         )
 
-    async def _fetch_provenance(
+    async def _provenance_of(
         self, project: NormalizedName, file: File, url: str, sha256: str, known: bool
     ) -> tuple[str, bytes] | None:
-        """PEP 740: keep the file's provenance document beside it (``<file>.provenance``), so the
-        tree (and an rsync'd copy of it) can be verified offline by ``headwater verify``. It is
-        verified first, with the code uploads use (signatures, certificate chain, transparency
-        log, subject = this file, each bundle signed by the publisher it names); a document that
-        does not verify fails the file, so the project's page is not updated (the tree keeps its
-        previous copy). A document already in the tree was verified when it was written.
-
-        Returns the (key, document) to write with the file, or None when the tree has it."""
-        from headwater.provenance import ProvenanceInvalid
-
-        key = provenance_key(sha256, file.filename)
-        if known and await self.storage.stat(key) is not None:
-            return None
-        verifier = self._verifier()
-        async with self._downloads:
-            raw = await self.upstream.fetch_document(
-                url, limit=MAX_PROVENANCE, accept=INTEGRITY_ACCEPT
-            )
-        try:
-            await verifier.verify(raw, file.filename, sha256)
-        except ProvenanceInvalid as exc:
-            raise UpstreamError(
-                f"{project}: the provenance of {file.filename} does not verify ({exc}); the "
-                "tree keeps its previous copy of the project. If the upstream is right, update "
-                "the trust root (docs/provenance.md)",
-                url=url,
-            ) from exc
-        self.summary.provenance_verified += 1
-        return key, raw
-
-    def _verifier(self) -> DocumentVerifier:
-        """The provenance verifier of this run: a process pool when the run is large and more
-        than one CPU is usable (provenance/pool.py's table), else a worker thread."""
-        if self._provenance is None:
-            from headwater.provenance.pool import DocumentVerifier, usable_cpus, use_pool
-
-            processes = self.verify_processes
-            if processes is None:
-                cpus = usable_cpus()
-                processes = cpus if use_pool(cpus, self._expected) else 1
-            self._provenance = DocumentVerifier(self._trusted_root, processes=processes)
-        verifier: DocumentVerifier = self._provenance
-        return verifier
+        verified = await self.provenance.fetch(project, file, url, sha256, known)
+        if verified is not None:
+            self.summary.provenance_verified += 1
+        return verified
 
     async def _guard(self, project: NormalizedName, page: ProjectPage) -> ProjectPage:
         """The page with the files the publisher guard holds as held entries (their refusals are
@@ -716,7 +670,7 @@ class Mirror:
             publishers: tuple[PublisherIdentity, ...] = ()
             sha256 = file.hashes.get("sha256")
             if secure_url(file.provenance) is not None and sha256:
-                # Verified when the sync wrote it (_fetch_provenance).
+                # Verified when the sync wrote it (sync/provenance.py).
                 raw = await self.storage.read_bytes(provenance_key(sha256, file.filename))
                 publishers = publishers_of_document(raw)
             known.append(file_provenance(file, publishers))
@@ -823,19 +777,3 @@ class Mirror:
 
 
 log = logging.getLogger("headwater.mirror")
-
-
-def _report_insecure_provenance(project: NormalizedName, files: list[File]) -> None:
-    """Say once per project when the upstream gave PEP 740 provenance URLs that are not https:
-    the spec requires a secure origin, so the renderers leave them out of the tree's pages."""
-    insecure = [
-        f.provenance for f in files if f.provenance is not None and secure_url(f.provenance) is None
-    ]
-    if insecure:
-        log.warning(
-            "mirror: %s: %d provenance URL(s) are not https (first: %r); left out of the page "
-            "(PEP 740 requires a secure origin)",
-            project,
-            len(insecure),
-            insecure[0][:200],
-        )
