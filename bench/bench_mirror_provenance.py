@@ -21,9 +21,13 @@ Cases (``--case``, repeatable; default both):
 
 The upstreams run pinned to core 0, the mirror to core 1 (``taskset``), as in bench_mirror.py,
 whose measurement (wall time around the command, peak tree RSS, CPU from /usr/bin/time) this
-reuses.
+reuses. ``--no-pin`` lets the mirror run on every CPU this process may use (the upstreams stay on
+core 0): with one core the signed mirror verifies in a thread, with more it verifies in a process
+pool (provenance/pool.py), so pinned says what one core costs and unpinned is the wall time a
+mirror on this machine sees. The verification floor is always measured on one core.
 
     .venv/bin/python bench/bench_mirror_provenance.py [--projects 2000] [--runs 5] [--workers 10]
+        [--pin | --no-pin]
 
 Results are printed and written to ``bench/results/mirror-provenance-<time>.json``.
 """
@@ -73,6 +77,10 @@ class SignedUpstream(bm.Upstream):
             raise SystemExit("headwater test-upstream did not print its https URL")
 
 
+#: ``--verify-processes``: written into the signed mirror's configuration (None: left out).
+VERIFY_PROCESSES: int | None = None
+
+
 def _config(where: Path, variant: str, url: str, cert: Path, trusted_root: Path) -> Path:
     """A configuration with one mirror; the signed one names the test root."""
     config = where / f"{variant}.toml"
@@ -82,6 +90,8 @@ def _config(where: Path, variant: str, url: str, cert: Path, trusted_root: Path)
     )
     if variant == "signed":
         text += f'trusted_root = "{trusted_root}"\n'
+        if VERIFY_PROCESSES is not None:
+            text += f"verify_processes = {VERIFY_PROCESSES}\n"
     config.write_text(text)
     return config
 
@@ -94,8 +104,13 @@ def _count(target: Path) -> dict[str, int]:
     return counts
 
 
+#: Where the mirror runs: bench_mirror's core, or every usable CPU (``--no-pin``).
+MIRROR_CORES = bm.MIRROR_CORE
+
+
 def _run(config: Path, target: Path, workers: int) -> bm.Run:
     os.sync()  # write back the previous run's tree first (untimed; see bench_mirror.run_tool)
+    bm.MIRROR_CORE = MIRROR_CORES  # measure() pins to it; floor() keeps FLOOR_CORE
     run = bm.measure([str(bm.HEADWATER), "mirror", "--config", str(config), "--quiet",
                       "--workers", str(workers)])  # fmt: skip
     run.counts = _count(target)
@@ -165,6 +180,10 @@ def floor_driver(tree: str) -> int:
     return 0
 
 
+#: The single core the verification floor is measured on.
+FLOOR_CORE = bm.MIRROR_CORE
+
+
 def _config_root(tree: str) -> str:
     return str(Path(tree).parent / "sigstore" / "trusted_root.json")
 
@@ -172,7 +191,7 @@ def _config_root(tree: str) -> str:
 def floor(scratch: Path) -> dict[str, Any]:
     """:func:`floor_driver` over the signed tree, pinned to the mirror's core."""
     done = subprocess.run(
-        ["taskset", "-c", bm.MIRROR_CORE, str(bm.PYTHON), str(Path(__file__).resolve()),
+        ["taskset", "-c", FLOOR_CORE, str(bm.PYTHON), str(Path(__file__).resolve()),
          "--floor-driver", str(scratch / "signed")],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
@@ -189,12 +208,27 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=10)
     parser.add_argument("--change-fraction", type=float, default=0.01)
     parser.add_argument("--scratch", help="directory for the trees (default: a temp dir)")
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="pin the mirror to one core (default); --no-pin: every usable CPU",
+    )
+    parser.add_argument(
+        "--verify-processes",
+        type=int,
+        help="the signed mirror's verify_processes (default: left to the mirror)",
+    )
     parser.add_argument("--floor-driver", metavar="TREE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_driver:
         return floor_driver(args.floor_driver)
     cases = args.case or ["full", "rerun"]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    global MIRROR_CORES, VERIFY_PROCESSES
+    VERIFY_PROCESSES = args.verify_processes
+    if not args.pin:
+        MIRROR_CORES = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
     os.sched_setaffinity(0, {int(bm.UPSTREAM_CORE)})
     for tool in ("taskset", "/usr/bin/time", "openssl"):
         if shutil.which(tool) is None:
@@ -217,7 +251,9 @@ def main() -> int:
             }
             full: dict[str, list[bm.Run]] = {v: [] for v in VARIANTS}
             if "full" in cases or "rerun" in cases:
-                print(f"full: {args.projects} projects x 1 wheel, workers {args.workers}")
+                print(f"full: {args.projects} projects x 1 wheel, workers {args.workers}, "
+                      f"mirror on CPU(s) {MIRROR_CORES}, verify_processes "
+                      f"{VERIFY_PROCESSES or 'auto'}")  # fmt: skip
                 runs = args.runs if "full" in cases else 0
                 for index in range(-args.warmup, max(runs, 1 if "rerun" in cases else 0)):
                     order = VARIANTS if index % 2 == 0 else tuple(reversed(VARIANTS))

@@ -68,15 +68,18 @@ def _corpus(directory: Path) -> Corpus:
     return Corpus.from_directory(directory)
 
 
+@pytest.mark.parametrize("processes", [1, 2], ids=["thread", "pool"])
 def test_mirror_keeps_verified_provenance_and_verify_rechecks_it_offline(
-    tmp_path: Path, cert: tuple[Path, Path]
+    tmp_path: Path, cert: tuple[Path, Path], processes: int
 ) -> None:
+    """Verified in the mirror's thread, and in a pool of processes (provenance/pool.py): either
+    way the refused document keeps its file out of the page."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(*cert)
     with Upstream(_corpus(tmp_path / "corpus"), ssl=context).running() as up:
         (tmp_path / "headwater.toml").write_text(
             f'[mirror.m]\nupstream = "{up.simple_url}"\ntarget = "tree"\nworkers = 2\n'
-            f'retries = 1\nca_bundle = "{cert[0]}"\n'
+            f'retries = 1\nca_bundle = "{cert[0]}"\nverify_processes = {processes}\n'
         )
         done = headwater("mirror", "--quiet", cwd=tmp_path)
     output = done.stdout + done.stderr

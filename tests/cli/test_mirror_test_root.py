@@ -49,21 +49,22 @@ def signed_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
         log.close()
 
 
-def _config(tmp: Path, url: str, cert: Path, trusted_root: Path | None) -> None:
+def _config(tmp: Path, url: str, cert: Path, trusted_root: Path | None, processes: int = 1) -> None:
     text = (
         f'[mirror.m]\nupstream = "{url}"\ntarget = "tree"\nworkers = 4\nretries = 1\n'
-        f'ca_bundle = "{cert}"\n'
+        f'ca_bundle = "{cert}"\nverify_processes = {processes}\n'
     )
     if trusted_root is not None:
         text += f'trusted_root = "{trusted_root}"\n'
     (tmp / "headwater.toml").write_text(text)
 
 
+@pytest.mark.parametrize("processes", [1, 2], ids=["thread", "pool"])
 def test_every_file_of_a_signed_upstream_is_verified_and_reverified_offline(
-    tmp_path: Path, signed_upstream: tuple[str, Path, Path]
+    tmp_path: Path, signed_upstream: tuple[str, Path, Path], processes: int
 ) -> None:
     url, cert, trusted_root = signed_upstream
-    _config(tmp_path, url, cert, trusted_root)
+    _config(tmp_path, url, cert, trusted_root, processes)
     done = headwater("mirror", "--quiet", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     tree = tmp_path / "tree"
@@ -85,11 +86,12 @@ def test_every_file_of_a_signed_upstream_is_verified_and_reverified_offline(
     assert public.stdout.count("bad-provenance") == len(sidecars), public.stdout
 
 
+@pytest.mark.parametrize("processes", [1, 2], ids=["thread", "pool"])
 def test_the_shipped_public_root_refuses_the_signed_upstream(
-    tmp_path: Path, signed_upstream: tuple[str, Path, Path]
+    tmp_path: Path, signed_upstream: tuple[str, Path, Path], processes: int
 ) -> None:
     url, cert, _ = signed_upstream
-    _config(tmp_path, url, cert, None)
+    _config(tmp_path, url, cert, None, processes)
     done = headwater("mirror", "--quiet", cwd=tmp_path)
     output = done.stdout + done.stderr
     assert done.returncode == 1, output

@@ -142,6 +142,7 @@ async def _sync(name: str, cfg: MirrorConfig, args: argparse.Namespace) -> Summa
                 diff_key=cfg.diff_file,
                 reporter=make_reporter(f"mirror {name}", quiet=args.quiet),
                 trusted_root=cfg.trusted_root,
+                verify_processes=cfg.verify_processes,
                 publisher_rules=rules_for(
                     cfg.continuity, cfg.require_provenance, cfg.trusted_publishers
                 )

@@ -109,6 +109,10 @@ class MirrorConfig(EgressSettings, kw_only=True, forbid_unknown_fields=True):
     #: The Sigstore trusted_root.json PEP 740 provenance is verified against (default: the copy
     #: shipped with headwater; docs/provenance.md). Never fetched.
     trusted_root: str | None = None
+    #: Processes verifying provenance documents: 1 verifies in a thread, more in a pool of that
+    #: many. None: a pool of one process per usable CPU for a large run (200+ projects) when
+    #: more than one CPU is usable, else a thread (docs/provenance.md).
+    verify_processes: int | None = None
     #: Publisher continuity (docs/provenance.md): hold a release whose publisher is not the one
     #: that published the project's earlier releases. None: on for a mirror of pypi.org.
     publisher_continuity: bool | None = None
@@ -138,6 +142,11 @@ class MirrorConfig(EgressSettings, kw_only=True, forbid_unknown_fields=True):
             check_network_entry(entry)
         if not 1 <= self.workers <= 1024:
             raise ValueError(f"workers must be between 1 and 1024, got {self.workers}")
+        if self.verify_processes is not None and not 1 <= self.verify_processes <= 256:
+            raise ValueError(
+                f"verify_processes must be between 1 and 256, got {self.verify_processes} "
+                "(or leave it out: one per usable CPU for a large run)"
+            )
         if self.timeout <= 0 or self.retries < 1:
             raise ValueError("timeout must be positive and retries at least 1")
         if self.deadline is not None and self.deadline <= 0:

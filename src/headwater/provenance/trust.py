@@ -11,7 +11,9 @@ or the file the operator names (``[serve] trusted_root`` / ``[mirror.NAME] trust
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from sigstore.errors import Error as SigstoreError
 from sigstore.models import TrustedRoot
@@ -28,6 +30,42 @@ DEFAULT_TRUSTED_ROOT = Path(__file__).with_name("trusted_root.json")
 
 class TrustRootError(HeadwaterError):
     """The trust root file cannot be read or is not a Sigstore trusted root."""
+
+
+#: Seconds a trust root's log keyrings are reused before they are built again from the file's
+#: keys (a key whose validity starts later is left out when a keyring is built; rebuilding
+#: lets it in once it starts, in a long-running server too).
+KEYRING_SECONDS = 600.0
+
+
+class _KeyringsOnce(TrustedRoot):
+    """A trusted root that builds its transparency and CT log keyrings once per
+    :data:`KEYRING_SECONDS`, not once per verified attestation (sigstore builds them, parsing
+    every key, for each call; about 5 % of a verification). The keys, and every check made with
+    them, are the same; a key not yet valid when a keyring is built stays out of it until the
+    next build, which is the stricter answer."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self._keyrings: dict[tuple[str, Any], tuple[float, Any]] = {}
+        self._keyrings_lock = threading.Lock()
+
+    def _keyring(self, kind: str, purpose: Any, build: Any) -> Any:
+        now = time.monotonic()
+        with self._keyrings_lock:
+            found = self._keyrings.get((kind, purpose))
+            if found is not None and now - found[0] < KEYRING_SECONDS:
+                return found[1]
+        keyring = build(purpose)
+        with self._keyrings_lock:
+            self._keyrings[(kind, purpose)] = (now, keyring)
+        return keyring
+
+    def rekor_keyring(self, purpose: Any) -> Any:
+        return self._keyring("rekor", purpose, super().rekor_keyring)
+
+    def ct_keyring(self, purpose: Any) -> Any:
+        return self._keyring("ct", purpose, super().ct_keyring)
 
 
 class TrustRoot:
@@ -54,7 +92,7 @@ class TrustRoot:
 
     def _load(self) -> Verifier:
         try:
-            return Verifier(trusted_root=TrustedRoot.from_file(str(self.path)))
+            return Verifier(trusted_root=_KeyringsOnce.from_file(str(self.path)))
         except OSError as exc:
             raise TrustRootError(
                 f"cannot read the Sigstore trust root {str(self.path)!r} ({exc.strerror}); "

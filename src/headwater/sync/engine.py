@@ -23,7 +23,6 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import msgspec
 
@@ -57,6 +56,7 @@ from headwater.storage.layout import (
 )
 from headwater.sync.commit import Barrier, Committer, Ready
 from headwater.sync.plan import Plan, ProjectTask, plan_sync
+from headwater.sync.provenance import ProvenanceFetcher, report_insecure
 from headwater.sync.references import Change, References, file_keys
 from headwater.sync.state import MirrorState, ProjectState
 from headwater.sync.summary import NullReporter, Reporter, Summary
@@ -68,9 +68,6 @@ from headwater.sync.wheels import wheel_metadata
 __all__ = ["Mirror", "NullReporter", "Reporter", "Summary"]
 
 IN_PROGRESS = f"{STATE_DIR}/in-progress"
-#: Largest PEP 740 provenance document read (PyPI's are a few KiB per attestation).
-MAX_PROVENANCE = 1 << 20
-INTEGRITY_ACCEPT = "application/vnd.pypi.integrity.v1+json, application/json;q=0.9"
 _FLUSH_EVERY = 256  # projects per journal chunk
 _FLUSH_SECONDS = 5.0
 
@@ -114,6 +111,7 @@ class Mirror:
         diff_key: str | None = None,
         reporter: Reporter | None = None,
         trusted_root: str | None = None,
+        verify_processes: int | None = None,
         publisher_rules: Callable[[NormalizedName], ContinuityRules] | None = None,
         name: str = "mirror",
     ) -> None:
@@ -135,10 +133,15 @@ class Mirror:
         self._last_flush = time.monotonic()
         self._gone: set[NormalizedName] = set()
         self._committer = Committer(self._publish)
-        #: PEP 740: the Sigstore trust root provenance is verified against (made on first use,
-        #: so a mirror of an index without provenance never imports the verification libraries).
-        self._trusted_root = trusted_root
-        self._provenance: Any = None
+        #: PEP 740: fetches and verifies provenance documents against ``trusted_root`` in
+        #: ``verify_processes`` (None: provenance/pool.py decides) (sync/provenance.py).
+        self.provenance = ProvenanceFetcher(
+            upstream,
+            storage,
+            self._downloads,
+            trusted_root=trusted_root,
+            processes=verify_processes,
+        )
         #: The publisher guard (sync/publishers.py): None leaves every file in.
         self.publisher_rules = publisher_rules
         self.name = name
@@ -252,6 +255,7 @@ class Mirror:
                 await self._sync_guarded(task)
 
         self._committer = Committer(self._publish)
+        self.provenance.expected = len(plan.sync)
         async with asyncio.TaskGroup() as outer:
             outer.create_task(self._committer.run())
             try:
@@ -260,6 +264,7 @@ class Mirror:
                         group.create_task(project_worker())
             finally:
                 self._committer.close()  # publish what is queued, even if a worker crashed
+                await self.provenance.close()  # no verification is in flight any more
         await self._barrier.sync()
         # The root stops listing projects about to be deleted before their pages go, so the
         # root never points at a missing page, even if this process is killed in between.
@@ -415,7 +420,7 @@ class Mirror:
         pins: list[str],
     ) -> Ready:
         files = await self._fetch_files(upstream_page)
-        _report_insecure_provenance(task.name, files)
+        report_insecure(task.name, files)
         page = msgspec.structs.replace(
             upstream_page,
             files=tuple(files),
@@ -556,6 +561,30 @@ class Mirror:
         # Only a project the tree had, or a run after an interrupted one, can find its files
         # already there; a first sync skips the check.
         known = self.interrupted or project in self.state.serials or project in self.state.held
+        # PEP 740: the provenance document is fetched and verified while the file downloads, and
+        # written with it; a document that does not verify fails the file (sync/provenance.py).
+        url = secure_url(file.provenance)
+        document = (
+            asyncio.create_task(self._provenance_of(project, file, url, sha256, known))
+            if url is not None
+            else None
+        )
+        try:
+            return await self._fetch_file_with(project, file, sha256, key, known, document)
+        finally:
+            if document is not None:
+                document.cancel()  # when the file failed first: nothing to write it with
+                await asyncio.gather(document, return_exceptions=True)
+
+    async def _fetch_file_with(
+        self,
+        project: NormalizedName,
+        file: File,
+        sha256: str,
+        key: str,
+        known: bool,
+        document: asyncio.Task[tuple[str, bytes] | None] | None,
+    ) -> File:
         await self.refs.settled(key)  # a removal that began before this project's pin
         existing = await self.storage.stat(key) if known else None
         core_metadata: dict[str, str] | None = None
@@ -578,11 +607,21 @@ class Mirror:
             if extracted is not None:
                 writes.append((metadata_key(sha256, file.filename), extracted[0]))
                 core_metadata = extracted[1]
+            # The file, its .metadata and its verified provenance reach storage in one call.
+            try:
+                verified = await document if document is not None else None
+            except (HeadwaterError, OSError):
+                # The file is right (its sha256 was checked): kept for the next run, unlisted.
+                await self.storage.write_many(writes[:1])
+                self._downloaded(key, size)
+                raise
+            if verified is not None:
+                writes.append(verified)
+            document = None
             await self.storage.write_many(writes)
             self._downloaded(key, size)
-            if extracted is not None:
-                self.tree.written.append(writes[1][0])
-            elif self.metadata:
+            self.tree.written.extend(k for k, _ in writes[1:])
+            if extracted is None and self.metadata:
                 core_metadata = await self._fetch_metadata(file, sha256, known)
         else:
             async with self._downloads:
@@ -592,9 +631,11 @@ class Mirror:
             self._downloaded(key, size)
             if self.metadata:
                 core_metadata = await self._fetch_metadata(file, sha256, known)
-        provenance = secure_url(file.provenance)
-        if provenance is not None:
-            await self._fetch_provenance(project, file, provenance, sha256, known)
+        if document is not None:
+            verified = await document
+            if verified is not None:
+                await self.storage.write_bytes(*verified)
+                self.tree.written.append(verified[0])
         return msgspec.structs.replace(
             file,
             url=file_url_from_project_page(sha256, file.filename),
@@ -603,46 +644,13 @@ class Mirror:
             size=size,
         )
 
-    async def _fetch_provenance(
+    async def _provenance_of(
         self, project: NormalizedName, file: File, url: str, sha256: str, known: bool
-    ) -> None:
-        """PEP 740: keep the file's provenance document beside it (``<file>.provenance``), so the
-        tree (and an rsync'd copy of it) can be verified offline by ``headwater verify``. It is
-        verified first, with the code uploads use (signatures, certificate chain, transparency
-        log, subject = this file, each bundle signed by the publisher it names); a document that
-        does not verify fails the file, so the project's page is not updated (the tree keeps its
-        previous copy). A document already in the tree was verified when it was written."""
-        from headwater.provenance import (
-            ProvenanceInvalid,
-            TrustRoot,
-            VerifyCache,
-            verify_provenance_document,
-        )
-
-        key = provenance_key(sha256, file.filename)
-        if known and await self.storage.stat(key) is not None:
-            return
-        if self._provenance is None:
-            self._provenance = (TrustRoot(self._trusted_root), VerifyCache())
-        trust, cache = self._provenance
-        async with self._downloads:
-            raw = await self.upstream.fetch_document(
-                url, limit=MAX_PROVENANCE, accept=INTEGRITY_ACCEPT
-            )
-        try:
-            await asyncio.to_thread(
-                verify_provenance_document, raw, file.filename, sha256, trust, cache=cache
-            )
-        except ProvenanceInvalid as exc:
-            raise UpstreamError(
-                f"{project}: the provenance of {file.filename} does not verify ({exc}); the "
-                "tree keeps its previous copy of the project. If the upstream is right, update "
-                "the trust root (docs/provenance.md)",
-                url=url,
-            ) from exc
-        await self.storage.write_bytes(key, raw)
-        self.tree.written.append(key)
-        self.summary.provenance_verified += 1
+    ) -> tuple[str, bytes] | None:
+        verified = await self.provenance.fetch(project, file, url, sha256, known)
+        if verified is not None:
+            self.summary.provenance_verified += 1
+        return verified
 
     async def _guard(self, project: NormalizedName, page: ProjectPage) -> ProjectPage:
         """The page with the files the publisher guard holds as held entries (their refusals are
@@ -662,7 +670,7 @@ class Mirror:
             publishers: tuple[PublisherIdentity, ...] = ()
             sha256 = file.hashes.get("sha256")
             if secure_url(file.provenance) is not None and sha256:
-                # Verified when the sync wrote it (_fetch_provenance).
+                # Verified when the sync wrote it (sync/provenance.py).
                 raw = await self.storage.read_bytes(provenance_key(sha256, file.filename))
                 publishers = publishers_of_document(raw)
             known.append(file_provenance(file, publishers))
@@ -769,19 +777,3 @@ class Mirror:
 
 
 log = logging.getLogger("headwater.mirror")
-
-
-def _report_insecure_provenance(project: NormalizedName, files: list[File]) -> None:
-    """Say once per project when the upstream gave PEP 740 provenance URLs that are not https:
-    the spec requires a secure origin, so the renderers leave them out of the tree's pages."""
-    insecure = [
-        f.provenance for f in files if f.provenance is not None and secure_url(f.provenance) is None
-    ]
-    if insecure:
-        log.warning(
-            "mirror: %s: %d provenance URL(s) are not https (first: %r); left out of the page "
-            "(PEP 740 requires a secure origin)",
-            project,
-            len(insecure),
-            insecure[0][:200],
-        )
