@@ -26,21 +26,18 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from headwater.config.egress import EgressSettings
 from headwater.config.settings import (
     DirectorySettings,
     HostedSettings,
     IndexSettings,
     ProxySettings,
     ServeSettings,
-    check_guard,
+    UpstreamSettings,
     check_storage,
-    is_pypi,
 )
 from headwater.config.status import StatusSettings
 from headwater.errors import HeadwaterError
 from headwater.repository._egress import check_upstream_url
-from headwater.repository.boundary import check_host_entry, check_network_entry
 from headwater.storage.location import S3Options, is_s3_url
 from headwater.sync.closure_config import ClosureConfig
 from headwater.sync.filters import FilterConfig, InvalidFilter
@@ -65,9 +62,10 @@ class ConfigError(HeadwaterError):
     """The configuration file is missing, unreadable, or has invalid or unknown keys."""
 
 
-class MirrorConfig(EgressSettings, kw_only=True, forbid_unknown_fields=True):
+class MirrorConfig(UpstreamSettings, kw_only=True, forbid_unknown_fields=True):
     """One ``[mirror.NAME]`` table: sync ``upstream`` into the static tree at ``target``; the
-    proxy, credential and TLS options are :class:`~headwater.config.egress.EgressSettings`."""
+    proxy, credential, TLS, fetch-boundary and publisher-guard options are
+    :class:`~headwater.config.settings.UpstreamSettings`."""
 
     #: The upstream index's simple URL (PyPI, another headwater, any PEP 691/503 index).
     upstream: str
@@ -101,45 +99,21 @@ class MirrorConfig(EgressSettings, kw_only=True, forbid_unknown_fields=True):
     #: A closure mirror: what to satisfy and for which environments (``[mirror.NAME.closure]``;
     #: see docs/airgap.md). None: the filters alone decide.
     closure: ClosureConfig | None = None
-    #: Hosts besides the upstream's origin that file URLs and redirects may point at (the same
-    #: fetch boundary as a proxy's: docs/proxy.md "Fetch boundary").
-    allowed_hosts: list[str] = msgspec.field(default_factory=list)
-    #: Non-public networks the upstream's hosts may resolve to.
-    allowed_networks: list[str] = msgspec.field(default_factory=list)
-    #: The Sigstore trusted_root.json PEP 740 provenance is verified against (default: the copy
-    #: shipped with headwater; docs/provenance.md). Never fetched.
-    trusted_root: str | None = None
     #: Processes verifying provenance documents: 1 verifies in a thread, more in a pool of that
     #: many. None: a pool of one process per usable CPU for a large run (200+ projects) when
     #: more than one CPU is usable, else a thread (docs/provenance.md).
     verify_processes: int | None = None
-    #: Publisher continuity (docs/provenance.md): hold a release whose publisher is not the one
-    #: that published the project's earlier releases. None: on for a mirror of pypi.org.
-    publisher_continuity: bool | None = None
-    #: Projects (or ``"*"``) whose files must carry verified provenance to be mirrored.
-    require_provenance: list[str] = msgspec.field(default_factory=list)
-    #: Project (or ``"*"``) -> the publishers its files must be attested by (specs such as
-    #: ``github:numpy/numpy:wheels.yml``).
-    trusted_publishers: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
     @property
-    def continuity(self) -> bool:
-        """Whether publisher continuity applies (the default for a mirror of PyPI)."""
-        if self.publisher_continuity is not None:
-            return self.publisher_continuity
-        return is_pypi(self.upstream)
+    def upstream_url(self) -> str:
+        return self.upstream
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_storage(self.target, self.s3, "target")
-        check_guard(self.require_provenance, self.trusted_publishers)
         if not self.upstream.startswith(("http://", "https://")):
             raise ValueError(f"upstream must be an http(s) URL, got {self.upstream!r}")
         check_upstream_url(self.upstream)
-        for entry in self.allowed_hosts:
-            check_host_entry(entry)
-        for entry in self.allowed_networks:
-            check_network_entry(entry)
         if not 1 <= self.workers <= 1024:
             raise ValueError(f"workers must be between 1 and 1024, got {self.workers}")
         if self.verify_processes is not None and not 1 <= self.verify_processes <= 256:

@@ -210,9 +210,60 @@ class HostedSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return any(p == "*" or normalize_name(p) == project for p in self.require_provenance)
 
 
-class ProxySettings(EgressSettings, kw_only=True, forbid_unknown_fields=True):
+class UpstreamSettings(EgressSettings, kw_only=True, forbid_unknown_fields=True):
+    """The options every source fetched from an upstream has, ``[proxy.NAME]`` and
+    ``[mirror.NAME]`` alike: the egress options (:class:`~headwater.config.egress.EgressSettings`),
+    the fetch boundary, and the provenance and publisher guard (docs/provenance.md)."""
+
+    #: Hosts besides the upstream's own origin that files and redirects may point at
+    #: (``files.pythonhosted.org`` is added for ``pypi.org``): ``host``, ``host:port``,
+    #: ``*.domain``, or ``https://host[:port]`` (docs/proxy.md "Fetch boundary").
+    allowed_hosts: list[str] = msgspec.field(default_factory=list)
+    #: Non-public networks (``10.0.0.0/8``) the upstream's hosts may resolve to.
+    allowed_networks: list[str] = msgspec.field(default_factory=list)
+    #: The Sigstore trusted_root.json PEP 740 provenance is verified against (default: for a
+    #: proxy ``[serve] trusted_root``, else the copy shipped with headwater; docs/provenance.md).
+    #: Never fetched.
+    trusted_root: str | None = None
+    #: Publisher continuity (docs/provenance.md): hold a release whose publisher is not the one
+    #: that published the project's earlier releases. None: on for an upstream of pypi.org.
+    publisher_continuity: bool | None = None
+    #: Projects (or ``"*"``) whose files must carry verified provenance to be served or mirrored.
+    require_provenance: list[str] = msgspec.field(default_factory=list)
+    #: Project (or ``"*"``) -> the publishers its files must be attested by (specs such as
+    #: ``github:numpy/numpy:wheels.yml``).
+    trusted_publishers: dict[str, list[str]] = msgspec.field(default_factory=dict)
+
+    @property
+    def upstream_url(self) -> str:
+        """The upstream index's URL (each kind of source names it its own way)."""
+        raise NotImplementedError
+
+    @property
+    def continuity(self) -> bool:
+        """Whether publisher continuity applies (the default for an upstream of PyPI)."""
+        if self.publisher_continuity is not None:
+            return self.publisher_continuity
+        return is_pypi(self.upstream_url)
+
+    @property
+    def guarded(self) -> bool:
+        """Whether the publisher guard can hold anything on this source."""
+        return self.continuity or bool(self.require_provenance or self.trusted_publishers)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for entry in self.allowed_hosts:
+            check_host_entry(entry)
+        for entry in self.allowed_networks:
+            check_network_entry(entry)
+        check_guard(self.require_provenance, self.trusted_publishers)
+
+
+class ProxySettings(UpstreamSettings, kw_only=True, forbid_unknown_fields=True):
     """One ``[proxy.NAME]`` table: a remote index fetched on demand and cached (docs/proxy.md);
-    the proxy, credential and TLS options are :class:`~headwater.config.egress.EgressSettings`."""
+    the proxy, credential, TLS, fetch-boundary and publisher-guard options are
+    :class:`UpstreamSettings`."""
 
     #: The remote index's simple URL (PyPI, another headwater, any PEP 691/503 index).
     url: str
@@ -227,12 +278,6 @@ class ProxySettings(EgressSettings, kw_only=True, forbid_unknown_fields=True):
     #: Seconds one upstream request may take in all, plus 1 s per 32 KiB it sends (default:
     #: twice ``timeout``).
     deadline: float | None = None
-    #: Hosts besides the upstream's own origin that files and redirects may point at
-    #: (``files.pythonhosted.org`` is added for ``pypi.org``): ``host``, ``host:port``,
-    #: ``*.domain``, or ``https://host[:port]`` (docs/proxy.md "Fetch boundary").
-    allowed_hosts: list[str] = msgspec.field(default_factory=list)
-    #: Non-public networks (``10.0.0.0/8``) the upstream's hosts may resolve to.
-    allowed_networks: list[str] = msgspec.field(default_factory=list)
     #: Where fetched pages and files are cached: a directory or ``s3://BUCKET/PREFIX``
     #: (docs/configuration.md "Storage"); default ``<data_dir>/proxy/NAME``.
     storage: str | None = None
@@ -245,29 +290,10 @@ class ProxySettings(EgressSettings, kw_only=True, forbid_unknown_fields=True):
     #: Most files one upstream page may list; a page listing more is refused (each costs about
     #: 3 KiB of the page memory budget while it is parsed and served).
     max_page_files: int = 250_000
-    #: The Sigstore trusted_root.json PEP 740 provenance is verified against (default: ``[serve]
-    #: trusted_root``, else the copy shipped with headwater; docs/provenance.md). Never fetched.
-    trusted_root: str | None = None
-    #: Publisher continuity (docs/provenance.md): hold a release whose publisher is not the one
-    #: that published the project's earlier releases. None: on for a proxy of pypi.org.
-    publisher_continuity: bool | None = None
-    #: Projects (or ``"*"``) whose files must carry verified provenance to be served.
-    require_provenance: list[str] = msgspec.field(default_factory=list)
-    #: Project (or ``"*"``) -> the publishers its files must be attested by (specs such as
-    #: ``github:numpy/numpy:wheels.yml``).
-    trusted_publishers: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
     @property
-    def continuity(self) -> bool:
-        """Whether publisher continuity applies (the default for a proxy of PyPI)."""
-        if self.publisher_continuity is not None:
-            return self.publisher_continuity
-        return is_pypi(self.url)
-
-    @property
-    def guarded(self) -> bool:
-        """Whether the publisher guard can hold anything on this proxy."""
-        return self.continuity or bool(self.require_provenance or self.trusted_publishers)
+    def upstream_url(self) -> str:
+        return self.url
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -283,11 +309,6 @@ class ProxySettings(EgressSettings, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("max_file_size must be positive")
         if self.max_page_size < 1 or self.max_page_files < 1:
             raise ValueError("max_page_size and max_page_files must be positive")
-        for entry in self.allowed_hosts:
-            check_host_entry(entry)
-        for entry in self.allowed_networks:
-            check_network_entry(entry)
-        check_guard(self.require_provenance, self.trusted_publishers)
 
 
 class DirectorySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
