@@ -250,7 +250,24 @@ def test_a_single_volume_verifies_alone(world: dict[str, Path]) -> None:
 def test_a_replayed_older_bundle_is_refused(world: dict[str, Path]) -> None:
     import_bundle(_volumes(world["b2"]), load_public_key(world["public"]), world["far"])
     _refused(world, _volumes(world["b1"]), match="not newer")
-    _refused(world, _volumes(world["b2"]), match="not newer")
+
+
+def test_the_bundle_imported_last_imports_again_as_nothing_to_do(world: dict[str, Path]) -> None:
+    """A run killed after it recorded the bundle but before it exited is run again by the
+    operator: that finishes (clearing what the kill left) instead of calling it a replay
+    (test_sigkill_at_any_point_then_resume failed that way when the kill landed there)."""
+    public = load_public_key(world["public"])
+    import_bundle(_volumes(world["b2"]), public, world["far"])
+    before = snapshot(world["far"])
+    leftover = world["far"] / "state/bundle-import/left-by-a-kill"
+    leftover.mkdir(parents=True)
+    done = import_bundle(_volumes(world["b2"]), public, world["far"])
+    assert done.already and done.written == 0 and done.removed == 0
+    assert not (world["far"] / "state/bundle-import").exists()
+    assert snapshot(world["far"]) == before
+    answer = cli("bundle", "import", "--target", world["far"], "--public-key", world["public"],
+                 *_volumes(world["b2"]))  # fmt: skip
+    assert "imported in" in answer.stdout and "already: nothing to do" in answer.stdout
 
 
 def test_a_bundle_for_another_tree_is_refused(world: dict[str, Path], tmp_path: Path) -> None:

@@ -136,6 +136,9 @@ def _verify(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     done = import_bundle(args.volumes, load_public_key(args.public_key), args.target)
     m = done.manifest
+    if done.already:
+        print(f"bundle {m.serial} is imported in {args.target} already: nothing to do")
+        return 0
     print(
         f"imported bundle {m.serial} into {args.target}: {done.written} written, {done.removed} "
         f"removed{' (resumed)' if done.resumed else ''}"

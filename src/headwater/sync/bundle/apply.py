@@ -71,6 +71,9 @@ class Imported:
     written: int
     removed: int
     resumed: bool
+    #: The tree had imported this very bundle already (a run killed after its last step, or the
+    #: same import run twice): nothing was done.
+    already: bool = False
 
 
 def verify_bundle(
@@ -110,6 +113,12 @@ def import_bundle(
     with storage.exclusive():
         staging = root / STAGING / manifest.bundle
         resumed = staging.is_dir()
+        record = read_json(root / RECORD, Record, "the tree's bundle record")
+        if record is not None and (record.tree, record.bundle) == (manifest.tree, manifest.bundle):
+            # The record is written after the last file and page: this bundle is in the tree. A
+            # run killed between the record and its exit leaves only the staging to clear.
+            shutil.rmtree(root / STAGING, ignore_errors=True)
+            return Imported(manifest, 0, 0, resumed, already=True)
         _check_base(root, manifest, resumed)
         _check_present(root, manifest)
         if not (staging / _STAGED).exists():
