@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,12 @@ def twine6(tmp_path_factory: pytest.TempPathFactory) -> Path:
             f"could not install twine 6.1 with pip (needs PyPI): {installed.stderr[-2000:]}"
         )
     return python.parent / "twine"
+
+
+@pytest.fixture(autouse=True)
+def _leaks_fail_the_test_that_made_them() -> Iterator[None]:
+    """Collect garbage as each test ends, so an object it left unclosed (a socket, a file) is
+    finalized now: its ResourceWarning (an error here, ``filterwarnings = error``) fails the test
+    that leaked it, not whichever later test the collector happened to run in."""
+    yield
+    gc.collect()

@@ -149,10 +149,11 @@ def test_pip_and_uv_print_the_refusal_of_a_held_release_until_it_is_accepted(
                 url = f"{index.removesuffix('simple/')}held/{PROJECT}/{WHEEL}"
                 with pytest.raises(urllib.error.HTTPError) as refused:
                     urllib.request.urlopen(url, timeout=30)
-                assert refused.value.code == 409
-                assert refused.value.headers["x-headwater-refused"] == "publisher-held"
-                assert refused.value.headers["cache-control"] == "no-store"
-                _assert_refusal(_joined(refused.value.read().decode()))
+                with refused.value:  # the error holds the connection
+                    assert refused.value.code == 409
+                    assert refused.value.headers["x-headwater-refused"] == "publisher-held"
+                    assert refused.value.headers["cache-control"] == "no-store"
+                    _assert_refusal(_joined(refused.value.read().decode()))
             # The page pip reads: the held wheel is yanked with the refusal as its reason.
             request = urllib.request.Request(
                 f"{live.url}/m/simple/{PROJECT}/",
@@ -206,4 +207,5 @@ def test_pip_and_uv_print_the_refusal_of_a_held_release_until_it_is_accepted(
             assert (tmp_path / "after-pip" / "got" / WHEEL).exists()
             with pytest.raises(urllib.error.HTTPError) as gone:
                 urllib.request.urlopen(f"{live.url}/m/held/{PROJECT}/{WHEEL}", timeout=30)
+            gone.value.close()
             assert gone.value.code == 404  # no longer held: the page lists the file itself
