@@ -20,9 +20,9 @@ from headwater.policy.held import held_reason
 from headwater.repository.base import ServedSource, SourceUnavailable
 from headwater.repository.index import Refusal
 from headwater.server import params
-from headwater.server.responses import send_text, unavailable_text
+from headwater.server.integrity import listed_file, send_page_failure
+from headwater.server.responses import send_text
 from headwater.server.types import Headers, Scope, Send
-from headwater.simple.json import parse_project_page_json
 from headwater.simple.model import InvalidPage
 from headwater.storage.base import StorageError
 
@@ -49,20 +49,10 @@ async def held_file(
         await send_text(send, 404, str(exc), head=head)
         return 404
     try:
-        page = await source.page(project, "json")
-        listed = None
-        if page is not None:
-            model = parse_project_page_json(page.body)
-            listed = next((f for f in model.files if f.filename == filename), None)
-    except Refusal as exc:
+        listed = await listed_file(source, project, filename)
+    except (Refusal, SourceUnavailable, StorageError) as exc:
         # The policy refuses the whole project: that refusal is the answer.
-        refused = exc.refused
-        text = f"{refused.message}\nTo resolve: {refused.fix}"
-        await send_text(send, refused.status, text, head=head, extra=[_NO_STORE])
-        return refused.status
-    except (SourceUnavailable, StorageError) as exc:
-        await send_text(send, 503, unavailable_text(index, exc), head=head, extra=[_NO_STORE])
-        return 503
+        return await send_page_failure(send, index, exc, head=head)
     except InvalidPage:
         listed = None
     reason = held_reason(listed) if listed is not None else None

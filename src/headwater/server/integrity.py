@@ -22,10 +22,12 @@ from headwater.server.responses import header, send_bytes, send_text, unavailabl
 from headwater.server.types import Headers, Scope, Send
 from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.json import parse_project_page_json
+from headwater.simple.model import File
+from headwater.simple.names import NormalizedName
 from headwater.storage.base import StorageError
 from headwater.storage.layout import WEB, provenance_key
 
-__all__ = ["PROVENANCE_CACHE_CONTROL", "integrity"]
+__all__ = ["PROVENANCE_CACHE_CONTROL", "integrity", "listed_file", "send_page_failure"]
 
 #: A provenance document may gain attestations over time (PEP 740: "mutable"): not immutable.
 PROVENANCE_CACHE_CONTROL = b"max-age=600, public"
@@ -81,11 +83,7 @@ async def integrity(
         )
         return 404
     try:
-        page = await source.page(project, "json")
-        found = None
-        if page is not None:
-            model = parse_project_page_json(page.body)
-            found = next((f for f in model.files if f.filename == filename), None)
+        found = await listed_file(source, project, filename)
         sha256 = found.hashes.get("sha256") if found is not None else None
         ref: FileRef | None = None
         if sha256:
@@ -94,15 +92,9 @@ async def integrity(
         body = None
         if ref is not None:
             body = ref.body if ref.body is not None else await ref.storage.read_bytes(ref.key)
-    except Refusal as exc:
-        # The policy refuses the project: no file of it, nor its provenance, is served.
-        refused = exc.refused
-        text = f"{refused.message}\nTo resolve: {refused.fix}"
-        await send_text(sender, refused.status, text, head=head, extra=[_NO_STORE])
-        return refused.status
-    except (SourceUnavailable, StorageError) as exc:
-        await send_text(sender, 503, unavailable_text(index, exc), head=head, extra=[_NO_STORE])
-        return 503
+    except (Refusal, SourceUnavailable, StorageError) as exc:
+        # A refused project: no file of it, nor its provenance, is served.
+        return await send_page_failure(sender, index, exc, head=head)
     if body is None:
         await send_text(
             sender,
@@ -119,3 +111,32 @@ async def integrity(
     ]
     await send_bytes(sender, 200, headers, body, head=head)
     return 200
+
+
+async def listed_file(source: ServedSource, project: NormalizedName, filename: str) -> File | None:
+    """The entry of ``filename`` on the page of ``project`` as ``source`` serves it (decided by
+    its policy, as pip would read it), or None when the page does not list it.
+
+    Raises:
+        Refusal, SourceUnavailable, StorageError: as :meth:`ServedSource.page` does.
+        InvalidPage: the page does not parse.
+    """
+    page = await source.page(project, "json")
+    if page is None:
+        return None
+    model = parse_project_page_json(page.body)
+    return next((f for f in model.files if f.filename == filename), None)
+
+
+async def send_page_failure(
+    send: Send, index: str, exc: Refusal | SourceUnavailable | StorageError, *, head: bool
+) -> int:
+    """Answer a route about one listed file whose project page could not be had: the policy's
+    refusal with its fix, or 503 naming what is unavailable (never stored by a cache)."""
+    if isinstance(exc, Refusal):
+        refused = exc.refused
+        text = f"{refused.message}\nTo resolve: {refused.fix}"
+        await send_text(send, refused.status, text, head=head, extra=[_NO_STORE])
+        return refused.status
+    await send_text(send, 503, unavailable_text(index, exc), head=head, extra=[_NO_STORE])
+    return 503
