@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
@@ -91,9 +91,18 @@ class Browser:
         """Click the element at CSS ``selector`` (a form's button) and wait until the answer's page
         has replaced this one. Opening another page before the answer arrives would cancel the
         form's POST (and, for a sign-in, the cookie it sets)."""
-        element = self.driver.find_element(By.CSS_SELECTOR, selector)
-        element.click()
-        WebDriverWait(self.driver, timeout).until(staleness_of(element))
+        # The page is marked, and the answer is the first complete page without the mark. (Waiting
+        # for the button to go stale is not enough: while Chromium swaps documents, asking about
+        # the old element can fail with "Node with given id does not belong to the document",
+        # which is neither staleness nor an answer; the CI run of 2026-12-03 failed on it.)
+        self.driver.execute_script("document.documentElement.dataset.hwSubmitted = '1';")
+        self.driver.find_element(By.CSS_SELECTOR, selector).click()
+        WebDriverWait(self.driver, timeout, ignored_exceptions=(WebDriverException,)).until(
+            lambda driver: driver.execute_script(
+                "return document.readyState === 'complete'"
+                " && document.documentElement.dataset.hwSubmitted === undefined;"
+            )
+        )
 
     @property
     def title(self) -> str:
