@@ -16,6 +16,7 @@ import functools
 import os
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,11 +97,29 @@ def fresh_database() -> Iterator[str]:
     try:
         yield _with_database(admin, name)
     finally:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
-            # FORCE (PostgreSQL 13+): a test that leaked a connection must not leak the database.
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        _drop(admin, name)
+
+
+def _drop(admin: str, name: str, *, patience: float = 30.0) -> None:
+    """Drop database ``name``, ending its connections: FORCE (PostgreSQL 13+), so a test that
+    leaked a connection does not leak the database.
+
+    FORCE may only end backends of our own role. An autovacuum worker that the server started on
+    the new database belongs to none, so the drop is refused ("must be a member of the role whose
+    process is being terminated"; CI of 2026-12-03) until the worker is done, which takes
+    moments: such a refusal is retried until ``patience`` seconds have passed."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 @pytest.fixture

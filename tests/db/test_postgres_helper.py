@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any, ClassVar
 
 import psycopg
 import pytest
@@ -22,20 +24,78 @@ def _exists(name: str) -> bool:
 
 
 def test_fresh_databases_are_distinct_empty_and_dropped() -> None:
-    with postgres.fresh_database() as first, postgres.fresh_database() as second:
-        assert first != second
-        names = [url.rsplit("/", 1)[1] for url in (first, second)]
-        # Left open on purpose: a test that leaks a connection must not leak its database.
-        leaked = psycopg.connect(first, autocommit=True)
-        tables = leaked.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
-        ).fetchone()
-        assert tables == (0,)
-        assert all(_exists(n) for n in names)
-    try:
+    with contextlib.ExitStack() as cleanup:
+        with postgres.fresh_database() as first, postgres.fresh_database() as second:
+            assert first != second
+            names = [url.rsplit("/", 1)[1] for url in (first, second)]
+            # Left open on purpose: a test that leaks a connection must not leak its database.
+            leaked = psycopg.connect(first, autocommit=True)
+            cleanup.callback(leaked.close)
+            tables = leaked.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+            ).fetchone()
+            assert tables == (0,)
+            assert all(_exists(n) for n in names)
         assert not any(_exists(n) for n in names)
-    finally:
-        leaked.close()
+
+
+class _RefusingOnce:
+    """A connection whose first DROP is refused the way PostgreSQL refuses FORCE while an
+    autovacuum worker (a backend of no role) is in the database: an error path a test cannot
+    make the real server produce on demand."""
+
+    refusals: ClassVar[int] = 0
+    statements: ClassVar[list[str]] = []
+
+    def __init__(self, real: psycopg.Connection[Any]) -> None:
+        self.real = real
+
+    def __enter__(self) -> _RefusingOnce:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.real.close()
+
+    def execute(self, statement: Any) -> Any:
+        text = statement.as_string(self.real)
+        type(self).statements.append(text)
+        if text.startswith("DROP") and type(self).refusals > 0:
+            type(self).refusals -= 1
+            raise psycopg.errors.InsufficientPrivilege(
+                "must be a member of the role whose process is being terminated or member of "
+                "pg_signal_backend"
+            )
+        return self.real.execute(statement)
+
+
+def test_a_drop_refused_for_another_roles_backend_is_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_connect = psycopg.connect
+    monkeypatch.setattr(_RefusingOnce, "refusals", 1)
+    monkeypatch.setattr(_RefusingOnce, "statements", [])
+    with postgres.fresh_database() as url:
+        name = url.rsplit("/", 1)[1]
+        monkeypatch.setattr(
+            postgres.psycopg, "connect", lambda *a, **k: _RefusingOnce(real_connect(*a, **k))
+        )
+    assert _RefusingOnce.refusals == 0
+    assert sum(s.startswith("DROP") for s in _RefusingOnce.statements) == 2
+    monkeypatch.setattr(postgres.psycopg, "connect", real_connect)
+    assert not _exists(name)
+
+
+def test_a_drop_refused_past_its_patience_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_connect = psycopg.connect
+    with postgres.fresh_database() as url:
+        name = url.rsplit("/", 1)[1]
+    # The database is gone; a refusal that never ends must surface, not loop.
+    monkeypatch.setattr(_RefusingOnce, "refusals", 10**6)
+    monkeypatch.setattr(
+        postgres.psycopg, "connect", lambda *a, **k: _RefusingOnce(real_connect(*a, **k))
+    )
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        postgres._drop(postgres.server_url(), name, patience=0.5)
 
 
 def test_a_server_that_cannot_start_fails_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
