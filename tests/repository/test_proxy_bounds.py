@@ -187,8 +187,9 @@ def test_an_upstream_dripping_a_byte_a_second_is_cut_off_at_the_deadline(
                 await proxy.aclose()
 
     elapsed = asyncio.run(t())
-    # The deadline (4 s) plus at most one drip: never the minutes the drip would take.
-    assert 3.5 < elapsed < 6.0, elapsed
+    # The deadline (4 s), not the minutes the drip would take (the upper bound leaves room for a
+    # loaded machine: one drip late is 4.5 s, the whole drip 300 s).
+    assert 3.5 < elapsed < 15.0, elapsed
 
 
 # -- names the upstream does not have ----------------------------------------------------------
