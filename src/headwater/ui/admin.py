@@ -37,10 +37,12 @@ from headwater.db import NotFound as DbNotFound
 from headwater.db.audit import admin_actions, record_admin_action
 from headwater.errors import printable
 from headwater.server import params
-from headwater.server.authz import Action, Allowed, Credentials, Denied, Target
+from headwater.server.authz import Action, Allowed, Credentials, Denied, Target, Token
 from headwater.server.facts import decide_with_facts
+from headwater.server.session_grants import DEFAULT_DAYS, MAX_DAYS, Refusal
+from headwater.server.session_grants import SCOPES as SESSION_TOKEN_SCOPES
 from headwater.server.token_grants import may_create, may_revoke, sees_every_token
-from headwater.ui import csrf
+from headwater.ui import csrf, password_tokens
 from headwater.ui.interface import Interface
 
 __all__ = [
@@ -163,6 +165,8 @@ async def overview(request: Request, ui: Interface, **extra: Any) -> Response:
     if not everyone:
         log = [entry for entry in log if entry.actor == token.user]
     done = request.query_params.get("done")
+    session = bool(getattr(token, "session", False))
+    owned = await asyncio.to_thread(db.owned_projects, token.user) if session else []
     return await ui.render(
         request,
         "admin.html",
@@ -172,7 +176,10 @@ async def overview(request: Request, ui: Interface, **extra: Any) -> Response:
         tokens=tokens,
         log=log[:100],
         hosted=sorted(ui.served.sources.hosted),
-        scopes=("read", "upload", "manage", "admin"),
+        scopes=(sorted(SESSION_TOKEN_SCOPES) if session else ("read", "upload", "manage", "admin")),
+        owned=owned,
+        default_days=DEFAULT_DAYS,
+        max_days=MAX_DAYS,
         csrf_token=csrf.token_for(request),
         **_defaults(extra, done),
     )
@@ -222,6 +229,8 @@ async def token_create(request: Request, ui: Interface) -> Response:
     holder = credentials.token
     if holder is None:
         return RedirectResponse("/ui/signin?next=/ui/admin", status_code=303)
+    if getattr(holder, "session", False):
+        return await _session_token_create(request, ui, db, form, holder)
     scopes = sorted({s for s in form.getlist("scope") if isinstance(s, str)})
     indexes = _names(_field(form, "indexes"))
     projects = _names(_field(form, "projects"))
@@ -262,6 +271,30 @@ async def token_create(request: Request, ui: Interface) -> Response:
         detail=f"{detail}: {problem}",
     )
     return await overview(request, ui, problem=problem, status_code=400)
+
+
+async def _session_token_create(
+    request: Request, ui: Interface, db: Database, form: FormData, holder: Token
+) -> Response:
+    """A token made while signed in with a password (:mod:`headwater.ui.password_tokens`)."""
+    ask, decision, made = await password_tokens.create(request, ui, db, form, holder)
+    detail = (
+        f"scopes={','.join(sorted(ask.scopes))} indexes={list(ask.indexes)} "
+        f"projects={list(ask.projects)} days={ask.days or '-'} (password session, re-checked)"
+    )
+    if isinstance(decision, Refusal) or made is None:
+        problem = decision.message if isinstance(decision, Refusal) else "not created"
+        status = decision.status if isinstance(decision, Refusal) else 400
+        await _record(
+            db, request, actor=holder.user, action="refused token-create",
+            detail=f"{detail}: {problem}",
+        )  # fmt: skip
+        return await overview(request, ui, problem=problem, status_code=status)
+    token_id, secret = made
+    await _record(
+        db, request, actor=holder.user, action="token-create", detail=f"{token_id} {detail}"
+    )
+    return await overview(request, ui, new_token=(token_id, secret))
 
 
 async def token_revoke(request: Request, ui: Interface) -> Response:

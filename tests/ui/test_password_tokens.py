@@ -1,0 +1,221 @@
+"""Signed in with a password, over HTTP, in process, on SQLite and on a real PostgreSQL: creating
+a token (the password again, only projects the user owns, upload and manage, an expiry, shown
+once, audited, CSRF-checked, the re-check counted as a sign-in), and the other administration
+actions of a password session (yank, unyank, status, owners: on owned projects only; namespace
+grants: never)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from headwater.db import schema
+from headwater.db.audit import admin_actions
+from headwater.db.throttle import USER_LIMIT
+from tests.server.hosting import dists, upload_form
+from tests.ui.test_passwords import (
+    FORM,
+    PASSWORD,
+    Site,
+    cookie_of,
+    csrf_of,
+    page,
+    post,
+    run,
+    sign_in,
+    site,
+)
+
+__all__ = ["site"]  # the fixture, shared with test_passwords.py
+
+
+def _signed_in(site: Site) -> tuple[str, str]:
+    """alice's session secret and the CSRF token of her administration page."""
+    secret = cookie_of(sign_in(site, "alice", PASSWORD))
+    return secret, csrf_of(page(site, "/ui/admin", secret))
+
+
+def _fields(csrf: str, **changes: str) -> dict[str, str]:
+    fields = {
+        "csrf": csrf,
+        "scope": "upload",
+        "indexes": "main",
+        "projects": "alices-tool",
+        "description": "CI of alices-tool",
+        "days": "",
+        "password": PASSWORD,
+    }
+    fields.update(changes)
+    return fields
+
+
+def _token_in(body: bytes) -> str:
+    match = re.search(rb'id="new-token-value" type="text" readonly value="(hw_[^"]+)"', body)
+    assert match, body[:2000]
+    return match.group(1).decode()
+
+
+def _upload(site: Site, tmp_path: Path, project: str, version: str, token: str) -> int:
+    body, kind = upload_form(dists(tmp_path / f"{project}-{version}", project, version)[0])
+    return run(site.app, "POST", "/main/legacy/", {"Content-Type": kind}, body, token).status
+
+
+def test_a_password_session_creates_an_upload_token_for_a_project_it_owns(
+    site: Site, tmp_path: Path
+) -> None:
+    # Another user's project, which alice's token must not reach.
+    assert _upload(site, tmp_path, "bobs-thing", "1.0", site.admin) == 200
+    secret, csrf = _signed_in(site)
+    form = page(site, "/ui/admin", secret).body
+    assert b'id="token-password"' in form and b"main/alices-tool" in form
+    assert b'value="admin"' not in form and b'value="read"' not in form
+    made = post(site, "/ui/admin/tokens", secret, _fields(csrf))
+    assert made.status == 200, made.body[:3000]
+    token = _token_in(made.body)
+    (info,) = site.db.tokens("alice")
+    assert token.startswith(f"hw_{info.id}_")
+    assert info.scopes == {"upload"} and info.indexes == {"main"}
+    assert info.projects == {"alices-tool"} and info.description == "CI of alices-tool"
+    assert info.expires is not None
+    left = info.expires - datetime.now(UTC)
+    assert timedelta(days=89) < left <= timedelta(days=90)  # the default: 90 days
+    # Shown once: the page after it shows the token's id, never the token again.
+    assert token.encode() not in page(site, "/ui/admin", secret).body
+    # The token works for the project alice owns, and nowhere else.
+    assert _upload(site, tmp_path, "alices-tool", "1.1", token) == 200
+    assert _upload(site, tmp_path, "bobs-thing", "1.1", token) == 403
+    assert _upload(site, tmp_path, "brand-new", "1.0", token) == 403
+    entry = next(e for e in admin_actions(site.db.engine) if e.action == "token-create")
+    assert entry.actor == "alice" and entry.detail.startswith(info.id)
+    assert "password session, re-checked" in entry.detail and token not in entry.detail
+    # The password still is not a credential for the API.
+    assert _upload(site, tmp_path, "alices-tool", "1.2", secret) == 403
+    assert (
+        run(site.app, "GET", "/api/main/projects/alices-tool/publishers", token=secret).status
+        == 401
+    )
+
+
+def test_a_manage_token_from_a_password_session_is_checked_against_ownership_at_use(
+    site: Site,
+) -> None:
+    secret, csrf = _signed_in(site)
+    made = post(site, "/ui/admin/tokens", secret, _fields(csrf, scope="manage", days="7"))
+    assert made.status == 200, made.body[:3000]
+    token = _token_in(made.body)
+    yank = b'{"version": "1.0"}'
+    json = {"Content-Type": "application/json"}
+    path = "/api/main/projects/alices-tool/yank"
+    assert run(site.app, "POST", path, json, yank, token).status == 200
+    # No longer an owner: the token made when she was one no longer manages the project.
+    site.db.remove_owner("main", "alices-tool", "alice")
+    assert run(site.app, "POST", path, json, yank, token).status == 403
+
+
+def test_what_a_password_session_cannot_put_in_a_token(site: Site) -> None:
+    secret, csrf = _signed_in(site)
+    refusals = {
+        "admin scope": (_fields(csrf, scope="admin"), 400, b"upload and manage scopes only"),
+        "read scope": (_fields(csrf, scope="read"), 400, b"upload and manage scopes only"),
+        "every index": (_fields(csrf, indexes=""), 400, b"name the index"),
+        "every project": (_fields(csrf, projects=""), 400, b"name the index"),
+        "never expires": (_fields(csrf, days="0"), 400, b"always expires"),
+        "over a year": (_fields(csrf, days="366"), 400, b"always expires"),
+        "no description": (_fields(csrf, description=""), 400, b"describe the token"),
+        "not an owner": (_fields(csrf, projects="roots-project"), 403, b"isn&#39;t allowed"),
+        "not a manager": (
+            _fields(csrf, scope="manage", projects="roots-project"),
+            403,
+            b"is not an owner",
+        ),
+        "owned elsewhere": (_fields(csrf, indexes="priv"), 403, b"isn&#39;t allowed"),
+        "unknown index": (_fields(csrf, indexes="nowhere"), 400, b"no hosted index"),
+    }
+    for name, (fields, status, words) in refusals.items():
+        answer = post(site, "/ui/admin/tokens", secret, fields)
+        assert (answer.status, words in answer.body) == (status, True), (name, answer.body[:2000])
+        assert b"no token was created" in answer.body
+    assert site.db.tokens("alice") == []
+    refused = [e for e in admin_actions(site.db.engine) if e.action == "refused token-create"]
+    assert len(refused) == len(refusals)
+
+
+def test_a_wrong_password_again_creates_nothing_and_counts_as_a_failed_sign_in(
+    site: Site,
+) -> None:
+    secret, csrf = _signed_in(site)
+    for n in range(USER_LIMIT.failures):
+        wrong = post(
+            site, "/ui/admin/tokens", secret, _fields(csrf, password=f"not her password {n}")
+        )
+        assert wrong.status == 400 and b"password you typed again is wrong" in wrong.body
+        # It tells nothing about the projects asked for before the password is right.
+        assert b"owner" not in re.search(rb'role="alert">([^<]*)<', wrong.body).group(1)  # type: ignore[union-attr]
+    with site.db.engine.connect() as conn:
+        failures = conn.execute(
+            sa.select(sa.func.max(schema.sign_in_throttle.c.failures)).where(
+                schema.sign_in_throttle.c.kind == "user"
+            )
+        ).scalar()
+    assert failures == USER_LIMIT.failures
+    # Locked now: even the right password is not checked, and signing in is locked too.
+    locked = post(site, "/ui/admin/tokens", secret, _fields(csrf))
+    assert locked.status == 429 and b"too many failed sign-ins" in locked.body
+    assert sign_in(site, "alice", PASSWORD).status == 429
+    assert site.db.tokens("alice") == []
+
+
+def test_csrf_refusals_create_no_token(site: Site) -> None:
+    secret, csrf = _signed_in(site)
+    bad = post(site, "/ui/admin/tokens", secret, _fields("0" * 64))
+    assert bad.status == 403 and b"does not match your session" in bad.body
+    missing = {k: v for k, v in _fields(csrf).items() if k != "csrf"}
+    assert post(site, "/ui/admin/tokens", secret, missing).status == 403
+    body = "&".join(f"{k}={v}" for k, v in _fields(csrf).items()).encode()
+    cross = run(
+        site.app, "POST", "/ui/admin/tokens",
+        {**FORM, "Cookie": f"headwater_session={secret}", "Origin": "https://evil.example",
+         "Sec-Fetch-Site": "cross-site"},
+        body,
+    )  # fmt: skip
+    assert cross.status == 403 and b"another site" in cross.body
+    assert site.db.tokens("alice") == []
+    actions = [e.action for e in admin_actions(site.db.engine)[:3]]
+    assert actions == ["refused token-create"] * 3
+
+
+def test_a_password_session_administers_the_projects_it_owns_only(
+    site: Site, tmp_path: Path
+) -> None:
+    assert _upload(site, tmp_path, "bobs-thing", "1.0", site.admin) == 200
+    secret, _ = _signed_in(site)
+    mine, theirs = "/ui/admin/project/main/alices-tool", "/ui/admin/project/main/bobs-thing"
+    csrf = csrf_of(page(site, mine, secret))
+    changes = [
+        ("yank", {"version": "1.0", "reason": "broken"}),
+        ("unyank", {"version": "1.0"}),
+        ("status", {"status": "archived", "reason": "done"}),
+        ("owner-add", {"user": "bob"}),
+        ("owner-remove", {"user": "bob"}),
+    ]
+    for action, fields in changes:
+        answer = post(site, f"{mine}/{action}", secret, {"csrf": csrf, **fields})
+        assert answer.status == 303, (action, answer.body[:2000])
+        assert post(site, f"{theirs}/{action}", secret, {"csrf": csrf, **fields}).status == 403
+    record = site.db.project("main", "alices-tool")
+    assert record is not None and record.status == "archived"
+    assert site.db.owners("main", "alices-tool") == ["alice", "root"]
+    assert site.db.owners("main", "bobs-thing") == ["root"]
+    # Namespace grants stay an admin's (index-wide: they claim names nobody owns yet).
+    assert page(site, "/ui/admin/grants/main", secret).status == 403
+    grant = post(
+        site, "/ui/admin/grants/main", secret,
+        {"csrf": csrf, "op": "grant", "namespace": "alices", "owner": "alice"},
+    )  # fmt: skip
+    assert grant.status == 403 and site.db.namespaces("main") == []
+    done = [(e.action, e.project) for e in admin_actions(site.db.engine) if e.actor == "alice"]
+    for action, _ in changes:
+        assert (action, "alices-tool") in done and (f"refused {action}", "bobs-thing") in done
