@@ -219,3 +219,43 @@ def test_a_password_session_administers_the_projects_it_owns_only(
     done = [(e.action, e.project) for e in admin_actions(site.db.engine) if e.actor == "alice"]
     for action, _ in changes:
         assert (action, "alices-tool") in done and (f"refused {action}", "bobs-thing") in done
+
+
+def test_a_password_session_manages_the_trusted_publishers_of_projects_it_owns(
+    site: Site, tmp_path: Path
+) -> None:
+    """As on PyPI, an owner manages a project's trusted publishers: the same ``manage`` decision
+    as the management API's publisher routes."""
+    assert _upload(site, tmp_path, "bobs-thing", "1.0", site.admin) == 200
+    secret, _ = _signed_in(site)
+    mine, theirs = "/ui/admin/project/main/alices-tool", "/ui/admin/project/main/bobs-thing"
+    shown = page(site, mine, secret)
+    assert b'id="publisher-repository"' in shown.body
+    csrf = csrf_of(shown)
+    github = {"kind": "github", "repository": "alice/tool", "workflow": "release.yml"}
+    added = post(site, f"{mine}/publisher-add", secret, {"csrf": csrf, **github})
+    assert added.status == 303, added.body[:2000]
+    assert post(site, f"{theirs}/publisher-add", secret, {"csrf": csrf, **github}).status == 403
+    (publisher,) = site.db.publishers("main", "alices-tool")
+    assert publisher.origin == "ui" and publisher.added_by == "alice"
+    assert publisher.identity.describe().startswith("GitHub")
+    assert site.db.publishers("main", "bobs-thing") == []
+    # A malformed one is refused with the reason, nothing added.
+    bad = post(
+        site, f"{mine}/publisher-add", secret, {"csrf": csrf, "kind": "github", "repository": "x"}
+    )
+    assert bad.status == 400 and b"nothing was changed" in bad.body
+    gone = post(site, f"{mine}/publisher-add", secret, {"csrf": csrf, "kind": "svn"})
+    assert gone.status == 400 and len(site.db.publishers("main", "alices-tool")) == 1
+    # root's publisher of bob's project: alice cannot remove it, not even through her project.
+    identity = publisher.identity
+    other = site.db.add_publisher("main", "bobs-thing", identity, added_by="root")
+    fields = {"csrf": csrf, "id": str(other.id)}
+    assert post(site, f"{theirs}/publisher-remove", secret, fields).status == 403
+    assert post(site, f"{mine}/publisher-remove", secret, fields).status == 404
+    assert len(site.db.publishers("main", "bobs-thing")) == 1
+    removed = post(site, f"{mine}/publisher-remove", secret, {**fields, "id": str(publisher.id)})
+    assert removed.status == 303 and site.db.publishers("main", "alices-tool") == []
+    done = [e.action for e in admin_actions(site.db.engine) if e.actor == "alice"]
+    assert {"publisher-add", "publisher-remove", "refused publisher-add"} <= set(done)
+    assert {"failed publisher-add", "failed publisher-remove"} <= set(done)

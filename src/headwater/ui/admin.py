@@ -7,7 +7,8 @@
     POST /ui/admin/tokens                            create a token (shown once)
     POST /ui/admin/tokens/revoke                     revoke a token
     GET  /ui/admin/project/{index}/{project}         a hosted project's files, status and owners
-    POST /ui/admin/project/{index}/{project}/{action}   yank, unyank, status, owner-add, owner-remove
+    POST /ui/admin/project/{index}/{project}/{action}   yank, unyank, status, owner-add,
+                                                     owner-remove, publisher-add, publisher-remove
     GET  /ui/admin/grants/{index}                an index's namespace grants
     POST /ui/admin/grants/{index}                grant or revoke one
 
@@ -35,6 +36,7 @@ from starlette.responses import RedirectResponse, Response
 from headwater.db import Database, DatabaseError, DatabaseUnavailable, InvalidArgument
 from headwater.db import NotFound as DbNotFound
 from headwater.db.audit import admin_actions, record_admin_action
+from headwater.db.identities import decode_identity
 from headwater.errors import printable
 from headwater.server import params
 from headwater.server.authz import Action, Allowed, Credentials, Denied, Target, Token
@@ -63,6 +65,8 @@ DONE = {
     "status": "Status set.",
     "owner-add": "Owner added.",
     "owner-remove": "Owner removed.",
+    "publisher-add": "Trusted publisher added.",
+    "publisher-remove": "Trusted publisher removed.",
     "grant": "Namespace granted.",
     "revoke": "Namespace grant revoked.",
     "token-revoke": "Token revoked.",
@@ -356,8 +360,8 @@ async def project_page(request: Request, ui: Interface, **extra: Any) -> Respons
     if record is None:
         return await ui.not_found(request, f"no project {project!r} in {index!r}")
     owners = await asyncio.to_thread(db.owners, index, project)
-    # Trusted publishers (headwater.db.publishers) and what their minted tokens did: shown here;
-    # they are added and removed with `headwater publisher` and the management API.
+    # Trusted publishers (headwater.db.publishers) and what their minted tokens did: managed here
+    # by whoever may manage the project (its owners, admins), as with the management API.
     publishers = await asyncio.to_thread(db.publishers, index, project)
     minted = await asyncio.to_thread(db.publishing_log, index=index, project=project, limit=20)
     versions: dict[str, list[Any]] = {}
@@ -406,6 +410,30 @@ def _owner_remove(db: Database, index: str, project: str, actor: str, form: Form
     return db.remove_owner(index, project, params.user(_field(form, "user", 100)))
 
 
+def _publisher_add(db: Database, index: str, project: str, actor: str, form: FormData) -> Any:
+    kind = _field(form, "kind", 10)
+    where = {"github": "repository", "gitlab": "project_path"}.get(kind)
+    if where is None:
+        raise InvalidArgument("a publisher's kind is github or gitlab (others: the API)")
+    fields = {
+        where: _field(form, "repository", 300),
+        "workflow": _field(form, "workflow", 300),
+        "environment": _field(form, "environment", 300),
+    }
+    try:
+        identity = decode_identity({"type": kind, **{k: v for k, v in fields.items() if v}})
+    except msgspec.ValidationError as exc:
+        raise InvalidArgument(f"the {kind} publisher does not fit: {exc}") from None
+    return db.add_publisher(index, project, identity, origin="ui", added_by=actor)
+
+
+def _publisher_remove(db: Database, index: str, project: str, actor: str, form: FormData) -> Any:
+    raw = _field(form, "id", 20)
+    if not raw.isdigit() or len(raw) > 18:
+        raise DbNotFound(f"no publisher {printable(raw, 20)!r}")
+    return db.remove_publisher(int(raw), index=index, project=project)
+
+
 #: action -> the database call it makes (the same the management API makes).
 PROJECT_ACTIONS: dict[str, Callable[[Database, str, str, str, FormData], Any]] = {
     "yank": _yank,
@@ -413,11 +441,14 @@ PROJECT_ACTIONS: dict[str, Callable[[Database, str, str, str, FormData], Any]] =
     "status": _status,
     "owner-add": _owner_add,
     "owner-remove": _owner_remove,
+    "publisher-add": _publisher_add,
+    "publisher-remove": _publisher_remove,
 }
 
 
 def _describe(form: FormData) -> str:
-    shown = {k: _field(form, k, 200) for k in ("filename", "version", "status", "user", "reason")}
+    keys = ("filename", "version", "status", "user", "reason", "kind", "repository", "workflow")
+    shown = {k: _field(form, k, 200) for k in (*keys, "environment", "id")}
     return " ".join(f"{k}={v!r}" for k, v in shown.items() if v)
 
 
