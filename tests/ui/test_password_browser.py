@@ -3,7 +3,7 @@
 out; a wrong password is refused with one message; five wrong passwords lock the name even
 against the right one; a password session creates an upload token for a project its user owns
 (the password typed again; a wrong one is counted), which twine uploads with and which is refused
-for another project (twine, uv publish); axe-core finds nothing serious on the sign-in, account
+for another project (twine, uv publish); it adds a trusted publisher to its project; axe-core finds nothing serious on the sign-in, account
 and token pages."""
 
 from __future__ import annotations
@@ -205,4 +205,15 @@ def test_a_password_session_creates_a_token_with_the_password_again_and_uploads_
     )  # fmt: skip
     said = " ".join((published.stdout + published.stderr).split())
     assert published.returncode != 0 and "limited to the project(s) carols-lib" in said, said
+    # As owner, carol adds a trusted publisher to her project (PyPI lets owners do the same).
+    browser.open(site.url + "/ui/admin/project/main/carols-lib")
+    browser.driver.find_element(By.ID, "publisher-repository").send_keys("carol/lib")
+    browser.driver.find_element(By.ID, "publisher-workflow").send_keys("release.yml")
+    browser.submit("form[action$='/publisher-add'] button")
+    assert browser.driver.find_element(By.CSS_SELECTOR, "p.notice").text == (
+        "Trusted publisher added."
+    )
+    table = browser.driver.find_element(By.CSS_SELECTOR, "#publishers ~ div table").text
+    assert "repository=carol/lib" in table and "carol (ui)" in table
+    assert browser.axe() == []
     assert browser.pwned() is None and browser.csp_violations() == []
