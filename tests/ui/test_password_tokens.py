@@ -152,6 +152,12 @@ def test_a_wrong_password_again_creates_nothing_and_counts_as_a_failed_sign_in(
             site, "/ui/admin/tokens", secret, _fields(csrf, password=f"not her password {n}")
         )
         assert wrong.status == 400 and b"password you typed again is wrong" in wrong.body
+        # The form comes back filled in, except the password.
+        assert (
+            b'name="projects" required autocomplete="off" spellcheck="false" value="alices-tool"'
+            in wrong.body
+        )
+        assert f"not her password {n}".encode() not in wrong.body
         # It tells nothing about the projects asked for before the password is right.
         assert b"owner" not in re.search(rb'role="alert">([^<]*)<', wrong.body).group(1)  # type: ignore[union-attr]
     with site.db.engine.connect() as conn:

@@ -190,7 +190,13 @@ async def overview(request: Request, ui: Interface, **extra: Any) -> Response:
 
 
 def _defaults(extra: dict[str, Any], done: str | None = None) -> dict[str, Any]:
-    return {"problem": None, "new_token": None, "done": DONE.get(done) if done else None, **extra}
+    return {
+        "problem": None,
+        "new_token": None,
+        "asked": None,  # a refused password-session form, filled in again (never the password)
+        "done": DONE.get(done) if done else None,
+        **extra,
+    }
 
 
 def _names(text: str) -> list[str] | None:
@@ -293,7 +299,7 @@ async def _session_token_create(
             db, request, actor=holder.user, action="refused token-create",
             detail=f"{detail}: {problem}",
         )  # fmt: skip
-        return await overview(request, ui, problem=problem, status_code=status)
+        return await overview(request, ui, problem=problem, status_code=status, asked=ask)
     token_id, secret = made
     await _record(
         db, request, actor=holder.user, action="token-create", detail=f"{token_id} {detail}"
