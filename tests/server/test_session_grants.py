@@ -15,12 +15,14 @@ from headwater.server.session_grants import (
     DEFAULT_DAYS,
     MAX_DAYS,
     MAX_PAIRS,
+    RECHECKED_ACTIONS,
     Ask,
     Grant,
     Recheck,
     Refusal,
     decide,
     pairs,
+    recheck_refusal,
 )
 
 
@@ -191,3 +193,17 @@ def test_a_granted_token_is_never_wider_than_the_user(
         assert answer.indexes and answer.projects
         assert {(i, p) for i in answer.indexes for p in answer.projects} <= owned
         assert 1 <= answer.days <= MAX_DAYS
+
+
+@pytest.mark.parametrize(
+    ("recheck", "status"),
+    [(Recheck("ok"), None), (Recheck("wrong"), 400), (Recheck("locked", UNTIL), 429)],
+)
+def test_the_password_again_for_owners_and_publishers(recheck: Recheck, status: int | None) -> None:
+    assert {"owner-add", "publisher-add"} == RECHECKED_ACTIONS  # each gives someone upload
+    refused = recheck_refusal(recheck, outcome="nothing was changed")
+    if status is None:
+        assert refused is None
+    else:
+        assert refused is not None and refused.status == status
+        assert refused.message.endswith("nothing was changed")

@@ -209,6 +209,7 @@ def test_a_password_session_creates_a_token_with_the_password_again_and_uploads_
     browser.open(site.url + "/ui/admin/project/main/carols-lib")
     browser.driver.find_element(By.ID, "publisher-repository").send_keys("carol/lib")
     browser.driver.find_element(By.ID, "publisher-workflow").send_keys("release.yml")
+    browser.driver.find_element(By.ID, "publisher-password").send_keys(PASSWORD)
     browser.submit("form[action$='/publisher-add'] button")
     assert browser.driver.find_element(By.CSS_SELECTOR, "p.notice").text == (
         "Trusted publisher added."

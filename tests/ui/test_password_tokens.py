@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from headwater.db import schema
 from headwater.db.audit import admin_actions
-from headwater.db.throttle import USER_LIMIT
+from headwater.db.throttle import USER_LIMIT, counter_key
 from tests.server.hosting import dists, upload_form
 from tests.ui.test_passwords import (
     FORM,
@@ -204,7 +204,7 @@ def test_a_password_session_administers_the_projects_it_owns_only(
         ("yank", {"version": "1.0", "reason": "broken"}),
         ("unyank", {"version": "1.0"}),
         ("status", {"status": "archived", "reason": "done"}),
-        ("owner-add", {"user": "bob"}),
+        ("owner-add", {"user": "bob", "password": PASSWORD}),
         ("owner-remove", {"user": "bob"}),
     ]
     for action, fields in changes:
@@ -227,6 +227,32 @@ def test_a_password_session_administers_the_projects_it_owns_only(
         assert (action, "alices-tool") in done and (f"refused {action}", "bobs-thing") in done
 
 
+def test_adding_an_owner_needs_the_password_again_and_counts_it(site: Site) -> None:
+    """Another owner can upload: a stolen session cookie alone must not add one."""
+    secret, _ = _signed_in(site)
+    mine = "/ui/admin/project/main/alices-tool"
+    csrf = csrf_of(page(site, mine, secret))
+    for typed in ("", "not alice's password"):
+        fields = {"csrf": csrf, "user": "bob", "password": typed}
+        refused = post(site, f"{mine}/owner-add", secret, fields)
+        assert refused.status == 400 and b"nothing was changed" in refused.body
+    assert site.db.owners("main", "alices-tool") == ["alice", "root"]
+    with site.db.engine.connect() as conn:
+        failures = conn.execute(
+            sa.select(schema.sign_in_throttle.c.failures).where(
+                schema.sign_in_throttle.c.key == counter_key("user", "alice")
+            )
+        ).scalar()
+    assert failures == 2
+    # Signed in with a token, the cookie is the credential itself: no password is asked.
+    cookie = f"headwater_session={site.admin}"
+    answer = run(site.app, "GET", mine, {"Cookie": cookie})
+    assert b'id="owner-password"' not in answer.body
+    body = f"csrf={csrf_of(answer)}&user=bob".encode()
+    added = run(site.app, "POST", f"{mine}/owner-add", {**FORM, "Cookie": cookie}, body)
+    assert added.status == 303 and "bob" in site.db.owners("main", "alices-tool")
+
+
 def test_a_password_session_manages_the_trusted_publishers_of_projects_it_owns(
     site: Site, tmp_path: Path
 ) -> None:
@@ -238,7 +264,15 @@ def test_a_password_session_manages_the_trusted_publishers_of_projects_it_owns(
     shown = page(site, mine, secret)
     assert b'id="publisher-repository"' in shown.body
     csrf = csrf_of(shown)
+    assert b'id="publisher-password"' in shown.body and b'id="owner-password"' in shown.body
     github = {"kind": "github", "repository": "alice/tool", "workflow": "release.yml"}
+    # Sudo mode: a publisher can upload, so the session's cookie alone does not add one.
+    for typed in ("", "a thief's guess at it"):
+        fields = {"csrf": csrf, **github, "password": typed}
+        refused = post(site, f"{mine}/publisher-add", secret, fields)
+        assert refused.status == 400 and b"password you typed again is wrong" in refused.body
+    assert site.db.publishers("main", "alices-tool") == []
+    github["password"] = PASSWORD
     added = post(site, f"{mine}/publisher-add", secret, {"csrf": csrf, **github})
     assert added.status == 303, added.body[:2000]
     assert post(site, f"{theirs}/publisher-add", secret, {"csrf": csrf, **github}).status == 403
@@ -247,11 +281,12 @@ def test_a_password_session_manages_the_trusted_publishers_of_projects_it_owns(
     assert publisher.identity.describe().startswith("GitHub")
     assert site.db.publishers("main", "bobs-thing") == []
     # A malformed one is refused with the reason, nothing added.
+    again = {"csrf": csrf, "password": PASSWORD}
     bad = post(
-        site, f"{mine}/publisher-add", secret, {"csrf": csrf, "kind": "github", "repository": "x"}
+        site, f"{mine}/publisher-add", secret, {**again, "kind": "github", "repository": "x"}
     )
     assert bad.status == 400 and b"nothing was changed" in bad.body
-    gone = post(site, f"{mine}/publisher-add", secret, {"csrf": csrf, "kind": "svn"})
+    gone = post(site, f"{mine}/publisher-add", secret, {**again, "kind": "svn"})
     assert gone.status == 400 and len(site.db.publishers("main", "alices-tool")) == 1
     # root's publisher of bob's project: alice cannot remove it, not even through her project.
     identity = publisher.identity

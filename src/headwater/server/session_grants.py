@@ -51,6 +51,9 @@ Why each rule:
   and limits alone, so the hot path makes no database query), so a read token would keep reading
   after its user stopped owning the project, and a password session cannot read private indexes
   itself. A token with ``read`` comes from a token that holds it, or from an operator.
+- **The same re-check for adding an owner or a trusted publisher** (:data:`RECHECKED_ACTIONS`):
+  either gives someone else a way to upload (another account; a CI job whose minted tokens
+  upload), so a stolen session cookie alone must not do it either.
 - **No ``admin``, no unlimited token, no token that never expires**: those are what a password
   is not (an admin works with an admin token); at most a year (:data:`MAX_DAYS`), 90 days unless
   asked otherwise (:data:`DEFAULT_DAYS`), as PyPI and GitHub suggest for tokens.
@@ -72,6 +75,7 @@ __all__ = [
     "DEFAULT_DAYS",
     "MAX_DAYS",
     "MAX_PAIRS",
+    "RECHECKED_ACTIONS",
     "SCOPES",
     "Ask",
     "Decision",
@@ -80,6 +84,7 @@ __all__ = [
     "Refusal",
     "decide",
     "pairs",
+    "recheck_refusal",
 ]
 
 #: The scopes a password session may give a token.
@@ -88,6 +93,11 @@ DEFAULT_DAYS = 90
 MAX_DAYS = 365
 #: At most this many index x project pairs in one token (each costs an ownership look-up).
 MAX_PAIRS = 20
+#: Administration actions that give someone else a way to act on a project (another owner; a CI
+#: identity whose minted tokens upload): signed in with a password, each needs the password typed
+#: again, as creating a token does (:func:`recheck_refusal`). A token signed in needs none: the
+#: cookie then holds the credential itself.
+RECHECKED_ACTIONS: frozenset[str] = frozenset({"owner-add", "publisher-add"})
 
 Reason = Literal[
     "not-session", "locked", "wrong", "scope", "where", "expiry", "description", "owner"
@@ -170,6 +180,27 @@ def _refuse(reason: Reason, status: int, message: str) -> Refusal:
     return Refusal(reason, status, f"{message}; no token was created")
 
 
+def recheck_refusal(recheck: Recheck, *, outcome: str = "no token was created") -> Refusal | None:
+    """None when the password typed again was right; else the refusal (``locked`` 429 or
+    ``wrong`` 400), ending with ``outcome``."""
+    if recheck.outcome == "locked":
+        when = f" until {recheck.until:%H:%M} UTC" if recheck.until is not None else ""
+        return Refusal(
+            "locked",
+            429,
+            "too many failed sign-ins for this user name or from your address: password "
+            f"checks are paused{when}; nothing was checked; {outcome}",
+        )
+    if recheck.outcome != "ok":
+        return Refusal(
+            "wrong",
+            400,
+            "the password you typed again is wrong (it counts as a failed sign-in); type your "
+            f"current password; {outcome}",
+        )
+    return None
+
+
 def decide(
     holder: Token,
     ask: Ask,
@@ -182,21 +213,9 @@ def decide(
     pairs of :func:`pairs` its user owns. See the module docstring for the table."""
     if not getattr(holder, "session", False) or getattr(holder, "minted", False):
         return _refuse("not-session", 400, "only a password session creates tokens this way")
-    if recheck.outcome == "locked":
-        when = f" until {recheck.until:%H:%M} UTC" if recheck.until is not None else ""
-        return _refuse(
-            "locked",
-            429,
-            "too many failed sign-ins for this user name or from your address: password "
-            f"checks are paused{when}; nothing was checked",
-        )
-    if recheck.outcome != "ok":
-        return _refuse(
-            "wrong",
-            400,
-            "the password you typed again is wrong (it counts as a failed sign-in); type your "
-            "current password to create a token",
-        )
+    refused = recheck_refusal(recheck)
+    if refused is not None:
+        return refused
     scopes = frozenset(ask.scopes)
     if not scopes or not scopes <= SCOPES:
         return _refuse(

@@ -24,7 +24,6 @@ recorded in the audit log (:mod:`headwater.db.audit`) with who, what, when and f
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,15 +35,21 @@ from starlette.responses import RedirectResponse, Response
 from headwater.db import Database, DatabaseError, DatabaseUnavailable, InvalidArgument
 from headwater.db import NotFound as DbNotFound
 from headwater.db.audit import admin_actions, record_admin_action
-from headwater.db.identities import decode_identity
 from headwater.errors import printable
 from headwater.server import params
 from headwater.server.authz import Action, Allowed, Credentials, Denied, Target, Token
 from headwater.server.facts import decide_with_facts
-from headwater.server.session_grants import DEFAULT_DAYS, MAX_DAYS, Refusal
+from headwater.server.session_grants import (
+    DEFAULT_DAYS,
+    MAX_DAYS,
+    RECHECKED_ACTIONS,
+    Refusal,
+    recheck_refusal,
+)
 from headwater.server.session_grants import SCOPES as SESSION_TOKEN_SCOPES
 from headwater.server.token_grants import may_create, may_revoke, sees_every_token
 from headwater.ui import csrf, password_tokens
+from headwater.ui.admin_changes import PROJECT_ACTIONS, describe
 from headwater.ui.interface import Interface
 
 __all__ = [
@@ -385,77 +390,12 @@ async def project_page(request: Request, ui: Interface, **extra: Any) -> Respons
         publishers=[(p, msgspec.to_builtins(p.identity)) for p in publishers],
         minted=minted,
         csrf_token=csrf.token_for(request),
+        # Signed in with a password: adding an owner or a publisher asks for it again.
+        recheck=bool(getattr((await ui.credentials(request)).token, "session", False)),
         statuses=("active", "archived", "quarantined", "deprecated"),
         done=DONE.get(done) if done else None,
         problem=extra.pop("problem", None),
     )
-
-
-def _yank(db: Database, index: str, project: str, actor: str, form: FormData) -> Any:
-    filename, version = _field(form, "filename", 300) or None, _field(form, "version", 200) or None
-    reason = _field(form, "reason", 1000)
-    return db.yank(index, project, filename=filename, version=version, reason=reason, actor=actor)
-
-
-def _unyank(db: Database, index: str, project: str, actor: str, form: FormData) -> Any:
-    filename, version = _field(form, "filename", 300) or None, _field(form, "version", 200) or None
-    return db.unyank(index, project, filename=filename, version=version, actor=actor)
-
-
-def _status(db: Database, index: str, project: str, actor: str, form: FormData) -> Any:
-    return db.set_status(
-        index, project, _field(form, "status", 40), _field(form, "reason", 1000), actor=actor
-    )
-
-
-def _owner_add(db: Database, index: str, project: str, actor: str, form: FormData) -> Any:
-    return db.add_owner(index, project, params.user(_field(form, "user", 100)))
-
-
-def _owner_remove(db: Database, index: str, project: str, actor: str, form: FormData) -> Any:
-    return db.remove_owner(index, project, params.user(_field(form, "user", 100)))
-
-
-def _publisher_add(db: Database, index: str, project: str, actor: str, form: FormData) -> Any:
-    kind = _field(form, "kind", 10)
-    where = {"github": "repository", "gitlab": "project_path"}.get(kind)
-    if where is None:
-        raise InvalidArgument("a publisher's kind is github or gitlab (others: the API)")
-    fields = {
-        where: _field(form, "repository", 300),
-        "workflow": _field(form, "workflow", 300),
-        "environment": _field(form, "environment", 300),
-    }
-    try:
-        identity = decode_identity({"type": kind, **{k: v for k, v in fields.items() if v}})
-    except msgspec.ValidationError as exc:
-        raise InvalidArgument(f"the {kind} publisher does not fit: {exc}") from None
-    return db.add_publisher(index, project, identity, origin="ui", added_by=actor)
-
-
-def _publisher_remove(db: Database, index: str, project: str, actor: str, form: FormData) -> Any:
-    raw = _field(form, "id", 20)
-    if not raw.isdigit() or len(raw) > 18:
-        raise DbNotFound(f"no publisher {printable(raw, 20)!r}")
-    return db.remove_publisher(int(raw), index=index, project=project)
-
-
-#: action -> the database call it makes (the same the management API makes).
-PROJECT_ACTIONS: dict[str, Callable[[Database, str, str, str, FormData], Any]] = {
-    "yank": _yank,
-    "unyank": _unyank,
-    "status": _status,
-    "owner-add": _owner_add,
-    "owner-remove": _owner_remove,
-    "publisher-add": _publisher_add,
-    "publisher-remove": _publisher_remove,
-}
-
-
-def _describe(form: FormData) -> str:
-    keys = ("filename", "version", "status", "user", "reason", "kind", "repository", "workflow")
-    shown = {k: _field(form, k, 200) for k in (*keys, "environment", "id")}
-    return " ".join(f"{k}={v!r}" for k, v in shown.items() if v)
 
 
 async def project_action(request: Request, ui: Interface) -> Response:
@@ -472,7 +412,7 @@ async def project_action(request: Request, ui: Interface) -> Response:
     decision = await _decide(ui, db, request, index, "manage", project)
     credentials = await ui.credentials(request)
     user = credentials.token.user if credentials.token is not None else None
-    detail = _describe(form)
+    detail = describe(form)
     if isinstance(decision, Denied):
         await _record(
             db,
@@ -485,6 +425,19 @@ async def project_action(request: Request, ui: Interface) -> Response:
         )
         return await ui.denied(request, decision)
     actor = str(decision.user)
+    holder = credentials.token
+    if holder is not None and getattr(holder, "session", False) and action in RECHECKED_ACTIONS:
+        # Another owner or a trusted publisher could upload: the password again (sudo mode).
+        again = await password_tokens.password_again(request, ui, db, form, holder)
+        denied_again = recheck_refusal(again, outcome="nothing was changed")
+        if denied_again is not None:
+            await _record(
+                db, request, actor=actor, action=f"refused {action}",
+                detail=f"{detail}: {denied_again.message}", index=index, project=project,
+            )  # fmt: skip
+            return await project_page(
+                request, ui, problem=denied_again.message, status_code=denied_again.status
+            )
     try:
         await asyncio.to_thread(change, db, index, project, actor, form)
     except (params.BadParameter, InvalidArgument, DbNotFound, DatabaseError) as exc:

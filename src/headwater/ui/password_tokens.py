@@ -24,7 +24,7 @@ from headwater.server.session_grants import Ask, Grant, Recheck, Refusal, decide
 from headwater.ui.interface import Interface
 from headwater.ui.signin import origin
 
-__all__ = ["ask_of", "create"]
+__all__ = ["ask_of", "create", "password_again"]
 
 
 def _text(form: FormData, name: str, limit: int) -> str:
@@ -47,19 +47,26 @@ def ask_of(form: FormData) -> Ask:
     )
 
 
-async def create(
+async def password_again(
     request: Request, ui: Interface, db: Database, form: FormData, holder: Token
-) -> tuple[Ask, Grant | Refusal, tuple[str, str] | None]:
-    """Decide and, when granted, create the token: (what was asked, the decision, (token id,
-    token) or None)."""
-    ask = ask_of(form)
+) -> Recheck:
+    """The form's ``password`` field checked for the session's user, counted as a sign-in."""
     password = form.get("password")
     typed = password[:300] if isinstance(password, str) else ""
     async with ui.password_checks:
         checked = await asyncio.to_thread(
             db.password_sign_in, holder.user, typed, origin(request), start_session=False
         )
-    recheck = Recheck(checked.outcome, checked.until)
+    return Recheck(checked.outcome, checked.until)
+
+
+async def create(
+    request: Request, ui: Interface, db: Database, form: FormData, holder: Token
+) -> tuple[Ask, Grant | Refusal, tuple[str, str] | None]:
+    """Decide and, when granted, create the token: (what was asked, the decision, (token id,
+    token) or None)."""
+    ask = ask_of(form)
+    recheck = await password_again(request, ui, db, form, holder)
     hosted = frozenset(ui.served.sources.hosted)
     owned: set[tuple[str, str]] = set()
     if recheck.outcome == "ok":
