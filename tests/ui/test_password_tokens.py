@@ -133,6 +133,7 @@ def test_what_a_password_session_cannot_put_in_a_token(site: Site) -> None:
         ),
         "owned elsewhere": (_fields(csrf, indexes="priv"), 403, b"isn&#39;t allowed"),
         "unknown index": (_fields(csrf, indexes="nowhere"), 400, b"no hosted index"),
+        "control character": (_fields(csrf, description="CI\x1b[31m"), 400, b"cannot appear"),
     }
     for name, (fields, status, words) in refusals.items():
         answer = post(site, "/ui/admin/tokens", secret, fields)

@@ -99,8 +99,10 @@ MAX_PAIRS = 20
 #: cookie then holds the credential itself.
 RECHECKED_ACTIONS: frozenset[str] = frozenset({"owner-add", "publisher-add"})
 
+#: Why a token was refused: the first column of the table above; ``stored``: the database's own
+#: checks refused it afterwards (a description with control characters; the user removed).
 Reason = Literal[
-    "not-session", "locked", "wrong", "scope", "where", "expiry", "description", "owner"
+    "not-session", "locked", "wrong", "scope", "where", "expiry", "description", "owner", "stored"
 ]
 
 

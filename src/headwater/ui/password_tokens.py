@@ -18,7 +18,8 @@ from datetime import UTC, datetime, timedelta
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
-from headwater.db import Database
+from headwater.db import Database, InvalidArgument
+from headwater.db import NotFound as DbNotFound
 from headwater.server.authz import Token
 from headwater.server.session_grants import Ask, Grant, Recheck, Refusal, decide, pairs
 from headwater.ui.interface import Interface
@@ -77,13 +78,18 @@ async def create(
     decision = decide(holder, ask, recheck, hosted=hosted, owned=owned)
     if isinstance(decision, Refusal):
         return ask, decision, None
-    made = await asyncio.to_thread(
-        db.create_token,
-        holder.user,
-        indexes=sorted(decision.indexes),
-        projects=sorted(decision.projects),
-        scopes=sorted(decision.scopes),
-        description=ask.description,
-        expires=datetime.now(UTC) + timedelta(days=decision.days),
-    )
+    try:
+        made = await asyncio.to_thread(
+            db.create_token,
+            holder.user,
+            indexes=sorted(decision.indexes),
+            projects=sorted(decision.projects),
+            scopes=sorted(decision.scopes),
+            description=ask.description,
+            expires=datetime.now(UTC) + timedelta(days=decision.days),
+        )
+    except (InvalidArgument, DbNotFound) as exc:
+        # The database's own checks (a description with control characters, a user removed
+        # meanwhile): the same words as for every other way of creating a token.
+        return ask, Refusal("stored", 400, f"{exc}; no token was created"), None
     return ask, decision, made
