@@ -56,7 +56,7 @@ Why each rule:
   upload), so a stolen session cookie alone must not do it either.
 - **No ``admin``, no unlimited token, no token that never expires**: those are what a password
   is not (an admin works with an admin token); at most a year (:data:`MAX_DAYS`), 90 days unless
-  asked otherwise (:data:`DEFAULT_DAYS`), as PyPI and GitHub suggest for tokens.
+  asked otherwise (:data:`DEFAULT_DAYS`): a forgotten or leaked token stops by itself.
 """
 
 from __future__ import annotations
