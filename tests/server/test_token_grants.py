@@ -31,7 +31,8 @@ LIMITED_ADMIN = Tok("ops", frozenset({"admin"}), indexes=frozenset({"main"}))
 UPLOADER = Tok("alice", frozenset({"upload", "read"}))
 PROJECT = Tok("bob", frozenset({"manage", "upload"}), projects=frozenset({"demo"}))
 MINTED = Tok("publisher", frozenset({"upload"}), minted=True)
-#: Signed in with a password (headwater.db.passwords): manage on every index, no tokens.
+#: Signed in with a password (headwater.db.passwords): manage on every index; its tokens are
+#: decided by session_grants (tests/server/test_session_grants.py).
 PASSWORD = Tok("dave", frozenset({"manage"}), session=True)
 
 # holder, scopes, indexes, projects, allowed
@@ -49,7 +50,7 @@ TABLE = [
     (PROJECT, {"upload"}, None, None, False),  # escapes the project limit
     (PROJECT, {"upload"}, None, {"demo", "other"}, False),
     (MINTED, {"upload"}, None, None, False),  # a publisher's token makes no tokens
-    (PASSWORD, {"manage"}, None, None, False),  # a password never becomes an API credential
+    (PASSWORD, {"manage"}, None, None, False),  # sessions: session_grants, never this rule
     (PASSWORD, {"manage"}, {"main"}, {"x"}, False),
 ]
 

@@ -282,6 +282,18 @@ class AccessControl:
             ).all()
         return [row.user for row in rows]
 
+    def owned_projects(self, user: str, *, limit: int = 200) -> list[tuple[str, str]]:
+        """The (index, project) pairs ``user`` owns, by index and name (at most ``limit``)."""
+        with reading(self._engine) as conn:
+            rows = conn.execute(
+                sa.select(t.projects.c.index, t.projects.c.name)
+                .join(t.owners, t.owners.c.project_id == t.projects.c.id)
+                .where(t.owners.c.user == user)
+                .order_by(t.projects.c.index, t.projects.c.name)
+                .limit(limit)
+            ).all()
+        return [(str(row[0]), str(row[1])) for row in rows]
+
     def ownership(self, index: str, name: str) -> list[str] | None:
         """The owners of a project, by name, or None when the index holds no such name (so a
         first upload may create it). A project with no owner left gives []: nobody but an

@@ -75,8 +75,9 @@ MAX_LENGTH = 256
 #: RFC 9106's second recommended option: Argon2id, t=3, m=64 MiB, p=4, 16-byte salt, 32-byte hash.
 PARAMETERS = RFC_9106_LOW_MEMORY
 #: What a password session may do (authz scopes): change the projects its user owns (yank,
-#: status, owners), see and revoke the user's own tokens; never create tokens, read a private
-#: index, upload or administer.
+#: status, owners, trusted publishers), see and revoke the user's own tokens, and create tokens
+#: for projects its user owns with the password typed again (headwater.server.session_grants);
+#: never read a private index, upload or administer.
 SESSION_SCOPES = frozenset({"manage"})
 SESSION_SECONDS = 12 * 3600
 SESSION_PREFIX = "hws_"

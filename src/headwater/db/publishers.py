@@ -16,9 +16,10 @@ stale     pending, but the project was created by someone else, or it was bound 
           that was deleted and created again: it counts for nothing (remove it, or add it again)
 ========= ======================================================================================
 
-Deleting a project deletes its bound publishers (as on PyPI). Publishers come from three places
-(``origin``): the CLI, the management API, and the configuration file (``[[hosted.NAME.publishers]]``,
-made to match the file at every server start by :meth:`Publishers.sync_publishers`).
+Deleting a project deletes its bound publishers (as on PyPI). Publishers come from four places
+(``origin``): the CLI, the management API, the administration pages (``ui``), and the
+configuration file (``[[hosted.NAME.publishers]]``, made to match the file at every server start
+by :meth:`Publishers.sync_publishers`).
 
 :meth:`Publishers.publishers_for` is the read API for other parts of headwater (the provenance
 checks compare an attestation's signing identity with it).
@@ -44,7 +45,7 @@ from headwater.simple.names import NormalizedName
 __all__ = ["ConfiguredPublisher", "Publisher", "PublisherStatus", "Publishers"]
 
 PublisherStatus = Literal["active", "pending", "stale"]
-Origin = Literal["cli", "api", "config"]
+Origin = Literal["cli", "api", "ui", "config"]
 
 
 class Publisher(msgspec.Struct, frozen=True, kw_only=True):

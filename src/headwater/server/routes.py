@@ -232,7 +232,12 @@ def _administration() -> list[RouteSpec]:
     project = "/ui/admin/project/{index}/{project}"
     return [
         _public("/ui/admin", _READ, "administration: tokens, audit log, project lookup", "ui"),
-        form("/ui/admin/tokens", "public", False, "create a token (token_grants decides)"),
+        form(
+            "/ui/admin/tokens",
+            "public",
+            False,
+            "create a token (token_grants decides; for a password session, session_grants)",
+        ),
         form("/ui/admin/tokens/revoke", "public", False, "revoke a token (token_grants decides)"),
         shown(project, "manage", True, "a project's administration page"),
         form(project + "/{action}", "manage", True, "yank, unyank, status, owners of a project"),

@@ -13,8 +13,10 @@ create a token for yourself    its scopes within yours (``admin`` holds every sc
 see tokens                     your own; every user's with an unlimited ``admin`` token
 revoke a token                 your own; any with an unlimited ``admin`` token
 anything, as a minted token    refused: a trusted publisher's token only uploads
-create, as a password session  refused: a password never becomes an API credential, not even
-                               by minting one (see docs/web-interface.md, "Passwords")
+create, as a password session  not decided here: :mod:`headwater.server.session_grants` (the
+                               password again, only projects its user owns, upload and manage,
+                               an expiry); refused here, so a session can never reach the
+                               rule for tokens
 ============================== =============================================================
 
 Why: a token that could mint a wider one would make every limit a suggestion (a leaked
@@ -66,8 +68,8 @@ def may_create(
         return "a trusted publisher's token cannot create tokens"
     if getattr(holder, "session", False):
         return (
-            "signed in with a password, you cannot create tokens (a password never becomes an "
-            "API credential): sign in with a token, or ask an operator (`headwater token create`)"
+            "signed in with a password, a token is created with your password typed again and "
+            "only for projects you own (headwater.server.session_grants decides)"
         )
     if not scopes:
         return "choose at least one scope"

@@ -7,7 +7,8 @@
     POST /ui/admin/tokens                            create a token (shown once)
     POST /ui/admin/tokens/revoke                     revoke a token
     GET  /ui/admin/project/{index}/{project}         a hosted project's files, status and owners
-    POST /ui/admin/project/{index}/{project}/{action}   yank, unyank, status, owner-add, owner-remove
+    POST /ui/admin/project/{index}/{project}/{action}   yank, unyank, status, owner-add,
+                                                     owner-remove, publisher-add, publisher-remove
     GET  /ui/admin/grants/{index}                an index's namespace grants
     POST /ui/admin/grants/{index}                grant or revoke one
 
@@ -23,7 +24,6 @@ recorded in the audit log (:mod:`headwater.db.audit`) with who, what, when and f
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,10 +37,19 @@ from headwater.db import NotFound as DbNotFound
 from headwater.db.audit import admin_actions, record_admin_action
 from headwater.errors import printable
 from headwater.server import params
-from headwater.server.authz import Action, Allowed, Credentials, Denied, Target
+from headwater.server.authz import Action, Allowed, Credentials, Denied, Target, Token
 from headwater.server.facts import decide_with_facts
+from headwater.server.session_grants import (
+    DEFAULT_DAYS,
+    MAX_DAYS,
+    RECHECKED_ACTIONS,
+    Refusal,
+    recheck_refusal,
+)
+from headwater.server.session_grants import SCOPES as SESSION_TOKEN_SCOPES
 from headwater.server.token_grants import may_create, may_revoke, sees_every_token
-from headwater.ui import csrf
+from headwater.ui import csrf, password_tokens
+from headwater.ui.admin_changes import PROJECT_ACTIONS, describe
 from headwater.ui.interface import Interface
 
 __all__ = [
@@ -61,6 +70,8 @@ DONE = {
     "status": "Status set.",
     "owner-add": "Owner added.",
     "owner-remove": "Owner removed.",
+    "publisher-add": "Trusted publisher added.",
+    "publisher-remove": "Trusted publisher removed.",
     "grant": "Namespace granted.",
     "revoke": "Namespace grant revoked.",
     "token-revoke": "Token revoked.",
@@ -163,6 +174,8 @@ async def overview(request: Request, ui: Interface, **extra: Any) -> Response:
     if not everyone:
         log = [entry for entry in log if entry.actor == token.user]
     done = request.query_params.get("done")
+    session = bool(getattr(token, "session", False))
+    owned = await asyncio.to_thread(db.owned_projects, token.user) if session else []
     return await ui.render(
         request,
         "admin.html",
@@ -172,14 +185,23 @@ async def overview(request: Request, ui: Interface, **extra: Any) -> Response:
         tokens=tokens,
         log=log[:100],
         hosted=sorted(ui.served.sources.hosted),
-        scopes=("read", "upload", "manage", "admin"),
+        scopes=(sorted(SESSION_TOKEN_SCOPES) if session else ("read", "upload", "manage", "admin")),
+        owned=owned,
+        default_days=DEFAULT_DAYS,
+        max_days=MAX_DAYS,
         csrf_token=csrf.token_for(request),
         **_defaults(extra, done),
     )
 
 
 def _defaults(extra: dict[str, Any], done: str | None = None) -> dict[str, Any]:
-    return {"problem": None, "new_token": None, "done": DONE.get(done) if done else None, **extra}
+    return {
+        "problem": None,
+        "new_token": None,
+        "asked": None,  # a refused password-session form, filled in again (never the password)
+        "done": DONE.get(done) if done else None,
+        **extra,
+    }
 
 
 def _names(text: str) -> list[str] | None:
@@ -222,6 +244,8 @@ async def token_create(request: Request, ui: Interface) -> Response:
     holder = credentials.token
     if holder is None:
         return RedirectResponse("/ui/signin?next=/ui/admin", status_code=303)
+    if getattr(holder, "session", False):
+        return await _session_token_create(request, ui, db, form, holder)
     scopes = sorted({s for s in form.getlist("scope") if isinstance(s, str)})
     indexes = _names(_field(form, "indexes"))
     projects = _names(_field(form, "projects"))
@@ -262,6 +286,30 @@ async def token_create(request: Request, ui: Interface) -> Response:
         detail=f"{detail}: {problem}",
     )
     return await overview(request, ui, problem=problem, status_code=400)
+
+
+async def _session_token_create(
+    request: Request, ui: Interface, db: Database, form: FormData, holder: Token
+) -> Response:
+    """A token made while signed in with a password (:mod:`headwater.ui.password_tokens`)."""
+    ask, decision, made = await password_tokens.create(request, ui, db, form, holder)
+    detail = (
+        f"scopes={','.join(sorted(ask.scopes))} indexes={list(ask.indexes)} "
+        f"projects={list(ask.projects)} days={ask.days or '-'} (password session, re-checked)"
+    )
+    if isinstance(decision, Refusal) or made is None:
+        problem = decision.message if isinstance(decision, Refusal) else "not created"
+        status = decision.status if isinstance(decision, Refusal) else 400
+        await _record(
+            db, request, actor=holder.user, action="refused token-create",
+            detail=f"{detail}: {problem}",
+        )  # fmt: skip
+        return await overview(request, ui, problem=problem, status_code=status, asked=ask)
+    token_id, secret = made
+    await _record(
+        db, request, actor=holder.user, action="token-create", detail=f"{token_id} {detail}"
+    )
+    return await overview(request, ui, new_token=(token_id, secret))
 
 
 async def token_revoke(request: Request, ui: Interface) -> Response:
@@ -323,8 +371,8 @@ async def project_page(request: Request, ui: Interface, **extra: Any) -> Respons
     if record is None:
         return await ui.not_found(request, f"no project {project!r} in {index!r}")
     owners = await asyncio.to_thread(db.owners, index, project)
-    # Trusted publishers (headwater.db.publishers) and what their minted tokens did: shown here;
-    # they are added and removed with `headwater publisher` and the management API.
+    # Trusted publishers (headwater.db.publishers) and what their minted tokens did: managed here
+    # by whoever may manage the project (its owners, admins), as with the management API.
     publishers = await asyncio.to_thread(db.publishers, index, project)
     minted = await asyncio.to_thread(db.publishing_log, index=index, project=project, limit=20)
     versions: dict[str, list[Any]] = {}
@@ -342,50 +390,12 @@ async def project_page(request: Request, ui: Interface, **extra: Any) -> Respons
         publishers=[(p, msgspec.to_builtins(p.identity)) for p in publishers],
         minted=minted,
         csrf_token=csrf.token_for(request),
+        # Signed in with a password: adding an owner or a publisher asks for it again.
+        recheck=bool(getattr((await ui.credentials(request)).token, "session", False)),
         statuses=("active", "archived", "quarantined", "deprecated"),
         done=DONE.get(done) if done else None,
         problem=extra.pop("problem", None),
     )
-
-
-def _yank(db: Database, index: str, project: str, actor: str, form: FormData) -> Any:
-    filename, version = _field(form, "filename", 300) or None, _field(form, "version", 200) or None
-    reason = _field(form, "reason", 1000)
-    return db.yank(index, project, filename=filename, version=version, reason=reason, actor=actor)
-
-
-def _unyank(db: Database, index: str, project: str, actor: str, form: FormData) -> Any:
-    filename, version = _field(form, "filename", 300) or None, _field(form, "version", 200) or None
-    return db.unyank(index, project, filename=filename, version=version, actor=actor)
-
-
-def _status(db: Database, index: str, project: str, actor: str, form: FormData) -> Any:
-    return db.set_status(
-        index, project, _field(form, "status", 40), _field(form, "reason", 1000), actor=actor
-    )
-
-
-def _owner_add(db: Database, index: str, project: str, actor: str, form: FormData) -> Any:
-    return db.add_owner(index, project, params.user(_field(form, "user", 100)))
-
-
-def _owner_remove(db: Database, index: str, project: str, actor: str, form: FormData) -> Any:
-    return db.remove_owner(index, project, params.user(_field(form, "user", 100)))
-
-
-#: action -> the database call it makes (the same the management API makes).
-PROJECT_ACTIONS: dict[str, Callable[[Database, str, str, str, FormData], Any]] = {
-    "yank": _yank,
-    "unyank": _unyank,
-    "status": _status,
-    "owner-add": _owner_add,
-    "owner-remove": _owner_remove,
-}
-
-
-def _describe(form: FormData) -> str:
-    shown = {k: _field(form, k, 200) for k in ("filename", "version", "status", "user", "reason")}
-    return " ".join(f"{k}={v!r}" for k, v in shown.items() if v)
 
 
 async def project_action(request: Request, ui: Interface) -> Response:
@@ -402,7 +412,7 @@ async def project_action(request: Request, ui: Interface) -> Response:
     decision = await _decide(ui, db, request, index, "manage", project)
     credentials = await ui.credentials(request)
     user = credentials.token.user if credentials.token is not None else None
-    detail = _describe(form)
+    detail = describe(form)
     if isinstance(decision, Denied):
         await _record(
             db,
@@ -415,6 +425,19 @@ async def project_action(request: Request, ui: Interface) -> Response:
         )
         return await ui.denied(request, decision)
     actor = str(decision.user)
+    holder = credentials.token
+    if holder is not None and getattr(holder, "session", False) and action in RECHECKED_ACTIONS:
+        # Another owner or a trusted publisher could upload: the password again (sudo mode).
+        again = await password_tokens.password_again(request, ui, db, form, holder)
+        denied_again = recheck_refusal(again, outcome="nothing was changed")
+        if denied_again is not None:
+            await _record(
+                db, request, actor=actor, action=f"refused {action}",
+                detail=f"{detail}: {denied_again.message}", index=index, project=project,
+            )  # fmt: skip
+            return await project_page(
+                request, ui, problem=denied_again.message, status_code=denied_again.status
+            )
     try:
         await asyncio.to_thread(change, db, index, project, actor, form)
     except (params.BadParameter, InvalidArgument, DbNotFound, DatabaseError) as exc:
