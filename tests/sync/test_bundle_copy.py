@@ -308,8 +308,8 @@ def _stdout(kind: str, where: Path) -> Iterator[list[bytes]]:
         got.append(memory.getvalue())
         wrapper.detach()
         return
-    if kind == "file":
-        stream = (where / "stdout").open("w")
+    if kind in ("file", "append"):  # "append": O_APPEND, which copy_file_range refuses
+        stream = (where / "stdout").open("w" if kind == "file" else "a")
         sys.stdout = stream
         try:
             yield got
@@ -339,7 +339,7 @@ def _stdout(kind: str, where: Path) -> Iterator[list[bytes]]:
     got.append(b"".join(chunks))
 
 
-@pytest.mark.parametrize("kind", ["pipe", "file", "memory"])
+@pytest.mark.parametrize("kind", ["pipe", "file", "append", "memory"])
 def test_a_bundle_to_stdout_is_the_bundle_to_a_file(
     tree: Path, tmp_path: Path, keys: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:

@@ -273,15 +273,23 @@ class _Output:
 
     def finish(self) -> None:
         self.sink.flush()
-        if self.tmp is not None and self.path is not None and self.sink.fd is not None:
-            os.fsync(self.sink.fd)
-            os.close(self.sink.fd)
+        if self.tmp is not None and self.path is not None:
+            self._close(durable=True)
             self.tmp.replace(self.path)
 
     def discard(self) -> None:
-        if self.tmp is not None and self.sink.fd is not None:
-            os.close(self.sink.fd)
+        if self.tmp is not None:
+            self._close(durable=False)
             self.tmp.unlink(missing_ok=True)
+
+    def _close(self, *, durable: bool) -> None:
+        fd, self.sink.fd = self.sink.fd, None
+        if fd is not None:
+            try:
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
