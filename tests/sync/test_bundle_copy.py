@@ -72,6 +72,19 @@ def tree(source: Path, tmp_path: Path) -> Path:
     return copy
 
 
+@pytest.fixture(params=["kernel", "small"])
+def packing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Files packed by the kernel (every file: no file counts as small) or, as the test
+    corpus's files are all small, through the process."""
+    if request.param == "kernel":
+        monkeypatch.setattr(create, "SMALL", 0)
+    return str(request.param)
+
+
+def _kernel_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(create, "SMALL", 0)
+
+
 def _refuse(monkeypatch: pytest.MonkeyPatch, method: str) -> list[str]:
     """Make the kernel refuse every way of copying before ``method``; returns the calls made
     to the ways refused."""
@@ -274,6 +287,7 @@ def test_every_way_of_copying_makes_the_same_bundle(
 ) -> None:
     private, public = keys
     _fixed_bundle(monkeypatch)
+    _kernel_only(monkeypatch)
     made: dict[str, list[bytes]] = {}
     for method in METHODS:
         with monkeypatch.context() as patch:
@@ -341,7 +355,12 @@ def _stdout(kind: str, where: Path) -> Iterator[list[bytes]]:
 
 @pytest.mark.parametrize("kind", ["pipe", "file", "append", "memory"])
 def test_a_bundle_to_stdout_is_the_bundle_to_a_file(
-    tree: Path, tmp_path: Path, keys: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, kind: str
+    tree: Path,
+    tmp_path: Path,
+    keys: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    packing: str,
 ) -> None:
     private, public = keys
     _fixed_bundle(monkeypatch)
@@ -391,7 +410,7 @@ def _create(tree: Path, private: Path, where: Path, output: str) -> None:
 
 
 @pytest.mark.parametrize("output", OUTPUTS)
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [*METHODS, "small"])
 def test_a_damaged_file_stops_create(
     tree: Path,
     tmp_path: Path,
@@ -411,7 +430,9 @@ def test_a_damaged_file_stops_create(
             stream.write(bytes([byte[0] ^ 0x10]))
 
     _after_listing(monkeypatch, flip)
-    _refuse(monkeypatch, method)
+    if method != "small":  # the corpus's files are small: through the process by default
+        _kernel_only(monkeypatch)
+        _refuse(monkeypatch, method)
     where = tmp_path / "out"
     where.mkdir()
     with pytest.raises(BundleError, match=rf"{victim.name} does not hash to its sha256.*repair"):
@@ -429,6 +450,7 @@ def test_a_file_shrinking_while_it_is_copied_stops_create(
 ) -> None:
     """Truncated by another program once the hasher has read its first bytes: the copy (or,
     reading the file itself for stdout, the hasher) finds it short."""
+    _kernel_only(monkeypatch)
     victim = _victim(tree)
     size = victim.stat().st_size
     step = 64
@@ -465,6 +487,7 @@ def test_a_file_growing_after_it_was_listed_stops_create(
     keys: tuple[Path, Path],
     monkeypatch: pytest.MonkeyPatch,
     output: str,
+    packing: str,
 ) -> None:
     victim = _victim(tree)
     size = victim.stat().st_size

@@ -337,13 +337,18 @@ def _write(
                     if n + HINT_AHEAD + 1 < len(segments):
                         will_need(segments[n + HINT_AHEAD + 1])
                     sink.write(member_header(piece_name(index, piece.offset), piece.length, mtime))
-                    digest = digests.pop(index, None) or hashlib.sha256()
-                    _pack(segments[n], entry.size, sink, hasher, digest, progress)
-                    sink.write(b"\0" * (padded(piece.length) - piece.length))
-                    if piece.offset + piece.length < entry.size:
-                        digests[index] = digest  # the rest follows in the next volume
+                    if piece.length == entry.size < SMALL:
+                        _pack_small(segments[n], entry.sha256, sink)
                     else:
-                        hasher.expect(digest, entry.sha256, entry.key)
+                        digest = digests.pop(index, None) or hashlib.sha256()
+                        _pack(segments[n], entry.size, sink, hasher, digest)
+                        if piece.offset + piece.length < entry.size:
+                            digests[index] = digest  # the rest follows in the next volume
+                        else:
+                            hasher.expect(digest, entry.sha256, entry.key)
+                    sink.write(b"\0" * (padded(piece.length) - piece.length))
+                    if progress is not None:
+                        progress(piece.length)
                 sink.write(b"\0" * END_OF_ARCHIVE)
                 sink.flush()
                 hasher.wait()  # every byte of the volume checked before it gets its name
@@ -398,7 +403,6 @@ def _pack(
     sink: Sink,
     hasher: Hasher,
     digest: hashlib._Hash,
-    progress: Callable[[int], None] | None,
 ) -> None:
     """Copy ``segment`` into ``sink`` and have ``hasher`` add its bytes to ``digest`` (read back
     from the volume where it can be, else from the file). ``size``: the file's listed size."""
@@ -418,8 +422,6 @@ def _pack(
                 hasher.hash(fd, offset, got, digest, segment)
             offset += got
             left -= got
-            if progress is not None:
-                progress(got)
         if offset == size and (now := os.fstat(fd).st_size) != size:
             raise ShortFile(segment) if now < size else Grown(segment.name, now, size)
     finally:
@@ -427,6 +429,35 @@ def _pack(
             os.close(fd)
         else:
             hasher.close(fd)  # after the hasher has read it
+
+
+#: Files smaller than this are read into the process, hashed and gathered with the members around
+#: them into one write: for them a kernel copy and a job for the hashing thread cost more than the
+#: copy (a tree of 3,605 files of about 1 KB, 6 alternating rounds: 0.85 s with kernel copies for
+#: every file, 0.67 s with this threshold, 0.80 s for the code before kernel copies).
+SMALL = 64 << 10
+
+
+def _pack_small(segment: Segment, sha256: str, sink: Sink) -> None:
+    """Pack a whole file of fewer than :data:`SMALL` bytes through the process."""
+    fd = os.open(segment.path, os.O_RDONLY | _CLOEXEC)
+    try:
+        data = b""
+        while len(data) <= segment.length:  # one byte more than listed: a file that grew shows
+            more = os.pread(fd, segment.length + 1 - len(data), len(data))
+            if not more:
+                break
+            data += more
+        if len(data) < segment.length:
+            raise ShortFile(segment)
+        if len(data) > segment.length:
+            raise Grown(segment.name, os.fstat(fd).st_size, segment.length)
+    finally:
+        os.close(fd)
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise Mismatch(segment.name, got)
+    sink.write(data)
 
 
 def _discard(done: list[Path]) -> None:
