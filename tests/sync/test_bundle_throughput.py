@@ -1,6 +1,6 @@
 """What makes bundles fast without making them less safe: the order files are read in (their place
-on the disk), the reader's one reused buffer (exact bytes, bounded memory, errors named), the
-importer's own apply order, and staged files a power loss emptied before the barrier."""
+on the disk), the importer's own apply order and its reader, and staged files a power loss emptied
+before the barrier. How create copies and hashes: test_bundle_copy.py."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ from headwater.sync.bundle.manifest import (
     load_public_key,
 )
 from headwater.sync.bundle.order import BARRIER_RANK, disk_positions, first_extent, read_order
-from headwater.sync.bundle.pipeline import CHUNK, Segment, ShortFile, read_segments
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
 from tests.sync.bundles import mirror, snapshot
@@ -239,66 +238,7 @@ def test_a_file_that_shrinks_while_packed_stops_create(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k", "k.pub", "source"], "output left"
 
 
-# -- reading through one buffer ----------------------------------------------------------------
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(st.binary(max_size=300), min_size=1, max_size=5),
-    st.data(),
-    st.integers(1, 64),
-)
-def test_read_segments_gives_every_segment_exactly(
-    tmp_path_factory: pytest.TempPathFactory, bodies: list[bytes], data: st.DataObject, chunk: int
-) -> None:
-    where = tmp_path_factory.mktemp("segments")
-    segments, expected = [], []
-    for n, body in enumerate(bodies):
-        (where / str(n)).write_bytes(body)
-        offset = data.draw(st.integers(0, len(body)))
-        length = data.draw(st.integers(0, len(body) - offset))
-        segments.append(Segment(where / str(n), offset, length, str(n)))
-        expected.append(body[offset : offset + length])
-    order = data.draw(st.permutations(range(len(bodies))))
-    got = [b""] * len(bodies)
-    seen = []
-    for index, piece in read_segments([segments[i] for i in order], bytearray(chunk)):
-        assert 0 < len(piece) <= chunk
-        seen.append(index)
-        got[index] += bytes(piece)  # a view of the buffer: copied before the next
-    assert seen == sorted(seen)
-    assert got == [expected[i] for i in order]
-
-
-def test_read_segments_names_a_short_file_and_raises_read_errors(tmp_path: Path) -> None:
-    (tmp_path / "f").write_bytes(b"12345")
-    got = []
-    with pytest.raises(ShortFile) as caught:
-        for _i, piece in read_segments([Segment(tmp_path / "f", 2, 10, "the-key")], bytearray(2)):
-            got.append(bytes(piece))
-    assert caught.value.segment.name == "the-key" and b"".join(got) == b"345"
-    with pytest.raises(FileNotFoundError):
-        list(read_segments([Segment(tmp_path / "gone", 0, 1, "gone")]))
-
-
-def test_memory_stays_one_buffer_whatever_the_size(tmp_path: Path) -> None:
-    """Reading 64 MiB through the reader allocates no more than its buffer (tracemalloc)."""
-    import tracemalloc
-
-    body = tmp_path / "big"
-    with body.open("wb") as out:
-        for _ in range(64):
-            out.write(os.urandom(1 << 20))
-    digest = hashlib.sha256()
-    tracemalloc.start()
-    try:
-        for _i, piece in read_segments([Segment(body, 0, 64 << 20, "big")]):
-            digest.update(piece)
-        _now, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 2 * CHUNK, peak
-    assert digest.hexdigest() == hashlib.sha256(body.read_bytes()).hexdigest()
+# -- the importer's reader ---------------------------------------------------------------------
 
 
 def test_a_volume_read_through_the_buffer_matches_its_bytes(

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -58,7 +57,18 @@ from headwater.sync.bundle.manifest import (
     sign,
 )
 from headwater.sync.bundle.order import disk_positions, read_order
-from headwater.sync.bundle.pipeline import CHUNK, Segment, ShortFile, read_segments
+from headwater.sync.bundle.pipeline import (
+    CHUNK,
+    HINT_AHEAD,
+    STEP,
+    Hasher,
+    Mismatch,
+    Segment,
+    ShortFile,
+    Sink,
+    sequential,
+    will_need,
+)
 
 __all__ = ["Created", "create_bundle", "volume_paths"]
 
@@ -246,29 +256,43 @@ class _Output:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        self.tmp: Path | None = None
         if path is None:
-            self.stream: BinaryIO = sys.stdout.buffer
-            self.tmp: Path | None = None
+            stream = sys.stdout.buffer
+            stream.flush()
+            try:
+                fd: int | None = stream.fileno()
+            except (OSError, AttributeError, ValueError):  # not a descriptor (an in-memory stream)
+                fd = None
+            self.sink = Sink(fd, readable=False, stream=stream if fd is None else None)
         else:
             self.tmp = path.with_name(f".{path.name}.partial")
-            self.stream = self.tmp.open("wb")
-        self.bytes = 0
-
-    def write(self, data: bytes | memoryview) -> None:
-        self.stream.write(data)
-        self.bytes += len(data)
+            # Opened for reading too: the hasher reads back what was written.
+            fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | _CLOEXEC, 0o666)
+            self.sink = Sink(fd, readable=True)
 
     def finish(self) -> None:
-        self.stream.flush()
+        self.sink.flush()
         if self.tmp is not None and self.path is not None:
-            os.fsync(self.stream.fileno())
-            self.stream.close()
+            self._close(durable=True)
             self.tmp.replace(self.path)
 
     def discard(self) -> None:
         if self.tmp is not None:
-            self.stream.close()
+            self._close(durable=False)
             self.tmp.unlink(missing_ok=True)
+
+    def _close(self, *, durable: bool) -> None:
+        fd, self.sink.fd = self.sink.fd, None
+        if fd is not None:
+            try:
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def _write(
@@ -280,63 +304,160 @@ def _write(
     mtime: int,
     progress: Callable[[int], None] | None,
 ) -> int:
-    """Stream every volume; returns the bytes written. The pieces are read in the manifest's
-    order, which is the files' order on the disk (:mod:`~headwater.sync.bundle.order`), through
-    one reused buffer (:mod:`~headwater.sync.bundle.pipeline`)."""
+    """Stream every volume; returns the bytes written. The pieces are packed in the manifest's
+    order, which is the files' order on the disk (:mod:`~headwater.sync.bundle.order`), each
+    copied inside the kernel and hashed on a second thread (:mod:`~headwater.sync.bundle.pipeline`).
+    """
     total = 0
     by_volume: dict[int, list[tuple[int, Entry, Piece]]] = {}
     for index, entry in enumerate(manifest.entries):
         for piece in entry.pieces:
             by_volume.setdefault(piece.volume, []).append((index, entry, piece))
-    hashers: dict[int, hashlib._Hash] = {}
-    buffer = bytearray(CHUNK)
-    for volume in range(1, manifest.volumes + 1):
-        pieces = by_volume.get(volume, [])
-        segments = [
-            Segment(root / entry.key, piece.offset, piece.length, entry.key)
-            for _index, entry, piece in pieces
-        ]
-        out = _Output(paths[volume - 1] if paths else None)
-        try:
-            out.write(small_member(MANIFEST_MEMBER, raw, mtime))
-            out.write(small_member(SIGNATURE_MEMBER, signature, mtime))
-            out.write(small_member(VOLUME_MEMBER, f"{volume}\n".encode(), mtime))
-            chunks = read_segments(segments, buffer)
-            for index, entry, piece in pieces:
-                out.write(member_header(piece_name(index, piece.offset), piece.length, mtime))
-                hasher = hashers.pop(index, None) or hashlib.sha256()
-                left = piece.length
-                while left:
-                    _segment, chunk = next(chunks)
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    left -= len(chunk)
+    digests: dict[int, hashlib._Hash] = {}
+    hasher = Hasher()
+    done: list[Path] = []
+    try:
+        for volume in range(1, manifest.volumes + 1):
+            pieces = by_volume.get(volume, [])
+            segments = [
+                Segment(root / entry.key, piece.offset, piece.length, entry.key)
+                for _index, entry, piece in pieces
+            ]
+            out = _Output(paths[volume - 1] if paths else None)
+            try:
+                sink = out.sink
+                sink.write(small_member(MANIFEST_MEMBER, raw, mtime))
+                sink.write(small_member(SIGNATURE_MEMBER, signature, mtime))
+                sink.write(small_member(VOLUME_MEMBER, f"{volume}\n".encode(), mtime))
+                for ahead in segments[1 : HINT_AHEAD + 1]:
+                    will_need(ahead)
+                for n, (index, entry, piece) in enumerate(pieces):
+                    # Tell the kernel about the next files now, so its read-ahead does not stop
+                    # at the end of this one.
+                    if n + HINT_AHEAD + 1 < len(segments):
+                        will_need(segments[n + HINT_AHEAD + 1])
+                    sink.write(member_header(piece_name(index, piece.offset), piece.length, mtime))
+                    if piece.length == entry.size < SMALL:
+                        _pack_small(segments[n], entry.sha256, sink)
+                    else:
+                        digest = digests.pop(index, None) or hashlib.sha256()
+                        _pack(segments[n], entry.size, sink, hasher, digest)
+                        if piece.offset + piece.length < entry.size:
+                            digests[index] = digest  # the rest follows in the next volume
+                        else:
+                            hasher.expect(digest, entry.sha256, entry.key)
+                    sink.write(b"\0" * (padded(piece.length) - piece.length))
                     if progress is not None:
-                        progress(len(chunk))
-                out.write(b"\0" * (padded(piece.length) - piece.length))
-                if piece.offset + piece.length < entry.size:
-                    hashers[index] = hasher  # the rest follows in the next volume
-                elif hasher.hexdigest() != entry.sha256:
-                    raise BundleError(
-                        f"{entry.key} does not hash to its sha256 ({hasher.hexdigest()[:16]}...): "
-                        "the tree is damaged; run `headwater verify --repair` and make the bundle "
-                        "again (nothing was written)"
-                    )
-            out.write(b"\0" * END_OF_ARCHIVE)
-            out.finish()
-        except ShortFile as exc:
-            out.discard()
-            _discard(paths[: volume - 1])
-            raise BundleError(
-                f"{exc.segment.name} is shorter than when it was listed: another program is "
-                "changing the tree; stop it and run again (nothing was written)"
-            ) from None
-        except BaseException:
-            out.discard()
-            _discard(paths[: volume - 1])
-            raise
-        total += out.bytes
+                        progress(piece.length)
+                sink.write(b"\0" * END_OF_ARCHIVE)
+                sink.flush()
+                hasher.wait()  # every byte of the volume checked before it gets its name
+                out.finish()
+            except BaseException:
+                hasher.settle()  # nothing reads the volume any more
+                out.discard()
+                raise
+            if out.path is not None:
+                done.append(out.path)
+            total += sink.position
+    except (ShortFile, Mismatch, Grown) as exc:
+        _discard(done)
+        raise BundleError(_failure_message(exc)) from None
+    except BaseException:
+        _discard(done)
+        raise
+    finally:
+        hasher.stop()
     return total
+
+
+class Grown(Exception):
+    """A file holds more bytes than when it was listed."""
+
+    def __init__(self, name: str, size: int, listed: int) -> None:
+        super().__init__(name)
+        self.name, self.size, self.listed = name, size, listed
+
+
+def _failure_message(exc: ShortFile | Mismatch | Grown) -> str:
+    again = "stop it and run again (nothing was written)"
+    if isinstance(exc, ShortFile):
+        return (
+            f"{exc.segment.name} is shorter than when it was listed: another program is changing "
+            f"the tree; {again}"
+        )
+    if isinstance(exc, Grown):
+        return (
+            f"{exc.name} is longer than when it was listed ({exc.size} bytes, listed with "
+            f"{exc.listed}): another program is changing the tree; {again}"
+        )
+    return (
+        f"{exc.name} does not hash to its sha256 ({exc.got[:16]}...): the tree is damaged; run "
+        "`headwater verify --repair` and make the bundle again (nothing was written)"
+    )
+
+
+def _pack(
+    segment: Segment,
+    size: int,
+    sink: Sink,
+    hasher: Hasher,
+    digest: hashlib._Hash,
+) -> None:
+    """Copy ``segment`` into ``sink`` and have ``hasher`` add its bytes to ``digest`` (read back
+    from the volume where it can be, else from the file). ``size``: the file's listed size."""
+    fd = os.open(segment.path, os.O_RDONLY | _CLOEXEC)
+    try:
+        sequential(fd)
+        offset, left = segment.offset, segment.length
+        while left:
+            hasher.check()
+            at = sink.position
+            got = sink.copy(fd, offset, min(STEP, left))
+            if not got:
+                raise ShortFile(segment)
+            if sink.readable:
+                hasher.hash(sink.fd, at, got, digest, segment)  # type: ignore[arg-type]
+            else:
+                hasher.hash(fd, offset, got, digest, segment)
+            offset += got
+            left -= got
+        if offset == size and (now := os.fstat(fd).st_size) != size:
+            raise ShortFile(segment) if now < size else Grown(segment.name, now, size)
+    finally:
+        if sink.readable:
+            os.close(fd)
+        else:
+            hasher.close(fd)  # after the hasher has read it
+
+
+#: Files smaller than this are read into the process, hashed and gathered with the members around
+#: them into one write: for them a kernel copy and a job for the hashing thread cost more than the
+#: copy (a tree of 3,605 files of about 1 KB, 6 alternating rounds: 0.85 s with kernel copies for
+#: every file, 0.67 s with this threshold, 0.80 s for the code before kernel copies).
+SMALL = 64 << 10
+
+
+def _pack_small(segment: Segment, sha256: str, sink: Sink) -> None:
+    """Pack a whole file of fewer than :data:`SMALL` bytes through the process."""
+    fd = os.open(segment.path, os.O_RDONLY | _CLOEXEC)
+    try:
+        data = b""
+        while len(data) <= segment.length:  # one byte more than listed: a file that grew shows
+            more = os.pread(fd, segment.length + 1 - len(data), len(data))
+            if not more:
+                break
+            data += more
+        if len(data) < segment.length:
+            raise ShortFile(segment)
+        if len(data) > segment.length:
+            raise Grown(segment.name, os.fstat(fd).st_size, segment.length)
+    finally:
+        os.close(fd)
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise Mismatch(segment.name, got)
+    sink.write(data)
 
 
 def _discard(done: list[Path]) -> None:
