@@ -32,7 +32,9 @@ import msgspec
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from headwater.assembly import base_url, build_sources, database_url
-from headwater.check.assess import (
+from headwater.check.audit import Report, wanted_projects
+from headwater.check.errors import CheckError
+from headwater.check.findings import (
     COOLDOWN_ADVICE,
     Failure,
     Finding,
@@ -43,8 +45,6 @@ from headwater.check.assess import (
     hash_matches,
     serving,
 )
-from headwater.check.audit import Report, wanted_projects
-from headwater.check.errors import CheckError
 from headwater.check.indexes import IndexPlan, normalize_index_url
 from headwater.check.model import Client, IndexSpec, Requirement
 from headwater.check.sources import CheckSource, http_sources
