@@ -14,7 +14,7 @@ safe, and what to do::
     │   ├── storage.InvalidKey                a storage key is not a safe relative path
     │   ├── db.InvalidArgument                an argument to the database API is malformed
     │   ├── repository.artifacts.InvalidDistribution  an uploaded wheel/sdist is malformed, unsafe or mislabelled
-    │   ├── server.intake.UploadRejected      an upload's body or form is refused (carries the HTTP status)
+    │   ├── server.upload_body.UploadRejected an upload's body or form is refused (carries the HTTP status)
     │   ├── server.params.BadParameter        a path parameter no resource can have (404)
     │   ├── server.api_bodies.BodyRejected    a management API body is too large or of the wrong shape
     │   ├── sync.filters.InvalidFilter        a [mirror.NAME.filters] option or requirements file is malformed

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from headwater.check.assess import RISKS, Risk, Wanted, assess
+from headwater.check.assess import assess
+from headwater.check.findings import RISKS, Risk, Wanted
 from headwater.check.installers import predict
 from headwater.check.model import Client, IndexSpec
 from headwater.check.sources import Lookup, Refusal

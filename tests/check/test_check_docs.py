@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from headwater.check import Client, IndexSpec, Report, Risk, report_dict
-from headwater.check.assess import Failure, Finding, Serving
+from headwater.check.findings import Failure, Finding, Serving
 from headwater.cli import check as check_cli
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "check.md").read_text()

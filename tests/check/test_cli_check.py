@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from headwater.check import Client, IndexSpec, Report, Risk, render_text, write_table
-from headwater.check.assess import Failure, Finding, Serving
+from headwater.check.findings import Failure, Finding, Serving
 from tests.check.conftest import World, clean_env, run_check
 
 

@@ -168,7 +168,7 @@ def test_no_provenance_leaves_publishers_out(
 def test_a_publisher_change_joins_the_risks_in_their_order(
     risks: tuple[str, ...], changed: bool, want: tuple[str, ...]
 ) -> None:
-    from headwater.check.assess import RISKS, Finding, Risk, with_publishers
+    from headwater.check.findings import RISKS, Finding, Risk, with_publishers
     from headwater.check.publishers import Publishers
 
     before = Finding(

@@ -25,7 +25,8 @@ from headwater.provenance import (
     provenance_for_upload,
     verify_provenance_document,
 )
-from headwater.testing.sigstore_root import Signer, TestCA, TestCTLog, TestLog, TestSigstore
+from headwater.testing.sigstore_ca import Signer, TestCA, TestCTLog
+from headwater.testing.sigstore_root import TestLog, TestSigstore
 
 WHEEL = "demo_pkg-1.0-py3-none-any.whl"
 BODY = b"the wheel's bytes"

@@ -21,13 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from headwater.server.intake import (
-    Upload,
-    UploadRejected,
-    inspect_upload,
-    receive_upload,
-    validate_form,
-)
+from headwater.server.intake import inspect_upload, validate_form
+from headwater.server.upload_body import Upload, UploadRejected, receive_upload
 from headwater.simple.names import normalize_name
 from headwater.testing.wheels import build_sdist, build_wheel
 

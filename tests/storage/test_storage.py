@@ -17,7 +17,15 @@ from typing import Any
 
 import pytest
 
-from headwater.storage import FileStorage, InvalidKey, MemoryStorage, NotFound, Storage, filesystem
+from headwater.storage import (
+    FileStorage,
+    InvalidKey,
+    MemoryStorage,
+    NotFound,
+    Storage,
+    _batch,
+    filesystem,
+)
 from headwater.storage.open import aclose_storage
 from headwater.storage.s3 import S3Storage
 from tests.seaweed import s3_location
@@ -384,7 +392,7 @@ def test_write_many_in_order(storage: Storage) -> None:
 
 
 def test_batch_thread_keeps_order_and_hands_back_errors() -> None:
-    worker = filesystem._BatchThread()
+    worker = _batch.BatchThread()
     seen: list[int] = []
 
     def boom() -> None:
@@ -411,7 +419,7 @@ def test_batch_thread_keeps_order_and_hands_back_errors() -> None:
 def test_batch_thread_exits_when_idle_and_restarts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(filesystem, "_IDLE_EXIT", 0.05)
+    monkeypatch.setattr(_batch, "_IDLE_EXIT", 0.05)
     fs = FileStorage(tmp_path)
 
     def alive() -> int:
@@ -453,7 +461,7 @@ def test_batch_thread_idle_exit_never_strands_a_job(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Jobs queued just as the thread gives up waiting still run (no write hangs)."""
-    monkeypatch.setattr(filesystem, "_IDLE_EXIT", 0.001)
+    monkeypatch.setattr(_batch, "_IDLE_EXIT", 0.001)
     fs = FileStorage(tmp_path)
 
     async def go() -> None:

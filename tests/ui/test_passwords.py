@@ -19,7 +19,7 @@ from headwater.db.audit import admin_actions
 from headwater.db.throttle import USER_LIMIT
 from headwater.server.app import IndexApp
 from headwater.ui import build_app
-from headwater.ui.signin import WRONG
+from headwater.ui.passwords import WRONG
 from tests.postgres import fresh_database
 from tests.server.asgi import Answer, call
 from tests.server.hosting import dists, upload_form

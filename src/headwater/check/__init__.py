@@ -7,9 +7,10 @@ Read the inputs (:func:`read_requirements`), work out the indexes the client wou
 :func:`predict` what pip or uv would install). See docs/check.md.
 """
 
-from headwater.check.assess import RISKS, Failure, Finding, Risk, Serving, Wanted, assess
+from headwater.check.assess import assess
 from headwater.check.audit import Report, audit, check_over_http, plan_pins, wanted_projects
 from headwater.check.errors import CheckError, InvalidRequirements
+from headwater.check.findings import RISKS, Failure, Finding, Risk, Serving, Wanted
 from headwater.check.indexes import (
     DEFAULT_PUBLIC,
     CommandLineIndexes,

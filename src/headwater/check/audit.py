@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from headwater.check.assess import RISKS, Finding, Risk, Wanted, assess, with_publishers
+from headwater.check.assess import assess
 from headwater.check.errors import CheckError
+from headwater.check.findings import RISKS, Finding, Risk, Wanted, with_publishers
 from headwater.check.indexes import IndexPlan, normalize_index_url
 from headwater.check.model import Client, IndexSpec, Requirement
 from headwater.check.publishers import ProvenanceChecker

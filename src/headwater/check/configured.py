@@ -24,6 +24,7 @@ Sources outside the policy's plan for a name are asked too (for the report), nev
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,19 +33,18 @@ import msgspec
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from headwater.assembly import base_url, build_sources, database_url
-from headwater.check.assess import (
+from headwater.check.audit import Report, wanted_projects
+from headwater.check.errors import CheckError
+from headwater.check.findings import (
     COOLDOWN_ADVICE,
     Failure,
     Finding,
     Risk,
-    Serving,
     Wanted,
     finding_for,
     hash_matches,
     serving,
 )
-from headwater.check.audit import Report, wanted_projects
-from headwater.check.errors import CheckError
 from headwater.check.indexes import IndexPlan, normalize_index_url
 from headwater.check.model import Client, IndexSpec, Requirement
 from headwater.check.sources import CheckSource, http_sources
@@ -266,17 +266,7 @@ async def _judge(
     """The finding for ``item`` on ``index``, and whether the public index was asked."""
     p = item.project
 
-    def finding(
-        risks: Sequence[Risk],
-        message: str,
-        advice: str = "",
-        served: Sequence[Serving] = (),
-        failures: Sequence[Failure] = (),
-        decision: str | None = None,
-    ) -> Finding:
-        return finding_for(
-            item, risks, message, advice, served=served, failures=failures, decision=decision
-        )
+    finding = functools.partial(finding_for, item)
 
     if item.direct is not None:
         return finding([Risk.DIRECT], f"not from an index: {item.direct}"), False
@@ -302,14 +292,20 @@ async def _judge(
                     [Risk.UNAVAILABLE],
                     decision.message,
                     decision.fix,
-                    served,
-                    failures,
-                    decision.message,
+                    served=served,
+                    failures=failures,
+                    decision=decision.message,
                 ),
                 False,
             )
         return (
-            finding([Risk.REFUSED], decision.message, decision.fix, served, (), decision.message),
+            finding(
+                [Risk.REFUSED],
+                decision.message,
+                decision.fix,
+                served=served,
+                decision=decision.message,
+            ),
             False,
         )
     if isinstance(decision, NotServed):
@@ -393,7 +389,14 @@ async def _judge(
     if not risks:
         risks.append(Risk.OK)
     return (
-        finding(risks, "; ".join(facts), "; ".join(advice), served, failures, decision.reason),
+        finding(
+            risks,
+            "; ".join(facts),
+            "; ".join(advice),
+            served=served,
+            failures=failures,
+            decision=decision.reason,
+        ),
         used_public,
     )
 

@@ -28,8 +28,8 @@ from typing import IO, Any
 
 import msgspec
 
-from headwater.check.assess import Finding, Risk
 from headwater.check.audit import Report
+from headwater.check.findings import Finding, Risk
 
 __all__ = ["SCHEMA", "render_json", "render_text", "report_dict", "write_table"]
 

@@ -10,39 +10,35 @@ It never extracts anything to disk and reads at most ``Limits.max_metadata_size`
 into memory; the rest of the archive is only listed (zip) or streamed through (tar.gz). It is
 synchronous on purpose: the server runs it in a worker thread.
 
+This module is the whole answer: the filename rule and the core metadata. Opening the archive is
+:mod:`headwater.repository._archive` (zip, and the checks every archive gets) and
+:mod:`headwater.repository._tar` (tar.gz as a stream); :class:`Limits` and
+:class:`InvalidDistribution` are defined there and belong to this module's interface.
+
 Specs: binary-distribution-format (PEP 427), source-distribution-format (PEP 625, PEP 643),
 core-metadata, PEP 658 (``.metadata`` files); PyPI's upload checks (standards.md U11, N2, N3).
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import re
-import stat
-import tarfile
-import zipfile
-import zlib
-from collections.abc import Iterable
-from dataclasses import dataclass
-from email.parser import BytesHeaderParser
 from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
 
 import msgspec
 from packaging.metadata import InvalidMetadata, Metadata, parse_email
 from packaging.utils import canonicalize_version
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
-from headwater.errors import InvalidInput
-from headwater.simple.filenames import DistributionFilename, InvalidFilename, parse_filename
-from headwater.simple.names import (
-    InvalidName,
-    NormalizedName,
-    normalize_name,
-    normalize_or_none,
-    wheel_escape,
+from headwater.repository._archive import (
+    InvalidDistribution,
+    Limits,
+    read_wheel_metadata,
+    read_zip_sdist_metadata,
 )
+from headwater.repository._tar import read_tar_sdist_metadata
+from headwater.simple.filenames import DistributionFilename, InvalidFilename, parse_filename
+from headwater.simple.names import InvalidName, NormalizedName, normalize_name, wheel_escape
 
 __all__ = [
     "Distribution",
@@ -52,42 +48,14 @@ __all__ = [
     "metadata_for_pep658",
 ]
 
-_MiB = 1024 * 1024
-
 # Metadata-Version from which PEP 643 guarantees that every field not listed in ``Dynamic`` in an
 # sdist's PKG-INFO is exactly what a wheel built from it will carry.
 _PEP643_VERSION = Version("2.2")
-# A WHEEL file is a handful of short lines; anything bigger is not a WHEEL file.
-_MAX_WHEEL_FILE_SIZE = 64 * 1024
 # Fields that may appear once only: a second copy lands in packaging's "unparsed" dict, and an
 # upload whose identity is ambiguous must be refused rather than guessed.
 _SINGLE_FIELDS = frozenset({"metadata-version", "name", "version", "requires-python", "summary"})
-# A Windows drive ("C:") at the start of a member name is as absolute as a leading "/".
-_DRIVE = re.compile(r"\A[A-Za-z]:")
 
-
-class InvalidDistribution(InvalidInput):
-    """An uploaded distribution file is malformed, unsafe, or does not match its own filename."""
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Bounds on what reading one archive may cost (defaults fit every real wheel on PyPI).
-
-    ``max_ratio`` is only applied to members (and archives) that expand past ``ratio_floor``: small
-    files of repeated bytes compress extremely well and are harmless; a bomb has to be big to hurt.
-    """
-
-    #: Members (files and directories) in the archive.
-    max_members: int = 100_000
-    #: Sum of the uncompressed sizes of all members (the largest wheels on PyPI are ~4 GiB).
-    max_total_size: int = 8 * 1024 * _MiB
-    #: Uncompressed / compressed size, per member and for the whole archive.
-    max_ratio: float = 200.0
-    #: Expanded size below which the ratio is not checked.
-    ratio_floor: int = 100 * _MiB
-    #: Size of ``METADATA`` / ``PKG-INFO``; it embeds the long description, so it can be large.
-    max_metadata_size: int = 8 * _MiB
+_DEFAULT_LIMITS = Limits()
 
 
 class Distribution(msgspec.Struct, frozen=True, kw_only=True):
@@ -119,7 +87,9 @@ class Distribution(msgspec.Struct, frozen=True, kw_only=True):
     dynamic: tuple[str, ...] = ()
 
 
-def inspect_distribution(path: Path, filename: str, *, limits: Limits = Limits()) -> Distribution:
+def inspect_distribution(
+    path: Path, filename: str, *, limits: Limits = _DEFAULT_LIMITS
+) -> Distribution:
     """Read the wheel or sdist at ``path``, uploaded as ``filename``, and return what it is.
 
     Accepts wheels (``.whl``, PEP 427 normalized names), sdists (``.tar.gz``, PEP 625
@@ -140,11 +110,11 @@ def inspect_distribution(path: Path, filename: str, *, limits: Limits = Limits()
     except OSError as exc:
         raise InvalidDistribution(f"{filename}: cannot read the uploaded file: {exc}") from exc
     if parsed.kind == "wheel":
-        metadata = _read_wheel(path, filename, parsed, size, limits)
+        metadata = read_wheel_metadata(path, filename, parsed, size, limits)
     elif filename.endswith(".zip"):
-        metadata = _read_zip_sdist(path, filename, parsed, size, limits)
+        metadata = read_zip_sdist_metadata(path, filename, parsed, size, limits)
     else:
-        metadata = _read_tar_sdist(path, filename, parsed, size, limits)
+        metadata = read_tar_sdist_metadata(path, filename, parsed, size, limits)
     return _build(parsed, metadata, size)
 
 
@@ -197,434 +167,6 @@ def _check_filename(filename: str) -> DistributionFilename:
             f"e.g. {expected + suffix!r}; rebuild it with a current build backend"
         )
     return parsed
-
-
-# --- wheels and zip sdists ----------------------------------------------------------------------
-
-
-def _open_zip(path: Path, filename: str, size: int, limits: Limits) -> zipfile.ZipFile:
-    try:
-        with path.open("rb") as handle:
-            magic = handle.read(4)
-    except OSError as exc:
-        raise InvalidDistribution(f"{filename}: cannot read the uploaded file: {exc}") from exc
-    if magic != b"PK\x03\x04":
-        raise InvalidDistribution(
-            f"{filename}: not a zip archive (a {filename.rsplit('.', 1)[-1]} file must be a zip "
-            "file); upload the file your build backend produced, unmodified"
-        )
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise InvalidDistribution(
-            f"{filename}: corrupt zip archive ({exc}); rebuild the file and upload it again"
-        ) from exc
-    try:
-        _check_zip_members(archive, filename, size, limits)
-    except BaseException:
-        archive.close()
-        raise
-    return archive
-
-
-def _check_zip_members(archive: zipfile.ZipFile, filename: str, size: int, limits: Limits) -> None:
-    members = archive.infolist()
-    if len(members) > limits.max_members:
-        raise InvalidDistribution(
-            f"{filename}: {len(members)} members, more than the limit of {limits.max_members}"
-        )
-    seen: set[str] = set()
-    total = 0
-    for info in members:
-        _check_member_path(info.filename, filename)
-        if info.filename in seen:
-            # Two members with one name: tools disagree on which one wins, so an installer and a
-            # reviewer could see different files.
-            raise InvalidDistribution(
-                f"{filename}: member {info.filename!r} appears twice; rebuild the archive"
-            )
-        seen.add(info.filename)
-        if info.flag_bits & 0x1:
-            raise InvalidDistribution(
-                f"{filename}: member {info.filename!r} is encrypted; upload an unencrypted archive"
-            )
-        _check_ratio(filename, info.filename, info.file_size, info.compress_size, limits)
-        total += info.file_size
-    _check_total(filename, total, size, limits)
-
-
-def _read_zip_member(archive: zipfile.ZipFile, name: str, filename: str, limit: int) -> bytes:
-    info = archive.getinfo(name)
-    if info.file_size > limit:
-        raise InvalidDistribution(
-            f"{filename}: {name} is {info.file_size} bytes, more than the limit of {limit}"
-        )
-    try:
-        with archive.open(info) as member:
-            # zipfile stops at the size the central directory declares and checks the CRC, so a
-            # member that lies about its size cannot make this read grow.
-            data = member.read(limit + 1)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
-        raise InvalidDistribution(
-            f"{filename}: cannot read {name} ({exc}); rebuild the file and upload it again"
-        ) from exc
-    if len(data) > limit:
-        raise InvalidDistribution(f"{filename}: {name} is larger than the limit of {limit} bytes")
-    return data
-
-
-def _read_wheel(
-    path: Path, filename: str, parsed: DistributionFilename, size: int, limits: Limits
-) -> bytes:
-    with _open_zip(path, filename, size, limits) as archive:
-        names = archive.namelist()
-        dist_infos = sorted(
-            {n.split("/", 1)[0] for n in names if n.split("/", 1)[0].endswith(".dist-info")}
-        )
-        if len(dist_infos) != 1:
-            found = ", ".join(dist_infos) or "none"
-            raise InvalidDistribution(
-                f"{filename}: a wheel must contain exactly one top-level .dist-info directory "
-                f"(found: {found}); rebuild the wheel"
-            )
-        dist_info = dist_infos[0]
-        # PEP 427: "{distribution}-{version}.dist-info"; older builders did not normalize the
-        # name, so compare normalized forms.
-        di_name, _, di_version = dist_info.removesuffix(".dist-info").rpartition("-")
-        if normalize_or_none(di_name) != parsed.name or not _same_version(
-            di_version, parsed.version
-        ):
-            raise InvalidDistribution(
-                f"{filename}: the .dist-info directory {dist_info!r} names another project or "
-                f"version than the filename; rebuild the wheel"
-            )
-        present = set(names)
-        for required in ("METADATA", "WHEEL", "RECORD"):
-            if f"{dist_info}/{required}" not in present:
-                raise InvalidDistribution(
-                    f"{filename}: {dist_info}/{required} is missing; every wheel needs METADATA, "
-                    "WHEEL and RECORD (PEP 427); rebuild the wheel"
-                )
-        wheel = _read_zip_member(archive, f"{dist_info}/WHEEL", filename, _MAX_WHEEL_FILE_SIZE)
-        _check_wheel_file(wheel, filename)
-        return _read_zip_member(
-            archive, f"{dist_info}/METADATA", filename, limits.max_metadata_size
-        )
-
-
-def _check_wheel_file(data: bytes, filename: str) -> None:
-    headers = BytesHeaderParser().parsebytes(data)
-    wheel_version = headers.get("Wheel-Version", "")
-    # PEP 427: installers "should fail if Wheel-Version is greater than the version it supports";
-    # accepting a wheel no installer can install would only fail later, for every user.
-    major = wheel_version.strip().split(".", 1)[0]
-    if major != "1":
-        raise InvalidDistribution(
-            f"{filename}: WHEEL says Wheel-Version {wheel_version.strip()!r}; only 1.x is "
-            "installable; rebuild the wheel with a current build backend"
-        )
-
-
-def _read_zip_sdist(
-    path: Path, filename: str, parsed: DistributionFilename, size: int, limits: Limits
-) -> bytes:
-    with _open_zip(path, filename, size, limits) as archive:
-        root = _sdist_root((info.filename for info in archive.infolist()), filename, parsed)
-        for info in archive.infolist():
-            # Unix mode in the high 16 bits; many writers leave the file-type bits at 0, which
-            # unpackers treat as a regular file.
-            kind = stat.S_IFMT(info.external_attr >> 16)
-            if info.create_system == 3 and kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-                raise InvalidDistribution(
-                    f"{filename}: member {info.filename!r} is a link or special file; an sdist "
-                    "may hold regular files and directories only"
-                )
-        pkg_info = f"{root}/PKG-INFO"
-        try:
-            archive.getinfo(pkg_info)
-        except KeyError:
-            raise InvalidDistribution(
-                f"{filename}: {pkg_info} is missing; an sdist must carry its core metadata "
-                "there; rebuild it with a current build backend"
-            ) from None
-        return _read_zip_member(archive, pkg_info, filename, limits.max_metadata_size)
-
-
-# --- tar.gz sdists --------------------------------------------------------------------------------
-
-
-class _CountingGzip:
-    """A read-only stream of the decompressed bytes that stops at a limit (no gzip bomb).
-
-    It also watches the tar headers going past (:class:`_TarHeaderGuard`), because tarfile reads
-    a PAX or GNU long-name header's whole content into memory before it yields the member.
-    """
-
-    def __init__(self, raw: IO[bytes], filename: str, size: int, limits: Limits) -> None:
-        self._gzip = gzip.GzipFile(fileobj=raw, mode="rb")
-        self._filename = filename
-        self._size = size
-        self._limits = limits
-        self._guard = _TarHeaderGuard(filename)
-        self.count = 0
-
-    def read(self, n: int = -1) -> bytes:
-        try:
-            data = self._gzip.read(n if n >= 0 else _MiB)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InvalidDistribution(
-                f"{self._filename}: corrupt gzip stream ({exc}); rebuild the sdist"
-            ) from exc
-        self.count += len(data)
-        _check_total(self._filename, self.count, self._size, self._limits)
-        self._guard.feed(data)
-        return data
-
-
-# Extended headers (PAX "x"/"g", GNU long name "L" / long link "K") are read whole into memory by
-# tarfile; a real one is a few hundred bytes.
-_MAX_EXTENDED_HEADER = 1 * _MiB
-_EXTENDED_TYPES = frozenset(b"xgLK")
-# tarfile skips no data after these types whatever their size field says.
-_NO_DATA_TYPES = frozenset(b"123456")
-
-
-class _TarHeaderGuard:
-    """Follows the 512-byte tar header blocks in the decompressed stream ahead of tarfile.
-
-    Refuses extended headers over :data:`_MAX_EXTENDED_HEADER`, old GNU sparse members (their
-    extra header blocks would put this guard out of step) and PAX ``size`` overrides (which
-    would do the same; only members over 8 GiB need one, and those are refused anyway).
-    """
-
-    def __init__(self, filename: str) -> None:
-        self._filename = filename
-        self._pos = 0
-        self._next_header = 0
-        self._header = bytearray()
-        self._pax = bytearray()
-        self._pax_left = 0
-
-    def feed(self, data: bytes) -> None:
-        view = memoryview(data)
-        i = 0
-        while i < len(view):
-            if self._pos < self._next_header:
-                step = min(self._next_header - self._pos, len(view) - i)
-                if self._pax_left:
-                    take = min(step, self._pax_left)
-                    self._pax += view[i : i + take]
-                    self._pax_left -= take
-                    if not self._pax_left:
-                        self._check_pax()
-                i += step
-                self._pos += step
-                continue
-            take = min(512 - len(self._header), len(view) - i)
-            self._header += view[i : i + take]
-            i += take
-            self._pos += take
-            if len(self._header) == 512:
-                self._on_header(bytes(self._header))
-                self._header.clear()
-
-    def _refuse(self, why: str) -> InvalidDistribution:
-        return InvalidDistribution(f"{self._filename}: {why}; rebuild the sdist")
-
-    def _on_header(self, header: bytes) -> None:
-        if not any(header):
-            return  # end-of-archive blocks: nothing follows them
-        field = header[124:136]
-        try:
-            if field[0] & 0x80:
-                # GNU base-256 size; 0xff means negative.
-                if field[0] == 0xFF:
-                    raise ValueError("negative size")
-                size = int.from_bytes(field[1:], "big")
-            else:
-                size = int(field.strip(b"\x00 ") or b"0", 8)
-        except ValueError:
-            raise self._refuse("corrupt tar header (unreadable size)") from None
-        kind = header[156]
-        if kind == ord("S"):
-            raise self._refuse("the archive has a GNU sparse member; sparse files are not allowed")
-        if kind in _EXTENDED_TYPES:
-            if size > _MAX_EXTENDED_HEADER:
-                raise self._refuse(
-                    f"a tar extended header of {size} bytes (limit {_MAX_EXTENDED_HEADER})"
-                )
-            if kind in b"xg":
-                self._pax.clear()
-                self._pax_left = size
-        if kind in _NO_DATA_TYPES:
-            size = 0
-        self._next_header = self._pos + -(-size // 512) * 512
-
-    def _check_pax(self) -> None:
-        # PAX records are "<length> <keyword>=<value>\n".
-        for record in bytes(self._pax).split(b"\n"):
-            keyword = record.partition(b" ")[2].partition(b"=")[0]
-            if keyword == b"size" or keyword.startswith(b"GNU.sparse"):
-                raise self._refuse(
-                    "a PAX header overrides a member's size or declares a sparse file; neither "
-                    "is allowed in an sdist"
-                )
-
-
-def _read_tar_sdist(
-    path: Path, filename: str, parsed: DistributionFilename, size: int, limits: Limits
-) -> bytes:
-    try:
-        raw = path.open("rb")
-    except OSError as exc:
-        raise InvalidDistribution(f"{filename}: cannot read the uploaded file: {exc}") from exc
-    with raw:
-        if raw.read(2) != b"\x1f\x8b":
-            raise InvalidDistribution(
-                f"{filename}: not a gzip file (a .tar.gz sdist must be gzip-compressed tar); "
-                "upload the file your build backend produced"
-            )
-        raw.seek(0)
-        stream = _CountingGzip(raw, filename, size, limits)
-        try:
-            # "r|": a forward-only stream, so nothing but the current member is ever held.
-            with tarfile.open(fileobj=stream, mode="r|") as archive:  # type: ignore[call-overload]
-                return _scan_tar(archive, filename, parsed, limits)
-        except tarfile.TarError as exc:
-            raise InvalidDistribution(
-                f"{filename}: corrupt tar archive ({exc}); rebuild the sdist"
-            ) from exc
-
-
-def _scan_tar(
-    archive: tarfile.TarFile, filename: str, parsed: DistributionFilename, limits: Limits
-) -> bytes:
-    metadata: bytes | None = None
-    root: str | None = None
-    seen: set[str] = set()
-    for count, member in enumerate(archive, start=1):
-        if count > limits.max_members:
-            raise InvalidDistribution(
-                f"{filename}: more than the limit of {limits.max_members} members"
-            )
-        name = member.name.removesuffix("/")
-        _check_member_path(name, filename)
-        if not (member.isreg() or member.isdir()):
-            kind = (
-                "symlink"
-                if member.issym()
-                else "hard link"
-                if member.islnk()
-                else "device or special file"
-            )
-            raise InvalidDistribution(
-                f"{filename}: member {name!r} is a {kind}; an sdist may hold regular files and "
-                "directories only (links can point outside the unpacked tree)"
-            )
-        if name in seen and member.isreg():
-            raise InvalidDistribution(
-                f"{filename}: member {name!r} appears twice; rebuild the sdist"
-            )
-        seen.add(name)
-        root = _sdist_root([name], filename, parsed, root)
-        if name == f"{root}/PKG-INFO" and member.isreg():
-            if member.size > limits.max_metadata_size:
-                raise InvalidDistribution(
-                    f"{filename}: {name} is {member.size} bytes, more than the limit of "
-                    f"{limits.max_metadata_size}"
-                )
-            extracted = archive.extractfile(member)
-            assert extracted is not None  # a regular file always has content
-            metadata = extracted.read(limits.max_metadata_size + 1)
-    if root is None:
-        raise InvalidDistribution(f"{filename}: the archive is empty; rebuild the sdist")
-    if metadata is None:
-        raise InvalidDistribution(
-            f"{filename}: {root}/PKG-INFO is missing; an sdist must carry its core metadata "
-            "there; rebuild it with a current build backend"
-        )
-    return metadata
-
-
-def _sdist_root(
-    names: Iterable[str],
-    filename: str,
-    parsed: DistributionFilename,
-    root: str | None = None,
-) -> str:
-    # source-distribution-format: "a single top-level directory called {name}-{version}". Older
-    # tools spelled the name as written, so the directory is compared in normalized form.
-    for name in names:
-        top = name.split("/", 1)[0]
-        if root is None:
-            dir_name, _, dir_version = top.rpartition("-")
-            if normalize_or_none(dir_name) != parsed.name or not _same_version(
-                dir_version, parsed.version
-            ):
-                raise InvalidDistribution(
-                    f"{filename}: the top-level directory {top!r} does not match the filename; "
-                    f"an sdist holds one directory named "
-                    f"'{wheel_escape(parsed.name)}-{parsed.version}'"
-                )
-            root = top
-        elif top != root:
-            raise InvalidDistribution(
-                f"{filename}: member {name!r} is outside the single top-level directory "
-                f"{root!r}; rebuild the sdist"
-            )
-    if root is None:
-        raise InvalidDistribution(f"{filename}: the archive is empty; rebuild the sdist")
-    return root
-
-
-# --- shared checks ------------------------------------------------------------------------------
-
-
-def _check_member_path(name: str, filename: str) -> None:
-    # Installers and unpackers join member names onto a directory; an absolute name or a ".."
-    # component would write outside it.
-    parts = name.replace("\\", "/").split("/")
-    if (
-        not name
-        or name.startswith(("/", "\\"))
-        or _DRIVE.match(name)
-        or ".." in parts
-        or "\x00" in name
-    ):
-        raise InvalidDistribution(
-            f"{filename}: unsafe member path {name[:200]!r} (absolute or containing '..'); "
-            "rebuild the archive with relative paths only"
-        )
-
-
-def _check_ratio(
-    filename: str, member: str, expanded: int, compressed: int, limits: Limits
-) -> None:
-    if expanded > limits.ratio_floor and expanded > limits.max_ratio * max(compressed, 1):
-        raise InvalidDistribution(
-            f"{filename}: member {member!r} expands from {compressed} to {expanded} bytes, a "
-            f"ratio above the limit of {limits.max_ratio:g} (a zip bomb?); refused"
-        )
-
-
-def _check_total(filename: str, total: int, size: int, limits: Limits) -> None:
-    if total > limits.max_total_size:
-        raise InvalidDistribution(
-            f"{filename}: expands to more than {limits.max_total_size} bytes, the limit for "
-            "one distribution; refused"
-        )
-    if total > limits.ratio_floor and total > limits.max_ratio * max(size, 1):
-        raise InvalidDistribution(
-            f"{filename}: expands from {size} to more than {total} bytes, a ratio above the "
-            f"limit of {limits.max_ratio:g} (a compression bomb?); refused"
-        )
-
-
-def _same_version(text: str, version: Version) -> bool:
-    try:
-        return Version(text) == version
-    except InvalidVersion:
-        return False
 
 
 # --- core metadata --------------------------------------------------------------------------------

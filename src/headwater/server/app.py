@@ -12,9 +12,11 @@ without the prefix)::
     /<index>/legacy/                    uploads (hosted indexes; twine's legacy API)
     /health, /health/live, /health/ready, /metrics
 
-Page and file GETs are the hot path: they are answered by this module in raw ASGI with the page
-bytes cached in memory (see :mod:`headwater.repository.base`). Everything else goes to a Starlette
-application (``rest``), which is where uploads and the management API live.
+Page and file GETs are the hot path: they are answered in raw ASGI with the page bytes cached in
+memory (see :mod:`headwater.repository.base`). This module routes them, guards the reads of a
+private index (authz), and answers files itself; the pages and the JSON API are
+:mod:`headwater.server.simple_pages`. Everything else goes to a Starlette application
+(``rest``), which is where uploads and the management API live.
 """
 
 from __future__ import annotations
@@ -25,15 +27,10 @@ import html
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import quote, unquote
-
-import msgspec
+from urllib.parse import quote
 
 from headwater.config.settings import ServeSettings
-from headwater.errors import printable
-from headwater.repository.base import PageFormat, RenderedPage, ServedSource, SourceUnavailable
-from headwater.repository.index import Refusal
-from headwater.server import params
+from headwater.repository.base import ServedSource, SourceUnavailable
 from headwater.server.authz import (
     NO_CREDENTIALS,
     Action,
@@ -49,37 +46,32 @@ from headwater.server.held_files import held_file
 from headwater.server.integrity import integrity
 from headwater.server.lru import ByteBudgetLRU
 from headwater.server.metrics import Metrics
-from headwater.server.refusals import send_refusal
 from headwater.server.responses import (
+    NO_STORE,
     header,
-    if_none_match,
     send_bytes,
     send_redirect,
     send_text,
     unavailable_text,
 )
+from headwater.server.simple_pages import (
+    PYPI_JSON_CACHE_BYTES,
+    PypiJsonCache,
+    send_page,
+    send_pypi_json,
+)
 from headwater.server.types import ASGIApp, Headers, Message, Receive, Scope, Send
 from headwater.simple.filenames import InvalidFilename, parse_filename
-from headwater.simple.json import parse_project_page_json
 from headwater.simple.names import is_valid_name, normalize_name
-from headwater.simple.negotiation import JSON_V1, NotAcceptable, select_content_type
-from headwater.simple.pages import parse_project_list, render_project_list
-from headwater.simple.pypi_json import render_pypi_json
 from headwater.storage.base import StorageError
 
 __all__ = ["IndexApp"]
 
-_VARY = b"Accept, Accept-Encoding"
 _FIXED_FORMATS = {
     "v1+json": "application/vnd.pypi.simple.v1+json",
     "v1+html": "application/vnd.pypi.simple.v1+html",
 }
 _GET_HEAD = frozenset({"GET", "HEAD"})
-_NO_STORE = (b"cache-control", b"no-store")
-_UNAVAILABLE_FIX = (
-    "wait for the upstream to come back, or set offline = true on the proxy to serve only what "
-    "it has cached; headwater never takes the project from another source instead"
-)
 #: "_": trusted publishing's /<index>/_/oidc/... (answered by ``rest``).
 _SECTIONS = frozenset(
     {"", "simple", "packages", "pypi", "legacy", "_", "integrity", "held", *_FIXED_FORMATS}
@@ -96,8 +88,6 @@ _DEFAULT_SECTIONS = (
     *_FIXED_FORMATS,
     *_NAMESPACE_SECTIONS,
 )
-#: Per process: the renderings of ``/pypi/<project>/json`` kept (least recently used dropped).
-PYPI_JSON_CACHE_BYTES = 32 * 1024 * 1024
 
 
 class IndexApp:
@@ -148,10 +138,7 @@ class IndexApp:
         self._on_startup = on_startup or []
         self._on_shutdown = on_shutdown or []
         self._flusher: asyncio.Task[None] | None = None
-        # (index, project) -> (page etag, rendering): one rendering per page version.
-        self._pypi_cache: ByteBudgetLRU[tuple[str, str], tuple[str, RenderedPage]] = ByteBudgetLRU(
-            PYPI_JSON_CACHE_BYTES
-        )
+        self._pypi_cache: PypiJsonCache = ByteBudgetLRU(PYPI_JSON_CACHE_BYTES)
 
     # -- ASGI entry ---------------------------------------------------------------------------
 
@@ -299,13 +286,33 @@ class IndexApp:
             # shared cache must never keep what a token was needed to read.
             send = _privately(send)
         if section == "simple":
-            status, sent = await self._page(
-                scope, send, source, index, parts[rest_at + 1 :], prefix, fixed, head, only
+            status, sent = await send_page(
+                scope,
+                send,
+                source,
+                index,
+                parts[rest_at + 1 :],
+                prefix,
+                fixed,
+                head,
+                only,
+                cache_control=self._cache_control[index],
             )
             return (index, "page", status, sent)
         if section == "pypi" and fixed is None:
             tail = parts[rest_at + 1 :]
-            status, sent = await self._pypi_json(scope, send, source, index, tail, prefix, head)
+            status, sent = await send_pypi_json(
+                scope,
+                send,
+                source,
+                index,
+                tail,
+                prefix,
+                head,
+                cache_control=self._cache_control[index],
+                base_url=self._base_url,
+                cache=self._pypi_cache,
+            )
             return (index, "page", status, sent)
         if section == "integrity" and fixed is None:
             tail = parts[rest_at + 1 :]
@@ -319,7 +326,7 @@ class IndexApp:
                 ref = await source.file("/".join(parts[rest_at + 1 :]))
             except (SourceUnavailable, StorageError) as exc:
                 await send_text(
-                    send, 503, unavailable_text(index, exc), head=head, extra=[_NO_STORE]
+                    send, 503, unavailable_text(index, exc), head=head, extra=[NO_STORE]
                 )
                 return (index, "file", 503, 0)
             if ref is None:
@@ -347,176 +354,6 @@ class IndexApp:
             index=index, private=True, private_sources=self._private[index], project=project
         )
         return decide(credentials, target, action)
-
-    async def _page(
-        self,
-        scope: Scope,
-        send: Send,
-        source: ServedSource,
-        index: str,
-        tail: list[str],
-        prefix: str,
-        fixed: str | None,
-        head: bool,
-        only: frozenset[str] | None = None,
-    ) -> tuple[int, int]:
-        query = scope.get("query_string") or b""
-        suffix = "?" + query.decode("latin-1") if query else ""
-        # tail: [""] for the root, [name, ""] for a project, [] / [name] when the slash is missing.
-        if not tail:
-            await send_redirect(send, f"{prefix}/simple/{suffix}", head=head)
-            return (301, 0)
-        project = None
-        if tail != [""]:
-            raw = tail[0]
-            if len(tail) > 2 or (len(tail) == 2 and tail[1] != ""):
-                await send_text(send, 404, f"no project at {scope['path'][:300]!r}", head=head)
-                return (404, 0)
-            try:
-                project = params.project(raw)
-            except params.BadParameter as exc:
-                await send_text(send, 404, str(exc), head=head)
-                return (404, 0)
-            if project != raw or len(tail) == 1:
-                # PEP 503: the normalized URL is canonical; other spellings redirect to it.
-                await send_redirect(send, f"{prefix}/simple/{project}/{suffix}", head=head)
-                return (301, 0)
-        try:
-            content_type = fixed or select_content_type(
-                (header(scope, b"accept") or b"").decode("latin-1") or None,
-                _format_param(query),
-            )
-        except NotAcceptable as exc:
-            # The answer depends on Accept like the page does: a cache keyed on the URL alone
-            # must not hand this 406 to the next client (standards.md item 53).
-            await send_text(send, 406, str(exc), head=head, extra=[(b"vary", _VARY)])
-            return (406, 0)
-        fmt: PageFormat = "json" if content_type == JSON_V1 else "html"
-        try:
-            page = await source.page(project, fmt)
-        except Refusal as exc:
-            refused = exc.refused
-            status = await send_refusal(
-                scope,
-                send,
-                project_url=f"{prefix}/simple/{project}/",
-                kind=refused.kind,
-                status=refused.status,
-                message=refused.message,
-                fix=refused.fix,
-                head=head,
-            )
-            return (status, 0)
-        except (SourceUnavailable, StorageError) as exc:
-            if project is None:
-                await send_text(
-                    send, 503, unavailable_text(index, exc), head=head, extra=[_NO_STORE]
-                )
-                return (503, 0)
-            status = await send_refusal(
-                scope,
-                send,
-                project_url=f"{prefix}/simple/{project}/",
-                kind="unavailable",
-                status=503,
-                message=f"index {index!r} cannot serve {project!r}: {unavailable_text(index, exc)}",
-                fix=_UNAVAILABLE_FIX,
-                head=head,
-            )
-            return (status, 0)
-        if page is None:
-            what = f"project {project!r}" if project else "a project list"
-            await send_text(send, 404, f"index {index!r} has no {what}", head=head)
-            return (404, 0)
-        if only is not None and project is None:
-            page = _only(page, content_type, only)
-        headers: Headers = [
-            (b"content-type", content_type.encode()),
-            (b"vary", _VARY),
-            (b"cache-control", self._cache_control[index]),
-            (b"access-control-allow-origin", b"*"),
-            (b"access-control-expose-headers", b"X-PyPI-Last-Serial"),
-        ]
-        if page.serial is not None:
-            headers.append((b"x-pypi-last-serial", str(page.serial).encode()))
-        headers.extend(page.headers)
-        if page.stale is not None:
-            headers.append((b"warning", b'110 - "Response is Stale"'))
-            headers.append((b"x-headwater-stale", _one_line(page.stale)))
-        body = page.body
-        etag = page.etag
-        accept_encoding = header(scope, b"accept-encoding")
-        if accept_encoding is not None and b"gzip" in accept_encoding:
-            gzipped = page.gzipped()
-            if gzipped is not None:
-                body = gzipped
-                # A different representation needs its own strong validator.
-                etag = etag[:-1] + '-gz"'
-                headers.append((b"content-encoding", b"gzip"))
-        headers.append((b"etag", etag.encode()))
-        if if_none_match(header(scope, b"if-none-match"), etag):
-            await send({"type": "http.response.start", "status": 304, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
-            return (304, 0)
-        await send_bytes(send, 200, headers, body, head=head)
-        return (200, 0 if head else len(body))
-
-    async def _pypi_json(
-        self,
-        scope: Scope,
-        send: Send,
-        source: ServedSource,
-        index: str,
-        tail: list[str],
-        prefix: str,
-        head: bool,
-    ) -> tuple[int, int]:
-        """``/<index>/pypi/<project>/json``: PyPI's legacy JSON API, which bandersnatch reads
-        to mirror an index; made from the JSON page and kept until the page changes."""
-        if len(tail) not in (2, 3) or tail[1] != "json" or tail[2:] not in ([], [""]):
-            await send_text(send, 404, f"no such URL: {scope['path'][:300]}", head=head)
-            return (404, 0)
-        try:
-            project = params.project(tail[0])
-        except params.BadParameter as exc:
-            await send_text(send, 404, str(exc), head=head)
-            return (404, 0)
-        try:
-            page = await source.page(project, "json")
-        except Refusal as exc:
-            refused = exc.refused
-            text = f"{refused.message}\nTo resolve: {refused.fix}"
-            await send_text(send, refused.status, text, head=head, extra=[_NO_STORE])
-            return (refused.status, 0)
-        except (SourceUnavailable, StorageError) as exc:
-            await send_text(send, 503, unavailable_text(index, exc), head=head, extra=[_NO_STORE])
-            return (503, 0)
-        if page is None:
-            await send_text(send, 404, f"index {index!r} has no project {project!r}", head=head)
-            return (404, 0)
-        # File URLs are absolute only with base_url (the operator's statement of this server's
-        # address). Without it they are path-absolute (/INDEX/packages/...), resolved by the
-        # client against the URL it asked, as the simple pages' relative links are: the Host
-        # header never reaches the body, so one rendering per page version serves every client
-        # and the response is safe to cache publicly.
-        key = (index, project)
-        cached = self._pypi_cache.get(key)
-        if cached is None or cached[0] != page.etag:
-            model = parse_project_page_json(page.body)
-            body = render_pypi_json(model, page_url=f"{self._base_url}{prefix}/simple/{project}/")
-            cached = (page.etag, RenderedPage(body, serial=page.serial))
-            self._pypi_cache.put(key, cached, len(body))
-        rendered = cached[1]
-        headers: Headers = [
-            (b"content-type", b"application/json"),
-            (b"cache-control", self._cache_control[index]),
-            (b"access-control-allow-origin", b"*"),
-            (b"etag", rendered.etag.encode()),
-        ]
-        if rendered.serial is not None:
-            headers.append((b"x-pypi-last-serial", str(rendered.serial).encode()))
-        await send_bytes(send, 200, headers, rendered.body, head=head)
-        return (200, 0 if head else len(rendered.body))
 
     async def _landing(self, send: Send, head: bool) -> tuple[int, int]:
         """``/``: which indexes this server has and how to point pip and uv at them."""
@@ -571,16 +408,8 @@ def _project_of(raw: str) -> str:
     return normalize_name(raw) if is_valid_name(raw) else raw
 
 
-def _only(page: RenderedPage, content_type: str, only: frozenset[str]) -> RenderedPage:
-    """The project list ``page`` showing only the projects in ``only`` (a token limited to them)."""
-    listing = parse_project_list(page.body, content_type)
-    kept = tuple(entry for entry in listing.projects if entry.normalized in only)
-    body = render_project_list(msgspec.structs.replace(listing, projects=kept), content_type)
-    return RenderedPage(body, serial=page.serial, headers=page.headers, stale=page.stale)
-
-
 async def _send_denied(send: Send, denied: Denied, head: bool) -> None:
-    extra: Headers = [_NO_STORE]
+    extra: Headers = [NO_STORE]
     if denied.challenge is not None:
         extra.append((b"www-authenticate", f'Basic realm="{denied.challenge}"'.encode()))
     await send_text(send, denied.status, denied.message, head=head, extra=extra)
@@ -599,21 +428,3 @@ def _privately(send: Send) -> Send:
         await send(message)
 
     return wrapped
-
-
-def _one_line(text: str) -> bytes:
-    """``text`` as a header value: one line of latin-1, control characters escaped."""
-    return printable(" ".join(text.split()), 1000).encode("latin-1", "replace")
-
-
-def _format_param(query: bytes) -> str | None:
-    """The ``?format=`` parameter (item 51), if any."""
-    if b"format=" not in query:
-        return None
-    # A literal "+" is kept (not read as a space): the spec's own example is
-    # ?format=application/vnd.pypi.simple.v1+json, unencoded.
-    for pair in query.decode("latin-1").split("&"):
-        key, _, value = pair.partition("=")
-        if key == "format":
-            return unquote(value)
-    return None

@@ -21,7 +21,7 @@ from headwater.repository.base import ServedSource, SourceUnavailable
 from headwater.repository.index import Refusal
 from headwater.server import params
 from headwater.server.integrity import listed_file, send_page_failure
-from headwater.server.responses import send_text
+from headwater.server.responses import NO_STORE, send_text
 from headwater.server.types import Headers, Scope, Send
 from headwater.simple.model import InvalidPage
 from headwater.storage.base import StorageError
@@ -30,7 +30,6 @@ __all__ = ["HELD_KIND", "held_file"]
 
 #: The ``X-Headwater-Refused`` kind of a held file's refusal.
 HELD_KIND = "publisher-held"
-_NO_STORE = (b"cache-control", b"no-store")
 
 
 async def held_file(
@@ -63,10 +62,10 @@ async def held_file(
             f"index {index!r} holds no file {printable(filename, 200)!r} of {project}: the "
             "project's page lists what is served (install again to read it afresh)",
             head=head,
-            extra=[_NO_STORE],
+            extra=[NO_STORE],
         )
         return 404
     text = printable(reason, 2000).replace(" To resolve: ", "\nTo resolve: ", 1)
-    extra: Headers = [_NO_STORE, (b"x-headwater-refused", HELD_KIND.encode())]
+    extra: Headers = [NO_STORE, (b"x-headwater-refused", HELD_KIND.encode())]
     await send_text(send, 409, text, head=head, extra=extra)
     return 409

@@ -18,7 +18,7 @@ from headwater.provenance import INTEGRITY_MEDIA_TYPE
 from headwater.repository.base import FileRef, ServedSource, SourceUnavailable
 from headwater.repository.index import Refusal
 from headwater.server import params
-from headwater.server.responses import header, send_bytes, send_text, unavailable_text
+from headwater.server.responses import NO_STORE, header, send_bytes, send_text, unavailable_text
 from headwater.server.types import Headers, Scope, Send
 from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.json import parse_project_page_json
@@ -31,7 +31,6 @@ __all__ = ["PROVENANCE_CACHE_CONTROL", "integrity", "listed_file", "send_page_fa
 
 #: A provenance document may gain attestations over time (PEP 740: "mutable"): not immutable.
 PROVENANCE_CACHE_CONTROL = b"max-age=600, public"
-_NO_STORE = (b"cache-control", b"no-store")
 
 
 def _accepts(accept: bytes | None) -> bytes | None:
@@ -136,7 +135,7 @@ async def send_page_failure(
     if isinstance(exc, Refusal):
         refused = exc.refused
         text = f"{refused.message}\nTo resolve: {refused.fix}"
-        await send_text(send, refused.status, text, head=head, extra=[_NO_STORE])
+        await send_text(send, refused.status, text, head=head, extra=[NO_STORE])
         return refused.status
-    await send_text(send, 503, unavailable_text(index, exc), head=head, extra=[_NO_STORE])
+    await send_text(send, 503, unavailable_text(index, exc), head=head, extra=[NO_STORE])
     return 503

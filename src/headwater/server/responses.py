@@ -12,6 +12,7 @@ from headwater.repository.base import SourceUnavailable
 from headwater.server.types import Headers, Scope, Send
 
 __all__ = [
+    "NO_STORE",
     "header",
     "if_none_match",
     "send_bytes",
@@ -21,6 +22,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("headwater.serve")
+
+#: For an answer no cache may keep (a refusal, an outage, what a token was needed to read).
+NO_STORE = (b"cache-control", b"no-store")
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

@@ -35,15 +35,9 @@ from headwater.repository.hosted import HostedSource
 from headwater.repository.uploads import Accepted, Candidate, UploadRefused, accept_upload
 from headwater.server.auth import Authenticator
 from headwater.server.authz import Denied, Target, decide
-from headwater.server.intake import (
-    ATTESTATIONS_REFUSED,
-    UploadForm,
-    UploadRejected,
-    inspect_upload,
-    receive_upload,
-    validate_form,
-)
+from headwater.server.intake import ATTESTATIONS_REFUSED, UploadForm, inspect_upload, validate_form
 from headwater.server.metrics import Metrics
+from headwater.server.upload_body import UploadRejected, receive_upload
 from headwater.simple.names import NormalizedName
 from headwater.storage.base import StorageError
 from headwater.storage.filesystem import private_directory

@@ -4,12 +4,10 @@ Specs: simple-repository-api (PEP 503 pages, PEP 592 yanking, PEP 629 versioning
 core metadata, PEP 740 provenance, PEP 792 project status), PEP 708 (tracks, alternate locations),
 PEP 833 (the HTML form is frozen at 1.4).
 
-Parsing is a small tokenizer over the raw text rather than :mod:`html.parser`: the pages are
-machine-written and need only anchors, ``<meta>`` and comments, and a handful of compiled regexes
-read a 10,000-file page 2-3 times faster, into the model (``bench/bench_html.py`` measures). The
-tokenizer still honours the parts of HTML that change what counts as a link: comments, raw-text
-elements (``<script>``, ``<style>``, ``<title>``, ...), quoted and unquoted attributes, any letter
-case, character references, and ``<base href>``.
+Parsing is a small tokenizer over the raw text rather than :mod:`html.parser`
+(:mod:`headwater.simple._html_tokens`: the pages are machine-written and need only anchors,
+``<meta>`` and comments, read 2-3 times faster that way); this module turns its tokens into the
+model.
 
 Rendering emits one conformant HTML5 document, escaping every value that came from an upstream or
 a publisher.
@@ -21,11 +19,21 @@ import gc
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
-from html import escape, unescape
+from html import escape
 from typing import cast
-from urllib.parse import unquote, urljoin
 
+from headwater.simple._html_tokens import (
+    TOKEN,
+    Head,
+    anchor_text,
+    attribute_value,
+    attributes,
+    decode,
+    last_segment,
+    resolve,
+    resolved_urls,
+    unescape_cached,
+)
 from headwater.simple.filenames import InvalidFilename, check_safe_filename
 from headwater.simple.model import (
     HTML_API_VERSION,
@@ -51,181 +59,8 @@ __all__ = [
     "render_project_page_html",
 ]
 
-# --------------------------------------------------------------------------------------------
-# Tokenizer
-
-# The inside of a start tag, up to (not including) its ">". HTML5: a quote only opens a value right
-# after "="; elsewhere it is an ordinary character. Possessive/atomic groups keep a hostile page
-# (unclosed quotes, no ">") from making the regex backtrack; "<" outside a quoted value ends the
-# attempt so one broken tag cannot swallow the rest of the page.
-_ATTRS = r"""(?:[^>"'=<]++|=\s*+(?>"[^"]*+"|'[^']*+'|[^\s>]*+)|["'])*+"""
-
-# One token per match; everything between matches is text we do not need.
-_TOKEN = re.compile(
-    # HTML5 comments: "<!-->" and "<!--->" are complete (empty) comments; "--!>" also closes one;
-    # an unclosed comment runs to the end of the document.
-    r"<!--(?:-?>|(.*?)(?:--!?>|\Z))"
-    # Raw text / RCDATA elements: nothing inside them is markup, so "<a" there is not a link.
-    r"|<((?i:script|style|title|textarea|xmp|iframe|noembed|noframes))(?=[\s/>])"
-    + _ATTRS
-    + r">.*?(?:</(?i:\2)\s*>|\Z)"
-    # An anchor: its attributes and its text, up to </a>, the next <a> (unclosed anchors) or EOF;
-    # the <br> after each anchor on most pages is swallowed too, halving the number of tokens.
-    r"|<([aA])(?=[\s/>])("
-    + _ATTRS
-    + r")>((?:[^<]++|<(?!/?[aA][\s/>]))*+)(?:</[aA]\s*>(?:\s*+<br\s*/?>)?)?"
-    # <meta> and <base>: attributes only.
-    r"|<((?i:meta|base))(?=[\s/>])(" + _ATTRS + r")>"
-    # Any other tag, end tag, doctype or bogus comment: consumed whole, so an "<a" inside one of
-    # its attribute values is not mistaken for a link.
-    r"|</?[a-zA-Z!?]" + _ATTRS + r">",
-    # Not IGNORECASE as a whole: it makes the scan twice as slow; only tag names need it. ASCII:
-    # HTML's whitespace is ASCII whitespace (a no-break space does not separate attributes).
-    re.DOTALL | re.ASCII,
-)
-# Its groups, as findall returns them: (comment, raw-text tag, "a", anchor attributes, anchor
-# text, "meta"/"base", their attributes).
-# One attribute: its name, then its value without quotes (or none). The opening quote is consumed
-# first; a lookbehind then tells which quote (if any) the value is in, so findall returns
-# (name, value) pairs ready for dict() with no per-value work in Python.
-_ATTR = re.compile(
-    r"""([^\s"'>/=][^\s"'>/=]*)"""
-    r"""(?:\s*=\s*["']?+((?<=")[^"]*|(?<=')[^']*|(?<!["'])[^\s>]*)["']?)?""",
-    re.ASCII,
-)
-_TAG = re.compile(r"<[^>]*>?")
-_SERIAL = re.compile(r"\s*SERIAL\s+([0-9]{1,20})\s*\Z")
 # PEP 503: "#<hashname>=<hashvalue>"; hash names are hashlib names (letters, digits, "_").
 _HASH = re.compile(r"([A-Za-z0-9_]{1,32})=([0-9A-Fa-f]{1,256})\Z")
-_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
-
-# Meta names, lowercased. PEP 708's text spells the alternate-locations meta with a hyphen, its
-# example (and PyPI's old implementation) with a colon: read both (standards.md section 1.9).
-_META_VERSION = "pypi:repository-version"
-_META_STATUS = "pypi:project-status"
-_META_STATUS_REASON = "pypi:project-status-reason"
-_META_TRACKS = "pypi:tracks"
-_META_ALTERNATES = ("pypi:alternate-locations", "pypi-alternate-locations")
-
-
-def _decode(data: bytes | str, what: str) -> str:
-    if isinstance(data, str):
-        return data
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidPage(
-            f"{what} is not UTF-8 (bad byte at offset {exc.start}); headwater reads Simple API "
-            "pages as UTF-8, the encoding every index serves - check the upstream's response"
-        ) from exc
-
-
-# The attribute names a file anchor carries on PyPI and conformant indexes.
-_FILE_ATTRIBUTES = frozenset(
-    {
-        "href", "data-requires-python", "data-yanked", "data-core-metadata",
-        "data-dist-info-metadata", "data-gpg-sig", "data-provenance",
-    }
-)  # fmt: skip
-
-
-def _attributes(raw: str) -> dict[str, str]:
-    """Attribute names (lowercased) to values (still escaped: read them with :func:`_value`).
-
-    HTML5: the first of duplicate attributes wins, hence the reversed pairs.
-    """
-    attrs = dict(reversed(_ATTR.findall(raw)))
-    # Names are lowercase on every real page; fold them only when one is not. The subset test
-    # settles the usual case in C, before building a string of all the names.
-    if not attrs.keys() <= _FILE_ATTRIBUTES and not "".join(attrs).islower():
-        attrs = {key.lower(): value for key, value in reversed(_ATTR.findall(raw))}
-    return attrs
-
-
-# Values repeat across a page (">=3.9", a yank reason for every file of a release), and
-# html.unescape costs microseconds: remember recent ones.
-_unescape = lru_cache(maxsize=4096)(unescape)
-
-
-def _value(attrs: dict[str, str], key: str) -> str | None:
-    """The unescaped value of attribute ``key``, or None when absent."""
-    value = attrs.get(key)
-    if value is not None and "&" in value:
-        return _unescape(value)
-    return value
-
-
-def _anchor_text(raw: str) -> str:
-    if "<" in raw:
-        raw = _TAG.sub("", raw)
-    if "&" in raw:
-        raw = unescape(raw)
-    return raw.strip()
-
-
-def _last_segment(href: str) -> str:
-    """The last non-empty path segment of a URL, unquoted ("/simple/Foo/" -> "Foo")."""
-    path = href.partition("#")[0].partition("?")[0].rstrip("/")
-    return unquote(path.rpartition("/")[2])
-
-
-def _resolve(url: str, base: str | None) -> str:
-    if base is None or _ABSOLUTE.match(url):
-        return url
-    return urljoin(base, url)
-
-
-class _Head:
-    """What the <meta> tags, <base> and the SERIAL comment of a page said."""
-
-    __slots__ = (
-        "_base_seen", "alternates", "base", "serial",
-        "status", "status_reason", "tracks", "version",
-    )  # fmt: skip
-
-    def __init__(self, base: str | None) -> None:
-        self.base = base
-        self.version: str | None = None
-        self.status: str | None = None
-        self.status_reason: str | None = None
-        self.tracks: list[str] = []
-        self.alternates: list[str] = []
-        self.serial: int | None = None
-        self._base_seen = False
-
-    def tag(self, tag: str, raw_attrs: str) -> None:
-        attrs = _attributes(raw_attrs)
-        if tag.lower() == "base":
-            # HTML5: only the first <base> with an href counts.
-            href = _value(attrs, "href")
-            if href is not None and not self._base_seen:
-                self._base_seen = True
-                self.base = urljoin(self.base, href.strip()) if self.base else href.strip()
-            return
-        name = (_value(attrs, "name") or "").strip().lower()
-        content = _value(attrs, "content")
-        if not name.startswith("pypi") or content is None:
-            return
-        # The first of a repeated single-valued meta wins, as the first duplicate attribute does.
-        if name == _META_VERSION:
-            if self.version is None:
-                self.version = content.strip()
-        elif name == _META_STATUS:
-            if self.status is None:
-                self.status = content.strip()
-        elif name == _META_STATUS_REASON:
-            if self.status_reason is None:
-                self.status_reason = content
-        elif name == _META_TRACKS:
-            self.tracks.append(content.strip())
-        elif name in _META_ALTERNATES:
-            self.alternates.append(content.strip())
-
-    def comment(self, text: str) -> None:
-        # PyPI ends every simple page with "<!--SERIAL 12345-->" (its last_serial).
-        m = _SERIAL.match(text)
-        if m is not None and self.serial is None:
-            self.serial = int(m[1])
 
 
 def _lines(names: list[str]) -> str:
@@ -256,11 +91,6 @@ def _gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _urls(values: list[str], base: str | None) -> tuple[str, ...]:
-    """Resolve and deduplicate (order kept) the URLs of repeated metas."""
-    return tuple(dict.fromkeys(_resolve(v, base) for v in values if v))
-
-
 # --------------------------------------------------------------------------------------------
 # Parsing
 
@@ -279,19 +109,19 @@ def parse_project_list_html(data: bytes | str, *, base_url: str | None = None) -
         UnsupportedAPIVersion: the page declares a major API version other than 1.
         InvalidPage: the page is not UTF-8, or its declared version is not ``MAJOR.MINOR``.
     """
-    text = _decode(data, "project list page")
-    head = _Head(base_url)
+    text = decode(data, "project list page")
+    head = Head(base_url)
     names: list[str] = []
     with _gc_paused():
-        for comment, _raw, anchor, raw_attrs, raw_text, tag, tag_attrs in _TOKEN.findall(text):
+        for comment, _raw, anchor, raw_attrs, raw_text, tag, tag_attrs in TOKEN.findall(text):
             if anchor:
                 names.append(
                     (
-                        _anchor_text(raw_text)
+                        anchor_text(raw_text)
                         if "<" in raw_text or "&" in raw_text
                         else raw_text.strip()
                     )
-                    or _last_segment(_value(_attributes(raw_attrs), "href") or "")
+                    or last_segment(attribute_value(attributes(raw_attrs), "href") or "")
                 )
             elif tag:
                 head.tag(tag, tag_attrs)
@@ -347,7 +177,7 @@ def _core_metadata(value: str) -> dict[str, str] | bool:
     # PEP 658/714: "true", or "<hashname>=<hexdigest>" of the .metadata file.
     m = _HASH.match(value)
     if m is None:
-        value = (_unescape(value) if "&" in value else value).strip()
+        value = (unescape_cached(value) if "&" in value else value).strip()
         m = _HASH.match(value)
         if m is None:
             # Spec: the attribute's presence means the .metadata file is served; an unreadable
@@ -365,7 +195,7 @@ def _file(raw_attrs: str, raw_text: str, base: str | None, project: str) -> File
         if core is None:
             core = core_after
     else:
-        attrs = _attributes(raw_attrs)
+        attrs = attributes(raw_attrs)
         href = attrs.get("href")
         requires_python = attrs.get("data-requires-python")
         yanked = attrs.get("data-yanked")
@@ -376,10 +206,10 @@ def _file(raw_attrs: str, raw_text: str, base: str | None, project: str) -> File
     if href is None:
         return None  # <a name=...>: not a link to a file
     if "&" in href:
-        href = _unescape(href)
+        href = unescape_cached(href)
     url, _, fragment = href.strip().partition("#")
     if base is not None:
-        url = _resolve(url, base)
+        url = resolve(url, base)
     hashes: dict[str, str] = {}
     if fragment:
         # PEP 503: "#<hashname>=<hashvalue>", hashname "the lowercase name of the hash function".
@@ -388,8 +218,8 @@ def _file(raw_attrs: str, raw_text: str, base: str | None, project: str) -> File
             hashes[m[1].lower()] = m[2].lower()
     # Spec: the anchor text "MUST match the final path component (the filename) of the URL".
     filename = (
-        _anchor_text(raw_text) if "<" in raw_text or "&" in raw_text else raw_text.strip()
-    ) or _last_segment(url)
+        anchor_text(raw_text) if "<" in raw_text or "&" in raw_text else raw_text.strip()
+    ) or last_segment(url)
     try:
         check_safe_filename(filename)
     except InvalidFilename as exc:
@@ -398,14 +228,16 @@ def _file(raw_attrs: str, raw_text: str, base: str | None, project: str) -> File
             "was used - fix or drop the file upstream"
         ) from exc
     if requires_python is not None and "&" in requires_python:
-        requires_python = _unescape(requires_python)
+        requires_python = unescape_cached(requires_python)
     # PEP 592: the attribute may have no value (yanked, no reason) or a reason.
     if yanked and "&" in yanked:
-        yanked = _unescape(yanked)
+        yanked = unescape_cached(yanked)
     # PEP 714: read data-core-metadata; fall back to the older data-dist-info-metadata.
     metadata = core if core is not None else legacy
     if provenance is not None:
-        provenance = (_unescape(provenance) if "&" in provenance else provenance).strip() or None
+        provenance = (
+            unescape_cached(provenance) if "&" in provenance else provenance
+        ).strip() or None
     return File(
         filename=filename,
         url=url,
@@ -440,11 +272,11 @@ def parse_project_page_html(
             status, or lists a filename that is unsafe as a path component.
     """
     project = normalize_name(name)
-    text = _decode(data, f"project page for {project!r}")
-    head = _Head(base_url)
+    text = decode(data, f"project page for {project!r}")
+    head = Head(base_url)
     files: list[File] = []
     with _gc_paused():
-        for comment, _raw, anchor, raw_attrs, raw_text, tag, tag_attrs in _TOKEN.findall(text):
+        for comment, _raw, anchor, raw_attrs, raw_text, tag, tag_attrs in TOKEN.findall(text):
             if anchor:
                 file = _file(raw_attrs, raw_text, head.base, project)
                 if file is not None:
@@ -470,8 +302,8 @@ def parse_project_page_html(
         files=tuple(files),
         status=status,
         status_reason=head.status_reason,
-        tracks=_urls(head.tracks, head.base),
-        alternate_locations=_urls(head.alternates, head.base),
+        tracks=resolved_urls(head.tracks, head.base),
+        alternate_locations=resolved_urls(head.alternates, head.base),
         last_serial=head.serial,
         api_version=version,
     )

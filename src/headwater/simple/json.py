@@ -5,7 +5,8 @@ structs that mirror what real indexes serve (hyphenated keys, PyPI's private ``_
 deprecated and stale spellings), then builds the frozen :mod:`headwater.simple.model`.
 Rendering emits the newest JSON the page satisfies (:mod:`headwater.simple.versions`: 1.5 on
 indexes that implement PEP 752, 1.4 on others, 1.0 while a size is unknown), compact, with only the
-keys the spec defines plus ``_last-serial``.
+keys the spec defines plus ``_last-serial``. The structs of both directions are
+:mod:`headwater.simple._json_schema`; this module is the logic.
 
 Spec: https://packaging.python.org/en/latest/specifications/simple-repository-api/ (JSON
 serialization; PEP 691, 700, 714, 740, 792; PEP 708 ``tracks``/``alternate-locations``; PEP 752).
@@ -34,12 +35,27 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urljoin
 
 import msgspec
 from packaging.version import Version
 
+from headwater.simple._json_schema import (
+    OutFile,
+    OutList,
+    OutMeta,
+    OutNameOnly,
+    OutNamespace,
+    OutPage,
+    OutStatus,
+    WireFile,
+    WireList,
+    WireListEntryLenient,
+    WireListLenient,
+    WirePage,
+    WireStatus,
+)
 from headwater.simple.filenames import InvalidFilename, check_safe_filename, parse_filename
 from headwater.simple.model import (
     File,
@@ -67,92 +83,10 @@ __all__ = [
     "render_project_page_json",
 ]
 
-# --------------------------------------------------------------------------------------------------
-# Wire structs: what indexes actually send. Unknown keys are ignored by msgspec, as the spec
-# requires ("Clients MUST ignore keys that they don't understand", item 26).
 
-_Serial = int | str | None
-
-
-class _WireStatus(msgspec.Struct):
-    # PEP 792's text says ``state``; its example, the living spec and PyPI say ``status``.
-    status: str | None = None
-    state: str | None = None
-    reason: str | None = None
-
-
-class _WireMeta(msgspec.Struct):
-    api_version: str | None = msgspec.field(default=None, name="api-version")
-    last_serial: _Serial = msgspec.field(default=None, name="_last-serial")
-    # PEP 708: ``tracks`` lives under meta.
-    tracks: list[str] | None = None
-    # The spec's JSON example still shows these stale forms under meta (section 1.9).
-    project_status: str | _WireStatus | None = msgspec.field(default=None, name="project-status")
-    project_status_reason: str | None = msgspec.field(default=None, name="project-status-reason")
-
-
-class _WireFile(msgspec.Struct):
-    # Spec: "filename", "url" and "hashes" are mandatory ("hashes" even when empty).
-    filename: str
-    url: str
-    hashes: dict[str, str]
-    requires_python: str | None = msgspec.field(default=None, name="requires-python")
-    yanked: bool | str | None = None
-    core_metadata: bool | dict[str, str] | None = msgspec.field(default=None, name="core-metadata")
-    # PEP 714: clients MAY fall back to the deprecated name; PyPI also sends this misspelling.
-    data_dist_info_metadata: bool | dict[str, str] | None = msgspec.field(
-        default=None, name="data-dist-info-metadata"
-    )
-    dist_info_metadata: bool | dict[str, str] | None = msgspec.field(
-        default=None, name="dist-info-metadata"
-    )
-    gpg_sig: bool | None = msgspec.field(default=None, name="gpg-sig")
-    # A byte count a client can hold: uv reads it as a u64 and refuses the whole page when it
-    # does not fit, and a negative size is no size. Outside that range the page is invalid
-    # input (served stale or refused by the proxy, reported by the mirror), never re-served.
-    size: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = None
-    upload_time: datetime | None = msgspec.field(default=None, name="upload-time")
-    provenance: str | None = None
-
-
-class _WireNamespace(msgspec.Struct):
-    name: str
-    owned: bool
-
-
-class _WirePage(msgspec.Struct):
-    name: str
-    files: list[_WireFile]
-    meta: _WireMeta | None = None
-    versions: list[str] | None = None
-    project_status: _WireStatus | None = msgspec.field(default=None, name="project-status")
-    # PEP 708: ``alternate-locations`` is top level.
-    alternate_locations: list[str] | None = msgspec.field(default=None, name="alternate-locations")
-    # PEP 752. UNSET tells "absent" (no PEP 752 support) from "null".
-    namespaces: list[_WireNamespace] | msgspec.UnsetType | None = msgspec.UNSET
-
-
-class _WireList(msgspec.Struct):
-    # Fast path: entries decode straight into the model struct (PyPI's serials are integers).
-    projects: list[ProjectListEntry]
-    meta: _WireMeta | None = None
-
-
-class _WireListEntryLenient(msgspec.Struct):
-    name: Any = None
-    last_serial: Any = msgspec.field(default=None, name="_last-serial")
-
-
-class _WireListLenient(msgspec.Struct):
-    # Slow path when one entry does not fit the fast path: each entry is checked by hand so one
-    # hostile entry is rejected instead of refusing the whole list.
-    projects: list[Any]
-    meta: _WireMeta | None = None
-
-
-_page_decoder = msgspec.json.Decoder(_WirePage)
-_list_decoder = msgspec.json.Decoder(_WireList)
-_list_decoder_lenient = msgspec.json.Decoder(_WireListLenient)
+_page_decoder = msgspec.json.Decoder(WirePage)
+_list_decoder = msgspec.json.Decoder(WireList)
+_list_decoder_lenient = msgspec.json.Decoder(WireListLenient)
 _any_decoder = msgspec.json.Decoder()
 
 # msgspec names the failing location like "$.files[12].url"; we use the index to name the file.
@@ -236,7 +170,7 @@ def parse_project_list_json(data: bytes) -> ProjectList:
     # made avoids repeated full traversals of them (they hold only str and int, so no cycles).
     with _gc_paused():
         try:
-            wire: _WireList | _WireListLenient = _list_decoder.decode(data)
+            wire: WireList | WireListLenient = _list_decoder.decode(data)
         except msgspec.ValidationError:
             try:
                 wire = _list_decoder_lenient.decode(data)
@@ -252,7 +186,7 @@ def parse_project_list_json(data: bytes) -> ProjectList:
         meta = wire.meta
         api_version, _ = check_api_version(meta.api_version if meta else None, what=what)
         last_serial = _serial(meta.last_serial, what) if meta else None
-        if isinstance(wire, _WireList):
+        if isinstance(wire, WireList):
             projects, rejected = _checked_entries(wire.projects, [])
         else:
             projects, rejected = _checked_entries(*_lenient_entries(wire.projects))
@@ -310,7 +244,7 @@ def _lenient_entries(raw: list[Any]) -> tuple[list[ProjectListEntry], list[Rejec
     rejected: list[RejectedEntry] = []
     for index, item in enumerate(raw):
         try:
-            entry = msgspec.convert(item, _WireListEntryLenient)
+            entry = msgspec.convert(item, WireListEntryLenient)
         except msgspec.ValidationError:
             rejected.append(RejectedEntry(repr(item)[:200], f"projects[{index}] is not an object"))
             continue
@@ -330,21 +264,6 @@ def _lenient_entries(raw: list[Any]) -> tuple[list[ProjectListEntry], list[Rejec
     return entries, rejected
 
 
-class _OutMeta(msgspec.Struct, omit_defaults=True):
-    api_version: str = msgspec.field(name="api-version")
-    last_serial: int | None = msgspec.field(default=None, name="_last-serial")
-    tracks: list[str] | None = None
-
-
-class _OutNameOnly(msgspec.Struct):
-    name: str
-
-
-class _OutList(msgspec.Struct):
-    meta: _OutMeta
-    projects: list[ProjectListEntry | _OutNameOnly]
-
-
 _encoder = msgspec.json.Encoder()
 
 
@@ -355,12 +274,12 @@ def render_project_list_json(project_list: ProjectList) -> bytes:
     Each entry is ``{"name": ..., "_last-serial": ...}``, the serial omitted when unknown; names are
     rendered as given (the spec leaves display versus normalized to the index).
     """
-    entries: list[ProjectListEntry | _OutNameOnly] = [
-        entry if entry.last_serial is not None else _OutNameOnly(entry.name)
+    entries: list[ProjectListEntry | OutNameOnly] = [
+        entry if entry.last_serial is not None else OutNameOnly(entry.name)
         for entry in project_list.projects
     ]
-    out = _OutList(
-        meta=_OutMeta(
+    out = OutList(
+        meta=OutMeta(
             api_version=index_api_version(namespaces=project_list.namespaces),
             last_serial=project_list.last_serial,
         ),
@@ -383,7 +302,7 @@ def _lower_keys(hashes: dict[str, str]) -> dict[str, str]:
     return hashes
 
 
-def _core_metadata(wire: _WireFile) -> dict[str, str] | bool | None:
+def _core_metadata(wire: WireFile) -> dict[str, str] | bool | None:
     # PEP 714: "Clients MUST" read core-metadata when present and "MAY" fall back to the old name.
     value = wire.core_metadata
     if value is None:
@@ -405,7 +324,7 @@ def _upload_time(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
-def _build_file(wire: _WireFile, index: int, base_url: str | None, what: str) -> File:
+def _build_file(wire: WireFile, index: int, base_url: str | None, what: str) -> File:
     try:
         check_safe_filename(wire.filename)
     except InvalidFilename as exc:
@@ -431,12 +350,12 @@ def _build_file(wire: _WireFile, index: int, base_url: str | None, what: str) ->
     )
 
 
-def _marker(wire: _WireStatus) -> str | None:
+def _marker(wire: WireStatus) -> str | None:
     # PEP 792's text spells the key "state"; everything else spells it "status".
     return wire.status if wire.status is not None else wire.state
 
 
-def _status(wire: _WirePage, what: str) -> tuple[ProjectStatus, str | None]:
+def _status(wire: WirePage, what: str) -> tuple[ProjectStatus, str | None]:
     marker: str | None = None
     reason: str | None = None
     if wire.project_status is not None:
@@ -446,7 +365,7 @@ def _status(wire: _WirePage, what: str) -> tuple[ProjectStatus, str | None]:
         wire.meta.project_status is not None or wire.meta.project_status_reason is not None
     ):
         stale = wire.meta.project_status
-        if isinstance(stale, _WireStatus):
+        if isinstance(stale, WireStatus):
             marker, reason = _marker(stale), stale.reason
         else:
             marker = stale
@@ -518,41 +437,6 @@ def parse_project_page_json(data: bytes, *, base_url: str | None = None) -> Proj
     )
 
 
-class _OutFile(msgspec.Struct, omit_defaults=True):
-    filename: str
-    url: str
-    hashes: dict[str, str]
-    requires_python: str | None = msgspec.field(default=None, name="requires-python")
-    core_metadata: dict[str, str] | bool | None = msgspec.field(default=None, name="core-metadata")
-    gpg_sig: bool | None = msgspec.field(default=None, name="gpg-sig")
-    yanked: bool | str = False
-    size: int | None = None
-    upload_time: str | None = msgspec.field(default=None, name="upload-time")
-    provenance: str | None = None
-
-
-class _OutStatus(msgspec.Struct, omit_defaults=True):
-    status: str
-    reason: str | None = None
-
-
-class _OutNamespace(msgspec.Struct):
-    name: str
-    owned: bool
-
-
-class _OutPage(msgspec.Struct, omit_defaults=True):
-    meta: _OutMeta
-    name: str
-    versions: list[str]
-    files: list[_OutFile]
-    project_status: _OutStatus | None = msgspec.field(default=None, name="project-status")
-    alternate_locations: list[str] | None = msgspec.field(default=None, name="alternate-locations")
-    # UNSET: the index does not support namespaces (the key is left out, as PEP 752 requires);
-    # None: it does, and this project is in none (``"namespaces": null``).
-    namespaces: list[_OutNamespace] | msgspec.UnsetType | None = msgspec.UNSET
-
-
 def _format_time(value: datetime | None) -> str | None:
     if value is None:
         return None
@@ -570,10 +454,10 @@ def _provenance(url: str | None) -> str | None:
     return None if secure is None else neutralise_url(secure)
 
 
-def _out_file(file: File, with_provenance: bool) -> _OutFile:
+def _out_file(file: File, with_provenance: bool) -> OutFile:
     core = file.core_metadata
     reason = neutralise(file.yanked_reason) if file.yanked_reason else None
-    return _OutFile(
+    return OutFile(
         filename=file.filename,
         url=neutralise_url(file.url),
         hashes=file.hashes,
@@ -644,14 +528,14 @@ def render_project_page_json(page: ProjectPage) -> bytes:
         page.status is not ProjectStatus.ACTIVE or page.status_reason is not None
     ):
         reason = None if page.status_reason is None else neutralise(page.status_reason)
-        status = _OutStatus(status=page.status.value, reason=reason)
-    namespaces: list[_OutNamespace] | msgspec.UnsetType | None = msgspec.UNSET
+        status = OutStatus(status=page.status.value, reason=reason)
+    namespaces: list[OutNamespace] | msgspec.UnsetType | None = msgspec.UNSET
     if page.namespaces is not None and allows(claimed, "namespaces"):
-        namespaces = [_OutNamespace(name=ns.name, owned=ns.owned) for ns in page.namespaces] or None
+        namespaces = [OutNamespace(name=ns.name, owned=ns.owned) for ns in page.namespaces] or None
     pep708 = allows(claimed, "tracks")
     with_provenance = allows(claimed, "provenance")
-    out = _OutPage(
-        meta=_OutMeta(
+    out = OutPage(
+        meta=OutMeta(
             api_version=claimed,
             last_serial=page.last_serial,
             tracks=([neutralise_url(u) for u in page.tracks] or None) if pep708 else None,

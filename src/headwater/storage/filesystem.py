@@ -29,13 +29,17 @@ process umask can only take bits away. The root's parents are made with the same
 12 s as individual fsyncs and a fraction of a second as one syncfs), and otherwise fsyncs each
 written file and its directory. Blocking file work runs off the event loop: small operations
 (create, write, link, stat, delete) in one worker thread per storage that takes them in batches
-(:class:`_BatchThread`), the barrier, tree walks, hashing and streamed reads in asyncio's
-default executor, so a long ``syncfs`` never holds up writes.
+(:mod:`headwater.storage._batch`), the barrier, tree walks, hashing and streamed reads in
+asyncio's default executor, so a long ``syncfs`` never holds up writes.
+
+This module is the write protocol and the :class:`~headwater.storage.base.Storage` interface;
+the blocking steps it is made of (directories, unlink, stat, hash, fsync) are
+:mod:`headwater.storage._fileops`.
 """
 
 # The write path works on str paths with os calls: building pathlib objects for every file was
 # about a tenth of a 2,000-project sync's CPU in a py-spy profile.
-# ruff: noqa: PTH102, PTH105, PTH106, PTH108, PTH112, PTH116
+# ruff: noqa: PTH105, PTH106, PTH108, PTH112, PTH116
 
 from __future__ import annotations
 
@@ -44,19 +48,26 @@ import contextlib
 import ctypes
 import errno
 import fcntl
-import hashlib
 import itertools
 import os
-import queue
 import stat as stat_module
 import sys
-import threading
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
 
+from headwater.storage._batch import BatchThread
+from headwater.storage._fileops import (
+    DIR_RACE_RETRIES,
+    discard,
+    fsync_paths,
+    hash_file,
+    make_dirs,
+    proc_self_fd,
+    stat_file,
+    unlink_all,
+    write_all,
+)
 from headwater.storage.base import InvalidKey, NotFound, Stat, StorageError, check_key
 
 __all__ = ["PRIVATE", "PUBLIC", "FileStorage", "directory_mode", "private_directory"]
@@ -79,9 +90,6 @@ def _load_syncfs() -> Callable[[int], int] | None:
 _SYNCFS = _load_syncfs()
 _WRITE_BUFFER = 1 << 20  # hand chunks to a worker thread a MiB at a time
 _O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)
-# How often a write makes its directory again when an aborted write of another key (here or in
-# another process sharing the tree) removed it between this write's mkdir and its open or link.
-_DIR_RACE_RETRIES = 3
 # What open(O_TMPFILE) fails with where the file system or kernel cannot make unnamed files.
 _NO_TMPFILE = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS})
 
@@ -97,145 +105,10 @@ class _NoHardLinks(Exception):
     """This file system refused a hard link: write a copy instead."""
 
 
-T = TypeVar("T")
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
-_IDLE_EXIT = 2.0  # seconds a batch thread waits for work before it exits
-
-
-class _BatchThread:
-    """Runs small blocking jobs (create, write, link, rename, stat, delete) in one worker thread,
-    in the order they were queued, handing results back to the event loop once per batch.
-
-    Why not ``asyncio.to_thread`` per job: on the one core a mirror gets, each hop through the
-    default executor (submit, wake a thread, the GIL hand-over, one ``call_soon_threadsafe`` per
-    result) cost more CPU than the small write it carried; a py-spy profile of a 2,000-project sync
-    put a fifth of the event loop's time in dispatching writes. Here, queueing a job while the
-    thread is busy wakes nothing, and a wake-up runs every job queued so far. The thread exits
-    after ``_IDLE_EXIT`` seconds without work and is started again on demand.
-    """
-
-    def __init__(self) -> None:
-        self._reset()
-        _AFTER_FORK.add(self)
-
-    def _after_fork(self) -> None:
-        self._reset()
-
-    def _reset(self) -> None:
-        """A fresh queue and no thread (also in a forked child, which has no copy of the thread)."""
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._running = False
-
-    def run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        """Queue ``fn(*args)``; the returned future (of the running loop) gets its outcome."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((loop, future, fn, args))
-        if not self._running:
-            with self._lock:
-                if not self._running:
-                    self._running = True
-                    try:
-                        threading.Thread(
-                            target=self._main, name="headwater-storage", daemon=True
-                        ).start()
-                    except BaseException:
-                        # No thread (e.g. a process limit): the next call tries again, and
-                        # this job, still queued, is skipped by whichever thread runs later.
-                        self._running = False
-                        future.cancel()
-                        raise
-        return future
-
-    def _main(self) -> None:
-        while True:
-            try:
-                batch = [self._jobs.get(timeout=_IDLE_EXIT)]
-            except queue.Empty:
-                # Say "not running" first, then look: a job queued after the look finds
-                # _running False and starts a thread; one queued before it is seen here.
-                with self._lock:
-                    self._running = False
-                if self._jobs.empty():
-                    return
-                with self._lock:
-                    if self._running:  # run() started another thread meanwhile: it serves
-                        return
-                    self._running = True
-                continue
-            while True:
-                try:
-                    batch.append(self._jobs.get_nowait())
-                except queue.Empty:
-                    break
-            settled: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]]
-            settled = {}
-            for loop, future, fn, args in batch:
-                if future.cancelled():  # its caller got an error before it could run
-                    continue
-                try:
-                    outcome: tuple[asyncio.Future[Any], bool, Any] = (future, True, fn(*args))
-                except BaseException as exc:  # handed to the awaiting task, as to_thread does
-                    outcome = (future, False, exc)
-                settled.setdefault(loop, []).append(outcome)
-            for loop, outcomes in settled.items():
-                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                    loop.call_soon_threadsafe(_settle, outcomes)
-
-
-class _ForkAware(Protocol):
-    def _after_fork(self) -> None: ...
-
-
-# Objects holding per-process resources (a worker thread) that a forked child does not have:
-# each forgets them in the child and starts its own on first use.
-_AFTER_FORK: weakref.WeakSet[_ForkAware] = weakref.WeakSet()
-
-
-_PROC_FD = -1  # /proc/self/fd, the source directory of linkat for every FileStorage
-
-
-_PROC_FD_LOCK = threading.Lock()
-
-
-def _proc_self_fd() -> int:
-    global _PROC_FD
-    if _PROC_FD < 0:
-        with _PROC_FD_LOCK:  # storages' threads may ask at once: open it once
-            if _PROC_FD < 0:
-                _PROC_FD = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
-    return _PROC_FD
-
-
-def _after_fork_in_child() -> None:
-    global _PROC_FD
-    if _PROC_FD >= 0:  # the parent's /proc/<pid>/fd: its fd numbers are not the child's
-        with contextlib.suppress(OSError):
-            os.close(_PROC_FD)
-        _PROC_FD = -1
-    for holder in list(_AFTER_FORK):
-        holder._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in outcomes:
-        if future.cancelled():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-
 class _FileWriter:
     """Buffers chunks and writes them to the unpublished file from a worker thread."""
 
-    def __init__(self, fd: int, thread: _BatchThread) -> None:
+    def __init__(self, fd: int, thread: BatchThread) -> None:
         self._fd = fd
         self._thread = thread
         self._buffer: list[bytes] = []
@@ -253,38 +126,10 @@ class _FileWriter:
             data = b"".join(self._buffer)
             self._buffer.clear()
             self._buffered = 0
-            await self._thread.run(_write_all, self._fd, data)
+            await self._thread.run(write_all, self._fd, data)
 
     def abort(self) -> None:
         self.aborted = True
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _fsync_paths(files: list[Path], dirs: set[Path]) -> None:
-    for path in files:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            continue  # replaced or deleted since; whatever replaced it is in the batch too
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    for directory in dirs:
-        try:
-            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        except FileNotFoundError:
-            continue
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 #: File modes for :class:`FileStorage`: readable by all (mirror trees) or by the owner only.
@@ -306,7 +151,7 @@ def private_directory(path: str | os.PathLike[str]) -> int | None:
         OSError: it cannot be made, or is not ours to change.
     """
     directory = os.fspath(path)
-    _make_dirs(directory, 0o700)
+    make_dirs(directory, 0o700)
     st = os.stat(directory)
     mode = stat_module.S_IMODE(st.st_mode)
     if mode & 0o077:
@@ -346,10 +191,10 @@ class FileStorage:
         self._tmpfile = _O_TMPFILE != 0 and os.path.isdir("/proc/self/fd")
         # Second names for identical pages until the file system refuses hard links.
         self._hardlinks = True
-        self._thread = _BatchThread()
+        self._thread = BatchThread()
         # stat() gets a lane of its own: a server's per-request stat must not wait behind a
         # large write or a cache flush queued on the write thread.
-        self._stat_thread = _BatchThread()
+        self._stat_thread = BatchThread()
         self._prefix = f"{self.root}/"
         self._unsynced_files: list[Path] = []
         self._unsynced_dirs: set[Path] = set()
@@ -405,13 +250,13 @@ class FileStorage:
             handle.close()
 
     async def stat(self, key: str) -> Stat | None:
-        st = await self._stat_thread.run(_stat_file, self._target(key))
+        st = await self._stat_thread.run(stat_file, self._target(key))
         return None if st is None else Stat(size=st.st_size, mtime=st.st_mtime)
 
     async def digest(self, key: str) -> tuple[str, int]:
         path = self.path(key)
         try:
-            return await asyncio.to_thread(_hash_file, path)
+            return await asyncio.to_thread(hash_file, path)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
             raise NotFound(f"{key} not found in {self.root}") from exc
         except OSError as exc:
@@ -419,7 +264,7 @@ class FileStorage:
 
     def _ensure_tmp(self) -> None:
         if not self._tmp_ready:
-            _make_dirs(str(self._tmp), self._dir_mode)
+            make_dirs(str(self._tmp), self._dir_mode)
             self._tmp_ready = True
 
     def _temp_name(self) -> str:
@@ -436,11 +281,11 @@ class FileStorage:
             directory = target.rpartition("/")[0]
             made: str | None = None
             try:
-                for _ in range(_DIR_RACE_RETRIES):
+                for _ in range(DIR_RACE_RETRIES):
                     try:
                         return os.open(directory, _O_TMPFILE | os.O_WRONLY, self.mode), None, made
                     except FileNotFoundError:  # the first file in this directory
-                        made = _make_dirs(directory, self._dir_mode) or made
+                        made = make_dirs(directory, self._dir_mode) or made
                 # Every try found the directory removed again by aborting writers (other
                 # processes sharing this tree): give up on this write.
                 raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), directory)
@@ -509,7 +354,7 @@ class FileStorage:
 
     def _discard(self, fd: int, tmp: str | None, target: str, made: str | None) -> None:
         """Drop an unpublished file and the directories made for it (now empty)."""
-        _discard(fd, tmp)
+        discard(fd, tmp)
         if made is not None:
             self._unmake_dirs(target.rpartition("/")[0], made)
 
@@ -526,7 +371,7 @@ class FileStorage:
                 try:
                     os.replace(tmp, target)
                 except FileNotFoundError:  # first file in this directory
-                    made = _make_dirs(target.rpartition("/")[0], self._dir_mode) or made
+                    made = make_dirs(target.rpartition("/")[0], self._dir_mode) or made
                     os.replace(tmp, target)
         except OSError as exc:
             if tmp is not None:
@@ -547,12 +392,12 @@ class FileStorage:
         # linkat(AT_FDCWD... "/proc/self/fd/N", AT_SYMLINK_FOLLOW): the documented way to name an
         # O_TMPFILE file without privileges. It refuses to replace: an existing key gets the file
         # under a temp name first, then the rename replaces it atomically.
-        source = _proc_self_fd()
+        source = proc_self_fd()
 
         def link(name: str) -> None:
             os.link(str(fd), name, src_dir_fd=source, follow_symlinks=True)
 
-        for attempt in range(_DIR_RACE_RETRIES):
+        for attempt in range(DIR_RACE_RETRIES):
             try:
                 self._name(link, target)
                 return
@@ -561,9 +406,9 @@ class FileStorage:
                 # of another key in it (_unmake_dirs) found it empty, as unnamed files do not
                 # count. Make it again; the unnamed file can be linked into any directory of
                 # the file system. Only the first call (no exception) costs nothing extra.
-                if attempt == _DIR_RACE_RETRIES - 1:
+                if attempt == DIR_RACE_RETRIES - 1:
                     raise
-                _make_dirs(target.rpartition("/")[0], self._dir_mode)
+                make_dirs(target.rpartition("/")[0], self._dir_mode)
 
     def _name(self, link: Callable[[str], None], target: str) -> None:
         """``link(name)`` gives a file one more name: make that ``target``, replacing a file
@@ -583,7 +428,7 @@ class FileStorage:
     def _write_whole(self, target: str, data: bytes) -> None:
         fd, tmp, made = self._open_unpublished(target)
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
         except BaseException:
             self._discard(fd, tmp, target, made)
             raise
@@ -617,7 +462,7 @@ class FileStorage:
             try:
                 self._name(lambda name: os.link(source, name), target)
             except FileNotFoundError:  # a directory of its own
-                _make_dirs(target.rpartition("/")[0], self._dir_mode)
+                make_dirs(target.rpartition("/")[0], self._dir_mode)
                 os.link(source, target)
         except OSError as exc:
             if exc.errno in _NO_HARDLINKS:
@@ -643,7 +488,7 @@ class FileStorage:
         if not paths:
             return []
         self._dirty = True  # before: a failure part way has removed a prefix
-        existed = await self._thread.run(_unlink_all, paths)
+        existed = await self._thread.run(unlink_all, paths)
         if self.durability == "fsync":
             self._unsynced_dirs.update(Path(path).parent for path in paths)
         return existed
@@ -673,7 +518,7 @@ class FileStorage:
         elif self.durability == "fsync":
             files, self._unsynced_files = self._unsynced_files, []
             dirs, self._unsynced_dirs = self._unsynced_dirs, set()
-            await asyncio.to_thread(_fsync_paths, files, dirs)
+            await asyncio.to_thread(fsync_paths, files, dirs)
 
     def _syncfs(self) -> None:
         assert _SYNCFS is not None
@@ -693,7 +538,7 @@ class FileStorage:
             StorageError: another process holds it.
         """
         path = self.path(name)
-        _make_dirs(str(path.parent), self._dir_mode)
+        make_dirs(str(path.parent), self._dir_mode)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, self.mode)
         try:
             try:
@@ -719,74 +564,3 @@ class FileStorage:
             leftover.unlink(missing_ok=True)
             removed += 1
         return removed
-
-
-def _unlink_all(paths: list[str]) -> list[bool]:
-    """Unlink each path in order (one trip to the storage thread for all); whether each existed."""
-    existed = []
-    for path in paths:
-        try:
-            os.unlink(path)
-        except (FileNotFoundError, NotADirectoryError):
-            existed.append(False)
-        else:
-            existed.append(True)
-    return existed
-
-
-def _make_dirs(directory: str, mode: int = 0o755) -> str | None:
-    """``os.makedirs(directory, mode, exist_ok=True)`` for a directory that is most likely missing
-    while its parent exists (a new sha256 directory): mkdir first, parents only on ENOENT,
-    without makedirs' stat of every parent (a tenth of the storage thread's time in a sync).
-    Unlike ``os.makedirs``, missing parents get ``mode`` too. Returns the topmost directory it
-    created (None if all existed), for an aborted write to remove again.
-
-    An aborted write (here or in another process) may remove a directory between this call's
-    mkdir of it and of its child, or between EEXIST and the check that it is a directory: each
-    such step is tried again, up to ``_DIR_RACE_RETRIES`` times."""
-    top: str | None = None
-    for _ in range(_DIR_RACE_RETRIES):
-        try:
-            os.mkdir(directory, mode)
-        except FileExistsError:
-            if os.path.isdir(directory):
-                return top
-            if os.path.lexists(directory):  # a file (or a dangling link) in the way
-                raise
-            continue  # removed since: again
-        except FileNotFoundError:
-            parent = directory.rpartition("/")[0]
-            if not parent or parent == directory:
-                raise
-            top = _make_dirs(parent, mode) or top
-            continue  # the parent exists now (unless removed again): mkdir once more
-        return top or directory
-    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), directory)
-
-
-def _stat_file(path: str) -> os.stat_result | None:
-    """The stat of the regular file at ``path``, or None (missing, or not a regular file)."""
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return st if stat_module.S_ISREG(st.st_mode) else None
-
-
-def _hash_file(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):  # hashlib releases the GIL on large updates
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def _discard(fd: int, tmp: str | None) -> None:
-    """Drop an unpublished file (an unnamed one disappears when closed)."""
-    with contextlib.suppress(OSError):  # already closed by a failed publish
-        os.close(fd)
-    if tmp is not None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)

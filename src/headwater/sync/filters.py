@@ -11,6 +11,9 @@ kept).
 Requirement files named in ``allow_requirements`` are read by the caller, which passes their text to
 :meth:`FilterConfig.with_requirements`; this module never opens a file.
 
+Which names are wanted is :mod:`headwater.sync.filter_names`; which files run on the configured
+Python versions and platforms is :mod:`headwater.sync.filter_platforms`.
+
 The options, their defaults and the decisions behind them are documented in ``docs/filters.md``.
 """
 
@@ -19,7 +22,6 @@ from __future__ import annotations
 import difflib
 import enum
 import fnmatch
-import functools
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -41,6 +43,12 @@ from headwater.sync.filter_names import (
     normalize_glob,
     parse_requirement,
     parse_requirements,
+)
+from headwater.sync.filter_platforms import (
+    check_platform_glob,
+    parse_python_version,
+    requires_python_admits,
+    tag_runs_on,
 )
 
 if TYPE_CHECKING:
@@ -113,9 +121,9 @@ class FilterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             parse_requirement(line, where=f"requirements[{i}]")
         for key in ("platforms", "exclude_platforms"):
             for pattern in getattr(self, key):
-                _check_platform_glob(pattern, key=key)
+                check_platform_glob(pattern, key=key)
         for value in self.python_versions:
-            _parse_python_version(value)
+            parse_python_version(value)
         if self.latest is not None and self.latest < 1:
             raise InvalidFilter(
                 f"{TABLE} latest = {self.latest}: keep at least 1 release, or remove the key to "
@@ -207,93 +215,6 @@ def project_filter(config: FilterConfig) -> Callable[[NormalizedName], bool] | N
     return names_wanted(compiled.allow, compiled.block)
 
 
-# --- platforms and Python versions ----------------------------------------------------------------
-
-_PLATFORM_GLOB = re.compile(r"[a-z0-9_*?]+\Z")
-# bandersnatch's platform words are not tags; say which glob was meant instead of matching nothing.
-_PLATFORM_WORDS = {
-    "windows": "win*",
-    "win": "win*",
-    "macos": "macosx*",
-    "osx": "macosx*",
-    "linux": "*linux*",
-    "freebsd": "freebsd*",
-}
-
-
-def _check_platform_glob(pattern: str, *, key: str) -> None:
-    if not _PLATFORM_GLOB.match(pattern):
-        raise InvalidFilter(
-            f"{TABLE} {key}: {pattern!r} is not a platform tag glob: use lowercase letters, "
-            "digits, '_' and the wildcards '*' and '?' (e.g. 'manylinux*_x86_64', 'win_amd64')"
-        )
-    if pattern in _PLATFORM_WORDS:
-        raise InvalidFilter(
-            f"{TABLE} {key}: {pattern!r} is not a wheel platform tag; did you mean "
-            f"{_PLATFORM_WORDS[pattern]!r}?"
-        )
-
-
-_PYTHON_VERSION = re.compile(r"(\d{1,2})\.(\d{1,3})\Z")
-
-
-def _parse_python_version(value: str) -> tuple[int, int]:
-    match = _PYTHON_VERSION.match(value)
-    if not match:
-        raise InvalidFilter(
-            f"{TABLE} python_versions: {value!r} is not a MAJOR.MINOR Python version "
-            '(write it as a string, e.g. "3.12")'
-        )
-    return int(match[1]), int(match[2])
-
-
-_INTERPRETER = re.compile(r"([a-z]+)(\d)(\d*)\Z")
-
-
-def _tag_runs_on(tag: Tag, target: tuple[int, int]) -> bool:
-    """Whether a wheel tag can install on CPython (or another implementation) ``target``.
-
-    Mirrors what ``packaging.tags`` generates for an interpreter: ``pyX``/``pyXY`` with Y <= minor,
-    ``cpXY-abi3`` with Y <= minor (the stable ABI is forward compatible), any other ``xxXY`` only
-    for exactly X.Y. The implementation itself is not filtered (``pp310`` counts as 3.10).
-    """
-    match = _INTERPRETER.match(tag.interpreter)
-    if match is None:
-        return False
-    impl, major, minor = match[1], int(match[2]), match[3]
-    if major != target[0]:
-        return False
-    if not minor:
-        return True
-    if impl == "py" or tag.abi == "abi3":
-        return int(minor) <= target[1]
-    return int(minor) == target[1]
-
-
-@functools.lru_cache(maxsize=4096)
-def _requires_python_admits(spec: str, targets: tuple[tuple[int, int], ...]) -> bool | None:
-    """Whether ``Requires-Python: spec`` admits some X.Y.z of a target; ``None`` if unparsable."""
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
-    try:
-        specifiers = SpecifierSet(spec)
-    except InvalidSpecifier:
-        return None
-    for major, minor in targets:
-        # "3.11" stands for every 3.11.z: test the series' ends and any patch the spec names.
-        candidates = {Version(f"{major}.{minor}"), Version(f"{major}.{minor}.9999")}
-        for specifier in specifiers:
-            try:
-                named = Version(specifier.version)
-            except InvalidVersion:  # "3.11.*"
-                continue
-            if named.release[:2] == (major, minor):
-                candidates.add(named)
-        if any(specifiers.contains(c, prereleases=True) for c in candidates):
-            return True
-    return False
-
-
 # --- compiled config ------------------------------------------------------------------------------
 
 
@@ -323,7 +244,7 @@ class _Compiled:
             if config.exclude_platforms
             else None
         )
-        self.targets = tuple(_parse_python_version(v) for v in config.python_versions)
+        self.targets = tuple(parse_python_version(v) for v in config.python_versions)
         # Legacy files cannot be judged by tags; they go when a filter needs tags to keep a file.
         self.needs_tags = bool(self.platforms or self.exclude_platforms or self.targets)
         self.release_rules = bool(
@@ -481,7 +402,7 @@ def _file_rule(
         if (c.platforms or c.exclude_platforms) and not c.platform_kept(parsed.tags):
             shown = ", ".join(sorted({t.platform for t in parsed.tags}))
             return version, (DropReason.PLATFORM, f"platform {shown} is not wanted")
-        if c.targets and not any(_tag_runs_on(t, p) for t in parsed.tags for p in c.targets):
+        if c.targets and not any(tag_runs_on(t, p) for t in parsed.tags for p in c.targets):
             shown = ", ".join(sorted({f"{t.interpreter}-{t.abi}" for t in parsed.tags}))
             return version, (
                 DropReason.PYTHON,
@@ -490,7 +411,7 @@ def _file_rule(
     if (
         c.targets
         and file.requires_python is not None
-        and _requires_python_admits(file.requires_python, c.targets) is False
+        and requires_python_admits(file.requires_python, c.targets) is False
     ):
         return version, (
             DropReason.REQUIRES_PYTHON,

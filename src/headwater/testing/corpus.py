@@ -12,196 +12,43 @@ changelog does, and keeps a snapshot of the project as it was, so a fault can se
 state ("a stale CDN"). The same seed always gives the same names, versions and file bytes.
 
 The corpus is shared between the server thread and test code, so every public method takes one
-lock; pages are built outside the server's hot path (it caches rendered bytes).
+lock; pages are built outside the server's hot path (it caches rendered bytes). A project and
+its files are :mod:`headwater.testing.projects`; the names, tags and times of synthetic projects
+are :mod:`headwater.testing._synthetic`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import random
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from headwater.errors import HeadwaterError
 from headwater.simple.filenames import InvalidFilename, parse_filename
-from headwater.simple.model import File, ProjectList, ProjectListEntry, ProjectPage, ProjectStatus
+from headwater.simple.model import ProjectList, ProjectListEntry, ProjectPage, ProjectStatus
 from headwater.simple.names import InvalidName, NormalizedName, normalize_name
 from headwater.testing import wheels
-
-__all__ = ["Corpus", "CorpusError", "DistFile", "Project"]
-
-# Upload times start here; synthetic project i's files are i minutes later, release j j days later.
-_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
-# Files added by mutations are uploaded at serial minutes after this (after every synthetic file).
-_MUTATION_EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
-# The tags a release's files get, in order: the pure wheel first (so pip can always install a
-# generated project), then the sdist, then platform wheels a real project would ship.
-_SDIST = "sdist"
-_PLATFORM_TAGS = tuple(
-    f"cp3{minor}-cp3{minor}-{platform}"
-    for minor in (12, 11, 13, 10, 9, 14)
-    for platform in (
-        "manylinux_2_17_x86_64.manylinux2014_x86_64",
-        "manylinux_2_17_aarch64.manylinux2014_aarch64",
-        "win_amd64",
-        "macosx_11_0_arm64",
-    )
+from headwater.testing._synthetic import (
+    EPOCH,
+    FILE_KINDS,
+    MUTATION_EPOCH,
+    REQUIRES_PYTHON,
+    SDIST,
+    generated_filename,
+    synthetic_display,
+    synthetic_index,
 )
-_FILE_KINDS = (wheels.PURE_TAG, _SDIST, *_PLATFORM_TAGS)
-_REQUIRES_PYTHON = (None, ">=3.8", ">=3.9", "<4,>=3.7", ">=3.10")
-# Words for synthetic names: lowercase letters only and unique, so a normalized synthetic name
-# ("word-word-word") can be mapped back to its index without a 700,000-entry dictionary.
-_WORD_TEXT = """
-    alpha amber anvil apex arrow aspen atlas aurora badger beacon birch blaze bloom bolt breeze
-    brook cactus canyon cedar cipher cinder citrus cloud clover cobalt comet coral cosmos crane
-    crest crystal dahlia delta dune echo ember falcon fern fjord flare flint forge fox frost
-    galaxy garnet geyser glacier glyph granite grove harbor hawk hazel helix heron horizon ion
-    iris ivy jade jasper juniper kernel kestrel lagoon lantern lark lava ledger lemon lichen lotus
-    lumen lynx magnet maple marble meadow mesa meteor mint moss nebula nectar nimbus oak oasis
-    onyx orbit orchid otter pebble pepper pixel plasma prism pulsar quartz quill raven reef ridge
-    river robin saffron sage sequoia shale signal slate solar sparrow spruce stellar summit tango
-    thistle thunder tidal topaz tundra vector velvet vertex willow yarrow zenith zephyr
-"""
-_WORDS = tuple(_WORD_TEXT.split())
-_WORD_INDEX = {word: i for i, word in enumerate(_WORDS)}
-_SEPARATORS = ("-", "_", ".", "-", "_")
+from headwater.testing.projects import DistFile, Project, simple_page
+
+__all__ = ["Corpus", "CorpusError"]
 
 
 class CorpusError(HeadwaterError):
     """The corpus cannot do what was asked (unknown project, version or file; bad directory)."""
-
-
-@dataclass(slots=True, eq=False)
-class DistFile:
-    """One distribution file. Its body (and so its hashes) is built on first use and cached."""
-
-    filename: str
-    project: NormalizedName
-    version: str
-    packagetype: str  # "bdist_wheel" or "sdist", as PyPI's JSON API names them
-    python_version: str  # "py3", "cp312", or "source" for sdists
-    requires_python: str | None
-    upload_time: datetime
-    build: Callable[[], bytes] = field(repr=False)
-    #: The PEP 658 ``.metadata`` content (wheels only).
-    metadata: bytes | None = field(default=None, repr=False)
-    yanked: bool = False
-    yanked_reason: str | None = None
-    #: The PEP 740 provenance document served at ``<file>.provenance`` (and listed on the page).
-    provenance: bytes | None = field(default=None, repr=False)
-    _body: bytes | None = field(default=None, repr=False)
-    _hashes: dict[str, str] | None = field(default=None, repr=False)
-
-    @property
-    def body(self) -> bytes:
-        """The file's bytes (built and cached on first use)."""
-        if self._body is None:
-            self._body = self.build()
-        return self._body
-
-    @property
-    def hashes(self) -> dict[str, str]:
-        """``sha256``, ``md5`` and ``blake2b_256`` hex digests of the body."""
-        if self._hashes is None:
-            body = self.body
-            self._hashes = {
-                "sha256": hashlib.sha256(body).hexdigest(),
-                "md5": hashlib.md5(body, usedforsecurity=False).hexdigest(),
-                "blake2b_256": hashlib.blake2b(body, digest_size=32).hexdigest(),
-            }
-        return self._hashes
-
-    @property
-    def sha256(self) -> str:
-        """The body's sha256 (hex)."""
-        return self.hashes["sha256"]
-
-    @property
-    def size(self) -> int:
-        """The body's length in bytes."""
-        return len(self.body)
-
-    @property
-    def metadata_sha256(self) -> str | None:
-        """The sha256 of the ``.metadata`` file, or ``None`` when there is none."""
-        return None if self.metadata is None else hashlib.sha256(self.metadata).hexdigest()
-
-    @property
-    def path(self) -> str:
-        """The file's path: ``/packages/<sha256[:2]>/<sha256[2:4]>/<sha256[4:]>/<filename>``."""
-        sha = self.sha256
-        return f"/packages/{sha[:2]}/{sha[2:4]}/{sha[4:]}/{self.filename}"
-
-    @property
-    def pypi_path(self) -> str:
-        """The path pypi.org really uses, by blake2b-256: what bandersnatch keeps on disk."""
-        b2 = self.hashes["blake2b_256"]
-        return f"/packages/{b2[:2]}/{b2[2:4]}/{b2[4:]}/{self.filename}"
-
-    def url_path(self, pypi_paths: bool) -> str:
-        return self.pypi_path if pypi_paths else self.path
-
-
-@dataclass(slots=True, eq=False)
-class Project:
-    """A project: display name, releases (version -> files, in upload order), status, serial."""
-
-    name: NormalizedName
-    display_name: str
-    last_serial: int
-    releases: dict[str, list[DistFile]] = field(default_factory=dict)
-    status: ProjectStatus = ProjectStatus.ACTIVE
-    status_reason: str | None = None
-    requires_python: str | None = None
-
-    def files(self) -> Iterator[DistFile]:
-        """Every file of every release, in upload order."""
-        for files in self.releases.values():
-            yield from files
-
-    def snapshot(self) -> Project:
-        """A copy that later mutations of this project do not change."""
-        return dataclasses.replace(
-            self,
-            releases={v: [dataclasses.replace(f) for f in fs] for v, fs in self.releases.items()},
-        )
-
-
-def _synthetic_words(index: int) -> list[int]:
-    # A bijection from index to word tuples: all 1-word names, then 2-word, then 3-word...
-    base = len(_WORDS)
-    length, block = 1, base
-    while index >= block:
-        index -= block
-        length += 1
-        block *= base
-    digits = []
-    for _ in range(length):
-        index, digit = divmod(index, base)
-        digits.append(digit)
-    return digits[::-1]
-
-
-def _synthetic_index(name: str, seed: int) -> int | None:
-    parts = name.split("-")
-    base = len(_WORDS)
-    offset, block = 0, 1
-    for _ in range(1, len(parts)):
-        block *= base
-        offset += block
-    value = 0
-    for part in parts:
-        digit = _WORD_INDEX.get(part)
-        if digit is None:
-            return None
-        value = value * base + (digit - seed) % base
-    return offset + value
 
 
 class Corpus:
@@ -259,8 +106,8 @@ class Corpus:
         """
         if projects < 0 or releases < 0 or files < 0:
             raise CorpusError("project, release and file counts must be zero or more")
-        if files > len(_FILE_KINDS):
-            raise CorpusError(f"at most {len(_FILE_KINDS)} files per release are supported")
+        if files > len(FILE_KINDS):
+            raise CorpusError(f"at most {len(FILE_KINDS)} files per release are supported")
         corpus = cls(seed=seed, releases=releases, files=files, metadata_only=metadata_only)
         corpus._synthetic = projects
         # Synthetic project i was last changed at serial i + 1.
@@ -308,7 +155,7 @@ class Corpus:
                     packagetype="bdist_wheel" if parsed.kind == "wheel" else "sdist",
                     python_version=_python_tag(path.name) if parsed.kind == "wheel" else "source",
                     requires_python=requires,
-                    upload_time=_EPOCH + timedelta(minutes=corpus._serial),
+                    upload_time=EPOCH + timedelta(minutes=corpus._serial),
                     build=path.read_bytes,
                     metadata=metadata,
                     provenance=_sidecar(path, ".provenance"),
@@ -333,7 +180,7 @@ class Corpus:
 
     def _iter_entries(self) -> Iterator[tuple[str, NormalizedName, int, ProjectStatus]]:
         for i in range(self._synthetic):
-            display = self._synthetic_display(i)
+            display = synthetic_display(i, self.seed)
             name = NormalizedName(display.replace("_", "-").replace(".", "-").lower())
             project = self._projects.get(name)
             if project is not None:
@@ -361,7 +208,7 @@ class Corpus:
             project = self._projects.get(key)
             if project is not None or key in self._deleted:
                 return project
-            index = _synthetic_index(key, self.seed)
+            index = synthetic_index(key, self.seed)
             if index is None or index >= self._synthetic:
                 return None
             return self._materialize(index)
@@ -375,7 +222,7 @@ class Corpus:
                 return project.last_serial
             if key in self._deleted:
                 return None
-            index = _synthetic_index(key, self.seed)
+            index = synthetic_index(key, self.seed)
             return None if index is None or index >= self._synthetic else index + 1
 
     def project_page(
@@ -392,7 +239,9 @@ class Corpus:
         with self._lock:
             project = self.get(name)
             return (
-                None if project is None else _page(project, base_url, serials, metadata, pypi_paths)
+                None
+                if project is None
+                else simple_page(project, base_url, serials, metadata, pypi_paths)
             )
 
     def previous_page(
@@ -408,7 +257,9 @@ class Corpus:
         with self._lock:
             project = self._previous.get(NormalizedName(name))
             return (
-                None if project is None else _page(project, base_url, serials, metadata, pypi_paths)
+                None
+                if project is None
+                else simple_page(project, base_url, serials, metadata, pypi_paths)
             )
 
     def previous_project(self, name: str) -> Project | None:
@@ -464,7 +315,7 @@ class Corpus:
             serial = self._advance(project)
             count = self.files_per_release if files is None else files
             project.releases[version] = []
-            for kind in _FILE_KINDS[:count]:
+            for kind in FILE_KINDS[:count]:
                 self._add_generated(project, version, kind, requires_python, serial)
             return serial
 
@@ -506,7 +357,7 @@ class Corpus:
                     packagetype="bdist_wheel" if filename.endswith(".whl") else "sdist",
                     python_version=_python_tag(filename) if filename.endswith(".whl") else "source",
                     requires_python=requires_python or project.requires_python,
-                    upload_time=_MUTATION_EPOCH + timedelta(minutes=serial),
+                    upload_time=MUTATION_EPOCH + timedelta(minutes=serial),
                     build=lambda: data,
                     metadata=metadata,
                 )
@@ -514,8 +365,8 @@ class Corpus:
                 self._files[filename] = dist
                 return serial
             present = {f.filename for f in project.releases[version]}
-            for kind in (tag,) if tag else _FILE_KINDS:
-                if _generated_filename(project.name, version, kind) not in present:
+            for kind in (tag,) if tag else FILE_KINDS:
+                if generated_filename(project.name, version, kind) not in present:
                     self._add_generated(project, version, kind, project.requires_python, serial)
                     return serial
             raise CorpusError(f"{project.name} {version} already has every generated file kind")
@@ -584,33 +435,19 @@ class Corpus:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _synthetic_display(self, index: int) -> str:
-        words = [_WORDS[(d + self.seed) % len(_WORDS)] for d in _synthetic_words(index)]
-        # A cheap integer hash picks separator and case, so names look like PyPI's mix.
-        h = (index * 2654435761 + self.seed * 40503 + 12345) & 0xFFFFFFFF
-        sep = _SEPARATORS[h % len(_SEPARATORS)]
-        style = (h >> 8) % 6
-        if style == 1:
-            words = [w.capitalize() for w in words]
-        elif style == 2:
-            words = [words[0].capitalize(), *words[1:]]
-        elif style == 3 and len(words) > 1:
-            words = [words[0].upper(), *words[1:]]
-        return sep.join(words)
-
     def _materialize(self, index: int) -> Project:
-        display = self._synthetic_display(index)
+        display = synthetic_display(index, self.seed)
         name = normalize_name(display)
         # Test data, not secrets: a seeded PRNG is the point (same seed, same corpus).
         rng = random.Random(f"{self.seed}:{index}")  # noqa: S311
-        requires_python = rng.choice(_REQUIRES_PYTHON)
+        requires_python = rng.choice(REQUIRES_PYTHON)
         project = Project(name, display, index + 1, requires_python=requires_python)
         major, minor, patch = rng.randint(0, 3), rng.randint(0, 9), 0
         for j in range(self.releases_per_project):
             version = f"{major}.{minor}.{patch}"
             project.releases[version] = []
-            when = _EPOCH + timedelta(minutes=index, days=j, microseconds=rng.randint(0, 999_999))
-            for kind in _FILE_KINDS[: self.files_per_release]:
+            when = EPOCH + timedelta(minutes=index, days=j, microseconds=rng.randint(0, 999_999))
+            for kind in FILE_KINDS[: self.files_per_release]:
                 self._add_generated(project, version, kind, requires_python, None, when)
             if rng.random() < 0.3:
                 minor, patch = minor + 1, 0
@@ -630,13 +467,13 @@ class Corpus:
     ) -> DistFile:
         name, display, seed = project.name, project.display_name, self.seed
         metadata = wheels.core_metadata(display, version, requires_python=requires_python)
-        filename = _generated_filename(name, version, kind)
+        filename = generated_filename(name, version, kind)
         build: Callable[[], bytes]
         if self.metadata_only:
 
             def build() -> bytes:
                 return wheels.placeholder_body(filename, seed)
-        elif kind == _SDIST:
+        elif kind == SDIST:
 
             def build() -> bytes:
                 return wheels.build_sdist(name, display, version, metadata=metadata)
@@ -649,12 +486,12 @@ class Corpus:
             filename=filename,
             project=name,
             version=version,
-            packagetype="sdist" if kind == _SDIST else "bdist_wheel",
-            python_version="source" if kind == _SDIST else kind.split("-", 1)[0],
+            packagetype="sdist" if kind == SDIST else "bdist_wheel",
+            python_version="source" if kind == SDIST else kind.split("-", 1)[0],
             requires_python=requires_python,
-            upload_time=when or _MUTATION_EPOCH + timedelta(minutes=serial or 0),
+            upload_time=when or MUTATION_EPOCH + timedelta(minutes=serial or 0),
             build=build,
-            metadata=None if kind == _SDIST else metadata,
+            metadata=None if kind == SDIST else metadata,
         )
         if self.attest is not None:
             dist.provenance = self.attest(dist.filename, dist.sha256)
@@ -668,7 +505,7 @@ class Corpus:
             project = Project(name, display, self._serial)
             self._projects[name] = project
             self._deleted.discard(name)
-            index = _synthetic_index(name, self.seed)
+            index = synthetic_index(name, self.seed)
             if index is None or index >= self._synthetic:
                 self._extra[name] = None
         return project
@@ -702,12 +539,6 @@ class Corpus:
             return self._advance(project)
 
 
-def _generated_filename(name: NormalizedName, version: str, kind: str) -> str:
-    if kind == _SDIST:
-        return wheels.sdist_filename(name, version)
-    return wheels.wheel_filename(name, version, kind)
-
-
 def _python_tag(filename: str) -> str:
     # PEP 427: the python tag is the third field from the end.
     return filename[: -len(".whl")].split("-")[-3]
@@ -729,43 +560,3 @@ def _sidecar(path: Path, suffix: str) -> bytes | None:
     """``<path><suffix>`` beside a distribution (its PEP 740 provenance), if there is one."""
     sidecar = path.with_name(path.name + suffix)
     return sidecar.read_bytes() if sidecar.is_file() else None
-
-
-def _page(
-    project: Project, base_url: str, serials: bool, metadata: bool, pypi_paths: bool = False
-) -> ProjectPage:
-    quarantined = project.status is ProjectStatus.QUARANTINED
-    files: tuple[File, ...] = ()
-    if not quarantined:  # item 41: a quarantined project MUST NOT offer any files
-        files = tuple(
-            File(
-                filename=dist.filename,
-                url=base_url + dist.url_path(pypi_paths),
-                hashes={"sha256": dist.sha256},
-                requires_python=dist.requires_python,
-                yanked=dist.yanked,
-                yanked_reason=dist.yanked_reason,
-                core_metadata=(
-                    {"sha256": dist.metadata_sha256 or ""}
-                    if metadata and dist.metadata is not None
-                    else None
-                ),
-                size=dist.size,
-                upload_time=dist.upload_time,
-                # PEP 740: rendered only when base_url is https (a secure origin).
-                provenance=(
-                    base_url + dist.url_path(pypi_paths) + ".provenance"
-                    if dist.provenance
-                    else None
-                ),
-            )
-            for dist in project.files()
-        )
-    return ProjectPage(
-        name=project.name,
-        files=files,
-        versions=() if quarantined else tuple(project.releases),
-        status=project.status,
-        status_reason=project.status_reason,
-        last_serial=project.last_serial if serials else None,
-    )

@@ -16,7 +16,7 @@ import msgspec
 from packaging.version import InvalidVersion, Version
 
 from headwater.simple.model import ProjectStatus
-from headwater.testing.corpus import DistFile, Project
+from headwater.testing.projects import DistFile, Project
 
 __all__ = ["project_json", "release_json"]
 

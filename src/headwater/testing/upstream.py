@@ -16,30 +16,25 @@ JSON, or ``.metadata`` to imitate simpler indexes. Rendered pages are cached per
 and checked against the project's serial, so mutations show at once and hits cost no rendering.
 
 The control API (``/_upstream/...``, JSON) lets another process mutate the corpus, inject faults
-(:mod:`headwater.testing.faults`) and read per-path request counters.
+(:mod:`headwater.testing.faults`) and read per-path request counters
+(:mod:`headwater.testing._control`). The HTTP/1.1 connection under it (parsing, ordering,
+delays, resets and truncation) is :mod:`headwater.testing._http1`; this module is the server,
+its routes and what they serve.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import logging
-import socket
 import ssl as ssl_module
-import struct
 import threading
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
 
-import httptools
-import msgspec
-
-from headwater.errors import InvalidInput
 from headwater.simple.html import render_project_list_html, render_project_page_html
 from headwater.simple.json import render_project_list_json, render_project_page_json
 from headwater.simple.names import InvalidName, normalize_name
@@ -50,35 +45,28 @@ from headwater.simple.negotiation import (
     select_content_type,
 )
 from headwater.testing import faults as _faults
-from headwater.testing.corpus import Corpus, CorpusError
+from headwater.testing._control import CONTROL, control
+from headwater.testing._http1 import (
+    Connection,
+    Reply,
+    Request,
+    etag_matches,
+    etag_of,
+    parse_range,
+    raw_reply,
+    response_head,
+    simple_reply,
+)
+from headwater.testing.corpus import Corpus
 from headwater.testing.faults import Fault, FaultInjector, FaultKind
 from headwater.testing.pypi_json import project_json, release_json
 
 __all__ = ["Upstream", "new_event_loop"]
 
-log = logging.getLogger("headwater.testing.upstream")
-
-_REASONS = {
-    200: "OK",
-    206: "Partial Content",
-    301: "Moved Permanently",
-    304: "Not Modified",
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    406: "Not Acceptable",
-    416: "Range Not Satisfiable",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
 # Item 62: PyPI caches API answers 10 minutes and files "forever".
 _PAGE_CACHE = "max-age=600, public"
 _FILE_CACHE = "max-age=365000000, immutable, public"
 _JSON_API = "application/json"
-_CONTROL = "/_upstream/"
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -101,162 +89,6 @@ class _Entry:
     etag: str
     header_serial: int | None
     responses: dict[str, bytes] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Reply:
-    """What to send for one request, and the faults to apply while sending it."""
-
-    data: bytes
-    body_length: int = 0
-    keep_alive: bool = True
-    delay: float = 0.0
-    reset: bool = False
-    truncate: bool = False
-
-
-def _etag(body: bytes) -> str:
-    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
-
-
-def _etag_matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    if header.strip() == "*":
-        return True
-    # RFC 9110: If-None-Match uses weak comparison, so W/"x" matches "x".
-    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
-
-
-def _head(status: int, headers: list[tuple[str, str]], length: int, keep_alive: bool) -> bytes:
-    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
-    lines.extend(f"{k}: {v}" for k, v in headers)
-    lines.append(f"Content-Length: {length}")
-    if not keep_alive:
-        lines.append("Connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-class _Request:
-    __slots__ = ("body", "headers", "keep_alive", "method", "path", "query", "raw_path")
-
-    def __init__(
-        self, method: str, url: bytes, headers: dict[str, str], body: bytes, keep_alive: bool
-    ) -> None:
-        parsed = httptools.parse_url(url)
-        self.method = method
-        self.raw_path = parsed.path.decode("latin-1")
-        self.path = unquote(self.raw_path)
-        self.query = parsed.query.decode("latin-1") if parsed.query else ""
-        self.headers = headers
-        self.body = body
-        self.keep_alive = keep_alive
-
-
-class _Connection(asyncio.Protocol):
-    """One client connection: httptools parses, the server answers, in request order."""
-
-    def __init__(self, server: Upstream) -> None:
-        self._server = server
-        self._parser = httptools.HttpRequestParser(self)
-        self._transport: asyncio.Transport | None = None
-        self._url = b""
-        self._headers: dict[str, str] = {}
-        self._body: list[bytes] = []
-        self._queue: list[_Request] = []
-        self._busy = False
-        self._closed = False
-
-    # asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports do not subclass asyncio.Transport, but implement it.
-        self._transport = transport  # type: ignore[assignment]
-        self._server._connections.add(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
-        self._server._connections.discard(self)
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._send(_Reply(_head(400, [], 0, False), keep_alive=False))
-        except httptools.HttpParserCallbackError as exc:
-            # A bug in a handler (httptools wraps what a callback raised): a 500 that names it,
-            # and the traceback in the log, never a silent 400 that reads as the client's fault.
-            log.exception("test upstream: the handler failed", exc_info=exc.__context__ or exc)
-            body = f"test upstream handler failed: {exc.__context__ or exc!r}".encode()[:2000]
-            self._send(_Reply(_head(500, [], len(body), False) + body, len(body), keep_alive=False))
-        except httptools.HttpParserError:
-            self._send(_Reply(_head(400, [], 0, False), keep_alive=False))
-
-    # httptools callbacks
-    def on_message_begin(self) -> None:
-        self._url, self._headers, self._body = b"", {}, []
-
-    def on_url(self, url: bytes) -> None:
-        self._url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
-
-    def on_body(self, body: bytes) -> None:
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        method = self._parser.get_method().decode("latin-1")
-        request = _Request(
-            method, self._url, self._headers, b"".join(self._body), self._parser.should_keep_alive()
-        )
-        if self._busy:
-            self._queue.append(request)
-        else:
-            self._process(request)
-
-    def _process(self, request: _Request) -> None:
-        reply = self._server._respond(request)
-        if reply.delay > 0:
-            self._busy = True
-            assert self._transport is not None
-            self._transport.pause_reading()
-            asyncio.get_running_loop().call_later(reply.delay, self._delayed, reply)
-        else:
-            self._send(reply)
-
-    def _delayed(self, reply: _Reply) -> None:
-        self._busy = False
-        if self._closed or self._transport is None:
-            return
-        self._transport.resume_reading()
-        self._send(reply)
-        while self._queue and not self._busy and not self._closed:
-            self._process(self._queue.pop(0))
-
-    def _send(self, reply: _Reply) -> None:
-        transport = self._transport
-        if transport is None or self._closed:
-            return
-        if reply.reset:
-            # SO_LINGER with a zero timeout makes close() send RST: the client sees a reset
-            # connection, not a clean end of stream.
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            transport.abort()
-            self._closed = True
-            return
-        if reply.truncate:
-            # Headers promise the whole body; half of it arrives, then the connection ends.
-            cut = len(reply.data) - reply.body_length // 2 - (reply.body_length % 2)
-            transport.write(reply.data[: max(cut, 0)])
-            transport.close()
-            self._closed = True
-            return
-        transport.write(reply.data)
-        if not reply.keep_alive:
-            transport.close()
-            self._closed = True
 
 
 class Upstream:
@@ -306,7 +138,7 @@ class Upstream:
         self._cache: dict[tuple[str, str, str], _Entry] = {}
         self._generation = 0
         self._server: asyncio.Server | None = None
-        self._connections: set[_Connection] = set()
+        self._connections: set[Connection] = set()
         self._thread_loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -326,7 +158,7 @@ class Upstream:
         """Listen on the configured host and port."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Connection(self),
+            lambda: Connection(self._respond, self._connections),
             self.host,
             self.port,
             reuse_address=True,
@@ -434,13 +266,13 @@ class Upstream:
 
     # -- request handling -----------------------------------------------------------------------
 
-    def _respond(self, request: _Request) -> _Reply:
+    def _respond(self, request: Request) -> Reply:
         path = request.path
-        if path.startswith(_CONTROL):
-            return self._control(request)
+        if path.startswith(CONTROL):
+            return control(self, request)
         if self.authorization and request.headers.get("authorization") not in self.authorization:
             self._stats["401 " + path] += 1
-            return self._simple(
+            return simple_reply(
                 request,
                 401,
                 b"credentials required\n",
@@ -452,10 +284,10 @@ class Upstream:
         flags = {f.kind for f in fired}
         delay = sum(f.delay for f in fired if f.kind is FaultKind.DELAY)
         if FaultKind.RESET in flags:
-            return _Reply(b"", delay=delay, reset=True)
+            return Reply(b"", delay=delay, reset=True)
         status_fault = next((f for f in fired if f.kind is FaultKind.STATUS), None)
         if status_fault is not None:
-            reply = self._simple(
+            reply = simple_reply(
                 request, status_fault.status, b"injected fault\n", "text/plain", extra=()
             )
         else:
@@ -464,9 +296,9 @@ class Upstream:
         reply.truncate = FaultKind.TRUNCATE in flags and reply.body_length > 0
         return reply
 
-    def _route(self, request: _Request, flags: set[FaultKind]) -> _Reply:
+    def _route(self, request: Request, flags: set[FaultKind]) -> Reply:
         if request.method not in ("GET", "HEAD"):
-            return self._simple(request, 405, b"method not allowed\n", "text/plain")
+            return simple_reply(request, 405, b"method not allowed\n", "text/plain")
         path = request.path
         if path == "/simple/":
             return self._root(request, flags)
@@ -478,11 +310,11 @@ class Upstream:
             return self._json_api(request, path[len("/pypi/") :].split("/"), flags)
         if path.startswith("/packages/"):
             return self._file(request, path, flags)
-        return self._simple(request, 404, b"not found\n", "text/plain")
+        return simple_reply(request, 404, b"not found\n", "text/plain")
 
     # pages
 
-    def _content_type(self, request: _Request) -> str:
+    def _content_type(self, request: Request) -> str:
         if not self.json:
             return TEXT_HTML  # an index that predates PEP 691 ignores Accept
         fmt = None
@@ -493,7 +325,7 @@ class Upstream:
                 fmt = unquote(value)
         return select_content_type(request.headers.get("accept"), fmt)
 
-    def _root(self, request: _Request, flags: set[FaultKind]) -> _Reply:
+    def _root(self, request: Request, flags: set[FaultKind]) -> Reply:
         try:
             ctype = self._content_type(request)
         except NotAcceptable as exc:
@@ -512,20 +344,20 @@ class Upstream:
             entry = self._store(key, serial, body, serial if self.serials else None)
         return self._page_reply(request, entry, ctype, flags, fmt == "json")
 
-    def _project(self, request: _Request, rest: str, flags: set[FaultKind]) -> _Reply:
+    def _project(self, request: Request, rest: str, flags: set[FaultKind]) -> Reply:
         raw, slash, tail = rest.partition("/")
         if tail:
-            return self._simple(request, 404, b"not found\n", "text/plain")
+            return simple_reply(request, 404, b"not found\n", "text/plain")
         try:
             name = normalize_name(raw)
         except InvalidName:
-            return self._simple(request, 404, b"not found\n", "text/plain")
+            return simple_reply(request, 404, b"not found\n", "text/plain")
         if name != raw or not slash:
             # Item 3 (PyPI: 301) and item 4 (redirect the slash-less form).
             return self._redirect(request, f"/simple/{name}/")
         serial = self.corpus.project_serial(name)
         if serial is None:
-            return self._simple(request, 404, b"not found\n", "text/plain")
+            return simple_reply(request, 404, b"not found\n", "text/plain")
         try:
             ctype = self._content_type(request)
         except NotAcceptable as exc:
@@ -544,7 +376,7 @@ class Upstream:
                 pypi_paths=self.pypi_paths,
             )
             if page is None:  # deleted between the serial check and now
-                return self._simple(request, 404, b"not found\n", "text/plain")
+                return simple_reply(request, 404, b"not found\n", "text/plain")
             body = (
                 render_project_page_json(page) if fmt == "json" else render_project_page_html(page)
             )
@@ -554,18 +386,18 @@ class Upstream:
             entry = self._store(key, serial, body, header_serial if self.serials else None)
         return self._page_reply(request, entry, ctype, flags, fmt == "json")
 
-    def _json_api(self, request: _Request, parts: list[str], flags: set[FaultKind]) -> _Reply:
+    def _json_api(self, request: Request, parts: list[str], flags: set[FaultKind]) -> Reply:
         if not self.json or len(parts) not in (2, 3) or parts[-1] != "json":
-            return self._simple(request, 404, b"not found\n", "text/plain")
+            return simple_reply(request, 404, b"not found\n", "text/plain")
         try:
             name = normalize_name(parts[0])
         except InvalidName:
-            return self._simple(request, 404, b"not found\n", "text/plain")
+            return simple_reply(request, 404, b"not found\n", "text/plain")
         if name != parts[0]:
             return self._redirect(request, "/pypi/" + "/".join([name, *parts[1:]]))
         serial = self.corpus.project_serial(name)
         if serial is None:
-            return self._simple(request, 404, b"not found\n", "text/plain")
+            return simple_reply(request, 404, b"not found\n", "text/plain")
         version = parts[1] if len(parts) == 3 else ""
         stale = FaultKind.STALE in flags and self.corpus.previous_project(name) is not None
         key = ("stale-json" if stale else "json", name, version)
@@ -573,7 +405,7 @@ class Upstream:
         if entry is None or entry.serial != serial or entry.generation != self._generation:
             project = self.corpus.previous_project(name) if stale else self.corpus.get(name)
             if project is None:
-                return self._simple(request, 404, b"not found\n", "text/plain")
+                return simple_reply(request, 404, b"not found\n", "text/plain")
             options = {
                 "serials": self.serials,
                 "metadata": self.metadata,
@@ -585,46 +417,48 @@ class Upstream:
                 else project_json(project, self.url, **options)
             )
             if body is None:
-                return self._simple(request, 404, b"not found\n", "text/plain")
+                return simple_reply(request, 404, b"not found\n", "text/plain")
             entry = self._store(key, serial, body, project.last_serial if self.serials else None)
         return self._page_reply(request, entry, _JSON_API, flags, True, vary=False)
 
     def _store(self, key: tuple[str, str, str], serial: int, body: bytes, hs: int | None) -> _Entry:
-        entry = _Entry(serial, self._generation, body, _etag(body), hs)
+        entry = _Entry(serial, self._generation, body, etag_of(body), hs)
         self._cache[key] = entry
         return entry
 
     def _page_reply(
         self,
-        request: _Request,
+        request: Request,
         entry: _Entry,
         ctype: str,
         flags: set[FaultKind],
         is_json: bool,
         *,
         vary: bool = True,
-    ) -> _Reply:
+    ) -> Reply:
         head = request.method == "HEAD"
         plain = not (flags & {FaultKind.CORRUPT, FaultKind.MALFORMED})
-        if _etag_matches(request.headers.get("if-none-match"), entry.etag) and plain:
+        if etag_matches(request.headers.get("if-none-match"), entry.etag) and plain:
             headers = self._page_headers(entry, ctype, vary)
-            return _Reply(_head(304, headers, 0, request.keep_alive), keep_alive=request.keep_alive)
+            return Reply(
+                response_head(304, headers, 0, request.keep_alive), keep_alive=request.keep_alive
+            )
         if plain and request.keep_alive and not head:
             # The hot path: the whole response is cached bytes.
             data = entry.responses.get(ctype)
             if data is None:
                 headers = self._page_headers(entry, ctype, vary)
-                data = _head(200, headers, len(entry.body), True) + entry.body
+                data = response_head(200, headers, len(entry.body), True) + entry.body
                 entry.responses[ctype] = data
-            return _Reply(data, body_length=len(entry.body))
+            return Reply(data, body_length=len(entry.body))
         body = entry.body
         if FaultKind.MALFORMED in flags:
             body = _faults.malformed(body, json=is_json)
         if FaultKind.CORRUPT in flags:
             body = _faults.corrupt(body)
         headers = self._page_headers(entry, ctype, vary)
-        data = _head(200, headers, len(body), request.keep_alive)
-        return _Reply(
+        data = response_head(200, headers, len(body), request.keep_alive)
+        return Reply(
             data if head else data + body,
             body_length=0 if head else len(body),
             keep_alive=request.keep_alive,
@@ -641,11 +475,11 @@ class Upstream:
 
     # files
 
-    def _file(self, request: _Request, path: str, flags: set[FaultKind]) -> _Reply:
+    def _file(self, request: Request, path: str, flags: set[FaultKind]) -> Reply:
         parts = path.split("/")
         # "", "packages", sha[:2], sha[2:4], sha[4:], filename
         if len(parts) != 6:
-            return self._simple(request, 404, b"not found\n", "text/plain")
+            return simple_reply(request, 404, b"not found\n", "text/plain")
         filename = parts[5]
         want_metadata = filename.endswith(".metadata")
         want_provenance = filename.endswith(".provenance")
@@ -654,16 +488,16 @@ class Upstream:
             dist is None
             or dist.url_path(self.pypi_paths) != "/".join(parts[:5]) + "/" + dist.filename
         ):
-            return self._simple(request, 404, b"not found\n", "text/plain")
+            return simple_reply(request, 404, b"not found\n", "text/plain")
         if want_provenance:
             if dist.provenance is None:
-                return self._simple(request, 404, b"not found\n", "text/plain")
-            return self._simple(
+                return simple_reply(request, 404, b"not found\n", "text/plain")
+            return simple_reply(
                 request, 200, dist.provenance, "application/vnd.pypi.integrity.v1+json"
             )
         if want_metadata:
             if not self.metadata or dist.metadata is None:
-                return self._simple(request, 404, b"not found\n", "text/plain")
+                return simple_reply(request, 404, b"not found\n", "text/plain")
             body, etag = dist.metadata, f'"{dist.metadata_sha256}"'
         else:
             body, etag = dist.body, f'"{dist.sha256}"'
@@ -674,135 +508,32 @@ class Upstream:
             ("Accept-Ranges", "bytes"),
             ("Access-Control-Allow-Origin", "*"),
         ]
-        if _etag_matches(request.headers.get("if-none-match"), etag):
-            return _Reply(_head(304, headers, 0, request.keep_alive), keep_alive=request.keep_alive)
+        if etag_matches(request.headers.get("if-none-match"), etag):
+            return Reply(
+                response_head(304, headers, 0, request.keep_alive), keep_alive=request.keep_alive
+            )
         if FaultKind.CORRUPT in flags:
             body = _faults.corrupt(body)
         status = 200
         range_header = request.headers.get("range")
         if range_header:
-            span = _parse_range(range_header, len(body))
+            span = parse_range(range_header, len(body))
             if span is None:
                 headers.append(("Content-Range", f"bytes */{len(body)}"))
-                return self._raw(request, 416, headers, b"")
+                return raw_reply(request, 416, headers, b"")
             start, end = span
             headers.append(("Content-Range", f"bytes {start}-{end}/{len(body)}"))
             body, status = body[start : end + 1], 206
-        return self._raw(request, status, headers, body)
+        return raw_reply(request, status, headers, body)
 
-    # small responses
-
-    def _raw(
-        self, request: _Request, status: int, headers: list[tuple[str, str]], body: bytes
-    ) -> _Reply:
-        head = _head(status, headers, len(body), request.keep_alive)
-        if request.method == "HEAD":
-            return _Reply(head, keep_alive=request.keep_alive)
-        return _Reply(head + body, body_length=len(body), keep_alive=request.keep_alive)
-
-    def _simple(
-        self,
-        request: _Request,
-        status: int,
-        body: bytes,
-        ctype: str,
-        extra: tuple[tuple[str, str], ...] = (),
-    ) -> _Reply:
-        return self._raw(request, status, [("Content-Type", ctype), *extra], body)
-
-    def _redirect(self, request: _Request, location: str) -> _Reply:
+    def _redirect(self, request: Request, location: str) -> Reply:
         if request.query:
             location += "?" + request.query
-        return self._simple(
+        return simple_reply(
             request, 301, b"moved\n", "text/plain", (("Location", location), ("Vary", "Accept"))
         )
 
-    def _not_acceptable(self, request: _Request, exc: NotAcceptable) -> _Reply:
-        return self._simple(
+    def _not_acceptable(self, request: Request, exc: NotAcceptable) -> Reply:
+        return simple_reply(
             request, 406, str(exc).encode() + b"\n", "text/plain", (("Vary", "Accept"),)
         )
-
-    # control API
-
-    def _control(self, request: _Request) -> _Reply:
-        try:
-            status, payload = self._control_action(request)
-        except (CorpusError, InvalidInput, msgspec.DecodeError, TypeError, KeyError) as exc:
-            status, payload = 400, {"error": str(exc)}
-        body = msgspec.json.encode(payload)
-        return self._raw(request, status, [("Content-Type", _JSON_API)], body)
-
-    def _control_action(self, request: _Request) -> tuple[int, Any]:
-        action = request.path[len(_CONTROL) :].strip("/")
-        method = request.method
-        data: dict[str, Any] = msgspec.json.decode(request.body) if request.body else {}
-        if action == "stats" and method == "GET":
-            return 200, {"total": sum(self._stats.values()), "paths": self.stats}
-        if action == "stats/reset" and method == "POST":
-            self.reset_stats()
-            return 200, {"total": 0, "paths": {}}
-        if action == "state" and method == "GET":
-            return 200, {"serial": self.corpus.serial, "url": self.url, **self._config()}
-        if action == "config" and method == "POST":
-            self.configure(
-                **{k: bool(data[k]) for k in ("serials", "json", "metadata") if k in data}
-            )
-            return 200, self._config()
-        if action == "mutate" and method == "POST":
-            return 200, {"serial": self._mutate(data)}
-        if action == "faults":
-            if method == "GET":
-                return 200, {"faults": [msgspec.to_builtins(f) for f in self.faults.faults]}
-            if method == "POST":
-                return 200, msgspec.to_builtins(self.faults.add(Fault.from_dict(data)))
-            if method == "DELETE":
-                self.faults.clear()
-                return 200, {"faults": []}
-        if action.startswith("faults/") and method == "DELETE":
-            removed = self.faults.remove(int(action.removeprefix("faults/")))
-            return (200 if removed else 404), {"removed": removed}
-        return 404, {"error": f"no control action {method} {request.path}"}
-
-    def _config(self) -> dict[str, bool]:
-        return {"serials": self.serials, "json": self.json, "metadata": self.metadata}
-
-    def _mutate(self, data: dict[str, Any]) -> int:
-        op = data.pop("op", None)
-        operations: dict[str, Callable[..., int]] = {
-            "add_release": self.corpus.add_release,
-            "add_file": self.corpus.add_file,
-            "yank": self.corpus.yank,
-            "unyank": self.corpus.unyank,
-            "delete_file": self.corpus.delete_file,
-            "delete_project": self.corpus.delete_project,
-            "set_status": self.corpus.set_status,
-        }
-        if op not in operations:
-            raise CorpusError(f"unknown mutation {op!r}; use one of {', '.join(operations)}")
-        if "body" in data:  # add_file bodies travel as latin-1 text in JSON
-            data["body"] = str(data["body"]).encode("latin-1")
-        name = data.pop("project")
-        return operations[op](name, **data)
-
-
-def _parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """One ``bytes=`` range as inclusive (start, end); ``None`` if unsatisfiable or unsupported."""
-    unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash:
-        return None
-    try:
-        if not first:  # "-N": the last N bytes
-            length = int(last)
-            if length <= 0 or size == 0:
-                return None
-            return max(size - length, 0), size - 1
-        start = int(first)
-        end = int(last) if last else size - 1
-    except ValueError:
-        return None
-    if start >= size or end < start:
-        return None
-    return start, min(end, size - 1)

@@ -30,22 +30,22 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from headwater.db import InvalidArgument
+from headwater.db import Database, InvalidArgument
 from headwater.db import NotFound as DbNotFound
-from headwater.db.audit import record_admin_action
 from headwater.db.passwords import MAX_LENGTH, MIN_LENGTH, SESSION_SCOPES
 from headwater.server.authz import Token
 from headwater.server.token_grants import sees_every_token
 from headwater.ui import csrf
+from headwater.ui.audit import audit
 from headwater.ui.interface import Interface
-from headwater.ui.signin import WRONG, locked_message, origin
+from headwater.ui.passwords import FORM_LIMITS, WRONG, check_password, locked_message
 
 __all__ = ["clear_password", "may_set_password", "page", "set_password"]
 
-_FORM: dict[str, Any] = {"max_files": 0, "max_fields": 10, "max_part_size": 4096}
 _DONE = {"cleared": "Password cleared; that user's password sessions have ended."}
 
 
@@ -75,17 +75,21 @@ def _forget_sessions(ui: Interface) -> None:
         ui.served.authenticator.forget()
 
 
-async def _audit(ui: Interface, request: Request, *, actor: str, action: str, detail: str) -> None:
+async def _posted(
+    request: Request, ui: Interface
+) -> Response | tuple[Database, FormData, Token, str | None]:
+    """A post to this page: the database, the form, who sent it and the CSRF check's problem
+    (None: it passed); or the answer when there is nobody to refuse yet (no users on this
+    server: 404; not signed in: the sign-in page, as the token forms do)."""
     db = ui.served.database
-    assert db is not None
-    await asyncio.to_thread(
-        record_admin_action,
-        db.engine,
-        actor=actor,
-        action=action,
-        detail=detail,
-        origin=origin(request),
-    )
+    if db is None:
+        return await ui.not_found(request, "this server has no users")
+    form = await request.form(**FORM_LIMITS)
+    problem = csrf.problem(request, form.get(csrf.FIELD))
+    holder = (await ui.credentials(request)).token
+    if problem == csrf.NOT_SIGNED_IN or holder is None:
+        return RedirectResponse("/ui/signin?next=/ui/account", status_code=303)
+    return db, form, holder, problem
 
 
 async def page(request: Request, ui: Interface, **extra: Any) -> Response:
@@ -120,17 +124,12 @@ async def page(request: Request, ui: Interface, **extra: Any) -> Response:
 async def set_password(request: Request, ui: Interface) -> Response:
     """``POST /ui/account/password``: ``current`` (when the user has a password), ``new`` and
     ``repeat``."""
-    db = ui.served.database
-    if db is None:
-        return await ui.not_found(request, "this server has no users")
-    form = await request.form(**_FORM)
-    problem = csrf.problem(request, form.get(csrf.FIELD))
-    holder = (await ui.credentials(request)).token
-    if problem == csrf.NOT_SIGNED_IN or holder is None:
-        # As the token forms do: nobody to refuse yet; the sign-in page.
-        return RedirectResponse("/ui/signin?next=/ui/account", status_code=303)
+    posted = await _posted(request, ui)
+    if isinstance(posted, Response):
+        return posted
+    db, form, holder, problem = posted
     if problem is not None:
-        await _audit(ui, request, actor=holder.user, action="refused password-set", detail=problem)
+        await audit(db, request, actor=holder.user, action="refused password-set", detail=problem)
         return await ui.render(request, "error.html", status=403, message=problem)
     new, repeat, current = (
         str(form.get(name) or "")[: MAX_LENGTH + 1] for name in ("new", "repeat", "current")
@@ -141,10 +140,7 @@ async def set_password(request: Request, ui: Interface) -> Response:
     if problem is None and new != repeat:
         problem = "the new password and its repetition differ; nothing was changed"
     if problem is None and has:
-        async with ui.password_checks:
-            checked = await asyncio.to_thread(
-                db.password_sign_in, holder.user, current, origin(request), start_session=False
-            )
+        checked = await check_password(ui, db, request, holder.user, current, start_session=False)
         if checked.outcome == "locked" and checked.until is not None:
             problem, status = locked_message(checked.until), 429
         elif checked.outcome != "ok":
@@ -156,10 +152,10 @@ async def set_password(request: Request, ui: Interface) -> Response:
         except (InvalidArgument, DbNotFound) as exc:
             problem = f"{exc}; nothing was changed"
     if problem is not None:
-        await _audit(ui, request, actor=holder.user, action="refused password-set", detail=problem)
+        await audit(db, request, actor=holder.user, action="refused password-set", detail=problem)
         return await page(request, ui, problem=problem, status_code=status)
     _forget_sessions(ui)
-    await _audit(ui, request, actor=holder.user, action="password-set", detail="")
+    await audit(db, request, actor=holder.user, action="password-set", detail="")
     if getattr(holder, "session", False):
         # This session ended with the others: sign in again with the new password.
         return RedirectResponse("/ui/signin?next=/ui/account&done=password", status_code=303)
@@ -168,18 +164,14 @@ async def set_password(request: Request, ui: Interface) -> Response:
 
 async def clear_password(request: Request, ui: Interface) -> Response:
     """``POST /ui/admin/users/password-clear``: ``user``; an unlimited admin token only."""
-    db = ui.served.database
-    if db is None:
-        return await ui.not_found(request, "this server has no users")
-    form = await request.form(**_FORM)
-    problem = csrf.problem(request, form.get(csrf.FIELD))
-    holder = (await ui.credentials(request)).token
-    if problem == csrf.NOT_SIGNED_IN or holder is None:
-        return RedirectResponse("/ui/signin?next=/ui/account", status_code=303)
+    posted = await _posted(request, ui)
+    if isinstance(posted, Response):
+        return posted
+    db, form, holder, problem = posted
     target = str(form.get("user") or "").strip()[:100]
     if problem is not None:
-        await _audit(
-            ui, request, actor=holder.user, action="refused password-clear",
+        await audit(
+            db, request, actor=holder.user, action="refused password-clear",
             detail=f"{target}: {problem}",
         )  # fmt: skip
         return await ui.render(request, "error.html", status=403, message=problem)
@@ -189,18 +181,16 @@ async def clear_password(request: Request, ui: Interface) -> Response:
             "clearing a user's password needs an admin token without --index or --project "
             "(sign in with one); nothing was changed"
         )
-        await _audit(
-            ui, request, actor=holder.user, action="refused password-clear",
+        await audit(
+            db, request, actor=holder.user, action="refused password-clear",
             detail=f"{target}: {problem}",
         )  # fmt: skip
         return await page(request, ui, problem=problem, status_code=400)
     try:
         await asyncio.to_thread(db.clear_password, target)
     except DbNotFound as exc:
-        await _audit(
-            ui, request, actor=holder.user, action="failed password-clear", detail=str(exc)
-        )
+        await audit(db, request, actor=holder.user, action="failed password-clear", detail=str(exc))
         return await page(request, ui, problem=f"{exc}; nothing was changed", status_code=400)
     _forget_sessions(ui)
-    await _audit(ui, request, actor=holder.user, action="password-clear", detail=target)
+    await audit(db, request, actor=holder.user, action="password-clear", detail=target)
     return RedirectResponse("/ui/account?done=cleared", status_code=303)

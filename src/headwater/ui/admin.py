@@ -34,7 +34,7 @@ from starlette.responses import RedirectResponse, Response
 
 from headwater.db import Database, DatabaseError, DatabaseUnavailable, InvalidArgument
 from headwater.db import NotFound as DbNotFound
-from headwater.db.audit import admin_actions, record_admin_action
+from headwater.db.audit import admin_actions
 from headwater.errors import printable
 from headwater.server import params
 from headwater.server.authz import Action, Allowed, Credentials, Denied, Target, Token
@@ -50,6 +50,7 @@ from headwater.server.session_grants import SCOPES as SESSION_TOKEN_SCOPES
 from headwater.server.token_grants import may_create, may_revoke, sees_every_token
 from headwater.ui import csrf, password_tokens
 from headwater.ui.admin_changes import PROJECT_ACTIONS, describe
+from headwater.ui.audit import audit
 from headwater.ui.interface import Interface
 
 __all__ = [
@@ -91,10 +92,6 @@ class _Refused(Exception):
         self.status = status
 
 
-def _origin(request: Request) -> str:
-    return request.client.host if request.client is not None else "-"
-
-
 async def _record(
     db: Database,
     request: Request,
@@ -105,15 +102,8 @@ async def _record(
     index: str | None = None,
     project: str | None = None,
 ) -> None:
-    await asyncio.to_thread(
-        record_admin_action,
-        db.engine,
-        actor=actor or "-",
-        action=action,
-        detail=detail,
-        origin=_origin(request),
-        index=index,
-        project=project,
+    await audit(
+        db, request, actor=actor or "-", action=action, detail=detail, index=index, project=project
     )
 
 

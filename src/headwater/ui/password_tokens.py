@@ -2,7 +2,7 @@
 session): the form's fields, the password typed again, the ownership facts, then
 :func:`headwater.server.session_grants.decide` and the database call.
 
-The password re-check is :meth:`headwater.db.Database.password_sign_in` without a session: it
+The password re-check is :func:`headwater.ui.passwords.check_password` without a session: it
 counts like a sign-in (per user name and per address, :mod:`headwater.db.throttle`), takes one
 of the interface's two hashing slots, and a wrong one is a failed sign-in. It runs before any
 ownership is looked up, so a stolen session cookie learns nothing about projects. The
@@ -23,7 +23,7 @@ from headwater.db import NotFound as DbNotFound
 from headwater.server.authz import Token
 from headwater.server.session_grants import Ask, Grant, Recheck, Refusal, decide, pairs
 from headwater.ui.interface import Interface
-from headwater.ui.signin import origin
+from headwater.ui.passwords import check_password
 
 __all__ = ["ask_of", "create", "password_again"]
 
@@ -54,10 +54,7 @@ async def password_again(
     """The form's ``password`` field checked for the session's user, counted as a sign-in."""
     password = form.get("password")
     typed = password[:300] if isinstance(password, str) else ""
-    async with ui.password_checks:
-        checked = await asyncio.to_thread(
-            db.password_sign_in, holder.user, typed, origin(request), start_session=False
-        )
+    checked = await check_password(ui, db, request, holder.user, typed, start_session=False)
     return Recheck(checked.outcome, checked.until)
 
 

@@ -7,48 +7,31 @@ whose secret the cookie holds. Every sign-in, refused or not, and every sign-out
 the audit log (``sign-in``, ``refused sign-in``, ``sign-out``).
 
 One answer for a wrong password, an unknown user name and a user without a password
-(:data:`WRONG`), in the same time (a hash is checked in every case): the page never tells which
-names exist. A locked name or address gets :func:`locked_message` (429), which names neither.
+(:data:`~headwater.ui.passwords.WRONG`), in the same time (a hash is checked in every case): the
+page never tells which names exist. A locked name or address gets
+:func:`~headwater.ui.passwords.locked_message` (429), which names neither. What this form shares
+with the password change form is :mod:`headwater.ui.passwords`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from headwater.db.audit import record_admin_action
 from headwater.db.passwords import MAX_LENGTH, SignIn, is_session_secret
 from headwater.ui import session
+from headwater.ui.audit import audit
 from headwater.ui.interface import Interface
+from headwater.ui.passwords import FORM_LIMITS, WRONG, check_password, locked_message
 
-__all__ = ["WRONG", "form", "locked_message", "origin", "sign_in", "sign_out"]
+__all__ = ["form", "sign_in", "sign_out"]
 
 _CROSS_SITE = (
     "this sign-in form was sent from another site's page; nothing was changed. Open this "
     "server's own sign-in page and sign in there"
 )
-WRONG = (
-    "the user name or the password is wrong (a user without a password signs in with a token; "
-    "an operator sets one with `headwater user password NAME`)"
-)
-
-
-def locked_message(until: datetime) -> str:
-    """The answer while a user name or an address is locked (it says neither which)."""
-    minutes = max(1, round((until - datetime.now(UTC)).total_seconds() / 60))
-    return (
-        "too many failed sign-ins for this user name or from your address: sign-in is paused "
-        f"until {until.astimezone(UTC):%H:%M} UTC (about {minutes} minute(s)). Nothing was "
-        "checked; try again then, or sign in with a token"
-    )
-
-
-def origin(request: Request) -> str:
-    """The client address as the server saw it (behind a proxy: the proxy's)."""
-    return request.client.host if request.client is not None else "-"
 
 
 def _next(request: Request, value: str | None) -> str:
@@ -87,19 +70,6 @@ _DONE = {
 }
 
 
-async def _audit(ui: Interface, request: Request, *, actor: str, action: str, detail: str) -> None:
-    db = ui.served.database
-    if db is not None:
-        await asyncio.to_thread(
-            record_admin_action,
-            db.engine,
-            actor=actor,
-            action=action,
-            detail=detail,
-            origin=origin(request),
-        )
-
-
 async def _with_password(
     request: Request, ui: Interface, user: str, password: str
 ) -> tuple[SignIn | None, str | None]:
@@ -109,15 +79,14 @@ async def _with_password(
         return None, "this server has no hosted index, so no users: there is nothing to sign in to"
     if not user or not password:
         return None, "enter your user name and your password"
-    async with ui.password_checks:
-        return await asyncio.to_thread(db.password_sign_in, user, password, origin(request)), None
+    return await check_password(ui, db, request, user, password), None
 
 
 async def sign_in(request: Request, ui: Interface) -> Response:
     if not session.same_origin(request):
         return await ui.render(request, "error.html", status=403, message=_CROSS_SITE)
     auth = ui.served.authenticator
-    form_data = await request.form(max_files=0, max_fields=10, max_part_size=4096)
+    form_data = await request.form(**FORM_LIMITS)
     target = _next(request, str(form_data.get("next") or ""))
     typed_user = str(form_data.get("user") or "").strip()[:100]
     if "password" in form_data:
@@ -125,20 +94,22 @@ async def sign_in(request: Request, ui: Interface) -> Response:
         done, problem = await _with_password(request, ui, typed_user, password)
         status = 400
         if done is not None and done.outcome == "ok" and done.secret is not None:
-            await _audit(ui, request, actor=typed_user, action="sign-in", detail="password")
+            await audit(
+                ui.served.database, request, actor=typed_user, action="sign-in", detail="password"
+            )
             response = RedirectResponse(target, status_code=303)
             session.start_session(response, done.secret, secure=ui.https)
             return response
         if done is not None and done.outcome == "locked" and done.until is not None:
             problem, status = locked_message(done.until), 429
-            await _audit(
-                ui, request, actor=typed_user, action="refused sign-in",
+            await audit(
+                ui.served.database, request, actor=typed_user, action="refused sign-in",
                 detail=f"password: locked until {done.until:%Y-%m-%dT%H:%M:%SZ}",
             )  # fmt: skip
         elif done is not None:
             problem, status = WRONG, 401
-            await _audit(
-                ui, request, actor=typed_user, action="refused sign-in",
+            await audit(
+                ui.served.database, request, actor=typed_user, action="refused sign-in",
                 detail="password: wrong user name or password",
             )  # fmt: skip
         return await ui.render(
@@ -160,15 +131,21 @@ async def sign_in(request: Request, ui: Interface) -> Response:
     else:
         credentials = await auth.token(token)
         if credentials.state == "token" and credentials.token is not None:
-            await _audit(
-                ui, request, actor=credentials.token.user, action="sign-in",
+            await audit(
+                ui.served.database, request, actor=credentials.token.user, action="sign-in",
                 detail=f"token {credentials.token.id}",
             )  # fmt: skip
             response = RedirectResponse(target, status_code=303)
             session.start_session(response, token, secure=ui.https)
             return response
         problem = credentials.problem
-        await _audit(ui, request, actor="-", action="refused sign-in", detail=f"token: {problem}")
+        await audit(
+            ui.served.database,
+            request,
+            actor="-",
+            action="refused sign-in",
+            detail=f"token: {problem}",
+        )
     return await ui.render(
         request,
         "signin.html",
@@ -193,7 +170,7 @@ async def sign_out(request: Request, ui: Interface) -> Response:
         if ui.served.authenticator is not None:
             ui.served.authenticator.forget(secret)
     if user is not None:
-        await _audit(ui, request, actor=user, action="sign-out", detail="")
+        await audit(ui.served.database, request, actor=user, action="sign-out", detail="")
     response = RedirectResponse("/", status_code=303)
     session.clear_session(response, secure=ui.https)
     return response
