@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from posixpath import normpath
 
@@ -272,3 +273,21 @@ def test_adopt_refuses_what_it_cannot_adopt(tmp_path: Path, setup: str, message:
         done = cli("adopt", "--target", tree, "--upstream", upstream, check=False)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_adopt_command_imports_only_what_it_needs() -> None:
+    """`headwater adopt` is a short command whose start counts against its time (docs/mirror.md,
+    "How fast adoption is"): the mirror's state, filters and policy are imported only when it
+    records the projects, not when the command starts."""
+    heavy = ("headwater.sync.state", "headwater.sync.filters", "headwater.policy")
+    code = (
+        "import sys; import headwater.cli.adopt; "
+        f"print([m for m in sys.modules if m.startswith({heavy!r})])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]", done.stdout
