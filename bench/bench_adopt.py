@@ -32,6 +32,11 @@ Then ``--runs`` times, each run in the same conditions:
 3. ``headwater mirror`` syncs the adopted tree (the first sync after adoption: every page, no
    file).
 
+Before step 2 (not timed as adoption) every byte of the copy is read once in one thread
+(``read every file once``): the floor of any adoption that hashes every file, on the same tree in
+the same run (the copy is evicted again afterwards in the cold case). ``HEADWATER=<bin/headwater
+of another build>`` times that build instead (the "before" of a change).
+
 Targets: adoption downloads 0 files (counted by the upstream: requests under ``/packages/``) and
 takes <= 10% of the full sync's time. Reported: each run, the medians, and the median of the
 per-run ratios. Work directory removed at the end unless ``--keep``.
@@ -56,7 +61,8 @@ if TYPE_CHECKING:
     from headwater.testing.upstream import Upstream
 
 HERE = Path(__file__).resolve().parent
-HEADWATER = str(Path(sys.executable).with_name("headwater"))
+# HEADWATER=<a build's bin/headwater> measures another build (e.g. `git archive main`).
+HEADWATER = os.environ.get("HEADWATER", str(Path(sys.executable).with_name("headwater")))
 BANDERSNATCH = Path(
     os.environ.get("BANDERSNATCH", HERE / ".bandersnatch-venv" / "bin" / "bandersnatch")
 )
@@ -81,6 +87,21 @@ def evict(path: Path) -> None:
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             finally:
                 os.close(fd)
+
+
+def read_all(path: Path) -> float:
+    """Seconds to read every byte of every file under ``path`` in one thread (directory order,
+    1 MiB reads): the floor of any adoption that hashes every file, measured on the same tree."""
+    started = time.perf_counter()
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                while os.read(fd, 1 << 20):
+                    pass
+            finally:
+                os.close(fd)
+    return time.perf_counter() - started
 
 
 def pypi_sizes(total_files: int, max_bytes: float) -> tuple[Callable[[str], int], float, float]:
@@ -112,6 +133,9 @@ def one_run(
     subprocess.run(["sync"], check=True)  # neither timed run pays for the copy's write-back
     if cold:
         evict(tree)
+    read_s = read_all(tree / "web" / "packages")
+    if cold:
+        evict(tree)
 
     def file_requests() -> int:  # up.stats is a new dict after each reset_stats()
         return sum(n for p, n in up.stats.items() if p.startswith("/packages/"))
@@ -131,7 +155,8 @@ def one_run(
     first_requests = file_requests()
     print(
         f"run {number}: full sync {full_s:.2f}s ({full_requests} file requests); adopt "
-        f"{adopt_s:.2f}s = {adopt_s / full_s:.1%} ({report['files']} files, "
+        f"{adopt_s:.2f}s = {adopt_s / full_s:.1%} (reading every file alone: {read_s:.2f}s = "
+        f"{read_s / full_s:.1%}; {report['files']} files, "
         f"{report['metadata']} .metadata, {len(report['not_adopted'])} not adopted, "
         f"{adopt_requests} file requests); first sync after it {first_s:.2f}s "
         f"({first_requests} file requests): {out.strip()}",
@@ -143,6 +168,7 @@ def one_run(
         "full_s": full_s,
         "full_file_requests": full_requests,
         "adopt_s": adopt_s,
+        "read_all_s": read_s,
         "adopted_files": report["files"],
         "adopted_metadata": report["metadata"],
         "not_adopted": len(report["not_adopted"]),
@@ -238,7 +264,7 @@ def main() -> int:
                 rows.append(one_run(up, work, pristine, args.workers, number, cold))
         load = os.getloadavg()[0]
         results.update(bandersnatch_s=bs_s, runs=rows, load=load)
-        keys = ("full_s", "adopt_s", "first_sync_s")
+        keys = ("full_s", "adopt_s", "read_all_s", "first_sync_s")
         medians = {k: statistics.median(r[k] for r in rows) for k in keys}
         ratios = [r["adopt_s"] / r["full_s"] for r in rows]
         results.update(
@@ -258,6 +284,11 @@ def main() -> int:
         print(
             f"{'adopt (hash + link + record)':34} {medians['adopt_s']:8.2f} "
             f"{statistics.median(ratios):8.1%}  (ratio: median of the per-run ratios)"
+        )
+        print(
+            f"{'read every file once (one thread)':34} {medians['read_all_s']:8.2f} "
+            f"{statistics.median(r['read_all_s'] / r['full_s'] for r in rows):8.1%}  "
+            "(the floor of hashing every file)"
         )
         print(
             f"{'first sync after adopt':34} {medians['first_sync_s']:8.2f} "
