@@ -10,8 +10,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from posixpath import normpath
 
@@ -22,7 +24,7 @@ from headwater.simple.json import parse_project_page_json
 from headwater.storage.layout import file_key, metadata_key
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
-from tests.sync.bundles import cli, mirror, served
+from tests.sync.bundles import HEADWATER, cli, mirror, served
 from tests.sync.test_crash import assert_consistent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -291,3 +293,66 @@ def test_the_adopt_command_imports_only_what_it_needs() -> None:
         check=True,
     )
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def _names_are_earned(root: Path) -> int:
+    """Every file under headwater's layout (web/packages/<sha256 path>/<file>, not .metadata)
+    that a page of the tree promises by that sha256 hashes to it: a killed adoption never leaves a
+    name its bytes did not earn. Returns how many such names were checked."""
+    checked = 0
+    for old, new in _sha256_names(root).items():
+        if new.name.endswith(".metadata") or not new.exists() or new == old:
+            continue
+        digest = hashlib.sha256(new.read_bytes()).hexdigest()
+        assert new.parent.name == digest[4:], f"{new} holds bytes of sha256 {digest}"
+        checked += 1
+    return checked
+
+
+def test_adoption_killed_at_any_point_leaves_a_servable_tree_and_resumes(
+    tmp_path: Path, bandersnatch: Path
+) -> None:
+    """SIGKILL `headwater adopt` at points spread over its whole run (start, pages, hashing and
+    linking, recording): after each kill every page still links existing files and every new name
+    is earned by its bytes; a second `adopt` finishes the job, and the sync after it downloads
+    nothing and leaves a tree `verify` passes."""
+    corpus = Corpus.generate(300, releases=1, files=2, seed=43)
+    pristine = tmp_path / "pristine"
+    with Upstream(corpus, pypi_paths=True).running() as up:
+        bandersnatch_mirror(bandersnatch, up, pristine)
+        links_before = links_resolve(pristine)
+        adopt = ["adopt", "--upstream", up.simple_url, "--format", "json"]
+
+        def fresh(name: str) -> Path:
+            tree = tmp_path / name
+            subprocess.run(["cp", "-a", str(pristine), str(tree)], check=True)
+            return tree
+
+        started = time.perf_counter()
+        cli(*adopt, "--target", fresh("whole"))
+        whole = time.perf_counter() - started
+        killed = 0
+        for step in range(1, 8):
+            tree = fresh(f"killed-{step}")
+            proc = subprocess.Popen(
+                [HEADWATER, *adopt, "--target", str(tree)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(whole * step / 8)
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed += 1
+            proc.wait()
+            assert links_resolve(tree) == links_before  # servable by the same nginx throughout
+            _names_are_earned(tree)
+            report = json.loads(cli(*adopt, "--target", tree).stdout)  # resumes (exit 0)
+            assert report["not_adopted"] == []
+            assert _names_are_earned(tree) == 600
+            up.reset_stats()
+            out = cli("mirror", "--upstream", up.simple_url, "--target", tree, "--quiet").stdout
+            assert "downloaded 0 files (0 bytes)" in out, out
+            assert not [p for p in up.stats if p.startswith("/packages/")], up.stats
+            cli("verify", "--target", tree)  # exit 0
+            shutil.rmtree(tree)
+        assert killed >= 4, f"only {killed} of 7 adoptions were killed: the kills tested too little"
