@@ -10,7 +10,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from posixpath import normpath
 
@@ -21,7 +24,9 @@ from headwater.simple.json import parse_project_page_json
 from headwater.storage.layout import file_key, metadata_key
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
-from tests.sync.bundles import cli, mirror, served
+from tests.clients import installed_version, pip_install
+from tests.server.live import serve
+from tests.sync.bundles import HEADWATER, cli, mirror, served, snapshot
 from tests.sync.test_crash import assert_consistent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -272,3 +277,142 @@ def test_adopt_refuses_what_it_cannot_adopt(tmp_path: Path, setup: str, message:
         done = cli("adopt", "--target", tree, "--upstream", upstream, check=False)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_adopt_command_imports_only_what_it_needs() -> None:
+    """`headwater adopt` is a short command whose start counts against its time (docs/mirror.md,
+    "How fast adoption is"): the mirror's state, filters and policy are imported only when it
+    records the projects, not when the command starts."""
+    heavy = ("headwater.sync.state", "headwater.sync.filters", "headwater.policy")
+    code = (
+        "import sys; import headwater.cli.adopt; "
+        f"print([m for m in sys.modules if m.startswith({heavy!r})])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def _names_are_earned(root: Path) -> int:
+    """Every file under headwater's layout (web/packages/<sha256 path>/<file>, not .metadata)
+    that a page of the tree promises by that sha256 hashes to it: a killed adoption never leaves a
+    name its bytes did not earn. Returns how many such names were checked."""
+    checked = 0
+    for old, new in _sha256_names(root).items():
+        if new.name.endswith(".metadata") or not new.exists() or new == old:
+            continue
+        digest = hashlib.sha256(new.read_bytes()).hexdigest()
+        assert new.parent.name == digest[4:], f"{new} holds bytes of sha256 {digest}"
+        checked += 1
+    return checked
+
+
+def test_adoption_killed_at_any_point_leaves_a_servable_tree_and_resumes(
+    tmp_path: Path, bandersnatch: Path
+) -> None:
+    """SIGKILL `headwater adopt` at later and later points (start, pages, hashing and linking,
+    recording), narrowing in on the linking phase whatever the machine's load: after each kill
+    every page still links existing files and every new name is earned by its bytes; a second
+    `adopt` finishes the job, and after a kill while linking, the sync downloads nothing and
+    leaves a tree `verify` passes."""
+    corpus = Corpus.generate(300, releases=1, files=2, seed=43)
+    pristine = tmp_path / "pristine"
+    with Upstream(corpus, pypi_paths=True).running() as up:
+        bandersnatch_mirror(bandersnatch, up, pristine)
+        links_before = links_resolve(pristine)
+        adopt = ["adopt", "--upstream", up.simple_url, "--format", "json"]
+
+        def killed_after(delay: float, step: int) -> tuple[Path, int | None]:
+            """A fresh copy adopted with a kill after ``delay`` s: (tree, names made before the
+            kill, None when the run finished first)."""
+            tree = tmp_path / f"killed-{step}"
+            subprocess.run(["cp", "-a", str(pristine), str(tree)], check=True)
+            proc = subprocess.Popen(
+                [HEADWATER, *adopt, "--target", str(tree)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(delay)
+            finished = proc.poll() is not None
+            if not finished:
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            assert links_resolve(tree) == links_before  # servable by the same nginx throughout
+            made = None if finished else _names_are_earned(tree)
+            report = json.loads(cli(*adopt, "--target", tree).stdout)  # resumes (exit 0)
+            assert report["not_adopted"] == []
+            assert _names_are_earned(tree) == 600
+            return tree, made
+
+        early, late = 0.05, None  # killed before any name / not killed or all names made
+        kills: list[int] = []
+        partial = 0
+        for step in range(24):
+            delay = early * 1.5 if late is None else (early + late) / 2
+            tree, made = killed_after(delay, step)
+            if made is not None:
+                kills.append(made)
+            if made == 0:
+                early = delay
+            elif made is None or made == 600:
+                late = delay
+            else:  # killed while linking: the sync after the resumed adoption
+                partial += 1
+                up.reset_stats()
+                out = cli("mirror", "--upstream", up.simple_url, "--target", tree, "--quiet")
+                assert "downloaded 0 files (0 bytes)" in out.stdout, out.stdout
+                assert not [p for p in up.stats if p.startswith("/packages/")], up.stats
+                cli("verify", "--target", tree)  # exit 0
+                early = delay  # and look for a later point in the same phase
+            shutil.rmtree(tree)
+            if partial >= 2:
+                break
+        assert len(kills) >= 3, f"only {len(kills)} adoptions were killed: too little tested"
+        assert partial >= 1, f"no kill landed while linking: names made per kill {kills}"
+
+
+def test_an_adopted_tree_serves_pip_repairs_and_bundles(tmp_path: Path, bandersnatch: Path) -> None:
+    """The adopted tree in use: `headwater serve --tree` serves it to real pip before the first
+    sync (bandersnatch's pages) and after it (headwater's); `verify --repair` run between adoption
+    and that sync breaks nothing; the synced tree travels by bundle, byte for byte."""
+    corpus = _corpus()
+    tree, far = tmp_path / "tree", tmp_path / "far"
+    name = sorted(e.normalized for e in corpus.project_list().projects)[-1]
+    project = corpus.get(name)
+    assert project is not None
+    newest = max(project.releases, key=lambda v: tuple(int(p) for p in v.split(".")))
+    module = name.replace("-", "_")
+
+    def pip_from_headwater(home: Path) -> None:
+        with serve(["--tree", f"adopted={tree}", "--data-dir", str(home / "data")], home) as live:
+            python = pip_install(f"{live.url}/adopted/simple/", name, home)
+        assert installed_version(python, module) == newest
+
+    with Upstream(corpus, pypi_paths=True).running() as up:
+        bandersnatch_mirror(bandersnatch, up, tree)
+        links_before = links_resolve(tree)
+        cli("adopt", "--target", tree, "--upstream", up.simple_url)
+        (tmp_path / "before").mkdir()
+        pip_from_headwater(tmp_path / "before")
+        adopted = set(_sha256_names(tree).values())
+        repaired = cli("verify", "--target", tree, "--repair", check=False)
+        assert links_resolve(tree) == links_before, repaired.stdout + repaired.stderr
+        up.reset_stats()
+        out = cli("mirror", "--upstream", up.simple_url, "--target", tree, "--quiet").stdout
+        assert "downloaded 0 files (0 bytes)" in out, (out, repaired.stdout, repaired.stderr)
+        assert all(p.is_file() for p in adopted)
+        cli("verify", "--target", tree)
+    (tmp_path / "after").mkdir()
+    pip_from_headwater(tmp_path / "after")
+    private, public = tmp_path / "bundle.key", tmp_path / "bundle.pub"
+    cli("bundle", "keygen", "--private-key", private, "--public-key", public)
+    cli("bundle", "create", "--target", tree, "--private-key", private, "-o", tmp_path / "b")
+    cli("bundle", "import", "--target", far, "--public-key", public, tmp_path / "b")
+    cli("verify", "--target", far)
+    # Everything the tree serves but bandersnatch's own (empty) web/local-stats/, not headwater's.
+    ours = {k: v for k, v in snapshot(tree, web_only=True).items() if "local-stats/" not in k}
+    assert snapshot(far, web_only=True) == ours

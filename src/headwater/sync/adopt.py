@@ -65,7 +65,6 @@ from posixpath import normpath
 import msgspec
 
 from headwater.errors import HeadwaterError
-from headwater.simple.html import parse_project_page_html
 from headwater.simple.json import parse_project_page_json
 from headwater.simple.model import File, InvalidPage, ProjectPage
 from headwater.simple.names import NormalizedName, is_normalized
@@ -78,8 +77,6 @@ from headwater.storage.layout import (
     file_key,
 )
 from headwater.sync.references import owner_of
-from headwater.sync.state import MirrorState, ProjectState
-from headwater.sync.wheels import wheel_metadata
 
 __all__ = ["ADOPTED", "AdoptError", "Adoption", "adopt"]
 
@@ -135,6 +132,8 @@ def _page_of(directory: Path) -> ProjectPage | None:
             return parse_project_page_json(json_page.read_bytes())
         html = directory / "index.html"
         if html.is_file():
+            from headwater.simple.html import parse_project_page_html  # HTML-only trees
+
             return parse_project_page_html(html.read_bytes(), name=name)
     except InvalidPage:
         return None
@@ -310,6 +309,8 @@ def _adopt_metadata(target: str, source: str, candidate: _Candidate, made: set[s
     if os.path.exists(target):
         return "present"
     if candidate.filename.endswith(".whl"):
+        from headwater.sync.wheels import wheel_metadata  # rare: a promised .metadata missing
+
         extracted = wheel_metadata(candidate.filename, Path(source).read_bytes())
         if extracted is not None and (
             promised is None or hashlib.sha256(extracted).hexdigest() == promised
@@ -409,6 +410,10 @@ def adopt(
 async def _record_state(storage: FileStorage, upstream: str, projects: list[str]) -> None:
     """Every adopted project in the mirror's state, without a serial: the next sync fetches its
     page (files it finds on disk are not downloaded) and writes headwater's page over the old."""
+    # Imported here, not at the top: the mirror's state pulls in filters and policy, a
+    # measurable share of a short command's start (python -X importtime; docs/mirror.md).
+    from headwater.sync.state import MirrorState, ProjectState
+
     state = MirrorState(storage, upstream)
     try:
         await state.load()

@@ -26,17 +26,19 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from posixpath import normpath
 
+from headwater.simple.filenames import InvalidFilename
 from headwater.simple.json import parse_project_page_json
 from headwater.simple.model import InvalidPage, ProjectPage
 from headwater.simple.names import NormalizedName, is_normalized, normalize_or_none
 from headwater.storage.base import NotFound, Storage
-from headwater.storage.layout import STATE_DIR, WEB, page_key, sha256_of_file_key
+from headwater.storage.layout import STATE_DIR, WEB, file_key, page_key, sha256_of_file_key
 from headwater.sync.tree import Tree
 
 __all__ = [
     "REFS",
     "Change",
     "References",
+    "digest_keys",
     "file_keys",
     "foreign_keys",
     "marker_key",
@@ -68,6 +70,28 @@ def page_file_keys(page: ProjectPage) -> Iterator[tuple[str, str | None, str]]:
             yield key + ".metadata", None, f"{file.filename}.metadata"
         if file.provenance is not None:
             yield key + _PROVENANCE, None, f"{file.filename}.provenance"
+
+
+def digest_keys(page: ProjectPage) -> Iterator[str]:
+    """The names headwater's layout gives the files ``page`` lists by their sha256 (each file,
+    and its ``.metadata`` and ``.provenance`` when the page promises them), wherever the page links
+    them. On headwater's own pages these are the keys :func:`page_file_keys` gives. On pages of
+    another layout they are the names ``headwater adopt`` gave the same bytes (a bandersnatch tree
+    before its first sync links the upstream's paths), and so are not orphans: removing them
+    would make that sync download what adoption found. Bad digests and unsafe names give none."""
+    for file in page.files:
+        sha256 = file.hashes.get("sha256")
+        if sha256 is None:
+            continue
+        try:
+            key = file_key(sha256, file.filename)
+        except (ValueError, InvalidFilename):
+            continue
+        yield key
+        if file.core_metadata:
+            yield key + _METADATA
+        if file.provenance is not None:
+            yield key + _PROVENANCE
 
 
 _SDIST_SUFFIXES = (".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz", ".tar")

@@ -40,7 +40,13 @@ from headwater.simple.model import InvalidPage, ProjectList, ProjectPage
 from headwater.simple.names import NormalizedName, is_normalized
 from headwater.storage.base import NotFound, Storage
 from headwater.storage.layout import PAGE_FILES, STATE_DIR, WEB, page_key, sha256_of_file_key
-from headwater.sync.references import REFS, foreign_keys, marker_key, page_file_keys
+from headwater.sync.references import (
+    REFS,
+    digest_keys,
+    foreign_keys,
+    marker_key,
+    page_file_keys,
+)
 from headwater.sync.tree import empty_directories
 from headwater.sync.wants import TreeWants
 
@@ -226,11 +232,14 @@ async def _check_pages(storage: Storage, name: NormalizedName) -> _PageCheck:
             )
         )
     # What the tree serves references files: the JSON page, and the HTML pages too when they
-    # disagree with it (a file either lists is not an orphan).
+    # disagree with it (a file either lists is not an orphan). So does a file's sha256 name where
+    # a page lists the file by that digest but links it elsewhere: an adopted tree before its
+    # first sync (references.digest_keys).
     readable = ([page] if page is not None else []) + html_pages
     references: set[str] | None = None
     if readable:
         references = {key for p in readable for key, _, _ in page_file_keys(p)}
+        references.update(key for p in readable for key in digest_keys(p))
     return _PageCheck(
         page if page is not None else next(iter(html_pages), None), references, problems
     )

@@ -66,8 +66,12 @@ class Corpus:
         releases: int = 3,
         files: int = 2,
         metadata_only: bool = False,
+        sizes: Callable[[str], int] | None = None,
     ) -> None:
         self.seed = seed
+        #: The size (bytes, about) each generated file is to have, by its filename (None: as
+        #: small as it comes, ~1 KB): padded with random bytes. See bench/bench_adopt.py.
+        self.sizes = sizes
         self.releases_per_project = releases
         self.files_per_release = files
         self.metadata_only = metadata_only
@@ -95,11 +99,13 @@ class Corpus:
         *,
         seed: int = 0,
         metadata_only: bool = False,
+        sizes: Callable[[str], int] | None = None,
     ) -> Corpus:
         """``projects`` synthetic projects with ``releases`` releases of ``files`` files each.
 
         Nothing is built until asked for, so this returns at once even for 700,000 projects. With
-        ``metadata_only`` the file bodies are small placeholders instead of real archives.
+        ``metadata_only`` the file bodies are small placeholders instead of real archives. With
+        ``sizes`` each generated file is padded to about ``sizes(filename)`` bytes.
 
         Raises:
             CorpusError: a count is negative, or ``files`` exceeds the tags available.
@@ -108,7 +114,9 @@ class Corpus:
             raise CorpusError("project, release and file counts must be zero or more")
         if files > len(FILE_KINDS):
             raise CorpusError(f"at most {len(FILE_KINDS)} files per release are supported")
-        corpus = cls(seed=seed, releases=releases, files=files, metadata_only=metadata_only)
+        corpus = cls(
+            seed=seed, releases=releases, files=files, metadata_only=metadata_only, sizes=sizes
+        )
         corpus._synthetic = projects
         # Synthetic project i was last changed at serial i + 1.
         corpus._serial = projects
@@ -476,11 +484,21 @@ class Corpus:
         elif kind == SDIST:
 
             def build() -> bytes:
-                return wheels.build_sdist(name, display, version, metadata=metadata)
+                body = wheels.build_sdist(name, display, version, metadata=metadata)
+                pad = self.sizes(filename) - len(body) if self.sizes else 0
+                if pad <= 0:
+                    return body
+                return wheels.build_sdist(name, display, version, metadata=metadata, pad=pad)
         else:
 
             def build() -> bytes:
-                return wheels.build_wheel(name, display, version, tag=kind, metadata=metadata)
+                body = wheels.build_wheel(name, display, version, tag=kind, metadata=metadata)
+                pad = self.sizes(filename) - len(body) if self.sizes else 0
+                if pad <= 0:
+                    return body
+                return wheels.build_wheel(
+                    name, display, version, tag=kind, metadata=metadata, pad=pad
+                )
 
         dist = DistFile(
             filename=filename,

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import ssl as ssl_module
 import threading
+import time
 from collections import Counter
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
@@ -108,6 +109,11 @@ class Upstream:
             ``Authorization`` values (``Basic ...``/``Bearer ...``), else 401: a private index.
         pypi_paths: file URLs by blake2b-256 as pypi.org's (what bandersnatch keeps on disk),
             instead of by sha256.
+        bandwidth: bytes per second of one link every reply shares (None: as fast as loopback).
+            Replies queue on the link in the order they are ready; each is sent whole when its
+            last byte would have arrived (a client sees the same completion times as over a link
+            of that speed, not the same arrival of each byte).
+        latency: seconds added to every reply (a round trip to a remote upstream).
     """
 
     def __init__(
@@ -123,8 +129,15 @@ class Upstream:
         ssl: ssl_module.SSLContext | None = None,
         authorization: Collection[str] = (),
         pypi_paths: bool = False,
+        bandwidth: float | None = None,
+        latency: float = 0.0,
     ) -> None:
+        if bandwidth is not None and bandwidth <= 0:
+            raise ValueError(f"bandwidth must be positive bytes per second, not {bandwidth}")
         self.corpus = corpus
+        self.bandwidth = bandwidth
+        self.latency = latency
+        self._link_free_at = 0.0  # when the shared link has sent what is queued on it
         self.pypi_paths = pypi_paths
         self.ssl = ssl
         self.authorization = frozenset(authorization)
@@ -140,6 +153,15 @@ class Upstream:
         self._server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
         self._thread_loop: asyncio.AbstractEventLoop | None = None
+
+    def _link_delay(self, size: int) -> float:
+        """Seconds until a reply of ``size`` bytes, queued now, has crossed the link (plus the
+        latency). Called on the server's event loop only."""
+        if self.bandwidth is None:
+            return self.latency
+        now = time.monotonic()
+        self._link_free_at = max(now, self._link_free_at) + size / self.bandwidth
+        return self._link_free_at - now + self.latency
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -267,6 +289,12 @@ class Upstream:
     # -- request handling -----------------------------------------------------------------------
 
     def _respond(self, request: Request) -> Reply:
+        """The reply to ``request``, held back as long as the modelled link would take."""
+        reply = self._answer(request)
+        reply.delay = max(reply.delay, self._link_delay(len(reply.data)))
+        return reply
+
+    def _answer(self, request: Request) -> Reply:
         path = request.path
         if path.startswith(CONTROL):
             return control(self, request)

@@ -15,6 +15,7 @@ import base64
 import gzip
 import hashlib
 import io
+import random
 import tarfile
 import zipfile
 from collections.abc import Iterable
@@ -26,6 +27,7 @@ __all__ = [
     "build_sdist",
     "build_wheel",
     "core_metadata",
+    "padding",
     "placeholder_body",
     "sdist_filename",
     "wheel_filename",
@@ -85,12 +87,24 @@ def _module_source(name: NormalizedName, version: str) -> bytes:
     return f'{doc}\n\n__version__ = "{version}"\n'.encode()
 
 
+def padding(seed: str, size: int) -> bytes:
+    """``size`` incompressible bytes, the same for the same ``seed``: what makes a generated file
+    about as large as a real one (a benchmark's size distribution) without compressing away."""
+    # Test data, not secrets: a seeded PRNG is the point (same seed, same bytes).
+    return random.Random(seed).randbytes(size) if size > 0 else b""  # noqa: S311
+
+
+_PADDING = "_padding.bin"
+
+
 def _zip(entries: Iterable[tuple[str, bytes]]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path, data in entries:
             info = zipfile.ZipInfo(path, date_time=_ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            # Padding is random: deflating it would cost time and save nothing.
+            stored = path.endswith(_PADDING)
+            info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16  # a regular file, rw-r--r--
             archive.writestr(info, data)
     return buffer.getvalue()
@@ -103,11 +117,14 @@ def build_wheel(
     *,
     tag: str = PURE_TAG,
     metadata: bytes | None = None,
+    pad: int = 0,
 ) -> bytes:
     """A valid wheel with one importable module (``import {escaped name}``).
 
     ``metadata`` is the ``METADATA`` content (default: :func:`core_metadata`); the same bytes must
     be served as the PEP 658 ``.metadata`` file, which is why the caller may pass them in.
+    ``pad`` adds a data file of that many random bytes (stored, listed in RECORD): the wheel is
+    then about ``pad`` bytes larger.
     """
     module = wheel_escape(name)
     dist_info = f"{module}-{version}.dist-info"
@@ -124,6 +141,8 @@ def build_wheel(
         (f"{dist_info}/METADATA", metadata),
         (f"{dist_info}/WHEEL", wheel),
     ]
+    if pad > 0:
+        files.append((f"{module}/{_PADDING}", padding(f"{module}-{version}-{tag}", pad)))
     record_lines = [f"{path},{_record_hash(data)},{len(data)}" for path, data in files]
     # PEP 376: RECORD lists itself with empty hash and size.
     record_lines.append(f"{dist_info}/RECORD,,")
@@ -148,8 +167,10 @@ def build_sdist(
     version: str,
     *,
     metadata: bytes | None = None,
+    pad: int = 0,
 ) -> bytes:
-    """A valid ``.tar.gz`` sdist: ``PKG-INFO``, ``pyproject.toml`` and the module source."""
+    """A valid ``.tar.gz`` sdist: ``PKG-INFO``, ``pyproject.toml`` and the module source
+    (``pad``: plus a data file of that many random bytes, as :func:`build_wheel`)."""
     module = wheel_escape(name)
     root = f"{module}-{version}"
     pkg_info = metadata if metadata is not None else core_metadata(display_name, version)
@@ -167,6 +188,7 @@ def build_sdist(
             (f"{root}/PKG-INFO", pkg_info),
             (f"{root}/pyproject.toml", pyproject),
             (f"{root}/{module}/__init__.py", _module_source(name, version)),
+            *([(f"{root}/{module}/{_PADDING}", padding(root, pad))] if pad > 0 else []),
         ]
     )
     raw = io.BytesIO()
@@ -180,7 +202,8 @@ def build_sdist(
             info.uname = info.gname = ""
             archive.addfile(info, io.BytesIO(data))
     # gzip header: mtime 0 and no filename, so the bytes depend on the content only.
-    return gzip.compress(raw.getvalue(), compresslevel=6, mtime=0)
+    # Random padding does not compress: the fastest level costs the least and loses nothing.
+    return gzip.compress(raw.getvalue(), compresslevel=1 if pad > 0 else 6, mtime=0)
 
 
 def placeholder_body(filename: str, seed: int, size: int = 256) -> bytes:
