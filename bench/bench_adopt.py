@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import statistics
 import subprocess
@@ -107,17 +106,9 @@ def read_all(path: Path) -> float:
 def pypi_sizes(total_files: int, max_bytes: float) -> tuple[Callable[[str], int], float, float]:
     """The size function for :class:`Corpus` (by filename, deterministic), the scale applied and
     the expected total before scaling."""
-    data = json.loads((HERE / "pypi_file_sizes.json").read_text())
-    samples: list[list[int]] = [sizes for sizes in data["projects"].values() if sizes]
-    mean = statistics.fmean(statistics.fmean(sizes) for sizes in samples)
-    expected = mean * total_files
-    scale = min(1.0, max_bytes / expected)
+    from headwater.testing.sizes import size_sampler
 
-    def size_of(filename: str) -> int:
-        rng = random.Random(filename)  # benchmark data, not secrets
-        return int(rng.choice(rng.choice(samples)) * scale)
-
-    return size_of, scale, expected
+    return size_sampler(HERE / "pypi_file_sizes.json", total_files, max_bytes)
 
 
 def one_run(

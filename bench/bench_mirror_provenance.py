@@ -68,6 +68,7 @@ class SignedUpstream(bm.Upstream):
                "--seed", "1", "--tls-certificate", str(cert), "--tls-key", str(key)]  # fmt: skip
         if keys is not None:
             cmd += ["--provenance", str(keys)]
+        cmd += UPSTREAM_OPTIONS
         self.projects = projects
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
@@ -76,6 +77,9 @@ class SignedUpstream(bm.Upstream):
             self.stop()
             raise SystemExit("headwater test-upstream did not print its https URL")
 
+
+#: ``--sizes pypi``/``--bandwidth``: passed to both upstreams (file sizes, the shared link).
+UPSTREAM_OPTIONS: list[str] = []
 
 #: ``--verify-processes``: written into the signed mirror's configuration (None: left out).
 VERIFY_PROCESSES: int | None = None
@@ -219,6 +223,20 @@ def main() -> int:
         type=int,
         help="the signed mirror's verify_processes (default: left to the mirror)",
     )
+    parser.add_argument(
+        "--sizes",
+        choices=("tiny", "pypi"),
+        default="tiny",
+        help="file sizes: tiny (~1 KB wheels, the default, the worst case for the ratio) or "
+        "pypi (drawn from real PyPI files, bench/pypi_file_sizes.json, scaled to --max-gb)",
+    )
+    parser.add_argument("--max-gb", type=float, default=2.0, help="with --sizes pypi (2)")
+    parser.add_argument(
+        "--bandwidth",
+        type=float,
+        default=0.0,
+        help="each upstream's link in Mbit/s (0: loopback, the default)",
+    )
     parser.add_argument("--floor-driver", metavar="TREE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_driver:
@@ -227,6 +245,12 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     global MIRROR_CORES, VERIFY_PROCESSES
     VERIFY_PROCESSES = args.verify_processes
+    if args.sizes == "pypi":
+        UPSTREAM_OPTIONS.extend(
+            ["--file-sizes", str(HERE / "pypi_file_sizes.json"), "--max-gb", str(args.max_gb)]
+        )
+    if args.bandwidth:
+        UPSTREAM_OPTIONS.extend(["--bandwidth", str(args.bandwidth)])
     if not args.pin:
         MIRROR_CORES = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
     os.sched_setaffinity(0, {int(bm.UPSTREAM_CORE)})
@@ -236,6 +260,8 @@ def main() -> int:
     from headwater.testing.sigstore_root import TestSigstore
 
     info = bm.machine()
+    info["sizes"], info["bandwidth_mbit"] = args.sizes, args.bandwidth
+    info["max_gb"] = args.max_gb if args.sizes == "pypi" else None
     rows: list[dict[str, Any]] = []
     with bm.scratch_dir(args.scratch) as scratch:
         info["scratch_topdir_hint"] = bm.mark_topdir(scratch)

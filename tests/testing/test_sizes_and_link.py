@@ -7,13 +7,18 @@ import base64
 import gzip
 import hashlib
 import io
+import json
+import subprocess
+import sys
 import tarfile
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from headwater.testing.corpus import Corpus
+from headwater.testing.sizes import size_sampler
 from headwater.testing.upstream import Upstream
 from tests.testing.conftest import JSON, fetch
 
@@ -77,3 +82,75 @@ def test_bandwidth_limits_the_shared_link() -> None:
 def test_bandwidth_must_be_positive() -> None:
     with pytest.raises(ValueError, match="bandwidth must be positive"):
         Upstream(Corpus.generate(1), bandwidth=0)
+
+
+# -- the sampler and `headwater test-upstream --file-sizes/--bandwidth` --------------------------
+
+SAMPLES = Path(__file__).resolve().parents[2] / "bench" / "pypi_file_sizes.json"
+
+
+def test_the_sampler_draws_real_sizes_scaled_to_the_bound() -> None:
+    size_of, scale, expected = size_sampler(SAMPLES, 4000, 3e9)
+    assert expected > 3e9 and 0 < scale < 1  # PyPI's files are larger than the bound allows
+    drawn = [size_of(f"p{i}-1.0-py3-none-any.whl") for i in range(4000)]
+    assert drawn == [size_of(f"p{i}-1.0-py3-none-any.whl") for i in range(4000)]  # by name
+    assert len(set(drawn)) > 100  # a distribution, not one size
+    assert 0.5 * 3e9 < sum(drawn) < 1.5 * 3e9
+    unscaled, one, _ = size_sampler(SAMPLES, 10, 1e15)
+    assert one == 1.0 and unscaled("x.whl") >= size_of("x.whl")
+
+
+@pytest.mark.parametrize(
+    "content", ["not json", '{"projects": []}', '{"projects": {"a": []}}', '{"other": 1}']
+)
+def test_a_file_that_is_not_a_samples_file_is_named(tmp_path: Path, content: str) -> None:
+    bad = tmp_path / "sizes.json"
+    bad.write_text(content)
+    with pytest.raises(ValueError, match=r"sizes\.json"):
+        size_sampler(bad, 10, 1e9)
+
+
+def test_the_command_serves_padded_files_through_its_link(tmp_path: Path) -> None:
+    headwater = Path(sys.executable).with_name("headwater")
+    command = [str(headwater), "test-upstream", "--projects", "2", "--releases", "1"]
+    command += ["--files", "1", "--seed", "5", "--file-sizes", str(SAMPLES), "--max-gb", "0.001"]
+    command += ["--bandwidth", "8"]  # 1 MB/s
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://"), proc.stderr.read() if proc.stderr else ""
+        page = json.loads(fetch(f"{url}/simple/", headers={"Accept": JSON}).body)
+        name = page["projects"][0]["name"]
+        files = json.loads(fetch(f"{url}/simple/{name}/", headers={"Accept": JSON}).body)["files"]
+        wanted = size_sampler(SAMPLES, 2, 1e6)[0](files[0]["filename"])
+        assert abs(files[0]["size"] - wanted) < 2000  # padded to the sampled size
+        started = time.monotonic()
+        body = fetch(files[0]["url"]).body
+        took = time.monotonic() - started
+        assert len(body) == files[0]["size"]
+        assert took >= len(body) / 1e6 * 0.9  # the link's pace, not loopback's
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--bandwidth", "-1"], "--bandwidth must be 0"),
+        (["--max-gb", "0"], "--max-gb more than 0"),
+        (["--file-sizes", "/nonexistent/sizes.json"], "/nonexistent/sizes.json"),
+    ],
+)
+def test_bad_options_are_named(options: list[str], said: str) -> None:
+    headwater = Path(sys.executable).with_name("headwater")
+    done = subprocess.run(
+        [str(headwater), "test-upstream", "--projects", "1", *options],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and said in done.stderr
+    assert "Traceback" not in done.stderr

@@ -12,6 +12,7 @@ import asyncio
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 __all__ = ["register", "run"]
@@ -53,6 +54,25 @@ def register(subparsers: Any) -> None:
         "them) and serve its PEP 740 provenance; provenance URLs are listed only over https",
     )
     parser.add_argument(
+        "--file-sizes",
+        metavar="JSON",
+        help="pad each generated file to a size drawn from this samples file "
+        '({"projects": {name: [sizes]}}, e.g. bench/pypi_file_sizes.json: real PyPI files)',
+    )
+    parser.add_argument(
+        "--max-gb",
+        type=float,
+        default=3.0,
+        help="with --file-sizes: scale the sizes so the corpus is expected to stay under this (3)",
+    )
+    parser.add_argument(
+        "--bandwidth",
+        type=float,
+        default=0.0,
+        metavar="MBIT",
+        help="send every reply through one shared link of this many Mbit/s (0: loopback speed)",
+    )
+    parser.add_argument(
         "--tls-certificate", metavar="PEM", help="serve https with this certificate (chain)"
     )
     parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-certificate")
@@ -90,6 +110,31 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    if args.bandwidth < 0 or args.max_gb <= 0:
+        print(
+            "headwater test-upstream: --bandwidth must be 0 (loopback) or more Mbit/s and "
+            "--max-gb more than 0",
+            file=sys.stderr,
+        )
+        return 2
+    sizes = None
+    if args.file_sizes:
+        from headwater.testing.sizes import size_sampler
+
+        try:
+            sizes, scale, expected = size_sampler(
+                Path(args.file_sizes),
+                args.projects * args.releases * args.files,
+                args.max_gb * 1e9,
+            )
+        except ValueError as exc:
+            print(f"headwater test-upstream: {exc}; give a samples file", file=sys.stderr)
+            return 2
+        print(
+            f"file sizes from {args.file_sizes}: {expected / 1e9:.2f} GB expected unscaled, "
+            f"scaled by {scale:.3f}",
+            file=sys.stderr,
+        )
     if args.from_dir:
         corpus = Corpus.from_directory(args.from_dir, seed=args.seed)
     else:
@@ -99,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
             args.files,
             seed=args.seed,
             metadata_only=args.metadata_only,
+            sizes=sizes,
         )
     if args.provenance:
         from headwater.testing.sigstore_root import TestSigstore
@@ -124,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         json=not args.html_only,
         metadata=not args.no_metadata,
         ssl=context,
+        bandwidth=args.bandwidth * 1e6 / 8 if args.bandwidth else None,
     )
 
     async def serve() -> None:
