@@ -41,7 +41,16 @@ _FOREIGN = {
     "-e": "--editable",
     "--editable": "--editable",
 }
-_IGNORED = {"--prefer-binary", "--only-binary", "--no-binary", "--use-feature", "--trusted-host"}
+_IGNORED = {
+    "--prefer-binary",
+    "--only-binary",
+    "--no-binary",
+    "--use-feature",
+    "--trusted-host",
+    "--require-hashes",  # the mirror checks every --hash it is given anyway
+}
+# pip reads a line naming an archive (``pkg-1.0-py3-none-any.whl``) as a path to that file.
+_ARCHIVE = re.compile(r"\.(whl|tar\.gz|tgz|tar\.bz2|tar\.xz|zip|tar)\Z", re.IGNORECASE)
 _HASH = re.compile(r"--hash[= ]([A-Za-z0-9_]+):([0-9a-fA-F]+)")
 
 
@@ -130,13 +139,20 @@ def parse_requirements_file(
         hashes = frozenset(
             value.lower() for algorithm, value in _HASH.findall(line) if algorithm == "sha256"
         )
+        if any(len(value) != 64 for value in hashes):
+            raise InvalidLockfile(
+                f"{where}: a --hash=sha256:... is not 64 hex digits; the file is damaged "
+                "(regenerate it)"
+            )
         if "--hash" in line and not hashes:
             raise InvalidLockfile(
                 f"{where}: only --hash=sha256:... can be checked against the upstream; "
                 "regenerate the file with sha256 hashes"
             )
         requirement = re.split(r"\s+--?[A-Za-z]", line, maxsplit=1)[0].strip()
-        if re.match(r"^(\.|/|[A-Za-z]+://)", requirement):
+        if re.match(r"^(\.|/|~|[A-Za-z][A-Za-z0-9+.-]*://)", requirement) or (
+            "@" not in requirement and _ARCHIVE.search(requirement.split(";", 1)[0].strip())
+        ):
             raise InvalidLockfile(
                 f"{where}: {requirement!r} is a path or URL, not a release on the index; a "
                 "mirror can only carry what its upstream lists"
@@ -178,6 +194,14 @@ def parse_pyproject(
     project = data.get("project", {})
     if not isinstance(project, dict):
         raise InvalidLockfile(f"{path}: [project] must be a table")
+    dynamic = project.get("dynamic", [])
+    for field in ("dependencies", "optional-dependencies"):
+        if isinstance(dynamic, list) and field in dynamic:
+            raise InvalidLockfile(
+                f"{path} [project] dynamic: {field} are computed by the build backend, so they "
+                "cannot be read from the file; lock the project (`uv lock`, or `pip-compile` to a "
+                "requirements file) and give the lockfile instead"
+            )
     roots: list[Root] = []
     deps = _strings(project.get("dependencies", []), f"{path} [project] dependencies")
     for text_ in deps:

@@ -1,0 +1,238 @@
+"""Acceptance audit of issue 14 (closure mirrors, bundles, adoption): the cases an outside suite
+checks beyond what the issue lists, each found failing by driving the real commands, and kept
+here so they stay fixed. Pure and fast where the mechanism is pure; the real commands where the
+failure was in their wiring."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from headwater.sync.closure import Closure, compute_closure
+from headwater.sync.environments import Environment
+from headwater.sync.lockfiles import Inputs, InvalidLockfile, Root, read_inputs
+from headwater.sync.satisfiable import dead_demands, explain
+from tests.sync.test_closure import LINUX, WIN, World
+
+SHA = "ab" * 32
+
+
+def complete(
+    world: World, inputs: Inputs, envs: Sequence[Environment], **options: object
+) -> Closure:
+    """The closure, asked again until complete; a page it asks for that the world lacks is a
+    project the upstream does not have."""
+    pages = dict(world.pages)
+    while True:
+        result = compute_closure(inputs, envs, pages, world.metadata, **options)  # type: ignore[arg-type]
+        if result.complete:
+            return result
+        assert not result.missing_metadata
+        pages.update(dict.fromkeys(result.missing_pages))
+
+
+def reader(files: dict[str, str]):  # type: ignore[no-untyped-def]
+    def read(path: str) -> str:
+        if path not in files:
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return files[path]
+
+    return read
+
+
+# --- constraints: a marker limits where a constraint applies (pip ignores it elsewhere) ----------
+
+
+def test_a_constraint_with_a_marker_applies_only_where_the_marker_holds() -> None:
+    world = World().add("core", "1.0").add("core", "1.2")
+    inputs = Inputs(
+        roots=(Root("core", "r.txt line 1"),),
+        constraints=(Root('core==1.0; sys_platform == "win32"', "c.txt line 1"),),
+    )
+    closure = complete(world, inputs, [LINUX, WIN])
+    assert closure.files[WIN.label]["core"] == {"core-1.0-py3-none-any.whl"}
+    # Before the fix the Windows-only pin applied on Linux too, and Linux lost core 1.2.
+    assert closure.files[LINUX.label]["core"] == {
+        "core-1.0-py3-none-any.whl",
+        "core-1.2-py3-none-any.whl",
+    }
+    assert closure.problems == ()
+
+
+# --- unsatisfiable: only what an installer cannot satisfy, not a dead end it backtracks from ----
+
+
+def test_a_dead_end_an_installer_backtracks_from_is_not_reported() -> None:
+    # web 2.1 needs core>=1.2, the constraint pins core==1.0: pip installs web 2.0 instead.
+    world = (
+        World()
+        .add("core", "1.0")
+        .add("core", "1.2")
+        .add("web", "2.0", requires=["core>=1.0"])
+        .add("web", "2.1", requires=["core>=1.2"])
+    )
+    inputs = Inputs(
+        roots=(Root("web>=2.0", "r.txt line 1"),),
+        constraints=(Root("core==1.0", "c.txt line 1"),),
+    )
+    closure = complete(world, inputs, [LINUX])
+    assert closure.problems == ()  # before the fix: "core==1.0,>=1.2: no release matches", exit 1
+    assert "web-2.0-py3-none-any.whl" in closure.files[LINUX.label]["web"]
+
+
+def test_an_old_release_depending_on_a_deleted_project_is_not_a_failure() -> None:
+    world = World().add("app", "1.0", requires=["gone"]).add("app", "2.0")
+    closure = complete(world, Inputs(roots=(Root("app", "r.txt line 1"),)), [LINUX])
+    assert closure.problems == ()
+
+
+def test_a_requirement_every_candidate_of_which_is_dead_is_reported_with_the_leaf_reason() -> None:
+    world = World().add("app", "1.0", requires=["mid"]).add("mid", "1.0", requires=["gone"])
+    closure = complete(world, Inputs(roots=(Root("app", "r.txt line 1"),)), [LINUX, WIN])
+    assert [(p.origin, p.environment, p.kind) for p in closure.problems] == [
+        ("r.txt line 1", LINUX.label, "missing-project"),
+        ("r.txt line 1", WIN.label, "missing-project"),
+    ]
+    assert "gone is not on the upstream" in closure.problems[0].detail
+
+
+def test_a_platform_only_dead_end_is_reported_for_that_environment_only() -> None:
+    world = (
+        World()
+        .add("app", "1.0", requires=["native"])
+        .add("native", "1.0", tags=["cp312-cp312-win_amd64"])
+    )
+    closure = complete(
+        world, Inputs(roots=(Root("app", "r.txt line 1"),)), [LINUX, WIN], sdists="never"
+    )
+    assert [(p.environment, p.kind) for p in closure.problems] == [(LINUX.label, "no-file")]
+
+
+# The truth table of headwater.sync.satisfiable, row by row (its module docstring).
+@pytest.mark.parametrize(
+    ("failed", "candidates", "dead"),
+    [
+        ({"a"}, {"a": {"f": []}}, {"a"}),  # failed: dead whatever its candidates
+        (set(), {"a": {}}, set()),  # no candidates known yet: alive
+        (set(), {"a": {"f": []}}, set()),  # one candidate without dependencies
+        ({"x"}, {"a": {"f": ["x"], "g": ["x"]}, "x": {}}, {"a", "x"}),  # all dead
+        ({"x"}, {"a": {"f": ["x"], "g": []}, "x": {}}, {"x"}),  # one alive: backtrack to it
+        (set(), {"a": {"f": ["b"]}, "b": {"g": ["a"]}}, set()),  # a cycle is satisfiable
+        ({"x"}, {"a": {"f": ["b"]}, "b": {"g": ["x"]}, "x": {}}, {"a", "b", "x"}),  # transitive
+    ],
+)
+def test_satisfiable_truth_table(
+    failed: set[str], candidates: dict[str, dict[str, list[str]]], dead: set[str]
+) -> None:
+    assert dead_demands(failed, candidates) == dead
+
+
+def test_explain_names_the_failed_demands_beneath() -> None:
+    candidates = {"a": {"f": ["b", "y"]}, "b": {"g": ["x"]}, "x": {}, "y": {}}
+    dead = dead_demands({"x", "y"}, candidates)
+    assert explain("a", dead, {"x", "y"}, candidates) == ["x", "y"]
+    assert explain("b", dead, {"x", "y"}, candidates) == ["x"]
+
+
+# --- malformed inputs: refused naming the file, never a traceback; what cannot apply refused -----
+
+UV_ROOT = 'version = 1\n[[package]]\nname = "svc"\nversion = "1"\nsource = { virtual = "." }\n'
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "words"),
+    [
+        # uv.lock of the wrong shape crashed with AttributeError before.
+        (
+            "uv.lock",
+            UV_ROOT + 'dependencies = [{ name = "a" }]\n[[package]]\nname = "a"\nversion = "1"\n'
+            'source = { registry = "x" }\nwheels = "w"\n',
+            "uv.lock package a 1 wheels: must be an array of tables",
+        ),
+        (
+            "uv.lock",
+            UV_ROOT + 'dependencies = [{ name = "a" }]\n[[package]]\nname = "a"\nversion = "1"\n'
+            'source = { registry = "x" }\nwheels = ["w"]\n',
+            "uv.lock package a 1 wheels: must be an array of tables",
+        ),
+        # ... or was read as nothing at all.
+        (
+            "uv.lock",
+            UV_ROOT + 'dependencies = "a"\n',
+            "uv.lock package svc 1 dependencies: must be an array of tables",
+        ),
+        (
+            "uv.lock",
+            UV_ROOT.replace('{ virtual = "." }', '"x"'),
+            "uv.lock package svc 1: source must be a table",
+        ),
+        ("uv.lock", "version = 1\n", "uv.lock: no package of the workspace"),
+        (
+            "uv.lock",
+            UV_ROOT + "[package.optional-dependencies]\nx = 'a'\n",
+            "uv.lock package svc 1 [optional-dependencies] x: must be an array of tables",
+        ),
+        # A git dependency was silently left out; pylock.toml already refused its vcs.
+        (
+            "uv.lock",
+            UV_ROOT + 'dependencies = [{ name = "a" }]\n[[package]]\nname = "a"\nversion = "1"\n'
+            'source = { git = "https://example.com/a.git" }\n',
+            "uv.lock package a 1: comes from a git source, not an index",
+        ),
+        (
+            "uv.lock",
+            UV_ROOT + 'dependencies = [{ name = "a" }]\n[[package]]\nname = "a"\nversion = "1"\n'
+            'source = { registry = "x" }\nwheels = [{ url = "https://f/a-1-py3-none-any.whl", '
+            'hash = "sha256:00" }]\n',
+            "sha256 '00' is not 64 hex digits",
+        ),
+        (
+            "pylock.toml",
+            'lock-version = "1.0"\n[[packages]]\nname = "a"\nversion = "1"\n'
+            f'wheels = [{{ name = "a-1.tar.gz", hashes = {{ sha256 = "{SHA}" }} }}]\n',
+            "pylock.toml package a wheels[0]: 'a-1.tar.gz' is listed as a wheel but is not a .whl",
+        ),
+        (
+            "pylock.toml",
+            'lock-version = "1.0"\n[[packages]]\nname = "a"\nversion = "1"\nrequires-python = 3\n'
+            f'wheels = [{{ name = "a-1-py3-none-any.whl", hashes = {{ sha256 = "{SHA}" }} }}]\n',
+            "pylock.toml package a: requires-python must be a string",
+        ),
+        (
+            "pylock.toml",
+            'lock-version = "1.0"\n[[packages]]\nname = "a"\nversion = "1"\n'
+            'wheels = [{ name = "a-1-py3-none-any.whl", hashes = { sha256 = "zz" } }]\n',
+            "sha256 'zz' is not 64 hex digits",
+        ),
+        # dynamic dependencies were read as none.
+        (
+            "pyproject.toml",
+            '[project]\nname = "a"\ndynamic = ["dependencies"]\n',
+            "pyproject.toml [project] dynamic: dependencies are computed by the build backend",
+        ),
+        # VCS and archive lines: named as such (a git+https line was a PEP 508 parse error, and
+        # a bare wheel filename was taken as a project name).
+        (
+            "r.txt",
+            "ok\ngit+https://example.com/a.git#egg=a\n",
+            "r.txt line 2: 'git+https://example.com/a.git#egg=a' is a path or URL",
+        ),
+        (
+            "r.txt",
+            "ok\na-1.0-py3-none-any.whl\n",
+            "r.txt line 2: 'a-1.0-py3-none-any.whl' is a path",
+        ),
+        ("r.txt", "ok\na==1 --hash=sha256:abc\n", "r.txt line 2: a --hash=sha256:... is not 64"),
+    ],
+)
+def test_malformed_inputs_are_refused_naming_the_file(name: str, text: str, words: str) -> None:
+    with pytest.raises(InvalidLockfile) as caught:
+        read_inputs([name], reader({name: text}))
+    assert words in str(caught.value)
+
+
+def test_require_hashes_in_a_requirements_file_is_accepted() -> None:
+    text = f"--require-hashes\na==1.0 \\\n    --hash=sha256:{SHA}\n"
+    (root,) = read_inputs(["r.txt"], reader({"r.txt": text})).roots
+    assert root.requirement == "a==1.0" and root.hashes == {SHA}
