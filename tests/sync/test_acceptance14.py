@@ -5,14 +5,22 @@ failure was in their wiring."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
 from headwater.sync.closure import Closure, compute_closure
-from headwater.sync.environments import Environment
+from headwater.sync.environments import Environment, expand_platform
 from headwater.sync.lockfiles import Inputs, InvalidLockfile, Root, read_inputs
 from headwater.sync.satisfiable import dead_demands, explain
+from headwater.testing.corpus import Corpus
+from headwater.testing.graph import GRAPH_ROOTS, add_graph
+from headwater.testing.upstream import Upstream
+from tests.clients import clean_env
+from tests.sync.bundles import HEADWATER, cli
 from tests.sync.test_closure import LINUX, WIN, World
 
 SHA = "ab" * 32
@@ -236,3 +244,89 @@ def test_require_hashes_in_a_requirements_file_is_accepted() -> None:
     text = f"--require-hashes\na==1.0 \\\n    --hash=sha256:{SHA}\n"
     (root,) = read_inputs(["r.txt"], reader({"r.txt": text})).roots
     assert root.requirement == "a==1.0" and root.hashes == {SHA}
+
+
+# --- adoption: a `pip download` directory into a closure mirror; bandersnatch behind nginx ------
+
+
+def _pip_download(index: str, env: Environment, dest: Path, home: Path) -> set[str]:
+    platforms: list[str] = []
+    for platform in expand_platform(env.platform):
+        platforms += ["--platform", platform]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--isolated",
+            "--no-cache-dir",
+            "--index-url",
+            index,
+            "--only-binary",
+            ":all:",
+            *platforms,
+            "--python-version",
+            env.python,
+            "--dest",
+            str(dest),
+            *GRAPH_ROOTS,
+        ],
+        env=clean_env(home),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {p.name for p in dest.iterdir()}
+
+
+def test_a_pip_download_directory_adopted_into_a_closure_mirror_leaves_a_clean_tree(
+    tmp_path: Path,
+) -> None:
+    """A wheelhouse made by `pip download` for Linux and Windows, adopted into a closure mirror
+    for Linux only: the Windows wheels are adopted (their sha256 matches the upstream's) but the
+    closure does not want them. Before the fix the sync left them behind with no page listing
+    them (verify: orphan, exit 1)."""
+    corpus = Corpus()
+    add_graph(corpus)
+    linux = Environment(python="3.12", platform="manylinux_2_28_x86_64")
+    windows = Environment(python="3.12", platform="win_amd64")
+    (tmp_path / "requirements.txt").write_text("\n".join(GRAPH_ROOTS) + "\n")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    with Upstream(corpus).running() as up:
+        index = f"{up.url}/simple/"
+        fetched = _pip_download(index, linux, tmp_path / "dl", tmp_path)
+        fetched |= _pip_download(index, windows, tmp_path / "dl", tmp_path)
+        unwanted = {"core-1.2-cp39-abi3-win_amd64.whl"}
+        assert unwanted <= fetched
+        (tmp_path / "headwater.toml").write_text(
+            f'[mirror.m]\nupstream = "{index}"\ntarget = "tree"\n'
+            'allowed_networks = ["127.0.0.0/8"]\n[mirror.m.closure]\n'
+            'inputs = ["requirements.txt"]\nenvironments = [{ python = "3.12", '
+            'platform = "manylinux_2_28_x86_64" }]\n'
+        )
+        cli("adopt", "--target", tree, "--upstream", index, "--files", tmp_path / "dl")
+        up.reset_stats()
+        done = subprocess.run(
+            [HEADWATER, "mirror", "--quiet"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        requested = [p for p, n in up.stats.items() if p.endswith(".whl") and n]
+    # Nothing pip fetched was downloaded again.
+    assert not {p.rsplit("/", 1)[1] for p in requested} & fetched, requested
+    checked = cli("verify", "--target", tree, check=False)
+    assert checked.returncode == 0, checked.stdout
+    kept = {p.name for p in (tree / "web/packages").rglob("*.whl")}
+    assert not kept & unwanted
+    assert {f for f in fetched if "win_amd64" not in f} - {
+        "tzshim-1.0-py3-none-any.whl",  # pip picks it on a host older than 3.12 (its markers)
+        "winhelper-1.0-cp39-abi3-win_amd64.whl",
+    } <= kept

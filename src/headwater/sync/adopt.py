@@ -71,6 +71,7 @@ from headwater.simple.names import NormalizedName, is_normalized
 from headwater.storage.base import InvalidKey, check_key
 from headwater.storage.filesystem import FileStorage
 from headwater.storage.layout import (
+    IN_PROGRESS,
     ROOT_INDEX_DIR,
     STATE_DIR,
     WEB,
@@ -365,6 +366,13 @@ def adopt(
                 f"{root} has no project pages under web/simple/ and no --files directory was "
                 "given: nothing to adopt (nothing was changed)"
             )
+        # The next sync runs as after an interrupted one: it sweeps every file no page lists at
+        # its end. Adopted files of a project that sync does not keep (a --files download the
+        # closure or the filters do not want, a project gone upstream) have no page of their
+        # own to release them, and old names only an HTML page listed would stay too. Written
+        # before any link, so an adoption killed midway is swept the same way.
+        os.makedirs(root / STATE_DIR, exist_ok=True)
+        (root / IN_PROGRESS).write_bytes(b"adopted: the next sync sweeps what no page lists\n")
         owners: set[str] = set(projects)
         everything = [*candidates, *extra]
         for candidate, (outcome, size, metas, why) in zip(
