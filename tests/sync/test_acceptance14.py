@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+import tests.sync.test_adopt as adopt_tests
+from headwater.simple.html import parse_project_page_html
 from headwater.sync.closure import Closure, compute_closure
 from headwater.sync.environments import Environment, expand_platform
 from headwater.sync.lockfiles import Inputs, InvalidLockfile, Root, read_inputs
@@ -20,6 +25,7 @@ from headwater.testing.corpus import Corpus
 from headwater.testing.graph import GRAPH_ROOTS, add_graph
 from headwater.testing.upstream import Upstream
 from tests.clients import clean_env
+from tests.nginx import start_nginx
 from tests.sync.bundles import HEADWATER, cli
 from tests.sync.test_closure import LINUX, WIN, World
 
@@ -330,3 +336,120 @@ def test_a_pip_download_directory_adopted_into_a_closure_mirror_leaves_a_clean_t
         "tzshim-1.0-py3-none-any.whl",  # pip picks it on a host older than 3.12 (its markers)
         "winhelper-1.0-cp39-abi3-win_amd64.whl",
     } <= kept
+
+
+bandersnatch = adopt_tests.bandersnatch  # the session fixture: bandersnatch 8.2 in its own venv
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as reply:
+            reply.read()
+            return int(reply.status)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return exc.code
+
+
+def _every_link_answers(base: str, tree: Path) -> int:
+    """Fetch, through nginx, every project page on disk and every file it links: all 200."""
+    checked = 0
+    for page in sorted((tree / "web/simple").glob("*/index.html")):
+        url = f"{base}/simple/{page.parent.name}/"
+        with urllib.request.urlopen(url, timeout=30) as reply:
+            body = reply.read()
+        parsed = parse_project_page_html(body, name=page.parent.name)
+        for file in parsed.files:
+            target = urllib.parse.urljoin(url, file.url.partition("#")[0])
+            assert _get(target) == 200, (url, file.url)
+            checked += 1
+    return checked
+
+
+def test_an_html_only_bandersnatch_tree_stays_servable_by_its_nginx_through_the_switch(
+    tmp_path: Path, bandersnatch: Path
+) -> None:
+    """bandersnatch 8.2 with `simple-format = HTML` (no JSON pages), served by a plain static
+    nginx (as bandersnatch sites run it). Through `adopt` and while the first `headwater mirror`
+    runs, that same nginx answers every page and every link on it; real pip downloads from it
+    before and after; the sync downloads no file; afterwards the tree verifies clean. Before the
+    fix the old blake2b names stayed as orphans (verify failed until `verify --repair`)."""
+    corpus = adopt_tests._corpus()
+    tree = tmp_path / "tree"
+    with Upstream(corpus, pypi_paths=True).running() as up:
+        conf = tmp_path / "bandersnatch.conf"
+        conf.write_text(
+            f"[mirror]\ndirectory = {tree}\nmaster = {up.url}\nallow-non-https = true\n"
+            "workers = 3\njson = false\nrelease-files = true\ncore-metadata = true\n"
+            "simple-format = HTML\nhash-index = false\nstop-on-error = true\n"
+            "storage-backend = filesystem\ntimeout = 60\nglobal-timeout = 600\n"
+        )
+        made = subprocess.run(
+            [str(bandersnatch), "-c", str(conf), "mirror"],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+            timeout=600,
+            check=False,
+        )
+        assert made.returncode == 0, made.stderr[-3000:]
+        assert not list((tree / "web/simple").glob("*/index.v1_json"))  # HTML only
+        server = start_nginx(
+            tmp_path / "nginx",
+            "server {\n  listen 127.0.0.1:{port};\n"
+            f'  root "{tree}/web";\n  index index.html;\n'
+            "  location / { try_files $uri $uri/ =404; }\n}\n",
+        )
+        name = sorted(e.normalized for e in corpus.project_list().projects)[-1]
+
+        def pip_gets_it(into: Path) -> None:
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--isolated",
+                    "--no-cache-dir",
+                    "--no-deps",
+                    "--disable-pip-version-check",
+                    "--index-url",
+                    f"{server.url}/simple/",
+                    "--dest",
+                    str(into),
+                    name,
+                ],
+                env=clean_env(tmp_path),
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+
+        pip_gets_it(tmp_path / "before")
+        links = _every_link_answers(server.url, tree)
+        cli("adopt", "--target", tree, "--upstream", up.simple_url)
+        assert _every_link_answers(server.url, tree) == links
+        up.reset_stats()
+        sync = subprocess.Popen(
+            [HEADWATER, "mirror", "--upstream", up.simple_url, "--target", str(tree), "--quiet"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        rounds = 0
+        while sync.poll() is None or rounds == 0:  # at least one full pass during the sync
+            _every_link_answers(server.url, tree)
+            rounds += 1
+        out, err = sync.communicate(timeout=300)
+        assert sync.returncode == 0, out + err
+        assert "downloaded 0 files" in out, out
+        assert not [p for p, n in up.stats.items() if n and not p.startswith("/simple")]
+    pip_gets_it(tmp_path / "after")
+    assert _every_link_answers(server.url, tree) >= links
+    checked = cli("verify", "--target", tree, check=False)
+    assert checked.returncode == 0, checked.stdout
+    errors = [line for line in server.access_lines() if " 404 " in line or " 50" in line]
+    server.stop()
+    assert not errors, errors
