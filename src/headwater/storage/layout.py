@@ -23,11 +23,11 @@ from headwater.simple.filenames import check_safe_filename
 from headwater.simple.names import NormalizedName
 
 __all__ = [
+    "IN_PROGRESS",
     "LAST_MODIFIED",
     "PAGE_FILES",
     "ROOT_INDEX_DIR",
     "STATE_DIR",
-    "IN_PROGRESS",
     "WEB",
     "file_key",
     "file_url_from_project_page",
