@@ -371,7 +371,7 @@ def adopt(
         # closure or the filters do not want, a project gone upstream) have no page of their
         # own to release them, and old names only an HTML page listed would stay too. Written
         # before any link, so an adoption killed midway is swept the same way.
-        os.makedirs(root / STATE_DIR, exist_ok=True)
+        (root / STATE_DIR).mkdir(parents=True, exist_ok=True)
         (root / IN_PROGRESS).write_bytes(b"adopted: the next sync sweeps what no page lists\n")
         owners: set[str] = set(projects)
         everything = [*candidates, *extra]
