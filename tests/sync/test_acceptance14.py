@@ -5,6 +5,8 @@ failure was in their wiring."""
 
 from __future__ import annotations
 
+import shutil
+import ssl
 import subprocess
 import sys
 import urllib.error
@@ -17,6 +19,7 @@ import pytest
 
 import tests.sync.test_adopt as adopt_tests
 from headwater.simple.html import parse_project_page_html
+from headwater.storage.layout import provenance_key
 from headwater.sync.closure import Closure, compute_closure
 from headwater.sync.environments import Environment, expand_platform
 from headwater.sync.lockfiles import Inputs, InvalidLockfile, Root, read_inputs
@@ -24,9 +27,11 @@ from headwater.sync.satisfiable import dead_demands, explain
 from headwater.testing.corpus import Corpus
 from headwater.testing.graph import GRAPH_ROOTS, add_graph
 from headwater.testing.upstream import Upstream
+from tests.cli.test_mirror_provenance import cert
 from tests.clients import clean_env
 from tests.nginx import start_nginx
-from tests.sync.bundles import HEADWATER, cli
+from tests.provenance.assets import GITHUB_SDIST, sha256
+from tests.sync.bundles import HEADWATER, cli, snapshot
 from tests.sync.test_closure import LINUX, WIN, World
 
 SHA = "ab" * 32
@@ -338,6 +343,7 @@ def test_a_pip_download_directory_adopted_into_a_closure_mirror_leaves_a_clean_t
     } <= kept
 
 
+__all__ = ["bandersnatch", "cert"]  # fixtures shared with the adoption and provenance tests
 bandersnatch = adopt_tests.bandersnatch  # the session fixture: bandersnatch 8.2 in its own venv
 
 
@@ -453,3 +459,48 @@ def test_an_html_only_bandersnatch_tree_stays_servable_by_its_nginx_through_the_
     errors = [line for line in server.access_lines() if " 404 " in line or " 50" in line]
     server.stop()
     assert not errors, errors
+
+
+# --- bundles carry PEP 740 provenance: the far tree is the near tree, and verifies offline -----
+
+
+def test_a_bundle_carries_provenance_and_the_far_tree_verifies_it_offline(
+    tmp_path: Path, cert: tuple[Path, Path]
+) -> None:
+    corpus_dir = tmp_path / "corpus"
+    corpus_dir.mkdir()
+    shutil.copyfile(GITHUB_SDIST, corpus_dir / GITHUB_SDIST.name)
+    shutil.copyfile(
+        GITHUB_SDIST.with_name(GITHUB_SDIST.name + ".provenance"),
+        corpus_dir / (GITHUB_SDIST.name + ".provenance"),
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*cert)
+    with Upstream(Corpus.from_directory(corpus_dir), ssl=context).running() as up:
+        (tmp_path / "headwater.toml").write_text(
+            f'[mirror.m]\nupstream = "{up.simple_url}"\ntarget = "near"\nretries = 1\n'
+            f'ca_bundle = "{cert[0]}"\n'
+        )
+        done = subprocess.run(
+            [HEADWATER, "mirror", "--quiet"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    near, far = tmp_path / "near", tmp_path / "far"
+    key = provenance_key(sha256(GITHUB_SDIST), GITHUB_SDIST.name)
+    assert (near / key).is_file()
+    private, public = tmp_path / "bundle.key", tmp_path / "bundle.pub"
+    cli("bundle", "keygen", "--private-key", private, "--public-key", public)
+    cli("bundle", "create", "--target", near, "--private-key", private, "-o", tmp_path / "b.hwb")
+    cli("bundle", "import", "--target", far, "--public-key", public, tmp_path / "b.hwb")
+    assert snapshot(far, web_only=True) == snapshot(near, web_only=True)
+    assert (far / key).read_bytes() == (near / key).read_bytes()
+    cli("verify", "--target", far)  # provenance checked again on the far side, offline
+    # A provenance document altered on the far side is caught there.
+    (far / key).write_bytes((far / key).read_bytes().replace(b'"version"', b'"versions"', 1))
+    caught = cli("verify", "--target", far, check=False)
+    assert caught.returncode != 0, caught.stdout
