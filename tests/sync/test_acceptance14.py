@@ -21,7 +21,12 @@ import tests.sync.test_adopt as adopt_tests
 from headwater.simple.html import parse_project_page_html
 from headwater.storage.layout import provenance_key
 from headwater.sync.closure import Closure, compute_closure
-from headwater.sync.environments import Environment, expand_platform
+from headwater.sync.environments import (
+    Environment,
+    InvalidEnvironment,
+    expand_platform,
+    parse_environments,
+)
 from headwater.sync.lockfiles import Inputs, InvalidLockfile, Root, read_inputs
 from headwater.sync.satisfiable import dead_demands, explain
 from headwater.testing.corpus import Corpus
@@ -504,3 +509,12 @@ def test_a_bundle_carries_provenance_and_the_far_tree_verifies_it_offline(
     (far / key).write_bytes((far / key).read_bytes().replace(b'"version"', b'"versions"', 1))
     caught = cli("verify", "--target", far, check=False)
     assert caught.returncode != 0, caught.stdout
+
+
+def test_an_environment_refusal_names_it_once_with_one_example() -> None:
+    with pytest.raises(InvalidEnvironment) as caught:
+        parse_environments([{"python": "3.12", "platform": "windows"}])
+    message = str(caught.value)
+    # It said "environments[0]: environments: platform ... e.g. {...}; e.g. {...}".
+    assert message.startswith("environments[0]: platform 'windows'"), message
+    assert message.count("e.g.") == 1, message

@@ -201,5 +201,9 @@ def parse_environments(tables: Sequence[Mapping[str, object]]) -> tuple[Environm
         try:
             out.append(msgspec.convert(table, Environment))
         except msgspec.ValidationError as exc:
-            raise InvalidEnvironment(f"environments[{i}]: {exc}; e.g. {_EXAMPLE}") from exc
+            # A check of Environment's own already names the key and gives the example.
+            message = str(exc).removeprefix("environments: ")
+            if _EXAMPLE not in message:
+                message = f"{message}; e.g. {_EXAMPLE}"
+            raise InvalidEnvironment(f"environments[{i}]: {message}") from exc
     return tuple(out)
