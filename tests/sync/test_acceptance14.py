@@ -518,3 +518,48 @@ def test_an_environment_refusal_names_it_once_with_one_example() -> None:
     # It said "environments[0]: environments: platform ... e.g. {...}; e.g. {...}".
     assert message.startswith("environments[0]: platform 'windows'"), message
     assert message.count("e.g.") == 1, message
+
+
+def _bandersnatch(exe: Path, up: Upstream, tree: Path, *, hash_index: bool, force: bool) -> None:
+    conf = tree.parent / "bandersnatch.conf"
+    conf.write_text(
+        f"[mirror]\ndirectory = {tree}\nmaster = {up.url}\nallow-non-https = true\n"
+        "workers = 3\njson = false\nrelease-files = true\ncore-metadata = true\n"
+        f"simple-format = ALL\nhash-index = {str(hash_index).lower()}\nstop-on-error = true\n"
+        "storage-backend = filesystem\ntimeout = 60\nglobal-timeout = 600\n"
+    )
+    made = subprocess.run(
+        [str(exe), "-c", str(conf), "mirror", *(["--force-check"] if force else [])],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tree.parent)},
+        timeout=600,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr[-3000:]
+
+
+def test_a_hash_index_bandersnatch_tree_is_refused_with_the_way_to_adopt_it(
+    tmp_path: Path, bandersnatch: Path
+) -> None:
+    """bandersnatch's hash-index layout (web/simple/<letter>/<name>/) was refused as "no project
+    pages", and the sync that followed downloaded everything again. Now: a refusal naming the
+    layout and the fix; the fix, run as given, adopts with 0 downloads and a clean verify."""
+    corpus = Corpus.generate(6, releases=2, files=2, seed=41)
+    tree = tmp_path / "tree"
+    with Upstream(corpus, pypi_paths=True).running() as up:
+        _bandersnatch(bandersnatch, up, tree, hash_index=True, force=False)
+        before = snapshot(tree)
+        refused = cli("adopt", "--target", tree, "--upstream", up.simple_url, check=False)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "hash-index = true" in refused.stderr and "--force-check" in refused.stderr
+        assert snapshot(tree) == before  # nothing was changed
+        up.reset_stats()
+        _bandersnatch(bandersnatch, up, tree, hash_index=False, force=True)  # the fix, as given
+        assert not [p for p, n in up.stats.items() if n and p.startswith("/packages")]
+        adopted = cli("adopt", "--target", tree, "--upstream", up.simple_url)
+        assert "not adopted 0" in adopted.stdout, adopted.stdout
+        up.reset_stats()
+        out = cli("mirror", "--upstream", up.simple_url, "--target", tree, "--quiet").stdout
+        assert "downloaded 0 files" in out, out
+    cli("verify", "--target", tree)
