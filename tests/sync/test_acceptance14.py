@@ -27,7 +27,7 @@ from headwater.sync.environments import (
     expand_platform,
     parse_environments,
 )
-from headwater.sync.lockfiles import Inputs, InvalidLockfile, Root, read_inputs
+from headwater.sync.lockfiles import Inputs, InvalidLockfile, Locked, LockedFile, Root, read_inputs
 from headwater.sync.satisfiable import dead_demands, explain
 from headwater.testing.corpus import Corpus
 from headwater.testing.graph import GRAPH_ROOTS, add_graph
@@ -37,7 +37,7 @@ from tests.clients import clean_env
 from tests.nginx import start_nginx
 from tests.provenance.assets import GITHUB_SDIST, sha256
 from tests.sync.bundles import HEADWATER, cli, snapshot
-from tests.sync.test_closure import LINUX, WIN, World
+from tests.sync.test_closure import LINUX, WIN, World, sha
 
 SHA = "ab" * 32
 
@@ -563,3 +563,41 @@ def test_a_hash_index_bandersnatch_tree_is_refused_with_the_way_to_adopt_it(
         out = cli("mirror", "--upstream", up.simple_url, "--target", tree, "--quiet").stdout
         assert "downloaded 0 files" in out, out
     cli("verify", "--target", tree)
+
+
+# --- an environment "3.12" is every 3.12.z: markers on python_full_version ----------------------
+
+
+@pytest.mark.parametrize(
+    ("marker", "python", "taken"),
+    [
+        ('python_full_version >= "3.12.1"', "3.12", True),  # 3.12.1 and later need it
+        ('python_full_version < "3.12.1"', "3.12", True),  # 3.12.0 needs it
+        ('python_full_version >= "3.12.1" and python_full_version < "3.12.3"', "3.12", True),
+        ('python_full_version == "3.12.4"', "3.12", True),
+        ('python_full_version > "3.12.4" and python_full_version < "3.12.5"', "3.12", False),
+        ('python_full_version >= "3.13.1"', "3.12", False),
+        ('python_full_version >= "3.12.1"', "3.12.0", False),  # a named patch is that patch only
+        ('python_full_version >= "3.12.1"', "3.12.7", True),
+        ('python_version >= "3.12"', "3.12", True),
+    ],
+)
+def test_a_python_series_environment_takes_what_any_of_its_patch_releases_needs(
+    marker: str, python: str, taken: bool
+) -> None:
+    world = World().add("app", "1.0", requires=[f"dep; {marker}"]).add("dep", "1.0")
+    env = Environment(python=python, platform="manylinux_2_28_x86_64")
+    closure = complete(world, Inputs(roots=(Root("app", "r.txt line 1"),)), [env])
+    assert ("dep" in closure.files[env.label]) is taken
+    locked = Inputs(
+        locked=(
+            Locked(
+                "dep",  # type: ignore[arg-type]
+                "1.0",
+                (LockedFile("dep-1.0-py3-none-any.whl", sha("dep-1.0-py3-none-any.whl"), True),),
+                "uv.lock package dep 1.0",
+                marker,
+            ),
+        )
+    )
+    assert ("dep" in complete(world, locked, [env]).files[env.label]) is taken

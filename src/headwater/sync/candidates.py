@@ -20,6 +20,7 @@ The vocabulary the closure (:mod:`headwater.sync.closure`) reads candidates in:
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from typing import Literal
 
@@ -32,7 +33,7 @@ from packaging.version import Version
 
 from headwater.simple.filenames import InvalidFilename, parse_filename
 from headwater.simple.model import File, ProjectPage
-from headwater.sync.environments import Environment
+from headwater.sync.environments import SERIES, Environment
 
 __all__ = [
     "Release",
@@ -65,11 +66,44 @@ def marker(text: str) -> Marker | None:
         return None
 
 
+_PATCH = re.compile(r"""['"](\d+)\.(\d+)\.(\d+)['"]""")
+
+
+def _full_versions(marker: Marker, env: Mapping[str, str]) -> list[str]:
+    """The Python versions to evaluate ``marker`` at: the environment's own, or, for a series,
+    3.12.0, a patch past any the marker names, and each patch it names and the next one. A
+    marker's truth over 3.12.z changes only at the versions it names, so these decide it for
+    every z."""
+    full = env["python_full_version"]
+    if env.get(SERIES) != "1":
+        return [full]
+    major, minor = full.split(".")[:2]
+    patches = {0, 10_000}
+    for found in _PATCH.finditer(str(marker)):
+        if (found[1], found[2]) == (major, minor):
+            patches |= {int(found[3]), int(found[3]) + 1}
+    return [f"{major}.{minor}.{patch}" for patch in sorted(patches)]
+
+
 def marker_true(marker: Marker | None, env: Mapping[str, str], extra: str) -> bool:
+    """Whether ``marker`` can hold in ``env`` with ``extra``: for an environment of a Python
+    series, whether it holds for some patch release of it."""
     if marker is None:
         return True
+    cpython = env.get("implementation_name") == "cpython"
     try:
-        return marker.evaluate({**env, "extra": extra})
+        return any(
+            marker.evaluate(
+                {
+                    **env,
+                    "python_full_version": v,
+                    # CPython's implementation version is its Python version; PyPy's is its own.
+                    "implementation_version": v if cpython else env["implementation_version"],
+                    "extra": extra,
+                }
+            )
+            for v in _full_versions(marker, env)
+        )
     except (UndefinedComparison, UndefinedEnvironmentName):
         return True  # cannot tell for this environment: keep it (a superset is safe)
 

@@ -19,12 +19,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
-from packaging.markers import UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 
 from headwater.errors import InvalidInput
 from headwater.simple.names import NormalizedName, normalize_name
+from headwater.sync.candidates import marker_true
 
 __all__ = [
     "Inputs",
@@ -143,13 +143,8 @@ def constraint_specifiers(
     out: dict[NormalizedName, SpecifierSet] = {}
     for constraint in inputs.constraints:
         req = constraint.parsed
-        if markers is not None and req.marker is not None:
-            try:
-                applies = req.marker.evaluate({**markers, "extra": ""})
-            except (UndefinedComparison, UndefinedEnvironmentName):
-                applies = True  # cannot tell here: keep it, as the closure keeps such markers
-            if not applies:
-                continue
+        if markers is not None and not marker_true(req.marker, markers, ""):
+            continue
         name = normalize_name(req.name)
         out[name] = out.get(name, SpecifierSet()) & req.specifier
     return out
