@@ -601,3 +601,34 @@ def test_a_python_series_environment_takes_what_any_of_its_patch_releases_needs(
         )
     )
     assert ("dep" in complete(world, locked, [env]).files[env.label]) is taken
+
+
+def test_uv_lock_follows_only_the_chosen_extras_and_groups_of_the_workspace() -> None:
+    """`extras`/`groups` chose a pyproject.toml's groups but a uv.lock took every one of them
+    (a mirror for production carried the dev tools)."""
+    files = {"uv.lock": UV_LOCK_GROUPS}
+    every = {p.name for p in read_inputs(["uv.lock"], reader(files)).locked}
+    assert every == {"web", "speedups", "pytest"}
+    none = read_inputs(["uv.lock"], reader(files), extras=(), groups=())
+    assert {p.name for p in none.locked} == {"web"}
+    chosen = read_inputs(["uv.lock"], reader(files), extras=("Fast",), groups=("dev",))
+    assert {p.name for p in chosen.locked} == {"web", "speedups", "pytest"}
+
+
+def _uv_package(name: str) -> str:
+    wheel = f"{name}-1.0-py3-none-any.whl"
+    return (
+        f'[[package]]\nname = "{name}"\nversion = "1.0"\nsource = {{ registry = "https://x" }}\n'
+        f'wheels = [{{ url = "https://f/{wheel}", hash = "sha256:{SHA}" }}]\n'
+    )
+
+
+UV_LOCK_GROUPS = (
+    'version = 1\n[[package]]\nname = "me"\nversion = "0.1"\nsource = { editable = "." }\n'
+    'dependencies = [{ name = "web" }]\n'
+    '[package.optional-dependencies]\nfast = [{ name = "speedups" }]\n'
+    '[package.dev-dependencies]\ndev = [{ name = "pytest" }]\n'
+    + _uv_package("web")
+    + _uv_package("speedups")
+    + _uv_package("pytest")
+)

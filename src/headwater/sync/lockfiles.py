@@ -107,7 +107,7 @@ def read_inputs(
             elif kind == "pylock":
                 total = total + parse_pylock(text, path)
             else:
-                total = total + parse_uv_lock(text, path)
+                total = total + parse_uv_lock(text, path, extras=extras, groups=groups)
     return total
 
 
@@ -268,13 +268,17 @@ def _uv_hash(entry: Mapping[str, Any], where: str) -> str:
     return _sha256(value.removeprefix("sha256:"), where)
 
 
-def parse_uv_lock(text: str, path: str) -> Inputs:
+def parse_uv_lock(
+    text: str, path: str, *, extras: tuple[str, ...] = ("*",), groups: tuple[str, ...] = ("*",)
+) -> Inputs:
     """A ``uv.lock``: every package from a registry, with its wheels and sdist and their sha256.
 
     uv.lock is universal (one lock for every platform), so each package carries the marker under
     which something depends on it: the union of the markers of the edges that reach it from the
     workspace's own packages (``source = { editable/virtual/directory }``), computed here by a
-    walk of the dependency graph. A package no edge reaches is left out.
+    walk of the dependency graph. A package no edge reaches is left out. Of the workspace's own
+    packages, only the optional-dependencies named in ``extras`` and the dependency groups named
+    in ``groups`` are followed (``"*"``: all), as for a ``pyproject.toml``.
 
     Raises:
         InvalidLockfile: not TOML, an unknown ``version``, or a registry file without sha256.
@@ -316,11 +320,14 @@ def parse_uv_lock(text: str, path: str) -> Inputs:
             continue
         markers.add(marker)
         edges: list[Any] = list(package.get("dependencies", []) or [])
-        for table in ("optional-dependencies", "dev-dependencies"):
-            groups = package.get(table, {}) or {}
-            if isinstance(groups, dict):
-                for group in groups.values():
-                    edges.extend(group or [])
+        own = bool(set(package.get("source", {})) & {"editable", "virtual", "directory"})
+        for table, chosen in (("optional-dependencies", extras), ("dev-dependencies", groups)):
+            tables = package.get(table) or {}
+            every = not own or "*" in chosen
+            wanted = set() if every else {normalize_name(w) for w in chosen}
+            for group, group_edges in tables.items():
+                if every or normalize_name(group) in wanted:
+                    edges.extend(group_edges)
         for edge in edges:
             if not isinstance(edge, dict):
                 continue
