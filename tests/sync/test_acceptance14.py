@@ -632,3 +632,46 @@ UV_LOCK_GROUPS = (
     + _uv_package("speedups")
     + _uv_package("pytest")
 )
+
+
+SELF_REFERENCE = """
+[project]
+name = "Service"
+version = "1.0"
+dependencies = ["leaf"]
+[project.optional-dependencies]
+fast = ["app[fast]"]
+color = ["cli[color]; sys_platform == 'win32'"]
+all = ["service[fast,color]", "Service[all]"]
+[dependency-groups]
+test = ["service[all]; python_version >= '3.12'", "richtext"]
+"""
+
+
+def test_a_pyproject_requirement_on_the_project_itself_stands_for_its_extras() -> None:
+    """`all = ["service[fast,color]"]` was followed as a project on the upstream: "service is not
+    on the upstream", exit 1, for every environment."""
+    files = {"pyproject.toml": SELF_REFERENCE}
+    chosen = read_inputs(["pyproject.toml"], reader(files), extras=("all",), groups=())
+    assert [(r.requirement, r.where) for r in chosen.roots] == [
+        ("leaf", "pyproject.toml [project] dependencies"),
+        (
+            'cli[color]; sys_platform == "win32"',
+            "pyproject.toml [project.optional-dependencies] all",
+        ),
+        ("app[fast]", "pyproject.toml [project.optional-dependencies] all"),
+    ]
+    grouped = read_inputs(["pyproject.toml"], reader(files), extras=(), groups=("test",))
+    assert [r.requirement for r in grouped.roots] == [
+        "leaf",
+        'cli[color]; python_version >= "3.12" and sys_platform == "win32"',
+        'app[fast]; python_version >= "3.12"',
+        "richtext",
+    ]
+    assert not [r for r in grouped.roots if r.parsed.name.lower() == "service"]
+
+
+def test_a_self_reference_to_an_undefined_extra_is_refused_naming_it() -> None:
+    text = '[project]\nname = "me"\ndependencies = ["me[nope]"]\n'
+    with pytest.raises(InvalidLockfile, match=r"pyproject.toml \[project\] dependencies: .*'nope'"):
+        read_inputs(["pyproject.toml"], reader({"pyproject.toml": text}))

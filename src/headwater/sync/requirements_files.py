@@ -14,6 +14,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+
 from headwater.simple.names import normalize_name
 from headwater.sync.inputs import (
     Inputs,
@@ -202,25 +205,60 @@ def parse_pyproject(
                 "cannot be read from the file; lock the project (`uv lock`, or `pip-compile` to a "
                 "requirements file) and give the lockfile instead"
             )
-    roots: list[Root] = []
-    deps = _strings(project.get("dependencies", []), f"{path} [project] dependencies")
-    for text_ in deps:
-        where = f"{path} [project] dependencies"
-        roots.append(Root(str(parse_requirement(text_, where)), where))
     optional = project.get("optional-dependencies", {})
     if not isinstance(optional, dict):
         raise InvalidLockfile(f"{path}: [project.optional-dependencies] must be a table")
+    name = project.get("name")
+    own = _Own(normalize_name(name) if isinstance(name, str) else None, optional, path)
+    roots: list[Root] = []
+    deps = _strings(project.get("dependencies", []), f"{path} [project] dependencies")
+    for text_ in deps:
+        roots.extend(own.roots(text_, f"{path} [project] dependencies"))
     for extra in _chosen(optional, extras):
         where = f"{path} [project.optional-dependencies] {extra}"
         for text_ in _strings(optional[extra], where):
-            roots.append(Root(str(parse_requirement(text_, where)), where))
+            roots.extend(own.roots(text_, where, frozenset({extra})))
     dependency_groups = data.get("dependency-groups", {})
     if not isinstance(dependency_groups, dict):
         raise InvalidLockfile(f"{path}: [dependency-groups] must be a table")
     for group in _chosen(dependency_groups, groups):
         for text_, where in _group(dependency_groups, group, path, ()):
-            roots.append(Root(str(parse_requirement(text_, where)), where))
+            roots.extend(own.roots(text_, where))
     return Inputs(roots=tuple(roots))
+
+
+class _Own:
+    """A requirement on the project itself (``all = ["me[fast,color]"]``, a dependency group
+    ``["me[test]"]``) is not on any index: it stands for those extras' requirements, followed
+    here, with its marker joined to theirs."""
+
+    def __init__(self, name: str | None, optional: Mapping[str, Any], path: str) -> None:
+        self.name, self.optional, self.path = name, optional, path
+        self.by_normal = {normalize_name(k): k for k in optional}
+
+    def roots(self, text: str, where: str, seen: frozenset[str] = frozenset()) -> list[Root]:
+        req = parse_requirement(text, where)
+        if self.name is None or normalize_name(req.name) != self.name:
+            return [Root(str(req), where)]
+        out: list[Root] = []
+        for extra in sorted(req.extras):
+            key = self.by_normal.get(normalize_name(extra))
+            if key is None:
+                raise InvalidLockfile(
+                    f"{where}: {text!r} asks for extra {extra!r} of this project, which "
+                    "[project.optional-dependencies] does not define"
+                )
+            if key in seen:
+                continue  # an extra that includes itself, directly or not
+            inner = f"{self.path} [project.optional-dependencies] {key}"
+            for text_ in _strings(self.optional[key], inner):
+                for root in self.roots(text_, inner, seen | {key}):
+                    joined = Requirement(root.requirement)
+                    if req.marker is not None:
+                        both = f"({req.marker}) and ({joined.marker})" if joined.marker else ""
+                        joined.marker = Marker(both or str(req.marker))
+                    out.append(Root(str(joined), where))
+        return out
 
 
 def _group(
