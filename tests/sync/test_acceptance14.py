@@ -675,3 +675,41 @@ def test_a_self_reference_to_an_undefined_extra_is_refused_naming_it() -> None:
     text = '[project]\nname = "me"\ndependencies = ["me[nope]"]\n'
     with pytest.raises(InvalidLockfile, match=r"pyproject.toml \[project\] dependencies: .*'nope'"):
         read_inputs(["pyproject.toml"], reader({"pyproject.toml": text}))
+
+
+def test_a_dry_run_against_an_upstream_without_sizes_says_so(tmp_path: Path) -> None:
+    """An HTML-only upstream gives no PEP 700 sizes: the dry run printed "0 bytes" for every
+    environment; now it says the sizes are unknown (and counts files as before)."""
+    corpus = Corpus()
+    add_graph(corpus)
+    (tmp_path / "requirements.txt").write_text("\n".join(GRAPH_ROOTS) + "\n")
+    with Upstream(corpus).running() as up:
+        (tmp_path / "headwater.toml").write_text(
+            f'[mirror.m]\nupstream = "{up.url}/simple/"\ntarget = "tree"\n'
+            'allowed_networks = ["127.0.0.0/8"]\n[mirror.m.closure]\n'
+            'inputs = ["requirements.txt"]\nenvironments = [{ python = "3.12", '
+            'platform = "manylinux_2_28_x86_64" }]\n'
+        )
+
+        def dry_run() -> str:
+            done = subprocess.run(
+                [HEADWATER, "mirror", "--dry-run", "--quiet"],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            return done.stdout
+
+        with_sizes = dry_run()
+        up.configure(json=False)
+        without = dry_run()
+    assert " 0 bytes" not in with_sizes and "unknown" not in with_sizes, with_sizes
+    line = next(x for x in without.splitlines() if "closure cp312" in x)
+    assert " 0 bytes" not in line and "bytes unknown" in line, without
+    assert (
+        line.split(":")[1].split(",")[0]
+        == with_sizes.split("closure cp312")[1].split(":")[1].split(",")[0]
+    )  # the same number of files
