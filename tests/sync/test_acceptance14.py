@@ -248,6 +248,12 @@ UV_ROOT = 'version = 1\n[[package]]\nname = "svc"\nversion = "1"\nsource = { vir
             "r.txt line 2: 'a-1.0-py3-none-any.whl' is a path",
         ),
         ("r.txt", "ok\na==1 --hash=sha256:abc\n", "r.txt line 2: a --hash=sha256:... is not 64"),
+        # An include by URL was joined to the directory as a path ("https:/example.com/...").
+        (
+            "r.txt",
+            "-r https://example.com/r.txt\n",
+            "r.txt line 1: -r https://example.com/r.txt names a URL",
+        ),
     ],
 )
 def test_malformed_inputs_are_refused_naming_the_file(name: str, text: str, words: str) -> None:

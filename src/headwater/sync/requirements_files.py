@@ -114,6 +114,11 @@ def parse_requirements_file(
             if option in ("-r", "--requirement", "-c", "--constraint"):
                 if not value:
                     raise InvalidLockfile(f"{where}: {option} needs a file name")
+                if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
+                    raise InvalidLockfile(
+                        f"{where}: {option} {value} names a URL; a closure mirror reads only "
+                        "local files (download it next to this one and include it by name)"
+                    )
                 included = posixpath.normpath(posixpath.join(directory, value))
                 nested = parse_requirements_file(
                     included,
