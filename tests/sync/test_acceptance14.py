@@ -5,6 +5,7 @@ failure was in their wiring."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import ssl
 import subprocess
@@ -16,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tests.sync.test_adopt as adopt_tests
 from headwater.simple.html import parse_project_page_html
@@ -719,3 +722,76 @@ def test_a_dry_run_against_an_upstream_without_sizes_says_so(tmp_path: Path) -> 
         line.split(":")[1].split(",")[0]
         == with_sizes.split("closure cp312")[1].split(":")[1].split(",")[0]
     )  # the same number of files
+
+
+# --- any lockfile or pyproject.toml: read, or refused naming the file; never a traceback ---------
+
+_KEYS = st.sampled_from(
+    [
+        *("name", "version", "source", "dependencies", "wheels", "sdist", "marker", "extra"),
+        *("optional-dependencies", "dev-dependencies", "url", "filename", "hash", "hashes"),
+        *("sha256", "registry", "virtual", "editable", "git", "requires-python", "vcs"),
+        *("dynamic", "include-group", "a"),
+    ]
+)
+_SCALARS = st.one_of(
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=8),
+    st.integers(min_value=-(2**31), max_value=2**31),
+    st.booleans(),
+    st.sampled_from(["1.0", f"sha256:{SHA}", "a-1.0-py3-none-any.whl", "me", "a", "dev", ".zip"]),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_KEYS, inner, max_size=4)),
+    max_leaves=10,
+)
+_PACKAGE = st.dictionaries(_KEYS, _VALUES, max_size=6).map(
+    lambda d: {"name": "me", "source": {"virtual": "."}, **d} if len(d) % 3 == 0 else d
+)
+
+
+def _toml(value: object) -> str:
+    """TOML for what the strategies make: inline tables and arrays, JSON-quoted strings."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    assert isinstance(value, dict)
+    return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+
+
+_DOCUMENTS = st.one_of(
+    st.tuples(
+        st.just("uv.lock"),
+        st.lists(_PACKAGE, max_size=4).map(lambda p: {"version": 1, "package": p}),
+    ),
+    st.tuples(
+        st.just("pylock.toml"),
+        st.lists(_PACKAGE, max_size=4).map(lambda p: {"lock-version": "1.0", "packages": p}),
+    ),
+    st.tuples(
+        st.just("pyproject.toml"),
+        st.tuples(st.dictionaries(_KEYS, _VALUES, max_size=5), _VALUES).map(
+            lambda t: {"project": t[0], "dependency-groups": t[1]}
+        ),
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(_DOCUMENTS)
+def test_any_input_file_is_read_or_refused_naming_it(
+    document: tuple[str, dict[str, object]],
+) -> None:
+    """Found by this property: a uv.lock whose wheels were not tables, and a pyproject.toml whose
+    [project] name is not a project name, raised AttributeError and InvalidName."""
+    name, data = document
+    text = "".join(f"{json.dumps(k)} = {_toml(v)}\n" for k, v in data.items())
+    try:
+        read_inputs([name], reader({name: text}))
+    except InvalidLockfile as exc:
+        assert name in str(exc)

@@ -17,7 +17,7 @@ from typing import Any
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 
-from headwater.simple.names import normalize_name
+from headwater.simple.names import InvalidName, normalize_name
 from headwater.sync.inputs import (
     Inputs,
     InvalidLockfile,
@@ -213,8 +213,7 @@ def parse_pyproject(
     optional = project.get("optional-dependencies", {})
     if not isinstance(optional, dict):
         raise InvalidLockfile(f"{path}: [project.optional-dependencies] must be a table")
-    name = project.get("name")
-    own = _Own(normalize_name(name) if isinstance(name, str) else None, optional, path)
+    own = _Own(_own_name(project.get("name"), path), optional, path)
     roots: list[Root] = []
     deps = _strings(project.get("dependencies", []), f"{path} [project] dependencies")
     for text_ in deps:
@@ -230,6 +229,17 @@ def parse_pyproject(
         for text_, where in _group(dependency_groups, group, path, ()):
             roots.extend(own.roots(text_, where))
     return Inputs(roots=tuple(roots))
+
+
+def _own_name(name: object, path: str) -> str | None:
+    if name is None:
+        return None  # PEP 735 groups need no [project]
+    try:
+        if not isinstance(name, str):
+            raise InvalidName(f"{name!r} is not a string")
+        return normalize_name(name)
+    except InvalidName as exc:
+        raise InvalidLockfile(f"{path} [project] name: {exc}") from exc
 
 
 class _Own:
