@@ -129,10 +129,10 @@ name = "Core"
 version = "1.2"
 marker = "sys_platform == 'linux'"
 wheels = [
-  { url = "https://files.example/core-1.2-cp39-abi3-win_amd64.whl", hashes = { sha256 = "AA" } },
-  { name = "core-1.2-py3-none-any.whl", url = "https://x/y", hashes = { sha256 = "bb" } },
+  { url = "https://files.example/core-1.2-cp39-abi3-win_amd64.whl", hashes = { sha256 = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" } },
+  { name = "core-1.2-py3-none-any.whl", url = "https://x/y", hashes = { sha256 = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" } },
 ]
-sdist = { url = "https://files.example/core-1.2.tar.gz", hashes = { sha256 = "cc" } }
+sdist = { url = "https://files.example/core-1.2.tar.gz", hashes = { sha256 = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc" } }
 """
 
 
@@ -141,9 +141,9 @@ def test_pylock_packages_files_and_hashes() -> None:
     assert package.name == "core" and package.version == "1.2"
     assert package.marker == "sys_platform == 'linux'"
     assert [(f.filename, f.sha256, f.is_wheel) for f in package.files] == [
-        ("core-1.2-cp39-abi3-win_amd64.whl", "aa", True),
-        ("core-1.2-py3-none-any.whl", "bb", True),
-        ("core-1.2.tar.gz", "cc", False),
+        ("core-1.2-cp39-abi3-win_amd64.whl", "aa" * 32, True),
+        ("core-1.2-py3-none-any.whl", "bb" * 32, True),
+        ("core-1.2.tar.gz", "cc" * 32, False),
     ]
 
 
@@ -151,7 +151,13 @@ def test_pylock_packages_files_and_hashes() -> None:
     ("text", "words"),
     [
         (PYLOCK.replace('"1.0"', '"2.0"'), "lock-version"),
-        (PYLOCK.replace('sha256 = "cc"', 'md5 = "cc"'), "no sha256"),
+        (
+            PYLOCK.replace(
+                'sha256 = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"',
+                'md5 = "cc"',
+            ),
+            "no sha256",
+        ),
         (PYLOCK.replace('version = "1.2"\n', ""), "no version"),
         ('lock-version = "1.0"\n[[packages]]\nname = "x"\nversion = "1"\nvcs = {}\n', "vcs"),
         ("lock-version = [", "not valid TOML"),
@@ -188,32 +194,32 @@ name = "web"
 version = "2.1"
 source = { registry = "https://pypi.org/simple" }
 dependencies = [{ name = "core" }]
-wheels = [{ url = "https://f/web-2.1-py3-none-any.whl", hash = "sha256:11", size = 1 }]
+wheels = [{ url = "https://f/web-2.1-py3-none-any.whl", hash = "sha256:1111111111111111111111111111111111111111111111111111111111111111", size = 1 }]
 
 [[package]]
 name = "core"
 version = "1.2"
 source = { registry = "https://pypi.org/simple" }
-sdist = { url = "https://f/core-1.2.tar.gz", hash = "sha256:22", size = 1 }
-wheels = [{ url = "https://f/core-1.2-cp39-abi3-win_amd64.whl", hash = "sha256:33", size = 1 }]
+sdist = { url = "https://f/core-1.2.tar.gz", hash = "sha256:2222222222222222222222222222222222222222222222222222222222222222", size = 1 }
+wheels = [{ url = "https://f/core-1.2-cp39-abi3-win_amd64.whl", hash = "sha256:3333333333333333333333333333333333333333333333333333333333333333", size = 1 }]
 
 [[package]]
 name = "winhelper"
 version = "1.0"
 source = { registry = "https://pypi.org/simple" }
-wheels = [{ url = "https://f/winhelper-1.0-cp39-abi3-win_amd64.whl", hash = "sha256:44", size = 1 }]
+wheels = [{ url = "https://f/winhelper-1.0-cp39-abi3-win_amd64.whl", hash = "sha256:4444444444444444444444444444444444444444444444444444444444444444", size = 1 }]
 
 [[package]]
 name = "speedups"
 version = "1.0"
 source = { registry = "https://pypi.org/simple" }
-wheels = [{ url = "https://f/speedups-1.0-py3-none-any.whl", hash = "sha256:55", size = 1 }]
+wheels = [{ url = "https://f/speedups-1.0-py3-none-any.whl", hash = "sha256:5555555555555555555555555555555555555555555555555555555555555555", size = 1 }]
 
 [[package]]
 name = "unreached"
 version = "1.0"
 source = { registry = "https://pypi.org/simple" }
-wheels = [{ url = "https://f/unreached-1.0-py3-none-any.whl", hash = "sha256:66", size = 1 }]
+wheels = [{ url = "https://f/unreached-1.0-py3-none-any.whl", hash = "sha256:6666666666666666666666666666666666666666666666666666666666666666", size = 1 }]
 """
 
 
@@ -228,11 +234,14 @@ def test_uv_lock_walks_the_graph_from_the_workspace_with_markers() -> None:
         "core-1.2-cp39-abi3-win_amd64.whl",
         "core-1.2.tar.gz",
     ]
-    assert by_name["core"].files[1].sha256 == "22"
+    assert by_name["core"].files[1].sha256 == "22" * 32
 
 
 def test_uv_lock_without_sha256_is_refused() -> None:
-    text = UV_LOCK.replace('hash = "sha256:11"', 'hash = "md5:11"')
+    text = UV_LOCK.replace(
+        'hash = "sha256:1111111111111111111111111111111111111111111111111111111111111111"',
+        'hash = "md5:11"',
+    )
     with pytest.raises(InvalidLockfile, match=r"uv\.lock package web 2\.1"):
         read_inputs(["uv.lock"], reader({"uv.lock": text}))
 

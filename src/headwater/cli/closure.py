@@ -132,17 +132,28 @@ def report(step: ClosureStep, *, dry_run: bool) -> list[str]:
         if page is not None:
             for file in page.files:
                 sizes[file.filename] = file.size
+
+    def amount(names: list[str]) -> str:
+        # An upstream without PEP 700 sizes (HTML-only pages) leaves some unknown: say so, rather
+        # than count them as 0 bytes.
+        unknown = sum(1 for f in names if sizes.get(f) is None)
+        known = sum(sizes.get(f) or 0 for f in names)
+        if not unknown:
+            return f"{known} bytes"
+        if unknown == len(names):
+            return "bytes unknown (the upstream's pages give no sizes)"
+        return f"{known} bytes + {unknown} files of unknown size"
+
     lines = []
     for label, projects in step.closure.files.items():
         names = [f for files in projects.values() for f in files]
-        total = sum(sizes.get(f) or 0 for f in names)
         lines.append(
-            f"  closure {label}: {len(names)} files, {total} bytes, {len(projects)} projects"
+            f"  closure {label}: {len(names)} files, {amount(names)}, {len(projects)} projects"
         )
     union = step.closure.by_project()
     every = [f for files in union.values() for f in files]
     lines.append(
-        f"  closure total: {len(every)} files, {sum(sizes.get(f) or 0 for f in every)} bytes, "
+        f"  closure total: {len(every)} files, {amount(every)}, "
         f"{len(union)} projects ({step.fetched.rounds} rounds of fetching)"
     )
     if dry_run:

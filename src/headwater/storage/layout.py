@@ -23,6 +23,7 @@ from headwater.simple.filenames import check_safe_filename
 from headwater.simple.names import NormalizedName
 
 __all__ = [
+    "IN_PROGRESS",
     "LAST_MODIFIED",
     "PAGE_FILES",
     "ROOT_INDEX_DIR",
@@ -40,6 +41,10 @@ WEB: Final = "web"
 STATE_DIR: Final = "state"
 ROOT_INDEX_DIR: Final = f"{WEB}/simple"
 LAST_MODIFIED: Final = f"{WEB}/last-modified"
+#: Present while a sync runs or after one was interrupted, and after an adoption: the next sync
+#: reconciles the state with the pages on disk and sweeps the files no page lists
+#: (``sync/engine.py``, whose ``IN_PROGRESS`` is this key; ``sync/adopt.py``).
+IN_PROGRESS: Final = f"{STATE_DIR}/in-progress"
 PageFormat = Literal["json", "html", "plain-html"]
 #: Format -> the file name of a page in its directory.
 PAGE_FILES: Final[dict[str, str]] = {

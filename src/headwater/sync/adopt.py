@@ -71,6 +71,7 @@ from headwater.simple.names import NormalizedName, is_normalized
 from headwater.storage.base import InvalidKey, check_key
 from headwater.storage.filesystem import FileStorage
 from headwater.storage.layout import (
+    IN_PROGRESS,
     ROOT_INDEX_DIR,
     STATE_DIR,
     WEB,
@@ -140,6 +141,34 @@ def _page_of(directory: Path) -> ProjectPage | None:
     return None
 
 
+def _refuse_hash_index(root: Path) -> None:
+    """bandersnatch's ``hash-index = true`` keeps each page at ``web/simple/<first letter>/<name>/``
+    behind an nginx rewrite; headwater serves ``web/simple/<name>/``. Adopting such a tree would
+    leave that rewrite serving the old pages while the sync removes the names they link. A hashed
+    page beside a flat one (left by ``bandersnatch mirror --force-check`` after ``hash-index =
+    false``) is not in the way: the flat page is the one adopted."""
+    simple = root / ROOT_INDEX_DIR
+    if not simple.is_dir():
+        return
+    for letter in simple.iterdir():
+        if len(letter.name) != 1 or not letter.is_dir():
+            continue
+        for directory in letter.iterdir():
+            flat = simple / directory.name  # the page hash-index = false writes
+            if (flat / "index.html").is_file() or (flat / "index.v1_json").is_file():
+                continue  # a leftover of the hashed layout: the flat page is the one adopted
+            if (directory / "index.html").is_file() or (directory / "index.v1_json").is_file():
+                raise AdoptError(
+                    f"{root} is a bandersnatch tree with hash-index = true (pages under "
+                    f"web/simple/{letter.name}/{directory.name}/ behind a rewrite); headwater "
+                    "serves web/simple/<name>/ and cannot adopt that layout in place. Set "
+                    "hash-index = false, run `bandersnatch mirror --force-check` once to write "
+                    "the pages at web/simple/<name>/ (no file is downloaded again), drop the "
+                    "rewrite from nginx, then adopt; the web/simple/<letter>/ directories can go "
+                    "once nothing serves them (nothing was changed)"
+                )
+
+
 def _candidates_from_pages(root: Path, report: Adoption) -> tuple[list[_Candidate], set[str]]:
     candidates: list[_Candidate] = []
     projects: set[str] = set()
@@ -150,6 +179,8 @@ def _candidates_from_pages(root: Path, report: Adoption) -> tuple[list[_Candidat
         if not directory.is_dir() or not is_normalized(directory.name):
             continue
         page = _page_of(directory)
+        if page is None and len(directory.name) == 1 and not any(directory.glob("index*")):
+            continue  # a hash-index letter directory left beside the flat pages (see above)
         if page is None:
             report.not_adopted.append(NotAdopted(directory.name, "", "its page is unreadable"))
             continue
@@ -356,6 +387,7 @@ def adopt(
     report = Adoption(when=datetime.now(UTC).replace(microsecond=0).isoformat(), upstream=upstream)
     if not root.is_dir():
         raise AdoptError(f"{root} does not exist: give the existing mirror's directory")
+    _refuse_hash_index(root)
     storage = FileStorage(root)
     with storage.exclusive():
         candidates, projects = _candidates_from_pages(root, report)
@@ -365,6 +397,13 @@ def adopt(
                 f"{root} has no project pages under web/simple/ and no --files directory was "
                 "given: nothing to adopt (nothing was changed)"
             )
+        # The next sync runs as after an interrupted one: it sweeps every file no page lists at
+        # its end. Adopted files of a project that sync does not keep (a --files download the
+        # closure or the filters do not want, a project gone upstream) have no page of their
+        # own to release them, and old names only an HTML page listed would stay too. Written
+        # before any link, so an adoption killed midway is swept the same way.
+        (root / STATE_DIR).mkdir(parents=True, exist_ok=True)
+        (root / IN_PROGRESS).write_bytes(b"adopted: the next sync sweeps what no page lists\n")
         owners: set[str] = set(projects)
         everything = [*candidates, *extra]
         for candidate, (outcome, size, metas, why) in zip(

@@ -50,17 +50,24 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import msgspec
-from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.tags import Tag
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from headwater.simple.filenames import InvalidFilename, parse_filename
-from headwater.simple.model import File, ProjectPage
+from headwater.simple.model import ProjectPage
 from headwater.simple.names import NormalizedName, normalize_name
+from headwater.sync.candidates import Release as _Version
+from headwater.sync.candidates import SdistPolicy
+from headwater.sync.candidates import choose as _choose
+from headwater.sync.candidates import marker as _marker
+from headwater.sync.candidates import marker_true as _marker_true
+from headwater.sync.candidates import pinned as _pinned
+from headwater.sync.candidates import python_admits as _python_admits
+from headwater.sync.candidates import releases as _releases
+from headwater.sync.candidates import requirement as _requirement
 from headwater.sync.environments import Environment
 from headwater.sync.lockfiles import Inputs, Locked, constraint_specifiers
+from headwater.sync.satisfiable import dead_demands, explain
 
 __all__ = [
     "Closure",
@@ -72,7 +79,6 @@ __all__ = [
     "parse_core_metadata",
 ]
 
-SdistPolicy = Literal["fallback", "always", "never"]
 #: (project, filename): the file whose core metadata is meant.
 MetadataKey = tuple[NormalizedName, str]
 
@@ -162,97 +168,6 @@ class _Run:
         return self.metadata[key]
 
 
-@functools.lru_cache(maxsize=65536)
-def _requirement(text: str) -> Requirement | None:
-    try:
-        return Requirement(text)
-    except InvalidRequirement:
-        return None
-
-
-@functools.lru_cache(maxsize=65536)
-def _marker(text: str) -> Marker | None:
-    try:
-        return Marker(text)
-    except InvalidMarker:
-        return None
-
-
-def _marker_true(marker: Marker | None, env: Mapping[str, str], extra: str) -> bool:
-    if marker is None:
-        return True
-    try:
-        return marker.evaluate({**env, "extra": extra})
-    except (UndefinedComparison, UndefinedEnvironmentName):
-        return True  # cannot tell for this environment: keep it (a superset is safe)
-
-
-@functools.lru_cache(maxsize=16384)
-def _python_admits(spec: str | None, python: str) -> bool:
-    if not spec:
-        return True
-    try:
-        specifiers = SpecifierSet(spec)
-    except InvalidSpecifier:
-        return True  # installers ignore an unparsable Requires-Python too
-    major, minor = python.split(".")[:2]
-    # "3.11" stands for every 3.11.z: admitted if the series' start, end or a named patch fits.
-    candidates = [Version(f"{major}.{minor}"), Version(f"{major}.{minor}.9999")]
-    if python.count(".") == 2:
-        candidates = [Version(python)]
-    return any(specifiers.contains(c, prereleases=True) for c in candidates)
-
-
-class _Version(msgspec.Struct, frozen=True):
-    version: Version
-    wheels: tuple[tuple[File, frozenset[Tag]], ...]
-    sdists: tuple[File, ...]
-    yanked: bool
-
-
-def _releases(page: ProjectPage) -> dict[Version, _Version]:
-    grouped: dict[Version, tuple[list[tuple[File, frozenset[Tag]]], list[File]]] = {}
-    for file in page.files:
-        try:
-            parsed = parse_filename(file.filename)
-        except InvalidFilename:
-            continue  # eggs, .exe installers: no installer the closure targets picks them
-        if parsed.name != page.name:
-            continue
-        wheels, sdists = grouped.setdefault(parsed.version, ([], []))
-        if parsed.kind == "sdist":
-            sdists.append(file)
-        else:
-            wheels.append((file, parsed.tags))
-    out: dict[Version, _Version] = {}
-    for version, (wheels, sdists) in grouped.items():
-        files = [f for f, _ in wheels] + sdists
-        out[version] = _Version(version, tuple(wheels), tuple(sdists), all(f.yanked for f in files))
-    return out
-
-
-def _pinned(specifier: SpecifierSet) -> bool:
-    return any(s.operator in ("==", "===") and "*" not in s.version for s in specifier)
-
-
-def _choose(
-    release: _Version, env: Environment, sdists: SdistPolicy, hashes: frozenset[str]
-) -> tuple[list[File], list[File]]:
-    """The wheels and sdists of one release that ``env`` could install."""
-    tags, python = env.tags, env.python
-
-    def ok(file: File) -> bool:
-        if hashes and file.hashes.get("sha256", "").lower() not in hashes:
-            return False
-        return _python_admits(file.requires_python, python)
-
-    wheels = [f for f, t in release.wheels if t & tags and ok(f)]
-    chosen_sdists: list[File] = []
-    if sdists == "always" or (sdists == "fallback" and not wheels):
-        chosen_sdists = [f for f in release.sdists if ok(f)]
-    return wheels, chosen_sdists
-
-
 def compute_closure(
     inputs: Inputs,
     environments: Iterable[Environment],
@@ -273,9 +188,9 @@ def compute_closure(
     only grow) remembers finished expansions, so each call costs only what is new.
     """
     run = _Run(pages, metadata)
-    constraints = constraint_specifiers(inputs)
     files: dict[str, dict[NormalizedName, frozenset[str]]] = {}
     for env in environments:
+        constraints = constraint_specifiers(inputs, env.markers)
         found: dict[NormalizedName, set[str]] = {}
         options = (sdists, build_requirements, prereleases or inputs.prereleases)
         _follow(run, inputs, env, constraints, found, options, {} if memo is None else memo)
@@ -321,13 +236,20 @@ def _applies(marker: str | None, env: tuple[tuple[str, str], ...], extra: str) -
 
 class _Expansion(msgspec.Struct):
     """What one demand contributes in one environment, without its origin (so it can be
-    remembered across calls): files, the dependencies it raises, problems, and whether every
-    page and metadata file it needed was known."""
+    remembered across calls): files, the dependencies each installable file raises (filename,
+    dependency), problems, whether every page and metadata file it needed was known, and the
+    files an installer would install (its candidates, :mod:`headwater.sync.satisfiable`)."""
 
     files: dict[NormalizedName, set[str]]
-    children: list[_Dep]
+    children: list[tuple[str, _Dep]]
     problems: list[tuple[str, str]]
     complete: bool
+    installs: list[str] = msgspec.field(default_factory=list)
+
+
+#: Problems that leave a demand without any file: it fails (:mod:`headwater.sync.satisfiable`).
+_FATAL = frozenset({"missing-project", "no-file", "hash-mismatch"})
+_Key = tuple[NormalizedName, str, frozenset[str], frozenset[str]]
 
 
 #: Expansions remembered across calls of one computation (pages and metadata only grow).
@@ -350,25 +272,50 @@ def _follow(
         if dep is not None and _applies(dep.marker, env_key, ""):
             queue.append((dep, root.where, root.hashes))
     _check_conflicts(run, [(d, w) for d, w, _ in queue], env)
-    seen: set[tuple[NormalizedName, str, frozenset[str], frozenset[str]]] = set()
+    roots = [((d.name, d.text, d.extras, h), origin) for d, origin, h in queue]
+    expansions: dict[_Key, _Expansion] = {}
     while queue:
         dep, origin, hashes = queue.pop()
         key = (dep.name, dep.text, dep.extras, hashes)
-        if key in seen:
+        if key in expansions:
             continue
-        seen.add(key)
         memo_key = (env.label, *key, options)
         expansion = memo.get(memo_key)
         if expansion is None:
             expansion = _expand(run, env, env_key, dep, hashes, constraints, options)
             if expansion.complete:
                 memo[memo_key] = expansion
+        expansions[key] = expansion
         for name, filenames in expansion.files.items():
             found.setdefault(name, set()).update(filenames)
         for kind, detail in expansion.problems:
-            run.problems.add(Problem(origin, env.label, kind, detail))
-        for child in expansion.children:
+            if kind not in _FATAL:  # e.g. unreadable metadata: the mirror may lack files
+                run.problems.add(Problem(origin, env.label, kind, detail))
+        for _, child in expansion.children:
             queue.append((child, origin, frozenset()))
+    _report_unsatisfiable(run, env, roots, expansions)
+
+
+def _report_unsatisfiable(
+    run: _Run, env: Environment, roots: list[tuple[_Key, str]], expansions: dict[_Key, _Expansion]
+) -> None:
+    """Report, for each input requirement no installer could satisfy here, the failures that
+    make it so; a dead end an installer backtracks out of is not a failure of the mirror."""
+    failed = {k for k, e in expansions.items() if any(kind in _FATAL for kind, _ in e.problems)}
+    candidates: dict[_Key, dict[str, list[_Key]]] = {}
+    for key, expansion in expansions.items():
+        files: dict[str, list[_Key]] = {name: [] for name in expansion.installs}
+        for filename, child in expansion.children:
+            files.setdefault(filename, []).append(
+                (child.name, child.text, child.extras, frozenset())
+            )
+        candidates[key] = files
+    dead = dead_demands(failed, candidates)
+    for key, origin in roots:
+        for leaf in explain(key, dead, failed, candidates):
+            for kind, detail in expansions[leaf].problems:
+                if kind in _FATAL:
+                    run.problems.add(Problem(origin, env.label, kind, detail))
 
 
 def _expand(
@@ -420,6 +367,7 @@ def _expand(
         # Dependencies come from what would be installed: each wheel, or the sdist when no
         # wheel fits (with "always", a release with wheels is installed from a wheel).
         for file in wheels or chosen_sdists:
+            out.installs.append(file.filename)
             md = run.meta((dep.name, file.filename))
             if md is False:
                 out.complete = False
@@ -437,12 +385,12 @@ def _expand(
                 child = _dep(text)
                 # A line that does not parse is refused by installers too: nothing to mirror.
                 if child is not None and any(_applies(child.marker, env_key, e) for e in extras):
-                    out.children.append(child)
+                    out.children.append((file.filename, child))
             if build_requirements and file in chosen_sdists and md.build_requires:
                 for text in md.build_requires:
                     child = _dep(text)
                     if child is not None and _applies(child.marker, env_key, ""):
-                        out.children.append(child)
+                        out.children.append((file.filename, child))
     if not any_file:
         if hash_blocked:
             out.problems.append(

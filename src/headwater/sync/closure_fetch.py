@@ -32,12 +32,12 @@ from headwater.simple.names import NormalizedName
 from headwater.storage.base import Storage, StorageError
 from headwater.storage.layout import metadata_key
 from headwater.storage.memory import MemoryStorage
+from headwater.sync.candidates import SdistPolicy
 from headwater.sync.closure import (
     Closure,
     CoreMetadata,
     Memo,
     MetadataKey,
-    SdistPolicy,
     compute_closure,
     parse_core_metadata,
 )

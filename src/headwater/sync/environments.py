@@ -31,7 +31,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags, generic_tags, mac
 
 from headwater.errors import InvalidInput
 
-__all__ = ["Environment", "InvalidEnvironment", "expand_platform", "parse_environments"]
+__all__ = ["SERIES", "Environment", "InvalidEnvironment", "expand_platform", "parse_environments"]
 
 
 class InvalidEnvironment(InvalidInput):
@@ -46,6 +46,9 @@ _MACOS = re.compile(r"macosx_(\d+)_(\d+)_([a-z0-9_]+)\Z")
 _LINUX = re.compile(r"linux_([a-z0-9_]+)\Z")
 _WINDOWS = {"win_amd64": "AMD64", "win32": "x86", "win_arm64": "ARM64"}
 _IMPLEMENTATIONS = {"cp": ("cpython", "CPython"), "pp": ("pypy", "PyPy")}
+#: In an environment's marker values: its ``python`` named a series (``"3.12"``), so
+#: ``python_full_version`` stands for every 3.12.z (``sync/candidates.py`` ``marker_true``).
+SERIES = "headwater_python_series"
 _EXAMPLE = '{ python = "3.12", platform = "manylinux_2_28_x86_64" }'
 
 
@@ -187,6 +190,9 @@ def _markers(implementation: str, python: str, platform: str) -> Mapping[str, st
         "python_full_version": full,
         "python_version": ".".join(parts[:2]),
         "sys_platform": sys_platform,
+        # "3.12" is every 3.12.z: markers on python_full_version are decided for all of them
+        # (sync/candidates.py marker_true; the key is no PEP 508 name, so no marker reads it).
+        SERIES: "1" if len(parts) == 2 else "0",
     }
 
 
@@ -201,5 +207,9 @@ def parse_environments(tables: Sequence[Mapping[str, object]]) -> tuple[Environm
         try:
             out.append(msgspec.convert(table, Environment))
         except msgspec.ValidationError as exc:
-            raise InvalidEnvironment(f"environments[{i}]: {exc}; e.g. {_EXAMPLE}") from exc
+            # A check of Environment's own already names the key and gives the example.
+            message = str(exc).removeprefix("environments: ")
+            if _EXAMPLE not in message:
+                message = f"{message}; e.g. {_EXAMPLE}"
+            raise InvalidEnvironment(f"environments[{i}]: {message}") from exc
     return tuple(out)

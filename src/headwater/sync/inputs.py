@@ -15,7 +15,7 @@ its upstream lists. Pure: files are read through the ``read`` callable the calle
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -24,6 +24,7 @@ from packaging.specifiers import SpecifierSet
 
 from headwater.errors import InvalidInput
 from headwater.simple.names import NormalizedName, normalize_name
+from headwater.sync.candidates import marker_true
 
 __all__ = [
     "Inputs",
@@ -130,11 +131,20 @@ def load_toml(text: str, path: str) -> dict[str, Any]:
         raise InvalidLockfile(f"{path}: not valid TOML: {exc}") from exc
 
 
-def constraint_specifiers(inputs: Inputs) -> dict[NormalizedName, SpecifierSet]:
-    """The ``-c`` constraints, one specifier set per project (all of a project's lines apply)."""
+def constraint_specifiers(
+    inputs: Inputs, markers: Mapping[str, str] | None = None
+) -> dict[NormalizedName, SpecifierSet]:
+    """The ``-c`` constraints, one specifier set per project (all of a project's lines apply).
+
+    With ``markers`` (an environment's marker values), a constraint whose marker is false there
+    does not apply, as pip ignores it on such a machine (``base==1.0; sys_platform == "win32"``
+    constrains only Windows).
+    """
     out: dict[NormalizedName, SpecifierSet] = {}
     for constraint in inputs.constraints:
         req = constraint.parsed
+        if markers is not None and not marker_true(req.marker, markers, ""):
+            continue
         name = normalize_name(req.name)
         out[name] = out.get(name, SpecifierSet()) & req.specifier
     return out

@@ -107,7 +107,7 @@ def read_inputs(
             elif kind == "pylock":
                 total = total + parse_pylock(text, path)
             else:
-                total = total + parse_uv_lock(text, path)
+                total = total + parse_uv_lock(text, path, extras=extras, groups=groups)
     return total
 
 
@@ -131,13 +131,41 @@ def _filename_of(url: str | None, name: object, where: str) -> str:
     return filename
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+
+
+def _tables(value: object, where: str) -> list[dict[str, Any]]:
+    """``value`` as a list of tables (missing: empty), or a refusal naming ``where``."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise InvalidLockfile(f"{where}: must be an array of tables")
+    return value
+
+
+def _sha256(value: str, where: str) -> str:
+    digest = value.lower()
+    if not _SHA256.match(digest):
+        raise InvalidLockfile(
+            f"{where}: sha256 {value!r} is not 64 hex digits; the lockfile is damaged "
+            "(regenerate it)"
+        )
+    return digest
+
+
 def _sha256_from_table(hashes: object, where: str) -> str:
     if not isinstance(hashes, dict) or not isinstance(hashes.get("sha256"), str):
         raise InvalidLockfile(
             f"{where}: no sha256 hash; headwater checks every locked file against the upstream's "
             "sha256, so regenerate the lockfile with sha256 hashes"
         )
-    return str(hashes["sha256"]).lower()
+    return _sha256(str(hashes["sha256"]), where)
+
+
+def _wheel_name(filename: str, where: str) -> str:
+    if not filename.endswith(".whl"):
+        raise InvalidLockfile(f"{where}: {filename!r} is listed as a wheel but is not a .whl")
+    return filename
 
 
 def _check_marker(marker: object, where: str) -> str | None:
@@ -195,11 +223,11 @@ def parse_pylock(text: str, path: str) -> Inputs:
         if not isinstance(pinned, str):
             raise InvalidLockfile(f"{where}: no version (a mirror needs the pinned release)")
         files: list[LockedFile] = []
-        for j, wheel in enumerate(package.get("wheels", []) or []):
+        for j, wheel in enumerate(_tables(package.get("wheels"), f"{where} wheels")):
             w_where = f"{where} wheels[{j}]"
-            if not isinstance(wheel, dict):
-                raise InvalidLockfile(f"{w_where}: must be a table")
-            filename = _filename_of(wheel.get("url"), wheel.get("name"), w_where)
+            filename = _wheel_name(
+                _filename_of(wheel.get("url"), wheel.get("name"), w_where), w_where
+            )
             sha = _sha256_from_table(wheel.get("hashes"), f"{where} {filename}")
             files.append(LockedFile(filename, sha, True))
         sdist = package.get("sdist")
@@ -212,6 +240,8 @@ def parse_pylock(text: str, path: str) -> Inputs:
         if not files:
             raise InvalidLockfile(f"{where}: lists no wheels and no sdist")
         requires_python = package.get("requires-python")
+        if requires_python is not None and not isinstance(requires_python, str):
+            raise InvalidLockfile(f"{where}: requires-python must be a string such as '>=3.9'")
         locked.append(
             Locked(
                 name,
@@ -235,16 +265,20 @@ def _uv_hash(entry: Mapping[str, Any], where: str) -> str:
             f"{where}: no sha256 hash; headwater checks every locked file against the upstream's "
             "sha256 (regenerate uv.lock)"
         )
-    return value.removeprefix("sha256:").lower()
+    return _sha256(value.removeprefix("sha256:"), where)
 
 
-def parse_uv_lock(text: str, path: str) -> Inputs:
+def parse_uv_lock(
+    text: str, path: str, *, extras: tuple[str, ...] = ("*",), groups: tuple[str, ...] = ("*",)
+) -> Inputs:
     """A ``uv.lock``: every package from a registry, with its wheels and sdist and their sha256.
 
     uv.lock is universal (one lock for every platform), so each package carries the marker under
     which something depends on it: the union of the markers of the edges that reach it from the
     workspace's own packages (``source = { editable/virtual/directory }``), computed here by a
-    walk of the dependency graph. A package no edge reaches is left out.
+    walk of the dependency graph. A package no edge reaches is left out. Of the workspace's own
+    packages, only the optional-dependencies named in ``extras`` and the dependency groups named
+    in ``groups`` are followed (``"*"``: all), as for a ``pyproject.toml``.
 
     Raises:
         InvalidLockfile: not TOML, an unknown ``version``, or a registry file without sha256.
@@ -252,14 +286,12 @@ def parse_uv_lock(text: str, path: str) -> Inputs:
     data = load_toml(text, path)
     if data.get("version") != 1:
         raise InvalidLockfile(f"{path}: version = {data.get('version')!r}; headwater reads 1")
-    packages = data.get("package", [])
-    if not isinstance(packages, list):
-        raise InvalidLockfile(f"{path}: [[package]] must be an array of tables")
+    packages = _tables(data.get("package"), f"{path}: [[package]]")
     by_name: dict[NormalizedName, list[dict[str, Any]]] = {}
     for i, package in enumerate(packages):
-        if not isinstance(package, dict):
-            raise InvalidLockfile(f"{path} package[{i}]: must be a table")
-        by_name.setdefault(_name(package.get("name"), f"{path} package[{i}]"), []).append(package)
+        name = _name(package.get("name"), f"{path} package[{i}]")
+        _uv_shape(package, f"{path} package {name} {package.get('version', '')}".rstrip())
+        by_name.setdefault(name, []).append(package)
 
     def find(name: NormalizedName, version: object) -> list[dict[str, Any]]:
         found = by_name.get(name, [])
@@ -273,8 +305,13 @@ def parse_uv_lock(text: str, path: str) -> Inputs:
     for candidates in by_name.values():
         for package in candidates:
             source = package.get("source", {})
-            if isinstance(source, dict) and set(source) & {"editable", "virtual", "directory"}:
+            if set(source) & {"editable", "virtual", "directory"}:
                 stack.append((package, ""))
+    if not stack:
+        raise InvalidLockfile(
+            f"{path}: no package of the workspace (source = {{ virtual, editable or directory }}); "
+            "there is nothing to follow from (regenerate it with `uv lock`)"
+        )
     while stack:
         package, marker = stack.pop()
         key = (normalize_name(str(package["name"])), str(package.get("version", "")))
@@ -283,11 +320,14 @@ def parse_uv_lock(text: str, path: str) -> Inputs:
             continue
         markers.add(marker)
         edges: list[Any] = list(package.get("dependencies", []) or [])
-        for table in ("optional-dependencies", "dev-dependencies"):
-            groups = package.get(table, {}) or {}
-            if isinstance(groups, dict):
-                for group in groups.values():
-                    edges.extend(group or [])
+        own = bool(set(package.get("source", {})) & {"editable", "virtual", "directory"})
+        for table, chosen in (("optional-dependencies", extras), ("dev-dependencies", groups)):
+            tables = package.get(table) or {}
+            every = not own or "*" in chosen
+            wanted = set() if every else {normalize_name(w) for w in chosen}
+            for group, group_edges in tables.items():
+                if every or normalize_name(group) in wanted:
+                    edges.extend(group_edges)
         for edge in edges:
             if not isinstance(edge, dict):
                 continue
@@ -309,15 +349,23 @@ def parse_uv_lock(text: str, path: str) -> Inputs:
     for (name, version), markers in sorted(reached.items()):
         for package in find(name, version):
             source = package.get("source", {})
-            if not (isinstance(source, dict) and "registry" in source):
-                continue  # the workspace's own packages, git and path sources: not on the index
             where = f"{path} package {name} {version}"
+            if set(source) & {"editable", "virtual", "directory"}:
+                continue  # the workspace's own packages: not on any index
+            if "registry" not in source:
+                kind = next(iter(source), "an unknown source")
+                raise InvalidLockfile(
+                    f"{where}: comes from a {kind} source, not an index; a mirror can only carry "
+                    "files its upstream lists (publish it to an index, or lock it from one)"
+                )
             files: list[LockedFile] = []
-            for wheel in package.get("wheels", []) or []:
-                filename = _filename_of(wheel.get("url"), wheel.get("filename"), where)
+            for wheel in package.get("wheels", []):
+                filename = _wheel_name(
+                    _filename_of(wheel.get("url"), wheel.get("filename"), where), where
+                )
                 files.append(LockedFile(filename, _uv_hash(wheel, f"{where} {filename}"), True))
             sdist = package.get("sdist")
-            if isinstance(sdist, dict):
+            if sdist is not None:
                 filename = _filename_of(sdist.get("url"), sdist.get("filename"), where)
                 files.append(LockedFile(filename, _uv_hash(sdist, f"{where} {filename}"), False))
             if not files:
@@ -325,6 +373,30 @@ def parse_uv_lock(text: str, path: str) -> Inputs:
             joined = None if "" in markers else " or ".join(f"({m})" for m in sorted(markers))
             locked.append(Locked(name, version, tuple(files), where, joined))
     return Inputs(locked=tuple(locked))
+
+
+def _uv_shape(package: dict[str, Any], where: str) -> None:
+    """Refuse a ``[[package]]`` whose tables have the wrong shape, naming it (a damaged or
+    hand-edited uv.lock), so that nothing later meets a string where a table belongs."""
+    if not isinstance(package.get("source", {}), dict):
+        raise InvalidLockfile(f"{where}: source must be a table such as {{ registry = URL }}")
+    for key in ("dependencies", "wheels"):
+        _tables(package.get(key), f"{where} {key}")
+    sdist = package.get("sdist")
+    if sdist is not None and not isinstance(sdist, dict):
+        raise InvalidLockfile(f"{where} sdist: must be a table")
+    for table in ("optional-dependencies", "dev-dependencies"):
+        groups = package.get(table)
+        if groups is None:
+            continue
+        if not isinstance(groups, dict):
+            raise InvalidLockfile(f"{where} [{table}]: must be a table")
+        for group, edges in groups.items():
+            _tables(edges, f"{where} [{table}] {group}")
+    for edge in package.get("dependencies") or []:
+        extra = edge.get("extra", [])
+        if not isinstance(extra, list) or not all(isinstance(e, str) for e in extra):
+            raise InvalidLockfile(f"{where} dependencies: extra must be a list of names")
 
 
 def _and(left: str, right: str) -> str:

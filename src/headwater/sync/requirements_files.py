@@ -14,7 +14,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from headwater.simple.names import normalize_name
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+
+from headwater.simple.names import InvalidName, normalize_name
 from headwater.sync.inputs import (
     Inputs,
     InvalidLockfile,
@@ -41,7 +44,16 @@ _FOREIGN = {
     "-e": "--editable",
     "--editable": "--editable",
 }
-_IGNORED = {"--prefer-binary", "--only-binary", "--no-binary", "--use-feature", "--trusted-host"}
+_IGNORED = {
+    "--prefer-binary",
+    "--only-binary",
+    "--no-binary",
+    "--use-feature",
+    "--trusted-host",
+    "--require-hashes",  # the mirror checks every --hash it is given anyway
+}
+# pip reads a line naming an archive (``pkg-1.0-py3-none-any.whl``) as a path to that file.
+_ARCHIVE = re.compile(r"\.(whl|tar\.gz|tgz|tar\.bz2|tar\.xz|zip|tar)\Z", re.IGNORECASE)
 _HASH = re.compile(r"--hash[= ]([A-Za-z0-9_]+):([0-9a-fA-F]+)")
 
 
@@ -102,6 +114,11 @@ def parse_requirements_file(
             if option in ("-r", "--requirement", "-c", "--constraint"):
                 if not value:
                     raise InvalidLockfile(f"{where}: {option} needs a file name")
+                if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
+                    raise InvalidLockfile(
+                        f"{where}: {option} {value} names a URL; a closure mirror reads only "
+                        "local files (download it next to this one and include it by name)"
+                    )
                 included = posixpath.normpath(posixpath.join(directory, value))
                 nested = parse_requirements_file(
                     included,
@@ -130,13 +147,20 @@ def parse_requirements_file(
         hashes = frozenset(
             value.lower() for algorithm, value in _HASH.findall(line) if algorithm == "sha256"
         )
+        if any(len(value) != 64 for value in hashes):
+            raise InvalidLockfile(
+                f"{where}: a --hash=sha256:... is not 64 hex digits; the file is damaged "
+                "(regenerate it)"
+            )
         if "--hash" in line and not hashes:
             raise InvalidLockfile(
                 f"{where}: only --hash=sha256:... can be checked against the upstream; "
                 "regenerate the file with sha256 hashes"
             )
         requirement = re.split(r"\s+--?[A-Za-z]", line, maxsplit=1)[0].strip()
-        if re.match(r"^(\.|/|[A-Za-z]+://)", requirement):
+        if re.match(r"^(\.|/|~|[A-Za-z][A-Za-z0-9+.-]*://)", requirement) or (
+            "@" not in requirement and _ARCHIVE.search(requirement.split(";", 1)[0].strip())
+        ):
             raise InvalidLockfile(
                 f"{where}: {requirement!r} is a path or URL, not a release on the index; a "
                 "mirror can only carry what its upstream lists"
@@ -178,25 +202,78 @@ def parse_pyproject(
     project = data.get("project", {})
     if not isinstance(project, dict):
         raise InvalidLockfile(f"{path}: [project] must be a table")
-    roots: list[Root] = []
-    deps = _strings(project.get("dependencies", []), f"{path} [project] dependencies")
-    for text_ in deps:
-        where = f"{path} [project] dependencies"
-        roots.append(Root(str(parse_requirement(text_, where)), where))
+    dynamic = project.get("dynamic", [])
+    for field in ("dependencies", "optional-dependencies"):
+        if isinstance(dynamic, list) and field in dynamic:
+            raise InvalidLockfile(
+                f"{path} [project] dynamic: {field} are computed by the build backend, so they "
+                "cannot be read from the file; lock the project (`uv lock`, or `pip-compile` to a "
+                "requirements file) and give the lockfile instead"
+            )
     optional = project.get("optional-dependencies", {})
     if not isinstance(optional, dict):
         raise InvalidLockfile(f"{path}: [project.optional-dependencies] must be a table")
+    own = _Own(_own_name(project.get("name"), path), optional, path)
+    roots: list[Root] = []
+    deps = _strings(project.get("dependencies", []), f"{path} [project] dependencies")
+    for text_ in deps:
+        roots.extend(own.roots(text_, f"{path} [project] dependencies"))
     for extra in _chosen(optional, extras):
         where = f"{path} [project.optional-dependencies] {extra}"
         for text_ in _strings(optional[extra], where):
-            roots.append(Root(str(parse_requirement(text_, where)), where))
+            roots.extend(own.roots(text_, where, frozenset({extra})))
     dependency_groups = data.get("dependency-groups", {})
     if not isinstance(dependency_groups, dict):
         raise InvalidLockfile(f"{path}: [dependency-groups] must be a table")
     for group in _chosen(dependency_groups, groups):
         for text_, where in _group(dependency_groups, group, path, ()):
-            roots.append(Root(str(parse_requirement(text_, where)), where))
+            roots.extend(own.roots(text_, where))
     return Inputs(roots=tuple(roots))
+
+
+def _own_name(name: object, path: str) -> str | None:
+    if name is None:
+        return None  # PEP 735 groups need no [project]
+    try:
+        if not isinstance(name, str):
+            raise InvalidName(f"{name!r} is not a string")
+        return normalize_name(name)
+    except InvalidName as exc:
+        raise InvalidLockfile(f"{path} [project] name: {exc}") from exc
+
+
+class _Own:
+    """A requirement on the project itself (``all = ["me[fast,color]"]``, a dependency group
+    ``["me[test]"]``) is not on any index: it stands for those extras' requirements, followed
+    here, with its marker joined to theirs."""
+
+    def __init__(self, name: str | None, optional: Mapping[str, Any], path: str) -> None:
+        self.name, self.optional, self.path = name, optional, path
+        self.by_normal = {normalize_name(k): k for k in optional}
+
+    def roots(self, text: str, where: str, seen: frozenset[str] = frozenset()) -> list[Root]:
+        req = parse_requirement(text, where)
+        if self.name is None or normalize_name(req.name) != self.name:
+            return [Root(str(req), where)]
+        out: list[Root] = []
+        for extra in sorted(req.extras):
+            key = self.by_normal.get(normalize_name(extra))
+            if key is None:
+                raise InvalidLockfile(
+                    f"{where}: {text!r} asks for extra {extra!r} of this project, which "
+                    "[project.optional-dependencies] does not define"
+                )
+            if key in seen:
+                continue  # an extra that includes itself, directly or not
+            inner = f"{self.path} [project.optional-dependencies] {key}"
+            for text_ in _strings(self.optional[key], inner):
+                for root in self.roots(text_, inner, seen | {key}):
+                    joined = Requirement(root.requirement)
+                    if req.marker is not None:
+                        both = f"({req.marker}) and ({joined.marker})" if joined.marker else ""
+                        joined.marker = Marker(both or str(req.marker))
+                    out.append(Root(str(joined), where))
+        return out
 
 
 def _group(
