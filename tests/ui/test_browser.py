@@ -75,7 +75,10 @@ def test_home_lists_every_index_with_kind_health_and_totals(site: Site, browser:
     assert rows["main"][2] == f"{len(listed):,}" and len(listed) >= 2
     assert rows["main"][3] == f"{files:,}" and files >= 4
     assert rows["main"][4].endswith("kB")
-    assert rows["up"][3] == "unknown"  # a proxy's files are not counted on a page view
+    # A proxy's files and bytes are its cache's (the status service's scheduled look), and its
+    # health says whether its upstream answered at the last check.
+    assert rows["up"][3].endswith("cached") and rows["up"][4].endswith("cached")
+    assert "upstream reachable" in rows["up"][1]
     # The private index: its name and kind only, no totals without a token.
     assert "Sign in to see what it holds" in rows["secret"][2]
     header = browser.driver.find_element(By.CSS_SELECTOR, "header.site")
