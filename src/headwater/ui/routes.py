@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from headwater.server.api_bodies import BodyRejected, read_bytes
@@ -90,19 +90,22 @@ class _Page(Route):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.methods and scope["method"] not in self.methods:
-            request = Request(scope, receive)
-            request.scope[session.HTTPS_KEY] = self.interface.https
-            response = await self.interface.render(
-                request,
-                "error.html",
-                status=405,
-                message=f"{scope['method'][:20]} is not a method of this page: it takes "
-                f"{self.allow}",
-            )
-            response.headers["allow"] = self.allow
-            await _secured(response)(scope, receive, send)
+            response = await self.refusal(Request(scope, receive))
+            await response(scope, receive, send)
             return
         await super().handle(scope, receive, send)
+
+    async def refusal(self, request: Request) -> Response:
+        """The 405 page for ``request``, whose method this route does not take."""
+        request.scope[session.HTTPS_KEY] = self.interface.https
+        response = await self.interface.render(
+            request,
+            "error.html",
+            status=405,
+            message=f"{request.method[:20]} is not a method of this page: it takes {self.allow}",
+        )
+        response.headers["allow"] = self.allow
+        return _secured(response)
 
 
 def page(
@@ -164,17 +167,22 @@ def ui_routes(served: Served) -> list[BaseRoute]:
         ("/ui/account", account.page, _READ),
         ("/ui/account/password", account.set_password, ["POST"]),
         ("/ui/admin/users/password-clear", account.clear_password, ["POST"]),
-        # Last: any other path below /ui/ (a name with a slash in it, a mistyped page).
-        ("/ui/{rest:anypath}", _not_found, _READ),
     ]
     methods: dict[str, set[str]] = {}
     for path, _, taken in table:
         methods.setdefault(path, set()).update(taken)
-    return [
+    routes = [
         page(path, handler, ui, taken, allow=", ".join(m for m in _METHODS if m in methods[path]))
         for path, handler, taken in table
     ]
+    # The paths a GET does not reach: a GET of one is a 405, not the catch-all's 404.
+    posted = [route for route in routes if not route.methods or "GET" not in methods[route.path]]
 
+    async def not_found(request: Request, ui: Interface) -> Response:
+        for route in posted:
+            if route.matches(request.scope)[0] is Match.PARTIAL and isinstance(route, _Page):
+                return await route.refusal(request)
+        return await ui.not_found(request, "there is no such page in the interface")
 
-async def _not_found(request: Request, ui: Interface) -> Response:
-    return await ui.not_found(request, "there is no such page in the interface")
+    # Last: any other path below /ui/ (a name with a slash in it, a mistyped page).
+    return [*routes, page("/ui/{rest:anypath}", not_found, ui, _READ)]

@@ -1,0 +1,391 @@
+"""An outside acceptance pass over issue 13 (the web interface), line by line, against the real
+``headwater serve`` of tests/ui/conftest.py, real twine uploads and Debian's chromium.
+
+Each test names the issue's promise it holds. The failures this pass found (each test here
+failed before its fix):
+
+- the home page's search box ("Search every index you can read") searched the default index
+  only: a project of a proxy or another hosted index was not found;
+- a method a page does not take got Starlette's plain-text 405, without the interface's page,
+  its content security policy or a complete ``Allow``; a path under ``/ui/`` with a line break
+  got a plain-text 404 the same way;
+- the sign-out button was the one form without a CSRF token;
+- a README whose content type PyPI does not know was rendered as reStructuredText (PyPI shows it
+  as plain text), and a description in the ``Description`` header (core metadata 1.x, old
+  sdists) was shown as broken reStructuredText, its folding indentation kept;
+- the project status (PEP 792) was shown only when it was not ``active``;
+- the home page did not say whether a proxy's upstream is reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from headwater.server.routes import ROUTES, example_path
+from headwater.simple.names import normalize_name
+from headwater.testing.wheels import build_wheel, wheel_filename
+from headwater.ui.readme import render_metadata
+from tests.browser import Browser, launch
+from tests.server.hosting import cli, request, twine
+from tests.ui.conftest import Site
+
+HTML = "text/html; charset=utf-8"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def _results(browser: Browser) -> list[str]:
+    return [li.text for li in browser.driver.find_elements(By.CSS_SELECTOR, "ol.results li")]
+
+
+def _sign_in(browser: Browser, site: Site, token: str) -> None:
+    browser.open(site.url + "/ui/signin")
+    browser.driver.find_element(By.ID, "token").send_keys(token)
+    browser.submit("#signin-token")
+
+
+def _signed_out(browser: Browser, site: Site) -> None:
+    browser.open(site.url + "/ui/static/style.css")
+    browser.driver.delete_all_cookies()
+
+
+# -- Home: "a search box"; Search: "across an index" --------------------------------------------
+
+
+def test_the_home_search_box_searches_every_index_you_may_read(
+    site: Site, browser: Browser
+) -> None:
+    """The box says "Search every index you can read": a name only the proxy ``up`` has is found
+    from it, labelled with its index; a private index's names only with a token."""
+    _signed_out(browser, site)
+    browser.open(site.url + "/")
+    box = browser.driver.find_element(By.ID, "home-search")
+    box.send_keys("evil")
+    box.submit()
+    assert _results(browser)[0].startswith("evil in up"), _results(browser)
+    browser.driver.find_element(By.CSS_SELECTOR, "ol.results a").click()
+    assert browser.driver.current_url == site.url + "/ui/up/project/evil"
+    browser.open(site.url + "/ui/search?q=secret-thing")
+    assert _results(browser) == []
+    suggest = json.loads(request(site.url + "/ui/suggest?q=evi").body)
+    assert [(r["name"], r["index"]) for r in suggest["results"]] == [("evil", "up")]
+    assert json.loads(request(site.url + "/ui/suggest?q=secret").body)["results"] == []
+    _sign_in(browser, site, site.admin)
+    browser.open(site.url + "/ui/search?q=secret-thing")
+    found = _results(browser)
+    assert {line.split(" exact")[0] for line in found} == {
+        "secret-thing in all",
+        "secret-thing in secret",
+    }, found
+    # Naming an index still searches that one only.
+    browser.open(site.url + "/ui/search?q=evil&index=main")
+    assert _results(browser) == []
+    assert browser.axe() == []
+    browser.screenshot("acceptance-search-everywhere")
+    _signed_out(browser, site)
+
+
+# -- "404/405/400 pages ... never a 500", with the interface's headers --------------------------
+
+
+def _ui_paths() -> dict[str, set[str]]:
+    paths: dict[str, set[str]] = {}
+    for route in ROUTES:
+        if route.layer == "ui":
+            paths.setdefault(example_path(route), set()).update(route.methods)
+    return paths
+
+
+def _is_interface_page(answer: object, label: str) -> None:
+    headers = answer.headers  # type: ignore[attr-defined]
+    assert headers.get("content-type") == HTML, label
+    assert "script-src 'self'" in headers.get("content-security-policy", ""), label
+    assert headers.get("x-content-type-options") == "nosniff", label
+    assert headers.get("x-frame-options") == "DENY", label
+    assert b"<script>" not in answer.body, label  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", sorted(_ui_paths()))
+def test_a_method_a_page_does_not_take_gets_the_interfaces_405(site: Site, path: str) -> None:
+    taken = _ui_paths()[path]
+    for method in sorted({"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"} - taken):
+        answer = request(site.url + path, method=method, body=b"" if method != "GET" else None)
+        label = f"{method} {path}"
+        assert answer.status == 405, (label, answer.status)
+        _is_interface_page(answer, label)
+        assert set(answer.headers["allow"].split(", ")) == taken, label
+        if method != "HEAD":
+            assert b"Method not allowed" in answer.body, label
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ui/%0d%0aSet-Cookie:%20planted=1",
+        "/ui/main/project/hello-world/%0a%0dx",
+        "/ui/a%0Ab/c",
+        "/ui/%0A",
+    ],
+)
+def test_a_path_with_line_breaks_is_the_interfaces_404(site: Site, path: str) -> None:
+    answer = request(site.url + path)
+    assert answer.status == 404, answer.status
+    _is_interface_page(answer, path)
+    assert "set-cookie" not in answer.headers
+    assert b"Not found" in answer.body
+
+
+# -- "Every form protected against CSRF, every action recorded" --------------------------------
+
+
+def _audit(site: Site) -> list[dict[str, object]]:
+    done = cli("audit", "--data-dir", str(site.data), "--limit", "50", "--json")
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stdout))
+
+
+def test_sign_out_is_a_form_with_a_csrf_token(site: Site) -> None:
+    """Every form of every page carries the session's CSRF token; signing out without it is
+    refused (and recorded), with it the session ends."""
+    token = site.token("admin", "read")
+    cookie = {"Cookie": f"headwater_session={token}"}
+    for path in ("/", "/ui/admin", "/ui/account", "/ui/admin/project/main/hello-world"):
+        body = request(site.url + path, headers=cookie).body.decode()
+        forms = re.findall(r'<form[^>]*method="post"[^>]*>.*?</form>', body, re.S)
+        assert forms, path
+        for form in forms:
+            assert re.search(r'name="csrf" value="[0-9a-f]{64}"', form), (path, form[:200])
+    refused = request(site.url + "/ui/signout", method="POST", body=b"", headers={**cookie, **FORM})
+    assert refused.status == 403, refused.status
+    _is_interface_page(refused, "refused sign-out")
+    assert "set-cookie" not in refused.headers
+    entry = _audit(site)[0]
+    assert entry["action"] == "refused sign-out" and entry["actor"] == "admin", entry
+    page = request(site.url + "/", headers=cookie).body.decode()
+    field = re.search(r'action="/ui/signout".*?name="csrf" value="([0-9a-f]{64})"', page, re.S)
+    assert field is not None
+    done = request(
+        site.url + "/ui/signout",
+        method="POST",
+        body=f"csrf={field.group(1)}".encode(),
+        headers={**cookie, **FORM},
+    )
+    # urllib follows the 303 to / (and keeps the Cookie header it was given): the cookie was
+    # cleared on the 303 itself, which urllib does not show; the audit log says it happened.
+    assert done.status == 200
+    assert _audit(site)[0]["action"] == "sign-out"
+
+
+# -- README "rendered safely ... as PyPI renders them" ------------------------------------------
+
+_HEAD = "Metadata-Version: 2.1\nName: x\nVersion: 1.0\n"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "shown_as", "expected"),
+    [
+        ("text/markdown", "# Title\n\n| a | b |\n|---|---|\n| 1 | 2 |\n", "markdown", "<table>"),
+        (
+            "text/markdown; variant=GFM",
+            "~~gone~~ and www.example.org",
+            "markdown",
+            "<del>gone</del>",
+        ),
+        (
+            "text/markdown; charset=UTF-8; variant=CommonMark",
+            "| a | b |\n|---|---|\n| 1 | 2 |\n",
+            "markdown",
+            "<p>| a | b |",
+        ),
+        ("text/x-rst", "Title\n=====\n\n*emph*\n", "rst", "<em>emph</em>"),
+        ("text/x-rst; charset=UTF-8", "Title\n=====\n\n*emph*\n", "rst", "<em>emph</em>"),
+        (None, "Title\n=====\n\n*emph*\n", "rst", "<em>emph</em>"),
+        ("text/plain", "*not emph* <b>x</b>\n", "plain", "*not emph* &lt;b&gt;x&lt;/b&gt;"),
+        # PyPI (warehouse's readme.render) shows an unknown content type as plain text.
+        ("text/html", "**bold** <b>x</b>\n", "plain", "**bold** &lt;b&gt;x&lt;/b&gt;"),
+        ("text/x-unknown", "Title\n=====\n", "plain", "Title\n====="),
+        # reStructuredText docutils cannot render: plain text, as on PyPI.
+        ("text/x-rst", "Title\n===\n\n.. raw:: html\n\n   <i>x</i>\n", "plain", "&lt;i&gt;"),
+    ],
+)
+def test_readmes_render_by_content_type_as_pypi_does(
+    content_type: str | None, body: str, shown_as: str, expected: str
+) -> None:
+    typed = f"Description-Content-Type: {content_type}\n" if content_type else ""
+    readme = render_metadata(f"{_HEAD}{typed}\n{body}".encode())
+    assert readme is not None
+    assert readme.rendered_as == shown_as, readme
+    assert expected in readme.html, readme.html
+    assert "<script" not in readme.html and "onerror" not in readme.html
+
+
+@pytest.mark.parametrize("fold", [" " * 8, " " * 7 + "|"])
+def test_a_description_in_the_header_is_unfolded(fold: str) -> None:
+    """Core metadata 1.x (old sdists' PKG-INFO) put the description in a ``Description`` header
+    whose continuation lines are indented by 8 spaces (or 7 and ``|``)."""
+    text = "Title\n=====\n\nSome *emph* text.\n\n    quoted"
+    folded = text.replace("\n", "\n" + fold)
+    metadata = (
+        f"Metadata-Version: 1.1\nName: x\nVersion: 1.0\nDescription: {folded}\nPlatform: any\n"
+    )
+    readme = render_metadata(metadata.encode())
+    assert readme is not None and readme.rendered_as == "rst", readme
+    assert "<h1>Title" in readme.html and "<em>emph</em>" in readme.html, readme.html
+    assert "<blockquote>" in readme.html  # the description's own indentation is kept
+
+
+def test_an_uploaded_header_form_readme_renders_on_the_project_page(
+    site: Site, browser: Browser, tmp_path: Path
+) -> None:
+    """End to end: a wheel whose METADATA has its description in the header, uploaded with real
+    twine, shows its README rendered (it was shown as broken reStructuredText)."""
+    name = normalize_name("old-style-readme")
+    folded = "Old Style\n=========\n\nAn *old* description.\n".replace("\n", "\n        ")
+    metadata = (
+        f"Metadata-Version: 2.1\nName: old-style-readme\nVersion: 1.0\nSummary: old\n"
+        f"Description: {folded.rstrip()}\n"
+    ).encode()
+    path = tmp_path / wheel_filename(name, "1.0")
+    path.write_bytes(build_wheel(name, "old-style-readme", "1.0", metadata=metadata))
+    done = twine(f"{site.url}/main/legacy/", site.admin, [path])
+    assert done.returncode == 0, done.stdout + done.stderr
+    _signed_out(browser, site)
+    browser.open(site.url + "/ui/main/project/old-style-readme")
+    readme = browser.driver.find_element(By.CSS_SELECTOR, "section.readme")
+    assert readme.find_element(By.TAG_NAME, "h1").text == "Old Style"
+    assert readme.find_element(By.TAG_NAME, "em").text == "old"
+    assert "Shown as plain text" not in readme.text
+    assert browser.axe() == []
+
+
+# -- Project page: "project status (PEP 792) ... shown" -----------------------------------------
+
+
+def test_the_project_status_is_shown_when_active_too(site: Site, browser: Browser) -> None:
+    _signed_out(browser, site)
+    browser.open(site.url + "/ui/main/project/hello-world")
+    facts = {
+        dt.text: dd.text
+        for dt, dd in zip(
+            browser.driver.find_elements(By.CSS_SELECTOR, "dl.facts dt"),
+            browser.driver.find_elements(By.CSS_SELECTOR, "dl.facts dd"),
+            strict=True,
+        )
+    }
+    assert facts["Status"] == "active", facts
+    assert facts["Namespace"] == "none", facts
+    browser.open(site.url + "/ui/up/project/evil")  # the upstream says deprecated, with a reason
+    status = browser.driver.find_element(
+        By.XPATH, "//dl[@class='facts']/dt[.='Status']/following-sibling::dd[1]"
+    )
+    assert status.text.startswith("deprecated: "), status.text
+    assert browser.pwned() is None
+
+
+# -- Home: "its health (upstream reachable, last error)" ----------------------------------------
+
+
+def test_the_home_page_says_whether_a_proxys_upstream_is_reachable(
+    site: Site, browser: Browser
+) -> None:
+    _signed_out(browser, site)
+    browser.open(site.url + "/")
+    row = browser.driver.find_element(By.XPATH, "//tbody/tr[th[starts-with(., 'up')]]")
+    health = row.find_elements(By.TAG_NAME, "td")[1].text
+    assert "upstream reachable" in health and "freshness: fresh" in health, health
+    mirrors = json.loads(request(site.url + "/mirrors.json").body)
+    (proxy,) = mirrors["proxies"]
+    assert proxy["upstream_error"] is None and proxy["upstream_checked"]
+
+
+# -- "works without JavaScript" ----------------------------------------------------------------
+
+
+def test_search_sign_in_and_forms_work_without_javascript(site: Site) -> None:
+    with launch(javascript=False) as plain:
+        plain.open(site.url + "/")
+        box = plain.driver.find_element(By.ID, "home-search")
+        box.send_keys("Helo_World")
+        plain.submit("#main form.search button")
+        assert _results(plain)[0].startswith("hello-world in main"), _results(plain)
+        # No suggestion list appears: no script ran.
+        assert not plain.driver.find_element(By.ID, "site-search-suggestions").is_displayed()
+        plain.open(site.url + "/ui/signin")
+        plain.driver.find_element(By.ID, "token").send_keys(site.admin)
+        plain.submit("#signin-token")
+        assert "Signed in as admin" in plain.driver.find_element(By.TAG_NAME, "header").text
+        plain.open(site.url + "/ui/admin/project/main/hello-world")
+        plain.submit("form[action$='/status'] button")
+        assert "status" in plain.driver.find_element(By.TAG_NAME, "main").text.lower()
+        plain.submit("header form[action='/ui/signout'] button")
+        assert "Sign in" in plain.driver.find_element(By.TAG_NAME, "header").text
+        plain.screenshot("acceptance-no-javascript")
+
+
+# -- Accessibility: "no serious violations on every page", both schemes ------------------------
+
+_PAGES = [
+    "/",
+    "/ui/search",
+    "/ui/search?q=",
+    "/ui/search?q=zzzzqqqq",
+    "/ui/search?q=helo-wrold",
+    "/ui/search?q=e",
+    "/ui/search?q=x&index=nosuch",
+    "/ui/main/project/hello-world",
+    "/ui/main/project/hostile-readme",
+    "/ui/up/project/evil",
+    "/ui/main/project/nothing-here",
+    "/ui/nosuch/project/x",
+    "/ui/secret/project/secret-thing",
+    "/ui/status",
+    "/ui/signin",
+    "/ui/admin",
+    "/ui/account",
+    "/ui/no/such/page",
+    "/ui/main/project/%3Cb%3E",
+]
+_SIGNED_IN = [
+    "/",
+    "/ui/admin",
+    "/ui/account",
+    "/ui/admin/project/main/hello-world",
+    "/ui/admin/project/main/nothing-here",
+    "/ui/admin/grants/main",
+    "/ui/all/project/hello-world/why",
+    "/ui/all/project/secret-thing/why",
+    "/ui/all/project/evil/why",
+    "/ui/all/project/nothing-here/why",
+    "/ui/main/project/hello-world/why",
+    "/ui/search?q=s&index=all&source=secret",
+    "/ui/search?q=secret",
+]
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_every_page_and_state_passes_axe(site: Site, dark: bool) -> None:
+    with launch(dark=dark) as browser:
+        for path in _PAGES:
+            browser.open(site.url + path)
+            assert browser.axe() == [], path
+            assert browser.pwned() is None and browser.csp_violations() == [], path
+        browser.open(site.url + "/ui/signin")
+        browser.driver.find_element(By.ID, "token").send_keys(site.admin)
+        browser.submit("#signin-token")
+        for path in _SIGNED_IN:
+            browser.open(site.url + path)
+            assert browser.axe() == [], path
+            assert browser.pwned() is None and browser.csp_violations() == [], path
+        # A refused form (its CSRF token spoiled in the page): the refusal page.
+        browser.open(site.url + "/ui/admin")
+        browser.run("document.querySelectorAll('input[name=csrf]').forEach(e => e.value = 'x');")
+        browser.submit("header form[action='/ui/signout'] button")
+        assert (
+            "does not match your session" in browser.driver.find_element(By.TAG_NAME, "main").text
+        )
+        assert browser.axe() == []
+        browser.screenshot(f"acceptance-refused-{'dark' if dark else 'light'}")
