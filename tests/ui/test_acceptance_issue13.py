@@ -14,13 +14,17 @@ failed before its fix):
   as plain text), and a description in the ``Description`` header (core metadata 1.x, old
   sdists) was shown as broken reStructuredText, its folding indentation kept;
 - the project status (PEP 792) was shown only when it was not ``active``;
-- the home page did not say whether a proxy's upstream is reachable.
+- the home page did not say whether a proxy's upstream is reachable;
+- the install commands of a project with only pre-releases (or only yanked releases) named the
+  bare project, which pip and uv then refuse to install.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -31,8 +35,9 @@ from headwater.simple.names import normalize_name
 from headwater.testing.wheels import build_wheel, wheel_filename
 from headwater.ui.readme import render_metadata
 from tests.browser import Browser, launch
-from tests.server.hosting import cli, request, twine
-from tests.ui.conftest import Site
+from tests.clients import clean_env, installed_version, make_venv, run_ok
+from tests.server.hosting import api, cli, request, twine
+from tests.ui.conftest import Site, wheel
 
 HTML = "text/html; charset=utf-8"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -243,18 +248,18 @@ def test_an_uploaded_header_form_readme_renders_on_the_project_page(
 ) -> None:
     """End to end: a wheel whose METADATA has its description in the header, uploaded with real
     twine, shows its README rendered (it was shown as broken reStructuredText)."""
-    name = normalize_name("old-style-readme")
+    name = normalize_name("old-style-description")
     folded = "Old Style\n=========\n\nAn *old* description.\n".replace("\n", "\n        ")
     metadata = (
-        f"Metadata-Version: 2.1\nName: old-style-readme\nVersion: 1.0\nSummary: old\n"
+        f"Metadata-Version: 2.1\nName: old-style-description\nVersion: 1.0\nSummary: old\n"
         f"Description: {folded.rstrip()}\n"
     ).encode()
     path = tmp_path / wheel_filename(name, "1.0")
-    path.write_bytes(build_wheel(name, "old-style-readme", "1.0", metadata=metadata))
+    path.write_bytes(build_wheel(name, "old-style-description", "1.0", metadata=metadata))
     done = twine(f"{site.url}/main/legacy/", site.admin, [path])
     assert done.returncode == 0, done.stdout + done.stderr
     _signed_out(browser, site)
-    browser.open(site.url + "/ui/main/project/old-style-readme")
+    browser.open(site.url + "/ui/main/project/old-style-description")
     readme = browser.driver.find_element(By.CSS_SELECTOR, "section.readme")
     assert readme.find_element(By.TAG_NAME, "h1").text == "Old Style"
     assert readme.find_element(By.TAG_NAME, "em").text == "old"
@@ -389,3 +394,74 @@ def test_every_page_and_state_passes_axe(site: Site, dark: bool) -> None:
         )
         assert browser.axe() == []
         browser.screenshot(f"acceptance-refused-{'dark' if dark else 'light'}")
+
+
+# -- Project page: "install snippets for pip and uv with this index's URL" -----------------------
+
+
+def _snippets(site: Site, project: str) -> list[str]:
+    body = request(f"{site.url}/ui/main/project/{project}").body.decode()
+    found = re.findall(r"<pre><code>((?:uv )?pip install [^<]*)</code></pre>", body)
+    return [html.unescape(line) for line in found]
+
+
+def _run_snippet(line: str, python: Path, uv: Path, home: Path) -> None:
+    """``line`` as a person pastes it: pip run by the venv's python (isolated), uv told which
+    venv; nothing else of the line is changed."""
+    words = shlex.split(line)
+    if words[0] == "pip":
+        command = [
+            str(python),
+            "-m",
+            "pip",
+            *words[1:2],
+            "--isolated",
+            "--no-cache-dir",
+            *words[2:],
+        ]
+    else:
+        command = [str(uv), *words[1:3], "--no-config", "--no-cache", "--python", str(python)]
+        command += words[3:]
+    run_ok(command, clean_env(home))
+
+
+@pytest.mark.parametrize(
+    ("project", "versions", "yank", "installed"),
+    [
+        ("hello-world", [], None, "1.0"),  # a final release, and a newer pre-release
+        ("only-pre", ["0.1b1", "0.2rc1"], None, "0.2rc1"),
+        ("only-yanked", ["1.0"], "1.0", "1.0"),
+    ],
+)
+def test_the_install_snippets_install_with_real_pip_and_uv(
+    site: Site,
+    uv: Path,
+    tmp_path: Path,
+    project: str,
+    versions: list[str],
+    yank: str | None,
+    installed: str,
+) -> None:
+    """The commands on the project page, run as they are shown, install the project (a project
+    with only pre-releases or only yanked releases got a bare name, which pip and uv refuse)."""
+    if versions:
+        dist = tmp_path / "dist"
+        paths = [wheel(dist, project, version, "# readme\n") for version in versions]
+        done = twine(f"{site.url}/main/legacy/", site.admin, paths)
+        assert done.returncode == 0, done.stdout + done.stderr
+    if yank:
+        answer = api(
+            f"{site.url}/api/main/projects/{project}/yank",
+            "POST",
+            site.admin,
+            {"version": yank, "reason": "test"},
+        )
+        assert answer.status == 200, answer.text
+    lines = _snippets(site, project)
+    assert [line.split()[0] for line in lines] == ["pip", "uv"], lines
+    assert all(f"--index-url {site.url}/main/simple/ " in line for line in lines), lines
+    for line in lines:
+        home = tmp_path / line.split()[0]
+        python = make_venv(home / "venv", pip=line.startswith("pip"))
+        _run_snippet(line, python, uv, home)
+        assert installed_version(python, project.replace("-", "_")) == installed, line

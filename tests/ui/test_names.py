@@ -90,6 +90,10 @@ def test_queries_are_normalized_like_names() -> None:
     assert normalize_query("  Foo_Bar.baz  ") == "foo-bar-baz"
     assert normalize_query("<script>alert(1)</script>") == "scriptalert1script"
     assert normalize_query("a" * 1000) == "a" * 200
+    # Accents and compatibility forms (full-width letters) fold to the ASCII names are made of.
+    assert normalize_query("Réquests") == "requests"
+    assert normalize_query("ｎｕｍｐｙ") == "numpy"
+    assert normalize_query("Ｆｌａｓｋ－ＲＥＳＴful") == "flask-restful"
 
 
 def test_typos_of_every_kind_are_found() -> None:

@@ -22,9 +22,8 @@ __all__ = ["home"]
 async def home(request: Request, ui: Interface) -> Response:
     visible = await ui.visible(request)
     document = await ui.served.status.document()
-    upstreams: dict[str, MirrorEntry | ProxyEntry] = {
-        entry.name: entry for entry in [*document.mirrors, *document.proxies]
-    }
+    upstreams: dict[str, MirrorEntry | ProxyEntry] = {m.name: m for m in document.mirrors}
+    upstreams.update((p.name, p) for p in document.proxies)
     rows = []
     for name in sorted(ui.sources):
         allowed = visible.get(name)

@@ -36,6 +36,7 @@ has at least :data:`MIN_SIMILAR` characters (shorter queries are one edit away f
 from __future__ import annotations
 
 import re
+import unicodedata
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -59,9 +60,11 @@ class Hit:
 
 
 def normalize_query(text: str) -> str:
-    """``text`` as a normalized name would be: lower case, separators folded to ``-``, other
-    characters dropped, at most 200 characters."""
-    folded = _SEPARATORS.sub("-", text[:400].lower())
+    """``text`` as a normalized name would be: compatibility forms and accents folded to ASCII
+    (``Ｒéquests`` is ``requests``: names are ASCII), lower case, separators folded to ``-``,
+    other characters dropped, at most 200 characters."""
+    ascii_text = unicodedata.normalize("NFKD", text[:400]).encode("ascii", "ignore").decode()
+    folded = _SEPARATORS.sub("-", ascii_text.lower())
     return _NOT_NAME.sub("", folded).strip("-")[:200]
 
 
