@@ -465,3 +465,54 @@ def test_the_install_snippets_install_with_real_pip_and_uv(
         python = make_venv(home / "venv", pip=line.startswith("pip"))
         _run_snippet(line, python, uv, home)
         assert installed_version(python, project.replace("-", "_")) == installed, line
+
+
+# -- "Private indexes are as private in the interface as in the API" ---------------------------
+
+
+def test_a_private_index_is_not_named_anywhere_without_a_token(site: Site) -> None:
+    """The Simple API names no index: a private one must be known to be asked for. Signed out,
+    no page of the interface, nor ``/health`` its footer links to, names one (the home page
+    listed ``secret`` and ``all`` by name, and ``/health`` had a check for each)."""
+    for path in (
+        "/",
+        "/ui/status",
+        "/mirrors.json",
+        "/ui/search?q=s",
+        "/ui/search?q=thing",
+        "/ui/suggest?q=thing",
+        "/ui/signin",
+        "/ui/admin",
+        "/ui/main/project/hello-world",
+        "/health",
+        "/health/ready",
+        "/metrics",
+    ):
+        body = request(site.url + path).body.decode()
+        assert re.search(r"\bsecret|\ball\b(?!\s)|index:all|>all<", body) is None, (
+            path,
+            re.findall(r".{40}(?:secret|\ball\b).{40}", body)[:3],
+        )
+    checks = json.loads(request(site.url + "/health").body)["checks"]
+    assert checks["index:(private)"] == "ok" and "index:main" in checks, checks
+    # Signed in with a token that may read them, the home page lists both.
+    cookie = {"Cookie": f"headwater_session={site.token('admin', 'read')}"}
+    home = request(site.url + "/", headers=cookie).body.decode()
+    assert 'href="/ui/search?index=secret"' in home and 'href="/ui/search?index=all"' in home
+
+
+def test_health_reports_private_indexes_as_one_check_and_logs_which_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from headwater.server.health import _fold_private_checks
+
+    report = {"index:main": "ok", "index:a": "OSError: /srv/a", "index:b": "ok", "database": "ok"}
+    with caplog.at_level("WARNING", logger="headwater.health"):
+        folded = _fold_private_checks(report, frozenset({"a", "b"}))
+    assert folded == {
+        "index:main": "ok",
+        "database": "ok",
+        "index:(private)": "1 private index(es) not ready (see the server's log)",
+    }
+    assert "index:a is not ready: OSError: /srv/a" in caplog.text
+    assert _fold_private_checks(report, frozenset()) == report

@@ -4,8 +4,10 @@ A mirror's or a proxy's health includes its upstream: reachable or not at the st
 last scheduled check (the same entry ``/ui/status`` and ``/mirrors.json`` show), with its
 freshness; a proxy's files and bytes are those of its cache.
 
-A private index is listed by name and kind only, unless the request may list it
-(:meth:`Interface.visible`): its totals are counted over what the request may see.
+A private index is listed only when the request may list it (:meth:`Interface.visible`), with
+its totals counted over what the request may see; otherwise not even its name is shown (the
+Simple API names no index either: its name must be known). Every signed-out page says that
+signing in may show more, whether or not this server has a private index.
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ async def home(request: Request, ui: Interface) -> Response:
     rows = []
     for name in sorted(ui.sources):
         allowed = visible.get(name)
-        summary = await ui.catalog.get(name, allowed.only if allowed is not None else None)
+        if allowed is None:
+            continue  # a private index the request may not read: not even its name
         rows.append(
             {
                 "name": name,
                 "kind": ui.sources[name].kind,
                 "private": name in ui.private,
-                "shown": allowed is not None,
-                "summary": summary if allowed is not None else None,
+                "summary": await ui.catalog.get(name, allowed.only),
                 "health": await ui.catalog.health(name),
                 "upstream": upstreams.get(name),
             }
