@@ -516,3 +516,36 @@ def test_health_reports_private_indexes_as_one_check_and_logs_which_failed(
     }
     assert "index:a is not ready: OSError: /srv/a" in caplog.text
     assert _fold_private_checks(report, frozenset()) == report
+
+
+# -- Project page: "tags (platform/Python summarised readably)" ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("filename", "words"),
+    [
+        ("cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64", "CPython 3.11 · Linux x86-64 (glibc 2.17+)"),
+        ("cp311-cp311-macosx_10_9_universal2", "CPython 3.11 · macOS 10.9+ Intel and Apple silicon"),
+        ("cp312-cp312-win_amd64", "CPython 3.12 · Windows x86-64"),
+        ("cp39-abi3-musllinux_1_2_aarch64", "CPython 3.9 and later (stable ABI) · Linux ARM64 (musl 1.2+)"),
+        ("py2.py3-none-any", "Python 2, Python 3 · any platform"),
+        ("pp310-pypy310_pp73-win_amd64", "PyPy 3.10 · Windows x86-64"),
+        # Found by this pass: shown as the raw tag, or without what matters.
+        ("cp313-cp313t-manylinux_2_28_x86_64", "CPython 3.13 (free-threaded) · Linux x86-64 (glibc 2.28+)"),
+        ("cp313-cp313-ios_13_0_arm64_iphoneos", "CPython 3.13 · iOS 13.0+ ARM64 (device)"),
+        ("cp313-cp313-ios_13_0_arm64_iphonesimulator", "CPython 3.13 · iOS 13.0+ ARM64 (simulator)"),
+        ("cp313-cp313-android_21_arm64_v8a", "CPython 3.13 · Android API 21+ ARM64"),
+        ("graalpy311-graalpy242_311_native-manylinux_2_28_x86_64", "GraalPy 3.11 · Linux x86-64 (glibc 2.28+)"),
+        ("cp312-cp312-pyodide_2024_0_wasm32", "CPython 3.12 · WebAssembly (Pyodide 2024.0)"),
+        ("py3-none-emscripten_3_1_58_wasm32", "Python 3 · WebAssembly (Emscripten 3.1.58)"),
+        # Not recognised: the tag itself, never a guess.
+        ("cp311-cp311-plan9_amd64", "CPython 3.11 · plan9_amd64"),
+    ],
+)  # fmt: skip
+def test_wheel_tags_in_words(filename: str, words: str) -> None:
+    from packaging.utils import parse_wheel_filename
+
+    from headwater.ui.tags import describe_tags
+
+    tags = parse_wheel_filename(f"x-1.0-{filename}.whl")[3]
+    assert describe_tags(tags) == words

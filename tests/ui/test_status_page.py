@@ -24,7 +24,7 @@ from headwater.storage import FileStorage
 from headwater.sync.history import Run, record_run
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
-from tests.browser import Browser
+from tests.browser import Browser, launch
 from tests.server.live import serve
 from tests.tls import self_signed
 
@@ -127,3 +127,19 @@ def test_status_page_in_the_browser(tmp_path: Path, browser: Browser) -> None:
             assert browser.csp_violations() == []
             assert browser.axe() == []
             browser.screenshot("status")
+            # The home page: the mirror's and the proxy's upstream reachable, the mirror's
+            # freshness; the charts and the home page clean in the dark scheme too.
+            browser.open(live.url + "/")
+            rows = {
+                row.find_element(By.TAG_NAME, "th").text.split()[0]: row.text
+                for row in browser.driver.find_elements(By.CSS_SELECTOR, "main tbody tr")
+            }
+            assert "upstream reachable" in rows["pypi"] and "freshness:" in rows["pypi"], rows
+            assert "upstream reachable" in rows["cache"], rows
+            assert browser.axe() == []
+            with launch(dark=True) as dark:
+                for path in ("/ui/status", "/"):
+                    dark.open(live.url + path)
+                    assert dark.axe() == [], path
+                    assert dark.pwned() is None and dark.csp_violations() == [], path
+                dark.screenshot("status-dark")
