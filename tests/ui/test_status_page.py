@@ -135,6 +135,17 @@ def test_status_page_in_the_browser(tmp_path: Path, browser: Browser) -> None:
                 for row in browser.driver.find_elements(By.CSS_SELECTOR, "main tbody tr")
             }
             assert "upstream reachable" in rows["pypi"] and "freshness:" in rows["pypi"], rows
+            # The mirror's totals: its files and bytes, measured by the scheduled check after
+            # each run (they were "unknown": no walk of a tree on a page view).
+            files = [f for f in (tree / "web" / "packages").rglob("*") if f.is_file()]
+            assert files
+            assert document.mirrors[0].tree_files == len(files), document.mirrors[0]
+            assert document.mirrors[0].tree_bytes == sum(f.stat().st_size for f in files)
+            row = browser.driver.find_element(
+                By.XPATH, "//main//tbody/tr[th[starts-with(., 'pypi')]]"
+            )
+            cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+            assert cells[3] == f"{len(files):,}" and cells[4] != "unknown", cells
             assert "upstream reachable" in rows["cache"], rows
             assert browser.axe() == []
             with launch(dark=True) as dark:
