@@ -141,8 +141,10 @@ class Browser:
 
 
 @contextmanager
-def launch(*, dark: bool = False) -> Iterator[Browser]:
-    """A fresh headless chromium (its own profile directory, removed afterwards)."""
+def launch(*, dark: bool = False, javascript: bool = True) -> Iterator[Browser]:
+    """A fresh headless chromium (its own profile directory, removed afterwards); ``dark``: it
+    prefers the dark scheme; ``javascript=False``: no page script runs (as with JavaScript
+    turned off in the settings; the watchers and axe then cannot run either)."""
     problem = missing()
     if problem:
         raise RuntimeError(problem)
@@ -152,6 +154,10 @@ def launch(*, dark: bool = False) -> Iterator[Browser]:
     for flag in FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
+    if not javascript:
+        options.add_experimental_option(
+            "prefs", {"profile.managed_default_content_settings.javascript": 2}
+        )
     if dark:
         options.add_argument("--force-dark-mode")
         options.add_argument("--blink-settings=preferredColorScheme=0")

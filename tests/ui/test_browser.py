@@ -63,8 +63,8 @@ def test_home_lists_every_index_with_kind_health_and_totals(site: Site, browser:
     browser.open(site.url + "/")
     assert browser.title == "Indexes · headwater"
     rows = _rows(browser)
-    assert sorted(rows) == ["all", "main", "secret", "up"]
-    assert rows["main"][0] == "hosted" and rows["up"][0] == "proxy" and rows["all"][0] == "index"
+    assert sorted(rows) == ["main", "up"]  # the private indexes: not even their names
+    assert rows["main"][0] == "hosted" and rows["up"][0] == "proxy"
     assert rows["main"][1].startswith("ready")
     # The totals are what the Simple API lists (other tests of the package upload too).
     listed = json.loads(request(site.url + "/main/simple/", headers=JSON).body)["projects"]
@@ -75,9 +75,11 @@ def test_home_lists_every_index_with_kind_health_and_totals(site: Site, browser:
     assert rows["main"][2] == f"{len(listed):,}" and len(listed) >= 2
     assert rows["main"][3] == f"{files:,}" and files >= 4
     assert rows["main"][4].endswith("kB")
-    assert rows["up"][3] == "unknown"  # a proxy's files are not counted on a page view
-    # The private index: its name and kind only, no totals without a token.
-    assert "Sign in to see what it holds" in rows["secret"][2]
+    # A proxy's files and bytes are its cache's (the status service's scheduled look), and its
+    # health says whether its upstream answered at the last check.
+    assert rows["up"][3].endswith("cached") and rows["up"][4].endswith("cached")
+    assert "upstream reachable" in rows["up"][1]
+    assert "Private indexes are listed here once you sign in" in _text(browser, "main")
     header = browser.driver.find_element(By.CSS_SELECTOR, "header.site")
     assert header.value_of_css_property("background-color") != "rgba(0, 0, 0, 0)"
     _clean(browser, "home")
@@ -201,6 +203,7 @@ def test_a_private_index_is_hidden_without_a_token(site: Site, browser: Browser)
     assert _text(browser, "h1") == "secret-thing 1.0"
     browser.open(site.url + "/")
     assert _rows(browser)["secret"][2] == "1"
+    assert _rows(browser)["all"][0] == "index"
     browser.open(site.url + "/ui/search?q=secret&index=all")
     assert [a.text for a in browser.driver.find_elements(By.CSS_SELECTOR, "ol.results a")] == [
         "secret-thing"

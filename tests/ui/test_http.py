@@ -14,6 +14,7 @@ from headwater.db import Database
 from headwater.server.app import IndexApp
 from headwater.server.routes import ROUTES, example_path
 from headwater.ui import build_app
+from headwater.ui.csrf import token_of_secret
 from headwater.ui.security import CSP
 from tests.server.asgi import Answer, call
 from tests.server.hosting import dists, upload_form
@@ -191,7 +192,16 @@ def test_secure_cookie_behind_https(tmp_path: Path) -> None:
     assert signed.status == 200, signed.body[:300]
     assert b'action="/ui/signout"' in signed.body
     assert b'action="/ui/signout"' not in planted.body  # a cookie a subdomain could set: nobody
-    out = run(app, "POST", "/ui/signout", {"Cookie": f"__Host-headwater_session={admin}"})
+    out = run(
+        app,
+        "POST",
+        "/ui/signout",
+        {
+            "Cookie": f"__Host-headwater_session={admin}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+        f"csrf={token_of_secret(admin)}".encode(),
+    )
     assert out.headers["set-cookie"].startswith('__Host-headwater_session="";')
     db.close()
 

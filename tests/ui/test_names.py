@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from headwater.simple.names import normalize_name
-from headwater.ui.names import MIN_SIMILAR, Hit, NameIndex, normalize_query
+from headwater.ui.names import MIN_SIMILAR, PREFIX_BEFORE_TYPOS, Hit, NameIndex, normalize_query
 
 _ALPHABET = "abcde-1"
 names = st.lists(
@@ -19,19 +19,23 @@ names = st.lists(
 queries = st.text(_ALPHABET + "_. A", min_size=0, max_size=8)
 
 
-def _one_edit(a: str, b: str) -> bool:
-    """Optimal string alignment distance exactly 1 (the slow, obvious way)."""
+def _edit(a: str, b: str) -> int | None:
+    """How b is a with one edit, the slow, obvious way: 0 two neighbours swapped, 1 a character
+    replaced, 2 one left out or added; None when the distance is not exactly 1."""
     if a == b:
-        return False
+        return None
+    found = []
     for i in range(len(a) + 1):
-        for c in _ALPHABET + string.ascii_lowercase + string.digits:
-            if a[:i] + c + a[i:] == b or (i < len(a) and a[:i] + c + a[i + 1 :] == b):
-                return True
-        if i < len(a) and a[:i] + a[i + 1 :] == b:
-            return True
         if i + 1 < len(a) and a[:i] + a[i + 1] + a[i] + a[i + 2 :] == b:
-            return True
-    return False
+            found.append(0)
+        for c in _ALPHABET + string.ascii_lowercase + string.digits:
+            if i < len(a) and a[:i] + c + a[i + 1 :] == b:
+                found.append(1)
+            if a[:i] + c + a[i:] == b:
+                found.append(2)
+        if i < len(a) and a[:i] + a[i + 1 :] == b:
+            found.append(2)
+    return min(found) if found else None
 
 
 def expected(all_names: list[str], query: str, limit: int) -> list[Hit]:
@@ -39,13 +43,22 @@ def expected(all_names: list[str], query: str, limit: int) -> list[Hit]:
     unique = sorted(set(all_names))
     if not query:
         return []
-    ranked: list[Hit] = []
     by_length = sorted(unique, key=lambda n: (len(n), n))
-    ranked += [
+    prefixed = [
         Hit(n, "exact" if n == query else "prefix") for n in by_length if n.startswith(query)
     ]
+    ranked: list[Hit] = []
     if len(query) >= MIN_SIMILAR:
-        ranked += [Hit(n, "similar") for n in unique if _one_edit(query, n)]
+        first = PREFIX_BEFORE_TYPOS + (1 if query in unique else 0)
+        typos = [
+            (edit, n)
+            for n in unique
+            if not n.startswith(query) and (edit := _edit(query, n)) is not None
+        ]
+        ranked += prefixed[:first] + [Hit(n, "similar") for _, n in sorted(typos)]
+        ranked += prefixed[first:]
+    else:
+        ranked += prefixed
     seen: set[str] = set()
     out = []
     for hit in ranked:
@@ -77,6 +90,10 @@ def test_queries_are_normalized_like_names() -> None:
     assert normalize_query("  Foo_Bar.baz  ") == "foo-bar-baz"
     assert normalize_query("<script>alert(1)</script>") == "scriptalert1script"
     assert normalize_query("a" * 1000) == "a" * 200
+    # Accents and compatibility forms (full-width letters) fold to the ASCII names are made of.
+    assert normalize_query("Réquests") == "requests"
+    assert normalize_query("ｎｕｍｐｙ") == "numpy"
+    assert normalize_query("Ｆｌａｓｋ－ＲＥＳＴful") == "flask-restful"
 
 
 def test_typos_of_every_kind_are_found() -> None:
@@ -89,6 +106,30 @@ def test_typos_of_every_kind_are_found() -> None:
         ("nunpy", "numpy"),
     ):
         assert index.search(typo)[0] == Hit(meant, "similar"), typo
+
+
+def test_a_typo_of_a_short_name_is_not_crowded_out_by_longer_prefixes() -> None:
+    """``numpyy`` is a typo of numpy and the prefix of many longer names: the ten suggestions
+    used to be those prefixes only (numpy was 50th here)."""
+    longer = [f"numpyyaml{suffix}" for suffix in ("", "-io", "-db", "-kit", "x", "2")]
+    longer += [f"numpyy{n:02d}" for n in range(44)]
+    index = NameIndex(["numpy", "numba", *longer])
+    top = index.search("numpyy", limit=10)
+    assert Hit("numpy", "similar") in top[: PREFIX_BEFORE_TYPOS + 1], top
+
+
+def test_typos_rank_swapped_then_replaced_then_left_out_or_added() -> None:
+    """The likeliest typo first: ``reqeusts`` is requests with two neighbours swapped, and one
+    character away from reqeust (left out) and reqeuste (replaced) too."""
+    index = NameIndex(["reqeust", "reqeuste", "requests", "aeqeusts"])
+    assert [hit.name for hit in index.search("reqeusts")] == [
+        "requests",
+        "aeqeusts",
+        "reqeuste",
+        "reqeust",
+    ]
+    index = NameIndex(["nump", "numpai", "numpy"])
+    assert index.search("numpi")[0] == Hit("numpy", "similar")
 
 
 @settings(max_examples=150, deadline=None)

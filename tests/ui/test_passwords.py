@@ -19,6 +19,7 @@ from headwater.db.audit import admin_actions
 from headwater.db.throttle import USER_LIMIT
 from headwater.server.app import IndexApp
 from headwater.ui import build_app
+from headwater.ui.csrf import token_of_secret
 from headwater.ui.passwords import WRONG
 from tests.postgres import fresh_database
 from tests.server.asgi import Answer, call
@@ -84,6 +85,12 @@ def run(
         headers["Authorization"] = f"Bearer {token}"
     path, _, query = path.partition("?")
     return asyncio.run(call(app, method, path, headers=headers, query=query, body=body))
+
+
+def signout(secret: str, cookie: str = "headwater_session") -> tuple[str, dict[str, str], bytes]:
+    """The path, headers and body of the header's sign-out form, as the session's page has it."""
+    headers = {"Cookie": f"{cookie}={secret}", "Content-Type": "application/x-www-form-urlencoded"}
+    return "/ui/signout", headers, f"csrf={token_of_secret(secret)}".encode()
 
 
 def sign_in(site: Site, user: str, password: str, *, node: IndexApp | None = None) -> Answer:
@@ -193,14 +200,14 @@ def test_a_session_ends_on_every_node(site: Site) -> None:
     jar = {"Cookie": f"headwater_session={secret}"}
     for node in (site.app, site.other):
         assert b"Signed in as" in run(node, "GET", "/ui/admin", jar).body
-    assert run(site.other, "POST", "/ui/signout", jar).status == 303
+    assert run(site.other, "POST", *signout(secret)).status == 303
     for node in (site.app, site.other):
         assert b"Signed in as" not in run(node, "GET", "/ui/admin", jar).body
 
 
 def test_signing_out_ends_the_session_on_the_server(site: Site) -> None:
     secret = cookie_of(sign_in(site, "alice", PASSWORD))
-    out = run(site.app, "POST", "/ui/signout", {"Cookie": f"headwater_session={secret}"})
+    out = run(site.app, "POST", *signout(secret))
     assert out.status == 303
     # The same cookie, kept by a copy of the browser's profile, is worth nothing now.
     assert b"Signed in as" not in page(site, "/ui/admin", secret).body
@@ -320,7 +327,7 @@ def test_this_process_forgets_a_session_it_ended_at_once(
     monkeypatch.setattr(site.db, "generation", lambda: 1)
     for held in (secret, other):
         assert b"Signed in as" in page(site, "/ui/admin", held).body
-    run(site.app, "POST", "/ui/signout", {"Cookie": f"headwater_session={secret}"})
+    run(site.app, "POST", *signout(secret))
     assert b"Signed in as" not in page(site, "/ui/admin", secret).body
     new = "another long password for alice"
     account = page(site, "/ui/account", other)

@@ -24,7 +24,7 @@ from headwater.storage import FileStorage
 from headwater.sync.history import Run, record_run
 from headwater.testing.corpus import Corpus
 from headwater.testing.upstream import Upstream
-from tests.browser import Browser
+from tests.browser import Browser, launch
 from tests.server.live import serve
 from tests.tls import self_signed
 
@@ -127,3 +127,30 @@ def test_status_page_in_the_browser(tmp_path: Path, browser: Browser) -> None:
             assert browser.csp_violations() == []
             assert browser.axe() == []
             browser.screenshot("status")
+            # The home page: the mirror's and the proxy's upstream reachable, the mirror's
+            # freshness; the charts and the home page clean in the dark scheme too.
+            browser.open(live.url + "/")
+            rows = {
+                row.find_element(By.TAG_NAME, "th").text.split()[0]: row.text
+                for row in browser.driver.find_elements(By.CSS_SELECTOR, "main tbody tr")
+            }
+            assert "upstream reachable" in rows["pypi"] and "freshness:" in rows["pypi"], rows
+            # The mirror's totals: its files and bytes, measured by the scheduled check after
+            # each run (they were "unknown": no walk of a tree on a page view).
+            files = [f for f in (tree / "web" / "packages").rglob("*") if f.is_file()]
+            assert files
+            assert document.mirrors[0].tree_files == len(files), document.mirrors[0]
+            assert document.mirrors[0].tree_bytes == sum(f.stat().st_size for f in files)
+            row = browser.driver.find_element(
+                By.XPATH, "//main//tbody/tr[th[starts-with(., 'pypi')]]"
+            )
+            cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+            assert cells[3] == f"{len(files):,}" and cells[4] != "unknown", cells
+            assert "upstream reachable" in rows["cache"], rows
+            assert browser.axe() == []
+            with launch(dark=True) as dark:
+                for path in ("/ui/status", "/"):
+                    dark.open(live.url + path)
+                    assert dark.axe() == [], path
+                    assert dark.pwned() is None and dark.csp_violations() == [], path
+                dark.screenshot("status-dark")

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -21,7 +22,9 @@ from starlette.routing import Route
 from headwater.repository.base import ServedSource
 from headwater.server.metrics import Metrics, collect, fold_private, render
 
-__all__ = ["health_routes"]
+__all__ = ["PRIVATE_CHECK", "health_routes"]
+
+log = logging.getLogger("headwater.health")
 
 CHECK_TIMEOUT = 2.0
 
@@ -36,6 +39,29 @@ async def _run_check(check: Callable[[], Awaitable[None]]) -> str:
     return "ok"
 
 
+#: The one entry that stands for every private index in ``/health`` (as in ``/metrics``).
+PRIVATE_CHECK = "index:(private)"
+
+
+def _fold_private_checks(report: dict[str, str], private: frozenset[str]) -> dict[str, str]:
+    """``report`` with the checks of the ``private`` indexes replaced by one entry: ``ok``, or
+    how many are not ready. ``/health`` answers anyone, and a private index's name (and its
+    error, which may name it) is for those who may read it: the operator sets
+    ``metrics_private_labels`` to see them by name, as for ``/metrics``."""
+    folded = {f"index:{name}" for name in private}
+    failed = 0
+    for key in sorted(folded & report.keys()):
+        if report[key] != "ok":
+            failed += 1
+            log.warning("health: %s is not ready: %s", key, report[key])
+    shown = {key: value for key, value in report.items() if key not in folded}
+    if folded & report.keys():
+        shown[PRIVATE_CHECK] = (
+            "ok" if not failed else f"{failed} private index(es) not ready (see the server's log)"
+        )
+    return shown
+
+
 def health_routes(
     sources: Mapping[str, ServedSource],
     metrics: Metrics,
@@ -43,7 +69,8 @@ def health_routes(
     private: frozenset[str] = frozenset(),
 ) -> list[Route]:
     """The health and metrics routes over ``sources`` (plus e.g. a ``database`` check);
-    ``/metrics`` counts the ``private`` indexes together (:func:`fold_private`)."""
+    ``/metrics`` counts the ``private`` indexes together (:func:`fold_private`), and ``/health``
+    reports them as one check (:func:`_fold_private_checks`)."""
     checks: dict[str, Callable[[], Awaitable[None]]] = {
         f"index:{name}": source.check for name, source in sources.items()
     }
@@ -56,7 +83,7 @@ def health_routes(
         started = time.perf_counter()
         names = list(checks)
         results = await asyncio.gather(*(_run_check(checks[n]) for n in names))
-        report = dict(zip(names, results, strict=True))
+        report = _fold_private_checks(dict(zip(names, results, strict=True)), private)
         ok = all(result == "ok" for result in report.values())
         body = {
             "status": "ok" if ok else "unavailable",

@@ -78,7 +78,7 @@ EXAMPLE_VALUES: dict[str, str] = {
 
 def example_path(route: RouteSpec, **values: str) -> str:
     """``route.path`` with its placeholders filled from ``values``, else :data:`EXAMPLE_VALUES`
-    (a Starlette convertor, ``{rest:path}``, is filled like ``{rest}``)."""
+    (a Starlette convertor, ``{rest:anypath}``, is filled like ``{rest}``)."""
     template = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
     return template.format(**{**EXAMPLE_VALUES, **values})
 
@@ -203,7 +203,7 @@ def _interface() -> list[RouteSpec]:
             what="why a composed index serves a project from where it does",
         ),
         # Last: any other path below /ui/ is the interface's own 404 page.
-        _public("/ui/{rest:path}", _READ, "not found, as a page of the interface", "ui"),
+        _public("/ui/{rest:anypath}", _READ, "not found, as a page of the interface", "ui"),
     ]
 
 

@@ -2,7 +2,8 @@
 
 Two independent checks, both needed for a change to happen:
 
-1. **The synchronizer token.** Every form of the administration pages carries a hidden field
+1. **The synchronizer token.** Every form of the administration pages (and the sign-out button
+   on every page) carries a hidden field
    ``csrf``: HMAC-SHA256 keyed by the request's own secret (the token in its session cookie,
    or in its ``Authorization`` header) over a fixed label. It is bound to the session (another
    session, or a signed-out browser, has another or none), the same on every server node
@@ -28,7 +29,15 @@ from starlette.requests import Request
 from headwater.server.auth import parse_authorization
 from headwater.ui import session
 
-__all__ = ["CROSS_SITE", "FIELD", "MISMATCHED", "NOT_SIGNED_IN", "problem", "token_for"]
+__all__ = [
+    "CROSS_SITE",
+    "FIELD",
+    "MISMATCHED",
+    "NOT_SIGNED_IN",
+    "problem",
+    "token_for",
+    "token_of_secret",
+]
 
 FIELD = "csrf"
 _LABEL = b"headwater csrf v1"
@@ -57,8 +66,12 @@ def _secret(request: Request) -> str | None:
 def token_for(request: Request) -> str | None:
     """The CSRF token forms of this request's pages carry (None: not signed in)."""
     secret = _secret(request)
-    if secret is None:
-        return None
+    return None if secret is None else token_of_secret(secret)
+
+
+def token_of_secret(secret: str) -> str:
+    """The CSRF token of the session whose secret (a token, or a password session's) is
+    ``secret``."""
     return hmac.new(secret.encode("utf-8", "surrogateescape"), _LABEL, hashlib.sha256).hexdigest()
 
 

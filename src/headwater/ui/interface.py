@@ -38,7 +38,7 @@ from headwater.server.authz import (
 )
 from headwater.server.factory import Served
 from headwater.server.lru import ByteBudgetLRU
-from headwater.ui import session
+from headwater.ui import csrf, session
 from headwater.ui.catalog import Catalog
 from headwater.ui.readmes import Readmes
 from headwater.ui.security import page_headers
@@ -142,8 +142,11 @@ class Interface:
         """``template`` rendered (autoescaped) as an HTML response with the interface's
         headers. Every template gets ``user`` (the signed-in user or None), ``indexes`` (the
         configured index names) and ``query`` (the search box's text)."""
+        user = await self.signed_in(request)
         context = {
-            "user": await self.signed_in(request),
+            "user": user,
+            # The sign-out button's CSRF token (the button is in every page's header).
+            "signout_csrf": csrf.token_for(request) if user is not None else None,
             "indexes": sorted(self.sources),
             "query": request.query_params.get("q", "")[:200],
             "request_path": request.url.path,
@@ -160,7 +163,9 @@ class Interface:
         signed in and the search box's text (everything else a page shows must be in ``key``):
         a large page costs a lookup, and browsers that accept gzip get a tenth of the bytes."""
         user = await self.signed_in(request)
-        full_key = (key, user, request.query_params.get("q", "")[:200])
+        # The session's CSRF token too: the header's sign-out button carries it.
+        signed = csrf.token_for(request) if user is not None else None
+        full_key = (key, user, signed, request.query_params.get("q", "")[:200])
         kept = self.pages.get(full_key)
         if kept is None:
             response = await self.render(request, template, **values)

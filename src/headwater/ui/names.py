@@ -15,11 +15,18 @@ Ranking, best first (``Hit.kind``):
 
 ========== ======================================================================================
 exact      the query is the name (after normalization)
-prefix     the name starts with the query; shorter names first, then alphabetical
-similar    the whole name is one edit away from the query (a character replaced, left out,
-           added, or two neighbours swapped): the typo tolerance; alphabetical
+prefix     the name starts with the query; shorter names first, then alphabetical. Only the
+           first :data:`PREFIX_BEFORE_TYPOS` come before the typos; the rest follow them
+similar    the whole name is one edit away from the query: the typo tolerance. Two neighbours
+           swapped first (``reqeusts``), then a character replaced (``numpi``), then one left
+           out or added (``numpyy``); alphabetical within each
 substring  the name contains the query elsewhere; shorter names first, then alphabetical
 ========== ======================================================================================
+
+Why the prefixes are cut: a query that is a typo of a short name is often also the prefix of
+many longer names (``numpyy`` starts ``numpyyaml``, ``numpyyaml-io``, ...). Ranking every prefix
+first put the name the person meant after them all, beyond the ten suggestions; now it is at
+most fourth.
 
 Queries are normalized like names (PEP 503: lower case, runs of ``-_.`` and spaces become one
 ``-``); characters that no name can hold are dropped. Typos are looked for only when the query
@@ -29,14 +36,18 @@ has at least :data:`MIN_SIMILAR` characters (shorter queries are one edit away f
 from __future__ import annotations
 
 import re
+import unicodedata
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Literal
 
-__all__ = ["MIN_SIMILAR", "Hit", "NameIndex", "normalize_query"]
+__all__ = ["MIN_SIMILAR", "PREFIX_BEFORE_TYPOS", "Hit", "NameIndex", "normalize_query"]
 
 MIN_SIMILAR = 4
+#: How many prefix names (besides the exact name) come before the typos.
+PREFIX_BEFORE_TYPOS = 3
 Kind = Literal["exact", "prefix", "similar", "substring"]
 _SEPARATORS = re.compile(r"[-_.\s]+")
 _NOT_NAME = re.compile(r"[^a-z0-9-]")
@@ -49,9 +60,11 @@ class Hit:
 
 
 def normalize_query(text: str) -> str:
-    """``text`` as a normalized name would be: lower case, separators folded to ``-``, other
-    characters dropped, at most 200 characters."""
-    folded = _SEPARATORS.sub("-", text[:400].lower())
+    """``text`` as a normalized name would be: compatibility forms and accents folded to ASCII
+    (``Ｒéquests`` is ``requests``: names are ASCII), lower case, separators folded to ``-``,
+    other characters dropped, at most 200 characters."""
+    ascii_text = unicodedata.normalize("NFKD", text[:400]).encode("ascii", "ignore").decode()
+    folded = _SEPARATORS.sub("-", ascii_text.lower())
     return _NOT_NAME.sub("", folded).strip("-")[:200]
 
 
@@ -132,9 +145,16 @@ class NameIndex:
                         return True
             return False
 
-        if add(self._prefixed(query, limit), "prefix"):
-            return hits
-        if len(query) >= MIN_SIMILAR and add(self._similar(query), "similar"):
+        prefixed = self._prefixed(query, limit)
+        if len(query) >= MIN_SIMILAR:
+            # The exact name (always the first prefix name, being the shortest) and the first
+            # PREFIX_BEFORE_TYPOS other prefix names, then the typos, then the other prefixes.
+            first = 1 + PREFIX_BEFORE_TYPOS if query in self else PREFIX_BEFORE_TYPOS
+            if add(islice(prefixed, first), "prefix"):
+                return hits
+            if add(self._similar(query), "similar"):
+                return hits
+        if add(prefixed, "prefix"):
             return hits
         add(self._containing(query), "substring")
         return hits
@@ -182,7 +202,8 @@ class NameIndex:
                 at = text.find(query, start + width, end)
 
     def _similar(self, query: str) -> Iterator[str]:
-        """Names one edit from ``query``, alphabetical.
+        """Names one edit from ``query``: swapped neighbours, then a replaced character, then
+        one left out or added; alphabetical within each (:func:`_edit`).
 
         Any one edit leaves the query's first half as the name's prefix, or the part after the
         middle character as its suffix; both are ranges of sorted records (the suffix among the
@@ -191,20 +212,22 @@ class NameIndex:
         n = len(query)
         half = n // 2
         head, tail = query[:half], query[half + 1 :][::-1]
-        found: set[str] = set()
+        found: dict[str, int] = {}
         for length in (n - 1, n, n + 1):
             bucket = self._buckets.get(length)
             if bucket is None:
                 continue
             for name in _names(_run(bucket, length, head, _MAX_CANDIDATES), length):
-                if _one_edit(query, name):
-                    found.add(name)
+                if (edit := _edit(query, name)) is not None:
+                    found[name] = edit
             backwards = self._reversed[length]
             for reversed_name in _names(_run(backwards, length, tail, _MAX_CANDIDATES), length):
                 name = reversed_name[::-1]
-                if _one_edit(query, name):
-                    found.add(name)
-        yield from sorted(found)
+                if (edit := _edit(query, name)) is not None:
+                    found[name] = edit
+        # A name that starts with the query (one character added at its end) is a prefix name.
+        typos = [name for name in found if not name.startswith(query)]
+        yield from sorted(typos, key=lambda name: (found[name], name))
 
 
 #: The substring scan's unit: the characters of all the names are cut into blocks this long,
@@ -304,24 +327,29 @@ def _names(records: str, length: int) -> Iterator[str]:
         yield records[start : start + length]
 
 
-def _one_edit(query: str, name: str) -> bool:
-    """``name`` is ``query`` with exactly one character replaced, left out or added, or two
-    neighbours swapped (optimal string alignment distance 1)."""
+#: What :func:`_edit` answers: how likely a typo of each kind is, most likely first.
+SWAPPED, REPLACED, LEFT_OUT_OR_ADDED = 0, 1, 2
+
+
+def _edit(query: str, name: str) -> int | None:
+    """How ``name`` is ``query`` with exactly one edit (optimal string alignment distance 1):
+    :data:`SWAPPED` (two neighbours), :data:`REPLACED` (one character), or
+    :data:`LEFT_OUT_OR_ADDED`; None when it is not one edit away."""
     n, m = len(query), len(name)
     if abs(n - m) > 1 or query == name:
-        return False
+        return None
     i = 0
     while i < min(n, m) and query[i] == name[i]:
         i += 1
     if n == m:
-        if query[i + 1 :] == name[i + 1 :]:
-            return True  # replaced
-        return (
+        if (
             i + 1 < n
             and query[i] == name[i + 1]
             and query[i + 1] == name[i]
             and query[i + 2 :] == name[i + 2 :]
-        )
+        ):
+            return SWAPPED
+        return REPLACED if query[i + 1 :] == name[i + 1 :] else None
     if n > m:
-        return query[i + 1 :] == name[i:]  # left out
-    return query[i:] == name[i + 1 :]  # added
+        return LEFT_OUT_OR_ADDED if query[i + 1 :] == name[i:] else None
+    return LEFT_OUT_OR_ADDED if query[i:] == name[i + 1 :] else None

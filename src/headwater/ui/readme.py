@@ -7,7 +7,10 @@ message body, or the older header form), rendered by ``Description-Content-Type`
 - ``text/markdown``: GitHub-flavoured Markdown (comrak), raw HTML passed through the sanitiser;
 - ``text/x-rst`` or no content type: reStructuredText through docutils with ``raw`` and
   ``include`` directives off; a README docutils cannot render is shown as plain text, as on PyPI;
-- ``text/plain``: the text, escaped, in a ``<pre>``.
+- ``text/plain``, and any other content type (as on PyPI): the text, escaped, in a ``<pre>``.
+
+A description in the ``Description`` header (core metadata 1.x, old sdists' PKG-INFO) is read
+without the 8 spaces (or 7 and ``|``) that fold its lines.
 
 Every rendering goes through ``readme_renderer``'s ``nh3`` sanitiser (an allow list of tags and
 attributes; no script, no event handler attribute, no ``javascript:`` URL). What it returns is the
@@ -59,6 +62,25 @@ class Readme:
     note: str = ""
 
 
+#: The content types rendered as reStructuredText (none given is reStructuredText, as on PyPI).
+_RST = ("", "text/x-rst")
+#: The ``Description`` header of core metadata 1.x (before the body held it), e.g. an old sdist's
+#: PKG-INFO: its continuation lines are indented by 8 spaces, or by 7 and a ``|`` (the core
+#: metadata specification's form, which keeps a line's own indentation).
+_DESCRIPTION_HEADER = re.compile(rb"^description:", re.IGNORECASE | re.MULTILINE)
+_FOLD = re.compile(r"^(?: {8}| {7}\|)")
+
+
+def _unfolded(description: str) -> str:
+    """A ``Description`` header's value without the prefix of its continuation lines (when every
+    one has it, as pip's and PyPI's readers take it); else as it is."""
+    first, _, rest = description.partition("\n")
+    lines = rest.split("\n") if rest else []
+    if not lines or not all(_FOLD.match(line) or not line.strip() for line in lines):
+        return description
+    return "\n".join([first, *(_FOLD.sub("", line) for line in lines)])
+
+
 def _plain(text: str) -> str:
     return f"<pre>{html.escape(text)}</pre>"
 
@@ -84,13 +106,16 @@ def render_description(text: str, content_type: str | None) -> Readme:
             return Readme(_plain(text), "plain", "the Markdown renderer is not installed")
         if media == "text/plain":
             return Readme(_plain(text), "plain")
+        if media not in _RST:
+            # PyPI renders a content type it does not know as plain text (warehouse's
+            # readme.render falls back to readme_renderer.txt), never as reStructuredText.
+            return Readme(_plain(text), "plain", f"unknown content type {media[:60]!r}")
         from readme_renderer.rst import render as rst
 
         rendered = rst(text)
         if rendered is not None:
             return Readme(_accessible(rendered), "rst")
-    note = "" if media == "text/x-rst" else f"unknown content type {media[:60]!r}"
-    return Readme(_plain(text), "plain", note or "the reStructuredText has errors")
+    return Readme(_plain(text), "plain", "the reStructuredText has errors")
 
 
 def render_metadata(metadata: bytes) -> Readme | None:
@@ -99,5 +124,8 @@ def render_metadata(metadata: bytes) -> Readme | None:
     description = raw.get("description")
     if not isinstance(description, str) or not description.strip():
         return None
+    head = metadata.split(b"\n\n", 1)[0].replace(b"\r\n", b"\n")
+    if _DESCRIPTION_HEADER.search(head):
+        description = _unfolded(description)
     content_type = raw.get("description_content_type")
     return render_description(description, content_type if isinstance(content_type, str) else None)

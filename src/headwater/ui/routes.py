@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
-from starlette.types import Message
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Message, Receive, Scope, Send
 
 from headwater.server.api_bodies import BodyRejected, read_bytes
 from headwater.server.factory import Served
@@ -58,57 +59,130 @@ async def _bounded(request: Request) -> Request | BodyRejected:
     return Request(request.scope, replay)
 
 
-def page(path: str, handler: Handler, interface: Interface, methods: list[str]) -> Route:
+#: Every path of the interface matches whatever follows ``/ui/`` (Starlette's own ``path``
+#: convertor is ``.*``, which stops at a line break: ``/ui/%0d%0a...`` fell through to the
+#: router's plain-text 404, without the interface's page or headers).
+class _AnyPath(Convertor[str]):
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anypath", _AnyPath())
+
+
+class _Page(Route):
+    """A route of the interface: any method it does not take is answered with the interface's
+    405 page (its headers, and an ``Allow`` naming every method of the path) instead of
+    Starlette's plain-text one."""
+
+    def __init__(
+        self, path: str, endpoint: Callable[[Request], Awaitable[Response]], methods: list[str],
+        *, allow: str, interface: Interface,
+    ) -> None:  # fmt: skip
+        super().__init__(path, endpoint, methods=methods)
+        self.allow = allow
+        self.interface = interface
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods:
+            response = await self.refusal(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await super().handle(scope, receive, send)
+
+    async def refusal(self, request: Request) -> Response:
+        """The 405 page for ``request``, whose method this route does not take."""
+        request.scope[session.HTTPS_KEY] = self.interface.https
+        response = await self.interface.render(
+            request,
+            "error.html",
+            status=405,
+            message=f"{request.method[:20]} is not a method of this page: it takes {self.allow}",
+        )
+        response.headers["allow"] = self.allow
+        return _secured(response)
+
+
+def page(
+    path: str, handler: Handler, interface: Interface, methods: list[str], *, allow: str = ""
+) -> Route:
     """A Starlette route at ``path`` that calls ``handler(request, interface)``; a post's body
-    is bounded by :data:`MAX_FORM_BYTES` first (a 413 page otherwise)."""
+    is bounded by :data:`MAX_FORM_BYTES` first (a 413 page otherwise). ``allow`` names every
+    method of the path (other routes may take the others), for the 405 page."""
 
     async def endpoint(request: Request) -> Response:
         request.scope[session.HTTPS_KEY] = interface.https  # which session cookie counts
         if request.method == "POST":
             bounded = await _bounded(request)
             if isinstance(bounded, BodyRejected):
-                return await interface.render(
-                    request, "error.html", status=bounded.status, message=str(bounded)
+                return _secured(
+                    await interface.render(
+                        request, "error.html", status=bounded.status, message=str(bounded)
+                    )
                 )
             request = bounded
-        response = await handler(request, interface)
-        # Every answer of the interface (pages, redirects, JSON, static files, refusals) gets
-        # the security headers; what a handler set itself is kept.
-        for key, value in page_headers().items():
-            response.headers.setdefault(key, value)
-        return response
+        return _secured(await handler(request, interface))
 
-    return Route(path, endpoint, methods=methods)
+    return _Page(path, endpoint, methods, allow=allow or ", ".join(methods), interface=interface)
+
+
+def _secured(response: Response) -> Response:
+    """Every answer of the interface (pages, redirects, JSON, static files, refusals) gets the
+    security headers; what a handler set itself is kept."""
+    for key, value in page_headers().items():
+        response.headers.setdefault(key, value)
+    return response
+
+
+#: The methods an ``Allow`` header names, in this order.
+_METHODS = ("GET", "HEAD", "POST")
 
 
 def ui_routes(served: Served) -> list[BaseRoute]:
     """The interface's routes over ``served`` (what :func:`headwater.ui.build_app` mounts)."""
     ui = Interface(served)
-    return [
-        page("/", home.home, ui, _READ),
-        page("/ui/static/{name}", static.serve, ui, _READ),
-        page("/ui/signin", signin.form, ui, _READ),
-        page("/ui/signin", signin.sign_in, ui, ["POST"]),
-        page("/ui/signout", signin.sign_out, ui, ["POST"]),
-        page("/ui/status", status.status, ui, _READ),
-        page("/ui/search", search.search_page, ui, _READ),
-        page("/ui/suggest", search.suggest, ui, _READ),
-        page("/ui/{index}/project/{project}", project.project_page, ui, _READ),
-        page("/ui/{index}/project/{project}/why", why.why_page, ui, _READ),
-        page("/ui/admin", admin.overview, ui, _READ),
-        page("/ui/admin/tokens", admin.token_create, ui, ["POST"]),
-        page("/ui/admin/tokens/revoke", admin.token_revoke, ui, ["POST"]),
-        page("/ui/admin/project/{index}/{project}", admin.project_page, ui, _READ),
-        page("/ui/admin/project/{index}/{project}/{action}", admin.project_action, ui, ["POST"]),
-        page("/ui/admin/grants/{index}", admin.namespaces_page, ui, _READ),
-        page("/ui/admin/grants/{index}", admin.namespace_change, ui, ["POST"]),
-        page("/ui/account", account.page, ui, _READ),
-        page("/ui/account/password", account.set_password, ui, ["POST"]),
-        page("/ui/admin/users/password-clear", account.clear_password, ui, ["POST"]),
-        # Last: any other path below /ui/ (a name with a slash in it, a mistyped page).
-        page("/ui/{rest:path}", _not_found, ui, _READ),
+    table: list[tuple[str, Handler, list[str]]] = [
+        ("/", home.home, _READ),
+        ("/ui/static/{name}", static.serve, _READ),
+        ("/ui/signin", signin.form, _READ),
+        ("/ui/signin", signin.sign_in, ["POST"]),
+        ("/ui/signout", signin.sign_out, ["POST"]),
+        ("/ui/status", status.status, _READ),
+        ("/ui/search", search.search_page, _READ),
+        ("/ui/suggest", search.suggest, _READ),
+        ("/ui/{index}/project/{project}", project.project_page, _READ),
+        ("/ui/{index}/project/{project}/why", why.why_page, _READ),
+        ("/ui/admin", admin.overview, _READ),
+        ("/ui/admin/tokens", admin.token_create, ["POST"]),
+        ("/ui/admin/tokens/revoke", admin.token_revoke, ["POST"]),
+        ("/ui/admin/project/{index}/{project}", admin.project_page, _READ),
+        ("/ui/admin/project/{index}/{project}/{action}", admin.project_action, ["POST"]),
+        ("/ui/admin/grants/{index}", admin.namespaces_page, _READ),
+        ("/ui/admin/grants/{index}", admin.namespace_change, ["POST"]),
+        ("/ui/account", account.page, _READ),
+        ("/ui/account/password", account.set_password, ["POST"]),
+        ("/ui/admin/users/password-clear", account.clear_password, ["POST"]),
     ]
+    methods: dict[str, set[str]] = {}
+    for path, _, taken in table:
+        methods.setdefault(path, set()).update(taken)
+    routes = [
+        page(path, handler, ui, taken, allow=", ".join(m for m in _METHODS if m in methods[path]))
+        for path, handler, taken in table
+    ]
+    # The paths a GET does not reach: a GET of one is a 405, not the catch-all's 404.
+    posted = [route for route in routes if not route.methods or "GET" not in methods[route.path]]
 
+    async def not_found(request: Request, ui: Interface) -> Response:
+        for route in posted:
+            if route.matches(request.scope)[0] is Match.PARTIAL and isinstance(route, _Page):
+                return await route.refusal(request)
+        return await ui.not_found(request, "there is no such page in the interface")
 
-async def _not_found(request: Request, ui: Interface) -> Response:
-    return await ui.not_found(request, "there is no such page in the interface")
+    # Last: any other path below /ui/ (a name with a slash in it, a mistyped page).
+    return [*routes, page("/ui/{rest:anypath}", not_found, ui, _READ)]

@@ -1,9 +1,11 @@
-"""``/ui/search`` (a page) and ``/ui/suggest`` (JSON for search-as-you-type): project names of one
-index, ranked by :class:`headwater.ui.names.NameIndex` (exact, prefix, one typo away, substring).
+"""``/ui/search`` (a page) and ``/ui/suggest`` (JSON for search-as-you-type): project names,
+ranked by :class:`headwater.ui.names.NameIndex` (exact, prefix, one typo away, substring).
 
-The index searched is ``?index=`` (default: the server's default index), and only an index the
-request may list (authz ``list``): a private index is searched only with a token that may read
-it, and a token limited to projects finds only those. ``?source=`` limits a composed index's
+The index searched is ``?index=``; without one (the home page's and every page's search box),
+every index the request may list, the hits of all interleaved by class (an exact name anywhere
+first) and each labelled with its index. Only indexes the request may list (authz ``list``) are
+searched: a private index only with a token that may read it, and a token limited to projects
+finds only those. ``?source=`` limits a composed index's
 results to the projects one of its sources has (the names are still the composed index's, and
 link to its pages).
 """
@@ -26,13 +28,16 @@ SUGGESTIONS = 10
 
 
 async def _pick_index(request: Request, ui: Interface) -> tuple[str | None, dict[str, Allowed]]:
+    """The index asked for by ``?index=`` if the request may list it (None otherwise, or when no
+    index is named: then every index it may list is searched), and every index it may list."""
     visible = await ui.visible(request)
-    wanted = request.query_params.get("index") or ui.plan.default or ""
-    if wanted in visible:
-        return wanted, visible
-    if "index" not in request.query_params and visible:
-        return next(iter(visible)), visible
-    return None, visible
+    wanted = request.query_params.get("index", "")
+    return (wanted if wanted in visible else None), visible
+
+
+def _everywhere(request: Request) -> bool:
+    """No index named (``?index=`` absent or empty): search every index the request may list."""
+    return not request.query_params.get("index")
 
 
 def _sources_of(ui: Interface, index: str) -> list[str]:
@@ -59,8 +64,38 @@ async def _hits(
     return [hit for hit in held.search(query, limit=limit * 4) if hit.name in names][:limit]
 
 
+#: How the classes of hits of several indexes interleave (best first; see ui/names.py).
+_RANK = {"exact": 0, "prefix": 1, "similar": 2, "substring": 3}
+
+
+async def _found(
+    ui: Interface,
+    indexes: list[str],
+    visible: dict[str, Allowed],
+    query: str,
+    source: str | None,
+    limit: int,
+) -> tuple[list[tuple[str, Hit]], list[str]]:
+    """The best ``limit`` hits over ``indexes`` as (index, hit), and the indexes whose list
+    cannot be read now. Several indexes interleave by class, then by rank within each index,
+    then in the order the indexes are named: an exact name in any index comes before every
+    prefix."""
+    ranked: list[tuple[int, int, int, str, Hit]] = []
+    unreadable: list[str] = []
+    for order, index in enumerate(indexes):
+        found = await _hits(ui, index, visible[index], query, source, limit)
+        if found is None:
+            unreadable.append(index)
+            continue
+        for position, hit in enumerate(found):
+            ranked.append((_RANK[hit.kind], position, order, index, hit))
+    ranked.sort(key=lambda row: row[:3])
+    return [(index, hit) for *_, index, hit in ranked[:limit]], unreadable
+
+
 async def search_page(request: Request, ui: Interface) -> Response:
     index, visible = await _pick_index(request, ui)
+    everywhere = _everywhere(request)
     text = request.query_params.get("q", "")
     query = normalize_query(text)
     try:
@@ -71,28 +106,38 @@ async def search_page(request: Request, ui: Interface) -> Response:
     sources = _sources_of(ui, index) if index else []
     source = request.query_params.get("source") or None
     problem = None
-    if index is None:
+    if index is None and not everywhere:
         name = request.query_params.get("index", "")
         problem = (
             f"there is no index {name[:100]!r} you may search: pick one below"
             if visible
             else "there is no index you may search: sign in with a token that may read one"
         )
+    elif everywhere and not visible:
+        problem = "there is no index you may search: sign in with a token that may read one"
     elif source is not None and source not in sources:
-        problem = f"{source[:100]!r} is not a source of index {index!r}: searching all of it"
+        problem = (
+            f"{source[:100]!r} is not a source of index {index!r}: searching all of it"
+            if index
+            else f"pick an index to search by source ({source[:100]!r} is ignored)"
+        )
         source = None
-    hits: list[Hit] = []
-    if index is not None and query:
-        found = await _hits(ui, index, visible[index], query, source, limit)
-        if found is None:
-            problem = f"the project list of {index!r} cannot be read now (see the home page)"
-        hits = found or []
-    status = 404 if index is None and "index" in request.query_params else 200
+    searched = [index] if index else (list(visible) if everywhere else [])
+    hits: list[tuple[str, Hit]] = []
+    if searched and query:
+        hits, unreadable = await _found(ui, searched, visible, query, source, limit)
+        if unreadable:
+            problem = (
+                f"the project list of {', '.join(map(repr, unreadable))} cannot be read now "
+                "(see the home page)"
+            )
+    status = 404 if index is None and not everywhere else 200
     return await ui.render(
         request,
         "search.html",
         status=status,
         index=index,
+        searched=searched,
         visible=list(visible),
         sources=sources,
         source=source,
@@ -107,17 +152,18 @@ async def search_page(request: Request, ui: Interface) -> Response:
 async def suggest(request: Request, ui: Interface) -> Response:
     index, visible = await _pick_index(request, ui)
     query = normalize_query(request.query_params.get("q", ""))
+    searched = [index] if index else (list(visible) if _everywhere(request) else [])
     results: list[dict[str, str]] = []
-    if index is not None and query:
-        hits = await _hits(ui, index, visible[index], query, None, SUGGESTIONS) or []
+    if searched and query:
+        hits, _ = await _found(ui, searched, visible, query, None, SUGGESTIONS)
         results = [
             {
                 "name": hit.name,
                 "kind": hit.kind,
-                "index": index,
-                "url": f"/ui/{index}/project/{hit.name}",
+                "index": where,
+                "url": f"/ui/{where}/project/{hit.name}",
             }
-            for hit in hits
+            for where, hit in hits
         ]
     return JSONResponse(
         {"index": index, "query": query, "results": results},

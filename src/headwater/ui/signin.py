@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from headwater.db.passwords import MAX_LENGTH, SignIn, is_session_secret
-from headwater.ui import session
+from headwater.ui import csrf, session
 from headwater.ui.audit import audit
 from headwater.ui.interface import Interface
 from headwater.ui.passwords import FORM_LIMITS, WRONG, check_password, locked_message
@@ -159,9 +159,19 @@ async def sign_in(request: Request, ui: Interface) -> Response:
 
 
 async def sign_out(request: Request, ui: Interface) -> Response:
+    """Signing out is a form like every other that changes something: the session's CSRF token
+    and the origin are checked (:mod:`headwater.ui.csrf`), so another site cannot end it."""
     if not session.same_origin(request):
         return await ui.render(request, "error.html", status=403, message=_CROSS_SITE)
     user = await ui.signed_in(request)
+    form_data = await request.form(**FORM_LIMITS)
+    problem = csrf.problem(request, form_data.get(csrf.FIELD))
+    if problem is not None and problem != csrf.NOT_SIGNED_IN:
+        await audit(
+            ui.served.database, request, actor=user or "-", action="refused sign-out",
+            detail=problem,
+        )  # fmt: skip
+        return await ui.render(request, "error.html", status=403, message=problem)
     secret = session.token_of(request)
     db = ui.served.database
     if db is not None and secret is not None and is_session_secret(secret):

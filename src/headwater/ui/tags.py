@@ -43,14 +43,27 @@ _MUSL = re.compile(r"musllinux_(\d+)_(\d+)_(\w+)")
 _MACOS = re.compile(r"macosx_(\d+)_(\d+)_(\w+)")
 
 
-def _python(interpreter: str) -> str:
-    prefix, digits = interpreter[:2], interpreter[2:]
+_GRAALPY = re.compile(r"graalpy(\d)(\d+)")
+_IOS = re.compile(r"ios_(\d+)_(\d+)_(\w+?)_(iphoneos|iphonesimulator)")
+_ANDROID = re.compile(r"android_(\d+)_(\w+)")
+_EMSCRIPTEN = re.compile(r"emscripten_(\d+)_(\d+)_(\d+)_wasm32")
+_PYODIDE = re.compile(r"pyodide_(\d+)_(\d+)_wasm32")
+_ANDROID_ARCHES = {"arm64_v8a": "ARM64", "armeabi_v7a": "ARMv7", "x86_64": "x86-64", "x86": "x86"}
+
+
+def _python(interpreter: str, abi: str = "") -> str:
+    graalpy = _GRAALPY.fullmatch(interpreter)  # GraalPy's own tag (graalpy311), not "gp"
+    prefix, digits = (
+        ("gp", "".join(graalpy.groups())) if graalpy else (interpreter[:2], interpreter[2:])
+    )
     name = _INTERPRETERS.get(prefix)
     if name is None or not digits.isdigit():
         return interpreter
-    if len(digits) == 1:
-        return f"{name} {digits}"
-    return f"{name} {digits[0]}.{digits[1:]}"
+    version = digits if len(digits) == 1 else f"{digits[0]}.{digits[1:]}"
+    # A free-threaded build's ABI ends in "t" (cp313t, PEP 703): its wheels do not load in the
+    # default build of the same version, so it is said.
+    threads = " (free-threaded)" if prefix == "cp" and abi == f"cp{digits}t" else ""
+    return f"{name} {version}{threads}"
 
 
 def _platform(platform: str) -> str:
@@ -78,6 +91,21 @@ def _platform(platform: str) -> str:
     if platform.startswith("linux_"):
         arch = platform.removeprefix("linux_")
         return f"Linux {_ARCHES.get(arch, arch)} (not portable)"
+    found = _IOS.fullmatch(platform)  # PEP 730
+    if found:
+        major, minor, arch, sdk = found.groups()
+        where = "device" if sdk == "iphoneos" else "simulator"
+        return f"iOS {major}.{minor}+ {_ARCHES.get(arch, arch)} ({where})"
+    found = _ANDROID.fullmatch(platform)  # PEP 738
+    if found:
+        api, arch = found.groups()
+        return f"Android API {api}+ {_ANDROID_ARCHES.get(arch, arch)}"
+    found = _EMSCRIPTEN.fullmatch(platform)
+    if found:
+        return f"WebAssembly (Emscripten {'.'.join(found.groups())})"
+    found = _PYODIDE.fullmatch(platform)  # PEP 783
+    if found:
+        return f"WebAssembly (Pyodide {'.'.join(found.groups())})"
     return platform
 
 
@@ -87,7 +115,7 @@ def describe_tags(tags: Iterable[Tag]) -> str:
     platforms: list[str] = []
     abi3 = False
     for tag in sorted(tags, key=str):
-        pythons.append(_python(tag.interpreter))
+        pythons.append(_python(tag.interpreter, tag.abi))
         platforms.append(_platform(tag.platform))
         abi3 = abi3 or tag.abi == "abi3"
     python = ", ".join(dict.fromkeys(pythons))

@@ -97,6 +97,10 @@ class MirrorEntry(msgspec.Struct, kw_only=True):
     #: When the upstream's serial was last checked (None: not yet), and what failed then.
     upstream_checked: Time | None = None
     upstream_error: Text | None = None
+    #: The files of the tree (under web/packages) and their bytes, measured after each run
+    #: (None: not measured yet).
+    tree_files: Count | None = None
+    tree_bytes: Count | None = None
     runs: Annotated[list[RunEntry], msgspec.Meta(max_length=ENTRIES)] = msgspec.field(
         default_factory=list
     )

@@ -69,6 +69,9 @@ class CacheSize(msgspec.Struct, kw_only=True):
     bytes: int
     files: int
     checked: float
+    #: A mirror tree's: when the newest run of its history started when it was measured (the
+    #: tree is measured again only after another run, never on a page view).
+    run: float | None = None
 
 
 class Checks(msgspec.Struct, kw_only=True):
@@ -80,6 +83,8 @@ class Checks(msgspec.Struct, kw_only=True):
     peers: dict[str, PeerEntry] = msgspec.field(default_factory=dict)
     #: Proxy name -> its cache size.
     caches: dict[str, CacheSize] = msgspec.field(default_factory=dict)
+    #: Mirror name -> the size of its tree's files.
+    trees: dict[str, CacheSize] = msgspec.field(default_factory=dict)
 
 
 class MirrorView(msgspec.Struct, kw_only=True):
@@ -210,6 +215,7 @@ class StatusService:
         upstream = history.upstream if history is not None else ""
         check = checks.upstreams.get(upstream.rstrip("/")) if upstream else None
         fresh = mirror_freshness(runs, check, now, self.thresholds)
+        tree = checks.trees.get(name)
         entry = MirrorEntry(
             name=name,
             url=f"{self.base_url}/{name}/simple/",
@@ -223,6 +229,8 @@ class StatusService:
             last_complete=rfc3339(fresh.last_complete),
             upstream_checked=rfc3339(check.checked) if check is not None else None,
             upstream_error=check.error if check is not None else None,
+            tree_files=tree.files if tree is not None else None,
+            tree_bytes=tree.bytes if tree is not None else None,
             runs=[
                 RunEntry(
                     started=rfc3339(run.started) or "",
@@ -294,10 +302,17 @@ class StatusService:
         checks = Checks()
         deadline = self.settings.check_deadline
         upstreams: dict[str, FetchBoundary | None] = {}
-        for storage in self.mirrors.values():
+        remeasure: dict[str, float | None] = {}
+        for name, storage in self.mirrors.items():
             history = await read_history(storage)
             if history is not None and history.upstream:
                 upstreams.setdefault(history.upstream.rstrip("/") + "/", None)
+            newest = history.runs[-1].started if history is not None and history.runs else None
+            measured = self._checks.trees.get(name)
+            if measured is not None and measured.run == newest:
+                checks.trees[name] = measured
+            else:
+                remeasure[name] = newest
         for proxy in self.proxies.values():
             if not proxy.offline:
                 upstreams[proxy.url] = proxy.boundary
@@ -335,7 +350,11 @@ class StatusService:
             for url, boundary in upstreams.items():
                 group.create_task(upstream(url, boundary))
             for name, proxy in self.proxies.items():
-                group.create_task(self._measure(name, proxy, checks, now))
+                group.create_task(self._measure(name, proxy.storage, checks.caches, now))
+            for name, newest in remeasure.items():
+                group.create_task(
+                    self._measure(name, self.mirrors[name], checks.trees, now, run=newest)
+                )
         known.update({url: check.serial for url, check in checks.upstreams.items() if check.serial})
         async with asyncio.TaskGroup() as group:
             for url in self.settings.peers:
@@ -346,20 +365,30 @@ class StatusService:
             await asyncio.to_thread(self._write_checks, checks)
         return checks
 
-    async def _measure(self, name: str, proxy: ProxySource, checks: Checks, now: float) -> None:
+    async def _measure(
+        self,
+        name: str,
+        storage: Storage,
+        into: dict[str, CacheSize],
+        now: float,
+        *,
+        run: float | None = None,
+    ) -> None:
+        """The files under ``web/packages`` of a proxy's cache or a mirror's tree, and their
+        bytes, into ``into[name]`` (at most :data:`_COUNT_LIMIT` files counted)."""
         total = files = 0
         try:
-            async for key in proxy.storage.iter_keys("web/packages"):
-                stat = await proxy.storage.stat(key)
+            async for key in storage.iter_keys("web/packages"):
+                stat = await storage.stat(key)
                 if stat is not None:
                     total += stat.size
                     files += 1
                 if files >= _COUNT_LIMIT:
                     break
-        except Exception as exc:  # a cache that cannot be listed is reported, not fatal
-            log.warning("status: cannot measure the cache of proxy %r: %s", name, exc)
+        except Exception as exc:  # a store that cannot be listed is reported, not fatal
+            log.warning("status: cannot measure the files of %r: %s", name, exc)
             return
-        checks.caches[name] = CacheSize(bytes=total, files=files, checked=now)
+        into[name] = CacheSize(bytes=total, files=files, checked=now, run=run)
 
     def _write_checks(self, checks: Checks) -> None:
         assert self.directory is not None
