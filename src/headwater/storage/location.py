@@ -15,6 +15,7 @@ Nothing here does I/O: parsing and checking only, so the config layer can call i
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Literal
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
@@ -23,7 +24,15 @@ import msgspec
 
 from headwater.errors import InvalidInput
 
-__all__ = ["InvalidStorageURL", "S3Location", "S3Options", "is_s3_url", "parse_s3_url"]
+__all__ = [
+    "InvalidStorageURL",
+    "S3Location",
+    "S3Options",
+    "addressing",
+    "is_s3_url",
+    "parse_s3_url",
+    "request_endpoint",
+]
 
 # S3's bucket naming rules (3-63 lowercase letters, digits, dots and hyphens, starting and ending
 # with a letter or digit); dots are allowed but break virtual-host TLS, which is the operator's call.
@@ -109,6 +118,12 @@ class S3Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_d
                 raise InvalidStorageURL(
                     "the S3 endpoint must not carry credentials (user:password@); use the AWS "
                     "credential chain or credentials_file"
+                )
+            if self.addressing_style == "virtual" and _is_ip(parts.hostname):
+                raise InvalidStorageURL(
+                    f"addressing_style = 'virtual' puts the bucket in the endpoint's host name, "
+                    f"and {parts.hostname} is an IP address: use addressing_style = 'path', or "
+                    "an endpoint with a host name"
                 )
         given = [name for name in _SECRET_FIELDS if getattr(self, name)]
         if given and not self.allow_plaintext_secrets:
@@ -240,3 +255,55 @@ def parse_s3_url(url: str, options: S3Options | None = None) -> S3Location:
     except msgspec.ValidationError as exc:
         raise InvalidStorageURL(f"storage URL {shown!r}: {str(exc).replace('`$.', '`')}") from exc
     return S3Location(bucket=bucket, prefix=prefix, options=merged)
+
+
+def addressing(options: S3Options, bucket: str) -> Literal["path", "virtual"]:
+    """How requests name the bucket, deciding ``addressing_style = "auto"``:
+
+    ====================================================  ===========
+    case (first that holds)                               style
+    ====================================================  ===========
+    ``addressing_style`` is ``path`` or ``virtual``       as given
+    the bucket's name has a dot                           ``path``
+    no endpoint (AWS's own)                               ``virtual``
+    the endpoint's host is ``localhost`` or an IP address ``path``
+    any other endpoint                                    ``virtual``
+    ====================================================  ===========
+
+    Every client of a storage (obstore's requests and presigned URLs, the multipart client)
+    asks this one function, so they never disagree about where an object is.
+    """
+    if options.addressing_style != "auto":
+        return options.addressing_style
+    if "." in bucket:
+        return "path"
+    host = urlsplit(options.endpoint).hostname if options.endpoint else None
+    if host is None:
+        return "virtual"
+    return "path" if host == "localhost" or _is_ip(host) else "virtual"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def request_endpoint(options: S3Options, bucket: str) -> str | None:
+    """The base URL requests go to, or None for AWS's own endpoint of the region.
+
+    Path style: the endpoint as configured (``http://s3.internal:9000``; requests name
+    ``/BUCKET/KEY``). Virtual-hosted: the bucket is the first label of the endpoint's host
+    (``https://BUCKET.s3.eu-west-1.amazonaws.com``; requests name ``/KEY``), which is the form the
+    request client takes: given the bare endpoint it would send ``/KEY`` to the endpoint's host
+    and lose the bucket.
+    """
+    if not options.endpoint:
+        return None
+    endpoint = options.endpoint.rstrip("/")
+    if addressing(options, bucket) == "path":
+        return endpoint
+    parts = urlsplit(endpoint)
+    return parts._replace(netloc=f"{bucket}.{parts.netloc}").geturl()
