@@ -18,11 +18,13 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import signal
 import socket
 import threading
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,6 +41,8 @@ from headwater.storage.location import (
 from headwater.storage.s3 import S3Storage
 from headwater.storage.s3_obstore import transport_failure
 from tests.seaweed import VIRTUAL_DOMAIN, SeaweedServer, s3_location
+from tests.server.hosting import request
+from tests.server.live import serve
 from tests.storage.host_proxy import HostProxy, host_proxy
 
 
@@ -310,3 +314,57 @@ def test_keys_that_need_escaping_in_every_operation(
     listed = run(storage, go)
     for directory, keys in listed.items():
         assert keys == sorted(k for k in ODD_KEYS if k.startswith(directory + "/")), directory
+
+
+# --- a node started with a bucket it cannot use says so at once ------------------------------
+
+
+def test_serve_warns_at_start_about_each_bucket_it_cannot_use(
+    seaweed: SeaweedServer, s3_bucket: str, tmp_path: Path
+) -> None:
+    """Wrong credentials, a missing bucket and an endpoint nobody listens on are each named at
+    start (source, bucket URL, the reason and its fix); a bucket that answers is not; the node
+    starts all the same and stops on SIGTERM (the probe's client never lives in the process
+    that starts the workers)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    ok = f"endpoint={seaweed.endpoint}&addressing_style=path"
+    (tmp_path / "headwater.toml").write_text(
+        f"""
+[hosted.fine]
+storage = "s3://{s3_bucket}/fine?{ok}"
+
+[hosted.missing]
+storage = "s3://hw-no-such-bucket/x?{ok}"
+
+[proxy.unreachable]
+url = "http://127.0.0.1:{dead}/simple/"
+storage = "s3://{s3_bucket}/proxy?endpoint=http://127.0.0.1:{dead}&addressing_style=path"
+""",
+        encoding="utf-8",
+    )
+    env = {**seaweed.env(), "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/x"}
+    with serve(["--data-dir", str(tmp_path / "data")], tmp_path, env=env) as live:
+        said = live.output()
+        assert request(live.url + "/health/ready").status == 503
+        live.process.send_signal(signal.SIGTERM)
+        live.process.wait(timeout=20)
+    assert "[hosted.fine]" not in said
+    assert (
+        "headwater: warning: [hosted.missing] storage s3://hw-no-such-bucket/x: the bucket "
+        "'hw-no-such-bucket' at " + seaweed.endpoint + " does not exist"
+    ) in said
+    assert "Create the bucket, or fix the bucket name in the storage URL" in said
+    assert (
+        f"headwater: warning: [proxy.unreachable] storage s3://{s3_bucket}/proxy: cannot reach "
+        f"the S3 endpoint http://127.0.0.1:{dead}"
+    ) in said
+    assert said.count("The server starts anyway: /health/ready answers 503") == 2
+    # Wrong credentials: named as access denied, the secret never shown.
+    wrong = {**env, "AWS_SECRET_ACCESS_KEY": "wrong-" + seaweed.secret_key}
+    with serve(["--data-dir", str(tmp_path / "data")], tmp_path, env=wrong) as live:
+        said = live.output()
+    assert f"[hosted.fine] storage s3://{s3_bucket}/fine: access denied to bucket" in said
+    assert "Check the credentials and the bucket policy" in said
+    assert seaweed.secret_key not in said
