@@ -368,3 +368,53 @@ storage = "s3://{s3_bucket}/proxy?endpoint=http://127.0.0.1:{dead}&addressing_st
     assert f"[hosted.fine] storage s3://{s3_bucket}/fine: access denied to bucket" in said
     assert "Check the credentials and the bucket policy" in said
     assert seaweed.secret_key not in said
+
+
+# --- every kind of object a tree holds gets the Content-Type a static server must send -------
+
+
+def test_every_object_kind_of_a_tree_has_its_content_type_in_the_bucket(
+    seaweed: SeaweedServer, s3_bucket: str
+) -> None:
+    """Pages (three forms, root and project), distribution files, PEP 658 metadata, PEP 740
+    provenance (it was ``application/octet-stream``), ``last-modified``: each object gets the
+    type headwater itself serves it with, so a static website endpoint in front of the bucket
+    sends the same."""
+    from headwater.provenance import INTEGRITY_MEDIA_TYPE
+    from headwater.server.files import _content_type
+    from headwater.simple.names import normalize_name
+    from headwater.storage.layout import (
+        LAST_MODIFIED,
+        file_key,
+        metadata_key,
+        page_key,
+        provenance_key,
+    )
+
+    sha = "ab" * 32
+    wheel, sdist = "pkg-1.0-py3-none-any.whl", "pkg-1.0.tar.gz"
+    expected = {
+        page_key(None, "json"): "application/vnd.pypi.simple.v1+json",
+        page_key(None, "html"): "application/vnd.pypi.simple.v1+html",
+        page_key(None, "plain-html"): "text/html; charset=utf-8",
+        page_key(normalize_name("Pkg"), "json"): "application/vnd.pypi.simple.v1+json",
+        page_key(normalize_name("Pkg"), "html"): "application/vnd.pypi.simple.v1+html",
+        page_key(normalize_name("Pkg"), "plain-html"): "text/html; charset=utf-8",
+        file_key(sha, wheel): "application/octet-stream",
+        file_key(sha, sdist): "application/octet-stream",
+        metadata_key(sha, wheel): "text/plain; charset=utf-8",
+        provenance_key(sha, wheel): INTEGRITY_MEDIA_TYPE,
+        provenance_key(sha, sdist): INTEGRITY_MEDIA_TYPE,
+        LAST_MODIFIED: "text/plain; charset=utf-8",
+    }
+    storage = S3Storage(s3_location(seaweed, s3_bucket, "tree/"))
+    run(storage, lambda: storage.write_many([(key, b"x") for key in expected]))
+    client = seaweed.client()
+    for key, content_type in expected.items():
+        stored = client.head_object(Bucket=s3_bucket, Key="tree/" + key)["ContentType"]
+        # SeaweedFS takes application/octet-stream for "no type given" and puts its own guess
+        # in its place (application/gzip for .tar.gz); AWS keeps the type given.
+        allowed = {content_type, "application/gzip"} if key.endswith(".tar.gz") else {content_type}
+        assert stored in allowed, (key, stored)
+        if key.startswith("web/packages/"):  # what headwater serve sends for the same file
+            assert _content_type(key).decode() == content_type, key
