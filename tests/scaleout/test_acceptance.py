@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import pytest
@@ -104,6 +105,40 @@ def test_an_owner_added_and_removed_through_one_node_is_seen_by_the_other(
     removed = api(f"{actor}/api/main/projects/{project}/owners/{user}", "DELETE", pair.admin)
     assert removed.status == 200, removed.text
     assert _lag(lambda: not may_upload()) <= BOUND
+
+
+# --- deletions of a release and of a whole project --------------------------------------------
+
+
+@pytest.mark.parametrize("what", ["release", "project"])
+def test_a_release_or_project_deleted_through_one_node_is_gone_from_the_other(
+    pair: Cluster, what: str, tmp_path: Path
+) -> None:
+    actor, observer = pair.nodes[0].url, pair.nodes[1].url
+    project = f"gone-{what}"
+    for version in ("1.0", "2.0"):
+        for dist in dists(tmp_path / version, project, version):
+            assert post_upload(f"{actor}/main/legacy/", pair.admin, dist).status == 200
+
+    def versions() -> set[str]:
+        reply = _request(f"{observer}/main/simple/{project}/", headers=JSON)
+        if reply.status == 404:
+            return set()
+        assert reply.status == 200, reply.text
+        return {f.filename.split("-")[1].removesuffix(".tar.gz") for f in _files(reply)}
+
+    assert versions() == {"1.0", "2.0"}  # the observer's cache is warm
+    path = f"{project}/releases/1.0" if what == "release" else project
+    deleted = api(f"{actor}/api/main/projects/{path}", "DELETE", pair.admin)
+    assert deleted.status == 200, deleted.text
+    assert _lag(lambda: versions() == ({"2.0"} if what == "release" else set())) <= BOUND
+    if what == "project":
+        listing = _request(f"{observer}/main/simple/", headers=JSON)
+        assert project not in listing.text
+
+
+def _files(reply: Reply) -> list[Any]:
+    return list(parse_project_page_json(reply.body).files)
 
 
 # --- password sessions ----------------------------------------------------------------------

@@ -22,6 +22,7 @@ import signal
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -418,3 +419,61 @@ def test_every_object_kind_of_a_tree_has_its_content_type_in_the_bucket(
         assert stored in allowed, (key, stored)
         if key.startswith("web/packages/"):  # what headwater serve sends for the same file
             assert _content_type(key).decode() == content_type, key
+
+
+# --- redirects to presigned URLs, through the server -----------------------------------------
+
+
+def test_a_presigned_redirect_names_the_object_works_without_credentials_and_expires(
+    seaweed: SeaweedServer, s3_bucket: str, tmp_path: Path
+) -> None:
+    """``files = "redirect-presigned"`` with ``presign_expires = 2``: the 307 goes to the object
+    of the file asked for, the URL alone fetches it, and it is refused once it has expired.
+    (Keys that need escaping are signed right: test_keys_that_need_escaping_in_every_operation.)"""
+    import http.client
+
+    from tests.server.hosting import dists as make_dists
+    from tests.server.hosting import post_upload
+
+    query = f"endpoint={seaweed.endpoint}&addressing_style=path"
+    (tmp_path / "headwater.toml").write_text(
+        f'[hosted.main]\nstorage = "s3://{s3_bucket}/main?{query}"\n'
+        's3 = { files = "redirect-presigned", presign_expires = 2 }\n',
+        encoding="utf-8",
+    )
+    env = {**seaweed.env(), "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/x"}
+    data = tmp_path / "data"
+    wheel = make_dists(tmp_path / "d", "Plus-Pkg", "1.0")[0]
+    with serve(["--data-dir", str(data)], tmp_path, env=env) as live:
+        admin = (data / "admin-token").read_text().strip()
+        reply = post_upload(f"{live.url}/main/legacy/", admin, wheel)
+        assert reply.status == 200, reply.text
+        page = request(
+            f"{live.url}/main/simple/plus-pkg/",
+            headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+        )
+        from headwater.simple.json import parse_project_page_json
+
+        entry = parse_project_page_json(page.body).files[0]
+        parts = urlsplit(live.url)
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+        path = urlsplit(f"{live.url}/main/simple/plus-pkg/{entry.url}").path
+        from posixpath import normpath
+
+        conn.request("GET", normpath(path))
+        answer = conn.getresponse()
+        answer.read()
+        conn.close()
+        assert answer.status == 307, answer.status
+        location = answer.getheader("location") or ""
+    signed = urlsplit(location)
+    assert signed.path.startswith(f"/{s3_bucket}/main/web/packages/")
+    assert signed.path.endswith(f"/{entry.hashes['sha256'][4:]}/{wheel.name}"), signed.path
+    assert "X-Amz-Expires=2" in signed.query and seaweed.secret_key not in location
+    with urllib.request.urlopen(location, timeout=30) as got:
+        assert hashlib.sha256(got.read()).hexdigest() == entry.hashes["sha256"]
+    time.sleep(3.5)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(location, timeout=30)
+    refused.value.close()
+    assert refused.value.code == 403
