@@ -226,9 +226,12 @@ def test_a_silent_endpoint_names_the_read_timeout_that_ran_out() -> None:
         server.bind(("127.0.0.1", 0))
         server.listen(8)
         held: list[socket.socket] = []
-        threading.Thread(
-            target=lambda: [held.append(server.accept()[0]) for _ in range(2)], daemon=True
-        ).start()
+
+        def hold() -> None:  # accept, and never answer
+            for _ in range(2):
+                held.append(server.accept()[0])
+
+        threading.Thread(target=hold, daemon=True).start()
         port = server.getsockname()[1]
         message, took = _failure(
             _options(f"http://127.0.0.1:{port}", read_timeout=1, max_attempts=1)
