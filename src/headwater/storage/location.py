@@ -237,12 +237,23 @@ def parse_s3_url(url: str, options: S3Options | None = None) -> S3Location:
     if parts.fragment:
         raise InvalidStorageURL(f"storage URL {shown!r}: a fragment (#...) means nothing here")
     base = msgspec.to_builtins(options) if options is not None else {}
+    in_query: set[str] = set()
     for key, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
         name = key.replace("-", "_")
         if name not in _QUERY_KEYS:
             raise InvalidStorageURL(
                 f"storage URL {shown!r}: unknown or secret option {key[:40]!r} in the query "
                 f"(allowed: {', '.join(sorted(_QUERY_KEYS))}; secrets only in the s3 table)"
+            )
+        if name in in_query:
+            raise InvalidStorageURL(
+                f"storage URL {shown!r}: {name} is given twice in the URL's query; give it once"
+            )
+        in_query.add(name)
+        if not value.strip():
+            raise InvalidStorageURL(
+                f"storage URL {shown!r}: {name} is empty in the URL's query; give a value or "
+                "leave the option out for its default"
             )
         if name in base and str(base[name]).lower() != value.lower():
             raise InvalidStorageURL(
