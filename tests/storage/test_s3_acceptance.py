@@ -480,3 +480,44 @@ def test_a_presigned_redirect_names_the_object_works_without_credentials_and_exp
         urllib.request.urlopen(location, timeout=30)
     refused.value.close()
     assert refused.value.code == 403
+
+
+# --- headwater installed without its s3 extra ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("blocked", "command"),
+    [
+        (("obstore", "aiobotocore"), ["serve", "--config", "h.toml", "--data-dir", "data",
+                                      "--listen", "127.0.0.1:9"]),
+        (("obstore",), ["mirror", "--upstream", "http://127.0.0.1:9/simple/", "--target",
+                        "s3://packages/pypi"]),
+    ],
+)  # fmt: skip
+def test_a_bucket_without_the_s3_extra_names_the_install_command(
+    tmp_path: Path, blocked: tuple[str, ...], command: list[str]
+) -> None:
+    """The S3 client is headwater's ``s3`` extra: an installation without it, given a bucket,
+    says what to install and exits 2 (it was a traceback in a crash-looping worker)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "h.toml").write_text(
+        '[hosted.main]\nstorage = "s3://packages/hosted/main?endpoint=http://127.0.0.1:9"\n',
+        encoding="utf-8",
+    )
+    script = (
+        "import sys\n"
+        f"for name in {blocked!r}: sys.modules[name] = None  # as if not installed\n"
+        "from headwater.cli.main import main\n"
+        f"sys.argv = ['headwater', *{command!r}]\n"
+        "raise SystemExit(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "install headwater with its s3 extra, pip install 'headwater[s3]'" in done.stderr
+    assert " and ".join(blocked) in done.stderr

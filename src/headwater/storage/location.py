@@ -15,8 +15,10 @@ Nothing here does I/O: parsing and checking only, so the config layer can call i
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
+import sys
 from typing import Literal
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -205,6 +207,18 @@ _QUERY_KEYS = {
 }
 
 
+#: The modules the S3 storage imports (headwater's ``s3`` extra): obstore for requests,
+#: aiobotocore for multipart uploads.
+S3_CLIENT_MODULES = ("obstore", "aiobotocore")
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported (looked up, not imported: obstore takes a while)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    return importlib.util.find_spec(module) is not None
+
+
 def parse_s3_url(url: str, options: S3Options | None = None) -> S3Location:
     """Parse ``s3://bucket[/prefix][?option=value&...]`` merged with the ``options`` table.
 
@@ -214,6 +228,13 @@ def parse_s3_url(url: str, options: S3Options | None = None) -> S3Location:
     shown = url.split("?", 1)[0][:200]
     if not is_s3_url(url):
         raise InvalidStorageURL(f"storage URL {shown!r} is not s3://BUCKET[/PREFIX]")
+    missing = [m for m in S3_CLIENT_MODULES if not _installed(m)]
+    if missing:
+        raise InvalidStorageURL(
+            f"storage URL {shown!r}: a bucket needs the S3 client, and {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed: install headwater with its "
+            "s3 extra, pip install 'headwater[s3]'"
+        )
     parts = urlsplit(url)
     if parts.username or parts.password or "@" in parts.netloc:
         raise InvalidStorageURL(
