@@ -11,6 +11,7 @@ line of the whole run.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import re
@@ -218,13 +219,24 @@ def test_a_password_session_ended_through_one_node_ends_on_the_other(
 # --- Range requests on files in the bucket, through the balancer ---------------------------
 
 
-@pytest.fixture(scope="module")
-def stored_file(pair: Cluster, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, bytes]:
-    wheel = dists(tmp_path_factory.mktemp("ranged"), "Ranged-Pkg", "1.0")[0]
-    assert post_upload(pair.url + "/main/legacy/", pair.admin, wheel).status == 200
+@pytest.fixture(scope="module", params=["wheel", "metadata"])
+def stored_file(
+    pair: Cluster, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> tuple[str, bytes]:
+    """A wheel in the bucket (uploaded once for the module), or its PEP 658 metadata."""
     page_url = pair.url + "/main/simple/ranged-pkg/"
-    page = parse_project_page_json(_request(page_url, headers=JSON).body)
-    return urljoin(page_url, page.files[0].url), wheel.read_bytes()
+    if _request(page_url, headers=JSON).status == 404:
+        wheel = dists(tmp_path_factory.mktemp("ranged"), "Ranged-Pkg", "1.0")[0]
+        assert post_upload(pair.url + "/main/legacy/", pair.admin, wheel).status == 200
+    entry = parse_project_page_json(_request(page_url, headers=JSON).body).files[0]
+    url = urljoin(page_url, entry.url)
+    if request.param == "metadata":
+        url += ".metadata"
+    whole = _request(url).body
+    assert hashlib.sha256(whole).hexdigest() == (
+        entry.hashes["sha256"] if request.param == "wheel" else entry.core_metadata["sha256"]  # type: ignore[index]
+    )
+    return url, whole
 
 
 def _ranges(size: int) -> list[tuple[str, int, tuple[int, int] | None]]:
