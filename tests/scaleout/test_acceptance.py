@@ -48,7 +48,9 @@ def _request(url: str, **kwargs: object) -> Reply:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with cluster(tmp_path_factory.mktemp("acceptance"), nodes=2, storage="s3") as group:
+    work = tmp_path_factory.mktemp("acceptance")
+    hosted: dict[str, dict[str, object]] = {"main": {}, "priv": {"read": "token"}}
+    with cluster(work, nodes=2, storage="s3", hosted=hosted) as group:
         yield group
         secrets = [group.env["AWS_SECRET_ACCESS_KEY"]]
         # The database's password too, where its URL has one.
@@ -140,6 +142,55 @@ def test_a_release_or_project_deleted_through_one_node_is_gone_from_the_other(
 
 def _files(reply: Reply) -> list[Any]:
     return list(parse_project_page_json(reply.body).files)
+
+
+# --- a token revoked in the web interface of one node ----------------------------------------
+
+
+def _sign_in_with_token(node: str, token: str) -> str:
+    """The session cookie of signing in on ``node`` with ``token`` (the 303's cookie)."""
+    parts = urlsplit(node)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+    try:
+        conn.request("POST", "/ui/signin", body=f"token={quote(token)}".encode(), headers=FORM)
+        answer = conn.getresponse()
+        answer.read()
+        assert answer.status == 303, answer.status
+        cookie = answer.getheader("set-cookie") or ""
+    finally:
+        conn.close()
+    found = re.match(r"headwater_session=([^;]+);", cookie)
+    assert found, cookie
+    return found.group(1)
+
+
+def test_a_token_revoked_in_the_interface_of_one_node_stops_reading_on_the_other(
+    pair: Cluster, tmp_path: Path
+) -> None:
+    """Not the operator command of test_visibility.py: the administration page's form."""
+    actor, observer = pair.nodes[0].url, pair.nodes[1].url
+    reader = _user(pair, "reader-ui", "read")
+    token_id = reader.split("_")[1]
+
+    def reads() -> bool:
+        status = _request(f"{observer}/priv/simple/", token=reader).status
+        assert status in (200, 401, 403), status
+        return status == 200
+
+    # A read token of the private index is checked (and remembered) by the observer first.
+    assert reads()
+    session = _sign_in_with_token(actor, pair.admin)
+    cookie = {"Cookie": f"headwater_session={session}"}
+    admin_page = _request(actor + "/ui/admin", headers=cookie)
+    found = re.search(rb'name="csrf" value="([0-9a-f]+)"', admin_page.body)
+    assert found, admin_page.text[:500]
+    body = f"csrf={found.group(1).decode()}&id={token_id}".encode()
+    revoked = _request(
+        actor + "/ui/admin/tokens/revoke", method="POST", body=body, headers={**FORM, **cookie}
+    )
+    assert revoked.status == 200, revoked.text[:500]
+    assert b"Token revoked." in revoked.body
+    assert _lag(lambda: not reads()) <= BOUND
 
 
 # --- password sessions ----------------------------------------------------------------------
