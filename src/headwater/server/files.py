@@ -20,6 +20,7 @@ from headwater.repository.base import FileRef
 from headwater.server.responses import header, if_none_match, send_text
 from headwater.server.types import Headers, Scope, Send
 from headwater.storage.base import RedirectingStorage
+from headwater.storage.layout import tree_content_type
 
 __all__ = ["FILE_CACHE_CONTROL", "MAX_RANGE_LENGTH", "parse_range", "send_file"]
 
@@ -64,13 +65,8 @@ def parse_range(value: str, size: int) -> tuple[int, int] | bool | None:
 
 
 def _content_type(key: str) -> bytes:
-    if key.endswith(".metadata"):
-        # PEP 658: the core metadata file; an RFC 822-style text document.
-        return b"text/plain; charset=utf-8"
-    if key.endswith(".provenance"):
-        # PEP 740: the provenance document kept beside the file (the integrity API's body).
-        return b"application/vnd.pypi.integrity.v1+json"
-    return b"application/octet-stream"
+    # The same table a bucket's objects get (a CDN in front of a mirror's bucket agrees with us).
+    return tree_content_type(key).encode()
 
 
 async def send_file(scope: Scope, send: Send, ref: FileRef, *, head: bool) -> int:

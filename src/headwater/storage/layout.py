@@ -35,6 +35,7 @@ __all__ = [
     "page_key",
     "provenance_key",
     "sha256_of_file_key",
+    "tree_content_type",
 ]
 
 WEB: Final = "web"
@@ -99,3 +100,29 @@ def sha256_of_file_key(key: str) -> str | None:
     if len(parts[2]) != 2 or len(parts[3]) != 2:
         return None
     return digest if _SHA256.match(digest) else None
+
+
+#: (how a key's last component ends, or its whole name after "=") -> Content-Type. The first
+#: row that matches decides; no row: ``application/octet-stream`` (distribution files, state).
+CONTENT_TYPES: Final[tuple[tuple[str, str], ...]] = (
+    ("=index.v1_json", "application/vnd.pypi.simple.v1+json"),
+    ("=index.v1_html", "application/vnd.pypi.simple.v1+html"),
+    (".html", "text/html; charset=utf-8"),
+    (".json", "application/json"),
+    # PEP 658: the core metadata file, an RFC 822-style text document.
+    (".metadata", "text/plain; charset=utf-8"),
+    ("=last-modified", "text/plain; charset=utf-8"),
+    # PEP 740: a file's provenance document (the integrity API's body), as headwater serves it.
+    (".provenance", "application/vnd.pypi.integrity.v1+json"),
+)
+
+
+def tree_content_type(key: str) -> str:
+    """The ``Content-Type`` of a static tree's object, chosen by its name as a web server would
+    (:data:`CONTENT_TYPES`): the type a bucket stores with each object, so that a static website
+    endpoint or CDN serves it right, and the type ``headwater serve`` sends for files."""
+    name = key.rsplit("/", 1)[-1]
+    for pattern, content_type in CONTENT_TYPES:
+        if name == pattern[1:] if pattern[0] == "=" else name.endswith(pattern):
+            return content_type
+    return "application/octet-stream"

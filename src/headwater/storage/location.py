@@ -15,7 +15,10 @@ Nothing here does I/O: parsing and checking only, so the config layer can call i
 
 from __future__ import annotations
 
+import importlib.util
+import ipaddress
 import re
+import sys
 from typing import Literal
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -23,7 +26,15 @@ import msgspec
 
 from headwater.errors import InvalidInput
 
-__all__ = ["InvalidStorageURL", "S3Location", "S3Options", "is_s3_url", "parse_s3_url"]
+__all__ = [
+    "InvalidStorageURL",
+    "S3Location",
+    "S3Options",
+    "addressing",
+    "is_s3_url",
+    "parse_s3_url",
+    "request_endpoint",
+]
 
 # S3's bucket naming rules (3-63 lowercase letters, digits, dots and hyphens, starting and ending
 # with a letter or digit); dots are allowed but break virtual-host TLS, which is the operator's call.
@@ -110,6 +121,12 @@ class S3Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_d
                     "the S3 endpoint must not carry credentials (user:password@); use the AWS "
                     "credential chain or credentials_file"
                 )
+            if self.addressing_style == "virtual" and _is_ip(parts.hostname):
+                raise InvalidStorageURL(
+                    f"addressing_style = 'virtual' puts the bucket in the endpoint's host name, "
+                    f"and {parts.hostname} is an IP address: use addressing_style = 'path', or "
+                    "an endpoint with a host name"
+                )
         given = [name for name in _SECRET_FIELDS if getattr(self, name)]
         if given and not self.allow_plaintext_secrets:
             raise InvalidStorageURL(
@@ -190,6 +207,18 @@ _QUERY_KEYS = {
 }
 
 
+#: The modules the S3 storage imports (headwater's ``s3`` extra): obstore for requests,
+#: aiobotocore for multipart uploads.
+S3_CLIENT_MODULES = ("obstore", "aiobotocore")
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported (looked up, not imported: obstore takes a while)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    return importlib.util.find_spec(module) is not None
+
+
 def parse_s3_url(url: str, options: S3Options | None = None) -> S3Location:
     """Parse ``s3://bucket[/prefix][?option=value&...]`` merged with the ``options`` table.
 
@@ -199,6 +228,13 @@ def parse_s3_url(url: str, options: S3Options | None = None) -> S3Location:
     shown = url.split("?", 1)[0][:200]
     if not is_s3_url(url):
         raise InvalidStorageURL(f"storage URL {shown!r} is not s3://BUCKET[/PREFIX]")
+    missing = [m for m in S3_CLIENT_MODULES if not _installed(m)]
+    if missing:
+        raise InvalidStorageURL(
+            f"storage URL {shown!r}: a bucket needs the S3 client, and {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed: install headwater with its "
+            "s3 extra, pip install 'headwater[s3]'"
+        )
     parts = urlsplit(url)
     if parts.username or parts.password or "@" in parts.netloc:
         raise InvalidStorageURL(
@@ -222,12 +258,23 @@ def parse_s3_url(url: str, options: S3Options | None = None) -> S3Location:
     if parts.fragment:
         raise InvalidStorageURL(f"storage URL {shown!r}: a fragment (#...) means nothing here")
     base = msgspec.to_builtins(options) if options is not None else {}
+    in_query: set[str] = set()
     for key, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
         name = key.replace("-", "_")
         if name not in _QUERY_KEYS:
             raise InvalidStorageURL(
                 f"storage URL {shown!r}: unknown or secret option {key[:40]!r} in the query "
                 f"(allowed: {', '.join(sorted(_QUERY_KEYS))}; secrets only in the s3 table)"
+            )
+        if name in in_query:
+            raise InvalidStorageURL(
+                f"storage URL {shown!r}: {name} is given twice in the URL's query; give it once"
+            )
+        in_query.add(name)
+        if not value.strip():
+            raise InvalidStorageURL(
+                f"storage URL {shown!r}: {name} is empty in the URL's query; give a value or "
+                "leave the option out for its default"
             )
         if name in base and str(base[name]).lower() != value.lower():
             raise InvalidStorageURL(
@@ -240,3 +287,55 @@ def parse_s3_url(url: str, options: S3Options | None = None) -> S3Location:
     except msgspec.ValidationError as exc:
         raise InvalidStorageURL(f"storage URL {shown!r}: {str(exc).replace('`$.', '`')}") from exc
     return S3Location(bucket=bucket, prefix=prefix, options=merged)
+
+
+def addressing(options: S3Options, bucket: str) -> Literal["path", "virtual"]:
+    """How requests name the bucket, deciding ``addressing_style = "auto"``:
+
+    ====================================================  ===========
+    case (first that holds)                               style
+    ====================================================  ===========
+    ``addressing_style`` is ``path`` or ``virtual``       as given
+    the bucket's name has a dot                           ``path``
+    no endpoint (AWS's own)                               ``virtual``
+    the endpoint's host is ``localhost`` or an IP address ``path``
+    any other endpoint                                    ``virtual``
+    ====================================================  ===========
+
+    Every client of a storage (obstore's requests and presigned URLs, the multipart client)
+    asks this one function, so they never disagree about where an object is.
+    """
+    if options.addressing_style != "auto":
+        return options.addressing_style
+    if "." in bucket:
+        return "path"
+    host = urlsplit(options.endpoint).hostname if options.endpoint else None
+    if host is None:
+        return "virtual"
+    return "path" if host == "localhost" or _is_ip(host) else "virtual"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def request_endpoint(options: S3Options, bucket: str) -> str | None:
+    """The base URL requests go to, or None for AWS's own endpoint of the region.
+
+    Path style: the endpoint as configured (``http://s3.internal:9000``; requests name
+    ``/BUCKET/KEY``). Virtual-hosted: the bucket is the first label of the endpoint's host
+    (``https://BUCKET.s3.eu-west-1.amazonaws.com``; requests name ``/KEY``), which is the form the
+    request client takes: given the bare endpoint it would send ``/KEY`` to the endpoint's host
+    and lose the bucket.
+    """
+    if not options.endpoint:
+        return None
+    endpoint = options.endpoint.rstrip("/")
+    if addressing(options, bucket) == "path":
+        return endpoint
+    parts = urlsplit(endpoint)
+    return parts._replace(netloc=f"{bucket}.{parts.netloc}").geturl()

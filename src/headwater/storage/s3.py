@@ -47,6 +47,7 @@ import obstore
 import obstore.exceptions
 
 from headwater.storage.base import NotFound, Stat, StorageError, check_key
+from headwater.storage.layout import tree_content_type
 from headwater.storage.location import S3Location
 from headwater.storage.s3_lease import lease
 from headwater.storage.s3_obstore import error_code, make_store, storage_error
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 
     from headwater.storage.s3_multipart import BotoClient, MultipartUpload
 
-__all__ = ["S3Storage", "tree_content_type"]
+__all__ = ["S3Storage", "tree_content_type"]  # tree_content_type: storage.layout's, re-exported
 
 SHA256_META: Final = "sha256"
 _T = TypeVar("_T")
@@ -64,27 +65,6 @@ _T = TypeVar("_T")
 
 def _read_whole(store: S3Store, object_key: str) -> bytes:
     return bytes(obstore.get(store, object_key).bytes())
-
-
-def tree_content_type(key: str) -> str:
-    """The ``Content-Type`` of a static tree's object, chosen by its name as a web server would.
-
-    Pages by their file name (``index.v1_json`` is the PEP 691 JSON page, ``index.html`` and
-    ``index.v1_html`` HTML), PEP 658 metadata as text (it is an email-header file), state and
-    distribution files as bytes.
-    """
-    name = key.rsplit("/", 1)[-1]
-    if name == "index.v1_json":
-        return "application/vnd.pypi.simple.v1+json"
-    if name == "index.v1_html":
-        return "application/vnd.pypi.simple.v1+html"
-    if name.endswith(".html"):
-        return "text/html; charset=utf-8"
-    if name.endswith(".json"):
-        return "application/json"
-    if name.endswith(".metadata") or name == "last-modified":
-        return "text/plain; charset=utf-8"
-    return "application/octet-stream"
 
 
 class _S3Writer:

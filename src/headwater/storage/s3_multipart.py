@@ -23,6 +23,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
 from headwater.storage.base import NotFound, StorageError
+from headwater.storage.location import addressing
 from headwater.storage.s3_obstore import DENIED
 
 if TYPE_CHECKING:
@@ -70,7 +71,8 @@ class BotoClient:
             read_timeout=opts.read_timeout,
             retries={"max_attempts": opts.max_attempts, "mode": "standard"},
             max_pool_connections=opts.max_connections,
-            s3={"addressing_style": opts.addressing_style},
+            # The same decision as every other request (botocore's own "auto" differs).
+            s3={"addressing_style": addressing(opts, self._storage.location.bucket)},
             signature_version="s3v4",
             # Checksums only when the operation requires them: SeaweedFS and other S3 servers
             # do not all speak the newer trailing-checksum protocol botocore defaults to.

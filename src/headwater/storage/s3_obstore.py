@@ -12,9 +12,10 @@ option                      how the store gets it
 ``endpoint``                ``endpoint``; plain ``http://`` is allowed only when the endpoint says so
 ``region``                  ``region``, else ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else the
                             profile's (through botocore, when a profile is in play), else us-east-1
-``addressing_style``        ``path``: path-style; ``virtual``: virtual-hosted; ``auto``: path-style
-                            for an endpoint that is an IP address or ``localhost`` or a bucket
-                            with a dot (neither can be a host name), virtual-hosted otherwise
+``addressing_style``        :func:`~headwater.storage.location.addressing` decides (``auto``:
+                            path-style for an IP address or ``localhost`` endpoint or a bucket
+                            with a dot); virtual-hosted requests go to the endpoint with the
+                            bucket in its host (:func:`~headwater.storage.location.request_endpoint`)
 credentials                 the TOML's keys (``allow_plaintext_secrets``), else the standard
                             ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``
                             when no profile is named; else botocore's whole chain (profiles,
@@ -35,23 +36,21 @@ carry the request's URL and the server's XML answer, never its signature).
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
 
 import obstore.exceptions
 from obstore.store import S3Store
 
 from headwater.storage.base import NotFound, StorageError
-from headwater.storage.location import S3Location, S3Options
+from headwater.storage.location import S3Location, S3Options, addressing, request_endpoint
 
 if TYPE_CHECKING:
     from obstore.store import S3Credential
 
-__all__ = ["error_code", "make_store", "storage_error"]
+__all__ = ["error_code", "make_store", "storage_error", "transport_failure"]
 
 #: S3 error codes that mean "these credentials may not do this".
 DENIED: Final = frozenset(
@@ -66,23 +65,6 @@ _REFRESH: Final = timedelta(minutes=5)
 _CODE = re.compile(r"<Code>([A-Za-z0-9.]{1,64})</Code>")
 _STATUS = re.compile(r"status code: (\d{3})")
 _PROVIDER = re.compile(r"credential provider: StorageError: ([^\n]{1,300})")
-
-
-def _path_style(options: S3Options, bucket: str) -> bool:
-    if options.addressing_style != "auto":
-        return options.addressing_style == "path"
-    host = urlsplit(options.endpoint).hostname if options.endpoint else None
-    if "." in bucket:
-        return True
-    if host is None:
-        return False  # AWS's own endpoint: virtual-hosted, as botocore does
-    if host == "localhost":
-        return True
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 class _BotocoreChain:
@@ -130,12 +112,14 @@ def make_store(location: S3Location) -> S3Store:
     """The obstore client of ``location`` (no I/O; the first request connects)."""
     opts = location.options
     config: dict[str, Any] = {
-        "virtual_hosted_style_request": not _path_style(opts, location.bucket),
+        # Virtual-hosted: the endpoint then carries the bucket in its host (request_endpoint).
+        "virtual_hosted_style_request": addressing(opts, location.bucket) == "virtual",
         # One DELETE per key works on every S3 server; the bulk API is not everywhere.
         "disable_bulk_delete": True,
     }
-    if opts.endpoint:
-        config["endpoint"] = opts.endpoint.rstrip("/")
+    endpoint = request_endpoint(opts, location.bucket)
+    if endpoint is not None:
+        config["endpoint"] = endpoint
     chain: _BotocoreChain | None = None
     env = os.environ
     if opts.access_key_id:
@@ -198,6 +182,29 @@ def error_code(exc: BaseException) -> str | None:
     return status.group(1) if status is not None else None
 
 
+#: How a request failed before any answer, read from obstore's error (its debug dump names the
+#: transport error's kind); the first row that matches decides.
+_TRANSPORT: Final = (
+    ("resolve", re.compile(r"dns error|failed to lookup address")),
+    ("connect-timeout", re.compile(r"HttpError \{\s*kind: Timeout\b[\s\S]*tcp connect error")),
+    ("timeout", re.compile(r"HttpError \{\s*kind: Timeout\b")),
+    ("connect", re.compile(r"HttpError \{\s*kind: Connect\b|tcp connect error")),
+    ("connect", re.compile(r"error sending request|connection closed before message completed")),
+)
+
+
+def transport_failure(text: str) -> str | None:
+    """``resolve``, ``connect-timeout``, ``connect``, ``timeout`` or None (an answer came, or the
+    failure is of another kind), for the text of an obstore error: the first row of
+    ``_TRANSPORT`` that matches. obstore's debug dump names the transport error's kind
+    (``HttpError { kind: Timeout``); the retry settings it also prints (``retry_timeout: 60s``)
+    are no timeout and match nothing."""
+    for kind, pattern in _TRANSPORT:
+        if pattern.search(text):
+            return kind
+    return None
+
+
 def _first_line(exc: BaseException) -> str:
     """obstore's message without its debug dump: the request and what the server said."""
     text = str(exc).split("\nDebug source:", 1)[0]
@@ -241,18 +248,37 @@ def storage_error(
             f"access denied to {where} (trying to {doing} {key!r}: {code or 'denied'}). Check "
             "the credentials and the bucket policy; nothing was changed."
         )
-    text = text.lower()
-    if code is None and ("timed out" in text or "timeout" in text):
+    failure = transport_failure(text) if code is None else None
+    if failure == "timeout":
         return StorageError(
-            f"the S3 endpoint {endpoint} did not answer in time ({location.options.read_timeout:.0f}"
+            f"the S3 endpoint {endpoint} did not answer in time ({location.options.read_timeout:g}"
             f" s) to {doing} {key!r} in bucket {location.bucket!r}. Nothing partial was "
             "published; try again."
         )
-    if code is None and ("error sending request" in text or "connect" in text):
+    if failure == "connect-timeout":
+        return StorageError(
+            f"the S3 endpoint {endpoint} did not accept a connection within "
+            f"{location.options.connect_timeout:g} s to {doing} {key!r} in bucket "
+            f"{location.bucket!r}. Nothing was changed; check that the endpoint is up and "
+            "reachable from this machine."
+        )
+    if failure == "resolve":
+        return StorageError(
+            f"the host of the S3 endpoint {endpoint} cannot be resolved (to {doing} {key!r} in "
+            f"bucket {location.bucket!r}). Nothing was changed; check the endpoint's host name"
+            + (
+                " (virtual-hosted addressing puts the bucket in it: set addressing_style = "
+                '"path" if the server does not serve BUCKET.HOST names)'
+                if addressing(location.options, location.bucket) == "virtual"
+                else ""
+            )
+            + "."
+        )
+    if failure == "connect":
         return StorageError(
             f"cannot reach the S3 endpoint {endpoint} to {doing} {key!r} in bucket "
-            f"{location.bucket!r}. Nothing was changed; check that the endpoint is up and "
-            "reachable."
+            f"{location.bucket!r} (the connection was refused or cut). Nothing was changed; "
+            "check that the endpoint is up and reachable."
         )
     if code is not None:
         return StorageError(

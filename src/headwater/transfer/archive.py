@@ -140,6 +140,25 @@ class Member:
             self._reader._read(BLOCK - self.size % BLOCK)
 
 
+#: The first bytes of the compressed formats an operator may have piped a backup through
+#: (docs/backup-and-move.md) -> (the format's name, the command that undoes it).
+COMPRESSIONS: tuple[tuple[bytes, str, str], ...] = (
+    (b"\x1f\x8b", "gzip", "gunzip -k FILE"),
+    (b"\xfd7zXZ\x00", "xz", "unxz -k FILE"),
+    (b"\x28\xb5\x2f\xfd", "zstd", "unzstd FILE"),
+    (b"BZh", "bzip2", "bunzip2 -k FILE"),
+    (b"\x04\x22\x4d\x18", "lz4", "unlz4 FILE"),
+)
+
+
+def compression_of(start: bytes) -> tuple[str, str] | None:
+    """The compression (name, how to undo it) whose magic bytes ``start`` begins with, if any."""
+    for magic, name, undo in COMPRESSIONS:
+        if start.startswith(magic):
+            return name, undo
+    return None
+
+
 class TarReader:
     """Reads the members of a backup tar in order, checking the framing."""
 
@@ -155,8 +174,18 @@ class TarReader:
         return data
 
     def __iter__(self) -> Iterator[Member]:
+        first = True
         while True:
             block = self._handle.read(BLOCK)
+            compressed = compression_of(block) if first else None
+            first = False
+            if compressed is not None:
+                name, undo = compressed
+                raise ArchiveError(
+                    f"{self._where} is {name}-compressed, and a backup is read as a plain tar: "
+                    f"decompress it first ({undo.replace('FILE', self._where)}) and give the "
+                    "tar file"
+                )
             if len(block) < BLOCK:
                 raise ArchiveError(
                     f"{self._where} is truncated: it ends without the end-of-archive blocks"
