@@ -449,3 +449,29 @@ def test_verify_repair_before_the_first_sync_keeps_files_adopted_from_a_director
         assert f"{len(keys)} already present" in out, out
         cli("verify", "--target", tree)
         assert_consistent(tree)
+
+
+def test_adopting_files_into_a_synced_tree_keeps_what_its_pages_list(tmp_path: Path) -> None:
+    """`adopt --files` into a tree headwater already synced: the directory's files are held for
+    their projects' next sync, and a sync in which those projects are unchanged upstream (so not
+    synced again) releases the hold without removing what their pages list."""
+    corpus = _corpus()
+    downloads, tree = tmp_path / "downloads", tmp_path / "tree"
+    downloads.mkdir()
+    names = [e.normalized for e in corpus.project_list().projects]
+    keys = []
+    for name in names[:3]:
+        project = corpus.get(name)
+        assert project is not None
+        for dist in project.files():
+            (downloads / dist.filename).write_bytes(dist.body)
+            keys.append(tree / file_key(hashlib.sha256(dist.body).hexdigest(), dist.filename))
+    with Upstream(corpus).running() as up:
+        mirror(up, tree)
+        cli("adopt", "--target", tree, "--upstream", up.simple_url, "--files", downloads)
+        out = cli("mirror", "--upstream", up.simple_url, "--target", tree, "--quiet").stdout
+        assert "downloaded 0 files" in out, out
+        missing = [str(k) for k in keys if not k.is_file()]
+        assert not missing, (out, missing)
+        cli("verify", "--target", tree)
+        assert_consistent(tree)

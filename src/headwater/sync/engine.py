@@ -263,11 +263,12 @@ class Mirror:
             for name in sorted(self._gone):
                 group.create_task(self._delete_guarded(name))
         if only is None:
-            # Files held for a project the plan no longer syncs (gone upstream, or no longer
-            # wanted) wait for nothing.
+            # Files held for a project this run does not sync (gone upstream, no longer wanted,
+            # or unchanged upstream: files `headwater adopt --files` put in a synced tree) wait
+            # for nothing; those its page in the tree lists stay.
             planned = {task.name for task in plan.sync}
             for name in sorted(set(self.state.held) - planned - self._gone):
-                await self._release_held(name, {})
+                await self._release_held(name, file_keys(await self.tree.read_project(name)))
         self.summary.files_removed += await self.refs.settle()
         await self.tree.write_last_modified()
         await self._barrier.sync()
