@@ -32,7 +32,8 @@ safe, and what to do::
     │   ├── IntegrityError                    bytes differ from the promised hash or size
     │   └── FetchRefused                      a URL outside the source's fetch boundary (never fetched)
     ├── sync.state.StateError                 a mirror's state is unreadable or from another upstream
-    ├── sync.engine.MirrorError               a sync could not start, or a project's files failed
+    ├── sync.engine.MirrorError               a sync could not start or finish
+    ├── sync.fetch.FilesFailed                some of a project's files failed (that project fails)
     ├── db.DatabaseError                      the hosted-index database failed or refused a change
     │   ├── DatabaseUnavailable               cannot connect (URL shown, password masked)
     │   ├── SchemaOutOfDate                   not at this headwater's revision: run `headwater db upgrade`

@@ -416,3 +416,62 @@ def test_an_adopted_tree_serves_pip_repairs_and_bundles(tmp_path: Path, bandersn
     # Everything the tree serves but bandersnatch's own (empty) web/local-stats/, not headwater's.
     ours = {k: v for k, v in snapshot(tree, web_only=True).items() if "local-stats/" not in k}
     assert snapshot(far, web_only=True) == ours
+
+
+def test_verify_repair_before_the_first_sync_keeps_files_adopted_from_a_directory(
+    tmp_path: Path,
+) -> None:
+    """Files adopted with `--files` have no page until the first sync writes one: adoption holds
+    them for their project's next sync (the state's `held`), so `verify` counts them as held,
+    `verify --repair` run before that sync keeps them, and the sync downloads none of them."""
+    corpus = _corpus()
+    downloads, tree = tmp_path / "downloads", tmp_path / "tree"
+    downloads.mkdir()
+    keys = []
+    for entry in corpus.project_list().projects:
+        project = corpus.get(entry.normalized)
+        assert project is not None
+        for dist in project.files():
+            (downloads / dist.filename).write_bytes(dist.body)
+            keys.append(tree / file_key(hashlib.sha256(dist.body).hexdigest(), dist.filename))
+    tree.mkdir()
+    with Upstream(corpus).running() as up:
+        cli("adopt", "--target", tree, "--upstream", up.simple_url, "--files", downloads)
+        assert all(k.is_file() for k in keys)
+        checked = cli("verify", "--target", tree, "--format", "json", check=False).stdout
+        report = json.loads(checked)
+        assert not [p for p in report["problems"] if p["kind"] == "orphan"], checked
+        assert report["held"] == len(keys), checked
+        repaired = cli("verify", "--target", tree, "--repair", check=False)
+        assert all(k.is_file() for k in keys), repaired.stdout + repaired.stderr
+        out = cli("mirror", "--upstream", up.simple_url, "--target", tree, "--quiet").stdout
+        assert "downloaded 0 files (0 bytes)" in out, (out, repaired.stdout, repaired.stderr)
+        assert f"{len(keys)} already present" in out, out
+        cli("verify", "--target", tree)
+        assert_consistent(tree)
+
+
+def test_adopting_files_into_a_synced_tree_keeps_what_its_pages_list(tmp_path: Path) -> None:
+    """`adopt --files` into a tree headwater already synced: the directory's files are held for
+    their projects' next sync, and a sync in which those projects are unchanged upstream (so not
+    synced again) releases the hold without removing what their pages list."""
+    corpus = _corpus()
+    downloads, tree = tmp_path / "downloads", tmp_path / "tree"
+    downloads.mkdir()
+    names = [e.normalized for e in corpus.project_list().projects]
+    keys = []
+    for name in names[:3]:
+        project = corpus.get(name)
+        assert project is not None
+        for dist in project.files():
+            (downloads / dist.filename).write_bytes(dist.body)
+            keys.append(tree / file_key(hashlib.sha256(dist.body).hexdigest(), dist.filename))
+    with Upstream(corpus).running() as up:
+        mirror(up, tree)
+        cli("adopt", "--target", tree, "--upstream", up.simple_url, "--files", downloads)
+        out = cli("mirror", "--upstream", up.simple_url, "--target", tree, "--quiet").stdout
+        assert "downloaded 0 files" in out, out
+        missing = [str(k) for k in keys if not k.is_file()]
+        assert not missing, (out, missing)
+        cli("verify", "--target", tree)
+        assert_consistent(tree)

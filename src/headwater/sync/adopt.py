@@ -41,6 +41,17 @@ names the old page listed (:class:`~headwater.sync.references.References`, one b
 per project). Rewriting the pages here instead cost more than everything else adoption does
 (each replaced page is a rename over an existing file, ~1 ms at load), and the sync rewrites
 them anyway. What was adopted goes to ``state/adopted.json``.
+
+Until that sync, every name adoption made must count as referenced for ``verify`` (and its
+``--repair`` orphan sweep) and for the sweep that ends the sync, or they remove what adoption
+found and the sync downloads it again. A name adopted from a page is referenced by that page,
+which lists the file by the sha256 the name is made of (:func:`~headwater.sync.references.digest_keys`).
+A name adopted from a ``--files`` directory has no page yet: it is recorded in the state as
+*held* for its project's next sync, the mechanism that keeps the files a failed project already
+fetched (verify counts them as held; the sweeps keep them; the sync that publishes the project
+releases what its page does not list, and a project that sync does not keep releases them all).
+Page-adopted names are not held too: on a PyPI-sized tree that would put every file's key in the
+state snapshot, which is read and written whole at every sync.
 """
 
 # The per-file path works on str paths with os calls (as storage/filesystem.py does): pathlib
@@ -308,27 +319,28 @@ def _place(source: str, target: str, digest: str, made: set[str]) -> str:
     return outcome
 
 
-def _adopt_one(
-    root: str, candidate: _Candidate, made: set[str]
-) -> tuple[str, int, list[str], str | None]:
+_Outcome = tuple[str, int, list[str], str | None, str]
+
+
+def _adopt_one(root: str, candidate: _Candidate, made: set[str]) -> _Outcome:
     """Hash, then place the file and its .metadata. Returns (outcome, size, metadata outcomes,
-    why not adopted)."""
+    why not adopted, the key it now has: empty when not adopted)."""
     source = str(candidate.source)
     hashed = _hash(source)
     if hashed is None:
-        return "missing", 0, [], "not in the tree"
+        return "missing", 0, [], "not in the tree", ""
     digest, size = hashed
     if candidate.sha256 is not None and digest != candidate.sha256:
-        return "mismatch", size, [], "its bytes do not match the sha256 its page gives"
+        return "mismatch", size, [], "its bytes do not match the sha256 its page gives", ""
     try:
         key = file_key(digest, candidate.filename)
     except ValueError:
-        return "unsafe", size, [], "unsafe file name"
+        return "unsafe", size, [], "unsafe file name", ""
     outcome = _place(source, f"{root}/{key}", digest, made)
     metas: list[str] = []
     if candidate.wants_metadata:
         metas.append(_adopt_metadata(f"{root}/{key}.metadata", source, candidate, made))
-    return outcome, size, metas, None
+    return outcome, size, metas, None, key
 
 
 def _adopt_metadata(target: str, source: str, candidate: _Candidate, made: set[str]) -> str:
@@ -353,9 +365,7 @@ def _adopt_metadata(target: str, source: str, candidate: _Candidate, made: set[s
     return "missing"
 
 
-def _adopt_all(
-    root: Path, candidates: list[_Candidate], workers: int
-) -> list[tuple[str, int, list[str], str | None]]:
+def _adopt_all(root: Path, candidates: list[_Candidate], workers: int) -> list[_Outcome]:
     """:func:`_adopt_one` for every candidate, in order, by ``workers`` threads that each take a
     contiguous share (one task per thread, not per file: on trees of small files a task per file
     cost more in the pool than the file itself)."""
@@ -405,8 +415,9 @@ def adopt(
         (root / STATE_DIR).mkdir(parents=True, exist_ok=True)
         (root / IN_PROGRESS).write_bytes(b"adopted: the next sync sweeps what no page lists\n")
         owners: set[str] = set(projects)
+        held: dict[str, list[str]] = {}
         everything = [*candidates, *extra]
-        for candidate, (outcome, size, metas, why) in zip(
+        for candidate, (outcome, size, metas, why, key) in zip(
             everything, _adopt_all(root, everything, workers), strict=True
         ):
             if progress is not None:
@@ -424,6 +435,8 @@ def adopt(
             if candidate.sha256 is None:
                 report.from_directories += 1
                 owners.add(candidate.project)
+                # No page lists it before the sync: held for that sync (see the docstring).
+                held.setdefault(candidate.project, []).append(key)
             for meta in metas:
                 if meta == "missing":
                     report.not_adopted.append(
@@ -439,16 +452,19 @@ def adopt(
         report.projects = len(owners)
         # No barrier of its own: the state's commit makes the new names durable with it, and
         # a name lost to a crash before that only means the sync downloads that file.
-        asyncio.run(_record_state(storage, upstream, sorted(owners)))
+        asyncio.run(_record_state(storage, upstream, sorted(owners), held))
         tmp = root / STATE_DIR / ".adopted.json.tmp"
         tmp.write_bytes(msgspec.json.format(msgspec.json.encode(report)))
         tmp.replace(root / ADOPTED)
     return report
 
 
-async def _record_state(storage: FileStorage, upstream: str, projects: list[str]) -> None:
+async def _record_state(
+    storage: FileStorage, upstream: str, projects: list[str], held: dict[str, list[str]]
+) -> None:
     """Every adopted project in the mirror's state, without a serial: the next sync fetches its
-    page (files it finds on disk are not downloaded) and writes headwater's page over the old."""
+    page (files it finds on disk are not downloaded) and writes headwater's page over the old.
+    Files adopted from directories are held for their project's next sync (see :func:`adopt`)."""
     # Imported here, not at the top: the mirror's state pulls in filters and policy, a
     # measurable share of a short command's start (python -X importtime; docs/mirror.md).
     from headwater.sync.state import MirrorState, ProjectState
@@ -463,4 +479,6 @@ async def _record_state(storage: FileStorage, upstream: str, projects: list[str]
     for name in projects:
         if name not in state.serials:
             state.record(NormalizedName(name), ProjectState(None))
+    for name, keys in held.items():
+        state.hold(NormalizedName(name), keys)
     await state.commit(state.serial, filters=state.filters, wants=state.wants)

@@ -14,12 +14,16 @@ project ready so far as one batch, makes their files durable with one barrier (a
 for the batch), writes their pages in one storage call, and journals them. Durability therefore
 overlaps the downloads instead of stalling them, and the number of ``syncfs`` calls follows how
 long one takes, not the number of projects.
+
+This module owns the run (planning, the order of writes, deletions, the state) and publishing
+pages; a project's files are fetched by :mod:`headwater.sync.fetch`, the publisher guard judges
+them in :mod:`headwater.sync.publishers`, and what each page references is counted by
+:mod:`headwater.sync.references`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -27,43 +31,35 @@ from collections.abc import Callable
 import msgspec
 
 from headwater.errors import HeadwaterError
-from headwater.policy.continuity import ContinuityRules, FileProvenance
-from headwater.policy.held import held_entry, held_reason, hold_files, upstream_hold
-from headwater.policy.publishers import PublisherIdentity
+from headwater.policy.continuity import ContinuityRules
 from headwater.repository.errors import StaleResponse, UpstreamError, UpstreamNotFound
 from headwater.repository.http import Fetched, HttpRepository
 from headwater.repository.publishers import (
     PublisherState,
-    file_provenance,
-    guarded,
-    judge,
     load_publisher_state,
     save_publisher_state,
 )
-from headwater.simple.model import File, InvalidPage, ProjectList, ProjectListEntry, ProjectPage
+from headwater.simple.model import InvalidPage, ProjectList, ProjectListEntry, ProjectPage
 from headwater.simple.names import NormalizedName, is_normalized
-from headwater.simple.text import secure_url
 from headwater.storage.base import Storage
 from headwater.storage.layout import (
     PAGE_FILES,
     ROOT_INDEX_DIR,
     STATE_DIR,
     file_key,
-    file_url_from_project_page,
-    metadata_key,
     page_key,
-    provenance_key,
 )
 from headwater.sync.commit import Barrier, Committer, Ready
+from headwater.sync.fetch import FileFetcher, FilesFailed
 from headwater.sync.plan import Plan, ProjectTask, plan_sync
 from headwater.sync.provenance import ProvenanceFetcher, report_insecure
+from headwater.sync.publishers import guard_page
 from headwater.sync.references import Change, References, file_keys
 from headwater.sync.state import MirrorState, ProjectState
 from headwater.sync.summary import NullReporter, Reporter, Summary
 from headwater.sync.tree import Tree, prune_empty_directories
 from headwater.sync.verify import sweep_orphans
 from headwater.sync.wants import TreeWants
-from headwater.sync.wheels import wheel_metadata
 
 __all__ = ["Mirror", "NullReporter", "Reporter", "Summary"]
 
@@ -74,15 +70,6 @@ _FLUSH_SECONDS = 5.0
 
 class MirrorError(HeadwaterError):
     """The sync could not start or finish (as opposed to one project failing)."""
-
-
-class _FilesFailed(MirrorError):
-    """Some files of a project failed; ``kept`` are the keys of those that were fetched (held for
-    the project's next sync)."""
-
-    def __init__(self, message: str, kept: list[str]) -> None:
-        super().__init__(message)
-        self.kept = kept
 
 
 class Mirror:
@@ -148,6 +135,7 @@ class Mirror:
         self.publishers = PublisherState()
         self.interrupted = False
         self.summary = Summary()
+        self._files = self._file_fetcher()
 
     async def plan(
         self, only: list[NormalizedName] | None = None, *, adopt: bool = False
@@ -238,6 +226,7 @@ class Mirror:
         await self.storage.write_bytes(IN_PROGRESS, b"a sync is running, or was interrupted\n")
         self.reporter.planned(plan)
         self.summary = Summary(unchanged=plan.unchanged, upstream_serial=plan.upstream_serial)
+        self._files = self._file_fetcher()  # counts into this run's summary
         self.summary.not_synced.update(plan.not_synced)
         for rejected in upstream_list.rejected:
             # A name the spec does not allow never reaches a path; the run says it was refused.
@@ -274,11 +263,12 @@ class Mirror:
             for name in sorted(self._gone):
                 group.create_task(self._delete_guarded(name))
         if only is None:
-            # Files held for a project the plan no longer syncs (gone upstream, or no longer
-            # wanted) wait for nothing.
+            # Files held for a project this run does not sync (gone upstream, no longer wanted,
+            # or unchanged upstream: files `headwater adopt --files` put in a synced tree) wait
+            # for nothing; those its page in the tree lists stay.
             planned = {task.name for task in plan.sync}
             for name in sorted(set(self.state.held) - planned - self._gone):
-                await self._release_held(name, {})
+                await self._release_held(name, file_keys(await self.tree.read_project(name)))
         self.summary.files_removed += await self.refs.settle()
         await self.tree.write_last_modified()
         await self._barrier.sync()
@@ -330,6 +320,19 @@ class Mirror:
                 if name not in self.state.serials:
                     self.state.serials[name] = None
 
+    def _file_fetcher(self) -> FileFetcher:
+        """What fetches the files of this run's pages (sync/fetch.py), counting into its summary."""
+        return FileFetcher(
+            self.upstream,
+            self.tree,
+            self.refs,
+            self.provenance,
+            self._downloads,
+            metadata=self.metadata,
+            summary=self.summary,
+            reporter=self.reporter,
+        )
+
     def _root(self, upstream_list: ProjectList) -> ProjectList:
         """Every project the tree has (less those about to be deleted), with display names and
         serials from upstream's list."""
@@ -351,7 +354,7 @@ class Mirror:
     async def _sync_guarded(self, task: ProjectTask) -> None:
         try:
             ready = await self._sync_project(task)
-        except _FilesFailed as exc:
+        except FilesFailed as exc:
             self.state.hold(task.name, exc.kept)  # reused by the next run, not orphans
             self.summary.failed[task.name] = str(exc)
             self.reporter.project_done(task.name, str(exc))
@@ -419,7 +422,12 @@ class Mirror:
         known: bool,
         pins: list[str],
     ) -> Ready:
-        files = await self._fetch_files(upstream_page)
+        # Only a project the tree had, or a run after an interrupted one, can find its files
+        # already there; a first sync skips the check.
+        known_files = (
+            self.interrupted or task.name in self.state.serials or task.name in self.state.held
+        )
+        files = await self._files.fetch_files(upstream_page, known=known_files)
         report_insecure(task.name, files)
         page = msgspec.structs.replace(
             upstream_page,
@@ -434,7 +442,15 @@ class Mirror:
         # the page written is one the filters keep as it is (verify checks exactly that).
         kept = self.wants.files(page)
         if self.publisher_rules is not None:
-            kept = await self._guard(task.name, kept)
+            kept = await guard_page(
+                task.name,
+                kept,
+                self.publisher_rules(task.name),
+                self.publishers,
+                self.storage,
+                self.summary,
+                index=self.name,
+            )
         dropped = tuple(f for f in page.files if f not in kept.files)
         return Ready(kept, known, fetched.etag, pins, dropped)
 
@@ -516,223 +532,6 @@ class Mirror:
 
     async def _old_page(self, item: Ready) -> ProjectPage | None:
         return await self.tree.read_project(item.page.name) if item.known else None
-
-    async def _fetch_files(self, page: ProjectPage) -> list[File]:
-        """Fetch every file of ``page``; all are tried even when one fails (what succeeded is kept
-        for the next run), then any failure fails the project so its page is not written."""
-        results: list[File | None] = [None] * len(page.files)
-        errors: list[str] = []
-
-        async def one(index: int, file: File) -> None:
-            try:
-                results[index] = await self._fetch_file(page.name, file)
-            except (HeadwaterError, OSError) as exc:
-                errors.append(str(exc))
-
-        if len(page.files) == 1:  # most projects of a release: no task group for one file
-            await one(0, page.files[0])
-        else:
-            async with asyncio.TaskGroup() as group:
-                for index, file in enumerate(page.files):
-                    group.create_task(one(index, file))
-        if errors:
-            shown = "; ".join(errors[:3]) + ("; ..." if len(errors) > 3 else "")
-            fetched = msgspec.structs.replace(page, files=tuple(f for f in results if f))
-            raise _FilesFailed(
-                f"{len(errors)} of {len(page.files)} files failed, so the page of {page.name} was "
-                f"not updated (the tree keeps its previous copy; the files fetched are kept for "
-                f"the next run): {shown}",
-                list(file_keys(fetched)),
-            )
-        return [f for f in results if f is not None]
-
-    async def _fetch_file(self, project: NormalizedName, file: File) -> File:
-        upstream_held = upstream_hold(project, file)
-        if upstream_held is not None:
-            return held_entry(project, file, upstream_held)  # its URL only ever refuses
-        sha256 = file.hashes.get("sha256")
-        if sha256 is None:
-            raise UpstreamError(
-                f"{project}: {file.filename} has no sha256 on the upstream page, so it cannot be "
-                "verified; refusing to mirror it",
-                url=file.url,
-            )
-        key = file_key(sha256, file.filename)  # checks the digest and the filename are safe
-        # Only a project the tree had, or a run after an interrupted one, can find its files
-        # already there; a first sync skips the check.
-        known = self.interrupted or project in self.state.serials or project in self.state.held
-        # PEP 740: the provenance document is fetched and verified while the file downloads, and
-        # written with it; a document that does not verify fails the file (sync/provenance.py).
-        url = secure_url(file.provenance)
-        document = (
-            asyncio.create_task(self._provenance_of(project, file, url, sha256, known))
-            if url is not None
-            else None
-        )
-        try:
-            return await self._fetch_file_with(project, file, sha256, key, known, document)
-        finally:
-            if document is not None:
-                document.cancel()  # when the file failed first: nothing to write it with
-                await asyncio.gather(document, return_exceptions=True)
-
-    async def _fetch_file_with(
-        self,
-        project: NormalizedName,
-        file: File,
-        sha256: str,
-        key: str,
-        known: bool,
-        document: asyncio.Task[tuple[str, bytes] | None] | None,
-    ) -> File:
-        await self.refs.settled(key)  # a removal that began before this project's pin
-        existing = await self.storage.stat(key) if known else None
-        core_metadata: dict[str, str] | None = None
-        # The key is the sha256 and a file is only published there after it was verified, so a
-        # file already present with the promised size is the right one (verify re-hashes).
-        if existing is not None and (file.size is None or existing.size == file.size):
-            size = existing.size
-            self.summary.files_present += 1
-            if self.metadata:
-                core_metadata = await self._fetch_metadata(file, sha256, known)
-        elif self.upstream.small_enough(file.size):
-            # Read whole: the file and its .metadata (when the wheel has it) reach storage in one
-            # call, one trip to the storage thread for both.
-            assert file.size is not None
-            async with self._downloads:
-                body = await self.upstream.fetch_bytes(file.url, sha256=sha256, size=file.size)
-            size = len(body)
-            writes = [(key, body)]
-            extracted = self._metadata_in(file, body) if self.metadata else None
-            if extracted is not None:
-                writes.append((metadata_key(sha256, file.filename), extracted[0]))
-                core_metadata = extracted[1]
-            # The file, its .metadata and its verified provenance reach storage in one call.
-            try:
-                verified = await document if document is not None else None
-            except (HeadwaterError, OSError):
-                # The file is right (its sha256 was checked): kept for the next run, unlisted.
-                await self.storage.write_many(writes[:1])
-                self._downloaded(key, size)
-                raise
-            if verified is not None:
-                writes.append(verified)
-            document = None
-            await self.storage.write_many(writes)
-            self._downloaded(key, size)
-            self.tree.written.extend(k for k, _ in writes[1:])
-            if extracted is None and self.metadata:
-                core_metadata = await self._fetch_metadata(file, sha256, known)
-        else:
-            async with self._downloads:
-                size, _ = await self.upstream.fetch_verified(
-                    file.url, sha256=sha256, size=file.size, storage=self.storage, key=key
-                )
-            self._downloaded(key, size)
-            if self.metadata:
-                core_metadata = await self._fetch_metadata(file, sha256, known)
-        if document is not None:
-            verified = await document
-            if verified is not None:
-                await self.storage.write_bytes(*verified)
-                self.tree.written.append(verified[0])
-        return msgspec.structs.replace(
-            file,
-            url=file_url_from_project_page(sha256, file.filename),
-            core_metadata=core_metadata,
-            gpg_sig=None,  # signatures are not mirrored; do not promise them
-            size=size,
-        )
-
-    async def _provenance_of(
-        self, project: NormalizedName, file: File, url: str, sha256: str, known: bool
-    ) -> tuple[str, bytes] | None:
-        verified = await self.provenance.fetch(project, file, url, sha256, known)
-        if verified is not None:
-            self.summary.provenance_verified += 1
-        return verified
-
-    async def _guard(self, project: NormalizedName, page: ProjectPage) -> ProjectPage:
-        """The page with the files the publisher guard holds as held entries (their refusals are
-        logged and kept in ``state/publishers.json``; the files leave the tree like filtered
-        ones)."""
-        from headwater.provenance import publishers_of_document
-
-        assert self.publisher_rules is not None
-        rules = self.publisher_rules(project)
-        if not guarded(rules):
-            self.publishers.held.pop(project, None)
-            return page
-        known: list[FileProvenance] = []
-        for file in page.files:
-            if held_reason(file) is not None:
-                continue  # held by the upstream (another headwater): not ours to judge
-            publishers: tuple[PublisherIdentity, ...] = ()
-            sha256 = file.hashes.get("sha256")
-            if secure_url(file.provenance) is not None and sha256:
-                # Verified when the sync wrote it (sync/provenance.py).
-                raw = await self.storage.read_bytes(provenance_key(sha256, file.filename))
-                publishers = publishers_of_document(raw)
-            known.append(file_provenance(file, publishers))
-        accepted = self.publishers.accepted.get(project, ())
-        decision, records = judge(project, known, rules, accepted, index=self.name)
-        if records:
-            self.publishers.held[project] = records
-        else:
-            self.publishers.held.pop(project, None)
-        if not decision.held:
-            return page
-        for h in decision.held:
-            log.warning("mirror: %s: %s; %s", project, h.message, h.fix)
-            self.summary.held[h.filename] = h.message
-        # Listed as yanked with the refusal, at a URL that refuses (policy/held.py); the file
-        # itself leaves the tree like a filtered one.
-        return hold_files(page, decision.held)
-
-    def _downloaded(self, key: str, size: int) -> None:
-        self.tree.written.append(key)
-        self.summary.files_downloaded += 1
-        self.summary.bytes_downloaded += size
-        self.reporter.file_done(size)
-
-    @staticmethod
-    def _metadata_in(file: File, body: bytes) -> tuple[bytes, dict[str, str]] | None:
-        """The PEP 658 ``.metadata`` of a just-downloaded (verified) wheel, taken from the wheel:
-        its ``.dist-info/METADATA`` is that file byte for byte. Only when the page promises a
-        ``.metadata`` and the extracted bytes match the digest it gives (when it gives one)."""
-        if not file.has_metadata:
-            return None
-        promised = file.core_metadata if isinstance(file.core_metadata, dict) else {}
-        meta_sha = promised.get("sha256")
-        extracted = wheel_metadata(file.filename, body)
-        if extracted is None:
-            return None
-        digest = hashlib.sha256(extracted).hexdigest()
-        if meta_sha is not None and digest != meta_sha:
-            return None  # fetched and verified on its own instead
-        return extracted, {"sha256": digest}
-
-    async def _fetch_metadata(self, file: File, sha256: str, known: bool) -> dict[str, str] | None:
-        """Mirror the file's PEP 658 ``.metadata`` when its page promises one: fetched and
-        verified like any file (a just-downloaded wheel's comes from :meth:`_metadata_in`)."""
-        if not file.has_metadata:
-            return None
-        promised = file.core_metadata if isinstance(file.core_metadata, dict) else {}
-        meta_sha = promised.get("sha256")
-        key = metadata_key(sha256, file.filename)
-        # As for files: only a project the tree had (or a resumed run) can find it present.
-        if meta_sha is not None and known and await self.storage.stat(key) is not None:
-            return {"sha256": meta_sha}
-        async with self._downloads:
-            _, data = await self.upstream.fetch_verified(
-                file.metadata_url, sha256=meta_sha, size=None, storage=self.storage, key=key
-            )
-        self.tree.written.append(key)
-        if meta_sha is None:
-            meta_sha = hashlib.sha256(
-                data if data is not None else await self.storage.read_bytes(key)
-            ).hexdigest()
-        return {"sha256": meta_sha}
 
     async def _release_held(self, name: NormalizedName, listed: dict[str, bool]) -> None:
         """``name`` is published (listing ``listed``) or gone: files held for it since a failed
