@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from headwater.cli.arguments import SQL_INT_MAX, bounded_int
 from headwater.config.settings import ServePlan
+from headwater.errors import HeadwaterError
 
 if TYPE_CHECKING:
     from headwater.db import Database
@@ -62,7 +64,13 @@ def _connect(plan: ServePlan) -> Database:
         if not folder.exists():  # a new data directory: private, as the server makes it
             from headwater.storage.filesystem import private_directory
 
-            private_directory(folder)
+            try:
+                private_directory(folder)
+            except OSError as exc:
+                raise HeadwaterError(
+                    f"cannot make the database's directory {folder}: {exc.strerror or exc}; "
+                    "give a directory you can write (--data-dir) or a database URL (--database)"
+                ) from exc
     return Database.connect(url)
 
 
@@ -502,9 +510,13 @@ def register(subparsers: Any) -> None:
         "--pending", action="store_true", help="the project does not exist yet: this may create it"
     )
     publisher.add_argument("--owner", help="pending: the user who will own the project")
-    publisher.add_argument("--id", type=int, help="remove: the publisher's id")
+    publisher.add_argument(
+        "--id", type=bounded_int(1, SQL_INT_MAX), help="remove: the publisher's id"
+    )
     publisher.add_argument("--since", help="log: minted at or after (ISO 8601)")
-    publisher.add_argument("--limit", type=int, default=100, help="log: at most this many")
+    publisher.add_argument(
+        "--limit", type=bounded_int(1, 1_000_000), default=100, help="log: at most this many"
+    )
 
     namespace = _command(
         subparsers, "namespace", "PEP 752 namespace grants of a hosted index", _namespace
@@ -523,5 +535,7 @@ def register(subparsers: Any) -> None:
         _audit,
     )
     audit.add_argument("--index", help="only this index")
-    audit.add_argument("--limit", type=int, default=100, help="the newest N entries (100)")
+    audit.add_argument(
+        "--limit", type=bounded_int(1, 1_000_000), default=100, help="the newest N entries (100)"
+    )
     audit.add_argument("--json", action="store_true", help="as JSON")

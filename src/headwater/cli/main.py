@@ -92,8 +92,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _READER_GONE
 
 
+def _os_error(exc: OSError) -> str:
+    """``exc`` as a message naming its path(s): "cannot use PATH: Not a directory; ..."."""
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    where = f"cannot use {paths}: " if paths else ""
+    return (
+        f"{where}{reason}; check the paths given to the command (their type, permissions and "
+        "free space) and retry"
+    )
+
+
+def _not_utf8(given: Sequence[str]) -> str | None:
+    """The first argument that is not UTF-8 text, shown escaped (None: all are).
+
+    Python hands a command line's undecodable bytes over as lone surrogates; every name, path and
+    URL headwater keeps (in its database, its pages, its URLs) is UTF-8, so such an argument is
+    refused here, for every command, instead of failing wherever it is first encoded."""
+    for arg in given:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return arg.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+    return None
+
+
 def _main(argv: Sequence[str] | None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
+    bad = _not_utf8(given)
+    if bad is not None:
+        print(
+            f"headwater: error: the argument '{bad}' is not UTF-8 text: headwater's names, paths "
+            "and URLs are UTF-8; rename the file or give the name in UTF-8",
+            file=sys.stderr,
+        )
+        return 2
     parser = build_parser(given[0] if given else None)
     args = parser.parse_args(given)
     if args.command is None:
@@ -103,6 +136,14 @@ def _main(argv: Sequence[str] | None) -> int:
         status: int = args.run(args)
     except HeadwaterError as exc:
         print(f"headwater: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        raise  # main() ends the command quietly
+    except OSError as exc:
+        # A file the command was pointed at failed in a way its own checks did not foresee (a
+        # path through a regular file, a folder it may not write, a read that fails with EIO).
+        # The system's own words name the path; a traceback would only hide them.
+        print(f"headwater: error: {_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("headwater: interrupted", file=sys.stderr)

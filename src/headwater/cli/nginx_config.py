@@ -61,9 +61,16 @@ def run(args: argparse.Namespace) -> int:
     Raises:
         headwater.sync.nginx.InvalidNginxConfig: an option is malformed (the CLI shows the message).
     """
-    from headwater.sync.nginx import NginxConfig, render_nginx_config
+    from headwater.sync.nginx import InvalidNginxConfig, NginxConfig, render_nginx_config
 
+    if "://" in args.root:
+        raise InvalidNginxConfig(
+            f"--root {args.root!r} is a URL: nginx serves a tree from a local directory; for a "
+            "tree in a bucket, serve it with `headwater serve` or the bucket's own web endpoint"
+        )
     root = Path(args.root).expanduser().absolute()
+    if root.exists() and not root.is_dir():
+        raise InvalidNginxConfig(f"--root {root} is not a directory: give the mirror tree's root")
     config = NginxConfig(
         root=str(root),
         listen=tuple(args.listen or ()),
