@@ -144,7 +144,19 @@ def _read_password(user: str) -> str:
         if getpass.getpass("again: ") != first:
             raise SystemExit("headwater: the two passwords differ; nothing was changed")
         return first
-    line = sys.stdin.readline()
+    raw = sys.stdin.buffer.readline()
+    if not raw:
+        raise HeadwaterError(
+            "no password on standard input (it is empty): give the password as its first line, "
+            "or run the command at a terminal to be asked; nothing was changed"
+        )
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HeadwaterError(
+            "the password on standard input is not UTF-8 text; give it as UTF-8; nothing was "
+            "changed"
+        ) from None
     return line[:-1] if line.endswith("\n") else line
 
 
@@ -446,7 +458,9 @@ def register(subparsers: Any) -> None:
     create.add_argument("--index", action="append", help="limit to these indexes (repeatable)")
     create.add_argument("--project", action="append", help="limit to these projects (repeatable)")
     create.add_argument("--description", default="")
-    create.add_argument("--expires-days", type=int, help="expire after this many days")
+    create.add_argument(
+        "--expires-days", type=bounded_int(1, 36_500), help="expire after this many days"
+    )
     listing = _command(token_sub, "list", "list tokens (never their secrets)", _token_list)
     listing.add_argument("--user")
     revoke = _command(token_sub, "revoke", "revoke a token by its id", _token_revoke)

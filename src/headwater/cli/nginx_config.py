@@ -69,8 +69,11 @@ def run(args: argparse.Namespace) -> int:
             "tree in a bucket, serve it with `headwater serve` or the bucket's own web endpoint"
         )
     root = Path(args.root).expanduser().absolute()
-    if root.exists() and not root.is_dir():
-        raise InvalidNginxConfig(f"--root {root} is not a directory: give the mirror tree's root")
+    in_the_way = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)
+    if in_the_way is not None:  # the root, or a folder above it, is a file: it can never be a tree
+        raise InvalidNginxConfig(
+            f"--root {root}: {in_the_way} is not a directory; give the mirror tree's root"
+        )
     config = NginxConfig(
         root=str(root),
         listen=tuple(args.listen or ()),

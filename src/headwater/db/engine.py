@@ -108,6 +108,14 @@ def make_engine(url: str) -> Engine:
                 "path (sqlite:///PATH)"
             )
         if not parsed.database.startswith("file:"):
+            folder = Path(parsed.database).parent
+            if not folder.is_dir():
+                # SQLite would say only "unable to open database file".
+                raise DatabaseError(
+                    f"no SQLite database can be at {parsed.database}: {folder} is not a "
+                    "directory; give the data directory a server uses (--data-dir) or its "
+                    "database (--database); `headwater db upgrade` creates a new one"
+                )
             _private_sqlite_file(parsed.database)
         engine = sa.create_engine(
             parsed.set(drivername="sqlite+pysqlite"),
