@@ -92,6 +92,7 @@ def make_engine(url: str) -> Engine:
 
     Raises:
         DatabaseError: the URL is malformed, names another kind of database, or in-memory SQLite.
+        DatabaseUnavailable: a SQLite file whose directory does not exist.
     """
     try:
         parsed = sa.make_url(url)
@@ -111,8 +112,8 @@ def make_engine(url: str) -> Engine:
             folder = Path(parsed.database).parent
             if not folder.is_dir():
                 # SQLite would say only "unable to open database file".
-                raise DatabaseError(
-                    f"no SQLite database can be at {parsed.database}: {folder} is not a "
+                raise DatabaseUnavailable(
+                    f"database sqlite:///{parsed.database} cannot be opened: {folder} is not a "
                     "directory; give the data directory a server uses (--data-dir) or its "
                     "database (--database); `headwater db upgrade` creates a new one"
                 )
