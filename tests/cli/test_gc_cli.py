@@ -60,7 +60,7 @@ def test_gc_reports_by_default_and_deletes_with_delete(data: Path, tmp_path: Pat
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--index", "nope"], "not a hosted index: nope (hosted: main)"),
+        (["--index", "nope"], "not a hosted index: 'nope' (hosted: main)"),
         (["--delete", "--dry-run"], "give --delete or --dry-run, not both"),
         (["--grace", "-1"], "--grace and --pending-for must not be negative"),
     ],

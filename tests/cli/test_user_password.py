@@ -56,7 +56,7 @@ def test_set_from_stdin_then_clear(data: Path) -> None:
     ("user", "stdin", "message"),
     [
         ("alice", "short\n", "15 to 256 characters"),
-        ("alice", "", "15 to 256 characters"),
+        ("alice", "", "no password on standard input"),
         ("ghost", PASSWORD + "\n", "no user 'ghost'"),
     ],
 )

@@ -10,8 +10,8 @@ Each route gets a fixed corpus of inputs that once broke the server (a Range of 
 invalid namespace name, a JSON body of the wrong type or 100,000 levels deep, ...) and a bounded,
 derandomized set of hypothesis examples: garbage path segments, methods, headers, query strings and
 bodies. Every answer must be below 500 (503 allowed: a real outage; 502/504 only from the proxy
-of the hostile upstream), carry ``X-Content-Type-Options: nosniff``, and leave no traceback in the
-server's log; after the run the worker's memory must stay under a bound.
+of the hostile upstream), carry ``X-Content-Type-Options: nosniff`` (and a Content-Security-Policy
+when it is an error page), and leave no traceback in the server's log; after the run the worker's memory must stay under a bound.
 """
 
 from __future__ import annotations
@@ -258,6 +258,9 @@ def problem(req: Request, answer: Answer | None, index: str) -> str | None:
         return f"{answer.status} without a Server header for {what}"
     if answer.header("x-content-type-options") != "nosniff":
         return f"no nosniff on {answer.status} for {what}"
+    page = (answer.header("content-type") or "").startswith("text/html")
+    if answer.status >= 400 and page and answer.header("content-security-policy") is None:
+        return f"an error page ({answer.status}) without a Content-Security-Policy for {what}"
     return None
 
 

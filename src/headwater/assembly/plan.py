@@ -15,7 +15,7 @@ import msgspec
 
 from headwater.assembly.sources import database_url, index_rules
 from headwater.config import Config, ConfigError, find_config, load_config
-from headwater.config.settings import HostedSettings, ServePlan
+from headwater.config.settings import HostedSettings, ServePlan, check_data_dir
 from headwater.db import Database
 from headwater.storage.filesystem import private_directory
 
@@ -60,7 +60,16 @@ def plan_from_flags(
     unknown = set(given) - set(OVERRIDABLE)
     if unknown:
         raise ValueError(f"not [serve] options that flags may override: {sorted(unknown)}")
+    if "database" in given and not given["database"].strip():
+        raise ConfigError(
+            "--database is empty: give a URL (sqlite:///PATH or postgresql://...), or leave it "
+            "out for SQLite in the data directory"
+        )
     if "data_dir" in given:
+        try:
+            check_data_dir(given["data_dir"])  # before resolving makes "s3://b" "./s3:/b"
+        except ValueError as exc:
+            raise ConfigError(f"--data-dir: {exc}") from exc
         given["data_dir"] = str(Path(given["data_dir"]).resolve())
     try:
         settings = msgspec.structs.replace(config.serve, **given)

@@ -44,6 +44,7 @@ import msgspec
 from headwater.check.errors import CheckError, InvalidRequirements
 from headwater.check.model import Client, IndexDirective, IndexSpec
 from headwater.check.projectfiles import Where, uv_directives
+from headwater.errors import printable
 
 __all__ = [
     "DEFAULT_PUBLIC",
@@ -435,18 +436,42 @@ def _uv_order(
     return remote, default, links, no_index
 
 
+def _check_index_url(url: str, origin: str) -> None:
+    """Refuse an index URL that names no http(s) host: a scheme other than http(s), no host, a
+    port out of range, a malformed IPv6 address, control characters.
+
+    Raises:
+        CheckError: naming where the URL came from and the form to write.
+    """
+    why = None
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError when out of range or not a number
+        if parts.scheme.lower() not in ("http", "https"):
+            why = "is not an http(s) URL"
+        elif not parts.hostname:
+            why = "names no host"
+        elif port == 0:
+            why = "has port 0"
+        elif not url.isprintable():
+            why = "has control characters in it"
+    except ValueError as exc:  # urlsplit: "Invalid IPv6 URL", "Port out of range 0-65535"
+        why = f"is not a URL ({exc})"
+    if why is not None:
+        raise CheckError(
+            f"{origin}: index URL '{printable(url, 200)}' {why}; write it as https://host/simple/"
+        )
+
+
 def _plan(client: Client, ordered: list[_Entry], links: list[_Entry], public: str) -> IndexPlan:
+    _check_index_url(public, "--public")
     public_key = normalize_index_url(public)
     specs: list[IndexSpec] = []
     names: set[str] = set()
     seen: set[str] = set()
     warnings: list[str] = []
     for entry in ordered:
-        if urlsplit(entry.url).scheme.lower() not in ("http", "https"):
-            raise CheckError(
-                f"{entry.origin}: index URL {entry.url!r} is not an http(s) URL; write it as "
-                "https://host/simple/"
-            )
+        _check_index_url(entry.url, entry.origin)
         key = normalize_index_url(entry.url)
         if key in seen:
             continue

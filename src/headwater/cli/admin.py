@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from headwater.cli.arguments import SQL_INT_MAX, bounded_int
 from headwater.config.settings import ServePlan
+from headwater.errors import HeadwaterError
 
 if TYPE_CHECKING:
     from headwater.db import Database
@@ -62,7 +64,13 @@ def _connect(plan: ServePlan) -> Database:
         if not folder.exists():  # a new data directory: private, as the server makes it
             from headwater.storage.filesystem import private_directory
 
-            private_directory(folder)
+            try:
+                private_directory(folder)
+            except OSError as exc:
+                raise HeadwaterError(
+                    f"cannot make the database's directory {folder}: {exc.strerror or exc}; "
+                    "give a directory you can write (--data-dir) or a database URL (--database)"
+                ) from exc
     return Database.connect(url)
 
 
@@ -136,7 +144,19 @@ def _read_password(user: str) -> str:
         if getpass.getpass("again: ") != first:
             raise SystemExit("headwater: the two passwords differ; nothing was changed")
         return first
-    line = sys.stdin.readline()
+    raw = sys.stdin.buffer.readline()
+    if not raw:
+        raise HeadwaterError(
+            "no password on standard input (it is empty): give the password as its first line, "
+            "or run the command at a terminal to be asked; nothing was changed"
+        )
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HeadwaterError(
+            "the password on standard input is not UTF-8 text; give it as UTF-8; nothing was "
+            "changed"
+        ) from None
     return line[:-1] if line.endswith("\n") else line
 
 
@@ -438,7 +458,9 @@ def register(subparsers: Any) -> None:
     create.add_argument("--index", action="append", help="limit to these indexes (repeatable)")
     create.add_argument("--project", action="append", help="limit to these projects (repeatable)")
     create.add_argument("--description", default="")
-    create.add_argument("--expires-days", type=int, help="expire after this many days")
+    create.add_argument(
+        "--expires-days", type=bounded_int(1, 36_500), help="expire after this many days"
+    )
     listing = _command(token_sub, "list", "list tokens (never their secrets)", _token_list)
     listing.add_argument("--user")
     revoke = _command(token_sub, "revoke", "revoke a token by its id", _token_revoke)
@@ -502,9 +524,13 @@ def register(subparsers: Any) -> None:
         "--pending", action="store_true", help="the project does not exist yet: this may create it"
     )
     publisher.add_argument("--owner", help="pending: the user who will own the project")
-    publisher.add_argument("--id", type=int, help="remove: the publisher's id")
+    publisher.add_argument(
+        "--id", type=bounded_int(1, SQL_INT_MAX), help="remove: the publisher's id"
+    )
     publisher.add_argument("--since", help="log: minted at or after (ISO 8601)")
-    publisher.add_argument("--limit", type=int, default=100, help="log: at most this many")
+    publisher.add_argument(
+        "--limit", type=bounded_int(1, 1_000_000), default=100, help="log: at most this many"
+    )
 
     namespace = _command(
         subparsers, "namespace", "PEP 752 namespace grants of a hosted index", _namespace
@@ -523,5 +549,7 @@ def register(subparsers: Any) -> None:
         _audit,
     )
     audit.add_argument("--index", help="only this index")
-    audit.add_argument("--limit", type=int, default=100, help="the newest N entries (100)")
+    audit.add_argument(
+        "--limit", type=bounded_int(1, 1_000_000), default=100, help="the newest N entries (100)"
+    )
     audit.add_argument("--json", action="store_true", help="as JSON")

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from headwater.cli.arguments import bounded_int
 from headwater.sync.adopt import ADOPTED, adopt
 
 __all__ = ["register"]
@@ -40,7 +41,9 @@ def register(subparsers: Any) -> None:
         metavar="DIR",
         help="also adopt the distribution files in DIR (pip download, a wheelhouse); repeatable",
     )
-    parser.add_argument("--workers", type=int, default=4, help="files hashed at once")
+    parser.add_argument(
+        "--workers", type=bounded_int(1, 1024), default=4, help="files hashed at once"
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.set_defaults(run=run)
 

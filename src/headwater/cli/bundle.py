@@ -19,9 +19,11 @@ from typing import Any
 
 import msgspec
 
+from headwater.cli.arguments import write_output
 from headwater.sync.bundle.apply import describe_tree, import_bundle, verify_bundle
 from headwater.sync.bundle.create import create_bundle
 from headwater.sync.bundle.manifest import (
+    BundleError,
     generate_keys,
     load_private_key,
     load_public_key,
@@ -147,6 +149,11 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _manifest(args: argparse.Namespace) -> int:
-    args.output.write_bytes(msgspec.json.encode(describe_tree(args.target)))
+    if not args.target.is_dir():
+        raise BundleError(
+            f"--target {args.target} is not a directory: give the far side's tree (an empty "
+            "directory for a tree that has none yet)"
+        )
+    write_output(args.output, msgspec.json.encode(describe_tree(args.target)), "--output")
     print(f"wrote {args.output}: give it to `bundle create --against` on the source side")
     return 0

@@ -143,6 +143,22 @@ def _inputs(given: list[str]) -> list[Path]:
     )
 
 
+def _check_readable(path: str, flag: str) -> None:
+    """Refuse ``path`` unless it is a file that can be read: given to ``flag``, it may be read
+    only later (or never, when nothing needs it), and a typo must not pass unnoticed.
+
+    Raises:
+        CheckError: naming the flag, the path and why.
+    """
+    from headwater.check import CheckError
+
+    try:
+        with open(path, "rb") as handle:  # noqa: PTH123 (a str path from the command line)
+            handle.read(1)
+    except OSError as exc:
+        raise CheckError(f"{flag} {path!r}: {exc.strerror or exc}; give a readable file") from exc
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the check; print the report; return the exit status."""
     from headwater.check import (
@@ -166,9 +182,11 @@ def run(args: argparse.Namespace) -> int:
     for path in paths:
         inputs = inputs + read_requirements(path, environ=os.environ)
     for flag, given in (("--index", args.config_indexes), ("--data-dir", args.data_dir)):
-        if given and not args.config:
+        if given and args.config is None:
             raise CheckError(f"{flag} is about a headwater configuration: give --config too")
-    if args.config:
+    if args.trusted_root is not None:
+        _check_readable(args.trusted_root, "--trusted-root")
+    if args.config is not None:
         report = _check_config(args, inputs)
         _print(report, args.format)
         return report.exit_status

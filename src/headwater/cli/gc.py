@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in plan.hosted]
     if unknown:
         raise ConfigError(
-            f"not a hosted index: {', '.join(unknown)} (hosted: {', '.join(plan.hosted) or 'none'})"
+            f"not a hosted index: {', '.join(map(repr, unknown))} (hosted: {', '.join(plan.hosted) or 'none'})"
         )
     db = Database.connect(database_url(plan))
     try:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from headwater.cli.arguments import bounded_int
 from headwater.cli.closure import closure_step, report, save_grace
 from headwater.cli.progress import make_reporter, run_async
 from headwater.config import Config, ConfigError, MirrorConfig, find_config, load_config
@@ -65,7 +66,9 @@ def register(subparsers: Any) -> None:
         help="sync only this project (repeatable); the filters still apply, and a name the "
         "upstream lacks or the filters refuse fails the run",
     )
-    parser.add_argument("--workers", type=int, help="override the configured concurrency")
+    parser.add_argument(
+        "--workers", type=bounded_int(1, 1024), help="override the configured concurrency"
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     parser.set_defaults(run=run)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from headwater.cli.arguments import bounded_int
 from headwater.config.settings import ServePlan
 
 __all__ = ["register"]
@@ -63,7 +64,9 @@ def register(subparsers: Any) -> None:
     )
     move.add_argument("--mirrors", action="store_true", help="copy mirror trees too")
     move.add_argument("--check", action="store_true", help="only compare; copy nothing")
-    move.add_argument("--workers", type=int, default=8, help="objects copied at once (8)")
+    move.add_argument(
+        "--workers", type=bounded_int(1, 1024), default=8, help="objects copied at once (8)"
+    )
     move.add_argument("--format", choices=["text", "json"], default="text")
     move.set_defaults(run=_run_move)
 
@@ -134,11 +137,17 @@ def _run_move(args: argparse.Namespace) -> int:
     source = _plan(args.config, args.data_dir, args.database)
     # The destination keeps the source's data directory unless told otherwise (moving only the
     # database leaves the stores where they are); its database is never inherited.
-    destination = _plan(
-        args.to_config if args.to_config is not None else args.config,
-        args.to_data_dir if args.to_data_dir is not None else args.data_dir,
-        args.to_database,
-    )
+    try:
+        destination = _plan(
+            args.to_config if args.to_config is not None else args.config,
+            args.to_data_dir if args.to_data_dir is not None else args.data_dir,
+            args.to_database,
+        )
+    except ConfigError as exc:
+        # _plan speaks of --config, --data-dir, --database: here they are the --to-* flags.
+        raise ConfigError(
+            f"the destination (--to-config, --to-data-dir, --to-database): {exc}"
+        ) from exc
     report = run_async(
         move(
             source,
@@ -198,6 +207,19 @@ def _run_backup_create(args: argparse.Namespace) -> int:
     from headwater.cli.progress import run_async
     from headwater.transfer.backup import create_backup
 
+    if "://" in args.output:
+        from headwater.config import ConfigError
+
+        raise ConfigError(
+            f"backup output {args.output!r} is a URL: a backup is written to a local file; write "
+            "it here, then copy it where it belongs"
+        )
+    if not Path(args.output).name or Path(args.output).is_dir():
+        from headwater.config import ConfigError
+
+        raise ConfigError(
+            f"backup output {args.output!r} is a directory: give the name of the file to write"
+        )
     plan = _plan(args.config, args.data_dir, args.database)
     report = run_async(
         create_backup(

@@ -61,9 +61,19 @@ def run(args: argparse.Namespace) -> int:
     Raises:
         headwater.sync.nginx.InvalidNginxConfig: an option is malformed (the CLI shows the message).
     """
-    from headwater.sync.nginx import NginxConfig, render_nginx_config
+    from headwater.sync.nginx import InvalidNginxConfig, NginxConfig, render_nginx_config
 
+    if "://" in args.root:
+        raise InvalidNginxConfig(
+            f"--root {args.root!r} is a URL: nginx serves a tree from a local directory; for a "
+            "tree in a bucket, serve it with `headwater serve` or the bucket's own web endpoint"
+        )
     root = Path(args.root).expanduser().absolute()
+    in_the_way = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)
+    if in_the_way is not None:  # the root, or a folder above it, is a file: it can never be a tree
+        raise InvalidNginxConfig(
+            f"--root {root}: {in_the_way} is not a directory; give the mirror tree's root"
+        )
     config = NginxConfig(
         root=str(root),
         listen=tuple(args.listen or ()),

@@ -15,6 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from headwater.cli.arguments import bounded_int
+from headwater.errors import HeadwaterError, printable
+
 __all__ = ["register", "run"]
 
 
@@ -28,10 +31,13 @@ def register(subparsers: Any) -> None:
             "/pypi/<project>/json API, files and .metadata, and a control API under /_upstream/."
         ),
     )
-    parser.add_argument("--projects", type=int, default=100, help="synthetic projects (100)")
-    parser.add_argument("--releases", type=int, default=3, help="releases per project (3)")
-    parser.add_argument("--files", type=int, default=2, help="files per release (2)")
-    parser.add_argument("--seed", type=int, default=0, help="seed: same seed, same bytes (0)")
+    count = bounded_int(0, 10_000_000)
+    parser.add_argument("--projects", type=count, default=100, help="synthetic projects (100)")
+    parser.add_argument("--releases", type=count, default=3, help="releases per project (3)")
+    parser.add_argument("--files", type=count, default=2, help="files per release (2)")
+    parser.add_argument(
+        "--seed", type=bounded_int(0, 2**63 - 1), default=0, help="seed: same seed, same bytes (0)"
+    )
     parser.add_argument(
         "--metadata-only",
         action="store_true",
@@ -77,7 +83,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-certificate")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port (0: pick a free one)")
+    parser.add_argument(
+        "--port", type=bounded_int(0, 65_535), default=0, help="port (0: pick a free one)"
+    )
     parser.add_argument("--no-serials", action="store_true", help="serve no PyPI serials")
     parser.add_argument("--html-only", action="store_true", help="serve no JSON (text/html only)")
     parser.add_argument("--no-metadata", action="store_true", help="serve no PEP 658 .metadata")
@@ -178,7 +186,13 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await upstream.start()
+        try:
+            await upstream.start()
+        except (OSError, UnicodeError) as exc:  # UnicodeError: a host name IDNA cannot encode
+            raise HeadwaterError(
+                f"cannot listen on --host {printable(args.host, 100)!r} --port {args.port}: "
+                f"{exc}; give an address of this machine and a free port (0 picks one)"
+            ) from exc
         print(upstream.url, flush=True)
         print(
             f"serving {upstream.simple_url} (serial {corpus.serial}, ready in "

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from headwater.cli.arguments import bounded_int
 from headwater.cli.mirror import add_selection_arguments, selected_mirrors, wants_of
 from headwater.cli.progress import make_reporter, run_async
 from headwater.config import ConfigError, MirrorConfig
@@ -43,7 +44,9 @@ def register(subparsers: Any) -> None:
         target="a tree's directory, instead of a configuration file",
     )
     parser.add_argument("--repair", action="store_true", help="fix what is found")
-    parser.add_argument("--workers", type=int, default=8, help="files hashed at once (8)")
+    parser.add_argument(
+        "--workers", type=bounded_int(1, 1024), default=8, help="files hashed at once (8)"
+    )
     parser.add_argument(
         "--restart", action="store_true", help="ignore a checkpoint left by an interrupted verify"
     )

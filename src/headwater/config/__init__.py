@@ -310,6 +310,11 @@ def _load_requirements(filters: FilterConfig, base: Path, where: str) -> FilterC
             raise ConfigError(
                 f"{where}: cannot read requirements file {path}: {exc.strerror or exc}"
             ) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{where}: requirements file {path} is not UTF-8 text (byte {exc.start}): "
+                "save it as UTF-8"
+            ) from exc
     try:
         return filters.with_requirements(texts)
     except InvalidFilter as exc:
@@ -319,7 +324,17 @@ def _load_requirements(filters: FilterConfig, base: Path, where: str) -> FilterC
 def find_config(explicit: str | None) -> Path | None:
     """The config file to use: ``explicit``, else ``$HEADWATER_CONFIG``, else ``./headwater.toml``
     if it exists, else None."""
-    if explicit:
+    if explicit is not None:
+        if not explicit:
+            raise ConfigError(
+                "--config is empty: name a configuration file, or leave --config out to use "
+                f"${ENV_VAR} or ./{DEFAULT_FILE}"
+            )
+        if "://" in explicit:
+            raise ConfigError(
+                f"--config {explicit!r} is a URL: the configuration is a local TOML file; copy it "
+                "here and name its path"
+            )
         return Path(explicit)
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR])
@@ -337,4 +352,11 @@ def load_config(path: Path) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read configuration file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        # TOML is UTF-8 (toml.io: "A TOML file must be a valid UTF-8 encoded Unicode document").
+        raise ConfigError(
+            f"configuration file {path} is not UTF-8 text (byte {exc.start} is "
+            f"{exc.object[exc.start : exc.start + 1]!r}): TOML files must be UTF-8; save it as "
+            "UTF-8"
+        ) from exc
     return parse_config(text, source=str(path), base=path.parent)

@@ -29,6 +29,7 @@ __all__ = [
     "ProxySettings",
     "ServePlan",
     "ServeSettings",
+    "check_data_dir",
     "check_guard",
     "check_index_name",
     "check_storage",
@@ -338,6 +339,24 @@ class IndexSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError(f"sources {self.sources} name a source twice")
 
 
+def check_data_dir(value: str) -> None:
+    """Refuse a ``data_dir`` that cannot be a local directory: empty, or a URL (it holds the
+    SQLite database, locks and run-time state, which need a file system; files go to a bucket
+    through a source's ``storage``).
+
+    Raises:
+        ValueError: naming the value and what to give instead.
+    """
+    if not value.strip():
+        raise ValueError("data_dir must be a directory, not empty")
+    if "://" in value:
+        raise ValueError(
+            f"data_dir must be a local directory (it holds the SQLite database and run-time "
+            f"state), not the URL {value!r}; to keep files in a bucket give a source "
+            'storage = "s3://BUCKET/PREFIX" (docs/configuration.md)'
+        )
+
+
 class ServeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The ``[serve]`` table."""
 
@@ -379,6 +398,12 @@ class ServeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         parse_listen(self.listen)
+        check_data_dir(self.data_dir)
+        if self.database is not None and not self.database.strip():
+            raise ValueError(
+                "database must be a URL (sqlite:///PATH or postgresql://...), not empty; leave "
+                "it out for SQLite in data_dir"
+            )
         if not 1 <= self.workers <= 256:
             raise ValueError(f"workers must be between 1 and 256, got {self.workers}")
         if (self.tls_certificate is None) != (self.tls_key is None):

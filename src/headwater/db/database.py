@@ -184,7 +184,8 @@ class Database(ProjectChanges, Minting, AccessControl, Passwords, Publishers, Bl
         try:
             with self._engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        except (sa.exc.DatabaseError, sa.exc.InterfaceError) as exc:
+            # DatabaseError: also a file that is not a database ("file is not a database").
             raise unavailable(self._engine, exc) from exc
 
     def generation(self) -> int:

@@ -92,6 +92,7 @@ def make_engine(url: str) -> Engine:
 
     Raises:
         DatabaseError: the URL is malformed, names another kind of database, or in-memory SQLite.
+        DatabaseUnavailable: a SQLite file whose directory does not exist.
     """
     try:
         parsed = sa.make_url(url)
@@ -108,6 +109,14 @@ def make_engine(url: str) -> Engine:
                 "path (sqlite:///PATH)"
             )
         if not parsed.database.startswith("file:"):
+            folder = Path(parsed.database).parent
+            if not folder.is_dir():
+                # SQLite would say only "unable to open database file".
+                raise DatabaseUnavailable(
+                    f"database sqlite:///{parsed.database} cannot be opened: {folder} is not a "
+                    "directory; give the data directory a server uses (--data-dir) or its "
+                    "database (--database); `headwater db upgrade` creates a new one"
+                )
             _private_sqlite_file(parsed.database)
         engine = sa.create_engine(
             parsed.set(drivername="sqlite+pysqlite"),

@@ -192,15 +192,17 @@ class HttpClient:
             response = await self._get_once(url, headers, boundary, deadline)
             if response.status not in _REDIRECTS or "location" not in response.headers:
                 return response
-            location = urljoin(url, response.headers["location"])
             response.close()  # a redirect's body is never wanted; the connection is dropped
+            location = _redirect_target(url, response.headers["location"])
             if _CREDENTIAL_HEADERS.intersection(map(str.lower, headers)) and _origin_of(
                 location
             ) != _origin_of(url):
                 # Credentials the caller gave are for this origin only (RFC 9110 15.4).
                 headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
             url = location
-        raise ClientError(f"more than {_MAX_REDIRECTS} redirects")
+        raise ClientError(
+            f"more than {_MAX_REDIRECTS} redirects, the last to {printable(url, 200)}"
+        )
 
     async def _get_once(
         self,
@@ -416,3 +418,18 @@ async def _getaddrinfo(host: str, port: int) -> list[str]:
         message = f"connection failed (cannot resolve {printable(host, 100)}: {exc})"
         raise ClientError(message) from exc
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def _redirect_target(url: str, location: str) -> str:
+    """Where a redirect from ``url`` to ``location`` leads (the next request checks its scheme,
+    origin and boundary as it does every URL's).
+
+    Raises:
+        ClientError: ``location`` cannot be parsed (an unclosed IPv6 bracket), naming both.
+    """
+    try:
+        return urljoin(url, location)
+    except ValueError:
+        raise ClientError(
+            f"{printable(url, 200)} redirected to {printable(location, 200)!r}, which is not a URL"
+        ) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from headwater.errors import printable
 from headwater.simple.html import (
     parse_project_list_html,
     parse_project_page_html,
@@ -35,16 +36,18 @@ __all__ = [
 _VERSIONED = re.compile(r"^application/vnd\.pypi\.simple\.v(\d+)\+(json|html)$")
 
 
-def media_type(content_type: str | None) -> str:
-    """The media type of a Content-Type header, lowercased and without parameters.
+def media_type(content_type: str | None, *, where: str | None = None) -> str:
+    """The media type of a Content-Type header, lowercased and without parameters; ``where``
+    (the page's URL) starts the error messages.
 
     Raises:
         InvalidPage: the header is missing or names no Simple API representation.
         UnsupportedAPIVersion: it names a Simple API major version other than 1.
     """
+    at = f"{printable(str(where), 200)}: " if where else ""
     if not content_type:
         raise InvalidPage(
-            "the response has no Content-Type, so it cannot be read as a Simple API page"
+            f"{at}the response has no Content-Type, so it cannot be read as a Simple API page"
         )
     media = content_type.split(";", 1)[0].strip().lower()
     if media in (JSON_V1, HTML_V1, TEXT_HTML):
@@ -52,11 +55,11 @@ def media_type(content_type: str | None) -> str:
     versioned = _VERSIONED.match(media)
     if versioned:
         raise UnsupportedAPIVersion(
-            f"the response is {media}, Simple API version {versioned.group(1)}; headwater speaks "
+            f"{at}the response is {media}, Simple API version {versioned.group(1)}; headwater speaks "
             "version 1. Upgrade headwater, or ask the index for version 1."
         )
     raise InvalidPage(
-        f"the response has Content-Type {content_type[:100]!r}, which is not a Simple API page "
+        f"{at}the response has Content-Type {printable(content_type, 100)!r}, which is not a Simple API page "
         f"(expected {JSON_V1}, {HTML_V1} or {TEXT_HTML}); is the URL an index's /simple/ URL?"
     )
 
@@ -69,7 +72,7 @@ def parse_project_list(
     Raises:
         InvalidPage: the content type or the page is not a valid Simple API project list.
     """
-    if media_type(content_type) == JSON_V1:
+    if media_type(content_type, where=base_url) == JSON_V1:
         return parse_project_list_json(data)
     return parse_project_list_html(data, base_url=base_url)
 
@@ -88,7 +91,7 @@ def parse_project_page(
         InvalidPage: the content type or the page is invalid, or the page is for another project.
     """
     requested = normalize_name(name)
-    if media_type(content_type) == JSON_V1:
+    if media_type(content_type, where=base_url) == JSON_V1:
         page = parse_project_page_json(data, base_url=base_url)
         if page.name != requested:
             raise InvalidPage(

@@ -173,7 +173,10 @@ class FileStorage:
         """``durability``: ``"syncfs"`` (one syncfs per barrier; falls back to ``"fsync"`` where
         unavailable), ``"fsync"`` (each written file and directory), or ``"none"`` (the barrier
         does nothing: for scratch trees and benchmarks of the rest). ``mode``: of the files it
-        creates (:data:`PUBLIC` or :data:`PRIVATE`; directories get :func:`directory_mode`)."""
+        creates (:data:`PUBLIC` or :data:`PRIVATE`; directories get :func:`directory_mode`).
+
+        Raises:
+            StorageError: ``root`` is a file, not a directory."""
         if durability not in ("syncfs", "fsync", "none"):
             raise ValueError(f"durability must be 'syncfs', 'fsync' or 'none', not {durability!r}")
         if mode & ~0o666 or (mode & 0o600) != 0o600:
@@ -181,6 +184,11 @@ class FileStorage:
         self.mode = mode
         self._dir_mode = directory_mode(mode)
         self.root = Path(root).resolve()
+        if self.root.exists() and not self.root.is_dir():
+            raise StorageError(
+                f"{self.root} is a file, not a directory: a tree, a cache or a hosted index's "
+                "files live in a directory; give a directory (or a new path)"
+            )
         self.durability = "fsync" if durability == "syncfs" and _SYNCFS is None else durability
         self._tmp = self.root / TMP_DIR
         self._tmp_ready = False

@@ -19,8 +19,10 @@ from __future__ import annotations
 import re
 from typing import Final, Literal
 
+from headwater.errors import printable
 from headwater.simple.filenames import check_safe_filename
 from headwater.simple.names import NormalizedName
+from headwater.storage.base import InvalidKey
 
 __all__ = [
     "IN_PROGRESS",
@@ -63,8 +65,14 @@ def page_key(name: NormalizedName | None, fmt: PageFormat) -> str:
 
 
 def _check_sha256(sha256: str) -> str:
-    if not _SHA256.match(sha256):
-        raise ValueError(f"not a lowercase hex sha256 digest: {sha256[:80]!r}")
+    """``sha256`` if it is a lowercase hex digest.
+
+    Raises:
+        InvalidKey: it is not (a ValueError, and a HeadwaterError: the digest usually comes from
+            an upstream's page, and the project fails with this reason instead of the run).
+    """
+    if not isinstance(sha256, str) or not _SHA256.match(sha256):
+        raise InvalidKey(f"not a lowercase hex sha256 digest: {printable(str(sha256), 80)!r}")
     return sha256
 
 

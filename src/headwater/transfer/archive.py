@@ -167,8 +167,15 @@ class TarReader:
         self._root = root
         self._where = where
 
+    def _raw(self, n: int) -> bytes:
+        """Up to ``n`` bytes; a failing read (EIO, a directory) is an ArchiveError naming it."""
+        try:
+            return self._handle.read(n)
+        except OSError as exc:
+            raise ArchiveError(f"cannot read {self._where}: {exc.strerror or exc}") from exc
+
     def _read(self, n: int) -> bytes:
-        data = self._handle.read(n)
+        data = self._raw(n)
         if len(data) != n:
             raise ArchiveError(f"{self._where} is truncated: it ends inside a member")
         return data
@@ -176,7 +183,7 @@ class TarReader:
     def __iter__(self) -> Iterator[Member]:
         first = True
         while True:
-            block = self._handle.read(BLOCK)
+            block = self._raw(BLOCK)
             compressed = compression_of(block) if first else None
             first = False
             if compressed is not None:
@@ -191,7 +198,7 @@ class TarReader:
                     f"{self._where} is truncated: it ends without the end-of-archive blocks"
                 )
             if block == b"\0" * BLOCK:
-                if self._handle.read(BLOCK) != b"\0" * BLOCK:
+                if self._raw(BLOCK) != b"\0" * BLOCK:
                     raise ArchiveError(
                         f"{self._where} is truncated: it ends inside the end-of-archive blocks"
                     )

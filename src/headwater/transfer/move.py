@@ -217,7 +217,19 @@ async def check_files_present(db: Database, plan: ServePlan) -> list[str]:
 
 
 def _private_folder(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Make the destination's data directory (0700).
+
+    Raises:
+        MoveError: it cannot be made (a file is in the way, a folder that may not be written).
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        why = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+        raise MoveError(
+            f"cannot make the destination's data directory {path}: {why or exc}; give "
+            "--to-data-dir a directory you can write (nothing was moved)"
+        ) from exc
 
 
 def _copy_admin_token(source: ServePlan, destination: ServePlan) -> None:

@@ -35,7 +35,7 @@ from starlette.responses import RedirectResponse, Response
 from headwater.db import Database, DatabaseError, DatabaseUnavailable, InvalidArgument
 from headwater.db import NotFound as DbNotFound
 from headwater.db.audit import admin_actions
-from headwater.errors import printable
+from headwater.errors import InvalidInput, printable
 from headwater.server import params
 from headwater.server.authz import Action, Allowed, Credentials, Denied, Target, Token
 from headwater.server.facts import decide_with_facts
@@ -261,8 +261,8 @@ async def token_create(request: Request, ui: Interface) -> Response:
                 description=description,
                 expires=expires,
             )
-        except (InvalidArgument, DbNotFound) as exc:
-            problem = str(exc)
+        except (InvalidInput, DbNotFound) as exc:  # InvalidInput: also a malformed project name
+            problem = printable(str(exc))
         else:
             await _record(
                 db, request, actor=holder.user, action="token-create", detail=f"{token_id} {detail}"

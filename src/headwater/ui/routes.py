@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Message, Receive, Scope, Send
 
+from headwater.errors import InvalidInput, printable
 from headwater.server.api_bodies import BodyRejected, read_bytes
 from headwater.server.factory import Served
 from headwater.ui import account, admin, home, project, search, session, signin, static, status, why
@@ -126,7 +127,22 @@ def page(
                     )
                 )
             request = bounded
-        return _secured(await handler(request, interface))
+        try:
+            response = await handler(request, interface)
+        except InvalidInput as exc:
+            if request.method != "POST":
+                raise
+            # What a form post's handler finds malformed came from the form (a name, a number, a
+            # choice): the poster's mistake, answered with the reason, never a 500. Handlers
+            # refuse what they foresee themselves (and record it); this is the net under them.
+            response = await interface.render(
+                request,
+                "error.html",
+                status=400,
+                message=f"the form was refused: {printable(str(exc))}. Correct the form and "
+                "submit it again",
+            )
+        return _secured(response)
 
     return _Page(path, endpoint, methods, allow=allow or ", ".join(methods), interface=interface)
 
