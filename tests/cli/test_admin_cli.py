@@ -59,6 +59,43 @@ def test_db_check_and_upgrade_say_where_the_schema_is(tmp_path: Path) -> None:
     assert "schema is current" in hw("db", "check", "--data-dir", str(fresh)).stdout
 
 
+#: Commands that only read or check the database. Given a data directory where nothing was set
+#: up (a typo in --data-dir), each must refuse by name and leave nothing behind: no directory, no
+#: empty database that a later command would then take for a real one.
+READ_ONLY = [
+    ("db", "check"),
+    ("audit",),
+    ("token", "list"),
+    ("user", "list"),
+    ("gc", "--dry-run"),
+]
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=" ".join)
+def test_a_command_that_only_reads_makes_no_database(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    missing = tmp_path / "typo" / "data"
+    refused = hw(*command, "--data-dir", str(missing), ok=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"no database at {missing / 'headwater.sqlite3'}" in refused.stderr
+    assert "headwater db upgrade" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "typo").exists()
+
+
+def test_only_a_missing_sqlite_file_is_refused_when_not_creating(tmp_path: Path) -> None:
+    from headwater.db.database import sqlite_file
+
+    assert sqlite_file(f"sqlite:///{tmp_path}/x.sqlite3") == f"{tmp_path}/x.sqlite3"
+    assert sqlite_file("sqlite://") is None
+    assert sqlite_file("sqlite:///:memory:") is None
+    assert sqlite_file("postgresql://u@localhost/hw") is None
+    assert sqlite_file("::not a url::") is None
+    with pytest.raises(Exception, match="no database at"):
+        Database.connect(f"sqlite:///{tmp_path}/x.sqlite3", create=False)
+    assert not (tmp_path / "x.sqlite3").exists()
+
+
 def test_tokens_are_created_listed_and_revoked(data: Path) -> None:
     made = hw(
         "token",

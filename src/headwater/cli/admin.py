@@ -51,14 +51,18 @@ def _plan(args: argparse.Namespace) -> ServePlan:
     )
 
 
-def _connect(plan: ServePlan) -> Database:
-    """The plan's database; for SQLite, its directory is made first (a new data directory)."""
+def _connect(plan: ServePlan, *, create: bool = True) -> Database:
+    """The plan's database; for SQLite, its directory is made first (a new data directory).
+    ``create=False`` (commands that only read or check): an embedded database that does not
+    exist yet is refused by name, and nothing is made."""
     from pathlib import Path
 
     from headwater.assembly import database_url
     from headwater.db import Database
 
     url = database_url(plan)
+    if not create:
+        return Database.connect(url, create=False)
     if url.startswith("sqlite:///"):
         folder = Path(url.removeprefix("sqlite:///")).parent
         if not folder.exists():  # a new data directory: private, as the server makes it
@@ -74,9 +78,11 @@ def _connect(plan: ServePlan) -> Database:
     return Database.connect(url)
 
 
-def _database(args: argparse.Namespace, *, upgrade: bool = True) -> tuple[ServePlan, Database]:
+def _database(
+    args: argparse.Namespace, *, upgrade: bool = True, create: bool = True
+) -> tuple[ServePlan, Database]:
     plan = _plan(args)
-    db = _connect(plan)
+    db = _connect(plan, create=create)
     if upgrade and db.url.startswith("sqlite:"):
         db.upgrade()  # the embedded database is created on first use
     else:
@@ -110,7 +116,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _db_check(args: argparse.Namespace) -> int:
-    db = _connect(_plan(args))
+    db = _connect(_plan(args), create=False)
     db.check_schema()
     print(f"database {db.url}: schema is current")
     return 0
@@ -127,7 +133,7 @@ def _user_create(args: argparse.Namespace) -> int:
 
 
 def _user_list(args: argparse.Namespace) -> int:
-    _, db = _database(args)
+    _, db = _database(args, create=False)
     for user in db.users():
         print(f"{user.name}{'  (password)' if user.password else ''}")
     return 0
@@ -197,7 +203,7 @@ def _token_create(args: argparse.Namespace) -> int:
 
 
 def _token_list(args: argparse.Namespace) -> int:
-    _, db = _database(args)
+    _, db = _database(args, create=False)
     _print_json(db.tokens(args.user))
     return 0
 
@@ -408,7 +414,7 @@ def _publisher(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     from headwater.db.audit import admin_actions
 
-    _, db = _database(args)
+    _, db = _database(args, create=False)
     entries = admin_actions(db.engine, limit=args.limit, index=args.index)
     if args.json:
         _print_json(entries)

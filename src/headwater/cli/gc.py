@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"not a hosted index: {', '.join(map(repr, unknown))} (hosted: {', '.join(plan.hosted) or 'none'})"
         )
-    db = Database.connect(database_url(plan))
+    db = Database.connect(database_url(plan), create=False)
     try:
         db.check_schema()
 

@@ -68,7 +68,7 @@ from headwater.db.access import AccessControl
 from headwater.db.blobs import BlobReferences
 from headwater.db.changes import ProjectChanges
 from headwater.db.engine import make_engine, reading, shown_url, unavailable, writing
-from headwater.db.errors import InvalidArgument
+from headwater.db.errors import DatabaseError, InvalidArgument
 from headwater.db.generation import ChangeSignal, signal_for
 from headwater.db.minting import Minting
 from headwater.db.passwords import Passwords
@@ -124,6 +124,18 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def sqlite_file(url: str) -> str | None:
+    """The file a ``sqlite:///PATH`` URL names, or None (another database, in-memory, or a URL
+    :func:`~headwater.db.engine.make_engine` will refuse with its own message)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        return None
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return parsed.database
+
+
 class Database(ProjectChanges, Minting, AccessControl, Passwords, Publishers, BlobReferences):
     """A headwater database (SQLite or PostgreSQL). Make one with :meth:`connect`."""
 
@@ -134,14 +146,27 @@ class Database(ProjectChanges, Minting, AccessControl, Passwords, Publishers, Bl
         self._signal_lock = threading.Lock()
 
     @classmethod
-    def connect(cls, url: str) -> Self:
+    def connect(cls, url: str, *, create: bool = True) -> Self:
         """Open the database at ``url`` (``sqlite:///PATH`` or ``postgresql://...``) and check that
         it answers. The schema is not checked: call :meth:`check_schema` or :meth:`upgrade`.
 
+        ``create=False`` refuses a SQLite file that does not exist yet instead of making an empty
+        one: a command that only reads or checks must not leave a database behind a mistyped
+        ``--data-dir`` (and then report an empty schema, or nothing at all, as if it were real).
+
         Raises:
-            DatabaseError: the URL is malformed or names an unsupported database.
+            DatabaseError: the URL is malformed or names an unsupported database; or, with
+                ``create=False``, its SQLite file does not exist.
             DatabaseUnavailable: the database does not answer (the URL is shown without password).
         """
+        if not create:
+            path = sqlite_file(url)
+            if path is not None and not os.path.exists(path):  # noqa: PTH110
+                raise DatabaseError(
+                    f"no database at {path}: nothing has been set up there. Check --data-dir or "
+                    "--database (or the configuration's data_dir and database), or create it "
+                    "with `headwater db upgrade`."
+                )
         db = cls(make_engine(url))
         try:
             db.ping()
