@@ -1,7 +1,7 @@
 """Whatever needs the sizes of a bucket's objects reads them from the listing, not from a
 request per object: measuring a tree (the status check), a proxy's eviction scan, the garbage
 collector's scan and a store copy (``headwater move``). The requests the storage sends to a real
-SeaweedFS are counted by a TCP relay in between."""
+SeaweedFS are counted by a TCP relay in between (tests/tcp_gate.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,6 @@ import asyncio
 import contextlib
 import dataclasses
 import math
-import re
-import socket
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,98 +23,15 @@ from headwater.storage.open import aclose_storage
 from headwater.storage.s3 import S3Storage
 from headwater.transfer.objects import copy_store
 from tests.seaweed import SeaweedServer, s3_location
-
-_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
-
-
-class CountingRelay:
-    """A TCP relay to ``target`` that counts the HTTP requests passing through, by method."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.methods: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)
-        self.port = self._listener.getsockname()[1]
-        self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._sockets: list[socket.socket] = []
-
-    def start(self) -> None:
-        self._spawn(self._accept)
-
-    def stop(self) -> None:
-        """Stop accepting, end every relayed connection and wait for the relay's threads."""
-        self._stopping.set()
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        for thread in self._threads:
-            thread.join(timeout=10)
-        for sock in [*self._sockets, self._listener]:
-            sock.close()
-
-    def _spawn(self, target: object, *args: object) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
-        thread.start()
-        self._threads.append(thread)
-
-    def _accept(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            client.settimeout(None)
-            server = socket.create_connection(self.target)
-            self._sockets += [client, server]
-            self._spawn(self._requests, client, server)
-            self._spawn(self._pump, server, client)
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(1 << 16):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
-
-    def _requests(self, client: socket.socket, server: socket.socket) -> None:
-        """Relay the client's bytes, counting each request head (bodies skipped by length)."""
-        pending = b""
-        body_left = 0
-        with contextlib.suppress(OSError):
-            while data := client.recv(1 << 16):
-                server.sendall(data)
-                pending += data
-                while True:
-                    if body_left:
-                        taken = min(body_left, len(pending))
-                        pending, body_left = pending[taken:], body_left - taken
-                        if body_left:
-                            break
-                    end = pending.find(b"\r\n\r\n")
-                    if end < 0:
-                        break
-                    head, pending = pending[:end], pending[end + 4 :]
-                    with self._lock:
-                        self.methods[head.split(b" ", 1)[0].decode()] += 1
-                    length = _LENGTH.search(head)
-                    body_left = int(length.group(1)) if length else 0
-        with contextlib.suppress(OSError):
-            server.shutdown(socket.SHUT_WR)
+from tests.tcp_gate import TcpGate, tcp_gate
 
 
 @contextlib.contextmanager
-def relayed(seaweed: SeaweedServer) -> Iterator[tuple[SeaweedServer, CountingRelay]]:
+def relayed(seaweed: SeaweedServer) -> Iterator[tuple[SeaweedServer, TcpGate]]:
+    """``seaweed`` reached through a :class:`TcpGate` that counts the requests sent to it."""
     host, port = seaweed.endpoint.removeprefix("http://").rsplit(":", 1)
-    relay = CountingRelay((host, int(port)))
-    relay.start()
-    try:
-        yield dataclasses.replace(seaweed, endpoint=f"http://127.0.0.1:{relay.port}"), relay
-    finally:
-        relay.stop()
+    with tcp_gate(host, int(port)) as gate:
+        yield dataclasses.replace(seaweed, endpoint=f"http://{gate.address}"), gate
 
 
 def test_measuring_a_bucket_sends_no_request_per_object(
@@ -147,9 +61,9 @@ def test_measuring_a_bucket_sends_no_request_per_object(
                 directory=tmp_path / "status",
             )
             try:
-                before = relay.methods.copy()
+                before = relay.requests.copy()
                 checks = await service.check_once()
-                measured = relay.methods - before
+                measured = relay.requests - before
             finally:
                 await service.aclose()
                 await aclose_storage(storage)
@@ -179,12 +93,12 @@ def test_eviction_scan_sends_no_request_per_object(seaweed: SeaweedServer, s3_bu
 
         async def go() -> tuple[int, Counter[str], int, Counter[str]]:
             try:
-                before = relay.methods.copy()
+                before = relay.requests.copy()
                 under = await LruCache("c", storage, max_size=total).evict()
-                scanned = relay.methods - before
-                before = relay.methods.copy()
+                scanned = relay.requests - before
+                before = relay.requests.copy()
                 over = await LruCache("c", storage, max_size=total // 2).evict()
-                return under, scanned, over, relay.methods - before
+                return under, scanned, over, relay.requests - before
             finally:
                 await aclose_storage(storage)
 
@@ -207,10 +121,10 @@ def test_gc_scan_sends_no_request_per_object(
 
         async def go() -> tuple[int, int, Counter[str]]:
             try:
-                before = relay.methods.copy()
+                before = relay.requests.copy()
                 report = await collect(db, storage, "main", grace=0)
                 unreferenced = report.found.unreferenced
-                return len(unreferenced), sum(s.size for s in unreferenced), relay.methods - before
+                return len(unreferenced), sum(s.size for s in unreferenced), relay.requests - before
             finally:
                 await aclose_storage(storage)
 
@@ -237,10 +151,10 @@ def test_store_copy_sends_no_request_per_object_it_skips(
 
         async def go() -> tuple[int, int, Counter[str]]:
             try:
-                before = relay.methods.copy()
+                before = relay.requests.copy()
                 report = await copy_store("t", source, destination, workers=4)
                 assert report.failed == []
-                return report.copied, report.skipped, relay.methods - before
+                return report.copied, report.skipped, relay.requests - before
             finally:
                 await aclose_storage(source)
                 await aclose_storage(destination)
