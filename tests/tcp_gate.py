@@ -8,15 +8,19 @@ to it is what a node sees when the database host goes away, and it is reversible
   socket is closed: a connect fails at once, as to a host that is down).
 - :meth:`TcpGate.restore`: connections are accepted again, on the same port.
 - ``delay``: seconds added before each forwarded chunk (a slow network or server).
+- ``requests``: the HTTP requests forwarded to the target so far, by method (a test counts what
+  a client sent, e.g. whether an S3 client sent a HEAD per object).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import struct
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 __all__ = ["TcpGate", "tcp_gate"]
@@ -30,6 +34,8 @@ class TcpGate:
         self.delay = 0.0
         #: Bytes forwarded in either direction so far (a test can see whether anything was asked).
         self.forwarded = 0
+        #: HTTP requests forwarded to the target so far, by method.
+        self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._listener: socket.socket | None = None
@@ -91,16 +97,21 @@ class TcpGate:
                     upstream.close()
                     return
                 self._conns.update((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            requests = _RequestHeads(self.requests, self._lock)
+            for a, b, heads in ((client, upstream, requests), (upstream, client, None)):
+                threading.Thread(target=self._pump, args=(a, b, heads), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(
+        self, source: socket.socket, sink: socket.socket, heads: _RequestHeads | None
+    ) -> None:
         try:
             while chunk := source.recv(1 << 16):
                 if self.delay:
                     time.sleep(self.delay)
                 sink.sendall(chunk)
                 self.forwarded += len(chunk)
+                if heads is not None:
+                    heads.feed(chunk)
         except OSError:
             pass
         finally:
@@ -111,6 +122,37 @@ class TcpGate:
             with self._lock:
                 self._conns.discard(source)
                 self._conns.discard(sink)
+
+
+_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+
+
+class _RequestHeads:
+    """Counts the HTTP/1.1 request heads in one connection's client bytes, skipping each body by
+    its Content-Length (a chunked body is not parsed: none of the counted clients sends one)."""
+
+    def __init__(self, into: Counter[str], lock: threading.Lock) -> None:
+        self.into = into
+        self.lock = lock
+        self.pending = b""
+        self.body_left = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.pending += chunk
+        while True:
+            if self.body_left:
+                taken = min(self.body_left, len(self.pending))
+                self.pending, self.body_left = self.pending[taken:], self.body_left - taken
+                if self.body_left:
+                    return
+            end = self.pending.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, self.pending = self.pending[:end], self.pending[end + 4 :]
+            with self.lock:
+                self.into[head.split(b" ", 1)[0].decode("latin-1")] += 1
+            length = _LENGTH.search(head)
+            self.body_left = int(length.group(1)) if length else 0
 
 
 @contextlib.contextmanager

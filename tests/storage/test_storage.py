@@ -178,6 +178,81 @@ def test_iter_keys_by_prefix(storage: Storage) -> None:
     run(go())
 
 
+async def _stats(storage: Storage, prefix: str = "") -> dict[str, tuple[int, float]]:
+    found: dict[str, tuple[int, float]] = {}
+    async for key, stat in storage.iter_stats(prefix):
+        assert key not in found, f"{key} listed twice"
+        found[key] = (stat.size, stat.mtime)
+    return found
+
+
+# Nested keys of several sizes, and names that share a prefix without being under it.
+_TREE = {
+    "web/simple/a/index.html": b"",
+    "web/simple/b/index.html": b"22",
+    "web/simple-extra/c": b"333",
+    "web/packages/ab/cd/x-1.0.tar.gz": b"4" * 4000,
+    "web/packages/ab/cd/x-1.0.tar.gz.metadata": b"55555",
+    "web/packages/ef/y-2.0-py3-none-any.whl": b"6" * 70_000,
+    "state/serial": b"7",
+}
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "",
+        "web",
+        "web/",
+        "web/simple",
+        "web/simple/",
+        "web/sim",
+        "web/packages/ab",
+        "web/packages/ab/cd/x-1.0.tar.gz",
+        "state",
+        "nothing/here",
+    ],
+)
+def test_iter_stats_lists_what_iter_keys_and_stat_find(storage: Storage, prefix: str) -> None:
+    """iter_stats yields exactly iter_keys' keys, each with the size stat() gives (and its mtime:
+    S3's HEAD answers whole seconds, its listing milliseconds), for any prefix."""
+
+    async def go() -> None:
+        assert await _stats(storage, prefix) == {}  # an empty storage lists nothing
+        await storage.write_many(list(_TREE.items()))
+        listed = await _stats(storage, prefix)
+        keys = await _collect(storage, prefix)
+        assert sorted(listed) == keys
+        for key in keys:
+            stat = await storage.stat(key)
+            assert stat is not None
+            assert listed[key][0] == stat.size == len(_TREE[key])
+            assert abs(listed[key][1] - stat.mtime) < 1.0
+        expected = (
+            {k for k in _TREE if k.startswith(prefix.strip("/") + "/")}
+            if prefix.strip("/")
+            else set(_TREE)
+        )
+        assert set(listed) == expected
+
+    run(go())
+
+
+def test_iter_stats_after_deletes_and_replacements(storage: Storage) -> None:
+    """A replaced object lists with its new size; a deleted one is gone."""
+
+    async def go() -> None:
+        await storage.write_many(list(_TREE.items()))
+        await storage.write_bytes("web/simple/b/index.html", b"longer now")
+        await storage.delete("web/packages/ab/cd/x-1.0.tar.gz")
+        listed = await _stats(storage, "web")
+        assert listed["web/simple/b/index.html"][0] == 10
+        assert "web/packages/ab/cd/x-1.0.tar.gz" not in listed
+        assert len(listed) == 5
+
+    run(go())
+
+
 @pytest.mark.parametrize(
     "key", ["", "/etc/passwd", "../x", "a/../../x", "a//b", "a/./b", "a\\b", "a\x00b", "a\nb"]
 )
@@ -295,6 +370,44 @@ asyncio.run(main())
 def test_temp_dir_is_not_a_key(tmp_path: Path) -> None:
     with pytest.raises(InvalidKey, match="temp"):
         run(FileStorage(tmp_path).write_bytes(".headwater-tmp/x", b"1"))
+
+
+def test_iter_stats_of_a_directory_walk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a directory iter_stats walks in batches (here of 3) and lists what iter_keys + stat
+    find: not the temp directory, not through a symbolic link to a directory, a link to a file
+    with the file's size, no dangling link or FIFO (stat says None); a listing left early stops."""
+    monkeypatch.setattr(filesystem, "_STAT_BATCH", 3)
+    fs = FileStorage(tmp_path / "root")
+    sizes = {f"web/packages/{i % 3}/{i}/f{i}": i for i in range(11)}
+
+    async def go() -> None:
+        await fs.write_many([(key, b"x" * size) for key, size in sizes.items()])
+        await fs.write_bytes("web/outside", b"abc")
+        (fs.root / ".headwater-tmp" / "leftover").write_bytes(b"partial")
+        (fs.root / "web/packages/link-dir").symlink_to(fs.root / "web/packages/1")
+        (fs.root / "web/packages/link-file").symlink_to(fs.root / "web/outside")
+        (fs.root / "web/packages/dangling").symlink_to(fs.root / "missing")
+        os.mkfifo(fs.root / "web/packages/fifo")
+        listed = {key: stat.size async for key, stat in fs.iter_stats("web/packages")}
+        stat_of_keys = {}
+        for key in await _collect(fs, "web/packages"):
+            stat = await fs.stat(key)
+            if stat is not None:
+                stat_of_keys[key] = stat.size
+        assert listed == stat_of_keys == {**sizes, "web/packages/link-file": 3}
+        assert ".headwater-tmp/leftover" not in {key async for key, _ in fs.iter_stats()}
+        first = [key async for key, _ in _first(fs.iter_stats(), 4)]
+        assert len(first) == 4
+
+    run(go())
+
+
+async def _first(listing: Any, count: int) -> Any:
+    async for item in listing:
+        yield item
+        count -= 1
+        if count == 0:
+            return
 
 
 def test_fsync_mode_fsyncs_each_written_file_once(

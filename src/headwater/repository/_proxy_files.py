@@ -453,11 +453,8 @@ class LruCache:
 
     async def _evict_generic(self, cap: int) -> tuple[int, int]:
         entries: list[tuple[float, int, str]] = []
-        async for key in self.storage.iter_keys(f"{WEB}/packages"):
-            if key.endswith(_KEPT):
-                continue
-            stat = await self.storage.stat(key)
-            if stat is not None:
+        async for key, stat in self.storage.iter_stats(f"{WEB}/packages"):
+            if not key.endswith(_KEPT):
                 entries.append((stat.mtime, stat.size, key))
         total = sum(size for _, size, _ in entries)
         if total <= cap:

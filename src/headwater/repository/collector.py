@@ -190,12 +190,12 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def _stored(storage: Storage) -> list[Stored]:
-    items: list[Stored] = []
-    async for key in storage.iter_keys(_PACKAGES.rstrip("/")):
-        stat = await storage.stat(key)
-        if stat is not None:  # deleted meanwhile
-            items.append(Stored(key, stat.size, stat.mtime))
-    return items
+    # Sizes and dates from the listing itself (one S3 HEAD per object would cost more than the
+    # collection); each deletion re-checks its object under the write lock anyway.
+    return [
+        Stored(key, stat.size, stat.mtime)
+        async for key, stat in storage.iter_stats(_PACKAGES.rstrip("/"))
+    ]
 
 
 async def collect(

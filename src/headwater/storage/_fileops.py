@@ -16,10 +16,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import itertools
 import os
 import stat as stat_module
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 __all__ = [
     "DIR_RACE_RETRIES",
@@ -27,11 +30,15 @@ __all__ = [
     "fsync_paths",
     "hash_file",
     "make_dirs",
+    "next_batch",
     "proc_self_fd",
     "stat_file",
     "unlink_all",
+    "walk_stats",
     "write_all",
 ]
+
+T = TypeVar("T")
 
 # How often a write makes its directory again when an aborted write of another key (here or in
 # another process sharing the tree) removed it between this write's mkdir and its open or link.
@@ -142,6 +149,38 @@ def stat_file(path: str) -> os.stat_result | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     return st if stat_module.S_ISREG(st.st_mode) else None
+
+
+def walk_stats(root: str, base: str, skip: str) -> Iterator[tuple[str, os.stat_result]]:
+    """Each regular file under ``base`` (inside ``root``) as its key relative to ``root`` and its
+    stat, found by ``os.scandir`` as it walks: the entries a directory walk lists (symbolic links
+    to directories are not followed), each stat'ed where it was found. ``skip`` names a top
+    directory of ``root`` left out (the temporary files). A file removed meanwhile is left out."""
+    root_len = len(root) + 1
+    pending = [base]
+    while pending:
+        directory = pending.pop()
+        try:
+            listing = os.scandir(directory)
+        except OSError:  # gone, not a directory, unreadable: skipped, as os.walk does
+            continue
+        with listing:
+            for entry in listing:
+                if entry.is_dir():
+                    if not entry.is_symlink() and not (directory == root and entry.name == skip):
+                        pending.append(entry.path)
+                    continue
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue
+                if stat_module.S_ISREG(st.st_mode):
+                    yield entry.path[root_len:], st
+
+
+def next_batch(items: Iterator[T], size: int) -> list[T]:
+    """Up to ``size`` more items of ``items`` (an empty list once it is exhausted)."""
+    return list(itertools.islice(items, size))
 
 
 def hash_file(path: Path) -> tuple[str, int]:

@@ -89,7 +89,8 @@ class Writer(Protocol):
 
 @runtime_checkable
 class Storage(Protocol):
-    """Where bytes live. Implementations: filesystem (atomic rename), memory (tests)."""
+    """Where bytes live. Implementations: filesystem (atomic rename), S3 (storage/s3.py), memory
+    (tests)."""
 
     async def read_bytes(self, key: str) -> bytes:
         """The whole content of ``key``. Raises NotFound."""
@@ -136,6 +137,16 @@ class Storage(Protocol):
 
     def iter_keys(self, prefix: str = "") -> AsyncIterator[str]:
         """Every key under the directory ``prefix`` (recursively), in no particular order."""
+        ...
+
+    def iter_stats(self, prefix: str = "") -> AsyncIterator[tuple[str, Stat]]:
+        """Every key under the directory ``prefix`` (recursively) with its size and mtime, in no
+        particular order: the objects :meth:`iter_keys` lists (less any whose :meth:`stat` would
+        say None: deleted meanwhile, or on a directory not a regular file), measured by the
+        listing itself (S3's ListObjectsV2 page carries each object's size and date; a directory
+        walk stats as it goes) rather than by one :meth:`stat` (one S3 HEAD) per key. What a
+        caller that sums or compares sizes uses; one that must see an object's size at the
+        moment it reads it (a tar member header) still calls :meth:`stat` then."""
         ...
 
     async def sync(self) -> None:

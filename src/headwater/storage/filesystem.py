@@ -63,9 +63,11 @@ from headwater.storage._fileops import (
     fsync_paths,
     hash_file,
     make_dirs,
+    next_batch,
     proc_self_fd,
     stat_file,
     unlink_all,
+    walk_stats,
     write_all,
 )
 from headwater.storage.base import InvalidKey, NotFound, Stat, StorageError, check_key
@@ -73,6 +75,8 @@ from headwater.storage.base import InvalidKey, NotFound, Stat, StorageError, che
 __all__ = ["PRIVATE", "PUBLIC", "FileStorage", "directory_mode", "private_directory"]
 
 TMP_DIR = ".headwater-tmp"
+#: Files a listing with sizes stats per trip to its worker thread.
+_STAT_BATCH = 1024
 Durability = str  # "syncfs" | "fsync" | "none"
 
 
@@ -506,6 +510,16 @@ class FileStorage:
         keys = await asyncio.to_thread(self._walk, base)
         for key in keys:
             yield key
+
+    async def iter_stats(self, prefix: str = "") -> AsyncIterator[tuple[str, Stat]]:
+        # One walk that stats each file where it finds it, in batches on a worker thread (not
+        # one thread hop per file, and not the whole tree in memory at once).
+        base = self.path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        # A listing left early is closed when dropped (its open directory with it).
+        walk = walk_stats(str(self.root), str(base), TMP_DIR)
+        while batch := await asyncio.to_thread(next_batch, walk, _STAT_BATCH):
+            for key, st in batch:
+                yield key, Stat(size=st.st_size, mtime=st.st_mtime)
 
     def _walk(self, base: Path) -> list[str]:
         keys: list[str] = []

@@ -83,5 +83,11 @@ class MemoryStorage:
             if key.startswith(directory):
                 yield key
 
+    async def iter_stats(self, prefix: str = "") -> AsyncIterator[tuple[str, Stat]]:
+        async for key in self.iter_keys(prefix):
+            found = self.objects.get(key)
+            if found is not None:  # deleted while the listing was read
+                yield key, Stat(size=len(found[0]), mtime=found[1])
+
     async def sync(self) -> None:
         self.syncs += 1

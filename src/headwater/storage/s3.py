@@ -355,6 +355,16 @@ class S3Storage:
         return [await self.delete(key) for key in keys]
 
     async def iter_keys(self, prefix: str = "") -> AsyncIterator[str]:
+        async for key, _ in self._list(prefix):
+            yield key
+
+    async def iter_stats(self, prefix: str = "") -> AsyncIterator[tuple[str, Stat]]:
+        # ListObjectsV2 answers each key's size and date with it: no HEAD per object.
+        async for key, entry in self._list(prefix):
+            yield key, Stat(size=entry["size"], mtime=entry["last_modified"].timestamp())
+
+    async def _list(self, prefix: str) -> AsyncIterator[tuple[str, Any]]:
+        """Each object under the directory ``prefix``: its key and obstore's listing entry."""
         directory = prefix.strip("/")
         if directory:
             check_key(directory)
@@ -370,7 +380,7 @@ class S3Storage:
             for entry in batch:
                 object_key = entry["path"]
                 if object_key.startswith(self.location.prefix):
-                    yield object_key[start:]
+                    yield object_key[start:], entry
 
     async def sync(self) -> None:
         # A completed PUT is already durable on S3 (see the module docstring): nothing to flush.

@@ -132,19 +132,32 @@ async def copy_store(
     """Copy every object of ``source`` (or just ``keys``) into ``destination``, skipping those the
     destination has with the same size. A failing object is named in ``failed``; the others go on."""
     report = StoreCopy(store=name)
+    listed: dict[str, int] | None = None
+    present: dict[str, int] = {}
     if keys is None:
-        keys = [key async for key in source.iter_keys()]
+        # Both sides' sizes from their listings: no stat (an S3 HEAD) per object on either side.
+        listed = {key: stat.size async for key, stat in source.iter_stats()}
+        present = {key: stat.size async for key, stat in destination.iter_stats()}
+        keys = list(listed)
 
     async def one(key: str) -> None:
         try:
-            have, want = await asyncio.gather(destination.stat(key), source.stat(key))
-            if want is None:
-                report.failed.append(f"{key}: gone from the source during the copy")
-                return
-            if have is not None and have.size == want.size:
+            if listed is not None:
+                want = listed[key]
+                have = present.get(key)
+            else:
+                found, wanted = await asyncio.gather(destination.stat(key), source.stat(key))
+                if wanted is None:
+                    report.failed.append(f"{key}: gone from the source during the copy")
+                    return
+                want, have = wanted.size, None if found is None else found.size
+            if have == want:
                 report.skipped += 1
                 return
             _, size = await copy_object(source, destination, key)
+        except NotFound:
+            report.failed.append(f"{key}: gone from the source during the copy")
+            return
         except (StorageError, OSError) as exc:
             report.failed.append(f"{key}: {exc}")
             return

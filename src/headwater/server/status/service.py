@@ -378,11 +378,11 @@ class StatusService:
         bytes, into ``into[name]`` (at most :data:`_COUNT_LIMIT` files counted)."""
         total = files = 0
         try:
-            async for key in storage.iter_keys("web/packages"):
-                stat = await storage.stat(key)
-                if stat is not None:
-                    total += stat.size
-                    files += 1
+            # One listing with sizes (S3: a ListObjectsV2 page per 1000 objects), not a stat
+            # (an S3 HEAD) per file.
+            async for _key, stat in storage.iter_stats("web/packages"):
+                total += stat.size
+                files += 1
                 if files >= _COUNT_LIMIT:
                     break
         except Exception as exc:  # a store that cannot be listed is reported, not fatal
