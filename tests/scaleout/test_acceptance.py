@@ -232,11 +232,16 @@ def _signed_in(node: str, secret: str) -> bool:
 
 
 def _sign_out(node: str, secret: str) -> None:
+    """Press the sign-out button as a browser does: with the session's CSRF token from a page."""
+    cookie = {"Cookie": f"headwater_session={secret}"}
+    page = _request(node + "/ui/admin", headers=cookie).body.decode()
+    field = re.search(r'action="/ui/signout".*?name="csrf" value="([0-9a-f]{64})"', page, re.S)
+    assert field is not None, page[:500]
     reply = _request(
         node + "/ui/signout",
         method="POST",
-        body=b"",
-        headers={**FORM, "Cookie": f"headwater_session={secret}"},
+        body=f"csrf={field.group(1)}".encode(),
+        headers={**FORM, **cookie},
     )
     assert reply.status == 200, reply.status  # the redirect to / was followed
 

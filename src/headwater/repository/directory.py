@@ -48,7 +48,7 @@ from headwater.simple.html import render_project_list_html, render_project_page_
 from headwater.simple.json import render_project_list_json, render_project_page_json
 from headwater.simple.model import File, ProjectList, ProjectListEntry, ProjectPage
 from headwater.simple.names import NormalizedName
-from headwater.storage.base import InvalidKey, check_key
+from headwater.storage.base import InvalidKey, StorageError, check_key
 from headwater.storage.filesystem import FileStorage
 from headwater.storage.layout import file_url_from_project_page
 
@@ -155,7 +155,9 @@ class DirectorySource:
         self.name = name
         self.path = Path(path).resolve()
         self.revalidate = revalidate
-        self.storage = FileStorage(self.path, durability="none")
+        # Made at first use, after a scan found a folder: the storage refuses a root that is a
+        # file, and this source must start anyway and answer 503 until the folder is there.
+        self._storage: FileStorage | None = None
         self._scan: _Scan | None = None
         self._state: list[tuple[str, int]] = []
         self._scanned = float("-inf")
@@ -166,6 +168,19 @@ class DirectorySource:
 
     def __repr__(self) -> str:
         return f"DirectorySource({self.name!r}, {str(self.path)!r})"
+
+    @property
+    def storage(self) -> FileStorage:
+        """The folder as a storage (files are read through it once a scan has found them).
+
+        Raises:
+            SourceUnavailable: the folder has become a file since the scan."""
+        if self._storage is None:
+            try:
+                self._storage = FileStorage(self.path, durability="none")
+            except StorageError as exc:
+                raise SourceUnavailable(f"source {self.name!r}: {exc}", source=self.name) from exc
+        return self._storage
 
     async def _current(self) -> _Scan:
         scan = self._scan
